@@ -1,0 +1,428 @@
+// Package blobio opens objects named by location strings — local paths and
+// gocloud.dev/blob URLs — for reading, range reading, listing with globs and
+// atomic writing. Every source, sink, dead letter and report in bulkflow goes
+// through it, so they all accept the same locations.
+//
+// # Locations
+//
+//   - a local path, absolute or relative to the base directory:
+//     "pipelines/data/accounts.csv", "/data/in/*.csv"
+//   - file:// URLs: "file:///abs/dir/x.csv"; "file://rel/dir/x.csv" (a host
+//     part is taken as the first element of a path relative to the base
+//     directory, so pipeline files stay portable)
+//   - mem://NAME/key: an in-process bucket, shared by every open of the same
+//     NAME in the process (tests and dry runs)
+//   - any other scheme registered with gocloud.dev/blob's default URL mux
+//     (s3://, gs://, azblob:// once their drivers are imported), with the
+//     drivers' own query parameters: "s3://bucket/prefix/key?region=eu-west-1"
+//
+// The key part may hold glob patterns (path.Match syntax: * ? [...]) for
+// List; listing returns matches sorted by key.
+package blobio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/fileblob" // file:// URLs
+	"gocloud.dev/blob/memblob"
+	"gocloud.dev/gcerrors"
+)
+
+// Location is a parsed location: a bucket and a key (which may be a glob
+// pattern or a prefix ending in "/").
+type Location struct {
+	// Scheme is the URL scheme ("file", "mem", "s3", ...).
+	Scheme string
+	// BucketURL is the URL gocloud opens the bucket with.
+	BucketURL string
+	// Key is the object key inside the bucket ("/"-separated, no leading /).
+	Key string
+	// display is the prefix used to show keys to users.
+	display string
+}
+
+// String returns the location as users should see it.
+func (l Location) String() string { return l.display + l.Key }
+
+// URLOf returns how the object with the given key in this location's bucket
+// is shown to users (in origins, reports and errors).
+func (l Location) URLOf(key string) string { return l.display + key }
+
+// WithKey returns the location of another key in the same bucket.
+func (l Location) WithKey(key string) Location { l.Key = key; return l }
+
+// Parse parses a location string; relative paths resolve against baseDir
+// ("" means the current directory).
+func Parse(baseDir, loc string) (Location, error) {
+	if loc == "" {
+		return Location{}, errors.New("empty location")
+	}
+	if !strings.Contains(loc, "://") {
+		return parseFile(baseDir, loc, loc, "")
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return Location{}, fmt.Errorf("parse location %q: %w", loc, err)
+	}
+	switch u.Scheme {
+	case "file":
+		p := u.Path
+		if u.Host != "" && u.Host != "localhost" {
+			p = u.Host + u.Path // file://rel/dir/x.csv
+		}
+		if p == "" {
+			return Location{}, fmt.Errorf("location %q names no file", loc)
+		}
+		disp := p
+		if filepath.IsAbs(p) {
+			disp = "file://" + p
+		}
+		return parseFile(baseDir, p, disp, u.RawQuery)
+	default:
+		key := strings.TrimPrefix(u.Path, "/")
+		bu := url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}
+		return Location{
+			Scheme:    u.Scheme,
+			BucketURL: bu.String(),
+			Key:       key,
+			display:   u.Scheme + "://" + u.Host + "/",
+		}, nil
+	}
+}
+
+// parseFile splits a local path into the directory that holds it (the
+// longest prefix with no glob character) and the rest as key.
+func parseFile(baseDir, p, shown, rawQuery string) (Location, error) {
+	abs := p
+	if !filepath.IsAbs(abs) {
+		if baseDir == "" {
+			baseDir = "."
+		}
+		abs = filepath.Join(baseDir, p)
+	}
+	abs, err := filepath.Abs(abs)
+	if err != nil {
+		return Location{}, fmt.Errorf("resolve %q: %w", p, err)
+	}
+	if strings.HasSuffix(p, "/") {
+		abs += "/"
+	}
+	slash := filepath.ToSlash(abs)
+	dir, key := splitAtGlob(slash)
+	q := url.Values{}
+	if rawQuery != "" {
+		var err error
+		if q, err = url.ParseQuery(rawQuery); err != nil {
+			return Location{}, fmt.Errorf("parse query of %q: %w", shown, err)
+		}
+	}
+	if q.Get("metadata") == "" {
+		q.Set("metadata", "skip") // no .attrs sidecar files next to user data
+	}
+	if q.Get("no_tmp_dir") == "" {
+		q.Set("no_tmp_dir", "true") // temp file beside the target: rename is atomic
+	}
+	q.Set("create_dir", "true")
+	// What users see: the path as they wrote it, with the key swapped in.
+	shownDir := strings.TrimSuffix(filepath.ToSlash(shown), key)
+	return Location{
+		Scheme:    "file",
+		BucketURL: "file://" + dir + "?" + q.Encode(),
+		Key:       key,
+		display:   shownDir,
+	}, nil
+}
+
+// splitAtGlob returns the directory (no trailing slash) before the first path
+// element holding a glob character, and the rest.
+func splitAtGlob(p string) (dir, rest string) {
+	i := strings.IndexAny(p, "*?[")
+	if i < 0 {
+		i = len(p)
+	}
+	j := strings.LastIndex(p[:i], "/")
+	if j <= 0 {
+		return "/", strings.TrimPrefix(p, "/")
+	}
+	return p[:j], p[j+1:]
+}
+
+var (
+	memMu      sync.Mutex
+	memBuckets = map[string]*blob.Bucket{}
+)
+
+// OpenBucket opens the location's bucket. The caller must call the returned
+// close function when done (it does nothing for shared mem:// buckets).
+func OpenBucket(ctx context.Context, l Location) (*blob.Bucket, func() error, error) {
+	if l.Scheme == "mem" {
+		memMu.Lock()
+		defer memMu.Unlock()
+		b, ok := memBuckets[l.BucketURL]
+		if !ok {
+			b = memblob.OpenBucket(nil)
+			memBuckets[l.BucketURL] = b
+		}
+		return b, func() error { return nil }, nil
+	}
+	b, err := blob.OpenBucket(ctx, l.BucketURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open bucket for %s: %w", l, err)
+	}
+	return b, b.Close, nil
+}
+
+// HasGlob reports whether the key holds a glob pattern.
+func HasGlob(key string) bool { return strings.ContainsAny(key, "*?[") }
+
+// Object is one object found by List.
+type Object struct {
+	Loc  Location // Loc.Key is the object's key
+	Size int64
+}
+
+// String returns the object's location as users see it.
+func (o Object) String() string { return o.Loc.String() }
+
+// ErrNoMatch is returned (wrapped) by List when nothing matches.
+var ErrNoMatch = errors.New("no objects match")
+
+// List returns the objects matching a location: the object itself when the
+// key has no glob and does not end in "/", every object under the prefix when
+// it ends in "/", and every object whose key matches the pattern otherwise.
+// Results are sorted by key. It fails with ErrNoMatch when nothing matches.
+func List(ctx context.Context, l Location) ([]Object, error) {
+	b, closeFn, err := OpenBucket(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	if !HasGlob(l.Key) && !strings.HasSuffix(l.Key, "/") && l.Key != "" {
+		attrs, err := b.Attributes(ctx, l.Key)
+		if err != nil {
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				return nil, fmt.Errorf("open %s: %w (check the path and that the object exists)", l, ErrNoMatch)
+			}
+			return nil, fmt.Errorf("open %s: %w", l, err)
+		}
+		return []Object{{Loc: l, Size: attrs.Size}}, nil
+	}
+	prefix := l.Key
+	if i := strings.IndexAny(prefix, "*?["); i >= 0 {
+		prefix = prefix[:i]
+	}
+	var out []Object
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", l, err)
+		}
+		if obj.IsDir || strings.HasSuffix(obj.Key, ".tmp") && l.Scheme == "file" {
+			continue
+		}
+		if HasGlob(l.Key) {
+			ok, err := path.Match(l.Key, obj.Key)
+			if err != nil {
+				return nil, fmt.Errorf("bad glob %q in %s: %w", l.Key, l, err)
+			}
+			if !ok {
+				continue
+			}
+		}
+		out = append(out, Object{Loc: l.WithKey(obj.Key), Size: obj.Size})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("open %s: %w", l, ErrNoMatch)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Loc.Key < out[j].Loc.Key })
+	return out, nil
+}
+
+// bucketReadCloser closes the bucket after the reader.
+type bucketReadCloser struct {
+	io.ReadCloser
+	closeBucket func() error
+}
+
+func (r *bucketReadCloser) Close() error {
+	err := r.ReadCloser.Close()
+	if cerr := r.closeBucket(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// NewReader opens the object at l for reading from the start.
+func NewReader(ctx context.Context, l Location) (io.ReadCloser, error) {
+	b, closeFn, err := OpenBucket(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.NewReader(ctx, l.Key, nil)
+	if err != nil {
+		closeFn()
+		return nil, fmt.Errorf("open %s: %w", l, err)
+	}
+	return &bucketReadCloser{ReadCloser: r, closeBucket: closeFn}, nil
+}
+
+// ReaderAt reads an object through range reads, never downloading it whole.
+type ReaderAt struct {
+	ctx    context.Context
+	b      *blob.Bucket
+	closeB func() error
+	loc    Location
+	size   int64
+}
+
+// NewReaderAt opens the object at l for random access.
+func NewReaderAt(ctx context.Context, l Location) (*ReaderAt, error) {
+	b, closeFn, err := OpenBucket(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	attrs, err := b.Attributes(ctx, l.Key)
+	if err != nil {
+		closeFn()
+		return nil, fmt.Errorf("open %s: %w", l, err)
+	}
+	return &ReaderAt{ctx: ctx, b: b, closeB: closeFn, loc: l, size: attrs.Size}, nil
+}
+
+// Size returns the object's size in bytes.
+func (r *ReaderAt) Size() int64 { return r.size }
+
+// ReadAt implements io.ReaderAt with one range read per call.
+func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	n := int64(len(p))
+	if off+n > r.size {
+		n = r.size - off
+	}
+	rr, err := r.b.NewRangeReader(r.ctx, r.loc.Key, off, n, nil)
+	if err != nil {
+		return 0, fmt.Errorf("read %s at %d: %w", r.loc, off, err)
+	}
+	defer rr.Close()
+	got, err := io.ReadFull(rr, p[:n])
+	if err == nil && n < int64(len(p)) {
+		err = io.EOF
+	}
+	return got, err
+}
+
+// Close releases the bucket.
+func (r *ReaderAt) Close() error { return r.closeB() }
+
+// Writer writes one object. The object becomes visible only when Close
+// succeeds; cancelling the context passed to NewWriter, or calling Abort,
+// discards it.
+type Writer struct {
+	w       *blob.Writer
+	cancel  context.CancelFunc
+	closeB  func() error
+	loc     Location
+	aborted bool
+}
+
+// NewWriter starts writing the object at l (its Key must not be a glob).
+func NewWriter(ctx context.Context, l Location) (*Writer, error) {
+	if HasGlob(l.Key) || l.Key == "" || strings.HasSuffix(l.Key, "/") {
+		return nil, fmt.Errorf("write %s: the location must name one object, not a pattern or prefix", l)
+	}
+	b, closeFn, err := OpenBucket(ctx, l)
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w, err := b.NewWriter(wctx, l.Key, &blob.WriterOptions{ContentType: contentType(l.Key)})
+	if err != nil {
+		cancel()
+		closeFn()
+		return nil, fmt.Errorf("write %s: %w", l, err)
+	}
+	return &Writer{w: w, cancel: cancel, closeB: closeFn, loc: l}, nil
+}
+
+func contentType(key string) string {
+	switch {
+	case strings.HasSuffix(key, ".csv"):
+		return "text/csv; charset=utf-8"
+	case strings.HasSuffix(key, ".json"):
+		return "application/json"
+	case strings.HasSuffix(key, ".jsonl"):
+		return "application/x-ndjson"
+	}
+	return "application/octet-stream"
+}
+
+// Write writes to the object.
+func (w *Writer) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+// Abort discards the object. Close after Abort only releases resources.
+func (w *Writer) Abort() {
+	w.aborted = true
+	w.cancel()
+}
+
+// Close commits the object (unless aborted) and releases resources.
+func (w *Writer) Close() error {
+	if w.aborted {
+		w.w.Close()
+		w.closeB()
+		return nil
+	}
+	err := w.w.Close()
+	w.cancel()
+	if cerr := w.closeB(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", w.loc, err)
+	}
+	return nil
+}
+
+// Location returns where the writer writes.
+func (w *Writer) Location() Location { return w.loc }
+
+// WriteAll writes data as the object at l, atomically.
+func WriteAll(ctx context.Context, l Location, data []byte) error {
+	w, err := NewWriter(ctx, l)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		w.Close()
+		return fmt.Errorf("write %s: %w", l, err)
+	}
+	return w.Close()
+}
+
+// Join returns the location of name under a prefix location (whose key is
+// a directory-like prefix, with or without a trailing "/").
+func Join(prefix Location, name ...string) Location {
+	k := strings.TrimSuffix(prefix.Key, "/")
+	parts := append([]string{}, name...)
+	if k != "" {
+		parts = append([]string{k}, parts...)
+	}
+	return prefix.WithKey(path.Join(parts...))
+}

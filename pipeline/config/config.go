@@ -1,0 +1,549 @@
+// Package config loads pipeline files: YAML with line and column positions,
+// strict per-plugin decoding, ${ENV} and ${file:PATH} interpolation, and a
+// check of the stage graph. Every error names file:line:col and, for
+// misspelled keys, suggests the closest known one.
+//
+// # File shape
+//
+//	name: accounts                 # required
+//	description: ...               # optional
+//	dead_letter: out/dead-letter/  # default "dead-letter/"; one folder per run below it
+//	lookups:                       # optional tables for lookup(table, key)
+//	  countries: {url: pipelines/data/countries.csv, key: code, value: name}
+//	stages:
+//	  - name: read
+//	    source: {type: csv, url: pipelines/data/accounts.csv}
+//	  - name: clean
+//	    inputs: [read]
+//	    filter: 'status != "deleted"'
+//	  - name: map
+//	    inputs: [clean]
+//	    workers: 2               # transform goroutines (default 1)
+//	    ordered: true            # keep input order with several workers (default true)
+//	    map:
+//	      External_Id__c: account_id
+//	  - name: write
+//	    inputs: [map]
+//	    sink: {type: csv, url: out/accounts.csv}
+//
+// A stage has exactly one of source, transform, map, filter or sink.
+// `map:` and `filter:` are shorthands for the "map" and "filter"
+// transforms; `transform: {type: NAME, ...}` names any registered one.
+//
+// # Interpolation
+//
+// In any string value, ${NAME} is replaced by the environment variable NAME
+// (an unset variable is an error), ${file:PATH} by the contents of the file
+// PATH (relative to the current directory, like every path in a pipeline
+// file; one trailing newline removed), and $${ by a literal ${. Interpolated values never appear in
+// error messages.
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+)
+
+// LoadFile reads and decodes a pipeline file with the plugins of reg.
+func LoadFile(path string, reg *pipeline.Registry) (*pipeline.Graph, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline file: %w", err)
+	}
+	return Load(path, data, reg, os.LookupEnv)
+}
+
+// Load decodes pipeline file data; name is the file name used in errors and
+// in positions. lookupEnv resolves ${NAME} (os.LookupEnv in
+// production). The returned graph has been checked (Graph.Check) but nothing
+// has been opened.
+func Load(name string, data []byte, reg *pipeline.Registry, lookupEnv func(string) (string, bool)) (*pipeline.Graph, error) {
+	sum := sha256.Sum256(data)
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	l := &loader{file: name, reg: reg, env: lookupEnv}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, l.yamlErr(err)
+	}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		return nil, &pipeline.ConfigError{Pos: pipeline.Position{File: name, Line: 1, Col: 1}, Msg: "the pipeline file is empty: it needs name and stages"}
+	}
+	if len(f.Docs) > 1 {
+		return nil, l.errAt(f.Docs[1].Body, "only one YAML document is allowed per pipeline file")
+	}
+	l.interpolate(f.Docs[0].Body)
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	g := &pipeline.Graph{File: name, FileHash: hex.EncodeToString(sum[:])}
+	l.top(f.Docs[0].Body, g)
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	if err := g.Check(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+type loader struct {
+	file    string
+	secrets map[ast.Node]bool // scalars whose value came from ${...}
+	reg  *pipeline.Registry
+	env  func(string) (string, bool)
+	errs []error
+}
+
+func (l *loader) pos(n ast.Node) pipeline.Position {
+	if n == nil || n.GetToken() == nil {
+		return pipeline.Position{File: l.file}
+	}
+	p := n.GetToken().Position
+	return pipeline.Position{File: l.file, Line: p.Line, Col: p.Column}
+}
+
+func (l *loader) errAt(n ast.Node, format string, args ...any) error {
+	return &pipeline.ConfigError{Pos: l.pos(n), Msg: fmt.Sprintf(format, args...)}
+}
+
+func (l *loader) add(n ast.Node, format string, args ...any) {
+	l.errs = append(l.errs, l.errAt(n, format, args...))
+}
+
+// yamlErr turns a goccy error into a ConfigError at its token, without the
+// source excerpt (which could show interpolated secrets).
+func (l *loader) yamlErr(err error) error {
+	var ye yaml.Error
+	if errors.As(err, &ye) {
+		p := pipeline.Position{File: l.file}
+		if tk := ye.GetToken(); tk != nil {
+			p.Line, p.Col = tk.Position.Line, tk.Position.Column
+		}
+		return &pipeline.ConfigError{Pos: p, Msg: ye.GetMessage()}
+	}
+	return &pipeline.ConfigError{Pos: pipeline.Position{File: l.file}, Msg: err.Error()}
+}
+
+var interp = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
+
+// interpolate replaces ${...} in every string scalar, in place.
+func (l *loader) interpolate(root ast.Node) {
+	ast.Walk(visitFunc(func(n ast.Node) {
+		s, ok := n.(*ast.StringNode)
+		if !ok || !strings.Contains(s.Value, "${") {
+			return
+		}
+		if l.secrets == nil {
+			l.secrets = map[ast.Node]bool{}
+		}
+		l.secrets[n] = true
+		s.Value = interp.ReplaceAllStringFunc(s.Value, func(m string) string {
+			if m == "$${" {
+				return "${"
+			}
+			ref := m[2 : len(m)-1]
+			if p, ok := strings.CutPrefix(ref, "file:"); ok {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					l.add(n, "%s: cannot read the file: %v", m, errors.Unwrap(err))
+					return ""
+				}
+				return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+			}
+			if !validEnvName(ref) {
+				l.add(n, "%s: %q is not a valid variable name (use ${NAME} or ${file:PATH}; write $${ for a literal ${)", m, ref)
+				return ""
+			}
+			v, ok := l.env(ref)
+			if !ok {
+				l.add(n, "environment variable %s is not set (it is used as ${%s}); export it or use ${file:PATH}", ref, ref)
+				return ""
+			}
+			return v
+		})
+	}), root)
+}
+
+// show quotes a scalar's value for an error message, unless it came from
+// interpolation (it may be a secret).
+func (l *loader) show(n ast.Node, v string) string {
+	if l.secrets[n] {
+		return "the interpolated value"
+	}
+	return strconv.Quote(v)
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+type visitFunc func(ast.Node)
+
+func (f visitFunc) Visit(n ast.Node) ast.Visitor { f(n); return f }
+
+// mapping returns n as a mapping node (nil with an error added otherwise).
+func (l *loader) mapping(n ast.Node, what string) *ast.MappingNode {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		return m
+	case *ast.MappingValueNode:
+		// A single-key mapping parses as a bare MappingValueNode.
+		return &ast.MappingNode{BaseNode: m.BaseNode, Values: []*ast.MappingValueNode{m}}
+	}
+	l.add(n, "%s must be a mapping (key: value lines), not %s", what, kindOf(n))
+	return nil
+}
+
+func kindOf(n ast.Node) string {
+	if n == nil {
+		return "nothing"
+	}
+	switch n.Type() {
+	case ast.SequenceType:
+		return "a list"
+	case ast.StringType:
+		return "a string"
+	case ast.IntegerType, ast.FloatType:
+		return "a number"
+	case ast.BoolType:
+		return "a boolean"
+	case ast.NullType:
+		return "an empty value"
+	}
+	return strings.ToLower(n.Type().String())
+}
+
+func keyName(mv *ast.MappingValueNode) string {
+	if mv.Key == nil {
+		return ""
+	}
+	if s, ok := mv.Key.(*ast.StringNode); ok {
+		return s.Value
+	}
+	return mv.Key.String()
+}
+
+// scalar returns a scalar node's text (the string value for strings).
+func (l *loader) scalar(n ast.Node, what string) (string, bool) {
+	switch v := n.(type) {
+	case *ast.StringNode:
+		return v.Value, true
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode:
+		return v.GetToken().Value, true
+	case *ast.LiteralNode:
+		return v.Value.Value, true
+	}
+	l.add(n, "%s must be a single value, not %s", what, kindOf(n))
+	return "", false
+}
+
+var topKeys = []string{"name", "description", "dead_letter", "lookups", "stages"}
+
+func (l *loader) unknownKey(mv *ast.MappingValueNode, where string, known []string) {
+	k := keyName(mv)
+	l.add(mv.Key, "unknown key %q in %s%s (known: %s)", k, where, suggest(k, known), strings.Join(known, ", "))
+}
+
+func suggest(got string, known []string) string {
+	if s := pipeline.Closest(got, known); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}
+
+func (l *loader) top(body ast.Node, g *pipeline.Graph) {
+	m := l.mapping(body, "the pipeline file")
+	if m == nil {
+		return
+	}
+	var stages ast.Node
+	seen := map[string]bool{}
+	for _, mv := range m.Values {
+		k := keyName(mv)
+		if seen[k] {
+			l.add(mv.Key, "key %q appears twice", k)
+			continue
+		}
+		seen[k] = true
+		switch k {
+		case "name":
+			g.Name, _ = l.scalar(mv.Value, "name")
+		case "description":
+			l.scalar(mv.Value, "description")
+		case "dead_letter":
+			g.DeadLetter, _ = l.scalar(mv.Value, "dead_letter")
+		case "lookups":
+			g.Lookups = map[string]pipeline.LookupSpec{}
+			if lm := l.mapping(mv.Value, "lookups"); lm != nil {
+				for _, e := range lm.Values {
+					var spec pipeline.LookupSpec
+					if l.decode(e.Value, &spec, fmt.Sprintf("lookup %q", keyName(e))) {
+						if spec.URL == "" || spec.Key == "" || spec.Value == "" {
+							l.add(e.Key, "lookup %q needs url, key and value (the CSV file, its key column and its value column)", keyName(e))
+						}
+						g.Lookups[keyName(e)] = spec
+					}
+				}
+			}
+		case "stages":
+			stages = mv.Value
+		default:
+			l.unknownKey(mv, "the pipeline file", topKeys)
+		}
+	}
+	if g.Name == "" && !seen["name"] {
+		l.add(body, "the pipeline has no name: add name: <something> at the top")
+	}
+	if stages == nil {
+		l.add(body, "the pipeline has no stages: add a stages: list with at least a source and a sink")
+		return
+	}
+	seq, ok := stages.(*ast.SequenceNode)
+	if !ok {
+		l.add(stages, "stages must be a list (lines starting with -), not %s", kindOf(stages))
+		return
+	}
+	for _, sn := range seq.Values {
+		if st, ok := l.stage(sn); ok {
+			g.Stages = append(g.Stages, st)
+		}
+	}
+}
+
+var stageKeys = []string{"name", "inputs", "source", "transform", "map", "filter", "sink", "workers", "ordered"}
+
+func (l *loader) stage(n ast.Node) (pipeline.StageSpec, bool) {
+	st := pipeline.StageSpec{Pos: l.pos(n), Workers: 1}
+	m := l.mapping(n, "a stage")
+	if m == nil {
+		return st, false
+	}
+	if len(m.Values) > 0 {
+		st.Pos = l.pos(m.Values[0].Key)
+	}
+	nerr := len(l.errs)
+	var body *ast.MappingValueNode
+	ordered := true
+	for _, mv := range m.Values {
+		switch k := keyName(mv); k {
+		case "name":
+			st.Name, _ = l.scalar(mv.Value, "name")
+		case "inputs":
+			switch v := mv.Value.(type) {
+			case *ast.SequenceNode:
+				for _, in := range v.Values {
+					if s, ok := l.scalar(in, "an input"); ok {
+						st.Inputs = append(st.Inputs, s)
+					}
+				}
+			case *ast.StringNode:
+				st.Inputs = []string{v.Value}
+			default:
+				l.add(mv.Value, "inputs must be a list of stage names, e.g. inputs: [read]")
+			}
+		case "workers":
+			s, _ := l.scalar(mv.Value, "workers")
+			w, err := strconv.Atoi(s)
+			if err != nil || w < 1 || w > 256 {
+				l.add(mv.Value, "workers must be a whole number from 1 to 256, not %s", l.show(mv.Value, s))
+			}
+			st.Workers = w
+		case "ordered":
+			s, _ := l.scalar(mv.Value, "ordered")
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				l.add(mv.Value, "ordered must be true or false, not %s", l.show(mv.Value, s))
+			}
+			ordered = b
+		case "source", "transform", "map", "filter", "sink":
+			if body != nil {
+				l.add(mv.Key, "a stage has exactly one of source, transform, map, filter or sink; this one already has %s", keyName(body))
+				continue
+			}
+			body = mv
+		default:
+			l.unknownKey(mv, "a stage", stageKeys)
+		}
+	}
+	st.Unordered = !ordered
+	if st.Name == "" {
+		l.add(n, "the stage has no name: add name: <something>")
+	}
+	if body == nil {
+		l.add(n, "stage %q has none of source, transform, map, filter or sink", st.Name)
+		return st, false
+	}
+	switch keyName(body) {
+	case "source":
+		st.Kind = pipeline.KindSource
+		st.Type, st.Options = l.plugin(body.Value, pipeline.KindSource)
+	case "sink":
+		st.Kind = pipeline.KindSink
+		st.Type, st.Options = l.plugin(body.Value, pipeline.KindSink)
+	case "transform":
+		st.Kind = pipeline.KindTransform
+		st.Type, st.Options = l.plugin(body.Value, pipeline.KindTransform)
+	case "map":
+		st.Kind, st.Type = pipeline.KindTransform, "map"
+		var fields []pipeline.ExprField
+		if mm := l.mapping(body.Value, "map"); mm != nil {
+			for _, e := range mm.Values {
+				expr, ok := l.scalar(e.Value, fmt.Sprintf("the expression of map field %q", keyName(e)))
+				if ok {
+					fields = append(fields, pipeline.ExprField{Name: keyName(e), Expr: expr, Pos: l.pos(e.Value)})
+				}
+			}
+		}
+		st.Options = l.exprOptions(body, "map", fields)
+	case "filter":
+		st.Kind, st.Type = pipeline.KindTransform, "filter"
+		if expr, ok := l.scalar(body.Value, "filter"); ok {
+			st.Options = l.exprOptions(body, "filter", []pipeline.ExprField{{Name: "filter", Expr: expr, Pos: l.pos(body.Value)}})
+		}
+	}
+	if st.Kind != pipeline.KindTransform && (st.Workers != 1 || !ordered) {
+		l.add(body.Key, "workers and ordered apply to transform stages only")
+	}
+	return st, len(l.errs) == nerr
+}
+
+func (l *loader) exprOptions(body *ast.MappingValueNode, typ string, fields []pipeline.ExprField) any {
+	opts, err := l.reg.NewOptions(pipeline.KindTransform, typ)
+	if err != nil {
+		l.add(body.Key, "%v", err)
+		return nil
+	}
+	setter, ok := opts.(pipeline.ExprSetter)
+	if !ok {
+		l.add(body.Key, "transform %q does not take expressions (a plugin bug)", typ)
+		return nil
+	}
+	setter.SetExprs(fields)
+	l.validate(body.Key, opts, typ)
+	return opts
+}
+
+// plugin decodes {type: NAME, ...options} into the plugin's options.
+func (l *loader) plugin(n ast.Node, kind pipeline.Kind) (string, any) {
+	m := l.mapping(n, string(kind))
+	if m == nil {
+		return "", nil
+	}
+	var typ string
+	var typeNode ast.Node
+	rest := &ast.MappingNode{BaseNode: m.BaseNode, Start: m.Start, End: m.End, IsFlowStyle: m.IsFlowStyle}
+	for _, mv := range m.Values {
+		if keyName(mv) == "type" {
+			typ, _ = l.scalar(mv.Value, "type")
+			typeNode = mv.Value
+			continue
+		}
+		rest.Values = append(rest.Values, mv)
+	}
+	names := l.reg.Names(kind)
+	if typeNode == nil {
+		l.add(n, "the %s has no type: add type: <one of %s>", kind, strings.Join(names, ", "))
+		return "", nil
+	}
+	opts, err := l.reg.NewOptions(kind, typ)
+	if err != nil {
+		l.add(typeNode, "unknown %s type %q%s (registered: %s)", kind, typ, suggest(typ, names), strings.Join(names, ", "))
+		return typ, nil
+	}
+	if opts == nil {
+		if len(rest.Values) > 0 {
+			l.add(rest.Values[0].Key, "%s %q takes no options", kind, typ)
+		}
+		return typ, nil
+	}
+	if len(rest.Values) > 0 && l.decode(rest, opts, fmt.Sprintf("%s %q", kind, typ)) {
+		l.validate(typeNode, opts, typ)
+	} else if len(rest.Values) == 0 {
+		l.validate(typeNode, opts, typ)
+	}
+	return typ, opts
+}
+
+func (l *loader) validate(at ast.Node, opts any, typ string) {
+	if v, ok := opts.(pipeline.Validator); ok {
+		if err := v.Validate(); err != nil {
+			var ce *pipeline.ConfigError
+			if errors.As(err, &ce) {
+				l.errs = append(l.errs, err)
+				return
+			}
+			l.add(at, "%s: %v", typ, err)
+		}
+	}
+}
+
+// decode strictly decodes n into v (a pointer to a struct with yaml tags).
+func (l *loader) decode(n ast.Node, v any, what string) bool {
+	err := yaml.NodeToValue(n, v, yaml.Strict(), yaml.DisallowUnknownField())
+	if err == nil {
+		return true
+	}
+	var uf *yaml.UnknownFieldError
+	if errors.As(err, &uf) {
+		known := yamlKeys(v)
+		key := strings.TrimSuffix(strings.TrimPrefix(uf.Message, `unknown field "`), `"`)
+		p := pipeline.Position{File: l.file}
+		if uf.Token != nil {
+			p.Line, p.Col = uf.Token.Position.Line, uf.Token.Position.Column
+		}
+		l.errs = append(l.errs, &pipeline.ConfigError{Pos: p, Msg: fmt.Sprintf("unknown option %q for %s%s (known: %s)", key, what, suggest(key, known), strings.Join(known, ", "))})
+		return false
+	}
+	e := l.yamlErr(err).(*pipeline.ConfigError)
+	e.Msg = what + ": " + e.Msg
+	l.errs = append(l.errs, e)
+	return false
+}
+
+// yamlKeys lists the yaml keys of a struct (pointer).
+func yamlKeys(v any) []string {
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		out = append(out, tag)
+	}
+	return out
+}
+

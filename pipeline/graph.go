@@ -1,0 +1,297 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// StageSpec is one stage of a Graph as declared in a pipeline file: exactly
+// one of a source, a transform or a sink, named, with the stages it reads.
+type StageSpec struct {
+	// Name is unique within the graph.
+	Name string
+	// Kind says whether the stage is a source, transform or sink.
+	Kind Kind
+	// Type is the registered plugin type name ("csv", "map", ...).
+	Type string
+	// Options is the plugin's decoded options (from Spec.NewOptions).
+	Options any
+	// Inputs names the stages this stage reads (none for sources). Several
+	// inputs are merged (fan-in); their schemas must be equal.
+	Inputs []string
+	// Workers is how many goroutines run a transform (default 1).
+	Workers int
+	// Unordered lets a transform with several workers emit batches as they
+	// finish instead of in input order.
+	Unordered bool
+	// Pos is where the stage is declared, for error messages.
+	Pos Position
+}
+
+// Graph is a whole pipeline: its stages and run-level settings. It is what
+// the config loader produces and what Prepare checks.
+type Graph struct {
+	// Name is the pipeline's name.
+	Name string
+	// File is the pipeline file's path, FileHash its sha256 (hex).
+	File     string
+	FileHash string
+	// Stages in declaration order.
+	Stages []StageSpec
+	// DeadLetter is the location prefix dead letters are written under
+	// (one folder per run).
+	DeadLetter string
+	// Lookups are lookup tables for expressions.
+	Lookups map[string]LookupSpec
+	// BaseDir resolves relative paths.
+	BaseDir string
+}
+
+// Check validates the graph's shape without opening anything: unique names,
+// known inputs, sources without inputs, every other stage with inputs, no
+// stage reading a sink, no cycle, and no stage whose output goes nowhere.
+func (g *Graph) Check() error {
+	byName := map[string]*StageSpec{}
+	var errs []error
+	bad := func(s *StageSpec, format string, args ...any) {
+		errs = append(errs, &ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q: ", s.Name) + fmt.Sprintf(format, args...)})
+	}
+	if len(g.Stages) == 0 {
+		return &ConfigError{Pos: Position{File: g.File}, Msg: "the pipeline has no stages"}
+	}
+	for i := range g.Stages {
+		s := &g.Stages[i]
+		if s.Name == "" {
+			errs = append(errs, &ConfigError{Pos: s.Pos, Msg: "stage has no name"})
+			continue
+		}
+		if prev, dup := byName[s.Name]; dup {
+			bad(s, "name already used by the stage at %s", prev.Pos)
+			continue
+		}
+		byName[s.Name] = s
+	}
+	consumers := map[string]int{}
+	for i := range g.Stages {
+		s := &g.Stages[i]
+		switch {
+		case s.Kind == KindSource && len(s.Inputs) > 0:
+			bad(s, "a source stage takes no inputs")
+		case s.Kind != KindSource && len(s.Inputs) == 0:
+			bad(s, "a %s stage needs inputs: list the stages it reads, e.g. inputs: [read]", s.Kind)
+		}
+		seen := map[string]bool{}
+		for _, in := range s.Inputs {
+			src, ok := byName[in]
+			switch {
+			case !ok:
+				bad(s, "unknown input %q%s", in, didYouMean(in, keys(byName)))
+			case seen[in]:
+				bad(s, "input %q listed twice", in)
+			case in == s.Name:
+				bad(s, "a stage cannot read itself")
+			case src.Kind == KindSink:
+				bad(s, "input %q is a sink; sinks have no output", in)
+			}
+			seen[in] = true
+			consumers[in]++
+		}
+	}
+	for i := range g.Stages {
+		s := &g.Stages[i]
+		if s.Kind != KindSink && s.Name != "" && consumers[s.Name] == 0 {
+			bad(s, "its output goes nowhere: add a stage that lists %q in its inputs (every row must end in a sink)", s.Name)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if _, err := g.order(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// order returns the stages in topological order, or an error naming a cycle.
+func (g *Graph) order() ([]*StageSpec, error) {
+	byName := map[string]*StageSpec{}
+	for i := range g.Stages {
+		byName[g.Stages[i].Name] = &g.Stages[i]
+	}
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var out []*StageSpec
+	var path []string
+	var visit func(s *StageSpec) error
+	visit = func(s *StageSpec) error {
+		switch color[s.Name] {
+		case grey:
+			i := 0
+			for j, n := range path {
+				if n == s.Name {
+					i = j
+				}
+			}
+			cycle := append(append([]string{}, path[i:]...), s.Name)
+			return &ConfigError{Pos: s.Pos, Msg: "the stages form a cycle: " + strings.Join(cycle, " -> ")}
+		case black:
+			return nil
+		}
+		color[s.Name] = grey
+		path = append(path, s.Name)
+		for _, in := range s.Inputs {
+			if err := visit(byName[in]); err != nil {
+				return err
+			}
+		}
+		path = path[:len(path)-1]
+		color[s.Name] = black
+		out = append(out, s)
+		return nil
+	}
+	for i := range g.Stages {
+		if err := visit(&g.Stages[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Plan is a checked graph ready to run: sources are open, transforms are
+// built and checked, and every stage's input and output schema is known.
+// A Plan runs once; Close releases it if it is not run.
+type Plan struct {
+	graph  *Graph
+	reg    *Registry
+	env    *Env
+	stages []*planStage // topological order
+	byName map[string]*planStage
+}
+
+type planStage struct {
+	spec      *StageSpec
+	in        *Schema // nil for sources
+	out       *Schema // nil for sinks
+	source    Source
+	transform Transform
+	consumers []*planStage
+}
+
+// Prepare checks the graph and readies it to run: it opens every source and
+// reads its schema, builds every transform and checks it against its input
+// schema (compiling expressions), and checks that fan-in inputs agree.
+// Sinks are not opened. Errors name the pipeline file position of the stage
+// at fault. The returned Plan must be run or closed.
+func Prepare(ctx context.Context, reg *Registry, g *Graph, env *Env) (*Plan, error) {
+	if err := g.Check(); err != nil {
+		return nil, err
+	}
+	ordered, err := g.order()
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{graph: g, reg: reg, env: env, byName: map[string]*planStage{}}
+	fail := func(err error) (*Plan, error) {
+		p.Close()
+		return nil, err
+	}
+	for _, s := range ordered {
+		ps := &planStage{spec: s}
+		p.stages = append(p.stages, ps)
+		p.byName[s.Name] = ps
+		for i, in := range s.Inputs {
+			up := p.byName[in]
+			up.consumers = append(up.consumers, ps)
+			if i == 0 {
+				ps.in = up.out
+			} else if !ps.in.Equal(up.out) {
+				return fail(&ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q: inputs %q and %q have different columns (%s) vs (%s); fan-in needs equal schemas, add a map stage to align them",
+					s.Name, s.Inputs[0], in, ps.in, up.out)})
+			}
+		}
+		where := func(err error) error {
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				return err
+			}
+			return &ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q (%s %q): %v", s.Name, s.Kind, s.Type, err)}
+		}
+		switch s.Kind {
+		case KindSource:
+			src, err := reg.OpenSource(ctx, env, s.Type, s.Options)
+			if err != nil {
+				return fail(where(err))
+			}
+			ps.source = src
+			if ps.out, err = src.Schema(ctx); err != nil {
+				return fail(where(err))
+			}
+		case KindTransform:
+			t, err := reg.NewTransform(env, s.Type, s.Options)
+			if err != nil {
+				return fail(where(err))
+			}
+			ps.transform = t
+			if ps.out, err = t.Check(ps.in); err != nil {
+				return fail(where(err))
+			}
+		case KindSink:
+			// Opened by Run: opening a sink may create output.
+		default:
+			return fail(where(fmt.Errorf("unknown stage kind %q", s.Kind)))
+		}
+	}
+	return p, nil
+}
+
+// Schemas returns each stage's output schema (input schema for sinks), by
+// stage name.
+func (p *Plan) Schemas() map[string]*Schema {
+	m := map[string]*Schema{}
+	for _, s := range p.stages {
+		if s.out != nil {
+			m[s.spec.Name] = s.out
+		} else {
+			m[s.spec.Name] = s.in
+		}
+	}
+	return m
+}
+
+// Close releases the plan's open sources. It is safe to call more than once.
+func (p *Plan) Close() error {
+	var errs []error
+	for _, s := range p.stages {
+		if s.source != nil {
+			if err := s.source.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close source %q: %w", s.spec.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// didYouMean returns ` (did you mean "x"?)` for the closest candidate within
+// a small edit distance, or "".
+func didYouMean(got string, candidates []string) string {
+	if s := Closest(got, candidates); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}

@@ -1,0 +1,126 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Source reads rows. The engine calls Schema once, then Read repeatedly from
+// a single goroutine until it returns io.EOF (or another error), then Close.
+//
+// Read returns the next batch. Rows the source could not parse are reported
+// as Drops in the batch (with a *RowError naming object and line), never by
+// failing the read, unless the source was told to fail on bad rows. Read
+// returns io.EOF after the last batch and on every later call. When ctx is
+// cancelled Read returns ctx.Err() promptly.
+//
+// Close releases resources; it is idempotent and safe after an error.
+type Source interface {
+	Schema(ctx context.Context) (*Schema, error)
+	Read(ctx context.Context) (*Batch, error)
+	Close() error
+}
+
+// Transform turns batches into batches.
+//
+// Check is called once, before any row moves, with the input schema; it
+// compiles whatever the transform needs and returns the output schema, or an
+// error that names the offending option (wrap it in a *ConfigError when the
+// position is known).
+//
+// Apply is called after Check, possibly from several goroutines at once (the
+// stage's workers), with batches of the input schema. It returns a new batch
+// of the output schema holding the rows that continue, and records every
+// other input row as a Drop on that batch: filtered (nil Err) or failed (a
+// *RowError). Every input row must be either in the output or dropped. An
+// error returned by Apply fails the run.
+type Transform interface {
+	Check(in *Schema) (*Schema, error)
+	Apply(ctx context.Context, in *Batch) (*Batch, error)
+}
+
+// Sink writes rows somewhere.
+//
+// Write is given batches of the sink's input schema. It returns nil when every
+// row was loaded, a *RowErrors when the listed rows failed and the rest were
+// loaded, or another error when the whole batch failed (the engine
+// dead-letters the batch and stops the run). Write may be called
+// concurrently up to the sink's BatchPolicy().MaxInFlight (1 by default).
+//
+// Close flushes and commits what was written: output must not be visible
+// until Close succeeds, and cancelling ctx before that must leave no partial
+// output. Sinks never start goroutines that outlive Write or Close.
+type Sink interface {
+	Write(ctx context.Context, b *Batch) error
+	Close(ctx context.Context) error
+}
+
+// BatchPolicy is how a sink wants its input grouped.
+type BatchPolicy struct {
+	// MaxRows is the most rows per Write; the engine joins smaller input
+	// batches up to it. Zero means batches are passed as they arrive.
+	MaxRows int
+	// MaxInFlight is how many Writes may run at once. Zero means 1.
+	MaxInFlight int
+}
+
+// Batcher is implemented by sinks that want a BatchPolicy other than the
+// default.
+type Batcher interface {
+	BatchPolicy() BatchPolicy
+}
+
+// Validator is implemented by plugin option structs that can check
+// themselves without I/O. The config loader calls Validate after decoding.
+type Validator interface {
+	Validate() error
+}
+
+// LookupSpec declares a small key → value table loaded from a CSV object,
+// used by the lookup() expression function.
+type LookupSpec struct {
+	URL   string `yaml:"url"`
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
+}
+
+// Env is what the engine gives plugin constructors: facts about the run that
+// no single plugin's options carry.
+type Env struct {
+	// RunID identifies the run (also written to reports and dead letters).
+	RunID string
+	// Pipeline is the pipeline's name.
+	Pipeline string
+	// BaseDir is the directory relative file paths and file:// URLs are
+	// resolved against (the current directory by default).
+	BaseDir string
+	// Lookups are the pipeline's lookup tables by name.
+	Lookups map[string]LookupSpec
+	// Logger receives diagnostic messages; never nil when set by the engine.
+	Logger *slog.Logger
+}
+
+// SourceFunc opens a source from its decoded options (a pointer returned by
+// the plugin's Spec.NewOptions).
+type SourceFunc func(ctx context.Context, env *Env, opts any) (Source, error)
+
+// TransformFunc builds a transform from its decoded options.
+type TransformFunc func(env *Env, opts any) (Transform, error)
+
+// SinkFunc opens a sink for rows of the given schema from its decoded
+// options.
+type SinkFunc func(ctx context.Context, env *Env, opts any, in *Schema) (Sink, error)
+
+// ExprField is one named expression as written in a pipeline file.
+type ExprField struct {
+	Name string
+	Expr string
+	Pos  Position
+}
+
+// ExprSetter is implemented by the options of expression transforms ("map",
+// "filter") so the config loader can fill them from the `map:` and `filter:`
+// shorthands with the position of each expression.
+type ExprSetter interface {
+	SetExprs([]ExprField)
+}

@@ -1,0 +1,557 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+)
+
+// RunOptions configures Run. The zero value is usable except that
+// DeadLetters must be set for any row to be dead-lettered.
+type RunOptions struct {
+	// DeadLetters opens dead-letter files. cmd/bulkflow passes the CSV file
+	// sink. When nil, a run that must dead-letter a row fails.
+	DeadLetters DeadLetterOpener
+	// ChannelSize is how many batches each edge of the graph buffers
+	// (backpressure beyond it). Default 4.
+	ChannelSize int
+	// Progress, if set, is called every ProgressInterval (default 1s) with
+	// the counts so far, from one goroutine, and once more at the end.
+	Progress         func(Counts)
+	ProgressInterval time.Duration
+	// Now returns the current time (for reports); default time.Now.
+	Now func() time.Time
+}
+
+// NewRunID returns a fresh run id: UTC time plus random hex, sortable.
+func NewRunID(now time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+type stageCounters struct {
+	in, out, filtered, deadLettered, loaded atomic.Int64
+}
+
+type edge struct {
+	ch        chan *Batch
+	producers atomic.Int32
+}
+
+// done is called by each producer when it has sent its last batch; the last
+// one closes the channel.
+func (e *edge) done() {
+	if e.producers.Add(-1) == 0 {
+		close(e.ch)
+	}
+}
+
+type runner struct {
+	plan     *Plan
+	opts     RunOptions
+	userCtx  context.Context
+	workCtx  context.Context
+	cancel   context.CancelCauseFunc
+	dl       *deadLetters
+	edges    map[*planStage]*edge
+	counters map[*planStage]*stageCounters
+	sinks    map[*planStage]Sink
+	log      *slog.Logger
+
+	read, fanned, filtered, loaded, deadLettered, lost atomic.Int64
+
+	mu   sync.Mutex
+	errs []error
+}
+
+// fail records a run error and stops the run: every stage drains what it
+// still receives into dead letters.
+func (r *runner) fail(err error) {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+	r.cancel(err)
+}
+
+// drainCode is the dead-letter code for rows that were in flight when the
+// run stopped.
+func (r *runner) drainCode() string {
+	if r.userCtx.Err() != nil {
+		return CodeCancelled
+	}
+	return CodeAborted
+}
+
+func (r *runner) counts() Counts {
+	return Counts{
+		Read: r.read.Load(), FannedOut: r.fanned.Load(), Filtered: r.filtered.Load(),
+		Loaded: r.loaded.Load(), DeadLettered: r.deadLettered.Load(), Lost: r.lost.Load(),
+	}
+}
+
+// settle accounts for drops at stage s (whose input schema is in).
+func (r *runner) settle(s *planStage, in *Schema, drops []Drop) {
+	if len(drops) == 0 {
+		return
+	}
+	c := r.counters[s]
+	var failed []Drop
+	for i := range drops {
+		d := &drops[i]
+		if d.Err == nil {
+			continue
+		}
+		var re *RowError
+		if errors.As(d.Err, &re) {
+			if re.Stage == "" {
+				re.Stage = s.spec.Name
+			}
+			if re.Origin == (Origin{}) {
+				re.Origin = d.Origin
+			}
+		}
+		failed = append(failed, *d)
+	}
+	nf := int64(len(drops) - len(failed))
+	c.filtered.Add(nf)
+	r.filtered.Add(nf)
+	if len(failed) == 0 {
+		return
+	}
+	if err := r.dl.write(s.spec.Name, in, failed); err != nil {
+		r.lost.Add(int64(len(failed)))
+		r.fail(fmt.Errorf("stage %q: %d rows could not be dead-lettered: %w", s.spec.Name, len(failed), err))
+		return
+	}
+	c.deadLettered.Add(int64(len(failed)))
+	r.deadLettered.Add(int64(len(failed)))
+}
+
+// emit settles a produced batch's drops and forwards its rows to every
+// consumer.
+func (r *runner) emit(s *planStage, in *Schema, b *Batch) {
+	r.settle(s, in, b.Drops())
+	n := int64(b.Len())
+	if n == 0 {
+		return
+	}
+	r.counters[s].out.Add(n)
+	fwd := b.withoutDrops()
+	if k := len(s.consumers); k > 1 {
+		r.fanned.Add(n * int64(k-1))
+	}
+	for _, c := range s.consumers {
+		r.edges[c].ch <- fwd // consumers always drain their input, so this cannot block forever
+	}
+}
+
+// drainBatch turns every row of b into a drop with the drain code.
+func (r *runner) drainBatch(b *Batch, code string, cause error) *Batch {
+	out := NewBatch(b.schema, 0)
+	if cause == nil {
+		cause = context.Cause(r.workCtx)
+	}
+	if cause == nil {
+		cause = errors.New("run stopped")
+	}
+	for i := range b.rows {
+		out.Drop(Drop{Row: b.rows[i], Origin: b.origins[i], Err: &RowError{Code: code, Err: fmt.Errorf("not processed: %w", cause)}})
+	}
+	return out
+}
+
+// Run executes the plan: it opens the sinks, starts one goroutine per stage
+// (plus transform workers and sink writers), all owned by one errgroup, and
+// returns when every stage has finished. Cancelling ctx stops the sources;
+// rows already read drain into dead letters with code "cancelled", sinks are
+// closed (committing what they wrote), and the report is still returned.
+//
+// Run always returns a non-nil Report. The error is non-nil when the status
+// is failed or cancelled; a run that dead-lettered rows returns status
+// "partial" and a nil error.
+func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
+	if opts == nil {
+		opts = &RunOptions{}
+	}
+	o := *opts
+	if o.ChannelSize <= 0 {
+		o.ChannelSize = 4
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	env := p.env
+	if env.RunID == "" {
+		env.RunID = NewRunID(o.Now())
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rep := &Report{RunID: env.RunID, Pipeline: p.graph.Name, File: p.graph.File, FileHash: p.graph.FileHash,
+		StartedAt: o.Now().UTC(), DeadLetters: []string{}, Errors: []string{}}
+
+	workCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	r := &runner{plan: p, opts: o, userCtx: ctx, workCtx: workCtx, cancel: cancel, log: log,
+		edges: map[*planStage]*edge{}, counters: map[*planStage]*stageCounters{}, sinks: map[*planStage]Sink{}}
+
+	dlLoc := p.graph.DeadLetter
+	if dlLoc == "" {
+		dlLoc = "dead-letter/"
+	}
+	prefix, err := blobio.Parse(env.BaseDir, dlLoc)
+	if err != nil {
+		return r.finish(rep, fmt.Errorf("dead_letter: %w", err))
+	}
+	r.dl = &deadLetters{ctx: context.WithoutCancel(ctx), open: o.DeadLetters, prefix: prefix, runID: env.RunID, files: map[string]*dlFile{}}
+
+	for _, s := range p.stages {
+		r.counters[s] = &stageCounters{}
+		if s.spec.Kind != KindSource {
+			e := &edge{ch: make(chan *Batch, o.ChannelSize)}
+			e.producers.Store(int32(len(s.spec.Inputs)))
+			r.edges[s] = e
+		}
+	}
+	// Open every sink before any row moves: a sink that cannot open fails
+	// the run with nothing read.
+	for _, s := range p.stages {
+		if s.spec.Kind != KindSink {
+			continue
+		}
+		sk, err := p.reg.OpenSink(ctx, env, s.spec.Type, s.spec.Options, s.in)
+		if err != nil {
+			p.Close()
+			for _, opened := range r.sinks {
+				opened.Close(context.WithoutCancel(ctx))
+			}
+			return r.finish(rep, &ConfigError{Pos: s.spec.Pos, Msg: fmt.Sprintf("stage %q: open sink %q: %v", s.spec.Name, s.spec.Type, err)})
+		}
+		r.sinks[s] = sk
+	}
+
+	var stages errgroup.Group
+	for _, s := range p.stages {
+		switch s.spec.Kind {
+		case KindSource:
+			stages.Go(func() error { r.runSource(s); return nil })
+		case KindTransform:
+			stages.Go(func() error { r.runTransform(s); return nil })
+		case KindSink:
+			stages.Go(func() error { r.runSink(s); return nil })
+		}
+	}
+	var progress errgroup.Group
+	stagesDone := make(chan struct{})
+	if o.Progress != nil {
+		progress.Go(func() error {
+			t := time.NewTicker(o.ProgressInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-stagesDone:
+					return nil
+				case <-t.C:
+					o.Progress(r.counts())
+				}
+			}
+		})
+	}
+	stages.Wait()
+	close(stagesDone)
+	progress.Wait()
+	if o.Progress != nil {
+		o.Progress(r.counts())
+	}
+	return r.finish(rep, nil)
+}
+
+// finish closes dead letters, writes the manifest, checks the accounting and
+// fills in the report.
+func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
+	if setupErr != nil {
+		r.errs = append(r.errs, setupErr)
+	}
+	if r.dl != nil {
+		files, err := r.dl.close()
+		if err != nil {
+			r.errs = append(r.errs, err)
+		}
+		for _, f := range files {
+			rep.DeadLetters = append(rep.DeadLetters, f.URL)
+		}
+		c := r.counts()
+		if !c.Balanced() {
+			r.errs = append(r.errs, fmt.Errorf("%w: read %d + fan-out copies %d != loaded %d + filtered %d + dead-lettered %d + lost %d",
+				ErrAccounting, c.Read, c.FannedOut, c.Loaded, c.Filtered, c.DeadLettered, c.Lost))
+		}
+		rep.Counts = c
+		rep.Status = r.status()
+		if len(files) > 0 || c.Read > 0 {
+			m := &Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash,
+				Status: rep.Status, Counts: c, Files: files}
+			if m.Files == nil {
+				m.Files = []DeadLetterFile{}
+			}
+			if len(files) > 0 {
+				loc, err := r.dl.writeManifest(m)
+				if err != nil {
+					r.errs = append(r.errs, err)
+				}
+				rep.Manifest = loc
+			}
+		}
+	}
+	for _, s := range r.plan.stages {
+		c := r.counters[s]
+		if c == nil {
+			c = &stageCounters{}
+		}
+		rep.Stages = append(rep.Stages, StageReport{Name: s.spec.Name, Kind: s.spec.Kind, Type: s.spec.Type,
+			In: c.in.Load(), Out: c.out.Load(), Filtered: c.filtered.Load(), DeadLettered: c.deadLettered.Load(), Loaded: c.loaded.Load()})
+	}
+	rep.Status = r.status()
+	for _, e := range r.errs {
+		rep.Errors = append(rep.Errors, e.Error())
+	}
+	rep.FinishedAt = r.opts.Now().UTC()
+	rep.Seconds = rep.FinishedAt.Sub(rep.StartedAt).Seconds()
+	switch rep.Status {
+	case StatusFailed:
+		return rep, errors.Join(r.errs...)
+	case StatusCancelled:
+		return rep, fmt.Errorf("run cancelled: %w", context.Cause(r.userCtx))
+	}
+	return rep, nil
+}
+
+func (r *runner) status() string {
+	switch {
+	case len(r.errs) > 0:
+		return StatusFailed
+	case r.userCtx.Err() != nil:
+		return StatusCancelled
+	case r.deadLettered.Load() > 0:
+		return StatusPartial
+	}
+	return StatusSucceeded
+}
+
+func (r *runner) closeOutputs(s *planStage) {
+	for _, c := range s.consumers {
+		r.edges[c].done()
+	}
+}
+
+func (r *runner) runSource(s *planStage) {
+	defer r.closeOutputs(s)
+	defer func() {
+		if err := s.source.Close(); err != nil {
+			r.fail(fmt.Errorf("stage %q: close source: %w", s.spec.Name, err))
+		}
+	}()
+	c := r.counters[s]
+	for r.workCtx.Err() == nil {
+		b, err := s.source.Read(r.workCtx)
+		if b != nil {
+			n := int64(b.Settled())
+			r.read.Add(n)
+			c.in.Add(n)
+			r.emit(s, s.out, b)
+		}
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			if r.workCtx.Err() == nil {
+				r.fail(fmt.Errorf("stage %q: read: %w", s.spec.Name, err))
+			}
+			return
+		}
+	}
+}
+
+// apply runs the transform on one batch, or drains it when the run is
+// stopping. It never returns nil.
+func (r *runner) apply(s *planStage, b *Batch) *Batch {
+	r.counters[s].in.Add(int64(b.Len()))
+	if r.workCtx.Err() != nil {
+		return r.drainBatch(b, r.drainCode(), nil)
+	}
+	out, err := s.transform.Apply(r.workCtx, b)
+	if err != nil {
+		if r.workCtx.Err() == nil {
+			r.fail(fmt.Errorf("stage %q: %w", s.spec.Name, err))
+		}
+		return r.drainBatch(b, r.drainCode(), err)
+	}
+	if out == nil || out.Settled() != b.Len() {
+		got := 0
+		if out != nil {
+			got = out.Settled()
+		}
+		err := fmt.Errorf("stage %q: transform %q returned %d rows and drops for %d input rows (a plugin bug)", s.spec.Name, s.spec.Type, got, b.Len())
+		r.fail(err)
+		return r.drainBatch(b, CodeAborted, err)
+	}
+	return out
+}
+
+func (r *runner) runTransform(s *planStage) {
+	defer r.closeOutputs(s)
+	in := r.edges[s].ch
+	workers := s.spec.Workers
+	if workers <= 1 {
+		for b := range in {
+			r.emit(s, s.in, r.apply(s, b))
+		}
+		return
+	}
+	var g errgroup.Group
+	if s.spec.Unordered {
+		for range workers {
+			g.Go(func() error {
+				for b := range in {
+					r.emit(s, s.in, r.apply(s, b))
+				}
+				return nil
+			})
+		}
+		g.Wait()
+		return
+	}
+	// Ordered: a dispatcher hands batches to workers and queues one result
+	// slot per batch in input order; this goroutine emits the slots in order.
+	type job struct {
+		b   *Batch
+		res chan *Batch
+	}
+	jobs := make(chan job, workers)
+	slots := make(chan chan *Batch, 2*workers)
+	g.Go(func() error {
+		defer close(jobs)
+		defer close(slots)
+		for b := range in {
+			res := make(chan *Batch, 1)
+			slots <- res
+			jobs <- job{b, res}
+		}
+		return nil
+	})
+	for range workers {
+		g.Go(func() error {
+			for j := range jobs {
+				j.res <- r.apply(s, j.b)
+			}
+			return nil
+		})
+	}
+	for res := range slots {
+		r.emit(s, s.in, <-res)
+	}
+	g.Wait()
+}
+
+func (r *runner) runSink(s *planStage) {
+	sink := r.sinks[s]
+	policy := BatchPolicy{}
+	if bp, ok := sink.(Batcher); ok {
+		policy = bp.BatchPolicy()
+	}
+	if policy.MaxInFlight <= 0 {
+		policy.MaxInFlight = 1
+	}
+	var writers errgroup.Group
+	writers.SetLimit(policy.MaxInFlight)
+	write := func(b *Batch) { writers.Go(func() error { r.write(s, sink, b); return nil }) }
+
+	var pending *Batch
+	for b := range r.edges[s].ch {
+		r.counters[s].in.Add(int64(b.Len()))
+		if policy.MaxRows <= 0 {
+			write(b)
+			continue
+		}
+		for i := 0; i < b.Len(); {
+			if pending == nil {
+				pending = NewBatch(s.in, policy.MaxRows)
+			}
+			take := min(policy.MaxRows-pending.Len(), b.Len()-i)
+			pending.rows = append(pending.rows, b.rows[i:i+take]...)
+			pending.origins = append(pending.origins, b.origins[i:i+take]...)
+			i += take
+			if pending.Len() == policy.MaxRows {
+				write(pending)
+				pending = nil
+			}
+		}
+	}
+	if pending != nil && pending.Len() > 0 {
+		write(pending)
+	}
+	writers.Wait()
+	// Close with a context that survives cancellation: a sink commits what
+	// it has loaded, so the accounting stays true.
+	if err := sink.Close(context.WithoutCancel(r.userCtx)); err != nil {
+		r.fail(fmt.Errorf("stage %q: close sink: %w (rows counted as loaded by this sink may not have been committed)", s.spec.Name, err))
+	}
+}
+
+// write hands one batch to the sink and accounts for every row.
+func (r *runner) write(s *planStage, sink Sink, b *Batch) {
+	c := r.counters[s]
+	if r.workCtx.Err() != nil {
+		r.settle(s, s.in, r.drainBatch(b, r.drainCode(), nil).Drops())
+		return
+	}
+	err := sink.Write(r.workCtx, b)
+	var rowErrs *RowErrors
+	switch {
+	case err == nil:
+		c.loaded.Add(int64(b.Len()))
+		r.loaded.Add(int64(b.Len()))
+	case errors.As(err, &rowErrs):
+		seen := make(map[int]bool, len(rowErrs.Failures))
+		var drops []Drop
+		for _, f := range rowErrs.Failures {
+			if f.Index < 0 || f.Index >= b.Len() || seen[f.Index] {
+				r.fail(fmt.Errorf("stage %q: sink %q reported row %d of a %d-row batch (a plugin bug)", s.spec.Name, s.spec.Type, f.Index, b.Len()))
+				continue
+			}
+			seen[f.Index] = true
+			e := f.Err
+			if e == nil {
+				e = errors.New("rejected by the sink")
+			}
+			drops = append(drops, Drop{Row: b.rows[f.Index], Origin: b.origins[f.Index], Err: e})
+		}
+		n := int64(b.Len() - len(seen))
+		c.loaded.Add(n)
+		r.loaded.Add(n)
+		r.settle(s, s.in, drops)
+	default:
+		code := CodeSinkFailed
+		if r.workCtx.Err() != nil {
+			code = r.drainCode()
+		} else {
+			r.fail(fmt.Errorf("stage %q: write: %w", s.spec.Name, err))
+		}
+		r.settle(s, s.in, r.drainBatch(b, code, err).Drops())
+	}
+}

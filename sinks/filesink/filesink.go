@@ -1,0 +1,299 @@
+// Package filesink writes rows to one CSV or JSON Lines object at any
+// location blobio accepts (local path, file://, mem://, s3://, gs://,
+// azblob://). It is registered as the sink types "csv" and "jsonl", and it is
+// also what the engine writes dead letters with (see OpenCSV).
+//
+// The object becomes visible only when Close succeeds: until then it is a
+// temporary file (file://) or an unfinished upload. A failed Write aborts it.
+// Cancelling the run does not abort it: the engine closes sinks with a
+// context that outlives cancellation so that rows counted as loaded are the
+// rows in the file.
+//
+// # Options
+//
+//	url:         where to write (required), e.g. "out/accounts.csv"
+//	delimiter:   CSV field delimiter, one character (default ",")
+//	header:      write a header row (CSV; default true)
+//	line_ending: "LF" (default) or "CRLF" (CSV)
+//
+// # Output
+//
+// CSV cells are the values' text (pipeline.AppendText); a cell is quoted
+// when it holds the delimiter, a quote, CR or LF, or starts with a space;
+// quotes are doubled. Null is an empty cell. Cell bytes are written exactly:
+// CRLF inside a value stays CRLF. JSON Lines writes one object per row with
+// keys in schema order; null is null, numbers and booleans are JSON numbers
+// and booleans, times are strings.
+//
+// # Errors
+//
+// Opening fails when the location is a pattern or a prefix, or its bucket
+// cannot be opened. Write errors are storage errors and fail the whole batch.
+package filesink
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+)
+
+// Options configures a file sink.
+type Options struct {
+	URL        string `yaml:"url"`
+	Delimiter  string `yaml:"delimiter"`
+	Header     *bool  `yaml:"header"`
+	LineEnding string `yaml:"line_ending"`
+}
+
+// Validate checks the options without I/O.
+func (o *Options) Validate() error {
+	if o.URL == "" {
+		return errors.New("url is required: where to write, e.g. url: out/accounts.csv")
+	}
+	if o.Delimiter != "" && (utf8.RuneCountInString(o.Delimiter) != 1 || strings.ContainsAny(o.Delimiter, "\"\r\n")) {
+		return fmt.Errorf("delimiter %q must be one character other than a quote, CR or LF", o.Delimiter)
+	}
+	switch strings.ToUpper(o.LineEnding) {
+	case "", "LF", "CRLF":
+	default:
+		return fmt.Errorf("line_ending %q must be LF or CRLF", o.LineEnding)
+	}
+	return nil
+}
+
+func init() {
+	reg := pipeline.DefaultRegistry()
+	reg.RegisterSink("csv", pipeline.Spec{
+		Summary:    "Write rows as CSV to a file or blob URL",
+		Example:    "url: out/accounts.csv\ndelimiter: \",\"\nheader: true\nline_ending: LF\n",
+		NewOptions: func() any { return &Options{} },
+	}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+		return openFromOptions(ctx, env, opts.(*Options), in, formatCSV)
+	})
+	reg.RegisterSink("jsonl", pipeline.Spec{
+		Summary:    "Write rows as JSON Lines to a file or blob URL",
+		Example:    "url: out/accounts.jsonl\n",
+		NewOptions: func() any { return &Options{} },
+	}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+		return openFromOptions(ctx, env, opts.(*Options), in, formatJSONL)
+	})
+}
+
+type format int
+
+const (
+	formatCSV format = iota
+	formatJSONL
+)
+
+func openFromOptions(ctx context.Context, env *pipeline.Env, o *Options, in *pipeline.Schema, f format) (*Sink, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	loc, err := blobio.Parse(env.BaseDir, o.URL)
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, loc, in, o, f)
+}
+
+// OpenCSV opens a CSV sink writing rows of schema to loc. A nil opts means
+// defaults. The engine's dead letters are written with it.
+func OpenCSV(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, opts *Options) (*Sink, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	return open(ctx, loc, schema, opts, formatCSV)
+}
+
+// OpenJSONL opens a JSON Lines sink writing rows of schema to loc.
+func OpenJSONL(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (*Sink, error) {
+	return open(ctx, loc, schema, &Options{}, formatJSONL)
+}
+
+// Sink writes rows to one object. Write and Close may be called from several
+// goroutines; writes are serialised.
+type Sink struct {
+	mu     sync.Mutex
+	w      *blobio.Writer
+	buf    *bufio.Writer
+	schema *pipeline.Schema
+	format format
+	delim  byte
+	delimS string
+	eol    string
+	keys   [][]byte // JSON-encoded keys with colon, for JSONL
+	line   []byte
+	failed error
+	closed bool
+}
+
+func open(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, o *Options, f format) (*Sink, error) {
+	// The writer outlives cancellation of ctx: the engine decides when to
+	// commit (Close) or discard (a failed Write).
+	w, err := blobio.NewWriter(context.WithoutCancel(ctx), loc)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{w: w, buf: bufio.NewWriterSize(w, 1<<20), schema: schema, format: f, delimS: ",", eol: "\n"}
+	if o.Delimiter != "" {
+		s.delimS = o.Delimiter
+	}
+	s.delim = s.delimS[0]
+	if strings.EqualFold(o.LineEnding, "CRLF") {
+		s.eol = "\r\n"
+	}
+	switch f {
+	case formatCSV:
+		if o.Header == nil || *o.Header {
+			s.line = s.line[:0]
+			for i, n := range schema.Names() {
+				if i > 0 {
+					s.line = append(s.line, s.delimS...)
+				}
+				s.line = s.appendCell(s.line, []byte(n))
+			}
+			s.line = append(s.line, s.eol...)
+			if _, err := s.buf.Write(s.line); err != nil {
+				w.Abort()
+				w.Close()
+				return nil, fmt.Errorf("write %s: %w", loc, err)
+			}
+		}
+	case formatJSONL:
+		for _, n := range schema.Names() {
+			k, _ := json.Marshal(n)
+			s.keys = append(s.keys, append(k, ':'))
+		}
+	}
+	return s, nil
+}
+
+// needsQuote reports whether a CSV cell must be quoted.
+func (s *Sink) needsQuote(b []byte) bool {
+	if len(b) > 0 && b[0] == ' ' {
+		return true
+	}
+	for _, c := range b {
+		if c == '"' || c == '\n' || c == '\r' || c == s.delim {
+			return true
+		}
+	}
+	if len(s.delimS) > 1 { // multi-byte delimiter
+		return strings.Contains(string(b), s.delimS)
+	}
+	return false
+}
+
+func (s *Sink) appendCell(dst, cell []byte) []byte {
+	if !s.needsQuote(cell) {
+		return append(dst, cell...)
+	}
+	dst = append(dst, '"')
+	for _, c := range cell {
+		if c == '"' {
+			dst = append(dst, '"')
+		}
+		dst = append(dst, c)
+	}
+	return append(dst, '"')
+}
+
+// Write appends the batch's rows.
+func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
+	if s.closed {
+		return errors.New("write after close")
+	}
+	var cell []byte
+	for i := range b.Len() {
+		row := b.Row(i)
+		s.line = s.line[:0]
+		switch s.format {
+		case formatCSV:
+			for j, v := range row {
+				if j > 0 {
+					s.line = append(s.line, s.delimS...)
+				}
+				cell = pipeline.AppendText(cell[:0], v)
+				s.line = s.appendCell(s.line, cell)
+			}
+			s.line = append(s.line, s.eol...)
+		case formatJSONL:
+			s.line = append(s.line, '{')
+			for j, v := range row {
+				if j > 0 {
+					s.line = append(s.line, ',')
+				}
+				s.line = append(s.line, s.keys[j]...)
+				s.line = appendJSON(s.line, v)
+			}
+			s.line = append(s.line, '}', '\n')
+		}
+		if _, err := s.buf.Write(s.line); err != nil {
+			s.failed = fmt.Errorf("write %s: %w", s.w.Location(), err)
+			s.w.Abort()
+			return s.failed
+		}
+	}
+	return nil
+}
+
+func appendJSON(dst []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case int64, int, bool:
+		return pipeline.AppendText(dst, x)
+	case float64:
+		if b, err := json.Marshal(x); err == nil {
+			return append(dst, b...)
+		}
+		return append(dst, "null"...)
+	default:
+		b, _ := json.Marshal(pipeline.Text(v))
+		return append(dst, b...)
+	}
+}
+
+// Close flushes and commits the object, unless a Write failed, in which case
+// the object is discarded. It is idempotent.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.failed != nil {
+		s.w.Close()
+		return s.failed
+	}
+	if err := s.buf.Flush(); err != nil {
+		s.w.Abort()
+		s.w.Close()
+		return fmt.Errorf("write %s: %w", s.w.Location(), err)
+	}
+	return s.w.Close()
+}
+
+// Location returns where the sink writes.
+func (s *Sink) Location() blobio.Location { return s.w.Location() }
+
+// Interface guards.
+var (
+	_ pipeline.Sink      = (*Sink)(nil)
+	_ pipeline.Validator = (*Options)(nil)
+)
