@@ -104,9 +104,9 @@ func Load(name string, data []byte, reg *pipeline.Registry, lookupEnv func(strin
 type loader struct {
 	file    string
 	secrets map[ast.Node]bool // scalars whose value came from ${...}
-	reg  *pipeline.Registry
-	env  func(string) (string, bool)
-	errs []error
+	reg     *pipeline.Registry
+	env     func(string) (string, bool)
+	errs    []error
 }
 
 func (l *loader) pos(n ast.Node) pipeline.Position {
@@ -546,4 +546,3 @@ func yamlKeys(v any) []string {
 	}
 	return out
 }
-
