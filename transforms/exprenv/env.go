@@ -1,0 +1,298 @@
+package exprenv
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/types"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+)
+
+// Env compiles expressions against one input schema and runs them. Build it
+// with New during a transform's Check; Compile it from one goroutine at a
+// time; once every program is compiled, Runner may be called from any number
+// of goroutines.
+type Env struct {
+	schema  *pipeline.Schema
+	opts    []expr.Option
+	lookups *lookups
+	regexps *regexCache
+
+	// bindAll is set when a program reads $env; bind lists the schema
+	// indexes programs read otherwise. Both only grow, during Compile.
+	bindAll bool
+	bound   []bool
+	bind    []int
+
+	pool sync.Pool // of *Runner
+}
+
+// Program is one compiled expression. It is immutable and may be run by
+// several Runners at once.
+type Program struct {
+	prog *vm.Program
+	// Expr is the expression's source text.
+	Expr string
+	// Type is the pipeline type of the expression's result; TypeAny when
+	// the checker cannot tell.
+	Type pipeline.Type
+}
+
+// New returns an Env for rows of schema in. Lookup tables are taken from
+// penv.Lookups and resolved against penv.BaseDir; penv may be nil when no
+// expression uses lookup().
+func New(in *pipeline.Schema, penv *pipeline.Env) *Env {
+	e := &Env{
+		schema:  in,
+		lookups: newLookups(penv),
+		regexps: &regexCache{},
+		bound:   make([]bool, in.Len()),
+	}
+	env := types.Map{"null": types.Nil}
+	for _, f := range in.Fields() {
+		env[f.Name] = typeOf(f.Type)
+	}
+	e.opts = append([]expr.Option{expr.Env(env)}, e.functions()...)
+	return e
+}
+
+// typeOf returns the checker type of values of pipeline type t.
+func typeOf(t pipeline.Type) types.Type {
+	switch t {
+	case pipeline.TypeString, pipeline.TypeDecimal:
+		return types.String
+	case pipeline.TypeInt:
+		return types.Int64
+	case pipeline.TypeFloat:
+		return types.Float64
+	case pipeline.TypeBool:
+		return types.Bool
+	case pipeline.TypeDate, pipeline.TypeTimestamp:
+		return types.TypeOf(time.Time{})
+	default:
+		return types.Any
+	}
+}
+
+var timeType = reflect.TypeOf(time.Time{})
+
+// pipelineType returns the pipeline type of a checker result type.
+func pipelineType(t reflect.Type) pipeline.Type {
+	if t == nil {
+		return pipeline.TypeAny
+	}
+	if t == timeType {
+		return pipeline.TypeTimestamp
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return pipeline.TypeString
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return pipeline.TypeInt
+	case reflect.Float32, reflect.Float64:
+		return pipeline.TypeFloat
+	case reflect.Bool:
+		return pipeline.TypeBool
+	default:
+		return pipeline.TypeAny
+	}
+}
+
+// Error is an expression that does not compile. Its message is one line.
+type Error struct {
+	// Expr is the expression's source text.
+	Expr string
+	// Line and Col locate the problem in Expr (1-based; 0 when unknown).
+	Line, Col int
+	// Msg says what is wrong, e.g. `unknown name "frist" (did you mean "first"?)`.
+	Msg string
+}
+
+// Error returns "msg at column C in: expr" (with the line too when the
+// expression spans several), the expression's newlines folded to spaces.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Msg)
+	switch {
+	case e.Col > 0 && strings.Contains(e.Expr, "\n"):
+		fmt.Fprintf(&b, " at line %d, column %d", e.Line, e.Col)
+	case e.Col > 0:
+		fmt.Fprintf(&b, " at column %d", e.Col)
+	}
+	b.WriteString(" in: ")
+	b.WriteString(strings.Join(strings.Fields(e.Expr), " "))
+	return b.String()
+}
+
+// Compile compiles src against the schema with the helpers, plus extra
+// expr options (expr.AsBool() for a filter). Errors are *Error. Literal
+// regexReplace patterns and lookup table names are checked here, and the
+// tables the expression names are loaded.
+//
+// Compile must not be called concurrently with itself or with Runner.
+func (e *Env) Compile(src string, extra ...expr.Option) (*Program, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &Error{Expr: src, Msg: "empty expression"}
+	}
+	opts := e.opts
+	if len(extra) > 0 {
+		opts = append(append([]expr.Option(nil), e.opts...), extra...)
+	}
+	prog, err := expr.Compile(src, opts...)
+	if err != nil {
+		return nil, e.compileError(src, err)
+	}
+	node := prog.Node()
+	w := &walker{env: e, src: src}
+	ast.Walk(&node, w)
+	if w.err != nil {
+		return nil, w.err
+	}
+	if err := e.lookups.load(w.tables, w.allTables); err != nil {
+		return nil, &Error{Expr: src, Msg: err.Error()}
+	}
+	p := &Program{prog: prog, Expr: src, Type: pipelineType(node.Type())}
+	if id, ok := node.(*ast.IdentifierNode); ok {
+		// A plain rename keeps the field's type (date, decimal).
+		if i := e.schema.Index(id.Value); i >= 0 {
+			p.Type = e.schema.Field(i).Type
+		}
+	}
+	return p, nil
+}
+
+// compileError turns an expr error into a one-line *Error.
+func (e *Env) compileError(src string, err error) error {
+	out := &Error{Expr: src, Msg: err.Error()}
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		out.Msg = fe.Message
+		out.Line, out.Col = fe.Line, fe.Column+1
+		if name, ok := strings.CutPrefix(fe.Message, "unknown name "); ok {
+			out.Msg = fmt.Sprintf("unknown name %q", name)
+			if s := pipeline.Closest(name, e.schema.Names()); s != "" {
+				out.Msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+		}
+	}
+	out.Msg = strings.Join(strings.Fields(out.Msg), " ")
+	return out
+}
+
+// walker collects what Compile checks after type checking: the fields a
+// program reads, literal regexReplace patterns and lookup table names.
+type walker struct {
+	env       *Env
+	src       string
+	err       *Error
+	tables    []string
+	allTables bool
+}
+
+// Visit implements ast.Visitor.
+func (w *walker) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		if n.Value == "$env" {
+			w.env.bindAll = true
+		} else if i := w.env.schema.Index(n.Value); i >= 0 && !w.env.bound[i] {
+			w.env.bound[i] = true
+			w.env.bind = append(w.env.bind, i)
+		}
+	case *ast.CallNode:
+		id, ok := n.Callee.(*ast.IdentifierNode)
+		if !ok || w.env.schema.Index(id.Value) >= 0 {
+			return
+		}
+		switch id.Value {
+		case "regexReplace":
+			if len(n.Arguments) != 3 {
+				return
+			}
+			if pat, ok := literal(n.Arguments[1]); ok {
+				if _, err := w.env.regexps.get(pat); err != nil {
+					w.fail(n.Arguments[1], err.Error())
+				}
+			}
+		case "sfDateTime":
+			if len(n.Arguments) != 3 {
+				return
+			}
+			if tz, ok := literal(n.Arguments[2]); ok {
+				if _, err := location(tz); err != nil {
+					w.fail(n.Arguments[2], "sfDateTime: "+err.Error())
+				}
+			}
+		case "lookup":
+			if len(n.Arguments) != 2 {
+				return
+			}
+			if name, ok := literal(n.Arguments[0]); ok {
+				if !w.env.lookups.declared(name) {
+					w.fail(n.Arguments[0], w.env.lookups.unknown(name))
+				}
+				w.tables = append(w.tables, name)
+			} else {
+				w.allTables = true
+			}
+		}
+	}
+}
+
+func (w *walker) fail(n ast.Node, msg string) {
+	if w.err != nil {
+		return
+	}
+	fe := (&file.Error{Location: n.Location(), Message: msg}).Bind(file.NewSource(w.src))
+	w.err = &Error{Expr: w.src, Line: fe.Line, Col: fe.Column + 1, Msg: strings.Join(strings.Fields(msg), " ")}
+}
+
+// literal returns the value of a string literal node.
+func literal(n ast.Node) (string, bool) {
+	switch n := n.(type) {
+	case *ast.StringNode:
+		return n.Value, true
+	case *ast.ConstantNode:
+		s, ok := n.Value.(string)
+		return s, ok
+	}
+	return "", false
+}
+
+// regexCache holds compiled regexReplace patterns by source text.
+type regexCache struct {
+	m  sync.Map // string → *regexp.Regexp
+	n  int64    // approximate size; guarded by mu
+	mu sync.Mutex
+}
+
+// maxRegexps bounds the cache for patterns built per row.
+const maxRegexps = 1024
+
+func (c *regexCache) get(pat string) (*regexp.Regexp, error) {
+	if re, ok := c.m.Load(pat); ok {
+		return re.(*regexp.Regexp), nil
+	}
+	re, err := regexp.Compile(pat)
+	if err != nil {
+		return nil, fmt.Errorf("regexReplace: invalid pattern %q: %s", pat, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+	}
+	c.mu.Lock()
+	if c.n < maxRegexps {
+		c.n++
+		c.m.Store(pat, re)
+	}
+	c.mu.Unlock()
+	return re, nil
+}
