@@ -1,0 +1,87 @@
+package salesforcetest
+
+import "strings"
+
+const (
+	base62       = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	suffixLetter = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+)
+
+// idSuffix returns the 3-character case-safety suffix of a 15-character
+// Salesforce id (contract §0).
+func idSuffix(id15 string) string {
+	var b [3]byte
+	for chunk := 0; chunk < 3; chunk++ {
+		n := 0
+		for i := 0; i < 5; i++ {
+			c := id15[chunk*5+i]
+			if c >= 'A' && c <= 'Z' {
+				n |= 1 << i
+			}
+		}
+		b[chunk] = suffixLetter[n]
+	}
+	return string(b[:])
+}
+
+// To18 converts a 15-character Salesforce id into its 18-character form.
+// An 18-character id is returned unchanged; anything else is returned as is.
+func To18(id string) string {
+	if len(id) != 15 {
+		return id
+	}
+	return id + idSuffix(id)
+}
+
+func isAlnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeID returns the canonical 15-character form of a 15- or
+// 18-character id and whether the id is well formed (alphanumeric, and for
+// 18 characters a matching case-insensitive suffix).
+func normalizeID(id string) (string, bool) {
+	switch len(id) {
+	case 15:
+		return id, isAlnum(id)
+	case 18:
+		if !isAlnum(id) {
+			return "", false
+		}
+		if !strings.EqualFold(idSuffix(id[:15]), id[15:]) {
+			return "", false
+		}
+		return id[:15], true
+	}
+	return "", false
+}
+
+// newIDLocked returns a fresh 18-character id with the given 3-character key
+// prefix. s.mu must be held.
+func (s *Server) newIDLocked(prefix string) string {
+	s.idCounters[prefix]++
+	n := s.idCounters[prefix]
+	var b [18]byte
+	copy(b[:], prefix)
+	b[3], b[4] = 'H', 's'
+	for i := 14; i >= 5; i-- {
+		b[i] = base62[n%62]
+		n /= 62
+	}
+	for chunk := 0; chunk < 3; chunk++ {
+		n := 0
+		for i := 0; i < 5; i++ {
+			if c := b[chunk*5+i]; c >= 'A' && c <= 'Z' {
+				n |= 1 << i
+			}
+		}
+		b[15+chunk] = suffixLetter[n]
+	}
+	return string(b[:])
+}

@@ -1,0 +1,321 @@
+package salesforcetest
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+)
+
+// startJobLocked launches the background processing of a closed job.
+// s.mu must be held.
+func (s *Server) startJobLocked(j *job) {
+	if s.closed {
+		return
+	}
+	s.wg.Add(1)
+	go s.runJob(j)
+}
+
+// abortUnprocessedLocked records the rows an abort leaves unprocessed:
+// every uploaded row when processing has not reached the rows yet, else
+// the rows after the last processed one. s.mu must be held.
+func (s *Server) abortUnprocessedLocked(j *job) {
+	if j.query || j.settled {
+		return
+	}
+	j.settled = true
+	if j.rows != nil {
+		if s.opts.CountWholeBatches && j.batchEnd > j.next {
+			j.processed += int64(j.batchEnd - j.next)
+		}
+		j.unprocessed = append(j.unprocessed, j.rows[j.next:]...)
+		return
+	}
+	if j.data == nil {
+		return
+	}
+	header, rows, err := parseCSV(j.data, delimiters[j.delimiter])
+	if err != nil {
+		return
+	}
+	j.header = header
+	j.unprocessed = rows
+}
+
+// sleep waits d or until the server closes; it reports whether d elapsed.
+func (s *Server) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+// runJob processes one job: UploadComplete → InProgress → terminal. It is
+// owned by the server (s.wg) and stops when the server closes.
+func (s *Server) runJob(j *job) {
+	defer s.wg.Done()
+	s.mu.Lock()
+	delay := s.faults.ProcessingDelay
+	s.mu.Unlock()
+	if !s.sleep(delay) {
+		return
+	}
+	s.mu.Lock()
+	if j.state != StateUploadComplete {
+		s.mu.Unlock()
+		return
+	}
+	j.state = StateInProgress
+	j.modstamp = s.now()
+	start := s.now()
+	s.notifyLocked()
+	faults := s.faults
+	s.mu.Unlock()
+	s.logf("salesforcetest: job %s -> InProgress", j.id)
+
+	if j.query {
+		s.runQuery(j, start)
+		return
+	}
+	s.runIngest(j, faults, start)
+}
+
+// failLocked moves j to Failed. s.mu must be held.
+func (s *Server) failLocked(j *job, start time.Time, msg string) {
+	j.state = StateFailed
+	j.errorMessage = msg
+	s.finishLocked(j, start)
+}
+
+func (s *Server) finishLocked(j *job, start time.Time) {
+	j.modstamp = s.now()
+	j.totalMS = s.now().Sub(start).Milliseconds()
+	j.activeMS = j.totalMS
+	s.notifyLocked()
+	s.logf("salesforcetest: job %s -> %s %s", j.id, j.state, j.errorMessage)
+}
+
+// parseCSV splits upload data into the header and rows.
+func parseCSV(data []byte, delim rune) ([]string, [][]string, error) {
+	if len(data) == 0 {
+		return nil, nil, nil
+	}
+	cr := csv.NewReader(bytes.NewReader(data))
+	cr.Comma = delim
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err != nil {
+		return nil, nil, err
+	}
+	header = append([]string(nil), header...)
+	var rows [][]string
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return header, rows, err
+		}
+		rows = append(rows, rec)
+	}
+	return header, rows, nil
+}
+
+// checkLineEndings reports whether data uses only the job's line ending
+// outside quoted values (contract §3.3).
+func checkLineEndings(data []byte, crlf bool) bool {
+	inQuote := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if c == '"' {
+			inQuote = !inQuote
+			continue
+		}
+		if inQuote {
+			continue
+		}
+		switch c {
+		case '\r':
+			if !crlf || i+1 >= len(data) || data[i+1] != '\n' {
+				return false
+			}
+			i++
+		case '\n':
+			if crlf {
+				return false
+			}
+		}
+	}
+	if crlf && len(data) > 0 && !bytes.HasSuffix(data, []byte("\r\n")) {
+		return false
+	}
+	return true
+}
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// validateUpload performs the job-level checks that fail a job before any
+// row is processed. It returns the errorMessage, or "".
+func (s *Server) validateUpload(j *job) (header []string, rows [][]string, p *plan, msg string) {
+	if j.tooLarge {
+		return nil, nil, nil, "InvalidBatch : Exceeded max size limit of 150 MB for the upload"
+	}
+	data := j.data
+	delim := delimiters[j.delimiter]
+	if bytes.HasPrefix(data, utf8BOM) {
+		header, rows, _ = parseCSV(data[3:], delim)
+		if len(data) > 3 && data[3] == '"' {
+			return header, rows, nil, "InvalidBatch : Failed to parse CSV. Found unescaped quote. A value with quote should be within a quote"
+		}
+		if len(header) > 0 {
+			header[0] = "\uFEFF" + header[0]
+		}
+		return header, rows, nil, "InvalidBatch : Field name not found : " + firstOr(header, "\uFEFF")
+	}
+	if !checkLineEndings(data, j.lineEnding == "CRLF") {
+		header, rows, _ = parseCSV(data, delim)
+		return header, rows, nil, "ClientInputError : LineEnding is invalid on user data. Current LineEnding setting is " + j.lineEnding
+	}
+	header, rows, err := parseCSV(data, delim)
+	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) && (errors.Is(pe.Err, csv.ErrBareQuote) || errors.Is(pe.Err, csv.ErrQuote)) {
+			return header, rows, nil, "InvalidBatch : Failed to parse CSV. Found unescaped quote. A value with quote should be within a quote"
+		}
+		return header, rows, nil, "InvalidBatch : Failed to parse CSV. " + err.Error()
+	}
+	if len(rows) == 0 && s.opts.FailEmptyUpload {
+		return header, rows, nil, "InvalidBatch : No data found"
+	}
+	if len(header) == 0 {
+		return header, rows, &plan{idCol: -1, extCol: -1}, ""
+	}
+	p, msg = s.planHeader(j, header)
+	if msg != "" {
+		return header, rows, nil, msg
+	}
+	for _, row := range rows {
+		if len(row) != len(header) {
+			return header, rows, nil, fmt.Sprintf("InvalidBatch : Failed to parse CSV. Row has %d fields, header has %d", len(row), len(header))
+		}
+	}
+	return header, rows, p, ""
+}
+
+func firstOr(ss []string, def string) string {
+	if len(ss) > 0 {
+		return ss[0]
+	}
+	return def
+}
+
+func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
+	header, rows, p, msg := s.validateUpload(j)
+	s.mu.Lock()
+	if j.state != StateInProgress {
+		// Aborted while the upload was validated; the abort recorded
+		// every row as unprocessed.
+		s.mu.Unlock()
+		return
+	}
+	j.header = header
+	if msg != "" {
+		if !s.opts.UnprocessedHeaderOnlyOnHeaderFailure {
+			j.unprocessed = rows
+		}
+		s.failLocked(j, start, msg)
+		s.mu.Unlock()
+		return
+	}
+	j.rows = rows
+	if j.success == nil {
+		j.success = make([]rowResult, 0, len(rows))
+	}
+	if j.operation == "insert" || j.operation == "upsert" {
+		st := s.storeLocked(j.object)
+		st.order = slices.Grow(st.order, len(rows))
+	}
+	s.mu.Unlock()
+
+	batch := s.opts.BatchSize
+	chunk := min(batch, 200)
+	if s.opts.ProcessingRate == 0 {
+		chunk = min(batch, 2000)
+	}
+	for b := 0; b < len(rows); b += batch {
+		bend := min(b+batch, len(rows))
+		s.mu.Lock()
+		if j.state != StateInProgress {
+			s.mu.Unlock()
+			return
+		}
+		if s.recordsUsed+int64(bend-b) > s.opts.DailyRecordLimit || s.batchesUsed >= s.opts.DailyBatchLimit {
+			j.unprocessed = append(j.unprocessed, rows[b:]...)
+			s.failLocked(j, start, fmt.Sprintf("ExceededQuota : Exceeded the daily allocation of %d records / %d batches",
+				s.opts.DailyRecordLimit, s.opts.DailyBatchLimit))
+			s.mu.Unlock()
+			return
+		}
+		s.recordsUsed += int64(bend - b)
+		s.batchesUsed++
+		j.batchEnd = bend
+		s.mu.Unlock()
+		for c := b; c < bend; c += chunk {
+			cend := min(c+chunk, bend)
+			s.mu.Lock()
+			if j.state != StateInProgress {
+				// Aborted: abortUnprocessedLocked recorded the rest.
+				s.mu.Unlock()
+				return
+			}
+			for i := c; i < cend; i++ {
+				if faults.FailJobAfterRows > 0 && j.processed >= faults.FailJobAfterRows {
+					if s.opts.CountWholeBatches {
+						j.processed += int64(bend - i)
+					}
+					j.unprocessed = append(j.unprocessed, rows[i:]...)
+					s.failLocked(j, start, fmt.Sprintf("InternalServerError : Job failed after %d records (emulator fault injection)", faults.FailJobAfterRows))
+					s.mu.Unlock()
+					return
+				}
+				res := s.applyRowLocked(j, p, rows[i], faults.LockErrorRate)
+				j.processed++
+				j.next = i + 1
+				if res.err != "" {
+					j.failed++
+					j.failures = append(j.failures, res)
+				} else {
+					j.success = append(j.success, res)
+				}
+			}
+			j.modstamp = s.now()
+			s.notifyLocked()
+			s.mu.Unlock()
+			if s.opts.ProcessingRate > 0 {
+				if !s.sleep(time.Duration(float64(cend-c) / s.opts.ProcessingRate * float64(time.Second))) {
+					return
+				}
+			} else if s.ctx.Err() != nil {
+				return
+			}
+		}
+	}
+	s.mu.Lock()
+	if j.state == StateInProgress {
+		j.state = StateJobComplete
+		s.finishLocked(j, start)
+	}
+	s.mu.Unlock()
+}

@@ -1,0 +1,510 @@
+package salesforcetest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// soqlQuery is the supported SOQL subset:
+//
+//	SELECT f1, Rel.f2 FROM Object [WHERE f = 'x' [AND g != 1 ...]] [LIMIT n]
+type soqlQuery struct {
+	text   string
+	fields []string // as written
+	object *object
+	cols   []queryCol
+	where  []condition
+	limit  int
+}
+
+type queryCol struct {
+	field  *FieldDescribe // on the queried object (the reference field for Rel.f)
+	target *object
+	tfield *FieldDescribe // on the parent, for Rel.f
+}
+
+type condition struct {
+	col   queryCol
+	op    string // "=" or "!="
+	value string
+	null  bool
+}
+
+type soqlError struct{ code, msg string }
+
+func (e *soqlError) Error() string { return e.msg }
+
+// tokenizeSOQL splits a query into identifiers, commas, operators and
+// quoted strings (kept with their quotes).
+func tokenizeSOQL(q string) ([]string, error) {
+	var toks []string
+	for i := 0; i < len(q); {
+		c := q[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == ',':
+			toks = append(toks, ",")
+			i++
+		case c == '=':
+			toks = append(toks, "=")
+			i++
+		case c == '!' && i+1 < len(q) && q[i+1] == '=':
+			toks = append(toks, "!=")
+			i += 2
+		case c == '<' && i+1 < len(q) && q[i+1] == '>':
+			toks = append(toks, "!=")
+			i += 2
+		case c == '\'':
+			var b strings.Builder
+			b.WriteByte('\'')
+			i++
+			closed := false
+			for i < len(q) {
+				if q[i] == '\\' && i+1 < len(q) {
+					b.WriteByte(q[i+1])
+					i += 2
+					continue
+				}
+				if q[i] == '\'' {
+					closed = true
+					i++
+					break
+				}
+				b.WriteByte(q[i])
+				i++
+			}
+			if !closed {
+				return nil, &soqlError{"MALFORMED_QUERY", "unexpected end of query: unterminated string"}
+			}
+			toks = append(toks, b.String())
+		default:
+			j := i
+			for j < len(q) && (unicode.IsLetter(rune(q[j])) || unicode.IsDigit(rune(q[j])) || strings.IndexByte("_.:-+", q[j]) >= 0) {
+				j++
+			}
+			if j == i {
+				return nil, &soqlError{"MALFORMED_QUERY", fmt.Sprintf("unexpected token: '%c'", c)}
+			}
+			toks = append(toks, q[i:j])
+			i = j
+		}
+	}
+	return toks, nil
+}
+
+func (s *Server) parseSOQL(q string) (*soqlQuery, error) {
+	toks, err := tokenizeSOQL(q)
+	if err != nil {
+		return nil, err
+	}
+	bad := func(format string, args ...any) error {
+		return &soqlError{"MALFORMED_QUERY", fmt.Sprintf(format, args...)}
+	}
+	if len(toks) < 4 || !strings.EqualFold(toks[0], "SELECT") {
+		return nil, bad("unexpected token: '%s'", firstOr(toks, ""))
+	}
+	sq := &soqlQuery{text: q}
+	i := 1
+	for {
+		if i >= len(toks) {
+			return nil, bad("unexpected end of query")
+		}
+		sq.fields = append(sq.fields, toks[i])
+		i++
+		if i < len(toks) && toks[i] == "," {
+			i++
+			continue
+		}
+		break
+	}
+	if i >= len(toks) || !strings.EqualFold(toks[i], "FROM") || i+1 >= len(toks) {
+		return nil, bad("unexpected token: '%s'", firstOr(toks[min(i, len(toks)):], "<EOF>"))
+	}
+	objName := toks[i+1]
+	sq.object = s.objects[strings.ToLower(objName)]
+	if sq.object == nil {
+		return nil, &soqlError{"INVALID_TYPE", fmt.Sprintf("sObject type '%s' is not supported.", objName)}
+	}
+	i += 2
+	for _, f := range sq.fields {
+		c, err := s.resolveQueryCol(sq.object, f)
+		if err != nil {
+			return nil, err
+		}
+		sq.cols = append(sq.cols, c)
+	}
+	if i < len(toks) && strings.EqualFold(toks[i], "WHERE") {
+		i++
+		for {
+			if i+2 >= len(toks) {
+				return nil, bad("unexpected end of query")
+			}
+			col, err := s.resolveQueryCol(sq.object, toks[i])
+			if err != nil {
+				return nil, err
+			}
+			op := toks[i+1]
+			if op != "=" && op != "!=" {
+				return nil, bad("unexpected token: '%s'", op)
+			}
+			lit := toks[i+2]
+			cond := condition{col: col, op: op}
+			switch {
+			case strings.HasPrefix(lit, "'"):
+				cond.value = lit[1:]
+			case strings.EqualFold(lit, "null"):
+				cond.null = true
+			case strings.EqualFold(lit, "true"), strings.EqualFold(lit, "false"):
+				cond.value = strings.ToLower(lit)
+			case isDecimal(lit):
+				cond.value = lit
+			default:
+				return nil, bad("unexpected token: '%s'", lit)
+			}
+			sq.where = append(sq.where, cond)
+			i += 3
+			if i < len(toks) && strings.EqualFold(toks[i], "AND") {
+				i++
+				continue
+			}
+			break
+		}
+	}
+	if i < len(toks) && strings.EqualFold(toks[i], "LIMIT") {
+		if i+1 >= len(toks) {
+			return nil, bad("unexpected end of query")
+		}
+		n, err := strconv.Atoi(toks[i+1])
+		if err != nil || n < 0 {
+			return nil, bad("unexpected token: '%s'", toks[i+1])
+		}
+		sq.limit = n
+		i += 2
+	}
+	if i < len(toks) {
+		return nil, bad("unexpected token: '%s'", toks[i])
+	}
+	return sq, nil
+}
+
+func (s *Server) resolveQueryCol(o *object, name string) (queryCol, error) {
+	noCol := &soqlError{"INVALID_FIELD", fmt.Sprintf("No such column '%s' on entity '%s'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.", name, o.desc.Name)}
+	rel, fname, ok := strings.Cut(name, ".")
+	if !ok {
+		f := o.fields[strings.ToLower(name)]
+		if f == nil {
+			return queryCol{}, noCol
+		}
+		return queryCol{field: f}, nil
+	}
+	f := o.rels[strings.ToLower(rel)]
+	if f == nil || len(f.ReferenceTo) == 0 {
+		return queryCol{}, noCol
+	}
+	target := s.objects[strings.ToLower(f.ReferenceTo[0])]
+	if target == nil {
+		return queryCol{}, noCol
+	}
+	tf := target.fields[strings.ToLower(fname)]
+	if tf == nil {
+		return queryCol{}, noCol
+	}
+	return queryCol{field: f, target: target, tfield: tf}, nil
+}
+
+// valueLocked returns the value of c on rec ("" for null). s.mu must be
+// held.
+func (s *Server) valueLocked(c queryCol, rec *record) (string, bool) {
+	get := func(f *FieldDescribe, r *record) (string, bool) {
+		if strings.EqualFold(f.Name, "Id") {
+			return r.id, true
+		}
+		return r.get(f)
+	}
+	if c.target == nil {
+		return get(c.field, rec)
+	}
+	pid, ok := rec.get(c.field)
+	if !ok {
+		return "", false
+	}
+	id15, _ := normalizeID(pid)
+	parent := s.storeLocked(c.target).find(id15)
+	if parent == nil {
+		return "", false
+	}
+	return get(c.tfield, parent)
+}
+
+func (s *Server) routeQuery(w http.ResponseWriter, r *http.Request, version string, segs []string) {
+	if versionMajor(version) < 47 {
+		s.writeNotFound(w, r)
+		return
+	}
+	switch len(segs) {
+	case 0:
+		switch r.Method {
+		case http.MethodPost:
+			s.handleCreateQuery(w, r, version)
+		case http.MethodGet, http.MethodHead:
+			s.handleListJobs(w, r, version, true)
+		default:
+			s.writeMethodNotAllowed(w, r, "GET", "HEAD", "POST")
+		}
+		return
+	case 1:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			s.handleGetJob(w, r, segs[0], true)
+		case http.MethodPatch:
+			s.handlePatchJob(w, r, segs[0], true)
+		case http.MethodDelete:
+			s.handleDeleteJob(w, r, segs[0], true)
+		default:
+			s.writeMethodNotAllowed(w, r, "GET", "HEAD", "PATCH", "DELETE")
+		}
+		return
+	case 2:
+		if segs[1] == "resultPages" && versionMajor(version) >= 58 {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				s.writeMethodNotAllowed(w, r, "GET", "HEAD")
+				return
+			}
+			s.handleResultPages(w, r, version, segs[0])
+			return
+		}
+		if segs[1] == "results" {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				s.writeMethodNotAllowed(w, r, "GET", "HEAD")
+				return
+			}
+			s.handleQueryResults(w, r, version, segs[0])
+			return
+		}
+	}
+	s.writeNotFound(w, r)
+}
+
+func (s *Server) handleCreateQuery(w http.ResponseWriter, r *http.Request, version string) {
+	body, _, err := readBody(r, 1<<20)
+	if err != nil {
+		s.writeBodyErr(w, r, err)
+		return
+	}
+	var req struct {
+		Operation       *string `json:"operation"`
+		Query           string  `json:"query"`
+		ContentType     *string `json:"contentType"`
+		ColumnDelimiter *string `json:"columnDelimiter"`
+		LineEnding      *string `json:"lineEnding"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		s.writeErr(w, r, http.StatusBadRequest, "JSON_PARSER_ERROR", jsonErrorText(err))
+		return
+	}
+	invalid := func(v, prop string) {
+		s.writeErr(w, r, http.StatusBadRequest, "API_ERROR", fmt.Sprintf("Invalid value: '%s' supplied for property: '%s'", v, prop))
+	}
+	op := str(req.Operation)
+	if op != "query" && op != "queryAll" {
+		invalid(op, "operation")
+		return
+	}
+	if req.ContentType != nil && *req.ContentType != "CSV" {
+		invalid(*req.ContentType, "contentType")
+		return
+	}
+	le, delim := "LF", "COMMA"
+	if req.LineEnding != nil {
+		if le = *req.LineEnding; le != "LF" && le != "CRLF" {
+			invalid(le, "lineEnding")
+			return
+		}
+	}
+	if req.ColumnDelimiter != nil {
+		if delim = *req.ColumnDelimiter; delimiters[delim] == 0 {
+			invalid(delim, "columnDelimiter")
+			return
+		}
+	}
+	sq, err := s.parseSOQL(req.Query)
+	if err != nil {
+		se := err.(*soqlError)
+		s.writeErr(w, r, http.StatusBadRequest, se.code, se.msg)
+		return
+	}
+	j := &job{query: true, object: sq.object, operation: op, lineEnding: le, delimiter: delim, soql: sq,
+		state: StateUploadComplete}
+	s.mu.Lock()
+	s.registerJobLocked(j, version)
+	resp := j.headJSON()
+	resp = append(resp, kv{"lineEnding", le}, kv{"columnDelimiter", delim})
+	s.startJobLocked(j)
+	s.mu.Unlock()
+	s.writeJSONValue(w, r, http.StatusOK, resp)
+}
+
+// runQuery evaluates a query job against the store.
+func (s *Server) runQuery(j *job, start time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j.state != StateInProgress {
+		return
+	}
+	sq := j.soql
+	st := s.storeLocked(sq.object)
+	var rows [][]string
+	for _, rec := range st.order {
+		if rec.removed || rec.deleted && j.operation != "queryAll" {
+			continue
+		}
+		match := true
+		for _, c := range sq.where {
+			v, set := s.valueLocked(c.col, rec)
+			var eq bool
+			if c.null {
+				eq = !set || v == ""
+			} else {
+				eq = set && strings.EqualFold(v, c.value)
+			}
+			if (c.op == "=") != eq {
+				match = false
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		row := make([]string, len(sq.cols))
+		for i, c := range sq.cols {
+			row[i], _ = s.valueLocked(c, rec)
+		}
+		rows = append(rows, row)
+		if sq.limit > 0 && len(rows) >= sq.limit {
+			break
+		}
+	}
+	j.queryHeader = sq.fields
+	j.queryRows = rows
+	j.processed = int64(len(rows))
+	j.state = StateJobComplete
+	s.finishLocked(j, start)
+}
+
+func (s *Server) handleQueryResults(w http.ResponseWriter, r *http.Request, version, id string) {
+	q := r.URL.Query()
+	s.mu.Lock()
+	j := s.jobLocked(id)
+	if j == nil || !j.query {
+		s.mu.Unlock()
+		s.writeNotFound(w, r)
+		return
+	}
+	if j.state != StateJobComplete {
+		st := j.state
+		s.mu.Unlock()
+		s.writeJobNotComplete(w, r, st)
+		return
+	}
+	if j.apiVersion != version {
+		v := j.apiVersion
+		s.mu.Unlock()
+		s.writeErr(w, r, http.StatusConflict, "API_ERROR", "Results must be requested with API version "+v)
+		return
+	}
+	offset := 0
+	if loc := q.Get("locator"); loc != "" {
+		b, err := base64.RawStdEncoding.DecodeString(loc)
+		n, err2 := strconv.Atoi(string(b))
+		if err != nil || err2 != nil || n < 0 || n > len(j.queryRows) {
+			s.mu.Unlock()
+			s.writeErr(w, r, http.StatusBadRequest, "INVALIDLOCATOR", "Invalid locator: "+loc)
+			return
+		}
+		offset = n
+	}
+	max := s.opts.QueryPageSize
+	if m := q.Get("maxRecords"); m != "" {
+		n, err := strconv.Atoi(m)
+		if err != nil || n <= 0 {
+			s.mu.Unlock()
+			s.writeErr(w, r, http.StatusBadRequest, "API_ERROR", fmt.Sprintf("Invalid value: '%s' supplied for parameter: 'maxRecords'", m))
+			return
+		}
+		max = n
+	}
+	end := min(offset+max, len(j.queryRows))
+	rw := newResultWriter(j)
+	for i, h := range j.queryHeader {
+		if i > 0 {
+			rw.buf.WriteByte(rw.delim)
+		}
+		rw.quoted(h)
+	}
+	for _, row := range j.queryRows[offset:end] {
+		rw.row(row)
+	}
+	rw.buf.WriteString(rw.eol)
+	locator := "null"
+	if end < len(j.queryRows) {
+		locator = base64.RawStdEncoding.EncodeToString([]byte(strconv.Itoa(end)))
+	}
+	s.mu.Unlock()
+	w.Header().Set("Sforce-Locator", locator)
+	w.Header().Set("Sforce-NumberOfRecords", strconv.Itoa(end-offset))
+	s.writeBody(w, r, http.StatusOK, csvContentType, rw.buf.Bytes())
+}
+
+// handleResultPages serves GET /jobs/query/{id}/resultPages (API >= 58.0):
+// up to 5 result URLs per page, each covering QueryPageSize rows.
+func (s *Server) handleResultPages(w http.ResponseWriter, r *http.Request, version, id string) {
+	s.mu.Lock()
+	j := s.jobLocked(id)
+	if j == nil || !j.query {
+		s.mu.Unlock()
+		s.writeNotFound(w, r)
+		return
+	}
+	if j.state != StateJobComplete {
+		st := j.state
+		s.mu.Unlock()
+		s.writeJobNotComplete(w, r, st)
+		return
+	}
+	total := len(j.queryRows)
+	s.mu.Unlock()
+	size := s.opts.QueryPageSize
+	start := 0
+	if p := r.URL.Query().Get("page"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			s.writeErr(w, r, http.StatusBadRequest, "INVALIDLOCATOR", "Invalid page: "+p)
+			return
+		}
+		start = n
+	}
+	base := "/services/data/v" + version + "/jobs/query/" + j.id
+	var pages []any
+	off := start * size
+	for len(pages) < 5 && (off < total || off == 0 && len(pages) == 0) {
+		u := base + "/results?maxRecords=" + strconv.Itoa(size)
+		if off > 0 {
+			u += "&locator=" + base64.RawStdEncoding.EncodeToString([]byte(strconv.Itoa(off)))
+		}
+		pages = append(pages, obj{{"resultUrl", u}})
+		off += size
+	}
+	var next any
+	done := off >= total
+	if !done {
+		next = base + "/resultPages?page=" + strconv.Itoa(off/size)
+	}
+	s.writeJSONValue(w, r, http.StatusOK, obj{{"resultPages", pages}, {"nextRecordsUrl", next}, {"done", done}})
+}
