@@ -1,0 +1,99 @@
+// Command bulkflow runs pipeline files that move warehouse data (CSV,
+// Parquet, blob stores) through expression transforms into sinks such as
+// Salesforce Bulk API 2.0 or files, accounting for every row.
+//
+// Usage:
+//
+//	bulkflow run FILE [--report FILE] [--progress auto|plain|none]
+//	bulkflow validate FILE
+//	bulkflow plugins
+//	bulkflow emulator [--addr 127.0.0.1:8484] [flags]
+//	bulkflow version
+//
+// Exit codes: 0 every row loaded or filtered; 3 finished with dead-lettered
+// rows; 1 the run failed or was cancelled; 2 invalid pipeline file or usage.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	_ "github.com/bulkflow/bulkflow/sinks/all"
+	_ "github.com/bulkflow/bulkflow/sources/all"
+	_ "github.com/bulkflow/bulkflow/transforms/all"
+)
+
+// Version is the bulkflow version, set at build time with
+// -ldflags "-X main.Version=v1.2.3".
+var Version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitPartial = 3
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"run", "run a pipeline file", runRun},
+		{"validate", "check a pipeline file (decode, compile expressions against the real source headers, check the graph) without moving rows", runValidate},
+		{"plugins", "list the registered sources, transforms and sinks", runPlugins},
+		{"emulator", "serve a local Salesforce Bulk API 2.0 emulator (for tests and dry runs)", runEmulator},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "bulkflow moves warehouse data into Salesforce (and files), accounting for every row.\n\nUsage:\n  bulkflow COMMAND [flags] [args]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'bulkflow COMMAND --help' for a command's flags.\n\nExit codes: 0 all rows loaded or filtered, 3 finished with dead-lettered rows,\n1 run failed or cancelled, 2 invalid pipeline file or usage.\n")
+}
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	// The first Ctrl-C or SIGTERM cancels the context: the run stops
+	// reading, drains in-flight rows to dead letters, closes sinks, aborts
+	// open Salesforce jobs and writes its report. A second one kills the
+	// process (stop restores the default handling).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop)
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "bulkflow: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "bulkflow %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// repoRoot returns the repository root (tests run in cmd/bulkflow).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run go test -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from golden file:\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// TestBrokenPipelines refuses every broken pipeline file before any work,
+// with exit code 2 and the message in its golden file.
+func TestBrokenPipelines(t *testing.T) {
+	here, _ := os.Getwd()
+	files, err := filepath.Glob(filepath.Join(here, "testdata/broken/*.yaml"))
+	if err != nil || len(files) < 15 {
+		t.Fatalf("want at least 15 broken pipeline files, have %d (%v)", len(files), err)
+	}
+	t.Setenv("BULKFLOW_TEST_UNSET_DIR", "")
+	os.Unsetenv("BULKFLOW_TEST_UNSET_DIR")
+	root := repoRoot(t)
+	t.Chdir(root)
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			rel, _ := filepath.Rel(root, f)
+			var stdout, stderr bytes.Buffer
+			code := realMain([]string{"validate", rel}, &stdout, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, exitUsage, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), rel+":") {
+				t.Errorf("message does not name the file %s:\n%s", rel, stderr.String())
+			}
+			golden(t, strings.TrimSuffix(f, ".yaml")+".golden", stderr.Bytes())
+		})
+	}
+}
+
+// TestPipelinesValidate checks every example pipeline file validates.
+func TestPipelinesValidate(t *testing.T) {
+	root := repoRoot(t)
+	files, _ := filepath.Glob(filepath.Join(root, "pipelines/*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no pipeline files in pipelines/")
+	}
+	t.Chdir(root)
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		t.Run(rel, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := realMain([]string{"validate", rel}, &stdout, &stderr); code != exitOK {
+				t.Errorf("validate %s: exit %d\n%s", rel, code, stderr.String())
+			}
+		})
+	}
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	err := filepath.WalkDir(from, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(from, p)
+		dst := filepath.Join(to, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQuickstart runs pipelines/quickstart.yaml end to end, as the README
+// does, in a scratch copy of the repository's pipelines folder, and compares
+// its output and dead letters with golden files.
+func TestQuickstart(t *testing.T) {
+	root := repoRoot(t)
+	here, _ := os.Getwd()
+	work := t.TempDir()
+	copyTree(t, filepath.Join(root, "pipelines"), filepath.Join(work, "pipelines"))
+	t.Chdir(work)
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"run", "pipelines/quickstart.yaml", "--report", "out/report.json", "--progress", "none"}, &stdout, &stderr)
+	if code != exitPartial {
+		t.Fatalf("exit code = %d, want %d (rows were dead-lettered)\n%s", code, exitPartial, stderr.String())
+	}
+	var rep pipeline.Report
+	b, err := os.ReadFile("out/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Counts
+	if !c.Balanced() || c.Read != 302 || c.Filtered == 0 || c.DeadLettered < 5 || c.Loaded == 0 {
+		t.Errorf("counts = %+v, want 302 read, some filtered, at least 5 dead-lettered, balanced", c)
+	}
+	out, err := os.ReadFile("out/quickstart/accounts.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, filepath.Join(here, "testdata/quickstart/accounts.csv"), out)
+
+	runDir := filepath.Join("out/quickstart/dead-letter", rep.RunID)
+	dls, _ := filepath.Glob(filepath.Join(runDir, "*.csv"))
+	if len(dls) == 0 || len(rep.DeadLetters) != len(dls) {
+		t.Fatalf("dead-letter files %v, report lists %v", dls, rep.DeadLetters)
+	}
+	for _, f := range dls {
+		b, _ := os.ReadFile(f)
+		b = bytes.ReplaceAll(b, []byte(rep.RunID), []byte("RUN_ID"))
+		golden(t, filepath.Join(here, "testdata/quickstart/dead-letter", filepath.Base(f)), b)
+	}
+	var m pipeline.Manifest
+	mb, err := os.ReadFile(filepath.Join(runDir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(mb, &m); err != nil || m.Counts != rep.Counts || len(m.Files) != len(dls) {
+		t.Errorf("manifest = %+v (err %v), want counts %+v and %d files", m, err, rep.Counts, len(dls))
+	}
+	if !regexp.MustCompile(`read 302, loaded \d+, filtered \d+, dead-lettered \d+`).Match(stderr.Bytes()) {
+		t.Errorf("summary missing from stderr:\n%s", stderr.String())
+	}
+}
+
+// TestReplayDeadLetters reads a dead-letter file back as a CSV source, as
+// the replay feature will: no edits needed.
+func TestReplayDeadLetters(t *testing.T) {
+	root := repoRoot(t)
+	work := t.TempDir()
+	copyTree(t, filepath.Join(root, "pipelines"), filepath.Join(work, "pipelines"))
+	t.Chdir(work)
+	var stdout, stderr bytes.Buffer
+	realMain([]string{"run", "pipelines/quickstart.yaml", "--report", "out/report.json", "--progress", "none"}, &stdout, &stderr)
+	var rep pipeline.Report
+	b, _ := os.ReadFile("out/report.json")
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	replay := `
+name: replay
+dead_letter: out/replay-dl/
+stages:
+  - name: read
+    source: {type: csv, url: "out/quickstart/dead-letter/` + rep.RunID + `/map.csv"}
+  - name: write
+    inputs: [read]
+    sink: {type: csv, url: out/replayed.csv}
+`
+	os.WriteFile("replay.yaml", []byte(replay), 0o644)
+	stderr.Reset()
+	if code := realMain([]string{"run", "replay.yaml", "--progress", "none"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("replay exit %d:\n%s", code, stderr.String())
+	}
+	got, _ := os.ReadFile("out/replayed.csv")
+	want, _ := os.ReadFile("out/quickstart/dead-letter/" + rep.RunID + "/map.csv")
+	if !bytes.Equal(got, want) || len(got) == 0 {
+		t.Errorf("replayed dead letters differ from the original file:\n%s\nvs\n%s", got, want)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, exitUsage, "Commands:"},
+		{[]string{"--help"}, exitOK, "Exit codes"},
+		{[]string{"nope"}, exitUsage, `unknown command "nope"`},
+		{[]string{"run"}, exitUsage, "Usage: bulkflow run FILE"},
+		{[]string{"run", "x.yaml", "--progress", "fancy"}, exitUsage, "--progress must be"},
+		{[]string{"version"}, exitOK, "bulkflow dev"},
+		{[]string{"plugins"}, exitOK, "csv"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := realMain(tc.args, &stdout, &stderr)
+			if code != tc.code || !strings.Contains(stdout.String()+stderr.String(), tc.want) {
+				t.Errorf("realMain(%q) = %d, output:\n%s%s\nwant %d and %q", tc.args, code, stdout.String(), stderr.String(), tc.code, tc.want)
+			}
+		})
+	}
+}
+
+var _ = context.Background

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/sinks/filesink"
+)
+
+// prepare loads and checks a pipeline file, opening its sources.
+func prepare(ctx context.Context, file string, stderr io.Writer) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
+	reg := pipeline.DefaultRegistry()
+	g, err := config.LoadFile(file, reg)
+	if err != nil {
+		printConfigErr(stderr, err)
+		return nil, nil, nil, exitUsage
+	}
+	env := &pipeline.Env{
+		RunID:    pipeline.NewRunID(time.Now()),
+		Pipeline: g.Name,
+		Lookups:  g.Lookups,
+		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	plan, err := pipeline.Prepare(ctx, reg, g, env)
+	if err != nil {
+		printConfigErr(stderr, err)
+		return nil, nil, nil, exitUsage
+	}
+	return plan, g, env, exitOK
+}
+
+func printConfigErr(w io.Writer, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "bulkflow: %s\n", line)
+	}
+}
+
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: bulkflow validate FILE\n\nDecodes the pipeline file strictly, opens each source to read its real header,\ncompiles every expression against it and checks the stage graph. No row moves.")
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	plan, g, _, code := prepare(ctx, fs.Arg(0), stderr)
+	if code != exitOK {
+		return code
+	}
+	defer plan.Close()
+	schemas := plan.Schemas()
+	fmt.Fprintf(stdout, "%s: pipeline %q is valid\n", fs.Arg(0), g.Name)
+	for _, s := range g.Stages {
+		fmt.Fprintf(stdout, "  %-10s %-9s %-10s -> %s\n", s.Name, s.Kind, s.Type, schemas[s.Name])
+	}
+	return exitOK
+}
+
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	report := fs.String("report", "", "write the JSON run report to this path or blob URL")
+	progress := fs.String("progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), plain, none")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none]\n\nRuns a pipeline file. Flags may come before or after FILE.")
+		fs.PrintDefaults()
+	}
+	file, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if file == "" {
+		fs.Usage()
+		return exitUsage
+	}
+	switch *progress {
+	case "auto", "plain", "none":
+	default:
+		fmt.Fprintf(stderr, "bulkflow: --progress must be auto, plain or none, not %q\n", *progress)
+		return exitUsage
+	}
+	plan, _, _, code := prepare(ctx, file, stderr)
+	if code != exitOK {
+		return code
+	}
+	opts := &pipeline.RunOptions{
+		DeadLetters: func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
+			return filesink.OpenCSV(ctx, loc, schema, nil)
+		},
+	}
+	finishProgress := setupProgress(opts, *progress, stderr)
+	rep, runErr := plan.Run(ctx, opts)
+	finishProgress()
+	if *report != "" {
+		if err := writeReport(ctx, *report, rep); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			if runErr == nil {
+				runErr = err
+			}
+		}
+	}
+	rep.Summary(stderr)
+	switch {
+	case rep.Status == pipeline.StatusFailed || rep.Status == pipeline.StatusCancelled || runErr != nil:
+		return exitFailed
+	case rep.Status == pipeline.StatusPartial:
+		return exitPartial
+	}
+	return exitOK
+}
+
+// parseInterspersed parses flags that may come before or after the one
+// positional argument.
+func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return "", err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		return "", nil
+	}
+	return pos[0], nil
+}
+
+func writeReport(ctx context.Context, where string, rep *pipeline.Report) error {
+	loc, err := blobio.Parse("", where)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	var b strings.Builder
+	if err := rep.WriteJSON(&b); err != nil {
+		return err
+	}
+	return blobio.WriteAll(context.WithoutCancel(ctx), loc, []byte(b.String()))
+}
+
+// setupProgress installs a progress callback and returns a function that
+// ends the display.
+func setupProgress(opts *pipeline.RunOptions, mode string, stderr io.Writer) func() {
+	if mode == "none" {
+		return func() {}
+	}
+	f, isFile := stderr.(*os.File)
+	if mode == "auto" && isFile && term.IsTerminal(int(f.Fd())) {
+		bar := progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("rows"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("rows"),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		opts.ProgressInterval = 200 * time.Millisecond
+		opts.Progress = func(c pipeline.Counts) {
+			bar.Describe(fmt.Sprintf("loaded %d filtered %d dead-lettered %d | read", c.Loaded, c.Filtered, c.DeadLettered))
+			bar.Set64(c.Read)
+		}
+		return func() { bar.Finish() }
+	}
+	if mode == "auto" {
+		// Not a terminal: a plain line every 10 s keeps logs short.
+		opts.ProgressInterval = 10 * time.Second
+	} else {
+		opts.ProgressInterval = 2 * time.Second
+	}
+	start := time.Now()
+	opts.Progress = func(c pipeline.Counts) {
+		secs := time.Since(start).Seconds()
+		fmt.Fprintf(stderr, "progress: %.0fs read %d loaded %d filtered %d dead-lettered %d (%.0f rows/s)\n",
+			secs, c.Read, c.Loaded, c.Filtered, c.DeadLettered, float64(c.Read)/max(secs, 0.001))
+	}
+	return func() {}
+}
+
+func runPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	reg := pipeline.DefaultRegistry()
+	for _, k := range []pipeline.Kind{pipeline.KindSource, pipeline.KindTransform, pipeline.KindSink} {
+		fmt.Fprintf(stdout, "%ss:\n", k)
+		for _, n := range reg.Names(k) {
+			spec, _ := reg.Spec(k, n)
+			fmt.Fprintf(stdout, "  %-12s %s\n", n, spec.Summary)
+		}
+	}
+	return exitOK
+}

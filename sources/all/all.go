@@ -1,0 +1,9 @@
+// Package all registers every bulkflow source with
+// pipeline.DefaultRegistry. Import it for its side effects:
+//
+//	import _ "github.com/bulkflow/bulkflow/sources/all"
+package all
+
+import (
+	_ "github.com/bulkflow/bulkflow/sources/csvsource" // "csv"
+)

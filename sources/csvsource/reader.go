@@ -1,0 +1,257 @@
+package csvsource
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strings"
+	"unicode/utf8"
+)
+
+// This file holds the record reader. It is hand-written rather than built on
+// encoding/csv for three reasons:
+//
+//   - encoding/csv rewrites "\r\n" inside quoted fields to "\n". Salesforce
+//     stores what it is sent, so a source must hand on field contents
+//     byte-exact.
+//   - a dead letter needs the raw text of a bad record and the physical line it
+//     starts on; encoding/csv reports only line/column of errors and cannot
+//     give back the raw record bytes without re-reading the input.
+//   - after a malformed record encoding/csv has already consumed an
+//     unpredictable amount of input; this reader always consumes whole
+//     physical lines, so it resynchronises on the next line.
+//
+// It reads physical lines with bufio.Reader.ReadSlice (no copy when a record
+// fits in one line) and makes one string per record, which the fields are
+// sliced from: a line without quotes is copied to a string as it is (fields
+// are the text between delimiters); otherwise field contents are unquoted
+// into a reused buffer first.
+
+// parseError is a malformed record found by the record reader.
+type parseError struct {
+	code  string // pipeline.RowError code: "bad_quote"
+	field int    // 0-based index of the field where it was found
+	msg   string
+}
+
+// recordReader splits a byte stream into records of fields.
+type recordReader struct {
+	br    *bufio.Reader
+	comma byte
+	quote byte
+
+	lines int64 // physical lines consumed so far
+	start int64 // physical line (1-based) the last record started on
+
+	raw    []byte // the last record's raw bytes, terminator included
+	own    []byte // owned buffer raw is copied to when a record spans lines
+	buf    []byte // field contents, concatenated
+	ends   []int  // end offset in buf of each field
+	fields []string
+}
+
+const readBufferSize = 1 << 20
+
+func newRecordReader(r io.Reader, comma, quote byte) *recordReader {
+	return &recordReader{br: bufio.NewReaderSize(r, readBufferSize), comma: comma, quote: quote}
+}
+
+// reset makes rr read from r with fresh line numbers, reusing its buffers.
+func (rr *recordReader) reset(r io.Reader) {
+	rr.br.Reset(r)
+	rr.lines, rr.start = 0, 0
+}
+
+// readLine reads the next physical line (with its "\n", if any). When
+// appendTo is true the line is appended to rr.own and rr.raw is set to it;
+// otherwise rr.raw may alias bufio's buffer until the next read. It reports
+// false at end of input with nothing read.
+func (rr *recordReader) readLine(appendTo bool) (bool, error) {
+	line, err := rr.br.ReadSlice('\n')
+	got := len(line)
+	if err == bufio.ErrBufferFull || appendTo {
+		if !appendTo {
+			rr.own = rr.own[:0]
+		}
+		rr.own = append(rr.own, line...)
+		for err == bufio.ErrBufferFull {
+			line, err = rr.br.ReadSlice('\n')
+			got += len(line)
+			rr.own = append(rr.own, line...)
+		}
+		line = rr.own
+	}
+	rr.raw = line
+	switch {
+	case err == nil:
+		rr.lines++
+		return true, nil
+	case err == io.EOF:
+		if got == 0 {
+			return false, nil
+		}
+		rr.lines++ // a last line without "\n"
+		return true, nil
+	default:
+		return false, err
+	}
+}
+
+// grow appends the next physical line to the current record. It reports
+// false at end of input.
+func (rr *recordReader) grow() (bool, error) {
+	if len(rr.own) == 0 || &rr.own[0] != &rr.raw[0] {
+		rr.own = append(rr.own[:0], rr.raw...)
+	}
+	return rr.readLine(true)
+}
+
+// isBlank reports whether a line is empty apart from its terminator.
+func isBlank(line []byte) bool {
+	switch len(line) {
+	case 0:
+		return true
+	case 1:
+		return line[0] == '\n' || line[0] == '\r'
+	case 2:
+		return line[0] == '\r' && line[1] == '\n'
+	}
+	return false
+}
+
+// trimEOL removes a trailing "\n" or "\r\n" (and a "\r" before end of input).
+func trimEOL(b []byte) []byte {
+	n := len(b)
+	if n > 0 && b[n-1] == '\n' {
+		n--
+	}
+	if n > 0 && b[n-1] == '\r' {
+		n--
+	}
+	return b[:n]
+}
+
+// rawText returns the last record's raw text without its line terminator.
+func (rr *recordReader) rawText() string { return string(trimEOL(rr.raw)) }
+
+// read reads the next record into rr.fields. It skips blank lines. It returns
+// io.EOF at end of input, a *parseError for a malformed record (consumed, with
+// the reader positioned at the next line), or an I/O error.
+func (rr *recordReader) read() (*parseError, error) {
+	for {
+		ok, err := rr.readLine(false)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, io.EOF
+		}
+		if !isBlank(rr.raw) {
+			break
+		}
+	}
+	rr.start = rr.lines
+	if bytes.IndexByte(rr.raw, rr.quote) < 0 {
+		// Fast path, most records: no quote, so one line whose fields are
+		// separated by every delimiter. Copy it to a string once and slice.
+		s := string(trimEOL(rr.raw))
+		rr.fields = rr.fields[:0]
+		for {
+			i := strings.IndexByte(s, rr.comma)
+			if i < 0 {
+				rr.fields = append(rr.fields, s)
+				return nil, nil
+			}
+			rr.fields = append(rr.fields, s[:i])
+			s = s[i+1:]
+		}
+	}
+	rr.buf = rr.buf[:0]
+	rr.ends = rr.ends[:0]
+	raw := rr.raw
+	pos := 0
+	q, comma := rr.quote, rr.comma
+	for {
+		if pos < len(raw) && raw[pos] == q {
+			// Quoted field: runs to the next quote not followed by another.
+			pos++
+			for {
+				i := bytes.IndexByte(raw[pos:], q)
+				if i < 0 {
+					rr.buf = append(rr.buf, raw[pos:]...)
+					pos = len(raw)
+					more, err := rr.grow()
+					if err != nil {
+						return nil, err
+					}
+					if !more {
+						return &parseError{code: "bad_quote", field: len(rr.ends), msg: "unterminated quoted field (runs to end of object)"}, nil
+					}
+					raw = rr.raw
+					continue
+				}
+				rr.buf = append(rr.buf, raw[pos:pos+i]...)
+				pos += i + 1
+				if pos < len(raw) && raw[pos] == q {
+					rr.buf = append(rr.buf, q)
+					pos++
+					continue
+				}
+				break
+			}
+			rr.ends = append(rr.ends, len(rr.buf))
+			switch {
+			case pos < len(raw) && raw[pos] == comma:
+				pos++
+				continue
+			case len(trimEOL(raw[pos:])) == 0:
+				// End of record.
+			default:
+				return &parseError{code: "bad_quote", field: len(rr.ends) - 1, msg: "unexpected text after closing quote"}, nil
+			}
+			break
+		}
+		// Unquoted field: runs to the next delimiter or the end of the line.
+		rest := raw[pos:]
+		i := bytes.IndexByte(rest, comma)
+		last := i < 0
+		field := rest
+		if last {
+			field = trimEOL(rest)
+		} else {
+			field = rest[:i]
+			pos += i + 1
+		}
+		if bytes.IndexByte(field, q) >= 0 {
+			return &parseError{code: "bad_quote", field: len(rr.ends), msg: "bare quote in unquoted field"}, nil
+		}
+		rr.buf = append(rr.buf, field...)
+		rr.ends = append(rr.ends, len(rr.buf))
+		if last {
+			break
+		}
+	}
+	// One string per record; fields are slices of it.
+	s := string(rr.buf)
+	rr.fields = rr.fields[:0]
+	prev := 0
+	for _, e := range rr.ends {
+		rr.fields = append(rr.fields, s[prev:e])
+		prev = e
+	}
+	return nil, nil
+}
+
+// invalidUTF8Field returns the index of the first field of the last record
+// that is not valid UTF-8, or -1.
+func (rr *recordReader) invalidUTF8Field() int {
+	if utf8.Valid(rr.raw) {
+		return -1
+	}
+	for i, f := range rr.fields {
+		if !utf8.ValidString(f) {
+			return i
+		}
+	}
+	return 0
+}

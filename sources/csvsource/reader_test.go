@@ -1,0 +1,341 @@
+package csvsource
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+)
+
+// rec is one record as the record reader saw it.
+type rec struct {
+	line   int64
+	fields []string
+	code   string // parse error code, "" for a good record
+	raw    string
+}
+
+func (r rec) String() string {
+	if r.code != "" {
+		return fmt.Sprintf("%d:%s(%q)", r.line, r.code, r.raw)
+	}
+	return fmt.Sprintf("%d:%q", r.line, r.fields)
+}
+
+func readRecords(t testing.TB, in string, comma byte) []rec {
+	t.Helper()
+	rr := newRecordReader(strings.NewReader(in), comma, '"')
+	var out []rec
+	for range len(in) + 2 {
+		pe, err := rr.read()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		if pe != nil {
+			out = append(out, rec{line: rr.start, code: pe.code, raw: rr.rawText()})
+			continue
+		}
+		out = append(out, rec{line: rr.start, fields: slices.Clone(rr.fields)})
+	}
+	t.Fatalf("reader did not reach EOF on %q", in)
+	return nil
+}
+
+func TestRecordReader(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    string
+		comma byte
+		want  []rec
+	}{
+		{name: "empty", in: "", want: nil},
+		{name: "simple", in: "a,b\n1,2\n", want: []rec{{line: 1, fields: []string{"a", "b"}}, {line: 2, fields: []string{"1", "2"}}}},
+		{name: "no final newline", in: "a,b\n1,2", want: []rec{{line: 1, fields: []string{"a", "b"}}, {line: 2, fields: []string{"1", "2"}}}},
+		{name: "crlf records", in: "a,b\r\n1,2\r\n", want: []rec{{line: 1, fields: []string{"a", "b"}}, {line: 2, fields: []string{"1", "2"}}}},
+		{name: "cr before eof", in: "a,b\r", want: []rec{{line: 1, fields: []string{"a", "b"}}}},
+		{name: "lone cr kept", in: "a\rb,c\n", want: []rec{{line: 1, fields: []string{"a\rb", "c"}}}},
+		{name: "empty fields", in: ",,\n", want: []rec{{line: 1, fields: []string{"", "", ""}}}},
+		{name: "quoted", in: `"a,b","c""d",""` + "\n", want: []rec{{line: 1, fields: []string{"a,b", `c"d`, ""}}}},
+		{name: "crlf inside quotes kept", in: "\"x\r\ny\",z\r\nq,r\n", want: []rec{{line: 1, fields: []string{"x\r\ny", "z"}}, {line: 3, fields: []string{"q", "r"}}}},
+		{name: "multi-line lines counted", in: "\"a\n\nb\",c\nd,e\n", want: []rec{{line: 1, fields: []string{"a\n\nb", "c"}}, {line: 4, fields: []string{"d", "e"}}}},
+		{name: "blank lines skipped", in: "a\n\n\r\nb\n", want: []rec{{line: 1, fields: []string{"a"}}, {line: 4, fields: []string{"b"}}}},
+		{name: "quoted field at eof", in: `a,"b"`, want: []rec{{line: 1, fields: []string{"a", "b"}}}},
+		{name: "quoted then crlf", in: "\"a\"\r\n", want: []rec{{line: 1, fields: []string{"a"}}}},
+		{name: "tab", in: "a\tb c\n", comma: '\t', want: []rec{{line: 1, fields: []string{"a", "b c"}}}},
+		{name: "bare quote resyncs", in: "a,b\"c\nd,e\n", want: []rec{{line: 1, code: "bad_quote", raw: `a,b"c`}, {line: 2, fields: []string{"d", "e"}}}},
+		{name: "text after quote resyncs", in: "\"a\nb\"x,c\nd\n", want: []rec{{line: 1, code: "bad_quote", raw: "\"a\nb\"x,c"}, {line: 3, fields: []string{"d"}}}},
+		{name: "unterminated runs to eof", in: "a\n\"b,c\nd,e\n", want: []rec{{line: 1, fields: []string{"a"}}, {line: 2, code: "bad_quote", raw: "\"b,c\nd,e"}}},
+		{name: "space before quote is bare", in: "a, \"b\"\n", want: []rec{{line: 1, code: "bad_quote", raw: `a, "b"`}}},
+		{name: "invalid utf8 passes reader", in: "\xff,b\n", want: []rec{{line: 1, fields: []string{"\xff", "b"}}}},
+		{name: "long line over buffer", in: strings.Repeat("x", 3*readBufferSize) + ",y\n", want: []rec{{line: 1, fields: []string{strings.Repeat("x", 3*readBufferSize), "y"}}}},
+		{name: "long quoted over buffer", in: "\"" + strings.Repeat("q\n", readBufferSize) + "\",y\nz\n", want: []rec{{line: 1, fields: []string{strings.Repeat("q\n", readBufferSize), "y"}}, {line: readBufferSize + 2, fields: []string{"z"}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			comma := tc.comma
+			if comma == 0 {
+				comma = ','
+			}
+			got := readRecords(t, tc.in, comma)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("read(%.60q) =\n  %v\nwant\n  %v", tc.in, short(got), short(tc.want))
+			}
+		})
+	}
+}
+
+func short(rs []rec) string {
+	s := fmt.Sprint(rs)
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// referenceRecords reads in with encoding/csv, reporting ok=false on error.
+func referenceRecords(in string) ([][]string, bool) {
+	r := csv.NewReader(strings.NewReader(in))
+	r.FieldsPerRecord = -1
+	var out [][]string
+	for {
+		f, err := r.Read()
+		if err == io.EOF {
+			return out, true
+		}
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, f)
+	}
+}
+
+// FuzzAgainstEncodingCSV checks the reader agrees with encoding/csv on input
+// both must read the same way: no CR (encoding/csv rewrites CRLF) and input
+// encoding/csv accepts.
+func FuzzAgainstEncodingCSV(f *testing.F) {
+	for _, s := range []string{"a,b\n1,2\n", `"a""b",c` + "\n", "\"x\ny\",z", "a\n\nb\n", ",,\n", `"",""`, "a,\"b\nc\"\n\n", "\"\"\"\",x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if strings.ContainsRune(in, '\r') {
+			return
+		}
+		want, ok := referenceRecords(in)
+		got := readRecords(t, in, ',')
+		if !ok {
+			// encoding/csv rejected it: the reader must report at least
+			// one bad record too, and never lose or invent input lines.
+			for _, r := range got {
+				if r.code != "" {
+					return
+				}
+			}
+			t.Fatalf("encoding/csv rejects %q, reader accepted it as %v", in, got)
+		}
+		var fields [][]string
+		for _, r := range got {
+			if r.code != "" {
+				t.Fatalf("reader rejects %q (%v), encoding/csv reads %q", in, r, want)
+			}
+			fields = append(fields, r.fields)
+		}
+		if fmt.Sprintf("%q", fields) != fmt.Sprintf("%q", want) {
+			t.Fatalf("read(%q) = %q, encoding/csv = %q", in, fields, want)
+		}
+	})
+}
+
+// FuzzRoundtrip writes records with encoding/csv (byte-exact, "\n" record
+// ends or "\r\n") and checks the reader returns them exactly, with the right
+// line numbers.
+func FuzzRoundtrip(f *testing.F) {
+	f.Add("a,b", "c\r\nd", "\"", false)
+	f.Add("", "x", "\n\n", true)
+	f.Add("ü", "\xff", " lead", false)
+	f.Fuzz(func(t *testing.T, a, b, c string, crlf bool) {
+		recs := [][]string{{a, b, c}, {c, a, b}, {"x", b, a}}
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		w.UseCRLF = false
+		w.WriteAll(recs)
+		data := buf.String()
+		if crlf {
+			// Record ends only: rewrite the "\n" after each record.
+			data = ""
+			for _, r := range recs {
+				var one bytes.Buffer
+				w := csv.NewWriter(&one)
+				w.Write(r)
+				w.Flush()
+				data += strings.TrimSuffix(one.String(), "\n") + "\r\n"
+			}
+		}
+		got := readRecords(t, data, ',')
+		// encoding/csv skips lines that are empty, so a record of one
+		// empty field cannot round-trip; ours has three fields.
+		if len(got) != len(recs) {
+			t.Fatalf("read %q: %d records, want %d: %v", data, len(got), len(recs), got)
+		}
+		line := int64(1)
+		for i, r := range got {
+			if r.code != "" || !slices.Equal(r.fields, recs[i]) {
+				t.Fatalf("record %d of %q = %v, want %q", i, data, r, recs[i])
+			}
+			if r.line != line {
+				t.Fatalf("record %d of %q starts on line %d, want %d", i, data, r.line, line)
+			}
+			for _, f := range recs[i] {
+				line += int64(strings.Count(f, "\n"))
+			}
+			line++
+		}
+	})
+}
+
+// benchData returns a generated CSV of n rows of 14 columns, with some
+// quoted fields (commas, quotes, embedded newlines).
+func benchData(n int) []byte {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	row := make([]string, 14)
+	for j := range row {
+		row[j] = fmt.Sprintf("Column%02d", j)
+	}
+	w.Write(row)
+	for i := range n {
+		row[0] = fmt.Sprintf("001%015d", i)
+		row[1] = fmt.Sprintf("Account %d", rnd.IntN(1_000_000))
+		row[2] = fmt.Sprintf("%d.%02d", rnd.IntN(100000), rnd.IntN(100))
+		row[3] = "2024-05-17"
+		row[4] = "2024-05-17T10:20:30Z"
+		row[5] = []string{"true", "false"}[i%2]
+		row[6] = fmt.Sprintf("%d Main Street, Springfield", rnd.IntN(999))
+		row[7] = ""
+		row[8] = []string{"Customer", "Partner", "Prospect"}[i%3]
+		row[9] = fmt.Sprint(rnd.IntN(10000))
+		row[10] = "user@example.com"
+		row[11] = ""
+		if i%50 == 0 {
+			row[11] = "note with \"quotes\"\nand a second line"
+		}
+		row[12] = "Zürich"
+		row[13] = fmt.Sprint(rnd.Float64())
+		w.Write(row)
+	}
+	w.Flush()
+	return buf.Bytes()
+}
+
+var benchRows = 1_000_000
+
+var (
+	benchOnce  sync.Once
+	benchBytes []byte
+)
+
+// sharedBenchData returns benchData(benchRows), generated once per process.
+func sharedBenchData() []byte {
+	benchOnce.Do(func() { benchBytes = benchData(benchRows) })
+	return benchBytes
+}
+
+// BenchmarkRead reads benchData with the record reader; compare with
+// BenchmarkEncodingCSV (same data, same run).
+func BenchmarkRead(b *testing.B) {
+	data := sharedBenchData()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rr := newRecordReader(bytes.NewReader(data), ',', '"')
+		n := 0
+		for {
+			pe, err := rr.read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil || pe != nil {
+				b.Fatal(err, pe)
+			}
+			if rr.invalidUTF8Field() >= 0 {
+				b.Fatal("invalid utf8")
+			}
+			n += len(rr.fields)
+		}
+		if n != 14*(benchRows+1) {
+			b.Fatalf("read %d fields", n)
+		}
+	}
+}
+
+// BenchmarkEncodingCSV is the baseline for BenchmarkRead: encoding/csv with
+// ReuseRecord on the same data.
+func BenchmarkEncodingCSV(b *testing.B) {
+	data := sharedBenchData()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := csv.NewReader(bytes.NewReader(data))
+		r.ReuseRecord = true
+		n := 0
+		for {
+			rec, err := r.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(rec)
+		}
+		if n != 14*(benchRows+1) {
+			b.Fatalf("read %d fields", n)
+		}
+	}
+}
+
+// BenchmarkSource reads the same data through the whole source (mem://
+// object, batches of rows of any) for comparison with BenchmarkRead.
+func BenchmarkSource(b *testing.B) {
+	data := sharedBenchData()
+	ctx := context.Background()
+	loc, _ := blobio.Parse("", "mem://csvsource-bench/data.csv")
+	if err := blobio.WriteAll(ctx, loc, data); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		src, err := Open(ctx, nil, &Options{URL: loc.String()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			batch, err := src.Read(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += batch.Len()
+		}
+		src.Close()
+		if n != benchRows {
+			b.Fatalf("read %d rows", n)
+		}
+	}
+}

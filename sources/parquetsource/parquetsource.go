@@ -1,0 +1,403 @@
+package parquetsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+)
+
+func init() {
+	pipeline.DefaultRegistry().RegisterSource("parquet", Spec, open)
+}
+
+// Spec describes the "parquet" source type to the registry.
+var Spec = pipeline.Spec{
+	Summary: "Read Parquet objects (local files or blob URLs, globs allowed) through range reads",
+	Example: `url: s3://warehouse/exports/accounts/part-*.parquet?region=eu-west-1
+batch_size: 1024
+columns: [Id, Name, AnnualRevenue, CreatedDate]
+flatten: false
+`,
+	NewOptions: newOptions,
+}
+
+func open(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
+	o, ok := opts.(*Options)
+	if !ok {
+		return nil, fmt.Errorf("parquet: options are %T, want *parquetsource.Options", opts)
+	}
+	return Open(ctx, env, o)
+}
+
+// ErrClosed is returned by Schema, Read and Project after Close.
+var ErrClosed = errors.New("parquet: source is closed")
+
+// readBufferSize is the size of each range read of column data. Column
+// chunks are streamed through buffers of this size rather than read whole,
+// so memory stays bounded by (columns read × readBufferSize) plus one
+// batch, whatever the row-group size.
+const readBufferSize = 1 << 20
+
+// Source reads rows from Parquet objects. It implements pipeline.Source. Its
+// methods must not be called concurrently.
+type Source struct {
+	cfg      *config
+	loc      blobio.Location
+	ioCtx    context.Context // bounds every range read; cancelled by Close
+	ioCancel context.CancelFunc
+	alloc    memory.Allocator
+
+	project []string         // names given to Project, nil when not called
+	first   *arrow.Schema    // the first object's Arrow schema
+	schema  *pipeline.Schema // the output schema
+	objects []blobio.Object
+	next    int     // index in objects of the next object to open
+	cur     *object // the object being read, nil between objects
+	started bool    // Read has been called
+	err     error   // sticky error returned by every later Read
+	eof     bool
+	closed  bool
+}
+
+// object is one open Parquet object.
+type object struct {
+	name   string // as users see it: loc.URLOf(key)
+	ra     *blobio.ReaderAt
+	pf     *file.Reader
+	fr     *pqarrow.FileReader
+	plan   *plan
+	rg     int // next row group to open
+	rr     pqarrow.RecordReader
+	row    int64 // rows read so far
+	schema *pipeline.Schema
+}
+
+func (o *object) close() error {
+	if o.rr != nil {
+		o.rr.Release()
+		o.rr = nil
+	}
+	return o.ra.Close()
+}
+
+// Open returns a source reading the objects opts.URL names, resolved against
+// env.BaseDir (env may be nil). It checks the options but does no I/O: a
+// missing object or a bad file is reported by Schema or Read. The caller must
+// Close the source. ctx's values (not its cancellation) are kept for the
+// range reads.
+func Open(ctx context.Context, env *pipeline.Env, opts *Options) (*Source, error) {
+	cfg, err := opts.resolve()
+	if err != nil {
+		return nil, err
+	}
+	base := ""
+	if env != nil {
+		base = env.BaseDir
+	}
+	loc, err := blobio.Parse(base, opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parquet: url: %w", err)
+	}
+	ioCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	return &Source{cfg: cfg, loc: loc, ioCtx: ioCtx, ioCancel: cancel, alloc: memory.DefaultAllocator}, nil
+}
+
+// Project narrows the columns the source reads to names, which must be
+// columns of the schema the source would otherwise return (after
+// Options.Columns and Options.Flatten). Only the column chunks of the
+// projected columns are fetched. The engine calls it with the columns its
+// compiled expressions use; it is an optimisation, not a filter users see.
+//
+// Project may be called before or after Schema but not after the first
+// Read; Schema (and every batch) then has only the projected columns, in
+// the source's column order. Calling it again replaces the projection. An
+// unknown name is reported here when the schema is already loaded, else by
+// Schema. Project must not be called concurrently with other methods.
+func (s *Source) Project(names []string) error {
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.started:
+		return errors.New("parquet: Project called after Read; project columns before reading")
+	case len(names) == 0:
+		return errors.New("parquet: Project needs at least one column")
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if seen[n] {
+			return fmt.Errorf("parquet: Project: column %q listed twice", n)
+		}
+		seen[n] = true
+	}
+	prev := s.project
+	s.project = slices.Clone(names)
+	if s.cur == nil || s.first == nil {
+		return nil // applied when the schema is loaded
+	}
+	p, err := s.makePlan(s.cur.fr, s.first, s.cur.name)
+	if err != nil {
+		s.project = prev
+		return err
+	}
+	s.cur.plan = p
+	s.schema = p.schema
+	s.cur.schema = p.schema
+	return nil
+}
+
+// Schema returns the columns of the first object (after Options.Columns,
+// Options.Flatten and Project), typed as described in the package doc. The
+// first call lists the objects and reads the first object's footer.
+func (s *Source) Schema(ctx context.Context) (*pipeline.Schema, error) {
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.schema != nil {
+		return s.schema, nil
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, s.ioCancel)
+	defer stop()
+	sch, err := s.loadSchema()
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		s.err = err
+		return nil, err
+	}
+	s.schema = sch
+	return sch, nil
+}
+
+func (s *Source) loadSchema() (*pipeline.Schema, error) {
+	objs, err := blobio.List(s.ioCtx, s.loc)
+	if err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
+	s.objects = objs
+	if err := s.openNext(); err != nil {
+		return nil, err
+	}
+	return s.cur.schema, nil
+}
+
+// readerAtSeeker adapts a blobio.ReaderAt to parquet.ReaderAtSeeker. The
+// Parquet reader only seeks to learn the size; all data is fetched with
+// ReadAt (one range read per call).
+type readerAtSeeker struct {
+	*blobio.ReaderAt
+	off int64
+}
+
+func (r *readerAtSeeker) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.off
+	case io.SeekEnd:
+		offset += r.Size()
+	default:
+		return 0, fmt.Errorf("seek: invalid whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("seek: negative position %d", offset)
+	}
+	r.off = offset
+	return offset, nil
+}
+
+// openNext opens objects[next], reads its footer and checks its columns
+// against the first object's.
+func (s *Source) openNext() error {
+	obj := s.objects[s.next]
+	s.next++
+	name := obj.Loc.String()
+	ra, err := blobio.NewReaderAt(s.ioCtx, obj.Loc)
+	if err != nil {
+		return fmt.Errorf("parquet: %w", err)
+	}
+	props := parquet.NewReaderProperties(s.alloc)
+	props.BufferedStreamEnabled = true
+	props.BufferSize = readBufferSize
+	pf, err := file.NewParquetReader(&readerAtSeeker{ReaderAt: ra}, file.WithReadProps(props))
+	if err != nil {
+		ra.Close()
+		return fmt.Errorf("parquet %s: not a readable Parquet file: %w", name, err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(s.cfg.batchSize)}, s.alloc)
+	if err != nil {
+		ra.Close()
+		return fmt.Errorf("parquet %s: %w", name, err)
+	}
+	as, err := fr.Schema()
+	if err != nil {
+		ra.Close()
+		return fmt.Errorf("parquet %s: read schema: %w", name, err)
+	}
+	p, err := s.makePlan(fr, as, name)
+	if err != nil {
+		ra.Close()
+		return err
+	}
+	if s.first == nil {
+		s.first = as
+	} else if !p.schema.Equal(s.schema) {
+		ra.Close()
+		return fmt.Errorf("parquet %s: columns differ from the first object %s: %s", name, s.objects[0].Loc, schemaDiff(s.schema, p.schema))
+	}
+	s.cur = &object{name: name, ra: ra, pf: pf, fr: fr, plan: p, schema: p.schema}
+	return nil
+}
+
+// schemaDiff describes the first difference between two schemas.
+func schemaDiff(want, got *pipeline.Schema) string {
+	for i := range min(want.Len(), got.Len()) {
+		if w, g := want.Field(i), got.Field(i); w != g {
+			return fmt.Sprintf("column %d is %s %s, want %s %s", i+1, g.Name, g.Type, w.Name, w.Type)
+		}
+	}
+	return fmt.Sprintf("%d columns (%s), want %d (%s)", got.Len(), got, want.Len(), want)
+}
+
+// Read returns the next batch of up to Options.BatchSize rows from one row
+// group; rows holding a value that cannot be represented (an unsigned
+// integer above the int range, binary that is not UTF-8) are included as
+// Drops. It returns io.EOF after the last batch and on every later call, and
+// ctx.Err() promptly when ctx is cancelled. Read must not be called
+// concurrently.
+func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
+	switch {
+	case s.closed:
+		return nil, ErrClosed
+	case s.err != nil:
+		return nil, s.err
+	case s.eof:
+		return nil, io.EOF
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.schema == nil {
+		if _, err := s.Schema(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.started = true
+	stop := context.AfterFunc(ctx, s.ioCancel)
+	defer func() {
+		if !stop() && s.err == nil {
+			s.err = ctx.Err() // range reads were cancelled: no way back
+		}
+	}()
+	b, err := s.next1(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	switch {
+	case err == io.EOF:
+		s.eof = true
+	case err != nil:
+		s.err = err
+	}
+	return b, err
+}
+
+// next1 returns the next non-empty batch, moving through row groups and
+// objects.
+func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if s.cur == nil {
+			if s.next >= len(s.objects) {
+				return nil, io.EOF
+			}
+			if err := s.openNext(); err != nil {
+				return nil, err
+			}
+		}
+		cur := s.cur
+		if cur.rr == nil {
+			if cur.rg >= cur.pf.NumRowGroups() {
+				err := cur.close()
+				s.cur = nil
+				if err != nil {
+					return nil, fmt.Errorf("parquet %s: close: %w", cur.name, err)
+				}
+				continue
+			}
+			rg := cur.rg
+			cur.rg++
+			if cur.pf.MetaData().RowGroup(rg).NumRows() == 0 {
+				continue
+			}
+			rr, err := cur.fr.GetRecordReader(s.ioCtx, cur.plan.leaves, []int{rg})
+			if err != nil {
+				return nil, fmt.Errorf("parquet %s: row group %d: %w", cur.name, rg, err)
+			}
+			cur.rr = rr
+		}
+		rec, err := cur.rr.Read()
+		if err == io.EOF || (err == nil && rec == nil) {
+			cur.rr.Release()
+			cur.rr = nil
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parquet %s: after row %d: %w", cur.name, cur.row, err)
+		}
+		if rec.NumRows() == 0 {
+			continue
+		}
+		return s.convert(cur, rec)
+	}
+}
+
+// Close releases resources. It is idempotent and safe after an error; Read,
+// Schema and Project return ErrClosed afterwards.
+func (s *Source) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.ioCancel()
+	if s.cur != nil {
+		err := s.cur.close()
+		s.cur = nil
+		if err != nil {
+			return fmt.Errorf("parquet: close: %w", err)
+		}
+	}
+	return nil
+}
+
+// The Parquet reader satisfies pipeline.Source.
+var _ pipeline.Source = (*Source)(nil)
+
+// quoteNames formats names for error messages.
+func quoteNames(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	return strings.Join(q, ", ")
+}
