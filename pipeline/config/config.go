@@ -314,11 +314,12 @@ func (l *loader) top(body ast.Node, g *pipeline.Graph) {
 			l.unknownKey(mv, "the pipeline file", topKeys)
 		}
 	}
+	top := pipeline.Position{File: l.file, Line: 1, Col: 1}
 	if g.Name == "" && !seen["name"] {
-		l.add(body, "the pipeline has no name: add name: <something> at the top")
+		l.errs = append(l.errs, &pipeline.ConfigError{Pos: top, Msg: "the pipeline has no name: add name: <something> at the top"})
 	}
 	if stages == nil {
-		l.add(body, "the pipeline has no stages: add a stages: list with at least a source and a sink")
+		l.errs = append(l.errs, &pipeline.ConfigError{Pos: top, Msg: "the pipeline has no stages: add a stages: list with at least a source and a sink"})
 		return
 	}
 	seq, ok := stages.(*ast.SequenceNode)
