@@ -24,6 +24,9 @@ func runYAML(t *testing.T, ctx context.Context, y string) (*pipeline.Report, *pi
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
+	if g.DeadLetter == "" {
+		g.DeadLetter = "mem://engine-test/"
+	}
 	plan, err := pipeline.Prepare(ctx, &reg, g, &pipeline.Env{RunID: "run-1"})
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
@@ -268,6 +271,7 @@ stages:
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.DeadLetter = "mem://engine-test/"
 	plan, err := pipeline.Prepare(ctx, &reg, g, &pipeline.Env{RunID: "r"})
 	if err != nil {
 		t.Fatal(err)
