@@ -55,6 +55,14 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// StatsReporter is implemented by sinks that have details for the run
+// report (the Salesforce sink's jobs, for example). The engine calls Stats
+// after Close and puts the value, marshalled as JSON, under the sink's stage
+// name in Report.Sinks.
+type StatsReporter interface {
+	Stats() any
+}
+
 // BatchPolicy is how a sink wants its input grouped.
 type BatchPolicy struct {
 	// MaxRows is the most rows per Write; the engine joins smaller input

@@ -69,6 +69,9 @@ type Report struct {
 	DeadLetters []string      `json:"dead_letters"`
 	Manifest    string        `json:"dead_letter_manifest,omitempty"`
 	Errors      []string      `json:"errors"`
+	// Sinks holds per-sink details by stage name, from sinks that implement
+	// StatsReporter (e.g. the Salesforce sink's jobs).
+	Sinks map[string]any `json:"sinks,omitempty"`
 }
 
 // WriteJSON writes the report as indented JSON.

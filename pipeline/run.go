@@ -72,8 +72,9 @@ type runner struct {
 
 	read, fanned, filtered, loaded, deadLettered, lost atomic.Int64
 
-	mu   sync.Mutex
-	errs []error
+	mu        sync.Mutex
+	errs      []error
+	sinkStats map[string]any
 }
 
 // fail records a run error and stops the run: every stage drains what it
@@ -327,6 +328,7 @@ func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
 			In: c.in.Load(), Out: c.out.Load(), Filtered: c.filtered.Load(), DeadLettered: c.deadLettered.Load(), Loaded: c.loaded.Load()})
 	}
 	rep.Status = r.status()
+	rep.Sinks = r.sinkStats
 	for _, e := range r.errs {
 		rep.Errors = append(rep.Errors, e.Error())
 	}
@@ -510,6 +512,14 @@ func (r *runner) runSink(s *planStage) {
 	// it has loaded, so the accounting stays true.
 	if err := sink.Close(context.WithoutCancel(r.userCtx)); err != nil {
 		r.fail(fmt.Errorf("stage %q: close sink: %w (rows counted as loaded by this sink may not have been committed)", s.spec.Name, err))
+	}
+	if sr, ok := sink.(StatsReporter); ok {
+		r.mu.Lock()
+		if r.sinkStats == nil {
+			r.sinkStats = map[string]any{}
+		}
+		r.sinkStats[s.spec.Name] = sr.Stats()
+		r.mu.Unlock()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -116,9 +117,11 @@ func copyTree(t *testing.T, from, to string) {
 	}
 }
 
-// TestQuickstart runs pipelines/quickstart.yaml end to end, as the README
-// does, in a scratch copy of the repository's pipelines folder, and compares
-// its output and dead letters with golden files.
+// TestQuickstart runs the README's first command, pipelines/quickstart.yaml
+// (CSV → filter → map → Salesforce insert on the in-process emulator), in a
+// scratch copy of the pipelines folder, and compares its dead letters with
+// golden files. Jobs run concurrently, so dead-letter lines are compared
+// sorted and job ids are replaced by JOB_ID.
 func TestQuickstart(t *testing.T) {
 	root := repoRoot(t)
 	here, _ := os.Getwd()
@@ -127,6 +130,71 @@ func TestQuickstart(t *testing.T) {
 	t.Chdir(work)
 	var stdout, stderr bytes.Buffer
 	code := realMain([]string{"run", "pipelines/quickstart.yaml", "--report", "out/report.json", "--progress", "none"}, &stdout, &stderr)
+	if code != exitPartial {
+		t.Fatalf("exit code = %d, want %d (rows were dead-lettered)\n%s", code, exitPartial, stderr.String())
+	}
+	var rep struct {
+		pipeline.Report
+		Sinks map[string]struct {
+			Jobs []struct {
+				ID          string `json:"id"`
+				Rows        int64  `json:"rows"`
+				State       string `json:"state"`
+				Succeeded   int64  `json:"succeeded"`
+				Failed      int64  `json:"failed"`
+				Unprocessed int64  `json:"unprocessed"`
+			} `json:"jobs"`
+		} `json:"sinks"`
+	}
+	b, err := os.ReadFile("out/report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	c := rep.Counts
+	if !c.Balanced() || c.Read != 302 || c.Filtered != 33 || c.Loaded < 200 || c.DeadLettered < 10 {
+		t.Errorf("counts = %+v, want 302 read, 33 filtered, most loaded, some dead-lettered, balanced", c)
+	}
+	var uploaded, succeeded, failed int64
+	for _, j := range rep.Sinks["load"].Jobs {
+		if j.State != "JobComplete" || j.Succeeded+j.Failed+j.Unprocessed != j.Rows {
+			t.Errorf("job %+v does not account for its rows", j)
+		}
+		uploaded += j.Rows
+		succeeded += j.Succeeded
+		failed += j.Failed
+	}
+	if succeeded != c.Loaded || uploaded == 0 || failed == 0 {
+		t.Errorf("jobs: uploaded %d, succeeded %d, failed %d; report loaded %d", uploaded, succeeded, failed, c.Loaded)
+	}
+	jobID := regexp.MustCompile(`750[0-9A-Za-z]{12}([0-9A-Za-z]{3})?`)
+	dls, _ := filepath.Glob(filepath.Join("out/quickstart/dead-letter", rep.RunID, "*.csv"))
+	if len(dls) != 3 {
+		t.Fatalf("dead-letter files %v, want read, map and load", dls)
+	}
+	for _, f := range dls {
+		b, _ := os.ReadFile(f)
+		b = bytes.ReplaceAll(b, []byte(rep.RunID), []byte("RUN_ID"))
+		b = jobID.ReplaceAll(b, []byte("JOB_ID"))
+		lines := strings.SplitAfter(string(b), "\n")
+		sort.Strings(lines[1:])
+		golden(t, filepath.Join(here, "testdata/quickstart/dead-letter", filepath.Base(f)), []byte(strings.Join(lines, "")))
+	}
+}
+
+// TestAccountsToCSV runs pipelines/accounts-to-csv.yaml end to end in a
+// scratch copy of the repository's pipelines folder and compares its output
+// and dead letters with golden files.
+func TestAccountsToCSV(t *testing.T) {
+	root := repoRoot(t)
+	here, _ := os.Getwd()
+	work := t.TempDir()
+	copyTree(t, filepath.Join(root, "pipelines"), filepath.Join(work, "pipelines"))
+	t.Chdir(work)
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"run", "pipelines/accounts-to-csv.yaml", "--report", "out/report.json", "--progress", "none"}, &stdout, &stderr)
 	if code != exitPartial {
 		t.Fatalf("exit code = %d, want %d (rows were dead-lettered)\n%s", code, exitPartial, stderr.String())
 	}
@@ -142,13 +210,13 @@ func TestQuickstart(t *testing.T) {
 	if !c.Balanced() || c.Read != 302 || c.Filtered == 0 || c.DeadLettered < 5 || c.Loaded == 0 {
 		t.Errorf("counts = %+v, want 302 read, some filtered, at least 5 dead-lettered, balanced", c)
 	}
-	out, err := os.ReadFile("out/quickstart/accounts.csv")
+	out, err := os.ReadFile("out/accounts-to-csv/accounts.csv")
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, filepath.Join(here, "testdata/quickstart/accounts.csv"), out)
+	golden(t, filepath.Join(here, "testdata/accounts-to-csv/accounts.csv"), out)
 
-	runDir := filepath.Join("out/quickstart/dead-letter", rep.RunID)
+	runDir := filepath.Join("out/accounts-to-csv/dead-letter", rep.RunID)
 	dls, _ := filepath.Glob(filepath.Join(runDir, "*.csv"))
 	if len(dls) == 0 || len(rep.DeadLetters) != len(dls) {
 		t.Fatalf("dead-letter files %v, report lists %v", dls, rep.DeadLetters)
@@ -156,7 +224,7 @@ func TestQuickstart(t *testing.T) {
 	for _, f := range dls {
 		b, _ := os.ReadFile(f)
 		b = bytes.ReplaceAll(b, []byte(rep.RunID), []byte("RUN_ID"))
-		golden(t, filepath.Join(here, "testdata/quickstart/dead-letter", filepath.Base(f)), b)
+		golden(t, filepath.Join(here, "testdata/accounts-to-csv/dead-letter", filepath.Base(f)), b)
 	}
 	var m pipeline.Manifest
 	mb, err := os.ReadFile(filepath.Join(runDir, "manifest.json"))
@@ -179,7 +247,7 @@ func TestReplayDeadLetters(t *testing.T) {
 	copyTree(t, filepath.Join(root, "pipelines"), filepath.Join(work, "pipelines"))
 	t.Chdir(work)
 	var stdout, stderr bytes.Buffer
-	realMain([]string{"run", "pipelines/quickstart.yaml", "--report", "out/report.json", "--progress", "none"}, &stdout, &stderr)
+	realMain([]string{"run", "pipelines/accounts-to-csv.yaml", "--report", "out/report.json", "--progress", "none"}, &stdout, &stderr)
 	var rep pipeline.Report
 	b, _ := os.ReadFile("out/report.json")
 	if err := json.Unmarshal(b, &rep); err != nil {
@@ -190,7 +258,7 @@ name: replay
 dead_letter: out/replay-dl/
 stages:
   - name: read
-    source: {type: csv, url: "out/quickstart/dead-letter/` + rep.RunID + `/map.csv"}
+    source: {type: csv, url: "out/accounts-to-csv/dead-letter/` + rep.RunID + `/map.csv"}
   - name: write
     inputs: [read]
     sink: {type: csv, url: out/replayed.csv}
@@ -201,7 +269,7 @@ stages:
 		t.Fatalf("replay exit %d:\n%s", code, stderr.String())
 	}
 	got, _ := os.ReadFile("out/replayed.csv")
-	want, _ := os.ReadFile("out/quickstart/dead-letter/" + rep.RunID + "/map.csv")
+	want, _ := os.ReadFile("out/accounts-to-csv/dead-letter/" + rep.RunID + "/map.csv")
 	if !bytes.Equal(got, want) || len(got) == 0 {
 		t.Errorf("replayed dead letters differ from the original file:\n%s\nvs\n%s", got, want)
 	}

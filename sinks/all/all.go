@@ -3,5 +3,6 @@
 package all
 
 import (
-	_ "github.com/bulkflow/bulkflow/sinks/filesink" // "csv", "jsonl"
+	_ "github.com/bulkflow/bulkflow/sinks/filesink"       // "csv", "jsonl"
+	_ "github.com/bulkflow/bulkflow/sinks/salesforcesink" // "salesforce"
 )

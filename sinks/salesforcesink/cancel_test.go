@@ -1,0 +1,141 @@
+package salesforcesink
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+// TestCancelAbortsJobs: cancelling mid-job aborts the running jobs; rows
+// Salesforce saved before the abort count as loaded, the rest are
+// dead-lettered "cancelled", and no goroutine is left behind.
+func TestCancelAbortsJobs(t *testing.T) {
+	srv := salesforcetest.NewServer(&salesforcetest.Options{ProcessingRate: 4000, BatchSize: 200})
+	defer srv.Close()
+	before := runtime.NumGoroutine()
+	rows := genAccounts(6000, 0, "X")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			for _, j := range srv.Jobs() {
+				if j.State == salesforcetest.StateInProgress && j.NumberRecordsProcessed > 0 {
+					cancel()
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	r := runPipeline(t, ctx, accountSchema, rows, "object: Account\nmax_job_rows: 3000\nconcurrency: 2\n"+emulatorYAML(srv))
+	if r.rep.Status != pipeline.StatusCancelled {
+		t.Fatalf("status %s, err %v", r.rep.Status, r.err)
+	}
+	dead := dlCodes(t, r.dl, "External_Id__c")
+	for k, c := range dead {
+		if c != CodeCancelled {
+			t.Errorf("%s: code %s", k, c)
+		}
+	}
+	aborted := 0
+	for _, j := range srv.Jobs() {
+		switch j.State {
+		case salesforcetest.StateAborted:
+			aborted++
+		case salesforcetest.StateJobComplete:
+		default:
+			t.Errorf("job %s left %s", j.ID, j.State)
+		}
+	}
+	if aborted == 0 {
+		t.Error("no job was aborted")
+	}
+	stored := checkStored(t, srv, "Account", rows[:r.rep.Counts.Read], dead, nil)
+	if int64(stored) != r.rep.Counts.Loaded {
+		t.Errorf("stored %d, loaded %d", stored, r.rep.Counts.Loaded)
+	}
+	t.Logf("read %d loaded %d cancelled %d aborted jobs %d", r.rep.Counts.Read, r.rep.Counts.Loaded, len(dead), aborted)
+	for _, m := range dlMessages(r.dl)[:1] {
+		if !strings.Contains(m, "retryable=true") {
+			t.Errorf("message %q", m)
+		}
+	}
+	// No goroutine outlives the run once the emulator is closed.
+	srv.Close()
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines, %d before", n, before)
+	}
+}
+
+// TestFirstJobFatal: an unknown column fails the first job, and the run
+// stops with an error instead of dead-lettering every batch.
+func TestFirstJobFatal(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	schema := pipeline.MustSchema(pipeline.Field{Name: "External_Id__c"}, pipeline.Field{Name: "Name"}, pipeline.Field{Name: "Bogus__c"})
+	var rows []pipeline.Row
+	for i := range 50 {
+		rows = append(rows, pipeline.Row{string(rune('a'+i%26)) + "x", "n", "v"})
+	}
+	r := runPipeline(t, context.Background(), schema, rows, "object: Account\nmax_job_rows: 10\nconcurrency: 1\n"+emulatorYAML(srv))
+	if r.err == nil || !strings.Contains(r.err.Error(), "Field name not found : Bogus__c") {
+		t.Fatalf("err = %v", r.err)
+	}
+	if r.rep.Counts.Loaded != 0 || len(srv.Records("Account")) != 0 {
+		t.Errorf("loaded %d", r.rep.Counts.Loaded)
+	}
+	if n := len(srv.Jobs()); n != 1 {
+		t.Errorf("%d jobs, want 1 (the run should stop after the first)", n)
+	}
+	// A bad object fails at create: also a plain error.
+	r = runPipeline(t, context.Background(), schema, rows, "object: Nope\n"+emulatorYAML(srv))
+	if r.err == nil || !strings.Contains(r.err.Error(), "Unable to find object") {
+		t.Fatalf("err = %v", r.err)
+	}
+}
+
+// TestCorrelation: results are matched by content even when shuffled,
+// with duplicate rows and repeated external ids in one job, and by bytes
+// split into several jobs per Write.
+func TestCorrelation(t *testing.T) {
+	srv := salesforcetest.NewServer(&salesforcetest.Options{ShuffleResults: true, Seed: 7})
+	defer srv.Close()
+	rows := genAccounts(400, 9, "K")
+	// Exact duplicates (the second insert of the same ext id fails DUPLICATE_VALUE).
+	rows = append(rows, rows[0], rows[1], rows[2])
+	r := runPipeline(t, context.Background(), accountSchema, rows, "object: Account\nmax_job_bytes: 8000\n"+emulatorYAML(srv))
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	jobs := r.sink.Jobs()
+	if len(jobs) < 5 {
+		t.Errorf("%d jobs: max_job_bytes did not split", len(jobs))
+	}
+	for _, j := range jobs {
+		if j.Bytes > 8000 || j.Succeeded+j.Failed != int64(j.Rows) {
+			t.Errorf("job %+v", j)
+		}
+	}
+	s := r.dl.Schema()
+	codes := map[string]int{}
+	for i := range r.dl.Len() {
+		codes[r.dl.Row(i)[s.Index("_error_code")].(string)]++
+	}
+	if codes["STRING_TOO_LONG"] != 44 || codes["DUPLICATE_VALUE"] != 3 || len(codes) != 2 {
+		t.Errorf("codes %v", codes)
+	}
+	if n := len(srv.Records("Account")); int64(n) != r.rep.Counts.Loaded || n != 356 {
+		t.Errorf("stored %d loaded %d", n, r.rep.Counts.Loaded)
+	}
+}

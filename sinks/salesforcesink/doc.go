@@ -1,0 +1,82 @@
+// Package salesforcesink is the "salesforce" sink: it loads rows into one
+// Salesforce object through Bulk API 2.0 ingest jobs, using the client in
+// sinks/salesforce, and reports exactly which rows Salesforce saved.
+//
+// # Behaviour
+//
+// The engine hands the sink batches of up to max_job_rows rows, up to
+// concurrency at a time. Each batch is encoded as Bulk API CSV (contract
+// §3), split by encoded bytes (max_job_bytes) into chunks, and every chunk
+// is spooled to a temporary file and loaded as one job: create → one PUT →
+// close → poll with backoff (poll_initial up to poll_max, patience
+// poll_timeout) → stream the successful, failed and unprocessed results.
+// Result rows are correlated back to the batch by the exact echoed cells
+// (identical rows are matched in upload order), falling back to the Id or
+// external id column. A row counts as loaded only when it appears in
+// successfulResults; every other row is reported in *pipeline.RowErrors
+// with a code:
+//
+//	<sf__Error status code>  e.g. REQUIRED_FIELD_MISSING, STRING_TOO_LONG (Field = first field named)
+//	UNABLE_TO_LOCK_ROW       after lock_retries smaller follow-up jobs
+//	UNPROCESSED              the job failed or was aborted part-way
+//	<job error code>         the whole job failed, e.g. InvalidBatch, ClientInputError
+//	job_incomplete           the job did not finish within poll_timeout (it is not aborted)
+//	result_mismatch          no result row matched (successful+failed+unprocessed != uploaded)
+//	cancelled                the run was cancelled; the sink aborted the job
+//	api_error                the job could not be created or uploaded after retries
+//	invalid_value            NaN or infinite float
+//	row_too_large            one row is larger than max_job_bytes
+//
+// Every message names the job id and says retryable=true or false
+// (lock errors, request limits, unprocessed, job_incomplete, cancelled and
+// api_error are retryable). If the first job of a run fails for a reason
+// every job would hit (unknown object or field, bad external id, a refused
+// header or line ending), Write returns a plain error and the run stops.
+//
+// # Cell encoding
+//
+// Header = the input field names. nil → #N/A (sets the field to null; an
+// empty string stays an empty cell, which Salesforce ignores), booleans
+// true/false, dates 2006-01-02, timestamps 2006-01-02T15:04:05.000Z in UTC,
+// floats in plain decimal notation, decimals as their text. A cell is
+// quoted when it holds the delimiter, a quote, CR or LF; quotes are
+// doubled; CRLF and lone CR inside values become LF. No BOM; every line,
+// the last included, ends with the job's line ending. A string value
+// "#N/A" cannot be told from null.
+//
+// # Options
+//
+//	object:             sObject API name (required), e.g. Account
+//	operation:          insert (default) | update | upsert | delete | hardDelete
+//	external_id_field:  External ID field (or Id) for upsert; required for upsert
+//	api_version:        default "62.0"
+//	instance_url:       https://<domain>.my.salesforce.com; plain http only to loopback;
+//	                    required with access_token; with the OAuth flows the token
+//	                    response's instance_url is used. "emulator:" runs an
+//	                    in-process salesforcetest emulator for the run (closed by Close)
+//	auth:               one flow; secrets via ${ENV} or ${file:PATH}, never logged
+//	  access_token:     a session id (needs instance_url; cannot be renewed)
+//	  client_id, client_secret, login_url:                 client credentials (login_url = My Domain)
+//	  client_id, username, private_key_file, login_url:    JWT bearer (audience: default login.salesforce.com)
+//	  client_id, client_secret, refresh_token, login_url:  refresh token
+//	line_ending:        LF (default) | CRLF
+//	column_delimiter:   COMMA (default) | TAB | SEMICOLON | PIPE | CARET | BACKQUOTE
+//	max_job_bytes:      raw CSV bytes per job, default 100000000; refused above 150000000
+//	max_job_rows:       rows per job and per Write, default 10000
+//	concurrency:        jobs in flight, default 4
+//	poll_initial:       first poll delay, default 1s
+//	poll_max:           longest poll delay, default 30s
+//	poll_timeout:       patience per job, default 30m
+//	assignment_rule_id: Case/Lead assignment rule (api_version >= 49.0)
+//	lock_retries:       follow-up jobs for UNABLE_TO_LOCK_ROW rows, default 2
+//	archive_results:    blob URL prefix; each job's three result files are copied to
+//	                    <prefix>/<run id>/<job id>-{successful,failed,unprocessed}.csv
+//	delete_jobs:        delete finished jobs at Close, default false
+//
+// Memory is bounded by max_job_rows × concurrency rows (the engine's
+// batches plus their encoded cells); the CSV itself is spooled to disk.
+//
+// Operations and input fields: delete and hardDelete take exactly one
+// field, Id; update needs Id; upsert needs the external id field. Relationship
+// columns are written as field names, e.g. Account.External_Id__c.
+package salesforcesink

@@ -1,0 +1,157 @@
+package salesforcesink
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/sinks/salesforce"
+)
+
+// NullValue is the cell text that sets a field to null (contract §3.2).
+const NullValue = "#N/A"
+
+// Salesforce's dateTime and date layouts as the sink writes them.
+const (
+	dateLayout     = "2006-01-02"
+	dateTimeLayout = "2006-01-02T15:04:05.000Z"
+)
+
+// encoder turns rows into Bulk API CSV (contract §3) for one job layout.
+type encoder struct {
+	schema *pipeline.Schema
+	delim  byte
+	eol    string
+}
+
+func newEncoder(schema *pipeline.Schema, d salesforce.ColumnDelimiter, le salesforce.LineEnding) *encoder {
+	e := &encoder{schema: schema, delim: byte(d.Rune()), eol: "\n"}
+	if le == salesforce.LineEndingCRLF {
+		e.eol = "\r\n"
+	}
+	return e
+}
+
+// header appends the header row (field names, in schema order).
+func (e *encoder) header(dst []byte) []byte {
+	for i, n := range e.schema.Names() {
+		if i > 0 {
+			dst = append(dst, e.delim)
+		}
+		dst = e.appendCell(dst, n)
+	}
+	return append(dst, e.eol...)
+}
+
+// cells returns the cell texts of a row, as Salesforce will read them back
+// (after unquoting). An error names the field that cannot be encoded.
+func (e *encoder) cells(row pipeline.Row, dst []string) ([]string, error) {
+	dst = dst[:0]
+	for i, v := range row {
+		s, err := cellText(v, e.schema.Field(i).Type)
+		if err != nil {
+			return nil, &pipeline.RowError{Code: "invalid_value", Field: e.schema.Field(i).Name, Err: err}
+		}
+		dst = append(dst, s)
+	}
+	return dst, nil
+}
+
+// record appends one encoded record of the given cells.
+func (e *encoder) record(dst []byte, cells []string) []byte {
+	for i, c := range cells {
+		if i > 0 {
+			dst = append(dst, e.delim)
+		}
+		dst = e.appendCell(dst, c)
+	}
+	return append(dst, e.eol...)
+}
+
+// appendCell appends s, quoted when it holds the delimiter, a quote, CR or
+// LF, with quotes doubled.
+func (e *encoder) appendCell(dst []byte, s string) []byte {
+	quote := false
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == e.delim || c == '"' || c == '\n' || c == '\r' {
+			quote = true
+			break
+		}
+	}
+	if !quote {
+		return append(dst, s...)
+	}
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			dst = append(dst, '"')
+		}
+		dst = append(dst, s[i])
+	}
+	return append(dst, '"')
+}
+
+// normalizeCR turns CRLF and lone CR inside a value into LF: a CR in a
+// value can break the job's line-ending check (contract §3.3).
+func normalizeCR(s string) string {
+	if strings.IndexByte(s, '\r') < 0 {
+		return s
+	}
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return strings.ReplaceAll(s, "\r", "\n")
+}
+
+var errNonFinite = errors.New("NaN and infinite numbers cannot be loaded into Salesforce")
+
+// cellText is the Bulk API text of one value: nil → #N/A, booleans
+// true/false, dates 2006-01-02, timestamps 2006-01-02T15:04:05.000Z in UTC,
+// floats in plain decimal notation, strings as they are (CR normalised).
+func cellText(v any, t pipeline.Type) (string, error) {
+	switch x := v.(type) {
+	case nil:
+		return NullValue, nil
+	case string:
+		return normalizeCR(x), nil
+	case int64:
+		return strconv.FormatInt(x, 10), nil
+	case int:
+		return strconv.Itoa(x), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return "", errNonFinite
+		}
+		return strconv.FormatFloat(x, 'f', -1, 64), nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case time.Time:
+		if t == pipeline.TypeDate || (t != pipeline.TypeTimestamp && isMidnightUTC(x)) {
+			return x.Format(dateLayout), nil
+		}
+		return x.UTC().Format(dateTimeLayout), nil
+	default:
+		return normalizeCR(pipeline.Text(v)), nil
+	}
+}
+
+func isMidnightUTC(t time.Time) bool {
+	return t.Location() == time.UTC && t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0
+}
+
+// rowKey is the correlation key of a record: its cells at the given column
+// positions, length-prefixed so that no value can imitate a separator.
+func rowKey(cells []string, cols []int) string {
+	n := 0
+	for _, c := range cols {
+		n += len(cells[c]) + 4
+	}
+	b := make([]byte, 0, n)
+	for _, c := range cols {
+		b = strconv.AppendInt(b, int64(len(cells[c])), 10)
+		b = append(b, ':')
+		b = append(b, cells[c]...)
+	}
+	return string(b)
+}

@@ -1,0 +1,225 @@
+package salesforcesink
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
+	"github.com/bulkflow/bulkflow/sinks/salesforce"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+func TestMain(m *testing.M) {
+	// Short client backoff so fault tests stay fast.
+	testClientOptions = func(o *salesforce.Options) {
+		o.InitialBackoff = 5 * time.Millisecond
+		o.MaxBackoff = 50 * time.Millisecond
+		o.MaxAttempts = 8
+	}
+	os.Exit(m.Run())
+}
+
+// accountSchema is what the generator source produces.
+var accountSchema = pipeline.MustSchema(
+	pipeline.Field{Name: "External_Id__c", Type: pipeline.TypeString},
+	pipeline.Field{Name: "Name", Type: pipeline.TypeString},
+	pipeline.Field{Name: "AnnualRevenue", Type: pipeline.TypeFloat},
+	pipeline.Field{Name: "NumberOfEmployees", Type: pipeline.TypeInt},
+	pipeline.Field{Name: "Description", Type: pipeline.TypeString},
+	pipeline.Field{Name: "SLAExpirationDate__c", Type: pipeline.TypeDate},
+	pipeline.Field{Name: "Last_Sync__c", Type: pipeline.TypeTimestamp},
+	pipeline.Field{Name: "Active__c", Type: pipeline.TypeBool},
+)
+
+// genAccounts returns n Account rows; every badEvery'th row (if > 0) has a
+// Name over the 255-character limit (STRING_TOO_LONG).
+func genAccounts(n, badEvery int, prefix string) []pipeline.Row {
+	rows := make([]pipeline.Row, n)
+	base := time.Date(2025, 3, 4, 10, 15, 2, 0, time.UTC)
+	for i := range rows {
+		name := fmt.Sprintf("Account %d", i)
+		if badEvery > 0 && i%badEvery == badEvery-1 {
+			name = strings.Repeat("x", 300)
+		}
+		var desc any = fmt.Sprintf("line one, \"quoted\"\nline two %d", i)
+		if i%7 == 0 {
+			desc = nil
+		}
+		rows[i] = pipeline.Row{fmt.Sprintf("%s%07d", prefix, i), name, float64(i) * 1.5, int64(i % 1000), desc,
+			time.Date(2026, 1, 1+i%28, 0, 0, 0, 0, time.UTC), base.Add(time.Duration(i) * time.Second), i%2 == 0}
+	}
+	return rows
+}
+
+// sliceSource serves rows in batches.
+type sliceSource struct {
+	schema *pipeline.Schema
+	rows   []pipeline.Row
+	batch  int
+	next   int
+	delay  time.Duration
+}
+
+func (s *sliceSource) Schema(ctx context.Context) (*pipeline.Schema, error) { return s.schema, nil }
+func (s *sliceSource) Close() error                                         { return nil }
+func (s *sliceSource) Read(ctx context.Context) (*pipeline.Batch, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.next >= len(s.rows) {
+		return nil, io.EOF
+	}
+	if s.delay > 0 {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(s.delay):
+		}
+	}
+	b := pipeline.NewBatch(s.schema, s.batch)
+	for k := 0; k < s.batch && s.next < len(s.rows); k++ {
+		b.Append(s.rows[s.next], pipeline.Origin{Object: "mem://gen", Row: int64(s.next + 1)})
+		s.next++
+	}
+	return b, nil
+}
+
+// run is the outcome of runPipeline.
+type run struct {
+	rep  *pipeline.Report
+	err  error
+	dl   *pipeline.Batch // dead letters of the sink stage
+	sink *Sink
+}
+
+// runPipeline runs source rows → salesforce sink (options in sinkYAML)
+// through the engine and checks the accounting.
+func runPipeline(t testing.TB, ctx context.Context, schema *pipeline.Schema, rows []pipeline.Row, sinkYAML string) *run {
+	t.Helper()
+	var reg pipeline.Registry
+	c := pipelinetest.NewCollector()
+	pipelinetest.Register(&reg, c)
+	out := &run{}
+	var mu sync.Mutex
+	reg.RegisterSource("gen", pipeline.Spec{Summary: "test", Example: ""}, func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
+		return &sliceSource{schema: schema, rows: rows, batch: 1000}, nil
+	})
+	reg.RegisterSink("salesforce", pipeline.Spec{Summary: "sf", NewOptions: func() any { return NewOptions() }},
+		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+			s, err := Open(ctx, env, opts.(*Options), in)
+			mu.Lock()
+			out.sink = s
+			mu.Unlock()
+			return s, err
+		})
+	y := "name: t\ndead_letter: mem://dl/\nstages:\n  - {name: read, source: {type: gen}}\n  - name: write\n    inputs: [read]\n    sink:\n      type: salesforce\n"
+	for _, l := range strings.Split(strings.TrimSpace(sinkYAML), "\n") {
+		y += "      " + l + "\n"
+	}
+	g, err := config.Load("test.yaml", []byte(y), &reg, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("Load: %v\n%s", err, y)
+	}
+	plan, err := pipeline.Prepare(ctx, &reg, g, &pipeline.Env{RunID: "run-1"})
+	if err != nil {
+		t.Fatalf("Prepare: %v", err)
+	}
+	out.rep, out.err = plan.Run(ctx, &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener()})
+	if !out.rep.Counts.Balanced() {
+		t.Errorf("counts do not balance: %+v", out.rep.Counts)
+	}
+	if got := out.rep.Counts.Read; got != int64(len(rows)) {
+		t.Errorf("read %d rows, want %d", got, len(rows))
+	}
+	out.dl = c.DeadLetters["run-1/write.csv"]
+	return out
+}
+
+// emulatorYAML is the sink connection to srv with fast polling.
+func emulatorYAML(srv *salesforcetest.Server) string {
+	return fmt.Sprintf("instance_url: %s\nauth: {access_token: %q}\npoll_initial: 5ms\npoll_max: 50ms\n", srv.URL, srv.AccessToken())
+}
+
+// ccYAML authenticates with client credentials (renewable tokens).
+func ccYAML(srv *salesforcetest.Server) string {
+	return fmt.Sprintf("auth: {client_id: %q, client_secret: %q, login_url: %q}\npoll_initial: 5ms\npoll_max: 50ms\n",
+		srv.ClientID(), srv.ClientSecret(), srv.LoginURL())
+}
+
+// dlCodes returns dead-lettered rows' key column value → error code.
+func dlCodes(t testing.TB, dl *pipeline.Batch, key string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	if dl == nil {
+		return out
+	}
+	s := dl.Schema()
+	for i := range dl.Len() {
+		r := dl.Row(i)
+		k := pipeline.Text(r[s.Index(key)])
+		if _, dup := out[k]; dup {
+			t.Errorf("row %s dead-lettered twice", k)
+		}
+		out[k] = r[s.Index("_error_code")].(string)
+	}
+	return out
+}
+
+func dlMessages(dl *pipeline.Batch) []string {
+	var out []string
+	if dl == nil {
+		return out
+	}
+	s := dl.Schema()
+	for i := range dl.Len() {
+		out = append(out, dl.Row(i)[s.Index("_error")].(string))
+	}
+	return out
+}
+
+// checkStored asserts that the emulator holds exactly the rows that were not
+// dead-lettered (by External_Id__c), once each, and returns their count.
+// extra lists keys that may additionally be stored (rows of jobs left
+// running).
+func checkStored(t testing.TB, srv *salesforcetest.Server, object string, rows []pipeline.Row, dead map[string]string, extra map[string]bool) int {
+	t.Helper()
+	stored := map[string]int{}
+	for _, r := range srv.Records(object) {
+		stored[r["External_Id__c"]]++
+	}
+	n := 0
+	for _, r := range rows {
+		k := r[0].(string)
+		_, isDead := dead[k]
+		switch {
+		case stored[k] > 1:
+			t.Errorf("%s stored %d times", k, stored[k])
+		case !isDead && stored[k] == 0:
+			t.Errorf("%s counted as loaded but not stored", k)
+		case isDead && stored[k] == 1 && !extra[k]:
+			t.Errorf("%s dead-lettered (%s) but stored", k, dead[k])
+		}
+		if stored[k] > 0 {
+			n++
+		}
+		delete(stored, k)
+	}
+	if len(stored) > 0 {
+		keys := make([]string, 0, len(stored))
+		for k := range stored {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		t.Errorf("%d stored records were never sent: %v", len(keys), keys[:min(5, len(keys))])
+	}
+	return n
+}

@@ -1,0 +1,520 @@
+package salesforcesink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/sinks/salesforce"
+)
+
+// maxUploadTries bounds the new jobs made for one chunk after uploads whose
+// outcome could not be known (contract §2.4: abort and redo in a new job).
+const maxUploadTries = 3
+
+// runChunk loads one chunk in one job: create → one PUT → close → poll →
+// results. It records every row's outcome in st, returns the rows that
+// failed with UNABLE_TO_LOCK_ROW, and returns an error only for a failure
+// every job would hit (the caller stops the run with it).
+func (s *Sink) runChunk(ctx context.Context, st *batchState, c *chunk, attempt int) ([]int, error) {
+	req := salesforce.CreateJobRequest{Object: s.opts.Object, Operation: s.op, ColumnDelimiter: s.delim,
+		LineEnding: s.opts.lineEnding(), AssignmentRuleID: s.opts.AssignmentRuleID}
+	if s.op == salesforce.OpUpsert {
+		req.ExternalIDFieldName = s.opts.ExternalIDField
+	}
+	for try := 1; ; try++ {
+		start := time.Now()
+		stat := JobStat{Object: s.opts.Object, Operation: string(s.op), Attempt: attempt, Rows: len(c.rows), Bytes: c.bytes}
+		info, err := s.client.CreateJob(ctx, req)
+		for ctry := 1; err != nil && ctry < maxUploadTries && ctx.Err() == nil && !definiteRefusal(err); ctry++ {
+			// A lost create answer can at worst leave an empty Open job
+			// behind, which Salesforce never processes: safe to repeat.
+			s.log.Warn("salesforce sink: create job failed; retrying", "try", ctry, "err", err)
+			if serr := sleepCtx(ctx, time.Duration(ctry)*200*time.Millisecond); serr != nil {
+				break
+			}
+			info, err = s.client.CreateJob(ctx, req)
+		}
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				s.failRows(st, c.rows, CodeCancelled, "", "not loaded: the run was cancelled")
+				return nil, nil
+			case !definiteRefusal(err) && !errors.Is(err, salesforce.ErrInvalidSession):
+				s.log.Error("salesforce sink: could not create a job", "rows", len(c.rows), "err", err)
+				s.failRows(st, c.rows, CodeAPIError, "", "not loaded: %v", err)
+				return nil, nil
+			}
+			return nil, fmt.Errorf("salesforce sink: %w", err)
+		}
+		stat.ID, stat.State = info.ID, string(info.State)
+		body, err := salesforce.FileBody(c.path)
+		if err == nil {
+			err = s.client.UploadJobData(ctx, info.ID, body)
+		}
+		if err != nil {
+			if ai, aerr := s.abort(ctx, &stat); aerr == nil && ai.State.Terminal() && ai.State != salesforce.StateAborted {
+				// The job ran after all: settle it from its results.
+				stat.Error = err.Error()
+				return s.collectAndRecord(ctx, st, c, &stat, ai, start)
+			}
+			stat.Error, stat.Duration = err.Error(), time.Since(start)
+			s.record(stat)
+			switch {
+			case ctx.Err() != nil:
+				s.failRows(st, c.rows, CodeCancelled, info.ID, "not loaded: the run was cancelled before the upload completed")
+				return nil, nil
+			case !definiteRefusal(err):
+				if try < maxUploadTries {
+					s.log.Warn("salesforce sink: upload failed; aborted the job and retrying the rows in a new job",
+						"job", info.ID, "try", try, "err", err)
+					continue
+				}
+				if errors.Is(err, salesforce.ErrInvalidSession) {
+					return nil, fmt.Errorf("salesforce sink: authentication keeps failing: %w", err)
+				}
+				s.failRows(st, c.rows, CodeAPIError, info.ID, "not loaded: upload failed %d times: %v", try, err)
+				return nil, nil
+			}
+			return nil, fmt.Errorf("salesforce sink: %w", err)
+		}
+		return s.finishJob(ctx, st, c, &stat, start)
+	}
+}
+
+// finishJob closes an uploaded job, waits for it and settles its rows.
+func (s *Sink) finishJob(ctx context.Context, st *batchState, c *chunk, stat *JobStat, start time.Time) ([]int, error) {
+	defer func() {
+		stat.Duration = time.Since(start)
+		s.record(*stat)
+	}()
+	id := stat.ID
+	if _, err := s.client.CloseJob(ctx, id); err != nil {
+		stat.Error = err.Error()
+		code, why := CodeAPIError, fmt.Sprintf("closing the job failed: %v", err)
+		if ctx.Err() != nil {
+			code, why = CodeCancelled, "the run was cancelled"
+		}
+		s.log.Warn("salesforce sink: could not close the job; aborting it", "job", id, "err", err)
+		return s.settleAborted(ctx, st, c, stat, code, why)
+	}
+	stat.State = string(salesforce.StateUploadComplete)
+	info, err := s.wait(ctx, stat)
+	if err != nil {
+		if ctx.Err() != nil {
+			return s.settleAborted(ctx, st, c, stat, CodeCancelled, "the run was cancelled")
+		}
+		stat.Error = err.Error()
+		s.log.Warn("salesforce sink: job not finished; its rows are reported job_incomplete. "+
+			"It was not declared failed: `bulkflow jobs` / resume can pick it up by id",
+			"job", id, "state", stat.State, "rows", len(c.rows), "err", err)
+		s.failRows(st, c.rows, CodeJobIncomplete, id, "not confirmed: job %s is still %s: %v", id, stat.State, err)
+		return nil, nil
+	}
+	return s.collect(ctx, st, c, stat, info, "")
+}
+
+func (s *Sink) collectAndRecord(ctx context.Context, st *batchState, c *chunk, stat *JobStat, info *salesforce.JobInfo, start time.Time) ([]int, error) {
+	defer func() {
+		stat.Duration = time.Since(start)
+		s.record(*stat)
+	}()
+	return s.collect(ctx, st, c, stat, info, "")
+}
+
+// definiteRefusal reports whether err is a 4xx answer that a new attempt
+// would get too (bad object, field, external id, permission, content
+// type), as opposed to transient failures (5xx, 408, 429, request limits,
+// lost connections, unknown upload outcome).
+func definiteRefusal(err error) bool {
+	if errors.Is(err, salesforce.ErrUploadUnknown) || errors.Is(err, salesforce.ErrRequestLimit) ||
+		errors.Is(err, salesforce.ErrInvalidSession) || salesforce.IsRetryable(err) {
+		// A 401 that survived the client's one re-authentication can be a
+		// token renewed and expired again under concurrency: try again.
+		return false
+	}
+	var ae *salesforce.APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode >= 400 && ae.StatusCode < 500 && ae.StatusCode != 408 && ae.StatusCode != 429
+	}
+	var au *salesforce.AuthError
+	return errors.As(err, &au) && au.StatusCode < 500
+}
+
+// wait polls the job until it is terminal or the patience (poll_timeout)
+// runs out. Polls that fail after the client's own retries (5xx, 401 after
+// re-authentication, lost connections) are retried while patience lasts.
+func (s *Sink) wait(ctx context.Context, stat *JobStat) (*salesforce.JobInfo, error) {
+	deadline := time.Now().Add(s.opts.PollTimeout)
+	for {
+		info, err := s.client.WaitJob(ctx, stat.ID, &salesforce.PollOptions{Initial: s.opts.PollInitial,
+			Max: s.opts.PollMax, Timeout: time.Until(deadline),
+			OnPoll: func(ji *salesforce.JobInfo) { stat.State = string(ji.State) }})
+		if err == nil || ctx.Err() != nil || errors.Is(err, salesforce.ErrPollTimeout) ||
+			definiteRefusal(err) || time.Until(deadline) <= s.opts.PollMax {
+			return info, err
+		}
+		s.log.Warn("salesforce sink: polling the job failed; retrying", "job", stat.ID, "err", err)
+		if err := sleepCtx(ctx, s.opts.PollMax); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// abort aborts a job that will not be processed, with a context that
+// survives cancellation.
+func (s *Sink) abort(ctx context.Context, stat *JobStat) (*salesforce.JobInfo, error) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	info, err := s.client.AbortJob(actx, stat.ID)
+	if err != nil {
+		// It may have finished meanwhile.
+		if ji, gerr := s.client.Job(actx, stat.ID); gerr == nil {
+			info, err = ji, nil
+		}
+	}
+	if err != nil {
+		s.log.Error("salesforce sink: could not abort the job", "job", stat.ID, "err", err)
+		return nil, err
+	}
+	stat.State = string(info.State)
+	return info, nil
+}
+
+// settleAborted aborts a closed job and settles its rows from its results:
+// rows Salesforce reports as saved are loaded, the rest fail with code.
+func (s *Sink) settleAborted(ctx context.Context, st *batchState, c *chunk, stat *JobStat, code, why string) ([]int, error) {
+	info, err := s.abort(ctx, stat)
+	if err == nil && !info.State.Terminal() {
+		info, err = s.client.WaitJob(context.WithoutCancel(ctx), stat.ID,
+			&salesforce.PollOptions{Initial: 100 * time.Millisecond, Max: time.Second, Timeout: abortTimeout})
+	}
+	if err != nil {
+		s.failRows(st, c.rows, CodeJobIncomplete, stat.ID, "not confirmed (%s); the job's state is unknown: %v", why, err)
+		return nil, nil
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	return s.collect(actx, st, c, stat, info, code)
+}
+
+// failRows fails every row of rows that is not settled yet.
+func (s *Sink) failRows(st *batchState, rows []int, code, jobID, format string, args ...any) {
+	err := rowErr(code, "", retryableCode(code), jobID, format, args...)
+	for _, i := range rows {
+		st.fail(i, err)
+	}
+}
+
+func (s *Sink) record(stat JobStat) {
+	s.mu.Lock()
+	s.jobs = append(s.jobs, stat)
+	if stat.State == string(salesforce.StateJobComplete) {
+		s.completed++
+	}
+	s.mu.Unlock()
+}
+
+// fatalJobCode reports whether a Failed job's error code means the file
+// itself was refused (header, delimiter, line ending): every job would fail.
+func fatalJobCode(code string) bool {
+	return code == "InvalidBatch" || code == "ClientInputError"
+}
+
+// collect reads the results of a terminal job and settles each of its rows.
+// abortCode, when set, is the code of rows left unprocessed by an abort the
+// sink made; otherwise unprocessed rows get UNPROCESSED.
+func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobStat, info *salesforce.JobInfo, abortCode string) ([]int, error) {
+	id := info.ID
+	stat.State, stat.Processed = string(info.State), info.NumberRecordsProcessed
+	if info.State == salesforce.StateFailed {
+		stat.Error = info.ErrorMessage
+	}
+	m := newMatcher(s, st, c)
+	var locked []int
+	read := func(kind string, open func(context.Context, string) (io.ReadCloser, error), each func(i int, r *salesforce.ResultRow)) error {
+		rc, err := open(ctx, id)
+		for try := 1; err != nil && try < maxUploadTries && ctx.Err() == nil && !definiteRefusal(err); try++ {
+			if sleepCtx(ctx, time.Duration(try)*200*time.Millisecond) != nil {
+				break
+			}
+			rc, err = open(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		var src io.Reader = rc
+		var aw *blobio.Writer
+		if s.archive != nil {
+			if aw, err = blobio.NewWriter(context.WithoutCancel(ctx), blobio.Join(*s.archive, s.runID, id+"-"+kind+".csv")); err != nil {
+				s.log.Warn("salesforce sink: archive_results: cannot write", "job", id, "err", err)
+				aw = nil
+			} else {
+				src = io.TeeReader(rc, aw)
+			}
+		}
+		err = m.read(src, each)
+		if aw != nil {
+			if err != nil {
+				aw.Abort()
+			} else if _, cerr := io.Copy(io.Discard, src); cerr != nil {
+				aw.Abort()
+			}
+			if cerr := aw.Close(); cerr != nil {
+				s.log.Warn("salesforce sink: archive_results: cannot write", "job", id, "err", cerr)
+			}
+		}
+		return err
+	}
+	var succeeded, failed, unprocessed int64
+	err := read("successful", s.client.SuccessfulResults, func(i int, r *salesforce.ResultRow) {
+		succeeded++
+		if i >= 0 {
+			st.succeed(i)
+		}
+	})
+	needAll := info.State != salesforce.StateJobComplete
+	if err == nil && (needAll || info.NumberRecordsFailed > 0) {
+		err = read("failed", s.client.FailedResults, func(i int, r *salesforce.ResultRow) {
+			failed++
+			if i < 0 {
+				return
+			}
+			pe := r.RowError()
+			code := pe.Code
+			if code == "" {
+				code = "row_failed"
+			}
+			field := ""
+			if len(pe.Fields) > 0 {
+				field = pe.Fields[0]
+			}
+			if code == CodeLockRow {
+				locked = append(locked, i)
+			}
+			st.fail(i, rowErr(code, field, retryableCode(code), id, "%s", r.Error))
+		})
+	}
+	if err == nil && needAll {
+		code, why := CodeUnprocessed, "not processed by Salesforce"
+		if info.State == salesforce.StateFailed {
+			why += ": " + info.ErrorMessage
+		}
+		if abortCode != "" {
+			code, why = abortCode, "not processed: "+whyOf(abortCode)
+		}
+		err = read("unprocessed", s.client.UnprocessedRecords, func(i int, r *salesforce.ResultRow) {
+			unprocessed++
+			if i >= 0 {
+				st.fail(i, rowErr(code, "", retryableCode(code), id, "%s", why))
+			}
+		})
+	}
+	stat.Succeeded, stat.Failed, stat.Unprocessed = succeeded, failed, unprocessed
+	if err != nil {
+		stat.Error = err.Error()
+		s.log.Error("salesforce sink: could not read the job's results; its unsettled rows are reported job_incomplete",
+			"job", id, "err", err)
+		s.failUnsettled(st, c, m, CodeJobIncomplete, id, "not confirmed: the results of job %s could not be read: %v", id, err)
+		return nil, nil
+	}
+	if info.State == salesforce.StateFailed && succeeded == 0 && failed == 0 {
+		je := salesforce.ParseJobError(info.ErrorMessage)
+		code := je.Code
+		if code == "" {
+			code = "job_failed"
+		}
+		if fatalJobCode(code) && st.loaded == 0 {
+			s.mu.Lock()
+			first := s.completed == 0
+			s.mu.Unlock()
+			if first {
+				return nil, fmt.Errorf("salesforce sink: job %s failed before loading any row: %s (every job would fail the same way)", id, info.ErrorMessage)
+			}
+		}
+		for _, i := range c.rows {
+			st.fail(i, rowErr(code, "", retryableCode(code), id, "job failed: %s", info.ErrorMessage))
+		}
+		return nil, nil
+	}
+	missing := abortCode
+	if missing == "" && info.State == salesforce.StateFailed {
+		missing = CodeUnprocessed
+	}
+	if total := succeeded + failed + unprocessed; total != int64(len(c.rows)) || m.unmatched > 0 {
+		s.log.Error("salesforce sink: job results do not match the upload; rows without a result are reported result_mismatch",
+			"job", id, "uploaded", len(c.rows), "successful", succeeded, "failed", failed, "unprocessed", unprocessed,
+			"unmatched_results", m.unmatched)
+		if missing == "" {
+			missing = CodeResultMismatch
+		}
+	}
+	if missing == "" {
+		missing = CodeResultMismatch
+	}
+	s.failUnsettled(st, c, m, missing, id, "no result row of job %s matched the row: %s", id, whyOf(missing))
+	// Lock failures are re-driven by the caller only if still failed.
+	var out []int
+	for _, i := range locked {
+		if !st.ok[i] {
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+// failUnsettled fails the rows of c that no result row of the job matched.
+func (s *Sink) failUnsettled(st *batchState, c *chunk, m *matcher, code, jobID, format string, args ...any) {
+	err := rowErr(code, "", retryableCode(code), jobID, format, args...)
+	for _, i := range c.rows {
+		if !m.used[i] {
+			st.fail(i, err)
+		}
+	}
+}
+
+func whyOf(code string) string {
+	switch code {
+	case CodeCancelled:
+		return "the run was cancelled"
+	case CodeUnprocessed:
+		return "not processed by Salesforce"
+	case CodeAPIError:
+		return "the job could not be completed"
+	}
+	return "it is not known to be loaded"
+}
+
+// matcher correlates result rows with batch indices: by the exact echoed
+// cells first, then by the record's identifying column (Id or the external
+// id). Rows with identical cells are matched in upload order.
+type matcher struct {
+	s         *Sink
+	st        *batchState
+	c         *chunk
+	names     []string
+	byKey     map[string]map[string][]int // column-set signature → key → indices
+	byID      map[string][]int
+	used      map[int]bool
+	unmatched int
+}
+
+func newMatcher(s *Sink, st *batchState, c *chunk) *matcher {
+	return &matcher{s: s, st: st, c: c, names: s.schema.Names(), byKey: map[string]map[string][]int{}, used: map[int]bool{}}
+}
+
+// read streams one result file, calling each with the matched batch index
+// (-1 when no row matched).
+func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow)) error {
+	rr := salesforce.NewResultReader(r, m.s.delim)
+	cols, err := rr.Columns()
+	if err != nil {
+		return err
+	}
+	// Map echoed columns to schema columns (case-insensitively).
+	var mine, theirs []int
+	for j, name := range cols {
+		for k, n := range m.names {
+			if strings.EqualFold(n, name) {
+				mine, theirs = append(mine, k), append(theirs, j)
+				break
+			}
+		}
+	}
+	sig := fmt.Sprint(mine)
+	idx := m.byKey[sig]
+	if idx == nil && len(mine) > 0 {
+		idx = make(map[string][]int, len(m.c.rows))
+		for _, i := range m.c.rows {
+			k := rowKey(m.st.cells[i], mine)
+			idx[k] = append(idx[k], i)
+		}
+		m.byKey[sig] = idx
+	}
+	idPos := -1
+	if m.s.idCol >= 0 {
+		for p, k := range mine {
+			if k == m.s.idCol {
+				idPos = theirs[p]
+			}
+		}
+	}
+	vals := make([]string, len(m.names))
+	for {
+		row, err := rr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		i := -1
+		if idx != nil {
+			for p, k := range mine {
+				vals[k] = row.Values[theirs[p]]
+			}
+			i = m.take(idx, rowKey(vals, mine))
+		}
+		if i < 0 && idPos >= 0 && row.Values[idPos] != "" {
+			i = m.takeID(row.Values[idPos])
+		}
+		if i < 0 {
+			m.unmatched++
+		} else {
+			m.used[i] = true
+		}
+		each(i, row)
+	}
+}
+
+func (m *matcher) take(idx map[string][]int, key string) int {
+	q := idx[key]
+	for len(q) > 0 {
+		i := q[0]
+		q = q[1:]
+		if !m.used[i] {
+			idx[key] = q
+			return i
+		}
+	}
+	idx[key] = q
+	return -1
+}
+
+func (m *matcher) takeID(v string) int {
+	if m.byID == nil {
+		m.byID = make(map[string][]int, len(m.c.rows))
+		for _, i := range m.c.rows {
+			k := m.st.cells[i][m.s.idCol]
+			m.byID[k] = append(m.byID[k], i)
+		}
+	}
+	k := v
+	q := m.byID[k]
+	for len(q) > 0 {
+		i := q[0]
+		q = q[1:]
+		if !m.used[i] {
+			m.byID[k] = q
+			return i
+		}
+	}
+	m.byID[k] = q
+	return -1
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,221 @@
+package salesforcesink
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bulkflow/bulkflow/sinks/salesforce"
+)
+
+// Option defaults and limits.
+const (
+	DefaultAPIVersion  = "62.0"
+	DefaultMaxJobBytes = 100 * 1000 * 1000 // raw CSV bytes per job
+	MaxMaxJobBytes     = 150 * 1000 * 1000 // the Bulk API upload limit
+	DefaultMaxJobRows  = 10000
+	DefaultConcurrency = 4
+	DefaultPollInitial = time.Second
+	DefaultPollMax     = 30 * time.Second
+	DefaultPollTimeout = 30 * time.Minute
+	DefaultLockRetries = 2
+	// EmulatorURL is the instance_url value that starts an in-process
+	// salesforcetest emulator for the run.
+	EmulatorURL = "emulator:"
+)
+
+// AuthOptions selects how the sink authenticates. Exactly one flow must be
+// configured: access_token; client_id+client_secret (client credentials);
+// client_id+username+private_key_file (JWT bearer); or
+// client_id+refresh_token (+client_secret). Secrets should come from
+// ${ENV} or ${file:PATH} interpolation; they are never logged.
+type AuthOptions struct {
+	AccessToken    string `yaml:"access_token"`
+	ClientID       string `yaml:"client_id"`
+	ClientSecret   string `yaml:"client_secret"`
+	Username       string `yaml:"username"`
+	PrivateKeyFile string `yaml:"private_key_file"`
+	RefreshToken   string `yaml:"refresh_token"`
+	// LoginURL is the token host: My Domain for client credentials,
+	// https://login.salesforce.com or https://test.salesforce.com for JWT
+	// and refresh tokens.
+	LoginURL string `yaml:"login_url"`
+	// Audience is the JWT aud claim (default https://login.salesforce.com).
+	Audience string `yaml:"audience"`
+}
+
+// flow names the configured flow, or "" when none is.
+func (a *AuthOptions) flow() string {
+	switch {
+	case a.AccessToken != "":
+		return "access_token"
+	case a.ClientID != "" && a.PrivateKeyFile != "":
+		return "jwt"
+	case a.ClientID != "" && a.RefreshToken != "":
+		return "refresh_token"
+	case a.ClientID != "" && a.ClientSecret != "":
+		return "client_credentials"
+	}
+	return ""
+}
+
+// Options configures the "salesforce" sink. The YAML keys are documented
+// in the package doc (# Options); NewOptions sets the defaults.
+type Options struct {
+	Object           string        `yaml:"object"`
+	Operation        string        `yaml:"operation"`
+	ExternalIDField  string        `yaml:"external_id_field"`
+	APIVersion       string        `yaml:"api_version"`
+	InstanceURL      string        `yaml:"instance_url"`
+	Auth             AuthOptions   `yaml:"auth"`
+	LineEnding       string        `yaml:"line_ending"`
+	ColumnDelimiter  string        `yaml:"column_delimiter"`
+	MaxJobBytes      int64         `yaml:"max_job_bytes"`
+	MaxJobRows       int           `yaml:"max_job_rows"`
+	Concurrency      int           `yaml:"concurrency"`
+	PollInitial      time.Duration `yaml:"poll_initial"`
+	PollMax          time.Duration `yaml:"poll_max"`
+	PollTimeout      time.Duration `yaml:"poll_timeout"`
+	AssignmentRuleID string        `yaml:"assignment_rule_id"`
+	LockRetries      *int          `yaml:"lock_retries"`
+	ArchiveResults   string        `yaml:"archive_results"`
+	DeleteJobs       bool          `yaml:"delete_jobs"`
+}
+
+// NewOptions returns Options with every default set.
+func NewOptions() *Options {
+	return &Options{
+		Operation:       string(salesforce.OpInsert),
+		APIVersion:      DefaultAPIVersion,
+		LineEnding:      string(salesforce.LineEndingLF),
+		ColumnDelimiter: string(salesforce.DelimiterComma),
+		MaxJobBytes:     DefaultMaxJobBytes,
+		MaxJobRows:      DefaultMaxJobRows,
+		Concurrency:     DefaultConcurrency,
+		PollInitial:     DefaultPollInitial,
+		PollMax:         DefaultPollMax,
+		PollTimeout:     DefaultPollTimeout,
+	}
+}
+
+// operation returns the canonical operation, or "" if unknown.
+func (o *Options) operation() salesforce.Operation {
+	for _, op := range []salesforce.Operation{salesforce.OpInsert, salesforce.OpUpdate, salesforce.OpUpsert,
+		salesforce.OpDelete, salesforce.OpHardDelete} {
+		if strings.EqualFold(o.Operation, string(op)) {
+			return op
+		}
+	}
+	return ""
+}
+
+func (o *Options) delimiter() salesforce.ColumnDelimiter {
+	if o.ColumnDelimiter == "" {
+		return salesforce.DelimiterComma
+	}
+	return salesforce.ColumnDelimiter(strings.ToUpper(o.ColumnDelimiter))
+}
+
+func (o *Options) lineEnding() salesforce.LineEnding {
+	if strings.EqualFold(o.LineEnding, "CRLF") {
+		return salesforce.LineEndingCRLF
+	}
+	return salesforce.LineEndingLF
+}
+
+func (o *Options) lockRetries() int {
+	if o.LockRetries == nil {
+		return DefaultLockRetries
+	}
+	return *o.LockRetries
+}
+
+// Validate checks the options without I/O. It never echoes secret values.
+func (o *Options) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if o.Object == "" {
+		add("object is required: the sObject API name, e.g. object: Account")
+	}
+	op := o.operation()
+	switch {
+	case op == "":
+		add("operation %q must be one of insert, update, upsert, delete, hardDelete", o.Operation)
+	case op == salesforce.OpUpsert && o.ExternalIDField == "":
+		add("external_id_field is required for operation upsert (an External ID field, or Id)")
+	case op != salesforce.OpUpsert && o.ExternalIDField != "":
+		add("external_id_field is only used with operation upsert (operation is %s)", op)
+	}
+	if o.APIVersion != "" {
+		v := strings.TrimPrefix(o.APIVersion, "v")
+		var major, minor int
+		if n, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil || n != 2 || major < 41 {
+			add("api_version %q must look like 62.0 (41.0 or later)", o.APIVersion)
+		} else if o.AssignmentRuleID != "" && major < 49 {
+			add("assignment_rule_id needs api_version 49.0 or later")
+		}
+	}
+	switch {
+	case o.InstanceURL == EmulatorURL:
+	case o.InstanceURL == "":
+		if f := o.Auth.flow(); f == "access_token" || f == "" {
+			add("instance_url is required with auth.access_token (https://<domain>.my.salesforce.com), or use %q for the built-in emulator", EmulatorURL)
+		}
+	default:
+		u, err := url.Parse(o.InstanceURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add("instance_url %q must be an https URL such as https://acme.my.salesforce.com, or %q", o.InstanceURL, EmulatorURL)
+		}
+	}
+	if o.InstanceURL != EmulatorURL {
+		switch o.Auth.flow() {
+		case "":
+			add("auth: configure one flow: access_token; client_id+client_secret+login_url; client_id+username+private_key_file+login_url; or client_id+refresh_token")
+		case "jwt":
+			if o.Auth.Username == "" {
+				add("auth.username is required with auth.private_key_file (JWT bearer)")
+			}
+			if o.Auth.LoginURL == "" {
+				add("auth.login_url is required for the JWT bearer flow")
+			}
+		case "client_credentials", "refresh_token":
+			if o.Auth.LoginURL == "" {
+				add("auth.login_url is required for the %s flow", o.Auth.flow())
+			}
+		}
+	}
+	switch strings.ToUpper(o.LineEnding) {
+	case "", "LF", "CRLF":
+	default:
+		add("line_ending %q must be LF or CRLF", o.LineEnding)
+	}
+	switch o.delimiter() {
+	case salesforce.DelimiterComma, salesforce.DelimiterTab, salesforce.DelimiterSemicolon,
+		salesforce.DelimiterPipe, salesforce.DelimiterCaret, salesforce.DelimiterBackquote:
+	default:
+		add("column_delimiter %q must be one of COMMA, TAB, SEMICOLON, PIPE, CARET, BACKQUOTE", o.ColumnDelimiter)
+	}
+	switch {
+	case o.MaxJobBytes <= 0:
+		add("max_job_bytes must be positive")
+	case o.MaxJobBytes > MaxMaxJobBytes:
+		add("max_job_bytes %d is above the Bulk API upload limit of %d bytes", o.MaxJobBytes, MaxMaxJobBytes)
+	}
+	if o.MaxJobRows <= 0 {
+		add("max_job_rows must be positive")
+	}
+	if o.Concurrency <= 0 {
+		add("concurrency must be positive")
+	}
+	if o.PollInitial <= 0 || o.PollMax <= 0 || o.PollTimeout <= 0 {
+		add("poll_initial, poll_max and poll_timeout must be positive durations")
+	} else if o.PollMax < o.PollInitial {
+		add("poll_max (%v) must not be below poll_initial (%v)", o.PollMax, o.PollInitial)
+	}
+	if o.LockRetries != nil && *o.LockRetries < 0 {
+		add("lock_retries must not be negative")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package salesforcesink
+
+func init() { raceEnabled = true }
