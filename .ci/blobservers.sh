@@ -43,27 +43,33 @@ die() { log "error: $*"; exit 1; }
 
 install_tools() {
 	mkdir -p "$TOOLS_DIR/bin"
-	local bin=$TOOLS_DIR/bin
+	local bin=$TOOLS_DIR/bin t0
 	# Versioned marker files make the install idempotent per version.
 	if [[ ! -x $bin/versitygw || ! -e $bin/.versitygw-$VERSITYGW_VERSION ]]; then
-		log "installing versitygw $VERSITYGW_VERSION (go install; ~1-2 min cold)"
+		t0=$SECONDS
+		log "installing versitygw $VERSITYGW_VERSION (go install; minutes when cold)"
 		# GOFLAGS from the caller (e.g. -mod=readonly) must not leak into a
 		# module-mode install outside the project.
 		(cd "$TOOLS_DIR" && GOFLAGS= GOBIN=$bin go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
 		touch "$bin/.versitygw-$VERSITYGW_VERSION"
+		log "versitygw installed in $((SECONDS - t0))s"
 	fi
 	if [[ ! -x $bin/fake-gcs-server || ! -e $bin/.fake-gcs-server-$FAKEGCS_VERSION ]]; then
-		log "installing fake-gcs-server $FAKEGCS_VERSION (go install; ~1 min cold)"
+		t0=$SECONDS
+		log "installing fake-gcs-server $FAKEGCS_VERSION (go install; minutes when cold)"
 		(cd "$TOOLS_DIR" && GOFLAGS= GOBIN=$bin go install "github.com/fsouza/fake-gcs-server@$FAKEGCS_VERSION")
 		touch "$bin/.fake-gcs-server-$FAKEGCS_VERSION"
+		log "fake-gcs-server installed in $((SECONDS - t0))s"
 	fi
 	local az=$TOOLS_DIR/azurite-$AZURITE_VERSION
 	if [[ ! -f $az/node_modules/azurite/dist/src/blob/main.js ]]; then
 		command -v npm >/dev/null || die "npm not found; Azurite needs Node.js (>= 18) and npm"
-		log "installing azurite $AZURITE_VERSION (npm; ~1 min cold)"
+		t0=$SECONDS
+		log "installing azurite $AZURITE_VERSION (npm; minutes when cold)"
 		mkdir -p "$az"
 		[[ -f $az/package.json ]] || echo '{"name":"bulkflow-azurite","private":true}' >"$az/package.json"
 		(cd "$az" && npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION")
+		log "azurite installed in $((SECONDS - t0))s"
 	fi
 }
 

@@ -7,6 +7,7 @@
 //	bulkflow run FILE [--report FILE] [--progress auto|plain|none]
 //	bulkflow validate FILE
 //	bulkflow plugins
+//	bulkflow jobs list|show|results|abort|delete|create [flags]
 //	bulkflow emulator [--addr 127.0.0.1:8484] [flags]
 //	bulkflow version
 //
@@ -51,6 +52,7 @@ func commands() []command {
 		{"run", "run a pipeline file", runRun},
 		{"validate", "check a pipeline file (decode, compile expressions against the real source headers, check the graph) without moving rows", runValidate},
 		{"plugins", "list the registered sources, transforms and sinks", runPlugins},
+		{"jobs", "inspect and manage Bulk API 2.0 ingest jobs (list, show, results, abort, delete, create)", runJobs},
 		{"emulator", "serve a local Salesforce Bulk API 2.0 emulator (for tests and dry runs)", runEmulator},
 		{"version", "print the version", runVersion},
 	}

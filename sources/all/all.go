@@ -5,5 +5,6 @@
 package all
 
 import (
-	_ "github.com/bulkflow/bulkflow/sources/csvsource" // "csv"
+	_ "github.com/bulkflow/bulkflow/sources/csvsource"     // "csv"
+	_ "github.com/bulkflow/bulkflow/sources/parquetsource" // "parquet"
 )

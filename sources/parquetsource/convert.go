@@ -133,14 +133,17 @@ func (s *Source) makePlan(fr *pqarrow.FileReader, as *arrow.Schema, obj string) 
 	if len(s.cfg.columns) > 0 {
 		sel = nil
 		for _, name := range s.cfg.columns {
-			found := false
-			for _, c := range all {
-				if c.name == name || s.cfg.flatten && strings.HasPrefix(c.name, name+".") && as.HasField(name) {
-					sel = append(sel, c)
-					found = true
+			n := len(sel)
+			if i := slices.IndexFunc(all, func(c column) bool { return c.name == name }); i >= 0 {
+				sel = append(sel, all[i])
+			} else if s.cfg.flatten { // a struct: all its flattened fields
+				for _, c := range all {
+					if strings.HasPrefix(c.name, name+".") {
+						sel = append(sel, c)
+					}
 				}
 			}
-			if !found {
+			if len(sel) == n {
 				return nil, fmt.Errorf("parquet %s: columns: %q is not a column of the file (it has %s)", obj, name, availableNames(all))
 			}
 		}

@@ -5,9 +5,10 @@
 //
 // Objects are read through range reads (blobio.NewReaderAt): the footer
 // first, then only the column chunks of the selected columns, one row group
-// at a time, streamed through 1 MiB buffers and decoded in batches of at most
-// batch_size rows. An object is never downloaded or buffered whole, so memory
-// stays bounded by the batch size and the number of columns, not the file.
+// at a time, streamed through buffers of up to 1 MiB per column (64 MiB in
+// all for wide files) and decoded in batches of at most batch_size rows. An
+// object is never downloaded or buffered whole: memory stays flat in the
+// file size (about 55 MB of heap reading 1M or 3M 14-column rows).
 //
 // Decoding uses Apache Arrow's Parquet implementation
 // (github.com/apache/arrow-go/v18/parquet/file and parquet/pqarrow). The

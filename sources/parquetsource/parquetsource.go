@@ -44,11 +44,21 @@ func open(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, er
 // ErrClosed is returned by Schema, Read and Project after Close.
 var ErrClosed = errors.New("parquet: source is closed")
 
-// readBufferSize is the size of each range read of column data. Column
-// chunks are streamed through buffers of this size rather than read whole,
-// so memory stays bounded by (columns read × readBufferSize) plus one
-// batch, whatever the row-group size.
-const readBufferSize = 1 << 20
+// Column chunks are streamed through one buffer per column read rather than
+// read whole, so memory stays bounded whatever the row-group size. Each
+// buffer refill is one range read: large buffers mean fewer requests to a
+// remote store. A buffer is maxReadBuffer, shrunk so that all of them
+// together stay under readBufferBudget (but never below minReadBuffer).
+const (
+	maxReadBuffer    = 1 << 20
+	minReadBuffer    = 64 << 10
+	readBufferBudget = 64 << 20
+)
+
+// readBufferSize returns the buffer size for reading leaves columns at once.
+func readBufferSize(leaves int) int64 {
+	return max(minReadBuffer, min(maxReadBuffer, readBufferBudget/int64(max(leaves, 1))))
+}
 
 // Source reads rows from Parquet objects. It implements pipeline.Source. Its
 // methods must not be called concurrently.
@@ -77,6 +87,7 @@ type object struct {
 	ra     *blobio.ReaderAt
 	pf     *file.Reader
 	fr     *pqarrow.FileReader
+	props  *parquet.ReaderProperties // read by pf when column chunks are opened
 	plan   *plan
 	rg     int // next row group to open
 	rr     pqarrow.RecordReader
@@ -152,6 +163,7 @@ func (s *Source) Project(names []string) error {
 		return err
 	}
 	s.cur.plan = p
+	s.cur.props.BufferSize = readBufferSize(len(p.leaves))
 	s.schema = p.schema
 	s.cur.schema = p.schema
 	return nil
@@ -236,7 +248,7 @@ func (s *Source) openNext() error {
 	}
 	props := parquet.NewReaderProperties(s.alloc)
 	props.BufferedStreamEnabled = true
-	props.BufferSize = readBufferSize
+	props.BufferSize = maxReadBuffer // narrowed once the columns are known
 	pf, err := file.NewParquetReader(&readerAtSeeker{ReaderAt: ra}, file.WithReadProps(props))
 	if err != nil {
 		ra.Close()
@@ -263,7 +275,8 @@ func (s *Source) openNext() error {
 		ra.Close()
 		return fmt.Errorf("parquet %s: columns differ from the first object %s: %s", name, s.objects[0].Loc, schemaDiff(s.schema, p.schema))
 	}
-	s.cur = &object{name: name, ra: ra, pf: pf, fr: fr, plan: p, schema: p.schema}
+	props.BufferSize = readBufferSize(len(p.leaves))
+	s.cur = &object{name: name, ra: ra, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}
 	return nil
 }
 

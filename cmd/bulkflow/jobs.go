@@ -1,0 +1,1156 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/sinks/salesforce"
+	"github.com/bulkflow/bulkflow/sinks/salesforcesink" // also registers the "salesforce" sink for --pipeline files
+)
+
+// jobsUsage is the help text of `bulkflow jobs`.
+const jobsUsage = `Usage:
+  bulkflow jobs list    [--state S] [--object O] [--since DURATION|TIME] [--json] [--no-counters]
+  bulkflow jobs show    JOB_ID [--json]
+  bulkflow jobs results JOB_ID [--successful] [--failed] [--unprocessed] [--out DIR_OR_BLOB_URL]
+  bulkflow jobs abort   JOB_ID...
+  bulkflow jobs delete  JOB_ID...
+  bulkflow jobs create  --object O --operation OP --file CSV_OR_BLOB_URL [--external-id F]
+                        [--line-ending LF|CRLF] [--delimiter COMMA|TAB|SEMICOLON|PIPE|CARET|BACKQUOTE]
+                        [--max-job-bytes N] [--wait [--poll D] [--timeout D] [--out DIR_OR_BLOB_URL]]
+
+Inspect and manage Salesforce Bulk API 2.0 ingest jobs.
+
+Connection flags (every subcommand; environment fallbacks in brackets):
+  --instance-url URL      [SF_INSTANCE_URL]  with --token: the org's instance URL
+  --token TOKEN           [SF_ACCESS_TOKEN]  static access token
+  --login-url URL         [SF_LOGIN_URL]     token host (default: the instance URL for client
+                                             credentials, https://login.salesforce.com otherwise)
+  --client-id ID          [SF_CLIENT_ID]     connected-app consumer key
+  --client-secret SECRET  [SF_CLIENT_SECRET] client credentials (or refresh token) flow
+  --username USER         [SF_USERNAME]      JWT bearer flow, with --private-key-file
+  --private-key-file FILE [SF_PRIVATE_KEY_FILE]
+  --refresh-token TOKEN   [SF_REFRESH_TOKEN] refresh token flow
+  --audience URL          [SF_AUDIENCE]      JWT aud claim (default https://login.salesforce.com)
+  --api-version V         [SF_API_VERSION]   e.g. 62.0 (default 62.0)
+  --pipeline FILE         reuse auth, instance_url and api_version of the first salesforce sink
+                          in FILE; explicit flags override it and SF_* variables are not read
+
+The flow is chosen from what is set: a token -> static token; client id + private key file
+-> JWT bearer; client id + refresh token -> refresh token; client id + secret -> client
+credentials. Secrets are never printed.
+
+Exit codes: 0 ok, 1 failure (API error, NOT_FOUND, refused transition, count mismatch,
+job ended Failed or Aborted), 2 usage or bad input.
+`
+
+// jobsHTTPClient, when set (by tests), replaces http.DefaultClient for the
+// Salesforce API and token calls of `bulkflow jobs`.
+var jobsHTTPClient *http.Client
+
+// jobIDPattern matches a Bulk API job id: 15 or 18 alphanumeric characters
+// with the job key prefix 750.
+var jobIDPattern = regexp.MustCompile(`^750[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$`)
+
+// runJobs implements `bulkflow jobs SUBCOMMAND`: list, show, results,
+// abort, delete and create Bulk API 2.0 ingest jobs through the
+// sinks/salesforce client. It returns 0 on success, 1 on a failure
+// reported by Salesforce (or a result count mismatch) and 2 on a usage
+// error or bad input.
+func runJobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, jobsUsage)
+		return exitUsage
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, jobsUsage)
+		return exitOK
+	case "list":
+		return jobsList(ctx, rest, stdout, stderr)
+	case "show":
+		return jobsShow(ctx, rest, stdout, stderr)
+	case "results":
+		return jobsResults(ctx, rest, stdout, stderr)
+	case "abort":
+		return jobsAbortDelete(ctx, "abort", rest, stdout, stderr)
+	case "delete":
+		return jobsAbortDelete(ctx, "delete", rest, stdout, stderr)
+	case "create":
+		return jobsCreate(ctx, rest, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "bulkflow jobs: unknown subcommand %q\n\n%s", sub, jobsUsage)
+	return exitUsage
+}
+
+// connFlags are the connection settings shared by every subcommand.
+type connFlags struct {
+	instanceURL, token, loginURL, clientID, clientSecret, username string
+	privateKeyFile, refreshToken, audience, apiVersion, pipeline   string
+}
+
+// register adds the connection flags to fs.
+func (c *connFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.instanceURL, "instance-url", "", "instance `URL`, e.g. https://acme.my.salesforce.com [SF_INSTANCE_URL]")
+	fs.StringVar(&c.token, "token", "", "static access `token` [SF_ACCESS_TOKEN]")
+	fs.StringVar(&c.loginURL, "login-url", "", "OAuth token host `URL` [SF_LOGIN_URL]")
+	fs.StringVar(&c.clientID, "client-id", "", "connected-app consumer key [SF_CLIENT_ID]")
+	fs.StringVar(&c.clientSecret, "client-secret", "", "connected-app consumer `secret` [SF_CLIENT_SECRET]")
+	fs.StringVar(&c.username, "username", "", "username for the JWT bearer flow [SF_USERNAME]")
+	fs.StringVar(&c.privateKeyFile, "private-key-file", "", "RSA private key PEM `file` for the JWT bearer flow [SF_PRIVATE_KEY_FILE]")
+	fs.StringVar(&c.refreshToken, "refresh-token", "", "OAuth refresh `token` [SF_REFRESH_TOKEN]")
+	fs.StringVar(&c.audience, "audience", "", "JWT aud claim `URL` (default https://login.salesforce.com) [SF_AUDIENCE]")
+	fs.StringVar(&c.apiVersion, "api-version", "", "Bulk API `version`, e.g. 62.0 [SF_API_VERSION]")
+	fs.StringVar(&c.pipeline, "pipeline", "", "pipeline `file` whose first salesforce sink supplies auth, instance_url and api_version")
+}
+
+// fields lists the settings with their environment variables, for filling
+// in what the flags left empty.
+func (c *connFlags) fields() []struct {
+	p   *string
+	env string
+} {
+	return []struct {
+		p   *string
+		env string
+	}{
+		{&c.instanceURL, "SF_INSTANCE_URL"}, {&c.token, "SF_ACCESS_TOKEN"}, {&c.loginURL, "SF_LOGIN_URL"},
+		{&c.clientID, "SF_CLIENT_ID"}, {&c.clientSecret, "SF_CLIENT_SECRET"}, {&c.username, "SF_USERNAME"},
+		{&c.privateKeyFile, "SF_PRIVATE_KEY_FILE"}, {&c.refreshToken, "SF_REFRESH_TOKEN"},
+		{&c.audience, "SF_AUDIENCE"}, {&c.apiVersion, "SF_API_VERSION"},
+	}
+}
+
+// usageError is bad input from the user: exit code 2.
+type usageError struct{ msg string }
+
+// Error implements error.
+func (e *usageError) Error() string { return e.msg }
+
+// usagef returns a *usageError.
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// resolve fills empty settings from the --pipeline file's salesforce sink
+// or, without --pipeline, from the SF_* environment variables.
+func (c *connFlags) resolve() error {
+	if c.pipeline == "" {
+		for _, f := range c.fields() {
+			if *f.p == "" {
+				*f.p = os.Getenv(f.env)
+			}
+		}
+		return nil
+	}
+	g, err := config.LoadFile(c.pipeline, pipeline.DefaultRegistry())
+	if err != nil {
+		return usagef("--pipeline: %v", err)
+	}
+	var o *salesforcesink.Options
+	for _, st := range g.Stages {
+		if st.Kind == pipeline.KindSink && st.Type == "salesforce" {
+			if so, ok := st.Options.(*salesforcesink.Options); ok {
+				o = so
+				break
+			}
+		}
+	}
+	if o == nil {
+		return usagef("--pipeline: %s has no stage with a salesforce sink", c.pipeline)
+	}
+	if o.InstanceURL == salesforcesink.EmulatorURL {
+		return usagef("--pipeline: %s uses instance_url %q, an in-process emulator that lives only for one run; "+
+			"start `bulkflow emulator` and pass --instance-url and --token instead", c.pipeline, salesforcesink.EmulatorURL)
+	}
+	key := o.Auth.PrivateKeyFile
+	if key != "" && !filepath.IsAbs(key) && g.BaseDir != "" {
+		key = filepath.Join(g.BaseDir, key)
+	}
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&c.instanceURL, o.InstanceURL}, {&c.token, o.Auth.AccessToken}, {&c.loginURL, o.Auth.LoginURL},
+		{&c.clientID, o.Auth.ClientID}, {&c.clientSecret, o.Auth.ClientSecret}, {&c.username, o.Auth.Username},
+		{&c.privateKeyFile, key}, {&c.refreshToken, o.Auth.RefreshToken}, {&c.audience, o.Auth.Audience},
+		{&c.apiVersion, o.APIVersion},
+	} {
+		if *f.dst == "" {
+			*f.dst = f.src
+		}
+	}
+	return nil
+}
+
+// connect builds a client from the resolved settings. It duplicates the
+// auth setup of sinks/salesforcesink (newAuth), which exports no helper.
+// Errors never carry secret values; a *usageError means the settings are
+// incomplete.
+func (c *connFlags) connect(ctx context.Context) (*salesforce.Client, error) {
+	if err := c.resolve(); err != nil {
+		return nil, err
+	}
+	if v := strings.TrimPrefix(c.apiVersion, "v"); v != "" {
+		var major, minor int
+		if n, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil || n != 2 {
+			return nil, usagef("--api-version %q must look like 62.0", c.apiVersion)
+		}
+		c.apiVersion = v
+	}
+	switch {
+	case c.token != "":
+		if c.instanceURL == "" {
+			return nil, usagef("--token needs --instance-url (or SF_INSTANCE_URL)")
+		}
+	case c.clientID != "" && c.privateKeyFile != "":
+		if c.username == "" {
+			return nil, usagef("the JWT bearer flow (--private-key-file) needs --username")
+		}
+	case c.clientID != "" && c.refreshToken != "":
+	case c.clientID != "" && c.clientSecret != "":
+		if c.loginURL == "" && c.instanceURL == "" {
+			return nil, usagef("the client credentials flow needs --login-url (your My Domain URL) or --instance-url")
+		}
+	case c.privateKeyFile != "" || c.refreshToken != "" || c.clientSecret != "":
+		return nil, usagef("--client-id (SF_CLIENT_ID) is required with --client-secret, --private-key-file or --refresh-token")
+	default:
+		return nil, usagef("no Salesforce connection configured: set --token and --instance-url, " +
+			"--client-id with --client-secret, --private-key-file + --username or --refresh-token " +
+			"(or the SF_* environment variables), or --pipeline FILE")
+	}
+	hc := jobsHTTPClient
+	auth, err := salesforcesink.NewAuth(ctx, salesforcesink.AuthOptions{
+		AccessToken: c.token, ClientID: c.clientID, ClientSecret: c.clientSecret, Username: c.username,
+		PrivateKeyFile: c.privateKeyFile, RefreshToken: c.refreshToken, LoginURL: c.loginURL, Audience: c.audience,
+	}, c.instanceURL, hc)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	client, err := salesforce.NewClient(ctx, auth, &salesforce.Options{APIVersion: c.apiVersion, HTTPClient: hc})
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return client, nil
+}
+
+// newJobsFlagSet returns a FlagSet for `bulkflow jobs <name>` with the
+// connection flags registered.
+func newJobsFlagSet(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *connFlags) {
+	fs := flag.NewFlagSet("bulkflow jobs "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: bulkflow jobs %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	cf := &connFlags{}
+	cf.register(fs)
+	return fs, cf
+}
+
+// parseJobsArgs parses flags that may come before, between or after the
+// positional arguments, and returns the positional arguments. Everything
+// after "--" is positional. The returned code is -1 to continue, else the
+// exit code (0 for --help).
+func parseJobsArgs(fs *flag.FlagSet, args []string) ([]string, int) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK
+			}
+			return nil, exitUsage
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, -1
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), -1
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// checkJobIDs refuses malformed job ids before any call.
+func checkJobIDs(name string, ids []string, stderr io.Writer) bool {
+	ok := true
+	for _, id := range ids {
+		if !jobIDPattern.MatchString(id) {
+			shown := fmt.Sprintf("%q", id)
+			if len(id) > 32 { // never echo what may be a misplaced secret
+				shown = fmt.Sprintf("a %d-character argument", len(id))
+			}
+			fmt.Fprintf(stderr, "bulkflow jobs %s: %s is not a Bulk API job id (15 or 18 letters and digits starting with 750)\n", name, shown)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// connectOrExit connects and reports a failure with its exit code; the
+// code is -1 on success.
+func connectOrExit(ctx context.Context, name string, cf *connFlags, stderr io.Writer) (*salesforce.Client, int) {
+	c, err := cf.connect(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs %s: %s\n", name, describeErr(err))
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return nil, exitUsage
+		}
+		return nil, exitFailed
+	}
+	return c, -1
+}
+
+// describeErr renders an error for users: Salesforce's own errorCode and
+// message for API errors, the error text otherwise. Neither carries
+// secrets (the client redacts them).
+func describeErr(err error) string {
+	var ae *salesforce.APIError
+	if errors.As(err, &ae) {
+		switch {
+		case ae.Code != "" && ae.Message != "":
+			return ae.Code + ": " + ae.Message
+		case ae.Code != "":
+			return fmt.Sprintf("%s (HTTP %d)", ae.Code, ae.StatusCode)
+		case ae.Message != "":
+			return fmt.Sprintf("HTTP %d: %s", ae.StatusCode, ae.Message)
+		}
+	}
+	return err.Error()
+}
+
+// ---- list ----
+
+// jobsList implements `bulkflow jobs list`.
+func jobsList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, cf := newJobsFlagSet("list", "[--state S] [--object O] [--since DURATION|TIME] [--json]", stderr)
+	state := fs.String("state", "", "only jobs in this `state` (Open, UploadComplete, InProgress, JobComplete, Failed, Aborted)")
+	object := fs.String("object", "", "only jobs on this sObject")
+	since := fs.String("since", "", "only jobs created in the last `DURATION` (e.g. 24h) or since a TIME (RFC 3339 or 2006-01-02)")
+	asJSON := fs.Bool("json", false, "print a JSON array of job infos")
+	noCounters := fs.Bool("no-counters", false, "skip the per-job GET that fetches the counters (the job list carries none)")
+	pos, code := parseJobsArgs(fs, args)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) > 0 {
+		fmt.Fprintf(stderr, "bulkflow jobs list: unexpected argument %q\n", pos[0])
+		return exitUsage
+	}
+	var wantState salesforce.JobState
+	if *state != "" {
+		for _, s := range []salesforce.JobState{salesforce.StateOpen, salesforce.StateUploadComplete, salesforce.StateInProgress,
+			salesforce.StateJobComplete, salesforce.StateFailed, salesforce.StateAborted} {
+			if strings.EqualFold(*state, string(s)) {
+				wantState = s
+			}
+		}
+		if wantState == "" {
+			fmt.Fprintf(stderr, "bulkflow jobs list: --state %q must be one of Open, UploadComplete, InProgress, JobComplete, Failed, Aborted\n", *state)
+			return exitUsage
+		}
+	}
+	var after time.Time
+	if *since != "" {
+		var err error
+		if after, err = parseSince(*since, time.Now()); err != nil {
+			fmt.Fprintf(stderr, "bulkflow jobs list: %v\n", err)
+			return exitUsage
+		}
+	}
+	client, code := connectOrExit(ctx, "list", cf, stderr)
+	if client == nil {
+		return code
+	}
+	jobs := []salesforce.JobInfo{}
+	for j, err := range client.ListJobs(ctx, nil) {
+		if err != nil {
+			fmt.Fprintf(stderr, "bulkflow jobs list: %s\n", describeErr(err))
+			return exitFailed
+		}
+		if (wantState != "" && j.State != wantState) || (*object != "" && !strings.EqualFold(j.Object, *object)) ||
+			(!after.IsZero() && j.CreatedDate.Before(after)) {
+			continue
+		}
+		jobs = append(jobs, *j)
+	}
+	if !*noCounters {
+		var err error
+		if jobs, err = addCounters(ctx, client, jobs); err != nil {
+			fmt.Fprintf(stderr, "bulkflow jobs list: %s\n", describeErr(err))
+			return exitFailed
+		}
+	}
+	// The API lists in no particular order: oldest first, then by id.
+	slices.SortStableFunc(jobs, func(a, b salesforce.JobInfo) int {
+		if c := a.CreatedDate.Compare(b.CreatedDate.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if *asJSON {
+		return writeJSON(stdout, stderr, "list", jobs)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tOBJECT\tOPERATION\tSTATE\tCREATED\tPROCESSED\tFAILED")
+	for _, j := range jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", j.ID, j.Object, j.Operation, j.State,
+			fmtTime(j.CreatedDate), j.NumberRecordsProcessed, j.NumberRecordsFailed)
+	}
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs list: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// addCounters replaces the list records of jobs that are past Open with
+// their full job info: the job list carries no counters (contract §2.7).
+// Up to four GETs run at once; a job deleted meanwhile is dropped.
+func addCounters(ctx context.Context, client *salesforce.Client, jobs []salesforce.JobInfo) ([]salesforce.JobInfo, error) {
+	var (
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, 4)
+		errs  = make([]error, len(jobs))
+		infos = make([]*salesforce.JobInfo, len(jobs))
+	)
+	for i := range jobs {
+		if jobs[i].State == salesforce.StateOpen {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			infos[i], errs[i] = client.Job(ctx, jobs[i].ID)
+		})
+	}
+	wg.Wait()
+	out := jobs[:0]
+	for i, j := range jobs {
+		switch {
+		case errors.Is(errs[i], salesforce.ErrNotFound):
+			continue
+		case errs[i] != nil:
+			return nil, fmt.Errorf("job %s: %w", j.ID, errs[i])
+		case infos[i] != nil:
+			j = *infos[i]
+		}
+		out = append(out, j)
+	}
+	return out, nil
+}
+
+// parseSince reads --since: a Go duration counted back from now, an RFC 3339
+// time, or a date (midnight UTC).
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %q must not be negative", s)
+		}
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--since %q is neither a duration (24h, 90m) nor a time (2025-03-04T10:00:00Z, 2025-03-04)", s)
+}
+
+// fmtTime prints a job timestamp in UTC, or "-" when absent.
+func fmtTime(t salesforce.Timestamp) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05Z")
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(stdout, stderr io.Writer, name string, v any) int {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err == nil {
+		_, err = stdout.Write(append(b, '\n'))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs %s: %v\n", name, err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// ---- show ----
+
+// jobShowJSON is the --json form of `jobs show`: the job info plus derived
+// values.
+type jobShowJSON struct {
+	salesforce.JobInfo
+	// DurationMs is systemModstamp − createdDate.
+	DurationMs int64 `json:"durationMs"`
+	// NumberRecordsSuccessful is processed − failed, only for JobComplete.
+	NumberRecordsSuccessful *int64 `json:"numberRecordsSuccessful,omitempty"`
+}
+
+// jobsShow implements `bulkflow jobs show`.
+func jobsShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, cf := newJobsFlagSet("show", "JOB_ID [--json]", stderr)
+	asJSON := fs.Bool("json", false, "print the job info as JSON")
+	pos, code := parseJobsArgs(fs, args)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "bulkflow jobs show: want exactly one JOB_ID, got %d arguments\n", len(pos))
+		return exitUsage
+	}
+	if !checkJobIDs("show", pos, stderr) {
+		return exitUsage
+	}
+	client, code := connectOrExit(ctx, "show", cf, stderr)
+	if client == nil {
+		return code
+	}
+	j, err := client.Job(ctx, pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs show %s: %s\n", pos[0], describeErr(err))
+		return exitFailed
+	}
+	dur := time.Duration(0)
+	if !j.CreatedDate.IsZero() && !j.SystemModstamp.IsZero() {
+		dur = j.SystemModstamp.Sub(j.CreatedDate.Time)
+	}
+	var succ *int64
+	if j.State == salesforce.StateJobComplete {
+		n := j.NumberRecordsProcessed - j.NumberRecordsFailed
+		succ = &n
+	}
+	if *asJSON {
+		return writeJSON(stdout, stderr, "show", jobShowJSON{JobInfo: *j, DurationMs: dur.Milliseconds(), NumberRecordsSuccessful: succ})
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	opt := func(k, v string) {
+		if v != "" {
+			row(k, v)
+		}
+	}
+	row("Job", j.ID)
+	row("Object", j.Object)
+	row("Operation", j.Operation)
+	opt("External id field", j.ExternalIDFieldName)
+	row("State", j.State)
+	opt("Error", j.ErrorMessage)
+	row("Created", fmtTime(j.CreatedDate))
+	row("Last change", fmtTime(j.SystemModstamp))
+	row("Duration", dur)
+	row("Records processed", j.NumberRecordsProcessed)
+	if succ != nil {
+		row("Records successful", *succ)
+	}
+	row("Records failed", j.NumberRecordsFailed)
+	row("Retries", j.Retries)
+	row("Processing time", fmt.Sprintf("%s total, %s API active, %s Apex",
+		time.Duration(j.TotalProcessingTime)*time.Millisecond, time.Duration(j.APIActiveProcessingTime)*time.Millisecond,
+		time.Duration(j.ApexProcessingTime)*time.Millisecond))
+	opt("Job type", j.JobType)
+	opt("Content type", j.ContentType)
+	opt("Line ending", string(j.LineEnding))
+	opt("Column delimiter", string(j.ColumnDelimiter))
+	opt("Concurrency mode", j.ConcurrencyMode)
+	opt("API version", j.APIVersion.String())
+	opt("Assignment rule", j.AssignmentRuleID)
+	opt("Created by", j.CreatedByID)
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs show: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+// ---- results ----
+
+// resultKind is one of the three result files of a job.
+type resultKind struct {
+	name  string // successful, failed, unprocessed
+	fetch func(*salesforce.Client, context.Context, string) (io.ReadCloser, error)
+}
+
+var resultKinds = []resultKind{
+	{"successful", (*salesforce.Client).SuccessfulResults},
+	{"failed", (*salesforce.Client).FailedResults},
+	{"unprocessed", (*salesforce.Client).UnprocessedRecords},
+}
+
+// jobsResults implements `bulkflow jobs results`.
+func jobsResults(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, cf := newJobsFlagSet("results", "JOB_ID [--successful] [--failed] [--unprocessed] [--out DIR_OR_BLOB_URL]", stderr)
+	want := map[string]*bool{}
+	for _, k := range resultKinds {
+		want[k.name] = fs.Bool(k.name, false, "fetch the "+k.name+" results (default: all three)")
+	}
+	out := fs.String("out", ".", "directory or blob URL prefix (s3://, gs://, azblob://, mem://) to write <id>-<kind>.csv under")
+	pos, code := parseJobsArgs(fs, args)
+	if code >= 0 {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "bulkflow jobs results: want exactly one JOB_ID, got %d arguments\n", len(pos))
+		return exitUsage
+	}
+	if !checkJobIDs("results", pos, stderr) {
+		return exitUsage
+	}
+	loc, err := blobio.Parse("", *out)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs results: --out: %v\n", err)
+		return exitUsage
+	}
+	var kinds []string
+	for _, k := range resultKinds {
+		if *want[k.name] {
+			kinds = append(kinds, k.name)
+		}
+	}
+	if len(kinds) == 0 {
+		kinds = []string{"successful", "failed", "unprocessed"}
+	}
+	client, code := connectOrExit(ctx, "results", cf, stderr)
+	if client == nil {
+		return code
+	}
+	j, err := client.Job(ctx, pos[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs results %s: %s\n", pos[0], describeErr(err))
+		return exitFailed
+	}
+	return fetchResults(ctx, client, j, kinds, loc, stdout, stderr)
+}
+
+// fetchResults streams the chosen result files of a terminal job to loc,
+// prints the rows of each and checks them against the job's counters.
+func fetchResults(ctx context.Context, client *salesforce.Client, j *salesforce.JobInfo, kinds []string,
+	loc blobio.Location, stdout, stderr io.Writer) int {
+	if !j.State.Terminal() {
+		fmt.Fprintf(stderr, "bulkflow jobs results %s: the job is %s; results exist once it is JobComplete, Failed or Aborted\n", j.ID, j.State)
+		return exitFailed
+	}
+	counts := map[string]int64{}
+	for _, k := range resultKinds {
+		if !slices.Contains(kinds, k.name) {
+			continue
+		}
+		dst := blobio.Join(loc, j.ID+"-"+k.name+".csv")
+		n, err := streamResult(ctx, client, j, k, dst)
+		if err != nil {
+			fmt.Fprintf(stderr, "bulkflow jobs results %s: %s results: %s\n", j.ID, k.name, describeErr(err))
+			return exitFailed
+		}
+		counts[k.name] = n
+		fmt.Fprintf(stdout, "%s  %-11s %8d rows  %s\n", j.ID, k.name, n, dst)
+	}
+	// Check the counts against the counters (contract §2.6, §4.3): failed
+	// is numberRecordsFailed always; successful and unprocessed derive from
+	// the counters only for JobComplete.
+	var problems []string
+	check := func(kind string, want int64, what string) {
+		if got, ok := counts[kind]; ok && got != want {
+			problems = append(problems, fmt.Sprintf("%s has %d rows but %s is %d", kind, got, what, want))
+		}
+	}
+	check("failed", j.NumberRecordsFailed, "numberRecordsFailed")
+	if j.State == salesforce.StateJobComplete {
+		check("successful", j.NumberRecordsProcessed-j.NumberRecordsFailed, "numberRecordsProcessed − numberRecordsFailed")
+		check("unprocessed", 0, "the unprocessed count of a JobComplete job")
+	} else if s, ok := counts["successful"]; ok && s+counts["failed"] > j.NumberRecordsProcessed {
+		problems = append(problems, fmt.Sprintf("successful + failed rows (%d) exceed numberRecordsProcessed %d",
+			s+counts["failed"], j.NumberRecordsProcessed))
+	}
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "bulkflow jobs results %s: warning: %s\n", j.ID, p)
+	}
+	if len(problems) > 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// streamResult copies one result file to dst, counting its CSV records
+// while streaming. It returns the data rows (records minus the header).
+func streamResult(ctx context.Context, client *salesforce.Client, j *salesforce.JobInfo, k resultKind, dst blobio.Location) (int64, error) {
+	rc, err := k.fetch(client, ctx, j.ID)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	w, err := blobio.NewWriter(ctx, dst)
+	if err != nil {
+		return 0, err
+	}
+	var rcount csvRecordCounter
+	if _, err := io.Copy(w, io.TeeReader(rc, &rcount)); err != nil {
+		w.Abort()
+		w.Close()
+		return 0, err
+	}
+	if err := w.Close(); err != nil {
+		return 0, fmt.Errorf("write %s: %w", dst, err)
+	}
+	return max(rcount.records()-1, 0), nil
+}
+
+// csvRecordCounter counts CSV records in the bytes written to it, so a
+// value holding newlines inside quotes counts once. Blank lines are not
+// records. It buffers nothing.
+type csvRecordCounter struct {
+	n       int64
+	inQuote bool
+	content bool // the current record has bytes
+}
+
+// Write implements io.Writer.
+func (c *csvRecordCounter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		switch {
+		case b == '"':
+			c.inQuote = !c.inQuote // "" inside quotes toggles twice
+			c.content = true
+		case c.inQuote:
+		case b == '\n':
+			if c.content {
+				c.n++
+			}
+			c.content = false
+		case b == '\r':
+		default:
+			c.content = true
+		}
+	}
+	return len(p), nil
+}
+
+// records returns the records seen, counting an unterminated last one.
+func (c *csvRecordCounter) records() int64 {
+	if c.content {
+		return c.n + 1
+	}
+	return c.n
+}
+
+// ---- abort / delete ----
+
+// jobsAbortDelete implements `bulkflow jobs abort` and `bulkflow jobs
+// delete`: every id is tried; a refused one prints Salesforce's error and
+// makes the exit code 1.
+func jobsAbortDelete(ctx context.Context, name string, args []string, stdout, stderr io.Writer) int {
+	fs, cf := newJobsFlagSet(name, "JOB_ID...", stderr)
+	ids, code := parseJobsArgs(fs, args)
+	if code >= 0 {
+		return code
+	}
+	if len(ids) == 0 {
+		fmt.Fprintf(stderr, "bulkflow jobs %s: want at least one JOB_ID\n", name)
+		return exitUsage
+	}
+	if !checkJobIDs(name, ids, stderr) {
+		return exitUsage
+	}
+	client, code := connectOrExit(ctx, name, cf, stderr)
+	if client == nil {
+		return code
+	}
+	rc := exitOK
+	for _, id := range ids {
+		var err error
+		if name == "abort" {
+			var j *salesforce.JobInfo
+			if j, err = client.AbortJob(ctx, id); err == nil {
+				fmt.Fprintf(stdout, "%s  %s\n", id, j.State)
+			}
+		} else if err = client.DeleteJob(ctx, id); err == nil {
+			fmt.Fprintf(stdout, "%s  deleted\n", id)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "bulkflow jobs %s %s: %s\n", name, id, describeErr(err))
+			rc = exitFailed
+			if ctx.Err() != nil {
+				return rc
+			}
+		}
+	}
+	return rc
+}
+
+// ---- create ----
+
+// createOpts are the validated flags of `jobs create`.
+type createOpts struct {
+	req         salesforce.CreateJobRequest
+	lineEnding  string // flag value; "" means detect from the header
+	maxJobBytes int64
+}
+
+// jobsCreate implements `bulkflow jobs create`.
+func jobsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs, cf := newJobsFlagSet("create", "--object O --operation OP --file CSV_OR_BLOB_URL [flags]", stderr)
+	object := fs.String("object", "", "sObject API name, e.g. Account (required)")
+	operation := fs.String("operation", "", "insert, update, upsert, delete or hardDelete (required)")
+	extID := fs.String("external-id", "", "external id field for upsert (an External ID field, or Id)")
+	lineEnding := fs.String("line-ending", "", "LF or CRLF (default: detected from the header line)")
+	delimiter := fs.String("delimiter", "COMMA", "column delimiter: COMMA, TAB, SEMICOLON, PIPE, CARET or BACKQUOTE")
+	file := fs.String("file", "", "CSV file: a local path or blob URL (required)")
+	maxBytes := fs.Int64("max-job-bytes", salesforcesink.DefaultMaxJobBytes, "split the file into several jobs of at most this many bytes each")
+	wait := fs.Bool("wait", false, "wait for every job to finish and print its final state and counters")
+	poll := fs.Duration("poll", time.Second, "first delay between polls with --wait (grows to 10s)")
+	timeout := fs.Duration("timeout", 0, "give up waiting after this long (0 = no limit)")
+	out := fs.String("out", "", "with --wait: write each job's result files under this directory or blob URL")
+	pos, code := parseJobsArgs(fs, args)
+	if code >= 0 {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "bulkflow jobs create: "+format+"\n", a...)
+		return exitUsage
+	}
+	if len(pos) > 0 {
+		return fail("unexpected argument %q (the CSV goes in --file)", pos[0])
+	}
+	var o createOpts
+	o.req.Object = *object
+	o.req.ExternalIDFieldName = *extID
+	if *object == "" {
+		return fail("--object is required")
+	}
+	for _, op := range []salesforce.Operation{salesforce.OpInsert, salesforce.OpUpdate, salesforce.OpUpsert,
+		salesforce.OpDelete, salesforce.OpHardDelete} {
+		if strings.EqualFold(*operation, string(op)) {
+			o.req.Operation = op
+		}
+	}
+	switch {
+	case o.req.Operation == "":
+		return fail("--operation %q must be one of insert, update, upsert, delete, hardDelete", *operation)
+	case o.req.Operation == salesforce.OpUpsert && *extID == "":
+		return fail("--operation upsert needs --external-id")
+	case o.req.Operation != salesforce.OpUpsert && *extID != "":
+		return fail("--external-id is only used with --operation upsert")
+	}
+	switch strings.ToUpper(*lineEnding) {
+	case "", "LF", "CRLF":
+		o.lineEnding = strings.ToUpper(*lineEnding)
+	default:
+		return fail("--line-ending %q must be LF or CRLF", *lineEnding)
+	}
+	o.req.ColumnDelimiter = salesforce.ColumnDelimiter(strings.ToUpper(*delimiter))
+	switch o.req.ColumnDelimiter {
+	case salesforce.DelimiterComma, salesforce.DelimiterTab, salesforce.DelimiterSemicolon,
+		salesforce.DelimiterPipe, salesforce.DelimiterCaret, salesforce.DelimiterBackquote:
+	default:
+		return fail("--delimiter %q must be one of COMMA, TAB, SEMICOLON, PIPE, CARET, BACKQUOTE", *delimiter)
+	}
+	if *maxBytes <= 0 || *maxBytes > salesforcesink.MaxMaxJobBytes {
+		return fail("--max-job-bytes must be between 1 and %d (the Bulk API upload limit)", int64(salesforcesink.MaxMaxJobBytes))
+	}
+	o.maxJobBytes = *maxBytes
+	if *file == "" {
+		return fail("--file is required")
+	}
+	if *out != "" && !*wait {
+		return fail("--out needs --wait (results exist only once a job has finished)")
+	}
+	var outLoc blobio.Location
+	if *out != "" {
+		var err error
+		if outLoc, err = blobio.Parse("", *out); err != nil {
+			return fail("--out: %v", err)
+		}
+	}
+	if *poll <= 0 {
+		return fail("--poll must be positive")
+	}
+	in, err := blobio.Parse("", *file)
+	if err != nil {
+		return fail("--file: %v", err)
+	}
+
+	// Spool the parts first: bad input is refused before any job exists,
+	// and every upload can be replayed from its file.
+	spool, err := os.MkdirTemp("", "bulkflow-jobs-")
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs create: spool: %v\n", err)
+		return exitFailed
+	}
+	defer os.RemoveAll(spool)
+	parts, le, err := splitCSV(ctx, in, o.maxJobBytes, spool)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs create: %s: %v\n", in, err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	o.req.LineEnding = salesforce.LineEnding(le)
+	if o.lineEnding != "" {
+		o.req.LineEnding = salesforce.LineEnding(o.lineEnding)
+		if o.lineEnding != le {
+			fmt.Fprintf(stderr, "bulkflow jobs create: warning: --line-ending %s but the header line ends with %s; Salesforce may fail the job\n", o.lineEnding, le)
+		}
+	}
+
+	client, code := connectOrExit(ctx, "create", cf, stderr)
+	if client == nil {
+		return code
+	}
+	rc := exitOK
+	var created []string
+	for i, p := range parts {
+		id, err := uploadPart(ctx, client, o.req, p)
+		if err != nil {
+			fmt.Fprintf(stderr, "bulkflow jobs create: part %d/%d (%d rows): %s\n", i+1, len(parts), p.rows, describeErr(err))
+			if id != "" {
+				fmt.Fprintf(stderr, "bulkflow jobs create: aborted job %s\n", id)
+			}
+			if i+1 < len(parts) {
+				fmt.Fprintf(stderr, "bulkflow jobs create: parts %d to %d were not loaded\n", i+2, len(parts))
+			}
+			rc = exitFailed
+			break
+		}
+		created = append(created, id)
+		fmt.Fprintf(stdout, "%s  part %d/%d  %d rows  %d bytes  UploadComplete\n", id, i+1, len(parts), p.rows, p.size)
+	}
+	if !*wait {
+		return rc
+	}
+	popts := &salesforce.PollOptions{Initial: *poll, Max: max(*poll, 10*time.Second), Timeout: *timeout}
+	for _, id := range created {
+		j, err := client.WaitJob(ctx, id, popts)
+		if err != nil {
+			fmt.Fprintf(stderr, "bulkflow jobs create: wait for %s: %s\n", id, describeErr(err))
+			rc = exitFailed
+			if ctx.Err() != nil {
+				return rc
+			}
+			continue
+		}
+		fmt.Fprintf(stdout, "%s  %s  processed %d  failed %d", j.ID, j.State, j.NumberRecordsProcessed, j.NumberRecordsFailed)
+		if j.State == salesforce.StateJobComplete {
+			fmt.Fprintf(stdout, "  successful %d", j.NumberRecordsProcessed-j.NumberRecordsFailed)
+		}
+		fmt.Fprintln(stdout)
+		if j.State != salesforce.StateJobComplete {
+			msg := j.ErrorMessage
+			if msg == "" {
+				msg = "the job was aborted"
+			}
+			fmt.Fprintf(stderr, "bulkflow jobs create: job %s ended %s: %s\n", j.ID, j.State, msg)
+			rc = exitFailed
+		}
+		if *out != "" {
+			if c := fetchResults(ctx, client, j, []string{"successful", "failed", "unprocessed"}, outLoc, stdout, stderr); c != exitOK {
+				rc = exitFailed
+			}
+		}
+	}
+	return rc
+}
+
+// uploadPart creates one job, uploads a spooled part and closes the job.
+// After a failed upload or close it aborts the job (best effort) and
+// returns its id with the error.
+func uploadPart(ctx context.Context, client *salesforce.Client, req salesforce.CreateJobRequest, p csvPart) (string, error) {
+	j, err := client.CreateJob(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	body, err := salesforce.FileBody(p.path)
+	if err == nil {
+		err = client.UploadJobData(ctx, j.ID, body)
+	}
+	if err == nil {
+		_, err = client.CloseJob(ctx, j.ID)
+	}
+	if err != nil {
+		_, _ = client.AbortJob(context.WithoutCancel(ctx), j.ID)
+		return j.ID, fmt.Errorf("job %s: %w", j.ID, err)
+	}
+	return j.ID, nil
+}
+
+// csvPart is one spooled part of a split upload.
+type csvPart struct {
+	path string
+	size int64
+	rows int64
+}
+
+// splitCSV streams the CSV at in into parts of at most maxBytes bytes each
+// under dir, cutting only between records and starting each part with the
+// header line. A UTF-8 byte order mark is dropped. It returns the parts and
+// the header's line ending ("LF" or "CRLF"). Bad input (empty file, no data
+// rows, unterminated quote, a record too large for one job) is a
+// *usageError.
+func splitCSV(ctx context.Context, in blobio.Location, maxBytes int64, dir string) ([]csvPart, string, error) {
+	rc, err := blobio.NewReader(ctx, in)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rc.Close()
+	rr := &recordReader{r: bufio.NewReaderSize(rc, 256<<10)}
+	header, err := rr.next()
+	if err == io.EOF {
+		return nil, "", usagef("the file is empty")
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	header = bytes.TrimPrefix(header, []byte("\xef\xbb\xbf"))
+	le := "LF"
+	if bytes.HasSuffix(header, []byte("\r\n")) {
+		le = "CRLF"
+	}
+	if !bytes.HasSuffix(header, []byte("\n")) {
+		return nil, "", usagef("the file has a header line but no data rows")
+	}
+	if int64(len(header)) >= maxBytes {
+		return nil, "", usagef("the header line alone is %d bytes, not below --max-job-bytes %d", len(header), maxBytes)
+	}
+	var (
+		parts []csvPart
+		f     *os.File
+		bw    *bufio.Writer
+		cur   csvPart
+	)
+	finish := func() error {
+		if f == nil {
+			return nil
+		}
+		err := bw.Flush()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		parts = append(parts, cur)
+		f = nil
+		return err
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	for {
+		rec, err := rr.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if len(bytes.TrimRight(rec, "\r\n")) == 0 {
+			continue // blank line
+		}
+		if int64(len(header)+len(rec)) > maxBytes {
+			return nil, "", usagef("the record at line %d is %d bytes: with the header it does not fit in --max-job-bytes %d",
+				rr.startLine, len(rec), maxBytes)
+		}
+		if f != nil && cur.size+int64(len(rec)) > maxBytes {
+			if err := finish(); err != nil {
+				return nil, "", err
+			}
+		}
+		if f == nil {
+			if err := ctx.Err(); err != nil {
+				return nil, "", err
+			}
+			cur = csvPart{path: filepath.Join(dir, fmt.Sprintf("part-%04d.csv", len(parts)+1))}
+			if f, err = os.Create(cur.path); err != nil {
+				return nil, "", err
+			}
+			bw = bufio.NewWriterSize(f, 256<<10)
+			bw.Write(header)
+			cur.size = int64(len(header))
+		}
+		if _, err := bw.Write(rec); err != nil {
+			return nil, "", err
+		}
+		cur.size += int64(len(rec))
+		cur.rows++
+	}
+	if err := finish(); err != nil {
+		return nil, "", err
+	}
+	if len(parts) == 0 {
+		return nil, "", usagef("the file has a header line but no data rows")
+	}
+	return parts, le, nil
+}
+
+// recordReader reads whole CSV records (with their line terminators),
+// joining physical lines while a quoted value is open.
+type recordReader struct {
+	r         *bufio.Reader
+	line      int // physical lines read
+	startLine int // 1-based line where the last record starts
+}
+
+// next returns the next record, or io.EOF.
+func (rr *recordReader) next() ([]byte, error) {
+	var rec []byte
+	inQuote := false
+	rr.startLine = rr.line + 1
+	for {
+		line, err := rr.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			rec = append(rec, line...)
+			inQuote = toggleQuotes(line, inQuote)
+			continue
+		}
+		if len(line) > 0 {
+			rr.line++
+			rec = append(rec, line...)
+			inQuote = toggleQuotes(line, inQuote)
+		}
+		if err == io.EOF {
+			if len(rec) == 0 {
+				return nil, io.EOF
+			}
+			if inQuote {
+				return nil, usagef("the record starting at line %d has an unterminated quoted value", rr.startLine)
+			}
+			return rec, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !inQuote {
+			return rec, nil
+		}
+	}
+}
+
+// toggleQuotes returns the quote state after b.
+func toggleQuotes(b []byte, in bool) bool {
+	return in != (bytes.Count(b, []byte{'"'})%2 == 1)
+}

@@ -1,0 +1,148 @@
+package parquetsource_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/bulkflow/bulkflow/sources/parquetsource"
+)
+
+// benchSchema is a typical warehouse export: 14 columns of mixed types.
+var benchSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "name", Type: arrow.BinaryTypes.String},
+	{Name: "email", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "city", Type: arrow.BinaryTypes.String},
+	{Name: "status", Type: arrow.BinaryTypes.String},
+	{Name: "employees", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
+	{Name: "rating", Type: arrow.PrimitiveTypes.Int32},
+	{Name: "score", Type: arrow.PrimitiveTypes.Float64},
+	{Name: "ratio", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	{Name: "active", Type: arrow.FixedWidthTypes.Boolean},
+	{Name: "founded", Type: arrow.FixedWidthTypes.Date32},
+	{Name: "updated_at", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}},
+	{Name: "revenue", Type: &arrow.Decimal128Type{Precision: 14, Scale: 2}, Nullable: true},
+	{Name: "owner_id", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
+// writeBenchFile writes rows rows of benchSchema to path, snappy-compressed,
+// in row groups of 128Ki rows, generating 64Ki rows at a time.
+func writeBenchFile(tb testing.TB, path string, rows int) {
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(128<<10))
+	w, err := pqarrow.NewFileWriter(benchSchema, f, props, pqarrow.DefaultWriterProps())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := array.NewRecordBuilder(memory.DefaultAllocator, benchSchema)
+	defer b.Release()
+	cities := []string{"Oslo", "Lisbon", "Osaka", "Denver", "Nairobi", "Lima"}
+	statuses := []string{"new", "active", "churned"}
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for start := 0; start < rows; start += 64 << 10 {
+		for i := start; i < min(rows, start+64<<10); i++ {
+			b.Field(0).(*array.Int64Builder).Append(int64(i))
+			b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("Account %d Ltd", i))
+			if i%10 == 0 {
+				b.Field(2).AppendNull()
+			} else {
+				b.Field(2).(*array.StringBuilder).Append(fmt.Sprintf("contact%d@example.com", i))
+			}
+			b.Field(3).(*array.StringBuilder).Append(cities[i%len(cities)])
+			b.Field(4).(*array.StringBuilder).Append(statuses[i%len(statuses)])
+			if i%7 == 0 {
+				b.Field(5).AppendNull()
+			} else {
+				b.Field(5).(*array.Int32Builder).Append(int32(i % 50000))
+			}
+			b.Field(6).(*array.Int32Builder).Append(int32(i % 5))
+			b.Field(7).(*array.Float64Builder).Append(float64(i) * 0.37)
+			if i%5 == 0 {
+				b.Field(8).AppendNull()
+			} else {
+				b.Field(8).(*array.Float64Builder).Append(1 / float64(i+1))
+			}
+			b.Field(9).(*array.BooleanBuilder).Append(i%2 == 0)
+			b.Field(10).(*array.Date32Builder).Append(arrow.Date32(10000 + i%9000))
+			b.Field(11).(*array.TimestampBuilder).Append(arrow.Timestamp(base.Add(time.Duration(i) * time.Second).UnixMicro()))
+			if i%9 == 0 {
+				b.Field(12).AppendNull()
+			} else {
+				b.Field(12).(*array.Decimal128Builder).Append(decimal128.FromI64(int64(i) * 12345))
+			}
+			b.Field(13).(*array.Int64Builder).Append(int64(i % 1000))
+		}
+		rec := b.NewRecordBatch()
+		err := w.Write(rec)
+		rec.Release()
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// BenchmarkRead reads a generated 1,000,000-row, 14-column file (snappy,
+// 128Ki-row groups) end to end through the source, reporting rows/s and the
+// largest live heap seen while reading.
+//
+//	go test -run '^$' -bench BenchmarkRead -benchtime 3x ./sources/parquetsource/
+func BenchmarkRead(b *testing.B) {
+	const rows = 1_000_000
+	path := filepath.Join(b.TempDir(), "bench.parquet")
+	writeBenchFile(b, path, rows)
+	st, _ := os.Stat(path)
+	b.SetBytes(st.Size())
+	ctx := context.Background()
+	b.ReportAllocs()
+	var peak uint64
+	var ms runtime.MemStats
+	runtime.GC()
+	for b.Loop() {
+		src, err := parquetsource.Open(ctx, nil, &parquetsource.Options{URL: path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, batches := 0, 0
+		for {
+			batch, err := src.Read(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += batch.Len()
+			if batches++; batches%64 == 0 {
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapAlloc)
+			}
+		}
+		src.Close()
+		if n != rows {
+			b.Fatalf("read %d rows, want %d", n, rows)
+		}
+	}
+	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
