@@ -217,6 +217,11 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	if s.closed {
 		return errors.New("write after close")
 	}
+	if err := ctx.Err(); err != nil {
+		// Nothing of this batch is written; rows written before stay and
+		// are committed by Close.
+		return err
+	}
 	var cell []byte
 	for i := range b.Len() {
 		row := b.Row(i)

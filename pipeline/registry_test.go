@@ -1,0 +1,75 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
+)
+
+func TestRegistryPanics(t *testing.T) {
+	src := func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) { return nil, nil }
+	tests := []struct {
+		name string
+		reg  func(r *pipeline.Registry)
+		want string
+	}{
+		{"empty name", func(r *pipeline.Registry) { r.RegisterSource("", pipeline.Spec{}, src) }, "empty name"},
+		{"nil func", func(r *pipeline.Registry) { r.RegisterSource("x", pipeline.Spec{}, nil) }, "nil constructor"},
+		{"duplicate", func(r *pipeline.Registry) {
+			r.RegisterSource("x", pipeline.Spec{}, src)
+			r.RegisterSource("x", pipeline.Spec{}, src)
+		}, `called twice for source "x"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				r := recover()
+				if r == nil || !strings.Contains(fmt.Sprint(r), tc.want) {
+					t.Errorf("panic = %v, want it to contain %q", r, tc.want)
+				}
+			}()
+			var r pipeline.Registry
+			tc.reg(&r)
+		})
+	}
+}
+
+func TestRegistryLookup(t *testing.T) {
+	var r pipeline.Registry
+	pipelinetest.Register(&r, pipelinetest.NewCollector())
+	// The same name may be used by different kinds.
+	r.RegisterSink("rows", pipeline.Spec{}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+		return nil, nil
+	})
+	if got := strings.Join(r.Names(pipeline.KindSink), ","); got != "collect,rows" {
+		t.Errorf("Names(sink) = %s, want collect,rows (sorted)", got)
+	}
+	if _, err := r.NewOptions(pipeline.KindSource, "nope"); err == nil || !strings.Contains(err.Error(), `unknown source type "nope" (registered: [rows])`) {
+		t.Errorf("NewOptions(unknown) error = %v", err)
+	}
+	opts, err := r.NewOptions(pipeline.KindSource, "rows")
+	if _, ok := opts.(*pipelinetest.SourceOptions); !ok || err != nil {
+		t.Errorf("NewOptions(rows) = %T, %v", opts, err)
+	}
+}
+
+// ExampleRegistry registers a plugin in a registry of its own (tests use
+// one so they do not depend on import side effects) and lists it.
+func ExampleRegistry() {
+	var reg pipeline.Registry
+	reg.RegisterSource("numbers", pipeline.Spec{Summary: "counts up", Example: "rows: 3\n",
+		NewOptions: func() any { return &pipelinetest.SourceOptions{} }},
+		func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
+			return pipelinetest.NewSource(*opts.(*pipelinetest.SourceOptions)), nil
+		})
+	fmt.Println(reg.Names(pipeline.KindSource))
+	spec, _ := reg.Spec(pipeline.KindSource, "numbers")
+	fmt.Println(spec.Summary)
+	// Output:
+	// [numbers]
+	// counts up
+}

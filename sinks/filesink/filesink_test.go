@@ -1,0 +1,197 @@
+package filesink_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/sinks/filesink"
+	"github.com/bulkflow/bulkflow/sinks/sinktest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// harness runs the conformance suite on CSV objects at a location prefix.
+type harness struct {
+	prefix string
+	n      int
+	loc    blobio.Location
+}
+
+func (h *harness) MakeSink(ctx context.Context, schema *pipeline.Schema) (pipeline.Sink, error) {
+	h.n++
+	loc, err := blobio.Parse("", h.prefix+"out-"+string(rune('a'+h.n))+".csv")
+	if err != nil {
+		return nil, err
+	}
+	h.loc = loc
+	return filesink.OpenCSV(ctx, loc, schema, nil)
+}
+
+func (h *harness) ReadBack(ctx context.Context) ([]map[string]string, error) {
+	r, err := blobio.NewReader(ctx, h.loc)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	recs, err := csv.NewReader(r).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]string
+	for _, rec := range recs[1:] {
+		m := map[string]string{}
+		for i, h := range recs[0] {
+			m[h] = rec[i]
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (h *harness) RejectedName() (string, bool) { return "", false }
+func (h *harness) Unimplementable() []string   { return nil }
+
+func TestConformance(t *testing.T) {
+	t.Run("file", func(t *testing.T) {
+		dir := t.TempDir()
+		sinktest.RunConformance(t, func(t *testing.T) sinktest.Harness { return &harness{prefix: dir + "/" + t.Name() + "/"} })
+	})
+	t.Run("mem", func(t *testing.T) {
+		sinktest.RunConformance(t, func(t *testing.T) sinktest.Harness { return &harness{prefix: "mem://filesink-conformance/" + t.Name() + "/"} })
+	})
+}
+
+var typed = pipeline.MustSchema(
+	pipeline.Field{Name: "id", Type: pipeline.TypeInt},
+	pipeline.Field{Name: "name", Type: pipeline.TypeString},
+	pipeline.Field{Name: "amount", Type: pipeline.TypeFloat},
+	pipeline.Field{Name: "active", Type: pipeline.TypeBool},
+	pipeline.Field{Name: "day", Type: pipeline.TypeDate},
+	pipeline.Field{Name: "at", Type: pipeline.TypeTimestamp},
+)
+
+func typedBatch() *pipeline.Batch {
+	b := pipeline.NewBatch(typed, 4)
+	day := time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)
+	at := time.Date(2026, 3, 4, 10, 15, 2, 500_000_000, time.FixedZone("", 3600))
+	b.Append(pipeline.Row{int64(1), "plain", 12.5, true, day, at}, pipeline.Origin{})
+	b.Append(pipeline.Row{int64(2), " leading space", 1e21, false, nil, nil}, pipeline.Origin{})
+	b.Append(pipeline.Row{int64(3), "quote \" and, comma", -0.001, nil, day, at}, pipeline.Origin{})
+	b.Append(pipeline.Row{int64(4), "crlf\r\ninside", nil, true, day, nil}, pipeline.Origin{})
+	return b
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		os.WriteFile(p, got, 0o644)
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s:\n--- got\n%q\n--- want\n%q", name, got, want)
+	}
+}
+
+// TestGolden pins the bytes of each format and option.
+func TestGolden(t *testing.T) {
+	no := false
+	tests := []struct {
+		name string
+		typ  string
+		opts filesink.Options
+	}{
+		{"default.csv", "csv", filesink.Options{}},
+		{"semicolon-crlf-noheader.csv", "csv", filesink.Options{Delimiter: ";", LineEnding: "CRLF", Header: &no}},
+		{"rows.jsonl", "jsonl", filesink.Options{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			opts := tc.opts
+			opts.URL = filepath.Join(dir, tc.name)
+			reg := pipeline.DefaultRegistry()
+			s, err := reg.OpenSink(ctx, &pipeline.Env{}, tc.typ, &opts, typed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(ctx, typedBatch()); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(opts.URL)
+			golden(t, tc.name, got)
+			if tc.typ == "jsonl" {
+				for _, line := range bytes.Split(bytes.TrimSpace(got), []byte("\n")) {
+					var m map[string]any
+					if err := json.Unmarshal(line, &m); err != nil {
+						t.Errorf("invalid JSON line %q: %v", line, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestNotVisibleUntilClose: the object does not exist before Close.
+func TestNotVisibleUntilClose(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	loc, _ := blobio.Parse(dir, "x.csv")
+	s, err := filesink.OpenCSV(ctx, loc, typed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write(ctx, typedBatch())
+	if _, err := os.Stat(filepath.Join(dir, "x.csv")); !os.IsNotExist(err) {
+		t.Errorf("object visible before Close: %v", err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, "x.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(f)
+	f.Close()
+	if !bytes.HasPrefix(b, []byte("id,name,amount,active,day,at\n")) {
+		t.Errorf("content %q", b)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		o       filesink.Options
+		wantErr bool
+	}{
+		{filesink.Options{URL: "x.csv"}, false},
+		{filesink.Options{}, true},
+		{filesink.Options{URL: "x", Delimiter: "ab"}, true},
+		{filesink.Options{URL: "x", Delimiter: `"`}, true},
+		{filesink.Options{URL: "x", LineEnding: "CR"}, true},
+	}
+	for _, tc := range tests {
+		if err := tc.o.Validate(); (err != nil) != tc.wantErr {
+			t.Errorf("Validate(%+v) = %v, wantErr %v", tc.o, err, tc.wantErr)
+		}
+	}
+}
