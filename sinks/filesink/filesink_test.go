@@ -59,7 +59,7 @@ func (h *harness) ReadBack(ctx context.Context) ([]map[string]string, error) {
 }
 
 func (h *harness) RejectedName() (string, bool) { return "", false }
-func (h *harness) Unimplementable() []string   { return nil }
+func (h *harness) Unimplementable() []string    { return nil }
 
 func TestConformance(t *testing.T) {
 	t.Run("file", func(t *testing.T) {
@@ -67,7 +67,9 @@ func TestConformance(t *testing.T) {
 		sinktest.RunConformance(t, func(t *testing.T) sinktest.Harness { return &harness{prefix: dir + "/" + t.Name() + "/"} })
 	})
 	t.Run("mem", func(t *testing.T) {
-		sinktest.RunConformance(t, func(t *testing.T) sinktest.Harness { return &harness{prefix: "mem://filesink-conformance/" + t.Name() + "/"} })
+		sinktest.RunConformance(t, func(t *testing.T) sinktest.Harness {
+			return &harness{prefix: "mem://filesink-conformance/" + t.Name() + "/"}
+		})
 	})
 }
 
