@@ -6,160 +6,51 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"cloud.google.com/go/storage"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/blobio/blobtest"
 	"github.com/bulkflow/bulkflow/sources/csvsource"
 	"github.com/bulkflow/bulkflow/sources/parquetsource"
 	"github.com/bulkflow/bulkflow/sources/sourcetest"
 )
 
-// How the cloud tests find their servers. .ci/blobservers.sh start runs
-// them on loopback and writes these (and the credentials) to an env file.
-const (
-	envS3    = "BULKFLOW_TEST_S3_ENDPOINT"  // e.g. http://127.0.0.1:7070 (versitygw)
-	envGCS   = "BULKFLOW_TEST_GCS_HOST"     // e.g. 127.0.0.1:4443 (fake-gcs-server), no scheme
-	envAzure = "BULKFLOW_TEST_AZURE_DOMAIN" // e.g. 127.0.0.1:10000 (Azurite)
-
-	startHint = `start them with: .ci/blobservers.sh start && source "$(.ci/blobservers.sh env)"`
-)
-
-// cloudStore is one blob service under test.
-type cloudStore struct {
-	name   string
-	env    string
-	scheme string
-	// setup sets credentials and returns the URL suffix ("?..." or "")
-	// appended to every location in the bucket.
-	setup func(t *testing.T, v string) string
-	// create makes the bucket through the driver's As.
-	create func(ctx context.Context, t *testing.T, b *blob.Bucket, name string)
-}
-
-// setDefault sets an environment variable for the test when it is unset.
-func setDefault(t *testing.T, k, v string) {
-	if os.Getenv(k) == "" {
-		t.Setenv(k, v)
-	}
-}
-
-var cloudStores = []cloudStore{
-	{
-		name: "S3", env: envS3, scheme: "s3",
-		setup: func(t *testing.T, endpoint string) string {
-			setDefault(t, "AWS_ACCESS_KEY_ID", "testkey")
-			setDefault(t, "AWS_SECRET_ACCESS_KEY", "testsecret")
-			setDefault(t, "AWS_EC2_METADATA_DISABLED", "true")
-			return "?endpoint=" + url.QueryEscape(endpoint) + "&use_path_style=true&region=us-east-1"
-		},
-		create: func(ctx context.Context, t *testing.T, b *blob.Bucket, name string) {
-			var c *s3.Client
-			if !b.As(&c) {
-				t.Fatalf("s3blob bucket does not expose *s3.Client")
-			}
-			_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
-			var owned *s3types.BucketAlreadyOwnedByYou
-			if err != nil && !errors.As(err, &owned) {
-				t.Fatalf("create bucket %s: %v", name, err)
-			}
-		},
-	},
-	{
-		name: "GCS", env: envGCS, scheme: "gs",
-		setup: func(t *testing.T, host string) string {
-			t.Setenv("STORAGE_EMULATOR_HOST", host) // host:port; gocloud adds http://
-			return ""
-		},
-		create: func(ctx context.Context, t *testing.T, b *blob.Bucket, name string) {
-			var c *storage.Client
-			if !b.As(&c) {
-				t.Fatalf("gcsblob bucket does not expose *storage.Client")
-			}
-			if err := c.Bucket(name).Create(ctx, "test-project", nil); err != nil && !strings.Contains(err.Error(), "409") {
-				t.Fatalf("create bucket %s: %v", name, err)
-			}
-		},
-	},
-	{
-		name: "Azure", env: envAzure, scheme: "azblob",
-		setup: func(t *testing.T, domain string) string {
-			// Azurite's well-known development account (public, documented).
-			setDefault(t, "AZURE_STORAGE_ACCOUNT", "devstoreaccount1")
-			setDefault(t, "AZURE_STORAGE_KEY", "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
-			return "?protocol=http&domain=" + url.QueryEscape(domain)
-		},
-		create: func(ctx context.Context, t *testing.T, b *blob.Bucket, name string) {
-			var c *container.Client
-			if !b.As(&c) {
-				t.Fatalf("azureblob bucket does not expose *container.Client")
-			}
-			if _, err := c.Create(ctx, nil); err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
-				t.Fatalf("create container %s: %v", name, err)
-			}
-		},
-	},
-}
-
 // TestCloudStores runs blobio and the file sources against real S3, GCS and
-// Azure blob servers on loopback. Without the servers' env vars it skips,
-// except under CI=true, where it fails: CI must never skip silently.
+// Azure blob servers on loopback (see blobtest). Without the servers' env
+// vars it skips, except under CI=true, where it fails.
 func TestCloudStores(t *testing.T) {
-	for _, cs := range cloudStores {
-		t.Run(cs.name, func(t *testing.T) {
-			v := os.Getenv(cs.env)
-			if v == "" {
-				if os.Getenv("CI") == "true" {
-					t.Fatalf("%s is not set and CI=true: the %s server must run in CI; %s", cs.env, cs.name, startHint)
-				}
-				t.Skipf("%s is not set; %s", cs.env, startHint)
-			}
-			testCloudStore(t, cs, v)
-		})
+	for _, st := range blobtest.Stores {
+		if !st.Cloud {
+			continue
+		}
+		t.Run(st.Name, func(t *testing.T) { testCloudStore(t, st) })
 	}
 }
 
-func testCloudStore(t *testing.T, cs cloudStore, v string) {
+func testCloudStore(t *testing.T, st blobtest.Store) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	query := cs.setup(t, v)
-	bucket := fmt.Sprintf("bulkflow-test-%d", time.Now().UnixNano())
-	root := cs.scheme + "://" + bucket + "/"
+	bk := st.NewBucket(t)
+	root, query := bk.Prefix, bk.Query
 	loc := func(key string) blobio.Location {
 		t.Helper()
-		l, err := blobio.Parse("", root+key+query)
+		l, err := blobio.Parse("", bk.URL(key))
 		if err != nil {
 			t.Fatalf("Parse(%s): %v", key, err)
 		}
 		return l
 	}
-
-	// Create the bucket through the driver.
-	b, closeB, err := blobio.OpenBucket(ctx, loc(""))
-	if err != nil {
-		t.Fatalf("OpenBucket: %v", err)
-	}
-	cs.create(ctx, t, b, bucket)
-	closeB()
 
 	// Objects: three match the glob, the others are near misses.
 	csvHeader := "id,name\n"

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/blobio/blobtest"
 	"github.com/bulkflow/bulkflow/sources/csvsource"
 	"github.com/bulkflow/bulkflow/sources/sourcetest"
 )
@@ -18,7 +19,8 @@ import (
 // harness writes fixtures as CSV objects under base (a URL prefix ending in
 // "/") and reads them back through a glob.
 type harness struct {
-	base string
+	base  string
+	query string // URL parameters of the bucket (cloud stores)
 	last string // prefix of the last MakeSource/BadRow call
 	n    int
 }
@@ -65,9 +67,9 @@ func write(ctx context.Context, tb testing.TB, url string, data []byte) {
 func (h *harness) MakeSource(ctx context.Context, tb testing.TB, objects []sourcetest.Fixture) (pipeline.Source, error) {
 	p := h.prefix()
 	for _, f := range objects {
-		write(ctx, tb, p+f.Name+".csv", encode(tb, f))
+		write(ctx, tb, p+f.Name+".csv"+h.query, encode(tb, f))
 	}
-	return csvsource.Open(ctx, nil, &csvsource.Options{URL: p + "*.csv"})
+	return csvsource.Open(ctx, nil, &csvsource.Options{URL: p + "*.csv" + h.query})
 }
 
 func (h *harness) WantOrigin(objects []sourcetest.Fixture, obj, row int) pipeline.Origin {
@@ -94,8 +96,8 @@ func (h *harness) BadRow(ctx context.Context, tb testing.TB) (sourcetest.BadRowC
 		"7,ab\"c,1\n" + // 9: row 7, bare quote
 		"8,\"unterminated,8\n" + // 10: row 8, runs to the end
 		"9,x,y\n"
-	write(ctx, tb, p+"bad.csv", []byte(data))
-	src, err := csvsource.Open(ctx, nil, &csvsource.Options{URL: p + "bad.csv"})
+	write(ctx, tb, p+"bad.csv"+h.query, []byte(data))
+	src, err := csvsource.Open(ctx, nil, &csvsource.Options{URL: p + "bad.csv" + h.query})
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -116,9 +118,17 @@ func (h *harness) BadRow(ctx context.Context, tb testing.TB) (sourcetest.BadRowC
 
 func (h *harness) Unimplementable() []string { return nil }
 
+// TestConformance runs the source suite on every storage kind: file://,
+// mem://, and S3, GCS and Azure test servers (see blobtest).
 func TestConformance(t *testing.T) {
-	t.Run("file", func(t *testing.T) { sourcetest.RunConformance(t, fileHarness) })
-	t.Run("mem", func(t *testing.T) { sourcetest.RunConformance(t, memHarness) })
+	for _, st := range blobtest.Stores {
+		t.Run(st.Name, func(t *testing.T) {
+			sourcetest.RunConformance(t, func(tb testing.TB) sourcetest.Harness {
+				b := st.NewBucket(tb)
+				return &harness{base: b.Prefix, query: b.Query}
+			})
+		})
+	}
 }
 
 func BenchmarkConformance(b *testing.B) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/blobio/blobtest"
 	"github.com/bulkflow/bulkflow/sources/parquetsource"
 	"github.com/bulkflow/bulkflow/sources/sourcetest"
 )
@@ -75,7 +76,8 @@ func write(ctx context.Context, tb testing.TB, url string, data []byte) {
 // harness writes fixtures as Parquet objects under base (a URL prefix ending
 // in "/") and reads them back through a glob.
 type harness struct {
-	base string
+	base  string
+	query string // URL parameters of the bucket (cloud stores)
 	last string // prefix of the last MakeSource/BadRow call
 	n    int
 }
@@ -99,9 +101,9 @@ func (h *harness) prefix() string {
 func (h *harness) MakeSource(ctx context.Context, tb testing.TB, objects []sourcetest.Fixture) (pipeline.Source, error) {
 	p := h.prefix()
 	for _, f := range objects {
-		write(ctx, tb, p+f.Name+".parquet", encodeFixture(tb, f))
+		write(ctx, tb, p+f.Name+".parquet"+h.query, encodeFixture(tb, f))
 	}
-	return parquetsource.Open(ctx, nil, &parquetsource.Options{URL: p + "*.parquet"})
+	return parquetsource.Open(ctx, nil, &parquetsource.Options{URL: p + "*.parquet" + h.query})
 }
 
 func (h *harness) WantOrigin(objects []sourcetest.Fixture, obj, row int) pipeline.Origin {
@@ -123,9 +125,9 @@ func (h *harness) BadRow(ctx context.Context, tb testing.TB) (sourcetest.BadRowC
 		cols = append(cols, b.NewArray())
 	}
 	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(len(ids)))
-	write(ctx, tb, p+"bad.parquet", encodeRecord(tb, rec, 0))
+	write(ctx, tb, p+"bad.parquet"+h.query, encodeRecord(tb, rec, 0))
 	rec.Release()
-	src, err := parquetsource.Open(ctx, nil, &parquetsource.Options{URL: p + "bad.parquet"})
+	src, err := parquetsource.Open(ctx, nil, &parquetsource.Options{URL: p + "bad.parquet" + h.query})
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -140,9 +142,17 @@ func (h *harness) BadRow(ctx context.Context, tb testing.TB) (sourcetest.BadRowC
 
 func (h *harness) Unimplementable() []string { return nil }
 
+// TestConformance runs the source suite on every storage kind: file://,
+// mem://, and S3, GCS and Azure test servers (see blobtest).
 func TestConformance(t *testing.T) {
-	t.Run("file", func(t *testing.T) { sourcetest.RunConformance(t, fileHarness) })
-	t.Run("mem", func(t *testing.T) { sourcetest.RunConformance(t, memHarness) })
+	for _, st := range blobtest.Stores {
+		t.Run(st.Name, func(t *testing.T) {
+			sourcetest.RunConformance(t, func(tb testing.TB) sourcetest.Harness {
+				b := st.NewBucket(tb)
+				return &harness{base: b.Prefix, query: b.Query}
+			})
+		})
+	}
 }
 
 func BenchmarkConformance(b *testing.B) {
