@@ -21,8 +21,8 @@ import (
 type harness struct {
 	base  string
 	query string // URL parameters of the bucket (cloud stores)
-	last string // prefix of the last MakeSource/BadRow call
-	n    int
+	last  string // prefix of the last MakeSource/BadRow call
+	n     int
 }
 
 var memBuckets atomic.Int64

@@ -78,8 +78,8 @@ func write(ctx context.Context, tb testing.TB, url string, data []byte) {
 type harness struct {
 	base  string
 	query string // URL parameters of the bucket (cloud stores)
-	last string // prefix of the last MakeSource/BadRow call
-	n    int
+	last  string // prefix of the last MakeSource/BadRow call
+	n     int
 }
 
 var memBuckets atomic.Int64
