@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"flag"
@@ -13,6 +14,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
@@ -22,10 +30,75 @@ import (
 var benchRows = flag.Int("bench.rows", 200_000, "rows in the generated benchmark CSV (the closing-note numbers use 1000000)")
 
 var (
-	benchOnce sync.Once
-	benchDir  string
-	benchFile string
+	benchOnce    sync.Once
+	benchDir     string
+	benchFile    string
+	parquetOnce  sync.Once
+	parquetFile  string
+	parquetBytes []byte
 )
+
+// benchParquet converts the benchmark CSV to Parquet (string columns,
+// 64Ki-row row groups) once per test binary run.
+func benchParquet(b *testing.B) string {
+	in := benchData(b)
+	parquetOnce.Do(func() {
+		f, err := os.Open(in)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+		header, err := r.Read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		fields := make([]arrow.Field, len(header))
+		for i, h := range header {
+			fields[i] = arrow.Field{Name: h, Type: arrow.BinaryTypes.String}
+		}
+		schema := arrow.NewSchema(fields, nil)
+		var buf bytes.Buffer
+		w, err := pqarrow.NewFileWriter(schema, &buf, parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy)), pqarrow.DefaultWriterProps())
+		if err != nil {
+			b.Fatal(err)
+		}
+		rb := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		flush := func() {
+			rec := rb.NewRecordBatch()
+			if err := w.Write(rec); err != nil {
+				b.Fatal(err)
+			}
+			rec.Release()
+		}
+		n := 0
+		for {
+			rec, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i, v := range rec {
+				rb.Field(i).(*array.StringBuilder).Append(v)
+			}
+			if n++; n%65536 == 0 {
+				flush()
+			}
+		}
+		flush()
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		parquetBytes = buf.Bytes()
+		parquetFile = filepath.Join(benchDir, "accounts.parquet")
+		if err := os.WriteFile(parquetFile, parquetBytes, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	})
+	return parquetFile
+}
 
 // benchData writes a deterministic 14-column warehouse-like CSV once per
 // test binary run.
@@ -107,12 +180,33 @@ func BenchmarkCopyEncodingCSV(b *testing.B) {
 func BenchmarkCSVMapCSV(b *testing.B) {
 	for _, workers := range []int{1, 2} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
-			in := benchData(b)
+			benchMapped(b, "csv", benchData(b), workers)
+		})
+	}
+}
+
+// BenchmarkParquetMapCSV is BenchmarkCSVMapCSV reading the same rows from
+// Parquet, from a local file and from a mem:// bucket (range reads).
+func BenchmarkParquetMapCSV(b *testing.B) {
+	b.Run("file", func(b *testing.B) { benchMapped(b, "parquet", benchParquet(b), 1) })
+	b.Run("mem", func(b *testing.B) {
+		benchParquet(b)
+		loc, _ := blobio.Parse("", "mem://bench/accounts.parquet")
+		if err := blobio.WriteAll(context.Background(), loc, parquetBytes); err != nil {
+			b.Fatal(err)
+		}
+		benchMapped(b, "parquet", "mem://bench/accounts.parquet", 1)
+	})
+}
+
+func benchMapped(b *testing.B, format, in string, workers int) {
+	{
+		{
 			y := fmt.Sprintf(`
 name: bench
 dead_letter: %[1]s/dl/
 stages:
-  - {name: read, source: {type: csv, url: "%[2]s"}}
+  - {name: read, source: {type: %[4]s, url: "%[2]s"}}
   - name: map
     inputs: [read]
     workers: %[3]d
@@ -124,7 +218,7 @@ stages:
       Active__c: sfBool(active)
       Tier__c: 'len(notes) > 0 ? "noted" : "plain"'
   - {name: write, inputs: [map], sink: {type: csv, url: "%[1]s/mapped.csv"}}
-`, benchDir, in, workers)
+`, benchDir, in, workers, format)
 			reg := pipeline.DefaultRegistry()
 			b.ReportAllocs()
 			var loaded int64
@@ -146,6 +240,6 @@ stages:
 				loaded += rep.Counts.Loaded
 			}
 			b.ReportMetric(float64(loaded)/b.Elapsed().Seconds(), "rows/s")
-		})
+		}
 	}
 }
