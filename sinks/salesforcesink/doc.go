@@ -24,12 +24,13 @@
 //	result_mismatch          no result row matched (successful+failed+unprocessed != uploaded)
 //	cancelled                the run was cancelled; the sink aborted the job
 //	api_error                the job could not be created or uploaded after retries
+//	api_budget               the daily API allowance fell below min_api_remaining: no job was created
 //	invalid_value            NaN or infinite float
 //	row_too_large            one row is larger than max_job_bytes
 //
 // Every message names the job id and says retryable=true or false
-// (lock errors, request limits, unprocessed, job_incomplete, cancelled and
-// api_error are retryable). If the first job of a run fails for a reason
+// (lock errors, request limits, unprocessed, job_incomplete, cancelled,
+// api_error and api_budget are retryable). If the first job of a run fails for a reason
 // every job would hit (unknown object or field, bad external id, a refused
 // header or line ending), Write returns a plain error and the run stops.
 //
@@ -72,6 +73,45 @@
 //	archive_results:    blob URL prefix; each job's three result files are copied to
 //	                    <prefix>/<run id>/<job id>-{successful,failed,unprocessed}.csv
 //	delete_jobs:        delete finished jobs at Close, default false
+//	ledger:             write-ahead ledger directory or blob URL prefix, default
+//	                    .bulkflow/ledger/ (relative to the pipeline's base directory);
+//	                    "off" disables it; off by default for instance_url "emulator:"
+//	min_api_remaining:  daily API request reserve: no job is created once fewer
+//	                    requests remain (rows → api_budget); default 0 = no guard
+//
+// # Ledger and resume
+//
+// Every chunk is recorded in <ledger>/<pipeline>/<run id>/ before each
+// remote step, keyed by the sha256 of its exact CSV bytes plus its
+// occurrence in the run (identical chunks are interchangeable):
+//
+//	creating → created {job} → uploading → uploaded → closed → finished {state, counts}
+//	                                     ↘ aborted (the job was aborted while Open)
+//
+// Locally the ledger is one append-only ledger.jsonl, fsynced after every
+// line (a torn last line is ignored and cut on reopen), and spool/ keeps
+// the CSV of every chunk whose job may still run; on a blob store every
+// record is one object under log/. The first line of each process records
+// the options that shape chunks; a resume with other options is refused.
+//
+// Opening the sink with the run id of an earlier attempt (bulkflow run FILE
+// --resume RUN_ID) resumes it. The source is read again; each chunk is
+// looked up by digest and never uploaded again when its job may have been
+// processed:
+//
+//	no record, creating, aborted  sent in a new job (at worst an empty Open job exists)
+//	created, uploading            GET the job: Open → abort it, new job; closed or
+//	                              terminal → wait and read its results; unreadable
+//	                              → job_incomplete (a job gone after created → new job)
+//	uploaded, closed              Open → close it (the data landed); else wait, results
+//	finished                      all rows loaded → settled without an API call;
+//	                              else its results are read again
+//
+// Rows an Aborted job left unprocessed (a cancelled run aborts its jobs)
+// were never processed; a resume sends them again in a new job. Cancelling
+// or a job_incomplete logs the command to resume with. Stats() adds
+// api_calls (requests to /services/data), errors_by_code, run_id, ledger
+// and resumed_chunks.
 //
 // Memory is bounded by max_job_rows × concurrency rows (the engine's
 // batches plus their encoded cells); the CSV itself is spooled to disk.

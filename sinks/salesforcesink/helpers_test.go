@@ -25,7 +25,11 @@ func TestMain(m *testing.M) {
 		o.MaxBackoff = 50 * time.Millisecond
 		o.MaxAttempts = 8
 	}
-	os.Exit(m.Run())
+	// Sinks opened directly without a ledger option run without one (tests
+	// reuse run ids); runPipeline gives every run a fresh ledger.
+	defaultLedger = LedgerOff
+	code := m.Run()
+	os.Exit(code)
 }
 
 // accountSchema is what the generator source produces.
@@ -121,6 +125,10 @@ func runPipeline(t testing.TB, ctx context.Context, schema *pipeline.Schema, row
 			mu.Unlock()
 			return s, err
 		})
+	if !strings.Contains(sinkYAML, "ledger:") {
+		// A fresh ledger per run: every runPipeline uses run id run-1.
+		sinkYAML += "\nledger: " + t.TempDir()
+	}
 	y := "name: t\ndead_letter: mem://dl/\nstages:\n  - {name: read, source: {type: gen}}\n  - name: write\n    inputs: [read]\n    sink:\n      type: salesforce\n"
 	for _, l := range strings.Split(strings.TrimSpace(sinkYAML), "\n") {
 		y += "      " + l + "\n"

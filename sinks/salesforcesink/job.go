@@ -21,6 +21,41 @@ const maxUploadTries = 3
 // failed with UNABLE_TO_LOCK_ROW, and returns an error only for a failure
 // every job would hit (the caller stops the run with it).
 func (s *Sink) runChunk(ctx context.Context, st *batchState, c *chunk, attempt int) ([]int, error) {
+	if s.ledger != nil {
+		c.key = s.ledger.key(c.digest)
+		if rec, ok := s.ledger.last(c.key); ok {
+			if lk, err, done := s.resumeChunk(ctx, st, c, attempt, rec); done {
+				return lk, err
+			}
+		}
+	}
+	return s.newJob(ctx, st, c, attempt)
+}
+
+// note records the chunk's next state in the ledger (a no-op without one).
+func (s *Sink) note(ctx context.Context, c *chunk, rec ledgerRecord) error {
+	if s.ledger == nil {
+		return nil
+	}
+	rec.Chunk, rec.Rows, rec.Bytes = c.key, len(c.rows), c.bytes
+	if err := s.ledger.append(ctx, rec); err != nil {
+		return fmt.Errorf("salesforce sink: %w", err)
+	}
+	c.lastState = rec.State
+	return nil
+}
+
+// noteAfter records a state reached by a remote step that already
+// happened: a failure is logged, not fatal (the previous record leads a
+// resume to ask Salesforce for the job's state).
+func (s *Sink) noteAfter(ctx context.Context, c *chunk, rec ledgerRecord) {
+	if err := s.note(ctx, c, rec); err != nil {
+		s.log.Error("salesforce sink: ledger write failed", "job", rec.Job, "state", rec.State, "err", err)
+	}
+}
+
+// newJob loads the chunk in a new job.
+func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int) ([]int, error) {
 	req := salesforce.CreateJobRequest{Object: s.opts.Object, Operation: s.op, ColumnDelimiter: s.delim,
 		LineEnding: s.opts.lineEnding(), AssignmentRuleID: s.opts.AssignmentRuleID}
 	if s.op == salesforce.OpUpsert {
@@ -29,6 +64,14 @@ func (s *Sink) runChunk(ctx context.Context, st *batchState, c *chunk, attempt i
 	for try := 1; ; try++ {
 		start := time.Now()
 		stat := JobStat{Object: s.opts.Object, Operation: string(s.op), Attempt: attempt, Rows: len(c.rows), Bytes: c.bytes}
+		if s.overBudget() {
+			s.failRows(st, c.rows, CodeAPIBudget, "", "not loaded: the daily API request allowance is below min_api_remaining %d; resume later with `%s`",
+				s.opts.MinAPIRemaining, s.resumeHint())
+			return nil, nil
+		}
+		if err := s.note(ctx, c, ledgerRecord{State: stCreating}); err != nil {
+			return nil, err
+		}
 		info, err := s.client.CreateJob(ctx, req)
 		for ctry := 1; err != nil && ctry < maxUploadTries && ctx.Err() == nil && !definiteRefusal(err); ctry++ {
 			// A lost create answer can at worst leave an empty Open job
@@ -52,15 +95,30 @@ func (s *Sink) runChunk(ctx context.Context, st *batchState, c *chunk, attempt i
 			return nil, fmt.Errorf("salesforce sink: %w", err)
 		}
 		stat.ID, stat.State = info.ID, string(info.State)
+		err = s.note(ctx, c, ledgerRecord{State: stCreated, Job: info.ID})
+		if err == nil {
+			err = s.note(ctx, c, ledgerRecord{State: stUploading, Job: info.ID})
+		}
+		if err != nil {
+			// The job is Open and empty: abort it and stop.
+			if _, aerr := s.abort(ctx, &stat); aerr == nil {
+				s.noteAfter(ctx, c, ledgerRecord{State: stAborted, Job: info.ID})
+			}
+			return nil, err
+		}
 		body, err := salesforce.FileBody(c.path)
 		if err == nil {
 			err = s.client.UploadJobData(ctx, info.ID, body)
 		}
 		if err != nil {
-			if ai, aerr := s.abort(ctx, &stat); aerr == nil && ai.State.Terminal() && ai.State != salesforce.StateAborted {
+			ai, aerr := s.abort(ctx, &stat)
+			if aerr == nil && ai.State.Terminal() && ai.State != salesforce.StateAborted {
 				// The job ran after all: settle it from its results.
 				stat.Error = err.Error()
 				return s.collectAndRecord(ctx, st, c, &stat, ai, start)
+			}
+			if aerr == nil && ai.State == salesforce.StateAborted {
+				s.noteAfter(ctx, c, ledgerRecord{State: stAborted, Job: info.ID})
 			}
 			stat.Error, stat.Duration = err.Error(), time.Since(start)
 			s.record(stat)
@@ -82,6 +140,7 @@ func (s *Sink) runChunk(ctx context.Context, st *batchState, c *chunk, attempt i
 			}
 			return nil, fmt.Errorf("salesforce sink: %w", err)
 		}
+		s.noteAfter(ctx, c, ledgerRecord{State: stUploaded, Job: info.ID})
 		return s.finishJob(ctx, st, c, &stat, start)
 	}
 }
@@ -103,14 +162,25 @@ func (s *Sink) finishJob(ctx context.Context, st *batchState, c *chunk, stat *Jo
 		return s.settleAborted(ctx, st, c, stat, code, why)
 	}
 	stat.State = string(salesforce.StateUploadComplete)
+	s.noteAfter(ctx, c, ledgerRecord{State: stClosed, Job: id})
+	return s.awaitJob(ctx, st, c, stat)
+}
+
+// awaitJob waits for a closed job and settles its rows.
+func (s *Sink) awaitJob(ctx context.Context, st *batchState, c *chunk, stat *JobStat) ([]int, error) {
+	id := stat.ID
 	info, err := s.wait(ctx, stat)
 	if err != nil {
 		if ctx.Err() != nil {
 			return s.settleAborted(ctx, st, c, stat, CodeCancelled, "the run was cancelled")
 		}
 		stat.Error = err.Error()
+		hint := "`bulkflow jobs show " + id + "`"
+		if s.ledger != nil {
+			hint = "`" + s.resumeHint() + "` picks it up from the ledger"
+		}
 		s.log.Warn("salesforce sink: job not finished; its rows are reported job_incomplete. "+
-			"It was not declared failed: `bulkflow jobs` / resume can pick it up by id",
+			"It was not declared failed: "+hint,
 			"job", id, "state", stat.State, "rows", len(c.rows), "err", err)
 		s.failRows(st, c.rows, CodeJobIncomplete, id, "not confirmed: job %s is still %s: %v", id, stat.State, err)
 		return nil, nil
@@ -272,6 +342,7 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 		return err
 	}
 	var succeeded, failed, unprocessed int64
+	c.unprocessed = nil
 	err := read("successful", s.client.SuccessfulResults, func(i int, r *salesforce.ResultRow) {
 		succeeded++
 		if i >= 0 {
@@ -311,6 +382,7 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 		err = read("unprocessed", s.client.UnprocessedRecords, func(i int, r *salesforce.ResultRow) {
 			unprocessed++
 			if i >= 0 {
+				c.unprocessed = append(c.unprocessed, i)
 				st.fail(i, rowErr(code, "", retryableCode(code), id, "%s", why))
 			}
 		})
@@ -323,6 +395,17 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 		s.failUnsettled(st, c, m, CodeJobIncomplete, id, "not confirmed: the results of job %s could not be read: %v", id, err)
 		return nil, nil
 	}
+	defer func() {
+		loaded := 0
+		for _, i := range c.rows {
+			if st.ok[i] {
+				loaded++
+			}
+		}
+		c.finalJobState = string(info.State)
+		s.noteAfter(ctx, c, ledgerRecord{State: stFinished, Job: id, JobState: string(info.State), Processed: info.NumberRecordsProcessed,
+			Succeeded: succeeded, Failed: failed, Unprocessed: unprocessed, Loaded: loaded, Error: info.ErrorMessage})
+	}()
 	if info.State == salesforce.StateFailed && succeeded == 0 && failed == 0 {
 		je := salesforce.ParseJobError(info.ErrorMessage)
 		code := je.Code

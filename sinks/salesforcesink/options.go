@@ -21,6 +21,11 @@ const (
 	DefaultPollMax     = 30 * time.Second
 	DefaultPollTimeout = 30 * time.Minute
 	DefaultLockRetries = 2
+	// DefaultLedger is where the write-ahead ledger lives when the ledger
+	// option is empty (relative to the pipeline's base directory).
+	DefaultLedger = ".bulkflow/ledger/"
+	// LedgerOff disables the ledger.
+	LedgerOff = "off"
 	// EmulatorURL is the instance_url value that starts an in-process
 	// salesforcetest emulator for the run.
 	EmulatorURL = "emulator:"
@@ -82,6 +87,32 @@ type Options struct {
 	LockRetries      *int          `yaml:"lock_retries"`
 	ArchiveResults   string        `yaml:"archive_results"`
 	DeleteJobs       bool          `yaml:"delete_jobs"`
+	// Ledger is the write-ahead ledger location (a directory or blob URL
+	// prefix); "" means DefaultLedger (off for instance_url "emulator:"),
+	// "off" disables it.
+	Ledger string `yaml:"ledger"`
+	// MinAPIRemaining is the daily API request reserve: no job is created
+	// while fewer requests remain (0 = no guard).
+	MinAPIRemaining int64 `yaml:"min_api_remaining"`
+}
+
+// defaultLedger is DefaultLedger; tests turn it off.
+var defaultLedger = DefaultLedger
+
+// ledgerLocation returns where the ledger lives, or "" when it is off.
+func (o *Options) ledgerLocation() string {
+	loc := o.Ledger
+	if loc == "" {
+		if o.InstanceURL == EmulatorURL {
+			return "" // the embedded emulator does not outlive the process: nothing to resume
+		}
+		loc = defaultLedger
+	}
+	switch strings.ToLower(loc) {
+	case LedgerOff, "none", "false":
+		return ""
+	}
+	return loc
 }
 
 // NewOptions returns Options with every default set.
@@ -213,6 +244,9 @@ func (o *Options) Validate() error {
 		add("poll_initial, poll_max and poll_timeout must be positive durations")
 	} else if o.PollMax < o.PollInitial {
 		add("poll_max (%v) must not be below poll_initial (%v)", o.PollMax, o.PollInitial)
+	}
+	if o.MinAPIRemaining < 0 {
+		add("min_api_remaining must not be negative")
 	}
 	if o.LockRetries != nil && *o.LockRetries < 0 {
 		add("lock_retries must not be negative")

@@ -3,14 +3,19 @@ package salesforcesink
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
@@ -43,6 +48,10 @@ const (
 	CodeInvalidValue = "invalid_value"
 	// CodeRowTooLarge: one encoded row exceeds max_job_bytes.
 	CodeRowTooLarge = "row_too_large"
+	// CodeAPIBudget: the daily API request allowance fell below
+	// min_api_remaining, so no job was created for the row. Retryable:
+	// resume the run later.
+	CodeAPIBudget = "api_budget"
 	// CodeLockRow is Salesforce's lock contention code; such rows are
 	// re-driven up to lock_retries times.
 	CodeLockRow = "UNABLE_TO_LOCK_ROW"
@@ -72,6 +81,9 @@ type JobStat struct {
 	Duration    time.Duration `json:"-"`
 	Seconds     float64       `json:"duration_seconds"` // Duration in seconds, for reports
 	Error       string        `json:"error,omitempty"`
+	// Resumed is set for a job an earlier process of the same run started
+	// (found in the ledger).
+	Resumed bool `json:"resumed,omitempty"`
 }
 
 // Sink loads rows into one Salesforce object with Bulk API 2.0 ingest jobs.
@@ -90,11 +102,50 @@ type Sink struct {
 	archive *blobio.Location
 	runID   string
 
-	mu        sync.Mutex
-	jobs      []JobStat
-	completed int   // jobs that reached JobComplete
-	fatal     error // set once a failure that every job would hit was seen
-	closed    bool
+	ledger   *ledger // nil when the ledger is off
+	apiCalls atomic.Int64
+	// limitRemaining is DailyApiRequests.Remaining read at open, when
+	// apiCalls was limitCalls (min_api_remaining only).
+	limitRemaining, limitCalls int64
+	limitKnown                 bool
+
+	mu         sync.Mutex
+	jobs       []JobStat
+	completed  int   // jobs that reached JobComplete
+	fatal      error // set once a failure that every job would hit was seen
+	closed     bool
+	codes      map[string]int64 // failed rows by error code
+	resumed    int              // chunks found in the ledger of an earlier process
+	budgetOut  bool             // min_api_remaining reached
+	cancelSeen bool
+}
+
+// countingTransport counts the API requests the sink's client sends.
+type countingTransport struct {
+	base http.RoundTripper
+	n    *atomic.Int64
+}
+
+func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(r.URL.Path, "/services/data/") {
+		t.n.Add(1)
+	}
+	return t.base.RoundTrip(r)
+}
+
+// countingClient returns a copy of hc (nil: http.DefaultClient) whose
+// requests are counted in n.
+func countingClient(hc *http.Client, n *atomic.Int64) *http.Client {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	c := *hc
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = countingTransport{base: base, n: n}
+	return &c
 }
 
 // Interface guards.
@@ -126,7 +177,7 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Sc
 		return nil, err
 	}
 	s := &Sink{opts: opts, op: opts.operation(), schema: in, log: env.Logger, delim: opts.delimiter(),
-		enc: newEncoder(in, opts.delimiter(), opts.lineEnding()), idCol: -1, runID: env.RunID}
+		enc: newEncoder(in, opts.delimiter(), opts.lineEnding()), idCol: -1, runID: env.RunID, codes: map[string]int64{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -159,17 +210,109 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Sc
 		if testClientOptions != nil {
 			testClientOptions(copts)
 		}
+		copts.HTTPClient = countingClient(copts.HTTPClient, &s.apiCalls)
 		s.client, err = salesforce.NewClient(ctx, auth, copts)
 	}
 	if err != nil {
 		s.closeEmulator()
 		return nil, fmt.Errorf("salesforce sink: connect: %w", err)
 	}
-	if s.spool, err = os.MkdirTemp("", "bulkflow-sf-"); err != nil {
-		s.closeEmulator()
-		return nil, fmt.Errorf("salesforce sink: spool directory: %w", err)
+	if where := opts.ledgerLocation(); where != "" {
+		if s.ledger, err = openLedger(ctx, env.BaseDir, where, env.Pipeline, s.runID); err != nil {
+			s.closeEmulator()
+			return nil, fmt.Errorf("salesforce sink: ledger: %w", err)
+		}
+		fp := s.fingerprint()
+		if prev, ok := s.ledger.last(runKey); ok && prev.Options != fp {
+			s.closeEmulator()
+			s.closeLedger()
+			return nil, fmt.Errorf("salesforce sink: ledger %s: run %s was started with other sink options or input fields "+
+				"(%s, now %s); resuming would cut the rows into other jobs and could load rows twice. "+
+				"Resume with the original pipeline file, or start a new run", s.ledger.where, s.runID, prev.Options, fp)
+		}
+		if s.ledger.resuming() {
+			s.log.Info("salesforce sink: resuming: the ledger holds chunks of an earlier attempt of this run; "+
+				"they are matched by content and never uploaded twice", "run", s.runID, "ledger", s.ledger.where,
+				"chunks", s.ledger.chunks())
+		}
+		if err := s.ledger.append(ctx, ledgerRecord{Chunk: runKey, State: "opened", Options: fp}); err != nil {
+			s.closeEmulator()
+			s.closeLedger()
+			return nil, fmt.Errorf("salesforce sink: %w", err)
+		}
+		s.spool = s.ledger.spoolDir()
+	}
+	if s.spool == "" {
+		if s.spool, err = os.MkdirTemp("", "bulkflow-sf-"); err != nil {
+			s.closeEmulator()
+			s.closeLedger()
+			return nil, fmt.Errorf("salesforce sink: spool directory: %w", err)
+		}
+	}
+	if opts.MinAPIRemaining > 0 {
+		if lim, lerr := s.client.Limits(ctx); lerr != nil {
+			s.log.Warn("salesforce sink: min_api_remaining: could not read /limits; relying on Sforce-Limit-Info", "err", lerr)
+		} else if l, ok := lim["DailyApiRequests"]; ok {
+			s.limitRemaining, s.limitCalls, s.limitKnown = l.Remaining, s.apiCalls.Load(), true
+		}
 	}
 	return s, nil
+}
+
+// fingerprint sums up what decides how rows are cut into chunks and
+// encoded: a resume must use the same.
+func (s *Sink) fingerprint() string {
+	o := s.opts
+	return fmt.Sprintf("object=%s op=%s ext=%s max_job_rows=%d max_job_bytes=%d delim=%s eol=%s fields=%s",
+		o.Object, s.op, o.ExternalIDField, o.MaxJobRows, o.MaxJobBytes, s.delim, o.lineEnding(), strings.Join(s.schema.Names(), ","))
+}
+
+func (s *Sink) closeLedger() {
+	if s.ledger != nil {
+		if err := s.ledger.close(); err != nil {
+			s.log.Error("salesforce sink: ledger: close", "err", err)
+		}
+	}
+}
+
+// resumeHint is how users continue this run.
+func (s *Sink) resumeHint() string {
+	return "bulkflow run FILE --resume " + s.runID
+}
+
+// apiRemaining returns the daily API requests left, from the last
+// Sforce-Limit-Info header or else from /limits at open minus the calls
+// made since.
+func (s *Sink) apiRemaining() (int64, bool) {
+	if u, ok := s.client.APIUsage(); ok && u.Max > 0 {
+		return u.Max - u.Used, true
+	}
+	if s.limitKnown {
+		return s.limitRemaining - (s.apiCalls.Load() - s.limitCalls), true
+	}
+	return 0, false
+}
+
+// overBudget reports whether min_api_remaining forbids creating a job. Once
+// reached it stays reached for the rest of the run.
+func (s *Sink) overBudget() bool {
+	if s.opts.MinAPIRemaining <= 0 {
+		return false
+	}
+	rem, ok := s.apiRemaining()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.budgetOut {
+		return true
+	}
+	if !ok || rem >= s.opts.MinAPIRemaining {
+		return false
+	}
+	s.budgetOut = true
+	s.log.Warn("salesforce sink: the daily API request allowance reached min_api_remaining; no more jobs are created "+
+		"and the remaining rows are reported api_budget. Resume later with `"+s.resumeHint()+"`",
+		"remaining", rem, "min_api_remaining", s.opts.MinAPIRemaining)
+	return true
 }
 
 // checkColumns applies the I/O-free header rules of the operation.
@@ -265,11 +408,26 @@ func (s *Sink) Jobs() []JobStat {
 // pipeline.StatsReporter): its jobs, and the API usage last seen in
 // Sforce-Limit-Info.
 func (s *Sink) Stats() any {
+	s.mu.Lock()
+	codes := make(map[string]int64, len(s.codes))
+	for k, v := range s.codes {
+		codes[k] = v
+	}
+	resumed := s.resumed
+	s.mu.Unlock()
 	st := struct {
-		Jobs    []JobStat `json:"jobs"`
-		APIUsed int64     `json:"api_used,omitempty"`
-		APIMax  int64     `json:"api_max,omitempty"`
-	}{Jobs: s.Jobs()}
+		Jobs          []JobStat        `json:"jobs"`
+		APIUsed       int64            `json:"api_used,omitempty"`
+		APIMax        int64            `json:"api_max,omitempty"`
+		APICalls      int64            `json:"api_calls"`
+		ErrorsByCode  map[string]int64 `json:"errors_by_code"`
+		RunID         string           `json:"run_id"`
+		Ledger        string           `json:"ledger,omitempty"`
+		ResumedChunks int              `json:"resumed_chunks,omitempty"`
+	}{Jobs: s.Jobs(), APICalls: s.apiCalls.Load(), ErrorsByCode: codes, RunID: s.runID, ResumedChunks: resumed}
+	if s.ledger != nil {
+		st.Ledger = s.ledger.where
+	}
 	if s.client != nil {
 		if u, ok := s.client.APIUsage(); ok {
 			st.APIUsed, st.APIMax = u.Used, u.Max
@@ -304,8 +462,36 @@ func (s *Sink) Close(ctx context.Context) error {
 			}
 		}
 	}
-	if err := os.RemoveAll(s.spool); err != nil {
-		errs = append(errs, fmt.Errorf("remove spool: %w", err))
+	if s.ledger == nil || s.ledger.dir == "" {
+		if err := os.RemoveAll(s.spool); err != nil {
+			errs = append(errs, fmt.Errorf("remove spool: %w", err))
+		}
+	} else {
+		os.Remove(s.spool) // only when empty: unfinished chunks keep their files
+		s.mu.Lock()
+		complete := s.fatal == nil && !s.cancelSeen
+		s.mu.Unlock()
+		if un := s.ledger.unseen(); len(un) > 0 && complete {
+			jobs := make([]string, 0, len(un))
+			for _, r := range un {
+				jobs = append(jobs, r.Job)
+			}
+			s.log.Error("salesforce sink: resume: chunks of the earlier attempt were not produced again (did the input change?); "+
+				"their jobs were not re-checked and their rows may be loaded twice if the input moved to other chunks",
+				"chunks", len(un), "jobs", strings.Join(jobs, ","))
+		}
+	}
+	s.closeLedger()
+	s.mu.Lock()
+	var open int64
+	for _, c := range []string{CodeJobIncomplete, CodeCancelled, CodeAPIBudget, CodeAPIError} {
+		open += s.codes[c]
+	}
+	s.mu.Unlock()
+	if open > 0 && s.ledger != nil {
+		s.log.Warn("salesforce sink: rows not confirmed loaded (job_incomplete, cancelled, api_budget, api_error); "+
+			"the ledger records every job, so nothing is sent twice: resume with `"+s.resumeHint()+"`",
+			"rows", open, "ledger", s.ledger.where)
 	}
 	s.closeEmulator()
 	if err := errors.Join(errs...); err != nil {
@@ -334,7 +520,7 @@ func rowErr(code, field string, retryable bool, jobID, format string, args ...an
 // retryableCode reports whether a row or job error code is transient.
 func retryableCode(code string) bool {
 	switch code {
-	case CodeLockRow, "REQUEST_LIMIT_EXCEEDED", CodeUnprocessed, CodeJobIncomplete, CodeCancelled, CodeAPIError,
+	case CodeLockRow, CodeAPIBudget, "REQUEST_LIMIT_EXCEEDED", CodeUnprocessed, CodeJobIncomplete, CodeCancelled, CodeAPIError,
 		"ExceededQuota", "InternalServerError", "Timeout", "TooManyLockFailure", "Unknown":
 		return true
 	}
@@ -396,6 +582,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 		var locked []int
 		for len(pending) > 0 {
 			if ctx.Err() != nil {
+				s.noteCancel()
 				for _, i := range pending {
 					st.fail(i, rowErr(CodeCancelled, "", true, "", "not loaded: the run was cancelled"))
 				}
@@ -411,7 +598,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 				continue
 			}
 			lk, err := s.runChunk(ctx, st, c, attempt)
-			os.Remove(c.path)
+			s.dropSpool(c)
 			if err != nil {
 				return s.failBatch(st, append(c.rows, pending...), err)
 			}
@@ -420,8 +607,13 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 		if attempt < retries && len(locked) > 0 && ctx.Err() == nil {
 			s.log.Info("salesforce sink: re-driving rows that hit UNABLE_TO_LOCK_ROW in a smaller job",
 				"rows", len(locked), "retry", attempt+1, "of", retries)
+			// In batch order, so that a resumed run builds the same chunks.
+			sort.Ints(locked)
 			pending = locked
 		}
+	}
+	if ctx.Err() != nil {
+		s.noteCancel()
 	}
 	var re pipeline.RowErrors
 	for i := range n {
@@ -434,9 +626,50 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 		}
 	}
 	if len(re.Failures) > 0 {
+		s.countCodes(&re)
 		return &re
 	}
 	return nil
+}
+
+// countCodes adds the failures of re to the counts by error code.
+func (s *Sink) countCodes(re *pipeline.RowErrors) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range re.Failures {
+		code := "error"
+		var e *pipeline.RowError
+		if errors.As(f.Err, &e) && e.Code != "" {
+			code = e.Code
+		}
+		s.codes[code]++
+	}
+}
+
+// noteCancel logs once how to continue a cancelled run.
+func (s *Sink) noteCancel() {
+	s.mu.Lock()
+	first := !s.cancelSeen
+	s.cancelSeen = true
+	s.mu.Unlock()
+	if !first {
+		return
+	}
+	if s.ledger != nil {
+		s.log.Warn("salesforce sink: run cancelled; jobs in flight stay in the ledger. Continue with `"+s.resumeHint()+"`",
+			"ledger", s.ledger.where)
+	} else {
+		s.log.Warn("salesforce sink: run cancelled (ledger off: resume is not possible)")
+	}
+}
+
+// dropSpool removes the spool file of a chunk unless a job of it may still
+// be running (the ledger then needs it until the chunk finishes).
+func (s *Sink) dropSpool(c *chunk) {
+	switch c.lastState {
+	case "", stCreating, stAborted, stFinished:
+		os.Remove(c.path)
+	}
 }
 
 // failBatch handles an error every later job would hit too. When nothing
@@ -450,6 +683,9 @@ func (s *Sink) failBatch(st *batchState, rows []int, err error) error {
 	}
 	s.mu.Unlock()
 	if st.loaded == 0 {
+		s.mu.Lock()
+		s.codes[pipeline.CodeSinkFailed] += int64(len(st.ok))
+		s.mu.Unlock()
 		return err
 	}
 	for _, i := range rows {
@@ -465,14 +701,22 @@ func (s *Sink) failBatch(st *batchState, rows []int, err error) error {
 			re.Add(i, e)
 		}
 	}
+	s.countCodes(&re)
 	return &re
 }
 
 // chunk is one job's worth of rows, spooled to a file.
 type chunk struct {
-	rows  []int // batch indices in upload order
-	path  string
-	bytes int64
+	rows   []int // batch indices in upload order
+	path   string
+	bytes  int64
+	digest string // hex sha256 of the CSV bytes
+
+	key         string // ledger key (digest.occurrence)
+	lastState   string // last ledger state this process wrote
+	unprocessed []int  // rows in the unprocessedrecords of its last job
+	// finalJobState is the state of its last job whose results were read.
+	finalJobState string
 }
 
 // spoolChunk writes the header and as many pending rows as fit in
@@ -483,7 +727,8 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 	if err != nil {
 		return nil, nil, err
 	}
-	w := bufio.NewWriterSize(f, 256<<10)
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 256<<10)
 	line := s.enc.header(nil)
 	hdr := int64(len(line))
 	w.Write(line)
@@ -514,5 +759,6 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 		}
 		return nil, pending[k:], nil
 	}
+	c.digest = hex.EncodeToString(h.Sum(nil))
 	return c, pending[k:], nil
 }

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/sinks/filesink"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+const resumeRows = 3000
+
+// buildBulkflow builds the command into a temporary directory.
+func buildBulkflow(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bulkflow")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// resumeReport is the part of the run report the test checks.
+type resumeReport struct {
+	RunID  string          `json:"run_id"`
+	Status string          `json:"status"`
+	Counts pipeline.Counts `json:"counts"`
+	Errors []string        `json:"errors"`
+	Sinks  map[string]struct {
+		APICalls      int64            `json:"api_calls"`
+		ErrorsByCode  map[string]int64 `json:"errors_by_code"`
+		ResumedChunks int              `json:"resumed_chunks"`
+		RunID         string           `json:"run_id"`
+	} `json:"sinks"`
+}
+
+// writeResumePipeline writes the input CSV and the pipeline file into dir.
+func writeResumePipeline(t *testing.T, dir string, srv *salesforcetest.Server) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("External_Id__c,Name\n")
+	for i := range resumeRows {
+		fmt.Fprintf(&b, "K%06d,Account %d\n", i, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	y := fmt.Sprintf(`name: resume-test
+dead_letter: %s/dl/
+stages:
+  - name: read
+    source:
+      type: csv
+      url: %s/accounts.csv
+  - name: write
+    inputs: [read]
+    sink:
+      type: salesforce
+      object: Account
+      operation: insert
+      max_job_rows: 300
+      concurrency: 2
+      poll_initial: 20ms
+      poll_max: 100ms
+      instance_url: %s
+      auth: {access_token: %q}
+      ledger: %s/ledger
+`, dir, dir, srv.URL, srv.AccessToken(), dir)
+	file := filepath.Join(dir, "load.yaml")
+	if err := os.WriteFile(file, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// resumeInProcess runs the pipeline with Env.RunID = runID, as
+// `bulkflow run FILE --resume RUN_ID` does.
+func resumeInProcess(t *testing.T, file, runID string, stderr io.Writer) resumeReport {
+	t.Helper()
+	ctx := context.Background()
+	reg := pipeline.DefaultRegistry()
+	g, err := config.LoadFile(file, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &pipeline.Env{RunID: runID, Pipeline: g.Name, Lookups: g.Lookups,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	plan, err := pipeline.Prepare(ctx, reg, g, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, _ := plan.Run(ctx, &pipeline.RunOptions{
+		DeadLetters: func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
+			return filesink.OpenCSV(ctx, loc, schema, nil)
+		},
+	})
+	var buf bytes.Buffer
+	if err := rep.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var out resumeReport
+	if err := json.Unmarshal(buf.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestResumeAfterKill SIGKILLs `bulkflow run` at several points of a load
+// into the emulator, resumes the run by id and checks that every input row
+// is stored exactly once and that no row was processed twice.
+func TestResumeAfterKill(t *testing.T) {
+	bin := buildBulkflow(t)
+	help, _ := exec.Command(bin, "run", "--help").CombinedOutput()
+	hasResumeFlag := bytes.Contains(help, []byte("-resume"))
+	t.Logf("bulkflow run --resume available: %v", hasResumeFlag)
+
+	jobsIn := func(jobs []salesforcetest.JobInfo, state string) int {
+		n := 0
+		for _, j := range jobs {
+			if string(j.State) == state {
+				n++
+			}
+		}
+		return n
+	}
+	points := []struct {
+		name string
+		kill func(jobs []salesforcetest.JobInfo) bool
+	}{
+		{"first-job-created", func(j []salesforcetest.JobInfo) bool { return len(j) >= 1 }},
+		{"first-job-closed", func(j []salesforcetest.JobInfo) bool {
+			return jobsIn(j, salesforcetest.StateUploadComplete) >= 1
+		}},
+		{"three-jobs", func(j []salesforcetest.JobInfo) bool { return len(j) >= 3 }},
+		{"two-complete", func(j []salesforcetest.JobInfo) bool { return jobsIn(j, salesforcetest.StateJobComplete) >= 2 }},
+		{"eight-jobs", func(j []salesforcetest.JobInfo) bool { return len(j) >= 8 }},
+	}
+	for _, p := range points {
+		t.Run(p.name, func(t *testing.T) {
+			srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{ProcessingDelay: 150 * time.Millisecond}})
+			defer srv.Close()
+			dir := t.TempDir()
+			file := writeResumePipeline(t, dir, srv)
+
+			var stderr1 bytes.Buffer
+			cmd := exec.Command(bin, "run", file, "--report", filepath.Join(dir, "report1.json"), "--progress", "none")
+			cmd.Dir, cmd.Stderr = dir, &stderr1
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			deadline := time.Now().Add(30 * time.Second)
+			killed := false
+		wait:
+			for time.Now().Before(deadline) {
+				select {
+				case err := <-exited:
+					t.Fatalf("bulkflow finished before the kill point: %v\n%s", err, stderr1.String())
+				default:
+				}
+				if p.kill(srv.Jobs()) {
+					if err := cmd.Process.Kill(); err != nil { // SIGKILL
+						t.Fatal(err)
+					}
+					killed = true
+					break wait
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if !killed {
+				cmd.Process.Kill()
+				t.Fatalf("kill point not reached\n%s", stderr1.String())
+			}
+			<-exited
+			jobsAtKill := srv.Jobs()
+			var states []string
+			for _, j := range jobsAtKill {
+				states = append(states, string(j.State))
+			}
+			t.Logf("killed with %d jobs: %v; stored %d", len(jobsAtKill), states, len(srv.Records("Account")))
+
+			runs, err := os.ReadDir(filepath.Join(dir, "ledger", "resume-test"))
+			if err != nil || len(runs) != 1 {
+				t.Fatalf("ledger runs %v: %v", runs, err)
+			}
+			runID := runs[0].Name()
+
+			var stderr2 bytes.Buffer
+			var rep resumeReport
+			if hasResumeFlag {
+				reportFile := filepath.Join(dir, "report2.json")
+				cmd := exec.Command(bin, "run", file, "--resume", runID, "--report", reportFile, "--progress", "none")
+				cmd.Dir, cmd.Stderr = dir, &stderr2
+				if err := cmd.Run(); err != nil {
+					t.Errorf("resume: %v\n%s", err, stderr2.String())
+				}
+				data, err := os.ReadFile(reportFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(data, &rep); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				rep = resumeInProcess(t, file, runID, &stderr2)
+			}
+			if rep.RunID != runID || rep.Status != pipeline.StatusSucceeded || !rep.Counts.Balanced() ||
+				rep.Counts.Read != resumeRows || rep.Counts.Loaded != resumeRows || rep.Counts.DeadLettered != 0 {
+				t.Errorf("resumed report: run %s status %s counts %+v errors %v\n%s", rep.RunID, rep.Status, rep.Counts, rep.Errors, stderr2.String())
+			}
+			sink := rep.Sinks["write"]
+			if len(sink.ErrorsByCode) != 0 || sink.RunID != runID || sink.APICalls == 0 {
+				t.Errorf("sink stats %+v", sink)
+			}
+			// Every input row stored exactly once.
+			stored := map[string]int{}
+			for _, r := range srv.Records("Account") {
+				stored[r["External_Id__c"]]++
+			}
+			for i := range resumeRows {
+				k := fmt.Sprintf("K%06d", i)
+				if stored[k] != 1 {
+					t.Errorf("%s stored %d times", k, stored[k])
+				}
+				delete(stored, k)
+			}
+			if len(stored) != 0 {
+				t.Errorf("%d unexpected records", len(stored))
+			}
+			// No row was processed twice: jobs processed exactly the input.
+			var processed, failed int64
+			for _, j := range srv.Jobs() {
+				processed += j.NumberRecordsProcessed
+				failed += j.NumberRecordsFailed
+			}
+			if processed != resumeRows || failed != 0 {
+				t.Errorf("jobs processed %d rows (%d failed), want %d", processed, failed, resumeRows)
+			}
+			t.Logf("resumed chunks %d, api calls %d, jobs in all %d", sink.ResumedChunks, sink.APICalls, len(srv.Jobs()))
+		})
+	}
+}
