@@ -4,8 +4,10 @@
 //
 // Usage:
 //
-//	bulkflow run FILE [--report FILE] [--progress auto|plain|none]
-//	bulkflow validate FILE
+//	bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID]
+//	bulkflow validate FILE [--offline]
+//	bulkflow plan FILE [--out DIR] [--report FILE] [--instance-url URL --token TOKEN ...]
+//	bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--force]
 //	bulkflow plugins
 //	bulkflow jobs list|show|results|abort|delete|create [flags]
 //	bulkflow emulator [--addr 127.0.0.1:8484] [flags]
@@ -50,7 +52,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "run a pipeline file", runRun},
-		{"validate", "check a pipeline file (decode, compile expressions against the real source headers, check the graph) without moving rows", runValidate},
+		{"validate", "check a pipeline file (decode, compile expressions against the real source headers, check the graph, pre-flight Salesforce sinks against describe) without moving rows", runValidate},
+		{"plan", "run sources and transforms, write the job CSVs Salesforce sinks would upload to a folder, estimate API calls (nothing sent)", runPlan},
+		{"replay", "re-send a dead-letter file's retryable rows (or --all, with --map fixes) through the pipeline, once", runReplay},
 		{"plugins", "list the registered sources, transforms and sinks", runPlugins},
 		{"jobs", "inspect and manage Bulk API 2.0 ingest jobs (list, show, results, abort, delete, create)", runJobs},
 		{"emulator", "serve a local Salesforce Bulk API 2.0 emulator (for tests and dry runs)", runEmulator},

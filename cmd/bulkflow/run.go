@@ -51,23 +51,31 @@ func printConfigErr(w io.Writer, err error) {
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	offline := fs.Bool("offline", false, "skip the pre-flight of salesforce sinks against the org's describe metadata")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow validate FILE\n\nDecodes the pipeline file strictly, opens each source to read its real header,\ncompiles every expression against it and checks the stage graph. No row moves.")
+		fmt.Fprintln(stderr, "Usage: bulkflow validate FILE [--offline]\n\nDecodes the pipeline file strictly, opens each source to read its real header,\ncompiles every expression against it and checks the stage graph. Then, unless\n--offline, checks every salesforce sink that has an instance_url (\"emulator:\"\nincluded) against the object's describe: mapped fields exist and are writable\nfor the operation, required fields are present on insert, the external id and\nrelationship columns are valid (GET requests only). No row moves.")
+		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	file, err := parseInterspersed(fs, args)
+	if err != nil {
 		return flagExit(err)
 	}
-	if fs.NArg() != 1 {
+	if file == "" {
 		fs.Usage()
 		return exitUsage
 	}
-	plan, g, _, code := prepare(ctx, fs.Arg(0), stderr)
+	plan, g, env, code := prepare(ctx, file, stderr)
 	if code != exitOK {
 		return code
 	}
 	defer plan.Close()
+	if !*offline {
+		if code := preflightExit(preflight(ctx, g, plan, env, stderr)); code != exitOK {
+			return code
+		}
+	}
 	schemas := plan.Schemas()
-	fmt.Fprintf(stdout, "%s: pipeline %q is valid\n", fs.Arg(0), g.Name)
+	fmt.Fprintf(stdout, "%s: pipeline %q is valid\n", file, g.Name)
 	for _, s := range g.Stages {
 		fmt.Fprintf(stdout, "  %-10s %-9s %-10s -> %s\n", s.Name, s.Kind, s.Type, schemas[s.Name])
 	}
@@ -86,8 +94,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	report := fs.String("report", "", "write the JSON run report to this path or blob URL")
 	progress := fs.String("progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), plain, none")
+	resume := fs.String("resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none]\n\nRuns a pipeline file. Flags may come before or after FILE.")
+		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID]\n\nRuns a pipeline file. Flags may come before or after FILE.")
 		fs.PrintDefaults()
 	}
 	file, err := parseInterspersed(fs, args)
@@ -104,9 +113,17 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkflow: --progress must be auto, plain or none, not %q\n", *progress)
 		return exitUsage
 	}
-	plan, _, _, code := prepare(ctx, file, stderr)
+	if *resume != "" && !validRunID(*resume) {
+		fmt.Fprintf(stderr, "bulkflow: --resume %q is not a run id (letters, digits, '.', '_' and '-', as in 20260101T120000Z-1a2b3c4d)\n", *resume)
+		return exitUsage
+	}
+	plan, _, env, code := prepare(ctx, file, stderr)
 	if code != exitOK {
 		return code
+	}
+	if *resume != "" {
+		// The plan shares env: sinks opened by Run see the resumed id.
+		env.RunID = *resume
 	}
 	opts := &pipeline.RunOptions{
 		DeadLetters: func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
@@ -132,6 +149,20 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitPartial
 	}
 	return exitOK
+}
+
+// validRunID reports whether id can name a run (it becomes a path element
+// of ledgers, dead letters and archives).
+func validRunID(id string) bool {
+	if id == "" || id == "." || id == ".." || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // parseInterspersed parses flags that may come before or after the one

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/sinks/filesink"
+	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
+)
+
+// planSinkType is the sink type `bulkflow plan` substitutes for
+// "salesforce" in its private registry.
+const planSinkType = "salesforce-plan"
+
+// planLimitsTimeout bounds the /limits look-up of `bulkflow plan`.
+const planLimitsTimeout = 30 * time.Second
+
+// planStageOptions are the options of a "salesforce-plan" stage: the
+// original sink options and the folder its job files go to.
+type planStageOptions struct {
+	SF  *salesforcesink.Options
+	Dir string
+}
+
+// cloneRegistry returns a new registry holding every plugin of src, each
+// delegating to src's constructor, so that a command can add private
+// plugins (or replace one) without touching the process-wide registry.
+func cloneRegistry(src *pipeline.Registry) *pipeline.Registry {
+	dst := &pipeline.Registry{}
+	for _, name := range src.Names(pipeline.KindSource) {
+		spec, _ := src.Spec(pipeline.KindSource, name)
+		dst.RegisterSource(name, spec, func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
+			return src.OpenSource(ctx, env, name, opts)
+		})
+	}
+	for _, name := range src.Names(pipeline.KindTransform) {
+		spec, _ := src.Spec(pipeline.KindTransform, name)
+		dst.RegisterTransform(name, spec, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+			return src.NewTransform(env, name, opts)
+		})
+	}
+	for _, name := range src.Names(pipeline.KindSink) {
+		spec, _ := src.Spec(pipeline.KindSink, name)
+		dst.RegisterSink(name, spec, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+			return src.OpenSink(ctx, env, name, opts, in)
+		})
+	}
+	return dst
+}
+
+// newEnv returns the run environment prepare() builds for a graph.
+func newEnv(g *pipeline.Graph, stderr io.Writer) *pipeline.Env {
+	return &pipeline.Env{
+		RunID:    pipeline.NewRunID(time.Now()),
+		Pipeline: g.Name,
+		Lookups:  g.Lookups,
+		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}
+
+// stageDirName turns a stage name into a folder name.
+func stageDirName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// planStage is one salesforce sink stage of a plan and the sink that
+// stood in for it.
+type planStage struct {
+	Stage     string                   `json:"stage"`
+	Object    string                   `json:"object"`
+	Operation string                   `json:"operation"`
+	Dir       string                   `json:"dir"`
+	Rows      int64                    `json:"rows"`
+	Bytes     int64                    `json:"bytes"`
+	Jobs      []salesforcesink.PlanJob `json:"jobs"`
+	APICalls  salesforcesink.APICalls  `json:"api_calls"`
+	opts      *salesforcesink.Options  // the stage's options
+	sink      *salesforcesink.PlanSink // set when the run opened it
+	mu        *sync.Mutex              // guards sink
+}
+
+// planLimits is the /limits comparison of a plan.
+type planLimits struct {
+	Checked   bool   `json:"checked"`
+	Reason    string `json:"reason,omitempty"`
+	Max       int64  `json:"daily_api_requests_max,omitempty"`
+	Remaining int64  `json:"daily_api_requests_remaining,omitempty"`
+	Needed    int    `json:"needed_min"`
+	Enough    bool   `json:"enough"`
+}
+
+// planReport is the JSON written by `bulkflow plan --report`.
+type planReport struct {
+	Pipeline string                  `json:"pipeline"`
+	File     string                  `json:"file"`
+	Out      string                  `json:"out"`
+	Status   string                  `json:"status"`
+	Stages   []*planStage            `json:"stages"`
+	APICalls salesforcesink.APICalls `json:"api_calls"`
+	Limits   planLimits              `json:"limits"`
+	Run      *pipeline.Report        `json:"run"`
+}
+
+const planUsage = `Usage: bulkflow plan FILE [--out DIR] [--report FILE] [connection flags]
+
+Runs the pipeline's sources and transforms for real, but every "salesforce"
+sink writes the exact job CSVs it would upload into DIR/<stage>/job-0001.csv,
+job-0002.csv, ... instead of calling Salesforce (same encoder, header,
+delimiter, line ending, and split by max_job_rows / max_job_bytes). Dead
+letters of the plan run go to DIR/dead-letter/. Prints the jobs and the API
+calls the load would make and, when the org is reachable, compares them with
+DailyApiRequests from /limits. Nothing is written to Salesforce.
+
+Connection (for /limits only): the flags below, else the pipeline's first
+salesforce sink (instance_url "emulator:" is not checked).
+
+Exit codes: 0 planned, 3 some rows would be dead-lettered before any upload,
+1 the plan run failed, 2 usage or invalid pipeline file.
+
+Flags:`
+
+// runPlan implements `bulkflow plan`.
+func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "plan", "`folder` the job files are written to (one sub-folder per sink stage)")
+	report := fs.String("report", "", "write the JSON plan report to this `path` or blob URL")
+	var cf connFlags
+	fs.StringVar(&cf.instanceURL, "instance-url", "", "instance `URL` for the /limits check [SF_INSTANCE_URL]")
+	fs.StringVar(&cf.token, "token", "", "static access `token` for the /limits check [SF_ACCESS_TOKEN]")
+	fs.StringVar(&cf.loginURL, "login-url", "", "OAuth token host `URL` [SF_LOGIN_URL]")
+	fs.StringVar(&cf.clientID, "client-id", "", "connected-app consumer key [SF_CLIENT_ID]")
+	fs.StringVar(&cf.clientSecret, "client-secret", "", "connected-app consumer `secret` [SF_CLIENT_SECRET]")
+	fs.StringVar(&cf.username, "username", "", "username for the JWT bearer flow [SF_USERNAME]")
+	fs.StringVar(&cf.privateKeyFile, "private-key-file", "", "RSA private key PEM `file` for the JWT bearer flow [SF_PRIVATE_KEY_FILE]")
+	fs.StringVar(&cf.refreshToken, "refresh-token", "", "OAuth refresh `token` [SF_REFRESH_TOKEN]")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, planUsage)
+		fs.PrintDefaults()
+	}
+	file, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if file == "" {
+		fs.Usage()
+		return exitUsage
+	}
+	explicitConn := cf.instanceURL != "" || cf.token != "" || cf.clientID != "" || cf.refreshToken != "" ||
+		cf.clientSecret != "" || cf.privateKeyFile != ""
+
+	g, err := config.LoadFile(file, pipeline.DefaultRegistry())
+	if err != nil {
+		printConfigErr(stderr, err)
+		return exitUsage
+	}
+	// Swap every salesforce sink for a plan sink writing to OUT/<stage>/.
+	var stages []*planStage
+	byName := map[string]*planStage{}
+	for i := range g.Stages {
+		s := &g.Stages[i]
+		if s.Kind != pipeline.KindSink || s.Type != "salesforce" {
+			continue
+		}
+		o, ok := s.Options.(*salesforcesink.Options)
+		if !ok {
+			fmt.Fprintf(stderr, "bulkflow: %s: stage %q: unexpected options %T\n", s.Pos, s.Name, s.Options)
+			return exitUsage
+		}
+		ps := &planStage{Stage: s.Name, Object: o.Object, Operation: o.Operation,
+			Dir: filepath.Join(*out, stageDirName(s.Name)), opts: o, mu: &sync.Mutex{}}
+		stages = append(stages, ps)
+		byName[s.Name] = ps
+		s.Type = planSinkType
+		s.Options = &planStageOptions{SF: o, Dir: ps.Dir}
+	}
+	if len(stages) == 0 {
+		fmt.Fprintf(stderr, "bulkflow: %s: the pipeline has no salesforce sink: nothing to plan\n", file)
+		return exitUsage
+	}
+	g.DeadLetter = filepath.Join(*out, "dead-letter") + "/"
+
+	reg := cloneRegistry(pipeline.DefaultRegistry())
+	reg.RegisterSink(planSinkType, pipeline.Spec{Summary: "write the job CSVs a salesforce sink would upload (bulkflow plan)"},
+		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+			po := opts.(*planStageOptions)
+			sk, err := salesforcesink.OpenPlan(ctx, env, po.SF, in, po.Dir)
+			if err != nil {
+				return nil, err
+			}
+			for _, ps := range stages {
+				if ps.Dir == po.Dir {
+					ps.mu.Lock()
+					ps.sink = sk
+					ps.mu.Unlock()
+				}
+			}
+			return sk, nil
+		})
+	env := newEnv(g, stderr)
+	plan, err := pipeline.Prepare(ctx, reg, g, env)
+	if err != nil {
+		printConfigErr(stderr, err)
+		return exitUsage
+	}
+	rep, runErr := plan.Run(ctx, &pipeline.RunOptions{
+		DeadLetters: func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
+			return filesink.OpenCSV(ctx, loc, schema, nil)
+		},
+	})
+
+	pr := &planReport{Pipeline: g.Name, File: file, Out: *out, Status: rep.Status, Stages: stages, Run: rep}
+	totalJobs := 0
+	for _, ps := range stages {
+		ps.mu.Lock()
+		if ps.sink != nil {
+			ps.Jobs = ps.sink.Jobs()
+		}
+		ps.mu.Unlock()
+		if ps.Jobs == nil {
+			ps.Jobs = []salesforcesink.PlanJob{}
+		}
+		for _, j := range ps.Jobs {
+			ps.Rows += int64(j.Rows)
+			ps.Bytes += j.Bytes
+		}
+		ps.APICalls = salesforcesink.PlannedCalls(len(ps.Jobs), 1)
+		totalJobs += len(ps.Jobs)
+	}
+	pr.APICalls = salesforcesink.PlannedCalls(totalJobs, len(stages))
+	pr.Limits = planCheckLimits(ctx, &cf, explicitConn, file, stages[0].opts, pr.APICalls.Total)
+
+	printPlan(stdout, pr)
+	if *report != "" {
+		if err := writePlanReport(ctx, *report, pr); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			if runErr == nil {
+				runErr = err
+			}
+		}
+	}
+	rep.Summary(stderr)
+	switch {
+	case rep.Status == pipeline.StatusFailed || rep.Status == pipeline.StatusCancelled || runErr != nil:
+		return exitFailed
+	case rep.Status == pipeline.StatusPartial:
+		return exitPartial
+	}
+	return exitOK
+}
+
+// planCheckLimits compares the estimated calls with DailyApiRequests of
+// the org the flags (or else the pipeline's first salesforce sink) name.
+// It only reads (/limits, after the auth flow's token request).
+func planCheckLimits(ctx context.Context, cf *connFlags, explicit bool, file string, first *salesforcesink.Options, needed int) planLimits {
+	l := planLimits{Needed: needed}
+	if !explicit {
+		if first.InstanceURL == salesforcesink.EmulatorURL {
+			l.Reason = `instance_url is "emulator:" (an in-process emulator has no limits to compare); pass --instance-url and --token to check an org`
+			return l
+		}
+		cf.pipeline = file
+	}
+	ctx, cancel := context.WithTimeout(ctx, planLimitsTimeout)
+	defer cancel()
+	client, err := cf.connect(ctx)
+	if err != nil {
+		l.Reason = "not checked: " + describeErr(err)
+		return l
+	}
+	lim, err := client.Limits(ctx)
+	if err != nil {
+		l.Reason = "not checked: " + describeErr(err)
+		return l
+	}
+	d, ok := lim["DailyApiRequests"]
+	if !ok {
+		l.Reason = "not checked: /limits has no DailyApiRequests"
+		return l
+	}
+	l.Checked, l.Max, l.Remaining = true, d.Max, d.Remaining
+	l.Enough = d.Remaining >= int64(needed)
+	return l
+}
+
+// printPlan prints the job table, the API call estimate and the limits.
+func printPlan(w io.Writer, pr *planReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "stage\tfile\trows\tbytes\t\n")
+	for _, ps := range pr.Stages {
+		for _, j := range ps.Jobs {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t\n", ps.Stage, j.File, j.Rows, j.Bytes)
+		}
+		fmt.Fprintf(tw, "%s\t(total: %s %s, %d jobs)\t%d\t%d\t\n", ps.Stage, ps.Operation, ps.Object, len(ps.Jobs), ps.Rows, ps.Bytes)
+	}
+	tw.Flush()
+	c := pr.APICalls
+	fmt.Fprintf(w, "\nAPI calls the load would make (estimate; polls of slow jobs and lock_retries re-drives add more):\n")
+	fmt.Fprintf(w, "  %d jobs x (create 1 + upload 1 + close 1 + poll >=1 + results 3) = %d\n", c.Jobs, c.Total-c.Auth)
+	fmt.Fprintf(w, "  auth: %d token request(s), one per sink\n", c.Auth)
+	fmt.Fprintf(w, "  total: at least %d\n", c.Total)
+	if pr.Limits.Checked {
+		verdict := "enough"
+		if !pr.Limits.Enough {
+			verdict = "NOT enough"
+		}
+		fmt.Fprintf(w, "limits: DailyApiRequests remaining %d of %d: %s for at least %d calls\n",
+			pr.Limits.Remaining, pr.Limits.Max, verdict, pr.Limits.Needed)
+	} else {
+		fmt.Fprintf(w, "limits: %s\n", pr.Limits.Reason)
+	}
+	fmt.Fprintf(w, "Nothing was sent to Salesforce; the job files are under %s\n", pr.Out)
+}
+
+func writePlanReport(ctx context.Context, where string, pr *planReport) error {
+	loc, err := blobio.Parse("", where)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	data, err := json.MarshalIndent(pr, "", "  ")
+	if err != nil {
+		return err
+	}
+	return blobio.WriteAll(context.WithoutCancel(ctx), loc, append(data, '\n'))
+}

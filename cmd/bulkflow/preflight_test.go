@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+// runPreflight prepares file like `bulkflow validate` and runs preflight
+// on it, returning its exit code and messages.
+func runPreflight(t *testing.T, file string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	plan, g, env, code := prepare(ctx, file, &stderr)
+	if code != exitOK {
+		t.Fatalf("prepare %s: exit %d\n%s", file, code, stderr.String())
+	}
+	defer plan.Close()
+	err := preflight(ctx, g, plan, env, &stderr)
+	return preflightExit(err), stderr.String()
+}
+
+const contactsCSV = "id,first,last,email\nC-1,Ada,Lovelace,ada@example.com\n"
+
+// contactPipeline maps contacts.csv to Contact with the given map lines
+// and sink lines.
+func contactPipeline(mapLines, sinkLines string) string {
+	return `name: pre
+stages:
+  - name: read
+    source: {type: csv, url: data/contacts.csv}
+  - name: map
+    inputs: [read]
+    map:
+` + mapLines + `
+  - name: load
+    inputs: [map]
+    sink:
+      type: salesforce
+` + sinkLines
+}
+
+// TestPreflightFindings reports an unknown field and a missing required
+// field against the in-process emulator, each on its own line naming the
+// sink stage's file:line:col and the field; exit code 2.
+func TestPreflightFindings(t *testing.T) {
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{
+		"data/contacts.csv": contactsCSV,
+		"p.yaml": contactPipeline("      FirstName: first\n      Emial__c: email\n",
+			"      object: Contact\n      instance_url: \"emulator:\"\n"),
+	})
+	code, out := runPreflight(t, "p.yaml")
+	if code != exitUsage {
+		t.Errorf("exit %d, want 2\n%s", code, out)
+	}
+	for _, want := range []string{
+		`bulkflow: p.yaml:11:5: stage "load": pre-flight: column Emial__c: Contact has no such field`,
+		`bulkflow: p.yaml:11:5: stage "load": pre-flight: Contact requires LastName on insert; no column provides it`,
+	} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("missing line %q in\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "\n"); n != 2 {
+		t.Errorf("%d lines, want 2:\n%s", n, out)
+	}
+}
+
+// TestPreflightRemote checks a sink on a running emulator by URL: a clean
+// pipeline passes, an unknown object and an upsert on a field that is not
+// an External ID are reported, and an unreachable org is exit code 1.
+func TestPreflightRemote(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	conn := fmt.Sprintf("      instance_url: %q\n      auth: {access_token: %q}\n", srv.URL, srv.AccessToken())
+	writeFiles(t, map[string]string{
+		"data/contacts.csv": contactsCSV,
+		"ok.yaml": contactPipeline("      FirstName: first\n      LastName: last\n      Email: email\n      External_Id__c: id\n",
+			"      object: Contact\n      operation: upsert\n      external_id_field: External_Id__c\n"+conn),
+		"object.yaml": contactPipeline("      LastName: last\n", "      object: Contatc\n"+conn),
+		"extid.yaml": contactPipeline("      LastName: last\n      Email: email\n",
+			"      object: Contact\n      operation: upsert\n      external_id_field: Email\n"+conn),
+		"down.yaml": contactPipeline("      LastName: last\n",
+			"      object: Contact\n      instance_url: \"http://127.0.0.1:1\"\n      auth: {access_token: x}\n"),
+	})
+	if code, out := runPreflight(t, "ok.yaml"); code != exitOK || out != "" {
+		t.Errorf("ok.yaml: exit %d\n%s", code, out)
+	}
+	if code, out := runPreflight(t, "object.yaml"); code != exitUsage || !strings.Contains(out, `p`+`re-flight: object Contatc`) {
+		t.Errorf("object.yaml: exit %d\n%s", code, out)
+	}
+	if code, out := runPreflight(t, "extid.yaml"); code != exitUsage ||
+		!strings.Contains(out, "extid.yaml:11:5: stage \"load\": pre-flight: external_id_field Email is not an External ID field of Contact") {
+		t.Errorf("extid.yaml: exit %d\n%s", code, out)
+	}
+	if code, out := runPreflight(t, "down.yaml"); code != exitFailed || !strings.Contains(out, "down.yaml:10:5") {
+		t.Errorf("down.yaml: exit %d\n%s", code, out)
+	}
+	if len(srv.Jobs()) != 0 {
+		t.Error("pre-flight created jobs")
+	}
+}
+
+// TestPreflightExamplePipelines checks that every example pipeline passes
+// the pre-flight, so wiring it into `bulkflow validate` keeps
+// TestPipelinesValidate green.
+func TestPreflightExamplePipelines(t *testing.T) {
+	root := repoRoot(t)
+	files, _ := filepath.Glob(filepath.Join(root, "pipelines/*.yaml"))
+	t.Chdir(root)
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		if code, out := runPreflight(t, rel); code != exitOK {
+			t.Errorf("%s: exit %d\n%s", rel, code, out)
+		}
+	}
+}

@@ -1,0 +1,568 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"gocloud.dev/gcerrors"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/sinks/filesink"
+	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
+	"github.com/bulkflow/bulkflow/sources/csvsource"
+	"github.com/bulkflow/bulkflow/transforms/exprenv"
+)
+
+// Private plugin types of `bulkflow replay`.
+const (
+	replaySelectType = "replay-select"
+	replayFixType    = "replay-fix"
+)
+
+// replayLedgerName is the file, under the pipeline's dead_letter prefix,
+// that records which dead-letter files were replayed.
+const replayLedgerName = "replayed.json"
+
+const replayUsage = `Usage: bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--force]
+
+Re-sends dead-lettered rows through the pipeline that produced them. The
+dead-letter file <dead_letter>/<run id>/<stage>.csv is read as a CSV source;
+by default only rows whose failure is retryable are kept (_error says
+retryable=true, or _error_code is UNABLE_TO_LOCK_ROW, UNPROCESSED,
+job_incomplete, api_budget, cancelled, aborted or REQUEST_LIMIT_EXCEEDED);
+--all keeps every row. The others are counted as filtered. The _ columns
+are dropped, --map fixes are applied (FIELD=EXPR, an expression over the
+row's fields; other fields pass through; a new FIELD is appended), and the
+rows go through <stage> and every stage after it (for a source stage: the
+stages after it). The replay writes its own dead letters under the
+pipeline's dead_letter with a new run id.
+
+A dead-letter file is replayed once: its sha256 and the replaying run id
+are recorded in <dead_letter>/replayed.json, and a second replay of the same
+file is refused (exit 2) unless --force.
+
+Exit codes: 0 every replayed row loaded or filtered; 3 some dead-lettered
+again; 1 the run failed; 2 usage, invalid pipeline file, or already replayed.
+
+Flags:`
+
+// mapFlags collects repeated --map FIELD=EXPR flags.
+type mapFlags []pipeline.ExprField
+
+// String implements flag.Value.
+func (m *mapFlags) String() string {
+	var parts []string
+	for _, f := range *m {
+		parts = append(parts, f.Name+"="+f.Expr)
+	}
+	return strings.Join(parts, " ")
+}
+
+// Set implements flag.Value.
+func (m *mapFlags) Set(v string) error {
+	name, expr, ok := strings.Cut(v, "=")
+	name, expr = strings.TrimSpace(name), strings.TrimSpace(expr)
+	if !ok || name == "" || expr == "" {
+		return fmt.Errorf("want FIELD=EXPR, got %q", v)
+	}
+	for _, f := range *m {
+		if f.Name == name {
+			return fmt.Errorf("field %s is mapped twice", name)
+		}
+	}
+	*m = append(*m, pipeline.ExprField{Name: name, Expr: expr, Pos: pipeline.Position{File: "--map " + name}})
+	return nil
+}
+
+// replayEntry is one replay recorded in replayed.json.
+type replayEntry struct {
+	SHA256     string          `json:"sha256"`
+	DeadLetter string          `json:"dead_letter"`
+	Stage      string          `json:"stage"`
+	RunID      string          `json:"run_id"`
+	Pipeline   string          `json:"pipeline"`
+	All        bool            `json:"all,omitempty"`
+	Map        []string        `json:"map,omitempty"`
+	Forced     bool            `json:"forced,omitempty"`
+	StartedAt  time.Time       `json:"started_at"`
+	Status     string          `json:"status"` // "running" until the replay ends
+	Counts     pipeline.Counts `json:"counts"`
+}
+
+// blocks reports whether the entry forbids replaying its file again: any
+// replay that may have sent rows (still running or crashed, or rows that
+// reached a sink outcome). A replay that only filtered rows, or failed
+// before any row reached a sink, does not block.
+func (e *replayEntry) blocks() bool {
+	return e.Status == "running" || e.Counts.Loaded > 0 || e.Counts.DeadLettered > 0
+}
+
+// replayLedger is the content of replayed.json.
+type replayLedger struct {
+	Replays []replayEntry `json:"replays"`
+}
+
+func readLedger(ctx context.Context, loc blobio.Location) (*replayLedger, error) {
+	led := &replayLedger{Replays: []replayEntry{}}
+	r, err := blobio.NewReader(ctx, loc)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return led, nil
+		}
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, led); err != nil {
+		return nil, fmt.Errorf("%s: %w", loc, err)
+	}
+	return led, nil
+}
+
+func writeLedger(ctx context.Context, loc blobio.Location, led *replayLedger) error {
+	data, err := json.MarshalIndent(led, "", "  ")
+	if err != nil {
+		return err
+	}
+	return blobio.WriteAll(context.WithoutCancel(ctx), loc, append(data, '\n'))
+}
+
+// runReplay implements `bulkflow replay`.
+func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pipelineFile := fs.String("pipeline", "", "the pipeline `file` whose run wrote the dead letter (required)")
+	all := fs.Bool("all", false, "replay every row, not only those whose failure is retryable")
+	force := fs.Bool("force", false, "replay even if this dead-letter file was replayed before (rows may be sent twice)")
+	report := fs.String("report", "", "write the JSON run report to this `path` or blob URL")
+	var fixes mapFlags
+	fs.Var(&fixes, "map", "`FIELD=EXPR` fix applied to every replayed row (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, replayUsage)
+		fs.PrintDefaults()
+	}
+	dlURL, err := parseInterspersed(fs, args)
+	if err != nil {
+		return flagExit(err)
+	}
+	if dlURL == "" || *pipelineFile == "" {
+		fs.Usage()
+		return exitUsage
+	}
+	fail := func(code int, format string, args ...any) int {
+		fmt.Fprintf(stderr, "bulkflow: replay: "+format+"\n", args...)
+		return code
+	}
+
+	g, err := config.LoadFile(*pipelineFile, pipeline.DefaultRegistry())
+	if err != nil {
+		printConfigErr(stderr, err)
+		return exitUsage
+	}
+	dlLoc, err := blobio.Parse(g.BaseDir, dlURL)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	base := path.Base(dlLoc.Key)
+	if !strings.HasSuffix(base, ".csv") || base == ".csv" {
+		return fail(exitUsage, "%s: a dead-letter file is named <stage>.csv", dlURL)
+	}
+	stageName := strings.TrimSuffix(base, ".csv")
+	var st *pipeline.StageSpec
+	var names []string
+	for i := range g.Stages {
+		names = append(names, g.Stages[i].Name)
+		if stageDirName(g.Stages[i].Name) == stageName {
+			st = &g.Stages[i]
+		}
+	}
+	if st == nil {
+		return fail(exitUsage, "%s: pipeline %s has no stage %q (stages: %s)", dlURL, *pipelineFile, stageName, strings.Join(names, ", "))
+	}
+
+	sum, header, err := inspectDeadLetter(ctx, dlLoc)
+	if err != nil {
+		return fail(exitFailed, "read %s: %v", dlURL, err)
+	}
+	if len(header) < len(pipeline.DeadLetterColumns) ||
+		!slices.Equal(header[len(header)-len(pipeline.DeadLetterColumns):], pipeline.DeadLetterColumns) {
+		return fail(exitUsage, "%s is not a dead-letter file: its header does not end with %s", dlURL, strings.Join(pipeline.DeadLetterColumns, ","))
+	}
+	data := header[:len(header)-len(pipeline.DeadLetterColumns)]
+
+	dlPrefix := g.DeadLetter
+	if dlPrefix == "" {
+		dlPrefix = "dead-letter/"
+	}
+	prefix, err := blobio.Parse(g.BaseDir, dlPrefix)
+	if err != nil {
+		return fail(exitUsage, "dead_letter: %v", err)
+	}
+	ledgerLoc := blobio.Join(prefix, replayLedgerName)
+	led, err := readLedger(ctx, ledgerLoc)
+	if err != nil {
+		return fail(exitFailed, "read %s: %v", ledgerLoc, err)
+	}
+	for _, e := range led.Replays {
+		if e.SHA256 == sum && e.blocks() && !*force {
+			return fail(exitUsage, "%s (sha256 %s) was already replayed by run %s at %s (status %s, %d rows loaded); "+
+				"replaying it again could send its rows twice. Replay that run's own dead letters instead, or pass --force",
+				dlURL, sum[:12], e.RunID, e.StartedAt.Format(time.RFC3339), e.Status, e.Counts.Loaded)
+		}
+	}
+
+	// Type the data columns as the stage saw them, so that nulls, dates
+	// and numbers reach the downstream stages as in the original run.
+	types := map[string]pipeline.Type{}
+	env := newEnv(g, stderr)
+	if orig, err := pipeline.Prepare(ctx, pipeline.DefaultRegistry(), g, env); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: replay: warning: cannot open the pipeline's sources to learn column types; "+
+			"every dead-letter column is read as a string: %v\n", err)
+	} else {
+		// A stage dead-letters rows of its input schema (a source: of its
+		// output), which is the output of its first input.
+		key := st.Name
+		if st.Kind != pipeline.KindSource && len(st.Inputs) > 0 {
+			key = st.Inputs[0]
+		}
+		if sc := orig.Schemas()[key]; sc != nil {
+			for _, f := range sc.Fields() {
+				types[f.Name] = f.Type
+			}
+		}
+		orig.Close()
+	}
+	src := &csvsource.Options{URL: dlURL}
+	for _, c := range data {
+		if t, ok := types[c]; ok && t != pipeline.TypeString && t != pipeline.TypeAny {
+			src.Columns = append(src.Columns, csvsource.Column{Name: c, Type: t.String()})
+		}
+	}
+
+	ng, err := replayGraph(g, st, src, *all, fixes)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	reg := cloneRegistry(pipeline.DefaultRegistry())
+	reg.RegisterTransform(replaySelectType, pipeline.Spec{Summary: "keep retryable dead-lettered rows, drop the _ columns"},
+		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+			return &replaySelect{all: opts.(*replaySelectOptions).All}, nil
+		})
+	reg.RegisterTransform(replayFixType, pipeline.Spec{Summary: "apply --map fixes"},
+		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+			return &replayFix{fixes: opts.(mapFlags), penv: env}, nil
+		})
+	env = newEnv(g, stderr)
+	plan, err := pipeline.Prepare(ctx, reg, ng, env)
+	if err != nil {
+		printConfigErr(stderr, err)
+		return exitUsage
+	}
+
+	entry := replayEntry{SHA256: sum, DeadLetter: dlURL, Stage: st.Name, RunID: env.RunID, Pipeline: g.Name,
+		All: *all, Forced: *force, StartedAt: time.Now().UTC(), Status: "running"}
+	for _, f := range fixes {
+		entry.Map = append(entry.Map, f.Name+"="+f.Expr)
+	}
+	led.Replays = append(led.Replays, entry)
+	if err := writeLedger(ctx, ledgerLoc, led); err != nil {
+		plan.Close()
+		return fail(exitFailed, "record the replay in %s: %v", ledgerLoc, err)
+	}
+	rep, runErr := plan.Run(ctx, &pipeline.RunOptions{
+		DeadLetters: func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
+			return filesink.OpenCSV(ctx, loc, schema, nil)
+		},
+	})
+	last := &led.Replays[len(led.Replays)-1]
+	last.Status, last.Counts = rep.Status, rep.Counts
+	if err := writeLedger(ctx, ledgerLoc, led); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", ledgerLoc, err)
+		if runErr == nil {
+			runErr = err
+		}
+	}
+	if *report != "" {
+		if err := writeReport(ctx, *report, rep); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			if runErr == nil {
+				runErr = err
+			}
+		}
+	}
+	for _, s := range rep.Stages {
+		if s.Type == replaySelectType {
+			what := "not retryable; --all replays them"
+			if *all {
+				what = "none with --all"
+			}
+			fmt.Fprintf(stdout, "replay %s: %d rows in the dead letter, %d replayed, %d filtered (%s); run %s\n",
+				dlURL, rep.Counts.Read, s.Out, s.Filtered, what, rep.RunID)
+		}
+	}
+	rep.Summary(stderr)
+	switch {
+	case rep.Status == pipeline.StatusFailed || rep.Status == pipeline.StatusCancelled || runErr != nil:
+		return exitFailed
+	case rep.Status == pipeline.StatusPartial:
+		return exitPartial
+	}
+	return exitOK
+}
+
+// inspectDeadLetter returns the sha256 (hex) and the CSV header of a
+// dead-letter file.
+func inspectDeadLetter(ctx context.Context, loc blobio.Location) (string, []string, error) {
+	r, err := blobio.NewReader(ctx, loc)
+	if err != nil {
+		return "", nil, err
+	}
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	r.Close()
+	if err != nil {
+		return "", nil, fmt.Errorf("header: %w", err)
+	}
+	r, err = blobio.NewReader(ctx, loc)
+	if err != nil {
+		return "", nil, err
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", nil, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), header, nil
+}
+
+// replayGraph builds the replay graph: the dead-letter CSV source, the
+// row selection, the optional fixes, then the dead-letter stage (unless it
+// is a source) and every stage downstream of it, reading only from stages
+// of the replay.
+func replayGraph(g *pipeline.Graph, st *pipeline.StageSpec, src *csvsource.Options, all bool, fixes mapFlags) (*pipeline.Graph, error) {
+	down := map[string]bool{st.Name: true}
+	for changed := true; changed; {
+		changed = false
+		for _, s := range g.Stages {
+			if down[s.Name] {
+				continue
+			}
+			for _, in := range s.Inputs {
+				if down[in] {
+					down[s.Name], changed = true, true
+					break
+				}
+			}
+		}
+	}
+	used := map[string]bool{}
+	for _, s := range g.Stages {
+		used[s.Name] = true
+	}
+	unique := func(n string) string {
+		for used[n] {
+			n += "_"
+		}
+		used[n] = true
+		return n
+	}
+	readName, selectName := unique("replay"), unique("replay-select")
+	ng := &pipeline.Graph{Name: g.Name, File: g.File, FileHash: g.FileHash, DeadLetter: g.DeadLetter,
+		Lookups: g.Lookups, BaseDir: g.BaseDir}
+	pos := st.Pos
+	ng.Stages = append(ng.Stages,
+		pipeline.StageSpec{Name: readName, Kind: pipeline.KindSource, Type: "csv", Options: src, Pos: pos},
+		pipeline.StageSpec{Name: selectName, Kind: pipeline.KindTransform, Type: replaySelectType,
+			Options: &replaySelectOptions{All: all}, Inputs: []string{readName}, Pos: pos})
+	last := selectName
+	if len(fixes) > 0 {
+		fixName := unique("replay-fix")
+		ng.Stages = append(ng.Stages, pipeline.StageSpec{Name: fixName, Kind: pipeline.KindTransform, Type: replayFixType,
+			Options: fixes, Inputs: []string{last}, Pos: pos})
+		last = fixName
+	}
+	for _, s := range g.Stages {
+		if !down[s.Name] || (s.Name == st.Name && s.Kind == pipeline.KindSource) {
+			continue
+		}
+		c := s
+		c.Inputs = nil
+		if s.Name == st.Name {
+			c.Inputs = []string{last}
+		} else {
+			for _, in := range s.Inputs {
+				switch {
+				case in == st.Name && st.Kind == pipeline.KindSource:
+					c.Inputs = append(c.Inputs, last)
+				case down[in]:
+					c.Inputs = append(c.Inputs, in)
+				}
+			}
+		}
+		ng.Stages = append(ng.Stages, c)
+	}
+	if err := ng.Check(); err != nil {
+		return nil, fmt.Errorf("build the replay graph: %w", err)
+	}
+	return ng, nil
+}
+
+// replaySelectOptions configures the replay-select transform.
+type replaySelectOptions struct{ All bool }
+
+// replaySelect keeps the dead-lettered rows to replay (all, or only the
+// retryable ones; the others are filtered) without the _ columns.
+type replaySelect struct {
+	all           bool
+	keep          []int
+	code, message int
+	out           *pipeline.Schema
+}
+
+// Check finds the _error_code and _error columns and returns the data
+// columns' schema.
+func (t *replaySelect) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
+	t.code, t.message = in.Index("_error_code"), in.Index("_error")
+	if t.code < 0 || t.message < 0 {
+		return nil, errors.New("not a dead-letter file: no _error_code and _error columns")
+	}
+	var fields []pipeline.Field
+	for i, f := range in.Fields() {
+		if !slices.Contains(pipeline.DeadLetterColumns, f.Name) {
+			t.keep = append(t.keep, i)
+			fields = append(fields, f)
+		}
+	}
+	out, err := pipeline.NewSchema(fields...)
+	if err != nil {
+		return nil, err
+	}
+	t.out = out
+	return out, nil
+}
+
+// Apply keeps or filters each row.
+func (t *replaySelect) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Batch, error) {
+	out := pipeline.NewBatch(t.out, in.Len())
+	for i := range in.Len() {
+		row := in.Row(i)
+		code, _ := row[t.code].(string)
+		msg, _ := row[t.message].(string)
+		if !t.all && !salesforcesink.Retryable(code, msg) {
+			out.Drop(pipeline.Drop{Row: row, Origin: in.Origin(i)})
+			continue
+		}
+		r := make(pipeline.Row, len(t.keep))
+		for j, c := range t.keep {
+			r[j] = row[c]
+		}
+		out.Append(r, in.Origin(i))
+	}
+	return out, nil
+}
+
+// replayFix applies --map fixes: each named field is replaced by (or, if
+// new, appended as) its expression; the other fields pass through.
+type replayFix struct {
+	fixes mapFlags
+	penv  *pipeline.Env
+	env   *exprenv.Env
+	progs []*exprenv.Program // per output field; nil passes the input field through
+	src   []int              // input index of pass-through fields
+	out   *pipeline.Schema
+}
+
+// Check compiles the fixes against the replayed rows' schema.
+func (t *replayFix) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
+	t.env = exprenv.New(in, t.penv)
+	byName := map[string]pipeline.ExprField{}
+	for _, f := range t.fixes {
+		byName[f.Name] = f
+	}
+	var fields []pipeline.Field
+	add := func(name string, srcIdx int, expr string) error {
+		var p *exprenv.Program
+		typ := pipeline.TypeAny
+		if expr != "" {
+			var err error
+			if p, err = t.env.Compile(expr); err != nil {
+				return fmt.Errorf("--map %s=%s: %v", name, expr, err)
+			}
+			typ = p.Type
+		} else {
+			typ = in.Field(srcIdx).Type
+		}
+		t.progs = append(t.progs, p)
+		t.src = append(t.src, srcIdx)
+		fields = append(fields, pipeline.Field{Name: name, Type: typ})
+		return nil
+	}
+	for i, f := range in.Fields() {
+		fx, ok := byName[f.Name]
+		if err := add(f.Name, i, fx.Expr); err != nil {
+			return nil, err
+		}
+		if ok {
+			delete(byName, f.Name)
+		}
+	}
+	for _, f := range t.fixes {
+		if _, ok := byName[f.Name]; ok {
+			if err := add(f.Name, -1, f.Expr); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out, err := pipeline.NewSchema(fields...)
+	if err != nil {
+		return nil, err
+	}
+	t.out = out
+	return out, nil
+}
+
+// Apply evaluates the fixes; a row a fix fails on is dead-lettered with
+// code expr_error.
+func (t *replayFix) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Batch, error) {
+	out := pipeline.NewBatch(t.out, in.Len())
+	r := t.env.Runner()
+	defer r.Release()
+rows:
+	for i := range in.Len() {
+		row := in.Row(i)
+		r.Bind(row)
+		dst := make(pipeline.Row, len(t.progs))
+		for j, p := range t.progs {
+			if p == nil {
+				dst[j] = row[t.src[j]]
+				continue
+			}
+			v, err := r.Run(p)
+			if err != nil {
+				out.Drop(pipeline.Drop{Row: row, Origin: in.Origin(i), Err: &pipeline.RowError{
+					Code: "expr_error", Field: t.out.Field(j).Name, Err: fmt.Errorf("--map %s: %w", p.Expr, err)}})
+				continue rows
+			}
+			dst[j] = v
+		}
+		out.Append(dst, in.Origin(i))
+	}
+	return out, nil
+}

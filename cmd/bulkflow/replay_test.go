@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+// runReport runs `bulkflow run FILE --report out/run.json` and returns the
+// exit code and the report.
+func runReport(t *testing.T, file string) (int, pipeline.Report) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := runRun(context.Background(), []string{file, "--progress", "none", "--report", "out/run.json"}, &stdout, &stderr)
+	var rep pipeline.Report
+	b, err := os.ReadFile("out/run.json")
+	if err != nil {
+		t.Fatalf("run exit %d, no report: %v\n%s", code, err, stderr.String())
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return code, rep
+}
+
+// replay runs `bulkflow replay` with args and returns the exit code, the
+// report (when written) and the output.
+func replay(t *testing.T, args ...string) (int, pipeline.Report, string) {
+	t.Helper()
+	os.Remove("out/replay.json")
+	var stdout, stderr bytes.Buffer
+	code := runReplay(context.Background(), append(args, "--report", "out/replay.json"), &stdout, &stderr)
+	var rep pipeline.Report
+	if b, err := os.ReadFile("out/replay.json"); err == nil {
+		if err := json.Unmarshal(b, &rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return code, rep, stdout.String() + stderr.String()
+}
+
+// accountNames returns the Name of every stored Account, sorted.
+func accountNames(srv *salesforcetest.Server) []string {
+	var names []string
+	for _, r := range srv.Records("Account") {
+		names = append(names, r["Name"])
+	}
+	sort.Strings(names)
+	return names
+}
+
+// TestReplayLockErrors loads accounts while every row hits
+// UNABLE_TO_LOCK_ROW, removes the fault, replays the dead letter (every
+// row stored exactly once, alongside a row whose failure is not retryable
+// and stays filtered), refuses a second replay, and with --all + --map
+// fixes the validation error.
+func TestReplayLockErrors(t *testing.T) {
+	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{LockErrorRate: 1}})
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{
+		"data/accounts.csv": planAccountsCSV,
+		"p.yaml":            sfPipeline(srv, "replay", "      lock_retries: 0\n"),
+	})
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.DeadLettered != 11 || rep.Counts.Loaded != 0 {
+		t.Fatalf("first run: exit %d counts %+v", code, rep.Counts)
+	}
+	dl := filepath.Join("out/dead-letter", rep.RunID, "load.csv")
+	if len(srv.Records("Account")) != 0 {
+		t.Fatal("rows stored despite the lock fault")
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	code, rr, out := replay(t, dl, "--pipeline", "p.yaml")
+	if code != exitOK {
+		t.Fatalf("replay exit %d\n%s", code, out)
+	}
+	if rr.Counts.Read != 11 || rr.Counts.Loaded != 11 || rr.Counts.Filtered != 0 || rr.RunID == rep.RunID {
+		t.Errorf("replay counts %+v run %s", rr.Counts, rr.RunID)
+	}
+	if !strings.Contains(out, "11 rows in the dead letter, 11 replayed, 0 filtered") {
+		t.Errorf("output:\n%s", out)
+	}
+	names := accountNames(srv)
+	if len(names) != 11 {
+		t.Fatalf("stored %d accounts, want 11: %v", len(names), names)
+	}
+	for i := 1; i < len(names); i++ {
+		if names[i] == names[i-1] {
+			t.Errorf("%q stored twice", names[i])
+		}
+	}
+	// The replay sent exactly the records the first run sent (nulls,
+	// quotes, dates and floats survive the dead-letter round trip).
+	jobs := srv.Jobs()
+	if len(jobs) != 2 {
+		t.Fatalf("%d jobs, want the first run's and the replay's", len(jobs))
+	}
+	sortedLines := func(b []byte) string {
+		l := strings.SplitAfter(string(b), "\n")
+		sort.Strings(l)
+		return strings.Join(l, "")
+	}
+	if first, again := srv.UploadedCSV(jobs[0].ID), srv.UploadedCSV(jobs[1].ID); sortedLines(first) != sortedLines(again) {
+		t.Errorf("the replay uploaded other records:\n--- first run\n%s\n--- replay\n%s", first, again)
+	}
+
+	// A second replay of the same file is refused.
+	code, _, out = replay(t, dl, "--pipeline", "p.yaml")
+	if code != exitUsage || !strings.Contains(out, "already replayed by run "+rr.RunID) || !strings.Contains(out, "--force") {
+		t.Errorf("second replay: exit %d\n%s", code, out)
+	}
+	if len(srv.Records("Account")) != 11 {
+		t.Error("the refused replay stored rows")
+	}
+	var led replayLedger
+	if b, err := os.ReadFile("out/dead-letter/replayed.json"); err != nil || json.Unmarshal(b, &led) != nil ||
+		len(led.Replays) != 1 || led.Replays[0].RunID != rr.RunID || led.Replays[0].Status != pipeline.StatusSucceeded {
+		t.Errorf("ledger %+v (%v)", led, err)
+	}
+
+	// --force sends the rows again: here the unique External_Id__c makes
+	// Salesforce refuse the copies, so they are dead-lettered again.
+	code, rf, out := replay(t, dl, "--pipeline", "p.yaml", "--force")
+	if code != exitPartial || rf.Counts.DeadLettered != 11 || len(srv.Records("Account")) != 11 {
+		t.Errorf("--force: exit %d, counts %+v, %d records\n%s", code, rf.Counts, len(srv.Records("Account")), out)
+	}
+}
+
+// TestReplayValidationFix loads a row Salesforce refuses (STRING_TOO_LONG,
+// not retryable): the default replay filters it and sends nothing, so the
+// file may be replayed again; --all with a --map fix then loads it.
+func TestReplayValidationFix(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	data := strings.Replace(planAccountsCSV, "A-09,Nine,", "A-09,"+strings.Repeat("L", 300)+",", 1)
+	writeFiles(t, map[string]string{"data/accounts.csv": data, "p.yaml": sfPipeline(srv, "fix", "")})
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.DeadLettered != 1 || rep.Counts.Loaded != 10 {
+		t.Fatalf("run: exit %d counts %+v", code, rep.Counts)
+	}
+	dl := filepath.Join("out/dead-letter", rep.RunID, "load.csv")
+	code, rr, out := replay(t, dl, "--pipeline", "p.yaml")
+	if code != exitOK || rr.Counts.Filtered != 1 || rr.Counts.Loaded != 0 || !strings.Contains(out, "1 filtered (not retryable") {
+		t.Fatalf("default replay: exit %d counts %+v\n%s", code, rr.Counts, out)
+	}
+	code, rr, out = replay(t, dl, "--pipeline", "p.yaml", "--all", "--map", `Name=len(Name) > 255 ? "Nine (fixed)" : Name`)
+	if code != exitOK || rr.Counts.Loaded != 1 {
+		t.Fatalf("--all --map replay: exit %d counts %+v\n%s", code, rr.Counts, out)
+	}
+	names := accountNames(srv)
+	if len(names) != 11 || !strings.Contains(strings.Join(names, "|"), "Nine (fixed)") {
+		t.Errorf("stored %v", names)
+	}
+	// Now the file was replayed with rows loaded: refused.
+	if code, _, out := replay(t, dl, "--pipeline", "p.yaml", "--all"); code != exitUsage {
+		t.Errorf("third replay: exit %d\n%s", code, out)
+	}
+}
+
+// TestReplayThroughTransform replays the dead letter of a map stage (an
+// expression failed) with a fix: the rows go through the map stage again
+// and on to the sink, typed as the source declared them.
+func TestReplayThroughTransform(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	p := fmt.Sprintf(`name: through
+dead_letter: out/dead-letter/
+stages:
+  - name: read
+    source:
+      type: csv
+      url: data/accounts.csv
+      columns: {revenue: float, since: date}
+  - name: map
+    inputs: [read]
+    map:
+      External_Id__c: id
+      Name: name
+      AnnualRevenue: 'revenue == nil ? null : revenue * 2'
+      SLAExpirationDate__c: since
+      Description: 'sfDate(notes, "2006-01-02")'
+  - name: load
+    inputs: [map]
+    sink:
+      type: salesforce
+      object: Account
+      instance_url: %q
+      auth: {access_token: %q}
+      poll_initial: 5ms
+      poll_max: 50ms
+`, srv.URL, srv.AccessToken())
+	writeFiles(t, map[string]string{"data/accounts.csv": "id,name,notes,revenue,since\nB-1,Good,2024-05-06,1.5,2024-01-01\nB-2,Bad,not a date,2.25,2024-01-02\n", "p.yaml": p})
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.Loaded != 1 || rep.Counts.DeadLettered != 1 {
+		t.Fatalf("run: exit %d counts %+v", code, rep.Counts)
+	}
+	dl := filepath.Join("out/dead-letter", rep.RunID, "map.csv")
+	// expr_error is not retryable: the default replay filters it.
+	code, rr, out := replay(t, dl, "--pipeline", "p.yaml")
+	if code != exitOK || rr.Counts.Filtered != 1 || rr.Counts.Loaded != 0 {
+		t.Fatalf("default replay: exit %d counts %+v\n%s", code, rr.Counts, out)
+	}
+	// Nothing was sent, so the file may be replayed again, with a fix.
+	code, rr, out = replay(t, dl, "--pipeline", "p.yaml", "--all", "--map", `notes="2024-12-31"`)
+	if code != exitOK || rr.Counts.Loaded != 1 {
+		t.Fatalf("fixed replay: exit %d counts %+v\n%s", code, rr.Counts, out)
+	}
+	var stages []string
+	for _, s := range rr.Stages {
+		stages = append(stages, s.Name)
+	}
+	if strings.Join(stages, ",") != "replay,replay-select,replay-fix,map,load" {
+		t.Errorf("replay stages %v", stages)
+	}
+	recs := srv.Records("Account")
+	if len(recs) != 2 {
+		t.Fatalf("records %v", recs)
+	}
+	for _, r := range recs {
+		if r["Name"] == "Bad" && (r["Description"] != "2024-12-31" || r["SLAExpirationDate__c"] != "2024-01-02" || r["AnnualRevenue"] != "4.5") {
+			t.Errorf("replayed record %v", r)
+		}
+	}
+}
+
+// TestReplayUsage covers refusals before any row moves.
+func TestReplayUsage(t *testing.T) {
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{
+		"data/accounts.csv": planAccountsCSV,
+		"p.yaml":            "name: u\nstages:\n  - name: read\n    source: {type: csv, url: data/accounts.csv}\n  - name: write\n    inputs: [read]\n    sink: {type: csv, url: out/x.csv}\n",
+		"dl/nosuch.csv":     "a,_stage,_error_code,_error,_origin,_run_id,_raw\n",
+		"dl/write.csv":      "id,name\n1,2\n",
+	})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dl/write.csv"}, "Usage"},
+		{[]string{"dl/nosuch.csv", "--pipeline", "p.yaml"}, `no stage "nosuch"`},
+		{[]string{"dl/write.csv", "--pipeline", "p.yaml"}, "not a dead-letter file"},
+		{[]string{"dl/write.csv", "--pipeline", "p.yaml", "--map", "oops"}, "FIELD=EXPR"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := runReplay(context.Background(), c.args, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, want 2 and %q in\n%s", c.args, code, c.want, stderr.String())
+		}
+	}
+}
