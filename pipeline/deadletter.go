@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -15,7 +16,7 @@ import (
 // Dead-letter columns appended to each dead-lettered row, in this order.
 // A dead-letter file is a CSV whose header is the stage's input columns
 // followed by these, so it reads back as a CSV source without edits.
-var DeadLetterColumns = []string{"_stage", "_error_code", "_error", "_origin", "_run_id", "_raw"}
+var DeadLetterColumns = []string{"_stage", "_error_code", "_error", "_error_field", "_retryable", "_ref", "_origin", "_run_id", "_raw"}
 
 // DeadLetterOpener opens the sink a stage's dead letters are written to: a
 // CSV object at loc with the given schema. cmd/bulkflow passes the file
@@ -110,7 +111,7 @@ func (d *deadLetters) write(stage string, in *Schema, drops []Drop) error {
 				row[j] = dr.Row[c]
 			}
 		}
-		code, msg := CodeRowFailed, "<nil>"
+		code, msg, field, retryable, ref := CodeRowFailed, "<nil>", "", false, ""
 		if dr.Err != nil {
 			msg = dr.Err.Error()
 			var re *RowError
@@ -121,18 +122,19 @@ func (d *deadLetters) write(stage string, in *Schema, drops []Drop) error {
 				if re.Err != nil {
 					msg = re.Err.Error()
 				}
-				if re.Field != "" {
-					msg = "field " + re.Field + ": " + msg
-				}
+				field, retryable, ref = re.Field, re.Retryable, re.Ref
 			}
 		}
 		n := len(f.keep)
 		row[n] = stage
 		row[n+1] = code
 		row[n+2] = msg
-		row[n+3] = dr.Origin.String()
-		row[n+4] = d.runID
-		row[n+5] = dr.Raw
+		row[n+3] = field
+		row[n+4] = strconv.FormatBool(retryable)
+		row[n+5] = ref
+		row[n+6] = dr.Origin.String()
+		row[n+7] = d.runID
+		row[n+8] = dr.Raw
 		b.Append(row, dr.Origin)
 	}
 	f.mu.Lock()

@@ -22,8 +22,15 @@ type RowError struct {
 	Origin Origin // where the row came from; filled in by the engine when zero
 	Stage  string // stage name; filled in by the engine
 	Code   string // machine-readable kind, e.g. "field_count", "expr_error"
-	Field  string // the field involved, if any
+	Field  string // the field involved, if any (several: joined with ";")
 	Err    error  // the cause
+	// Retryable says that sending the row again unchanged may succeed
+	// (a lock, a limit, a cancelled run); false means the data must be
+	// fixed first.
+	Retryable bool
+	// Ref names the remote operation the row failed in, if any (for the
+	// Salesforce sink, the ingest job id).
+	Ref string
 }
 
 // Error returns "origin: stage: field: message".

@@ -168,7 +168,7 @@ func (r *runner) drainBatch(b *Batch, code string, cause error) *Batch {
 		cause = errors.New("run stopped")
 	}
 	for i := range b.rows {
-		out.Drop(Drop{Row: b.rows[i], Origin: b.origins[i], Err: &RowError{Code: code, Err: fmt.Errorf("not processed: %w", cause)}})
+		out.Drop(Drop{Row: b.rows[i], Origin: b.origins[i], Err: &RowError{Code: code, Retryable: code != CodeSinkFailed, Err: fmt.Errorf("not processed: %w", cause)}})
 	}
 	return out
 }

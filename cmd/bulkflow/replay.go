@@ -40,8 +40,9 @@ const replayUsage = `Usage: bulkflow replay DEAD_LETTER_URL --pipeline FILE [--a
 
 Re-sends dead-lettered rows through the pipeline that produced them. The
 dead-letter file <dead_letter>/<run id>/<stage>.csv is read as a CSV source;
-by default only rows whose failure is retryable are kept (_error says
-retryable=true, or _error_code is UNABLE_TO_LOCK_ROW, UNPROCESSED,
+by default only rows whose failure is retryable are kept (_retryable is
+true; in files without that column, _error says retryable=true or
+_error_code is UNABLE_TO_LOCK_ROW, UNPROCESSED,
 job_incomplete, api_budget, cancelled, aborted or REQUEST_LIMIT_EXCEEDED);
 --all keeps every row. The others are counted as filtered. The _ columns
 are dropped, --map fixes are applied (FIELD=EXPR, an expression over the
@@ -430,16 +431,16 @@ type replaySelectOptions struct{ All bool }
 // replaySelect keeps the dead-lettered rows to replay (all, or only the
 // retryable ones; the others are filtered) without the _ columns.
 type replaySelect struct {
-	all           bool
-	keep          []int
-	code, message int
-	out           *pipeline.Schema
+	all                      bool
+	keep                     []int
+	code, message, retryable int // columns; retryable is -1 in older files
+	out                      *pipeline.Schema
 }
 
 // Check finds the _error_code and _error columns and returns the data
 // columns' schema.
 func (t *replaySelect) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
-	t.code, t.message = in.Index("_error_code"), in.Index("_error")
+	t.code, t.message, t.retryable = in.Index("_error_code"), in.Index("_error"), in.Index("_retryable")
 	if t.code < 0 || t.message < 0 {
 		return nil, errors.New("not a dead-letter file: no _error_code and _error columns")
 	}
@@ -465,7 +466,12 @@ func (t *replaySelect) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline
 		row := in.Row(i)
 		code, _ := row[t.code].(string)
 		msg, _ := row[t.message].(string)
-		if !t.all && !salesforcesink.Retryable(code, msg) {
+		retry := salesforcesink.Retryable(code, msg)
+		if t.retryable >= 0 {
+			flag, _ := row[t.retryable].(string)
+			retry = flag == "true"
+		}
+		if !t.all && !retry {
 			out.Drop(pipeline.Drop{Row: row, Origin: in.Origin(i)})
 			continue
 		}

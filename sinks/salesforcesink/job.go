@@ -361,14 +361,16 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 			if code == "" {
 				code = "row_failed"
 			}
-			field := ""
-			if len(pe.Fields) > 0 {
-				field = pe.Fields[0]
+			// The dead letter gets sf__Error split: code, message, fields.
+			field := strings.Join(pe.Fields, ";")
+			msg := pe.Message
+			if msg == "" {
+				msg = r.Error
 			}
 			if code == CodeLockRow {
 				locked = append(locked, i)
 			}
-			st.fail(i, rowErr(code, field, retryableCode(code), id, "%s", r.Error))
+			st.fail(i, rowErr(code, field, retryableCode(code), id, "%s", msg))
 		})
 	}
 	if err == nil && needAll {

@@ -514,7 +514,7 @@ func rowErr(code, field string, retryable bool, jobID, format string, args ...an
 	} else {
 		msg += " (retryable=" + fmt.Sprint(retryable) + ")"
 	}
-	return &pipeline.RowError{Code: code, Field: field, Err: errors.New(msg)}
+	return &pipeline.RowError{Code: code, Field: field, Err: errors.New(msg), Retryable: retryable, Ref: jobID}
 }
 
 // retryableCode reports whether a row or job error code is transient.
