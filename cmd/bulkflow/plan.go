@@ -221,9 +221,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	rep, runErr := plan.Run(ctx, &pipeline.RunOptions{
-		DeadLetters: func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
-			return filesink.OpenCSV(ctx, loc, schema, nil)
-		},
+		DeadLetters: filesink.DeadLetters,
 	})
 
 	pr := &planReport{Pipeline: g.Name, File: file, Out: *out, Status: rep.Status, Stages: stages, Run: rep}

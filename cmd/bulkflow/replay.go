@@ -287,9 +287,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(exitFailed, "record the replay in %s: %v", ledgerLoc, err)
 	}
 	rep, runErr := plan.Run(ctx, &pipeline.RunOptions{
-		DeadLetters: func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
-			return filesink.OpenCSV(ctx, loc, schema, nil)
-		},
+		DeadLetters: filesink.DeadLetters,
 	})
 	last := &led.Replays[len(led.Replays)-1]
 	last.Status, last.Counts = rep.Status, rep.Counts

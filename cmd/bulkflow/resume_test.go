@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
-	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/sinks/filesink"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
@@ -104,9 +103,7 @@ func resumeInProcess(t *testing.T, file, runID string, stderr io.Writer) resumeR
 		t.Fatal(err)
 	}
 	rep, _ := plan.Run(ctx, &pipeline.RunOptions{
-		DeadLetters: func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
-			return filesink.OpenCSV(ctx, loc, schema, nil)
-		},
+		DeadLetters: filesink.DeadLetters,
 	})
 	var buf bytes.Buffer
 	if err := rep.WriteJSON(&buf); err != nil {

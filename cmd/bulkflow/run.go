@@ -126,9 +126,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		env.RunID = *resume
 	}
 	opts := &pipeline.RunOptions{
-		DeadLetters: func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
-			return filesink.OpenCSV(ctx, loc, schema, nil)
-		},
+		DeadLetters: filesink.DeadLetters,
 	}
 	finishProgress := setupProgress(opts, *progress, stderr)
 	rep, runErr := plan.Run(ctx, opts)

@@ -302,3 +302,11 @@ var (
 	_ pipeline.Sink      = (*Sink)(nil)
 	_ pipeline.Validator = (*Options)(nil)
 )
+
+// DeadLetters opens dead-letter files as CSV objects; it is the
+// pipeline.DeadLetterOpener every bulkflow command passes to Plan.Run.
+func DeadLetters(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
+	return OpenCSV(ctx, loc, schema, nil)
+}
+
+var _ pipeline.DeadLetterOpener = DeadLetters

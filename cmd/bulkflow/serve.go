@@ -1,0 +1,760 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	_ "time/tzdata" // schedules name IANA time zones; do not depend on the host's zoneinfo
+
+	"github.com/goccy/go-yaml"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/robfig/cron/v3"
+	"gocloud.dev/gcerrors"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/state"
+	"github.com/bulkflow/bulkflow/sinks/filesink"
+)
+
+// serveFile is the schedule file read from the --pipelines directory.
+//
+// TODO(lead): move `schedule:` / `timezone:` into the pipeline file once the
+// config loader accepts them; serve.yaml is the first cut.
+const serveFile = "serve.yaml"
+
+// serveEntry is one pipeline's schedule in serve.yaml:
+//
+//	accounts.yaml: {schedule: "*/15 * * * *", timezone: Europe/Berlin}
+type serveEntry struct {
+	Schedule string `yaml:"schedule"`
+	Timezone string `yaml:"timezone"`
+}
+
+type serveOptions struct {
+	Dir              string        // --pipelines
+	State            string        // --state
+	Grace            time.Duration // --grace
+	AllowNonLoopback bool          // --allow-non-loopback
+	Holder           string        // lease holder; default hostname:pid
+	LeaseTTL         time.Duration // default 2m, renewed every TTL/3 while running
+}
+
+// servedPipeline is one scheduled pipeline.
+type servedPipeline struct {
+	name  string // the pipeline's name (from the file)
+	file  string // path of the pipeline file
+	spec  string // schedule as written, with the time zone
+	sched cron.Schedule
+	store *state.Store
+
+	run   sync.Mutex // held for the whole of a run: never two at once
+	mu    sync.Mutex // guards current
+	runID string     // current run, "" when idle
+}
+
+func (p *servedPipeline) current() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.runID
+}
+
+func (p *servedPipeline) setCurrent(id string) {
+	p.mu.Lock()
+	p.runID = id
+	p.mu.Unlock()
+}
+
+// server schedules and runs pipelines and serves their status.
+type server struct {
+	opts      serveOptions
+	pipelines map[string]*servedPipeline
+	names     []string // sorted
+	cron      *cron.Cron
+	metrics   *serveMetrics
+	log       *slog.Logger
+	stderr    io.Writer // shared, locked
+	now       func() time.Time
+
+	// runCtx is the context of runs: not cancelled by shutdown until the
+	// grace period is over.
+	runCtx     context.Context
+	cancelRuns context.CancelFunc
+
+	mu       sync.Mutex // guards stopping and wg.Add
+	stopping bool
+	wg       sync.WaitGroup
+
+	// Test hooks: runStarted is called when a run has its lease, before the
+	// pipeline is prepared; runDone after the run is recorded and its lease
+	// and lock released.
+	runStarted func(ctx context.Context, name, runID string)
+	runDone    func(name string, rec state.RunRecord)
+}
+
+var (
+	errUnknownPipeline = errors.New("no such pipeline")
+	errAlreadyRunning  = errors.New("already running")
+	errStopping        = errors.New("server is shutting down")
+)
+
+// lockedWriter serializes writes to a shared writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// capWriter keeps the first max bytes written to it.
+type capWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if room := c.max - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+func (c *capWriter) lines() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(c.buf.String()), "\n") {
+		if l = strings.TrimPrefix(l, "bulkflow: "); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// parseSchedule parses a 5-field cron expression (or @every/@daily...)
+// with an optional time zone, given either as CRON_TZ= in the expression or
+// as tz.
+func parseSchedule(expr, tz string) (spec string, sched cron.Schedule, err error) {
+	expr = strings.TrimSpace(expr)
+	if expr == "" {
+		return "", nil, errors.New("schedule is missing")
+	}
+	hasTZ := strings.HasPrefix(expr, "CRON_TZ=") || strings.HasPrefix(expr, "TZ=")
+	spec = expr
+	if tz != "" {
+		if hasTZ {
+			return "", nil, errors.New("give the time zone either as timezone or as CRON_TZ= in the schedule, not both")
+		}
+		if _, err := time.LoadLocation(tz); err != nil {
+			return "", nil, fmt.Errorf("timezone %q: %v", tz, err)
+		}
+		spec = "CRON_TZ=" + tz + " " + expr
+	}
+	if hasTZ && !strings.Contains(expr, " ") {
+		return "", nil, fmt.Errorf("schedule %q has a time zone but no fields", expr)
+	}
+	defer func() { // cron v3.0.1 panics on some malformed CRON_TZ prefixes
+		if r := recover(); r != nil {
+			err = fmt.Errorf("schedule %q: %v", expr, r)
+		}
+	}()
+	sched, err = cron.ParseStandard(spec)
+	if err != nil {
+		return "", nil, fmt.Errorf("schedule %q: %v", expr, err)
+	}
+	return spec, sched, nil
+}
+
+// loadServeConfig reads DIR/serve.yaml strictly.
+func loadServeConfig(dir string) (map[string]serveEntry, string, error) {
+	file := filepath.Join(dir, serveFile)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, file, err
+	}
+	var m map[string]serveEntry
+	if err := yaml.UnmarshalWithOptions(data, &m, yaml.Strict()); err != nil {
+		return nil, file, fmt.Errorf("%s: %s", file, strings.TrimSpace(yaml.FormatError(err, false, true)))
+	}
+	if len(m) == 0 {
+		return nil, file, fmt.Errorf("%s: no pipelines (map pipeline file names to {schedule: \"*/15 * * * *\", timezone: Europe/Berlin})", file)
+	}
+	return m, file, nil
+}
+
+// newServer reads DIR/serve.yaml, validates every pipeline and schedule and
+// opens the state stores. Nothing is scheduled until start.
+func newServer(ctx context.Context, o serveOptions, stderr io.Writer) (*server, error) {
+	if o.Grace < 0 {
+		return nil, errors.New("--grace must not be negative")
+	}
+	if o.Holder == "" {
+		host, _ := os.Hostname()
+		o.Holder = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 2 * time.Minute
+	}
+	entries, cfgFile, err := loadServeConfig(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	lw := &lockedWriter{w: stderr}
+	s := &server{
+		opts:      o,
+		pipelines: map[string]*servedPipeline{},
+		cron:      cron.New(cron.WithLogger(cron.DiscardLogger)),
+		stderr:    lw,
+		log:       slog.New(slog.NewTextHandler(lw, nil)),
+		now:       time.Now,
+	}
+	files := make([]string, 0, len(entries))
+	for f := range entries {
+		files = append(files, f)
+	}
+	sort.Strings(files)
+	var errs []error
+	for _, f := range files {
+		e := entries[f]
+		if !filepath.IsLocal(f) {
+			errs = append(errs, fmt.Errorf("%s: %q: pipeline files must be named relative to %s, inside it", cfgFile, f, o.Dir))
+			continue
+		}
+		path := filepath.Join(o.Dir, f)
+		spec, sched, err := parseSchedule(e.Schedule, e.Timezone)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %v", cfgFile, f, err))
+			continue
+		}
+		var diag capWriter
+		diag.max = 16 << 10
+		plan, g, _, code := prepare(ctx, path, &diag)
+		if code != exitOK {
+			errs = append(errs, fmt.Errorf("%s: invalid pipeline:\n  %s", path, strings.Join(diag.lines(), "\n  ")))
+			continue
+		}
+		plan.Close()
+		if !validRunID(g.Name) {
+			errs = append(errs, fmt.Errorf("%s: pipeline name %q cannot be served (letters, digits, '.', '_' and '-' only)", path, g.Name))
+			continue
+		}
+		if other, dup := s.pipelines[g.Name]; dup {
+			errs = append(errs, fmt.Errorf("%s: pipeline name %q is also used by %s", path, g.Name, other.file))
+			continue
+		}
+		st, err := state.Open(ctx, o.State, g.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.pipelines[g.Name] = &servedPipeline{name: g.Name, file: path, spec: spec, sched: sched, store: st}
+		s.names = append(s.names, g.Name)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	sort.Strings(s.names)
+	s.metrics = newServeMetrics(s.names)
+	s.runCtx, s.cancelRuns = context.WithCancel(context.WithoutCancel(ctx))
+	for _, name := range s.names {
+		p := s.pipelines[name]
+		s.cron.Schedule(p.sched, cron.FuncJob(func() { s.scheduled(name) }))
+	}
+	return s, nil
+}
+
+// start starts the scheduler.
+func (s *server) start() {
+	s.cron.Start()
+	for _, name := range s.names {
+		p := s.pipelines[name]
+		s.log.Info("scheduled", "pipeline", name, "file", p.file, "schedule", p.spec, "next", p.sched.Next(s.now()))
+	}
+}
+
+// scheduled is the cron job of a pipeline.
+func (s *server) scheduled(name string) {
+	if _, err := s.trigger(name, "schedule"); err != nil {
+		s.log.Warn("scheduled run skipped", "pipeline", name, "reason", err)
+	}
+}
+
+// trigger starts a run of the pipeline in the background and returns its
+// run id. It fails with errAlreadyRunning when this process runs it, or
+// when another process holds its lease.
+func (s *server) trigger(name, why string) (string, error) {
+	p, ok := s.pipelines[name]
+	if !ok {
+		return "", errUnknownPipeline
+	}
+	if !p.run.TryLock() {
+		return "", fmt.Errorf("pipeline %q is %w (run %s)", name, errAlreadyRunning, p.current())
+	}
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		p.run.Unlock()
+		return "", errStopping
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	ctx := context.WithoutCancel(s.runCtx)
+	got, err := p.store.AcquireLease(ctx, s.opts.Holder, s.opts.LeaseTTL)
+	if err != nil || !got {
+		p.run.Unlock()
+		s.wg.Done()
+		if err != nil {
+			return "", fmt.Errorf("pipeline %q: lease: %w", name, err)
+		}
+		le, _ := p.store.ReadLease(ctx)
+		return "", fmt.Errorf("pipeline %q is %w in %s (lease until %s)", name, errAlreadyRunning, le.Holder, le.Expires.Format(time.RFC3339))
+	}
+	runID := pipeline.NewRunID(s.now())
+	p.setCurrent(runID)
+	go s.execute(p, runID, why)
+	return runID, nil
+}
+
+// execute runs the pipeline once; the caller holds p.run, the lease and a
+// wg count, which execute gives back.
+func (s *server) execute(p *servedPipeline, runID, why string) {
+	ctx, cancel := context.WithCancel(s.runCtx)
+	defer cancel()
+	bg := context.WithoutCancel(ctx) // state writes happen even after cancellation
+	s.metrics.running.WithLabelValues(p.name).Set(1)
+	log := s.log.With("pipeline", p.name, "run_id", runID)
+	log.Info("run started", "trigger", why)
+
+	// Keep the lease while running; losing it to another holder stops
+	// the run.
+	renewDone := make(chan struct{})
+	var renewWG sync.WaitGroup
+	renewWG.Go(func() {
+		t := time.NewTicker(max(s.opts.LeaseTTL/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-renewDone:
+				return
+			case <-t.C:
+				if err := p.store.RenewLease(bg, s.opts.Holder, s.opts.LeaseTTL); err != nil {
+					log.Error("lease renewal failed", "err", err)
+					if errors.Is(err, state.ErrLeaseLost) {
+						cancel()
+					}
+				}
+			}
+		}
+	})
+
+	if s.runStarted != nil {
+		s.runStarted(ctx, p.name, runID)
+	}
+	start := s.now()
+	rep := s.runOnce(ctx, p, runID, log)
+	close(renewDone)
+	renewWG.Wait()
+
+	rec := state.RunRecord{
+		RunID: runID, Status: rep.Status, Trigger: why, StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt,
+		Counts: rep.Counts, DeadLetters: rep.DeadLetters, Errors: rep.Errors,
+	}
+	if rec.StartedAt.IsZero() {
+		rec.StartedAt = start.UTC()
+	}
+	if rec.FinishedAt.IsZero() {
+		rec.FinishedAt = s.now().UTC()
+	}
+	if u, err := p.store.ReportURL(runID); err == nil {
+		if err := writeReport(bg, u, rep); err != nil {
+			log.Error("write report", "err", err)
+			rec.Errors = append(rec.Errors, err.Error())
+		} else {
+			rec.ReportURL = u
+		}
+	}
+	if err := p.store.AppendRun(bg, rec); err != nil {
+		log.Error("record run", "err", err)
+	}
+	s.metrics.observe(p.name, rec)
+	if err := p.store.ReleaseLease(bg, s.opts.Holder); err != nil {
+		log.Error("release lease", "err", err)
+	}
+	log.Info("run finished", "status", rec.Status, "read", rec.Counts.Read, "loaded", rec.Counts.Loaded,
+		"filtered", rec.Counts.Filtered, "dead_lettered", rec.Counts.DeadLettered, "seconds", rec.FinishedAt.Sub(rec.StartedAt).Seconds())
+	s.metrics.running.WithLabelValues(p.name).Set(0)
+	p.setCurrent("")
+	p.run.Unlock()
+	if s.runDone != nil {
+		s.runDone(p.name, rec)
+	}
+	s.wg.Done()
+}
+
+// runOnce prepares and runs the pipeline as `bulkflow run` does; it always
+// returns a report.
+func (s *server) runOnce(ctx context.Context, p *servedPipeline, runID string, log *slog.Logger) *pipeline.Report {
+	diag := &capWriter{max: 16 << 10}
+	plan, _, env, code := prepare(ctx, p.file, io.MultiWriter(diag, s.stderr))
+	if code != exitOK {
+		now := s.now().UTC()
+		msgs := diag.lines()
+		if len(msgs) == 0 {
+			msgs = []string{"prepare failed"}
+		}
+		status := pipeline.StatusFailed
+		if ctx.Err() != nil {
+			status = pipeline.StatusCancelled // stopped (shutdown) while opening sources
+		}
+		return &pipeline.Report{RunID: runID, Pipeline: p.name, File: p.file, Status: status,
+			StartedAt: now, FinishedAt: now, Stages: []pipeline.StageReport{}, DeadLetters: []string{}, Errors: msgs}
+	}
+	// The plan shares env: sinks opened by Run see this run id.
+	env.RunID = runID
+	rep, err := plan.Run(ctx, &pipeline.RunOptions{
+		DeadLetters: filesink.DeadLetters,
+	})
+	if err != nil {
+		log.Warn("run error", "err", err)
+	}
+	return rep
+}
+
+// shutdown stops scheduling and waits for running runs; after grace their
+// context is cancelled (they then stop, record a cancelled run and release
+// their leases).
+func (s *server) shutdown(grace time.Duration) {
+	<-s.cron.Stop().Done() // cron jobs only trigger: this returns at once
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	default:
+		s.log.Info("waiting for running pipelines", "grace", grace)
+		t := time.NewTimer(grace)
+		select {
+		case <-done:
+		case <-t.C:
+			s.log.Warn("grace period over: cancelling running pipelines")
+			s.cancelRuns()
+			<-done
+		}
+		t.Stop()
+	}
+	s.cancelRuns()
+}
+
+// --- metrics ---
+
+type serveMetrics struct {
+	reg      *prometheus.Registry
+	rows     *prometheus.CounterVec
+	runs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	running  *prometheus.GaugeVec
+}
+
+// rowOutcomes are the final outcomes of rows (Counts.Balanced: read plus
+// fan-out copies equals their sum).
+var rowOutcomes = []string{"loaded", "filtered", "dead_lettered", "lost"}
+
+func newServeMetrics(names []string) *serveMetrics {
+	m := &serveMetrics{
+		reg: prometheus.NewRegistry(),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkflow_rows_total", Help: "Rows by final outcome (loaded, filtered, dead_lettered, lost), per pipeline.",
+		}, []string{"pipeline", "outcome"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulkflow_runs_total", Help: "Finished runs by status (succeeded, partial, failed, cancelled).",
+		}, []string{"pipeline", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "bulkflow_run_duration_seconds", Help: "Duration of finished runs.",
+			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400},
+		}, []string{"pipeline"}),
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bulkflow_running", Help: "1 while the pipeline runs in this process.",
+		}, []string{"pipeline"}),
+	}
+	m.reg.MustRegister(m.rows, m.runs, m.duration, m.running)
+	for _, n := range names {
+		m.running.WithLabelValues(n).Set(0)
+		for _, o := range rowOutcomes {
+			m.rows.WithLabelValues(n, o)
+		}
+	}
+	return m
+}
+
+func (m *serveMetrics) observe(name string, rec state.RunRecord) {
+	c := rec.Counts
+	for i, v := range []int64{c.Loaded, c.Filtered, c.DeadLettered, c.Lost} {
+		m.rows.WithLabelValues(name, rowOutcomes[i]).Add(float64(v))
+	}
+	m.runs.WithLabelValues(name, rec.Status).Inc()
+	m.duration.WithLabelValues(name).Observe(rec.FinishedAt.Sub(rec.StartedAt).Seconds())
+}
+
+// --- HTTP ---
+
+// newServeHandler returns the HTTP interface: / status page, POST
+// /run/{pipeline}, /reports/{pipeline}/{run_id}.json, /metrics, /healthz.
+// Cross-origin POSTs are refused (a web page cannot trigger runs), and
+// unless non-loopback serving is allowed, so are requests whose Host is not
+// a loopback name (DNS rebinding).
+func newServeHandler(s *server) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.handleStatus)
+	mux.HandleFunc("POST /run/{pipeline}", s.handleRun)
+	mux.HandleFunc("GET /reports/{pipeline}/{file}", s.handleReport)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		stopping := s.stopping
+		s.mu.Unlock()
+		if stopping {
+			http.Error(w, "stopping", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	h := http.NewCrossOriginProtection().Handler(mux)
+	if s.opts.AllowNonLoopback {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		if !isLoopbackHost(host) {
+			http.Error(w, "bulkflow serve: only loopback host names are accepted (see --allow-non-loopback)", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func writeJSONResponse(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (s *server) handleRun(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("pipeline")
+	runID, err := s.trigger(name, "manual")
+	code := http.StatusAccepted
+	switch {
+	case errors.Is(err, errUnknownPipeline):
+		code = http.StatusNotFound
+	case errors.Is(err, errAlreadyRunning):
+		code = http.StatusConflict
+	case errors.Is(err, errStopping):
+		code = http.StatusServiceUnavailable
+	case err != nil:
+		code = http.StatusInternalServerError
+	}
+	if err != nil {
+		writeJSONResponse(w, code, map[string]string{"error": err.Error()})
+		return
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		http.Redirect(w, r, "/", http.StatusSeeOther) // the status page's button
+		return
+	}
+	writeJSONResponse(w, code, map[string]string{"pipeline": name, "run_id": runID})
+}
+
+func (s *server) handleReport(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.pipelines[r.PathValue("pipeline")]
+	id, isJSON := strings.CutSuffix(r.PathValue("file"), ".json")
+	if !ok || !isJSON || !validRunID(id) {
+		http.NotFound(w, r)
+		return
+	}
+	u, err := p.store.ReportURL(id)
+	var rc io.ReadCloser
+	if err == nil {
+		var loc blobio.Location
+		if loc, err = blobio.Parse("", u); err == nil {
+			rc, err = blobio.NewReader(r.Context(), loc)
+		}
+	}
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			http.NotFound(w, r)
+			return
+		}
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/json")
+	io.Copy(w, rc)
+}
+
+type statusRun struct {
+	state.RunRecord
+	Seconds float64
+	Report  string // link, "" when no report
+}
+
+type statusPipeline struct {
+	Name, File, Schedule, Next, Running string
+	Runs                                []statusRun
+	Err                                 string
+}
+
+var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
+	"ts": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+}).Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>bulkflow serve</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}
+.succeeded{color:#070}.partial{color:#a60}.failed,.cancelled{color:#b00}</style></head>
+<body><h1>bulkflow serve</h1>
+<p>{{len .}} pipeline(s). Metrics at <a href="/metrics">/metrics</a>.</p>
+{{range .}}<h2 id="{{.Name}}">{{.Name}}</h2>
+<p>File <code>{{.File}}</code> &middot; schedule <code>{{.Schedule}}</code> &middot; next run {{.Next}}
+{{if .Running}}&middot; <strong>running</strong> {{.Running}}{{else}}<form method="post" action="/run/{{.Name}}" style="display:inline"><button>Run now</button></form>{{end}}</p>
+{{if .Err}}<p class="failed">state store: {{.Err}}</p>{{end}}
+{{if .Runs}}<table><tr><th>run</th><th>trigger</th><th>status</th><th>started</th><th>seconds</th><th>read</th><th>loaded</th><th>filtered</th><th>dead-lettered</th><th>report</th></tr>
+{{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Trigger}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{ts .StartedAt}}</td><td>{{printf "%.1f" .Seconds}}</td><td>{{.Counts.Read}}</td><td>{{.Counts.Loaded}}</td><td>{{.Counts.Filtered}}</td><td>{{.Counts.DeadLettered}}</td><td>{{if .Report}}<a href="{{.Report}}">JSON</a>{{end}}</td></tr>
+{{end}}</table>{{else}}<p>No runs yet.</p>{{end}}
+{{end}}</body></html>
+`))
+
+func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	now := s.now()
+	var out []statusPipeline
+	for _, name := range s.names {
+		p := s.pipelines[name]
+		sp := statusPipeline{Name: name, File: p.file, Schedule: p.spec, Running: p.current(), Next: "never"}
+		if next := p.sched.Next(now); !next.IsZero() {
+			sp.Next = next.Format("2006-01-02 15:04 MST")
+		}
+		runs, err := p.store.Runs(r.Context(), 10)
+		if err != nil {
+			sp.Err = err.Error()
+		}
+		for _, rec := range runs {
+			sr := statusRun{RunRecord: rec, Seconds: rec.FinishedAt.Sub(rec.StartedAt).Seconds()}
+			if rec.ReportURL != "" {
+				sr.Report = "/reports/" + name + "/" + rec.RunID + ".json"
+			}
+			sp.Runs = append(sp.Runs, sr)
+		}
+		out = append(out, sp)
+	}
+	var b bytes.Buffer
+	if err := statusTmpl.Execute(&b, out); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(b.Bytes())
+}
+
+// --- command ---
+
+// checkServeAddr refuses listening beyond loopback unless allowed.
+func checkServeAddr(addr string, allow bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %v", addr, err)
+	}
+	if allow || isLoopbackHost(host) {
+		return nil
+	}
+	if host == "" {
+		host = "all interfaces"
+	}
+	return fmt.Errorf("--addr %q listens on %s, not loopback: the status page and POST /run have no authentication; pass --allow-non-loopback to do it anyway (behind an authenticating proxy)", addr, host)
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o serveOptions
+	fs.StringVar(&o.Dir, "pipelines", "", "`DIR` holding the pipeline files and serve.yaml (required)")
+	addr := fs.String("addr", "127.0.0.1:8585", "HTTP listen address (status page, POST /run/NAME, /metrics, /healthz)")
+	fs.StringVar(&o.State, "state", state.DefaultLocation, "state store `LOCATION` (a directory or blob URL): run history, reports, leases")
+	fs.DurationVar(&o.Grace, "grace", 5*time.Minute, "on SIGTERM, how long running pipelines may finish before they are cancelled")
+	fs.BoolVar(&o.AllowNonLoopback, "allow-non-loopback", false, "allow --addr beyond loopback (there is no authentication)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: bulkflow serve --pipelines DIR [--addr 127.0.0.1:8585] [--state LOCATION] [--grace 5m]\n\nRuns the pipelines listed in DIR/serve.yaml on their cron schedules, e.g.\n\n  accounts.yaml: {schedule: \"*/15 * * * *\", timezone: Europe/Berlin}\n\n(5-field cron, @hourly/@every 1h, or CRON_TZ=Zone in the schedule), never two\nruns of one pipeline at once (a lease in the state store guards against other\nprocesses too), records every run and its report in the state store, and\nserves a status page, POST /run/NAME (manual run), /metrics and /healthz.\nEvery pipeline is validated at start. SIGTERM stops scheduling, lets running\npipelines finish for --grace, then cancels them.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return flagExit(err)
+	}
+	if o.Dir == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	if err := checkServeAddr(*addr, o.AllowNonLoopback); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: serve: %v\n", err)
+		return exitUsage
+	}
+	s, err := newServer(ctx, o, stderr)
+	if err != nil {
+		printConfigErr(stderr, fmt.Errorf("serve: refusing to start:\n%w", err))
+		return exitUsage
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: serve: %v\n", err)
+		return exitFailed
+	}
+	hs := &http.Server{Handler: newServeHandler(s), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "bulkflow: serving %d pipeline(s) on http://%s\n", len(s.names), ln.Addr())
+	s.start()
+	code := exitOK
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+	case err := <-served:
+		s.log.Error("http server stopped", "err", err)
+		code = exitFailed
+	}
+	// The status page and /metrics stay up while runs drain.
+	s.shutdown(o.Grace)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	return code
+}

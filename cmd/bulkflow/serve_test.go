@@ -1,0 +1,524 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/state"
+)
+
+// serveNever is a valid schedule that never fires (February 30th), so
+// tests trigger runs themselves.
+const serveNever = "0 0 30 2 *"
+
+// serveSafeBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type serveSafeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *serveSafeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *serveSafeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// serveFixture writes DIR with serve.yaml and the "people" pipeline (CSV in
+// -> filter -> map -> CSV out; 3 rows: 2 loaded, 1 filtered). extra is
+// appended to serve.yaml.
+func serveFixture(t *testing.T, serveYAML string) (dir, stateDir string) {
+	t.Helper()
+	root := t.TempDir()
+	dir = filepath.Join(root, "pipelines")
+	stateDir = filepath.Join(root, "state") + "/"
+	data := filepath.ToSlash(filepath.Join(root, "data"))
+	for _, d := range []string{dir, data} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(data, "people.csv"), "id,name,status\n1,ada,active\n2,bob,deleted\n3,cy,active\n")
+	write(filepath.Join(dir, "people.yaml"), `name: people
+dead_letter: `+data+`/dead-letter/
+stages:
+  - name: read
+    source: {type: csv, url: `+data+`/people.csv}
+  - name: live
+    inputs: [read]
+    filter: 'status != "deleted"'
+  - name: map
+    inputs: [live]
+    map:
+      Id: id
+      Name: upper(name)
+  - name: write
+    inputs: [map]
+    sink: {type: csv, url: `+data+`/out/people.csv}
+`)
+	write(filepath.Join(dir, "broken.yaml"), `name: broken
+stages:
+  - name: read
+    source: {type: csv, url: `+data+`/people.csv}
+  - name: write
+    inputs: [nosuchstage]
+    sink: {type: csv, url: `+data+`/out/broken.csv}
+`)
+	if serveYAML == "" {
+		serveYAML = "people.yaml: {schedule: \"" + serveNever + "\", timezone: Europe/Berlin}\n"
+	}
+	write(filepath.Join(dir, serveFile), serveYAML)
+	return dir, stateDir
+}
+
+// serveTestServer builds a server on the fixture with hooks reporting
+// finished runs on the returned channel.
+func serveTestServer(t *testing.T, dir, stateDir string) (*server, <-chan state.RunRecord, *serveSafeBuffer) {
+	t.Helper()
+	stderr := &serveSafeBuffer{}
+	s, err := newServer(context.Background(), serveOptions{Dir: dir, State: stateDir, Grace: time.Minute}, stderr)
+	if err != nil {
+		t.Fatalf("newServer: %v", err)
+	}
+	done := make(chan state.RunRecord, 4)
+	s.runDone = func(name string, rec state.RunRecord) { done <- rec }
+	// No run is left at the end of a passing test; after a failing one,
+	// cancel at once.
+	t.Cleanup(func() { s.shutdown(0) })
+	return s, done, stderr
+}
+
+func serveDo(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func serveWait(t *testing.T, ch <-chan state.RunRecord) state.RunRecord {
+	t.Helper()
+	select {
+	case rec := <-ch:
+		return rec
+	case <-time.After(15 * time.Second): // a safety net, not an ordering device
+		t.Fatal("run did not finish")
+		return state.RunRecord{}
+	}
+}
+
+func TestServeManualRunRecordedAndShown(t *testing.T) {
+	dir, stateDir := serveFixture(t, "")
+	s, done, stderr := serveTestServer(t, dir, stateDir)
+	ts := httptest.NewServer(newServeHandler(s))
+	defer ts.Close()
+
+	code, body := serveDo(t, "POST", ts.URL+"/run/people")
+	if code != http.StatusAccepted {
+		t.Fatalf("POST /run/people = %d %s", code, body)
+	}
+	var started struct {
+		RunID string `json:"run_id"`
+	}
+	if err := json.Unmarshal([]byte(body), &started); err != nil || started.RunID == "" {
+		t.Fatalf("POST body %q: %v", body, err)
+	}
+	rec := serveWait(t, done)
+	if rec.RunID != started.RunID || rec.Status != pipeline.StatusSucceeded || rec.Trigger != "manual" {
+		t.Fatalf("run = %+v\nstderr:\n%s", rec, stderr.String())
+	}
+	if c := rec.Counts; c.Read != 3 || c.Loaded != 2 || c.Filtered != 1 || c.DeadLettered != 0 {
+		t.Errorf("counts = %+v", c)
+	}
+
+	// The state store has the run, its report, and no lease left behind.
+	st, err := state.Open(context.Background(), stateDir, "people")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := st.Runs(context.Background(), 10)
+	if err != nil || len(runs) != 1 || runs[0].RunID != rec.RunID {
+		t.Fatalf("state runs = %+v, %v", runs, err)
+	}
+	if want := filepath.Join(stateDir, "people", "reports", rec.RunID+".json"); runs[0].ReportURL != want {
+		t.Errorf("report url = %q, want %q", runs[0].ReportURL, want)
+	}
+	if le, err := st.ReadLease(context.Background()); err != nil || le.Holder != "" {
+		t.Errorf("lease after run = %+v, %v; want released", le, err)
+	}
+	out, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(stateDir)), "data", "out", "people.csv"))
+	if err != nil || !strings.Contains(string(out), "ADA") || strings.Contains(string(out), "BOB") {
+		t.Errorf("sink output = %q, %v", out, err)
+	}
+
+	// The status page shows it, with a working link to the report.
+	code, page := serveDo(t, "GET", ts.URL+"/")
+	if code != 200 {
+		t.Fatalf("GET / = %d", code)
+	}
+	link := "/reports/people/" + rec.RunID + ".json"
+	for _, want := range []string{"people", "CRON_TZ=Europe/Berlin " + serveNever, rec.RunID, `class="succeeded"`, `href="` + link + `"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("status page lacks %q:\n%s", want, page)
+		}
+	}
+	code, rep := serveDo(t, "GET", ts.URL+link)
+	if code != 200 || !strings.Contains(rep, `"run_id": "`+rec.RunID+`"`) {
+		t.Errorf("GET %s = %d %s", link, code, rep)
+	}
+	if code, _ := serveDo(t, "GET", ts.URL+"/reports/people/nosuchrun.json"); code != 404 {
+		t.Errorf("missing report = %d, want 404", code)
+	}
+
+	// Metrics count rows by outcome.
+	code, metrics := serveDo(t, "GET", ts.URL+"/metrics")
+	if code != 200 {
+		t.Fatalf("GET /metrics = %d", code)
+	}
+	for _, want := range []string{
+		`bulkflow_rows_total{outcome="loaded",pipeline="people"} 2`,
+		`bulkflow_rows_total{outcome="filtered",pipeline="people"} 1`,
+		`bulkflow_rows_total{outcome="dead_lettered",pipeline="people"} 0`,
+		`bulkflow_runs_total{pipeline="people",status="succeeded"} 1`,
+		`bulkflow_run_duration_seconds_count{pipeline="people"} 1`,
+		`bulkflow_running{pipeline="people"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
+	}
+
+	if code, _ := serveDo(t, "POST", ts.URL+"/run/nosuch"); code != http.StatusNotFound {
+		t.Errorf("POST /run/nosuch = %d, want 404", code)
+	}
+	if code, body := serveDo(t, "GET", ts.URL+"/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+}
+
+func TestServeConcurrentTriggerConflicts(t *testing.T) {
+	dir, stateDir := serveFixture(t, "")
+	s, done, _ := serveTestServer(t, dir, stateDir)
+	started := make(chan string, 1)
+	release := make(chan struct{})
+	s.runStarted = func(ctx context.Context, name, runID string) {
+		started <- runID
+		select {
+		case <-release:
+		case <-ctx.Done(): // only when the test failed early
+		}
+	}
+	ts := httptest.NewServer(newServeHandler(s))
+	defer ts.Close()
+
+	if code, body := serveDo(t, "POST", ts.URL+"/run/people"); code != http.StatusAccepted {
+		t.Fatalf("first POST = %d %s", code, body)
+	}
+	runID := <-started
+	code, body := serveDo(t, "POST", ts.URL+"/run/people")
+	if code != http.StatusConflict || !strings.Contains(body, runID) {
+		t.Errorf("second POST = %d %s; want 409 naming %s", code, body, runID)
+	}
+	// The scheduled trigger is refused the same way.
+	if _, err := s.trigger("people", "schedule"); err == nil {
+		t.Error("scheduled trigger during a run succeeded")
+	}
+	if _, m := serveDo(t, "GET", ts.URL+"/metrics"); !strings.Contains(m, `bulkflow_running{pipeline="people"} 1`) {
+		t.Errorf("metrics while running:\n%s", m)
+	}
+	if _, page := serveDo(t, "GET", ts.URL+"/"); !strings.Contains(page, "running</strong> "+runID) {
+		t.Errorf("status page does not show the running run:\n%s", page)
+	}
+	close(release)
+	if rec := serveWait(t, done); rec.RunID != runID || rec.Status != pipeline.StatusSucceeded {
+		t.Fatalf("run = %+v", rec)
+	}
+	// Free again once finished.
+	if code, body := serveDo(t, "POST", ts.URL+"/run/people"); code != http.StatusAccepted {
+		t.Fatalf("POST after the run = %d %s", code, body)
+	}
+	<-started
+	serveWait(t, done)
+}
+
+// TestServeLeaseHeldElsewhere: another process holding the pipeline's lease
+// blocks runs here, until it expires or is released.
+func TestServeLeaseHeldElsewhere(t *testing.T) {
+	dir, stateDir := serveFixture(t, "")
+	s, done, _ := serveTestServer(t, dir, stateDir)
+	ts := httptest.NewServer(newServeHandler(s))
+	defer ts.Close()
+	ctx := context.Background()
+	other, err := state.Open(ctx, stateDir, "people")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := other.AcquireLease(ctx, "otherhost:42", time.Hour); !ok || err != nil {
+		t.Fatalf("acquire = %v, %v", ok, err)
+	}
+	code, body := serveDo(t, "POST", ts.URL+"/run/people")
+	if code != http.StatusConflict || !strings.Contains(body, "otherhost:42") {
+		t.Errorf("POST with the lease held elsewhere = %d %s", code, body)
+	}
+	if err := other.ReleaseLease(ctx, "otherhost:42"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := serveDo(t, "POST", ts.URL+"/run/people"); code != http.StatusAccepted {
+		t.Fatalf("POST after release = %d %s", code, body)
+	}
+	serveWait(t, done)
+}
+
+// TestServeScheduledJob runs the cron entry's job by hand: the scheduled
+// path without waiting for a clock.
+func TestServeScheduledJob(t *testing.T) {
+	dir, stateDir := serveFixture(t, "")
+	s, done, _ := serveTestServer(t, dir, stateDir)
+	entries := s.cron.Entries()
+	if len(entries) != 1 {
+		t.Fatalf("cron entries = %d, want 1", len(entries))
+	}
+	entries[0].WrappedJob.Run()
+	rec := serveWait(t, done)
+	if rec.Trigger != "schedule" || rec.Status != pipeline.StatusSucceeded {
+		t.Errorf("scheduled run = %+v", rec)
+	}
+}
+
+// TestServeShutdown: shutdown stops new runs, lets a running one go on
+// through the grace period, then cancels it; leases are released.
+func TestServeShutdown(t *testing.T) {
+	t.Run("run finishes within grace", func(t *testing.T) {
+		dir, stateDir := serveFixture(t, "")
+		s, done, _ := serveTestServer(t, dir, stateDir)
+		started := make(chan struct{})
+		release := make(chan struct{})
+		s.runStarted = func(ctx context.Context, name, runID string) {
+			close(started)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				t.Error("run context cancelled within the grace period")
+			}
+		}
+		ts := httptest.NewServer(newServeHandler(s))
+		defer ts.Close()
+		if _, err := s.trigger("people", "manual"); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		stopped := make(chan struct{})
+		go func() { s.shutdown(time.Hour); close(stopped) }()
+		select {
+		case <-stopped:
+			t.Fatal("shutdown returned while a run was going on")
+		default:
+		}
+		close(release)
+		rec := serveWait(t, done)
+		<-stopped
+		if rec.Status != pipeline.StatusSucceeded {
+			t.Errorf("run = %+v", rec)
+		}
+		if code, _ := serveDo(t, "POST", ts.URL+"/run/people"); code != http.StatusServiceUnavailable {
+			t.Errorf("POST after shutdown = %d, want 503", code)
+		}
+		if code, _ := serveDo(t, "GET", ts.URL+"/healthz"); code != http.StatusServiceUnavailable {
+			t.Errorf("/healthz after shutdown = %d, want 503", code)
+		}
+	})
+	t.Run("grace over cancels the run", func(t *testing.T) {
+		dir, stateDir := serveFixture(t, "")
+		s, done, _ := serveTestServer(t, dir, stateDir)
+		started := make(chan struct{})
+		s.runStarted = func(ctx context.Context, name, runID string) {
+			close(started)
+			<-ctx.Done() // only the end of the grace period cancels it
+		}
+		if _, err := s.trigger("people", "manual"); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		s.shutdown(time.Millisecond)
+		rec := serveWait(t, done)
+		if rec.Status != pipeline.StatusCancelled || len(rec.Errors) == 0 {
+			t.Errorf("cancelled run = %+v", rec)
+		}
+		st, _ := state.Open(context.Background(), stateDir, "people")
+		if le, err := st.ReadLease(context.Background()); err != nil || le.Holder != "" {
+			t.Errorf("lease after shutdown = %+v, %v", le, err)
+		}
+		if runs, err := st.Runs(context.Background(), 0); err != nil || len(runs) != 1 {
+			t.Errorf("runs = %+v, %v; want the cancelled run recorded", runs, err)
+		}
+	})
+}
+
+func TestServeRefusesToStart(t *testing.T) {
+	tests := []struct {
+		name, serveYAML string
+		want            []string
+	}{
+		{"bad cron", "people.yaml: {schedule: \"*/15 * * *\"}\n", []string{"serve.yaml: people.yaml", "*/15 * * *"}},
+		{"bad cron field", "people.yaml: {schedule: \"61 * * * *\"}\n", []string{"serve.yaml: people.yaml", "61"}},
+		{"bad timezone", "people.yaml: {schedule: \"0 * * * *\", timezone: Mars/Olympus}\n", []string{"serve.yaml: people.yaml", "Mars/Olympus"}},
+		{"bad CRON_TZ", "people.yaml: {schedule: \"CRON_TZ=Mars/Olympus 0 * * * *\"}\n", []string{"serve.yaml: people.yaml", "Mars/Olympus"}},
+		{"CRON_TZ without fields", "people.yaml: {schedule: \"CRON_TZ=UTC\"}\n", []string{"serve.yaml: people.yaml", "no fields"}},
+		{"two time zones", "people.yaml: {schedule: \"CRON_TZ=UTC 0 * * * *\", timezone: UTC}\n", []string{"not both"}},
+		{"missing schedule", "people.yaml: {timezone: UTC}\n", []string{"schedule is missing"}},
+		{"unknown key", "people.yaml: {schedul: \"0 * * * *\"}\n", []string{"serve.yaml", "schedul"}},
+		{"empty", "{}\n", []string{"serve.yaml: no pipelines"}},
+		{"invalid pipeline", "people.yaml: {schedule: \"0 * * * *\"}\nbroken.yaml: {schedule: \"0 * * * *\"}\n", []string{"broken.yaml: invalid pipeline", "nosuchstage"}},
+		{"missing pipeline file", "nosuch.yaml: {schedule: \"0 * * * *\"}\n", []string{"nosuch.yaml: invalid pipeline"}},
+		{"file outside DIR", "../people.yaml: {schedule: \"0 * * * *\"}\n", []string{"inside it"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, stateDir := serveFixture(t, tc.serveYAML)
+			var stdout, stderr bytes.Buffer
+			code := runServe(context.Background(), []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"}, &stdout, &stderr)
+			if code != exitUsage {
+				t.Fatalf("exit = %d, want %d; stderr:\n%s", code, exitUsage, stderr.String())
+			}
+			for _, w := range append(tc.want, "refusing to start") {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+			t.Log(stderr.String())
+			if stdout.Len() != 0 {
+				t.Errorf("stdout = %q; want nothing (not listening)", stdout.String())
+			}
+		})
+	}
+	t.Run("missing serve.yaml", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		code := runServe(context.Background(), []string{"--pipelines", t.TempDir()}, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), "serve.yaml") {
+			t.Errorf("exit = %d, stderr:\n%s", code, stderr.String())
+		}
+	})
+	t.Run("non-loopback addr", func(t *testing.T) {
+		dir, _ := serveFixture(t, "")
+		var stdout, stderr bytes.Buffer
+		code := runServe(context.Background(), []string{"--pipelines", dir, "--addr", "0.0.0.0:0"}, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), "--allow-non-loopback") {
+			t.Errorf("exit = %d, stderr:\n%s", code, stderr.String())
+		}
+	})
+}
+
+func TestCheckServeAddr(t *testing.T) {
+	for _, c := range []struct {
+		addr  string
+		allow bool
+		ok    bool
+	}{
+		{"127.0.0.1:8585", false, true},
+		{"localhost:8585", false, true},
+		{"[::1]:8585", false, true},
+		{"127.0.0.2:0", false, true},
+		{":8585", false, false},
+		{"0.0.0.0:8585", false, false},
+		{"10.1.2.3:8585", false, false},
+		{"example.com:8585", false, false},
+		{":8585", true, true},
+		{"nonsense", false, false},
+	} {
+		if err := checkServeAddr(c.addr, c.allow); (err == nil) != c.ok {
+			t.Errorf("checkServeAddr(%q, %v) = %v, want ok=%v", c.addr, c.allow, err, c.ok)
+		}
+	}
+}
+
+// TestServeHandlerRefusesForeignRequests: cross-origin POSTs (a web page
+// triggering a load) and non-loopback Host headers (DNS rebinding).
+func TestServeHandlerRefusesForeignRequests(t *testing.T) {
+	dir, stateDir := serveFixture(t, "")
+	s, _, _ := serveTestServer(t, dir, stateDir)
+	h := newServeHandler(s)
+
+	req := httptest.NewRequest("POST", "http://127.0.0.1:8585/run/people", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusForbidden {
+		t.Errorf("cross-site POST = %d, want 403", w.Code)
+	}
+
+	req = httptest.NewRequest("GET", "http://evil.example:8585/", nil)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusMisdirectedRequest {
+		t.Errorf("GET with Host evil.example = %d, want 421", w.Code)
+	}
+}
+
+// TestRunServeListensAndStops runs the command itself: it listens, serves,
+// and exits 0 when its context is cancelled.
+func TestRunServeListensAndStops(t *testing.T) {
+	dir, stateDir := serveFixture(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	stderr := &serveSafeBuffer{}
+	exit := make(chan int, 1)
+	go func() {
+		exit <- runServe(ctx, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"}, pw, stderr)
+		pw.Close()
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read stdout: %v; stderr:\n%s", err, stderr.String())
+	}
+	go io.Copy(io.Discard, pr)
+	m := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no address in %q", line)
+	}
+	if code, body := serveDo(t, "GET", "http://"+m[1]+"/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	cancel()
+	select {
+	case code := <-exit:
+		if code != exitOK {
+			t.Errorf("exit = %d, want 0; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("runServe did not stop")
+	}
+}

@@ -1,0 +1,342 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+)
+
+// fakeClock is a settable clock, safe for concurrent use.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var memSeq struct {
+	sync.Mutex
+	n int
+}
+
+// locations returns one fresh store location per backend.
+func locations(t *testing.T) map[string]string {
+	memSeq.Lock()
+	memSeq.n++
+	n := memSeq.n
+	memSeq.Unlock()
+	dir := t.TempDir()
+	return map[string]string{
+		"mem":   fmt.Sprintf("mem://state-test-%d/st", n),
+		"file":  "file://" + filepath.ToSlash(dir) + "/fileurl",
+		"local": filepath.Join(dir, "local") + "/",
+	}
+}
+
+func open(t *testing.T, loc, pipe string, clk *fakeClock) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), loc, pipe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clk != nil {
+		s.Now = clk.Now
+	}
+	return s
+}
+
+func TestDocuments(t *testing.T) {
+	ctx := context.Background()
+	for name, loc := range locations(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t, loc, "accounts", nil)
+			var v map[string]int
+			found, err := s.Get(ctx, "cursor", &v)
+			if err != nil || found {
+				t.Fatalf("Get missing = %v, %v; want false, nil", found, err)
+			}
+			if err := s.Put(ctx, "cursor", map[string]int{"offset": 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put(ctx, "cursor", map[string]int{"offset": 2}); err != nil {
+				t.Fatal(err)
+			}
+			found, err = s.Get(ctx, "cursor", &v)
+			if err != nil || !found || v["offset"] != 2 {
+				t.Fatalf("Get = %v, %v, %v; want offset 2", found, err, v)
+			}
+			// Another pipeline in the same location does not see it.
+			other := open(t, loc, "contacts", nil)
+			if found, err := other.Get(ctx, "cursor", &v); err != nil || found {
+				t.Fatalf("other pipeline Get = %v, %v", found, err)
+			}
+			for _, bad := range []string{"", "..", "a/b", "x y"} {
+				if err := s.Put(ctx, bad, 1); err == nil {
+					t.Errorf("Put(%q) succeeded", bad)
+				}
+			}
+		})
+	}
+}
+
+func TestLocalLayoutAndAtomicity(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir, "p1", nil)
+	if err := s.Put(ctx, "k", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	// A crash mid-write leaves at most a temp file beside the document: the
+	// document itself is the previous version, whole.
+	if err := os.WriteFile(filepath.Join(dir, "p1", "docs", "k.json.123.tmp"), []byte(`"v2-half`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if found, err := s.Get(ctx, "k", &got); err != nil || !found || got != "v1" {
+		t.Fatalf("Get = %v, %v, %q; want v1", found, err, got)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "p1", "docs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".attrs") {
+			t.Errorf("sidecar file %s written", e.Name())
+		}
+	}
+}
+
+func TestRuns(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for name, loc := range locations(t) {
+		t.Run(name, func(t *testing.T) {
+			s := open(t, loc, "accounts", nil)
+			if runs, err := s.Runs(ctx, 5); err != nil || len(runs) != 0 {
+				t.Fatalf("Runs on empty store = %v, %v", runs, err)
+			}
+			// Appended out of order; ids deliberately not time-sortable.
+			for _, i := range []int{2, 0, 3, 1} {
+				rec := RunRecord{
+					RunID: fmt.Sprintf("run-%c", 'z'-i), Status: pipeline.StatusSucceeded,
+					StartedAt: base.Add(time.Duration(i) * time.Minute), FinishedAt: base.Add(time.Duration(i)*time.Minute + time.Second),
+					Counts: pipeline.Counts{Read: int64(i), Loaded: int64(i)},
+				}
+				if err := s.AppendRun(ctx, rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runs, err := s.Runs(ctx, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, r := range runs {
+				ids = append(ids, r.RunID)
+			}
+			if got, want := strings.Join(ids, ","), "run-w,run-x,run-y"; got != want {
+				t.Errorf("Runs(3) = %s, want %s (newest first)", got, want)
+			}
+			if runs[0].Counts.Loaded != 3 || !runs[0].StartedAt.Equal(base.Add(3*time.Minute)) {
+				t.Errorf("newest run = %+v", runs[0])
+			}
+			all, err := s.Runs(ctx, 0)
+			if err != nil || len(all) != 4 {
+				t.Errorf("Runs(0) = %d runs, %v; want 4", len(all), err)
+			}
+			if err := s.AppendRun(ctx, RunRecord{RunID: "../x"}); err == nil {
+				t.Error("AppendRun with a path-like run id succeeded")
+			}
+		})
+	}
+}
+
+func TestReportURL(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.ToSlash(t.TempDir())
+	cases := []struct{ loc, want string }{
+		{"mem://rep-test/state", "mem://rep-test/state/p/reports/r1.json"},
+		{"mem://rep-test", "mem://rep-test/p/reports/r1.json"},
+		{"file://" + dir + "/st/", "file://" + dir + "/st/p/reports/r1.json"},
+		{"s3://bucket/pre?region=eu-west-1", "s3://bucket/pre/p/reports/r1.json?region=eu-west-1"},
+		{dir + "/st", filepath.FromSlash(dir + "/st/p/reports/r1.json")},
+	}
+	for _, c := range cases {
+		s := &Store{location: c.loc, pipeline: "p"}
+		got, err := s.ReportURL("r1")
+		if err != nil || got != c.want {
+			t.Errorf("ReportURL for %s = %q, %v; want %q", c.loc, got, err, c.want)
+		}
+	}
+	// The URL round-trips through blobio.
+	s := open(t, "mem://rep-test/state", "p", nil)
+	u, _ := s.ReportURL("r1")
+	l, err := blobio.Parse("", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := blobio.WriteAll(ctx, l, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReportURL("a/b"); err == nil {
+		t.Error("ReportURL accepted a path-like run id")
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct{ loc, pipe string }{
+		{"mem://x/st", ""},
+		{"mem://x/st", "a/b"},
+		{"mem://x/st", ".."},
+		{"mem://x/st/*", "p"},
+		{"nosuchscheme://x/st", "p"},
+	} {
+		if _, err := Open(ctx, c.loc, c.pipe); err == nil {
+			t.Errorf("Open(%q, %q) succeeded", c.loc, c.pipe)
+		}
+	}
+}
+
+func TestLease(t *testing.T) {
+	ctx := context.Background()
+	const ttl = time.Minute
+	type step struct {
+		holder  string
+		op      string // acquire, renew, release, advance
+		advance time.Duration
+		wantOK  bool  // acquire
+		wantErr error // renew: nil or ErrLeaseLost
+		wantNow string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"free lease is taken, second holder refused", []step{
+			{holder: "a", op: "acquire", wantOK: true, wantNow: "a"},
+			{holder: "b", op: "acquire", wantOK: false, wantNow: "a"},
+			{holder: "a", op: "acquire", wantOK: true, wantNow: "a"}, // re-entrant: extends
+		}},
+		{"renewal keeps it past the original ttl", []step{
+			{holder: "a", op: "acquire", wantOK: true},
+			{op: "advance", advance: 50 * time.Second},
+			{holder: "a", op: "renew"},
+			{op: "advance", advance: 50 * time.Second},
+			{holder: "b", op: "acquire", wantOK: false, wantNow: "a"},
+		}},
+		{"expiry lets another holder take over from a dead one", []step{
+			{holder: "a", op: "acquire", wantOK: true},
+			{op: "advance", advance: ttl - time.Nanosecond},
+			{holder: "b", op: "acquire", wantOK: false},
+			{op: "advance", advance: time.Nanosecond},
+			{holder: "b", op: "acquire", wantOK: true, wantNow: "b"},
+			{holder: "a", op: "renew", wantErr: ErrLeaseLost, wantNow: "b"},
+			{holder: "a", op: "release", wantNow: "b"}, // not a's to release
+		}},
+		{"expired but not taken over is renewed", []step{
+			{holder: "a", op: "acquire", wantOK: true},
+			{op: "advance", advance: 2 * ttl},
+			{holder: "a", op: "renew", wantNow: "a"},
+		}},
+		{"release frees it", []step{
+			{holder: "a", op: "acquire", wantOK: true},
+			{holder: "a", op: "release", wantNow: ""},
+			{holder: "a", op: "renew", wantErr: ErrLeaseLost},
+			{holder: "b", op: "acquire", wantOK: true, wantNow: "b"},
+		}},
+	}
+	for locName, loc := range locations(t) {
+		for i, tc := range tests {
+			t.Run(locName+"/"+tc.name, func(t *testing.T) {
+				clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+				pipe := fmt.Sprintf("lease%d", i)
+				// Each holder has its own Store, as two processes would.
+				stores := map[string]*Store{"a": open(t, loc, pipe, clk), "b": open(t, loc, pipe, clk)}
+				for j, st := range tc.steps {
+					s := stores[st.holder]
+					switch st.op {
+					case "advance":
+						clk.Advance(st.advance)
+						continue
+					case "acquire":
+						ok, err := s.AcquireLease(ctx, st.holder, ttl)
+						if err != nil || ok != st.wantOK {
+							t.Fatalf("step %d: %s acquire = %v, %v; want %v", j, st.holder, ok, err, st.wantOK)
+						}
+					case "renew":
+						err := s.RenewLease(ctx, st.holder, ttl)
+						if !errors.Is(err, st.wantErr) || (st.wantErr == nil) != (err == nil) {
+							t.Fatalf("step %d: %s renew = %v; want %v", j, st.holder, err, st.wantErr)
+						}
+					case "release":
+						if err := s.ReleaseLease(ctx, st.holder); err != nil {
+							t.Fatalf("step %d: release: %v", j, err)
+						}
+					}
+					if st.wantNow != "" || st.op == "release" {
+						le, err := s.ReadLease(ctx)
+						if err != nil || le.Holder != st.wantNow {
+							t.Fatalf("step %d: lease holder = %q, %v; want %q", j, le.Holder, err, st.wantNow)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestLeaseCompeting has many holders, each with its own Store on the same
+// location, race for one lease: exactly one wins.
+func TestLeaseCompeting(t *testing.T) {
+	ctx := context.Background()
+	for name, loc := range locations(t) {
+		t.Run(name, func(t *testing.T) {
+			var wg sync.WaitGroup
+			wins := make(chan string, 8)
+			start := make(chan struct{})
+			for i := range 8 {
+				s := open(t, loc, "race", nil)
+				holder := fmt.Sprintf("h%d", i)
+				wg.Go(func() {
+					<-start
+					ok, err := s.AcquireLease(ctx, holder, time.Hour)
+					if err != nil {
+						t.Error(err)
+					}
+					if ok {
+						wins <- holder
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			close(wins)
+			var got []string
+			for w := range wins {
+				got = append(got, w)
+			}
+			if len(got) != 1 {
+				t.Fatalf("winners = %v, want exactly one", got)
+			}
+			le, err := open(t, loc, "race", nil).ReadLease(ctx)
+			if err != nil || le.Holder != got[0] {
+				t.Errorf("lease = %+v, %v; want holder %s", le, err, got[0])
+			}
+		})
+	}
+}
