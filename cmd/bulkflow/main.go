@@ -9,6 +9,7 @@
 //	bulkflow plan FILE [--out DIR] [--report FILE] [--instance-url URL --token TOKEN ...]
 //	bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--force]
 //	bulkflow serve --pipelines DIR [--addr 127.0.0.1:8585] [--state LOCATION] [--grace 5m]
+//	bulkflow bench [--rows N] [--runs N] [--json] [--only a,b,c,d]
 //	bulkflow plugins
 //	bulkflow jobs list|show|results|abort|delete|create [flags]
 //	bulkflow emulator [--addr 127.0.0.1:8484] [flags]
@@ -57,6 +58,7 @@ func commands() []command {
 		{"plan", "run sources and transforms, write the job CSVs Salesforce sinks would upload to a folder, estimate API calls (nothing sent)", runPlan},
 		{"replay", "re-send a dead-letter file's retryable rows (or --all, with --map fixes) through the pipeline, once", runReplay},
 		{"serve", "run scheduled pipelines with a status page, manual triggers and Prometheus metrics", runServe},
+		{"bench", "measure bulkflow on generated data against an encoding/csv baseline (plan from CSV and Parquet, a full run on the emulator)", runBench},
 		{"plugins", "list the registered sources, transforms and sinks", runPlugins},
 		{"jobs", "inspect and manage Bulk API 2.0 ingest jobs (list, show, results, abort, delete, create)", runJobs},
 		{"emulator", "serve a local Salesforce Bulk API 2.0 emulator (for tests and dry runs)", runEmulator},

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// benchFull, when set (go test -run TestBenchCommand -bench.full="--rows
+// 1000000 --runs 3"), makes TestBenchCommandFull run `bulkflow bench` with
+// those arguments and log the table.
+var benchFull = flag.String("bench.full", "", "arguments for a full `bulkflow bench` run in TestBenchCommandFull (empty: skipped)")
+
+// TestBenchCommand runs `bulkflow bench` end to end on a small data set;
+// the child processes are re-executions of the test binary, which the
+// init hook of bench.go turns into the hidden child mode.
+func TestBenchCommand(t *testing.T) {
+	data := t.TempDir()
+	run := func() *benchReport {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		code := runBench(context.Background(), []string{"--rows", "2000", "--runs", "1", "--json", "--data", data}, &stdout, &stderr)
+		if code != exitOK {
+			t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+		}
+		var rep benchReport
+		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+			t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+		}
+		return &rep
+	}
+	rep := run()
+	if rep.Rows != 2000 || rep.Runs != 1 {
+		t.Errorf("rows, runs = %d, %d; want 2000, 1", rep.Rows, rep.Runs)
+	}
+	var names []string
+	for _, s := range rep.Scenarios {
+		names = append(names, s.Name)
+		if s.Rows != 2000 {
+			t.Errorf("%s: rows = %d, want 2000", s.Name, s.Rows)
+		}
+		if !(s.RowsPerS > 0 && s.Seconds > 0 && s.MBPerS > 0 && s.Ratio > 0) {
+			t.Errorf("%s: want positive measurements, got %+v", s.Name, s)
+		}
+		if s.PeakRSSMiB <= 0 {
+			t.Errorf("%s: peak RSS %v MiB, want > 0 (measured in a child process)", s.Name, s.PeakRSSMiB)
+		}
+	}
+	if got := strings.Join(names, ","); got != "baseline,plan-csv,plan-parquet,run-csv" {
+		t.Errorf("scenarios = %s", got)
+	}
+	if len(rep.Targets) != 3 {
+		t.Errorf("targets = %+v, want 3", rep.Targets)
+	}
+	for _, tg := range rep.Targets {
+		if tg.Status != "met" && tg.Status != "not met" {
+			t.Errorf("target %q: status %q", tg.Target, tg.Status)
+		}
+	}
+
+	// The data folder is kept and reused for the same row count.
+	for _, f := range []string{benchCSVFile, benchParquetFile, benchMetaFile} {
+		if _, err := os.Stat(filepath.Join(data, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := os.Stat(filepath.Join(data, benchCSVFile))
+	var stdout, stderr bytes.Buffer
+	if code := runBench(context.Background(), []string{"--rows", "2000", "--runs", "1", "--only", "a", "--data", data}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	after, _ := os.Stat(filepath.Join(data, benchCSVFile))
+	if !after.ModTime().Equal(before.ModTime()) || strings.Contains(stderr.String(), "generated") {
+		t.Errorf("data was regenerated instead of reused:\n%s", stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "a baseline") || !strings.Contains(out, "n/a") {
+		t.Errorf("table output:\n%s", out)
+	}
+}
+
+// TestBenchGenerateDeterministic checks that the generator writes the
+// same bytes twice and puts quotes, commas and newlines in some notes.
+func TestBenchGenerateDeterministic(t *testing.T) {
+	d1, d2 := t.TempDir(), t.TempDir()
+	for _, d := range []string{d1, d2} {
+		if err := benchGenerate(d, 500); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{benchCSVFile, benchParquetFile} {
+		a, _ := os.ReadFile(filepath.Join(d1, f))
+		b, _ := os.ReadFile(filepath.Join(d2, f))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between two generations (%d, %d bytes)", f, len(a), len(b))
+		}
+	}
+	csvData, _ := os.ReadFile(filepath.Join(d1, benchCSVFile))
+	if !bytes.Contains(csvData, []byte(`""call back later""`)) {
+		t.Errorf("no note with quotes, commas and a newline in 500 rows")
+	}
+}
+
+// TestBenchUsage checks the usage errors of `bulkflow bench`.
+func TestBenchUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--rows", "0"},
+		{"--runs", "-1"},
+		{"--rows", "x"},
+		{"--only", "e"},
+		{"--only", ","},
+		{"--nope"},
+		{"extra"},
+		{benchChildArg},
+		{benchChildArg, "nope", "--data", "x", "--out", "y"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := runBench(context.Background(), args, &stdout, &stderr); code != exitUsage {
+			t.Errorf("bench %q: exit %d, want %d (stderr %s)", args, code, exitUsage, stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runBench(context.Background(), []string{"--help"}, &stdout, &stderr); code != exitOK {
+		t.Errorf("--help: exit %d", code)
+	}
+}
+
+// TestBenchCommandFull runs `bulkflow bench` with the -bench.full
+// arguments and logs the table (run with -v to see it).
+func TestBenchCommandFull(t *testing.T) {
+	if *benchFull == "" {
+		t.Skip("set -bench.full to run, e.g. -bench.full='--rows 1000000 --runs 3'")
+	}
+	var stdout, stderr bytes.Buffer
+	code := runBench(context.Background(), strings.Fields(*benchFull), &stdout, &stderr)
+	t.Logf("stderr:\n%s", stderr.String())
+	t.Logf("stdout:\n%s", stdout.String())
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+}
