@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 )
 
@@ -106,6 +107,9 @@ type Env struct {
 	Lookups map[string]LookupSpec
 	// Logger receives diagnostic messages; never nil when set by the engine.
 	Logger *slog.Logger
+	// Shard, when set, tells sources reading several objects to read only
+	// the objects this shard keeps (see Shard.Keep).
+	Shard Shard
 }
 
 // SourceFunc opens a source from its decoded options (a pointer returned by
@@ -131,4 +135,39 @@ type ExprField struct {
 // shorthands with the position of each expression.
 type ExprSetter interface {
 	SetExprs([]ExprField)
+}
+
+// CursorPusher is implemented by sources that can skip data holding no row
+// newer than an incremental watermark (Parquet row groups whose statistics
+// say every cursor value is <= after, for example). The engine calls
+// PushCursor once, after Schema and before the first Read, when the stage
+// has `incremental: {cursor: FIELD}` and a committed watermark. The value of
+// after has the Go type of the field's Type. Skipping is an optimisation:
+// the engine still filters every row it reads, so a source may skip less
+// than it could, but it must never skip a row whose cursor is > after (or
+// null). Rows skipped this way were never read and are not counted.
+type CursorPusher interface {
+	PushCursor(field string, after any)
+}
+
+// Shard selects one part of a source's objects so that several processes
+// (`bulkflow run --shard i/n`) can split a large source by file. The zero
+// Shard keeps everything.
+type Shard struct {
+	Index int // 0-based
+	Count int // 0 or 1: no sharding
+}
+
+// Keep reports whether the i'th object (0-based, in the sorted listing a
+// source reads) belongs to this shard.
+func (s Shard) Keep(i int) bool {
+	return s.Count <= 1 || i%s.Count == s.Index
+}
+
+// String returns "i/n", or "" for no sharding.
+func (s Shard) String() string {
+	if s.Count <= 1 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", s.Index, s.Count)
 }
