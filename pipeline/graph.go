@@ -27,6 +27,11 @@ type StageSpec struct {
 	// Unordered lets a transform with several workers emit batches as they
 	// finish instead of in input order.
 	Unordered bool
+	// Incremental, on a source stage, reads only rows newer than the last
+	// committed watermark.
+	Incremental *Incremental
+	// Sync, on a sink stage, sends only new and changed rows.
+	Sync *SyncSpec
 	// Pos is where the stage is declared, for error messages.
 	Pos Position
 }
@@ -48,6 +53,11 @@ type Graph struct {
 	Lookups map[string]LookupSpec
 	// BaseDir resolves relative paths.
 	BaseDir string
+	// Schedule is when `bulkflow serve` runs the pipeline (nil: never).
+	Schedule *Schedule
+	// State is where the pipeline's state (watermarks, sync manifests, run
+	// history, lease) lives: a directory or blob URL ("" = the default).
+	State string
 }
 
 // Check validates the graph's shape without opening anything: unique names,
@@ -233,6 +243,11 @@ func Prepare(ctx context.Context, reg *Registry, g *Graph, env *Env) (*Plan, err
 			if ps.out, err = src.Schema(ctx); err != nil {
 				return fail(where(err))
 			}
+			if s.Incremental != nil {
+				if _, err := checkCursor(s, ps.out); err != nil {
+					return fail(err)
+				}
+			}
 		case KindTransform:
 			t, err := reg.NewTransform(env, s.Type, s.Options)
 			if err != nil {
@@ -244,6 +259,10 @@ func Prepare(ctx context.Context, reg *Registry, g *Graph, env *Env) (*Plan, err
 			}
 		case KindSink:
 			// Opened by Run: opening a sink may create output.
+			if s.Sync != nil && ps.in.Index(s.Sync.Key) < 0 {
+				return fail(&ConfigError{Pos: s.Sync.Pos, Msg: fmt.Sprintf("stage %q: sync key %q is not a field of the sink's input (fields: %s)%s; add it to the mapping",
+					s.Name, s.Sync.Key, ps.in, didYouMean(s.Sync.Key, ps.in.Names()))})
+			}
 		default:
 			return fail(where(fmt.Errorf("unknown stage kind %q", s.Kind)))
 		}

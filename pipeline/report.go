@@ -72,6 +72,11 @@ type Report struct {
 	// Sinks holds per-sink details by stage name, from sinks that implement
 	// StatsReporter (e.g. the Salesforce sink's jobs).
 	Sinks map[string]any `json:"sinks,omitempty"`
+	// Incremental holds each incremental source stage's watermark.
+	Incremental map[string]*IncrementalReport `json:"incremental,omitempty"`
+	// Sync holds each sync sink stage's summary (new, changed, unchanged,
+	// deleted, the manifest and the sync log).
+	Sync map[string]any `json:"sync,omitempty"`
 }
 
 // WriteJSON writes the report as indented JSON.

@@ -32,6 +32,13 @@ type RunOptions struct {
 	ProgressInterval time.Duration
 	// Now returns the current time (for reports); default time.Now.
 	Now func() time.Time
+	// State keeps incremental watermarks; required when a source stage has
+	// incremental:. Watermarks are committed only when the run ends
+	// succeeded or partial without retryable dead letters.
+	State StateStore
+	// Syncers opens the Syncer of a sink stage that has sync:; required
+	// when one does (cmd/bulkflow passes pipeline/syncer).
+	Syncers func(ctx context.Context, stage *StageSpec, in *Schema) (Syncer, error)
 }
 
 // NewRunID returns a fresh run id: UTC time plus random hex, sortable.
@@ -68,9 +75,12 @@ type runner struct {
 	edges    map[*planStage]*edge
 	counters map[*planStage]*stageCounters
 	sinks    map[*planStage]Sink
+	cursors  map[*planStage]*cursor
+	syncers  map[*planStage]Syncer
 	log      *slog.Logger
 
 	read, fanned, filtered, loaded, deadLettered, lost atomic.Int64
+	retryable                                          atomic.Int64 // dead-lettered rows marked retryable
 
 	mu        sync.Mutex
 	errs      []error
@@ -122,6 +132,9 @@ func (r *runner) settle(s *planStage, in *Schema, drops []Drop) {
 			if re.Origin == (Origin{}) {
 				re.Origin = d.Origin
 			}
+		}
+		if re != nil && re.Retryable {
+			r.retryable.Add(1)
 		}
 		failed = append(failed, *d)
 	}
@@ -210,7 +223,8 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 	workCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := &runner{plan: p, opts: o, userCtx: ctx, workCtx: workCtx, cancel: cancel, log: log,
-		edges: map[*planStage]*edge{}, counters: map[*planStage]*stageCounters{}, sinks: map[*planStage]Sink{}}
+		edges: map[*planStage]*edge{}, counters: map[*planStage]*stageCounters{}, sinks: map[*planStage]Sink{},
+		cursors: map[*planStage]*cursor{}, syncers: map[*planStage]Syncer{}}
 
 	dlLoc := p.graph.DeadLetter
 	if dlLoc == "" {
@@ -246,6 +260,15 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 		}
 		r.sinks[s] = sk
 	}
+	if err := r.openSyncState(ctx); err != nil {
+		p.Close()
+		for _, opened := range r.sinks {
+			opened.Close(context.WithoutCancel(ctx))
+		}
+		r.closeSyncers()
+		return r.finish(rep, err)
+	}
+	defer r.closeSyncers()
 
 	var stages errgroup.Group
 	for _, s := range p.stages {
@@ -327,6 +350,7 @@ func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
 		rep.Stages = append(rep.Stages, StageReport{Name: s.spec.Name, Kind: s.spec.Kind, Type: s.spec.Type,
 			In: c.in.Load(), Out: c.out.Load(), Filtered: c.filtered.Load(), DeadLettered: c.deadLettered.Load(), Loaded: c.loaded.Load()})
 	}
+	r.finishSync(rep)
 	rep.Status = r.status()
 	rep.Sinks = r.sinkStats
 	for _, e := range r.errs {
@@ -369,12 +393,16 @@ func (r *runner) runSource(s *planStage) {
 		}
 	}()
 	c := r.counters[s]
+	cur := r.cursors[s]
 	for r.workCtx.Err() == nil {
 		b, err := s.source.Read(r.workCtx)
 		if b != nil {
 			n := int64(b.Settled())
 			r.read.Add(n)
 			c.in.Add(n)
+			if cur != nil {
+				b = cur.filter(b)
+			}
 			r.emit(s, s.out, b)
 		}
 		if err == io.EOF {
@@ -481,32 +509,53 @@ func (r *runner) runSink(s *planStage) {
 	}
 	var writers errgroup.Group
 	writers.SetLimit(policy.MaxInFlight)
-	write := func(b *Batch) { writers.Go(func() error { r.write(s, sink, b); return nil }) }
-
+	sy := r.syncers[s]
+	write := func(b *Batch, ops []SyncOp) {
+		writers.Go(func() error { r.write(s, sink, b, sy, ops); return nil })
+	}
+	// add queues rows for the sink, joining them up to policy.MaxRows.
 	var pending *Batch
+	var pendingOps []SyncOp
+	limit := policy.MaxRows
+	if limit <= 0 {
+		limit = syncBatchRows // only sync stages get here without MaxRows
+	}
+	add := func(row Row, origin Origin, op SyncOp) {
+		if pending == nil {
+			pending = NewBatch(s.in, limit)
+		}
+		pending.Append(row, origin)
+		if sy != nil {
+			pendingOps = append(pendingOps, op)
+		}
+		if pending.Len() >= limit {
+			write(pending, pendingOps)
+			pending, pendingOps = nil, nil
+		}
+	}
+	flush := func() {
+		if pending != nil && pending.Len() > 0 {
+			write(pending, pendingOps)
+		}
+		pending, pendingOps = nil, nil
+	}
 	for b := range r.edges[s].ch {
 		r.counters[s].in.Add(int64(b.Len()))
-		if policy.MaxRows <= 0 {
-			write(b)
-			continue
-		}
-		for i := 0; i < b.Len(); {
-			if pending == nil {
-				pending = NewBatch(s.in, policy.MaxRows)
-			}
-			take := min(policy.MaxRows-pending.Len(), b.Len()-i)
-			pending.rows = append(pending.rows, b.rows[i:i+take]...)
-			pending.origins = append(pending.origins, b.origins[i:i+take]...)
-			i += take
-			if pending.Len() == policy.MaxRows {
-				write(pending)
-				pending = nil
+		switch {
+		case sy != nil:
+			r.spool(s, sy, b)
+		case policy.MaxRows <= 0:
+			write(b, nil)
+		default:
+			for i := range b.Len() {
+				add(b.rows[i], b.origins[i], 0)
 			}
 		}
 	}
-	if pending != nil && pending.Len() > 0 {
-		write(pending)
+	if sy != nil {
+		r.syncDiff(s, sink, sy, add, flush)
 	}
+	flush()
 	writers.Wait()
 	// Close with a context that survives cancellation: a sink commits what
 	// it has loaded, so the accounting stays true.
@@ -523,14 +572,24 @@ func (r *runner) runSink(s *planStage) {
 	}
 }
 
-// write hands one batch to the sink and accounts for every row.
-func (r *runner) write(s *planStage, sink Sink, b *Batch) {
+// write hands one batch to the sink and accounts for every row. With a
+// syncer, it tells the syncer each row's outcome (ops[i] is row i's op).
+func (r *runner) write(s *planStage, sink Sink, b *Batch, sy Syncer, ops []SyncOp) {
 	c := r.counters[s]
 	if r.workCtx.Err() != nil {
 		r.settle(s, s.in, r.drainBatch(b, r.drainCode(), nil).Drops())
 		return
 	}
-	err := sink.Write(r.workCtx, b)
+	var ids []string
+	var err error
+	if iw, ok := sink.(IDWriter); ok && sy != nil {
+		ids, err = iw.WriteIDs(r.workCtx, b)
+	} else {
+		err = sink.Write(r.workCtx, b)
+	}
+	if sy != nil {
+		defer r.syncOutcomes(sy, b, ops, ids, err)
+	}
 	var rowErrs *RowErrors
 	switch {
 	case err == nil:

@@ -260,7 +260,7 @@ func (l *loader) scalar(n ast.Node, what string) (string, bool) {
 	return "", false
 }
 
-var topKeys = []string{"name", "description", "dead_letter", "lookups", "stages"}
+var topKeys = []string{"name", "description", "dead_letter", "lookups", "schedule", "state", "stages"}
 
 func (l *loader) unknownKey(mv *ast.MappingValueNode, where string, known []string) {
 	k := keyName(mv)
@@ -308,6 +308,10 @@ func (l *loader) top(body ast.Node, g *pipeline.Graph) {
 					}
 				}
 			}
+		case "schedule":
+			g.Schedule = l.schedule(mv.Value)
+		case "state":
+			g.State, _ = l.scalar(mv.Value, "state")
 		case "stages":
 			stages = mv.Value
 		default:
@@ -334,7 +338,7 @@ func (l *loader) top(body ast.Node, g *pipeline.Graph) {
 	}
 }
 
-var stageKeys = []string{"name", "inputs", "source", "transform", "map", "filter", "sink", "workers", "ordered"}
+var stageKeys = []string{"name", "inputs", "source", "transform", "map", "filter", "sink", "workers", "ordered", "incremental", "sync"}
 
 func (l *loader) stage(n ast.Node) (pipeline.StageSpec, bool) {
 	st := pipeline.StageSpec{Pos: l.pos(n), Workers: 1}
@@ -379,6 +383,10 @@ func (l *loader) stage(n ast.Node) (pipeline.StageSpec, bool) {
 				l.add(mv.Value, "ordered must be true or false, not %s", l.show(mv.Value, s))
 			}
 			ordered = b
+		case "incremental":
+			st.Incremental = l.incremental(mv)
+		case "sync":
+			st.Sync = l.sync(mv)
 		case "source", "transform", "map", "filter", "sink":
 			if body != nil {
 				l.add(mv.Key, "a stage has exactly one of source, transform, map, filter or sink; this one already has %s", keyName(body))
@@ -427,6 +435,12 @@ func (l *loader) stage(n ast.Node) (pipeline.StageSpec, bool) {
 	}
 	if st.Kind != pipeline.KindTransform && (st.Workers != 1 || !ordered) {
 		l.add(body.Key, "workers and ordered apply to transform stages only")
+	}
+	if st.Incremental != nil && st.Kind != pipeline.KindSource {
+		l.add(body.Key, "incremental applies to source stages only (stage %q is a %s)", st.Name, st.Kind)
+	}
+	if st.Sync != nil && st.Kind != pipeline.KindSink {
+		l.add(body.Key, "sync applies to sink stages only (stage %q is a %s)", st.Name, st.Kind)
 	}
 	return st, len(l.errs) == nerr
 }

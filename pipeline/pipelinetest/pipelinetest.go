@@ -157,6 +157,8 @@ type SinkOptions struct {
 	Name string `yaml:"name"`
 	// RejectEvery makes Write reject rows whose id is a multiple of n.
 	RejectEvery int `yaml:"reject_every"`
+	// RejectRetryable marks the rejections retryable.
+	RejectRetryable bool `yaml:"reject_retryable"`
 	// FailWrites makes every Write fail whole.
 	FailWrites bool `yaml:"fail_writes"`
 	// MaxRows and MaxInFlight are the sink's BatchPolicy.
@@ -224,7 +226,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	for i := range b.Len() {
 		r := b.Row(i)
 		if id, ok := r[0].(int64); ok && s.o.RejectEvery > 0 && id%int64(s.o.RejectEvery) == 0 {
-			rerr.Add(i, &pipeline.RowError{Code: "rejected", Err: fmt.Errorf("id %d rejected", id)})
+			rerr.Add(i, &pipeline.RowError{Code: "rejected", Retryable: s.o.RejectRetryable, Err: fmt.Errorf("id %d rejected", id)})
 			continue
 		}
 		c.Rows[s.o.Name] = append(c.Rows[s.o.Name], r)

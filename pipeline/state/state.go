@@ -142,6 +142,11 @@ func validName(n string) bool {
 	return true
 }
 
+// Object returns the location of an object of the pipeline's state that is
+// not a JSON document (sync manifests, for example): LOCATION/PIPELINE/
+// followed by parts. Callers write it atomically (blobio writers are).
+func (s *Store) Object(parts ...string) blobio.Location { return s.loc(parts...) }
+
 func (s *Store) loc(parts ...string) blobio.Location {
 	return blobio.Join(s.prefix, parts...)
 }

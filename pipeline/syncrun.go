@@ -1,0 +1,276 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// syncBatchRows is how many rows a sync stage sends per Write when the
+// sink states no BatchPolicy.MaxRows, and how many deletes go per Delete.
+const syncBatchRows = 10000
+
+// openSyncState loads the watermarks of incremental sources and opens the
+// syncers of sync sinks, before any row moves.
+func (r *runner) openSyncState(ctx context.Context) error {
+	for _, s := range r.plan.stages {
+		switch {
+		case s.spec.Kind == KindSource && s.spec.Incremental != nil:
+			c, err := openCursor(ctx, r.opts.State, s)
+			if err != nil {
+				return err
+			}
+			r.cursors[s] = c
+		case s.spec.Kind == KindSink && s.spec.Sync != nil:
+			if r.opts.Syncers == nil {
+				return &ConfigError{Pos: s.spec.Sync.Pos, Msg: fmt.Sprintf("stage %q: sync needs a state store (a plugin bug: RunOptions.Syncers is nil)", s.spec.Name)}
+			}
+			if s.spec.Sync.DeleteMissing {
+				if _, ok := r.sinks[s].(Deleter); !ok {
+					return &ConfigError{Pos: s.spec.Sync.Pos, Msg: fmt.Sprintf("stage %q: sync delete_missing needs a sink that can delete records; sink %q cannot", s.spec.Name, s.spec.Type)}
+				}
+			}
+			sy, err := r.opts.Syncers(ctx, s.spec, s.in)
+			if err != nil {
+				var ce *ConfigError
+				if errors.As(err, &ce) {
+					return err
+				}
+				return &ConfigError{Pos: s.spec.Sync.Pos, Msg: fmt.Sprintf("stage %q: sync: %v", s.spec.Name, err)}
+			}
+			r.syncers[s] = sy
+		}
+	}
+	return nil
+}
+
+func (r *runner) closeSyncers() {
+	for s, sy := range r.syncers {
+		if err := sy.Close(); err != nil {
+			r.log.Warn("sync: cannot remove temporary files", "stage", s.spec.Name, "err", err)
+		}
+	}
+}
+
+// spool hands a batch's rows to the syncer; rows it refuses are
+// dead-lettered.
+func (r *runner) spool(s *planStage, sy Syncer, b *Batch) {
+	var drops []Drop
+	for i, row := range b.rows {
+		if r.workCtx.Err() != nil {
+			drops = append(drops, Drop{Row: row, Origin: b.origins[i], Err: &RowError{Code: r.drainCode(), Retryable: true,
+				Err: fmt.Errorf("not processed: %w", context.Cause(r.workCtx))}})
+			continue
+		}
+		if err := sy.Add(row, b.origins[i]); err != nil {
+			var re *RowError
+			if !errors.As(err, &re) {
+				r.fail(fmt.Errorf("stage %q: sync: %w", s.spec.Name, err))
+				err = &RowError{Code: CodeAborted, Retryable: true, Err: fmt.Errorf("not processed: %w", err)}
+			}
+			drops = append(drops, Drop{Row: row, Origin: b.origins[i], Err: err})
+		}
+	}
+	r.settle(s, s.in, drops)
+}
+
+// syncDiff runs the syncer's diff once the input is complete: new and
+// changed rows go to the sink through add, unchanged rows are filtered,
+// duplicates dead-lettered, and missing keys deleted. When the run is
+// stopping (or the diff refuses, e.g. past max_deletes), every spooled row
+// is drained into the dead letter instead.
+func (r *runner) syncDiff(s *planStage, sink Sink, sy Syncer, add func(Row, Origin, SyncOp), flush func()) {
+	var drops []Drop
+	settle := func(force bool) {
+		if len(drops) > 0 && (force || len(drops) >= syncBatchRows) {
+			r.settle(s, s.in, drops)
+			drops = nil
+		}
+	}
+	var stopErr error
+	drain := func(row Row, origin Origin) {
+		code, cause := r.drainCode(), context.Cause(r.workCtx)
+		if stopErr != nil {
+			code, cause = CodeAborted, stopErr
+		}
+		drops = append(drops, Drop{Row: row, Origin: origin, Err: &RowError{Code: code, Retryable: true, Err: fmt.Errorf("not sent: %w", cause)}})
+		settle(false)
+	}
+	type del struct{ key, id string }
+	var dels []del
+	deleter, _ := sink.(Deleter)
+	sendDeletes := func() {
+		if len(dels) == 0 {
+			return
+		}
+		ids := make([]string, len(dels))
+		for i, d := range dels {
+			ids[i] = d.id
+		}
+		errs, err := deleter.Delete(r.workCtx, ids)
+		for i, d := range dels {
+			e := err
+			if e == nil && i < len(errs) {
+				e = errs[i]
+			}
+			sy.Outcome(SyncMissing, nil, d.key, "", e)
+		}
+		dels = dels[:0]
+	}
+	passed := 0 // rows handed to emit or drop by the first Diff
+	emit := func(op SyncOp, row Row, origin Origin) error {
+		passed++
+		switch {
+		case r.workCtx.Err() != nil || stopErr != nil:
+			drain(row, origin)
+		case op == SyncUnchanged:
+			drops = append(drops, Drop{Row: row, Origin: origin})
+			settle(false)
+		default:
+			add(row, origin, op)
+		}
+		return nil
+	}
+	drop := func(row Row, origin Origin, err error) error {
+		passed++
+		drops = append(drops, Drop{Row: row, Origin: origin, Err: err})
+		settle(false)
+		return nil
+	}
+	onDelete := func(key, id string) error {
+		if r.workCtx.Err() != nil || stopErr != nil || deleter == nil {
+			return nil
+		}
+		dels = append(dels, del{key, id})
+		if len(dels) >= syncBatchRows {
+			sendDeletes()
+		}
+		return nil
+	}
+	if r.workCtx.Err() != nil {
+		stopErr = context.Cause(r.workCtx)
+	}
+	if err := sy.Diff(r.workCtx, emit, drop, onDelete); err != nil {
+		if r.workCtx.Err() == nil {
+			r.fail(fmt.Errorf("stage %q: sync: %w", s.spec.Name, err))
+		}
+		stopErr = err
+		// Rows spooled but never passed on must still be accounted for:
+		// walk the spool once more (the order is the same every time) and
+		// drain the rows after the first `passed`.
+		seen := 0
+		rest := func(row Row, origin Origin) {
+			if seen++; seen > passed {
+				drain(row, origin)
+			}
+		}
+		if derr := sy.Diff(context.WithoutCancel(r.workCtx), func(_ SyncOp, row Row, origin Origin) error { rest(row, origin); return nil },
+			func(row Row, origin Origin, _ error) error { rest(row, origin); return nil },
+			func(string, string) error { return nil }); derr != nil {
+			r.fail(fmt.Errorf("stage %q: sync: drain the spool: %w", s.spec.Name, derr))
+		}
+	}
+	if r.workCtx.Err() == nil && stopErr == nil {
+		sendDeletes()
+	}
+	settle(true)
+	flush()
+}
+
+// syncOutcomes tells the syncer what happened to each row of a written
+// batch.
+func (r *runner) syncOutcomes(sy Syncer, b *Batch, ops []SyncOp, ids []string, err error) {
+	var failed map[int]error
+	var rowErrs *RowErrors
+	if errors.As(err, &rowErrs) {
+		failed = make(map[int]error, len(rowErrs.Failures))
+		for _, f := range rowErrs.Failures {
+			failed[f.Index] = f.Err
+		}
+		err = nil
+	}
+	for i, row := range b.rows {
+		e := err
+		if e == nil {
+			e = failed[i]
+		}
+		id := ""
+		if i < len(ids) {
+			id = ids[i]
+		}
+		op := SyncNew
+		if i < len(ops) {
+			op = ops[i]
+		}
+		sy.Outcome(op, row, "", id, e)
+	}
+}
+
+// finishSync commits (or discards) sync state and watermarks at the end of
+// a run. State is committed only when the run did not fail and was not
+// cancelled; watermarks also need no retryable dead letters, so that the
+// rows that may succeed when sent again are read again.
+func (r *runner) finishSync(rep *Report) {
+	ctx := context.WithoutCancel(r.userCtx)
+	for _, s := range r.plan.stages {
+		sy := r.syncers[s]
+		if sy == nil {
+			continue
+		}
+		commit := len(r.errs) == 0 && r.userCtx.Err() == nil
+		sum, err := sy.Finish(ctx, commit)
+		if err != nil {
+			r.errs = append(r.errs, fmt.Errorf("stage %q: sync: %w", s.spec.Name, err))
+		}
+		if sum != nil {
+			if rep.Sync == nil {
+				rep.Sync = map[string]any{}
+			}
+			rep.Sync[s.spec.Name] = sum
+		}
+	}
+	for _, s := range r.plan.stages {
+		c := r.cursors[s]
+		if c == nil {
+			continue
+		}
+		ir := &IncrementalReport{Cursor: c.name, After: textOrEmpty(c.after), Max: textOrEmpty(c.max)}
+		switch {
+		case len(r.errs) > 0 || r.userCtx.Err() != nil:
+			ir.Held = "the run did not finish"
+		case r.retryable.Load() > 0:
+			ir.Held = fmt.Sprintf("%d dead-lettered rows are retryable; they are read again next run", r.retryable.Load())
+		default:
+			if err := c.commit(ctx, r.opts.State, rep.RunID, r.opts.Now()); err != nil {
+				r.errs = append(r.errs, err)
+				ir.Held = err.Error()
+			} else {
+				ir.Committed = c.max != nil && (c.after == nil || compareCursor(c.typ, c.max, c.after) > 0)
+			}
+		}
+		if rep.Incremental == nil {
+			rep.Incremental = map[string]*IncrementalReport{}
+		}
+		rep.Incremental[s.spec.Name] = ir
+	}
+}
+
+func textOrEmpty(v any) string {
+	if v == nil {
+		return ""
+	}
+	return Text(v)
+}
+
+// IncrementalReport is an incremental source stage's part of the report.
+type IncrementalReport struct {
+	Cursor string `json:"cursor"`
+	// After is the watermark the run started from ("" on the first run).
+	After string `json:"after"`
+	// Max is the greatest cursor value read this run.
+	Max string `json:"max"`
+	// Committed says the watermark moved to Max.
+	Committed bool `json:"committed"`
+	// Held says why the watermark was not moved, if it was not.
+	Held string `json:"held,omitempty"`
+}
