@@ -347,6 +347,7 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 		succeeded++
 		if i >= 0 {
 			st.succeed(i)
+			st.setID(i, r.ID)
 		}
 	})
 	needAll := info.State != salesforce.StateJobComplete

@@ -118,6 +118,7 @@ type Sink struct {
 	resumed    int              // chunks found in the ledger of an earlier process
 	budgetOut  bool             // min_api_remaining reached
 	cancelSeen bool
+	deletes    *Sink // delete jobs for sync delete_missing; see deleter
 }
 
 // countingTransport counts the API requests the sink's client sends.
@@ -532,7 +533,15 @@ type batchState struct {
 	cells  [][]string
 	errs   []error
 	ok     []bool
-	loaded int // rows confirmed loaded so far
+	ids    []string // Salesforce ids of loaded rows; nil unless WriteIDs
+	loaded int      // rows confirmed loaded so far
+}
+
+// setID notes the Salesforce id of a loaded row (WriteIDs only).
+func (b *batchState) setID(i int, id string) {
+	if b.ids != nil && id != "" {
+		b.ids[i] = id
+	}
 }
 
 func (b *batchState) succeed(i int) {
@@ -555,14 +564,30 @@ func (b *batchState) fail(i int, err error) {
 // plain error when nothing was loaded and every later job would fail the
 // same way (unknown object or field, bad external id, refused upload).
 func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
+	_, err := s.write(ctx, b, false)
+	return err
+}
+
+// WriteIDs is Write that also returns the Salesforce record id of each
+// loaded row (sf__Id of the successful results; "" for failed rows, and for
+// rows of a chunk a resumed run found already loaded in the ledger).
+// It implements pipeline.IDWriter, used by sync stages.
+func (s *Sink) WriteIDs(ctx context.Context, b *pipeline.Batch) ([]string, error) {
+	return s.write(ctx, b, true)
+}
+
+func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]string, error) {
 	s.mu.Lock()
 	fatal := s.fatal
 	s.mu.Unlock()
 	if fatal != nil {
-		return fatal
+		return nil, fatal
 	}
 	n := b.Len()
 	st := &batchState{cells: make([][]string, n), errs: make([]error, n), ok: make([]bool, n)}
+	if wantIDs {
+		st.ids = make([]string, n)
+	}
 	pending := make([]int, 0, n)
 	for i := range n {
 		c, err := s.enc.cells(b.Row(i), nil)
@@ -591,7 +616,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 			}
 			c, rest, err := s.spoolChunk(st, pending, maxRows)
 			if err != nil {
-				return s.failBatch(st, pending, fmt.Errorf("salesforce sink: spool: %w", err))
+				return st.ids, s.failBatch(st, pending, fmt.Errorf("salesforce sink: spool: %w", err))
 			}
 			pending = rest
 			if c == nil {
@@ -600,7 +625,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 			lk, err := s.runChunk(ctx, st, c, attempt)
 			s.dropSpool(c)
 			if err != nil {
-				return s.failBatch(st, append(c.rows, pending...), err)
+				return st.ids, s.failBatch(st, append(c.rows, pending...), err)
 			}
 			locked = append(locked, lk...)
 		}
@@ -627,9 +652,9 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	}
 	if len(re.Failures) > 0 {
 		s.countCodes(&re)
-		return &re
+		return st.ids, &re
 	}
-	return nil
+	return st.ids, nil
 }
 
 // countCodes adds the failures of re to the counts by error code.
