@@ -18,21 +18,21 @@
 // Run history is append-only (one object per run), so concurrent appends
 // never overwrite each other.
 //
-// # Lease semantics and their limits
+// # Lease semantics
 //
-// The lease is a document {holder, expires}. AcquireLease reads it; if it is
-// free, expired or already ours it writes a new one, then reads it back and
-// reports success only if the read-back holder is ours. Within one process
-// every lease operation on the same lease object is serialized, so holders
-// in the same process never both win. Across processes, blob stores are used
-// without compare-and-swap, so there is a race window: if holder B reads the
-// lease before holder A's write lands, and B's write lands after A's
-// read-back, both believe they hold it (the later writer really owns the
-// document, and the earlier one finds out at its next RenewLease, which
-// fails with ErrLeaseLost). The window is one read-modify-write round trip
-// wide; it only matters when two processes try to take the same lease at
-// the same moment. Expiry handles a holder that died: once `expires` has
-// passed anyone may take the lease over.
+// The lease is a document {holder, expires, generation}. Taking a lease that
+// is free or expired means winning the next generation: AcquireLease
+// creates the claim object LOCATION/PIPELINE/lease-claims/GENERATION with
+// blobio.CreateExclusive (a conditional write on S3, GCS and Azure, an
+// O_EXCL-style hard link on local disks), and only the one process whose
+// create succeeds writes the lease document; every other contender for the
+// same generation gets false. So two processes, on one machine or several
+// sharing a blob state, never both take the same free lease. A holder
+// extends its lease with RenewLease (serve renews every ttl/3); a holder
+// that died loses it when `expires` passes. The one remaining hazard is
+// inherent to leases without fencing tokens: a holder paused for longer
+// than its ttl may run beside the next holder until its renewal fails
+// (RenewLease then returns ErrLeaseLost and serve cancels the run).
 package state
 
 import (
@@ -79,6 +79,7 @@ type RunRecord struct {
 	RunID       string          `json:"run_id"`
 	Status      string          `json:"status"`
 	Trigger     string          `json:"trigger,omitempty"` // "schedule", "manual", ...
+	Holder      string          `json:"holder,omitempty"`  // the process that ran it (host:pid)
 	StartedAt   time.Time       `json:"started_at"`
 	FinishedAt  time.Time       `json:"finished_at"`
 	Counts      pipeline.Counts `json:"counts"`
@@ -91,6 +92,9 @@ type RunRecord struct {
 type Lease struct {
 	Holder  string    `json:"holder"` // "" when released
 	Expires time.Time `json:"expires"`
+	// Generation counts the times the lease was taken; the holder of
+	// generation g won the claim object lease-claims/g.
+	Generation int64 `json:"generation"`
 }
 
 // Open returns the store of pipeline at location ("" means
@@ -290,9 +294,8 @@ func (s *Store) ReadLease(ctx context.Context) (Lease, error) {
 }
 
 // AcquireLease takes the pipeline's lease for holder until now+ttl. It
-// reports false, with no error, when another holder has an unexpired lease.
-// Acquiring a lease one already holds extends it. See the package comment
-// for the race window on stores without compare-and-swap.
+// reports false, with no error, when another holder has an unexpired lease
+// or won the race for it. Acquiring a lease one already holds extends it.
 func (s *Store) AcquireLease(ctx context.Context, holder string, ttl time.Duration) (bool, error) {
 	if holder == "" || ttl <= 0 {
 		return false, errors.New("state: a lease needs a holder and a positive ttl")
@@ -304,23 +307,28 @@ func (s *Store) AcquireLease(ctx context.Context, holder string, ttl time.Durati
 		return false, err
 	}
 	now := s.now()
-	if cur.Holder != "" && cur.Holder != holder && now.Before(cur.Expires) {
+	switch {
+	case cur.Holder == holder && now.Before(cur.Expires):
+		cur.Expires = now.Add(ttl).UTC()
+		return true, writeJSON(ctx, l, cur)
+	case cur.Holder != "" && now.Before(cur.Expires):
 		return false, nil
 	}
-	return s.writeLease(ctx, l, holder, now.Add(ttl))
-}
-
-// writeLease writes the lease and reads it back: ok is false when another
-// writer's document landed in between.
-func (s *Store) writeLease(ctx context.Context, l blobio.Location, holder string, expires time.Time) (bool, error) {
-	if err := writeJSON(ctx, l, Lease{Holder: holder, Expires: expires.UTC()}); err != nil {
+	gen := cur.Generation + 1
+	claim := s.loc("lease-claims", fmt.Sprintf("%020d", gen))
+	if err := blobio.CreateExclusive(ctx, claim, []byte(holder+"\n")); err != nil {
+		if errors.Is(err, blobio.ErrExists) {
+			return false, nil // another process took this generation
+		}
+		return false, fmt.Errorf("state: lease: %w", err)
+	}
+	if err := writeJSON(ctx, l, Lease{Holder: holder, Expires: now.Add(ttl).UTC(), Generation: gen}); err != nil {
 		return false, err
 	}
-	var back Lease
-	if _, err := readJSON(ctx, l, &back); err != nil {
-		return false, err
+	if gen > 2 { // keep the claim objects from piling up
+		blobio.Delete(ctx, s.loc("lease-claims", fmt.Sprintf("%020d", gen-2)))
 	}
-	return back.Holder == holder, nil
+	return true, nil
 }
 
 // RenewLease extends holder's lease to now+ttl. It fails with ErrLeaseLost
@@ -339,14 +347,8 @@ func (s *Store) RenewLease(ctx context.Context, holder string, ttl time.Duration
 	if cur.Holder != holder {
 		return fmt.Errorf("state: pipeline %q: %w (now held by %q)", s.pipeline, ErrLeaseLost, cur.Holder)
 	}
-	ok, err := s.writeLease(ctx, l, holder, s.now().Add(ttl))
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("state: pipeline %q: %w (taken over while renewing)", s.pipeline, ErrLeaseLost)
-	}
-	return nil
+	cur.Expires = s.now().Add(ttl).UTC()
+	return writeJSON(ctx, l, cur)
 }
 
 // ReleaseLease gives up holder's lease. Releasing a lease held by someone
@@ -361,5 +363,5 @@ func (s *Store) ReleaseLease(ctx context.Context, holder string) error {
 	if cur.Holder != holder || holder == "" {
 		return nil
 	}
-	return writeJSON(ctx, l, Lease{})
+	return writeJSON(ctx, l, Lease{Generation: cur.Generation})
 }
