@@ -1,0 +1,593 @@
+package changes
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+)
+
+// Op is what a run does with a key compared with the last manifest.
+type Op int
+
+// The ops reported by Diff and passed to Outcome.
+const (
+	OpNew       Op = iota + 1 // the key is not in the manifest: insert
+	OpChanged                 // the row's hash differs, or the entry is unsynced: update
+	OpUnchanged               // same hash as last loaded: nothing to send
+	OpMissing                 // in the manifest but not in the run: delete (mirror mode)
+)
+
+var opNames = [...]string{OpNew: "new", OpChanged: "changed", OpUnchanged: "unchanged", OpMissing: "missing"}
+
+// String returns "new", "changed", "unchanged" or "missing".
+func (o Op) String() string {
+	if o >= OpNew && o <= OpMissing {
+		return opNames[o]
+	}
+	return fmt.Sprintf("Op(%d)", int(o))
+}
+
+// Counts are the counts of one diff: keys of the run by op, keys of the old
+// manifest missing from the run, and the old manifest's size. Duplicate keys
+// after the first are not counted.
+type Counts struct {
+	New, Changed, Unchanged, Missing int64
+	// Manifest is the number of entries in the old manifest.
+	Manifest int64
+}
+
+// Options configure a Differ. The zero value is ready to use.
+type Options struct {
+	// Dir is the directory for spill files; "" means os.TempDir(). The
+	// Differ creates its own subdirectory there and Close removes it.
+	Dir string
+	// MemLimit is the number of bytes of records buffered in memory before a
+	// sorted chunk is spilled to disk, separately for the run and for the
+	// outcomes; 0 means 32 MiB. Read buffers during merges share the same
+	// budget (at least 16 KiB per chunk file, at most 64 files at once).
+	MemLimit int
+}
+
+// DefaultMemLimit is the MemLimit used when Options.MemLimit is 0.
+const DefaultMemLimit = 32 << 20
+
+// Differ compares one run with the manifest of the last one and writes the
+// next manifest. Add is called from one goroutine, then Diff (once or more),
+// then Commit; Outcome may be called from any goroutine, concurrently with
+// Diff. Close removes the spill files.
+type Differ struct {
+	schema  *pipeline.Schema
+	keyIdx  int
+	keyName string
+	dir     string
+
+	run     spool
+	keyBuf  []byte
+	canon   []byte
+	text    []byte
+	payload []byte
+
+	diffed   bool
+	diffedOf manifestID
+
+	mu       sync.Mutex // guards outcomes and closed
+	outcomes spool
+	outBuf   []byte
+	closed   bool
+}
+
+// manifestID identifies the manifest a Diff ran against, so that Commit can
+// refuse a different one.
+type manifestID struct {
+	loc string
+	n   int64
+	crc uint32
+}
+
+func idOf(m *Manifest) manifestID {
+	if m == nil {
+		return manifestID{}
+	}
+	return manifestID{loc: m.loc.String(), n: m.n, crc: m.crc}
+}
+
+// NewDiffer returns a Differ for rows of schema keyed by the field named
+// key, which must exist. It creates a temporary directory under o.Dir.
+func NewDiffer(schema *pipeline.Schema, key string, o Options) (*Differ, error) {
+	if schema == nil {
+		return nil, errors.New("changes: nil schema")
+	}
+	idx := schema.Index(key)
+	if idx < 0 {
+		return nil, fmt.Errorf("changes: key field %q is not in the schema (%s)", key, schema)
+	}
+	if o.MemLimit < 0 {
+		return nil, fmt.Errorf("changes: negative MemLimit %d", o.MemLimit)
+	}
+	if o.MemLimit == 0 {
+		o.MemLimit = DefaultMemLimit
+	}
+	dir, err := os.MkdirTemp(o.Dir, "bulkflow-changes-")
+	if err != nil {
+		return nil, fmt.Errorf("changes: create spill directory: %w", err)
+	}
+	return &Differ{
+		schema:   schema,
+		keyIdx:   idx,
+		keyName:  key,
+		dir:      dir,
+		run:      spool{name: "run", dir: dir, limit: o.MemLimit},
+		outcomes: spool{name: "outcomes", dir: dir, limit: o.MemLimit},
+	}, nil
+}
+
+// Add spools one row of the run. The key is the text of the key field
+// (pipeline.AppendText); a null or empty key returns a *pipeline.RowError
+// with Code "missing_key", and a key over 1 MiB one with Code
+// "key_too_long": the row is not spooled and the caller dead-letters it.
+//
+// The row's hash is xxhash64 over the canonical text of every field, in
+// schema order: per field a null marker or a length-prefixed
+// pipeline.AppendText, so ("a","bc") differs from ("ab","c") and null from
+// "". Values keep their Go type exactly when Diff hands them back.
+//
+// Add must be called from one goroutine, and not after Diff or Commit.
+func (d *Differ) Add(row pipeline.Row, origin pipeline.Origin) error {
+	if d.run.frozen {
+		return errors.New("changes: Add after Diff or Commit")
+	}
+	if len(row) != d.schema.Len() {
+		return fmt.Errorf("changes: row has %d values, schema has %d fields", len(row), d.schema.Len())
+	}
+	kv := row[d.keyIdx]
+	d.keyBuf = pipeline.AppendText(d.keyBuf[:0], kv)
+	if kv == nil || len(d.keyBuf) == 0 {
+		e := pipeline.NewRowError("missing_key", d.keyName, "the sync key %s is empty", d.keyName)
+		e.Origin = origin
+		return e
+	}
+	if len(d.keyBuf) > maxKeyLen {
+		e := pipeline.NewRowError("key_too_long", d.keyName, "the sync key %s is %d bytes long (at most %d)", d.keyName, len(d.keyBuf), maxKeyLen)
+		e.Origin = origin
+		return e
+	}
+	d.canon, d.text = appendCanonical(d.canon[:0], row, d.text)
+	h := rowHash(d.canon)
+	var err error
+	if d.payload, err = appendRow(d.payload[:0], row, origin); err != nil {
+		e := &pipeline.RowError{Origin: origin, Code: "unsupported_value", Err: fmt.Errorf("changes: %w", err)}
+		return e
+	}
+	if err := d.run.add(d.keyBuf, h, d.payload); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Diff merges the spooled run (in key order) with the old manifest (nil:
+// the first run, every key is new) and calls fn for every key in key byte
+// order: OpNew, OpChanged or OpUnchanged with the key's row and origin (and,
+// for changed and unchanged keys, the manifest entry's id as oldID), and
+// OpMissing with a nil row and the manifest entry's id.
+//
+// When a key was added more than once, the first row in input order is the
+// key's row; each later one is passed to dup, right after the first, so the
+// caller can dead-letter it with code "duplicate_key". dup must not be nil
+// when fn is not. When fn is nil Diff only counts, and calls neither (so a
+// counting pass followed by an emitting pass reports each duplicate once).
+//
+// Diff may be called more than once; each call reads the spill files and the
+// manifest again. An error from fn or dup stops the diff and is returned
+// wrapped. Diff must not be called concurrently with Add, Diff or Commit.
+func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key string, row pipeline.Row, origin pipeline.Origin, oldID string) error, dup func(key string, row pipeline.Row, origin pipeline.Origin) error) (Counts, error) {
+	c := Counts{Manifest: old.Len()}
+	if fn != nil && dup == nil {
+		return c, errors.New("changes: Diff: dup is nil; duplicate keys must be reported to the caller")
+	}
+	if err := d.openCheck(); err != nil {
+		return c, err
+	}
+	if err := d.run.freeze(); err != nil {
+		return c, err
+	}
+	run, err := d.run.open()
+	if err != nil {
+		return c, err
+	}
+	defer run.close()
+	man, err := openOld(ctx, old)
+	if err != nil {
+		return c, err
+	}
+	defer man.close()
+
+	var dec rowDecoder
+	decode := func(cur *cursor) (pipeline.Row, pipeline.Origin, error) {
+		p, err := cur.payload()
+		if err != nil {
+			return nil, pipeline.Origin{}, err
+		}
+		row, o, err := dec.decode(p)
+		if err != nil {
+			return nil, o, fmt.Errorf("changes: decode spilled row of key %q: %w", cur.key, err)
+		}
+		return row, o, nil
+	}
+	for i := 0; ; i++ {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return c, fmt.Errorf("changes: diff: %w", err)
+			}
+		}
+		top := run.top()
+		order := position(top, man)
+		if order == 2 {
+			break
+		}
+		if order > 0 { // a manifest key the run does not have
+			c.Missing++
+			if fn != nil {
+				key := string(man.key)
+				if err := fn(OpMissing, key, nil, pipeline.Origin{}, string(man.id)); err != nil {
+					return c, fmt.Errorf("changes: diff: key %q: %w", key, err)
+				}
+			}
+			if _, err := man.next(); err != nil {
+				return c, err
+			}
+			continue
+		}
+		op, oldID := OpNew, ""
+		if order == 0 {
+			op = OpChanged
+			if man.hash == top.aux {
+				op = OpUnchanged
+			}
+			if fn != nil {
+				oldID = string(man.id)
+			}
+		}
+		switch op {
+		case OpNew:
+			c.New++
+		case OpChanged:
+			c.Changed++
+		default:
+			c.Unchanged++
+		}
+		d.keyBuf = append(d.keyBuf[:0], top.key...)
+		var key string
+		if fn != nil {
+			key = string(d.keyBuf)
+			row, o, err := decode(top)
+			if err != nil {
+				return c, err
+			}
+			if err := fn(op, key, row, o, oldID); err != nil {
+				return c, fmt.Errorf("changes: diff: key %q: %w", key, err)
+			}
+		}
+		if err := run.advance(); err != nil {
+			return c, err
+		}
+		for t := run.top(); t != nil && bytes.Equal(t.key, d.keyBuf); t = run.top() {
+			if fn != nil {
+				row, o, err := decode(t)
+				if err != nil {
+					return c, err
+				}
+				if err := dup(key, row, o); err != nil {
+					return c, fmt.Errorf("changes: diff: duplicate key %q: %w", key, err)
+				}
+			}
+			if err := run.advance(); err != nil {
+				return c, err
+			}
+		}
+		if order == 0 {
+			if _, err := man.next(); err != nil {
+				return c, err
+			}
+		}
+	}
+	d.diffed, d.diffedOf = true, idOf(old)
+	return c, nil
+}
+
+// openOld opens the old manifest for a merge and reads its first record;
+// nil stays nil.
+func openOld(ctx context.Context, old *Manifest) (*manifestReader, error) {
+	if old == nil {
+		return nil, nil
+	}
+	r, err := old.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.next(); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// position compares the run's next key with the manifest's: -1 when the
+// run's comes first (or the manifest is done), 1 when the manifest's does
+// (or the run is done), 0 when equal, and 2 when both are done.
+func position(top *cursor, man *manifestReader) int {
+	manDone := man == nil || man.eof
+	switch {
+	case top == nil && manDone:
+		return 2
+	case manDone:
+		return -1
+	case top == nil:
+		return 1
+	}
+	return bytes.Compare(top.key, man.key)
+}
+
+// Outcome records what happened to a key the caller sent: for op OpNew or
+// OpChanged, loaded reports whether the row was loaded and id is the
+// destination's id for it (e.g. a Salesforce record id; "" keeps the old
+// one); for op OpMissing, loaded reports whether the record was deleted.
+// op must be the op Diff reported for the key, or Commit fails.
+//
+// A key may get several outcomes (retries): it counts as loaded if any of
+// them says so, with the id of the last loaded outcome that has one.
+// Outcome is safe for concurrent use, also with Diff; outcomes may arrive in
+// any order and are spilled to disk beyond MemLimit. It fails after Commit
+// or Close.
+func (d *Differ) Outcome(key string, op Op, loaded bool, id string) error {
+	if key == "" {
+		return errors.New("changes: Outcome: empty key")
+	}
+	if op != OpNew && op != OpChanged && op != OpMissing {
+		return fmt.Errorf("changes: Outcome for key %q: op %v (want new, changed or missing)", key, op)
+	}
+	if len(key) > maxKeyLen || len(id) > maxKeyLen {
+		return fmt.Errorf("changes: Outcome for key %q: key or id longer than %d bytes", key[:min(len(key), 64)], maxKeyLen)
+	}
+	aux := uint64(op)
+	if loaded {
+		aux |= 1 << 8
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("changes: Outcome after Close")
+	}
+	if d.outcomes.frozen {
+		return fmt.Errorf("changes: Outcome for key %q after Commit", key)
+	}
+	d.outBuf = append(d.outBuf[:0], key...)
+	return d.outcomes.add(d.outBuf, aux, []byte(id))
+}
+
+// outcome is the reduced outcome of one key.
+type outcome struct {
+	present bool
+	op      Op
+	loaded  bool
+	id      []byte
+}
+
+// Commit writes the next manifest to w by merging the old manifest, the run
+// and the outcomes, key by key:
+//
+//   - unchanged: the old entry is kept;
+//   - new or changed and loaded: the row's hash, with the outcome's id (the
+//     old id when the outcome's is empty);
+//   - changed and not loaded (or no outcome): the old entry, marked unsynced
+//     so the next run sends the key again;
+//   - new and not loaded (or no outcome): left out, so the next run sees the
+//     key as new;
+//   - missing and deleted: left out; missing otherwise: kept when
+//     keepMissing (mirror mode retries the delete next run), left out
+//     otherwise.
+//
+// old must be the manifest given to Diff. An outcome for a key whose op is
+// not the one Diff reported (including unchanged keys and keys in neither
+// the run nor the manifest) makes Commit fail. The caller passes an atomic
+// writer (a blobio.Writer) and closes it only when Commit succeeds (Abort
+// otherwise), so a failed Commit leaves the old manifest in place. Commit
+// returns the number of entries written. Outcomes cannot be added after
+// Commit.
+func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMissing bool) (int64, error) {
+	if err := d.openCheck(); err != nil {
+		return 0, err
+	}
+	if d.diffed && d.diffedOf != idOf(old) {
+		return 0, fmt.Errorf("changes: Commit: the old manifest (%s, %d entries) is not the one Diff used (%s, %d entries)",
+			orNone(idOf(old).loc), old.Len(), orNone(d.diffedOf.loc), d.diffedOf.n)
+	}
+	if err := d.run.freeze(); err != nil {
+		return 0, err
+	}
+	d.mu.Lock()
+	err := d.outcomes.freeze()
+	d.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	run, err := d.run.open()
+	if err != nil {
+		return 0, err
+	}
+	defer run.close()
+	outs, err := d.outcomes.open()
+	if err != nil {
+		return 0, err
+	}
+	defer outs.close()
+	man, err := openOld(ctx, old)
+	if err != nil {
+		return 0, err
+	}
+	defer man.close()
+
+	mw := newManifestWriter(w)
+	var (
+		key   []byte
+		out   outcome
+		oldID []byte
+	)
+	for i := 0; ; i++ {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, fmt.Errorf("changes: commit: %w", err)
+			}
+		}
+		// The smallest key of the three streams.
+		top, otop := run.top(), outs.top()
+		manOK := man != nil && !man.eof
+		if top == nil && otop == nil && !manOK {
+			break
+		}
+		key = key[:0]
+		have := false
+		for _, k := range [][]byte{keyOf(top), keyOf(otop), manKey(man)} {
+			if k != nil && (!have || bytes.Compare(k, key) < 0) {
+				key, have = append(key[:0], k...), true
+			}
+		}
+		// The run's first row for the key, skipping duplicates.
+		inRun, runHash := false, uint64(0)
+		if top != nil && bytes.Equal(top.key, key) {
+			inRun, runHash = true, top.aux
+			for t := run.top(); t != nil && bytes.Equal(t.key, key); t = run.top() {
+				if err := run.advance(); err != nil {
+					return 0, err
+				}
+			}
+		}
+		inMan, manHash := false, uint64(0)
+		if manOK && bytes.Equal(man.key, key) {
+			inMan, manHash = true, man.hash
+			oldID = append(oldID[:0], man.id...)
+		}
+		// Reduce the key's outcomes.
+		out = outcome{id: out.id[:0]}
+		for t := outs.top(); t != nil && bytes.Equal(t.key, key); t = outs.top() {
+			op, loaded := Op(t.aux&0xFF), t.aux&(1<<8) != 0
+			if out.present && op != out.op {
+				return 0, fmt.Errorf("changes: commit: key %q has outcomes for ops %v and %v", key, out.op, op)
+			}
+			out.present, out.op = true, op
+			if loaded {
+				out.loaded = true
+				if p, err := t.payload(); err != nil {
+					return 0, err
+				} else if len(p) > 0 {
+					out.id = append(out.id[:0], p...)
+				}
+			}
+			if err := outs.advance(); err != nil {
+				return 0, err
+			}
+		}
+
+		var op Op
+		switch {
+		case inRun && !inMan:
+			op = OpNew
+		case inRun && manHash == runHash:
+			op = OpUnchanged
+		case inRun:
+			op = OpChanged
+		case inMan:
+			op = OpMissing
+		default:
+			return 0, fmt.Errorf("changes: commit: outcome (%v) for key %q, which is neither in the run nor in the manifest", out.op, key)
+		}
+		if out.present && out.op != op {
+			return 0, fmt.Errorf("changes: commit: outcome for key %q says %v, but the diff says %v", key, out.op, op)
+		}
+		loaded := out.present && out.loaded
+		var werr error
+		switch op {
+		case OpUnchanged:
+			werr = mw.add(key, manHash, oldID)
+		case OpNew:
+			if loaded {
+				werr = mw.add(key, runHash, out.id)
+			}
+		case OpChanged:
+			switch {
+			case loaded && len(out.id) > 0:
+				werr = mw.add(key, runHash, out.id)
+			case loaded:
+				werr = mw.add(key, runHash, oldID)
+			default:
+				werr = mw.add(key, unsynced, oldID)
+			}
+		case OpMissing:
+			if !loaded && keepMissing {
+				werr = mw.add(key, manHash, oldID)
+			}
+		}
+		if werr != nil {
+			return 0, werr
+		}
+		if inMan {
+			if _, err := man.next(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := mw.finish(); err != nil {
+		return 0, err
+	}
+	return mw.n, nil
+}
+
+func keyOf(c *cursor) []byte {
+	if c == nil {
+		return nil
+	}
+	return c.key
+}
+
+func manKey(m *manifestReader) []byte {
+	if m == nil || m.eof {
+		return nil
+	}
+	return m.key
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func (d *Differ) openCheck() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("changes: Differ used after Close")
+	}
+	return nil
+}
+
+// Close removes the spill files and the Differ's directory. The Differ
+// cannot be used afterwards; Close may be called more than once.
+func (d *Differ) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if err := os.RemoveAll(d.dir); err != nil {
+		return fmt.Errorf("changes: remove spill directory: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+package changes
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+)
+
+// Value tags of the spill-file row codec. Values are tagged by their dynamic
+// Go type rather than by the field's pipeline.Type, so TypeAny fields and
+// every declared type round-trip through the same code.
+const (
+	tagNil byte = iota
+	tagString
+	tagInt64
+	tagInt
+	tagFloat64
+	tagFalse
+	tagTrue
+	tagTime
+	tagBytes
+)
+
+// Zone kinds of an encoded time.Time.
+const (
+	zoneUTC   byte = 0 // Location() == time.UTC (dates, UTC timestamps)
+	zoneFixed byte = 1 // any other location, kept as offset + abbreviation
+)
+
+// errUnsupported is wrapped when a row holds a value of a Go type the codec
+// does not know.
+var errUnsupported = errors.New("unsupported value type")
+
+// appendRow appends the spill encoding of origin and row to dst:
+//
+//	uvarint len(object), object, varint line, varint row,
+//	uvarint len(row), one tagged value per field
+//
+// A time.Time keeps its instant (Unix seconds and nanoseconds) and its zone:
+// time.UTC stays time.UTC; any other location becomes a fixed zone with the
+// same offset and abbreviation at that instant, so every text form
+// (pipeline.AppendText, time.Format) is unchanged. A named location's
+// daylight-saving rules are not kept, and a monotonic clock reading is
+// dropped.
+func appendRow(dst []byte, row pipeline.Row, origin pipeline.Origin) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, uint64(len(origin.Object)))
+	dst = append(dst, origin.Object...)
+	dst = binary.AppendVarint(dst, origin.Line)
+	dst = binary.AppendVarint(dst, origin.Row)
+	dst = binary.AppendUvarint(dst, uint64(len(row)))
+	for i, v := range row {
+		var err error
+		if dst, err = appendValue(dst, v); err != nil {
+			return dst, fmt.Errorf("field %d: %w", i+1, err)
+		}
+	}
+	return dst, nil
+}
+
+func appendValue(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, tagNil), nil
+	case string:
+		dst = append(dst, tagString)
+		dst = binary.AppendUvarint(dst, uint64(len(x)))
+		return append(dst, x...), nil
+	case int64:
+		return binary.AppendVarint(append(dst, tagInt64), x), nil
+	case int:
+		return binary.AppendVarint(append(dst, tagInt), int64(x)), nil
+	case float64:
+		return binary.LittleEndian.AppendUint64(append(dst, tagFloat64), math.Float64bits(x)), nil
+	case bool:
+		if x {
+			return append(dst, tagTrue), nil
+		}
+		return append(dst, tagFalse), nil
+	case time.Time:
+		dst = append(dst, tagTime)
+		dst = binary.AppendVarint(dst, x.Unix())
+		dst = binary.AppendUvarint(dst, uint64(x.Nanosecond()))
+		if x.Location() == time.UTC {
+			return append(dst, zoneUTC), nil
+		}
+		name, off := x.Zone()
+		dst = append(dst, zoneFixed)
+		dst = binary.AppendVarint(dst, int64(off))
+		dst = binary.AppendUvarint(dst, uint64(len(name)))
+		return append(dst, name...), nil
+	case []byte:
+		dst = append(dst, tagBytes)
+		dst = binary.AppendUvarint(dst, uint64(len(x)))
+		return append(dst, x...), nil
+	default:
+		return dst, fmt.Errorf("%w %T (want string, int64, int, float64, bool, time.Time, []byte or nil)", errUnsupported, v)
+	}
+}
+
+// rowDecoder decodes spill-encoded rows. It remembers the last origin object
+// so that the rows of one file share one string.
+type rowDecoder struct {
+	lastObject string
+}
+
+// errShort is returned when an encoded row ends early.
+var errShort = errors.New("encoded row is truncated")
+
+// decode decodes a row encoded by appendRow. The returned row does not
+// alias p.
+func (dec *rowDecoder) decode(p []byte) (pipeline.Row, pipeline.Origin, error) {
+	var o pipeline.Origin
+	obj, p, err := readBytes(p)
+	if err != nil {
+		return nil, o, err
+	}
+	if string(obj) == dec.lastObject {
+		o.Object = dec.lastObject
+	} else {
+		o.Object = string(obj)
+		dec.lastObject = o.Object
+	}
+	if o.Line, p, err = readVarint(p); err != nil {
+		return nil, o, err
+	}
+	if o.Row, p, err = readVarint(p); err != nil {
+		return nil, o, err
+	}
+	n, p, err := readUvarint(p)
+	if err != nil {
+		return nil, o, err
+	}
+	if n > uint64(len(p)) { // every value takes at least one byte
+		return nil, o, errShort
+	}
+	row := make(pipeline.Row, n)
+	for i := range row {
+		if row[i], p, err = decodeValue(p); err != nil {
+			return nil, o, fmt.Errorf("field %d: %w", i+1, err)
+		}
+	}
+	if len(p) != 0 {
+		return nil, o, fmt.Errorf("%d bytes after the last field", len(p))
+	}
+	return row, o, nil
+}
+
+func decodeValue(p []byte) (any, []byte, error) {
+	if len(p) == 0 {
+		return nil, p, errShort
+	}
+	tag, p := p[0], p[1:]
+	switch tag {
+	case tagNil:
+		return nil, p, nil
+	case tagString:
+		b, p, err := readBytes(p)
+		return string(b), p, err
+	case tagBytes:
+		b, p, err := readBytes(p)
+		return append([]byte{}, b...), p, err
+	case tagInt64:
+		v, p, err := readVarint(p)
+		return v, p, err
+	case tagInt:
+		v, p, err := readVarint(p)
+		return int(v), p, err
+	case tagFloat64:
+		if len(p) < 8 {
+			return nil, p, errShort
+		}
+		return math.Float64frombits(binary.LittleEndian.Uint64(p)), p[8:], nil
+	case tagFalse:
+		return false, p, nil
+	case tagTrue:
+		return true, p, nil
+	case tagTime:
+		sec, p, err := readVarint(p)
+		if err != nil {
+			return nil, p, err
+		}
+		nsec, p, err := readUvarint(p)
+		if err != nil {
+			return nil, p, err
+		}
+		if nsec >= 1e9 {
+			return nil, p, fmt.Errorf("time nanoseconds %d out of range", nsec)
+		}
+		if len(p) == 0 {
+			return nil, p, errShort
+		}
+		kind, p := p[0], p[1:]
+		t := time.Unix(sec, int64(nsec))
+		switch kind {
+		case zoneUTC:
+			return t.UTC(), p, nil
+		case zoneFixed:
+			off, p, err := readVarint(p)
+			if err != nil {
+				return nil, p, err
+			}
+			name, p, err := readBytes(p)
+			if err != nil {
+				return nil, p, err
+			}
+			if off < math.MinInt32 || off > math.MaxInt32 {
+				return nil, p, fmt.Errorf("zone offset %d out of range", off)
+			}
+			return t.In(time.FixedZone(string(name), int(off))), p, nil
+		default:
+			return nil, p, fmt.Errorf("unknown zone kind %d", kind)
+		}
+	default:
+		return nil, p, fmt.Errorf("unknown value tag %d", tag)
+	}
+}
+
+func readUvarint(p []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(p)
+	if n <= 0 {
+		return 0, p, errShort
+	}
+	return v, p[n:], nil
+}
+
+func readVarint(p []byte) (int64, []byte, error) {
+	v, n := binary.Varint(p)
+	if n <= 0 {
+		return 0, p, errShort
+	}
+	return v, p[n:], nil
+}
+
+func readBytes(p []byte) ([]byte, []byte, error) {
+	n, p, err := readUvarint(p)
+	if err != nil {
+		return nil, p, err
+	}
+	if n > uint64(len(p)) {
+		return nil, p, errShort
+	}
+	return p[:n], p[n:], nil
+}
+
+// appendCanonical appends the canonical text of a row, the input of its
+// hash: for each field either 0x00 (null) or 0x01, uvarint len(text), text,
+// where text is pipeline.AppendText of the value. The length prefix is the
+// separator: unlike a delimiter byte it cannot occur inside a value, so
+// ("a","bc") and ("ab","c") differ, and the marker keeps null apart from "".
+func appendCanonical(dst []byte, row pipeline.Row, scratch []byte) ([]byte, []byte) {
+	for _, v := range row {
+		if v == nil {
+			dst = append(dst, 0)
+			continue
+		}
+		scratch = pipeline.AppendText(scratch[:0], v)
+		dst = append(dst, 1)
+		dst = binary.AppendUvarint(dst, uint64(len(scratch)))
+		dst = append(dst, scratch...)
+	}
+	return dst, scratch
+}
+
+// rowHash returns the xxhash64 of canonical row text, with 0 (reserved for
+// "unsynced") mapped to 1.
+func rowHash(canonical []byte) uint64 {
+	h := xxhash.Sum64(canonical)
+	if h == unsynced {
+		h = 1
+	}
+	return h
+}

@@ -1,0 +1,90 @@
+package changes_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/changes"
+)
+
+// syncRun is one scheduled run: diff the rows against the manifest at loc,
+// "send" what changed (rows named "fail" are rejected), and commit.
+func syncRun(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, rows []pipeline.Row) {
+	old, err := changes.OpenManifest(ctx, loc) // nil on the first run
+	if err != nil {
+		log.Fatal(err)
+	}
+	d, err := changes.NewDiffer(schema, "External_Id__c", changes.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close()
+	for i, row := range rows {
+		if err := d.Add(row, pipeline.Origin{Object: "accounts.csv", Line: int64(i + 2)}); err != nil {
+			fmt.Println("dead letter:", err) // a *pipeline.RowError, e.g. missing_key
+		}
+	}
+	counts, err := d.Diff(ctx, old,
+		func(op changes.Op, key string, row pipeline.Row, origin pipeline.Origin, oldID string) error {
+			if op == changes.OpUnchanged {
+				return nil
+			}
+			fmt.Printf("  %-7v %s\n", op, key)
+			ok := row == nil || row[1] != "fail"
+			return d.Outcome(key, op, ok, "sf-"+key) // normally reported by the sink
+		},
+		func(key string, row pipeline.Row, origin pipeline.Origin) error {
+			fmt.Printf("  duplicate_key %s at %v\n", key, origin)
+			return nil
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("  %+v\n", counts)
+	w, err := blobio.NewWriter(ctx, loc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := d.Commit(ctx, old, w, true); err != nil {
+		w.Abort()
+		w.Close()
+		log.Fatal(err)
+	}
+	if err := w.Close(); err != nil { // the new manifest appears only now
+		log.Fatal(err)
+	}
+}
+
+func ExampleDiffer() {
+	ctx := context.Background()
+	loc, _ := blobio.Parse("", "mem://example/accounts/manifest.bfm")
+	schema := pipeline.MustSchema(
+		pipeline.Field{Name: "External_Id__c", Type: pipeline.TypeString},
+		pipeline.Field{Name: "Name", Type: pipeline.TypeString},
+	)
+	fmt.Println("run 1:")
+	syncRun(ctx, loc, schema, []pipeline.Row{{"A-1", "Acme"}, {"A-2", "Globex"}, {"A-3", "Initech"}})
+	fmt.Println("run 2:")
+	syncRun(ctx, loc, schema, []pipeline.Row{{"A-1", "Acme"}, {"A-2", "fail"}, {"A-4", "Umbrella"}, {"A-4", "Umbrella 2"}, {nil, "no key"}})
+	fmt.Println("run 3:")
+	syncRun(ctx, loc, schema, []pipeline.Row{{"A-1", "Acme"}, {"A-2", "Globex Corp"}, {"A-4", "Umbrella"}})
+	// Output:
+	// run 1:
+	//   new     A-1
+	//   new     A-2
+	//   new     A-3
+	//   {New:3 Changed:0 Unchanged:0 Missing:0 Manifest:0}
+	// run 2:
+	// dead letter: accounts.csv:6: field External_Id__c: the sync key External_Id__c is empty
+	//   changed A-2
+	//   missing A-3
+	//   new     A-4
+	//   duplicate_key A-4 at accounts.csv:5
+	//   {New:1 Changed:1 Unchanged:1 Missing:1 Manifest:3}
+	// run 3:
+	//   changed A-2
+	//   {New:0 Changed:1 Unchanged:2 Missing:0 Manifest:3}
+}

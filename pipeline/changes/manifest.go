@@ -1,0 +1,302 @@
+package changes
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"gocloud.dev/gcerrors"
+
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+)
+
+const (
+	magic         = "BFMANIF"
+	formatVersion = 1
+	tagRecord     = 0x01
+	tagFooter     = 0xFF
+	// unsynced is the hash of a manifest entry whose key must be sent again.
+	unsynced = 0
+)
+
+// ErrNewerVersion is wrapped by OpenManifest's error when the manifest was
+// written by a newer bulkflow whose format this build cannot read.
+var ErrNewerVersion = errors.New("manifest format is newer than this build supports")
+
+// ErrCorrupt is wrapped by the errors of OpenManifest, Diff and Commit when
+// a manifest is damaged: a wrong magic, an unreadable or truncated record,
+// keys out of order, or a footer whose record count or checksum does not
+// match.
+var ErrCorrupt = errors.New("manifest is corrupt")
+
+// Manifest is a sorted manifest file opened for streaming reads: it names
+// the object and remembers what OpenManifest verified. Diff and Commit read
+// the object again, from the start, each time they are called. A Manifest is
+// safe for concurrent use.
+type Manifest struct {
+	loc blobio.Location
+	n   int64
+	crc uint32
+}
+
+// OpenManifest opens the manifest at loc and verifies it in one streaming
+// pass: header, every record, strict key order, and the footer's record
+// count and CRC-32. If the object does not exist it returns (nil, nil): the
+// first run, when every row is new. It fails with an error wrapping
+// ErrNewerVersion when the file's format version is newer than this build
+// supports, and ErrCorrupt when the file is damaged.
+func OpenManifest(ctx context.Context, loc blobio.Location) (*Manifest, error) {
+	r, err := openManifestReader(ctx, loc)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, nil
+		}
+		return nil, err
+	}
+	defer r.close()
+	for i := 0; ; i++ {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("changes: verify manifest %s: %w", loc, err)
+			}
+		}
+		ok, err := r.next()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+	}
+	return &Manifest{loc: loc, n: r.n, crc: r.crc}, nil
+}
+
+// Len returns the number of entries in the manifest; 0 for a nil Manifest.
+func (m *Manifest) Len() int64 {
+	if m == nil {
+		return 0
+	}
+	return m.n
+}
+
+// open re-opens the manifest for one merge.
+func (m *Manifest) open(ctx context.Context) (*manifestReader, error) {
+	r, err := openManifestReader(ctx, m.loc)
+	if err != nil {
+		return nil, err
+	}
+	r.want = m
+	return r, nil
+}
+
+// corrupt returns an error wrapping ErrCorrupt that names the manifest and
+// says how to recover.
+func corrupt(loc blobio.Location, format string, args ...any) error {
+	return fmt.Errorf("changes: manifest %s: %s: %w (delete it to force a full resend: the next run sends every row again, and in mirror mode cannot delete records whose keys left the source before it)",
+		loc, fmt.Sprintf(format, args...), ErrCorrupt)
+}
+
+// manifestReader streams and verifies the records of a manifest. key and id
+// are valid until the next call of next.
+type manifestReader struct {
+	loc  blobio.Location
+	rc   io.ReadCloser
+	br   *bufio.Reader
+	want *Manifest // when set, the footer must match it (re-reads)
+
+	n       int64  // records read
+	crc     uint32 // CRC-32 of the record bytes read
+	key     []byte
+	prev    []byte
+	hash    uint64
+	id      []byte
+	eof     bool
+	scratch []byte
+}
+
+func openManifestReader(ctx context.Context, loc blobio.Location) (*manifestReader, error) {
+	rc, err := blobio.NewReader(ctx, loc)
+	if err != nil {
+		return nil, fmt.Errorf("changes: open manifest: %w", err)
+	}
+	r := &manifestReader{loc: loc, rc: rc, br: bufio.NewReaderSize(rc, ioBuf)}
+	var hdr [len(magic) + 1]byte
+	if _, err := io.ReadFull(r.br, hdr[:]); err != nil {
+		rc.Close()
+		return nil, r.readErr("header", err)
+	}
+	if string(hdr[:len(magic)]) != magic {
+		rc.Close()
+		return nil, corrupt(loc, "not a manifest (bad magic %q)", hdr[:len(magic)])
+	}
+	switch v := hdr[len(magic)]; {
+	case v > formatVersion:
+		rc.Close()
+		return nil, fmt.Errorf("changes: manifest %s has format version %d, this build reads version %d: %w (upgrade bulkflow, or delete the manifest to force a full resend)",
+			loc, v, formatVersion, ErrNewerVersion)
+	case v < formatVersion:
+		rc.Close()
+		return nil, corrupt(loc, "bad format version %d", v)
+	}
+	return r, nil
+}
+
+// readErr classifies a read error: an early end of file is corruption
+// (truncation), anything else an I/O failure.
+func (r *manifestReader) readErr(what string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return corrupt(r.loc, "truncated in %s after %d records", what, r.n)
+	}
+	return fmt.Errorf("changes: read manifest %s: %w", r.loc, err)
+}
+
+// next reads the next record, verifying its order; at the footer it checks
+// the count and checksum and returns false.
+func (r *manifestReader) next() (bool, error) {
+	if r.eof {
+		return false, nil
+	}
+	tag, err := r.br.ReadByte()
+	if err != nil {
+		return false, r.readErr("record tag", err)
+	}
+	switch tag {
+	case tagFooter:
+		return false, r.footer()
+	case tagRecord:
+	default:
+		return false, corrupt(r.loc, "record %d: bad tag byte 0x%02x", r.n+1, tag)
+	}
+	r.prev = append(r.prev[:0], r.key...)
+	kl, err := binary.ReadUvarint(r.br)
+	if err != nil {
+		return false, r.readErr("key length", err)
+	}
+	if kl == 0 || kl > maxKeyLen {
+		return false, corrupt(r.loc, "record %d: bad key length %d", r.n+1, kl)
+	}
+	r.key = grow(r.key, int(kl))
+	if _, err := io.ReadFull(r.br, r.key); err != nil {
+		return false, r.readErr("key", err)
+	}
+	var h [8]byte
+	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+		return false, r.readErr("hash", err)
+	}
+	r.hash = binary.LittleEndian.Uint64(h[:])
+	il, err := binary.ReadUvarint(r.br)
+	if err != nil {
+		return false, r.readErr("id length", err)
+	}
+	if il > maxKeyLen {
+		return false, corrupt(r.loc, "record %d: bad id length %d", r.n+1, il)
+	}
+	r.id = grow(r.id, int(il))
+	if _, err := io.ReadFull(r.br, r.id); err != nil {
+		return false, r.readErr("id", err)
+	}
+	if r.n > 0 && bytes.Compare(r.prev, r.key) >= 0 {
+		return false, corrupt(r.loc, "record %d: keys out of order (%q after %q)", r.n+1, r.key, r.prev)
+	}
+	// The checksum covers the record bytes as written; re-encoding them is
+	// cheaper than hashing byte by byte, and a non-canonical varint (which
+	// the writer never produces) shows up as a checksum mismatch.
+	r.scratch = appendManifestRecord(r.scratch[:0], r.key, r.hash, r.id)
+	r.crc = crc32.Update(r.crc, crc32.IEEETable, r.scratch)
+	r.n++
+	return true, nil
+}
+
+func (r *manifestReader) footer() error {
+	var f [12]byte
+	if _, err := io.ReadFull(r.br, f[:]); err != nil {
+		return r.readErr("footer", err)
+	}
+	count, sum := binary.LittleEndian.Uint64(f[:8]), binary.LittleEndian.Uint32(f[8:])
+	if count != uint64(r.n) {
+		return corrupt(r.loc, "footer says %d records, found %d", count, r.n)
+	}
+	if sum != r.crc {
+		return corrupt(r.loc, "checksum mismatch (footer %08x, records %08x)", sum, r.crc)
+	}
+	if _, err := r.br.ReadByte(); err != io.EOF {
+		if err != nil {
+			return fmt.Errorf("changes: read manifest %s: %w", r.loc, err)
+		}
+		return corrupt(r.loc, "data after the footer")
+	}
+	if r.want != nil && (r.want.n != r.n || r.want.crc != r.crc) {
+		return fmt.Errorf("changes: manifest %s changed since it was opened (%d records, checksum %08x; now %d, %08x): open it again",
+			r.loc, r.want.n, r.want.crc, r.n, r.crc)
+	}
+	r.eof = true
+	return nil
+}
+
+func (r *manifestReader) close() error {
+	if r == nil || r.rc == nil {
+		return nil
+	}
+	err := r.rc.Close()
+	r.rc = nil
+	return err
+}
+
+// appendManifestRecord appends one encoded record.
+func appendManifestRecord(dst, key []byte, hash uint64, id []byte) []byte {
+	dst = append(dst, tagRecord)
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	dst = append(dst, key...)
+	dst = binary.LittleEndian.AppendUint64(dst, hash)
+	dst = binary.AppendUvarint(dst, uint64(len(id)))
+	return append(dst, id...)
+}
+
+// manifestWriter writes a manifest.
+type manifestWriter struct {
+	bw      *bufio.Writer
+	crc     uint32
+	n       int64
+	last    []byte
+	scratch []byte
+}
+
+func newManifestWriter(w io.Writer) *manifestWriter {
+	mw := &manifestWriter{bw: bufio.NewWriterSize(w, ioBuf)}
+	mw.bw.WriteString(magic)
+	mw.bw.WriteByte(formatVersion)
+	return mw
+}
+
+// add writes one entry; keys must be added in strictly ascending order.
+func (mw *manifestWriter) add(key []byte, hash uint64, id []byte) error {
+	if mw.n > 0 && bytes.Compare(mw.last, key) >= 0 {
+		return fmt.Errorf("changes: internal error: manifest keys out of order (%q after %q)", key, mw.last)
+	}
+	mw.last = append(mw.last[:0], key...)
+	mw.scratch = appendManifestRecord(mw.scratch[:0], key, hash, id)
+	mw.crc = crc32.Update(mw.crc, crc32.IEEETable, mw.scratch)
+	mw.n++
+	if _, err := mw.bw.Write(mw.scratch); err != nil {
+		return fmt.Errorf("changes: write manifest: %w", err)
+	}
+	return nil
+}
+
+// finish writes the footer and flushes.
+func (mw *manifestWriter) finish() error {
+	var f [13]byte
+	f[0] = tagFooter
+	binary.LittleEndian.PutUint64(f[1:], uint64(mw.n))
+	binary.LittleEndian.PutUint32(f[9:], mw.crc)
+	mw.bw.Write(f[:])
+	if err := mw.bw.Flush(); err != nil {
+		return fmt.Errorf("changes: write manifest: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,480 @@
+package changes
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"unsafe"
+)
+
+// This file is the external sort shared by the run (rows passed to Add) and
+// the outcomes: records are buffered in memory up to a byte limit, sorted by
+// (key bytes, sequence number) and spilled to a chunk file; reading merges
+// the chunks with a heap. A record is
+//
+//	uvarint len(key), key, uvarint seq, uint64 aux (little endian),
+//	uvarint len(payload), payload
+//
+// seq is the record's position in input order, so that among equal keys the
+// merge yields the earliest first. aux is a small fixed field the merge can
+// read without the payload (the row hash for runs, op and result for
+// outcomes). Chunk files are private to one process and never outlive the
+// Differ, so the format has no header or checksum.
+
+const (
+	// fanIn is the most chunk files merged at once; more are first merged
+	// into bigger chunks, which bounds open files and read buffers.
+	fanIn = 64
+	// ioBuf is the buffer size of every file written, and the largest read
+	// buffer.
+	ioBuf = 1 << 20
+	// minReadBuf is the smallest read buffer of a chunk file.
+	minReadBuf = 16 << 10
+	// maxKeyLen bounds keys (and destination ids); longer ones are refused
+	// when added and treated as corruption when read.
+	maxKeyLen = 1 << 20
+	// maxPayload bounds an encoded row read back from a chunk file.
+	maxPayload = 1 << 30
+)
+
+// memRec is one buffered record: its key is blocks[blk][k0:k1] and its
+// payload blocks[blk][k1:p1].
+type memRec struct {
+	blk, k0, k1, p1 uint32
+	seq, aux        uint64
+}
+
+// blockSize is the size of the buffer's blocks. Records are appended to
+// fixed blocks rather than one growing slice, so the buffer is never copied
+// and its memory is reused after each spill.
+const blockSize = 1 << 20
+
+const memRecSize = int(unsafe.Sizeof(memRec{}))
+
+// spool buffers records and spills them in sorted chunks. It is not safe for
+// concurrent use.
+type spool struct {
+	name   string // "run" or "outcomes": file names and errors
+	dir    string
+	limit  int
+	blocks [][]byte // blocks[:cur+1] are in use
+	cur    int
+	used   int // bytes in use in blocks
+	recs   []memRec
+	chunks []string
+	seq    uint64
+	files  int // chunk files created so far, for unique names
+	frozen bool
+}
+
+// add buffers one record, spilling when the buffer reaches the limit.
+func (s *spool) add(key []byte, aux uint64, payload []byte) error {
+	if s.frozen {
+		return fmt.Errorf("changes: %s: add after the records were merged", s.name)
+	}
+	need := len(key) + len(payload)
+	if len(s.blocks) == 0 || len(s.blocks[s.cur])+need > cap(s.blocks[s.cur]) {
+		if len(s.blocks) > 0 {
+			s.cur++
+		}
+		switch {
+		case s.cur < len(s.blocks) && cap(s.blocks[s.cur]) >= need:
+			// reuse a block from before the last spill
+		case s.cur < len(s.blocks):
+			s.blocks[s.cur] = make([]byte, 0, need)
+		default:
+			s.blocks = append(s.blocks, make([]byte, 0, max(need, min(blockSize, s.limit))))
+		}
+	}
+	if len(s.recs) == cap(s.recs) { // double: append grows large slices by 1.25x
+		s.recs = slices.Grow(s.recs, max(2*cap(s.recs), 64)-len(s.recs))
+	}
+	b := s.blocks[s.cur]
+	k0 := len(b)
+	b = append(b, key...)
+	k1 := len(b)
+	b = append(b, payload...)
+	s.blocks[s.cur] = b
+	s.used += need
+	s.recs = append(s.recs, memRec{blk: uint32(s.cur), k0: uint32(k0), k1: uint32(k1), p1: uint32(len(b)), seq: s.seq, aux: aux})
+	s.seq++
+	if s.used+len(s.recs)*memRecSize >= s.limit {
+		return s.spill()
+	}
+	return nil
+}
+
+// count returns the number of records added.
+func (s *spool) count() uint64 { return s.seq }
+
+func (s *spool) sortMem() {
+	bl := s.blocks
+	slices.SortFunc(s.recs, func(x, y memRec) int {
+		if c := bytes.Compare(bl[x.blk][x.k0:x.k1], bl[y.blk][y.k0:y.k1]); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.seq, y.seq)
+	})
+}
+
+// spill sorts the buffered records and writes them to a new chunk file.
+func (s *spool) spill() error {
+	if len(s.recs) == 0 {
+		return nil
+	}
+	s.sortMem()
+	cw, err := s.newChunk()
+	if err != nil {
+		return err
+	}
+	for _, r := range s.recs {
+		b := s.blocks[r.blk]
+		cw.write(b[r.k0:r.k1], r.seq, r.aux, b[r.k1:r.p1])
+	}
+	if err := cw.finish(); err != nil {
+		return err
+	}
+	s.chunks = append(s.chunks, cw.path)
+	for i := range s.blocks {
+		s.blocks[i] = s.blocks[i][:0]
+	}
+	s.cur, s.used, s.recs = 0, 0, s.recs[:0]
+	return nil
+}
+
+// freeze ends adding: small inputs stay sorted in memory, larger ones are
+// spilled entirely and merged down to at most fanIn chunk files.
+func (s *spool) freeze() error {
+	if s.frozen {
+		return nil
+	}
+	s.frozen = true
+	if len(s.chunks) == 0 {
+		s.sortMem()
+		return nil
+	}
+	if err := s.spill(); err != nil {
+		return err
+	}
+	s.blocks, s.recs = nil, nil // the merge reads files only; free the buffer
+	for len(s.chunks) > fanIn {
+		group := s.chunks[:fanIn]
+		merged, err := s.mergeChunks(group)
+		if err != nil {
+			return err
+		}
+		for _, p := range group {
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("changes: %s: remove merged chunk: %w", s.name, err)
+			}
+		}
+		s.chunks = append(slices.Clone(s.chunks[fanIn:]), merged)
+	}
+	return nil
+}
+
+// mergeChunks merges chunk files into one new chunk file.
+func (s *spool) mergeChunks(paths []string) (string, error) {
+	cs, err := s.openFiles(paths)
+	if err != nil {
+		return "", err
+	}
+	m, err := newMerger(cs)
+	if err != nil {
+		m.close()
+		return "", err
+	}
+	defer m.close()
+	cw, err := s.newChunk()
+	if err != nil {
+		return "", err
+	}
+	for c := m.top(); c != nil; c = m.top() {
+		p, err := c.payload()
+		if err != nil {
+			cw.abort()
+			return "", err
+		}
+		cw.write(c.key, c.seq, c.aux, p)
+		if err := m.advance(); err != nil {
+			cw.abort()
+			return "", err
+		}
+	}
+	if err := cw.finish(); err != nil {
+		return "", err
+	}
+	return cw.path, nil
+}
+
+// open returns a merger over every record added, in (key, seq) order. The
+// spool must be frozen. The caller closes the merger.
+func (s *spool) open() (*merger, error) {
+	if !s.frozen {
+		return nil, fmt.Errorf("changes: %s: read before freeze", s.name)
+	}
+	var cs []*cursor
+	if len(s.chunks) == 0 {
+		cs = []*cursor{{mem: s}}
+	} else {
+		var err error
+		if cs, err = s.openFiles(s.chunks); err != nil {
+			return nil, err
+		}
+	}
+	m, err := newMerger(cs)
+	if err != nil {
+		m.close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// openFiles opens a cursor per chunk file. The read buffers share the memory
+// limit, each between minReadBuf and ioBuf bytes.
+func (s *spool) openFiles(paths []string) ([]*cursor, error) {
+	size := min(max(s.limit/max(len(paths), 1), minReadBuf), ioBuf)
+	cs := make([]*cursor, 0, len(paths))
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			for _, c := range cs {
+				c.close()
+			}
+			return nil, fmt.Errorf("changes: %s: open spill file: %w", s.name, err)
+		}
+		cs = append(cs, &cursor{f: f, br: bufio.NewReaderSize(f, size), path: p})
+	}
+	return cs, nil
+}
+
+// chunkWriter writes one chunk file.
+type chunkWriter struct {
+	path string
+	f    *os.File
+	bw   *bufio.Writer
+	hdr  [2*binary.MaxVarintLen64 + 8]byte
+}
+
+func (s *spool) newChunk() (*chunkWriter, error) {
+	p := filepath.Join(s.dir, fmt.Sprintf("%s-%06d", s.name, s.files))
+	s.files++
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("changes: %s: create spill file: %w", s.name, err)
+	}
+	return &chunkWriter{path: p, f: f, bw: bufio.NewWriterSize(f, ioBuf)}, nil
+}
+
+// write appends a record; errors are sticky in the bufio.Writer and
+// reported by finish.
+func (w *chunkWriter) write(key []byte, seq, aux uint64, payload []byte) {
+	h := binary.AppendUvarint(w.hdr[:0], uint64(len(key)))
+	w.bw.Write(h)
+	w.bw.Write(key)
+	h = binary.AppendUvarint(w.hdr[:0], seq)
+	h = binary.LittleEndian.AppendUint64(h, aux)
+	h = binary.AppendUvarint(h, uint64(len(payload)))
+	w.bw.Write(h)
+	w.bw.Write(payload)
+}
+
+func (w *chunkWriter) finish() error {
+	err := w.bw.Flush()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(w.path)
+		return fmt.Errorf("changes: write spill file %s: %w", w.path, err)
+	}
+	return nil
+}
+
+func (w *chunkWriter) abort() {
+	w.f.Close()
+	os.Remove(w.path)
+}
+
+// cursor reads the records of one chunk file, or of a frozen spool's memory
+// buffer when mem is set. key and payload are valid until the next call of
+// next.
+type cursor struct {
+	mem *spool
+	i   int
+
+	f    *os.File
+	br   *bufio.Reader
+	path string
+
+	key      []byte
+	seq, aux uint64
+	pay      []byte
+	payLen   int
+	payRead  bool
+	aux8     [8]byte
+}
+
+// next moves to the next record; it returns false at the end.
+func (c *cursor) next() (bool, error) {
+	if c.mem != nil {
+		if c.i >= len(c.mem.recs) {
+			return false, nil
+		}
+		r := c.mem.recs[c.i]
+		c.i++
+		b := c.mem.blocks[r.blk]
+		c.key, c.seq, c.aux = b[r.k0:r.k1], r.seq, r.aux
+		c.pay, c.payRead = b[r.k1:r.p1], true
+		return true, nil
+	}
+	if !c.payRead && c.payLen > 0 {
+		if _, err := c.br.Discard(c.payLen); err != nil {
+			return false, c.fail(err)
+		}
+	}
+	kl, err := binary.ReadUvarint(c.br)
+	if err == io.EOF {
+		return false, nil
+	}
+	if err != nil {
+		return false, c.fail(err)
+	}
+	if kl > maxKeyLen {
+		return false, c.fail(fmt.Errorf("key length %d", kl))
+	}
+	c.key = grow(c.key, int(kl))
+	if _, err := io.ReadFull(c.br, c.key); err != nil {
+		return false, c.fail(err)
+	}
+	if c.seq, err = binary.ReadUvarint(c.br); err != nil {
+		return false, c.fail(err)
+	}
+	if _, err := io.ReadFull(c.br, c.aux8[:]); err != nil {
+		return false, c.fail(err)
+	}
+	c.aux = binary.LittleEndian.Uint64(c.aux8[:])
+	pl, err := binary.ReadUvarint(c.br)
+	if err != nil {
+		return false, c.fail(err)
+	}
+	if pl > maxPayload {
+		return false, c.fail(fmt.Errorf("payload length %d", pl))
+	}
+	c.payLen, c.payRead = int(pl), false
+	return true, nil
+}
+
+// payload returns the current record's payload, reading it if needed.
+func (c *cursor) payload() ([]byte, error) {
+	if c.payRead {
+		return c.pay, nil
+	}
+	c.pay = grow(c.pay, c.payLen)
+	if _, err := io.ReadFull(c.br, c.pay); err != nil {
+		return nil, c.fail(err)
+	}
+	c.payRead = true
+	return c.pay, nil
+}
+
+func (c *cursor) fail(err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("changes: read spill file %s: %w", c.path, err)
+}
+
+func (c *cursor) close() error {
+	if c.f == nil {
+		return nil
+	}
+	err := c.f.Close()
+	c.f = nil
+	return err
+}
+
+// grow returns b resized to n bytes, reallocating only when it is too small.
+func grow(b []byte, n int) []byte {
+	if cap(b) < n {
+		return make([]byte, n, max(n, 2*cap(b)))
+	}
+	return b[:n]
+}
+
+// merger is a k-way merge of cursors in (key, seq) order (container/heap).
+type merger struct {
+	h   []*cursor
+	all []*cursor
+}
+
+func newMerger(cs []*cursor) (*merger, error) {
+	m := &merger{all: cs, h: make([]*cursor, 0, len(cs))}
+	for _, c := range cs {
+		ok, err := c.next()
+		if err != nil {
+			return m, err
+		}
+		if ok {
+			m.h = append(m.h, c)
+		}
+	}
+	heap.Init(m)
+	return m, nil
+}
+
+func (m *merger) Len() int { return len(m.h) }
+func (m *merger) Less(i, j int) bool {
+	if c := bytes.Compare(m.h[i].key, m.h[j].key); c != 0 {
+		return c < 0
+	}
+	return m.h[i].seq < m.h[j].seq
+}
+func (m *merger) Swap(i, j int) { m.h[i], m.h[j] = m.h[j], m.h[i] }
+func (m *merger) Push(x any)    { m.h = append(m.h, x.(*cursor)) }
+func (m *merger) Pop() any {
+	c := m.h[len(m.h)-1]
+	m.h = m.h[:len(m.h)-1]
+	return c
+}
+
+// top returns the cursor holding the smallest record, or nil at the end.
+func (m *merger) top() *cursor {
+	if len(m.h) == 0 {
+		return nil
+	}
+	return m.h[0]
+}
+
+// advance moves past the smallest record.
+func (m *merger) advance() error {
+	c := m.h[0]
+	ok, err := c.next()
+	if err != nil {
+		return err
+	}
+	if ok {
+		heap.Fix(m, 0)
+	} else {
+		heap.Pop(m)
+	}
+	return nil
+}
+
+func (m *merger) close() error {
+	var err error
+	for _, c := range m.all {
+		if cerr := c.close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
