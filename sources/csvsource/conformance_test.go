@@ -65,12 +65,18 @@ func write(ctx context.Context, tb testing.TB, url string, data []byte) {
 }
 
 func (h *harness) MakeSource(ctx context.Context, tb testing.TB, objects []sourcetest.Fixture) (pipeline.Source, error) {
+	return h.MakeSourceEnv(ctx, tb, nil, objects)
+}
+
+func (h *harness) MakeSourceEnv(ctx context.Context, tb testing.TB, env *pipeline.Env, objects []sourcetest.Fixture) (pipeline.Source, error) {
 	p := h.prefix()
 	for _, f := range objects {
 		write(ctx, tb, p+f.Name+".csv"+h.query, encode(tb, f))
 	}
-	return csvsource.Open(ctx, nil, &csvsource.Options{URL: p + "*.csv" + h.query})
+	return csvsource.Open(ctx, env, &csvsource.Options{URL: p + "*.csv" + h.query})
 }
+
+var _ sourcetest.EnvHarness = (*harness)(nil)
 
 func (h *harness) WantOrigin(objects []sourcetest.Fixture, obj, row int) pipeline.Origin {
 	f := objects[obj]

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,13 +55,15 @@ type Source struct {
 	loc      blobio.Location
 	ioCtx    context.Context // bounds every object reader; cancelled by Close
 	ioCancel context.CancelFunc
+	shard    pipeline.Shard
+	log      *slog.Logger
 
 	schema  *pipeline.Schema
 	types   []pipeline.Type
-	header  []string // the first object's header (nil without header)
-	objects []blobio.Object
-	next    int     // index in objects of the next object to open
-	cur     *object // the object being read, nil between objects
+	header  []string        // the first object's header (nil without header)
+	objects []blobio.Object // every object the URL names, sorted by key
+	next    int             // index in objects of the next object to open
+	cur     *object         // the object being read, nil between objects
 	rr      *recordReader
 	err     error // sticky error returned by every later Read
 	eof     bool
@@ -70,6 +73,7 @@ type Source struct {
 // object is one open object.
 type object struct {
 	name string // as users see it
+	idx  int    // index in Source.objects
 	rc   io.ReadCloser
 	gz   *gzip.Reader
 	row  int64 // records read so far (header excluded)
@@ -87,24 +91,35 @@ func (o *object) close() error {
 }
 
 // Open returns a source reading the objects opts.URL names, resolved against
-// env.BaseDir (env may be nil). It checks the options but does no I/O: a
-// missing object is reported by Schema or Read. The caller must Close the
-// source. ctx's values (not its cancellation) are kept for object reads.
+// env.BaseDir (env may be nil). With env.Shard set, only the objects the
+// shard keeps (by index in the sorted listing) are read; the schema still
+// comes from the first object of the whole listing. It checks the options
+// but does no I/O: a missing object is reported by Schema or Read. The
+// caller must Close the source. ctx's values (not its cancellation) are kept
+// for object reads.
 func Open(ctx context.Context, env *pipeline.Env, opts *Options) (*Source, error) {
 	cfg, err := opts.resolve()
 	if err != nil {
 		return nil, err
 	}
-	base := ""
+	var base string
+	var shard pipeline.Shard
+	log := slog.New(slog.DiscardHandler)
 	if env != nil {
-		base = env.BaseDir
+		base, shard = env.BaseDir, env.Shard
+		if env.Logger != nil {
+			log = env.Logger
+		}
+	}
+	if shard.Count > 1 && (shard.Index < 0 || shard.Index >= shard.Count) {
+		return nil, fmt.Errorf("csv: shard %d/%d: the index must be from 0 to %d", shard.Index, shard.Count, shard.Count-1)
 	}
 	loc, err := blobio.Parse(base, opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("csv: url: %w", err)
 	}
 	ioCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Source{cfg: cfg, loc: loc, ioCtx: ioCtx, ioCancel: cancel}, nil
+	return &Source{cfg: cfg, loc: loc, ioCtx: ioCtx, ioCancel: cancel, shard: shard, log: log}, nil
 }
 
 // Schema returns the columns: the header of the first object (in order,
@@ -143,6 +158,15 @@ func (s *Source) loadSchema(ctx context.Context) (*pipeline.Schema, error) {
 		return nil, fmt.Errorf("csv: %w", err)
 	}
 	s.objects = objs
+	if s.shard.Count > 1 {
+		kept := 0
+		for i := range objs {
+			if s.shard.Keep(i) {
+				kept++
+			}
+		}
+		s.log.Info("csv: this shard reads its part of the objects", "url", s.loc.String(), "shard", s.shard.String(), "objects", kept, "of", len(objs))
+	}
 	if !s.cfg.header {
 		s.types = make([]pipeline.Type, len(s.cfg.order))
 		for i, f := range s.cfg.order {
@@ -177,6 +201,13 @@ func (s *Source) loadSchema(ctx context.Context) (*pipeline.Schema, error) {
 			return nil, fmt.Errorf("csv %s:%d: column %q declared in columns is not in the header", name, s.rr.start, c.Name)
 		}
 	}
+	if !s.shard.Keep(s.cur.idx) { // opened for its header only
+		err := s.cur.close()
+		s.cur = nil
+		if err != nil {
+			return nil, fmt.Errorf("csv %s: %w", name, err)
+		}
+	}
 	return pipeline.NewSchema(fields...)
 }
 
@@ -190,7 +221,7 @@ func (s *Source) openNext() error {
 	if err != nil {
 		return fmt.Errorf("csv: %w", err)
 	}
-	cur := &object{name: name, rc: rc}
+	cur := &object{name: name, idx: s.next - 1, rc: rc}
 	var r io.Reader = rc
 	if strings.HasSuffix(obj.Loc.Key, ".gz") {
 		if cur.gz, err = gzip.NewReader(rc); err != nil {
@@ -314,6 +345,9 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 			}
 		}
 		if s.cur == nil {
+			for s.next < len(s.objects) && !s.shard.Keep(s.next) {
+				s.next++ // another shard's object
+			}
 			if s.next >= len(s.objects) {
 				s.eof = true
 				break

@@ -405,3 +405,77 @@ func fmtRows(rows []pipeline.Row) string {
 	b.WriteByte(']')
 	return b.String()
 }
+
+// TestShard covers what the conformance suite's Shard check does not:
+// objects without a header, a first object another shard reads whose
+// header is still checked, and a shard index out of range.
+func TestShard(t *testing.T) {
+	dir := writeFiles(t, map[string]string{
+		"h-0.csv": "id,name\n1,a\n",
+		"h-1.csv": "id,name\n2,b\n",
+		"h-2.csv": "id,name\n3,c\n",
+		"n-0.csv": "1,a\n",
+		"n-1.csv": "2,b\n",
+		"n-2.csv": "3,c\n",
+		"x-0.csv": "id,id\n1,2\n", // duplicate column in the first object
+		"x-1.csv": "id,name\n2,b\n",
+	})
+	noHeader := false
+	tests := []struct {
+		name    string
+		opts    csvsource.Options
+		shard   pipeline.Shard
+		want    []string // id column
+		wantErr string
+	}{
+		{name: "header, shard 1/2", opts: csvsource.Options{URL: "h-*.csv"}, shard: pipeline.Shard{Index: 1, Count: 2}, want: []string{"2"}},
+		{name: "header, shard 0/2", opts: csvsource.Options{URL: "h-*.csv"}, shard: pipeline.Shard{Index: 0, Count: 2}, want: []string{"1", "3"}},
+		{name: "no header, shard 1/2", opts: csvsource.Options{URL: "n-*.csv", Header: &noHeader, Columns: csvsource.Columns{{Name: "id", Type: "string"}, {Name: "name", Type: "string"}}},
+			shard: pipeline.Shard{Index: 1, Count: 2}, want: []string{"2"}},
+		{name: "no header, shard 2/3", opts: csvsource.Options{URL: "n-*.csv", Header: &noHeader, Columns: csvsource.Columns{{Name: "id", Type: "string"}, {Name: "name", Type: "string"}}},
+			shard: pipeline.Shard{Index: 2, Count: 3}, want: []string{"3"}},
+		{name: "first object's header checked by every shard", opts: csvsource.Options{URL: "x-*.csv"}, shard: pipeline.Shard{Index: 1, Count: 2}, wantErr: `duplicate column name "id"`},
+		{name: "index too large", opts: csvsource.Options{URL: "h-*.csv"}, shard: pipeline.Shard{Index: 2, Count: 2}, wantErr: "shard 2/2"},
+		{name: "negative index", opts: csvsource.Options{URL: "h-*.csv"}, shard: pipeline.Shard{Index: -1, Count: 2}, wantErr: "shard -1/2"},
+	}
+	ctx := context.Background()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src, err := csvsource.Open(ctx, &pipeline.Env{BaseDir: dir, Shard: tc.shard}, &tc.opts)
+			if err == nil {
+				defer src.Close()
+				_, err = src.Schema(ctx)
+			}
+			var got []string
+			for err == nil {
+				var b *pipeline.Batch
+				if b, err = src.Read(ctx); err == nil {
+					for i := range b.Len() {
+						got = append(got, b.Row(i)[0].(string))
+					}
+				}
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != io.EOF {
+				t.Fatalf("Read: %v", err)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("ids = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	// CSV cannot skip by a cursor: it does not offer to.
+	src, err := csvsource.Open(ctx, nil, &csvsource.Options{URL: "x.csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if _, ok := any(src).(pipeline.CursorPusher); ok {
+		t.Errorf("the CSV source implements pipeline.CursorPusher")
+	}
+}

@@ -32,6 +32,19 @@
 // Records end with "\n" or "\r\n"; blank lines between records are skipped
 // (as encoding/csv does) but counted for line numbers.
 //
+// # Sharding
+//
+// When the engine sets pipeline.Env.Shard (bulkflow run --shard i/n), the
+// source reads only the objects the shard keeps: the object at index k of
+// the sorted listing belongs to shard k mod n. The schema still comes from
+// the first object of the whole listing, so every shard has the same
+// columns; a shard that keeps no object reads no rows. The number of
+// objects the shard reads is logged at Info.
+//
+// The source cannot skip data by an incremental cursor (it does not
+// implement pipeline.CursorPusher): every row is read and the engine
+// filters.
+//
 // # Errors
 //
 // Problems with the objects themselves fail Schema or Read with an error

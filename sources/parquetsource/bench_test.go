@@ -42,12 +42,18 @@ var benchSchema = arrow.NewSchema([]arrow.Field{
 // writeBenchFile writes rows rows of benchSchema to path, snappy-compressed,
 // in row groups of 128Ki rows, generating 64Ki rows at a time.
 func writeBenchFile(tb testing.TB, path string, rows int) {
+	writeBenchFileGroups(tb, path, rows, 128<<10)
+}
+
+// writeBenchFileGroups is writeBenchFile with row groups of rowGroup rows.
+// Row i has id i and updated_at 2026-01-01 + i seconds: both sorted.
+func writeBenchFileGroups(tb testing.TB, path string, rows int, rowGroup int64) {
 	f, err := os.Create(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer f.Close()
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(128<<10))
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy), parquet.WithMaxRowGroupLength(rowGroup))
 	w, err := pqarrow.NewFileWriter(benchSchema, f, props, pqarrow.DefaultWriterProps())
 	if err != nil {
 		tb.Fatal(err)
@@ -145,4 +151,82 @@ func BenchmarkRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
+
+// BenchmarkParquetIncremental reads a generated 1,000,000-row, 14-column
+// file (snappy, 64Ki-row groups, sorted by updated_at) twice: "full" reads
+// every row, as an incremental run must without pushdown (the engine then
+// filters), and "pushdown" reads after PushCursor("updated_at", the value
+// at 99 % of the rows), skipping the row groups entirely at or below it.
+// "pushdown" reports its time as a fraction of "full"'s (x-of-full) from
+// the same run.
+//
+//	go test -run '^$' -bench BenchmarkParquetIncremental -benchtime 5x ./sources/parquetsource/
+func BenchmarkParquetIncremental(b *testing.B) {
+	const (
+		rows     = 1_000_000
+		rowGroup = 64 << 10
+		at       = rows * 99 / 100 // the watermark is row at's updated_at
+	)
+	path := filepath.Join(b.TempDir(), "incremental.parquet")
+	writeBenchFileGroups(b, path, rows, rowGroup)
+	watermark := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(at * time.Second)
+	wantSkipped := int64(at / rowGroup) // whole groups at or below the watermark
+	ctx := context.Background()
+
+	read := func(b *testing.B, push bool) (n int, skippedRGs int64) {
+		src, err := parquetsource.Open(ctx, nil, &parquetsource.Options{URL: path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer src.Close()
+		if _, err := src.Schema(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if push {
+			src.PushCursor("updated_at", watermark)
+		}
+		for {
+			batch, err := src.Read(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += batch.Len()
+		}
+		skippedRGs, _ = src.Skipped()
+		return n, skippedRGs
+	}
+
+	var fullNs float64
+	b.Run("full", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if n, _ := read(b, false); n != rows {
+				b.Fatalf("read %d rows, want %d", n, rows)
+			}
+		}
+		fullNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+	b.Run("pushdown", func(b *testing.B) {
+		b.ReportAllocs()
+		var n int
+		for b.Loop() {
+			var skipped int64
+			n, skipped = read(b, true)
+			if skipped != wantSkipped || n != rows-int(wantSkipped)*rowGroup {
+				b.Fatalf("read %d rows, skipped %d row groups; want %d, %d", n, skipped, rows-int(wantSkipped)*rowGroup, wantSkipped)
+			}
+		}
+		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		b.ReportMetric(float64(n), "rows-read")
+		if fullNs > 0 {
+			b.ReportMetric(ns/fullNs, "x-of-full")
+			b.Logf("pushdown %.1f ms/op, full %.1f ms/op: %.3f of the full read (%.1fx faster), %d of %d rows read",
+				ns/1e6, fullNs/1e6, ns/fullNs, fullNs/ns, n, rows)
+		}
+	})
 }

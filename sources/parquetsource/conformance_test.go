@@ -99,12 +99,18 @@ func (h *harness) prefix() string {
 }
 
 func (h *harness) MakeSource(ctx context.Context, tb testing.TB, objects []sourcetest.Fixture) (pipeline.Source, error) {
+	return h.MakeSourceEnv(ctx, tb, nil, objects)
+}
+
+func (h *harness) MakeSourceEnv(ctx context.Context, tb testing.TB, env *pipeline.Env, objects []sourcetest.Fixture) (pipeline.Source, error) {
 	p := h.prefix()
 	for _, f := range objects {
 		write(ctx, tb, p+f.Name+".parquet"+h.query, encodeFixture(tb, f))
 	}
-	return parquetsource.Open(ctx, nil, &parquetsource.Options{URL: p + "*.parquet" + h.query})
+	return parquetsource.Open(ctx, env, &parquetsource.Options{URL: p + "*.parquet" + h.query})
 }
+
+var _ sourcetest.EnvHarness = (*harness)(nil)
 
 func (h *harness) WantOrigin(objects []sourcetest.Fixture, obj, row int) pipeline.Origin {
 	return pipeline.Origin{Object: h.last + objects[obj].Name + ".parquet", Row: int64(row + 1)}

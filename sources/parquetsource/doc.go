@@ -62,6 +62,31 @@
 // Besides the columns option, the engine may call Source.Project before the
 // first Read to narrow the read to the columns its expressions use.
 //
+// # Sharding
+//
+// When the engine sets pipeline.Env.Shard (bulkflow run --shard i/n), the
+// source reads only the objects the shard keeps: the object at index k of
+// the sorted listing belongs to shard k mod n. The schema still comes from
+// the first object of the whole listing (its footer is read by every
+// shard), so every shard has the same columns; a shard that keeps no object
+// reads no rows. The number of objects the shard reads is logged at Info.
+//
+// # Incremental reads
+//
+// The source implements pipeline.CursorPusher. Given an incremental
+// watermark, it skips every row group whose column chunk statistics for the
+// cursor column have a min and max, no nulls, and a max at or below the
+// watermark, without fetching or decoding it; rows after a skipped group
+// keep their row numbers. The cursor must be a top-level int, float,
+// string, date or timestamp column (INT96 timestamps and decimal cursors
+// are never skipped; neither are row groups written without statistics).
+// Each object's skips are logged at Info ("parquet: skipped N row groups (M
+// rows) at or below the watermark") and Source.Skipped totals them. Files
+// sorted (or partitioned) by the cursor gain the most: on a 1M-row file in
+// 64Ki-row groups with the watermark at 99 %, an incremental read decodes
+// 1.7 % of the rows and takes 1.5–4.5 % of a full read's time
+// (BenchmarkParquetIncremental).
+//
 // # Errors
 //
 // Problems with the objects themselves fail Schema or Read with an error

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -68,22 +69,29 @@ type Source struct {
 	ioCtx    context.Context // bounds every range read; cancelled by Close
 	ioCancel context.CancelFunc
 	alloc    memory.Allocator
+	shard    pipeline.Shard
+	log      *slog.Logger
 
 	project []string         // names given to Project, nil when not called
 	first   *arrow.Schema    // the first object's Arrow schema
 	schema  *pipeline.Schema // the output schema
-	objects []blobio.Object
-	next    int     // index in objects of the next object to open
-	cur     *object // the object being read, nil between objects
-	started bool    // Read has been called
-	err     error   // sticky error returned by every later Read
+	objects []blobio.Object  // every object the URL names, sorted by key
+	next    int              // index in objects of the next object to open
+	cur     *object          // the object being read, nil between objects
+	started bool             // Read has been called
+	err     error            // sticky error returned by every later Read
 	eof     bool
 	closed  bool
+
+	cursor      *cursorPush // set by PushCursor
+	skippedRGs  int64       // row groups skipped by the cursor, all objects
+	skippedRows int64       // rows in them
 }
 
 // object is one open Parquet object.
 type object struct {
 	name   string // as users see it: loc.URLOf(key)
+	idx    int    // index in Source.objects
 	ra     *blobio.ReaderAt
 	pf     *file.Reader
 	fr     *pqarrow.FileReader
@@ -91,8 +99,12 @@ type object struct {
 	plan   *plan
 	rg     int // next row group to open
 	rr     pqarrow.RecordReader
-	row    int64 // rows read so far
+	row    int64 // rows read or skipped so far
 	schema *pipeline.Schema
+
+	skip        *rowGroupFilter // row groups the cursor rules out; nil: none
+	skippedRGs  int64
+	skippedRows int64
 }
 
 func (o *object) close() error {
@@ -104,25 +116,35 @@ func (o *object) close() error {
 }
 
 // Open returns a source reading the objects opts.URL names, resolved against
-// env.BaseDir (env may be nil). It checks the options but does no I/O: a
-// missing object or a bad file is reported by Schema or Read. The caller must
-// Close the source. ctx's values (not its cancellation) are kept for the
-// range reads.
+// env.BaseDir (env may be nil). With env.Shard set, only the objects the
+// shard keeps (by index in the sorted listing) are read; the schema still
+// comes from the first object of the whole listing. It checks the options
+// but does no I/O: a missing object or a bad file is reported by Schema or
+// Read. The caller must Close the source. ctx's values (not its
+// cancellation) are kept for the range reads.
 func Open(ctx context.Context, env *pipeline.Env, opts *Options) (*Source, error) {
 	cfg, err := opts.resolve()
 	if err != nil {
 		return nil, err
 	}
-	base := ""
+	var base string
+	var shard pipeline.Shard
+	log := slog.New(slog.DiscardHandler)
 	if env != nil {
-		base = env.BaseDir
+		base, shard = env.BaseDir, env.Shard
+		if env.Logger != nil {
+			log = env.Logger
+		}
+	}
+	if shard.Count > 1 && (shard.Index < 0 || shard.Index >= shard.Count) {
+		return nil, fmt.Errorf("parquet: shard %d/%d: the index must be from 0 to %d", shard.Index, shard.Count, shard.Count-1)
 	}
 	loc, err := blobio.Parse(base, opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parquet: url: %w", err)
 	}
 	ioCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Source{cfg: cfg, loc: loc, ioCtx: ioCtx, ioCancel: cancel, alloc: memory.DefaultAllocator}, nil
+	return &Source{cfg: cfg, loc: loc, ioCtx: ioCtx, ioCancel: cancel, alloc: memory.DefaultAllocator, shard: shard, log: log}, nil
 }
 
 // Project narrows the columns the source reads to names, which must be
@@ -205,6 +227,17 @@ func (s *Source) loadSchema() (*pipeline.Schema, error) {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
 	s.objects = objs
+	if s.shard.Count > 1 {
+		kept := 0
+		for i := range objs {
+			if s.shard.Keep(i) {
+				kept++
+			}
+		}
+		s.log.Info("parquet: this shard reads its part of the objects", "url", s.loc.String(), "shard", s.shard.String(), "objects", kept, "of", len(objs))
+	}
+	// The first object gives the schema even when another shard reads it;
+	// it stays open until the first Read (Project needs it).
 	if err := s.openNext(); err != nil {
 		return nil, err
 	}
@@ -276,7 +309,10 @@ func (s *Source) openNext() error {
 		return fmt.Errorf("parquet %s: columns differ from the first object %s: %s", name, s.objects[0].Loc, schemaDiff(s.schema, p.schema))
 	}
 	props.BufferSize = readBufferSize(len(p.leaves))
-	s.cur = &object{name: name, ra: ra, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}
+	s.cur = &object{name: name, idx: s.next - 1, ra: ra, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}
+	if s.cursor != nil {
+		s.cur.skip = s.cursor.filter(pf, fr, as, s.cfg.flatten)
+	}
 	return nil
 }
 
@@ -340,7 +376,18 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		if s.cur != nil && !s.shard.Keep(s.cur.idx) { // opened for the schema only
+			err := s.cur.close()
+			name := s.cur.name
+			s.cur = nil
+			if err != nil {
+				return nil, fmt.Errorf("parquet %s: close: %w", name, err)
+			}
+		}
 		if s.cur == nil {
+			for s.next < len(s.objects) && !s.shard.Keep(s.next) {
+				s.next++ // another shard's object
+			}
 			if s.next >= len(s.objects) {
 				return nil, io.EOF
 			}
@@ -351,6 +398,7 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 		cur := s.cur
 		if cur.rr == nil {
 			if cur.rg >= cur.pf.NumRowGroups() {
+				s.logSkipped(cur)
 				err := cur.close()
 				s.cur = nil
 				if err != nil {
@@ -360,7 +408,17 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 			}
 			rg := cur.rg
 			cur.rg++
-			if cur.pf.MetaData().RowGroup(rg).NumRows() == 0 {
+			rgm := cur.pf.MetaData().RowGroup(rg)
+			n := rgm.NumRows()
+			if n == 0 {
+				continue
+			}
+			if cur.skip.skips(rgm) {
+				cur.row += n // keep the row numbers of later rows right
+				cur.skippedRGs++
+				cur.skippedRows += n
+				s.skippedRGs++
+				s.skippedRows += n
 				continue
 			}
 			rr, err := cur.fr.GetRecordReader(s.ioCtx, cur.plan.leaves, []int{rg})

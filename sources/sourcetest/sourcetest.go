@@ -7,6 +7,9 @@
 //
 // A harness that cannot support a check lists its name in Unimplementable;
 // nothing is skipped silently, and listing an unknown name fails the suite.
+//
+// Sources that read several objects honour pipeline.Env.Shard; the "Shard"
+// check opens them through EnvHarness.
 package sourcetest
 
 import (
@@ -14,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -67,6 +71,18 @@ type Harness interface {
 	Unimplementable() []string
 }
 
+// EnvHarness is a Harness whose sources can be opened with a pipeline.Env,
+// as the engine opens them through the registry. The "Shard" subtest needs
+// it: a harness that does not implement it must list "Shard" in
+// Unimplementable.
+type EnvHarness interface {
+	Harness
+	// MakeSourceEnv is MakeSource with the Env the source is opened with;
+	// env.Shard selects the objects it reads. WantOrigin must work for
+	// its objects as for MakeSource's.
+	MakeSourceEnv(ctx context.Context, tb testing.TB, env *pipeline.Env, objects []Fixture) (pipeline.Source, error)
+}
+
 // HarnessMaker makes a fresh Harness for one test or benchmark.
 type HarnessMaker func(tb testing.TB) Harness
 
@@ -74,6 +90,7 @@ type HarnessMaker func(tb testing.TB) Harness
 var subtests = []string{
 	"Schema", "Rows", "EOF", "Batching", "Empty", "ManyObjects", "Unicode",
 	"EmbeddedNewlines", "WideRows", "BadRow", "Cancel", "CancelMidway", "Close",
+	"Shard",
 }
 
 // RunConformance runs the suite. newHarness is called once per subtest.
@@ -100,6 +117,7 @@ func RunConformance(t *testing.T, newHarness HarnessMaker) {
 		"Cancel":           testCancel,
 		"CancelMidway":     testCancelMidway,
 		"Close":            testClose,
+		"Shard":            testShard,
 	}
 	for _, name := range subtests {
 		t.Run(name, func(t *testing.T) {
@@ -514,6 +532,163 @@ func testClose(t *testing.T, h Harness) {
 			}
 		}
 	})
+}
+
+// shardFixtures returns n objects of varied sizes (object 1 header-only)
+// whose rows are tagged: column 0 is the object's name, column 1 the row's
+// index in it.
+func shardFixtures(n int) []Fixture {
+	var objs []Fixture
+	for i := range n {
+		rows := 3 + (i*7)%11
+		if i == 1 {
+			rows = 0
+		}
+		f := Generated(fmt.Sprintf("shard-%02d", i), rows, 4)
+		for r, row := range f.Rows {
+			row[0], row[1] = f.Name, fmt.Sprint(r)
+		}
+		objs = append(objs, f)
+	}
+	return objs
+}
+
+// shardRow is a row read by a shard, with where it came from.
+type shardRow struct {
+	cells  string // the cells joined by NUL
+	origin pipeline.Origin
+}
+
+// readShard opens objs with env (a fresh copy for every call) and returns
+// its rows; it checks the schema is the first object's header.
+func readShard(t *testing.T, h EnvHarness, shard pipeline.Shard, objs []Fixture) []shardRow {
+	t.Helper()
+	env := &pipeline.Env{Logger: slog.New(slog.NewTextHandler(t.Output(), nil)), Shard: shard}
+	src, err := h.MakeSourceEnv(context.Background(), t, env, objs)
+	if err != nil {
+		t.Fatalf("MakeSourceEnv (shard %q): %v", shard, err)
+	}
+	defer src.Close()
+	checkSchema(t, src, objs[0].Header)
+	var rows []shardRow
+	for _, b := range ReadAll(context.Background(), t, src) {
+		for _, d := range b.Drops() {
+			t.Errorf("shard %q: unexpected drop at %v: %v", shard, d.Origin, d.Err)
+		}
+		for i := range b.Len() {
+			cells := make([]string, len(b.Row(i)))
+			for j, v := range b.Row(i) {
+				cells[j], _ = v.(string)
+			}
+			rows = append(rows, shardRow{strings.Join(cells, "\x00"), b.Origin(i)})
+		}
+	}
+	return rows
+}
+
+// testShard checks pipeline.Env.Shard: the shards of a multi-object input
+// read disjoint sets of rows whose union is what the unsharded source reads,
+// each shard reading whole objects, those whose index k in the sorted
+// listing has k mod n == i, in order and with the usual origins. A shard
+// that keeps no object has the schema and reads no rows.
+func testShard(t *testing.T, h Harness) {
+	eh, ok := h.(EnvHarness)
+	if !ok {
+		t.Fatalf("the harness (%T) does not implement sourcetest.EnvHarness, and \"Shard\" is not in Unimplementable", h)
+	}
+	tests := []struct {
+		name  string
+		objs  []Fixture
+		count int
+	}{
+		{"5 objects, 1 shard", shardFixtures(5), 1},
+		{"5 objects, 2 shards", shardFixtures(5), 2},
+		{"5 objects, 3 shards", shardFixtures(5), 3},
+		{"2 objects, 3 shards: one shard keeps nothing", shardFixtures(2), 3},
+		{"1 object, 2 shards", shardFixtures(1), 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sorted := tc.objs // already in Name order; hand them over reversed
+			given := slices.Clone(tc.objs)
+			slices.Reverse(given)
+
+			all := readShard(t, eh, pipeline.Shard{}, given)
+			want := map[string]int{} // cells -> object index
+			var n int
+			for oi, f := range sorted {
+				for ri, r := range f.Rows {
+					w := shardRow{strings.Join(r, "\x00"), eh.WantOrigin(sorted, oi, ri)}
+					want[w.cells] = oi
+					if n < len(all) && all[n] != w {
+						t.Errorf("unsharded row %d = %q at %+v, want %q at %+v", n+1, all[n].cells, all[n].origin, w.cells, w.origin)
+					}
+					n++
+				}
+			}
+			if len(all) != n {
+				t.Fatalf("unsharded read %d rows, want %d", len(all), n)
+			}
+
+			seen := map[string]int{} // cells -> shard that read it
+			for i := range tc.count {
+				shard := pipeline.Shard{Index: i, Count: tc.count}
+				got := readShard(t, eh, shard, given)
+				// Expected: the kept objects' rows, in order.
+				var wantRows []shardRow
+				for oi, f := range sorted {
+					if !shard.Keep(oi) {
+						continue
+					}
+					for ri, r := range f.Rows {
+						wantRows = append(wantRows, shardRow{strings.Join(r, "\x00"), eh.WantOrigin(sorted, oi, ri)})
+					}
+				}
+				if len(got) != len(wantRows) {
+					t.Errorf("shard %s read %d rows, want %d (objects %v)", shard, len(got), len(wantRows), keptNames(sorted, shard))
+				}
+				bad := 0 // rows reported, to keep a broken source's report short
+				report := func(format string, args ...any) {
+					if bad++; bad <= 5 {
+						t.Errorf(format, args...)
+					}
+				}
+				for k, r := range got {
+					if prev, dup := seen[r.cells]; dup {
+						report("shard %s and shard %d/%d both read row %q", shard, prev, tc.count, r.cells)
+					}
+					seen[r.cells] = i
+					if oi, ok := want[r.cells]; !ok {
+						report("shard %s read row %q, which the unsharded source does not", shard, r.cells)
+					} else if !shard.Keep(oi) {
+						report("shard %s read row %q of object %d (%s), which belongs to shard %d/%d", shard, r.cells, oi, sorted[oi].Name, oi%tc.count, tc.count)
+					}
+					if k < len(wantRows) && r != wantRows[k] {
+						report("shard %s row %d = %q at %+v, want %q at %+v", shard, k+1, r.cells, r.origin, wantRows[k].cells, wantRows[k].origin)
+					}
+				}
+				if bad > 5 {
+					t.Errorf("shard %s: %d more problems", shard, bad-5)
+				}
+			}
+			// The union is the unsharded rows.
+			for _, r := range all {
+				if _, ok := seen[r.cells]; !ok {
+					t.Errorf("row %q is read unsharded but by no shard of %d", r.cells, tc.count)
+				}
+			}
+		})
+	}
+}
+
+func keptNames(objs []Fixture, shard pipeline.Shard) []string {
+	var names []string
+	for i, f := range objs {
+		if shard.Keep(i) {
+			names = append(names, f.Name)
+		}
+	}
+	return names
 }
 
 //------------------------------------------------------------------------------

@@ -57,10 +57,24 @@ func (s *fixtureSource) Close() error { s.closed = true; return nil }
 
 type fixtureHarness struct{}
 
-func (fixtureHarness) MakeSource(ctx context.Context, tb testing.TB, objs []sourcetest.Fixture) (pipeline.Source, error) {
+func (h fixtureHarness) MakeSource(ctx context.Context, tb testing.TB, objs []sourcetest.Fixture) (pipeline.Source, error) {
+	return h.MakeSourceEnv(ctx, tb, nil, objs)
+}
+
+// MakeSourceEnv serves the objects env.Shard keeps; the schema is still the
+// first object's.
+func (fixtureHarness) MakeSourceEnv(ctx context.Context, tb testing.TB, env *pipeline.Env, objs []sourcetest.Fixture) (pipeline.Source, error) {
 	objs = slices.Clone(objs)
 	slices.SortFunc(objs, func(a, b sourcetest.Fixture) int { return strings.Compare(a.Name, b.Name) })
-	return &fixtureSource{objs: objs}, nil
+	src := &fixtureSource{objs: objs}
+	if env != nil && env.Shard.Count > 1 {
+		for i := range objs {
+			if !env.Shard.Keep(i) {
+				objs[i].Rows = nil
+			}
+		}
+	}
+	return src, nil
 }
 
 func (fixtureHarness) WantOrigin(objs []sourcetest.Fixture, obj, row int) pipeline.Origin {
@@ -72,6 +86,8 @@ func (fixtureHarness) BadRow(ctx context.Context, tb testing.TB) (sourcetest.Bad
 }
 
 func (fixtureHarness) Unimplementable() []string { return []string{"BadRow"} }
+
+var _ sourcetest.EnvHarness = fixtureHarness{}
 
 func TestSuiteOnFixtureSource(t *testing.T) {
 	sourcetest.RunConformance(t, func(testing.TB) sourcetest.Harness { return fixtureHarness{} })
