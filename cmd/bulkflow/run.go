@@ -17,11 +17,29 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
-	"github.com/bulkflow/bulkflow/sinks/filesink"
+	"github.com/bulkflow/bulkflow/pipeline/state"
 )
 
 // prepare loads and checks a pipeline file, opening its sources.
 func prepare(ctx context.Context, file string, stderr io.Writer) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
+	return prepareShard(ctx, file, stderr, pipeline.Shard{})
+}
+
+// parseShard parses --shard I/N ("" = no sharding).
+func parseShard(s string) (pipeline.Shard, error) {
+	if s == "" {
+		return pipeline.Shard{}, nil
+	}
+	var sh pipeline.Shard
+	if n, err := fmt.Sscanf(s, "%d/%d", &sh.Index, &sh.Count); err != nil || n != 2 || sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count ||
+		fmt.Sprintf("%d/%d", sh.Index, sh.Count) != s {
+		return pipeline.Shard{}, fmt.Errorf("--shard %q must be I/N with 0 <= I < N, e.g. --shard 0/4", s)
+	}
+	return sh, nil
+}
+
+// prepareShard is prepare for one shard of a sharded run.
+func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipeline.Shard) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
 	reg := pipeline.DefaultRegistry()
 	g, err := config.LoadFile(file, reg)
 	if err != nil {
@@ -33,6 +51,7 @@ func prepare(ctx context.Context, file string, stderr io.Writer) (*pipeline.Plan
 		Pipeline: g.Name,
 		Lookups:  g.Lookups,
 		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Shard:    shard,
 	}
 	plan, err := pipeline.Prepare(ctx, reg, g, env)
 	if err != nil {
@@ -94,9 +113,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	report := fs.String("report", "", "write the JSON run report to this path or blob URL")
 	progress := fs.String("progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), plain, none")
+	stateFlag := fs.String("state", "", "state location (directory or blob URL) for incremental and sync stages; default: the pipeline's state:, else "+state.DefaultLocation)
+	shardFlag := fs.String("shard", "", "run shard `I/N` of the pipeline: sources that read several files read only every N-th file from the I-th (0-based);\nstart N processes (I = 0..N-1) to split a large source; each shard keeps its own state")
 	resume := fs.String("resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID]\n\nRuns a pipeline file. Flags may come before or after FILE.")
+		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N]\n\nRuns a pipeline file. Flags may come before or after FILE.")
 		fs.PrintDefaults()
 	}
 	file, err := parseInterspersed(fs, args)
@@ -117,7 +138,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkflow: --resume %q is not a run id (letters, digits, '.', '_' and '-', as in 20260101T120000Z-1a2b3c4d)\n", *resume)
 		return exitUsage
 	}
-	plan, _, env, code := prepare(ctx, file, stderr)
+	shard, err := parseShard(*shardFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		return exitUsage
+	}
+	plan, g, env, code := prepareShard(ctx, file, stderr, shard)
 	if code != exitOK {
 		return code
 	}
@@ -125,8 +151,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// The plan shares env: sinks opened by Run see the resumed id.
 		env.RunID = *resume
 	}
-	opts := &pipeline.RunOptions{
-		DeadLetters: filesink.DeadLetters,
+	opts, err := runOptions(ctx, g, env, nil, *stateFlag)
+	if err != nil {
+		plan.Close()
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		return exitUsage
 	}
 	finishProgress := setupProgress(opts, *progress, stderr)
 	rep, runErr := plan.Run(ctx, opts)

@@ -18,9 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
-	_ "time/tzdata" // schedules name IANA time zones; do not depend on the host's zoneinfo
 
-	"github.com/goccy/go-yaml"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
@@ -28,23 +26,10 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/pipeline/schedule"
 	"github.com/bulkflow/bulkflow/pipeline/state"
-	"github.com/bulkflow/bulkflow/sinks/filesink"
 )
-
-// serveFile is the schedule file read from the --pipelines directory.
-//
-// TODO(lead): move `schedule:` / `timezone:` into the pipeline file once the
-// config loader accepts them; serve.yaml is the first cut.
-const serveFile = "serve.yaml"
-
-// serveEntry is one pipeline's schedule in serve.yaml:
-//
-//	accounts.yaml: {schedule: "*/15 * * * *", timezone: Europe/Berlin}
-type serveEntry struct {
-	Schedule string `yaml:"schedule"`
-	Timezone string `yaml:"timezone"`
-}
 
 type serveOptions struct {
 	Dir              string        // --pipelines
@@ -153,55 +138,19 @@ func (c *capWriter) lines() []string {
 	return out
 }
 
-// parseSchedule parses a 5-field cron expression (or @every/@daily...)
-// with an optional time zone, given either as CRON_TZ= in the expression or
-// as tz.
-func parseSchedule(expr, tz string) (spec string, sched cron.Schedule, err error) {
-	expr = strings.TrimSpace(expr)
-	if expr == "" {
-		return "", nil, errors.New("schedule is missing")
-	}
-	hasTZ := strings.HasPrefix(expr, "CRON_TZ=") || strings.HasPrefix(expr, "TZ=")
-	spec = expr
-	if tz != "" {
-		if hasTZ {
-			return "", nil, errors.New("give the time zone either as timezone or as CRON_TZ= in the schedule, not both")
+// pipelineFiles lists the pipeline files of dir (*.yaml and *.yml, not
+// recursive), sorted.
+func pipelineFiles(dir string) ([]string, error) {
+	var files []string
+	for _, pat := range []string{"*.yaml", "*.yml"} {
+		m, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			return nil, err
 		}
-		if _, err := time.LoadLocation(tz); err != nil {
-			return "", nil, fmt.Errorf("timezone %q: %v", tz, err)
-		}
-		spec = "CRON_TZ=" + tz + " " + expr
+		files = append(files, m...)
 	}
-	if hasTZ && !strings.Contains(expr, " ") {
-		return "", nil, fmt.Errorf("schedule %q has a time zone but no fields", expr)
-	}
-	defer func() { // cron v3.0.1 panics on some malformed CRON_TZ prefixes
-		if r := recover(); r != nil {
-			err = fmt.Errorf("schedule %q: %v", expr, r)
-		}
-	}()
-	sched, err = cron.ParseStandard(spec)
-	if err != nil {
-		return "", nil, fmt.Errorf("schedule %q: %v", expr, err)
-	}
-	return spec, sched, nil
-}
-
-// loadServeConfig reads DIR/serve.yaml strictly.
-func loadServeConfig(dir string) (map[string]serveEntry, string, error) {
-	file := filepath.Join(dir, serveFile)
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, file, err
-	}
-	var m map[string]serveEntry
-	if err := yaml.UnmarshalWithOptions(data, &m, yaml.Strict()); err != nil {
-		return nil, file, fmt.Errorf("%s: %s", file, strings.TrimSpace(yaml.FormatError(err, false, true)))
-	}
-	if len(m) == 0 {
-		return nil, file, fmt.Errorf("%s: no pipelines (map pipeline file names to {schedule: \"*/15 * * * *\", timezone: Europe/Berlin})", file)
-	}
-	return m, file, nil
+	sort.Strings(files)
+	return files, nil
 }
 
 // newServer reads DIR/serve.yaml, validates every pipeline and schedule and
@@ -217,9 +166,12 @@ func newServer(ctx context.Context, o serveOptions, stderr io.Writer) (*server, 
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 2 * time.Minute
 	}
-	entries, cfgFile, err := loadServeConfig(o.Dir)
+	files, err := pipelineFiles(o.Dir)
 	if err != nil {
 		return nil, err
+	}
+	if fi, err := os.Stat(o.Dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("--pipelines %s: not a directory of pipeline files", o.Dir)
 	}
 	lw := &lockedWriter{w: stderr}
 	s := &server{
@@ -230,22 +182,19 @@ func newServer(ctx context.Context, o serveOptions, stderr io.Writer) (*server, 
 		log:       slog.New(slog.NewTextHandler(lw, nil)),
 		now:       time.Now,
 	}
-	files := make([]string, 0, len(entries))
-	for f := range entries {
-		files = append(files, f)
-	}
-	sort.Strings(files)
 	var errs []error
-	for _, f := range files {
-		e := entries[f]
-		if !filepath.IsLocal(f) {
-			errs = append(errs, fmt.Errorf("%s: %q: pipeline files must be named relative to %s, inside it", cfgFile, f, o.Dir))
+	for _, path := range files {
+		g, err := config.LoadFile(path, pipeline.DefaultRegistry())
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: invalid pipeline:\n  %s", path, strings.ReplaceAll(err.Error(), "\n", "\n  ")))
 			continue
 		}
-		path := filepath.Join(o.Dir, f)
-		spec, sched, err := parseSchedule(e.Schedule, e.Timezone)
+		if g.Schedule == nil {
+			continue // run by hand or by an external scheduler
+		}
+		spec, sched, err := schedule.Parse(g.Schedule.Cron, g.Schedule.TimeZone)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s: %v", cfgFile, f, err))
+			errs = append(errs, fmt.Errorf("%s: %v", g.Schedule.Pos, err))
 			continue
 		}
 		var diag capWriter
@@ -264,7 +213,7 @@ func newServer(ctx context.Context, o serveOptions, stderr io.Writer) (*server, 
 			errs = append(errs, fmt.Errorf("%s: pipeline name %q is also used by %s", path, g.Name, other.file))
 			continue
 		}
-		st, err := state.Open(ctx, o.State, g.Name)
+		st, err := state.Open(ctx, stateLocation(o.State, g), g.Name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -274,6 +223,9 @@ func newServer(ctx context.Context, o serveOptions, stderr io.Writer) (*server, 
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if len(s.names) == 0 {
+		return nil, fmt.Errorf("%s: no pipeline file has a schedule: add schedule: \"*/15 * * * *\" (or {cron: ..., timezone: ...}) to the ones to run", o.Dir)
 	}
 	sort.Strings(s.names)
 	s.metrics = newServeMetrics(s.names)
@@ -332,9 +284,36 @@ func (s *server) trigger(name, why string) (string, error) {
 		return "", fmt.Errorf("pipeline %q is %w in %s (lease until %s)", name, errAlreadyRunning, le.Holder, le.Expires.Format(time.RFC3339))
 	}
 	runID := pipeline.NewRunID(s.now())
+	// A run that a crash left unfinished is resumed (same run id: the
+	// Salesforce sink's ledger skips what it loaded) before any new one.
+	var in inflight
+	if found, err := p.store.Get(ctx, inflightKey, &in); err != nil {
+		s.log.Warn("cannot read the in-flight run; starting a new run", "pipeline", name, "err", err)
+	} else if found && in.RunID != "" && validRunID(in.RunID) {
+		s.log.Warn("resuming a run that did not finish (its process stopped or crashed)", "pipeline", name,
+			"run_id", in.RunID, "holder", in.Holder, "started_at", in.StartedAt)
+		runID, why = in.RunID, why+"+resume"
+	}
+	if err := p.store.Put(ctx, inflightKey, inflight{RunID: runID, Holder: s.opts.Holder, StartedAt: s.now().UTC()}); err != nil {
+		p.store.ReleaseLease(ctx, s.opts.Holder)
+		p.run.Unlock()
+		s.wg.Done()
+		return "", fmt.Errorf("pipeline %q: record the run: %w", name, err)
+	}
 	p.setCurrent(runID)
 	go s.execute(p, runID, why)
 	return runID, nil
+}
+
+// inflightKey is the state document naming the run in progress; it is
+// cleared when the run is recorded, so one found at the start of a run
+// belongs to a run whose process died.
+const inflightKey = "inflight"
+
+type inflight struct {
+	RunID     string    `json:"run_id"`
+	Holder    string    `json:"holder,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
 }
 
 // execute runs the pipeline once; the caller holds p.run, the lease and a
@@ -378,7 +357,7 @@ func (s *server) execute(p *servedPipeline, runID, why string) {
 	renewWG.Wait()
 
 	rec := state.RunRecord{
-		RunID: runID, Status: rep.Status, Trigger: why, StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt,
+		RunID: runID, Status: rep.Status, Trigger: why, Holder: s.opts.Holder, StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt,
 		Counts: rep.Counts, DeadLetters: rep.DeadLetters, Errors: rep.Errors,
 	}
 	if rec.StartedAt.IsZero() {
@@ -397,6 +376,13 @@ func (s *server) execute(p *servedPipeline, runID, why string) {
 	}
 	if err := p.store.AppendRun(bg, rec); err != nil {
 		log.Error("record run", "err", err)
+	}
+	if rec.Status != pipeline.StatusCancelled {
+		// A cancelled run (shutdown) stays in flight: the next start
+		// resumes it.
+		if err := p.store.Put(bg, inflightKey, inflight{}); err != nil {
+			log.Error("clear the in-flight run", "err", err)
+		}
 	}
 	s.metrics.observe(p.name, rec)
 	if err := p.store.ReleaseLease(bg, s.opts.Holder); err != nil {
@@ -417,7 +403,7 @@ func (s *server) execute(p *servedPipeline, runID, why string) {
 // returns a report.
 func (s *server) runOnce(ctx context.Context, p *servedPipeline, runID string, log *slog.Logger) *pipeline.Report {
 	diag := &capWriter{max: 16 << 10}
-	plan, _, env, code := prepare(ctx, p.file, io.MultiWriter(diag, s.stderr))
+	plan, g, env, code := prepare(ctx, p.file, io.MultiWriter(diag, s.stderr))
 	if code != exitOK {
 		now := s.now().UTC()
 		msgs := diag.lines()
@@ -433,9 +419,14 @@ func (s *server) runOnce(ctx context.Context, p *servedPipeline, runID string, l
 	}
 	// The plan shares env: sinks opened by Run see this run id.
 	env.RunID = runID
-	rep, err := plan.Run(ctx, &pipeline.RunOptions{
-		DeadLetters: filesink.DeadLetters,
-	})
+	opts, err := runOptions(ctx, g, env, p.store, "")
+	if err != nil {
+		plan.Close()
+		now := s.now().UTC()
+		return &pipeline.Report{RunID: runID, Pipeline: p.name, File: p.file, Status: pipeline.StatusFailed,
+			StartedAt: now, FinishedAt: now, Stages: []pipeline.StageReport{}, DeadLetters: []string{}, Errors: []string{err.Error()}}
+	}
+	rep, err := plan.Run(ctx, opts)
 	if err != nil {
 		log.Warn("run error", "err", err)
 	}
@@ -708,13 +699,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o serveOptions
-	fs.StringVar(&o.Dir, "pipelines", "", "`DIR` holding the pipeline files and serve.yaml (required)")
+	fs.StringVar(&o.Dir, "pipelines", "", "`DIR` holding the pipeline files (*.yaml, *.yml); those with schedule: are run (required)")
 	addr := fs.String("addr", "127.0.0.1:8585", "HTTP listen address (status page, POST /run/NAME, /metrics, /healthz)")
-	fs.StringVar(&o.State, "state", state.DefaultLocation, "state store `LOCATION` (a directory or blob URL): run history, reports, leases")
+	fs.StringVar(&o.State, "state", "", "state store `LOCATION` (a directory or blob URL) for every pipeline: run history, reports, leases,\nwatermarks, sync manifests; default: each pipeline's state:, else "+state.DefaultLocation)
 	fs.DurationVar(&o.Grace, "grace", 5*time.Minute, "on SIGTERM, how long running pipelines may finish before they are cancelled")
 	fs.BoolVar(&o.AllowNonLoopback, "allow-non-loopback", false, "allow --addr beyond loopback (there is no authentication)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow serve --pipelines DIR [--addr 127.0.0.1:8585] [--state LOCATION] [--grace 5m]\n\nRuns the pipelines listed in DIR/serve.yaml on their cron schedules, e.g.\n\n  accounts.yaml: {schedule: \"*/15 * * * *\", timezone: Europe/Berlin}\n\n(5-field cron, @hourly/@every 1h, or CRON_TZ=Zone in the schedule), never two\nruns of one pipeline at once (a lease in the state store guards against other\nprocesses too), records every run and its report in the state store, and\nserves a status page, POST /run/NAME (manual run), /metrics and /healthz.\nEvery pipeline is validated at start. SIGTERM stops scheduling, lets running\npipelines finish for --grace, then cancels them.")
+		fmt.Fprintln(stderr, "Usage: bulkflow serve --pipelines DIR [--addr 127.0.0.1:8585] [--state LOCATION] [--grace 5m]\n\nRuns every pipeline file in DIR that has a schedule, e.g.\n\n  schedule: {cron: \"*/15 * * * *\", timezone: Europe/Berlin}\n\n(5-field cron, @hourly/@every 1h; UTC unless a time zone is given), never two\nruns of one pipeline at once (a lease in the state store guards against other\nprocesses too), records every run and its report in the state store, and\nserves a status page, POST /run/NAME (manual run), /metrics and /healthz.\nEvery pipeline is validated at start. SIGTERM stops scheduling, lets running\npipelines finish for --grace, then cancels them.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

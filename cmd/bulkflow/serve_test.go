@@ -42,10 +42,10 @@ func (s *serveSafeBuffer) String() string {
 	return s.b.String()
 }
 
-// serveFixture writes DIR with serve.yaml and the "people" pipeline (CSV in
-// -> filter -> map -> CSV out; 3 rows: 2 loaded, 1 filtered). extra is
-// appended to serve.yaml.
-func serveFixture(t *testing.T, serveYAML string) (dir, stateDir string) {
+// serveFixture writes DIR with the "people" pipeline (CSV in -> filter ->
+// map -> CSV out; 3 rows: 2 loaded, 1 filtered). sched is the YAML value of
+// its schedule: line ("" = serveNever in Europe/Berlin; "-" = no schedule).
+func serveFixture(t *testing.T, sched string) (dir, stateDir string) {
 	t.Helper()
 	root := t.TempDir()
 	dir = filepath.Join(root, "pipelines")
@@ -63,8 +63,15 @@ func serveFixture(t *testing.T, serveYAML string) (dir, stateDir string) {
 		}
 	}
 	write(filepath.Join(data, "people.csv"), "id,name,status\n1,ada,active\n2,bob,deleted\n3,cy,active\n")
+	if sched == "" {
+		sched = `{cron: "` + serveNever + `", timezone: Europe/Berlin}`
+	}
+	schedLine := "schedule: " + sched + "\n"
+	if sched == "-" {
+		schedLine = ""
+	}
 	write(filepath.Join(dir, "people.yaml"), `name: people
-dead_letter: `+data+`/dead-letter/
+`+schedLine+`dead_letter: `+data+`/dead-letter/
 stages:
   - name: read
     source: {type: csv, url: `+data+`/people.csv}
@@ -80,18 +87,6 @@ stages:
     inputs: [map]
     sink: {type: csv, url: `+data+`/out/people.csv}
 `)
-	write(filepath.Join(dir, "broken.yaml"), `name: broken
-stages:
-  - name: read
-    source: {type: csv, url: `+data+`/people.csv}
-  - name: write
-    inputs: [nosuchstage]
-    sink: {type: csv, url: `+data+`/out/broken.csv}
-`)
-	if serveYAML == "" {
-		serveYAML = "people.yaml: {schedule: \"" + serveNever + "\", timezone: Europe/Berlin}\n"
-	}
-	write(filepath.Join(dir, serveFile), serveYAML)
 	return dir, stateDir
 }
 
@@ -389,25 +384,27 @@ func TestServeShutdown(t *testing.T) {
 
 func TestServeRefusesToStart(t *testing.T) {
 	tests := []struct {
-		name, serveYAML string
-		want            []string
+		name, sched string
+		extra       string // another file in DIR: "broken" or ""
+		want        []string
 	}{
-		{"bad cron", "people.yaml: {schedule: \"*/15 * * *\"}\n", []string{"serve.yaml: people.yaml", "*/15 * * *"}},
-		{"bad cron field", "people.yaml: {schedule: \"61 * * * *\"}\n", []string{"serve.yaml: people.yaml", "61"}},
-		{"bad timezone", "people.yaml: {schedule: \"0 * * * *\", timezone: Mars/Olympus}\n", []string{"serve.yaml: people.yaml", "Mars/Olympus"}},
-		{"bad CRON_TZ", "people.yaml: {schedule: \"CRON_TZ=Mars/Olympus 0 * * * *\"}\n", []string{"serve.yaml: people.yaml", "Mars/Olympus"}},
-		{"CRON_TZ without fields", "people.yaml: {schedule: \"CRON_TZ=UTC\"}\n", []string{"serve.yaml: people.yaml", "no fields"}},
-		{"two time zones", "people.yaml: {schedule: \"CRON_TZ=UTC 0 * * * *\", timezone: UTC}\n", []string{"not both"}},
-		{"missing schedule", "people.yaml: {timezone: UTC}\n", []string{"schedule is missing"}},
-		{"unknown key", "people.yaml: {schedul: \"0 * * * *\"}\n", []string{"serve.yaml", "schedul"}},
-		{"empty", "{}\n", []string{"serve.yaml: no pipelines"}},
-		{"invalid pipeline", "people.yaml: {schedule: \"0 * * * *\"}\nbroken.yaml: {schedule: \"0 * * * *\"}\n", []string{"broken.yaml: invalid pipeline", "nosuchstage"}},
-		{"missing pipeline file", "nosuch.yaml: {schedule: \"0 * * * *\"}\n", []string{"nosuch.yaml: invalid pipeline"}},
-		{"file outside DIR", "../people.yaml: {schedule: \"0 * * * *\"}\n", []string{"inside it"}},
+		{"bad cron", `"*/15 * * *"`, "", []string{"people.yaml:2:", "*/15 * * *", "does not parse"}},
+		{"bad cron field", `"61 * * * *"`, "", []string{"people.yaml:2:", "61"}},
+		{"bad timezone", `{cron: "0 * * * *", timezone: Mars/Olympus}`, "", []string{"people.yaml:2:", "Mars/Olympus"}},
+		{"bad CRON_TZ", `"CRON_TZ=Mars/Olympus 0 * * * *"`, "", []string{"people.yaml:2:", "Mars/Olympus"}},
+		{"CRON_TZ without fields", `"CRON_TZ=UTC"`, "", []string{"people.yaml:2:", "no fields"}},
+		{"two time zones", `{cron: "CRON_TZ=UTC 0 * * * *", timezone: UTC}`, "", []string{"not both"}},
+		{"empty schedule", `{timezone: UTC}`, "", []string{"people.yaml:2:", "schedule is empty"}},
+		{"unknown key", `{cron: "0 * * * *", timezon: UTC}`, "", []string{"people.yaml:2:", "timezon", `did you mean "timezone"`}},
+		{"nothing scheduled", "-", "", []string{"no pipeline file has a schedule"}},
+		{"invalid pipeline", "", "broken", []string{"broken.yaml: invalid pipeline", "nosuchstage"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, stateDir := serveFixture(t, tc.serveYAML)
+			dir, stateDir := serveFixture(t, tc.sched)
+			if tc.extra == "broken" {
+				os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte("name: broken\nstages:\n  - name: read\n    source: {type: csv, url: nowhere.csv}\n  - name: write\n    inputs: [nosuchstage]\n    sink: {type: csv, url: out.csv}\n"), 0o644)
+			}
 			var stdout, stderr bytes.Buffer
 			code := runServe(context.Background(), []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"}, &stdout, &stderr)
 			if code != exitUsage {
@@ -424,10 +421,10 @@ func TestServeRefusesToStart(t *testing.T) {
 			}
 		})
 	}
-	t.Run("missing serve.yaml", func(t *testing.T) {
+	t.Run("empty directory", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		code := runServe(context.Background(), []string{"--pipelines", t.TempDir()}, &stdout, &stderr)
-		if code != exitUsage || !strings.Contains(stderr.String(), "serve.yaml") {
+		if code != exitUsage || !strings.Contains(stderr.String(), "no pipeline file has a schedule") {
 			t.Errorf("exit = %d, stderr:\n%s", code, stderr.String())
 		}
 	})
@@ -520,5 +517,36 @@ func TestRunServeListensAndStops(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("runServe did not stop")
+	}
+}
+
+// TestServeResumesCrashedRun: a run left in flight by a process that died
+// is resumed under its own run id before any new run starts.
+func TestServeResumesCrashedRun(t *testing.T) {
+	dir, stateDir := serveFixture(t, "")
+	s, done, _ := serveTestServer(t, dir, stateDir)
+	p := s.pipelines["people"]
+	crashed := inflight{RunID: "20260101T000000Z-deadbeef", Holder: "other-host:42", StartedAt: time.Now().Add(-time.Hour)}
+	if err := p.store.Put(context.Background(), inflightKey, crashed); err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.trigger("people", "schedule")
+	if err != nil || id != crashed.RunID {
+		t.Fatalf("trigger = %q, %v; want the crashed run %s resumed", id, err, crashed.RunID)
+	}
+	rec := serveWait(t, done)
+	if rec.RunID != crashed.RunID || rec.Trigger != "schedule+resume" || rec.Status != pipeline.StatusSucceeded {
+		t.Fatalf("resumed run = %+v", rec)
+	}
+	var in inflight
+	if found, err := p.store.Get(context.Background(), inflightKey, &in); err != nil || !found || in.RunID != "" {
+		t.Fatalf("in-flight doc after the run = %+v (found %v, %v); want cleared", in, found, err)
+	}
+	id, err = s.trigger("people", "manual")
+	if err != nil || id == crashed.RunID {
+		t.Fatalf("next trigger = %q, %v; want a new run id", id, err)
+	}
+	if rec := serveWait(t, done); rec.Trigger != "manual" {
+		t.Errorf("next run = %+v", rec)
 	}
 }

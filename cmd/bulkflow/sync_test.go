@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/parquet/file"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/syncer"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+// syncPipeline is a pipeline that syncs data/accounts.csv into Account on
+// srv by External_Id__c, mirroring deletes.
+func syncPipeline(srv *salesforcetest.Server, maxDeletes string) string {
+	return fmt.Sprintf(`name: accounts-sync
+dead_letter: out/dead-letter/
+state: state/
+stages:
+  - name: read
+    source: {type: csv, url: data/accounts.csv}
+  - name: map
+    inputs: [read]
+    map:
+      External_Id__c: id
+      Name: name
+      Phone: phone
+  - name: load
+    inputs: [map]
+    sink:
+      type: salesforce
+      object: Account
+      operation: upsert
+      external_id_field: External_Id__c
+      instance_url: %q
+      auth: {access_token: %q}
+      poll_initial: 5ms
+      poll_max: 50ms
+      ledger: "off"
+    sync: {mode: changed, key: External_Id__c, delete_missing: true, max_deletes: %q, log: out/sync-log/}
+`, srv.URL, srv.AccessToken(), maxDeletes)
+}
+
+// syncSent returns what the jobs created after the first `after` jobs
+// uploaded: the upserted external ids and the number of deleted ids.
+func syncSent(t *testing.T, srv *salesforcetest.Server, after int) (upserted []string, deleted int, jobs int) {
+	t.Helper()
+	all := srv.Jobs()
+	slices.SortFunc(all, func(a, b salesforcetest.JobInfo) int { return a.CreatedDate.Compare(b.CreatedDate) })
+	for _, j := range all[after:] {
+		recs, err := csv.NewReader(bytes.NewReader(srv.UploadedCSV(j.ID))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch j.Operation {
+		case "upsert":
+			col := slices.Index(recs[0], "External_Id__c")
+			for _, r := range recs[1:] {
+				upserted = append(upserted, r[col])
+			}
+		case "delete":
+			deleted += len(recs) - 1
+		}
+	}
+	slices.Sort(upserted)
+	return upserted, deleted, len(all)
+}
+
+func syncSummary(t *testing.T, rep pipeline.Report) syncer.Summary {
+	t.Helper()
+	var s syncer.Summary
+	b, _ := json.Marshal(rep.Sync["load"])
+	if err := json.Unmarshal(b, &s); err != nil || s.Key == "" {
+		t.Fatalf("report has no sync summary for load: %s", b)
+	}
+	return s
+}
+
+func syncCSV(rows ...string) string {
+	return "id,name,phone\n" + strings.Join(rows, "\n") + "\n"
+}
+
+// TestSyncChangedRuns runs a change-detecting sync four times over a
+// changing source and checks, against the emulator's records and the
+// uploaded job data, that each run sends exactly the new and changed rows,
+// deletes the keys that left, and resends failed rows until they load.
+func TestSyncChangedRuns(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"p.yaml": syncPipeline(srv, "50%"),
+		"data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333", "A4,Di,444", "A5,Ed,555", "A6,Flo,666")})
+
+	// Run 1: everything is new.
+	code, rep := runReport(t, "p.yaml")
+	up, del, jobs := syncSent(t, srv, 0)
+	if code != exitOK || strings.Join(up, ",") != "A1,A2,A3,A4,A5,A6" || del != 0 {
+		t.Fatalf("run 1: exit %d, upserted %v, deleted %d, report %+v", code, up, del, rep)
+	}
+	if s := syncSummary(t, rep); s.New != 6 || s.Loaded != 6 || !s.Committed || s.ManifestAfter != 6 {
+		t.Errorf("run 1 summary %+v", s)
+	}
+
+	// Run 2: A2 and A5 change, A6 leaves, A7 arrives; a duplicate A1 row is
+	// dead-lettered.
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,999", "A3,Cy,333", "A4,Di,444", "A5,Eddie,555", "A7,Gil,777", "A1,Ada again,000")})
+	code, rep = runReport(t, "p.yaml")
+	up, del, jobs2 := syncSent(t, srv, jobs)
+	if code != exitPartial || strings.Join(up, ",") != "A2,A5,A7" || del != 1 {
+		t.Fatalf("run 2: exit %d, upserted %v, deleted %d, counts %+v", code, up, del, rep.Counts)
+	}
+	s := syncSummary(t, rep)
+	run2Log := s.Log
+	if s.New != 1 || s.Changed != 2 || s.Unchanged != 3 || s.Missing != 1 || s.Deleted != 1 || s.Duplicates != 1 || rep.Counts.Filtered != 3 || rep.Counts.DeadLettered != 1 {
+		t.Errorf("run 2 summary %+v counts %+v", s, rep.Counts)
+	}
+	recs := srv.Records("Account")
+	names := map[string]string{}
+	for _, r := range recs {
+		names[r["External_Id__c"]] = r["Name"] + "/" + r["Phone"]
+	}
+	if len(recs) != 6 || names["A2"] != "Bob/999" || names["A5"] != "Eddie/555" || names["A7"] != "Gil/777" || names["A6"] != "" {
+		t.Errorf("records after run 2: %v", names)
+	}
+	if d := srv.DeletedRecords("Account"); len(d) != 1 || d[0]["External_Id__c"] != "A6" {
+		t.Errorf("deleted records %v", d)
+	}
+
+	// Run 3: A3 changes to a name Salesforce refuses: dead-lettered, and
+	// unsynced in the manifest.
+	long := strings.Repeat("x", 300)
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,999", "A3,"+long+",333", "A4,Di,444", "A5,Eddie,555", "A7,Gil,777")})
+	code, rep = runReport(t, "p.yaml")
+	up, del, jobs3 := syncSent(t, srv, jobs2)
+	if code != exitPartial || strings.Join(up, ",") != "A3" || del != 0 || rep.Counts.DeadLettered != 1 {
+		t.Fatalf("run 3: exit %d, upserted %v, deleted %d, counts %+v", code, up, del, rep.Counts)
+	}
+	// Run 4: same input: the failed row is sent again (and nothing else).
+	code, _ = runReport(t, "p.yaml")
+	up, _, jobs4 := syncSent(t, srv, jobs3)
+	if code != exitPartial || strings.Join(up, ",") != "A3" {
+		t.Fatalf("run 4: exit %d, upserted %v", code, up)
+	}
+	// Run 5: fixed: A3 loads; run 6 sends nothing at all.
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,999", "A3,Cyril,333", "A4,Di,444", "A5,Eddie,555", "A7,Gil,777")})
+	code, _ = runReport(t, "p.yaml")
+	up, _, jobs5 := syncSent(t, srv, jobs4)
+	if code != exitOK || strings.Join(up, ",") != "A3" {
+		t.Fatalf("run 5: exit %d, upserted %v", code, up)
+	}
+	code, rep = runReport(t, "p.yaml")
+	if up, del, _ := syncSent(t, srv, jobs5); code != exitOK || len(up) != 0 || del != 0 || rep.Counts.Filtered != 6 {
+		t.Fatalf("run 6: exit %d, upserted %v, deleted %d, counts %+v", code, up, del, rep.Counts)
+	}
+
+	// Every run wrote a sync log; run 2's holds 3 upserts and 1 delete.
+	logs, _ := filepath.Glob("out/sync-log/accounts-sync/date=*/*.parquet")
+	if len(logs) != 6 {
+		t.Fatalf("sync logs %v; want 6", logs)
+	}
+	if !strings.HasSuffix(run2Log, ".parquet") {
+		t.Fatalf("run 2 sync log location %q", run2Log)
+	}
+	f, err := file.OpenParquetFile(strings.TrimPrefix(run2Log, "file://"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.NumRows() != 4 {
+		t.Errorf("run 2 sync log has %d rows, want 4", f.NumRows())
+	}
+}
+
+// TestSyncDeleteGuard: past max_deletes the run stops before sending or
+// deleting anything, leaving the manifest as it was; raising the guard lets
+// the next run catch up.
+func TestSyncDeleteGuard(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"p.yaml": syncPipeline(srv, "1"),
+		"data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333", "A4,Di,444")})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK {
+		t.Fatalf("run 1: exit %d %+v", code, rep)
+	}
+	manifest := "state/accounts-sync/sync/load.manifest"
+	before, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, jobs := syncSent(t, srv, 0)
+	// Two keys leave (guard: 1) and one changes.
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,000", "A2,Bob,222")})
+	var stdout, stderr bytes.Buffer
+	code := runRun(context.Background(), []string{"p.yaml", "--progress", "none"}, &stdout, &stderr)
+	if code != exitFailed || !strings.Contains(stderr.String(), "more than max_deletes 1 allows") {
+		t.Fatalf("guarded run: exit %d\n%s", code, stderr.String())
+	}
+	if up, del, _ := syncSent(t, srv, jobs); len(up) != 0 || del != 0 {
+		t.Fatalf("guarded run sent %v and deleted %d", up, del)
+	}
+	if after, _ := os.ReadFile(manifest); !bytes.Equal(before, after) {
+		t.Fatal("the guarded run changed the manifest")
+	}
+	if n := len(srv.Records("Account")); n != 4 {
+		t.Fatalf("%d records after the guarded run, want 4", n)
+	}
+	writeFiles(t, map[string]string{"p.yaml": syncPipeline(srv, "50%")})
+	code, rep := runReport(t, "p.yaml")
+	up, del, _ := syncSent(t, srv, jobs)
+	if code != exitOK || strings.Join(up, ",") != "A1" || del != 2 || len(srv.Records("Account")) != 2 {
+		t.Fatalf("catch-up run: exit %d, upserted %v, deleted %d, counts %+v", code, up, del, rep.Counts)
+	}
+}
+
+// TestRunShards splits a five-file source across three `bulkflow run
+// --shard I/3` runs: together they load every row exactly once, each shard
+// keeps its own watermark, and delete_missing is refused with --shard.
+func TestRunShards(t *testing.T) {
+	t.Chdir(t.TempDir())
+	files := map[string]string{}
+	var want []string
+	for f := range 5 {
+		var b strings.Builder
+		b.WriteString("id,day\n")
+		for i := range 4 {
+			id := fmt.Sprintf("f%d-%d", f, i)
+			fmt.Fprintf(&b, "%s,2024-01-%02d\n", id, 10+i)
+			want = append(want, id)
+		}
+		files[fmt.Sprintf("data/part-%d.csv", f)] = b.String()
+	}
+	files["p.yaml"] = `name: sharded
+dead_letter: out/dead-letter/
+state: state/
+stages:
+  - name: read
+    source: {type: csv, url: "data/part-*.csv", columns: {day: date}}
+    incremental: {cursor: day}
+  - name: write
+    inputs: [read]
+    sink: {type: csv, url: "out/shard-${SHARD}.csv"}
+`
+	writeFiles(t, files)
+	var got []string
+	for i := range 3 {
+		t.Setenv("SHARD", fmt.Sprint(i))
+		var stdout, stderr bytes.Buffer
+		if code := runRun(context.Background(), []string{"p.yaml", "--shard", fmt.Sprintf("%d/3", i), "--progress", "none"}, &stdout, &stderr); code != exitOK {
+			t.Fatalf("shard %d: exit %d\n%s", i, code, stderr.String())
+		}
+		recs, err := csv.NewReader(bytes.NewReader(must(os.ReadFile(fmt.Sprintf("out/shard-%d.csv", i))))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs[1:] {
+			got = append(got, r[0])
+		}
+		if _, err := os.Stat(fmt.Sprintf("state/sharded.shard-%d-of-3/docs/watermark.read.json", i)); err != nil {
+			t.Errorf("shard %d kept no watermark of its own: %v", i, err)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("shards loaded %v\nwant %v", got, want)
+	}
+	var stdout, stderr bytes.Buffer
+	for _, bad := range []string{"3/3", "1/0", "a/b", "-1/2", "01/2"} {
+		if code := runRun(context.Background(), []string{"p.yaml", "--shard", bad}, &stdout, &stderr); code != exitUsage {
+			t.Errorf("--shard %s: exit %d, want %d", bad, code, exitUsage)
+		}
+	}
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	writeFiles(t, map[string]string{"s.yaml": syncPipeline(srv, "10%"), "data/accounts.csv": syncCSV("A1,Ada,111")})
+	stderr.Reset()
+	if code := runRun(context.Background(), []string{"s.yaml", "--shard", "0/2"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "delete_missing cannot be used with --shard") {
+		t.Errorf("delete_missing with --shard: exit %d\n%s", code, stderr.String())
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
