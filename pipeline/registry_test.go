@@ -73,3 +73,22 @@ func ExampleRegistry() {
 	// [numbers]
 	// counts up
 }
+
+func TestClosest(t *testing.T) {
+	keys := []string{"name", "description", "dead_letter", "lookups", "schedule", "state", "stages"}
+	tests := []struct{ got, want string }{
+		{"stagse", "stages"},
+		{"stat", "state"},
+		{"Stages", "stages"},
+		{"deadletter", "dead_letter"},
+		{"shedule", "schedule"},
+		{"nmae", "name"},
+		{"zzzzzz", ""},
+		{"x", ""},
+	}
+	for _, tc := range tests {
+		if got := pipeline.Closest(tc.got, keys); got != tc.want {
+			t.Errorf("Closest(%q) = %q, want %q", tc.got, got, tc.want)
+		}
+	}
+}

@@ -17,6 +17,14 @@
 // with its own Runner (an expr VM and a reused variables map), taken from a
 // pool with Env.Runner.
 //
+// Common expressions (a field name, a helper or upper/lower applied to a
+// field, a concatenation, a comparison, c ? a : b) also get a fast path that
+// reads the row directly, without the VM or its variables map. It answers
+// only when it computes what the VM would; for anything else (a null or a
+// value of another type where a string is expected, a helper error) the VM
+// runs, so results and errors are the same either way. A field is copied
+// into the VM's variables only when a program that reads it runs on the VM.
+//
 // # Helpers
 //
 // Besides expr's builtins (upper, lower, len, split, replace, now, ...):

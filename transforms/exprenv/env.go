@@ -11,6 +11,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
@@ -28,12 +29,6 @@ type Env struct {
 	lookups *lookups
 	regexps *regexCache
 
-	// bindAll is set when a program reads $env; bind lists the schema
-	// indexes programs read otherwise. Both only grow, during Compile.
-	bindAll bool
-	bound   []bool
-	bind    []int
-
 	pool sync.Pool // of *Runner
 }
 
@@ -41,6 +36,13 @@ type Env struct {
 // several Runners at once.
 type Program struct {
 	prog *vm.Program
+	// fast evaluates the program without the VM when it can (see
+	// fast.go); nil when some node is not supported.
+	fast fastFn
+	// fields are the schema indexes the program reads, which a Runner
+	// copies into the VM's variables; all is set when it reads $env.
+	fields []int
+	all    bool
 	// Expr is the expression's source text.
 	Expr string
 	// Type is the pipeline type of the expression's result; TypeAny when
@@ -56,7 +58,6 @@ func New(in *pipeline.Schema, penv *pipeline.Env) *Env {
 		schema:  in,
 		lookups: newLookups(penv),
 		regexps: &regexCache{},
-		bound:   make([]bool, in.Len()),
 	}
 	env := types.Map{"null": types.Nil}
 	for _, f := range in.Fields() {
@@ -154,7 +155,7 @@ func (e *Env) Compile(src string, extra ...expr.Option) (*Program, error) {
 		return nil, e.compileError(src, err)
 	}
 	node := prog.Node()
-	w := &walker{env: e, src: src}
+	w := &walker{env: e, src: src, seen: make([]bool, e.schema.Len())}
 	ast.Walk(&node, w)
 	if w.err != nil {
 		return nil, w.err
@@ -162,14 +163,57 @@ func (e *Env) Compile(src string, extra ...expr.Option) (*Program, error) {
 	if err := e.lookups.load(w.tables, w.allTables); err != nil {
 		return nil, &Error{Expr: src, Msg: err.Error()}
 	}
-	p := &Program{prog: prog, Expr: src, Type: pipelineType(node.Type())}
+	p := &Program{prog: prog, Expr: src, Type: pipelineType(node.Type()), fields: w.fields, all: w.all}
 	if id, ok := node.(*ast.IdentifierNode); ok {
 		// A plain rename keeps the field's type (date, decimal).
 		if i := e.schema.Index(id.Value); i >= 0 {
 			p.Type = e.schema.Field(i).Type
 		}
 	}
+	p.fast = e.programFastPath(node, extra)
 	return p, nil
+}
+
+// programFastPath returns the fast path of a whole program compiled with
+// the extra options, or nil. Of expr's options, those that change what the
+// compiled program does are looked at: the cast of the result (AsBool,
+// AsInt, ...), short-circuiting, and functions or builtins added, disabled
+// or folded (then no fast path at all).
+func (e *Env) programFastPath(node ast.Node, extra []expr.Option) fastFn {
+	c := conf.CreateNew()
+	for _, o := range extra {
+		o(c)
+	}
+	if len(c.Functions) > 0 || len(c.Disabled) > 0 || len(c.ConstFns) > 0 {
+		// The helpers and builtins may not be the ones the fast
+		// paths know.
+		return nil
+	}
+	f := e.fastPath(node, c.ShortCircuit)
+	if f == nil {
+		return nil
+	}
+	switch c.Expect {
+	case reflect.Invalid, reflect.Interface, reflect.String:
+		return f
+	case reflect.Bool:
+		// OpCast 3 (runtime.ToBool): nil is false, a bool is itself,
+		// anything else panics.
+		return func(row pipeline.Row) (any, bool) {
+			v, ok := f(row)
+			if !ok {
+				return nil, false
+			}
+			switch v.(type) {
+			case nil:
+				return false, true
+			case bool:
+				return v, true
+			}
+			return nil, false
+		}
+	}
+	return nil
 }
 
 // compileError turns an expr error into a one-line *Error.
@@ -198,6 +242,10 @@ type walker struct {
 	err       *Error
 	tables    []string
 	allTables bool
+
+	seen   []bool // by schema index
+	fields []int
+	all    bool // $env is read
 }
 
 // Visit implements ast.Visitor.
@@ -205,10 +253,10 @@ func (w *walker) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.IdentifierNode:
 		if n.Value == "$env" {
-			w.env.bindAll = true
-		} else if i := w.env.schema.Index(n.Value); i >= 0 && !w.env.bound[i] {
-			w.env.bound[i] = true
-			w.env.bind = append(w.env.bind, i)
+			w.all = true
+		} else if i := w.env.schema.Index(n.Value); i >= 0 && !w.seen[i] {
+			w.seen[i] = true
+			w.fields = append(w.fields, i)
 		}
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)

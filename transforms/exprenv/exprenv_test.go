@@ -278,25 +278,44 @@ func TestNoLookups(t *testing.T) {
 	}
 }
 
-// TestBindOnlyUsed checks that Bind copies only the fields programs read,
-// unless a program reads $env.
+// TestBindOnlyUsed checks that a Runner copies into the VM's variables
+// only the fields of the programs the VM runs, all of them when a program
+// reads $env, and none for programs answered by their fast path.
 func TestBindOnlyUsed(t *testing.T) {
 	e := New(testSchema, nil)
-	if _, err := e.Compile(`s + first_name`); err != nil {
+	fast, err := e.Compile(`s + first_name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vmOnly, err := e.Compile(`s matches first_name`)
+	if err != nil {
 		t.Fatal(err)
 	}
 	r := e.Runner()
 	r.Bind(row(map[string]any{"s": "a", "first_name": "b", "n": int64(1)}))
-	if len(r.vars) != 2 {
-		t.Errorf("bound %v, want s and first_name only", r.vars)
+	if v, err := r.Run(fast); err != nil || v != "ab" || len(r.vars) != 0 {
+		t.Errorf("fast path = %v, %v, bound %v; want ab and nothing bound", v, err, r.vars)
+	}
+	if _, err := r.Run(vmOnly); err != nil || len(r.vars) != 2 {
+		t.Errorf("VM run: %v, bound %v; want s and first_name only", err, r.vars)
+	}
+	// A fallback to the VM (null s) binds the program's fields.
+	r.Bind(row(map[string]any{"first_name": "b"}))
+	clear(r.vars)
+	if v, err := r.Run(fast); err == nil || len(r.vars) != 2 {
+		t.Errorf("fallback = %v, %v, bound %v; want an error and s, first_name bound", v, err, r.vars)
 	}
 	r.Release()
-	if _, err := e.Compile(`$env["n"]`); err != nil {
+	env, err := e.Compile(`$env["n"]`)
+	if err != nil {
 		t.Fatal(err)
 	}
 	r = e.Runner()
 	defer r.Release()
 	r.Bind(row(map[string]any{"n": int64(1)}))
+	if v, err := r.Run(env); err != nil || v != int64(1) {
+		t.Errorf("$env[n] = %v, %v", v, err)
+	}
 	if len(r.vars) != testSchema.Len() {
 		t.Errorf("bound %d fields with $env, want all %d", len(r.vars), testSchema.Len())
 	}

@@ -68,16 +68,78 @@ func str(name string, v any) (s string, ok bool, err error) {
 
 // sfDate implements sfDate(v, layout).
 func sfDate(args ...any) (any, error) {
-	t, ok, err := toTime("sfDate", args[0], args[1], nil)
+	return sfDateOf(args[0], args[1])
+}
+
+// sfDateOf is sfDate(v, layout), shared by the VM and the fast paths.
+func sfDateOf(v, layout any) (any, error) {
+	if s, ok := v.(string); ok && layout == any(SFDateLayout) && isSFDate(s) {
+		// The common case of a warehouse date already in Salesforce
+		// form: what parsing and formatting it again would give.
+		return v, nil
+	}
+	t, ok, err := toTime("sfDate", v, layout, nil)
 	if !ok || err != nil {
 		return nil, err
 	}
-	return t.Format(SFDateLayout), nil
+	var buf [32]byte
+	b := t.AppendFormat(buf[:0], SFDateLayout)
+	if s, isStr := v.(string); isStr && s == string(b) {
+		// Already in Salesforce form: hand back the input, which
+		// saves copying (and boxing) the same text again.
+		return v, nil
+	}
+	return string(b), nil
+}
+
+// isSFDate reports whether s is a valid date written exactly as
+// SFDateLayout writes it ("2024-02-29"): time.Parse(SFDateLayout, s)
+// succeeds and Format gives s back.
+func isSFDate(s string) bool {
+	if len(s) != len(SFDateLayout) || s[4] != '-' || s[7] != '-' {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if i == 4 || i == 7 {
+			continue
+		}
+		c := s[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	year, month, day := n/10000, n/100%100, n%100
+	if month < 1 || month > 12 || day < 1 {
+		return false
+	}
+	return day <= daysIn(month, year)
+}
+
+// daysIn is the number of days of month (1-12) in year, leap years as
+// package time has them.
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // sfDateTime implements sfDateTime(v, layout, tz).
 func sfDateTime(args ...any) (any, error) {
-	tz, _, err := str("sfDateTime", args[2])
+	return sfDateTimeOf(args[0], args[1], args[2])
+}
+
+// sfDateTimeOf is sfDateTime(v, layout, tz).
+func sfDateTimeOf(v, layout, zone any) (any, error) {
+	tz, _, err := str("sfDateTime", zone)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +147,7 @@ func sfDateTime(args ...any) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfDateTime: %w", err)
 	}
-	t, ok, err := toTime("sfDateTime", args[0], args[1], loc)
+	t, ok, err := toTime("sfDateTime", v, layout, loc)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -143,7 +205,12 @@ func location(tz string) (*time.Location, error) {
 
 // sfBool implements sfBool(v).
 func sfBool(args ...any) (any, error) {
-	switch x := args[0].(type) {
+	return sfBoolOf(args[0])
+}
+
+// sfBoolOf is sfBool(v).
+func sfBoolOf(v any) (any, error) {
+	switch x := v.(type) {
 	case nil:
 		return nil, nil
 	case bool:
@@ -166,9 +233,9 @@ func sfBool(args ...any) (any, error) {
 			return false, nil
 		}
 	default:
-		return nil, fmt.Errorf("sfBool: want a string or a bool, got %T", args[0])
+		return nil, fmt.Errorf("sfBool: want a string or a bool, got %T", v)
 	}
-	return nil, fmt.Errorf("sfBool: %w: %q is not a boolean (want true/false, 1/0, yes/no, y/n or t/f)", ErrBadValue, pipeline.Text(args[0]))
+	return nil, fmt.Errorf("sfBool: %w: %q is not a boolean (want true/false, 1/0, yes/no, y/n or t/f)", ErrBadValue, pipeline.Text(v))
 }
 
 func oneOf(s string, words ...string) bool {
@@ -182,18 +249,32 @@ func oneOf(s string, words ...string) bool {
 
 // trim implements trim(s) and trim(s, cutset).
 func trim(args ...any) (any, error) {
-	s, ok, err := str("trim", args[0])
+	if len(args) == 1 {
+		return trimOf(args[0], nil, false)
+	}
+	return trimOf(args[0], args[1], true)
+}
+
+// trimOf is trim(v), or trim(v, cutset) when withCut is set.
+func trimOf(v, cutset any, withCut bool) (any, error) {
+	s, ok, err := str("trim", v)
 	if !ok || err != nil {
 		return nil, err
 	}
-	if len(args) == 1 {
-		return strings.TrimSpace(s), nil
+	var t string
+	if !withCut {
+		t = strings.TrimSpace(s)
+	} else {
+		cut, _, err := str("trim", cutset)
+		if err != nil {
+			return nil, err
+		}
+		t = strings.Trim(s, cut)
 	}
-	cut, _, err := str("trim", args[1])
-	if err != nil {
-		return nil, err
+	if len(t) == len(s) {
+		return v, nil // nothing trimmed: no need to box a copy
 	}
-	return strings.Trim(s, cut), nil
+	return t, nil
 }
 
 // coalesce implements coalesce(a, b, ...).
@@ -238,15 +319,20 @@ func coalesceType(args []reflect.Type) (reflect.Type, error) {
 
 // regexReplace implements regexReplace(s, pattern, repl).
 func (e *Env) regexReplace(args ...any) (any, error) {
-	s, ok, err := str("regexReplace", args[0])
+	return e.regexReplaceOf(args[0], args[1], args[2])
+}
+
+// regexReplaceOf is regexReplace(v, pattern, replacement).
+func (e *Env) regexReplaceOf(v, pattern, replacement any) (any, error) {
+	s, ok, err := str("regexReplace", v)
 	if !ok || err != nil {
 		return nil, err
 	}
-	pat, _, err := str("regexReplace", args[1])
+	pat, _, err := str("regexReplace", pattern)
 	if err != nil {
 		return nil, err
 	}
-	repl, _, err := str("regexReplace", args[2])
+	repl, _, err := str("regexReplace", replacement)
 	if err != nil {
 		return nil, err
 	}
@@ -259,14 +345,19 @@ func (e *Env) regexReplace(args ...any) (any, error) {
 
 // lookup implements lookup(table, key).
 func (e *Env) lookup(args ...any) (any, error) {
-	name, _, err := str("lookup", args[0])
+	return e.lookupOf(args[0], args[1])
+}
+
+// lookupOf is lookup(table, key).
+func (e *Env) lookupOf(table, key any) (any, error) {
+	name, _, err := str("lookup", table)
 	if err != nil {
 		return nil, err
 	}
-	if args[1] == nil {
+	if key == nil {
 		return nil, nil
 	}
-	v, ok, err := e.lookups.get(name, pipeline.Text(args[1]))
+	v, ok, err := e.lookups.get(name, pipeline.Text(key))
 	if !ok || err != nil {
 		return nil, err
 	}

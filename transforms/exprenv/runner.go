@@ -19,6 +19,16 @@ type Runner struct {
 	vm    vm.VM
 	vars  map[string]any
 	names []string
+
+	// row is the bound row. Its fields are copied into vars lazily, when
+	// a program that needs them runs on the VM: gen counts Binds, and
+	// copied[i] (allCopied for every field) is the gen field i was
+	// copied at.
+	row       pipeline.Row
+	hasRow    bool
+	gen       uint64
+	copied    []uint64
+	allCopied uint64
 }
 
 // Runner returns a Runner for e's programs, reusing a released one when it
@@ -27,33 +37,62 @@ func (e *Env) Runner() *Runner {
 	if r, ok := e.pool.Get().(*Runner); ok {
 		return r
 	}
-	return &Runner{e: e, vars: make(map[string]any, len(e.bind)+1), names: e.schema.Names()}
+	return &Runner{e: e, vars: make(map[string]any), names: e.schema.Names(), copied: make([]uint64, e.schema.Len())}
 }
 
 // Release gives r back to its Env for reuse; r must not be used after.
 func (r *Runner) Release() {
 	clear(r.vars)
+	r.row, r.hasRow = nil, false
 	r.e.pool.Put(r)
 }
 
-// Bind makes row (of the Env's schema) the values the next Runs see. Only
-// the fields the compiled programs read are copied.
+// Bind makes row (of the Env's schema) the values the next Runs see. Row is
+// read by those Runs, so it must not change until the next Bind. Only the
+// fields a program run on the VM reads are copied into its variables, and
+// only once per Bind.
 func (r *Runner) Bind(row pipeline.Row) {
-	if r.e.bindAll {
-		for i, n := range r.names {
-			r.vars[n] = row[i]
-		}
+	r.row, r.hasRow = row, true
+	r.gen++
+}
+
+// bindFor copies into the VM's variables the fields of the bound row that p
+// reads and that are not copied yet.
+func (r *Runner) bindFor(p *Program) {
+	if !r.hasRow || r.allCopied == r.gen {
 		return
 	}
-	for _, i := range r.e.bind {
-		r.vars[r.names[i]] = row[i]
+	if p.all {
+		for i, n := range r.names {
+			r.vars[n] = r.row[i]
+		}
+		r.allCopied = r.gen
+		return
+	}
+	for _, i := range p.fields {
+		if r.copied[i] != r.gen {
+			r.vars[r.names[i]] = r.row[i]
+			r.copied[i] = r.gen
+		}
 	}
 }
 
 // Run evaluates p on the bound row and returns its result as a value of
 // p.Type (see Normalize). A runtime error, such as a helper rejecting its
 // input, is returned with a one-line message.
+//
+// Programs with a fast path (see fast.go) are evaluated without the VM
+// when the row's values allow; otherwise, and for every failure, the VM
+// decides.
 func (r *Runner) Run(p *Program) (any, error) {
+	if p.fast != nil && r.hasRow {
+		if v, ok := p.fast(r.row); ok {
+			if v, err := Normalize(v, p.Type); err == nil {
+				return v, nil
+			}
+		}
+	}
+	r.bindFor(p)
 	v, err := r.vm.Run(p.prog, r.vars)
 	if err != nil {
 		return nil, runtimeError(err)

@@ -116,6 +116,66 @@ func BenchmarkMapping(b *testing.B) {
 	})
 }
 
+// cliBenchSchema and cliBenchFields are the mapping of `bulkflow bench`
+// (cmd/bulkflow/bench.go) on its CSV input: every column a string.
+var cliBenchSchema = pipeline.MustSchema(
+	pipeline.Field{Name: "id", Type: pipeline.TypeString},
+	pipeline.Field{Name: "first_name", Type: pipeline.TypeString},
+	pipeline.Field{Name: "last_name", Type: pipeline.TypeString},
+	pipeline.Field{Name: "email", Type: pipeline.TypeString},
+	pipeline.Field{Name: "country", Type: pipeline.TypeString},
+	pipeline.Field{Name: "signup_date", Type: pipeline.TypeString},
+	pipeline.Field{Name: "active", Type: pipeline.TypeString},
+	pipeline.Field{Name: "notes", Type: pipeline.TypeString},
+)
+
+var cliBenchFields = []pipeline.ExprField{
+	{Name: "External_Id__c", Expr: "id"},
+	{Name: "Name", Expr: `first_name + " " + last_name`},
+	{Name: "BillingCountry", Expr: "upper(country)"},
+	{Name: "SLAExpirationDate__c", Expr: `sfDate(signup_date, "2006-01-02")`},
+	{Name: "Active__c", Expr: "sfBool(active)"},
+	{Name: "Rating", Expr: `notes == nil || notes == "" ? "Warm" : "Hot"`},
+}
+
+// BenchmarkMappingCLI is the map stage of `bulkflow bench` on 1024 rows
+// like its generated CSV.
+func BenchmarkMappingCLI(b *testing.B) {
+	const n = 1024
+	in := pipeline.NewBatch(cliBenchSchema, n)
+	firsts := []string{"Ada", "Grace", "Alan", "Edsger"}
+	lasts := []string{"Lovelace", "Hopper", "Turing", "Dijkstra"}
+	countries := []string{"us", "de", "gb", "fr", "jp", "se"}
+	for i := 0; i < n; i++ {
+		notes := ""
+		if i%7 == 0 {
+			notes = "prefers email"
+		}
+		in.Append(pipeline.Row{
+			strconv.Itoa(100000 + i), firsts[i%4], lasts[(i/4)%4], "x@example.com", countries[i%6],
+			"20" + strconv.Itoa(10+i%15) + "-0" + strconv.Itoa(1+i%9) + "-1" + strconv.Itoa(i%9),
+			[]string{"true", "false"}[i%2], notes,
+		}, pipeline.Origin{Object: "accounts.csv", Line: int64(i + 2)})
+	}
+	tr, err := New(nil, &Options{Fields: cliBenchFields})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tr.Check(cliBenchSchema); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		out, err := tr.Apply(ctx, in)
+		if err != nil || out.Len() != n {
+			b.Fatalf("Apply: %d rows, %v (drops %v)", out.Len(), err, out.Drops())
+		}
+	}
+	reportRows(b, n)
+}
+
 func reportRows(b *testing.B, n int) {
 	s := b.Elapsed().Seconds()
 	if s > 0 {

@@ -1,0 +1,638 @@
+package exprenv
+
+import (
+	"reflect"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr/ast"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+)
+
+// Fast paths.
+//
+// Most mapping expressions are a field name, a helper applied to a field,
+// or a concatenation; running them through the expr VM costs a variables map
+// entry per field, a []any of arguments per call and the VM's dispatch. For
+// a subset of the checked AST, Compile builds a tree of Go closures instead
+// that reads the row directly.
+//
+// A fast path never decides an outcome the VM would decide differently. It
+// only ever returns a successful value, and only when its inputs have the
+// exact types it was written for (a string where a string is expected, and
+// so on); in every other case (a null where expr would panic, a value of
+// another type, a helper error such as a bad date) it reports !ok and the
+// Runner evaluates the program on the VM, which produces the result or the
+// error. Helpers are called through the very functions the VM calls
+// (sfDateOf, sfBoolOf, ...), so their results are the same by construction.
+//
+// Supported nodes: field names, null/nil, string, bool, int and float
+// literals; + on strings; ==, != on strings, bools, numbers and nil; <, >,
+// <=, >= on numbers and strings; &&, ||, ! on bools; c ? a : b; the builtins
+// upper, lower and len (of a string); the helpers sfDate, sfDateTime,
+// sfBool, trim, coalesce, regexReplace and lookup.
+
+// fastFn evaluates a program, or part of one, on a row. ok is false when the
+// VM must decide.
+type fastFn func(row pipeline.Row) (v any, ok bool)
+
+// boolFn is a fastFn whose result is a bool.
+type boolFn func(row pipeline.Row) (v bool, ok bool)
+
+// forceVM makes Compile build no fast paths; the tests set it to compare
+// the fast paths with the VM.
+var forceVM bool
+
+// fastCompiler builds the fast path of one program.
+type fastCompiler struct {
+	env *Env
+	// shortCircuit mirrors expr's option: && and || skip their right side.
+	shortCircuit bool
+}
+
+// fastPath returns the fast path of the checked tree n, or nil when some
+// node is not supported.
+func (e *Env) fastPath(n ast.Node, shortCircuit bool) fastFn {
+	if forceVM {
+		return nil
+	}
+	c := &fastCompiler{env: e, shortCircuit: shortCircuit}
+	return c.value(n)
+}
+
+// field returns the schema index of the field identifier n names, or -1.
+func (c *fastCompiler) field(n ast.Node) int {
+	id, ok := n.(*ast.IdentifierNode)
+	if !ok {
+		return -1
+	}
+	return c.env.schema.Index(id.Value)
+}
+
+// constant returns the value the VM pushes for a literal node.
+func (c *fastCompiler) constant(n ast.Node) (v any, ok bool) {
+	switch n := n.(type) {
+	case *ast.NilNode:
+		return nil, true
+	case *ast.IdentifierNode:
+		// null is declared in the checker's environment but never bound:
+		// the VM reads a missing map entry, nil.
+		if n.Value == "null" && c.env.schema.Index("null") < 0 {
+			return nil, true
+		}
+	case *ast.StringNode:
+		return n.Value, true
+	case *ast.BoolNode:
+		return n.Value, true
+	case *ast.IntegerNode:
+		// The compiler converts the literal to its checked type; only
+		// plain ints are handled here.
+		if t := n.Type(); t == nil || t.Kind() == reflect.Int {
+			return n.Value, true
+		}
+	case *ast.FloatNode:
+		if t := n.Type(); t != nil && t.Kind() == reflect.Float64 {
+			return n.Value, true
+		}
+	case *ast.ConstantNode:
+		switch n.Value.(type) {
+		case nil, string, bool, int, float64:
+			return n.Value, true
+		}
+	}
+	return nil, false
+}
+
+// value compiles n, or returns nil.
+func (c *fastCompiler) value(n ast.Node) fastFn {
+	if v, ok := c.constant(n); ok {
+		return func(pipeline.Row) (any, bool) { return v, true }
+	}
+	switch n := n.(type) {
+	case *ast.IdentifierNode:
+		i := c.field(n)
+		if i < 0 {
+			return nil
+		}
+		return func(row pipeline.Row) (any, bool) { return row[i], true }
+	case *ast.BinaryNode:
+		if n.Operator == "+" {
+			return c.concat(n)
+		}
+		return c.boolValue(n)
+	case *ast.UnaryNode:
+		return c.boolValue(n)
+	case *ast.ConditionalNode:
+		return c.conditional(n)
+	case *ast.BuiltinNode:
+		return c.builtin(n)
+	case *ast.CallNode:
+		return c.call(n)
+	}
+	return nil
+}
+
+// boolValue compiles a boolean node as a value.
+func (c *fastCompiler) boolValue(n ast.Node) fastFn {
+	f := c.boolean(n)
+	if f == nil {
+		return nil
+	}
+	return func(row pipeline.Row) (any, bool) {
+		b, ok := f(row)
+		return b, ok
+	}
+}
+
+// concatPart is one operand of a string concatenation: a field, a constant
+// or a sub-expression.
+type concatPart struct {
+	field int // schema index, or -1
+	fn    fastFn
+	lit   string
+	isLit bool
+}
+
+// concat compiles a chain of + whose operands are all strings at run time
+// (runtime.Add on two strings is their concatenation; on anything else the
+// VM decides).
+func (c *fastCompiler) concat(n *ast.BinaryNode) fastFn {
+	var parts []concatPart
+	var flatten func(n ast.Node) bool
+	flatten = func(n ast.Node) bool {
+		if b, ok := n.(*ast.BinaryNode); ok && b.Operator == "+" {
+			return flatten(b.Left) && flatten(b.Right)
+		}
+		if v, ok := c.constant(n); ok {
+			s, isStr := v.(string)
+			if !isStr {
+				return false
+			}
+			// Merge adjacent literals.
+			if k := len(parts) - 1; k >= 0 && parts[k].isLit {
+				parts[k].lit += s
+			} else {
+				parts = append(parts, concatPart{field: -1, lit: s, isLit: true})
+			}
+			return true
+		}
+		if i := c.field(n); i >= 0 {
+			parts = append(parts, concatPart{field: i})
+			return true
+		}
+		f := c.value(n)
+		if f == nil {
+			return false
+		}
+		parts = append(parts, concatPart{field: -1, fn: f})
+		return true
+	}
+	if !flatten(n) {
+		return nil
+	}
+	if len(parts) > maxConcatParts {
+		return nil
+	}
+	return func(row pipeline.Row) (any, bool) {
+		var strs [maxConcatParts]string
+		size := 0
+		for k := range parts {
+			p := &parts[k]
+			var s string
+			switch {
+			case p.isLit:
+				s = p.lit
+			case p.field >= 0:
+				var ok bool
+				if s, ok = row[p.field].(string); !ok {
+					return nil, false
+				}
+			default:
+				v, ok := p.fn(row)
+				if !ok {
+					return nil, false
+				}
+				if s, ok = v.(string); !ok {
+					return nil, false
+				}
+			}
+			strs[k] = s
+			size += len(s)
+		}
+		var b strings.Builder
+		b.Grow(size)
+		for _, s := range strs[:len(parts)] {
+			b.WriteString(s)
+		}
+		return b.String(), true
+	}
+}
+
+// maxConcatParts bounds the operands of a fast concatenation (a longer
+// chain runs on the VM).
+const maxConcatParts = 16
+
+// boolean compiles a node whose value the VM needs as a bool (a condition,
+// an operand of && or ||); the result is !ok unless the value is a bool.
+func (c *fastCompiler) boolean(n ast.Node) boolFn {
+	switch n := n.(type) {
+	case *ast.BoolNode:
+		v := n.Value
+		return func(pipeline.Row) (bool, bool) { return v, true }
+	case *ast.UnaryNode:
+		if n.Operator != "!" && n.Operator != "not" {
+			return nil
+		}
+		f := c.boolean(n.Node)
+		if f == nil {
+			return nil
+		}
+		return func(row pipeline.Row) (bool, bool) {
+			b, ok := f(row)
+			return !b, ok
+		}
+	case *ast.BinaryNode:
+		switch n.Operator {
+		case "&&", "and", "||", "or":
+			return c.logical(n)
+		case "==", "!=":
+			return c.equal(n)
+		case "<", ">", "<=", ">=":
+			return c.compare(n)
+		}
+		return nil
+	}
+	f := c.value(n)
+	if f == nil {
+		return nil
+	}
+	return func(row pipeline.Row) (bool, bool) {
+		v, ok := f(row)
+		b, isBool := v.(bool)
+		return b, ok && isBool
+	}
+}
+
+// logical compiles && and ||. With short-circuiting the VM leaves the
+// right operand's value, whatever its type, as the result; requiring a bool
+// there too keeps the result a bool.
+func (c *fastCompiler) logical(n *ast.BinaryNode) boolFn {
+	l, r := c.boolean(n.Left), c.boolean(n.Right)
+	if l == nil || r == nil || !c.shortCircuit {
+		return nil
+	}
+	or := n.Operator == "||" || n.Operator == "or"
+	return func(row pipeline.Row) (bool, bool) {
+		a, ok := l(row)
+		if !ok {
+			return false, false
+		}
+		if a == or {
+			return a, true
+		}
+		return r(row)
+	}
+}
+
+// equal compiles == and !=. The compiler emits OpEqualString (a.(string) ==
+// b.(string), which panics on nil) when both sides are checked as strings,
+// else OpEqual (runtime.Equal); the fast path follows the same choice.
+func (c *fastCompiler) equal(n *ast.BinaryNode) boolFn {
+	l, r := c.value(n.Left), c.value(n.Right)
+	if l == nil || r == nil {
+		return nil
+	}
+	strict := kindOf(n.Left) == reflect.String && kindOf(n.Right) == reflect.String &&
+		simple(n.Left) && simple(n.Right)
+	if kindOf(n.Left) == reflect.Int && kindOf(n.Right) == reflect.Int && simple(n.Left) && simple(n.Right) {
+		return nil // OpEqualInt
+	}
+	neg := n.Operator == "!="
+	return func(row pipeline.Row) (bool, bool) {
+		a, ok := l(row)
+		if !ok {
+			return false, false
+		}
+		b, ok := r(row)
+		if !ok {
+			return false, false
+		}
+		eq, ok := equalValues(a, b, strict)
+		return eq != neg, ok
+	}
+}
+
+// equalValues is runtime.Equal (or OpEqualString when strict) for the
+// value types the fast path handles.
+func equalValues(a, b any, strict bool) (eq, ok bool) {
+	if x, isStr := a.(string); isStr {
+		y, isStr := b.(string)
+		if isStr {
+			return x == y, true
+		}
+		return false, !strict && b == nil
+	}
+	if strict {
+		return false, false
+	}
+	if a == nil {
+		switch b.(type) {
+		case nil, string:
+			return b == nil, true
+		}
+		return false, false
+	}
+	if b == nil {
+		switch a.(type) {
+		case bool, int, int64, float64:
+			return false, true
+		}
+		return false, false
+	}
+	if x, isBool := a.(bool); isBool {
+		y, isBool := b.(bool)
+		return x == y, isBool
+	}
+	cmp, ok := compareNumbers(a, b)
+	return cmp == cmpEqual, ok
+}
+
+// Outcomes of compareNumbers.
+const (
+	cmpLess = iota
+	cmpEqual
+	cmpMore
+	cmpUnordered // a NaN
+)
+
+// compareNumbers compares two numbers the way expr's runtime does: as int
+// when both are integers, else as float64. ok is false for other types.
+func compareNumbers(a, b any) (cmp int, ok bool) {
+	ai, aInt := asInt(a)
+	bi, bInt := asInt(b)
+	if aInt && bInt {
+		switch {
+		case ai < bi:
+			return cmpLess, true
+		case ai > bi:
+			return cmpMore, true
+		}
+		return cmpEqual, true
+	}
+	af, aNum := asFloat(a)
+	bf, bNum := asFloat(b)
+	if !aNum || !bNum {
+		return 0, false
+	}
+	switch {
+	case af < bf:
+		return cmpLess, true
+	case af > bf:
+		return cmpMore, true
+	case af == bf:
+		return cmpEqual, true
+	}
+	return cmpUnordered, true
+}
+
+func asInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int:
+		return int64(x), true
+	case int64:
+		return x, true
+	}
+	return 0, false
+}
+
+func asFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case float64:
+		return x, true
+	}
+	return 0, false
+}
+
+// compare compiles <, >, <= and >= on numbers and strings.
+func (c *fastCompiler) compare(n *ast.BinaryNode) boolFn {
+	l, r := c.value(n.Left), c.value(n.Right)
+	if l == nil || r == nil {
+		return nil
+	}
+	op := n.Operator
+	return func(row pipeline.Row) (bool, bool) {
+		a, ok := l(row)
+		if !ok {
+			return false, false
+		}
+		b, ok := r(row)
+		if !ok {
+			return false, false
+		}
+		var cmp int
+		if x, isStr := a.(string); isStr {
+			y, isStr := b.(string)
+			if !isStr {
+				return false, false
+			}
+			cmp = strings.Compare(x, y) + 1 // cmpLess, cmpEqual, cmpMore
+		} else if cmp, ok = compareNumbers(a, b); !ok {
+			return false, false
+		}
+		switch op {
+		case "<":
+			return cmp == cmpLess, true
+		case ">":
+			return cmp == cmpMore, true
+		case "<=":
+			return cmp == cmpLess || cmp == cmpEqual, true
+		default: // >=
+			return cmp == cmpMore || cmp == cmpEqual, true
+		}
+	}
+}
+
+// conditional compiles c ? a : b (the VM needs a bool condition).
+func (c *fastCompiler) conditional(n *ast.ConditionalNode) fastFn {
+	cond, a, b := c.boolean(n.Cond), c.value(n.Exp1), c.value(n.Exp2)
+	if cond == nil || a == nil || b == nil {
+		return nil
+	}
+	return func(row pipeline.Row) (any, bool) {
+		t, ok := cond(row)
+		switch {
+		case !ok:
+			return nil, false
+		case t:
+			return a(row)
+		default:
+			return b(row)
+		}
+	}
+}
+
+// builtin compiles upper(s), lower(s) and len(s) on a string.
+func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
+	if len(n.Arguments) != 1 || n.Map != nil || n.Threshold != nil {
+		return nil
+	}
+	arg := c.value(n.Arguments[0])
+	if arg == nil {
+		return nil
+	}
+	var conv func(string) string
+	switch n.Name {
+	case "upper":
+		conv = strings.ToUpper
+	case "lower":
+		conv = strings.ToLower
+	case "len":
+		return func(row pipeline.Row) (any, bool) {
+			v, ok := arg(row)
+			s, isStr := v.(string)
+			if !ok || !isStr {
+				return nil, false
+			}
+			return utf8.RuneCountInString(s), true
+		}
+	default:
+		return nil
+	}
+	return func(row pipeline.Row) (any, bool) {
+		v, ok := arg(row)
+		s, isStr := v.(string)
+		if !ok || !isStr {
+			return nil, false
+		}
+		u := conv(s)
+		if len(u) == len(s) && u == s {
+			return v, true // unchanged: no need to box a copy
+		}
+		return u, true
+	}
+}
+
+// call compiles a call of one of the helpers.
+func (c *fastCompiler) call(n *ast.CallNode) fastFn {
+	id, ok := n.Callee.(*ast.IdentifierNode)
+	if !ok || c.env.schema.Index(id.Value) >= 0 {
+		return nil
+	}
+	args := make([]fastFn, len(n.Arguments))
+	for i, a := range n.Arguments {
+		if args[i] = c.value(a); args[i] == nil {
+			return nil
+		}
+	}
+	// The argument counts are those the checker accepted.
+	switch {
+	case id.Value == "sfDate" && len(args) == 2:
+		return call2(args, sfDateOf)
+	case id.Value == "sfDateTime" && len(args) == 3:
+		return call3(args, sfDateTimeOf)
+	case id.Value == "sfBool" && len(args) == 1:
+		return call1(args, sfBoolOf)
+	case id.Value == "trim" && len(args) == 1:
+		return call1(args, func(v any) (any, error) { return trimOf(v, nil, false) })
+	case id.Value == "trim" && len(args) == 2:
+		return call2(args, func(v, cut any) (any, error) { return trimOf(v, cut, true) })
+	case id.Value == "regexReplace" && len(args) == 3:
+		return call3(args, c.env.regexReplaceOf)
+	case id.Value == "lookup" && len(args) == 2:
+		return call2(args, c.env.lookupOf)
+	case id.Value == "coalesce" && len(args) > 0:
+		return func(row pipeline.Row) (any, bool) {
+			// The VM evaluates every argument before the call.
+			var first any
+			found := false
+			for _, a := range args {
+				v, ok := a(row)
+				if !ok {
+					return nil, false
+				}
+				if !found {
+					switch x := v.(type) {
+					case nil:
+					case string:
+						found = x != ""
+					default:
+						found = true
+					}
+					if found {
+						first = v
+					}
+				}
+			}
+			return first, true
+		}
+	}
+	return nil
+}
+
+func call1(args []fastFn, f func(any) (any, error)) fastFn {
+	a := args[0]
+	return func(row pipeline.Row) (any, bool) {
+		x, ok := a(row)
+		if !ok {
+			return nil, false
+		}
+		v, err := f(x)
+		return v, err == nil
+	}
+}
+
+func call2(args []fastFn, f func(any, any) (any, error)) fastFn {
+	a, b := args[0], args[1]
+	return func(row pipeline.Row) (any, bool) {
+		x, ok := a(row)
+		if !ok {
+			return nil, false
+		}
+		y, ok := b(row)
+		if !ok {
+			return nil, false
+		}
+		v, err := f(x, y)
+		return v, err == nil
+	}
+}
+
+func call3(args []fastFn, f func(any, any, any) (any, error)) fastFn {
+	a, b, d := args[0], args[1], args[2]
+	return func(row pipeline.Row) (any, bool) {
+		x, ok := a(row)
+		if !ok {
+			return nil, false
+		}
+		y, ok := b(row)
+		if !ok {
+			return nil, false
+		}
+		z, ok := d(row)
+		if !ok {
+			return nil, false
+		}
+		v, err := f(x, y, z)
+		return v, err == nil
+	}
+}
+
+// kindOf is the compiler's kind() of a node's checked type.
+func kindOf(n ast.Node) reflect.Kind {
+	t := n.Type()
+	if t == nil {
+		return reflect.Invalid
+	}
+	return t.Kind()
+}
+
+// simple is the compiler's isSimpleType.
+func simple(n ast.Node) bool {
+	t := n.Type()
+	return t != nil && t.PkgPath() == ""
+}

@@ -1,0 +1,410 @@
+package exprenv
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/expr-lang/expr"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+)
+
+// fastExprs all have a fast path (TestFastMatchesVM checks it).
+var fastExprs = []string{
+	// field names
+	`s`, `n`, `f`, `b`, `d`, `ts`, `dec`, `a`, `first_name`,
+	// literals
+	`null`, `true`, `"lit"`, `1`, `2.5`, `nil`,
+	// concatenation
+	`first_name + " " + s`,
+	`"<" + s + "|" + first_name + ">"`,
+	`s + ""`,
+	`a + s`,
+	`a + "x"`,
+	`dec + "%"`,
+	`upper(s) + "/" + lower(first_name) + "/" + sfDate(s, "2006-01-02")`,
+	// builtins
+	`upper(s)`, `lower(s)`, `upper(a)`, `lower(dec)`, `len(s)`, `len(a)`, `upper(trim(s))`,
+	// helpers
+	`trim(s)`, `trim(s, " a")`, `trim(a)`, `trim(s, first_name)`,
+	`sfDate(s, "2006-01-02")`,
+	`sfDate(s, "02/01/2006")`,
+	`sfDate(d, "2006-01-02")`,
+	`sfDate(ts, "x")`,
+	`sfDate(a, "2006-01-02")`,
+	`sfDate(s, first_name)`,
+	`sfDateTime(s, "2006-01-02", "Europe/Paris")`,
+	`sfDateTime(s, "2006-01-02T15:04:05Z07:00", "UTC")`,
+	`sfDateTime(ts, "", "UTC")`,
+	`sfDateTime(a, "2006-01-02", first_name)`,
+	`sfBool(s)`, `sfBool(b)`, `sfBool(n)`, `sfBool(a)`,
+	`coalesce(s, first_name, "x")`,
+	`coalesce(s, upper(a))`,
+	`coalesce(a, n)`,
+	`coalesce(n, 7)`,
+	`regexReplace(s, "[^a-z]+", "-")`,
+	`regexReplace(s, first_name, "$0$0")`,
+	`lookup("countries", s)`,
+	`lookup("countries", a)`,
+	// conditions
+	`s == nil || s == "" ? "Warm" : "Hot"`,
+	`s != "" && first_name != nil`,
+	`s == "" or s == "yes" and b`,
+	`!(s == "yes")`,
+	`not b`,
+	`b ? "y" : "n"`,
+	`a ? "y" : "n"`,
+	`sfBool(s) ? "y" : "n"`,
+	`len(s) > 3 ? "long" : "short"`,
+	`f > 1000000 ? "Enterprise" : "SMB"`,
+	`n >= 2`, `n < f`, `f <= 1.5`, `n > 1 ? s : null`,
+	`a == nil`, `a == "x"`, `a != true`, `a > 2`, `a <= "m"`,
+	`s < first_name`, `s >= "m"`, `s == first_name`, `s != a`,
+	`dec == "12.50"`, `s == null`, `b == true`, `b != a`,
+	`f == 1000000`, `a == 1.5`, `a == f`, `f != f`, `n == 1`, `a == 0`,
+}
+
+// vmOnlyExprs have no fast path; they are run between the others to check
+// that the Runner binds what the VM needs.
+var vmOnlyExprs = []string{
+	`$env["s"]`,
+	`s matches "^a"`,
+	`n + 1`,
+	`first_name in ["Ada", "Grace"]`,
+	`n * 2 > f`,
+}
+
+// fastValues are the values rows are made of: the schema's types, nulls,
+// blanks, unicode, bad dates, and values of the wrong type for every field.
+var fastValues = []any{
+	nil, "", " ", "ada", "Ada", "  Ada Lovelace \t", "ÉCOLE ß ǅ ﬁ İ", "héllo wörld", "\xff\xfe",
+	"2024-03-05", " 2024-03-05 ", "2024-3-5", "+024-01-02", "2024-02-30", "31/12/2024", "05/03/2024",
+	"2024-07-01T12:00:00.123-05:00", "yes", "N", "1", "0", "maybe", "FR", "XX", "EMPTY", "12.50",
+	"[a-z]", "(", "UTC", "Mars/Olympus", "m", "x",
+	int64(0), int64(1), int64(2), int64(-5), int64(1000001), 0, 1.5, 1e6, 1000000.5, -1.0,
+	math.NaN(), math.Inf(1), true, false,
+	time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC),
+	time.Date(2024, 2, 29, 23, 30, 0, 0, paris),
+	[]string{"a"}, map[string]any{}, int32(4), uint8(1),
+}
+
+// typedValues are a field's values most rows have, by pipeline type.
+var typedValues = map[pipeline.Type][]any{
+	pipeline.TypeString:    {"ada", "Ada", "yes", "no", "2024-03-05", "31/12/2024", "FR", "", "ÉCOLE ß", "x"},
+	pipeline.TypeInt:       {int64(0), int64(1), int64(2), int64(-7), int64(1 << 40)},
+	pipeline.TypeFloat:     {0.0, 1.5, 1e6, 1000000.5, -3.25},
+	pipeline.TypeBool:      {true, false},
+	pipeline.TypeDate:      {time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)},
+	pipeline.TypeTimestamp: {time.Date(2024, 7, 1, 12, 0, 0, 5e8, paris), time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)},
+	pipeline.TypeDecimal:   {"12.50", "0", "-1.5"},
+	pipeline.TypeAny:       {"x", "yes", int64(3), 1.5, true, "2024-03-05"},
+}
+
+// randomRow returns a testSchema row: mostly values of the field's type,
+// often a null, sometimes anything.
+func randomRow(r *rand.Rand) pipeline.Row {
+	row := make(pipeline.Row, testSchema.Len())
+	for i, f := range testSchema.Fields() {
+		switch k := r.IntN(10); {
+		case k < 5:
+			vs := typedValues[f.Type]
+			row[i] = vs[r.IntN(len(vs))]
+		case k < 6:
+			row[i] = nil
+		default:
+			row[i] = fastValues[r.IntN(len(fastValues))]
+		}
+	}
+	return row
+}
+
+// compileBoth compiles srcs into one Env with fast paths and one without.
+func compileBoth(t *testing.T, srcs []string, opts ...expr.Option) (fast, slow *Env, fp, sp []*Program) {
+	t.Helper()
+	compile := func(vmOnly bool) (*Env, []*Program) {
+		forceVM = vmOnly
+		defer func() { forceVM = false }()
+		e := New(testSchema, testEnv)
+		ps := make([]*Program, len(srcs))
+		for i, src := range srcs {
+			p, err := e.Compile(src, opts...)
+			if err != nil {
+				t.Fatalf("Compile(%q): %v", src, err)
+			}
+			if vmOnly && p.fast != nil {
+				t.Fatalf("Compile(%q) with forceVM has a fast path", src)
+			}
+			ps[i] = p
+		}
+		return e, ps
+	}
+	fast, fp = compile(false)
+	slow, sp = compile(true)
+	return fast, slow, fp, sp
+}
+
+// sameOutcome reports how two (value, error) results differ, or "".
+func sameOutcome(v1 any, err1 error, v2 any, err2 error) string {
+	switch {
+	case (err1 == nil) != (err2 == nil):
+		return fmt.Sprintf("%#v, %v vs %#v, %v", v1, err1, v2, err2)
+	case err1 != nil:
+		if err1.Error() != err2.Error() || errors.Is(err1, ErrBadValue) != errors.Is(err2, ErrBadValue) {
+			return fmt.Sprintf("error %q vs %q", err1, err2)
+		}
+		if v1 != nil || v2 != nil {
+			return fmt.Sprintf("value with error: %#v vs %#v", v1, v2)
+		}
+		return ""
+	}
+	if reflect.TypeOf(v1) != reflect.TypeOf(v2) {
+		return fmt.Sprintf("%#v (%T) vs %#v (%T)", v1, v1, v2, v2)
+	}
+	if f1, ok := v1.(float64); ok && math.IsNaN(f1) && math.IsNaN(v2.(float64)) {
+		return ""
+	}
+	if !reflect.DeepEqual(v1, v2) {
+		return fmt.Sprintf("%#v vs %#v", v1, v2)
+	}
+	return ""
+}
+
+// TestFastMatchesVM runs every fast-path expression through its fast path
+// and through the VM, as the programs of one map transform would be run
+// (one Runner, one Bind per row, VM-only programs in between), over rows
+// of typed values, nulls and values of the wrong type, and checks that
+// results and errors are identical.
+func TestFastMatchesVM(t *testing.T) {
+	srcs := append(append([]string(nil), fastExprs...), vmOnlyExprs...)
+	fastEnv, slowEnv, fp, sp := compileBoth(t, srcs)
+	for i, p := range fp {
+		if want := i < len(fastExprs); (p.fast != nil) != want {
+			t.Errorf("Compile(%q): fast path %v, want %v", p.Expr, p.fast != nil, want)
+		}
+	}
+	fr, sr := fastEnv.Runner(), slowEnv.Runner()
+	defer fr.Release()
+	defer sr.Release()
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	rows := []pipeline.Row{make(pipeline.Row, testSchema.Len())} // all null
+	for range 3000 {
+		rows = append(rows, randomRow(rng))
+	}
+	hits := make([]int, len(fp))
+	errs := make([]int, len(fp))
+	for _, row := range rows {
+		fr.Bind(row)
+		sr.Bind(row)
+		// Reversed for some rows, so that VM-only programs run both
+		// before and after the fast ones.
+		reverse := rng.IntN(2) == 0
+		for k := range fp {
+			j := k
+			if reverse {
+				j = len(fp) - 1 - k
+			}
+			v1, err1 := fr.Run(fp[j])
+			v2, err2 := sr.Run(sp[j])
+			if d := sameOutcome(v1, err1, v2, err2); d != "" {
+				t.Errorf("%s on %#v: fast %s (VM)", fp[j].Expr, row, d)
+			}
+			if fp[j].fast != nil {
+				if _, ok := fp[j].fast(row); ok {
+					hits[j]++
+				}
+			}
+			if err2 != nil {
+				errs[j]++
+			}
+		}
+	}
+	for j, p := range fp[:len(fastExprs)] {
+		if hits[j] == 0 {
+			t.Errorf("%s: the fast path never answered", p.Expr)
+		}
+		t.Logf("%-70s fast %4d/%d, errors %4d", p.Expr, hits[j], len(rows), errs[j])
+	}
+}
+
+// TestFastMatchesVMEachValue runs the one-field expressions on every value
+// of fastValues in turn, the other fields holding typical values.
+func TestFastMatchesVMEachValue(t *testing.T) {
+	fastEnv, slowEnv, fp, sp := compileBoth(t, fastExprs)
+	base := make(pipeline.Row, testSchema.Len())
+	for i, f := range testSchema.Fields() {
+		base[i] = typedValues[f.Type][0]
+	}
+	fr, sr := fastEnv.Runner(), slowEnv.Runner()
+	defer fr.Release()
+	defer sr.Release()
+	for i := range testSchema.Fields() {
+		for _, v := range fastValues {
+			row := append(pipeline.Row(nil), base...)
+			row[i] = v
+			fr.Bind(row)
+			sr.Bind(row)
+			for j := range fp {
+				v1, err1 := fr.Run(fp[j])
+				v2, err2 := sr.Run(sp[j])
+				if d := sameOutcome(v1, err1, v2, err2); d != "" {
+					t.Errorf("%s with %s = %#v: fast %s (VM)", fp[j].Expr, testSchema.Field(i).Name, v, d)
+				}
+			}
+		}
+	}
+}
+
+// TestFastAsBool checks the fast paths of filter conditions (expr.AsBool
+// casts the result: null is false).
+func TestFastAsBool(t *testing.T) {
+	srcs := []string{`s == "yes"`, `sfBool(s)`, `b`, `a`, `n > 1 && s != ""`, `s == nil || upper(s) == "FR"`}
+	fastEnv, slowEnv, fp, sp := compileBoth(t, srcs, expr.AsBool())
+	for _, p := range fp {
+		if p.fast == nil {
+			t.Errorf("Compile(%q, AsBool): no fast path", p.Expr)
+		}
+	}
+	fr, sr := fastEnv.Runner(), slowEnv.Runner()
+	defer fr.Release()
+	defer sr.Release()
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		row := randomRow(rng)
+		fr.Bind(row)
+		sr.Bind(row)
+		for j := range fp {
+			v1, err1 := fr.Run(fp[j])
+			v2, err2 := sr.Run(sp[j])
+			if d := sameOutcome(v1, err1, v2, err2); d != "" {
+				t.Errorf("%s on %#v: fast %s (VM)", fp[j].Expr, row, d)
+			}
+		}
+	}
+}
+
+// TestNoFastPathForOtherCasts checks that a program whose result expr
+// casts (AsInt, AsFloat64) is left to the VM.
+func TestNoFastPathForOtherCasts(t *testing.T) {
+	e := New(testSchema, testEnv)
+	for _, opt := range []expr.Option{expr.AsInt64(), expr.AsFloat64()} {
+		p, err := e.Compile(`n`, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.fast != nil {
+			t.Errorf("Compile(n) with a cast has a fast path")
+		}
+	}
+	p, err := e.Compile(`s == "" || b`, expr.DisableShortCircuit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.fast != nil {
+		t.Errorf("Compile without short-circuit has a fast path")
+	}
+}
+
+// TestSFDateCanonical checks that sfDate hands back an input already in
+// Salesforce form, and formats every other accepted input.
+func TestSFDateCanonical(t *testing.T) {
+	tests := []struct {
+		in, layout string
+		want       any
+	}{
+		{"2024-03-05", "2006-01-02", "2024-03-05"},
+		{" 2024-03-05", "2006-01-02", "2024-03-05"},
+		{"2024-3-5", "2006-1-2", "2024-03-05"},
+		{"05/03/2024", "02/01/2006", "2024-03-05"},
+	}
+	for _, tc := range tests {
+		got, err := sfDateOf(tc.in, tc.layout)
+		if err != nil || got != tc.want {
+			t.Errorf("sfDate(%q, %q) = %#v, %v; want %#v", tc.in, tc.layout, got, err, tc.want)
+		}
+	}
+}
+
+// TestFastPathAllocs checks the per-row allocations of typical fast paths.
+func TestFastPathAllocs(t *testing.T) {
+	tests := []struct {
+		expr string
+		max  float64
+	}{
+		{`s`, 0},
+		{`s == nil || s == "" ? "Warm" : "Hot"`, 0},
+		{`sfBool(s)`, 0},
+		{`sfDate(first_name, "2006-01-02")`, 0}, // already canonical
+		{`upper(s)`, 2},
+		{`first_name + " " + s`, 2},
+	}
+	e := New(testSchema, testEnv)
+	r := e.Runner()
+	defer r.Release()
+	row := row(map[string]any{"s": "yes", "first_name": "2024-03-05"})
+	for _, tc := range tests {
+		p, err := e.Compile(tc.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Bind(row)
+		if _, err := r.Run(p); err != nil {
+			t.Fatal(err)
+		}
+		n := testing.AllocsPerRun(100, func() {
+			r.Bind(row)
+			r.Run(p)
+		})
+		if n > tc.max {
+			t.Errorf("%s: %v allocations per run, want at most %v", tc.expr, n, tc.max)
+		}
+	}
+}
+
+// TestIsSFDate checks the shortcut of sfDate for dates already in
+// Salesforce form against time.Parse and Format, over every day of a few
+// years (leap or not) and malformed variants.
+func TestIsSFDate(t *testing.T) {
+	check := func(s string) {
+		t.Helper()
+		tm, err := time.Parse(SFDateLayout, s)
+		want := err == nil && tm.Format(SFDateLayout) == s
+		if got := isSFDate(s); got != want {
+			t.Errorf("isSFDate(%q) = %v, want %v (Parse: %v)", s, got, want, err)
+		}
+	}
+	for _, year := range []int{0, 1, 4, 100, 400, 1900, 1999, 2000, 2023, 2024, 2100, 9999} {
+		for month := 0; month <= 13; month++ {
+			for day := 0; day <= 32; day++ {
+				check(fmt.Sprintf("%04d-%02d-%02d", year, month, day))
+			}
+		}
+	}
+	for _, s := range []string{"", "2024-1-05", "2024-01-5 ", " 2024-01-05", "2024/01/05", "+024-01-05", "-024-01-05",
+		"2024-+1-05", "2024-01-+5", "2024-01-0a", "２０２４-01-05", "20240-01-05", "2024-01-050", "2024-00-00", "abcd-ef-gh"} {
+		check(s)
+	}
+}
+
+// TestNoFastPathWithOtherFunctions checks that extra options that change
+// the functions leave the program to the VM.
+func TestNoFastPathWithOtherFunctions(t *testing.T) {
+	e := New(testSchema, testEnv)
+	for _, opt := range []expr.Option{
+		expr.Function("shout", func(args ...any) (any, error) { return args[0], nil }),
+		expr.DisableBuiltin("lower"),
+	} {
+		p, err := e.Compile(`upper(s)`, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.fast != nil {
+			t.Errorf("Compile(upper(s)) with other functions has a fast path")
+		}
+	}
+}
