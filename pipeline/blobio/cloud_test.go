@@ -8,6 +8,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +76,34 @@ func testCloudStore(t *testing.T, st blobtest.Store) {
 	if err := blobio.WriteAll(ctx, loc("big/blob.bin"), big); err != nil {
 		t.Fatalf("WriteAll big: %v", err)
 	}
+
+	t.Run("CreateExclusive", func(t *testing.T) {
+		// The lease's compare-and-swap: one of several concurrent creates
+		// wins, on the server itself.
+		l := loc("claims/00000000000000000001")
+		var wg sync.WaitGroup
+		var wins, lost atomic.Int32
+		for i := range 6 {
+			wg.Go(func() {
+				err := blobio.CreateExclusive(ctx, l, []byte(fmt.Sprint("holder-", i)))
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case errors.Is(err, blobio.ErrExists):
+					lost.Add(1)
+				default:
+					t.Errorf("CreateExclusive: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 || lost.Load() != 5 {
+			t.Fatalf("%d creates won and %d lost; want 1 and 5", wins.Load(), lost.Load())
+		}
+		if err := blobio.CreateExclusive(ctx, l, []byte("late")); !errors.Is(err, blobio.ErrExists) {
+			t.Fatalf("create over an existing object: %v, want ErrExists", err)
+		}
+	})
 
 	t.Run("List", func(t *testing.T) {
 		got, err := blobio.List(ctx, loc("prefix/2026-*/part-*.csv"))

@@ -1,6 +1,7 @@
 package blobio
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,7 +37,10 @@ func CreateExclusive(ctx context.Context, l Location, data []byte) error {
 		return err
 	}
 	defer closeFn()
-	err = b.WriteAll(ctx, l.Key, data, &blob.WriterOptions{IfNotExist: true, ContentType: contentType(l.Key)})
+	// Upload, not WriteAll: gocloud's azureblob writer (v0.47) races on a
+	// failed precondition in the Write path (nil pipe reader on Close);
+	// the Upload path has no pipe.
+	err = b.Upload(ctx, l.Key, bytes.NewReader(data), &blob.WriterOptions{IfNotExist: true, ContentType: contentType(l.Key)})
 	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
 		return fmt.Errorf("create %s: %w", l, ErrExists)
 	}
