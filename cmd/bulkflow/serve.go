@@ -385,6 +385,7 @@ func (s *server) execute(p *servedPipeline, runID, why string) {
 		}
 	}
 	s.metrics.observe(p.name, rec)
+	s.metrics.observeReport(p.name, rep)
 	if err := p.store.ReleaseLease(bg, s.opts.Holder); err != nil {
 		log.Error("release lease", "err", err)
 	}
@@ -463,11 +464,15 @@ func (s *server) shutdown(grace time.Duration) {
 // --- metrics ---
 
 type serveMetrics struct {
-	reg      *prometheus.Registry
-	rows     *prometheus.CounterVec
-	runs     *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	running  *prometheus.GaugeVec
+	reg         *prometheus.Registry
+	rows        *prometheus.CounterVec
+	runs        *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	running     *prometheus.GaugeVec
+	lastSuccess *prometheus.GaugeVec
+	jobs        *prometheus.CounterVec
+	apiLeft     *prometheus.GaugeVec
+	synced      *prometheus.CounterVec
 }
 
 // rowOutcomes are the final outcomes of rows (Counts.Balanced: read plus
@@ -491,7 +496,19 @@ func newServeMetrics(names []string) *serveMetrics {
 			Name: "bulkflow_running", Help: "1 while the pipeline runs in this process.",
 		}, []string{"pipeline"}),
 	}
-	m.reg.MustRegister(m.rows, m.runs, m.duration, m.running)
+	m.lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "bulkflow_last_success_timestamp_seconds", Help: "When the last run that succeeded (or was partial) finished, Unix time.",
+	}, []string{"pipeline"})
+	m.jobs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkflow_salesforce_jobs_total", Help: "Bulk API ingest jobs by final state, per sink stage.",
+	}, []string{"pipeline", "stage", "state"})
+	m.apiLeft = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "bulkflow_salesforce_api_requests_remaining", Help: "Daily API requests left in the org at the end of the last run (Sforce-Limit-Info).",
+	}, []string{"pipeline", "stage"})
+	m.synced = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkflow_sync_keys_total", Help: "Sync stage keys by decision and outcome (new, changed, unchanged, loaded, failed, deleted, delete_failed).",
+	}, []string{"pipeline", "stage", "kind"})
+	m.reg.MustRegister(m.rows, m.runs, m.duration, m.running, m.lastSuccess, m.jobs, m.apiLeft, m.synced)
 	for _, n := range names {
 		m.running.WithLabelValues(n).Set(0)
 		for _, o := range rowOutcomes {
@@ -508,6 +525,48 @@ func (m *serveMetrics) observe(name string, rec state.RunRecord) {
 	}
 	m.runs.WithLabelValues(name, rec.Status).Inc()
 	m.duration.WithLabelValues(name).Observe(rec.FinishedAt.Sub(rec.StartedAt).Seconds())
+}
+
+// observeReport records what the run report's sink and sync sections say:
+// Salesforce jobs by state, the API allowance left, sync decisions. The
+// sections are read through their JSON form so that serve does not depend
+// on each sink's Go types.
+func (m *serveMetrics) observeReport(name string, rep *pipeline.Report) {
+	if rep == nil {
+		return
+	}
+	if rep.Status == pipeline.StatusSucceeded || rep.Status == pipeline.StatusPartial {
+		m.lastSuccess.WithLabelValues(name).Set(float64(rep.FinishedAt.Unix()))
+	}
+	for stage, v := range rep.Sinks {
+		var st struct {
+			Jobs []struct {
+				State string `json:"state"`
+			} `json:"jobs"`
+			APIUsed int64 `json:"api_used"`
+			APIMax  int64 `json:"api_max"`
+		}
+		if b, err := json.Marshal(v); err != nil || json.Unmarshal(b, &st) != nil {
+			continue
+		}
+		for _, j := range st.Jobs {
+			m.jobs.WithLabelValues(name, stage, j.State).Inc()
+		}
+		if st.APIMax > 0 {
+			m.apiLeft.WithLabelValues(name, stage).Set(float64(st.APIMax - st.APIUsed))
+		}
+	}
+	for stage, v := range rep.Sync {
+		var sm map[string]any
+		if b, err := json.Marshal(v); err != nil || json.Unmarshal(b, &sm) != nil {
+			continue
+		}
+		for _, k := range []string{"new", "changed", "unchanged", "loaded", "failed", "deleted", "delete_failed"} {
+			if f, ok := sm[k].(float64); ok {
+				m.synced.WithLabelValues(name, stage, k).Add(f)
+			}
+		}
+	}
 }
 
 // --- HTTP ---

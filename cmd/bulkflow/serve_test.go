@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/state"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
 // serveNever is a valid schedule that never fires (February 30th), so
@@ -548,5 +549,43 @@ func TestServeResumesCrashedRun(t *testing.T) {
 	}
 	if rec := serveWait(t, done); rec.Trigger != "manual" {
 		t.Errorf("next run = %+v", rec)
+	}
+}
+
+// TestServeSyncMetrics serves a change-detecting Salesforce sync twice and
+// checks the metrics that come from the run report: jobs by state, the API
+// allowance left and sync decisions.
+func TestServeSyncMetrics(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{
+		"pipelines/sync.yaml": strings.Replace(syncPipeline(srv, "50%"), "state: state/\n", "state: state/\nschedule: \""+serveNever+"\"\n", 1),
+		"data/accounts.csv":   syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333"),
+	})
+	s, done, _ := serveTestServer(t, "pipelines", "")
+	ts := httptest.NewServer(newServeHandler(s))
+	defer ts.Close()
+	for range 2 {
+		if _, err := s.trigger("accounts-sync", "manual"); err != nil {
+			t.Fatal(err)
+		}
+		if rec := serveWait(t, done); rec.Status != pipeline.StatusSucceeded {
+			t.Fatalf("run = %+v", rec)
+		}
+	}
+	_, metrics := serveDo(t, "GET", ts.URL+"/metrics")
+	for _, want := range []string{
+		`bulkflow_salesforce_jobs_total{pipeline="accounts-sync",stage="load",state="JobComplete"} 1`,
+		`bulkflow_sync_keys_total{kind="new",pipeline="accounts-sync",stage="load"} 3`,
+		`bulkflow_sync_keys_total{kind="unchanged",pipeline="accounts-sync",stage="load"} 3`,
+		`bulkflow_sync_keys_total{kind="loaded",pipeline="accounts-sync",stage="load"} 3`,
+		`bulkflow_salesforce_api_requests_remaining{pipeline="accounts-sync",stage="load"}`,
+		`bulkflow_last_success_timestamp_seconds{pipeline="accounts-sync"}`,
+		`bulkflow_rows_total{outcome="filtered",pipeline="accounts-sync"} 3`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
+		}
 	}
 }
