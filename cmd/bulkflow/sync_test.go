@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/parquet/file"
 
@@ -294,4 +295,53 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestSyncCancelledHalfWay cancels a sync while its job is in Salesforce:
+// the run ends cancelled, the manifest is untouched, and the next run sends
+// the changes again and catches up.
+func TestSyncCancelledHalfWay(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"p.yaml": syncPipeline(srv, "50%"),
+		"data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333")})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK {
+		t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+	}
+	manifest := "state/accounts-sync/sync/load.manifest"
+	before, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, jobs := syncSent(t, srv, 0)
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,999", "A2,Bob,222", "A3,Cy,333", "A4,Di,444")})
+	if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	exit := make(chan int, 1)
+	go func() { exit <- runRun(ctx, []string{"p.yaml", "--progress", "none"}, &stdout, &stderr) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(srv.Jobs()) == jobs && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if code := <-exit; code != exitFailed {
+		t.Fatalf("cancelled run: exit %d\n%s", code, stderr.String())
+	}
+	if after, _ := os.ReadFile(manifest); !bytes.Equal(before, after) {
+		t.Fatalf("the cancelled run changed the manifest\n%s", stderr.String())
+	}
+	srv.SetFaults(salesforcetest.Faults{})
+	code, rep := runReport(t, "p.yaml")
+	names := map[string]string{}
+	for _, r := range srv.Records("Account") {
+		names[r["External_Id__c"]] = r["Phone"]
+	}
+	if s := syncSummary(t, rep); code != exitOK || s.New != 1 || s.Changed != 1 || s.Unchanged != 2 || names["A1"] != "999" || names["A4"] != "444" {
+		t.Fatalf("catch-up run: exit %d, summary %+v, records %v", code, s, names)
+	}
 }
