@@ -28,7 +28,7 @@ func (l *loader) schedule(n ast.Node) *pipeline.Schedule {
 		return nil
 	}
 	if _, _, err := schedule.Parse(spec.Cron, spec.TimeZone); err != nil {
-		l.add(n, "schedule: %v", err)
+		l.add(n, "%v", err)
 		return nil
 	}
 	return &pipeline.Schedule{Cron: spec.Cron, TimeZone: spec.TimeZone, Pos: l.pos(n)}
