@@ -2,8 +2,10 @@ package salesforcesink
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"strings"
 	"time"
@@ -484,14 +486,40 @@ type matcher struct {
 	st        *batchState
 	c         *chunk
 	names     []string
-	byKey     map[string]map[string][]int // column-set signature → key → indices
+	byKey     map[string]map[uint64][]int // column-set signature → hash of the echoed cells → indices
 	byID      map[string][]int
-	used      map[int]bool
+	used      []bool // by batch index
 	unmatched int
+	seed      maphash.Seed
 }
 
 func newMatcher(s *Sink, st *batchState, c *chunk) *matcher {
-	return &matcher{s: s, st: st, c: c, names: s.schema.Names(), byKey: map[string]map[string][]int{}, used: map[int]bool{}}
+	return &matcher{s: s, st: st, c: c, names: s.schema.Names(), byKey: map[string]map[uint64][]int{},
+		used: make([]bool, len(st.ok)), seed: maphash.MakeSeed()}
+}
+
+// cellsHash hashes the cells at cols, each with its length, so that
+// ("a","bc") and ("ab","c") differ. Matches are confirmed with sameCells:
+// a hash collision can never pair a result with the wrong row.
+func (m *matcher) cellsHash(cells []string, cols []int) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.seed)
+	var n [8]byte
+	for _, c := range cols {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(cells[c])))
+		h.Write(n[:])
+		h.WriteString(cells[c])
+	}
+	return h.Sum64()
+}
+
+func sameCells(a, b []string, cols []int) bool {
+	for _, c := range cols {
+		if a[c] != b[c] {
+			return false
+		}
+	}
+	return true
 }
 
 // read streams one result file, calling each with the matched batch index
@@ -515,9 +543,9 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 	sig := fmt.Sprint(mine)
 	idx := m.byKey[sig]
 	if idx == nil && len(mine) > 0 {
-		idx = make(map[string][]int, len(m.c.rows))
+		idx = make(map[uint64][]int, len(m.c.rows))
 		for _, i := range m.c.rows {
-			k := rowKey(m.st.cells[i], mine)
+			k := m.cellsHash(m.st.cells[i], mine)
 			idx[k] = append(idx[k], i)
 		}
 		m.byKey[sig] = idx
@@ -544,7 +572,7 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 			for p, k := range mine {
 				vals[k] = row.Values[theirs[p]]
 			}
-			i = m.take(idx, rowKey(vals, mine))
+			i = m.take(idx, m.cellsHash(vals, mine), vals, mine)
 		}
 		if i < 0 && idPos >= 0 && row.Values[idPos] != "" {
 			i = m.takeID(row.Values[idPos])
@@ -558,17 +586,19 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 	}
 }
 
-func (m *matcher) take(idx map[string][]int, key string) int {
-	q := idx[key]
-	for len(q) > 0 {
-		i := q[0]
-		q = q[1:]
-		if !m.used[i] {
-			idx[key] = q
+// take returns the first unused row of the bucket whose cells equal vals
+// (identical rows are matched in upload order), or -1.
+func (m *matcher) take(idx map[uint64][]int, h uint64, vals []string, mine []int) int {
+	q := idx[h]
+	for len(q) > 0 && m.used[q[0]] {
+		q = q[1:] // drop the used head: repeated identical rows stay O(1)
+	}
+	idx[h] = q
+	for _, i := range q {
+		if !m.used[i] && sameCells(m.st.cells[i], vals, mine) {
 			return i
 		}
 	}
-	idx[key] = q
 	return -1
 }
 
