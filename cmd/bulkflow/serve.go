@@ -13,8 +13,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -581,6 +583,7 @@ func newServeHandler(s *server) http.Handler {
 	mux.HandleFunc("GET /{$}", s.handleStatus)
 	mux.HandleFunc("POST /run/{pipeline}", s.handleRun)
 	mux.HandleFunc("GET /reports/{pipeline}/{file}", s.handleReport)
+	mux.HandleFunc("GET /dead-letters/{pipeline}/{run}/{n}", s.handleDeadLetter)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -678,8 +681,56 @@ func (s *server) handleReport(w http.ResponseWriter, r *http.Request) {
 
 type statusRun struct {
 	state.RunRecord
-	Seconds float64
-	Report  string // link, "" when no report
+	Seconds     float64
+	Report      string // link, "" when no report
+	DeadLetters []statusLink
+}
+
+type statusLink struct{ Href, Name string }
+
+// deadLetterHistory is how many recent runs' dead letters can be fetched
+// through the status page.
+const deadLetterHistory = 50
+
+// handleDeadLetter serves the n'th dead-letter file of a recent run. Only
+// locations recorded in the run history are read, so the route cannot be
+// used to fetch anything else.
+func (s *server) handleDeadLetter(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.pipelines[r.PathValue("pipeline")]
+	id := r.PathValue("run")
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if !ok || !validRunID(id) || err != nil || n < 0 {
+		http.NotFound(w, r)
+		return
+	}
+	runs, err := p.store.Runs(r.Context(), deadLetterHistory)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	for _, rec := range runs {
+		if rec.RunID != id || n >= len(rec.DeadLetters) {
+			continue
+		}
+		loc, err := blobio.Parse("", rec.DeadLetters[n])
+		var rc io.ReadCloser
+		if err == nil {
+			rc, err = blobio.NewReader(r.Context(), loc)
+		}
+		if err != nil {
+			if gcerrors.Code(err) == gcerrors.NotFound {
+				http.NotFound(w, r)
+				return
+			}
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer rc.Close()
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		io.Copy(w, rc)
+		return
+	}
+	http.NotFound(w, r)
 }
 
 type statusPipeline struct {
@@ -700,8 +751,8 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 <p>File <code>{{.File}}</code> &middot; schedule <code>{{.Schedule}}</code> &middot; next run {{.Next}}
 {{if .Running}}&middot; <strong>running</strong> {{.Running}}{{else}}<form method="post" action="/run/{{.Name}}" style="display:inline"><button>Run now</button></form>{{end}}</p>
 {{if .Err}}<p class="failed">state store: {{.Err}}</p>{{end}}
-{{if .Runs}}<table><tr><th>run</th><th>trigger</th><th>status</th><th>started</th><th>seconds</th><th>read</th><th>loaded</th><th>filtered</th><th>dead-lettered</th><th>report</th></tr>
-{{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Trigger}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{ts .StartedAt}}</td><td>{{printf "%.1f" .Seconds}}</td><td>{{.Counts.Read}}</td><td>{{.Counts.Loaded}}</td><td>{{.Counts.Filtered}}</td><td>{{.Counts.DeadLettered}}</td><td>{{if .Report}}<a href="{{.Report}}">JSON</a>{{end}}</td></tr>
+{{if .Runs}}<table><tr><th>run</th><th>trigger</th><th>status</th><th>started</th><th>seconds</th><th>read</th><th>loaded</th><th>filtered</th><th>dead-lettered</th><th>report</th><th>dead letters</th></tr>
+{{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Trigger}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{ts .StartedAt}}</td><td>{{printf "%.1f" .Seconds}}</td><td>{{.Counts.Read}}</td><td>{{.Counts.Loaded}}</td><td>{{.Counts.Filtered}}</td><td>{{.Counts.DeadLettered}}</td><td>{{if .Report}}<a href="{{.Report}}">JSON</a>{{end}}</td><td>{{range .DeadLetters}}<a href="{{.Href}}">{{.Name}}</a> {{end}}</td></tr>
 {{end}}</table>{{else}}<p>No runs yet.</p>{{end}}
 {{end}}</body></html>
 `))
@@ -723,6 +774,9 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 			sr := statusRun{RunRecord: rec, Seconds: rec.FinishedAt.Sub(rec.StartedAt).Seconds()}
 			if rec.ReportURL != "" {
 				sr.Report = "/reports/" + name + "/" + rec.RunID + ".json"
+			}
+			for i, dl := range rec.DeadLetters {
+				sr.DeadLetters = append(sr.DeadLetters, statusLink{Href: fmt.Sprintf("/dead-letters/%s/%s/%d", name, rec.RunID, i), Name: path.Base(dl)})
 			}
 			sp.Runs = append(sp.Runs, sr)
 		}

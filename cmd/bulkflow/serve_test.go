@@ -561,7 +561,7 @@ func TestServeSyncMetrics(t *testing.T) {
 	t.Chdir(t.TempDir())
 	writeFiles(t, map[string]string{
 		"pipelines/sync.yaml": strings.Replace(syncPipeline(srv, "50%"), "state: state/\n", "state: state/\nschedule: \""+serveNever+"\"\n", 1),
-		"data/accounts.csv":   syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333"),
+		"data/accounts.csv":   syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333", "A3,Cy again,000"),
 	})
 	s, done, _ := serveTestServer(t, "pipelines", "")
 	ts := httptest.NewServer(newServeHandler(s))
@@ -570,8 +570,23 @@ func TestServeSyncMetrics(t *testing.T) {
 		if _, err := s.trigger("accounts-sync", "manual"); err != nil {
 			t.Fatal(err)
 		}
-		if rec := serveWait(t, done); rec.Status != pipeline.StatusSucceeded {
+		if rec := serveWait(t, done); rec.Status != pipeline.StatusPartial || rec.Counts.DeadLettered != 1 {
 			t.Fatalf("run = %+v", rec)
+		}
+	}
+	// The status page links each run's dead letters, and the link serves
+	// the file.
+	_, page := serveDo(t, "GET", ts.URL+"/")
+	links := regexp.MustCompile(`href="(/dead-letters/accounts-sync/[^/"]+/0)">load.csv<`).FindAllStringSubmatch(page, -1)
+	if len(links) != 2 {
+		t.Fatalf("status page has %d dead-letter links, want 2:\n%s", len(links), page)
+	}
+	if code, body := serveDo(t, "GET", ts.URL+links[0][1]); code != 200 || !strings.Contains(body, "duplicate_key") || !strings.Contains(body, "Cy again") {
+		t.Errorf("GET %s = %d\n%s", links[0][1], code, body)
+	}
+	for _, bad := range []string{"/dead-letters/accounts-sync/nosuchrun/0", strings.TrimSuffix(links[0][1], "0") + "7", "/dead-letters/nosuch/x/0"} {
+		if code, _ := serveDo(t, "GET", ts.URL+bad); code != 404 {
+			t.Errorf("GET %s = %d, want 404", bad, code)
 		}
 	}
 	_, metrics := serveDo(t, "GET", ts.URL+"/metrics")
@@ -583,6 +598,7 @@ func TestServeSyncMetrics(t *testing.T) {
 		`bulkflow_salesforce_api_requests_remaining{pipeline="accounts-sync",stage="load"}`,
 		`bulkflow_last_success_timestamp_seconds{pipeline="accounts-sync"}`,
 		`bulkflow_rows_total{outcome="filtered",pipeline="accounts-sync"} 3`,
+		`bulkflow_rows_total{outcome="dead_lettered",pipeline="accounts-sync"} 2`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics)
