@@ -25,12 +25,16 @@ type encoder struct {
 	schema *pipeline.Schema
 	delim  byte
 	eol    string
+	quote  [256]bool // the bytes that make a cell quoted: delim, '"', CR, LF
 }
 
 func newEncoder(schema *pipeline.Schema, d salesforce.ColumnDelimiter, le salesforce.LineEnding) *encoder {
 	e := &encoder{schema: schema, delim: byte(d.Rune()), eol: "\n"}
 	if le == salesforce.LineEndingCRLF {
 		e.eol = "\r\n"
+	}
+	for _, c := range []byte{e.delim, '"', '\n', '\r'} {
+		e.quote[c] = true
 	}
 	return e
 }
@@ -71,12 +75,81 @@ func (e *encoder) record(dst []byte, cells []string) []byte {
 	return append(dst, e.eol...)
 }
 
+// appendRecord appends the encoded record of row, exactly as
+// record(dst, cells(row)) would, without a string per cell. On error dst
+// is returned as it was (truncated to its length on entry).
+func (e *encoder) appendRecord(dst []byte, row pipeline.Row) ([]byte, error) {
+	start := len(dst)
+	for i, v := range row {
+		if i > 0 {
+			dst = append(dst, e.delim)
+		}
+		var err error
+		if dst, err = e.appendValue(dst, v, e.schema.Field(i).Type); err != nil {
+			return dst[:start], &pipeline.RowError{Code: "invalid_value", Field: e.schema.Field(i).Name, Err: err}
+		}
+	}
+	return append(dst, e.eol...), nil
+}
+
+// appendValue appends the encoded cell of v: appendCell(dst, cellText(v, t))
+// without the intermediate string.
+func (e *encoder) appendValue(dst []byte, v any, t pipeline.Type) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		if strings.IndexByte(x, '\r') >= 0 {
+			x = normalizeCR(x)
+		}
+		return e.appendCell(dst, x), nil
+	case nil, int, bool:
+		s, err := cellText(v, t)
+		return e.appendCell(dst, s), err
+	}
+	// Text that may not need quoting: append it, then quote it in place
+	// if it does.
+	start := len(dst)
+	switch x := v.(type) {
+	case int64:
+		dst = strconv.AppendInt(dst, x, 10)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return dst, errNonFinite
+		}
+		dst = strconv.AppendFloat(dst, x, 'f', -1, 64)
+	case time.Time:
+		if t == pipeline.TypeDate || (t != pipeline.TypeTimestamp && isMidnightUTC(x)) {
+			dst = x.AppendFormat(dst, dateLayout)
+		} else {
+			dst = x.UTC().AppendFormat(dst, dateTimeLayout)
+		}
+	default:
+		s, err := cellText(v, t)
+		return e.appendCell(dst, s), err
+	}
+	if !e.needsQuote(dst[start:]) {
+		return dst, nil
+	}
+	s := string(dst[start:])
+	return e.appendCell(dst[:start], s), nil
+}
+
+// needsQuote reports whether a cell's text holds the delimiter, a quote,
+// CR or LF.
+func (e *encoder) needsQuote(b []byte) bool {
+	for _, c := range b {
+		if e.quote[c] {
+			return true
+		}
+	}
+	return false
+}
+
 // appendCell appends s, quoted when it holds the delimiter, a quote, CR or
 // LF, with quotes doubled.
 func (e *encoder) appendCell(dst []byte, s string) []byte {
 	quote := false
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == e.delim || c == '"' || c == '\n' || c == '\r' {
+		if e.quote[s[i]] {
 			quote = true
 			break
 		}

@@ -68,6 +68,8 @@ type PlanSink struct {
 	dir  string
 
 	mu     sync.Mutex
+	hdr    []byte // the encoded header
+	buf    []byte // reused job file buffer
 	jobs   []PlanJob
 	rows   int64
 	closed bool
@@ -120,53 +122,60 @@ func (p *PlanSink) Write(ctx context.Context, b *pipeline.Batch) error {
 		return errors.New("salesforce plan: Write after Close")
 	}
 	var re pipeline.RowErrors
-	hdr := p.enc.header(nil)
-	var (
-		buf  []byte
-		rows int
-		line []byte
-	)
-	flush := func() error {
+	if p.hdr == nil {
+		p.hdr = p.enc.header(nil)
+	}
+	hdr := p.hdr
+	// Rows are encoded straight into buf, the job file being built, which
+	// is reused from job to job (os.WriteFile copies it out).
+	buf := p.buf[:0]
+	defer func() { p.buf = buf[:0] }()
+	rows := 0
+	flush := func(n int) error { // writes buf[:n] as a job of rows rows
 		if rows == 0 {
 			return nil
 		}
 		name := filepath.Join(p.dir, fmt.Sprintf("job-%04d.csv", len(p.jobs)+1))
-		if err := os.WriteFile(name+planPartialSuffix, buf, 0o644); err != nil {
+		if err := os.WriteFile(name+planPartialSuffix, buf[:n], 0o644); err != nil {
 			return fmt.Errorf("salesforce plan: %w", err)
 		}
-		p.jobs = append(p.jobs, PlanJob{File: name, Rows: rows, Bytes: int64(len(buf))})
+		p.jobs = append(p.jobs, PlanJob{File: name, Rows: rows, Bytes: int64(n)})
 		p.rows += int64(rows)
-		buf, rows = nil, 0
+		rows = 0
 		return nil
 	}
-	var cells []string
 	for i := range b.Len() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c, err := p.enc.cells(b.Row(i), cells)
+		if rows == 0 {
+			buf = append(buf[:0], hdr...)
+		}
+		start := len(buf)
+		var err error
+		buf, err = p.enc.appendRecord(buf, b.Row(i))
 		if err != nil {
 			re.Add(i, err)
 			continue
 		}
-		cells = c
-		line = p.enc.record(line[:0], c)
-		if int64(len(hdr)+len(line)) > p.opts.MaxJobBytes {
-			re.Add(i, rowErr(CodeRowTooLarge, "", false, "", "the encoded row is %d bytes, above max_job_bytes %d", len(line), p.opts.MaxJobBytes))
+		line := len(buf) - start
+		if int64(len(hdr)+line) > p.opts.MaxJobBytes {
+			buf = buf[:start]
+			re.Add(i, rowErr(CodeRowTooLarge, "", false, "", "the encoded row is %d bytes, above max_job_bytes %d", line, p.opts.MaxJobBytes))
 			continue
 		}
-		if rows > 0 && (rows == p.opts.MaxJobRows || int64(len(buf)+len(line)) > p.opts.MaxJobBytes) {
-			if err := flush(); err != nil {
+		if rows > 0 && (rows == p.opts.MaxJobRows || int64(len(buf)) > p.opts.MaxJobBytes) {
+			// The row starts the next job: write the job before it, then
+			// move the row behind a new header.
+			if err := flush(start); err != nil {
 				return err
 			}
+			n := copy(buf[len(hdr):], buf[start:])
+			buf = buf[:len(hdr)+n]
 		}
-		if rows == 0 {
-			buf = append(buf, hdr...)
-		}
-		buf = append(buf, line...)
 		rows++
 	}
-	if err := flush(); err != nil {
+	if err := flush(len(buf)); err != nil {
 		return err
 	}
 	if len(re.Failures) > 0 {

@@ -65,7 +65,8 @@ type Source struct {
 	next    int             // index in objects of the next object to open
 	cur     *object         // the object being read, nil between objects
 	rr      *recordReader
-	err     error // sticky error returned by every later Read
+	bb      batchBuilder // the values of the batch being read
+	err     error        // sticky error returned by every later Read
 	eof     bool
 	closed  bool
 }
@@ -336,7 +337,10 @@ func (s *Source) fill(ctx context.Context, deferred *error) (*pipeline.Batch, er
 func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 	size := s.cfg.batchSize
 	ncol := len(s.types)
-	b := pipeline.NewBatch(s.schema, min(size, 256))
+	chunkRows := min(size, 256)
+	b := pipeline.NewBatch(s.schema, min(size, 4096))
+	bb := &s.bb
+	bb.reset(chunkRows, s.types)
 	var slab []any
 	for n := 0; b.Settled() < size; n++ {
 		if n%ctxCheckEvery == ctxCheckEvery-1 {
@@ -356,7 +360,7 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 				return b, err
 			}
 		}
-		pe, err := s.rr.read()
+		pe, err := s.rr.readSpans()
 		if err == io.EOF {
 			err = s.cur.close()
 			name := s.cur.name
@@ -371,41 +375,33 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 		}
 		s.cur.row++
 		origin := pipeline.Origin{Object: s.cur.name, Line: s.rr.start, Row: s.cur.row}
-		fields := s.rr.fields
+		nf := len(s.rr.spans)
 		var re *pipeline.RowError
-		var row pipeline.Row
 		switch {
 		case pe != nil:
 			re = s.rowError(origin, pe.code, pe.field, "%s", pe.msg)
-		case len(fields) != ncol:
-			re = s.rowError(origin, "field_count", -1, "record has %d fields, want %d", len(fields), ncol)
+		case nf != ncol:
+			re = s.rowError(origin, "field_count", -1, "record has %d fields, want %d", nf, ncol)
 		default:
 			if i := s.rr.invalidUTF8Field(); i >= 0 {
 				re = s.rowError(origin, "invalid_utf8", i, "field is not valid UTF-8")
 				break
 			}
 			if len(slab) < ncol {
-				slab = make([]any, ncol*min(size, 256))
+				slab = make([]any, ncol*chunkRows)
 			}
-			row = slab[:ncol:ncol]
-			for j, f := range fields {
-				v, err := s.value(j, f)
-				if err != nil {
-					re = s.rowError(origin, "bad_value", j, "%w", err)
-					break
-				}
-				row[j] = v
-			}
-			if re == nil {
+			row := pipeline.Row(slab[:ncol:ncol])
+			if re = s.cells(bb, row, origin); re == nil {
 				slab = slab[ncol:]
 				b.Append(row, origin)
 				continue
 			}
+			clear(row)
 		}
 		var drop pipeline.Row
-		if len(fields) == ncol && pe == nil {
+		if nf == ncol && pe == nil {
 			drop = make(pipeline.Row, ncol)
-			for j, f := range fields {
+			for j, f := range s.rr.fieldStrings() {
 				drop[j] = f
 			}
 		}
@@ -420,6 +416,50 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 	return b, nil
 }
 
+// cells sets row's values from the fields of the record just read. It
+// returns the error of the first value that does not parse.
+func (s *Source) cells(bb *batchBuilder, row pipeline.Row, origin pipeline.Origin) *pipeline.RowError {
+	text := s.rr.text
+	var rec string // the record's text, copied once when a string value needs it
+	copied := false
+	for j, sp := range s.rr.spans {
+		f := text[sp.start:sp.end]
+		if s.cfg.nulls != nil && s.cfg.nulls[string(f)] {
+			continue // row[j] stays nil
+		}
+		t := s.types[j]
+		if t != pipeline.TypeString {
+			if len(f) == 0 {
+				continue // an empty typed cell is null
+			}
+			v, err := parseValue(t, string(f))
+			if err != nil {
+				return s.rowError(origin, "bad_value", j, "%w", err)
+			}
+			switch x := v.(type) {
+			case string: // decimal: the text itself, made below
+			case int64:
+				row[j] = bb.boxInt(x)
+				continue
+			case float64:
+				row[j] = bb.boxFloat(x)
+				continue
+			case time.Time:
+				row[j] = bb.boxTime(x)
+				continue
+			default:
+				row[j] = v
+				continue
+			}
+		}
+		if !copied {
+			rec, copied = bb.text.Copy(text), true
+		}
+		row[j] = bb.boxString(rec[sp.start:sp.end])
+	}
+	return nil
+}
+
 // rowError returns a RowError for the record at origin; field is a column
 // index or -1.
 func (s *Source) rowError(origin pipeline.Origin, code string, field int, format string, args ...any) *pipeline.RowError {
@@ -428,21 +468,6 @@ func (s *Source) rowError(origin pipeline.Origin, code string, field int, format
 		re.Field = s.schema.Field(field).Name
 	}
 	return re
-}
-
-// value converts the text of column j to its type.
-func (s *Source) value(j int, f string) (any, error) {
-	if s.cfg.nulls != nil && s.cfg.nulls[f] {
-		return nil, nil
-	}
-	t := s.types[j]
-	if t == pipeline.TypeString {
-		return f, nil
-	}
-	if f == "" {
-		return nil, nil
-	}
-	return parseValue(t, f)
 }
 
 // parseValue parses the non-empty text f as a value of type t.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -22,10 +21,11 @@ import (
 //     physical lines, so it resynchronises on the next line.
 //
 // It reads physical lines with bufio.Reader.ReadSlice (no copy when a record
-// fits in one line) and makes one string per record, which the fields are
-// sliced from: a line without quotes is copied to a string as it is (fields
-// are the text between delimiters); otherwise field contents are unquoted
-// into a reused buffer first.
+// fits in one line) and reports each field as a span of one byte slice: a
+// line without quotes is used as it is (fields are the text between
+// delimiters); otherwise field contents are unquoted into a reused buffer
+// first. The source copies a record's bytes once into memory shared by many
+// records and slices its string values from that copy (see batchBuilder).
 
 // parseError is a malformed record found by the record reader.
 type parseError struct {
@@ -43,12 +43,24 @@ type recordReader struct {
 	lines int64 // physical lines consumed so far
 	start int64 // physical line (1-based) the last record started on
 
-	raw    []byte // the last record's raw bytes, terminator included
-	own    []byte // owned buffer raw is copied to when a record spans lines
-	buf    []byte // field contents, concatenated
-	ends   []int  // end offset in buf of each field
+	raw  []byte // the last record's raw bytes, terminator included
+	own  []byte // owned buffer raw is copied to when a record spans lines
+	buf  []byte // field contents of a quoted record, concatenated
+	ends []int  // end offset in buf of each field of a quoted record
+
+	// After readSpans, field i of the last record is
+	// text[spans[i].start:spans[i].end]. text aliases raw or buf: it is
+	// valid until the next read.
+	text  []byte
+	spans []span
+
+	// fields are the last record's fields as strings, set by read (not by
+	// readSpans).
 	fields []string
 }
+
+// span is the position of one field's contents in recordReader.text.
+type span struct{ start, end int }
 
 const readBufferSize = 1 << 20
 
@@ -134,10 +146,26 @@ func trimEOL(b []byte) []byte {
 // rawText returns the last record's raw text without its line terminator.
 func (rr *recordReader) rawText() string { return string(trimEOL(rr.raw)) }
 
-// read reads the next record into rr.fields. It skips blank lines. It returns
-// io.EOF at end of input, a *parseError for a malformed record (consumed, with
-// the reader positioned at the next line), or an I/O error.
+// read reads the next record into rr.fields (one string per record, which
+// the fields are sliced from), as readSpans does.
 func (rr *recordReader) read() (*parseError, error) {
+	pe, err := rr.readSpans()
+	if pe != nil || err != nil {
+		return pe, err
+	}
+	s := string(rr.text)
+	rr.fields = rr.fields[:0]
+	for _, sp := range rr.spans {
+		rr.fields = append(rr.fields, s[sp.start:sp.end])
+	}
+	return nil, nil
+}
+
+// readSpans reads the next record into rr.text and rr.spans, copying
+// nothing for a record without quotes. It skips blank lines. It returns
+// io.EOF at end of input, a *parseError for a malformed record (consumed,
+// with the reader positioned at the next line), or an I/O error.
+func (rr *recordReader) readSpans() (*parseError, error) {
 	for {
 		ok, err := rr.readLine(false)
 		if err != nil {
@@ -153,17 +181,19 @@ func (rr *recordReader) read() (*parseError, error) {
 	rr.start = rr.lines
 	if bytes.IndexByte(rr.raw, rr.quote) < 0 {
 		// Fast path, most records: no quote, so one line whose fields are
-		// separated by every delimiter. Copy it to a string once and slice.
-		s := string(trimEOL(rr.raw))
-		rr.fields = rr.fields[:0]
+		// separated by every delimiter.
+		line := trimEOL(rr.raw)
+		rr.text = line
+		rr.spans = rr.spans[:0]
+		pos := 0
 		for {
-			i := strings.IndexByte(s, rr.comma)
+			i := bytes.IndexByte(line[pos:], rr.comma)
 			if i < 0 {
-				rr.fields = append(rr.fields, s)
+				rr.spans = append(rr.spans, span{pos, len(line)})
 				return nil, nil
 			}
-			rr.fields = append(rr.fields, s[:i])
-			s = s[i+1:]
+			rr.spans = append(rr.spans, span{pos, pos + i})
+			pos += i + 1
 		}
 	}
 	rr.buf = rr.buf[:0]
@@ -231,12 +261,11 @@ func (rr *recordReader) read() (*parseError, error) {
 			break
 		}
 	}
-	// One string per record; fields are slices of it.
-	s := string(rr.buf)
-	rr.fields = rr.fields[:0]
+	rr.text = rr.buf
+	rr.spans = rr.spans[:0]
 	prev := 0
 	for _, e := range rr.ends {
-		rr.fields = append(rr.fields, s[prev:e])
+		rr.spans = append(rr.spans, span{prev, e})
 		prev = e
 	}
 	return nil, nil
@@ -248,10 +277,20 @@ func (rr *recordReader) invalidUTF8Field() int {
 	if utf8.Valid(rr.raw) {
 		return -1
 	}
-	for i, f := range rr.fields {
-		if !utf8.ValidString(f) {
+	for i, sp := range rr.spans {
+		if !utf8.Valid(rr.text[sp.start:sp.end]) {
 			return i
 		}
 	}
 	return 0
+}
+
+// fieldStrings returns the last record's fields as new strings.
+func (rr *recordReader) fieldStrings() []string {
+	s := string(rr.text)
+	out := make([]string, len(rr.spans))
+	for i, sp := range rr.spans {
+		out[i] = s[sp.start:sp.end]
+	}
+	return out
 }

@@ -251,6 +251,9 @@ func (s *Source) convert(cur *object, rec arrow.RecordBatch) (*pipeline.Batch, e
 		if arr.NullN() > 0 {
 			nullers = append(nullers, arr)
 		}
+		if fillColumn(arr, nullers, slab, ncols, j, n) {
+			continue
+		}
 		get, err := getterOf(arr)
 		if err != nil {
 			return nil, fmt.Errorf("parquet %s: column %q: %w", cur.name, c.name, err)
