@@ -164,6 +164,17 @@ func (s Shard) Keep(i int) bool {
 	return s.Count <= 1 || i%s.Count == s.Index
 }
 
+// Kept returns how many of n objects this shard keeps.
+func (s Shard) Kept(n int) int {
+	kept := 0
+	for i := range n {
+		if s.Keep(i) {
+			kept++
+		}
+	}
+	return kept
+}
+
 // String returns "i/n", or "" for no sharding.
 func (s Shard) String() string {
 	if s.Count <= 1 {

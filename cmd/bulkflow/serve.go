@@ -659,12 +659,20 @@ func (s *server) handleReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := p.store.ReportURL(id)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	serveObject(w, r, u, "application/json")
+}
+
+// serveObject streams the object at location u (a path or blob URL) as
+// the response: 404 when it does not exist.
+func serveObject(w http.ResponseWriter, r *http.Request, u, contentType string) {
+	loc, err := blobio.Parse("", u)
 	var rc io.ReadCloser
 	if err == nil {
-		var loc blobio.Location
-		if loc, err = blobio.Parse("", u); err == nil {
-			rc, err = blobio.NewReader(r.Context(), loc)
-		}
+		rc, err = blobio.NewReader(r.Context(), loc)
 	}
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
@@ -675,7 +683,7 @@ func (s *server) handleReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentType)
 	io.Copy(w, rc)
 }
 
@@ -712,22 +720,7 @@ func (s *server) handleDeadLetter(w http.ResponseWriter, r *http.Request) {
 		if rec.RunID != id || n >= len(rec.DeadLetters) {
 			continue
 		}
-		loc, err := blobio.Parse("", rec.DeadLetters[n])
-		var rc io.ReadCloser
-		if err == nil {
-			rc, err = blobio.NewReader(r.Context(), loc)
-		}
-		if err != nil {
-			if gcerrors.Code(err) == gcerrors.NotFound {
-				http.NotFound(w, r)
-				return
-			}
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		defer rc.Close()
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		io.Copy(w, rc)
+		serveObject(w, r, rec.DeadLetters[n], "text/csv; charset=utf-8")
 		return
 	}
 	http.NotFound(w, r)

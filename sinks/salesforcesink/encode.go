@@ -212,19 +212,3 @@ func cellText(v any, t pipeline.Type) (string, error) {
 func isMidnightUTC(t time.Time) bool {
 	return t.Location() == time.UTC && t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 && t.Nanosecond() == 0
 }
-
-// rowKey is the correlation key of a record: its cells at the given column
-// positions, length-prefixed so that no value can imitate a separator.
-func rowKey(cells []string, cols []int) string {
-	n := 0
-	for _, c := range cols {
-		n += len(cells[c]) + 4
-	}
-	b := make([]byte, 0, n)
-	for _, c := range cols {
-		b = strconv.AppendInt(b, int64(len(cells[c])), 10)
-		b = append(b, ':')
-		b = append(b, cells[c]...)
-	}
-	return string(b)
-}

@@ -160,13 +160,7 @@ func (s *Source) loadSchema(ctx context.Context) (*pipeline.Schema, error) {
 	}
 	s.objects = objs
 	if s.shard.Count > 1 {
-		kept := 0
-		for i := range objs {
-			if s.shard.Keep(i) {
-				kept++
-			}
-		}
-		s.log.Info("csv: this shard reads its part of the objects", "url", s.loc.String(), "shard", s.shard.String(), "objects", kept, "of", len(objs))
+		s.log.Info("csv: this shard reads its part of the objects", "url", s.loc.String(), "shard", s.shard.String(), "objects", s.shard.Kept(len(objs)), "of", len(objs))
 	}
 	if !s.cfg.header {
 		s.types = make([]pipeline.Type, len(s.cfg.order))

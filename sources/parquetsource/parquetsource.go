@@ -228,13 +228,7 @@ func (s *Source) loadSchema() (*pipeline.Schema, error) {
 	}
 	s.objects = objs
 	if s.shard.Count > 1 {
-		kept := 0
-		for i := range objs {
-			if s.shard.Keep(i) {
-				kept++
-			}
-		}
-		s.log.Info("parquet: this shard reads its part of the objects", "url", s.loc.String(), "shard", s.shard.String(), "objects", kept, "of", len(objs))
+		s.log.Info("parquet: this shard reads its part of the objects", "url", s.loc.String(), "shard", s.shard.String(), "objects", s.shard.Kept(len(objs)), "of", len(objs))
 	}
 	// The first object gives the schema even when another shard reads it;
 	// it stays open until the first Read (Project needs it).
