@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,7 +87,12 @@ Reports the median wall time, rows/s, MB/s of the CSV input, the peak RSS of
 the child process, the ratio to the baseline, and the targets: b <= 1.0x a;
 c <= 1.0x a with peak RSS <= 150 MiB; d <= 2.5x b.
 
-Exit codes: 0 measured (targets met or not), 1 a scenario failed, 2 usage.
+After every run of b, c and d (untimed), the records of the job CSVs they
+produced (for d, the CSVs the emulator received) are counted and hashed in an
+order-independent way; all runs must hold the same row set, or bench fails.
+
+Exit codes: 0 measured (targets met or not), 1 a scenario failed or the row
+sets differ, 2 usage.
 
 Flags:`
 
@@ -127,6 +133,9 @@ type benchReport struct {
 	GOMAXPROCS   int            `json:"gomaxprocs"`
 	Scenarios    []*benchResult `json:"scenarios"`
 	Targets      []benchTarget  `json:"targets"`
+	// RowSet is the fingerprint every run of b, c and d produced (absent
+	// when none of them ran).
+	RowSet *rowSet `json:"row_set,omitempty"`
 }
 
 // benchChildArg is the first argument of the hidden child mode:
@@ -155,6 +164,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	dataDir := fs.String("data", "", "keep the generated data in this `folder` (reused when it holds the same row count); default a temporary folder removed at the end")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
 	only := fs.String("only", "a,b,c,d", "comma-separated `scenarios` to run: a (baseline), b (plan-csv), c (plan-parquet), d (run-csv)")
+	profDir := fs.String("cpuprofile", "", "write a CPU profile of each measured run to `folder`/SCENARIO-RUN.pprof (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, benchUsage)
 		fs.PrintDefaults()
@@ -201,16 +211,40 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFailed
 	}
 
+	if *profDir != "" {
+		if err := os.MkdirAll(*profDir, 0o755); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: --cpuprofile: %v\n", err)
+			return exitFailed
+		}
+	}
+
 	seconds := map[string][]float64{}
 	peak := map[string]int64{}
 	rowsOf := map[string]int64{}
+	// want is the row set of the first scenario that produced Salesforce
+	// job CSVs: every other run of b, c and d must produce the same one.
+	var want *rowSet
+	var wantFrom string
 	for run := range *runs {
 		for _, sc := range selected {
 			out := filepath.Join(work, fmt.Sprintf("%s-%d", sc.name, run))
-			res, rss, err := benchMeasure(ctx, sc, dir, out, *rows)
+			prof := ""
+			if *profDir != "" {
+				prof = filepath.Join(*profDir, fmt.Sprintf("%s-%d.pprof", sc.name, run+1))
+			}
+			res, rss, set, err := benchMeasure(ctx, sc, dir, out, *rows, prof)
 			if err != nil {
 				fmt.Fprintf(stderr, "bulkflow: bench %s (run %d): %v\n", sc.name, run+1, err)
 				return exitFailed
+			}
+			if set != nil {
+				if want == nil {
+					want, wantFrom = set, sc.name
+				} else if *set != *want {
+					fmt.Fprintf(stderr, "bulkflow: bench %s (run %d): its job CSVs hold a different row set than %s's:\n  %s: %s\n  %s: %s\n",
+						sc.name, run+1, wantFrom, sc.name, set, wantFrom, want)
+					return exitFailed
+				}
 			}
 			if !*asJSON {
 				fmt.Fprintf(stderr, "bench: %-12s run %d/%d: %d rows in %.3fs, peak RSS %.1f MiB\n",
@@ -224,7 +258,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 
 	rep := &benchReport{Rows: *rows, Runs: *runs, CSVBytes: csvInfo.Size(), ParquetBytes: pqInfo.Size(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Scenarios: []*benchResult{}}
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Scenarios: []*benchResult{}, RowSet: want}
 	byKey := map[string]*benchResult{}
 	for _, sc := range selected {
 		s := median(seconds[sc.name])
@@ -342,6 +376,9 @@ func benchPrint(w io.Writer, rep *benchReport) {
 			r.key, r.Name, r.Rows, r.Seconds, r.RowsPerS, r.MBPerS, r.PeakRSSMiB, ratio)
 	}
 	tw.Flush()
+	if rep.RowSet != nil {
+		fmt.Fprintf(w, "\nEvery run of b, c and d produced the same job rows: %s.\n", rep.RowSet)
+	}
 	fmt.Fprintf(w, "\nTargets:\n")
 	for _, t := range rep.Targets {
 		actual := ""
@@ -356,31 +393,69 @@ func benchPrint(w io.Writer, rep *benchReport) {
 // its result and the child's peak RSS in bytes. For run-csv the emulator
 // runs in this (the parent) process, fresh for every run, so that the
 // child's RSS is bulkflow's alone.
-func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int) (*benchChildResult, int64, error) {
+func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, cpuProfile string) (*benchChildResult, int64, *rowSet, error) {
 	args := []string{"bench", benchChildArg, sc.name, "--data", dataDir, "--out", out, "--rows", strconv.Itoa(rows)}
+	if cpuProfile != "" {
+		args = append(args, "--cpuprofile", cpuProfile)
+	}
+	var srv *salesforcetest.Server
 	if sc.key == "d" {
-		srv := salesforcetest.NewServer(nil)
+		srv = salesforcetest.NewServer(nil)
 		defer srv.Close()
 		args = append(args, "--instance-url", srv.URL, "--token", srv.AccessToken())
+		if cpuProfile != "" {
+			// The emulator runs in this process: profile it too.
+			stop, err := startCPUProfile(strings.TrimSuffix(cpuProfile, ".pprof") + "-emulator.pprof")
+			if err != nil {
+				return nil, 0, nil, err
+			}
+			defer stop()
+		}
 	}
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	if err := cmd.Run(); err != nil {
-		return nil, 0, fmt.Errorf("child: %v\n%s", err, strings.TrimSpace(se.String()))
+		return nil, 0, nil, fmt.Errorf("child: %v\n%s", err, strings.TrimSpace(se.String()))
 	}
 	var res benchChildResult
 	if err := json.Unmarshal(so.Bytes(), &res); err != nil {
-		return nil, 0, fmt.Errorf("child output %q: %v", so.String(), err)
+		return nil, 0, nil, fmt.Errorf("child output %q: %v", so.String(), err)
 	}
-	if res.PeakRSS > 0 {
-		return &res, res.PeakRSS, nil
+	rss := res.PeakRSS
+	if rss <= 0 {
+		rss = maxRSS(cmd.ProcessState)
 	}
-	return &res, maxRSS(cmd.ProcessState), nil
+	// The row-set check runs after the child exits: it is not timed.
+	var set *rowSet
+	switch sc.key {
+	case "b", "c":
+		s, err := planRowSet(out)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("check the planned jobs: %w", err)
+		}
+		set = &s
+	case "d":
+		var ids []string
+		for _, j := range srv.Jobs() {
+			if !j.Query {
+				ids = append(ids, j.ID)
+			}
+		}
+		s, err := uploadedRowSet(ids, srv.UploadedCSV)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("check the uploaded jobs: %w", err)
+		}
+		set = &s
+	}
+	if set != nil && set.Rows != res.Rows {
+		return nil, 0, nil, fmt.Errorf("the job CSVs hold %d rows, the run reported %d", set.Rows, res.Rows)
+	}
+	return &res, rss, set, nil
 }
 
 // maxRSS returns the peak resident set size of a finished process in
@@ -450,12 +525,21 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	rows := fs.Int64("rows", 0, "expected rows")
 	instanceURL := fs.String("instance-url", "", "emulator URL (run-csv)")
 	token := fs.String("token", "", "emulator access token (run-csv)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured work to this file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return exitUsage
 	}
 	if *dataDir == "" || *out == "" || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "bulkflow: bench --child: --data and --out are required")
 		return exitUsage
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			return exitFailed
+		}
+		defer stop()
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
@@ -496,6 +580,22 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	data, _ := json.Marshal(benchChildResult{Rows: n, Seconds: elapsed, PeakRSS: selfPeakRSS()})
 	fmt.Fprintf(stdout, "%s\n", data)
 	return exitOK
+}
+
+// startCPUProfile starts profiling this process into file; stop ends it.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", file, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // benchBaseline copies the CSV file in to out with encoding/csv and
