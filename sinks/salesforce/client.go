@@ -2,7 +2,6 @@ package salesforce
 
 import (
 	"bytes"
-	"compress/gzip"
 	"compress/zlib"
 	"context"
 	"encoding/json"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/klauspost/compress/gzip"
 )
 
 // Version is the bulkflow version sent in Sforce-Call-Options
@@ -33,9 +33,9 @@ const DefaultAPIVersion = "62.0"
 type Options struct {
 	// APIVersion such as "62.0" (default DefaultAPIVersion).
 	APIVersion string
-	// HTTPClient sends API requests (default http.DefaultClient). Leave
-	// its Transport's compression enabled: responses are then negotiated
-	// and decompressed transparently.
+	// HTTPClient sends API requests (default http.DefaultClient). The
+	// client sends Accept-Encoding: gzip itself and decodes gzip and
+	// deflate responses (whatever the Transport's DisableCompression).
 	HTTPClient *http.Client
 	// ClientName is sent as Sforce-Call-Options: client=<ClientName>
 	// (default "bulkflow/" + Version).
@@ -355,6 +355,10 @@ func (c *Client) send(ctx context.Context, cl *call, tok Token, jsonBody []byte)
 		accept = "application/json"
 	}
 	req.Header.Set("Accept", accept)
+	// Asking for gzip ourselves stops net/http's transparent decoding (the
+	// stdlib decoder): decompress decodes every response with one, faster
+	// decoder, whether the server compressed because it was asked or not.
+	req.Header.Set("Accept-Encoding", "gzip")
 	if jsonBody != nil {
 		req.Header.Set("Content-Type", "application/json; charset=UTF-8")
 	} else if cl.contentType != "" {
@@ -392,37 +396,25 @@ func (c *Client) send(ctx context.Context, cl *call, tok Token, jsonBody []byte)
 	return nil, c.parseAPIError(resp, cl.method, req.URL.Path, tok)
 }
 
-// decompress wraps resp.Body when the transport left it compressed.
+// decompress wraps resp.Body in a decoder for its Content-Encoding. The
+// client asks for gzip itself (see send), so net/http never decodes
+// transparently and this is the one decoding path. Like net/http's
+// transparent decoder, the decoder starts on the first Read: a 0-byte body
+// reads as empty, and a corrupt stream fails the Read (not the request).
 func decompress(resp *http.Response) error {
 	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
-	var r io.ReadCloser
+	var kind int
 	switch enc {
 	case "", "identity":
 		return nil
 	case "gzip", "x-gzip":
-		br := newPeekReader(resp.Body)
-		if br.empty() {
-			return nil
-		}
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("gzip response: %w", err)
-		}
-		r = zr
+		kind = encGzip
 	case "deflate":
-		br := newPeekReader(resp.Body)
-		if br.empty() {
-			return nil
-		}
-		zr, err := zlib.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("deflate response: %w", err)
-		}
-		r = zr
+		kind = encDeflate
 	default:
 		return fmt.Errorf("unsupported Content-Encoding %q", enc)
 	}
-	resp.Body = &stackedCloser{Reader: r, closers: []io.Closer{r, resp.Body}}
+	resp.Body = &decodedBody{body: resp.Body, kind: kind}
 	resp.Header.Del("Content-Encoding")
 	resp.Header.Del("Content-Length")
 	resp.ContentLength = -1
@@ -430,42 +422,85 @@ func decompress(resp *http.Response) error {
 	return nil
 }
 
-type peekReader struct {
-	r   io.Reader
-	buf []byte
-	err error
+const (
+	encGzip = iota + 1
+	encDeflate
+)
+
+// gzipReaders recycles gzip decoders (with their window and tables)
+// across responses.
+var gzipReaders sync.Pool
+
+// errReadClosed is what a decoded body returns once closed (net/http's
+// text for a read on a closed body).
+var errReadClosed = errors.New("http: read on closed response body")
+
+// decodedBody decodes a compressed response body, starting on the first
+// Read. It must not be used concurrently.
+type decodedBody struct {
+	body   io.ReadCloser
+	kind   int
+	gz     *gzip.Reader  // gzip decoder, from gzipReaders
+	r      io.ReadCloser // the decoder in use
+	err    error         // sticky error from starting the decoder
+	closed bool
 }
 
-func newPeekReader(r io.Reader) *peekReader {
-	p := &peekReader{r: r}
-	b := make([]byte, 1)
-	n, err := io.ReadFull(r, b)
-	p.buf, p.err = b[:n], err
-	return p
-}
-
-func (p *peekReader) empty() bool { return len(p.buf) == 0 && p.err != nil }
-
-func (p *peekReader) Read(b []byte) (int, error) {
-	if len(p.buf) > 0 {
-		n := copy(b, p.buf)
-		p.buf = p.buf[n:]
-		return n, nil
+func (d *decodedBody) Read(p []byte) (int, error) {
+	if d.closed {
+		return 0, errReadClosed
 	}
-	return p.r.Read(b)
-}
-
-type stackedCloser struct {
-	io.Reader
-	closers []io.Closer
-}
-
-func (s *stackedCloser) Close() error {
-	var errs []error
-	for _, c := range s.closers {
-		errs = append(errs, c.Close())
+	if d.err != nil {
+		return 0, d.err
 	}
-	return errors.Join(errs...)
+	if d.r == nil {
+		if d.err = d.start(); d.err != nil {
+			return 0, d.err
+		}
+	}
+	return d.r.Read(p)
+}
+
+func (d *decodedBody) start() error {
+	if d.kind == encDeflate {
+		zr, err := zlib.NewReader(d.body)
+		if err != nil {
+			return err
+		}
+		d.r = zr
+		return nil
+	}
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(d.body)
+	} else {
+		err = zr.Reset(d.body)
+	}
+	if err != nil {
+		if zr != nil {
+			gzipReaders.Put(zr)
+		}
+		return err
+	}
+	d.gz, d.r = zr, zr
+	return nil
+}
+
+// Close closes the body and recycles the decoder. It is idempotent.
+func (d *decodedBody) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	if d.gz != nil {
+		gzipReaders.Put(d.gz)
+		d.gz = nil
+	} else if d.r != nil {
+		d.r.Close()
+	}
+	d.r = nil
+	return d.body.Close()
 }
 
 // parseAPIError builds an *APIError from a non-2xx response.

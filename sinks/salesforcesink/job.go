@@ -2,7 +2,6 @@ package salesforcesink
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -108,7 +107,7 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 			}
 			return nil, err
 		}
-		body, err := salesforce.FileBody(c.path)
+		body, err := c.body()
 		if err == nil {
 			err = s.client.UploadJobData(ctx, info.ID, body)
 		}
@@ -486,31 +485,30 @@ type matcher struct {
 	st        *batchState
 	c         *chunk
 	names     []string
-	byKey     map[string]map[uint64][]int // column-set signature → hash of the echoed cells → indices
+	byKey     map[string]*cellIndex // column-set signature → index of the echoed cells
 	byID      map[string][]int
 	used      []bool // by batch index
 	unmatched int
 	seed      maphash.Seed
+	first     int // no row before position first of c.rows is unused
 }
 
 func newMatcher(s *Sink, st *batchState, c *chunk) *matcher {
-	return &matcher{s: s, st: st, c: c, names: s.schema.Names(), byKey: map[string]map[uint64][]int{},
+	return &matcher{s: s, st: st, c: c, names: s.schema.Names(), byKey: map[string]*cellIndex{},
 		used: make([]bool, len(st.ok)), seed: maphash.MakeSeed()}
 }
 
-// cellsHash hashes the cells at cols, each with its length, so that
-// ("a","bc") and ("ab","c") differ. Matches are confirmed with sameCells:
-// a hash collision can never pair a result with the wrong row.
+// cellsHash hashes the cells at cols, each hashed on its own and mixed in
+// order, so that ("a","bc") and ("ab","c") differ. Matches are confirmed
+// with sameCells: a hash collision can never pair a result with the wrong
+// row.
 func (m *matcher) cellsHash(cells []string, cols []int) uint64 {
-	var h maphash.Hash
-	h.SetSeed(m.seed)
-	var n [8]byte
+	h := uint64(len(cols))
 	for _, c := range cols {
-		binary.LittleEndian.PutUint64(n[:], uint64(len(cells[c])))
-		h.Write(n[:])
-		h.WriteString(cells[c])
+		h = (h ^ maphash.String(m.seed, cells[c])) * 0x9e3779b97f4a7c15
+		h ^= h >> 32
 	}
-	return h.Sum64()
+	return h
 }
 
 func sameCells(a, b []string, cols []int) bool {
@@ -541,15 +539,7 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 		}
 	}
 	sig := fmt.Sprint(mine)
-	idx := m.byKey[sig]
-	if idx == nil && len(mine) > 0 {
-		idx = make(map[uint64][]int, len(m.c.rows))
-		for _, i := range m.c.rows {
-			k := m.cellsHash(m.st.cells[i], mine)
-			idx[k] = append(idx[k], i)
-		}
-		m.byKey[sig] = idx
-	}
+	idx := m.byKey[sig] // built on the first row the in-order path misses
 	idPos := -1
 	if m.s.idCol >= 0 {
 		for p, k := range mine {
@@ -568,11 +558,24 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 			return err
 		}
 		i := -1
-		if idx != nil {
+		if len(mine) > 0 {
 			for p, k := range mine {
 				vals[k] = row.Values[theirs[p]]
 			}
-			i = m.take(idx, m.cellsHash(vals, mine), vals, mine)
+			// Results usually come in upload order: when the first unused
+			// row has the cells, it is the row take would return.
+			for m.first < len(m.c.rows) && m.used[m.c.rows[m.first]] {
+				m.first++
+			}
+			if m.first < len(m.c.rows) && sameCells(m.st.cells[m.c.rows[m.first]], vals, mine) {
+				i = m.c.rows[m.first]
+			} else {
+				if idx == nil {
+					idx = m.index(mine)
+					m.byKey[sig] = idx
+				}
+				i = m.take(idx, m.cellsHash(vals, mine), vals, mine)
+			}
 		}
 		if i < 0 && idPos >= 0 && row.Values[idPos] != "" {
 			i = m.takeID(row.Values[idPos])
@@ -586,16 +589,44 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 	}
 }
 
-// take returns the first unused row of the bucket whose cells equal vals
-// (identical rows are matched in upload order), or -1.
-func (m *matcher) take(idx map[uint64][]int, h uint64, vals []string, mine []int) int {
-	q := idx[h]
-	for len(q) > 0 && m.used[q[0]] {
-		q = q[1:] // drop the used head: repeated identical rows stay O(1)
+// cellIndex finds the rows of a chunk by the hash of some of their cells:
+// the rows with one hash form a chain in upload order, as positions in
+// chunk.rows (no allocation per row).
+type cellIndex struct {
+	head map[uint64]int32 // hash → first position not known to be used, or -1
+	next []int32          // position → next position with the same hash, or -1
+}
+
+// index hashes the cells at cols of every row of the chunk.
+func (m *matcher) index(cols []int) *cellIndex {
+	rows := m.c.rows
+	idx := &cellIndex{head: make(map[uint64]int32, len(rows)), next: make([]int32, len(rows))}
+	for p := len(rows) - 1; p >= 0; p-- { // backwards: chains come out in upload order
+		h := m.cellsHash(m.st.cells[rows[p]], cols)
+		n, ok := idx.head[h]
+		if !ok {
+			n = -1
+		}
+		idx.next[p] = n
+		idx.head[h] = int32(p)
 	}
-	idx[h] = q
-	for _, i := range q {
-		if !m.used[i] && sameCells(m.st.cells[i], vals, mine) {
+	return idx
+}
+
+// take returns the first unused row of the chain whose cells equal vals
+// (identical rows are matched in upload order), or -1.
+func (m *matcher) take(idx *cellIndex, h uint64, vals []string, mine []int) int {
+	p, ok := idx.head[h]
+	if !ok {
+		return -1
+	}
+	rows := m.c.rows
+	for p >= 0 && m.used[rows[p]] {
+		p = idx.next[p] // drop the used head: repeated identical rows stay O(1)
+	}
+	idx.head[h] = p
+	for ; p >= 0; p = idx.next[p] {
+		if i := rows[p]; !m.used[i] && sameCells(m.st.cells[i], vals, mine) {
 			return i
 		}
 	}

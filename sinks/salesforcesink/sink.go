@@ -119,6 +119,8 @@ type Sink struct {
 	budgetOut  bool             // min_api_remaining reached
 	cancelSeen bool
 	deletes    *Sink // delete jobs for sync delete_missing; see deleter
+
+	chunkHint atomic.Int64 // a little above the last in-memory chunk's size
 }
 
 // countingTransport counts the API requests the sink's client sends.
@@ -589,8 +591,11 @@ func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]st
 		st.ids = make([]string, n)
 	}
 	pending := make([]int, 0, n)
+	// One backing array for every row's cells: one allocation per batch.
+	nf := s.schema.Len()
+	all := make([]string, n*nf)
 	for i := range n {
-		c, err := s.enc.cells(b.Row(i), nil)
+		c, err := s.enc.cells(b.Row(i), all[i*nf:i*nf:(i+1)*nf])
 		if err != nil {
 			st.errs[i] = err
 			continue
@@ -691,6 +696,10 @@ func (s *Sink) noteCancel() {
 // dropSpool removes the spool file of a chunk unless a job of it may still
 // be running (the ledger then needs it until the chunk finishes).
 func (s *Sink) dropSpool(c *chunk) {
+	if c.path == "" {
+		c.data = nil
+		return
+	}
 	switch c.lastState {
 	case "", stCreating, stAborted, stFinished:
 		os.Remove(c.path)
@@ -730,12 +739,13 @@ func (s *Sink) failBatch(st *batchState, rows []int, err error) error {
 	return &re
 }
 
-// chunk is one job's worth of rows, spooled to a file.
+// chunk is one job's worth of rows, spooled to memory or a file.
 type chunk struct {
-	rows   []int // batch indices in upload order
-	path   string
+	rows   []int  // batch indices in upload order
+	path   string // spool file; "" when data holds the CSV
+	data   []byte // the CSV, when it is kept in memory (ledger off)
 	bytes  int64
-	digest string // hex sha256 of the CSV bytes
+	digest string // hex sha256 of the CSV bytes (ledger on only)
 
 	key         string // ledger key (digest.occurrence)
 	lastState   string // last ledger state this process wrote
@@ -744,10 +754,87 @@ type chunk struct {
 	finalJobState string
 }
 
+// body returns the chunk's CSV as a replayable upload body.
+func (c *chunk) body() (salesforce.UploadBody, error) {
+	if c.path == "" {
+		return salesforce.BytesBody(c.data), nil
+	}
+	return salesforce.FileBody(c.path)
+}
+
+// memSpoolLimit bounds the CSV of a chunk kept in memory; a larger one
+// spills to a spool file.
+const memSpoolLimit = 16 << 20
+
 // spoolChunk writes the header and as many pending rows as fit in
-// max_job_bytes and maxRows to a spool file. It returns the chunk (nil if
+// max_job_bytes and maxRows to a spool file, or, with the ledger off, to
+// memory up to memSpoolLimit (a resume needs the file; without a ledger
+// nothing reads it back but the upload). It returns the chunk (nil if
 // every candidate row was too large on its own) and the rows left.
 func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, []int, error) {
+	if s.ledger != nil {
+		return s.spoolFile(st, pending, maxRows)
+	}
+	line := s.enc.header(nil)
+	hdr := int64(len(line))
+	buf := make([]byte, 0, max(min(s.chunkHint.Load(), memSpoolLimit), 64<<10))
+	buf = append(buf, line...)
+	c := &chunk{bytes: hdr, rows: make([]int, 0, min(maxRows, len(pending)))}
+	var f *os.File
+	var w *bufio.Writer
+	k := 0
+	for ; k < len(pending) && len(c.rows) < maxRows; k++ {
+		i := pending[k]
+		n := len(buf)
+		buf = s.enc.record(buf, st.cells[i])
+		size := int64(len(buf) - n)
+		if hdr+size > s.opts.MaxJobBytes {
+			buf = buf[:n]
+			st.fail(i, rowErr(CodeRowTooLarge, "", false, "", "the encoded row is %d bytes, above max_job_bytes %d", size, s.opts.MaxJobBytes))
+			continue
+		}
+		if c.bytes+size > s.opts.MaxJobBytes {
+			buf = buf[:n]
+			break
+		}
+		c.bytes += size
+		c.rows = append(c.rows, i)
+		if f == nil && len(buf) > memSpoolLimit {
+			var err error
+			if f, err = os.CreateTemp(s.spool, "job-*.csv"); err != nil {
+				return nil, nil, err
+			}
+			c.path = f.Name()
+			w = bufio.NewWriterSize(f, 256<<10)
+		}
+		if w != nil {
+			w.Write(buf)
+			buf = buf[:0]
+		}
+	}
+	if f == nil {
+		if len(c.rows) == 0 {
+			return nil, pending[k:], nil
+		}
+		c.data = buf
+		s.chunkHint.Store(int64(len(buf)) + int64(len(buf))/8)
+		return c, pending[k:], nil
+	}
+	w.Write(buf)
+	err := w.Flush()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(c.path)
+		return nil, nil, err
+	}
+	return c, pending[k:], nil
+}
+
+// spoolFile is spoolChunk to a spool file, with the CSV's digest (the
+// ledger's chunk key).
+func (s *Sink) spoolFile(st *batchState, pending []int, maxRows int) (*chunk, []int, error) {
 	f, err := os.CreateTemp(s.spool, "job-*.csv")
 	if err != nil {
 		return nil, nil, err
