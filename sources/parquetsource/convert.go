@@ -44,7 +44,8 @@ type plan struct {
 	schema *pipeline.Schema
 	cols   []column
 	leaves []int
-	tops   []string // top-level field name of each column
+	tops   []string   // top-level field name of each column
+	fast   []fastSpec // how to read the columns on the fast path; nil: pqarrow
 }
 
 // candidates lists every column the Arrow schema offers, flattened when
@@ -169,7 +170,7 @@ func (s *Source) makePlan(fr *pqarrow.FileReader, as *arrow.Schema, obj string) 
 	if len(sel) == 0 {
 		return nil, fmt.Errorf("parquet %s: the file has no columns", obj)
 	}
-	p := &plan{cols: sel}
+	p := &plan{cols: sel, fast: fastSpecs(fr, fr.ParquetReader().MetaData().Schema, sel)}
 	fields := make([]pipeline.Field, len(sel))
 	var leaves []int
 	for i, c := range sel {
@@ -279,6 +280,14 @@ func (s *Source) convert(cur *object, rec arrow.RecordBatch) (*pipeline.Batch, e
 			slab[i*ncols+j] = v
 		}
 	}
+	return s.assemble(cur, slab, n, bad), nil
+}
+
+// assemble makes the batch of n rows of slab (ncols values per row), rows
+// in bad becoming drops, and advances the object's row count.
+func (s *Source) assemble(cur *object, slab []any, n int, bad map[int]*pipeline.RowError) *pipeline.Batch {
+	p := cur.plan
+	ncols := len(p.cols)
 	b := pipeline.NewBatch(p.schema, n-len(bad))
 	for i := range n {
 		row := pipeline.Row(slab[i*ncols : (i+1)*ncols : (i+1)*ncols])
@@ -290,7 +299,7 @@ func (s *Source) convert(cur *object, rec arrow.RecordBatch) (*pipeline.Batch, e
 		b.Append(row, origin)
 	}
 	cur.row += int64(n)
-	return b, nil
+	return b
 }
 
 // rawRow renders a dropped row for the dead-letter file: "name=value" pairs,

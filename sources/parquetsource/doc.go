@@ -16,6 +16,16 @@
 // benchmark file to be 3.1–3.4× slower and to use about 4× the memory, so it
 // is not used.
 //
+// Row groups whose selected columns are all flat (top-level, not repeated)
+// integers, floats, booleans, strings or binaries, dates, timestamps or
+// FIXED_LEN_BYTE_ARRAY decimals, with PLAIN or dictionary encodings, are
+// decoded straight from their pages (parquet/file page readers, reused
+// from one row group to the next) into the rows, without Arrow arrays: a
+// small dictionary's values are converted once per row group and a row
+// then costs an index lookup. The values are exactly those of the general
+// path (pqarrow), which reads every other row group; about 2× faster on
+// the benchmark file.
+//
 // Import the package for its side effect of registering "parquet" with
 // pipeline.DefaultRegistry, or call Open directly.
 //

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/bulkflow/bulkflow/pipeline"
@@ -86,6 +87,7 @@ type Source struct {
 	cursor      *cursorPush // set by PushCursor
 	skippedRGs  int64       // row groups skipped by the cursor, all objects
 	skippedRows int64       // rows in them
+	fastRGs     int64       // row groups read on the fast path (tests)
 }
 
 // object is one open Parquet object.
@@ -99,7 +101,9 @@ type object struct {
 	plan   *plan
 	rg     int // next row group to open
 	rr     pqarrow.RecordReader
-	row    int64 // rows read or skipped so far
+	fast   *fastReader // nil: the plan has no fast path
+	fg     *fastGroup  // the row group being read on the fast path, else nil
+	row    int64       // rows read or skipped so far
 	schema *pipeline.Schema
 
 	skip        *rowGroupFilter // row groups the cursor rules out; nil: none
@@ -108,6 +112,8 @@ type object struct {
 }
 
 func (o *object) close() error {
+	o.fg = nil
+	o.fast.close()
 	if o.rr != nil {
 		o.rr.Release()
 		o.rr = nil
@@ -390,6 +396,13 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 			}
 		}
 		cur := s.cur
+		if cur.fg != nil {
+			if cur.fg.left <= 0 {
+				cur.fg = nil
+				continue
+			}
+			return s.readFast(cur)
+		}
 		if cur.rr == nil {
 			if cur.rg >= cur.pf.NumRowGroups() {
 				s.logSkipped(cur)
@@ -415,6 +428,19 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 				s.skippedRows += n
 				continue
 			}
+			if cur.fast == nil && cur.plan.fast != nil {
+				cur.fast = &fastReader{pf: cur.pf, src: cur.ra, props: cur.props, specs: cur.plan.fast,
+					old: cur.pf.MetaData().WriterVersion().LessThan(metadata.Parquet816FixedVersion)}
+			}
+			fg, err := cur.fast.open(rg)
+			if err != nil {
+				return nil, fmt.Errorf("parquet %s: row group %d: %w", cur.name, rg, err)
+			}
+			if fg != nil {
+				s.fastRGs++
+				cur.fg = fg
+				continue
+			}
 			rr, err := cur.fr.GetRecordReader(s.ioCtx, cur.plan.leaves, []int{rg})
 			if err != nil {
 				return nil, fmt.Errorf("parquet %s: row group %d: %w", cur.name, rg, err)
@@ -435,6 +461,28 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 		}
 		return s.convert(cur, rec)
 	}
+}
+
+// readFast returns the next batch of the row group cur.fg reads.
+func (s *Source) readFast(cur *object) (*pipeline.Batch, error) {
+	p := cur.plan
+	n := int(min(int64(s.cfg.batchSize), cur.fg.left))
+	ncols := len(p.cols)
+	slab := make([]any, n*ncols)
+	var bad map[int]*pipeline.RowError
+	err := cur.fg.read(slab, n, func(i, j int, verr *valueErr) {
+		if bad == nil {
+			bad = make(map[int]*pipeline.RowError)
+		}
+		if bad[i] == nil {
+			origin := pipeline.Origin{Object: cur.name, Row: cur.row + int64(i) + 1}
+			bad[i] = &pipeline.RowError{Origin: origin, Code: verr.code, Field: p.cols[j].name, Err: fmt.Errorf("%s", verr.msg)}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("parquet %s: after row %d: %w", cur.name, cur.row, err)
+	}
+	return s.assemble(cur, slab, n, bad), nil
 }
 
 // Close releases resources. It is idempotent and safe after an error; Read,
