@@ -69,13 +69,13 @@ type job struct {
 	tooLarge      bool
 
 	header      []string // uploaded header, as uploaded
-	success     []rowResult
+	success     []okResult
 	failures    []rowResult
 	unprocessed [][]string
-	rows        [][]string // parsed rows while processing
-	next        int        // index of the next row to process
-	batchEnd    int        // end of the internal batch being processed
-	settled     bool       // unprocessed rows were recorded by an abort
+	rows        *table // parsed rows while processing
+	next        int    // index of the next row to process
+	batchEnd    int    // end of the internal batch being processed
+	settled     bool   // unprocessed rows were recorded by an abort
 
 	// query jobs
 	soql        *soqlQuery
@@ -83,11 +83,20 @@ type job struct {
 	queryRows   [][]string
 }
 
+// okResult is a successful row of job.rows (kept apart from rowResult,
+// whose error string would add 16 bytes to every one of a million rows).
+type okResult struct {
+	id      string
+	row     int32
+	created bool
+}
+
+// rowResult is the outcome of one row; its values are row of job.rows.
 type rowResult struct {
 	id      string
-	created bool
 	err     string
-	values  []string
+	row     int32
+	created bool
 }
 
 // JobInfo is a snapshot of an emulated job, for tests.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -322,5 +323,40 @@ func TestCountersGrowWhileInProgress(t *testing.T) {
 	}
 	if mid <= 0 || mid >= 2000 {
 		t.Logf("mid-flight counter %d (timing dependent)", mid)
+	}
+}
+
+// TestRecordsFromRowsThenUpdated covers records inserted verbatim from
+// upload rows (they point at the row) and then updated, nulled and
+// upserted: every read path must see the same values as for copied ones.
+func TestRecordsFromRowsThenUpdated(t *testing.T) {
+	c := newTC(t, nil)
+	id := c.runJob(map[string]any{"object": "Account", "operation": "insert"},
+		"Name,AccountNumber,External_Id__c,Active__c\nA,1,e1,true\nB,,e2,TRUE\n")
+	r := c.expect(c.do("GET", "/jobs/ingest/"+id+"/successfulResults", nil), 200)
+	var ids []string
+	for _, line := range strings.Split(string(r.body), "\n")[1:] {
+		ids = append(ids, strings.Trim(strings.Split(line, ",")[0], `"`))
+	}
+	recs := c.srv.Records("Account")
+	if len(recs) != 2 || recs[0]["Name"] != "A" || recs[0]["AccountNumber"] != "1" || recs[0]["Active__c"] != "true" ||
+		recs[1]["Name"] != "B" || recs[1]["Active__c"] != "true" || len(recs[1]) != 4 {
+		t.Fatalf("after insert: %v", recs)
+	}
+	c.runJob(map[string]any{"object": "Account", "operation": "update"},
+		"Id,AccountNumber,Name\n"+ids[0]+",#N/A,A2\n"+ids[1]+",22,\n")
+	c.runJob(map[string]any{"object": "Account", "operation": "upsert", "externalIdFieldName": "External_Id__c"},
+		"External_Id__c,Name\ne2,B3\ne3,C\n")
+	recs = c.srv.Records("Account")
+	want := []map[string]string{
+		{"Id": ids[0], "Name": "A2", "External_Id__c": "e1", "Active__c": "true"},
+		{"Id": ids[1], "Name": "B3", "AccountNumber": "22", "External_Id__c": "e2", "Active__c": "true"},
+	}
+	if len(recs) != 3 || !reflect.DeepEqual(recs[:2], want) || recs[2]["Name"] != "C" {
+		t.Fatalf("after update and upsert:\n got %v\nwant %v + C", recs, want)
+	}
+	g := c.expect(c.do("GET", "/sobjects/Account/"+ids[1], nil), 200)
+	if !strings.Contains(string(g.body), `"AccountNumber":"22"`) || !strings.Contains(string(g.body), `"Name":"B3"`) {
+		t.Errorf("GET record: %s", g.body)
 	}
 }

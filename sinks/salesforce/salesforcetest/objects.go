@@ -128,7 +128,8 @@ type object struct {
 	indexed   []*FieldDescribe          // fields with an index (idLookup, externalId or unique)
 	required  []*FieldDescribe          // required on insert
 	fieldList []*FieldDescribe
-	store     *objStore // the server's records of this object (guarded by Server.mu)
+	pos       map[*FieldDescribe]uint32 // field → index in fieldList (records store indexes)
+	store     *objStore                 // the server's records of this object (guarded by Server.mu)
 }
 
 func compileObject(d ObjectDescribe, prefix string) *object {
@@ -137,12 +138,14 @@ func compileObject(d ObjectDescribe, prefix string) *object {
 		prefix: prefix,
 		fields: make(map[string]*FieldDescribe, len(d.Fields)),
 		rels:   make(map[string]*FieldDescribe),
+		pos:    make(map[*FieldDescribe]uint32, len(d.Fields)),
 	}
 	for i := range d.Fields {
 		f := &o.desc.Fields[i]
 		if f.Label == "" {
 			f.Label = f.Name
 		}
+		o.pos[f] = uint32(len(o.fieldList))
 		o.fieldList = append(o.fieldList, f)
 		o.fields[strings.ToLower(f.Name)] = f
 		if f.RelationshipName != "" && f.Type == "reference" {

@@ -441,17 +441,21 @@ func (s *Server) handleQueryResults(w http.ResponseWriter, r *http.Request, vers
 		max = n
 	}
 	end := min(offset+max, len(j.queryRows))
-	rw := newResultWriter(j)
+	size := resultSize(j.queryHeader)
+	for _, row := range j.queryRows[offset:end] {
+		size += resultSize(row)
+	}
+	rw := newResultWriter(j, size)
 	for i, h := range j.queryHeader {
 		if i > 0 {
-			rw.buf.WriteByte(rw.delim)
+			rw.buf = append(rw.buf, rw.delim)
 		}
 		rw.quoted(h)
 	}
 	for _, row := range j.queryRows[offset:end] {
 		rw.row(row)
 	}
-	rw.buf.WriteString(rw.eol)
+	rw.buf = append(rw.buf, rw.eol...)
 	locator := "null"
 	if end < len(j.queryRows) {
 		locator = base64.RawStdEncoding.EncodeToString([]byte(strconv.Itoa(end)))
@@ -459,7 +463,8 @@ func (s *Server) handleQueryResults(w http.ResponseWriter, r *http.Request, vers
 	s.mu.Unlock()
 	w.Header().Set("Sforce-Locator", locator)
 	w.Header().Set("Sforce-NumberOfRecords", strconv.Itoa(end-offset))
-	s.writeBody(w, r, http.StatusOK, csvContentType, rw.buf.Bytes())
+	s.writeBody(w, r, http.StatusOK, csvContentType, rw.buf)
+	putBuf(rw.buf)
 }
 
 // handleResultPages serves GET /jobs/query/{id}/resultPages (API >= 58.0):

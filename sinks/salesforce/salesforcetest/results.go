@@ -1,7 +1,6 @@
 package salesforcetest
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -18,30 +17,75 @@ func url2Values(q url.Values) url.Values {
 
 // resultWriter builds a result CSV: header names unquoted (as uploaded),
 // "sf__" names and every value quoted, the job's delimiter and line
-// ending, no terminator after the last row (contract §4.1).
+// ending, no terminator after the last row (contract §4.1). It appends to
+// one []byte that handleResults presizes (sizeHint), so a large result is
+// built without regrowing.
 type resultWriter struct {
-	buf   bytes.Buffer
+	buf   []byte
 	delim byte
 	eol   string
 	rows  int
 }
 
-func newResultWriter(j *job) *resultWriter {
-	rw := &resultWriter{delim: byte(delimiters[j.delimiter]), eol: "\n"}
+func newResultWriter(j *job, sizeHint int) *resultWriter {
+	rw := &resultWriter{buf: getBuf(sizeHint), delim: byte(delimiters[j.delimiter]), eol: "\n"}
 	if j.lineEnding == "CRLF" {
 		rw.eol = "\r\n"
 	}
 	return rw
 }
 
-func (rw *resultWriter) quoted(v string) {
-	rw.buf.WriteByte('"')
-	if strings.IndexByte(v, '"') < 0 {
-		rw.buf.WriteString(v)
-	} else {
-		rw.buf.WriteString(strings.ReplaceAll(v, `"`, `""`))
+// resultSize estimates the bytes of a result row: the values quoted and
+// delimited, plus the line ending (escaped quotes are not counted; the
+// buffer grows for them).
+func resultSize(vals ...[]string) int {
+	n := 2
+	for _, vs := range vals {
+		for _, v := range vs {
+			n += len(v) + 3
+		}
 	}
-	rw.buf.WriteByte('"')
+	return n
+}
+
+// rowSize is resultSize for row r of t.
+func rowSize(t *table, r int) int {
+	lo, hi := t.rowRange(r)
+	n := 2 + 3*(hi-lo)
+	for i := lo; i < hi; i++ {
+		v := t.vals[i] &^ inMore
+		n += int(uint32(v) - uint32(v>>32))
+	}
+	return n
+}
+
+// tableRow writes a result row: id, status or error, then row r of t.
+func (rw *resultWriter) tableRow(id, status string, t *table, r int) {
+	rw.buf = append(rw.buf, rw.eol...)
+	rw.quoted(id)
+	rw.buf = append(rw.buf, rw.delim)
+	rw.quoted(status)
+	lo, hi := t.rowRange(r)
+	for i := lo; i < hi; i++ {
+		rw.buf = append(rw.buf, rw.delim)
+		rw.quoted(t.at(i))
+	}
+	rw.rows++
+}
+
+func (rw *resultWriter) quoted(v string) {
+	rw.buf = append(rw.buf, '"')
+	for {
+		i := strings.IndexByte(v, '"')
+		if i < 0 {
+			break
+		}
+		rw.buf = append(rw.buf, v[:i+1]...)
+		rw.buf = append(rw.buf, '"')
+		v = v[i+1:]
+	}
+	rw.buf = append(rw.buf, v...)
+	rw.buf = append(rw.buf, '"')
 }
 
 // bare writes a header name, quoting it only when it must be quoted.
@@ -50,38 +94,35 @@ func (rw *resultWriter) bare(v string) {
 		rw.quoted(v)
 		return
 	}
-	rw.buf.WriteString(v)
+	rw.buf = append(rw.buf, v...)
 }
 
 func (rw *resultWriter) header(sf []string, names []string) {
 	n := 0
 	for _, s := range sf {
 		if n > 0 {
-			rw.buf.WriteByte(rw.delim)
+			rw.buf = append(rw.buf, rw.delim)
 		}
 		rw.quoted(s)
 		n++
 	}
 	for _, s := range names {
 		if n > 0 {
-			rw.buf.WriteByte(rw.delim)
+			rw.buf = append(rw.buf, rw.delim)
 		}
 		rw.bare(s)
 		n++
 	}
 }
 
-func (rw *resultWriter) row(vals ...[]string) {
-	rw.buf.WriteString(rw.eol)
-	n := 0
-	for _, vs := range vals {
-		for _, v := range vs {
-			if n > 0 {
-				rw.buf.WriteByte(rw.delim)
-			}
-			rw.quoted(v)
-			n++
+// row writes one row of plain values (unprocessed records, query results).
+func (rw *resultWriter) row(vals []string) {
+	rw.buf = append(rw.buf, rw.eol...)
+	for i, v := range vals {
+		if i > 0 {
+			rw.buf = append(rw.buf, rw.delim)
 		}
+		rw.quoted(v)
 	}
 	rw.rows++
 }
@@ -100,23 +141,40 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request, id, kind 
 		s.writeJobNotComplete(w, r, st)
 		return
 	}
-	rw := newResultWriter(j)
+	// Size the buffer from the rows first: one pass over lengths is much
+	// cheaper than regrowing (and copying) a buffer of many megabytes.
+	size := resultSize([]string{"sf__Id", "sf__Created"}, j.header)
+	switch kind {
+	case "successfulresults":
+		for i := range j.success {
+			size += rowSize(j.rows, int(j.success[i].row)) + 18 + 5 + 6
+		}
+	case "failedresults":
+		for i := range j.failures {
+			size += rowSize(j.rows, int(j.failures[i].row)) + len(j.failures[i].id) + len(j.failures[i].err) + 6
+		}
+	default:
+		for _, vals := range j.unprocessed {
+			size += resultSize(vals)
+		}
+	}
+	rw := newResultWriter(j, size)
 	switch kind {
 	case "successfulresults":
 		rw.header([]string{"sf__Id", "sf__Created"}, j.header)
 		for _, i := range s.orderLocked(len(j.success)) {
-			res := j.success[i]
+			res := &j.success[i]
 			created := "false"
 			if res.created {
 				created = "true"
 			}
-			rw.row([]string{res.id, created}, res.values)
+			rw.tableRow(res.id, created, j.rows, int(res.row))
 		}
 	case "failedresults":
 		rw.header([]string{"sf__Id", "sf__Error"}, j.header)
 		for _, i := range s.orderLocked(len(j.failures)) {
-			res := j.failures[i]
-			rw.row([]string{res.id, res.err}, res.values)
+			res := &j.failures[i]
+			rw.tableRow(res.id, res.err, j.rows, int(res.row))
 		}
 	default:
 		rw.header(nil, j.header)
@@ -125,11 +183,12 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request, id, kind 
 		}
 	}
 	s.mu.Unlock()
-	body := rw.buf.Bytes()
+	body := rw.buf
 	if rw.rows == 0 && s.opts.EmptyResultsZeroBytes {
 		body = nil
 	}
 	s.writeBody(w, r, http.StatusOK, csvContentType, body)
+	putBuf(rw.buf)
 }
 
 // orderLocked returns the row order of a result file: natural, or a seeded

@@ -4,58 +4,137 @@ import (
 	"strings"
 )
 
-// record is one stored sObject record. fields holds the non-null values
-// (a small sparse list: records rarely have more than a few dozen fields,
-// and a slice is much cheaper than a map at bulk-load rates).
+// record is one stored sObject record. Its non-null values are packed
+// into one string with a small pointer-free list saying which field each
+// value belongs to: a million records then hold a few pointers each for
+// the garbage collector to scan, instead of two per value. A record
+// inserted verbatim from an upload row does not even copy its values: it
+// points at the row (src, row) until it is first changed.
 type record struct {
-	id      string // 18 characters
-	fields  []fieldVal
+	id      string     // 18 characters
+	obj     *object    // the record's object (for field positions)
+	own     *ownVals   // the values, unless src is set (nil: no values)
+	src     *rowSource // when set, the values are the cells of src's row
+	row     int32
 	deleted bool // soft-deleted (recycle bin)
 	removed bool // hard-deleted
 }
 
-type fieldVal struct {
-	f *FieldDescribe
-	v string
+// ownVals are the values a record holds itself.
+type ownVals struct {
+	vals string     // the non-null values, concatenated
+	refs []fieldRef // per value, in vals order: its field and its end
 }
 
-// get returns the value of f and whether it is set.
-func (r *record) get(f *FieldDescribe) (string, bool) {
-	for i := range r.fields {
-		if r.fields[i].f == f {
-			return r.fields[i].v, true
+// fieldRef locates one value of a record.
+type fieldRef struct {
+	pos uint32 // the field's index in its object's fieldList
+	end uint32 // the value is vals[previous end:end]
+}
+
+// rowSource maps the fields of an upload's header to its columns, for
+// records that read their values from the upload's rows: a row's
+// non-empty cells are the record's values.
+type rowSource struct {
+	t    *table
+	col  []int32 // by field position: the column holding the field, or -1
+	cols []int32 // by column: the field position, or -1 (the Id column)
+}
+
+// at returns the value of the field at position pos and whether it is set.
+func (r *record) at(pos uint32) (string, bool) {
+	if r.src != nil {
+		if int(pos) >= len(r.src.col) || r.src.col[pos] < 0 {
+			return "", false
 		}
+		v := r.src.t.value(int(r.row), int(r.src.col[pos]))
+		return v, v != ""
+	}
+	if r.own == nil {
+		return "", false
+	}
+	start := uint32(0)
+	for _, ref := range r.own.refs {
+		if ref.pos == pos {
+			return r.own.vals[start:ref.end], true
+		}
+		start = ref.end
 	}
 	return "", false
 }
 
-// put sets f to v (v != "").
-func (r *record) put(f *FieldDescribe, v string) {
-	for i := range r.fields {
-		if r.fields[i].f == f {
-			r.fields[i].v = v
-			return
+// each calls fn for every value, in order.
+func (r *record) each(fn func(pos uint32, v string)) {
+	if r.src != nil {
+		for c, pos := range r.src.cols {
+			if v := r.src.t.value(int(r.row), c); pos >= 0 && v != "" {
+				fn(uint32(pos), v)
+			}
 		}
+		return
 	}
-	r.fields = append(r.fields, fieldVal{f, v})
+	if r.own == nil {
+		return
+	}
+	start := uint32(0)
+	for _, ref := range r.own.refs {
+		fn(ref.pos, r.own.vals[start:ref.end])
+		start = ref.end
+	}
+}
+
+// get returns the value of f and whether it is set.
+func (r *record) get(f *FieldDescribe) (string, bool) {
+	pos, ok := r.obj.pos[f]
+	if !ok {
+		return "", false
+	}
+	return r.at(pos)
+}
+
+// put sets f to v (v != ""). Updates rebuild the values (copy on write:
+// vals and refs of inserted records live in shared slabs).
+func (r *record) put(f *FieldDescribe, v string) {
+	if pos, ok := r.obj.pos[f]; ok {
+		r.replace(pos, v, false)
+	}
 }
 
 // del removes the value of f (sets it to null).
 func (r *record) del(f *FieldDescribe) {
-	for i := range r.fields {
-		if r.fields[i].f == f {
-			r.fields = append(r.fields[:i], r.fields[i+1:]...)
-			return
-		}
+	if pos, ok := r.obj.pos[f]; ok {
+		r.replace(pos, "", true)
 	}
+}
+
+// replace sets (or with remove, deletes) the value at position pos,
+// keeping the other values in order and appending a new field last.
+func (r *record) replace(pos uint32, v string, remove bool) {
+	var b strings.Builder
+	var refs []fieldRef
+	found := false
+	r.each(func(p uint32, old string) {
+		if p == pos {
+			found = true
+			if remove {
+				return
+			}
+			old = v
+		}
+		b.WriteString(old)
+		refs = append(refs, fieldRef{p, uint32(b.Len())})
+	})
+	if !found && !remove {
+		b.WriteString(v)
+		refs = append(refs, fieldRef{pos, uint32(b.Len())})
+	}
+	r.own, r.src = &ownVals{b.String(), refs}, nil
 }
 
 // toMap returns the record as field name → value, including "Id".
 func (r *record) toMap() map[string]string {
-	m := make(map[string]string, len(r.fields)+1)
-	for _, fv := range r.fields {
-		m[fv.f.Name] = fv.v
-	}
+	m := make(map[string]string)
+	r.each(func(pos uint32, v string) { m[r.obj.fieldList[pos].Name] = v })
 	m["Id"] = r.id
 	return m
 }
@@ -65,9 +144,58 @@ type objStore struct {
 	byID  map[string]*record // 15-char id → record, for ids not in byN
 	byN   []*record          // generated ids ("pppHs" + base62 counter) by counter
 	order []*record
-	// index maps lower-case field name → key → records for every indexed
-	// field (idLookup, externalId or unique).
-	index map[string]map[string][]*record
+	// indexed are the object's fields with an index (idLookup, externalId
+	// or unique); index[i] is the index of indexed[i]. Fields are found by
+	// pointer, not by (lower-cased) name, to keep string work off the
+	// per-row path.
+	indexed    []*FieldDescribe
+	indexedPos []uint32 // positions of indexed in the object's fieldList
+	index      []fieldIndex
+}
+
+// fieldIndex maps the key of a value (indexKey) to the records holding
+// it, in insertion order. A key is in one or in many, never both: unique
+// fields only ever use one, which stores a single pointer per key instead
+// of a slice allocated per record.
+type fieldIndex struct {
+	one  keyIndex             // keys held by exactly one record
+	many map[string][]*record // keys held by two or more records (nil until needed)
+}
+
+func (x *fieldIndex) add(k string, rec *record) {
+	if list, ok := x.many[k]; ok {
+		x.many[k] = append(list, rec)
+		return
+	}
+	if first := x.one.putNew(k, rec); first != nil {
+		x.one.remove(k)
+		if x.many == nil {
+			x.many = make(map[string][]*record)
+		}
+		x.many[k] = []*record{first, rec}
+	}
+}
+
+func (x *fieldIndex) remove(k string, rec *record) {
+	list, ok := x.many[k]
+	if !ok {
+		if x.one.get(k) == rec {
+			x.one.remove(k)
+		}
+		return
+	}
+	for i, r := range list {
+		if r == rec {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 1 {
+		delete(x.many, k)
+		x.one.put(k, list[0])
+	} else {
+		x.many[k] = list
+	}
 }
 
 // storeLocked returns the store of o, creating it. s.mu must be held.
@@ -78,14 +206,24 @@ func (s *Server) storeLocked(o *object) *objStore {
 	k := strings.ToLower(o.desc.Name)
 	st := s.store[k]
 	if st == nil {
-		st = &objStore{byID: make(map[string]*record), index: make(map[string]map[string][]*record)}
+		st = &objStore{byID: make(map[string]*record), indexed: o.indexed, index: make([]fieldIndex, len(o.indexed))}
 		for _, f := range o.indexed {
-			st.index[strings.ToLower(f.Name)] = make(map[string][]*record)
+			st.indexedPos = append(st.indexedPos, o.pos[f])
 		}
 		s.store[k] = st
 	}
 	o.store = st
 	return st
+}
+
+// fieldIndex returns the index of f, or nil when f has none.
+func (st *objStore) fieldIndex(f *FieldDescribe) *fieldIndex {
+	for i, x := range st.indexed {
+		if x == f {
+			return &st.index[i]
+		}
+	}
+	return nil
 }
 
 func indexKey(f *FieldDescribe, v string) string {
@@ -134,7 +272,7 @@ func (st *objStore) find(id15 string) *record {
 }
 
 // add stores a new record and indexes it.
-func (st *objStore) add(o *object, rec *record) {
+func (st *objStore) add(rec *record) {
 	if n, ok := generatedN(rec.id); ok && n < uint64(len(st.byN))+1<<16 {
 		for uint64(len(st.byN)) <= n {
 			st.byN = append(st.byN, nil)
@@ -144,11 +282,9 @@ func (st *objStore) add(o *object, rec *record) {
 		st.byID[rec.id[:15]] = rec
 	}
 	st.order = append(st.order, rec)
-	for _, f := range o.indexed {
-		if v, ok := rec.get(f); ok && v != "" {
-			m := st.index[strings.ToLower(f.Name)]
-			k := indexKey(f, v)
-			m[k] = append(m[k], rec)
+	for i, f := range st.indexed {
+		if v, ok := rec.at(st.indexedPos[i]); ok && v != "" {
+			st.index[i].add(indexKey(f, v), rec)
 		}
 	}
 }
@@ -159,19 +295,8 @@ func (st *objStore) unindex(f *FieldDescribe, rec *record) {
 	if !ok || v == "" {
 		return
 	}
-	m := st.index[strings.ToLower(f.Name)]
-	k := indexKey(f, v)
-	list := m[k]
-	for i, r := range list {
-		if r == rec {
-			list = append(list[:i:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(m, k)
-	} else {
-		m[k] = list
+	if x := st.fieldIndex(f); x != nil {
+		x.remove(indexKey(f, v), rec)
 	}
 }
 
@@ -187,38 +312,46 @@ func (st *objStore) set(f *FieldDescribe, indexed bool, rec *record, v string, n
 	}
 	rec.put(f, v)
 	if indexed && v != "" {
-		m := st.index[strings.ToLower(f.Name)]
-		k := indexKey(f, v)
-		m[k] = append(m[k], rec)
+		if x := st.fieldIndex(f); x != nil {
+			x.add(indexKey(f, v), rec)
+		}
 	}
 }
 
-// lookup returns the live records whose field f equals v.
-func (st *objStore) lookup(f *FieldDescribe, v string) []*record {
-	m := st.index[strings.ToLower(f.Name)]
-	if m == nil {
+// lookup appends the live records whose field f equals v to dst and
+// returns it. Callers pass a small stack buffer: the common answer is zero
+// or one record.
+func (st *objStore) lookup(dst []*record, f *FieldDescribe, v string) []*record {
+	x := st.fieldIndex(f)
+	if x == nil {
 		// Not indexed: scan (only reached for pasted catalogs).
-		var out []*record
 		for _, r := range st.order {
 			if !r.deleted && !r.removed && func() bool { x, _ := r.get(f); return strings.EqualFold(x, v) }() {
-				out = append(out, r)
+				dst = append(dst, r)
 			}
 		}
-		return out
+		return dst
 	}
-	return m[indexKey(f, v)]
+	k := indexKey(f, v)
+	if list, ok := x.many[k]; ok {
+		return append(dst, list...)
+	}
+	if r := x.one.get(k); r != nil {
+		dst = append(dst, r)
+	}
+	return dst
 }
 
-func (st *objStore) softDelete(o *object, rec *record) {
-	for _, f := range o.indexed {
+func (st *objStore) softDelete(rec *record) {
+	for _, f := range st.indexed {
 		st.unindex(f, rec)
 	}
 	rec.deleted = true
 }
 
-func (st *objStore) hardDelete(o *object, rec *record) {
+func (st *objStore) hardDelete(rec *record) {
 	if !rec.deleted {
-		for _, f := range o.indexed {
+		for _, f := range st.indexed {
 			st.unindex(f, rec)
 		}
 	}
@@ -284,7 +417,7 @@ func (s *Server) AddRecord(object string, fields map[string]string) (string, err
 	if o == nil {
 		return "", &unknownObjectError{object}
 	}
-	rec := &record{}
+	rec := &record{obj: o}
 	for k, v := range fields {
 		f := o.fields[strings.ToLower(k)]
 		if f == nil || f.Name == "Id" {
@@ -297,7 +430,7 @@ func (s *Server) AddRecord(object string, fields map[string]string) (string, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec.id = s.newIDLocked(o.prefix)
-	s.storeLocked(o).add(o, rec)
+	s.storeLocked(o).add(rec)
 	return rec.id, nil
 }
 

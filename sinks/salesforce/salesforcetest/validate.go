@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // column is one resolved CSV header column.
@@ -16,6 +17,7 @@ type column struct {
 	target *object        // parent object of a relationship column
 	key    *FieldDescribe // parent lookup field; nil means Id
 	isID   bool           // the Id column
+	pos    uint32         // field's index in the object's fieldList
 }
 
 // plan is the resolved header of an ingest job.
@@ -26,36 +28,91 @@ type plan struct {
 	extField *FieldDescribe
 	extIsID  bool
 	changes  []change   // scratch, reused per row (one goroutine per job)
+	src      *rowSource // for inserts that can point at their row; nil if none can
 	recSlab  []record   // records are carved from slabs to save allocations
-	fvSlab   []fieldVal // so are their field lists
+	ownSlab  []ownVals  // so are their values,
+	refSlab  []fieldRef // their field lists
+	valSlab  []byte     // and their values (never rewritten once carved)
 }
 
 const slabSize = 1024
 
-// newRecord returns a zeroed record whose fields slice has capacity n.
-func (p *plan) newRecord(n int) *record {
+// newRecord returns a zeroed record of o holding the non-null values of
+// changes, carved from the plan's slabs.
+//
+// verbatim says that the values are exactly the row's cells (no
+// relationship columns, "#N/A" or reformatted values); the record then
+// points at row r of the upload instead of copying them.
+func (p *plan) newRecord(o *object, changes []change, verbatim bool, r int) *record {
 	if len(p.recSlab) == cap(p.recSlab) {
 		p.recSlab = make([]record, 0, slabSize)
 	}
 	p.recSlab = p.recSlab[:len(p.recSlab)+1]
 	rec := &p.recSlab[len(p.recSlab)-1]
-	if n > slabSize/8 {
-		rec.fields = make([]fieldVal, 0, n)
+	rec.obj = o
+	if verbatim && p.src != nil {
+		rec.src, rec.row = p.src, int32(r)
 		return rec
 	}
-	if cap(p.fvSlab)-len(p.fvSlab) < n {
-		p.fvSlab = make([]fieldVal, 0, slabSize)
+	n, size := 0, 0
+	for _, ch := range changes {
+		if !ch.null && ch.v != "" {
+			n++
+			size += len(ch.v)
+		}
 	}
-	l := len(p.fvSlab)
-	p.fvSlab = p.fvSlab[:l+n]
-	rec.fields = p.fvSlab[l : l : l+n]
+	if n == 0 {
+		return rec
+	}
+	if cap(p.refSlab)-len(p.refSlab) < n {
+		p.refSlab = make([]fieldRef, 0, max(slabSize, n))
+	}
+	if cap(p.valSlab)-len(p.valSlab) < size {
+		p.valSlab = make([]byte, 0, max(64*slabSize, size))
+	}
+	refs := p.refSlab[len(p.refSlab) : len(p.refSlab) : len(p.refSlab)+n]
+	start := len(p.valSlab)
+	for _, ch := range changes {
+		if !ch.null && ch.v != "" {
+			p.valSlab = append(p.valSlab, ch.v...)
+			refs = append(refs, fieldRef{ch.pos, uint32(len(p.valSlab) - start)})
+		}
+	}
+	p.refSlab = p.refSlab[:len(p.refSlab)+n]
+	if len(p.ownSlab) == cap(p.ownSlab) {
+		p.ownSlab = make([]ownVals, 0, slabSize)
+	}
+	p.ownSlab = append(p.ownSlab, ownVals{unsafe.String(&p.valSlab[start], size), refs})
+	rec.own = &p.ownSlab[len(p.ownSlab)-1]
 	return rec
 }
 
 type change struct {
 	f    *FieldDescribe
+	pos  uint32 // f's index in the object's fieldList
 	v    string
 	null bool
+}
+
+// rowSource returns the rowSource of t for the plan's columns, or nil when
+// a record cannot read its values from a row: relationship columns (their
+// values are resolved ids) or a field named twice.
+func (p *plan) rowSource(o *object, t *table) *rowSource {
+	src := &rowSource{t: t, col: make([]int32, len(o.fieldList)), cols: make([]int32, len(p.cols))}
+	for i := range src.col {
+		src.col[i] = -1
+	}
+	for i, c := range p.cols {
+		src.cols[i] = -1
+		if c.isID {
+			continue
+		}
+		if c.rel || src.col[c.pos] >= 0 {
+			return nil
+		}
+		src.col[c.pos], src.cols[i] = int32(i), int32(c.pos)
+	}
+	return src
 }
 
 // planHeader resolves the header against the job's object; a non-empty
@@ -129,6 +186,7 @@ func (s *Server) planHeader(j *job, header []string) (*plan, string) {
 				p.idCol = i
 			}
 		}
+		c.pos = o.pos[c.field]
 		p.cols = append(p.cols, c)
 	}
 	if j.operation == "upsert" {
@@ -172,14 +230,23 @@ func (s *Server) findByIDLocked(o *object, v string) (*record, string) {
 	return rec, ""
 }
 
+// rowVals is one row of a table, as applyRowLocked reads it.
+type rowVals struct {
+	t *table
+	r int
+}
+
+// at returns value c of the row.
+func (v rowVals) at(c int) string { return v.t.value(v.r, c) }
+
 // applyRowLocked validates and saves one row. s.mu must be held.
-func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64) rowResult {
+func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64) rowResult {
 	o := j.object
-	res := rowResult{values: vals}
+	res := rowResult{row: int32(vals.r)}
 	if lockRate > 0 && s.rng.Float64() < lockRate {
 		id := ""
 		if p.idCol >= 0 {
-			id = To18(vals[p.idCol])
+			id = To18(vals.at(p.idCol))
 		}
 		res.err = "UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record or 1 records: " + id + ":--"
 		return res
@@ -188,12 +255,12 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64
 	var rec *record
 	switch j.operation {
 	case "insert":
-		if p.idCol >= 0 && vals[p.idCol] != "" {
+		if p.idCol >= 0 && vals.at(p.idCol) != "" {
 			res.err = rowErr("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", "Id")
 			return res
 		}
 	case "update", "delete", "hardDelete":
-		if p.idCol < 0 || vals[p.idCol] == "" {
+		if p.idCol < 0 || vals.at(p.idCol) == "" {
 			res.err = "MISSING_ARGUMENT:Id not specified in an update call:--"
 			if j.operation != "update" {
 				res.err = "MISSING_ARGUMENT:Id not specified in a delete call:--"
@@ -201,7 +268,7 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64
 			return res
 		}
 		var e string
-		rec, e = s.findByIDLocked(o, vals[p.idCol])
+		rec, e = s.findByIDLocked(o, vals.at(p.idCol))
 		if rec != nil {
 			res.id = rec.id
 		}
@@ -210,19 +277,19 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64
 			return res
 		}
 		if j.operation == "delete" {
-			st.softDelete(o, rec)
+			st.softDelete(rec)
 			return res
 		}
 		if j.operation == "hardDelete" {
-			st.hardDelete(o, rec)
+			st.hardDelete(rec)
 			return res
 		}
 	case "upsert":
 		switch {
 		case p.extIsID:
-			if p.idCol >= 0 && vals[p.idCol] != "" {
+			if p.idCol >= 0 && vals.at(p.idCol) != "" {
 				var e string
-				rec, e = s.findByIDLocked(o, vals[p.idCol])
+				rec, e = s.findByIDLocked(o, vals.at(p.idCol))
 				if rec != nil {
 					res.id = rec.id
 				}
@@ -232,11 +299,12 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64
 				}
 			}
 		default:
-			if p.extCol < 0 || vals[p.extCol] == "" || vals[p.extCol] == "#N/A" {
+			if p.extCol < 0 || vals.at(p.extCol) == "" || vals.at(p.extCol) == "#N/A" {
 				res.err = fmt.Sprintf("MISSING_ARGUMENT:%s not specified:--", p.extField.Name)
 				return res
 			}
-			matches := st.lookup(p.extField, vals[p.extCol])
+			var buf [1]*record
+			matches := st.lookup(buf[:0], p.extField, vals.at(p.extCol))
 			if len(matches) > 1 {
 				ids := make([]string, len(matches))
 				for i, m := range matches {
@@ -256,8 +324,9 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64
 
 	// Field values, in column order; the first error wins.
 	changes := p.changes[:0]
+	verbatim := true // every value is its cell, unchanged (see newRecord)
 	for i, c := range p.cols {
-		v := vals[i]
+		v := vals.at(i)
 		if v == "" || c.isID {
 			continue
 		}
@@ -268,16 +337,18 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64
 			return res
 		}
 		if v == "#N/A" {
-			changes = append(changes, change{f: f, null: true})
+			verbatim = false
+			changes = append(changes, change{f: f, pos: c.pos, null: true})
 			continue
 		}
 		if c.rel {
+			verbatim = false
 			id, e := s.resolveParentLocked(c, v)
 			if e != "" {
 				res.err = e
 				return res
 			}
-			changes = append(changes, change{f: f, v: id})
+			changes = append(changes, change{f: f, pos: c.pos, v: id})
 			continue
 		}
 		nv, e := s.checkValueLocked(f, v, i)
@@ -285,7 +356,8 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64
 			res.err = e
 			return res
 		}
-		changes = append(changes, change{f: f, v: nv})
+		verbatim = verbatim && nv == v
+		changes = append(changes, change{f: f, pos: c.pos, v: nv})
 	}
 	p.changes = changes
 
@@ -313,7 +385,8 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64
 		if !ch.f.Unique || ch.null {
 			continue
 		}
-		for _, other := range st.lookup(ch.f, ch.v) {
+		var buf [1]*record
+		for _, other := range st.lookup(buf[:0], ch.f, ch.v) {
 			if other != rec {
 				res.err = fmt.Sprintf("DUPLICATE_VALUE:duplicate value found: %s duplicates value on record with id: %s:--", ch.f.Name, other.id)
 				return res
@@ -322,14 +395,9 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals []string, lockRate float64
 	}
 
 	if insert {
-		rec = p.newRecord(len(changes))
+		rec = p.newRecord(o, changes, verbatim, vals.r)
 		rec.id = s.newIDLocked(o.prefix)
-		for _, ch := range changes {
-			if !ch.null && ch.v != "" {
-				rec.fields = append(rec.fields, fieldVal{ch.f, ch.v})
-			}
-		}
-		st.add(o, rec)
+		st.add(rec)
 		res.id, res.created = rec.id, true
 		return res
 	}
@@ -361,9 +429,9 @@ func (s *Server) resolveParentLocked(c column, v string) (string, string) {
 		}
 		return rec.id, ""
 	}
-	matches := pst.lookup(c.key, v)
-	live := matches[:0:0]
-	for _, m := range matches {
+	var buf, liveBuf [1]*record
+	live := liveBuf[:0]
+	for _, m := range pst.lookup(buf[:0], c.key, v) {
 		if !m.deleted && !m.removed {
 			live = append(live, m)
 		}
@@ -410,7 +478,7 @@ func (s *Server) checkValueLocked(f *FieldDescribe, v string, col int) (string, 
 		if err != nil || f.Type == "int" && (n > 1<<31-1 || n < -1<<31) {
 			return deser()
 		}
-		return strconv.FormatInt(n, 10), ""
+		return canonical(v, strconv.AppendInt(make([]byte, 0, 24), n, 10)), ""
 	case "double", "currency", "percent":
 		if !isDecimal(v) {
 			return deser()
@@ -419,9 +487,9 @@ func (s *Server) checkValueLocked(f *FieldDescribe, v string, col int) (string, 
 		if err != nil {
 			return deser()
 		}
-		return strconv.FormatFloat(x, 'f', -1, 64), ""
+		return canonical(v, strconv.AppendFloat(make([]byte, 0, 32), x, 'f', -1, 64)), ""
 	case "date":
-		if _, err := time.Parse("2006-01-02", v); err != nil || len(v) != 10 {
+		if !isPlainDate(v) && (len(v) != 10 || !parsesAsDate(v)) {
 			return deser()
 		}
 		return v, ""
@@ -485,6 +553,48 @@ func (s *Server) checkValueLocked(f *FieldDescribe, v string, col int) (string, 
 		}
 	}
 	return v, ""
+}
+
+// canonical returns the formatted value b, reusing v when it is already
+// spelled that way (the usual case: no string is allocated per value).
+func canonical(v string, b []byte) string {
+	if string(b) == v {
+		return v
+	}
+	return string(b)
+}
+
+// parsesAsDate reports whether time.Parse accepts v as "2006-01-02".
+func parsesAsDate(v string) bool {
+	_, err := time.Parse("2006-01-02", v)
+	return err == nil
+}
+
+// isPlainDate reports whether v is "YYYY-MM-DD" with digits only and a
+// valid day: exactly the common inputs time.Parse("2006-01-02") accepts,
+// checked without it (the date check ran for every row and value). Other
+// spellings it may accept (signed years) still go through time.Parse.
+func isPlainDate(v string) bool {
+	if len(v) != 10 || v[4] != '-' || v[7] != '-' {
+		return false
+	}
+	n := 0
+	for i := 0; i < 10; i++ {
+		if i == 4 || i == 7 {
+			continue
+		}
+		c := v[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	year, month, day := n/10000, n/100%100, n%100
+	if month < 1 || month > 12 || day < 1 {
+		return false
+	}
+	// Days in the month; time.Date normalises day 0 of the next month.
+	return day <= time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 func picklistHas(f *FieldDescribe, v string) bool {

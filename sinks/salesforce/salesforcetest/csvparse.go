@@ -1,0 +1,219 @@
+package salesforcetest
+
+import (
+	"strings"
+	"unsafe"
+)
+
+// table holds the rows of a parsed upload as offsets into one string:
+// no pointers per row or value, so a million stored rows cost the garbage
+// collector (and the parser's write barriers) nothing. Rows may have
+// different lengths (encoding/csv allows it; validateUpload rejects it).
+type table struct {
+	text string   // the upload (or, for parseCSV's rows, their values concatenated)
+	more string   // values that are not substrings of text (quotes unescaped)
+	vals []uint64 // per value: start<<32 | end, in text, or in more with inMore set
+	ends []uint32 // per row: the index in vals after its last value
+}
+
+// inMore marks a value offset that refers to table.more.
+const inMore = 1 << 63
+
+// len returns the number of rows.
+func (t *table) len() int { return len(t.ends) }
+
+// rowRange returns the span of row r in t.vals.
+func (t *table) rowRange(r int) (int, int) {
+	lo := 0
+	if r > 0 {
+		lo = int(t.ends[r-1])
+	}
+	return lo, int(t.ends[r])
+}
+
+// width returns the number of values of row r.
+func (t *table) width(r int) int {
+	lo, hi := t.rowRange(r)
+	return hi - lo
+}
+
+// value returns value c of row r.
+func (t *table) value(r, c int) string {
+	lo, _ := t.rowRange(r)
+	return t.at(lo + c)
+}
+
+// at returns t.vals[i] as a string.
+func (t *table) at(i int) string {
+	v := t.vals[i]
+	src := t.text
+	if v&inMore != 0 {
+		src, v = t.more, v&^inMore
+	}
+	return src[v>>32 : uint32(v)]
+}
+
+// rows returns rows [from, len) as slices (for the rare paths that keep
+// rows: aborts, quota and header failures, unprocessed records).
+func (t *table) rows(from int) [][]string {
+	if t == nil || from >= t.len() {
+		return nil
+	}
+	out := make([][]string, 0, t.len()-from)
+	for r := from; r < t.len(); r++ {
+		lo, hi := t.rowRange(r)
+		row := make([]string, hi-lo)
+		for i := range row {
+			row[i] = t.at(lo + i)
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// tableOf packs rows (from parseCSV) into a table.
+func tableOf(rows [][]string) *table {
+	var b strings.Builder
+	t := &table{}
+	for _, row := range rows {
+		for _, v := range row {
+			t.vals = append(t.vals, uint64(b.Len())<<32|uint64(b.Len()+len(v)))
+			b.WriteString(v)
+		}
+		t.ends = append(t.ends, uint32(len(t.vals)))
+	}
+	t.text = b.String()
+	return t
+}
+
+// parseUpload splits upload data into the header and rows exactly as
+// parseCSV (encoding/csv) does, but in one pass with a few allocations per
+// upload instead of two per row, into a table whose text is data itself.
+//
+// data must never be modified afterwards: the values (kept by records and
+// results) alias it. Uploads are stored once and only read, so this saves
+// copying every upload.
+//
+// The fast path handles the strict, common shape of CSV: records ending
+// in "\n" or "\r\n" (the last one may end at EOF), unquoted values without
+// quotes or carriage returns, and quoted values without carriage returns.
+// Anything else (blank lines, bare or stray quotes, lone "\r", an
+// unterminated quote) makes it fall back to parseCSV, so that every corner
+// case and every error message stays encoding/csv's.
+func parseUpload(data []byte, delim rune) ([]string, *table, error) {
+	if len(data) > 0 && len(data) < 1<<32 && delim < 0x80 {
+		if header, t, ok := parseStrict(unsafe.String(&data[0], len(data)), byte(delim)); ok {
+			return header, t, nil
+		}
+	}
+	header, rows, err := parseCSV(data, delim)
+	return header, tableOf(rows), err
+}
+
+// parseStrict parses text as described at parseUpload; ok is false when
+// text leaves that shape.
+func parseStrict(text string, d byte) (header []string, t *table, ok bool) {
+	t = &table{text: text}
+	var more []byte
+	// Size the slices once from the line count (an upper bound on the
+	// records: quoted values may span lines) and the header's width.
+	lines := strings.Count(text, "\n") + 1
+	// stop marks the bytes that end or complicate an unquoted value.
+	var stop [256]bool
+	stop[d], stop['\n'], stop['\r'], stop['"'] = true, true, true, true
+	i := 0
+	for i < len(text) {
+		if text[i] == '\n' || text[i] == '\r' {
+			return nil, nil, false // blank line (skipped by encoding/csv) or lone "\r"
+		}
+		for {
+			// One value starting at i.
+			var v uint64
+			if i < len(text) && text[i] == '"' {
+				lo, hi, esc, n, good := quotedValue(text[i:], d, &more)
+				if !good {
+					return nil, nil, false
+				}
+				if esc {
+					v = inMore | uint64(lo)<<32 | uint64(hi)
+				} else {
+					v = uint64(i+lo)<<32 | uint64(i+hi)
+				}
+				i += n
+			} else {
+				j := i
+				for j < len(text) && !stop[text[j]] {
+					j++
+				}
+				if j < len(text) && (text[j] == '"' || text[j] == '\r' && !(j+1 < len(text) && text[j+1] == '\n')) {
+					return nil, nil, false
+				}
+				v = uint64(i)<<32 | uint64(j)
+				i = j
+			}
+			t.vals = append(t.vals, v)
+			// i is at a delimiter, a line ending or EOF.
+			if i < len(text) && text[i] == d {
+				i++
+				continue
+			}
+			break
+		}
+		if i < len(text) && text[i] == '\r' {
+			i++ // the "\r" of "\r\n" (checked above)
+		}
+		i++ // "\n", or past EOF
+		t.ends = append(t.ends, uint32(len(t.vals)))
+		if header == nil {
+			// The header is kept as strings; the rows start afresh.
+			t.more = string(more)
+			header = t.rows(0)[0]
+			width := len(t.vals)
+			t.vals = make([]uint64, 0, width*(lines-1))
+			t.ends = make([]uint32, 0, lines-1)
+			more = more[:0]
+		}
+	}
+	if header == nil {
+		return nil, nil, false
+	}
+	t.more = string(more)
+	return header, t, true
+}
+
+// quotedValue decodes the quoted value at the start of s (s[0] == '"').
+// Without escaped quotes the value is s[lo:hi]; with them (esc) it was
+// appended to *more, at [lo:hi]. n is the bytes consumed, up to (not
+// including) the delimiter or line ending that follows the closing quote.
+// good is false unless the value was well formed and free of carriage
+// returns.
+func quotedValue(s string, d byte, more *[]byte) (lo, hi int, esc bool, n int, good bool) {
+	i := 1
+	start := len(*more)
+	for {
+		j := strings.IndexByte(s[i:], '"')
+		if j < 0 {
+			return 0, 0, false, 0, false // unterminated
+		}
+		seg := s[i : i+j]
+		if strings.IndexByte(seg, '\r') >= 0 {
+			return 0, 0, false, 0, false // encoding/csv rewrites "\r\n" inside quotes
+		}
+		i += j + 1
+		if i < len(s) && s[i] == '"' {
+			*more = append(*more, seg...)
+			*more = append(*more, '"')
+			esc = true
+			i++
+			continue
+		}
+		if i < len(s) && s[i] != d && s[i] != '\n' && !(s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n') {
+			return 0, 0, false, 0, false // stray character after the closing quote
+		}
+		if !esc {
+			return 1, i - 1, false, i, true
+		}
+		*more = append(*more, seg...)
+		return start, len(*more), true, i, true
+	}
+}

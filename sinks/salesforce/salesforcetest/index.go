@@ -1,0 +1,153 @@
+package salesforcetest
+
+import "hash/maphash"
+
+// keyIndex maps distinct keys to one record each. It is an open-addressing
+// hash table (linear probing) built for bulk inserts of a million keys:
+// Go's map spent most of an insert job's index time splitting and
+// rehashing its tables as it grew, while here growing only re-places
+// integer slots, walking the entries in order.
+type keyIndex struct {
+	// slots are 0 (empty) or hash<<32 | (entry number + 1). A slot whose
+	// entry was removed stays as a tombstone until the next rebuild.
+	slots []uint64
+	// chunks hold the entries in insertion order, entryChunk per chunk:
+	// appending never copies (a growing slice of a million entries was
+	// recopied again and again), and removed entries are zeroed.
+	chunks [][]keyEntry
+	n      int // entries
+	used   int // non-empty slots, tombstones included
+	live   int
+}
+
+const entryChunk = 4096
+
+// entry returns entry number i.
+func (x *keyIndex) entry(i uint32) *keyEntry { return &x.chunks[i/entryChunk][i%entryChunk] }
+
+// appendEntry adds e and returns its number.
+func (x *keyIndex) appendEntry(e keyEntry) uint32 {
+	if x.n%entryChunk == 0 {
+		x.chunks = append(x.chunks, make([]keyEntry, entryChunk))
+	}
+	x.chunks[x.n/entryChunk][x.n%entryChunk] = e
+	x.n++
+	return uint32(x.n - 1)
+}
+
+type keyEntry struct {
+	key  string
+	rec  *record // nil once removed
+	hash uint32
+}
+
+// indexSeed seeds every keyIndex: lookups never depend on iteration order,
+// so one random seed per process is fine.
+var indexSeed = maphash.MakeSeed()
+
+func keyHash(k string) uint32 { return uint32(maphash.String(indexSeed, k)) }
+
+// slot returns the slot holding key k (with its hash h), or -1.
+func (x *keyIndex) slot(k string, h uint32) int {
+	if len(x.slots) == 0 {
+		return -1
+	}
+	mask := uint32(len(x.slots) - 1)
+	for p := h & mask; ; p = (p + 1) & mask {
+		s := x.slots[p]
+		if s == 0 {
+			return -1
+		}
+		if uint32(s>>32) == h {
+			if e := x.entry(uint32(s) - 1); e.rec != nil && e.key == k {
+				return int(p)
+			}
+		}
+	}
+}
+
+// get returns the record of k, or nil.
+func (x *keyIndex) get(k string) *record {
+	if p := x.slot(k, keyHash(k)); p >= 0 {
+		return x.entry(uint32(x.slots[p]) - 1).rec
+	}
+	return nil
+}
+
+// put adds k → rec; k must not be in x.
+func (x *keyIndex) put(k string, rec *record) {
+	if x.putNew(k, rec) != nil {
+		panic("salesforcetest: keyIndex.put of a present key")
+	}
+}
+
+// putNew adds k → rec unless k is present, in which case it returns the
+// present record and changes nothing (one probe for the common insert).
+func (x *keyIndex) putNew(k string, rec *record) *record {
+	if (x.used+1)*4 > len(x.slots)*3 {
+		x.rebuild()
+	}
+	h := keyHash(k)
+	mask := uint32(len(x.slots) - 1)
+	p := h & mask
+	for ; x.slots[p] != 0; p = (p + 1) & mask {
+		if s := x.slots[p]; uint32(s>>32) == h {
+			if e := x.entry(uint32(s) - 1); e.rec != nil && e.key == k {
+				return e.rec
+			}
+		}
+	}
+	i := x.appendEntry(keyEntry{k, rec, h})
+	x.slots[p] = uint64(h)<<32 | uint64(i+1)
+	x.used++
+	x.live++
+	return nil
+}
+
+// place stores slot value s in the first empty slot of its probe sequence.
+func (x *keyIndex) place(s uint64) {
+	mask := uint32(len(x.slots) - 1)
+	for p := uint32(s>>32) & mask; ; p = (p + 1) & mask {
+		if x.slots[p] == 0 {
+			x.slots[p] = s
+			return
+		}
+	}
+}
+
+// remove deletes k and reports whether it was present.
+func (x *keyIndex) remove(k string) bool {
+	p := x.slot(k, keyHash(k))
+	if p < 0 {
+		return false
+	}
+	*x.entry(uint32(x.slots[p]) - 1) = keyEntry{}
+	x.live--
+	return true
+}
+
+// rebuild re-places the live entries in a table at most half full,
+// dropping tombstones; it compacts the entries when most are removed.
+func (x *keyIndex) rebuild() {
+	n := 64
+	for n < (x.live+1)*2 {
+		n *= 2
+	}
+	if x.live < x.n/2 {
+		old, oldN := x.chunks, x.n
+		x.chunks, x.n = nil, 0
+		for i := 0; i < oldN; i++ {
+			if e := old[i/entryChunk][i%entryChunk]; e.rec != nil {
+				x.appendEntry(e)
+			}
+		}
+	}
+	x.slots = make([]uint64, n)
+	x.used = 0
+	for i := 0; i < x.n; i++ {
+		if e := x.entry(uint32(i)); e.rec != nil {
+			x.place(uint64(e.hash)<<32 | uint64(i+1))
+			x.used++
+		}
+	}
+}
