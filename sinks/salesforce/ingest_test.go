@@ -199,6 +199,65 @@ func TestCompressedResults(t *testing.T) {
 	}
 }
 
+// TestResponseCompression checks the Accept-Encoding each setting sends
+// to a loopback server that gzips only when asked, and that the body
+// decodes either way.
+func TestResponseCompression(t *testing.T) {
+	want := string(readTestdata(t, "successful.csv"))
+	plain := csvFile(t, "successful.csv", false)
+	gz := csvFile(t, "successful.csv", true)
+	tests := []struct {
+		setting salesforce.Compression
+		want    string
+	}{
+		{"", "identity"}, // auto: the test server is on loopback
+		{salesforce.CompressionAuto, "identity"},
+		{salesforce.CompressionGzip, "gzip"},
+		{salesforce.CompressionNone, "identity"},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.setting), func(t *testing.T) {
+			s := newServer(t)
+			s.handle("GET "+base+"/jobs/ingest/"+jobID+"/successfulResults", func(w http.ResponseWriter, r *http.Request) {
+				if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+					gz(w, r)
+					return
+				}
+				plain(w, r)
+			})
+			opts := fastOptions(newSleeper(), nil)
+			opts.ResponseCompression = tc.setting
+			c := staticClient(t, s, opts)
+			rc, err := c.SuccessfulResults(context.Background(), jobID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != want {
+				t.Errorf("body = %q, want %q", b, want)
+			}
+			reqs := s.requests("GET", base+"/jobs/ingest/"+jobID+"/successfulResults")
+			if len(reqs) != 1 {
+				t.Fatalf("%d requests, want 1", len(reqs))
+			}
+			if got := reqs[0].Header.Get("Accept-Encoding"); got != tc.want {
+				t.Errorf("Accept-Encoding = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	auth, err := salesforce.StaticToken("https://acme.my.salesforce.com", testToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := salesforce.NewClient(context.Background(), auth, &salesforce.Options{ResponseCompression: "br"}); err == nil {
+		t.Error(`ResponseCompression "br": NewClient succeeded, want an error`)
+	}
+}
+
 func TestEmptyGzipBody(t *testing.T) {
 	s := newServer(t)
 	s.handle("GET "+base+"/jobs/ingest/"+jobID+"/failedResults", func(w http.ResponseWriter, r *http.Request) {

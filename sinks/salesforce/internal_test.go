@@ -48,3 +48,28 @@ func TestRedactJWT(t *testing.T) {
 		t.Errorf("redact(%q) = %q, want %q", in, got, want)
 	}
 }
+
+func TestAcceptEncoding(t *testing.T) {
+	tests := []struct {
+		c    Compression
+		host string
+		want string
+	}{
+		{"", "acme.my.salesforce.com", "gzip"},
+		{CompressionAuto, "acme.my.salesforce.com", "gzip"},
+		{CompressionAuto, "127.0.0.1", "identity"},
+		{CompressionAuto, "::1", "identity"},
+		{CompressionAuto, "localhost", "identity"},
+		{"", "127.0.0.1", "identity"},
+		{CompressionGzip, "127.0.0.1", "gzip"},
+		{CompressionNone, "acme.my.salesforce.com", "identity"},
+	}
+	for _, tc := range tests {
+		if got := tc.c.acceptEncoding(tc.host); got != tc.want {
+			t.Errorf("%q.acceptEncoding(%q) = %q, want %q", tc.c, tc.host, got, tc.want)
+		}
+	}
+	if Compression("brotli").Valid() {
+		t.Error(`Compression("brotli").Valid() = true`)
+	}
+}

@@ -78,6 +78,7 @@
 //	                    "off" disables it; off by default for instance_url "emulator:"
 //	min_api_remaining:  daily API request reserve: no job is created once fewer
 //	                    requests remain (rows → api_budget); default 0 = no guard
+//	response_compression: auto (default: gzip except from a loopback host) | gzip | none
 //
 // # Ledger and resume
 //

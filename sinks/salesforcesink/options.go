@@ -94,6 +94,10 @@ type Options struct {
 	// MinAPIRemaining is the daily API request reserve: no job is created
 	// while fewer requests remain (0 = no guard).
 	MinAPIRemaining int64 `yaml:"min_api_remaining"`
+	// ResponseCompression is when to ask Salesforce for gzip responses:
+	// auto (default: except from a loopback host such as the emulator),
+	// gzip, or none.
+	ResponseCompression string `yaml:"response_compression"`
 }
 
 // defaultLedger is DefaultLedger; tests turn it off.
@@ -250,6 +254,9 @@ func (o *Options) Validate() error {
 	}
 	if o.LockRetries != nil && *o.LockRetries < 0 {
 		add("lock_retries must not be negative")
+	}
+	if !salesforce.Compression(o.ResponseCompression).Valid() {
+		add("response_compression %q: want auto, gzip or none", o.ResponseCompression)
 	}
 	return errors.Join(errs...)
 }

@@ -42,6 +42,7 @@ func TestValidate(t *testing.T) {
 		{func(o *Options) { o.MaxJobRows = 0 }, "max_job_rows"},
 		{func(o *Options) { o.PollMax = time.Millisecond }, "poll_max"},
 		{func(o *Options) { n := -1; o.LockRetries = &n }, "lock_retries"},
+		{func(o *Options) { o.ResponseCompression = "br" }, "response_compression"},
 	} {
 		o := ok()
 		tc.mod(o)

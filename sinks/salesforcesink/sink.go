@@ -198,7 +198,8 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Sc
 		}
 		s.archive = &loc
 	}
-	copts := &salesforce.Options{APIVersion: opts.APIVersion, Logger: env.Logger}
+	copts := &salesforce.Options{APIVersion: opts.APIVersion, Logger: env.Logger,
+		ResponseCompression: salesforce.Compression(opts.ResponseCompression)}
 	var auth *salesforce.Auth
 	var err error
 	if opts.InstanceURL == EmulatorURL {
