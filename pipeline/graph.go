@@ -267,7 +267,103 @@ func Prepare(ctx context.Context, reg *Registry, g *Graph, env *Env) (*Plan, err
 			return fail(where(fmt.Errorf("unknown stage kind %q", s.Kind)))
 		}
 	}
+	if err := p.project(ctx); err != nil {
+		return fail(err)
+	}
 	return p, nil
+}
+
+// project has every source that is a Projector read only the columns the
+// stages after it read, then checks the transforms again against the
+// narrower schemas. A source fed to a sink (directly or through filters),
+// or to a transform that cannot tell what it reads, keeps all its columns;
+// so do all sources of a graph with fan-in, whose inputs must keep equal
+// schemas.
+func (p *Plan) project(ctx context.Context) error {
+	for _, s := range p.stages {
+		if len(s.spec.Inputs) > 1 {
+			return nil
+		}
+	}
+	changed := false
+	for _, s := range p.stages {
+		pr, ok := s.source.(Projector)
+		if !ok {
+			continue
+		}
+		need, all := p.needs(s)
+		if all {
+			continue
+		}
+		if inc := s.spec.Incremental; inc != nil {
+			need[inc.Cursor] = true // the engine filters on it
+		}
+		var names []string
+		for _, n := range s.out.Names() {
+			if need[n] {
+				names = append(names, n)
+			}
+		}
+		if len(names) == 0 || len(names) == s.out.Len() {
+			continue
+		}
+		if err := pr.Project(names); err != nil {
+			return fmt.Errorf("stage %q: read only columns %s: %w", s.spec.Name, strings.Join(names, ", "), err)
+		}
+		out, err := s.source.Schema(ctx)
+		if err != nil {
+			return fmt.Errorf("stage %q: %w", s.spec.Name, err)
+		}
+		s.out, changed = out, true
+	}
+	if !changed {
+		return nil
+	}
+	for _, s := range p.stages {
+		if len(s.spec.Inputs) == 0 {
+			continue
+		}
+		s.in = p.byName[s.spec.Inputs[0]].out
+		if s.transform != nil {
+			out, err := s.transform.Check(s.in)
+			if err != nil {
+				return fmt.Errorf("stage %q: check against the projected columns (%s): %w", s.spec.Name, s.in, err)
+			}
+			s.out = out
+		}
+	}
+	return nil
+}
+
+// needs returns the columns of s's output that the stages after it read,
+// or all=true when some stage may read any of them.
+func (p *Plan) needs(s *planStage) (need map[string]bool, all bool) {
+	need = map[string]bool{}
+	for _, c := range s.consumers {
+		cu, ok := c.transform.(ColumnUser)
+		if !ok {
+			return nil, true // a sink, or a transform that cannot tell
+		}
+		used, ok := cu.ColumnsUsed()
+		if !ok {
+			return nil, true
+		}
+		for _, n := range used {
+			need[n] = true
+		}
+		if c.out.Equal(c.in) {
+			// The rows pass through (a filter): what the stages after it
+			// read is read from these rows too.
+			more, all := p.needs(c)
+			if all {
+				return nil, true
+			}
+			for n := range more {
+				need[n] = true
+			}
+		}
+	}
+	return need, false
 }
 
 // Schemas returns each stage's output schema (input schema for sinks), by

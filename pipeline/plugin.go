@@ -137,6 +137,23 @@ type ExprSetter interface {
 	SetExprs([]ExprField)
 }
 
+// Projector is implemented by sources that can read only some of their
+// columns. Before the first Read, the engine calls Project with the columns
+// the rest of the graph reads (in the source's column order) when that is
+// fewer than all; Schema and every batch then hold just those columns.
+// Skipping a column must cost (next to) nothing beyond parsing the record.
+type Projector interface {
+	Project(names []string) error
+}
+
+// ColumnUser is implemented by transforms that can tell, after Check,
+// which input columns they read. ok is false when a transform may read
+// any column (an expression using $env, for example). Sources then skip
+// the columns that no stage reads; see Projector.
+type ColumnUser interface {
+	ColumnsUsed() (names []string, ok bool)
+}
+
 // CursorPusher is implemented by sources that can skip data holding no row
 // newer than an incremental watermark (Parquet row groups whose statistics
 // say every cursor value is <= after, for example). The engine calls

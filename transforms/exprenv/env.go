@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +49,23 @@ type Program struct {
 	// Type is the pipeline type of the expression's result; TypeAny when
 	// the checker cannot tell.
 	Type pipeline.Type
+}
+
+// Schema returns the input schema expressions are compiled against.
+func (e *Env) Schema() *pipeline.Schema { return e.schema }
+
+// Fields returns the names of the input columns p reads, in schema order;
+// ok is false when it may read any (it uses $env).
+func (p *Program) Fields(in *pipeline.Schema) (names []string, ok bool) {
+	if p.all {
+		return nil, false
+	}
+	idx := slices.Clone(p.fields)
+	slices.Sort(idx)
+	for _, i := range idx {
+		names = append(names, in.Field(i).Name)
+	}
+	return names, true
 }
 
 // New returns an Env for rows of schema in. Lookup tables are taken from

@@ -114,6 +114,16 @@ func (t *Transform) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
 	return in, nil
 }
 
+// ColumnsUsed returns the input columns the expression reads (after
+// Check); see pipeline.ColumnUser. A filter passes its rows on, so the
+// engine also keeps what the stages after it read.
+func (t *Transform) ColumnsUsed() ([]string, bool) {
+	if t.prog == nil {
+		return nil, false
+	}
+	return t.prog.Fields(t.out)
+}
+
 // Apply keeps the rows of in for which the expression is true, drops the
 // others as filtered, and dead-letters the rows it fails on.
 func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Batch, error) {
@@ -154,6 +164,7 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 // options are filled by the config loader and validated.
 var (
 	_ pipeline.Transform  = (*Transform)(nil)
+	_ pipeline.ColumnUser = (*Transform)(nil)
 	_ pipeline.ExprSetter = (*Options)(nil)
 	_ pipeline.Validator  = (*Options)(nil)
 )

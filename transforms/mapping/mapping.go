@@ -140,6 +140,29 @@ func (t *Transform) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
 	return schema, nil
 }
 
+// ColumnsUsed returns the input columns the expressions read (after
+// Check); see pipeline.ColumnUser.
+func (t *Transform) ColumnsUsed() ([]string, bool) {
+	if t.env == nil {
+		return nil, false
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, p := range t.progs {
+		fs, ok := p.Fields(t.env.Schema())
+		if !ok {
+			return nil, false
+		}
+		for _, f := range fs {
+			if !seen[f] {
+				seen[f] = true
+				names = append(names, f)
+			}
+		}
+	}
+	return names, true
+}
+
 // Apply evaluates the expressions on every row of in. Rows an expression
 // fails on are dropped with a RowError of code CodeExprError.
 func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Batch, error) {
@@ -190,6 +213,7 @@ func (t *Transform) eval(r *exprenv.Runner, dst pipeline.Row) (int, error) {
 // are filled by the config loader and validated.
 var (
 	_ pipeline.Transform  = (*Transform)(nil)
+	_ pipeline.ColumnUser = (*Transform)(nil)
 	_ pipeline.ExprSetter = (*Options)(nil)
 	_ pipeline.Validator  = (*Options)(nil)
 )
