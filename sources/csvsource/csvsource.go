@@ -58,8 +58,17 @@ type Source struct {
 	shard    pipeline.Shard
 	log      *slog.Logger
 
-	schema  *pipeline.Schema
-	types   []pipeline.Type
+	schema  *pipeline.Schema // the columns returned: all of fields, or the projected ones
+	fields  []pipeline.Field // every column of a record, in order (set by Schema)
+	project []string         // names given to Project, nil when not called
+	sel     []int            // index in fields of each returned column, ascending
+	types   []pipeline.Type  // type of each returned column (parallel to sel)
+	// copyTo[k], for a returned column k whose value is sliced from the
+	// record's text (string or decimal), is the last such column of the run
+	// of adjacent record fields k is in: cells copies the text of fields
+	// k..copyTo[k] at once, and never the text of unprojected fields.
+	copyTo  []int
+	started bool            // Read has been called
 	header  []string        // the first object's header (nil without header)
 	objects []blobio.Object // every object the URL names, sorted by key
 	next    int             // index in objects of the next object to open
@@ -123,9 +132,110 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options) (*Source, error
 	return &Source{cfg: cfg, loc: loc, ioCtx: ioCtx, ioCancel: cancel, shard: shard, log: log}, nil
 }
 
+// Project narrows the columns the source returns to names, which must be
+// columns of the schema the source would otherwise return (the header, or
+// Options.Columns without one). The engine calls it with the columns its
+// compiled expressions use; it is an optimisation, not a filter users see.
+//
+// Project may be called before or after Schema but not after the first
+// Read; Schema (and every batch) then has only the projected columns, in
+// the source's column order (not the order of names), with the same types.
+// Calling it again replaces the projection. An unknown name is reported
+// here when the schema is already loaded, else by Schema. Project must not
+// be called concurrently with other methods.
+//
+// Every record is still split and checked whole: a record with the wrong
+// number of fields, a bad quote or invalid UTF-8 in any field is dropped
+// just as without Project (the Drop's Raw holds the whole record; its Row,
+// when the field count is right, holds the projected columns' texts, in
+// line with the projected schema). Only projected columns are parsed as
+// values, though: a typed column that is not projected is never parsed, so
+// text that is not a value of its type there is not a bad_value error.
+func (s *Source) Project(names []string) error {
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.started:
+		return errors.New("csv: Project called after Read; project columns before reading")
+	case len(names) == 0:
+		return errors.New("csv: Project needs at least one column")
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if seen[n] {
+			return fmt.Errorf("csv: Project: column %q listed twice", n)
+		}
+		seen[n] = true
+	}
+	if s.schema == nil {
+		s.project = slices.Clone(names)
+		return nil // applied when the schema is loaded
+	}
+	if err := s.applyProject(names); err != nil {
+		return err
+	}
+	s.project = slices.Clone(names)
+	return nil
+}
+
+// applyProject sets schema, sel, types and copyTo from fields and names
+// (nil: every column). On error it changes nothing.
+func (s *Source) applyProject(names []string) error {
+	var sel []int
+	if names == nil {
+		sel = make([]int, len(s.fields))
+		for i := range sel {
+			sel[i] = i
+		}
+	} else {
+		for _, n := range names {
+			if !slices.ContainsFunc(s.fields, func(f pipeline.Field) bool { return f.Name == n }) {
+				all := make([]string, len(s.fields))
+				for i, f := range s.fields {
+					all[i] = strconv.Quote(f.Name)
+				}
+				where := "csv:"
+				if s.cfg.header && len(s.objects) > 0 {
+					where = "csv " + s.objects[0].Loc.String() + ":"
+				}
+				return fmt.Errorf("%s Project: %q is not a column of the source (have %s)", where, n, strings.Join(all, ", "))
+			}
+		}
+		for i, f := range s.fields {
+			if slices.Contains(names, f.Name) {
+				sel = append(sel, i)
+			}
+		}
+	}
+	fields := make([]pipeline.Field, len(sel))
+	types := make([]pipeline.Type, len(sel))
+	for k, i := range sel {
+		fields[k] = s.fields[i]
+		types[k] = s.fields[i].Type
+	}
+	copyTo := make([]int, len(sel))
+	last := -1
+	for k := len(sel) - 1; k >= 0; k-- {
+		if k+1 < len(sel) && sel[k+1] != sel[k]+1 {
+			last = -1 // a run of adjacent fields ends at k
+		}
+		if last < 0 && (types[k] == pipeline.TypeString || types[k] == pipeline.TypeDecimal) {
+			last = k
+		}
+		copyTo[k] = last
+	}
+	sch, err := pipeline.NewSchema(fields...)
+	if err != nil {
+		return err
+	}
+	s.schema, s.sel, s.types, s.copyTo = sch, sel, types, copyTo
+	return nil
+}
+
 // Schema returns the columns: the header of the first object (in order,
-// typed by Options.Columns), or Options.Columns when there is no header. The
-// first call lists the objects and reads the first header.
+// typed by Options.Columns), or Options.Columns when there is no header,
+// narrowed by Project. The first call lists the objects and reads the first
+// header.
 func (s *Source) Schema(ctx context.Context) (*pipeline.Schema, error) {
 	if s.closed {
 		return nil, ErrClosed
@@ -141,7 +251,10 @@ func (s *Source) Schema(ctx context.Context) (*pipeline.Schema, error) {
 	}
 	stop := context.AfterFunc(ctx, s.ioCancel)
 	defer stop()
-	sch, err := s.loadSchema(ctx)
+	err := s.loadSchema(ctx)
+	if err == nil {
+		err = s.applyProject(s.project)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -149,39 +262,38 @@ func (s *Source) Schema(ctx context.Context) (*pipeline.Schema, error) {
 		s.err = err
 		return nil, err
 	}
-	s.schema = sch
-	return sch, nil
+	return s.schema, nil
 }
 
-func (s *Source) loadSchema(ctx context.Context) (*pipeline.Schema, error) {
+// loadSchema sets s.fields: every column of a record.
+func (s *Source) loadSchema(ctx context.Context) error {
 	objs, err := blobio.List(s.ioCtx, s.loc)
 	if err != nil {
-		return nil, fmt.Errorf("csv: %w", err)
+		return fmt.Errorf("csv: %w", err)
 	}
 	s.objects = objs
 	if s.shard.Count > 1 {
 		s.log.Info("csv: this shard reads its part of the objects", "url", s.loc.String(), "shard", s.shard.String(), "objects", s.shard.Kept(len(objs)), "of", len(objs))
 	}
 	if !s.cfg.header {
-		s.types = make([]pipeline.Type, len(s.cfg.order))
-		for i, f := range s.cfg.order {
-			s.types[i] = f.Type
+		if _, err := pipeline.NewSchema(s.cfg.order...); err != nil {
+			return err
 		}
-		return pipeline.NewSchema(s.cfg.order...)
+		s.fields = s.cfg.order
+		return nil
 	}
 	if err := s.openNext(); err != nil {
-		return nil, err
+		return err
 	}
 	name := s.cur.name
 	fields := make([]pipeline.Field, len(s.header))
 	seen := make(map[string]int, len(s.header))
-	s.types = make([]pipeline.Type, len(s.header))
 	for i, h := range s.header {
 		if h == "" {
-			return nil, fmt.Errorf("csv %s:%d: column %d has an empty name", name, s.rr.start, i+1)
+			return fmt.Errorf("csv %s:%d: column %d has an empty name", name, s.rr.start, i+1)
 		}
 		if j, dup := seen[h]; dup {
-			return nil, fmt.Errorf("csv %s:%d: duplicate column name %q (columns %d and %d)", name, s.rr.start, h, j+1, i+1)
+			return fmt.Errorf("csv %s:%d: duplicate column name %q (columns %d and %d)", name, s.rr.start, h, j+1, i+1)
 		}
 		seen[h] = i
 		t, ok := s.cfg.types[h]
@@ -189,21 +301,24 @@ func (s *Source) loadSchema(ctx context.Context) (*pipeline.Schema, error) {
 			t = pipeline.TypeString
 		}
 		fields[i] = pipeline.Field{Name: h, Type: t}
-		s.types[i] = t
 	}
 	for _, c := range s.cfg.order {
 		if _, ok := seen[c.Name]; !ok {
-			return nil, fmt.Errorf("csv %s:%d: column %q declared in columns is not in the header", name, s.rr.start, c.Name)
+			return fmt.Errorf("csv %s:%d: column %q declared in columns is not in the header", name, s.rr.start, c.Name)
 		}
 	}
 	if !s.shard.Keep(s.cur.idx) { // opened for its header only
 		err := s.cur.close()
 		s.cur = nil
 		if err != nil {
-			return nil, fmt.Errorf("csv %s: %w", name, err)
+			return fmt.Errorf("csv %s: %w", name, err)
 		}
 	}
-	return pipeline.NewSchema(fields...)
+	if _, err := pipeline.NewSchema(fields...); err != nil {
+		return err
+	}
+	s.fields = fields
+	return nil
 }
 
 // openNext opens objects[next] and reads its header, checking it against the
@@ -297,6 +412,7 @@ func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
 			return nil, err
 		}
 	}
+	s.started = true
 	stop := context.AfterFunc(ctx, s.ioCancel)
 	defer func() {
 		if !stop() && s.err == nil {
@@ -330,7 +446,8 @@ func (s *Source) fill(ctx context.Context, deferred *error) (*pipeline.Batch, er
 
 func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 	size := s.cfg.batchSize
-	ncol := len(s.types)
+	ncol := len(s.fields) // fields a record must have
+	width := len(s.sel)   // values a row has
 	chunkRows := min(size, 256)
 	b := pipeline.NewBatch(s.schema, min(size, 4096))
 	bb := &s.bb
@@ -381,12 +498,12 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 				re = s.rowError(origin, "invalid_utf8", i, "field is not valid UTF-8")
 				break
 			}
-			if len(slab) < ncol {
-				slab = make([]any, ncol*chunkRows)
+			if len(slab) < width {
+				slab = make([]any, width*chunkRows)
 			}
-			row := pipeline.Row(slab[:ncol:ncol])
+			row := pipeline.Row(slab[:width:width])
 			if re = s.cells(bb, row, origin); re == nil {
-				slab = slab[ncol:]
+				slab = slab[width:]
 				b.Append(row, origin)
 				continue
 			}
@@ -394,10 +511,7 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 		}
 		var drop pipeline.Row
 		if nf == ncol && pe == nil {
-			drop = make(pipeline.Row, ncol)
-			for j, f := range s.rr.fieldStrings() {
-				drop[j] = f
-			}
+			drop = s.dropRow()
 		}
 		if s.cfg.fail {
 			return b, re
@@ -410,18 +524,36 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 	return b, nil
 }
 
-// cells sets row's values from the fields of the record just read. It
-// returns the error of the first value that does not parse.
+// dropRow returns the returned columns' texts of the record just read
+// (whose field count is right) as new strings, for a Drop.
+func (s *Source) dropRow() pipeline.Row {
+	text, spans := s.rr.text, s.rr.spans
+	lo, hi := spans[s.sel[0]].start, spans[s.sel[len(s.sel)-1]].end
+	rec := string(text[lo:hi])
+	row := make(pipeline.Row, len(s.sel))
+	for k, j := range s.sel {
+		row[k] = rec[spans[j].start-lo : spans[j].end-lo]
+	}
+	return row
+}
+
+// cells sets row's values from the returned columns' fields of the record
+// just read; other fields are not looked at. It returns the error of the
+// first value that does not parse.
 func (s *Source) cells(bb *batchBuilder, row pipeline.Row, origin pipeline.Origin) *pipeline.RowError {
-	text := s.rr.text
-	var rec string // the record's text, copied once when a string value needs it
-	copied := false
-	for j, sp := range s.rr.spans {
+	text, spans := s.rr.text, s.rr.spans
+	// rec is a copy of text[base:limit], made when a string value needs it:
+	// the fields of a run of adjacent projected fields (see copyTo), so
+	// without a projection the whole record is copied once.
+	var rec string
+	base, limit := 0, -1
+	for k, j := range s.sel {
+		sp := spans[j]
 		f := text[sp.start:sp.end]
 		if s.cfg.nulls != nil && s.cfg.nulls[string(f)] {
-			continue // row[j] stays nil
+			continue // row[k] stays nil
 		}
-		t := s.types[j]
+		t := s.types[k]
 		if t != pipeline.TypeString {
 			if len(f) == 0 {
 				continue // an empty typed cell is null
@@ -433,33 +565,34 @@ func (s *Source) cells(bb *batchBuilder, row pipeline.Row, origin pipeline.Origi
 			switch x := v.(type) {
 			case string: // decimal: the text itself, made below
 			case int64:
-				row[j] = bb.boxInt(x)
+				row[k] = bb.boxInt(x)
 				continue
 			case float64:
-				row[j] = bb.boxFloat(x)
+				row[k] = bb.boxFloat(x)
 				continue
 			case time.Time:
-				row[j] = bb.boxTime(x)
+				row[k] = bb.boxTime(x)
 				continue
 			default:
-				row[j] = v
+				row[k] = v
 				continue
 			}
 		}
-		if !copied {
-			rec, copied = bb.text.Copy(text), true
+		if sp.end > limit {
+			base, limit = sp.start, spans[s.sel[s.copyTo[k]]].end
+			rec = bb.text.Copy(text[base:limit])
 		}
-		row[j] = bb.boxString(rec[sp.start:sp.end])
+		row[k] = bb.boxString(rec[sp.start-base : sp.end-base])
 	}
 	return nil
 }
 
-// rowError returns a RowError for the record at origin; field is a column
-// index or -1.
+// rowError returns a RowError for the record at origin; field is the index
+// of a field of the record (in s.fields, projected or not) or -1.
 func (s *Source) rowError(origin pipeline.Origin, code string, field int, format string, args ...any) *pipeline.RowError {
 	re := &pipeline.RowError{Origin: origin, Code: code, Err: fmt.Errorf(format, args...)}
-	if field >= 0 && field < s.schema.Len() {
-		re.Field = s.schema.Field(field).Name
+	if field >= 0 && field < len(s.fields) {
+		re.Field = s.fields[field].Name
 	}
 	return re
 }

@@ -45,6 +45,14 @@
 // implement pipeline.CursorPusher): every row is read and the engine
 // filters.
 //
+// # Projection
+//
+// Source.Project narrows the columns returned to those the pipeline uses
+// (the engine calls it; users do not). Every record is still split and
+// checked whole — field count, quotes and UTF-8 of every field, header
+// checks of later objects — but only the projected columns are made into
+// values, so a typed column that is not projected is never parsed.
+//
 // # Errors
 //
 // Problems with the objects themselves fail Schema or Read with an error

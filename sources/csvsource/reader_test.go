@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 )
 
@@ -308,7 +309,16 @@ func BenchmarkEncodingCSV(b *testing.B) {
 
 // BenchmarkSource reads the same data through the whole source (mem://
 // object, batches of rows of any) for comparison with BenchmarkRead.
-func BenchmarkSource(b *testing.B) {
+func BenchmarkSource(b *testing.B) { benchSource(b, nil) }
+
+// benchProject is about half of benchData's columns, spread over the record.
+var benchProject = []string{"Column00", "Column02", "Column04", "Column06", "Column08", "Column10", "Column12"}
+
+// BenchmarkReadProjected is BenchmarkSource with Project(benchProject): the
+// cost of the parse alone for the other columns.
+func BenchmarkReadProjected(b *testing.B) { benchSource(b, benchProject) }
+
+func benchSource(b *testing.B, project []string) {
 	data := sharedBenchData()
 	ctx := context.Background()
 	loc, _ := blobio.Parse("", "mem://csvsource-bench/data.csv")
@@ -321,6 +331,11 @@ func BenchmarkSource(b *testing.B) {
 		src, err := Open(ctx, nil, &Options{URL: loc.String()})
 		if err != nil {
 			b.Fatal(err)
+		}
+		if project != nil {
+			if err := src.Project(project); err != nil {
+				b.Fatal(err)
+			}
 		}
 		n := 0
 		for {
@@ -338,4 +353,114 @@ func BenchmarkSource(b *testing.B) {
 			b.Fatalf("read %d rows", n)
 		}
 	}
+}
+
+// TestProjectMatchesFull reads benchData (typed columns, quoted and
+// multi-line fields, a bad value every so often) with and without a
+// projection, in several batch sizes, and checks the projected rows and
+// drops are the full ones' projected columns.
+func TestProjectMatchesFull(t *testing.T) {
+	data := benchData(3000)
+	// Make Column09 (an int) bad in every third record: the full reading
+	// drops those, a projection without Column09 does not.
+	data = bytes.ReplaceAll(data, []byte("Partner,"), []byte("Partner,x"))
+	ctx := context.Background()
+	loc, _ := blobio.Parse("", "mem://csvsource-project-match/data.csv")
+	if err := blobio.WriteAll(ctx, loc, data); err != nil {
+		t.Fatal(err)
+	}
+	cols := Columns{{"Column02", "decimal"}, {"Column03", "date"}, {"Column04", "timestamp"}, {"Column05", "bool"}, {"Column09", "int"}, {"Column13", "float"}}
+	read := func(batch int, project []string) (rows [][2]string, drops [][3]string) {
+		src, err := Open(ctx, nil, &Options{URL: loc.String(), Columns: cols, BatchSize: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		if project != nil {
+			if err := src.Project(project); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sch, err := src.Schema(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			b, err := src.Read(ctx)
+			if err == io.EOF {
+				return rows, drops
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range b.Len() {
+				rows = append(rows, [2]string{b.Origin(i).String(), rowText(sch, b.Row(i))})
+			}
+			for _, d := range b.Drops() {
+				drops = append(drops, [3]string{fmt.Sprintf("%v %v", d.Origin, d.Err), rowText(sch, d.Row), d.Raw})
+			}
+		}
+	}
+	full, fullDrops := read(1024, nil)
+	if len(fullDrops) == 0 {
+		t.Fatal("no drops in the full reading")
+	}
+	for _, project := range [][]string{benchProject, {"Column13", "Column09", "Column01"}, {"Column05"}, {"Column09"}} {
+		for _, batch := range []int{1, 7, 1024} {
+			t.Run(fmt.Sprint(project, batch), func(t *testing.T) {
+				var want [][2]string
+				var wantDrops [][3]string
+				wantBad := slices.Contains(project, "Column09")
+				for _, r := range full {
+					want = append(want, [2]string{r[0], projectText(r[1], project)})
+				}
+				for _, d := range fullDrops {
+					if wantBad {
+						wantDrops = append(wantDrops, [3]string{d[0], projectText(d[1], project), d[2]})
+					}
+				}
+				got, gotDrops := read(batch, project)
+				if !wantBad {
+					// The records with a bad Column09 are rows now.
+					if len(got) != len(full)+len(fullDrops) || len(gotDrops) != 0 {
+						t.Fatalf("%d rows, %d drops; want %d rows", len(got), len(gotDrops), len(full)+len(fullDrops))
+					}
+					got = slices.DeleteFunc(got, func(r [2]string) bool {
+						return slices.ContainsFunc(fullDrops, func(d [3]string) bool { return strings.HasPrefix(d[0], r[0]+" ") })
+					})
+				}
+				if !slices.Equal(got, want) {
+					t.Fatalf("rows differ: first %q, want %q", got[:1], want[:1])
+				}
+				if !slices.Equal(gotDrops, wantDrops) {
+					t.Fatalf("drops differ:\n%q\nwant\n%q", gotDrops[:1], wantDrops[:1])
+				}
+			})
+		}
+	}
+}
+
+// rowText formats row as name=value pairs.
+func rowText(sch *pipeline.Schema, row pipeline.Row) string {
+	if row == nil {
+		return "nil"
+	}
+	var b strings.Builder
+	for j, v := range row {
+		fmt.Fprintf(&b, "\x00%s=%T(%v)", sch.Field(j).Name, v, v)
+	}
+	return b.String()
+}
+
+// projectText keeps the name=value pairs of text (from rowText) whose name
+// is in project.
+func projectText(text string, project []string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(text, "\x00") {
+		name, _, ok := strings.Cut(part, "=")
+		if ok && slices.Contains(project, name) {
+			b.WriteString("\x00" + part)
+		}
+	}
+	return b.String()
 }
