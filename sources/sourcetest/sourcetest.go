@@ -90,7 +90,7 @@ type HarnessMaker func(tb testing.TB) Harness
 var subtests = []string{
 	"Schema", "Rows", "EOF", "Batching", "Empty", "ManyObjects", "Unicode",
 	"EmbeddedNewlines", "WideRows", "BadRow", "Cancel", "CancelMidway", "Close",
-	"Shard",
+	"Shard", "Project",
 }
 
 // RunConformance runs the suite. newHarness is called once per subtest.
@@ -118,6 +118,7 @@ func RunConformance(t *testing.T, newHarness HarnessMaker) {
 		"CancelMidway":     testCancelMidway,
 		"Close":            testClose,
 		"Shard":            testShard,
+		"Project":          testProject,
 	}
 	for _, name := range subtests {
 		t.Run(name, func(t *testing.T) {
@@ -307,6 +308,99 @@ func checkRow(t *testing.T, row pipeline.Row, cells []string, where pipeline.Ori
 
 //------------------------------------------------------------------------------
 // Subtests
+
+// testProject checks pipeline.Projector, for sources that implement it:
+// the projected columns come in the source's order whatever the order
+// asked, with the same values and origins as an unprojected read; a
+// second call replaces the first; bad calls fail.
+func testProject(t *testing.T, h Harness) {
+	ctx := context.Background()
+	objs := []Fixture{Generated("project-a", 700, 6), Generated("project-b", 300, 6)}
+	src := makeSource(t, h, objs...)
+	pr, ok := src.(pipeline.Projector)
+	if !ok {
+		t.Skip("the source is not a pipeline.Projector (optional)")
+	}
+	header := objs[0].Header
+	if err := pr.Project([]string{header[0]}); err != nil {
+		t.Fatalf("Project before Schema: %v", err)
+	}
+	// Replaces the first projection; asked out of order, and before and
+	// after Schema alike.
+	if err := pr.Project([]string{header[4], header[1]}); err != nil {
+		t.Fatalf("Project: %v", err)
+	}
+	want := []int{1, 4}
+	sch, err := src.Schema(ctx)
+	if err != nil {
+		t.Fatalf("Schema: %v", err)
+	}
+	if got := sch.Names(); !slices.Equal(got, []string{header[1], header[4]}) {
+		t.Fatalf("projected schema = %q, want %q (the source's order)", got, []string{header[1], header[4]})
+	}
+	if err := pr.Project([]string{header[4], header[1]}); err != nil {
+		t.Fatalf("Project after Schema: %v", err)
+	}
+	for _, bad := range [][]string{nil, {header[1], header[1]}, {"no_such_column"}} {
+		if err := pr.Project(bad); err == nil {
+			t.Errorf("Project(%q) succeeded, want an error", bad)
+		}
+	}
+	if got, _ := src.Schema(ctx); !slices.Equal(got.Names(), []string{header[1], header[4]}) {
+		t.Errorf("a failed Project changed the schema to %q", got.Names())
+	}
+	sorted := slices.Clone(objs)
+	slices.SortFunc(sorted, func(a, b Fixture) int { return strings.Compare(a.Name, b.Name) })
+	var wantRows [][]string
+	var wantOrigins []pipeline.Origin
+	for oi, f := range sorted {
+		for ri, r := range f.Rows {
+			cells := make([]string, len(want))
+			for k, j := range want {
+				cells[k] = r[j]
+			}
+			wantRows = append(wantRows, cells)
+			wantOrigins = append(wantOrigins, h.WantOrigin(sorted, oi, ri))
+		}
+	}
+	n := 0
+	first := true
+	for {
+		b, err := src.Read(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if first {
+			first = false
+			if err := pr.Project([]string{header[0]}); err == nil {
+				t.Errorf("Project after Read succeeded, want an error")
+			}
+		}
+		if !b.Schema().Equal(sch) {
+			t.Fatalf("batch schema %s, want %s", b.Schema(), sch)
+		}
+		for i := range b.Len() {
+			if n >= len(wantRows) {
+				t.Fatalf("more rows than the %d written", len(wantRows))
+			}
+			if o := b.Origin(i); o != wantOrigins[n] {
+				t.Errorf("row %d: origin = %+v, want %+v", n+1, o, wantOrigins[n])
+			}
+			checkRow(t, b.Row(i), wantRows[n], wantOrigins[n])
+			n++
+		}
+	}
+	if n != len(wantRows) {
+		t.Errorf("read %d rows, want %d", n, len(wantRows))
+	}
+	src.Close()
+	if err := pr.Project([]string{header[0]}); err == nil {
+		t.Errorf("Project after Close succeeded, want an error")
+	}
+}
 
 func testSchema(t *testing.T, h Harness) {
 	f := Simple("schema")
