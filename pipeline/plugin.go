@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 )
@@ -144,6 +145,22 @@ type ExprSetter interface {
 // Skipping a column must cost (next to) nothing beyond parsing the record.
 type Projector interface {
 	Project(names []string) error
+}
+
+// CheckProjection returns an error for a projection a Projector must
+// refuse whatever its columns: an empty list, or a name listed twice.
+func CheckProjection(names []string) error {
+	if len(names) == 0 {
+		return errors.New("needs at least one column")
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if seen[n] {
+			return fmt.Errorf("column %q listed twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
 }
 
 // ColumnUser is implemented by transforms that can tell, after Check,

@@ -97,9 +97,13 @@ func TestProjection(t *testing.T) {
 					return &projSource{cols: []string{"a", "b", "c", "d"}, asked: &asked, rows: 4}, nil
 				})
 			reg.RegisterTransform("map", pipeline.Spec{Summary: "map", Example: "fields: []\n", NewOptions: func() any { return &mapping.Options{} }},
-				func(env *pipeline.Env, o any) (pipeline.Transform, error) { return mapping.New(env, o.(*mapping.Options)) })
+				func(env *pipeline.Env, o any) (pipeline.Transform, error) {
+					return mapping.New(env, o.(*mapping.Options))
+				})
 			reg.RegisterTransform("filter", pipeline.Spec{Summary: "filter", Example: "expr: true\n", NewOptions: func() any { return &filter.Options{} }},
-				func(env *pipeline.Env, o any) (pipeline.Transform, error) { return filter.New(env, o.(*filter.Options)) })
+				func(env *pipeline.Env, o any) (pipeline.Transform, error) {
+					return filter.New(env, o.(*filter.Options))
+				})
 			y := "name: t\ndead_letter: mem://dl/\nstages:\n  - {name: read, source: {type: proj}}" + tc.stages + "\n"
 			g, err := config.Load("test.yaml", []byte(y), &reg, func(string) (string, bool) { return "", false })
 			if err != nil {

@@ -157,15 +157,9 @@ func (s *Source) Project(names []string) error {
 		return ErrClosed
 	case s.started:
 		return errors.New("csv: Project called after Read; project columns before reading")
-	case len(names) == 0:
-		return errors.New("csv: Project needs at least one column")
 	}
-	seen := make(map[string]bool, len(names))
-	for _, n := range names {
-		if seen[n] {
-			return fmt.Errorf("csv: Project: column %q listed twice", n)
-		}
-		seen[n] = true
+	if err := pipeline.CheckProjection(names); err != nil {
+		return fmt.Errorf("csv: Project: %w", err)
 	}
 	if s.schema == nil {
 		s.project = slices.Clone(names)

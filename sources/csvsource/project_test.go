@@ -122,7 +122,7 @@ invalid_utf8/note/[["f" "\xff"]]/"5,f,50,\xff,2024-01-05"
 		{name: "unknown no header", data: "1\n", opts: csvsource.Options{Header: &no, Columns: csvsource.Columns{{"id", ""}}}, project: []string{"ID"}, wantErr: `csv: Project: "ID" is not a column of the source (have "id")`},
 		{name: "duplicate", data: projData, project: []string{"id", "n", "id"}, wantErr: `csv: Project: column "id" listed twice`},
 		{name: "duplicate after schema", data: projData, reproject: []string{"n", "n"}, wantErr: `listed twice`},
-		{name: "empty", data: projData, project: []string{}, wantErr: "csv: Project needs at least one column"},
+		{name: "empty", data: projData, project: []string{}, wantErr: "csv: Project: needs at least one column"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -170,15 +170,9 @@ func (s *Source) Project(names []string) error {
 		return ErrClosed
 	case s.started:
 		return errors.New("parquet: Project called after Read; project columns before reading")
-	case len(names) == 0:
-		return errors.New("parquet: Project needs at least one column")
 	}
-	seen := make(map[string]bool, len(names))
-	for _, n := range names {
-		if seen[n] {
-			return fmt.Errorf("parquet: Project: column %q listed twice", n)
-		}
-		seen[n] = true
+	if err := pipeline.CheckProjection(names); err != nil {
+		return fmt.Errorf("parquet: Project: %w", err)
 	}
 	prev := s.project
 	s.project = slices.Clone(names)
