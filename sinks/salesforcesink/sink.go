@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -768,21 +769,25 @@ func (c *chunk) body() (salesforce.UploadBody, error) {
 const memSpoolLimit = 16 << 20
 
 // spoolChunk writes the header and as many pending rows as fit in
-// max_job_bytes and maxRows to a spool file, or, with the ledger off, to
-// memory up to memSpoolLimit (a resume needs the file; without a ledger
-// nothing reads it back but the upload). It returns the chunk (nil if
-// every candidate row was too large on its own) and the rows left.
+// max_job_bytes and maxRows to the chunk's CSV. With a ledger the CSV goes
+// to a spool file, and its sha256 is the ledger's chunk key (a resume
+// uploads the file again); without one it stays in memory up to
+// memSpoolLimit (nothing reads it back but the upload) and spills to a file
+// beyond. It returns the chunk (nil if every candidate row was too large on
+// its own) and the rows left.
 func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, []int, error) {
-	if s.ledger != nil {
-		return s.spoolFile(st, pending, maxRows)
-	}
 	line := s.enc.header(nil)
 	hdr := int64(len(line))
+	c := &chunk{bytes: hdr, rows: make([]int, 0, min(maxRows, len(pending)))}
+	var sp *spoolFile
+	if s.ledger != nil {
+		var err error
+		if sp, err = s.newSpoolFile(c, true); err != nil {
+			return nil, nil, err
+		}
+	}
 	buf := make([]byte, 0, max(min(s.chunkHint.Load(), memSpoolLimit), 64<<10))
 	buf = append(buf, line...)
-	c := &chunk{bytes: hdr, rows: make([]int, 0, min(maxRows, len(pending)))}
-	var f *os.File
-	var w *bufio.Writer
 	k := 0
 	for ; k < len(pending) && len(c.rows) < maxRows; k++ {
 		i := pending[k]
@@ -800,20 +805,18 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 		}
 		c.bytes += size
 		c.rows = append(c.rows, i)
-		if f == nil && len(buf) > memSpoolLimit {
+		if sp == nil && len(buf) > memSpoolLimit {
 			var err error
-			if f, err = os.CreateTemp(s.spool, "job-*.csv"); err != nil {
+			if sp, err = s.newSpoolFile(c, false); err != nil {
 				return nil, nil, err
 			}
-			c.path = f.Name()
-			w = bufio.NewWriterSize(f, 256<<10)
 		}
-		if w != nil {
-			w.Write(buf)
+		if sp != nil {
+			sp.w.Write(buf) // errors stick in the bufio.Writer: see close
 			buf = buf[:0]
 		}
 	}
-	if f == nil {
+	if sp == nil {
 		if len(c.rows) == 0 {
 			return nil, pending[k:], nil
 		}
@@ -821,57 +824,50 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 		s.chunkHint.Store(int64(len(buf)) + int64(len(buf))/8)
 		return c, pending[k:], nil
 	}
-	w.Write(buf)
-	err := w.Flush()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(c.path)
-		return nil, nil, err
-	}
-	return c, pending[k:], nil
-}
-
-// spoolFile is spoolChunk to a spool file, with the CSV's digest (the
-// ledger's chunk key).
-func (s *Sink) spoolFile(st *batchState, pending []int, maxRows int) (*chunk, []int, error) {
-	f, err := os.CreateTemp(s.spool, "job-*.csv")
-	if err != nil {
-		return nil, nil, err
-	}
-	h := sha256.New()
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 256<<10)
-	line := s.enc.header(nil)
-	hdr := int64(len(line))
-	w.Write(line)
-	c := &chunk{path: f.Name(), bytes: hdr}
-	k := 0
-	for ; k < len(pending) && len(c.rows) < maxRows; k++ {
-		i := pending[k]
-		line = s.enc.record(line[:0], st.cells[i])
-		if hdr+int64(len(line)) > s.opts.MaxJobBytes {
-			st.fail(i, rowErr(CodeRowTooLarge, "", false, "", "the encoded row is %d bytes, above max_job_bytes %d", len(line), s.opts.MaxJobBytes))
-			continue
-		}
-		if c.bytes+int64(len(line)) > s.opts.MaxJobBytes {
-			break
-		}
-		w.Write(line)
-		c.bytes += int64(len(line))
-		c.rows = append(c.rows, i)
-	}
-	err = w.Flush()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil || len(c.rows) == 0 {
+	sp.w.Write(buf)
+	if err := sp.close(); err != nil || len(c.rows) == 0 {
 		os.Remove(c.path)
 		if err != nil {
 			return nil, nil, err
 		}
 		return nil, pending[k:], nil
 	}
-	c.digest = hex.EncodeToString(h.Sum(nil))
+	if sp.h != nil {
+		c.digest = hex.EncodeToString(sp.h.Sum(nil))
+	}
 	return c, pending[k:], nil
+}
+
+// spoolFile is a chunk's CSV being written to a spool file.
+type spoolFile struct {
+	f *os.File
+	w *bufio.Writer
+	h hash.Hash // sha256 of the bytes written, when asked for
+}
+
+// newSpoolFile creates c's spool file (setting c.path), hashing what is
+// written when digest is set.
+func (s *Sink) newSpoolFile(c *chunk, digest bool) (*spoolFile, error) {
+	f, err := os.CreateTemp(s.spool, "job-*.csv")
+	if err != nil {
+		return nil, err
+	}
+	c.path = f.Name()
+	sp := &spoolFile{f: f}
+	var w io.Writer = f
+	if digest {
+		sp.h = sha256.New()
+		w = io.MultiWriter(f, sp.h)
+	}
+	sp.w = bufio.NewWriterSize(w, 256<<10)
+	return sp, nil
+}
+
+// close flushes and closes the file, returning the first write error.
+func (sp *spoolFile) close() error {
+	err := sp.w.Flush()
+	if cerr := sp.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
