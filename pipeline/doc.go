@@ -11,6 +11,11 @@
 // (with a reason). Run checks read + fanned_out = loaded + filtered +
 // dead_lettered at the end and fails loudly when it does not hold.
 //
+// Prepare also narrows sources to the columns the graph reads: transforms
+// that are ColumnUsers say which input columns their expressions read, and
+// sources that are Projectors then return only those (see Plan.project for
+// when every column is kept).
+//
 // Package pipeline never imports a plugin package: plugins import pipeline
 // and register themselves in init functions; cmd/bulkflow and tests
 // blank-import the */all packages.
