@@ -65,11 +65,50 @@ func normalizeID(id string) (string, bool) {
 	return "", false
 }
 
+// idGen generates the ids of one key prefix: id is the 15-character id
+// last made (prefix, "Hs", 10 base62 digits of the counter), which the
+// next id increments in place instead of formatting the counter anew.
+type idGen struct {
+	id [15]byte
+}
+
+// next advances g.id to the next counter value (modulo 62^10, as
+// formatting the counter's 10 low base62 digits would).
+func (g *idGen) next() {
+	for i := 14; i >= 5; i-- {
+		switch c := g.id[i]; c {
+		case '9':
+			g.id[i] = 'A'
+		case 'Z':
+			g.id[i] = 'a'
+		case 'z':
+			g.id[i] = '0'
+			continue // carry
+		default:
+			g.id[i] = c + 1
+		}
+		return
+	}
+}
+
 // newIDLocked returns a fresh 18-character id with the given 3-character key
 // prefix. s.mu must be held.
 func (s *Server) newIDLocked(prefix string) string {
-	s.idCounters[prefix]++
-	n := s.idCounters[prefix]
+	g := s.lastIDGen
+	if g == nil || s.lastIDPrefix != prefix {
+		g = s.idGens[prefix]
+		if g == nil {
+			g = &idGen{}
+			copy(g.id[:], prefix)
+			g.id[3], g.id[4] = 'H', 's'
+			for i := 5; i < 15; i++ {
+				g.id[i] = '0'
+			}
+			s.idGens[prefix] = g
+		}
+		s.lastIDPrefix, s.lastIDGen = prefix, g
+	}
+	g.next()
 	// Ids are carved from a shared slab (one allocation per 1024 ids, not
 	// one per record); a slab is never written after its ids are made.
 	if cap(s.idSlab)-len(s.idSlab) < 18 {
@@ -78,12 +117,7 @@ func (s *Server) newIDLocked(prefix string) string {
 	l := len(s.idSlab)
 	s.idSlab = s.idSlab[:l+18]
 	b := s.idSlab[l : l+18]
-	copy(b, prefix)
-	b[3], b[4] = 'H', 's'
-	for i := 14; i >= 5; i-- {
-		b[i] = base62[n%62]
-		n /= 62
-	}
+	copy(b, g.id[:])
 	for chunk := 0; chunk < 3; chunk++ {
 		n := 0
 		for i := 0; i < 5; i++ {

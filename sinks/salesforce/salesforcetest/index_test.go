@@ -21,6 +21,9 @@ func TestFieldIndexMatchesReference(t *testing.T) {
 	for n := 0; n < 200000; n++ {
 		k := fmt.Sprint(rng.IntN(3000))
 		r := recs[rng.IntN(len(recs))]
+		if rng.IntN(5000) == 0 {
+			x.one.reserve(rng.IntN(10000))
+		}
 		if rng.IntN(3) > 0 {
 			if slices.Contains(ref[k], r) {
 				continue // a record holds a key once
@@ -52,6 +55,29 @@ func TestFieldIndexMatchesReference(t *testing.T) {
 		}
 		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
 			t.Fatalf("key %s: got %v want %v", k, got, want)
+		}
+	}
+}
+
+// TestIDGenMatchesCounter checks that idGen.next's in-place increment
+// gives the base62 formatting of each successive counter value.
+func TestIDGenMatchesCounter(t *testing.T) {
+	format := func(n uint64) string {
+		b := []byte("001Hs0000000000")
+		for i := 14; i >= 5; i-- {
+			b[i] = base62[n%62]
+			n /= 62
+		}
+		return string(b)
+	}
+	for _, start := range []uint64{0, 62*62*62 - 5, 62*62*62*62*62 - 3} {
+		g := idGen{}
+		copy(g.id[:], format(start))
+		for n := start + 1; n < start+300000; n++ {
+			g.next()
+			if got, want := string(g.id[:]), format(n); got != want {
+				t.Fatalf("counter %d: got %s want %s", n, got, want)
+			}
 		}
 	}
 }

@@ -265,7 +265,28 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 	if j.operation == "insert" || j.operation == "upsert" {
 		st := s.storeLocked(j.object)
 		st.order = growCap(st.order, n)
-		st.byN = growCap(st.byN, n)
+		if p != nil {
+			// Size the indexes of the fields the rows set for every row,
+			// so that they do not grow mid-job.
+			for i, f := range st.indexed {
+				for _, c := range p.cols {
+					if !c.rel && c.field == f {
+						st.index[i].one.reserve(n)
+						break
+					}
+				}
+			}
+		}
+	}
+	if p != nil {
+		st := s.storeLocked(j.object)
+		for i, f := range st.indexed {
+			for col, c := range p.cols {
+				if !c.rel && c.field == f {
+					p.touch = append(p.touch, touchCol{&st.index[i].one, f, col})
+				}
+			}
+		}
 	}
 	s.mu.Unlock()
 
@@ -301,6 +322,9 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 				return
 			}
 			for i := c; i < cend; i++ {
+				if (i-c)%touchRows == 0 && len(p.touch) > 0 {
+					p.touchRows(rows, i, min(i+touchRows, cend))
+				}
 				if faults.FailJobAfterRows > 0 && j.processed >= faults.FailJobAfterRows {
 					if s.opts.CountWholeBatches {
 						j.processed += int64(bend - i)
@@ -338,4 +362,59 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 		s.finishLocked(j, start)
 	}
 	s.mu.Unlock()
+}
+
+// touchRows are the rows whose index slots runIngest touches at a time:
+// their cache lines (a few KiB) stay cached until the rows are applied.
+const touchRows = 64
+
+// touchCol is a column holding the values of an indexed field.
+type touchCol struct {
+	x   *keyIndex
+	f   *FieldDescribe
+	col int
+}
+
+// touchRows loads the index slots where the lookups of the keys of rows
+// [from, to) start: the CPU fetches them from memory in parallel, where
+// the lookups one row at a time (of a table of millions of slots) would
+// each wait for a cache miss of their own. s.mu must be held.
+func (p *plan) touchRows(t *table, from, to int) {
+	var sum uint64
+	for _, tc := range p.touch {
+		if len(tc.x.slots) == 0 {
+			continue
+		}
+		// Hash first, then load: the loop of bare loads keeps many
+		// cache misses in flight at once.
+		var hashes [touchRows]uint32
+		n := 0
+		for r := from; r < to; r++ {
+			v := t.value(r, tc.col)
+			if v == "" || v == "#N/A" {
+				continue
+			}
+			if !tc.f.CaseSensitive && !isLowerASCII(v) {
+				continue // not worth indexKey's copy
+			}
+			hashes[n] = keyHash(v)
+			n++
+		}
+		slots, mask := tc.x.slots, uint32(len(tc.x.slots)-1)
+		for _, h := range hashes[:n] {
+			sum += slots[h&mask]
+		}
+	}
+	p.touched += sum // keeps the loads
+}
+
+// isLowerASCII reports whether v is ASCII without upper-case letters
+// (strings.ToLower returns it unchanged).
+func isLowerASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c >= 0x80 || c >= 'A' && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }

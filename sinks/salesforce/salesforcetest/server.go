@@ -50,8 +50,10 @@ type Server struct {
 	jobOrder      []*job
 	tokens        map[string]*token
 	refreshTokens map[string]bool
-	idCounters    map[string]uint64
-	idSlab        []byte // the free tail of the slab new ids are carved from
+	idGens        map[string]*idGen // by key prefix
+	lastIDPrefix  string            // the prefix of lastIDGen, which
+	lastIDGen     *idGen            // saves newIDLocked a map lookup
+	idSlab        []byte            // the free tail of the slab new ids are carved from
 	apiUsed       int64
 	batchesUsed   int64
 	recordsUsed   int64
@@ -149,7 +151,7 @@ func NewHandler(opts *Options) (*Server, error) {
 		jobs:          make(map[string]*job),
 		tokens:        make(map[string]*token),
 		refreshTokens: map[string]bool{o.RefreshToken: true},
-		idCounters:    make(map[string]uint64),
+		idGens:        make(map[string]*idGen),
 		requests:      make(map[string]int),
 		changed:       make(chan struct{}),
 	}

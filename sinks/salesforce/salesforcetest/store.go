@@ -141,8 +141,12 @@ func (r *record) toMap() map[string]string {
 
 // objStore holds the records of one object.
 type objStore struct {
-	byID  map[string]*record // 15-char id → record, for ids not in byN
-	byN   []*record          // generated ids ("pppHs" + base62 counter) by counter
+	byID map[string]*record // 15-char id → record, for ids not in byN
+	// byN holds the records with generated ids ("pppHs" + base62
+	// counter) by counter, in chunks of byNChunk: growing it never copies
+	// (a slice of millions of pointers was recopied, with write barriers,
+	// each time it grew).
+	byN   [][]*record
 	order []*record
 	// indexed are the object's fields with an index (idLookup, externalId
 	// or unique); index[i] is the index of indexed[i]. Fields are found by
@@ -263,21 +267,31 @@ func generatedN(id string) (uint64, bool) {
 
 // find returns the record with the given 15-character id, or nil.
 func (st *objStore) find(id15 string) *record {
-	if n, ok := generatedN(id15); ok && n < uint64(len(st.byN)) {
-		if r := st.byN[n]; r != nil && r.id[:15] == id15 {
+	if n, ok := generatedN(id15); ok {
+		if r := st.byNAt(n); r != nil && r.id[:15] == id15 {
 			return r
 		}
 	}
 	return st.byID[id15]
 }
 
+const byNChunk = 4096
+
+// byNAt returns the record with generated counter n, or nil.
+func (st *objStore) byNAt(n uint64) *record {
+	if n >= uint64(len(st.byN))*byNChunk {
+		return nil
+	}
+	return st.byN[n/byNChunk][n%byNChunk]
+}
+
 // add stores a new record and indexes it.
 func (st *objStore) add(rec *record) {
-	if n, ok := generatedN(rec.id); ok && n < uint64(len(st.byN))+1<<16 {
-		for uint64(len(st.byN)) <= n {
-			st.byN = append(st.byN, nil)
+	if n, ok := generatedN(rec.id); ok && n < uint64(len(st.byN))*byNChunk+1<<16 {
+		for uint64(len(st.byN))*byNChunk <= n {
+			st.byN = append(st.byN, make([]*record, byNChunk))
 		}
-		st.byN[n] = rec
+		st.byN[n/byNChunk][n%byNChunk] = rec
 	} else {
 		st.byID[rec.id[:15]] = rec
 	}
@@ -356,8 +370,8 @@ func (st *objStore) hardDelete(rec *record) {
 		}
 	}
 	rec.removed = true
-	if n, ok := generatedN(rec.id); ok && n < uint64(len(st.byN)) && st.byN[n] == rec {
-		st.byN[n] = nil
+	if n, ok := generatedN(rec.id); ok && st.byNAt(n) == rec {
+		st.byN[n/byNChunk][n%byNChunk] = nil
 	} else {
 		delete(st.byID, rec.id[:15])
 	}

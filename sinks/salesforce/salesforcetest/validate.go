@@ -33,6 +33,8 @@ type plan struct {
 	ownSlab  []ownVals  // so are their values,
 	refSlab  []fieldRef // their field lists
 	valSlab  []byte     // and their values (never rewritten once carved)
+	touch    []touchCol // the indexed columns, for touchRows
+	touched  uint64     // the sum of the slots touchRows loaded
 }
 
 const slabSize = 1024
