@@ -1,6 +1,9 @@
 package pipeline
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // Row is one record: a value per schema field, in schema order. The Go type
 // of each value follows the field's Type; nil is null.
@@ -69,6 +72,17 @@ func (b *Batch) Row(i int) Row { return b.rows[i] }
 
 // Origin returns the origin of the i'th row.
 func (b *Batch) Origin(i int) Origin { return b.origins[i] }
+
+// Derive returns a batch of schema whose i'th row is rows[i] with b's i'th
+// origin, sharing b's origins instead of copying them: for transforms that
+// keep every row in order. It panics unless len(rows) == b.Len(). b's drops
+// are not carried over.
+func (b *Batch) Derive(schema *Schema, rows []Row) *Batch {
+	if len(rows) != len(b.rows) {
+		panic(fmt.Sprintf("pipeline: Derive with %d rows for a batch of %d", len(rows), len(b.rows)))
+	}
+	return &Batch{schema: schema, rows: rows, origins: b.origins[:len(b.origins):len(b.origins)]}
+}
 
 // Append adds a row with its origin. The row must have one value per schema
 // field.

@@ -170,7 +170,10 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 		return nil, errors.New("map: Apply called before Check")
 	}
 	n, w := in.Len(), len(t.progs)
-	out := pipeline.NewBatch(t.out, n)
+	// rows[i] is input row i's output, nil when it is dropped; without
+	// drops the output shares the input's origins (no copy per row).
+	rows := make([]pipeline.Row, n)
+	var drops []pipeline.Drop
 	slab := make([]any, n*w)
 	r := t.env.Runner()
 	defer r.Release()
@@ -184,14 +187,26 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 		if j, err := t.eval(r, dst); err != nil {
 			clear(dst)
 			f := t.fields[j]
-			out.Drop(pipeline.Drop{Row: row, Origin: in.Origin(i), Err: &pipeline.RowError{
+			drops = append(drops, pipeline.Drop{Row: row, Origin: in.Origin(i), Err: &pipeline.RowError{
 				Code:  CodeExprError,
 				Field: f.Name,
 				Err:   fmt.Errorf("%s: %w", f.Expr, err),
 			}})
 			continue
 		}
-		out.Append(dst, in.Origin(i))
+		rows[i] = dst
+	}
+	if len(drops) == 0 {
+		return in.Derive(t.out, rows), nil
+	}
+	out := pipeline.NewBatch(t.out, n-len(drops))
+	for i, row := range rows {
+		if row != nil {
+			out.Append(row, in.Origin(i))
+		}
+	}
+	for _, d := range drops {
+		out.Drop(d)
 	}
 	return out, nil
 }
