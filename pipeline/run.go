@@ -547,8 +547,19 @@ func (r *runner) runSink(s *planStage) {
 		case policy.MaxRows <= 0:
 			write(b, nil)
 		default:
-			for i := range b.Len() {
-				add(b.rows[i], b.origins[i], 0)
+			// Whole runs of rows at a time (no sync ops to keep here).
+			for i := 0; i < b.Len(); {
+				if pending == nil {
+					pending = NewBatch(s.in, limit)
+				}
+				n := min(limit-pending.Len(), b.Len()-i)
+				pending.rows = append(pending.rows, b.rows[i:i+n]...)
+				pending.origins = append(pending.origins, b.origins[i:i+n]...)
+				i += n
+				if pending.Len() >= limit {
+					write(pending, nil)
+					pending = nil
+				}
 			}
 		}
 	}
