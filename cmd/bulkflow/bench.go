@@ -148,6 +148,7 @@ const benchChildArg = "--child"
 // flag parsing would reject the arguments) too.
 func init() {
 	if len(os.Args) > 2 && os.Args[1] == "bench" && os.Args[2] == benchChildArg {
+		tuneGC() // as main does: the child measures the product's settings
 		os.Exit(benchChild(context.Background(), os.Args[3:], os.Stdout, os.Stderr))
 	}
 }

@@ -75,6 +75,7 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	tuneGC()
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
