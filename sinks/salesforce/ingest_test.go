@@ -162,70 +162,45 @@ func TestIngestHappyPath(t *testing.T) {
 	}
 }
 
+// TestCompressedResults reads results from a loopback server that answers
+// plainly, always gzips, or gzips only when asked, with each
+// ResponseCompression setting and transport: the body decodes every time,
+// and the client sends the Accept-Encoding its setting says.
 func TestCompressedResults(t *testing.T) {
 	want := string(readTestdata(t, "successful.csv"))
+	plain := csvFile(t, "successful.csv", false)
+	gz := csvFile(t, "successful.csv", true)
+	whenAsked := func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			gz(w, r)
+			return
+		}
+		plain(w, r)
+	}
 	tests := []struct {
 		name        string
-		serverGzip  bool // always gzip, whatever Accept-Encoding says
+		server      http.HandlerFunc
 		noTransport bool // client transport with DisableCompression
+		setting     salesforce.Compression
+		wantAE      string // Accept-Encoding sent
 	}{
-		{"plain", false, false},
-		{"forced gzip, default transport", true, false},
-		{"forced gzip, compression disabled in transport", true, true},
-		{"plain, compression disabled in transport", false, true},
+		{"plain", plain, false, "", "identity"},
+		{"forced gzip, default transport", gz, false, "", "identity"},
+		{"forced gzip, compression disabled in transport", gz, true, "", "identity"},
+		{"plain, compression disabled in transport", plain, true, "", "identity"},
+		{"auto from loopback", whenAsked, false, salesforce.CompressionAuto, "identity"},
+		{"gzip", whenAsked, false, salesforce.CompressionGzip, "gzip"},
+		{"gzip, compression disabled in transport", whenAsked, true, salesforce.CompressionGzip, "gzip"},
+		{"none", whenAsked, false, salesforce.CompressionNone, "identity"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newServer(t)
-			s.handle("GET "+base+"/jobs/ingest/"+jobID+"/successfulResults", csvFile(t, "successful.csv", tc.serverGzip))
+			s.handle("GET "+base+"/jobs/ingest/"+jobID+"/successfulResults", tc.server)
 			opts := fastOptions(newSleeper(), nil)
 			if tc.noTransport {
 				opts.HTTPClient = &http.Client{Transport: &http.Transport{DisableCompression: true}}
 			}
-			c := staticClient(t, s, opts)
-			rc, err := c.SuccessfulResults(context.Background(), jobID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rc.Close()
-			b, err := io.ReadAll(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(b) != want {
-				t.Errorf("body = %q, want %q", b, want)
-			}
-		})
-	}
-}
-
-// TestResponseCompression checks the Accept-Encoding each setting sends
-// to a loopback server that gzips only when asked, and that the body
-// decodes either way.
-func TestResponseCompression(t *testing.T) {
-	want := string(readTestdata(t, "successful.csv"))
-	plain := csvFile(t, "successful.csv", false)
-	gz := csvFile(t, "successful.csv", true)
-	tests := []struct {
-		setting salesforce.Compression
-		want    string
-	}{
-		{"", "identity"}, // auto: the test server is on loopback
-		{salesforce.CompressionAuto, "identity"},
-		{salesforce.CompressionGzip, "gzip"},
-		{salesforce.CompressionNone, "identity"},
-	}
-	for _, tc := range tests {
-		t.Run(string(tc.setting), func(t *testing.T) {
-			s := newServer(t)
-			s.handle("GET "+base+"/jobs/ingest/"+jobID+"/successfulResults", func(w http.ResponseWriter, r *http.Request) {
-				if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
-					gz(w, r)
-					return
-				}
-				plain(w, r)
-			})
-			opts := fastOptions(newSleeper(), nil)
 			opts.ResponseCompression = tc.setting
 			c := staticClient(t, s, opts)
 			rc, err := c.SuccessfulResults(context.Background(), jobID)
@@ -244,11 +219,14 @@ func TestResponseCompression(t *testing.T) {
 			if len(reqs) != 1 {
 				t.Fatalf("%d requests, want 1", len(reqs))
 			}
-			if got := reqs[0].Header.Get("Accept-Encoding"); got != tc.want {
-				t.Errorf("Accept-Encoding = %q, want %q", got, tc.want)
+			if got := reqs[0].Header.Get("Accept-Encoding"); got != tc.wantAE {
+				t.Errorf("Accept-Encoding = %q, want %q", got, tc.wantAE)
 			}
 		})
 	}
+}
+
+func TestResponseCompressionRefused(t *testing.T) {
 	auth, err := salesforce.StaticToken("https://acme.my.salesforce.com", testToken)
 	if err != nil {
 		t.Fatal(err)
