@@ -103,6 +103,9 @@ type benchChildResult struct {
 	// PeakRSS is the child's own high-water mark (VmHWM) in bytes, 0
 	// where /proc is not available.
 	PeakRSS int64 `json:"peak_rss_bytes"`
+	// cpu and emulatorCPU are filled in by the parent: the child's
+	// user+system seconds and the emulator's (run-csv).
+	cpu, emulatorCPU float64
 }
 
 // benchResult is one scenario's line of the report.
@@ -113,8 +116,13 @@ type benchResult struct {
 	RowsPerS   float64 `json:"rows_per_s"`
 	MBPerS     float64 `json:"mb_per_s"`
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
-	Ratio      float64 `json:"ratio_to_baseline"`
-	key        string
+	// CPUSeconds is the median user+system CPU time of the bulkflow
+	// process; EmulatorCPUSeconds (run-csv only) that of the emulator it
+	// talked to. With 2 cores, wall time cannot drop below half their sum.
+	CPUSeconds         float64 `json:"cpu_seconds"`
+	EmulatorCPUSeconds float64 `json:"emulator_cpu_seconds,omitempty"`
+	Ratio              float64 `json:"ratio_to_baseline"`
+	key                string
 }
 
 // benchTarget is one of the issue's targets and whether it was met.
@@ -221,6 +229,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	seconds := map[string][]float64{}
 	peak := map[string]int64{}
+	cpu, emuCPU := map[string][]float64{}, map[string][]float64{}
 	rowsOf := map[string]int64{}
 	// want is the row set of the first scenario that produced Salesforce
 	// job CSVs: every other run of b, c and d must produce the same one.
@@ -252,6 +261,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 					sc.name, run+1, *runs, res.Rows, res.Seconds, float64(rss)/(1<<20))
 			}
 			seconds[sc.name] = append(seconds[sc.name], res.Seconds)
+			cpu[sc.name] = append(cpu[sc.name], res.cpu)
+			if sc.key == "d" {
+				emuCPU[sc.name] = append(emuCPU[sc.name], res.emulatorCPU)
+			}
 			peak[sc.name] = max(peak[sc.name], rss)
 			rowsOf[sc.name] = res.Rows
 			os.RemoveAll(out) // keep the disk footprint to one run's output
@@ -264,7 +277,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, sc := range selected {
 		s := median(seconds[sc.name])
 		r := &benchResult{Name: sc.name, Rows: rowsOf[sc.name], Seconds: s, key: sc.key,
-			PeakRSSMiB: float64(peak[sc.name]) / (1 << 20)}
+			PeakRSSMiB: float64(peak[sc.name]) / (1 << 20),
+			CPUSeconds: median(cpu[sc.name]), EmulatorCPUSeconds: median(emuCPU[sc.name])}
 		if s > 0 {
 			r.RowsPerS = float64(r.Rows) / s
 			r.MBPerS = float64(csvInfo.Size()) / 1e6 / s
@@ -367,16 +381,21 @@ func benchPrint(w io.Writer, rep *benchReport) {
 	fmt.Fprintf(w, "bulkflow bench: %d rows, CSV %.1f MB, Parquet %.1f MB, median of %d run(s), GOMAXPROCS %d, %s\n\n",
 		rep.Rows, float64(rep.CSVBytes)/1e6, float64(rep.ParquetBytes)/1e6, rep.Runs, rep.GOMAXPROCS, runtime.Version())
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "scenario\trows\tseconds\trows/s\tMB/s\tpeak RSS MiB\tx baseline\t\n")
+	fmt.Fprintf(tw, "scenario\trows\tseconds\trows/s\tMB/s\tpeak RSS MiB\tCPU s\tx baseline\t\n")
 	for _, r := range rep.Scenarios {
 		ratio := "-"
 		if r.Ratio > 0 {
 			ratio = fmt.Sprintf("%.2f", r.Ratio)
 		}
-		fmt.Fprintf(tw, "%s %s\t%d\t%.3f\t%.0f\t%.1f\t%.1f\t%s\t\n",
-			r.key, r.Name, r.Rows, r.Seconds, r.RowsPerS, r.MBPerS, r.PeakRSSMiB, ratio)
+		cpu := fmt.Sprintf("%.2f", r.CPUSeconds)
+		if r.EmulatorCPUSeconds > 0 {
+			cpu += fmt.Sprintf(" + %.2f", r.EmulatorCPUSeconds)
+		}
+		fmt.Fprintf(tw, "%s %s\t%d\t%.3f\t%.0f\t%.1f\t%.1f\t%s\t%s\t\n",
+			r.key, r.Name, r.Rows, r.Seconds, r.RowsPerS, r.MBPerS, r.PeakRSSMiB, cpu, ratio)
 	}
 	tw.Flush()
+	fmt.Fprintf(w, "\nCPU s: median user+system seconds of the measured process (+ the emulator's, for run-csv).\n")
 	if rep.RowSet != nil {
 		fmt.Fprintf(w, "\nEvery run of b, c and d produced the same job rows: %s.\n", rep.RowSet)
 	}
@@ -395,6 +414,7 @@ func benchPrint(w io.Writer, rep *benchReport) {
 // runs in this (the parent) process, fresh for every run, so that the
 // child's RSS is bulkflow's alone.
 func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, cpuProfile string) (*benchChildResult, int64, *rowSet, error) {
+	emuCPU := selfCPU()
 	args := []string{"bench", benchChildArg, sc.name, "--data", dataDir, "--out", out, "--rows", strconv.Itoa(rows)}
 	if cpuProfile != "" {
 		args = append(args, "--cpuprofile", cpuProfile)
@@ -423,9 +443,17 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 	if err := cmd.Run(); err != nil {
 		return nil, 0, nil, fmt.Errorf("child: %v\n%s", err, strings.TrimSpace(se.String()))
 	}
+	if srv != nil {
+		// While the child ran, this process only served the emulator.
+		emuCPU = selfCPU() - emuCPU
+	}
 	var res benchChildResult
 	if err := json.Unmarshal(so.Bytes(), &res); err != nil {
 		return nil, 0, nil, fmt.Errorf("child output %q: %v", so.String(), err)
+	}
+	res.cpu = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	if srv != nil {
+		res.emulatorCPU = emuCPU.Seconds()
 	}
 	rss := res.PeakRSS
 	if rss <= 0 {

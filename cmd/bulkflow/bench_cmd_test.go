@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -49,6 +50,11 @@ func TestBenchCommand(t *testing.T) {
 		}
 		if s.PeakRSSMiB <= 0 {
 			t.Errorf("%s: peak RSS %v MiB, want > 0 (measured in a child process)", s.Name, s.PeakRSSMiB)
+		}
+		// Only run-csv talks to an emulator, whose CPU is reported apart.
+		if runtime.GOOS == "linux" && (s.CPUSeconds <= 0 || (s.EmulatorCPUSeconds > 0) != (s.Name == "run-csv")) {
+			t.Errorf("%s: cpu %v s, emulator cpu %v s; want cpu > 0 and emulator cpu > 0 for run-csv only",
+				s.Name, s.CPUSeconds, s.EmulatorCPUSeconds)
 		}
 	}
 	if got := strings.Join(names, ","); got != "baseline,plan-csv,plan-parquet,run-csv" {
