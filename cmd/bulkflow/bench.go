@@ -414,6 +414,12 @@ func benchPrint(w io.Writer, rep *benchReport) {
 // runs in this (the parent) process, fresh for every run, so that the
 // child's RSS is bulkflow's alone.
 func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, cpuProfile string) (*benchChildResult, int64, *rowSet, error) {
+	// Like testing.B before each benchmark, collect the garbage of earlier
+	// runs first: otherwise the last run's emulator (hundreds of MiB of
+	// records) is collected, or not, at some point of this run, and the
+	// new emulator grows the heap into fresh pages (a page fault per
+	// 4 KiB) or reuses freed ones depending on that timing.
+	runtime.GC()
 	emuCPU := selfCPU()
 	args := []string{"bench", benchChildArg, sc.name, "--data", dataDir, "--out", out, "--rows", strconv.Itoa(rows)}
 	if cpuProfile != "" {
