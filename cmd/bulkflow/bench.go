@@ -84,8 +84,9 @@ measures, alternating the runs (a b c d a b c d ...), each in a child process:
                    the parent process (max_job_rows 10000, concurrency 4,
                    poll 10ms..250ms, ledger off; results fetched, dead letters written)
 Reports the median wall time, rows/s, MB/s of the CSV input, the peak RSS of
-the child process, the ratio to the baseline, and the targets: b <= 1.0x a;
-c <= 1.0x a with peak RSS <= 150 MiB; d <= 2.5x b.
+the child process, its CPU seconds (user+system; for d also the emulator's),
+the ratio to the baseline, and the targets: b <= 1.0x a; c <= 1.0x a with
+peak RSS <= 150 MiB; d <= 2.5x b. Garbage is collected before each run.
 
 After every run of b, c and d (untimed), the records of the job CSVs they
 produced (for d, the CSVs the emulator received) are counted and hashed in an
