@@ -7,40 +7,108 @@ import (
 
 // table holds the rows of a parsed upload as offsets into one string:
 // no pointers per row or value, so a million stored rows cost the garbage
-// collector (and the parser's write barriers) nothing. Rows may have
-// different lengths (encoding/csv allows it; validateUpload rejects it).
+// collector (and the parser's write barriers) nothing.
+//
+// A plain row (no quotes, as many values as the header) is stored as
+// where it starts alone, 4 bytes, and split again when it is read: its
+// values end at the delimiters and at the line ending, which is all a
+// reader needs to find them. Storing every value's offsets cost 8 bytes
+// per value, more than the row's own text. The other rows (quoted values,
+// other widths, and every row of a table built by tableOf) are stored
+// rows: their values' offsets are kept. Rows may have different lengths
+// (encoding/csv allows it; validateUpload rejects it).
 type table struct {
-	text string   // the upload (or, for parseCSV's rows, their values concatenated)
-	more string   // values that are not substrings of text (quotes unescaped)
-	vals []uint64 // per value: start<<32 | end, in text, or in more with inMore set
-	ends []uint32 // per row: the index in vals after its last value
+	text       string   // the upload (or, for parseCSV's rows, their values concatenated)
+	more       string   // values that are not substrings of text (quotes unescaped)
+	delim      byte     // the delimiter between the values of plain rows
+	plainWidth int      // the number of values of every plain row
+	locs       []uint32 // per row: a plain row's start in text, or isStored | its index in ends
+	vals       []uint64 // per value of a stored row: start<<32 | end, in text, or in more with inMore set
+	ends       []uint32 // per stored row: the index in vals after its last value
 }
 
-// inMore marks a value offset that refers to table.more.
-const inMore = 1 << 63
+const (
+	// inMore marks a value offset that refers to table.more.
+	inMore = 1 << 63
+	// isStored marks an entry of table.rows that is a stored row.
+	isStored = 1 << 31
+)
 
 // len returns the number of rows.
-func (t *table) len() int { return len(t.ends) }
+func (t *table) len() int { return len(t.locs) }
 
-// rowRange returns the span of row r in t.vals.
-func (t *table) rowRange(r int) (int, int) {
+// storedRange returns the span in t.vals of the stored row whose entry
+// in t.locs is e.
+func (t *table) storedRange(e uint32) (int, int) {
+	k := e &^ isStored
 	lo := 0
-	if r > 0 {
-		lo = int(t.ends[r-1])
+	if k > 0 {
+		lo = int(t.ends[k-1])
 	}
-	return lo, int(t.ends[r])
+	return lo, int(t.ends[k])
+}
+
+// line returns the text of plain row r, without its line ending.
+func (t *table) line(r int) string {
+	s := t.text[t.locs[r]:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+		if len(s) > 0 && s[len(s)-1] == '\r' {
+			s = s[:len(s)-1]
+		}
+	}
+	return s
 }
 
 // width returns the number of values of row r.
 func (t *table) width(r int) int {
-	lo, hi := t.rowRange(r)
-	return hi - lo
+	if e := t.locs[r]; e&isStored != 0 {
+		lo, hi := t.storedRange(e)
+		return hi - lo
+	}
+	return t.plainWidth
 }
 
 // value returns value c of row r.
 func (t *table) value(r, c int) string {
-	lo, _ := t.rowRange(r)
-	return t.at(lo + c)
+	e := t.locs[r]
+	if e&isStored != 0 {
+		lo, _ := t.storedRange(e)
+		return t.at(lo + c)
+	}
+	// A plain row has t.plainWidth values and t.plainWidth-1 delimiters, so
+	// skipping c of them stays on the row.
+	s := t.text[e:]
+	for ; c > 0; c-- {
+		s = s[strings.IndexByte(s, t.delim)+1:]
+	}
+	end := len(s)
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b == t.delim || b == '\n' || b == '\r' {
+			end = i
+			break
+		}
+	}
+	return s[:end]
+}
+
+// split appends the values of row r to dst and returns it: the hot loops
+// split each row once, instead of finding its values one by one.
+func (t *table) split(r int, dst []string) []string {
+	if e := t.locs[r]; e&isStored != 0 {
+		lo, hi := t.storedRange(e)
+		for i := lo; i < hi; i++ {
+			dst = append(dst, t.at(i))
+		}
+		return dst
+	}
+	s := t.line(r)
+	for c := 1; c < t.plainWidth; c++ {
+		i := strings.IndexByte(s, t.delim)
+		dst = append(dst, s[:i])
+		s = s[i+1:]
+	}
+	return append(dst, s)
 }
 
 // at returns t.vals[i] as a string.
@@ -61,17 +129,12 @@ func (t *table) rows(from int) [][]string {
 	}
 	out := make([][]string, 0, t.len()-from)
 	for r := from; r < t.len(); r++ {
-		lo, hi := t.rowRange(r)
-		row := make([]string, hi-lo)
-		for i := range row {
-			row[i] = t.at(lo + i)
-		}
-		out = append(out, row)
+		out = append(out, t.split(r, make([]string, 0, t.width(r))))
 	}
 	return out
 }
 
-// tableOf packs rows (from parseCSV) into a table.
+// tableOf packs rows (from parseCSV) into a table of stored rows.
 func tableOf(rows [][]string) *table {
 	var b strings.Builder
 	t := &table{}
@@ -80,6 +143,7 @@ func tableOf(rows [][]string) *table {
 			t.vals = append(t.vals, uint64(b.Len())<<32|uint64(b.Len()+len(v)))
 			b.WriteString(v)
 		}
+		t.locs = append(t.locs, isStored|uint32(len(t.ends)))
 		t.ends = append(t.ends, uint32(len(t.vals)))
 	}
 	t.text = b.String()
@@ -113,11 +177,10 @@ func parseUpload(data []byte, delim rune) ([]string, *table, error) {
 // parseStrict parses text as described at parseUpload; ok is false when
 // text leaves that shape.
 func parseStrict(text string, d byte) (header []string, t *table, ok bool) {
-	t = &table{text: text}
+	t = &table{text: text, delim: d}
 	var more []byte
-	// Size the slices once from the line count (an upper bound on the
-	// records: quoted values may span lines) and the header's width.
-	lines := strings.Count(text, "\n") + 1
+	// Plain rows store their start in 31 bits (see table).
+	plainOK := len(text) < isStored
 	// stop marks the bytes that end or complicate an unquoted value.
 	var stop [256]bool
 	stop[d], stop['\n'], stop['\r'], stop['"'] = true, true, true, true
@@ -126,6 +189,8 @@ func parseStrict(text string, d byte) (header []string, t *table, ok bool) {
 		if text[i] == '\n' || text[i] == '\r' {
 			return nil, nil, false // blank line (skipped by encoding/csv) or lone "\r"
 		}
+		rowStart, firstVal := i, len(t.vals)
+		quoted := false
 		for {
 			// One value starting at i.
 			var v uint64
@@ -140,6 +205,7 @@ func parseStrict(text string, d byte) (header []string, t *table, ok bool) {
 					v = uint64(i+lo)<<32 | uint64(i+hi)
 				}
 				i += n
+				quoted = true
 			} else {
 				j := i
 				for j < len(text) && !stop[text[j]] {
@@ -163,16 +229,27 @@ func parseStrict(text string, d byte) (header []string, t *table, ok bool) {
 			i++ // the "\r" of "\r\n" (checked above)
 		}
 		i++ // "\n", or past EOF
-		t.ends = append(t.ends, uint32(len(t.vals)))
 		if header == nil {
-			// The header is kept as strings; the rows start afresh.
+			// The header is kept as strings; the rows start afresh, sized
+			// once from the line count (an upper bound on the records:
+			// quoted values may span lines).
+			t.locs = append(t.locs, isStored)
+			t.ends = append(t.ends, uint32(len(t.vals)))
 			t.more = string(more)
 			header = t.rows(0)[0]
-			width := len(t.vals)
-			t.vals = make([]uint64, 0, width*(lines-1))
-			t.ends = make([]uint32, 0, lines-1)
-			more = more[:0]
+			t.plainWidth = len(header)
+			t.locs = make([]uint32, 0, strings.Count(text[i-1:], "\n"))
+			t.vals, t.ends, more = t.vals[:0], nil, more[:0]
+			continue
 		}
+		if plainOK && !quoted && len(t.vals)-firstVal == t.plainWidth {
+			// A plain row: its values are found again by splitting it.
+			t.vals = t.vals[:firstVal]
+			t.locs = append(t.locs, uint32(rowStart))
+			continue
+		}
+		t.ends = append(t.ends, uint32(len(t.vals)))
+		t.locs = append(t.locs, isStored|uint32(len(t.ends)-1))
 	}
 	if header == nil {
 		return nil, nil, false

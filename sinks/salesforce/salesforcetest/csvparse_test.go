@@ -17,6 +17,26 @@ func checkParseUpload(t *testing.T, data []byte, delim rune) {
 		gerr != nil && gerr.Error() != werr.Error() {
 		t.Fatalf("parseUpload(%q, %q)\n got %q %q %v\nwant %q %q %v", data, delim, gh, gr, gerr, wh, wr, werr)
 	}
+	// Plain rows are split again on every read: each way must find the
+	// values rows found.
+	for r, row := range gr {
+		if gt.width(r) != len(row) || rowSize(gt, r) != resultSize(row) {
+			t.Fatalf("parseUpload(%q, %q) row %d: width %d, size %d; want %d, %d",
+				data, delim, r, gt.width(r), rowSize(gt, r), len(row), resultSize(row))
+		}
+		for c, v := range row {
+			if got := gt.value(r, c); got != v {
+				t.Fatalf("parseUpload(%q, %q) row %d value %d: %q, want %q", data, delim, r, c, got, v)
+			}
+		}
+		rw := &resultWriter{delim: byte(delim), eol: "\n"}
+		rw.tableRow("id", "s", gt, r)
+		want := &resultWriter{delim: byte(delim), eol: "\n"}
+		want.row(append([]string{"id", "s"}, row...))
+		if string(rw.buf) != string(want.buf) {
+			t.Fatalf("parseUpload(%q, %q) row %d result %q, want %q", data, delim, r, rw.buf, want.buf)
+		}
+	}
 }
 
 func TestParseUploadMatchesEncodingCSV(t *testing.T) {

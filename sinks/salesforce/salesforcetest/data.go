@@ -327,8 +327,8 @@ func (s *Server) handleGetRecord(w http.ResponseWriter, r *http.Request, version
 		return
 	}
 	out := obj{
-		{"attributes", obj{{"type", o.desc.Name}, {"url", "/services/data/v" + version + "/sobjects/" + o.desc.Name + "/" + rec.id}}},
-		{"Id", rec.id},
+		{"attributes", obj{{"type", o.desc.Name}, {"url", "/services/data/v" + version + "/sobjects/" + o.desc.Name + "/" + rec.id()}}},
+		{"Id", rec.id()},
 	}
 	for _, f := range o.fieldList {
 		if f.Name == "Id" {

@@ -1,6 +1,10 @@
 package salesforcetest
 
-import "hash/maphash"
+import (
+	"hash/maphash"
+	"strings"
+	"unicode/utf8"
+)
 
 // keyIndex maps distinct keys to one record each. It is an open-addressing
 // hash table (linear probing) built for bulk inserts of a million keys:
@@ -20,6 +24,13 @@ type keyIndex struct {
 	n      int // entries
 	used   int // non-empty slots, tombstones included
 	live   int
+
+	// A record's key is its value of the field at position pos,
+	// lower-cased when fold is set (indexKey): entries do not store keys,
+	// which would add a 16-byte string header to each of a million
+	// entries. Only a lookup whose hash matches reads a record's key.
+	pos  uint32
+	fold bool
 
 	// The last lookup that missed: its key, hash and the empty slot that
 	// ended its probe (-1: none). An insert job looks every new key up
@@ -48,10 +59,37 @@ func (x *keyIndex) appendEntry(e keyEntry) uint32 {
 	return uint32(x.n - 1)
 }
 
+// keyEntry is one record of a keyIndex and the hash of its key.
 type keyEntry struct {
-	key  string
 	rec  *record // nil once removed
 	hash uint32
+}
+
+// holds reports whether rec's key is k.
+func (x *keyIndex) holds(rec *record, k string) bool {
+	v, _ := rec.at(x.pos)
+	if !x.fold {
+		return v == k
+	}
+	return lowerIs(v, k)
+}
+
+// lowerIs reports whether strings.ToLower(v) == k, without allocating
+// for ASCII v.
+func lowerIs(v, k string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= utf8.RuneSelf {
+			return strings.ToLower(v) == k
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if i >= len(k) || k[i] != c {
+			return false // ToLower maps v's ASCII prefix byte for byte
+		}
+	}
+	return len(v) == len(k)
 }
 
 // indexSeed seeds every keyIndex: lookups never depend on iteration order,
@@ -73,7 +111,7 @@ func (x *keyIndex) slot(k string, h uint32) int {
 			return -1
 		}
 		if uint32(s>>32) == h {
-			if e := x.entry(uint32(s) - 1); e.rec != nil && e.key == k {
+			if e := x.entry(uint32(s) - 1); e.rec != nil && x.holds(e.rec, k) {
 				return int(p)
 			}
 		}
@@ -88,7 +126,7 @@ func (x *keyIndex) get(k string) *record {
 	return nil
 }
 
-// put adds k → rec; k must not be in x.
+// put adds k → rec; k must not be in x, and must be rec's key.
 func (x *keyIndex) put(k string, rec *record) {
 	if x.putNew(k, rec) != nil {
 		panic("salesforcetest: keyIndex.put of a present key")
@@ -97,31 +135,32 @@ func (x *keyIndex) put(k string, rec *record) {
 
 // putNew adds k → rec unless k is present, in which case it returns the
 // present record and changes nothing (one probe for the common insert).
+// k must be rec's key.
 func (x *keyIndex) putNew(k string, rec *record) *record {
 	if (x.used+1)*4 > len(x.slots)*3 {
 		x.rebuild(0)
 	}
 	if x.missPos >= 0 && x.missPos < len(x.slots) && x.slots[x.missPos] == 0 && k == x.missKey {
 		// k missed in the last lookup (see missPos).
-		return x.insertAt(x.missPos, k, x.missHash, rec)
+		return x.insertAt(x.missPos, x.missHash, rec)
 	}
 	h := keyHash(k)
 	mask := uint32(len(x.slots) - 1)
 	p := h & mask
 	for ; x.slots[p] != 0; p = (p + 1) & mask {
 		if s := x.slots[p]; uint32(s>>32) == h {
-			if e := x.entry(uint32(s) - 1); e.rec != nil && e.key == k {
+			if e := x.entry(uint32(s) - 1); e.rec != nil && x.holds(e.rec, k) {
 				return e.rec
 			}
 		}
 	}
-	return x.insertAt(int(p), k, h, rec)
+	return x.insertAt(int(p), h, rec)
 }
 
-// insertAt stores k → rec (k has hash h) in the empty slot p; it returns
-// nil, for putNew.
-func (x *keyIndex) insertAt(p int, k string, h uint32, rec *record) *record {
-	i := x.appendEntry(keyEntry{k, rec, h})
+// insertAt stores rec, whose key has hash h, in the empty slot p; it
+// returns nil, for putNew.
+func (x *keyIndex) insertAt(p int, h uint32, rec *record) *record {
+	i := x.appendEntry(keyEntry{rec, h})
 	x.slots[p] = uint64(h)<<32 | uint64(i+1)
 	x.used++
 	x.live++

@@ -4,38 +4,25 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
 // TestFieldIndexMatchesReference checks fieldIndex (keyIndex plus the
 // duplicate map) against a map of insertion-ordered lists under random
-// adds and removes.
+// adds and removes. As in a store, each record is indexed under its own
+// value (the field at position 0), lower-cased: records change value
+// while they are out of the index.
 func TestFieldIndexMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	recs := make([]*record, 64)
+	recs := make([]*record, 2000)
 	for i := range recs {
-		recs[i] = &record{id: fmt.Sprint(i)}
+		recs[i] = &record{n: uint64(i)}
 	}
-	var x fieldIndex
+	x := fieldIndex{one: keyIndex{pos: 0, fold: true}}
 	ref := map[string][]*record{}
-	for n := 0; n < 200000; n++ {
-		k := fmt.Sprint(rng.IntN(3000))
-		r := recs[rng.IntN(len(recs))]
-		if rng.IntN(5000) == 0 {
-			x.one.reserve(rng.IntN(10000))
-		}
-		if rng.IntN(3) > 0 {
-			if slices.Contains(ref[k], r) {
-				continue // a record holds a key once
-			}
-			x.add(k, r)
-			ref[k] = append(ref[k], r)
-		} else {
-			x.remove(k, r)
-			if i := slices.Index(ref[k], r); i >= 0 {
-				ref[k] = slices.Delete(ref[k], i, i+1)
-			}
-		}
+	keyOf := map[*record]string{} // the indexed records' keys
+	check := func(step int, k string) {
 		var got []*record
 		if list, ok := x.many[k]; ok {
 			got = list
@@ -43,18 +30,55 @@ func TestFieldIndexMatchesReference(t *testing.T) {
 			got = []*record{r}
 		}
 		if !slices.Equal(got, ref[k]) && len(got)+len(ref[k]) > 0 {
-			t.Fatalf("step %d key %s: got %v want %v", n, k, got, ref[k])
+			t.Fatalf("step %d key %s: got %v want %v", step, k, got, ref[k])
 		}
 	}
-	for k, want := range ref {
-		var got []*record
-		if list, ok := x.many[k]; ok {
-			got = list
-		} else if r := x.one.get(k); r != nil {
-			got = []*record{r}
+	spellings := []string{"k%d", "K%d", "\u00c4%d"} // ASCII, upper case, non-ASCII upper case
+	for n := 0; n < 200000; n++ {
+		r := recs[rng.IntN(len(recs))]
+		if rng.IntN(5000) == 0 {
+			x.one.reserve(rng.IntN(10000))
 		}
-		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
-			t.Fatalf("key %s: got %v want %v", k, got, want)
+		k, indexed := keyOf[r]
+		if indexed {
+			x.remove(k, r)
+			if i := slices.Index(ref[k], r); i >= 0 {
+				ref[k] = slices.Delete(ref[k], i, i+1)
+			}
+			delete(keyOf, r)
+		} else {
+			v := fmt.Sprintf(spellings[rng.IntN(len(spellings))], rng.IntN(300))
+			r.vals = &recVals{vals: v, refs: []fieldRef{{0, uint32(len(v))}}}
+			k = strings.ToLower(v)
+			x.add(k, r)
+			ref[k] = append(ref[k], r)
+			keyOf[r] = k
+		}
+		check(n, k)
+	}
+	for k := range ref {
+		check(-1, k)
+	}
+}
+
+// TestLowerIs checks lowerIs against strings.ToLower.
+func TestLowerIs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	alphabet := []string{"a", "A", "b", "\u00c4", "\u00e4", "\u0130", "i", "\xff"}
+	word := func() string {
+		var b strings.Builder
+		for range rng.IntN(4) {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		return b.String()
+	}
+	for range 100000 {
+		v, k := word(), word()
+		if rng.IntN(2) == 0 {
+			k = strings.ToLower(v)
+		}
+		if got, want := lowerIs(v, k), strings.ToLower(v) == k; got != want {
+			t.Fatalf("lowerIs(%q, %q) = %v, want %v", v, k, got, want)
 		}
 	}
 }

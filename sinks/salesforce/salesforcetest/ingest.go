@@ -85,18 +85,28 @@ type job struct {
 
 // okResult is a successful row of job.rows (kept apart from rowResult,
 // whose error string would add 16 bytes to every one of a million rows).
+// Its record is of the job's object, so the counter of the record's id
+// is enough to write the id: no pointer, and no id string per row.
 type okResult struct {
-	id      string
+	n       uint64 // the counter of the record's id (see idGen)
 	row     int32
 	created bool
 }
 
 // rowResult is the outcome of one row; its values are row of job.rows.
 type rowResult struct {
-	id      string
+	rec     *record // the record the row found or made (its id is the result's), or nil
 	err     string
 	row     int32
 	created bool
+}
+
+// id returns the result's sf__Id ("" without a record).
+func (r *rowResult) id() string {
+	if r.rec == nil {
+		return ""
+	}
+	return r.rec.id()
 }
 
 // JobInfo is a snapshot of an emulated job, for tests.

@@ -219,19 +219,6 @@ func (s *Server) validateUpload(j *job) (header []string, rows *table, p *plan, 
 	return header, rows, p, ""
 }
 
-// growCap returns s with room for n more elements, at least doubling its
-// capacity when it must grow: slices.Grow and append grow large slices by
-// only a quarter, so a store filled by 10,000-row jobs was copied over and
-// over.
-func growCap[E any](s []E, n int) []E {
-	if cap(s)-len(s) >= n {
-		return s
-	}
-	out := make([]E, len(s), max(2*cap(s), len(s)+n))
-	copy(out, s)
-	return out
-}
-
 func firstOr(ss []string, def string) string {
 	if len(ss) > 0 {
 		return ss[0]
@@ -264,7 +251,6 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 	}
 	if j.operation == "insert" || j.operation == "upsert" {
 		st := s.storeLocked(j.object)
-		st.order = growCap(st.order, n)
 		if p != nil {
 			// Size the indexes of the fields the rows set for every row,
 			// so that they do not grow mid-job.
@@ -334,14 +320,15 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 					s.mu.Unlock()
 					return
 				}
-				res := s.applyRowLocked(j, p, rowVals{rows, i}, faults.LockErrorRate)
+				p.row = rows.split(i, p.row[:0])
+				res := s.applyRowLocked(j, p, rowVals{p.row, i}, faults.LockErrorRate)
 				j.processed++
 				j.next = i + 1
 				if res.err != "" {
 					j.failed++
 					j.failures = append(j.failures, res)
 				} else {
-					j.success = append(j.success, okResult{res.id, res.row, res.created})
+					j.success = append(j.success, okResult{res.rec.n, res.row, res.created})
 				}
 			}
 			j.modstamp = s.now()

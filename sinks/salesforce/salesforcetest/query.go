@@ -224,7 +224,7 @@ func (s *Server) resolveQueryCol(o *object, name string) (queryCol, error) {
 func (s *Server) valueLocked(c queryCol, rec *record) (string, bool) {
 	get := func(f *FieldDescribe, r *record) (string, bool) {
 		if strings.EqualFold(f.Name, "Id") {
-			return r.id, true
+			return r.id(), true
 		}
 		return r.get(f)
 	}
@@ -361,7 +361,7 @@ func (s *Server) runQuery(j *job, start time.Time) {
 	sq := j.soql
 	st := s.storeLocked(sq.object)
 	var rows [][]string
-	for _, rec := range st.order {
+	for rec := range st.order.all() {
 		if rec.removed || rec.deleted && j.operation != "queryAll" {
 			continue
 		}

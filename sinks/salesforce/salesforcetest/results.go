@@ -2,8 +2,10 @@ package salesforcetest
 
 import (
 	"fmt"
+	"iter"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -50,7 +52,12 @@ func resultSize(vals ...[]string) int {
 
 // rowSize is resultSize for row r of t.
 func rowSize(t *table, r int) int {
-	lo, hi := t.rowRange(r)
+	e := t.locs[r]
+	if e&isStored == 0 {
+		// The line holds the values and a delimiter between each two.
+		return 2 + 3*t.plainWidth + len(t.line(r)) - (t.plainWidth - 1)
+	}
+	lo, hi := t.storedRange(e)
 	n := 2 + 3*(hi-lo)
 	for i := lo; i < hi; i++ {
 		v := t.vals[i] &^ inMore
@@ -65,10 +72,25 @@ func (rw *resultWriter) tableRow(id, status string, t *table, r int) {
 	rw.quoted(id)
 	rw.buf = append(rw.buf, rw.delim)
 	rw.quoted(status)
-	lo, hi := t.rowRange(r)
-	for i := lo; i < hi; i++ {
-		rw.buf = append(rw.buf, rw.delim)
-		rw.quoted(t.at(i))
+	if t.locs[r]&isStored == 0 {
+		// A plain row's values hold no quotes: each is written as is
+		// between quotes, so the line is copied a run at a time.
+		s := t.line(r)
+		rw.buf = append(rw.buf, rw.delim, '"')
+		for c := 1; c < t.plainWidth; c++ {
+			i := strings.IndexByte(s, t.delim)
+			rw.buf = append(rw.buf, s[:i]...)
+			rw.buf = append(rw.buf, '"', rw.delim, '"')
+			s = s[i+1:]
+		}
+		rw.buf = append(rw.buf, s...)
+		rw.buf = append(rw.buf, '"')
+	} else {
+		lo, hi := t.storedRange(t.locs[r])
+		for i := lo; i < hi; i++ {
+			rw.buf = append(rw.buf, rw.delim)
+			rw.quoted(t.at(i))
+		}
 	}
 	rw.rows++
 }
@@ -151,7 +173,7 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request, id, kind 
 		}
 	case "failedresults":
 		for i := range j.failures {
-			size += rowSize(j.rows, int(j.failures[i].row)) + len(j.failures[i].id) + len(j.failures[i].err) + 6
+			size += rowSize(j.rows, int(j.failures[i].row)) + 18 + len(j.failures[i].err) + 6
 		}
 	default:
 		for _, vals := range j.unprocessed {
@@ -162,23 +184,28 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request, id, kind 
 	switch kind {
 	case "successfulresults":
 		rw.header([]string{"sf__Id", "sf__Created"}, j.header)
-		for _, i := range s.orderLocked(len(j.success)) {
+		// ids is seeked from one counter to the next: in natural order
+		// an insert job's are consecutive, one increment each.
+		var ids idGen
+		var id [18]byte
+		for i := range s.orderLocked(len(j.success)) {
 			res := &j.success[i]
 			created := "false"
 			if res.created {
 				created = "true"
 			}
-			rw.tableRow(res.id, created, j.rows, int(res.row))
+			ids.seek(j.object.prefix, res.n)
+			rw.tableRow(string(ids.appendID(id[:0])), created, j.rows, int(res.row))
 		}
 	case "failedresults":
 		rw.header([]string{"sf__Id", "sf__Error"}, j.header)
-		for _, i := range s.orderLocked(len(j.failures)) {
+		for i := range s.orderLocked(len(j.failures)) {
 			res := &j.failures[i]
-			rw.tableRow(res.id, res.err, j.rows, int(res.row))
+			rw.tableRow(res.id(), res.err, j.rows, int(res.row))
 		}
 	default:
 		rw.header(nil, j.header)
-		for _, i := range s.orderLocked(len(j.unprocessed)) {
+		for i := range s.orderLocked(len(j.unprocessed)) {
 			rw.row(j.unprocessed[i])
 		}
 	}
@@ -192,16 +219,25 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request, id, kind 
 }
 
 // orderLocked returns the row order of a result file: natural, or a seeded
-// shuffle with Options.ShuffleResults. s.mu must be held.
-func (s *Server) orderLocked(n int) []int {
+// shuffle with Options.ShuffleResults. The natural order is counted, not
+// stored (a million results made an 8 MB list to walk once). s.mu must
+// be held, and the shuffle is drawn when orderLocked is called.
+func (s *Server) orderLocked(n int) iter.Seq[int] {
+	if !s.opts.ShuffleResults {
+		return func(yield func(int) bool) {
+			for i := range n {
+				if !yield(i) {
+					return
+				}
+			}
+		}
+	}
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
 	}
-	if s.opts.ShuffleResults {
-		s.rng.Shuffle(n, func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
-	}
-	return idx
+	s.rng.Shuffle(n, func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
+	return slices.Values(idx)
 }
 
 // writeJobNotComplete answers an early results request (contract §2.9, §6).

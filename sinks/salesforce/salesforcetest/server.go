@@ -53,7 +53,6 @@ type Server struct {
 	idGens        map[string]*idGen // by key prefix
 	lastIDPrefix  string            // the prefix of lastIDGen, which
 	lastIDGen     *idGen            // saves newIDLocked a map lookup
-	idSlab        []byte            // the free tail of the slab new ids are carved from
 	apiUsed       int64
 	batchesUsed   int64
 	recordsUsed   int64
@@ -166,14 +165,14 @@ func NewHandler(opts *Options) (*Server, error) {
 	// Seed the integration user so OwnerId lookups and /sobjects/User work.
 	if u := s.objects["user"]; u != nil {
 		st := s.storeLocked(u)
-		rec := &record{id: s.opts.UserID, obj: u}
+		rec := &record{vals: &recVals{obj: u}}
 		for name, v := range map[string]string{"Username": s.opts.Username, "FirstName": "Integration",
 			"LastName": "User", "Email": s.opts.Username, "IsActive": "true"} {
 			if f := u.fields[strings.ToLower(name)]; f != nil {
 				rec.put(f, v)
 			}
 		}
-		st.add(rec)
+		st.addNamed(rec, s.opts.UserID)
 	}
 	return s, nil
 }

@@ -1,6 +1,7 @@
 package salesforcetest
 
 import (
+	"iter"
 	"strings"
 )
 
@@ -9,19 +10,26 @@ import (
 // value belongs to: a million records then hold a few pointers each for
 // the garbage collector to scan, instead of two per value. A record
 // inserted verbatim from an upload row does not even copy its values: it
-// points at the row (src, row) until it is first changed.
+// points at the row (vals.src, row) until it is first changed.
+//
+// A record is 24 bytes with one pointer: its id is a counter, and its
+// object and values are behind vals, which the records inserted from the
+// rows of one upload share.
 type record struct {
-	id      string     // 18 characters
-	obj     *object    // the record's object (for field positions)
-	own     *ownVals   // the values, unless src is set (nil: no values)
-	src     *rowSource // when set, the values are the cells of src's row
-	row     int32
-	deleted bool // soft-deleted (recycle bin)
-	removed bool // hard-deleted
+	n       uint64   // the counter of its generated id (see idGen), or with named its index in the store's named
+	vals    *recVals // its object and values
+	row     int32    // with vals.src: the row holding the values
+	deleted bool     // soft-deleted (recycle bin)
+	removed bool     // hard-deleted
+	named   bool     // its id was given, not generated (see objStore.addNamed)
 }
 
-// ownVals are the values a record holds itself.
-type ownVals struct {
+// recVals are a record's object and its values: the cells of its row of
+// src, or with src nil the values it holds itself (none when vals is
+// empty).
+type recVals struct {
+	obj  *object    // the record's object (for field positions and its id's prefix)
+	src  *rowSource // when set, the values are the cells of the record's row
 	vals string     // the non-null values, concatenated
 	refs []fieldRef // per value, in vals order: its field and its end
 }
@@ -41,22 +49,31 @@ type rowSource struct {
 	cols []int32 // by column: the field position, or -1 (the Id column)
 }
 
+// obj returns the record's object.
+func (r *record) obj() *object { return r.vals.obj }
+
+// id returns the record's 18-character id.
+func (r *record) id() string {
+	if r.named {
+		return r.obj().store.named[r.n]
+	}
+	return formatID(r.obj().prefix, r.n)
+}
+
 // at returns the value of the field at position pos and whether it is set.
 func (r *record) at(pos uint32) (string, bool) {
-	if r.src != nil {
-		if int(pos) >= len(r.src.col) || r.src.col[pos] < 0 {
+	rv := r.vals
+	if src := rv.src; src != nil {
+		if int(pos) >= len(src.col) || src.col[pos] < 0 {
 			return "", false
 		}
-		v := r.src.t.value(int(r.row), int(r.src.col[pos]))
+		v := src.t.value(int(r.row), int(src.col[pos]))
 		return v, v != ""
 	}
-	if r.own == nil {
-		return "", false
-	}
 	start := uint32(0)
-	for _, ref := range r.own.refs {
+	for _, ref := range rv.refs {
 		if ref.pos == pos {
-			return r.own.vals[start:ref.end], true
+			return rv.vals[start:ref.end], true
 		}
 		start = ref.end
 	}
@@ -65,27 +82,26 @@ func (r *record) at(pos uint32) (string, bool) {
 
 // each calls fn for every value, in order.
 func (r *record) each(fn func(pos uint32, v string)) {
-	if r.src != nil {
-		for c, pos := range r.src.cols {
-			if v := r.src.t.value(int(r.row), c); pos >= 0 && v != "" {
+	rv := r.vals
+	if src := rv.src; src != nil {
+		var buf [32]string
+		for c, v := range src.t.split(int(r.row), buf[:0]) {
+			if pos := src.cols[c]; pos >= 0 && v != "" {
 				fn(uint32(pos), v)
 			}
 		}
 		return
 	}
-	if r.own == nil {
-		return
-	}
 	start := uint32(0)
-	for _, ref := range r.own.refs {
-		fn(ref.pos, r.own.vals[start:ref.end])
+	for _, ref := range rv.refs {
+		fn(ref.pos, rv.vals[start:ref.end])
 		start = ref.end
 	}
 }
 
 // get returns the value of f and whether it is set.
 func (r *record) get(f *FieldDescribe) (string, bool) {
-	pos, ok := r.obj.pos[f]
+	pos, ok := r.obj().pos[f]
 	if !ok {
 		return "", false
 	}
@@ -95,14 +111,14 @@ func (r *record) get(f *FieldDescribe) (string, bool) {
 // put sets f to v (v != ""). Updates rebuild the values (copy on write:
 // vals and refs of inserted records live in shared slabs).
 func (r *record) put(f *FieldDescribe, v string) {
-	if pos, ok := r.obj.pos[f]; ok {
+	if pos, ok := r.obj().pos[f]; ok {
 		r.replace(pos, v, false)
 	}
 }
 
 // del removes the value of f (sets it to null).
 func (r *record) del(f *FieldDescribe) {
-	if pos, ok := r.obj.pos[f]; ok {
+	if pos, ok := r.obj().pos[f]; ok {
 		r.replace(pos, "", true)
 	}
 }
@@ -128,14 +144,14 @@ func (r *record) replace(pos uint32, v string, remove bool) {
 		b.WriteString(v)
 		refs = append(refs, fieldRef{pos, uint32(b.Len())})
 	}
-	r.own, r.src = &ownVals{b.String(), refs}, nil
+	r.vals = &recVals{obj: r.obj(), vals: b.String(), refs: refs}
 }
 
 // toMap returns the record as field name → value, including "Id".
 func (r *record) toMap() map[string]string {
 	m := make(map[string]string)
-	r.each(func(pos uint32, v string) { m[r.obj.fieldList[pos].Name] = v })
-	m["Id"] = r.id
+	r.each(func(pos uint32, v string) { m[r.obj().fieldList[pos].Name] = v })
+	m["Id"] = r.id()
 	return m
 }
 
@@ -147,7 +163,9 @@ type objStore struct {
 	// (a slice of millions of pointers was recopied, with write barriers,
 	// each time it grew).
 	byN   [][]*record
-	order []*record
+	order recordList // every record, in insertion order
+	// named are the ids of the records whose ids were given (addNamed).
+	named []string
 	// indexed are the object's fields with an index (idLookup, externalId
 	// or unique); index[i] is the index of indexed[i]. Fields are found by
 	// pointer, not by (lower-cased) name, to keep string work off the
@@ -155,6 +173,36 @@ type objStore struct {
 	indexed    []*FieldDescribe
 	indexedPos []uint32 // positions of indexed in the object's fieldList
 	index      []fieldIndex
+}
+
+// recordList is a list of records in chunks of byNChunk: appending never
+// copies, where a slice of millions of pointers was copied (with write
+// barriers) each time it grew, and left up to half its capacity unused.
+type recordList struct {
+	chunks [][]*record
+	n      int
+}
+
+// add appends r.
+func (l *recordList) add(r *record) {
+	if l.n%byNChunk == 0 {
+		l.chunks = append(l.chunks, make([]*record, byNChunk))
+	}
+	l.chunks[l.n/byNChunk][l.n%byNChunk] = r
+	l.n++
+}
+
+// all yields the records in order.
+func (l *recordList) all() iter.Seq[*record] {
+	return func(yield func(*record) bool) {
+		for i, c := range l.chunks {
+			for _, r := range c[:min(byNChunk, l.n-i*byNChunk)] {
+				if !yield(r) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // fieldIndex maps the key of a value (indexKey) to the records holding
@@ -211,8 +259,9 @@ func (s *Server) storeLocked(o *object) *objStore {
 	st := s.store[k]
 	if st == nil {
 		st = &objStore{byID: make(map[string]*record), indexed: o.indexed, index: make([]fieldIndex, len(o.indexed))}
-		for _, f := range o.indexed {
+		for i, f := range o.indexed {
 			st.indexedPos = append(st.indexedPos, o.pos[f])
+			st.index[i].one.pos, st.index[i].one.fold = o.pos[f], !f.CaseSensitive
 		}
 		s.store[k] = st
 	}
@@ -268,7 +317,8 @@ func generatedN(id string) (uint64, bool) {
 // find returns the record with the given 15-character id, or nil.
 func (st *objStore) find(id15 string) *record {
 	if n, ok := generatedN(id15); ok {
-		if r := st.byNAt(n); r != nil && r.id[:15] == id15 {
+		// generatedN matched all of id15 but its prefix.
+		if r := st.byNAt(n); r != nil && r.obj().prefix == id15[:3] {
 			return r
 		}
 	}
@@ -287,20 +337,28 @@ func (st *objStore) byNAt(n uint64) *record {
 
 // add stores a new record and indexes it.
 func (st *objStore) add(rec *record) {
-	if n, ok := generatedN(rec.id); ok && n < uint64(len(st.byN))*byNChunk+1<<16 {
+	if n := rec.n; !rec.named && n < uint64(len(st.byN))*byNChunk+1<<16 {
 		for uint64(len(st.byN))*byNChunk <= n {
 			st.byN = append(st.byN, make([]*record, byNChunk))
 		}
 		st.byN[n/byNChunk][n%byNChunk] = rec
 	} else {
-		st.byID[rec.id[:15]] = rec
+		st.byID[rec.id()[:15]] = rec
 	}
-	st.order = append(st.order, rec)
+	st.order.add(rec)
 	for i, f := range st.indexed {
 		if v, ok := rec.at(st.indexedPos[i]); ok && v != "" {
 			st.index[i].add(indexKey(f, v), rec)
 		}
 	}
+}
+
+// addNamed stores a new record whose id is id (18 characters), not
+// generated, and indexes it.
+func (st *objStore) addNamed(rec *record, id string) {
+	rec.named, rec.n = true, uint64(len(st.named))
+	st.named = append(st.named, id)
+	st.add(rec)
 }
 
 // unindex removes rec's entry for field f.
@@ -339,7 +397,7 @@ func (st *objStore) lookup(dst []*record, f *FieldDescribe, v string) []*record 
 	x := st.fieldIndex(f)
 	if x == nil {
 		// Not indexed: scan (only reached for pasted catalogs).
-		for _, r := range st.order {
+		for r := range st.order.all() {
 			if !r.deleted && !r.removed && func() bool { x, _ := r.get(f); return strings.EqualFold(x, v) }() {
 				dst = append(dst, r)
 			}
@@ -370,23 +428,23 @@ func (st *objStore) hardDelete(rec *record) {
 		}
 	}
 	rec.removed = true
-	if n, ok := generatedN(rec.id); ok && st.byNAt(n) == rec {
+	if n := rec.n; !rec.named && st.byNAt(n) == rec {
 		st.byN[n/byNChunk][n%byNChunk] = nil
 	} else {
-		delete(st.byID, rec.id[:15])
+		delete(st.byID, rec.id()[:15])
 	}
 	// Compact order lazily: drop removed records when they pile up.
 	removed := 0
-	for _, r := range st.order {
+	for r := range st.order.all() {
 		if r.removed {
 			removed++
 		}
 	}
-	if removed > len(st.order)/2 {
-		live := st.order[:0]
-		for _, r := range st.order {
+	if removed > st.order.n/2 {
+		var live recordList
+		for r := range st.order.all() {
 			if !r.removed {
-				live = append(live, r)
+				live.add(r)
 			}
 		}
 		st.order = live
@@ -414,7 +472,7 @@ func (s *Server) records(object string, deleted bool) []map[string]string {
 		return nil
 	}
 	var out []map[string]string
-	for _, r := range st.order {
+	for r := range st.order.all() {
 		if r.removed || r.deleted != deleted {
 			continue
 		}
@@ -431,7 +489,7 @@ func (s *Server) AddRecord(object string, fields map[string]string) (string, err
 	if o == nil {
 		return "", &unknownObjectError{object}
 	}
-	rec := &record{obj: o}
+	rec := &record{vals: &recVals{obj: o}}
 	for k, v := range fields {
 		f := o.fields[strings.ToLower(k)]
 		if f == nil || f.Name == "Id" {
@@ -443,9 +501,9 @@ func (s *Server) AddRecord(object string, fields map[string]string) (string, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec.id = s.newIDLocked(o.prefix)
+	rec.n = s.newCounterLocked(o.prefix)
 	s.storeLocked(o).add(rec)
-	return rec.id, nil
+	return rec.id(), nil
 }
 
 type unknownObjectError struct{ object string }

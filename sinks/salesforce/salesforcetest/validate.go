@@ -27,10 +27,11 @@ type plan struct {
 	extCol   int // index of the upsert external-id column or -1
 	extField *FieldDescribe
 	extIsID  bool
-	changes  []change   // scratch, reused per row (one goroutine per job)
-	src      *rowSource // for inserts that can point at their row; nil if none can
+	row      []string   // scratch: the values of the row being applied
+	src      *recVals   // for inserts that can point at their row (shared by their records); nil if none can
+	noVals   *recVals   // shared by the inserted records without values
 	recSlab  []record   // records are carved from slabs to save allocations
-	ownSlab  []ownVals  // so are their values,
+	valsSlab []recVals  // so are their values,
 	refSlab  []fieldRef // their field lists
 	valSlab  []byte     // and their values (never rewritten once carved)
 	touch    []touchCol // the indexed columns, for touchRows
@@ -51,9 +52,8 @@ func (p *plan) newRecord(o *object, changes []change, verbatim bool, r int) *rec
 	}
 	p.recSlab = p.recSlab[:len(p.recSlab)+1]
 	rec := &p.recSlab[len(p.recSlab)-1]
-	rec.obj = o
 	if verbatim && p.src != nil {
-		rec.src, rec.row = p.src, int32(r)
+		rec.vals, rec.row = p.src, int32(r)
 		return rec
 	}
 	n, size := 0, 0
@@ -64,6 +64,10 @@ func (p *plan) newRecord(o *object, changes []change, verbatim bool, r int) *rec
 		}
 	}
 	if n == 0 {
+		if p.noVals == nil {
+			p.noVals = &recVals{obj: o}
+		}
+		rec.vals = p.noVals
 		return rec
 	}
 	if cap(p.refSlab)-len(p.refSlab) < n {
@@ -81,11 +85,11 @@ func (p *plan) newRecord(o *object, changes []change, verbatim bool, r int) *rec
 		}
 	}
 	p.refSlab = p.refSlab[:len(p.refSlab)+n]
-	if len(p.ownSlab) == cap(p.ownSlab) {
-		p.ownSlab = make([]ownVals, 0, slabSize)
+	if len(p.valsSlab) == cap(p.valsSlab) {
+		p.valsSlab = make([]recVals, 0, slabSize)
 	}
-	p.ownSlab = append(p.ownSlab, ownVals{unsafe.String(&p.valSlab[start], size), refs})
-	rec.own = &p.ownSlab[len(p.ownSlab)-1]
+	p.valsSlab = append(p.valsSlab, recVals{obj: o, vals: unsafe.String(&p.valSlab[start], size), refs: refs})
+	rec.vals = &p.valsSlab[len(p.valsSlab)-1]
 	return rec
 }
 
@@ -96,10 +100,11 @@ type change struct {
 	null bool
 }
 
-// rowSource returns the rowSource of t for the plan's columns, or nil when
-// a record cannot read its values from a row: relationship columns (their
-// values are resolved ids) or a field named twice.
-func (p *plan) rowSource(o *object, t *table) *rowSource {
+// rowSource returns the values of the records of o that read them from a
+// row of t, for the plan's columns, or nil when a record cannot read its
+// values from a row: relationship columns (their values are resolved ids)
+// or a field named twice.
+func (p *plan) rowSource(o *object, t *table) *recVals {
 	src := &rowSource{t: t, col: make([]int32, len(o.fieldList)), cols: make([]int32, len(p.cols))}
 	for i := range src.col {
 		src.col[i] = -1
@@ -114,7 +119,7 @@ func (p *plan) rowSource(o *object, t *table) *rowSource {
 		}
 		src.col[c.pos], src.cols[i] = int32(i), int32(c.pos)
 	}
-	return src
+	return &recVals{obj: o, src: src}
 }
 
 // planHeader resolves the header against the job's object; a non-empty
@@ -232,14 +237,15 @@ func (s *Server) findByIDLocked(o *object, v string) (*record, string) {
 	return rec, ""
 }
 
-// rowVals is one row of a table, as applyRowLocked reads it.
+// rowVals is one row of a table, as applyRowLocked reads it: row r,
+// split into vals.
 type rowVals struct {
-	t *table
-	r int
+	vals []string
+	r    int
 }
 
 // at returns value c of the row.
-func (v rowVals) at(c int) string { return v.t.value(v.r, c) }
+func (v rowVals) at(c int) string { return v.vals[c] }
 
 // applyRowLocked validates and saves one row. s.mu must be held.
 func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64) rowResult {
@@ -271,9 +277,7 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64)
 		}
 		var e string
 		rec, e = s.findByIDLocked(o, vals.at(p.idCol))
-		if rec != nil {
-			res.id = rec.id
-		}
+		res.rec = rec
 		if e != "" && !(j.operation == "hardDelete" && rec != nil && rec.deleted) {
 			res.err = e
 			return res
@@ -292,9 +296,7 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64)
 			if p.idCol >= 0 && vals.at(p.idCol) != "" {
 				var e string
 				rec, e = s.findByIDLocked(o, vals.at(p.idCol))
-				if rec != nil {
-					res.id = rec.id
-				}
+				res.rec = rec
 				if e != "" {
 					res.err = e
 					return res
@@ -310,7 +312,7 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64)
 			if len(matches) > 1 {
 				ids := make([]string, len(matches))
 				for i, m := range matches {
-					ids[i] = m.id
+					ids[i] = m.id()
 				}
 				res.err = fmt.Sprintf("DUPLICATE_EXTERNAL_ID:%s: more than one record found for external id field: [%s]:--",
 					o.desc.Label, strings.Join(ids, ", "))
@@ -318,14 +320,18 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64)
 			}
 			if len(matches) == 1 {
 				rec = matches[0]
-				res.id = rec.id
+				res.rec = rec
 			}
 		}
 	}
 	insert := rec == nil
 
 	// Field values, in column order; the first error wins.
-	changes := p.changes[:0]
+	// On the stack for the common widths: writing the values' pointers
+	// into a scratch slice on the heap cost a write barrier each while
+	// the collector marks, which it often does during a large job.
+	var changesBuf [16]change
+	changes := changesBuf[:0]
 	verbatim := true // every value is its cell, unchanged (see newRecord)
 	for i, c := range p.cols {
 		v := vals.at(i)
@@ -361,7 +367,6 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64)
 		verbatim = verbatim && nv == v
 		changes = append(changes, change{f: f, pos: c.pos, v: nv})
 	}
-	p.changes = changes
 
 	// Required fields.
 	var missing []string
@@ -390,7 +395,7 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64)
 		var buf [1]*record
 		for _, other := range st.lookup(buf[:0], ch.f, ch.v) {
 			if other != rec {
-				res.err = fmt.Sprintf("DUPLICATE_VALUE:duplicate value found: %s duplicates value on record with id: %s:--", ch.f.Name, other.id)
+				res.err = fmt.Sprintf("DUPLICATE_VALUE:duplicate value found: %s duplicates value on record with id: %s:--", ch.f.Name, other.id())
 				return res
 			}
 		}
@@ -398,9 +403,9 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64)
 
 	if insert {
 		rec = p.newRecord(o, changes, verbatim, vals.r)
-		rec.id = s.newIDLocked(o.prefix)
+		rec.n = s.newCounterLocked(o.prefix)
 		st.add(rec)
-		res.id, res.created = rec.id, true
+		res.rec, res.created = rec, true
 		return res
 	}
 	for _, ch := range changes {
@@ -412,7 +417,7 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64)
 		}
 		st.set(ch.f, indexed, rec, ch.v, ch.null)
 	}
-	res.id = rec.id
+	res.rec = rec
 	return res
 }
 
@@ -429,7 +434,7 @@ func (s *Server) resolveParentLocked(c column, v string) (string, string) {
 		if rec == nil || rec.deleted {
 			return "", foreignKeyNotFound(v, "Id", c.target.desc.Name)
 		}
-		return rec.id, ""
+		return rec.id(), ""
 	}
 	var buf, liveBuf [1]*record
 	live := liveBuf[:0]
@@ -442,7 +447,7 @@ func (s *Server) resolveParentLocked(c column, v string) (string, string) {
 	case 0:
 		return "", foreignKeyNotFound(v, c.key.Name, c.target.desc.Name)
 	case 1:
-		return live[0].id, ""
+		return live[0].id(), ""
 	}
 	return "", fmt.Sprintf("INVALID_FIELD:Foreign key external ID: %s matched more than one record for field %s in entity %s:--",
 		v, c.key.Name, c.target.desc.Name)
@@ -529,10 +534,11 @@ func (s *Server) checkValueLocked(f *FieldDescribe, v string, col int) (string, 
 		if rec == nil || rec.deleted {
 			return "", "INVALID_CROSS_REFERENCE_KEY:invalid cross reference id:--"
 		}
-		return rec.id, ""
+		return rec.id(), ""
 	}
 	// String-like types.
-	if f.Length > 0 && utf8.RuneCountInString(v) > f.Length {
+	// A value has at most as many runes as bytes: most need no count.
+	if f.Length > 0 && len(v) > f.Length && utf8.RuneCountInString(v) > f.Length {
 		return "", rowErr("STRING_TOO_LONG", fmt.Sprintf("%s: data value too large: %s (max length=%d)", f.Label, v, f.Length), f.Name)
 	}
 	switch f.Type {
@@ -595,8 +601,12 @@ func isPlainDate(v string) bool {
 	if month < 1 || month > 12 || day < 1 {
 		return false
 	}
-	// Days in the month; time.Date normalises day 0 of the next month.
-	return day <= time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	// Days in the month of the proleptic Gregorian calendar, time's.
+	days := [...]int{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[month-1]
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		days = 29
+	}
+	return day <= days
 }
 
 func picklistHas(f *FieldDescribe, v string) bool {
