@@ -92,8 +92,13 @@ func readResultsT(t *testing.T, rc io.ReadCloser, err error) (cols []string, row
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A ResultRow's strings alias the reader's buffer: copy them.
 		cp := *r
-		cp.Values = slices.Clone(r.Values)
+		cp.ID, cp.Error = strings.Clone(r.ID), strings.Clone(r.Error)
+		cp.Values = make([]string, len(r.Values))
+		for i, v := range r.Values {
+			cp.Values[i] = strings.Clone(v)
+		}
 		rows = append(rows, cp)
 	}
 }

@@ -1,7 +1,6 @@
 package salesforce
 
 import (
-	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -20,8 +19,25 @@ const (
 // unprocessedrecords CSV (contract §4.1). Columns are located by
 // case-insensitive name, never by position. A 0-byte body reads as empty.
 // A ResultReader must not be used concurrently.
+//
+// Rows are parsed exactly as encoding/csv parses them (no trimming, lazy
+// quotes off, any number of fields per row): by a fast path for the shape
+// Salesforce writes, and by encoding/csv itself for anything else.
 type ResultReader struct {
-	r       *csv.Reader
+	src   io.Reader
+	delim byte
+	stop  [256]bool // bytes that end or complicate an unquoted field
+	buf   []byte    // input; buf[pos:end] is not parsed yet
+	pos   int
+	end   int
+	err   error    // the error that ended src, once seen (io.EOF at its end)
+	line  int      // line where the next record starts
+	rec   []string // fields of the last record, aliasing buf or unq
+	unq   []byte   // the last record's quoted fields with "" escapes, unescaped
+
+	csv      *csv.Reader // reads the rest of the input once set
+	csvLines int         // lines before the input of csv
+
 	started bool
 	header  []string
 	cols    []string // echoed (non sf__) columns
@@ -32,7 +48,9 @@ type ResultReader struct {
 	row     ResultRow
 }
 
-// ResultRow is one row of a result CSV. It is reused by the next Read.
+// ResultRow is one row of a result CSV. It is reused by the next Read, and
+// so is the memory of its strings: ID, Error and Values are valid only
+// until the next Read. Copy (strings.Clone) whatever is kept longer.
 type ResultRow struct {
 	// ID is sf__Id ("" for failed inserts and unprocessed rows).
 	ID string
@@ -47,7 +65,8 @@ type ResultRow struct {
 }
 
 // RowError parses the row's sf__Error; it is the zero RowError for rows
-// without one.
+// without one. Its strings share the row's memory (valid until the next
+// Read).
 func (r *ResultRow) RowError() RowError {
 	if r.Error == "" {
 		return RowError{}
@@ -58,13 +77,10 @@ func (r *ResultRow) RowError() RowError {
 // NewResultReader returns a reader over a result CSV using the job's
 // column delimiter ("" means COMMA).
 func NewResultReader(r io.Reader, delim ColumnDelimiter) *ResultReader {
-	// A 64 KiB buffer: fewer reads through the gzip decoder (csv.NewReader
-	// keeps a *bufio.Reader it is given).
-	cr := csv.NewReader(bufio.NewReaderSize(r, 64<<10))
-	cr.Comma = delim.Rune()
-	cr.ReuseRecord = true
-	cr.FieldsPerRecord = -1
-	return &ResultReader{r: cr, idIdx: -1, crIdx: -1, errIdx: -1}
+	// Every delimiter of the contract is an ASCII byte.
+	rr := &ResultReader{src: r, delim: byte(delim.Rune()), stop: quoteStop, line: 1, idIdx: -1, crIdx: -1, errIdx: -1}
+	rr.stop[rr.delim] = true
+	return rr
 }
 
 func (rr *ResultReader) start() error {
@@ -72,14 +88,17 @@ func (rr *ResultReader) start() error {
 		return nil
 	}
 	rr.started = true
-	h, err := rr.r.Read()
+	h, _, err := rr.next()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return io.EOF
 		}
 		return fmt.Errorf("result csv header: %w", err)
 	}
-	rr.header = append([]string(nil), h...)
+	rr.header = make([]string, len(h))
+	for i, name := range h {
+		rr.header[i] = strings.Clone(name)
+	}
 	for i, name := range rr.header {
 		switch {
 		case strings.EqualFold(name, ColID):
@@ -118,20 +137,19 @@ func (rr *ResultReader) Index(name string) int {
 	return -1
 }
 
-// Read returns the next row, or io.EOF after the last. The returned row
-// is overwritten by the next call.
+// Read returns the next row, or io.EOF after the last. The returned row,
+// and the memory of its strings, are reused by the next call.
 func (rr *ResultReader) Read() (*ResultRow, error) {
 	if err := rr.start(); err != nil {
 		return nil, err
 	}
-	rec, err := rr.r.Read()
+	rec, line, err := rr.next()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, io.EOF
 		}
 		return nil, fmt.Errorf("result csv: %w", err)
 	}
-	line, _ := rr.r.FieldPos(0)
 	field := func(i int) string {
 		if i >= 0 && i < len(rec) {
 			return rec[i]

@@ -1,12 +1,16 @@
 package salesforce_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 	"github.com/google/go-cmp/cmp"
@@ -255,5 +259,252 @@ func FuzzResultReader(f *testing.F) {
 		if _, err := rr.Read(); err != io.EOF {
 			t.Fatalf("second Read = %v", err)
 		}
+	})
+}
+
+// csvResults reads a result CSV as ResultReader did before its fast path,
+// with encoding/csv alone: the reference for TestResultReaderShapes and
+// FuzzResultReaderCSV.
+func csvResults(r io.Reader, delim salesforce.ColumnDelimiter) (cols []string, rows []salesforce.ResultRow, err error) {
+	cr := csv.NewReader(bufio.NewReaderSize(r, 64<<10))
+	cr.Comma = delim.Rune()
+	cr.ReuseRecord = true
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("result csv header: %w", err)
+	}
+	idIdx, crIdx, errIdx := -1, -1, -1
+	var colIdx []int
+	for i, name := range header {
+		switch {
+		case strings.EqualFold(name, salesforce.ColID):
+			idIdx = i
+		case strings.EqualFold(name, salesforce.ColCreated):
+			crIdx = i
+		case strings.EqualFold(name, salesforce.ColError):
+			errIdx = i
+		default:
+			cols = append(cols, name)
+			colIdx = append(colIdx, i)
+		}
+	}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return cols, rows, nil
+		}
+		if err != nil {
+			return cols, rows, fmt.Errorf("result csv: %w", err)
+		}
+		field := func(i int) string {
+			if i >= 0 && i < len(rec) {
+				return rec[i]
+			}
+			return ""
+		}
+		row := salesforce.ResultRow{ID: field(idIdx), Created: strings.EqualFold(field(crIdx), "true"), Error: field(errIdx),
+			Values: make([]string, len(colIdx))}
+		row.Line, _ = cr.FieldPos(0)
+		for j, i := range colIdx {
+			row.Values[j] = field(i)
+		}
+		rows = append(rows, row)
+	}
+}
+
+// readAllResults reads a result CSV with a ResultReader, copying each row
+// before the next Read reuses its memory.
+func readAllResults(r io.Reader, delim salesforce.ColumnDelimiter) (cols []string, rows []salesforce.ResultRow, err error) {
+	rr := salesforce.NewResultReader(r, delim)
+	if cols, err = rr.Columns(); err != nil {
+		return nil, nil, err
+	}
+	for {
+		row, err := rr.Read()
+		if err == io.EOF {
+			return cols, rows, nil
+		}
+		if err != nil {
+			return cols, rows, err
+		}
+		cp := *row
+		cp.ID, cp.Error = strings.Clone(row.ID), strings.Clone(row.Error)
+		cp.Values = make([]string, len(row.Values))
+		for i, v := range row.Values {
+			cp.Values[i] = strings.Clone(v)
+		}
+		rows = append(rows, cp)
+	}
+}
+
+var errBoom = errors.New("boom")
+
+// chunkReader returns at most n bytes a Read.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(p) > c.n {
+		p = p[:c.n]
+	}
+	return c.r.Read(p)
+}
+
+// source returns data as a reader that gives at most chunk bytes a Read
+// (any number when chunk is 0) and, when 0 <= failAt <= len(data), fails
+// with errBoom after failAt bytes.
+func source(data []byte, chunk, failAt int) io.Reader {
+	var r io.Reader = bytes.NewReader(data)
+	if failAt >= 0 && failAt <= len(data) {
+		r = io.MultiReader(bytes.NewReader(data[:failAt]), iotest.ErrReader(errBoom))
+	}
+	if chunk > 0 {
+		r = &chunkReader{r, chunk}
+	}
+	return r
+}
+
+// checkSameResults checks that ResultReader reads data exactly as
+// encoding/csv does: columns, rows (values and lines) and error text.
+func checkSameResults(t *testing.T, data []byte, delim salesforce.ColumnDelimiter, chunk, failAt int) {
+	t.Helper()
+	wantCols, wantRows, wantErr := csvResults(source(data, chunk, failAt), delim)
+	gotCols, gotRows, gotErr := readAllResults(source(data, chunk, failAt), delim)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		t.Errorf("%q (%s, chunk %d, fail at %d): error %v, want %v", data, delim, chunk, failAt, gotErr, wantErr)
+	}
+	if diff := cmp.Diff(wantCols, gotCols); diff != "" {
+		t.Errorf("%q (%s, chunk %d, fail at %d): columns (-want +got):\n%s", data, delim, chunk, failAt, diff)
+	}
+	if diff := cmp.Diff(wantRows, gotRows); diff != "" {
+		t.Errorf("%q (%s, chunk %d, fail at %d): rows (-want +got):\n%s", data, delim, chunk, failAt, diff)
+	}
+}
+
+// resultShapes are inputs in and out of ResultReader's fast path.
+var resultShapes = []struct {
+	name  string
+	in    string
+	delim salesforce.ColumnDelimiter
+}{
+	{"empty", "", ""},
+	{"header only", `"sf__Id","sf__Created",Name` + "\n", ""},
+	{"header only no newline", `"sf__Id","sf__Created",Name`, ""},
+	{"quoted", "\"sf__Id\",\"sf__Created\",A,B\n\"001\",\"true\",\"x\",\"y\"\n\"002\",\"false\",\"\",\"z\"\n", ""},
+	{"unquoted", "sf__Id,sf__Created,A,B\n001,true,x,y\n002,false,,z\n", ""},
+	{"no final newline", "sf__Id,A\n001,x\n002,\"y\"", ""},
+	{"no final newline unquoted", "sf__Id,A\n001,x\n002,y", ""},
+	{"crlf", "sf__Id,A,B\r\n\"001\",x,\"y\"\r\n002,,\r\n", ""},
+	{"escaped quotes", "sf__Id,A\n001,\"say \"\"hi\"\"\"\n002,\"\"\"\"\n003,\"\"\n", ""},
+	{"quoted newlines", "sf__Id,A,B\n001,\"line 1\nline 2\n\",x\n002,\"\n\",\"a\"\"\nb\"\n003,y,z\n", ""},
+	{"quoted delimiter", "sf__Id|A|B\n\"001\"|\"a|b\"|\"c,d\"\n", salesforce.DelimiterPipe},
+	{"tab", "sf__Id\tA\n001\t\"x\ty\"\n", salesforce.DelimiterTab},
+	{"short and long rows", "sf__Id,sf__Created,A,B\n001\n002,true,x,y,z\n,\n", ""},
+	{"trailing delimiter", "sf__Id,A\n001,\n002,", ""},
+	{"sf__Error", "\"sf__Id\",\"sf__Error\",A\n\"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: [A]:A --\",\"\"\n", ""},
+	{"blank line", "sf__Id,A\n001,x\n\n002,y\n", ""},
+	{"blank crlf line", "sf__Id,A\r\n001,x\r\n\r\n002,y\r\n", ""},
+	{"blank line first", "\nsf__Id,A\n001,x\n", ""},
+	{"blank lines last", "sf__Id,A\n001,x\n\n\n", ""},
+	{"crlf inside quotes", "sf__Id,A\n001,x\n002,\"a\r\nb\"\n003,z\n", ""},
+	{"lone cr", "sf__Id,A\n001,x\n002,a\rb\n003,z\n", ""},
+	{"lone cr inside quotes", "sf__Id,A\n001,\"a\rb\"\n003,z\n", ""},
+	{"cr at eof", "sf__Id,A\n001,x\r", ""},
+	{"cr after quote at eof", "sf__Id,A\n001,\"x\"\r", ""},
+	{"bare quote", "sf__Id,A\n001,x\n0\"02,y\n003,z\n", ""},
+	{"bare quote ending a field", "sf__Id,A\n001,x\"\n002,y\"\n", ""},
+	{"text after quote", "sf__Id,A\n001,x\n\"002\"x,y\n", ""},
+	{"space after quote", "sf__Id,A\n001,\"x\" \n", ""},
+	{"unterminated quote", "sf__Id,A\n001,x\n002,\"y\n003,z\n", ""},
+	{"unterminated quote at eof", "sf__Id,A\n001,\"", ""},
+	{"quote in header", "sf\"_Id,A\n001,x\n", ""},
+	{"error after fallback", "sf__Id,A\n001,x\n\n002,y\n003,\"z\n\n", ""},
+	{"leading spaces", "sf__Id, A\n 001, \"x\"\n", ""},
+	{"bom", "\ufeffsf__Id,A\n001,x\n", ""},
+	{"bom before quote", "\ufeff\"sf__Id\",A\n001,x\n", ""},
+	{"invalid utf-8", "sf__Id,A\n\xff\xfe,\"\xc3\"\n", ""},
+	{"case of sf__ columns", "SF__ID,Sf__Created,SF__ERROR,x\n1,TRUE,e,v\n", ""},
+}
+
+// TestResultReaderShapes checks the reader against encoding/csv on inputs in
+// and out of the fast path, read whole, a byte at a time and failing at
+// every offset.
+func TestResultReaderShapes(t *testing.T) {
+	for _, tc := range resultShapes {
+		t.Run(tc.name, func(t *testing.T) {
+			data := []byte(tc.in)
+			for _, chunk := range []int{0, 1, 2, 3, 7} {
+				checkSameResults(t, data, tc.delim, chunk, -1)
+			}
+			for failAt := range len(data) + 1 {
+				checkSameResults(t, data, tc.delim, 0, failAt)
+				checkSameResults(t, data, tc.delim, 1, failAt)
+			}
+		})
+	}
+}
+
+// TestResultReaderLines checks Line (and that the strict shape takes
+// "\r\n" and quoted newlines) on a few inputs directly.
+func TestResultReaderLines(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []int
+	}{
+		{"lf", "sf__Id,A\n1,a\n2,b\n", []int{2, 3}},
+		{"crlf", "sf__Id,A\r\n1,a\r\n2,b\r\n", []int{2, 3}},
+		{"quoted newlines", "sf__Id,A\n1,\"a\n\nb\"\n2,b\n3,\"c\r\nd\"\n4,\"e\n\"", []int{2, 5, 6, 8}},
+		{"blank lines", "\nsf__Id,A\n\n1,a\n\r\n2,b\n", []int{4, 6}},
+	}
+	for _, tc := range tests {
+		_, rows, err := readAllResults(strings.NewReader(tc.in), "")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var got []int
+		for _, r := range rows {
+			got = append(got, r.Line)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: lines (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
+// TestResultReaderLarge reads files larger than the reader's buffer: many
+// rows (records cut by every refill), a field larger than the buffer, and
+// a fallback far into the file.
+func TestResultReaderLarge(t *testing.T) {
+	rows := successfulResults(5000)
+	big := []byte("sf__Id,A,B\n001,\"" + strings.Repeat("x\"\"\n", 100000) + "\",y\n002,z,\n")
+	fallback := append(slices.Clip(rows), "\n001,\"x\"\"\"\r\n\"002\",\"x\"y\n"...)
+	for _, data := range [][]byte{rows, big, fallback} {
+		for _, chunk := range []int{0, 1000, 4093} {
+			checkSameResults(t, data, "", chunk, -1)
+			checkSameResults(t, data, "", chunk, len(data)/2)
+		}
+	}
+}
+
+// FuzzResultReaderCSV checks that ResultReader reads any input exactly as
+// encoding/csv does: columns, rows (values and lines) and error text,
+// whatever the delimiter, the size of reads and a read error.
+func FuzzResultReaderCSV(f *testing.F) {
+	for _, tc := range resultShapes {
+		f.Add([]byte(tc.in), byte(0), uint8(0), int16(-1))
+		f.Add([]byte(tc.in), byte(1), uint8(1), int16(len(tc.in)/2))
+	}
+	f.Add(successfulResults(20), byte(0), uint8(13), int16(-1))
+	delims := []salesforce.ColumnDelimiter{salesforce.DelimiterComma, salesforce.DelimiterPipe, salesforce.DelimiterTab,
+		salesforce.DelimiterSemicolon, salesforce.DelimiterCaret, salesforce.DelimiterBackquote}
+	f.Fuzz(func(t *testing.T, data []byte, delim byte, chunk uint8, failAt int16) {
+		checkSameResults(t, data, delims[int(delim)%len(delims)], int(chunk), int(failAt))
 	})
 }

@@ -348,7 +348,9 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 		succeeded++
 		if i >= 0 {
 			st.succeed(i)
-			st.setID(i, r.ID)
+			if st.ids != nil { // r.ID is valid only until the next row
+				st.setID(i, strings.Clone(r.ID))
+			}
 		}
 	})
 	needAll := info.State != salesforce.StateJobComplete
@@ -358,7 +360,10 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 			if i < 0 {
 				return
 			}
-			pe := r.RowError()
+			// The dead letter keeps parts of sf__Error, which is valid
+			// only until the next row.
+			sfError := strings.Clone(r.Error)
+			pe := salesforce.ParseRowError(sfError)
 			code := pe.Code
 			if code == "" {
 				code = "row_failed"
@@ -367,7 +372,7 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 			field := strings.Join(pe.Fields, ";")
 			msg := pe.Message
 			if msg == "" {
-				msg = r.Error
+				msg = sfError
 			}
 			if code == CodeLockRow {
 				locked = append(locked, i)
@@ -486,8 +491,8 @@ type matcher struct {
 	c         *chunk
 	names     []string
 	byKey     map[string]*cellIndex // column-set signature → index of the echoed cells
-	byID      map[string][]int
-	used      []bool // by batch index
+	byID      *cellIndex            // index of the identifying column (s.idCol)
+	used      []bool                // by batch index
 	unmatched int
 	seed      maphash.Seed
 	first     int // no row before position first of c.rows is unused
@@ -520,8 +525,20 @@ func sameCells(a, b []string, cols []int) bool {
 	return true
 }
 
+// echoes reports whether a result row's values echo the cells: values[theirs[p]]
+// is cells[mine[p]].
+func echoes(cells, values []string, mine, theirs []int) bool {
+	for p, k := range mine {
+		if cells[k] != values[theirs[p]] {
+			return false
+		}
+	}
+	return true
+}
+
 // read streams one result file, calling each with the matched batch index
-// (-1 when no row matched).
+// (-1 when no row matched). The row passed to each is valid only until each
+// returns.
 func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow)) error {
 	rr := salesforce.NewResultReader(r, m.s.delim)
 	cols, err := rr.Columns()
@@ -559,17 +576,17 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 		}
 		i := -1
 		if len(mine) > 0 {
-			for p, k := range mine {
-				vals[k] = row.Values[theirs[p]]
-			}
 			// Results usually come in upload order: when the first unused
 			// row has the cells, it is the row take would return.
 			for m.first < len(m.c.rows) && m.used[m.c.rows[m.first]] {
 				m.first++
 			}
-			if m.first < len(m.c.rows) && sameCells(m.st.cells[m.c.rows[m.first]], vals, mine) {
+			if m.first < len(m.c.rows) && echoes(m.st.cells[m.c.rows[m.first]], row.Values, mine, theirs) {
 				i = m.c.rows[m.first]
 			} else {
+				for p, k := range mine {
+					vals[k] = row.Values[theirs[p]]
+				}
 				if idx == nil {
 					idx = m.index(mine)
 					m.byKey[sig] = idx
@@ -578,7 +595,9 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 			}
 		}
 		if i < 0 && idPos >= 0 && row.Values[idPos] != "" {
-			i = m.takeID(row.Values[idPos])
+			// vals holds the row's cells: idPos is one of theirs, and the
+			// in-order path missed.
+			i = m.takeID(vals)
 		}
 		if i < 0 {
 			m.unmatched++
@@ -633,26 +652,15 @@ func (m *matcher) take(idx *cellIndex, h uint64, vals []string, mine []int) int 
 	return -1
 }
 
-func (m *matcher) takeID(v string) int {
+// takeID returns the first unused row whose identifying column (s.idCol)
+// is vals[s.idCol], or -1. Like take, it keeps no string of vals: those of
+// a result row alias the reader's buffer.
+func (m *matcher) takeID(vals []string) int {
+	cols := []int{m.s.idCol}
 	if m.byID == nil {
-		m.byID = make(map[string][]int, len(m.c.rows))
-		for _, i := range m.c.rows {
-			k := m.st.cells[i][m.s.idCol]
-			m.byID[k] = append(m.byID[k], i)
-		}
+		m.byID = m.index(cols)
 	}
-	k := v
-	q := m.byID[k]
-	for len(q) > 0 {
-		i := q[0]
-		q = q[1:]
-		if !m.used[i] {
-			m.byID[k] = q
-			return i
-		}
-	}
-	m.byID[k] = q
-	return -1
+	return m.take(m.byID, m.cellsHash(vals, cols), vals, cols)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
