@@ -79,28 +79,11 @@ func readResultsT(t *testing.T, rc io.ReadCloser, err error) (cols []string, row
 		t.Fatal(err)
 	}
 	defer rc.Close()
-	rr := salesforce.NewResultReader(rc, "")
-	cols, err = rr.Columns()
+	cols, rows, err = readAllResults(rc, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		r, err := rr.Read()
-		if err == io.EOF {
-			return cols, rows
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		// A ResultRow's strings alias the reader's buffer: copy them.
-		cp := *r
-		cp.ID, cp.Error = strings.Clone(r.ID), strings.Clone(r.Error)
-		cp.Values = make([]string, len(r.Values))
-		for i, v := range r.Values {
-			cp.Values[i] = strings.Clone(v)
-		}
-		rows = append(rows, cp)
-	}
+	return cols, rows
 }
 
 func TestEmulatorInsertJob(t *testing.T) {
