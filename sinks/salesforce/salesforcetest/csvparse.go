@@ -49,8 +49,10 @@ func (t *table) storedRange(e uint32) (int, int) {
 }
 
 // line returns the text of plain row r, without its line ending.
-func (t *table) line(r int) string {
-	s := t.text[t.locs[r]:]
+func (t *table) line(r int) string { return toEOL(t.text[t.locs[r]:]) }
+
+// toEOL returns s up to its first line ending ("\n" or "\r\n").
+func toEOL(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 		if len(s) > 0 && s[len(s)-1] == '\r' {
@@ -95,20 +97,24 @@ func (t *table) value(r, c int) string {
 // split appends the values of row r to dst and returns it: the hot loops
 // split each row once, instead of finding its values one by one.
 func (t *table) split(r int, dst []string) []string {
-	if e := t.locs[r]; e&isStored != 0 {
+	e := t.locs[r]
+	if e&isStored != 0 {
 		lo, hi := t.storedRange(e)
 		for i := lo; i < hi; i++ {
 			dst = append(dst, t.at(i))
 		}
 		return dst
 	}
-	s := t.line(r)
+	// A plain row has t.plainWidth-1 delimiters before its line ending:
+	// only its last value needs a search for the line ending (finding the
+	// line first would scan the row twice).
+	s := t.text[e:]
 	for c := 1; c < t.plainWidth; c++ {
 		i := strings.IndexByte(s, t.delim)
 		dst = append(dst, s[:i])
 		s = s[i+1:]
 	}
-	return append(dst, s)
+	return append(dst, toEOL(s))
 }
 
 // at returns t.vals[i] as a string.

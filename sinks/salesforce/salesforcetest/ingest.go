@@ -9,6 +9,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -69,7 +70,7 @@ type job struct {
 	tooLarge      bool
 
 	header      []string // uploaded header, as uploaded
-	success     []okResult
+	success     okList
 	failures    []rowResult
 	unprocessed [][]string
 	rows        *table // parsed rows while processing
@@ -88,9 +89,52 @@ type job struct {
 // Its record is of the job's object, so the counter of the record's id
 // is enough to write the id: no pointer, and no id string per row.
 type okResult struct {
-	n       uint64 // the counter of the record's id (see idGen)
+	n       uint64 // the counter of the record's id (see idGen), or with named its index in the store's named
 	row     int32
 	created bool
+	named   bool // the record's id was given (record.named)
+}
+
+// okList holds a job's successful rows in order, as runs: a row that
+// follows the last one (the next row, with the next id counter and the
+// same created) extends its run. An insert job's successes are a few runs
+// (one without failures), where a list of okResults held 16 bytes for each
+// of a million rows.
+type okList struct {
+	runs []okRun
+	n    int // rows
+}
+
+// okRun is a run of successful rows: len rows from row, whose records'
+// id counters count up from n.
+type okRun struct {
+	n       uint64
+	row     int32
+	len     int32
+	first   int32 // the index in the okList of the run's first row
+	created bool
+	named   bool // a run of one row whose n is an index in the store's named
+}
+
+// add appends a successful row.
+func (l *okList) add(res okResult) {
+	if k := len(l.runs) - 1; k >= 0 {
+		if r := &l.runs[k]; !r.named && !res.named && r.created == res.created && r.row+r.len == res.row && r.n+uint64(r.len) == res.n {
+			r.len++
+			l.n++
+			return
+		}
+	}
+	l.runs = append(l.runs, okRun{n: res.n, row: res.row, len: 1, first: int32(l.n), created: res.created, named: res.named})
+	l.n++
+}
+
+// at returns the successful row number i (i < l.n).
+func (l *okList) at(i int) okResult {
+	k := sort.Search(len(l.runs), func(k int) bool { return int(l.runs[k].first) > i }) - 1
+	r := &l.runs[k]
+	d := int32(i) - r.first
+	return okResult{r.n + uint64(d), r.row + d, r.created, r.named}
 }
 
 // rowResult is the outcome of one row; its values are row of job.rows.
@@ -719,7 +763,7 @@ func (s *Server) handleDeleteJob(w http.ResponseWriter, r *http.Request, id stri
 			break
 		}
 	}
-	j.data, j.success, j.failures, j.unprocessed, j.rows, j.queryRows = nil, nil, nil, nil, nil, nil
+	j.data, j.success, j.failures, j.unprocessed, j.rows, j.queryRows = nil, okList{}, nil, nil, nil, nil
 	s.notifyLocked()
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -360,3 +360,38 @@ func TestRecordsFromRowsThenUpdated(t *testing.T) {
 		t.Errorf("GET record: %s", g.body)
 	}
 }
+
+// TestResultIDOfGivenIDRecord: a job that updates a record whose id was
+// given rather than generated (the seeded integration user) reports that
+// id in its successful results, in natural and in shuffled order, and
+// the records of the same job that got generated ids keep theirs.
+func TestResultIDOfGivenIDRecord(t *testing.T) {
+	for _, shuffle := range []bool{false, true} {
+		c := newTC(t, &salesforcetest.Options{ShuffleResults: shuffle})
+		id := c.runJob(map[string]any{"object": "User", "operation": "upsert", "externalIdFieldName": "Id"},
+			"Id,FirstName,LastName,Username,Email\n,Ada,Lovelace,ada@x.example,ada@x.example\n"+
+				salesforcetest.DefaultUserID+",Integ,User,,\n,Alan,Turing,alan@x.example,alan@x.example\n")
+		got := string(c.expect(c.do("GET", "/jobs/ingest/"+id+"/successfulResults", nil), 200).body)
+		var ids []string
+		for _, rec := range c.srv.Records("User") {
+			if rec["FirstName"] != "Integ" {
+				ids = append(ids, rec["Id"])
+			}
+		}
+		for _, want := range []string{
+			`"` + salesforcetest.DefaultUserID + `","false","` + salesforcetest.DefaultUserID + `","Integ","User","",""`,
+		} {
+			if !strings.Contains(got, want) {
+				t.Errorf("shuffle %v: successfulResults lack the row %s:\n%s", shuffle, want, got)
+			}
+		}
+		if len(ids) != 2 {
+			t.Fatalf("shuffle %v: records %v", shuffle, c.srv.Records("User"))
+		}
+		for _, want := range ids {
+			if !strings.Contains(got, `"`+want+`","true"`) {
+				t.Errorf("shuffle %v: successfulResults lack the inserted record %s:\n%s", shuffle, want, got)
+			}
+		}
+	}
+}

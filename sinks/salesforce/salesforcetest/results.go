@@ -66,6 +66,57 @@ func rowSize(t *table, r int) int {
 	return n
 }
 
+// rowsSize is resultSize for rows [from, to) of t: for plain rows, from
+// the length of their text (line endings included: an estimate).
+func rowsSize(t *table, from, to int) int {
+	n := 0
+	for r := from; r < to; r++ {
+		if t.locs[r]&isStored != 0 {
+			n += rowSize(t, r)
+			continue
+		}
+		// A run of plain rows: their text is consecutive.
+		start := r
+		for r+1 < to && t.locs[r+1]&isStored == 0 {
+			r++
+		}
+		k := r + 1 - start
+		n += k*(2+3*t.plainWidth-(t.plainWidth-1)) + int(t.locs[r]) + len(t.line(r)) - int(t.locs[start])
+	}
+	return n
+}
+
+// okRow writes a successful result row: the id ids holds, created
+// ("true" or "false"), then row r of t. Ids and created hold no quotes,
+// nor do the values of a plain row: they are written between quotes as
+// they are, the row's text a value at a time.
+func (rw *resultWriter) okRow(ids *idGen, created string, t *table, r int) {
+	e := t.locs[r]
+	if e&isStored != 0 {
+		var id [18]byte
+		rw.tableRow(string(ids.appendID(id[:0])), created, t, r)
+		return
+	}
+	d := rw.delim
+	b := append(rw.buf, rw.eol...)
+	b = append(b, '"')
+	b = ids.appendID(b)
+	b = append(b, '"', d, '"')
+	b = append(b, created...)
+	b = append(b, '"', d, '"')
+	// A plain row has t.plainWidth-1 delimiters before its line ending.
+	s := t.text[e:]
+	for c := 1; c < t.plainWidth; c++ {
+		i := strings.IndexByte(s, t.delim)
+		b = append(b, s[:i]...)
+		b = append(b, '"', d, '"')
+		s = s[i+1:]
+	}
+	b = append(b, toEOL(s)...)
+	rw.buf = append(b, '"')
+	rw.rows++
+}
+
 // tableRow writes a result row: id, status or error, then row r of t.
 func (rw *resultWriter) tableRow(id, status string, t *table, r int) {
 	rw.buf = append(rw.buf, rw.eol...)
@@ -168,8 +219,8 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request, id, kind 
 	size := resultSize([]string{"sf__Id", "sf__Created"}, j.header)
 	switch kind {
 	case "successfulresults":
-		for i := range j.success {
-			size += rowSize(j.rows, int(j.success[i].row)) + 18 + 5 + 6
+		for _, run := range j.success.runs {
+			size += rowsSize(j.rows, int(run.row), int(run.row+run.len)) + int(run.len)*(18+5+6)
 		}
 	case "failedresults":
 		for i := range j.failures {
@@ -187,15 +238,28 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request, id, kind 
 		// ids is seeked from one counter to the next: in natural order
 		// an insert job's are consecutive, one increment each.
 		var ids idGen
-		var id [18]byte
-		for i := range s.orderLocked(len(j.success)) {
-			res := &j.success[i]
+		write := func(res okResult) {
 			created := "false"
 			if res.created {
 				created = "true"
 			}
+			if res.named {
+				rw.tableRow(j.object.store.named[res.n], created, j.rows, int(res.row))
+				return
+			}
 			ids.seek(j.object.prefix, res.n)
-			rw.tableRow(string(ids.appendID(id[:0])), created, j.rows, int(res.row))
+			rw.okRow(&ids, created, j.rows, int(res.row))
+		}
+		if s.opts.ShuffleResults {
+			for i := range s.orderLocked(j.success.n) {
+				write(j.success.at(i))
+			}
+			break
+		}
+		for _, run := range j.success.runs {
+			for d := range run.len {
+				write(okResult{run.n + uint64(d), run.row + d, run.created, run.named})
+			}
 		}
 	case "failedresults":
 		rw.header([]string{"sf__Id", "sf__Error"}, j.header)

@@ -337,6 +337,16 @@ func (st *objStore) byNAt(n uint64) *record {
 
 // add stores a new record and indexes it.
 func (st *objStore) add(rec *record) {
+	st.place(rec)
+	for i, f := range st.indexed {
+		if v, ok := rec.at(st.indexedPos[i]); ok && v != "" {
+			st.index[i].add(indexKey(f, v), rec)
+		}
+	}
+}
+
+// place stores a new record without indexing it (see add).
+func (st *objStore) place(rec *record) {
 	if n := rec.n; !rec.named && n < uint64(len(st.byN))*byNChunk+1<<16 {
 		for uint64(len(st.byN))*byNChunk <= n {
 			st.byN = append(st.byN, make([]*record, byNChunk))
@@ -346,11 +356,6 @@ func (st *objStore) add(rec *record) {
 		st.byID[rec.id()[:15]] = rec
 	}
 	st.order.add(rec)
-	for i, f := range st.indexed {
-		if v, ok := rec.at(st.indexedPos[i]); ok && v != "" {
-			st.index[i].add(indexKey(f, v), rec)
-		}
-	}
 }
 
 // addNamed stores a new record whose id is id (18 characters), not
