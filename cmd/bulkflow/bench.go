@@ -236,6 +236,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	// job CSVs: every other run of b, c and d must produce the same one.
 	var want *rowSet
 	var wantFrom string
+	var retired *salesforcetest.Server // see benchMeasure
 	for run := range *runs {
 		for _, sc := range selected {
 			out := filepath.Join(work, fmt.Sprintf("%s-%d", sc.name, run))
@@ -243,7 +244,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if *profDir != "" {
 				prof = filepath.Join(*profDir, fmt.Sprintf("%s-%d.pprof", sc.name, run+1))
 			}
-			res, rss, set, err := benchMeasure(ctx, sc, dir, out, *rows, prof)
+			res, rss, set, err := benchMeasure(ctx, sc, dir, out, *rows, prof, &retired)
 			if err != nil {
 				fmt.Fprintf(stderr, "bulkflow: bench %s (run %d): %v\n", sc.name, run+1, err)
 				return exitFailed
@@ -414,12 +415,19 @@ func benchPrint(w io.Writer, rep *benchReport) {
 // its result and the child's peak RSS in bytes. For run-csv the emulator
 // runs in this (the parent) process, fresh for every run, so that the
 // child's RSS is bulkflow's alone.
-func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, cpuProfile string) (*benchChildResult, int64, *rowSet, error) {
-	// Like testing.B before each benchmark, collect the garbage of earlier
-	// runs first: otherwise the last run's emulator (hundreds of MiB of
-	// records) is collected, or not, at some point of this run, and the
-	// new emulator grows the heap into fresh pages (a page fault per
-	// 4 KiB) or reuses freed ones depending on that timing.
+//
+// The emulator stands in for a long-lived server, whose memory is warm: a
+// run-csv run's emulator reuses the memory of the previous one, which
+// *retired holds until then (only the first run pays the page faults of
+// a new process's heap, one per 4 KiB of records). Like testing.B before
+// each benchmark, garbage is collected before every run, so that none of
+// it is collected, or not, during the run by chance; without retired that
+// would free the last emulator's memory, and the runtime would give it
+// back to the system during the runs of the other scenarios.
+func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, cpuProfile string, retired **salesforcetest.Server) (*benchChildResult, int64, *rowSet, error) {
+	if sc.key == "d" {
+		*retired = nil
+	}
 	runtime.GC()
 	emuCPU := selfCPU()
 	args := []string{"bench", benchChildArg, sc.name, "--data", dataDir, "--out", out, "--rows", strconv.Itoa(rows)}
@@ -429,7 +437,10 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 	var srv *salesforcetest.Server
 	if sc.key == "d" {
 		srv = salesforcetest.NewServer(nil)
-		defer srv.Close()
+		defer func() {
+			srv.Close()
+			*retired = srv
+		}()
 		args = append(args, "--instance-url", srv.URL, "--token", srv.AccessToken())
 		if cpuProfile != "" {
 			// The emulator runs in this process: profile it too.
