@@ -1,7 +1,9 @@
 package salesforcetest
 
 import (
+	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -25,6 +27,10 @@ type table struct {
 	locs       []uint32 // per row: a plain row's start in text, or isStored | its index in ends
 	vals       []uint64 // per value of a stored row: start<<32 | end, in text, or in more with inMore set
 	ends       []uint32 // per stored row: the index in vals after its last value
+	// lfOnly is set by parseStrict when text holds no '"' and no '\r':
+	// its line endings are all "\n", which validateUpload then need not
+	// check with a scan of its own.
+	lfOnly bool
 }
 
 const (
@@ -183,15 +189,24 @@ func parseUpload(data []byte, delim rune) ([]string, *table, error) {
 // parseStrict parses text as described at parseUpload; ok is false when
 // text leaves that shape.
 func parseStrict(text string, d byte) (header []string, t *table, ok bool) {
-	t = &table{text: text, delim: d}
+	t = &table{text: text, delim: d, lfOnly: true}
 	var more []byte
 	// Plain rows store their start in 31 bits (see table).
 	plainOK := len(text) < isStored
 	// stop marks the bytes that end or complicate an unquoted value.
 	var stop [256]bool
 	stop[d], stop['\n'], stop['\r'], stop['"'] = true, true, true, true
+	var scratch *[]uint32 // t.locs while the rows are parsed
 	i := 0
 	for i < len(text) {
+		if header != nil && plainOK {
+			if n, crlf, ok := plainLine(text[i:], d, t.plainWidth); ok {
+				t.locs = append(t.locs, uint32(i))
+				i += n
+				t.lfOnly = t.lfOnly && !crlf
+				continue
+			}
+		}
 		if text[i] == '\n' || text[i] == '\r' {
 			return nil, nil, false // blank line (skipped by encoding/csv) or lone "\r"
 		}
@@ -233,19 +248,21 @@ func parseStrict(text string, d byte) (header []string, t *table, ok bool) {
 		}
 		if i < len(text) && text[i] == '\r' {
 			i++ // the "\r" of "\r\n" (checked above)
+			t.lfOnly = false
+		}
+		if quoted {
+			t.lfOnly = false
 		}
 		i++ // "\n", or past EOF
 		if header == nil {
-			// The header is kept as strings; the rows start afresh, sized
-			// once from the line count (an upper bound on the records:
-			// quoted values may span lines).
+			// The header is kept as strings; the rows start afresh.
 			t.locs = append(t.locs, isStored)
 			t.ends = append(t.ends, uint32(len(t.vals)))
 			t.more = string(more)
 			header = t.rows(0)[0]
 			t.plainWidth = len(header)
-			t.locs = make([]uint32, 0, strings.Count(text[i-1:], "\n"))
-			t.vals, t.ends, more = t.vals[:0], nil, more[:0]
+			scratch = locsScratch.Get().(*[]uint32)
+			t.locs, t.vals, t.ends, more = (*scratch)[:0], t.vals[:0], nil, more[:0]
 			continue
 		}
 		if plainOK && !quoted && len(t.vals)-firstVal == t.plainWidth {
@@ -260,8 +277,40 @@ func parseStrict(text string, d byte) (header []string, t *table, ok bool) {
 	if header == nil {
 		return nil, nil, false
 	}
+	// The rows were appended to a scratch list, not to one presized from
+	// a count of the lines: that count was a scan of its own over the
+	// whole upload, whose memory is not cached yet when it is parsed. A
+	// table lives as long as its job: it keeps a copy of its size.
+	*scratch = t.locs[:0]
+	t.locs = slices.Clone(t.locs)
+	locsScratch.Put(scratch)
 	t.more = string(more)
 	return header, t, true
+}
+
+// locsScratch holds the lists parseStrict appends rows to (*[]uint32).
+var locsScratch = sync.Pool{New: func() any { return new([]uint32) }}
+
+// plainLine reports whether s starts with a row that parseStrict makes a
+// plain row of width values: a non-empty line without quotes, and without
+// carriage returns but its line ending's, holding width-1 delimiters d.
+// n is its length with its line ending, crlf whether that is "\r\n".
+// It finds such a row with a few vectorized scans of its line, where
+// parseStrict's loop looks at each byte in turn.
+func plainLine(s string, d byte, width int) (n int, crlf, ok bool) {
+	line := s
+	n = len(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		line, n = s[:i], i+1
+		if line != "" && line[len(line)-1] == '\r' {
+			line, crlf = line[:len(line)-1], true
+		}
+	}
+	if line == "" || strings.IndexByte(line, '"') >= 0 || strings.IndexByte(line, '\r') >= 0 ||
+		strings.Count(line, string(rune(d))) != width-1 {
+		return 0, false, false
+	}
+	return n, crlf, true
 }
 
 // quotedValue decodes the quoted value at the start of s (s[0] == '"').

@@ -1,6 +1,7 @@
 package salesforcetest
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -16,6 +17,10 @@ func checkParseUpload(t *testing.T, data []byte, delim rune) {
 	if !reflect.DeepEqual(gh, wh) || !reflect.DeepEqual(gr, wr) || (gerr == nil) != (werr == nil) ||
 		gerr != nil && gerr.Error() != werr.Error() {
 		t.Fatalf("parseUpload(%q, %q)\n got %q %q %v\nwant %q %q %v", data, delim, gh, gr, gerr, wh, wr, werr)
+	}
+	// validateUpload skips its line-ending scan for lfOnly text.
+	if gt.lfOnly && bytes.ContainsAny(data, "\r\"") {
+		t.Fatalf("parseUpload(%q, %q): lfOnly, but data holds a quote or carriage return", data, delim)
 	}
 	// Plain rows are split again on every read: each way must find the
 	// values rows found.

@@ -15,6 +15,9 @@ type fastInsert struct {
 	// holding the indexed field, or -1: a record reading its values from
 	// its row has no value for a field without a column.
 	keys []int
+	// touch are, per index, the plan's touchCol of its column (whose
+	// hashes the uniqueness lookup reuses), or nil.
+	touch []*touchCol
 }
 
 // fastCol is how fastInsert checks the values of one column.
@@ -69,7 +72,11 @@ func newFastInsert(o *object, p *plan, st *objStore) *fastInsert {
 	if p.src == nil {
 		return nil
 	}
-	fi := &fastInsert{cols: make([]fastCol, len(p.cols)), keys: make([]int, len(st.indexed))}
+	fi := &fastInsert{
+		cols:  make([]fastCol, len(p.cols)),
+		keys:  make([]int, len(st.indexed)),
+		touch: make([]*touchCol, len(st.indexed)),
+	}
 	for i, c := range p.cols {
 		if c.isID {
 			fi.cols[i] = fastCol{kind: kindID}
@@ -89,6 +96,11 @@ func newFastInsert(o *object, p *plan, st *objStore) *fastInsert {
 	}
 	for i := range st.indexed {
 		fi.keys[i] = int(p.src.src.col[st.indexedPos[i]])
+		for t := range p.touch {
+			if tc := &p.touch[t]; tc.x == &st.index[i].one && tc.col == fi.keys[i] {
+				fi.touch[i] = tc
+			}
+		}
 	}
 	return fi
 }
@@ -148,7 +160,7 @@ func (fi *fastInsert) insertLocked(s *Server, o *object, p *plan, st *objStore, 
 			k = indexKey(f, vals[col])
 			if f.Unique {
 				x := &st.index[i]
-				if _, dup := x.many[k]; dup || x.one.get(k) != nil {
+				if _, dup := x.many[k]; dup || x.one.getHashed(k, fi.touch[i].hash(r, k)) != nil {
 					return nil
 				}
 			}

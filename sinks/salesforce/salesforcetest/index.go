@@ -17,10 +17,13 @@ type keyIndex struct {
 	// slots are 0 (empty) or hash<<32 | (entry number + 1). A slot whose
 	// entry was removed stays as a tombstone until the next rebuild.
 	slots []uint64
-	// chunks hold the entries in insertion order, entryChunk per chunk:
-	// appending never copies (a growing slice of a million entries was
-	// recopied again and again), and removed entries are zeroed.
-	chunks [][]keyEntry
+	// chunks hold the entries' records in insertion order, entryChunk
+	// per chunk: appending never copies (a growing slice of a million
+	// entries was recopied again and again), and removed entries are nil.
+	// An entry's hash is in its slot only: the rebuilds that cannot move
+	// the old slots (see rebuild) hash the records' keys again, which
+	// saves 8 bytes per key (a third of an entry and its slots).
+	chunks [][]*record
 	n      int // entries
 	used   int // non-empty slots, tombstones included
 	live   int
@@ -46,23 +49,26 @@ type keyIndex struct {
 
 const entryChunk = 4096
 
-// entry returns entry number i.
-func (x *keyIndex) entry(i uint32) *keyEntry { return &x.chunks[i/entryChunk][i%entryChunk] }
+// entry returns the record of entry number i (nil once removed).
+func (x *keyIndex) entry(i uint32) *record { return x.chunks[i/entryChunk][i%entryChunk] }
 
-// appendEntry adds e and returns its number.
-func (x *keyIndex) appendEntry(e keyEntry) uint32 {
+// appendEntry adds an entry of rec and returns its number.
+func (x *keyIndex) appendEntry(rec *record) uint32 {
 	if x.n%entryChunk == 0 {
-		x.chunks = append(x.chunks, make([]keyEntry, entryChunk))
+		x.chunks = append(x.chunks, make([]*record, entryChunk))
 	}
-	x.chunks[x.n/entryChunk][x.n%entryChunk] = e
+	x.chunks[x.n/entryChunk][x.n%entryChunk] = rec
 	x.n++
 	return uint32(x.n - 1)
 }
 
-// keyEntry is one record of a keyIndex and the hash of its key.
-type keyEntry struct {
-	rec  *record // nil once removed
-	hash uint32
+// hashOf returns the hash of rec's key.
+func (x *keyIndex) hashOf(rec *record) uint32 {
+	v, _ := rec.at(x.pos)
+	if x.fold {
+		v = strings.ToLower(v)
+	}
+	return keyHash(v)
 }
 
 // holds reports whether rec's key is k.
@@ -111,7 +117,7 @@ func (x *keyIndex) slot(k string, h uint32) int {
 			return -1
 		}
 		if uint32(s>>32) == h {
-			if e := x.entry(uint32(s) - 1); e.rec != nil && x.holds(e.rec, k) {
+			if rec := x.entry(uint32(s) - 1); rec != nil && x.holds(rec, k) {
 				return int(p)
 			}
 		}
@@ -119,9 +125,12 @@ func (x *keyIndex) slot(k string, h uint32) int {
 }
 
 // get returns the record of k, or nil.
-func (x *keyIndex) get(k string) *record {
-	if p := x.slot(k, keyHash(k)); p >= 0 {
-		return x.entry(uint32(x.slots[p]) - 1).rec
+func (x *keyIndex) get(k string) *record { return x.getHashed(k, keyHash(k)) }
+
+// getHashed is get of k whose hash h is known (see touchCol.hash).
+func (x *keyIndex) getHashed(k string, h uint32) *record {
+	if p := x.slot(k, h); p >= 0 {
+		return x.entry(uint32(x.slots[p]) - 1)
 	}
 	return nil
 }
@@ -149,8 +158,8 @@ func (x *keyIndex) putNew(k string, rec *record) *record {
 	p := h & mask
 	for ; x.slots[p] != 0; p = (p + 1) & mask {
 		if s := x.slots[p]; uint32(s>>32) == h {
-			if e := x.entry(uint32(s) - 1); e.rec != nil && x.holds(e.rec, k) {
-				return e.rec
+			if rec := x.entry(uint32(s) - 1); rec != nil && x.holds(rec, k) {
+				return rec
 			}
 		}
 	}
@@ -160,7 +169,7 @@ func (x *keyIndex) putNew(k string, rec *record) *record {
 // insertAt stores rec, whose key has hash h, in the empty slot p; it
 // returns nil, for putNew.
 func (x *keyIndex) insertAt(p int, h uint32, rec *record) *record {
-	i := x.appendEntry(keyEntry{rec, h})
+	i := x.appendEntry(rec)
 	x.slots[p] = uint64(h)<<32 | uint64(i+1)
 	x.used++
 	x.live++
@@ -195,19 +204,29 @@ func (x *keyIndex) remove(k string) bool {
 	if p < 0 {
 		return false
 	}
-	*x.entry(uint32(x.slots[p]) - 1) = keyEntry{}
+	i := uint32(x.slots[p]) - 1
+	x.chunks[i/entryChunk][i%entryChunk] = nil
 	x.live--
 	return true
 }
 
 // rebuild re-places the live entries in a table at most half full with
 // room for extra more keys, dropping tombstones; it compacts the entries
-// when most are removed.
+// when most are removed. A table that grows grows at least fourfold:
+// a store that insert jobs fill a few thousand rows at a time would
+// otherwise double its table again and again, and each rebuild re-places
+// every entry into a new table whose pages are first written there (page
+// faults cost more than the placing). Fourfold halves the rebuilds and
+// cuts the slots allocated over a store's life by a third, at the cost of
+// a table up to an eighth full (not a quarter) right after growing.
 func (x *keyIndex) rebuild(extra int) {
 	x.missPos = -1
 	n := 64
 	for n < (x.live+extra+1)*2 {
 		n *= 2
+	}
+	if n > len(x.slots) {
+		n = max(n, 4*len(x.slots))
 	}
 	// Without tombstones, and unless the entries are renumbered below,
 	// the old slots are the new slots' values.
@@ -217,8 +236,8 @@ func (x *keyIndex) rebuild(extra int) {
 		old, oldN := x.chunks, x.n
 		x.chunks, x.n = nil, 0
 		for i := 0; i < oldN; i++ {
-			if e := old[i/entryChunk][i%entryChunk]; e.rec != nil {
-				x.appendEntry(e)
+			if rec := old[i/entryChunk][i%entryChunk]; rec != nil {
+				x.appendEntry(rec)
 			}
 		}
 	}
@@ -238,8 +257,8 @@ func (x *keyIndex) rebuild(extra int) {
 	}
 	x.used = 0
 	for i := 0; i < x.n; i++ {
-		if e := x.entry(uint32(i)); e.rec != nil {
-			x.place(uint64(e.hash)<<32 | uint64(i+1))
+		if rec := x.entry(uint32(i)); rec != nil {
+			x.place(uint64(x.hashOf(rec))<<32 | uint64(i+1))
 			x.used++
 		}
 	}

@@ -186,11 +186,12 @@ func (s *Server) validateUpload(j *job) (header []string, rows *table, p *plan, 
 		}
 		return header, rows, nil, "InvalidBatch : Field name not found : " + firstOr(header, "\uFEFF")
 	}
-	if !checkLineEndings(data, j.lineEnding == "CRLF") {
-		header, rows, _ = parseUpload(data, delim)
+	header, rows, err := parseUpload(data, delim)
+	// An LF job's text that parseStrict found free of quotes and "\r"
+	// (rows.lfOnly) has valid line endings: no scan of its own for them.
+	if crlf := j.lineEnding == "CRLF"; (crlf || !rows.lfOnly) && !checkLineEndings(data, crlf) {
 		return header, rows, nil, "ClientInputError : LineEnding is invalid on user data. Current LineEnding setting is " + j.lineEnding
 	}
-	header, rows, err := parseUpload(data, delim)
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) && (errors.Is(pe.Err, csv.ErrBareQuote) || errors.Is(pe.Err, csv.ErrQuote)) {
@@ -261,6 +262,16 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 			}
 		}
 	}
+	if p != nil {
+		st := s.storeLocked(j.object)
+		for i, f := range st.indexed {
+			for col, c := range p.cols {
+				if !c.rel && c.field == f {
+					p.touch = append(p.touch, touchCol{x: &st.index[i].one, f: f, col: col})
+				}
+			}
+		}
+	}
 	var fast *fastInsert
 	var st *objStore // with fast, the job's store
 	if p != nil && j.operation == "insert" && !(faults.LockErrorRate > 0) {
@@ -268,16 +279,6 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 		// the general path.
 		st = s.storeLocked(j.object)
 		fast = newFastInsert(j.object, p, st)
-	}
-	if p != nil {
-		st := s.storeLocked(j.object)
-		for i, f := range st.indexed {
-			for col, c := range p.cols {
-				if !c.rel && c.field == f {
-					p.touch = append(p.touch, touchCol{&st.index[i].one, f, col})
-				}
-			}
-		}
 	}
 	s.mu.Unlock()
 
@@ -371,6 +372,26 @@ type touchCol struct {
 	x   *keyIndex
 	f   *FieldDescribe
 	col int
+	// hashes are the hashes of the keys of rows [from, from+n) that the
+	// last touchRows computed, or 0 for a row it skipped: the row's
+	// lookup reuses its hash (see hash) rather than hashing the key again.
+	from, n int
+	hashes  [touchRows]uint32
+}
+
+// hash returns the hash of k, the key of row r in column tc.col: the one
+// touchRows computed when it hashed that row, else (or with tc nil)
+// keyHash(k). A hash of 0 is computed again, which is correct and rare.
+func (tc *touchCol) hash(r int, k string) uint32 {
+	if tc == nil {
+		return keyHash(k)
+	}
+	if i := r - tc.from; i >= 0 && i < tc.n {
+		if h := tc.hashes[i]; h != 0 {
+			return h
+		}
+	}
+	return keyHash(k)
 }
 
 // touchRows loads the index slots where the lookups of the keys of rows
@@ -379,28 +400,29 @@ type touchCol struct {
 // each wait for a cache miss of their own. s.mu must be held.
 func (p *plan) touchRows(t *table, from, to int) {
 	var sum uint64
-	for _, tc := range p.touch {
+	for i := range p.touch {
+		tc := &p.touch[i]
+		tc.from, tc.n = from, 0
 		if len(tc.x.slots) == 0 {
 			continue
 		}
 		// Hash first, then load: the loop of bare loads keeps many
 		// cache misses in flight at once.
-		var hashes [touchRows]uint32
-		n := 0
 		for r := from; r < to; r++ {
+			h := uint32(0)
 			v := t.value(r, tc.col)
-			if v == "" || v == "#N/A" {
-				continue
+			// Unless v is its own key, skip it: not worth indexKey's copy.
+			if v != "" && v != "#N/A" && (tc.f.CaseSensitive || isLowerASCII(v)) {
+				h = keyHash(v)
 			}
-			if !tc.f.CaseSensitive && !isLowerASCII(v) {
-				continue // not worth indexKey's copy
-			}
-			hashes[n] = keyHash(v)
-			n++
+			tc.hashes[r-from] = h
 		}
+		tc.n = to - from
 		slots, mask := tc.x.slots, uint32(len(tc.x.slots)-1)
-		for _, h := range hashes[:n] {
-			sum += slots[h&mask]
+		for _, h := range tc.hashes[:tc.n] {
+			if h != 0 {
+				sum += slots[h&mask]
+			}
 		}
 	}
 	p.touched += sum // keeps the loads
