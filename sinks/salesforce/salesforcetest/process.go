@@ -274,7 +274,7 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 	}
 	var fast *fastInsert
 	var st *objStore // with fast, the job's store
-	if p != nil && j.operation == "insert" && !(faults.LockErrorRate > 0) {
+	if p != nil && j.operation == "insert" && !(faults.LockErrorRate > 0) && !s.generalOnly {
 		// Lock errors draw a random number per row: those jobs take
 		// the general path.
 		st = s.storeLocked(j.object)

@@ -31,15 +31,19 @@ type Server struct {
 	// endpoint. Empty for a handler that is not listening yet.
 	URL string
 
-	opts     Options
-	pubKey   any
-	ts       *httptest.Server
-	objects  map[string]*object
-	objList  []*object
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	closeOne sync.Once
+	opts Options
+	// generalOnly makes every row take applyRowLocked, never the fast
+	// insert path: set only by this package's tests, which check the two
+	// against each other.
+	generalOnly bool
+	pubKey      any
+	ts          *httptest.Server
+	objects     map[string]*object
+	objList     []*object
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	closeOne    sync.Once
 
 	mu            sync.Mutex // guards everything below
 	closed        bool
