@@ -111,9 +111,3 @@ func (b *Batch) withoutDrops() *Batch {
 	}
 	return &Batch{schema: b.schema, rows: b.rows, origins: b.origins}
 }
-
-// appendBatch appends o's rows (not its drops) to b.
-func (b *Batch) appendBatch(o *Batch) {
-	b.rows = append(b.rows, o.rows...)
-	b.origins = append(b.origins, o.origins...)
-}

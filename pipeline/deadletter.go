@@ -37,16 +37,15 @@ type deadLetters struct {
 }
 
 type dlFile struct {
-	mu       sync.Mutex
-	stage    string
-	loc      blobio.Location
-	in       *Schema
-	keep     []int // input columns copied (meta columns of a replayed file are replaced)
-	schema   *Schema
-	sink     Sink
-	rows     int64
-	openErr  error
-	closeErr error
+	mu      sync.Mutex
+	stage   string
+	loc     blobio.Location
+	in      *Schema
+	keep    []int // input columns copied (meta columns of a replayed file are replaced)
+	schema  *Schema
+	sink    Sink
+	rows    int64
+	openErr error
 }
 
 func (d *deadLetters) file(stage string, in *Schema) *dlFile {

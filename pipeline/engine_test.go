@@ -318,7 +318,6 @@ stages:
 
 // leadSink records how far the source ran ahead of the sink.
 type leadSink struct {
-	src     *pipelinetest.Source
 	read    *atomic.Int64
 	written atomic.Int64
 	maxLead atomic.Int64

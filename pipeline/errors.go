@@ -118,12 +118,3 @@ func (e *ConfigError) Error() string {
 // ErrAccounting is wrapped by the error Run returns when the engine's row
 // accounting does not balance.
 var ErrAccounting = errors.New("row accounting does not balance")
-
-// codeOf returns the RowError code of err, or def.
-func codeOf(err error, def string) string {
-	var re *RowError
-	if errors.As(err, &re) && re.Code != "" {
-		return re.Code
-	}
-	return def
-}

@@ -17,11 +17,10 @@ import (
 // projSource is a Projector with string columns a, b, c, d: row i holds
 // "a<i>", "b<i>", ... It records what it was asked to project.
 type projSource struct {
-	cols    []string
-	asked   *[][]string
-	rows    int
-	n       int
-	started bool
+	cols  []string
+	asked *[][]string
+	rows  int
+	n     int
 }
 
 func (s *projSource) Schema(context.Context) (*pipeline.Schema, error) {

@@ -112,9 +112,6 @@ func (s *spool) add(key []byte, aux uint64, payload []byte) error {
 	return nil
 }
 
-// count returns the number of records added.
-func (s *spool) count() uint64 { return s.seq }
-
 func (s *spool) sortMem() {
 	bl := s.blocks
 	slices.SortFunc(s.recs, func(x, y memRec) int {

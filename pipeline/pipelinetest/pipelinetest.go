@@ -170,9 +170,8 @@ type SinkOptions struct {
 
 // Sink collects rows into a Collector.
 type Sink struct {
-	o      SinkOptions
-	c      *Collector
-	closed bool
+	o SinkOptions
+	c *Collector
 }
 
 // Collector gathers what test sinks and dead letters received.

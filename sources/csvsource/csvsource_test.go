@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/goccy/go-yaml"
 
@@ -167,8 +166,6 @@ func TestRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-func date(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
 
 func TestTypes(t *testing.T) {
 	cols := csvsource.Columns{{"i", "int"}, {"f", "float"}, {"b", "bool"}, {"d", "date"}, {"ts", "timestamp"}, {"dec", "decimal"}}

@@ -284,13 +284,3 @@ func (rr *recordReader) invalidUTF8Field() int {
 	}
 	return 0
 }
-
-// fieldStrings returns the last record's fields as new strings.
-func (rr *recordReader) fieldStrings() []string {
-	s := string(rr.text)
-	out := make([]string, len(rr.spans))
-	for i, sp := range rr.spans {
-		out[i] = s[sp.start:sp.end]
-	}
-	return out
-}
