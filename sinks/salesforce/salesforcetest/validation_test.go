@@ -163,7 +163,7 @@ func TestJobLevelFailures(t *testing.T) {
 
 func TestOperations(t *testing.T) {
 	c := newTC(t, nil)
-	id := c.runJob(map[string]any{"object": "Account", "operation": "insert"},
+	c.runJob(map[string]any{"object": "Account", "operation": "insert"},
 		"Name,External_Id__c,Industry,AnnualRevenue\nAcme,A-1,Banking,1000.50\nGlobex,A-2,Energy,\n")
 	recs := c.srv.Records("Account")
 	if len(recs) != 2 || recs[0]["Name"] != "Acme" || recs[0]["AnnualRevenue"] != "1000.5" {
@@ -183,7 +183,7 @@ func TestOperations(t *testing.T) {
 		t.Errorf("Industry should be null: %v", recs[0])
 	}
 	// upsert: one match, one insert.
-	id = c.runJob(map[string]any{"object": "Account", "operation": "upsert", "externalIdFieldName": "External_Id__c"},
+	id := c.runJob(map[string]any{"object": "Account", "operation": "upsert", "externalIdFieldName": "External_Id__c"},
 		"External_Id__c,Name\nA-2,Globex Corp\nA-3,Initech\n")
 	r := c.expect(c.do("GET", "/jobs/ingest/"+id+"/successfulResults", nil), 200)
 	_, rows := readResults(t, r.body)
