@@ -1,12 +1,8 @@
 package parquetsource_test
 
 import (
-	"context"
-	"io"
 	"os"
 	"testing"
-
-	"github.com/bulkflow/bulkflow/sources/parquetsource"
 )
 
 // BenchmarkReadFile reads the Parquet file named by $PARQUETSOURCE_BENCH_FILE
@@ -20,31 +16,5 @@ func BenchmarkReadFile(b *testing.B) {
 	if path == "" {
 		b.Skip("PARQUETSOURCE_BENCH_FILE is not set")
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(st.Size())
-	b.ReportAllocs()
-	ctx := context.Background()
-	var rows int
-	for b.Loop() {
-		src, err := parquetsource.Open(ctx, nil, &parquetsource.Options{URL: path})
-		if err != nil {
-			b.Fatal(err)
-		}
-		rows = 0
-		for {
-			batch, err := src.Read(ctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			rows += batch.Len()
-		}
-		src.Close()
-	}
-	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	benchReadFile(b, path, -1)
 }
