@@ -6,11 +6,15 @@ import (
 	"time"
 )
 
-// AppendText appends the plain-text form of a value to dst: strings as they
-// are, integers and floats in the shortest exact decimal form, booleans as
-// true/false, dates (midnight UTC) as 2006-01-02 and other times as RFC 3339
-// with nanoseconds; nil appends nothing. It is the one text form files,
-// dead letters and reports use.
+// AppendText appends the plain-text form of a value whose declared type is
+// not known to dst: strings as they are, integers and floats in the
+// shortest exact decimal form (NaN, +Inf and -Inf as those words), booleans
+// as true/false, times at midnight UTC as 2006-01-02 and other times as
+// RFC 3339 with nanoseconds in their own zone; nil appends nothing. A
+// timestamp at midnight UTC is therefore indistinguishable from a date:
+// outputs that know the declared type use AppendValue, which never
+// confuses the two. AppendText is the form of keys, hashes and cursors,
+// whose text must not change between releases.
 func AppendText(dst []byte, v any) []byte {
 	switch x := v.(type) {
 	case nil:
@@ -37,6 +41,35 @@ func AppendText(dst []byte, v any) []byte {
 	default:
 		return fmt.Append(dst, x)
 	}
+}
+
+// AppendValue appends the text form of v, a value of declared type t, to
+// dst. It is the one text form of values in files: the CSV and JSON Lines
+// sinks and dead letters write it, and the CSV source reading it back with
+// the same declared type gets the same value:
+//
+//   - date: 2006-01-02;
+//   - timestamp: RFC 3339 in UTC with every significant fractional digit,
+//     2006-01-02T15:04:05.999999999Z, also at midnight (never the date form);
+//     the instant is kept, the original zone offset is not;
+//   - float: the shortest decimal that parses back to the same float64,
+//     -0 as "-0", NaN and infinities as NaN, +Inf and -Inf;
+//   - int, bool, decimal (its exact text) and string: as AppendText.
+//
+// Timestamps round-trip for years 0001 to 9999 (RFC 3339's range). A null
+// (nil) appends nothing; in a CSV file an empty cell of a typed column reads
+// back as null, of a string column as "" (unless the source lists "" in
+// null_values).
+func AppendValue(dst []byte, t Type, v any) []byte {
+	if x, ok := v.(time.Time); ok {
+		switch t {
+		case TypeDate:
+			return x.AppendFormat(dst, time.DateOnly)
+		case TypeTimestamp:
+			return x.UTC().AppendFormat(dst, time.RFC3339Nano)
+		}
+	}
+	return AppendText(dst, v)
 }
 
 // Text returns AppendText(nil, v) as a string.

@@ -18,12 +18,12 @@
 //
 // # Output
 //
-// CSV cells are the values' text (pipeline.AppendText); a cell is quoted
+// CSV cells are the values' text (pipeline.AppendValue); a cell is quoted
 // when it holds the delimiter, a quote, CR or LF, or starts with a space;
 // quotes are doubled. Null is an empty cell. Cell bytes are written exactly:
 // CRLF inside a value stays CRLF. JSON Lines writes one object per row with
 // keys in schema order; null is null, numbers and booleans are JSON numbers
-// and booleans, times are strings.
+// and booleans, times (and NaN, ±Inf) are strings of the same text.
 //
 // # Errors
 //
@@ -232,7 +232,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 				if j > 0 {
 					s.line = append(s.line, s.delimS...)
 				}
-				cell = pipeline.AppendText(cell[:0], v)
+				cell = pipeline.AppendValue(cell[:0], s.schema.Field(j).Type, v)
 				s.line = s.appendCell(s.line, cell)
 			}
 			s.line = append(s.line, s.eol...)
@@ -243,7 +243,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 					s.line = append(s.line, ',')
 				}
 				s.line = append(s.line, s.keys[j]...)
-				s.line = appendJSON(s.line, v)
+				s.line = appendJSON(s.line, s.schema.Field(j).Type, v)
 			}
 			s.line = append(s.line, '}', '\n')
 		}
@@ -256,7 +256,10 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
-func appendJSON(dst []byte, v any) []byte {
+// appendJSON appends v, of declared type t, as a JSON value: numbers and
+// booleans as such, anything else (and NaN, ±Inf, which JSON has no number
+// for) as a string of pipeline.AppendValue's text.
+func appendJSON(dst []byte, t pipeline.Type, v any) []byte {
 	switch x := v.(type) {
 	case nil:
 		return append(dst, "null"...)
@@ -266,11 +269,9 @@ func appendJSON(dst []byte, v any) []byte {
 		if b, err := json.Marshal(x); err == nil {
 			return append(dst, b...)
 		}
-		return append(dst, "null"...)
-	default:
-		b, _ := json.Marshal(pipeline.Text(v))
-		return append(dst, b...)
 	}
+	b, _ := json.Marshal(string(pipeline.AppendValue(nil, t, v)))
+	return append(dst, b...)
 }
 
 // Close flushes and commits the object, unless a Write failed, in which case
