@@ -33,10 +33,23 @@
 // # Interpolation
 //
 // In any string value, ${NAME} is replaced by the environment variable NAME
-// (an unset variable is an error), ${file:PATH} by the contents of the file
-// PATH (relative to the current directory, like every path in a pipeline
-// file; one trailing newline removed), and $${ by a literal ${. Interpolated values never appear in
-// error messages.
+// (an unset variable is an error), ${NAME:-DEFAULT} by NAME or, when NAME is
+// unset, by DEFAULT, ${file:PATH} by the contents of the file PATH (relative
+// to the current directory, like every path in a pipeline file; one trailing
+// newline removed; a regular file of at most MaxSecretFileSize bytes), and
+// $${ by a literal ${.
+//
+// Every interpolated value of at least redact.MinLen bytes is registered
+// with package redact as a secret, wherever it sits, so it is masked in
+// errors, logs, reports and dead-letter reasons. ${NAME:public} (or
+// ${NAME:public:-DEFAULT}) opts a value that is not secret out, e.g. an
+// object name that should stay readable in messages.
+//
+// # Limits
+//
+// A pipeline file may be at most MaxFileSize bytes and nest at most
+// MaxDepth levels (block indentation, list dashes and flow brackets
+// counted together); both are checked before the YAML parser sees the data.
 package config
 
 import (
@@ -44,6 +57,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -55,11 +69,31 @@ import (
 	"github.com/goccy/go-yaml/parser"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/redact"
+)
+
+// Limits on pipeline files and on ${file:PATH}, checked before anything is
+// parsed or read whole.
+const (
+	// MaxFileSize is the largest pipeline file accepted (10 MiB; real ones
+	// are a few KiB).
+	MaxFileSize = 10 << 20
+	// MaxDepth is the deepest nesting accepted in a pipeline file (real
+	// ones nest fewer than 10 levels; the YAML parser's cost grows steeply
+	// with depth).
+	MaxDepth = 100
+	// MaxSecretFileSize is the largest file ${file:PATH} reads (1 MiB).
+	MaxSecretFileSize = 1 << 20
 )
 
 // LoadFile reads and decodes a pipeline file with the plugins of reg.
 func LoadFile(path string, reg *pipeline.Registry) (*pipeline.Graph, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read pipeline file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read pipeline file: %w", err)
 	}
@@ -76,6 +110,12 @@ func Load(name string, data []byte, reg *pipeline.Registry, lookupEnv func(strin
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
 	l := &loader{file: name, reg: reg, env: lookupEnv}
+	if len(data) > MaxFileSize {
+		return nil, &pipeline.ConfigError{Pos: pipeline.Position{File: name}, Msg: fmt.Sprintf("the pipeline file is larger than %d MiB (the limit): is it the right file?", MaxFileSize>>20)}
+	}
+	if err := checkDepth(name, data, MaxDepth); err != nil {
+		return nil, err
+	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, l.yamlErr(err)
@@ -141,7 +181,8 @@ func (l *loader) yamlErr(err error) error {
 
 var interp = regexp.MustCompile(`\$\$\{|\$\{([^}]*)\}`)
 
-// interpolate replaces ${...} in every string scalar, in place.
+// interpolate replaces ${...} in every string scalar, in place, and
+// registers each interpolated value with package redact.
 func (l *loader) interpolate(root ast.Node) {
 	ast.Walk(visitFunc(func(n ast.Node) {
 		s, ok := n.(*ast.StringNode)
@@ -156,27 +197,100 @@ func (l *loader) interpolate(root ast.Node) {
 			if m == "$${" {
 				return "${"
 			}
-			ref := m[2 : len(m)-1]
-			if p, ok := strings.CutPrefix(ref, "file:"); ok {
-				b, err := os.ReadFile(p)
-				if err != nil {
-					l.add(n, "%s: cannot read the file: %v", m, errors.Unwrap(err))
-					return ""
+			v, public, err := l.resolve(m[2 : len(m)-1])
+			if err != nil {
+				var unset unsetError
+				if errors.As(err, &unset) {
+					l.add(n, "%v", err)
+				} else {
+					l.add(n, "%s: %v", m, err)
 				}
-				return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
-			}
-			if !validEnvName(ref) {
-				l.add(n, "%s: %q is not a valid variable name (use ${NAME} or ${file:PATH}; write $${ for a literal ${)", m, ref)
 				return ""
 			}
-			v, ok := l.env(ref)
-			if !ok {
-				l.add(n, "environment variable %s is not set (it is used as ${%s}); export it or use ${file:PATH}", ref, ref)
-				return ""
+			if !public {
+				redact.Register(v)
 			}
 			return v
 		})
 	}), root)
+}
+
+// resolve returns the value of one ${ref}: file:PATH, NAME, NAME:-DEFAULT,
+// NAME:public or NAME:public:-DEFAULT. Its errors never hold the value.
+func (l *loader) resolve(ref string) (v string, public bool, err error) {
+	if p, ok := strings.CutPrefix(ref, "file:"); ok {
+		v, err := readSecretFile(p)
+		return v, false, err
+	}
+	name, rest, _ := strings.Cut(ref, ":")
+	if rest, public = strings.CutPrefix(rest, "public"); public {
+		rest, _ = strings.CutPrefix(rest, ":")
+	}
+	def, hasDef := strings.CutPrefix(rest, "-")
+	if !validEnvName(name) {
+		return "", false, fmt.Errorf("%q is not a valid variable name (use ${NAME}, ${NAME:-DEFAULT}, ${NAME:public} or ${file:PATH}; write $${ for a literal ${)", name)
+	}
+	if rest != "" && !hasDef {
+		return "", false, fmt.Errorf("%q after the variable name is not understood (use ${NAME:-DEFAULT}, ${NAME:public} or ${NAME:public:-DEFAULT})", ref[len(name):])
+	}
+	if v, ok := l.env(name); ok {
+		return v, public, nil
+	}
+	if hasDef {
+		return def, public, nil
+	}
+	return "", false, unsetError(name)
+}
+
+// unsetError reports an unset environment variable (by name: the message
+// needs no other context).
+type unsetError string
+
+func (e unsetError) Error() string {
+	return fmt.Sprintf("environment variable %s is not set (it is used as ${%s}); export it or use ${file:PATH}", string(e), string(e))
+}
+
+// readSecretFile reads a ${file:PATH} file: a regular file of at most
+// MaxSecretFileSize bytes (never more than that plus one byte is read), with
+// one trailing newline removed.
+func readSecretFile(p string) (string, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the file: %v", errors.Unwrap(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is %s, not a regular file; point it at a file holding the value", p, fileKind(fi.Mode()))
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("cannot read the file: %v", errors.Unwrap(err))
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file; point it at a file holding the value", p)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxSecretFileSize+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read the file: %v", err)
+	}
+	if len(b) > MaxSecretFileSize {
+		return "", fmt.Errorf("%s is larger than %d MiB, the limit for ${file:PATH}; it should hold one value such as a key or a token", p, MaxSecretFileSize>>20)
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
 }
 
 // show quotes a scalar's value for an error message, unless it came from

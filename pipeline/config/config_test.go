@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
+	"github.com/bulkflow/bulkflow/pipeline/redact"
 )
 
 func testRegistry() *pipeline.Registry {
@@ -106,5 +108,158 @@ func TestSecretsNotInErrors(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "SECRET") {
 		t.Errorf("error leaks the secret: %v", err)
+	}
+}
+
+// TestInterpolation: the forms of ${...}, and which values become secrets
+// (masked by redact.Redact) and which do not.
+func TestInterpolation(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(file, []byte("file-secret-9d1e\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"TOKEN": "env-secret-4b7c", "OBJ": "Account__public_c", "EMPTY": "", "SHORT": "abc12"}
+	tests := []struct {
+		name, ref  string
+		want       string // the interpolated value
+		wantSecret bool   // masked by redact.Redact after Load
+	}{
+		{"env", "${TOKEN}", "env-secret-4b7c", true},
+		{"file", "${file:" + file + "}", "file-secret-9d1e", true},
+		{"public", "${OBJ:public}", "Account__public_c", false},
+		{"default unused", "${TOKEN:-dflt-unused-1}", "env-secret-4b7c", true},
+		{"default used", "${UNSET_X:-default-secret-3a}", "default-secret-3a", true},
+		{"public default used", "${UNSET_X:public:-default-public-8e}", "default-public-8e", false},
+		{"default with colons", "${UNSET_X:-https://h:443/x}", "https://h:443/x", true},
+		{"empty default", "${UNSET_X:-}", "", false},
+		{"set but empty beats default", "${EMPTY:-not-used-77}", "", false},
+		{"below MinLen", "${SHORT}", "abc12", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := config.Load("p.yaml", []byte("name: t\nstages:\n  - {name: r, source: {type: rows, object: \""+tc.ref+"\"}}\n  - {name: o, inputs: [r], sink: {type: collect}}\n"),
+				testRegistry(), env(vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := g.Stages[0].Options.(*pipelinetest.SourceOptions).Object; got != tc.want {
+				t.Fatalf("object = %q, want %q", got, tc.want)
+			}
+			if tc.want == "" {
+				return
+			}
+			masked := redact.Redact("x " + tc.want + " y")
+			if secret := masked != "x "+tc.want+" y"; secret != tc.wantSecret {
+				t.Errorf("after Load, Redact(%q) = %q; want it masked: %v", tc.want, masked, tc.wantSecret)
+			}
+		})
+	}
+}
+
+func TestInterpolationErrors(t *testing.T) {
+	tests := []struct{ ref, want string }{
+		{"${TOKEN:publik}", `p.yaml:3:44: ${TOKEN:publik}: ":publik" after the variable name is not understood`},
+		{"${TOKEN:public:x}", `":public:x" after the variable name is not understood`},
+		{"${UNSET_X:public}", "environment variable UNSET_X is not set"},
+		{"${1X:-d}", `"1X" is not a valid variable name`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ref, func(t *testing.T) {
+			_, err := config.Load("p.yaml", []byte("name: t\nstages:\n  - {name: r, source: {type: rows, object: \""+tc.ref+"\"}}\n  - {name: o, inputs: [r], sink: {type: collect}}\n"),
+				testRegistry(), env(map[string]string{"TOKEN": "env-secret-4b7c"}))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSecretFileLimits: ${file:} reads regular files of at most 1 MiB and
+// refuses anything else with an error naming the file and the limit.
+func TestSecretFileLimits(t *testing.T) {
+	dir := t.TempDir()
+	exact := filepath.Join(dir, "exact")
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(exact, bytes.Repeat([]byte("k"), config.MaxSecretFileSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(big, bytes.Repeat([]byte("k"), config.MaxSecretFileSize+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ path, want string }{
+		{exact, ""},
+		{big, big + " is larger than 1 MiB, the limit for ${file:PATH}"},
+		{dir, dir + " is a directory, not a regular file"},
+		{"/dev/zero", "/dev/zero is a device, not a regular file"},
+		{filepath.Join(dir, "missing"), "cannot read the file: no such file or directory"},
+	}
+	tests = append(tests, specialFiles(t, dir)...)
+	for _, tc := range tests {
+		t.Run(filepath.Base(tc.path), func(t *testing.T) {
+			if _, err := os.Stat(tc.path); tc.path == "/dev/zero" && err != nil {
+				t.Skip("no /dev/zero here")
+			}
+			_, err := config.Load("p.yaml", []byte("name: t\nstages:\n  - {name: r, source: {type: rows, object: \"${file:"+tc.path+"}\"}}\n  - {name: o, inputs: [r], sink: {type: collect}}\n"),
+				testRegistry(), env(nil))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("a file of exactly the limit: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "p.yaml:3:44: ${file:"+tc.path+"}") {
+				t.Errorf("error = %v, want p.yaml:3:44 and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestFileLimits: pathological pipeline files are refused, with a position,
+// before the YAML parser runs (100,000 nested [ took over a minute there).
+func TestFileLimits(t *testing.T) {
+	deepBlock := "name: t\nstages:\n"
+	for i := range 120 {
+		deepBlock += strings.Repeat(" ", i+1) + "k:\n"
+	}
+	deepDashes := "name: t\nstages:\n  " + strings.Repeat("- ", 120) + "x\n"
+	// A real-looking file with brackets in quotes, comments and block
+	// scalars passes the scan.
+	fine := "name: t # [[[[ {{{{\nstages:\n  - {name: r, source: {type: rows, object: \"" + strings.Repeat("[", 200) + "\"}}\n" +
+		"  - name: o\n    inputs: [r]\n    sink:\n      type: collect\n      name: |\n        " + strings.Repeat("{", 200) + "\n        " + strings.Repeat("[", 200) + "\n"
+	tests := []struct{ name, yaml, want string }{
+		{"100k nested [", "name: t\nstages: " + strings.Repeat("[", 100_000) + "\n", "p.yaml:2:108: the pipeline file nests deeper than 100 levels"},
+		{"100k nested { over lines", "name: t\nstages:\n" + strings.Repeat("{a:\n", 100_000), "p.yaml:102:1: the pipeline file nests deeper than 100 levels"},
+		{"nested [ in single quotes do not count", "name: t\nx: '" + strings.Repeat("[", 500) + "'\nstages: " + strings.Repeat("[", 101) + "\n", "p.yaml:3:108: the pipeline file nests deeper"},
+		{"deep indentation", deepBlock, "p.yaml:102:101: the pipeline file nests deeper than 100 levels"},
+		{"deep dashes", deepDashes, "p.yaml:3:"},
+		{"too large", "name: t\n#" + strings.Repeat("x", config.MaxFileSize), "the pipeline file is larger than 10 MiB"},
+		{"brackets in quotes, comments and block scalars", fine, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Load("p.yaml", []byte(tc.yaml), testRegistry(), env(nil))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("a file within the limits: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLoadFileSizeLimit: LoadFile reads at most MaxFileSize+1 bytes of a
+// pipeline file and refuses a larger one.
+func TestLoadFileSizeLimit(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(p, append([]byte("name: t\n#"), bytes.Repeat([]byte("x"), config.MaxFileSize)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.LoadFile(p, testRegistry())
+	if err == nil || !strings.Contains(err.Error(), p+": the pipeline file is larger than 10 MiB") {
+		t.Errorf("error = %v", err)
 	}
 }
