@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"syscall"
 
+	_ "github.com/bulkflow/bulkflow/pipeline/blobio/clouddrivers" // s3://, gs://, azblob:// locations
 	_ "github.com/bulkflow/bulkflow/sinks/all"
 	_ "github.com/bulkflow/bulkflow/sources/all"
 	_ "github.com/bulkflow/bulkflow/transforms/all"

@@ -12,9 +12,13 @@
 //     directory, so pipeline files stay portable)
 //   - mem://NAME/key: an in-process bucket, shared by every open of the same
 //     NAME in the process (tests and dry runs)
-//   - any other scheme registered with gocloud.dev/blob's default URL mux
-//     (s3://, gs://, azblob:// once their drivers are imported), with the
-//     drivers' own query parameters: "s3://bucket/prefix/key?region=eu-west-1"
+//   - any other scheme registered with gocloud.dev/blob's default URL mux,
+//     with the drivers' own query parameters:
+//     "s3://bucket/prefix/key?region=eu-west-1". This package registers no
+//     cloud driver itself: s3://, gs:// and azblob:// open once the
+//     application imports package clouddrivers (cmd/bulkflow does), so
+//     plugins, tests and programs embedding the engine do not link the
+//     cloud SDKs unless they choose to.
 //
 // The key part may hold glob patterns (path.Match syntax: * ? [...]) for
 // List; listing returns matches sorted by key.
@@ -175,11 +179,35 @@ func OpenBucket(ctx context.Context, l Location) (*blob.Bucket, func() error, er
 		}
 		return b, func() error { return nil }, nil
 	}
+	if !blob.DefaultURLMux().ValidBucketScheme(l.Scheme) {
+		return nil, nil, unknownScheme(l)
+	}
 	b, err := blob.OpenBucket(ctx, l.BucketURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open bucket for %s: %w", l, err)
 	}
 	return b, b.Close, nil
+}
+
+// ErrUnknownScheme is returned (wrapped) when no driver is registered for a
+// location's scheme.
+var ErrUnknownScheme = errors.New("no blob driver registered for scheme")
+
+// cloudSchemes are the schemes package clouddrivers registers.
+var cloudSchemes = map[string]bool{"s3": true, "gs": true, "azblob": true}
+
+// unknownScheme explains a location whose scheme has no driver: which
+// schemes are registered and, for a cloud scheme, what the application must
+// import.
+func unknownScheme(l Location) error {
+	schemes := append([]string{"mem"}, blob.DefaultURLMux().BucketSchemes()...)
+	sort.Strings(schemes)
+	hint := "check the location's scheme"
+	if cloudSchemes[l.Scheme] {
+		hint = `the application must import the cloud drivers: import _ "github.com/bulkflow/bulkflow/pipeline/blobio/clouddrivers"`
+	}
+	return fmt.Errorf("open %s: %w %q (registered: %s); %s",
+		l, ErrUnknownScheme, l.Scheme, strings.Join(schemes, ", "), hint)
 }
 
 // HasGlob reports whether the key holds a glob pattern.

@@ -4,6 +4,10 @@
 // started by .ci/blobservers.sh). Source and sink conformance suites loop
 // over Stores so every plugin × storage combination is exercised.
 //
+// Importing blobtest registers the cloud drivers (package clouddrivers), so
+// a test that opens s3://, gs:// or azblob:// locations through it needs no
+// import of its own.
+//
 // A cloud store whose server is not configured is skipped with a message
 // naming the start command — except under CI=true, where the test fails:
 // CI must never skip silently.
@@ -29,6 +33,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	_ "github.com/bulkflow/bulkflow/pipeline/blobio/clouddrivers" // s3://, gs://, azblob:// for the cloud stores
 )
 
 // Environment variables through which tests find the cloud servers;
