@@ -76,4 +76,13 @@
 //
 // At run time, Runner.Run returns the helper's error (wrapping ErrBadValue
 // for unconvertible input) or expr's message, without source snippets.
+//
+// Arithmetic is checked (arith.go): + - * and unary minus on integers whose
+// result does not fit in int64, / and % by zero, and a float result that is
+// infinite or NaN although its operands were finite return an error
+// wrapping ErrArithmetic (the map and filter transforms dead-letter the row
+// as expr_error), never a wrapped or infinite value:
+//
+//	arithmetic error: integer overflow: 5 * 9223372036854775807 is outside the 64-bit range
+//	arithmetic error: division by zero: 10 / 0
 package exprenv

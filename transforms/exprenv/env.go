@@ -81,7 +81,7 @@ func New(in *pipeline.Schema, penv *pipeline.Env) *Env {
 	for _, f := range in.Fields() {
 		env[f.Name] = typeOf(f.Type)
 	}
-	e.opts = append([]expr.Option{expr.Env(env)}, e.functions()...)
+	e.opts = append(append([]expr.Option{expr.Env(env)}, e.functions()...), arithOptions()...)
 	return e
 }
 

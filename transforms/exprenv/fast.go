@@ -31,7 +31,8 @@ import (
 // literals; + on strings; ==, != on strings, bools, numbers and nil; <, >,
 // <=, >= on numbers and strings; &&, ||, ! on bools; c ? a : b; the builtins
 // upper, lower and len (of a string); the helpers sfDate, sfDateTime,
-// sfBool, trim, coalesce, regexReplace and lookup.
+// sfBool, trim, coalesce, regexReplace and lookup; the checked arithmetic
+// of arith.go on int, int64 and float64 operands.
 
 // fastFn evaluates a program, or part of one, on a row. ok is false when the
 // VM must decide.
@@ -531,6 +532,11 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 	}
 	// The argument counts are those the checker accepted.
 	switch {
+	case id.Value == negFunc && len(args) == 1:
+		return call1(args, negateFast)
+	case arithOps[id.Value] != "" && len(args) == 2:
+		op := arithOps[id.Value]
+		return call2(args, func(a, b any) (any, error) { return arithFast(op, a, b) })
 	case id.Value == "sfDate" && len(args) == 2:
 		return call2(args, sfDateOf)
 	case id.Value == "sfDateTime" && len(args) == 3:

@@ -67,6 +67,9 @@ var fastExprs = []string{
 	`s < first_name`, `s >= "m"`, `s == first_name`, `s != a`,
 	`dec == "12.50"`, `s == null`, `b == true`, `b != a`,
 	`f == 1000000`, `a == 1.5`, `a == f`, `f != f`, `n == 1`, `a == 0`,
+	// checked arithmetic (overflow, division by zero: ErrArithmetic)
+	`n + 1`, `n - 9223372036854775807`, `n * n`, `n * 9223372036854775807`, `-n`, `n % n`, `n / f`,
+	`f * 1e308`, `n ** 2`, `a * 2`, `a + n`, `n * 2 > f`, `(n + 1) * (n - 1)`, `f / 0.5`,
 }
 
 // vmOnlyExprs have no fast path; they are run between the others to check
@@ -74,9 +77,8 @@ var fastExprs = []string{
 var vmOnlyExprs = []string{
 	`$env["s"]`,
 	`s matches "^a"`,
-	`n + 1`,
 	`first_name in ["Ada", "Grace"]`,
-	`n * 2 > f`,
+	`len(split(s, "a")) * 2`,
 }
 
 // fastValues are the values rows are made of: the schema's types, nulls,
@@ -87,7 +89,7 @@ var fastValues = []any{
 	"2024-07-01T12:00:00.123-05:00", "yes", "N", "1", "0", "maybe", "FR", "XX", "EMPTY", "12.50",
 	"[a-z]", "(", "UTC", "Mars/Olympus", "m", "x",
 	int64(0), int64(1), int64(2), int64(-5), int64(1000001), 0, 1.5, 1e6, 1000000.5, -1.0,
-	math.NaN(), math.Inf(1), true, false,
+	math.NaN(), math.Inf(1), true, false, int64(math.MaxInt64), int64(math.MinInt64), int64(1 << 32), math.MaxFloat64,
 	time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC),
 	time.Date(2024, 2, 29, 23, 30, 0, 0, paris),
 	[]string{"a"}, map[string]any{}, int32(4), uint8(1),
@@ -96,7 +98,7 @@ var fastValues = []any{
 // typedValues are a field's values most rows have, by pipeline type.
 var typedValues = map[pipeline.Type][]any{
 	pipeline.TypeString:    {"ada", "Ada", "yes", "no", "2024-03-05", "31/12/2024", "FR", "", "ÉCOLE ß", "x"},
-	pipeline.TypeInt:       {int64(0), int64(1), int64(2), int64(-7), int64(1 << 40)},
+	pipeline.TypeInt:       {int64(0), int64(1), int64(2), int64(-7), int64(1 << 40), int64(math.MaxInt64), int64(math.MinInt64)},
 	pipeline.TypeFloat:     {0.0, 1.5, 1e6, 1000000.5, -3.25},
 	pipeline.TypeBool:      {true, false},
 	pipeline.TypeDate:      {time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)},

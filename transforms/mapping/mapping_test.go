@@ -294,3 +294,51 @@ func ExampleTransform() {
 	// people.csv:2 [Ada LOVELACE 2024-12-10 true]
 	// people.csv:3 field Active__c: sfBool(active): sfBool: bad value: "perhaps" is not a boolean (want true/false, 1/0, yes/no, y/n or t/f)
 }
+
+// TestApplyArithmeticErrors checks that integer overflow and division or
+// modulo by zero dead-letter the row as expr_error naming the field and the
+// expression (issue 15 item 11), instead of loading a wrapped or infinite
+// value, while the same expressions on other rows load exact values.
+func TestApplyArithmeticErrors(t *testing.T) {
+	tests := []struct {
+		expr    string
+		id      int64
+		want    any    // when wantErr is ""
+		wantErr string // the error's text after "FIELD expression: "
+	}{
+		{expr: `id * 9223372036854775807`, id: 1, want: int64(9223372036854775807)},
+		{expr: `id * 9223372036854775807`, id: 5, wantErr: "arithmetic error: integer overflow: 5 * 9223372036854775807 is outside the 64-bit range"},
+		{expr: `10 / id`, id: 4, want: 2.5},
+		{expr: `10 / id`, id: 0, wantErr: "arithmetic error: division by zero: 10 / 0"},
+		{expr: `10 / 0`, id: 1, wantErr: "arithmetic error: division by zero: 10 / 0"},
+		{expr: `id % 0`, id: 3, wantErr: "arithmetic error: division by zero: 3 % 0"},
+		{expr: `-id`, id: -9223372036854775808, wantErr: "arithmetic error: integer overflow: -(-9223372036854775808)"},
+		{expr: `id + 1`, id: 9223372036854775807, wantErr: "arithmetic error: integer overflow"},
+		{expr: `id - 1`, id: -9223372036854775808, wantErr: "arithmetic error: integer overflow"},
+	}
+	for _, tc := range tests {
+		tr := newChecked(t, pipeline.ExprField{Name: "Id", Expr: "id"}, pipeline.ExprField{Name: "Amount__c", Expr: tc.expr})
+		in := pipeline.NewBatch(inSchema, 1)
+		in.Append(pipeline.Row{tc.id, "Ada", "Lovelace", "FR", "yes"}, pipeline.Origin{Object: "a.csv", Line: 2})
+		out, err := tr.Apply(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Settled() != 1 {
+			t.Fatalf("%s: settled %d rows, want 1", tc.expr, out.Settled())
+		}
+		if tc.wantErr == "" {
+			if out.Len() != 1 || out.Row(0)[1] != tc.want {
+				t.Errorf("%s with id %d: %d rows, drops %v; want the value %v", tc.expr, tc.id, out.Len(), out.Drops(), tc.want)
+			}
+			continue
+		}
+		var re *pipeline.RowError
+		if out.Len() != 0 || len(out.Drops()) != 1 || !errors.As(out.Drops()[0].Err, &re) {
+			t.Fatalf("%s with id %d: %d rows, drops %v; want the row dead-lettered", tc.expr, tc.id, out.Len(), out.Drops())
+		}
+		if re.Code != CodeExprError || re.Field != "Amount__c" || !strings.HasPrefix(re.Err.Error(), tc.expr+": "+tc.wantErr) {
+			t.Errorf("%s with id %d: dead letter %q, field %q, %q; want expr_error, Amount__c, %q", tc.expr, tc.id, re.Code, re.Field, re.Err, tc.expr+": "+tc.wantErr)
+		}
+	}
+}
