@@ -71,6 +71,9 @@ func Parse(baseDir, loc string) (Location, error) {
 	if loc == "" {
 		return Location{}, errors.New("empty location")
 	}
+	if isStdout(loc) {
+		return stdoutLocation(loc), nil
+	}
 	if !strings.Contains(loc, "://") {
 		return parseFile(baseDir, loc, loc, "")
 	}
@@ -117,6 +120,9 @@ func parseFile(baseDir, p, shown, rawQuery string) (Location, error) {
 	abs, err := filepath.Abs(abs)
 	if err != nil {
 		return Location{}, fmt.Errorf("resolve %q: %w", p, err)
+	}
+	if abs == "/dev/stdout" {
+		return stdoutLocation(shown), nil
 	}
 	if strings.HasSuffix(p, "/") {
 		abs += "/"
@@ -169,6 +175,9 @@ var (
 // OpenBucket opens the location's bucket. The caller must call the returned
 // close function when done (it does nothing for shared mem:// buckets).
 func OpenBucket(ctx context.Context, l Location) (*blob.Bucket, func() error, error) {
+	if l.Scheme == SchemeStdout {
+		return nil, nil, fmt.Errorf("open %s: standard output can only be written, not read or listed; name a file or blob location", l)
+	}
 	if l.Scheme == "mem" {
 		memMu.Lock()
 		defer memMu.Unlock()
@@ -360,32 +369,79 @@ func (r *ReaderAt) Close() error { return r.closeB() }
 
 // Writer writes one object. The object becomes visible only when Close
 // succeeds; cancelling the context passed to NewWriter, or calling Abort,
-// discards it.
+// discards it. Standard output, character devices and FIFOs are written
+// directly instead (see NewWriter): there Abort only stops writing.
 type Writer struct {
-	w       *blob.Writer
-	cancel  context.CancelFunc
-	closeB  func() error
+	dst     io.Writer
+	cancel  context.CancelFunc // cancels an atomic write's context
+	commit  func() error       // commits (unless aborted) and releases
+	release func() error       // releases without committing
 	loc     Location
 	aborted bool
 }
 
 // NewWriter starts writing the object at l (its Key must not be a glob).
+//
+// What is already at a local path is written through, never replaced: a
+// symlink's target is written atomically in the target's directory, a
+// character device or FIFO is written directly, and any other non-regular
+// file is refused. A standard-output location ("-", "/dev/stdout") writes
+// to standard output directly.
 func NewWriter(ctx context.Context, l Location) (*Writer, error) {
+	if l.Scheme == SchemeStdout {
+		if l.Key != "" {
+			return nil, fmt.Errorf("write %s: standard output holds one output, not objects under a prefix; name a file or blob location", l)
+		}
+		return directWriter(l, stdout, func() error { return nil }), nil
+	}
 	if HasGlob(l.Key) || l.Key == "" || strings.HasSuffix(l.Key, "/") {
 		return nil, fmt.Errorf("write %s: the location must name one object, not a pattern or prefix", l)
 	}
-	b, closeFn, err := OpenBucket(ctx, l)
+	target := l
+	if l.Scheme == "file" {
+		t, f, err := outputTarget(l)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			return directWriter(l, f, f.Close), nil
+		}
+		target = t
+	}
+	b, closeFn, err := OpenBucket(ctx, target)
 	if err != nil {
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	w, err := b.NewWriter(wctx, l.Key, &blob.WriterOptions{ContentType: contentType(l.Key)})
+	w, err := b.NewWriter(wctx, target.Key, &blob.WriterOptions{ContentType: contentType(l.Key)})
 	if err != nil {
 		cancel()
 		closeFn()
 		return nil, fmt.Errorf("write %s: %w", l, err)
 	}
-	return &Writer{w: w, cancel: cancel, closeB: closeFn, loc: l}, nil
+	return &Writer{
+		dst:    w,
+		cancel: cancel,
+		commit: func() error {
+			err := w.Close()
+			cancel()
+			if cerr := closeFn(); err == nil {
+				err = cerr
+			}
+			return err
+		},
+		release: func() error {
+			w.Close() // after cancel: discards the object
+			return closeFn()
+		},
+		loc: l,
+	}, nil
+}
+
+// directWriter writes to dst as it comes (standard output, a device, a
+// FIFO); closeFn releases it.
+func directWriter(l Location, dst io.Writer, closeFn func() error) *Writer {
+	return &Writer{dst: dst, cancel: func() {}, commit: closeFn, release: closeFn, loc: l}
 }
 
 func contentType(key string) string {
@@ -401,7 +457,7 @@ func contentType(key string) string {
 }
 
 // Write writes to the object.
-func (w *Writer) Write(p []byte) (int, error) { return w.w.Write(p) }
+func (w *Writer) Write(p []byte) (int, error) { return w.dst.Write(p) }
 
 // Abort discards the object. Close after Abort only releases resources.
 func (w *Writer) Abort() {
@@ -412,16 +468,10 @@ func (w *Writer) Abort() {
 // Close commits the object (unless aborted) and releases resources.
 func (w *Writer) Close() error {
 	if w.aborted {
-		w.w.Close()
-		w.closeB()
+		w.release()
 		return nil
 	}
-	err := w.w.Close()
-	w.cancel()
-	if cerr := w.closeB(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := w.commit(); err != nil {
 		return fmt.Errorf("write %s: %w", w.loc, err)
 	}
 	return nil

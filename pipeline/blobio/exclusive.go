@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 
@@ -51,11 +50,10 @@ func CreateExclusive(ctx context.Context, l Location, data []byte) error {
 }
 
 func createLocalExclusive(l Location, data []byte) error {
-	u, err := url.Parse(l.BucketURL)
+	target, err := localPath(l)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", l, err)
 	}
-	target := filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(l.Key))
 	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", l, err)
 	}
