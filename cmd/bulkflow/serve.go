@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,6 +11,7 @@ import (
 	"html/template"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +31,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/pipeline/redact"
 	"github.com/bulkflow/bulkflow/pipeline/schedule"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 )
@@ -38,8 +41,14 @@ type serveOptions struct {
 	State            string        // --state
 	Grace            time.Duration // --grace
 	AllowNonLoopback bool          // --allow-non-loopback
-	Holder           string        // lease holder; default hostname:pid
-	LeaseTTL         time.Duration // default 2m, renewed every TTL/3 while running
+	TokenFile        string        // --token-file: "ROLE TOKEN" lines
+	TokenEnv         string        // --token-env: the same, in a variable
+	MetricsPublic    bool          // --metrics-public: /metrics without a token
+	TLSCert, TLSKey  string        // --tls-cert, --tls-key
+
+	TLSTerminatedUpstream bool          // --tls-terminated-upstream: a proxy in front speaks TLS
+	Holder                string        // lease holder; default hostname:pid
+	LeaseTTL              time.Duration // default 2m, renewed every TTL/3 while running
 }
 
 // servedPipeline is one scheduled pipeline.
@@ -74,6 +83,7 @@ type server struct {
 	names     []string // sorted
 	cron      *cron.Cron
 	metrics   *serveMetrics
+	auth      *serveAuth
 	log       *slog.Logger
 	stderr    io.Writer // shared, locked
 	now       func() time.Time
@@ -168,6 +178,16 @@ func newServer(ctx context.Context, o serveOptions, stderr io.Writer) (*server, 
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 2 * time.Minute
 	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both (or neither)")
+	}
+	if o.TLSCert != "" && o.TLSTerminatedUpstream {
+		return nil, errors.New("--tls-terminated-upstream says a proxy in front speaks TLS: do not also give --tls-cert/--tls-key")
+	}
+	tokens, err := loadServeTokens(o.TokenFile, o.TokenEnv)
+	if err != nil {
+		return nil, err
+	}
 	files, err := pipelineFiles(o.Dir)
 	if err != nil {
 		return nil, err
@@ -181,9 +201,10 @@ func newServer(ctx context.Context, o serveOptions, stderr io.Writer) (*server, 
 		pipelines: map[string]*servedPipeline{},
 		cron:      cron.New(cron.WithLogger(cron.DiscardLogger)),
 		stderr:    lw,
-		log:       slog.New(slog.NewTextHandler(lw, nil)),
+		log:       slog.New(redact.Handler(slog.NewTextHandler(lw, nil))),
 		now:       time.Now,
 	}
+	s.auth = newServeAuth(tokens, o.TLSCert != "" || o.TLSTerminatedUpstream, s.log, s.now)
 	var errs []error
 	for _, path := range files {
 		g, err := config.LoadFile(path, pipeline.DefaultRegistry())
@@ -574,12 +595,17 @@ func (m *serveMetrics) observeReport(name string, rep *pipeline.Report) {
 // --- HTTP ---
 
 // newServeHandler returns the HTTP interface: / status page, POST
-// /run/{pipeline}, /reports/{pipeline}/{run_id}.json, /metrics, /healthz.
-// Cross-origin POSTs are refused (a web page cannot trigger runs), and
-// unless non-loopback serving is allowed, so are requests whose Host is not
-// a loopback name (DNS rebinding).
+// /run/{pipeline}, /reports/{pipeline}/{run_id}.json,
+// /dead-letters/{pipeline}/{run_id}/{n}, /metrics, /healthz, and the
+// browser login (/login, /logout). With tokens configured every route but
+// /healthz, the login (and /metrics with --metrics-public) needs a token
+// (see serveAuth.wrap). Cross-origin POSTs are refused (a web page cannot
+// trigger runs), and unless non-loopback serving is allowed, so are
+// requests whose Host is not a loopback name (DNS rebinding).
 func newServeHandler(s *server) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/login", s.auth.handleLogin)
+	mux.HandleFunc("POST /logout", s.auth.handleLogout)
 	mux.HandleFunc("GET /{$}", s.handleStatus)
 	mux.HandleFunc("POST /run/{pipeline}", s.handleRun)
 	mux.HandleFunc("GET /reports/{pipeline}/{file}", s.handleReport)
@@ -595,7 +621,7 @@ func newServeHandler(s *server) http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	h := http.NewCrossOriginProtection().Handler(mux)
+	h := http.NewCrossOriginProtection().Handler(s.auth.wrap(securityHeaders(mux), s.opts.MetricsPublic))
 	if s.opts.AllowNonLoopback {
 		return h
 	}
@@ -612,6 +638,18 @@ func newServeHandler(s *server) http.Handler {
 	})
 }
 
+// securityHeaders sets headers every response gets: no MIME sniffing, no
+// framing (the status page has a Run now button), no scripts.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
 func isLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
@@ -623,7 +661,7 @@ func isLoopbackHost(host string) bool {
 func writeJSONResponse(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+	json.NewEncoder(redact.Writer(w)).Encode(v) // one Write: masked whole
 }
 
 func (s *server) handleRun(w http.ResponseWriter, r *http.Request) {
@@ -663,12 +701,14 @@ func (s *server) handleReport(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	serveObject(w, r, u, "application/json")
+	serveObject(w, r, u, "application/json", "")
 }
 
 // serveObject streams the object at location u (a path or blob URL) as
-// the response: 404 when it does not exist.
-func serveObject(w http.ResponseWriter, r *http.Request, u, contentType string) {
+// the response: 404 when it does not exist. A non-empty attachment is the
+// file name a browser saves it under (Content-Disposition: attachment)
+// instead of showing it.
+func serveObject(w http.ResponseWriter, r *http.Request, u, contentType, attachment string) {
 	loc, err := blobio.Parse("", u)
 	var rc io.ReadCloser
 	if err == nil {
@@ -684,6 +724,10 @@ func serveObject(w http.ResponseWriter, r *http.Request, u, contentType string) 
 	}
 	defer rc.Close()
 	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if attachment != "" {
+		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": attachment}))
+	}
 	io.Copy(w, rc)
 }
 
@@ -720,10 +764,26 @@ func (s *server) handleDeadLetter(w http.ResponseWriter, r *http.Request) {
 		if rec.RunID != id || n >= len(rec.DeadLetters) {
 			continue
 		}
-		serveObject(w, r, rec.DeadLetters[n], "text/csv; charset=utf-8")
+		serveObject(w, r, rec.DeadLetters[n], "text/csv; charset=utf-8", id+"-"+deadLetterName(rec.DeadLetters[n]))
 		return
 	}
 	http.NotFound(w, r)
+}
+
+// deadLetterName is the file name of a dead-letter location, without the
+// query of a blob URL.
+func deadLetterName(loc string) string {
+	if i := strings.IndexByte(loc, '?'); i >= 0 && strings.Contains(loc, "://") {
+		loc = loc[:i]
+	}
+	return path.Base(filepath.ToSlash(loc))
+}
+
+// statusPage is what the status page shows.
+type statusPage struct {
+	Pipelines []statusPipeline
+	CanRun    bool // the viewer may trigger runs
+	Session   bool // the viewer logged in with the browser form
 }
 
 type statusPipeline struct {
@@ -739,10 +799,10 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 <style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}
 .succeeded{color:#070}.partial{color:#a60}.failed,.cancelled{color:#b00}</style></head>
 <body><h1>bulkflow serve</h1>
-<p>{{len .}} pipeline(s). Metrics at <a href="/metrics">/metrics</a>.</p>
-{{range .}}<h2 id="{{.Name}}">{{.Name}}</h2>
+<p>{{len .Pipelines}} pipeline(s). Metrics at <a href="/metrics">/metrics</a>.{{if .Session}} <form method="post" action="/logout" style="display:inline"><button>Log out</button></form>{{end}}</p>
+{{range .Pipelines}}<h2 id="{{.Name}}">{{.Name}}</h2>
 <p>File <code>{{.File}}</code> &middot; schedule <code>{{.Schedule}}</code> &middot; next run {{.Next}}
-{{if .Running}}&middot; <strong>running</strong> {{.Running}}{{else}}<form method="post" action="/run/{{.Name}}" style="display:inline"><button>Run now</button></form>{{end}}</p>
+{{if .Running}}&middot; <strong>running</strong> {{.Running}}{{else if $.CanRun}}<form method="post" action="/run/{{.Name}}" style="display:inline"><button>Run now</button></form>{{end}}</p>
 {{if .Err}}<p class="failed">state store: {{.Err}}</p>{{end}}
 {{if .Runs}}<table><tr><th>run</th><th>trigger</th><th>status</th><th>started</th><th>seconds</th><th>read</th><th>loaded</th><th>filtered</th><th>dead-lettered</th><th>report</th><th>dead letters</th></tr>
 {{range .Runs}}<tr><td>{{.RunID}}</td><td>{{.Trigger}}</td><td class="{{.Status}}">{{.Status}}</td><td>{{ts .StartedAt}}</td><td>{{printf "%.1f" .Seconds}}</td><td>{{.Counts.Read}}</td><td>{{.Counts.Loaded}}</td><td>{{.Counts.Filtered}}</td><td>{{.Counts.DeadLettered}}</td><td>{{if .Report}}<a href="{{.Report}}">JSON</a>{{end}}</td><td>{{range .DeadLetters}}<a href="{{.Href}}">{{.Name}}</a> {{end}}</td></tr>
@@ -752,7 +812,11 @@ var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 
 func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
-	var out []statusPipeline
+	var out statusPage
+	out.CanRun = requestRole(r) >= roleRun
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" && s.auth.enabled() {
+		out.Session = true
+	}
 	for _, name := range s.names {
 		p := s.pipelines[name]
 		sp := statusPipeline{Name: name, File: p.file, Schedule: p.spec, Running: p.current(), Next: "never"}
@@ -769,11 +833,11 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 				sr.Report = "/reports/" + name + "/" + rec.RunID + ".json"
 			}
 			for i, dl := range rec.DeadLetters {
-				sr.DeadLetters = append(sr.DeadLetters, statusLink{Href: fmt.Sprintf("/dead-letters/%s/%s/%d", name, rec.RunID, i), Name: path.Base(dl)})
+				sr.DeadLetters = append(sr.DeadLetters, statusLink{Href: fmt.Sprintf("/dead-letters/%s/%s/%d", name, rec.RunID, i), Name: deadLetterName(dl)})
 			}
 			sp.Runs = append(sp.Runs, sr)
 		}
-		out = append(out, sp)
+		out.Pipelines = append(out.Pipelines, sp)
 	}
 	var b bytes.Buffer
 	if err := statusTmpl.Execute(&b, out); err != nil {
@@ -781,25 +845,10 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(b.Bytes())
+	redact.Writer(w).Write(b.Bytes())
 }
 
 // --- command ---
-
-// checkServeAddr refuses listening beyond loopback unless allowed.
-func checkServeAddr(addr string, allow bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--addr %q: %v", addr, err)
-	}
-	if allow || isLoopbackHost(host) {
-		return nil
-	}
-	if host == "" {
-		host = "all interfaces"
-	}
-	return fmt.Errorf("--addr %q listens on %s, not loopback: the status page and POST /run have no authentication; pass --allow-non-loopback to do it anyway (behind an authenticating proxy)", addr, host)
-}
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -809,9 +858,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	addr := fs.String("addr", "127.0.0.1:8585", "HTTP listen address (status page, POST /run/NAME, /metrics, /healthz)")
 	fs.StringVar(&o.State, "state", "", "state store `LOCATION` (a directory or blob URL) for every pipeline: run history, reports, leases,\nwatermarks, sync manifests; default: each pipeline's state:, else "+state.DefaultLocation)
 	fs.DurationVar(&o.Grace, "grace", 5*time.Minute, "on SIGTERM, how long running pipelines may finish before they are cancelled")
-	fs.BoolVar(&o.AllowNonLoopback, "allow-non-loopback", false, "allow --addr beyond loopback (there is no authentication)")
+	fs.BoolVar(&o.AllowNonLoopback, "allow-non-loopback", false, "allow --addr beyond loopback; needs tokens and TLS (--tls-cert/--tls-key or --tls-terminated-upstream)")
+	fs.StringVar(&o.TokenFile, "token-file", "", "`FILE` of access tokens, one \"ROLE TOKEN\" per line (role read: status page, reports, dead letters,\nmetrics; run: also POST /run); when tokens are given every route but /healthz needs one")
+	fs.StringVar(&o.TokenEnv, "token-env", "", "environment `VAR` holding \"ROLE TOKEN\" entries separated by commas or newlines (with or instead of --token-file)")
+	fs.BoolVar(&o.MetricsPublic, "metrics-public", false, "serve /metrics without a token (for a Prometheus scraper without credentials)")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "serve https with this PEM certificate `FILE` (chain first) and --tls-key")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key `FILE` of --tls-cert")
+	fs.BoolVar(&o.TLSTerminatedUpstream, "tls-terminated-upstream", false, "plain http here because a proxy in front terminates TLS (satisfies --allow-non-loopback's TLS requirement)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow serve --pipelines DIR [--addr 127.0.0.1:8585] [--state LOCATION] [--grace 5m]\n\nRuns every pipeline file in DIR that has a schedule, e.g.\n\n  schedule: {cron: \"*/15 * * * *\", timezone: Europe/Berlin}\n\n(5-field cron, @hourly/@every 1h; UTC unless a time zone is given), never two\nruns of one pipeline at once (a lease in the state store guards against other\nprocesses too), records every run and its report in the state store, and\nserves a status page, POST /run/NAME (manual run), /metrics and /healthz.\nEvery pipeline is validated at start. SIGTERM stops scheduling, lets running\npipelines finish for --grace, then cancels them.")
+		fmt.Fprintln(stderr, "Usage: bulkflow serve --pipelines DIR [--addr 127.0.0.1:8585] [--state LOCATION] [--grace 5m]\n"+
+			"         [--token-file FILE] [--token-env VAR] [--metrics-public] [--tls-cert FILE --tls-key FILE]\n"+
+			"         [--allow-non-loopback [--tls-terminated-upstream]]\n\nRuns every pipeline file in DIR that has a schedule, e.g.\n\n  schedule: {cron: \"*/15 * * * *\", timezone: Europe/Berlin}\n\n(5-field cron, @hourly/@every 1h; UTC unless a time zone is given), never two\nruns of one pipeline at once (a lease in the state store guards against other\nprocesses too), records every run and its report in the state store, and\nserves a status page, POST /run/NAME (manual run), /metrics and /healthz.\nEvery pipeline is validated at start. SIGTERM stops scheduling, lets running\npipelines finish for --grace, then cancels them.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -821,24 +878,41 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Usage()
 		return exitUsage
 	}
-	if err := checkServeAddr(*addr, o.AllowNonLoopback); err != nil {
+	if err := checkServeExposure(*addr, o, o.TokenFile != "" || o.TokenEnv != ""); err != nil {
 		fmt.Fprintf(stderr, "bulkflow: serve: %v\n", err)
 		return exitUsage
+	}
+	var tlsConf *tls.Config
+	if o.TLSCert != "" && o.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+		if err != nil {
+			fmt.Fprintf(stderr, "bulkflow: serve: --tls-cert %s / --tls-key %s: %v\n", o.TLSCert, o.TLSKey, err)
+			return exitUsage
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	s, err := newServer(ctx, o, stderr)
 	if err != nil {
 		printConfigErr(stderr, fmt.Errorf("serve: refusing to start:\n%w", err))
 		return exitUsage
 	}
+	if !s.auth.enabled() {
+		s.log.Warn("serve: no tokens configured: anyone who can reach " + *addr + " on this machine can view runs, download dead letters and trigger runs; give --token-file or --token-env")
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow: serve: %v\n", err)
 		return exitFailed
 	}
-	hs := &http.Server{Handler: newServeHandler(s), ReadHeaderTimeout: 10 * time.Second}
+	scheme := "http"
+	if tlsConf != nil {
+		ln, scheme = tls.NewListener(ln, tlsConf), "https"
+	}
+	hs := &http.Server{Handler: newServeHandler(s), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
-	fmt.Fprintf(stdout, "bulkflow: serving %d pipeline(s) on http://%s\n", len(s.names), ln.Addr())
+	fmt.Fprintf(stdout, "bulkflow: serving %d pipeline(s) on %s://%s\n", len(s.names), scheme, ln.Addr())
 	s.start()
 	code := exitOK
 	select {

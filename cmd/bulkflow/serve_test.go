@@ -439,29 +439,6 @@ func TestServeRefusesToStart(t *testing.T) {
 	})
 }
 
-func TestCheckServeAddr(t *testing.T) {
-	for _, c := range []struct {
-		addr  string
-		allow bool
-		ok    bool
-	}{
-		{"127.0.0.1:8585", false, true},
-		{"localhost:8585", false, true},
-		{"[::1]:8585", false, true},
-		{"127.0.0.2:0", false, true},
-		{":8585", false, false},
-		{"0.0.0.0:8585", false, false},
-		{"10.1.2.3:8585", false, false},
-		{"example.com:8585", false, false},
-		{":8585", true, true},
-		{"nonsense", false, false},
-	} {
-		if err := checkServeAddr(c.addr, c.allow); (err == nil) != c.ok {
-			t.Errorf("checkServeAddr(%q, %v) = %v, want ok=%v", c.addr, c.allow, err, c.ok)
-		}
-	}
-}
-
 // TestServeHandlerRefusesForeignRequests: cross-origin POSTs (a web page
 // triggering a load) and non-loopback Host headers (DNS rebinding).
 func TestServeHandlerRefusesForeignRequests(t *testing.T) {
