@@ -440,7 +440,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.handleIdentity(w, r, p)
 	case strings.HasPrefix(p, "/__emulator/"):
 		s.count(r.Method + " " + p)
-		s.handleAdmin(w, r, strings.TrimPrefix(p, "/__emulator/"))
+		if s.guardAdmin(w, r) {
+			s.handleAdmin(w, r, strings.TrimPrefix(p, "/__emulator/"))
+		}
 	case p == "/services/data" || strings.HasPrefix(p, "/services/data/"):
 		s.serveData(w, r, strings.TrimPrefix(p, "/services/data"))
 	default:
