@@ -510,8 +510,11 @@ func (r *runner) runSink(s *planStage) {
 	var writers errgroup.Group
 	writers.SetLimit(policy.MaxInFlight)
 	sy := r.syncers[s]
+	var seq int64 // batches cut for the sink so far (see BatchSeq)
 	write := func(b *Batch, ops []SyncOp) {
-		writers.Go(func() error { r.write(s, sink, b, sy, ops); return nil })
+		ctx := WithBatchSeq(r.workCtx, seq)
+		seq++
+		writers.Go(func() error { r.write(ctx, s, sink, b, sy, ops); return nil })
 	}
 	// add queues rows for the sink, joining them up to policy.MaxRows.
 	var pending *Batch
@@ -585,7 +588,8 @@ func (r *runner) runSink(s *planStage) {
 
 // write hands one batch to the sink and accounts for every row. With a
 // syncer, it tells the syncer each row's outcome (ops[i] is row i's op).
-func (r *runner) write(s *planStage, sink Sink, b *Batch, sy Syncer, ops []SyncOp) {
+// ctx is the run's work context carrying the batch's sequence number.
+func (r *runner) write(ctx context.Context, s *planStage, sink Sink, b *Batch, sy Syncer, ops []SyncOp) {
 	c := r.counters[s]
 	if r.workCtx.Err() != nil {
 		r.settle(s, s.in, r.drainBatch(b, r.drainCode(), nil).Drops())
@@ -594,9 +598,9 @@ func (r *runner) write(s *planStage, sink Sink, b *Batch, sy Syncer, ops []SyncO
 	var ids []string
 	var err error
 	if iw, ok := sink.(IDWriter); ok && sy != nil {
-		ids, err = iw.WriteIDs(r.workCtx, b)
+		ids, err = iw.WriteIDs(ctx, b)
 	} else {
-		err = sink.Write(r.workCtx, b)
+		err = sink.Write(ctx, b)
 	}
 	if sy != nil {
 		defer r.syncOutcomes(sy, b, ops, ids, err)

@@ -127,6 +127,9 @@ func TestCorrelation(t *testing.T) {
 			t.Errorf("job %+v", j)
 		}
 	}
+	if r.dl == nil {
+		t.Fatalf("no dead letters: %+v %s", r.rep.Counts, r.rep.Status)
+	}
 	s := r.dl.Schema()
 	codes := map[string]int{}
 	for i := range r.dl.Len() {

@@ -124,8 +124,8 @@ func TestPatience(t *testing.T) {
 	}
 	jobs := r.sink.Jobs()
 	for _, m := range dlMessages(r.dl)[:1] {
-		if !strings.Contains(m, jobs[0].ID[:3]) || !strings.Contains(m, "retryable=true") {
-			t.Errorf("message %q lacks job id / retryable", m)
+		if !strings.Contains(m, jobs[0].ID[:3]) || !strings.Contains(m, "retryable=false") || !strings.Contains(m, "--resume run-1") {
+			t.Errorf("message %q lacks job id / retryable=false / the resume command", m)
 		}
 	}
 	incomplete := map[string]bool{}

@@ -23,8 +23,20 @@ const maxUploadTries = 3
 // every job would hit (the caller stops the run with it).
 func (s *Sink) runChunk(ctx context.Context, st *batchState, c *chunk, attempt int) ([]int, error) {
 	if s.ledger != nil {
-		c.key = s.ledger.key(c.digest)
-		if rec, ok := s.ledger.last(c.key); ok {
+		rec, ok := s.ledger.last(c.key)
+		if ok && !s.ledger.legacy && (rec.Digest != c.digest || rec.Rows != len(c.rows)) {
+			if reachedUpload(rec.State) {
+				return nil, s.refuseResume(c.batch, c.attempt, c.index, rec, c)
+			}
+			// No job of the earlier chunk can have run (creating, created,
+			// aborted): resumeChunk aborts an Open job; this chunk is new.
+		}
+		if c.lastOfCut {
+			if err := s.endCut(c.batch, c.attempt, c.index); err != nil {
+				return nil, err
+			}
+		}
+		if ok {
 			if lk, err, done := s.resumeChunk(ctx, st, c, attempt, rec); done {
 				return lk, err
 			}
@@ -33,12 +45,54 @@ func (s *Sink) runChunk(ctx context.Context, st *batchState, c *chunk, attempt i
 	return s.newJob(ctx, st, c, attempt)
 }
 
+// endCut is called once the chunks of a batch's first attempt were all cut
+// (last is the index of the last one, -1 for none): a chunk the earlier
+// attempt cut after it, and whose job may have run, means the rows moved
+// (refused); otherwise the batch is verified and later batches' new
+// uploads may go ahead.
+func (s *Sink) endCut(batch int64, attempt, last int) error {
+	if s.ledger == nil || s.ledger.gate == nil {
+		return nil
+	}
+	key := chunkKey(batch, attempt, last+1)
+	if rec, ok := s.ledger.last(key); ok && reachedUpload(rec.State) {
+		return s.refuseResume(batch, attempt, last+1, rec, nil)
+	}
+	s.ledger.gate.done(batch)
+	return nil
+}
+
+// refuseResume stops the run: the chunk at a position (c, nil when this
+// attempt cut none there) differs from the earlier attempt's record rec,
+// whose job may have loaded its rows.
+func (s *Sink) refuseResume(batch int64, attempt, index int, rec ledgerRecord, c *chunk) error {
+	e := &ResumeMismatchError{RunID: s.runID, Ledger: s.ledger.where, Batch: batch, Attempt: attempt, Chunk: index,
+		Job: rec.Job, State: rec.State, WasDigest: rec.Digest, WasRows: rec.Rows, WasFrom: rec.From}
+	if c != nil {
+		e.NowDigest, e.NowRows, e.NowFrom = c.digest, len(c.rows), c.from
+	}
+	if was, now := s.ledger.origin, s.opts.Provenance; was != nil && now != nil {
+		e.Known, e.Changed = true, was.diff(now)
+	}
+	s.mu.Lock()
+	if s.mismatch == nil {
+		s.mismatch = e
+	}
+	if s.fatal == nil {
+		s.fatal = e
+	}
+	s.mu.Unlock()
+	s.ledger.gate.fail(e)
+	s.log.Error(e.Error())
+	return e
+}
+
 // note records the chunk's next state in the ledger (a no-op without one).
 func (s *Sink) note(ctx context.Context, c *chunk, rec ledgerRecord) error {
 	if s.ledger == nil {
 		return nil
 	}
-	rec.Chunk, rec.Rows, rec.Bytes = c.key, len(c.rows), c.bytes
+	rec.Chunk, rec.Rows, rec.Bytes, rec.Digest, rec.From = c.key, len(c.rows), c.bytes, c.digest, c.from
 	if err := s.ledger.append(ctx, rec); err != nil {
 		return fmt.Errorf("salesforce sink: %w", err)
 	}
@@ -61,6 +115,16 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 		LineEnding: s.opts.lineEnding(), AssignmentRuleID: s.opts.AssignmentRuleID}
 	if s.op == salesforce.OpUpsert {
 		req.ExternalIDFieldName = s.opts.ExternalIDField
+	}
+	if g := s.gate(); g != nil {
+		// A resumed run: earlier batches must be found unchanged first.
+		if err := g.wait(ctx, c.batch); err != nil {
+			if ctx.Err() != nil {
+				s.failRows(st, c.rows, CodeCancelled, "", "not loaded: the run was cancelled")
+				return nil, nil
+			}
+			return nil, err
+		}
 	}
 	for try := 1; ; try++ {
 		start := time.Now()
@@ -275,7 +339,7 @@ func (s *Sink) settleAborted(ctx context.Context, st *batchState, c *chunk, stat
 
 // failRows fails every row of rows that is not settled yet.
 func (s *Sink) failRows(st *batchState, rows []int, code, jobID, format string, args ...any) {
-	err := rowErr(code, "", retryableCode(code), jobID, format, args...)
+	err := s.rowErr(code, "", jobID, format, args...)
 	for _, i := range rows {
 		st.fail(i, err)
 	}
@@ -377,7 +441,7 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 			if code == CodeLockRow {
 				locked = append(locked, i)
 			}
-			st.fail(i, rowErr(code, field, retryableCode(code), id, "%s", msg))
+			st.fail(i, s.rowErr(code, field, id, "%s", msg))
 		})
 	}
 	if err == nil && needAll {
@@ -392,7 +456,7 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 			unprocessed++
 			if i >= 0 {
 				c.unprocessed = append(c.unprocessed, i)
-				st.fail(i, rowErr(code, "", retryableCode(code), id, "%s", why))
+				st.fail(i, s.rowErr(code, "", id, "%s", why))
 			}
 		})
 	}
@@ -430,7 +494,7 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 			}
 		}
 		for _, i := range c.rows {
-			st.fail(i, rowErr(code, "", retryableCode(code), id, "job failed: %s", info.ErrorMessage))
+			st.fail(i, s.rowErr(code, "", id, "job failed: %s", info.ErrorMessage))
 		}
 		return nil, nil
 	}
@@ -462,7 +526,7 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 
 // failUnsettled fails the rows of c that no result row of the job matched.
 func (s *Sink) failUnsettled(st *batchState, c *chunk, m *matcher, code, jobID, format string, args ...any) {
-	err := rowErr(code, "", retryableCode(code), jobID, format, args...)
+	err := s.rowErr(code, "", jobID, format, args...)
 	for _, i := range c.rows {
 		if !m.used[i] {
 			st.fail(i, err)

@@ -43,8 +43,15 @@ const (
 
 // ledgerRecord is one line of the ledger.
 type ledgerRecord struct {
-	Chunk string    `json:"chunk"` // sha256 of the CSV bytes + "." + occurrence in the run
-	State string    `json:"state"`
+	// Chunk is the chunk's position (chunkKey: batch, lock-retry attempt,
+	// chunk within them). Ledgers written before positions keyed chunks by
+	// digest + "." + occurrence in the run; they still resume that way.
+	Chunk string `json:"chunk"`
+	State string `json:"state"`
+	// Digest is the hex sha256 of the chunk's CSV bytes.
+	Digest string `json:"digest,omitempty"`
+	// From is the origin of the chunk's first row (object:line).
+	From  string    `json:"from,omitempty"`
 	Time  time.Time `json:"t"`
 	Rows  int       `json:"rows,omitempty"`
 	Bytes int64     `json:"bytes,omitempty"`
@@ -59,6 +66,8 @@ type ledgerRecord struct {
 	Error       string `json:"error,omitempty"`  // the job's errorMessage
 	// Options is the fingerprint of what shapes the chunks (runKey record).
 	Options string `json:"options,omitempty"`
+	// Provenance is what this process read (runKey record; see Provenance).
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // runKey is the chunk key of the record every process of the run writes at
@@ -81,8 +90,15 @@ type ledger struct {
 
 	dir   string // local run directory ("" for blob ledgers)
 	prior map[string]ledgerRecord
-	count map[string]int  // digest → chunks with that digest seen in this process
+	count map[string]int  // digest → chunks with that digest seen in this process (legacy keys)
 	seen  map[string]bool // prior keys this process looked up
+	// origin is the Provenance of the first process of the run, if it
+	// recorded one.
+	origin *Provenance
+	// legacy is set when earlier processes keyed chunks by digest (key).
+	legacy bool
+	// gate holds back new uploads of a resumed run (nil when not resuming).
+	gate *resumeGate
 }
 
 const ledgerFile = "ledger.jsonl"
@@ -130,7 +146,8 @@ func openLedger(ctx context.Context, baseDir, where, pipelineName, runID string)
 			}
 			buf.WriteByte('\n')
 		}
-		l.prior, _ = parseLedger(&buf)
+		l.prior, l.origin, _ = parseLedger(&buf)
+		l.init()
 		return l, nil
 	}
 	u, err := url.Parse(run.BucketURL)
@@ -148,7 +165,8 @@ func openLedger(ctx context.Context, baseDir, where, pipelineName, runID string)
 		return nil, err
 	}
 	var good int
-	l.prior, good = parseLedger(bytes.NewReader(data))
+	l.prior, l.origin, good = parseLedger(bytes.NewReader(data))
+	l.init()
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
@@ -168,11 +186,25 @@ func openLedger(ctx context.Context, baseDir, where, pipelineName, runID string)
 	return l, nil
 }
 
-// parseLedger returns the last record of every chunk, and the length of the
-// prefix made of complete lines. Lines that do not parse (a torn last line
-// after a crash) are ignored.
-func parseLedger(r io.Reader) (map[string]ledgerRecord, int) {
+// init derives legacy and gate from the prior records.
+func (l *ledger) init() {
+	for k, r := range l.prior {
+		if k != runKey && r.Digest == "" {
+			l.legacy = true
+		}
+	}
+	if l.resuming() && !l.legacy {
+		l.gate = newResumeGate(l.prior)
+	}
+}
+
+// parseLedger returns the last record of every chunk, the provenance of the
+// first run record that has one, and the length of the prefix made of
+// complete lines. Lines that do not parse (a torn last line after a crash)
+// are ignored.
+func parseLedger(r io.Reader) (map[string]ledgerRecord, *Provenance, int) {
 	out := map[string]ledgerRecord{}
+	var origin *Provenance
 	br := bufio.NewReader(r)
 	good := 0
 	for {
@@ -182,16 +214,19 @@ func parseLedger(r io.Reader) (map[string]ledgerRecord, int) {
 			var rec ledgerRecord
 			if json.Unmarshal(line, &rec) == nil && rec.Chunk != "" && rec.State != "" {
 				out[rec.Chunk] = rec
+				if rec.Chunk == runKey && origin == nil && rec.Provenance != nil {
+					origin = rec.Provenance
+				}
 			}
 		}
 		if err != nil {
-			return out, good
+			return out, origin, good
 		}
 	}
 }
 
-// resuming reports whether earlier processes left records.
-func (l *ledger) resuming() bool { return len(l.prior) > 0 }
+// resuming reports whether earlier processes left chunk records.
+func (l *ledger) resuming() bool { return l.chunks() > 0 }
 
 // chunks returns how many chunks earlier processes recorded.
 func (l *ledger) chunks() int {
@@ -220,8 +255,9 @@ func (l *ledger) unseen() []ledgerRecord {
 	return out
 }
 
-// key returns the ledger key of a chunk with the given digest: the n'th
-// chunk with the same bytes in this run gets suffix n. Identical chunks are
+// key returns the legacy ledger key of a chunk with the given digest (used
+// to resume runs whose ledger predates position keys): the n'th chunk with
+// the same bytes in this run gets suffix n. Identical chunks are
 // interchangeable, so the order in which concurrent Writes draw suffixes
 // does not matter.
 func (l *ledger) key(digest string) string {

@@ -81,7 +81,7 @@ func TestLedgerRoundTrip(t *testing.T) {
 			t.Errorf("line %d %q: %v", n+1, line, err)
 		}
 	}
-	m, good := parseLedger(strings.NewReader(string(data) + `{"chunk":"chunk0.0","state":"clo`))
+	m, _, good := parseLedger(strings.NewReader(string(data) + `{"chunk":"chunk0.0","state":"clo`))
 	if good != len(data) || m["chunk0.0"].Job != "750new" {
 		t.Errorf("good %d of %d, %+v", good, len(data), m["chunk0.0"])
 	}
@@ -164,7 +164,7 @@ func TestResumeEveryState(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.close()
-	var key, job string
+	var key, job, digest string
 	for k, rec := range l.prior {
 		if k == runKey {
 			continue
@@ -173,7 +173,7 @@ func TestResumeEveryState(t *testing.T) {
 			t.Fatalf("record %+v", rec)
 		}
 		if csv := first.UploadedCSV(rec.Job); strings.Contains(string(csv), "R0000000,") {
-			key, job = k, rec.Job
+			key, job, digest = k, rec.Job, rec.Digest
 		}
 	}
 	csv := first.UploadedCSV(job)
@@ -256,7 +256,7 @@ func TestResumeEveryState(t *testing.T) {
 				t.Fatal(err)
 			}
 			state, id := sc.setup(t, c, srv, csv)
-			rec := ledgerRecord{Chunk: key, State: state, Job: id, Rows: 300}
+			rec := ledgerRecord{Chunk: key, Digest: digest, State: state, Job: id, Rows: 300}
 			if state == stFinished {
 				rec.JobState, rec.Processed, rec.Succeeded, rec.Loaded = "JobComplete", 300, 300, 300
 			}

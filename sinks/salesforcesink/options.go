@@ -98,6 +98,10 @@ type Options struct {
 	// auto (default: except from a loopback host such as the emulator),
 	// gzip, or none.
 	ResponseCompression string `yaml:"response_compression"`
+	// Provenance, set by the CLI (not from YAML), is what this attempt of
+	// the run reads: the ledger records the first attempt's, so that a
+	// resume that cuts other chunks can say what changed. Optional.
+	Provenance *Provenance `yaml:"-"`
 }
 
 // defaultLedger is DefaultLedger; tests turn it off.

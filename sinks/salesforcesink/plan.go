@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 
 	"github.com/bulkflow/bulkflow/pipeline"
@@ -161,7 +159,7 @@ func (p *PlanSink) Write(ctx context.Context, b *pipeline.Batch) error {
 		line := len(buf) - start
 		if int64(len(hdr)+line) > p.opts.MaxJobBytes {
 			buf = buf[:start]
-			re.Add(i, rowErr(CodeRowTooLarge, "", false, "", "the encoded row is %d bytes, above max_job_bytes %d", line, p.opts.MaxJobBytes))
+			re.Add(i, rowErr(CodeRowTooLarge, "", "", "the encoded row is %d bytes, above max_job_bytes %d", line, p.opts.MaxJobBytes))
 			continue
 		}
 		if rows > 0 && (rows == p.opts.MaxJobRows || int64(len(buf)) > p.opts.MaxJobBytes) {
@@ -238,27 +236,26 @@ func (p *PlanSink) Stats() any {
 	return st
 }
 
-// RetryableCodes are the dead-letter error codes `bulkflow replay` treats
-// as transient by default, besides any row whose message says
-// retryable=true: Salesforce lock and request-limit errors, rows a job did
-// not process or confirm, API budget stops, and rows drained by a
-// cancelled or aborted run.
-var RetryableCodes = []string{CodeLockRow, CodeUnprocessed, CodeJobIncomplete, "api_budget",
-	pipeline.CodeCancelled, pipeline.CodeAborted, "REQUEST_LIMIT_EXCEEDED"}
-
-// Retryable reports whether a dead-lettered row (its _error_code and
-// _error columns) failed for a transient reason, so that sending it again
-// unchanged may succeed.
-func Retryable(code, msg string) bool {
-	if strings.Contains(msg, "retryable=true") {
-		return true
+// RetryableCodes are the dead-letter error codes whose rows `bulkflow
+// replay` may send again unchanged: the RecoveryRetry codes of
+// pipeline.Codes, sorted.
+//
+// Deprecated: use pipeline.RecoveryOf or pipeline.Codes, which also say
+// which rows need `bulkflow run --resume` (RecoveryResume) or a look
+// (RecoveryInspect).
+var RetryableCodes = func() []string {
+	var out []string
+	for _, c := range pipeline.Codes() {
+		if c.Recovery.Retryable() {
+			out = append(out, c.Code)
+		}
 	}
-	i := sort.SearchStrings(sortedRetryable, code)
-	return i < len(sortedRetryable) && sortedRetryable[i] == code
-}
-
-var sortedRetryable = func() []string {
-	s := append([]string(nil), RetryableCodes...)
-	sort.Strings(s)
-	return s
+	return out
 }()
+
+// Retryable reports whether a dead-lettered row with error code code may
+// be sent again unchanged (pipeline.RetryableCode). The message is not
+// read: rows are classified by their code alone.
+//
+// Deprecated: use pipeline.RetryableCode or pipeline.RecoveryOf.
+func Retryable(code, _ string) bool { return pipeline.RetryableCode(code) }

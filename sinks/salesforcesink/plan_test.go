@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,6 +163,12 @@ func TestRetryable(t *testing.T) {
 		{"UNABLE_TO_LOCK_ROW", "", true},
 		{"REQUIRED_FIELD_MISSING", "Required fields are missing (job 750x, retryable=false)", false},
 		{"api_error", "not loaded (retryable=true)", true},
+		// Rows whose job may have run are never replayable, whatever the
+		// message of an older dead letter says.
+		{"job_incomplete", "not confirmed (job 750x, retryable=true)", false},
+		{"result_mismatch", "", false},
+		{"expr_error", "bad (retryable=true)", false},
+		{"connection_refused", "", true},
 		{"cancelled", "", true},
 		{"aborted", "", true},
 		{"expr_error", "", false},
@@ -169,5 +176,25 @@ func TestRetryable(t *testing.T) {
 		if got := Retryable(c.code, c.msg); got != c.want {
 			t.Errorf("Retryable(%q, %q) = %v", c.code, c.msg, got)
 		}
+	}
+}
+
+// TestSinkCodesInTable: every code the sink writes is in the one code
+// table, so replay, plan and the report classify it the same way.
+func TestSinkCodesInTable(t *testing.T) {
+	for _, code := range []string{CodeUnprocessed, CodeJobIncomplete, CodeResultMismatch, CodeCancelled, CodeAPIError,
+		CodeInvalidValue, CodeRowTooLarge, CodeAPIBudget, CodeLockRow, pipeline.CodeSinkFailed} {
+		if _, ok := pipeline.LookupCode(code); !ok {
+			t.Errorf("code %q is not in pipeline.Codes", code)
+		}
+	}
+	for _, code := range RetryableCodes {
+		if !pipeline.RetryableCode(code) {
+			t.Errorf("RetryableCodes lists %q", code)
+		}
+	}
+	e := rowErrHint("bulkflow run p.yaml --resume r1", CodeJobIncomplete, "", "750x", "not confirmed")
+	if e.Retryable || e.Ref != "750x" || !strings.Contains(e.Error(), "bulkflow run p.yaml --resume r1") {
+		t.Errorf("job_incomplete row error: %+v %v", e, e)
 	}
 }

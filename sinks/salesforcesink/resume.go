@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
@@ -168,6 +169,13 @@ func (s *Sink) redriveAborted(ctx context.Context, st *batchState, c *chunk, att
 		if c2 == nil {
 			continue
 		}
+		c2.batch, c2.attempt, c2.index, c2.from = c.batch, c.attempt, c.index, c.from
+		if s.ledger.legacy {
+			c2.key = s.ledger.key(c2.digest)
+		} else {
+			c2.key = c.key + ".r" + strconv.Itoa(c.redrives)
+		}
+		c.redrives++
 		lk2, rerr := s.runChunk(ctx, st, c2, attempt)
 		s.dropSpool(c2)
 		lk = append(lk, lk2...)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,14 +33,18 @@ const (
 	// CodeUnprocessed: Salesforce did not process the row (its job failed or
 	// was aborted part-way). Retryable.
 	CodeUnprocessed = "UNPROCESSED"
-	// CodeJobIncomplete: the job did not finish within poll_timeout, or its
-	// state or results could not be read. It was not declared failed and may
-	// still load the row; the error names the job id. Retryable after the
-	// job is reconciled.
-	CodeJobIncomplete = "job_incomplete"
-	// CodeResultMismatch: no result row of the job could be matched to the
-	// row, so it is not known to be loaded.
-	CodeResultMismatch = "result_mismatch"
+	// CodeJobIncomplete: the row's job was created and its data uploaded,
+	// but its outcome is not known (it did not finish within poll_timeout,
+	// its state or results could not be read, the API budget stopped the
+	// polling). It was not declared failed and may still load the row: not
+	// retryable; `bulkflow run FILE --resume RUN_ID` settles it
+	// (pipeline.RecoveryResume). The error names the job id (also in _ref).
+	CodeJobIncomplete = pipeline.CodeJobIncomplete
+	// CodeResultMismatch: the job's results do not list the row exactly
+	// once (no result row matched it, or the results list rows twice or
+	// rows that were not uploaded), so it is not known to be loaded. Not
+	// retryable (pipeline.RecoveryInspect).
+	CodeResultMismatch = pipeline.CodeResultMismatch
 	// CodeCancelled: the run was cancelled before the row was loaded.
 	CodeCancelled = pipeline.CodeCancelled
 	// CodeAPIError: the job could not be created or its data uploaded after
@@ -122,6 +127,12 @@ type Sink struct {
 	deletes    *Sink // delete jobs for sync delete_missing; see deleter
 
 	chunkHint atomic.Int64 // a little above the last in-memory chunk's size
+	// nextSeq numbers the batches of Writes whose context carries no
+	// pipeline.BatchSeq (Writes called outside the engine), in call order.
+	nextSeq atomic.Int64
+	// mismatch is set when a resume found a chunk that differs from the
+	// earlier attempt's (Close returns it, so the run fails).
+	mismatch *ResumeMismatchError
 }
 
 // countingTransport counts the API requests the sink's client sends.
@@ -240,7 +251,7 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Sc
 				"they are matched by content and never uploaded twice", "run", s.runID, "ledger", s.ledger.where,
 				"chunks", s.ledger.chunks())
 		}
-		if err := s.ledger.append(ctx, ledgerRecord{Chunk: runKey, State: "opened", Options: fp}); err != nil {
+		if err := s.ledger.append(ctx, ledgerRecord{Chunk: runKey, State: "opened", Options: fp, Provenance: opts.Provenance}); err != nil {
 			s.closeEmulator()
 			s.closeLedger()
 			return nil, fmt.Errorf("salesforce sink: %w", err)
@@ -280,9 +291,21 @@ func (s *Sink) closeLedger() {
 	}
 }
 
+// gate returns the resume gate, or nil when this is not a resumed run.
+func (s *Sink) gate() *resumeGate {
+	if s.ledger == nil {
+		return nil
+	}
+	return s.ledger.gate
+}
+
 // resumeHint is how users continue this run.
 func (s *Sink) resumeHint() string {
-	return "bulkflow run FILE --resume " + s.runID
+	file := "FILE"
+	if p := s.opts.Provenance; p != nil && p.PipelineFile != "" {
+		file = p.PipelineFile
+	}
+	return "bulkflow run " + file + " --resume " + s.runID
 }
 
 // apiRemaining returns the daily API requests left, from the last
@@ -499,6 +522,13 @@ func (s *Sink) Close(ctx context.Context) error {
 			"rows", open, "ledger", s.ledger.where)
 	}
 	s.closeEmulator()
+	s.mu.Lock()
+	if s.mismatch != nil {
+		// The run must not end as succeeded or partial: the rows of the
+		// refused chunk and of every later one were not sent.
+		errs = append(errs, s.mismatch)
+	}
+	s.mu.Unlock()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("salesforce sink: close: %w", err)
 	}
@@ -511,25 +541,42 @@ func (s *Sink) closeEmulator() {
 	}
 }
 
-// rowErr builds the RowError of a failed row.
-func rowErr(code, field string, retryable bool, jobID, format string, args ...any) *pipeline.RowError {
-	msg := fmt.Sprintf(format, args...)
-	if jobID != "" {
-		msg += " (job " + jobID + ", retryable=" + fmt.Sprint(retryable) + ")"
-	} else {
-		msg += " (retryable=" + fmt.Sprint(retryable) + ")"
-	}
-	return &pipeline.RowError{Code: code, Field: field, Err: errors.New(msg), Retryable: retryable, Ref: jobID}
+// rowErr builds the RowError of a failed row. Whether it is retryable
+// comes from the code (pipeline.RecoveryOf), never from the caller or the
+// message; the message says it for people.
+func rowErr(code, field, jobID, format string, args ...any) *pipeline.RowError {
+	return rowErrHint("", code, field, jobID, format, args...)
 }
 
-// retryableCode reports whether a row or job error code is transient.
-func retryableCode(code string) bool {
-	switch code {
-	case CodeLockRow, CodeAPIBudget, "REQUEST_LIMIT_EXCEEDED", CodeUnprocessed, CodeJobIncomplete, CodeCancelled, CodeAPIError,
-		"ExceededQuota", "InternalServerError", "Timeout", "TooManyLockFailure", "Unknown":
-		return true
+// rowErrHint is rowErr with the command that resumes the run, named in the
+// message of rows whose job may have run (pipeline.RecoveryResume).
+func rowErrHint(resume, code, field, jobID, format string, args ...any) *pipeline.RowError {
+	rec := pipeline.RecoveryOf(code)
+	msg := fmt.Sprintf(format, args...)
+	tail := "retryable=" + strconv.FormatBool(rec.Retryable())
+	switch rec {
+	case pipeline.RecoveryResume:
+		tail += "; the job may have loaded it: "
+		if resume != "" {
+			tail += "use `" + resume + "`"
+		} else {
+			tail += "use `bulkflow run FILE --resume RUN_ID`"
+		}
+		tail += ", not replay, which could load it twice"
+	case pipeline.RecoveryInspect:
+		tail += "; it may or may not be loaded: look at the job before sending it again"
 	}
-	return false
+	if jobID != "" {
+		msg += " (job " + jobID + ", " + tail + ")"
+	} else {
+		msg += " (" + tail + ")"
+	}
+	return &pipeline.RowError{Code: code, Field: field, Err: errors.New(msg), Retryable: rec.Retryable(), Ref: jobID}
+}
+
+// rowErr is rowErr naming this run's resume command.
+func (s *Sink) rowErr(code, field, jobID, format string, args ...any) *pipeline.RowError {
+	return rowErrHint(s.resumeHint(), code, field, jobID, format, args...)
 }
 
 // batchState tracks the outcome of every row of one Write.
@@ -648,6 +695,16 @@ func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]st
 		st.cells[i] = c
 		pending = append(pending, i)
 	}
+	seq, ok := pipeline.BatchSeq(ctx)
+	if !ok {
+		seq = s.nextSeq.Add(1) - 1
+	}
+	cutEnded := false // the first attempt's chunks were all cut and checked
+	defer func() {
+		if !cutEnded && s.ledger != nil && s.ledger.gate != nil {
+			s.ledger.gate.done(seq)
+		}
+	}()
 	retries := s.opts.lockRetries()
 	for attempt := 0; len(pending) > 0; attempt++ {
 		maxRows := s.opts.MaxJobRows
@@ -655,11 +712,11 @@ func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]st
 			maxRows = max(1, maxRows>>attempt)
 		}
 		var locked []int
-		for len(pending) > 0 {
+		for k := 0; len(pending) > 0; {
 			if ctx.Err() != nil {
 				s.noteCancel()
 				for _, i := range pending {
-					st.fail(i, rowErr(CodeCancelled, "", true, "", "not loaded: the run was cancelled"))
+					st.fail(i, s.rowErr(CodeCancelled, "", "", "not loaded: the run was cancelled"))
 				}
 				pending = nil
 				break
@@ -672,12 +729,33 @@ func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]st
 			if c == nil {
 				continue
 			}
+			c.batch, c.attempt, c.index = seq, attempt, k
+			c.from = b.Origin(c.rows[0]).String()
+			c.lastOfCut = attempt == 0 && len(rest) == 0
+			k++
+			if s.ledger != nil {
+				if s.ledger.legacy {
+					c.key = s.ledger.key(c.digest)
+				} else {
+					c.key = chunkKey(seq, attempt, c.index)
+				}
+			}
+			if c.lastOfCut {
+				cutEnded = true
+			}
 			lk, err := s.runChunk(ctx, st, c, attempt)
 			s.dropSpool(c)
 			if err != nil {
 				return st.ids, s.failBatch(st, append(c.rows, pending...), err)
 			}
 			locked = append(locked, lk...)
+		}
+		if attempt == 0 && !cutEnded {
+			// The batch's last rows made no chunk (refused locally).
+			cutEnded = true
+			if err := s.endCut(seq, 0, -1); err != nil {
+				return st.ids, s.failBatch(st, nil, err)
+			}
 		}
 		if attempt < retries && len(locked) > 0 && ctx.Err() == nil {
 			s.log.Info("salesforce sink: re-driving rows that hit UNABLE_TO_LOCK_ROW in a smaller job",
@@ -697,7 +775,7 @@ func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]st
 		case st.errs[i] != nil:
 			re.Add(i, st.errs[i])
 		default:
-			re.Add(i, rowErr(CodeResultMismatch, "", false, "", "no outcome was recorded for the row (a sink bug)"))
+			re.Add(i, s.rowErr(CodeResultMismatch, "", "", "no outcome was recorded for the row (a sink bug)"))
 		}
 	}
 	if len(re.Failures) > 0 {
@@ -768,14 +846,14 @@ func (s *Sink) failBatch(st *batchState, rows []int, err error) error {
 		return err
 	}
 	for _, i := range rows {
-		st.fail(i, rowErr(pipeline.CodeSinkFailed, "", false, "", "%v", err))
+		st.fail(i, s.rowErr(pipeline.CodeSinkFailed, "", "", "%v", err))
 	}
 	var re pipeline.RowErrors
 	for i := range st.ok {
 		if !st.ok[i] {
 			e := st.errs[i]
 			if e == nil {
-				e = rowErr(pipeline.CodeSinkFailed, "", false, "", "%v", err)
+				e = s.rowErr(pipeline.CodeSinkFailed, "", "", "%v", err)
 			}
 			re.Add(i, e)
 		}
@@ -792,7 +870,15 @@ type chunk struct {
 	bytes  int64
 	digest string // hex sha256 of the CSV bytes (ledger on only)
 
-	key         string // ledger key (digest.occurrence)
+	key string // ledger key (chunkKey, or digest.occurrence for legacy ledgers)
+	// batch, attempt and index are the chunk's position in the cut: the
+	// engine's batch number, the lock-retry attempt, the chunk within them.
+	batch       int64
+	attempt     int
+	index       int
+	from        string // origin of the first row
+	lastOfCut   bool   // the last chunk of the batch's first attempt
+	redrives    int    // chunks made of its rows an aborted job left unprocessed
 	lastState   string // last ledger state this process wrote
 	unprocessed []int  // rows in the unprocessedrecords of its last job
 	// finalJobState is the state of its last job whose results were read.
@@ -839,7 +925,7 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 		size := int64(len(buf) - n)
 		if hdr+size > s.opts.MaxJobBytes {
 			buf = buf[:n]
-			st.fail(i, rowErr(CodeRowTooLarge, "", false, "", "the encoded row is %d bytes, above max_job_bytes %d", size, s.opts.MaxJobBytes))
+			st.fail(i, s.rowErr(CodeRowTooLarge, "", "", "the encoded row is %d bytes, above max_job_bytes %d", size, s.opts.MaxJobBytes))
 			continue
 		}
 		if c.bytes+size > s.opts.MaxJobBytes {

@@ -1,0 +1,155 @@
+package salesforcesink
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+// processedRows sums the rows every job of srv processed.
+func processedRows(srv *salesforcetest.Server) int64 {
+	var n int64
+	for _, j := range srv.Jobs() {
+		n += j.NumberRecordsProcessed
+	}
+	return n
+}
+
+// TestResumeRefusesChangedChunks: an insert run is cancelled after some
+// jobs finished; resuming it over the same rows in another order (a
+// re-exported source) is refused with a ResumeMismatchError before any
+// upload, and the emulator holds no row twice; resuming over the original
+// rows then completes with every row stored exactly once.
+func TestResumeRefusesChangedChunks(t *testing.T) {
+	srv := salesforcetest.NewServer(&salesforcetest.Options{ProcessingRate: 3000, BatchSize: 100})
+	defer srv.Close()
+	rows := genAccounts(3000, 0, "M")
+	dir := t.TempDir()
+	yaml := "object: Account\noperation: insert\nmax_job_rows: 300\nconcurrency: 2\nledger: " + dir + "\n" + emulatorYAML(srv)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			done := 0
+			for _, j := range srv.Jobs() {
+				if j.State == salesforcetest.StateJobComplete {
+					done++
+				}
+			}
+			if done >= 3 {
+				cancel()
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	first := runPipeline(t, ctx, accountSchema, rows, yaml)
+	if first.rep.Status != pipeline.StatusCancelled {
+		t.Fatalf("first attempt: status %s, err %v", first.rep.Status, first.err)
+	}
+	loaded := first.rep.Counts.Loaded
+	if loaded == 0 || loaded == 3000 {
+		t.Fatalf("first attempt loaded %d rows; want some, not all", loaded)
+	}
+
+	// The source re-exported in another order.
+	reversed := slices.Clone(rows)
+	slices.Reverse(reversed)
+	jobsBefore, processedBefore := len(srv.Jobs()), processedRows(srv)
+	r := runPipeline(t, context.Background(), accountSchema, reversed, yaml)
+	var me *ResumeMismatchError
+	if !errors.As(r.err, &me) {
+		t.Fatalf("resume over reordered rows: err = %v, want a ResumeMismatchError", r.err)
+	}
+	if r.rep.Status == pipeline.StatusSucceeded || r.rep.Status == pipeline.StatusPartial {
+		t.Errorf("refused resume reported %s", r.rep.Status)
+	}
+	msg := me.Error()
+	for _, want := range []string{"batch", me.Job, "re-exported", "non-deterministic", "ordered: false", "mapping edited"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q: %s", want, msg)
+		}
+	}
+	if me.NowDigest == me.WasDigest || me.NowRows != 300 {
+		t.Errorf("mismatch %+v", me)
+	}
+	if n := len(srv.Jobs()); n != jobsBefore {
+		t.Errorf("the refused resume created %d jobs", n-jobsBefore)
+	}
+	if p := processedRows(srv); p != processedBefore {
+		t.Errorf("the refused resume processed %d rows", p-processedBefore)
+	}
+	if r.rep.Counts.Loaded != 0 {
+		t.Errorf("the refused resume counted %d rows loaded", r.rep.Counts.Loaded)
+	}
+
+	// The original input resumes and completes: each row exactly once.
+	r = runPipeline(t, context.Background(), accountSchema, rows, yaml)
+	if r.err != nil || r.rep.Status != pipeline.StatusSucceeded || r.rep.Counts.Loaded != 3000 {
+		t.Fatalf("unchanged resume: %v %s %+v", r.err, r.rep.Status, r.rep.Counts)
+	}
+	if n := checkStored(t, srv, "Account", rows, nil, nil); n != 3000 {
+		t.Errorf("stored %d rows, want 3000", n)
+	}
+	if p := processedRows(srv); p != 3000 {
+		t.Errorf("Salesforce processed %d rows in all, want 3000 (each once)", p)
+	}
+	t.Logf("first attempt loaded %d; refused: %v", loaded, me)
+}
+
+// TestResumeMismatchMessage: the refusal names what changed when the
+// first attempt's provenance is known.
+func TestResumeMismatchMessage(t *testing.T) {
+	was := &Provenance{PipelineFile: "p.yaml", PipelineDigest: "aaaa", Sources: map[string]string{"s3://b/a.csv": "etag=1", "s3://b/b.csv": "etag=2"}}
+	for _, tc := range []struct {
+		name string
+		now  *Provenance
+		want []string
+	}{
+		{"mapping edited", &Provenance{PipelineFile: "p.yaml", PipelineDigest: "bbbb", Sources: was.Sources},
+			[]string{"pipeline file p.yaml was edited"}},
+		{"re-exported", &Provenance{PipelineDigest: "aaaa", Sources: map[string]string{"s3://b/a.csv": "etag=9", "s3://b/b.csv": "etag=2"}},
+			[]string{"source object s3://b/a.csv changed (re-exported?): etag=1, now etag=9"}},
+		{"object gone and new", &Provenance{PipelineDigest: "aaaa", Sources: map[string]string{"s3://b/a.csv": "etag=1", "s3://b/c.csv": "etag=3"}},
+			[]string{"s3://b/b.csv is gone", "s3://b/c.csv is new"}},
+		{"nothing changed", &Provenance{PipelineDigest: "aaaa", Sources: was.Sources},
+			[]string{"are unchanged", "non-deterministic function", "ordered: false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &ResumeMismatchError{RunID: "r1", Job: "750x", State: stClosed, Known: true, Changed: was.diff(tc.now)}
+			msg := e.Error()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("message lacks %q: %s", w, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestChunkKey(t *testing.T) {
+	for _, tc := range []struct {
+		key  string
+		b    int64
+		a, c int
+		ok   bool
+	}{
+		{chunkKey(12, 1, 3), 12, 1, 3, true},
+		{"b0.a0.c0", 0, 0, 0, true},
+		{"b0.a0.c0.r1", 0, 0, 0, false},
+		{"_run", 0, 0, 0, false},
+		{"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.0", 0, 0, 0, false},
+	} {
+		b, a, c, ok := parseChunkKey(tc.key)
+		if ok != tc.ok || (ok && (b != tc.b || a != tc.a || c != tc.c)) {
+			t.Errorf("parseChunkKey(%q) = %d %d %d %v", tc.key, b, a, c, ok)
+		}
+	}
+}
