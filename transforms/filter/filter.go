@@ -84,6 +84,9 @@ type Transform struct {
 // New returns a filter transform for opts. env supplies the lookup tables
 // and may be nil.
 func New(env *pipeline.Env, opts *Options) (*Transform, error) {
+	if opts == nil {
+		return nil, errors.New("filter: no options")
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -96,7 +99,11 @@ func init() {
 		Example:    "expr:\n  expr: amount > 0 && status != \"closed\"\n",
 		NewOptions: func() any { return &Options{} },
 	}, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-		return New(env, opts.(*Options))
+		o, ok := opts.(*Options)
+		if !ok {
+			return nil, fmt.Errorf("filter: options are %T, want *filter.Options", opts)
+		}
+		return New(env, o)
 	})
 }
 

@@ -103,6 +103,9 @@ type Transform struct {
 // New returns a map transform for opts. env supplies the lookup tables and
 // may be nil.
 func New(env *pipeline.Env, opts *Options) (*Transform, error) {
+	if opts == nil {
+		return nil, errors.New("map: no options")
+	}
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
@@ -115,7 +118,11 @@ func init() {
 		Example:    "fields:\n  - name: Name\n    expr: first_name + \" \" + last_name\n  - name: BillingCountry\n    expr: upper(country)\n",
 		NewOptions: func() any { return &Options{} },
 	}, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-		return New(env, opts.(*Options))
+		o, ok := opts.(*Options)
+		if !ok {
+			return nil, fmt.Errorf("map: options are %T, want *mapping.Options", opts)
+		}
+		return New(env, o)
 	})
 }
 
