@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/redact"
 )
 
 // Dead-letter columns appended to each dead-lettered row, in this order.
@@ -127,7 +128,7 @@ func (d *deadLetters) write(stage string, in *Schema, drops []Drop) error {
 		n := len(f.keep)
 		row[n] = stage
 		row[n+1] = code
-		row[n+2] = msg
+		row[n+2] = redact.Redact(msg) // the reason is bulkflow's text; the row's columns are the user's data
 		row[n+3] = field
 		row[n+4] = strconv.FormatBool(retryable)
 		row[n+5] = ref
@@ -192,6 +193,7 @@ func (d *deadLetters) writeManifest(m *Manifest) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	data = []byte(redact.Redact(string(data)))
 	if err := blobio.WriteAll(d.ctx, loc, append(data, '\n')); err != nil {
 		return "", fmt.Errorf("write dead-letter manifest: %w", err)
 	}

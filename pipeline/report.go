@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline/redact"
 )
 
 // Run statuses, as written in Report.Status.
@@ -79,15 +82,23 @@ type Report struct {
 	Sync map[string]any `json:"sync,omitempty"`
 }
 
-// WriteJSON writes the report as indented JSON.
+// WriteJSON writes the report as indented JSON, with secrets masked
+// (package redact).
 func (r *Report) WriteJSON(w io.Writer) error {
-	enc := json.NewEncoder(w)
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	if err := enc.Encode(r); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, redact.Redact(buf.String()))
+	return err
 }
 
-// Summary writes a short human summary (a few lines).
+// Summary writes a short human summary (a few lines), with secrets masked
+// (package redact).
 func (r *Report) Summary(w io.Writer) {
+	w = redact.Writer(w)
 	fmt.Fprintf(w, "run %s of %q: %s in %.2fs\n", r.RunID, r.Pipeline, r.Status, r.Seconds)
 	c := r.Counts
 	fmt.Fprintf(w, "  read %d, loaded %d, filtered %d, dead-lettered %d", c.Read, c.Loaded, c.Filtered, c.DeadLettered)

@@ -28,6 +28,8 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/bulkflow/bulkflow/pipeline/redact"
+
 	_ "github.com/bulkflow/bulkflow/pipeline/blobio/clouddrivers" // s3://, gs://, azblob:// locations
 	_ "github.com/bulkflow/bulkflow/sinks/all"
 	_ "github.com/bulkflow/bulkflow/sources/all"
@@ -81,6 +83,9 @@ func main() {
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
+	// Everything bulkflow prints is masked: values a pipeline file
+	// interpolated (registered when it is loaded) never reach the terminal.
+	stdout, stderr = redact.Writer(stdout), redact.Writer(stderr)
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {

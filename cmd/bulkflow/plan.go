@@ -16,6 +16,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/pipeline/redact"
 	"github.com/bulkflow/bulkflow/sinks/filesink"
 	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
@@ -66,7 +67,7 @@ func newEnv(g *pipeline.Graph, stderr io.Writer) *pipeline.Env {
 		RunID:    pipeline.NewRunID(time.Now()),
 		Pipeline: g.Name,
 		Lookups:  g.Lookups,
-		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
 	}
 }
 
@@ -336,5 +337,6 @@ func writePlanReport(ctx context.Context, where string, pr *planReport) error {
 	if err != nil {
 		return err
 	}
+	data = []byte(redact.Redact(string(data)))
 	return blobio.WriteAll(context.WithoutCancel(ctx), loc, append(data, '\n'))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/pipeline/redact"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 )
 
@@ -50,7 +51,7 @@ func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipe
 		RunID:    pipeline.NewRunID(time.Now()),
 		Pipeline: g.Name,
 		Lookups:  g.Lookups,
-		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:   slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
 		Shard:    shard,
 	}
 	plan, err := pipeline.Prepare(ctx, reg, g, env)
@@ -230,7 +231,7 @@ func setupProgress(opts *pipeline.RunOptions, mode string, stderr io.Writer) fun
 	if mode == "none" {
 		return func() {}
 	}
-	f, isFile := stderr.(*os.File)
+	f, isFile := redact.Unwrap(stderr).(*os.File)
 	if mode == "auto" && isFile && term.IsTerminal(int(f.Fd())) {
 		bar := progressbar.NewOptions64(-1,
 			progressbar.OptionSetWriter(stderr),

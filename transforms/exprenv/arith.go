@@ -35,7 +35,6 @@ var ErrArithmetic = errors.New("arithmetic error")
 
 // arithFuncs maps an operator to the name of its checked function. The
 // names cannot be written in an expression (they are not identifiers).
-// arithOps is its inverse.
 var arithFuncs = map[string]string{
 	"+": "$add", "-": "$sub", "*": "$mul", "/": "$div", "%": "$mod", "**": "$pow", "^": "$pow",
 }
@@ -55,8 +54,8 @@ func arithOptions() []expr.Option {
 	}
 	return []expr.Option{
 		func(c *conf.Config) {
-			for _, op := range []string{"+", "-", "*", "/", "%", "**"} {
-				c.Functions[arithFuncs[op]] = binary(op)
+			for fn, op := range arithOps {
+				c.Functions[fn] = binary(op)
 			}
 			c.Functions[negFunc] = &builtin.Function{
 				Name:     negFunc,
@@ -245,11 +244,17 @@ func negate(v any) (any, error) {
 	return runtime.Negate(v), nil
 }
 
-// arithOps maps a checked function's name to its operator (the inverse of
-// arithFuncs, ^ written as **).
-var arithOps = map[string]string{
-	"$add": "+", "$sub": "-", "$mul": "*", "$div": "/", "$mod": "%", "$pow": "**",
-}
+// arithOps maps a checked function's name to its operator: the inverse of
+// arithFuncs, ^ written as **.
+var arithOps = func() map[string]string {
+	m := make(map[string]string, len(arithFuncs))
+	for op, fn := range arithFuncs {
+		if op != "^" {
+			m[fn] = op
+		}
+	}
+	return m
+}()
 
 // errNotNumbers tells a fast path that the VM must decide: an operand is
 // not an int, int64 or float64 (expr's operator may accept it, or panic).

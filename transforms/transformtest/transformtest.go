@@ -257,17 +257,9 @@ func settle(t *testing.T, tr pipeline.Transform, out *pipeline.Schema, b *pipeli
 		if !reflect.DeepEqual(d.Row, before[i]) {
 			t.Errorf("drop of row %d carries %v, want the input row %v", i, d.Row, before[i])
 		}
-		if d.Err == nil {
-			outcomes[i].filtered = true
-			continue
-		}
-		var re *pipeline.RowError
-		if !errors.As(d.Err, &re) || re.Code == "" {
+		if outcomes[i] = dropOutcome(d); outcomes[i].code == "?" {
 			t.Errorf("drop of row %d: %v (%T), want a *pipeline.RowError with a code", i, d.Err, d.Err)
-			outcomes[i].code = "?"
-			continue
 		}
-		outcomes[i].code = re.Code
 	}
 	for i, s := range seen {
 		if !s {
@@ -353,21 +345,25 @@ func outcomesOf(b *pipeline.Batch, first, n int) []outcome {
 		}
 	}
 	for _, d := range b.Drops() {
-		i := int(d.Origin.Row) - first - 1
-		if i < 0 || i >= n {
-			continue
-		}
-		var re *pipeline.RowError
-		switch {
-		case d.Err == nil:
-			outcomes[i].filtered = true
-		case errors.As(d.Err, &re):
-			outcomes[i].code = re.Code
-		default:
-			outcomes[i].code = "?"
+		if i := int(d.Origin.Row) - first - 1; i >= 0 && i < n {
+			outcomes[i] = dropOutcome(d)
 		}
 	}
 	return outcomes
+}
+
+// dropOutcome is the outcome of a drop: filtered (no error), dead-lettered
+// with its RowError's code, or code "?" for an error that is not a
+// *pipeline.RowError with a code.
+func dropOutcome(d pipeline.Drop) outcome {
+	if d.Err == nil {
+		return outcome{filtered: true}
+	}
+	var re *pipeline.RowError
+	if !errors.As(d.Err, &re) || re.Code == "" {
+		return outcome{code: "?"}
+	}
+	return outcome{code: re.Code}
 }
 
 // testColumnsUsed checks a pipeline.ColumnUser: its columns are input
