@@ -1,6 +1,7 @@
 package csvsource
 
 import (
+	"bufio"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/sources/objsource"
 )
 
 func init() {
@@ -311,6 +313,10 @@ func (s *Source) loadSchema(ctx context.Context) error {
 	if _, err := pipeline.NewSchema(fields...); err != nil {
 		return err
 	}
+	// Every other object's header is checked now, before any row moves.
+	if err := objsource.CheckAll(s.ioCtx, s.objects[1:], s.checkHeader); err != nil {
+		return err
+	}
 	s.fields = fields
 	return nil
 }
@@ -335,36 +341,81 @@ func (s *Source) openNext() error {
 		r = cur.gz
 	}
 	if s.rr == nil {
-		s.rr = newRecordReader(r, s.cfg.comma, s.cfg.quote)
+		s.rr = newRecordReader(r, s.cfg.comma, s.cfg.quote, readBufferSize)
 	} else {
 		s.rr.reset(r)
 	}
 	s.cur = cur
-	if bom, _ := s.rr.br.Peek(3); string(bom) == "\uFEFF" {
-		s.rr.br.Discard(3)
-	}
+	s.rr.begin()
 	if !s.cfg.header {
 		return nil
 	}
-	pe, err := s.rr.read()
+	if err := readHeader(s.rr, name); err != nil {
+		return err
+	}
+	if s.header == nil {
+		s.header = slices.Clone(s.rr.fields)
+		return nil
+	}
+	return s.sameHeader(name, s.rr)
+}
+
+// readHeader reads the header record of an object rr has begun (see
+// recordReader.begin) into rr.fields; name is the object, for errors.
+func readHeader(rr *recordReader, name string) error {
+	pe, err := rr.read()
 	switch {
 	case err == io.EOF:
 		return fmt.Errorf("csv %s: empty object: no header record", name)
 	case err != nil:
 		return fmt.Errorf("csv %s: read header: %w", name, err)
 	case pe != nil:
-		return fmt.Errorf("csv %s:%d: header: %s", name, s.rr.start, pe.msg)
-	case s.rr.invalidUTF8Field() >= 0:
-		return fmt.Errorf("csv %s:%d: header: column %d is not valid UTF-8", name, s.rr.start, s.rr.invalidUTF8Field()+1)
-	}
-	if s.header == nil {
-		s.header = slices.Clone(s.rr.fields)
-		return nil
-	}
-	if d := headerDiff(s.header, s.rr.fields); d != "" {
-		return fmt.Errorf("csv %s:%d: header differs from the first object %s: %s", name, s.rr.start, s.objects[0].Loc, d)
+		return fmt.Errorf("csv %s:%d: header: %s", name, rr.start, pe.msg)
+	case rr.invalidUTF8Field() >= 0:
+		return fmt.Errorf("csv %s:%d: header: column %d is not valid UTF-8", name, rr.start, rr.invalidUTF8Field()+1)
 	}
 	return nil
+}
+
+// sameHeader checks the header rr just read from object name against the
+// first object's.
+func (s *Source) sameHeader(name string, rr *recordReader) error {
+	if d := headerDiff(s.header, rr.fields); d != "" {
+		return fmt.Errorf("csv %s:%d: header differs from the first object %s: %s; every object the URL matches must have the same header: fix the object or narrow the URL so it no longer matches",
+			name, rr.start, s.objects[0].Loc, d)
+	}
+	return nil
+}
+
+// headChunk bounds each range read checkHeader makes: a header line longer
+// than this costs one more read per headChunk bytes.
+const headChunk = 64 << 10
+
+// checkHeader reads the header of obj through range reads of at most
+// headChunk bytes each (gunzipping a ".gz" object) and checks it against
+// the first object's, without reading any record after it.
+func (s *Source) checkHeader(ctx context.Context, obj blobio.Object) error {
+	name := obj.Loc.String()
+	ra, err := blobio.NewReaderAt(ctx, obj.Loc)
+	if err != nil {
+		return fmt.Errorf("csv: %w", err)
+	}
+	defer ra.Close()
+	var r io.Reader = io.NewSectionReader(ra, 0, ra.Size())
+	if strings.HasSuffix(obj.Loc.Key, ".gz") {
+		gz, err := gzip.NewReader(bufio.NewReaderSize(r, headChunk))
+		if err != nil {
+			return fmt.Errorf("csv %s: gunzip: %w", name, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	rr := newRecordReader(r, s.cfg.comma, s.cfg.quote, headChunk)
+	rr.begin()
+	if err := readHeader(rr, name); err != nil {
+		return err
+	}
+	return s.sameHeader(name, rr)
 }
 
 // headerDiff describes the first difference between two headers, or "".

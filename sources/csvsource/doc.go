@@ -29,6 +29,9 @@
 // the empty string unless listed in null_values.
 //
 // With several objects every object must have the same header as the first.
+// Schema reads the header of every object the URL matches (one small range
+// read each, see package objsource), so a differing header is refused by
+// validate and run before any row moves.
 // Records end with "\n" or "\r\n"; blank lines between records are skipped
 // (as encoding/csv does) but counted for line numbers.
 //

@@ -64,8 +64,16 @@ type span struct{ start, end int }
 
 const readBufferSize = 1 << 20
 
-func newRecordReader(r io.Reader, comma, quote byte) *recordReader {
-	return &recordReader{br: bufio.NewReaderSize(r, readBufferSize), comma: comma, quote: quote}
+// newRecordReader returns a reader of r buffering size bytes.
+func newRecordReader(r io.Reader, comma, quote byte, size int) *recordReader {
+	return &recordReader{br: bufio.NewReaderSize(r, size), comma: comma, quote: quote}
+}
+
+// begin starts an object: it skips a UTF-8 byte order mark.
+func (rr *recordReader) begin() {
+	if bom, _ := rr.br.Peek(3); string(bom) == "\uFEFF" {
+		rr.br.Discard(3)
+	}
 }
 
 // reset makes rr read from r with fresh line numbers, reusing its buffers.

@@ -34,7 +34,7 @@ func (r rec) String() string {
 
 func readRecords(t testing.TB, in string, comma byte) []rec {
 	t.Helper()
-	rr := newRecordReader(strings.NewReader(in), comma, '"')
+	rr := newRecordReader(strings.NewReader(in), comma, '"', readBufferSize)
 	var out []rec
 	for range len(in) + 2 {
 		pe, err := rr.read()
@@ -260,7 +260,7 @@ func BenchmarkRead(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		rr := newRecordReader(bytes.NewReader(data), ',', '"')
+		rr := newRecordReader(bytes.NewReader(data), ',', '"', readBufferSize)
 		n := 0
 		for {
 			pe, err := rr.read()

@@ -105,7 +105,10 @@
 // nested column without flatten (the message names the column and suggests
 // flatten: true or leaving it out with columns), an unsupported type, an
 // object whose columns differ from the first object's (both are named), an
-// I/O error (with the row after which it happened).
+// I/O error (with the row after which it happened). Schema reads the footer
+// of every object the URL matches (see package objsource), so an object that
+// is not Parquet or whose columns differ is refused by validate and run
+// before any row moves.
 //
 // A value that cannot be represented never stops the read: its row becomes
 // a pipeline.Drop of the batch with the row's values (the bad one as nil), a

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/sources/objsource"
 )
 
 func init() {
@@ -235,6 +236,10 @@ func (s *Source) loadSchema() (*pipeline.Schema, error) {
 	if err := s.openNext(); err != nil {
 		return nil, err
 	}
+	// Every other object's footer is checked now, before any row moves.
+	if err := objsource.CheckAll(s.ioCtx, s.objects[1:], s.checkFooter); err != nil {
+		return nil, err
+	}
 	return s.cur.schema, nil
 }
 
@@ -266,12 +271,34 @@ func (r *readerAtSeeker) Seek(offset int64, whence int) (int64, error) {
 // openNext opens objects[next], reads its footer and checks its columns
 // against the first object's.
 func (s *Source) openNext() error {
-	obj := s.objects[s.next]
+	idx := s.next
 	s.next++
-	name := obj.Loc.String()
-	ra, err := blobio.NewReaderAt(s.ioCtx, obj.Loc)
+	o, as, err := s.openObject(s.ioCtx, s.objects[idx], idx)
 	if err != nil {
-		return fmt.Errorf("parquet: %w", err)
+		return err
+	}
+	if s.first == nil {
+		s.first = as
+	} else if err := s.sameColumns(o.name, s.schema, o.schema); err != nil {
+		o.ra.Close()
+		return err
+	}
+	o.props.BufferSize = readBufferSize(len(o.plan.leaves))
+	if s.cursor != nil {
+		o.skip = s.cursor.filter(o.pf, o.fr, as, s.cfg.flatten)
+	}
+	s.cur = o
+	return nil
+}
+
+// openObject opens obj (index idx in objects), reads its footer and makes
+// its read plan. It does not change s, so checkFooter calls it from several
+// goroutines at once.
+func (s *Source) openObject(ctx context.Context, obj blobio.Object, idx int) (*object, *arrow.Schema, error) {
+	name := obj.Loc.String()
+	ra, err := blobio.NewReaderAt(ctx, obj.Loc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parquet: %w", err)
 	}
 	props := parquet.NewReaderProperties(s.alloc)
 	props.BufferedStreamEnabled = true
@@ -279,35 +306,46 @@ func (s *Source) openNext() error {
 	pf, err := file.NewParquetReader(&readerAtSeeker{ReaderAt: ra}, file.WithReadProps(props))
 	if err != nil {
 		ra.Close()
-		return fmt.Errorf("parquet %s: not a readable Parquet file: %w", name, err)
+		return nil, nil, fmt.Errorf("parquet %s: not a readable Parquet file: %w", name, err)
 	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(s.cfg.batchSize)}, s.alloc)
 	if err != nil {
 		ra.Close()
-		return fmt.Errorf("parquet %s: %w", name, err)
+		return nil, nil, fmt.Errorf("parquet %s: %w", name, err)
 	}
 	as, err := fr.Schema()
 	if err != nil {
 		ra.Close()
-		return fmt.Errorf("parquet %s: read schema: %w", name, err)
+		return nil, nil, fmt.Errorf("parquet %s: read schema: %w", name, err)
 	}
 	p, err := s.makePlan(fr, as, name)
 	if err != nil {
 		ra.Close()
+		return nil, nil, err
+	}
+	return &object{name: name, idx: idx, ra: ra, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}, as, nil
+}
+
+// sameColumns checks the columns got of object name against want, the
+// first object's.
+func (s *Source) sameColumns(name string, want, got *pipeline.Schema) error {
+	if got.Equal(want) {
+		return nil
+	}
+	return fmt.Errorf("parquet %s: columns differ from the first object %s: %s; every object the URL matches must have the first object's columns: rewrite the object or narrow the URL so it no longer matches",
+		name, s.objects[0].Loc, schemaDiff(want, got))
+}
+
+// checkFooter reads the footer of obj (a few range reads at the end of the
+// object) and checks its columns against the first object's, which is
+// s.cur, without reading any row.
+func (s *Source) checkFooter(ctx context.Context, obj blobio.Object) error {
+	o, _, err := s.openObject(ctx, obj, -1)
+	if err != nil {
 		return err
 	}
-	if s.first == nil {
-		s.first = as
-	} else if !p.schema.Equal(s.schema) {
-		ra.Close()
-		return fmt.Errorf("parquet %s: columns differ from the first object %s: %s", name, s.objects[0].Loc, schemaDiff(s.schema, p.schema))
-	}
-	props.BufferSize = readBufferSize(len(p.leaves))
-	s.cur = &object{name: name, idx: s.next - 1, ra: ra, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}
-	if s.cursor != nil {
-		s.cur.skip = s.cursor.filter(pf, fr, as, s.cfg.flatten)
-	}
-	return nil
+	defer o.ra.Close()
+	return s.sameColumns(o.name, s.cur.schema, o.schema)
 }
 
 // schemaDiff describes the first difference between two schemas.

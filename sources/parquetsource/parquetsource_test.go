@@ -413,26 +413,35 @@ func TestRowGroupsBounded(t *testing.T) {
 	}
 }
 
+// TestSchemaMismatch: the footer of every object a glob matches is checked
+// by Schema (which validate and run both call), so an object whose columns
+// differ from the first's is refused before any row is read, naming both
+// objects and the first differing column.
 func TestSchemaMismatch(t *testing.T) {
 	p := fmt.Sprintf("mem://parquet-mismatch-%d/", memBuckets.Add(1))
 	ctx := context.Background()
 	write(ctx, t, p+"a.parquet", encodeFixture(t, sourcetest.Simple("a")))
-	other := sourcetest.Simple("b")
+	write(ctx, t, p+"b.parquet", encodeFixture(t, sourcetest.Simple("b")))
+	other := sourcetest.Simple("c")
 	other.Header[2] = "Total"
-	write(ctx, t, p+"b.parquet", encodeFixture(t, other))
+	write(ctx, t, p+"c.parquet", encodeFixture(t, other))
 	src, err := parquetsource.Open(ctx, nil, &parquetsource.Options{URL: p + "*.parquet"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	var rerr error
-	for rerr == nil {
-		_, rerr = src.Read(ctx)
+	_, serr := src.Schema(ctx)
+	if serr == nil {
+		t.Fatal("Schema succeeded, want the third object refused")
 	}
-	for _, want := range []string{p + "b.parquet", p + "a.parquet", `column 3 is Total`} {
-		if !strings.Contains(rerr.Error(), want) {
-			t.Errorf("error %q does not mention %q", rerr, want)
+	for _, want := range []string{p + "c.parquet: columns differ", p + "a.parquet", `column 3 is Total`, "narrow the URL"} {
+		if !strings.Contains(serr.Error(), want) {
+			t.Errorf("error %q does not mention %q", serr, want)
 		}
+	}
+	b, rerr := src.Read(ctx)
+	if b != nil || rerr == nil || rerr.Error() != serr.Error() {
+		t.Errorf("Read = %v, %v; want no batch and Schema's error again", b, rerr)
 	}
 }
 

@@ -1,0 +1,65 @@
+package objsource_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/sources/objsource"
+)
+
+func objects(n int) []blobio.Object {
+	objs := make([]blobio.Object, n)
+	for i := range objs {
+		objs[i] = blobio.Object{Loc: blobio.Location{Scheme: "mem", Key: fmt.Sprintf("o%04d", i)}}
+	}
+	return objs
+}
+
+// TestCheckAll: every object is checked when all pass; a failure is
+// reported as the first failing object's error in listing order, and no
+// more checks start after it; a cancelled context stops the checks.
+func TestCheckAll(t *testing.T) {
+	tests := []struct {
+		name    string
+		n       int
+		bad     map[string]bool
+		cancel  bool
+		wantErr string
+		maxRuns int64 // checks run at most
+	}{
+		{name: "all pass", n: 1000, maxRuns: 1000},
+		{name: "none", n: 0},
+		{name: "two fail", n: 1000, bad: map[string]bool{"o0007": true, "o0003": true}, wantErr: "o0003 is bad", maxRuns: 3 + 2*objsource.CheckWorkers},
+		{name: "cancelled", n: 1000, cancel: true, wantErr: context.Canceled.Error(), maxRuns: objsource.CheckWorkers},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancel {
+				cancel()
+			}
+			var runs atomic.Int64
+			err := objsource.CheckAll(ctx, objects(tc.n), func(ctx context.Context, obj blobio.Object) error {
+				runs.Add(1)
+				if tc.bad[obj.Loc.Key] {
+					return errors.New(obj.Loc.Key + " is bad")
+				}
+				return nil
+			})
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if tc.wantErr == "" && runs.Load() != int64(tc.n) {
+				t.Errorf("%d checks, want %d", runs.Load(), tc.n)
+			}
+			if runs.Load() > tc.maxRuns {
+				t.Errorf("%d checks, want at most %d", runs.Load(), tc.maxRuns)
+			}
+		})
+	}
+}
