@@ -7,8 +7,9 @@
 // ${NAME:public}), whatever key it sits under, so a token in a source URL's
 // query, an expression or an instance_url path is masked as surely as one in
 // auth. Redact replaces each registered value, and its URL-query-escaped,
-// URL-path-escaped, Go-quoted and JSON-escaped forms (errors often print a
-// URL escaped or a value quoted), with Mask.
+// URL-path-escaped, Go-quoted, JSON-escaped and HTML-escaped forms (errors
+// often print a URL escaped or a value quoted) and, for a value written in a
+// URL, its decoded forms, with Mask.
 //
 // Values shorter than MinLen bytes are not registered: masking "1" or "eu"
 // would garble every message while protecting nothing a guess would not
@@ -22,6 +23,7 @@ package redact
 
 import (
 	"encoding/json"
+	"html"
 	"net/url"
 	"sort"
 	"strconv"
@@ -99,6 +101,15 @@ func forms(v string) []string {
 	out = append(out, q[1:len(q)-1])
 	if b, err := json.Marshal(v); err == nil { // HTML-escaped, as json.Encoder writes by default
 		out = append(out, string(b[1:len(b)-1]))
+	}
+	out = append(out, html.EscapeString(v)) // as html/template writes text (the status page)
+	// A value placed in a URL is printed decoded once parsed ("a+b" in a
+	// query reads "a b").
+	if u, err := url.QueryUnescape(v); err == nil {
+		out = append(out, u)
+	}
+	if u, err := url.PathUnescape(v); err == nil {
+		out = append(out, u)
 	}
 	return out
 }

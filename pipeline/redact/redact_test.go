@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -32,6 +33,8 @@ func TestSetRedact(t *testing.T) {
 		{"go quoted", fmt.Sprintf("bad value %q", secret), `bad value "[redacted]"`},
 		{"ascii quoted", fmt.Sprintf("bad value %+q", secret), `bad value "[redacted]"`},
 		{"json", `{"e":` + string(q) + `}`, `{"e":"[redacted]"}`},
+		{"query decoded", "sig=s3cr/t &?=\"<x>é", "sig=[redacted]"},
+		{"html", "<td>" + html.EscapeString(secret) + "</td>", "<td>[redacted]</td>"},
 		{"longer secret masked whole", "x s3cr/t+&?=\"<x>é-and-more y", "x [redacted] y"},
 		{"twice", secret + secret, "[redacted][redacted]"},
 		{"below MinLen not registered", "a short word", "a short word"},

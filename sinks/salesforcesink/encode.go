@@ -133,8 +133,11 @@ func (e *encoder) appendValue(dst []byte, v any, t pipeline.Type) ([]byte, error
 	return e.appendCell(dst[:start], s), nil
 }
 
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
 // needsQuote reports whether a cell's text holds the delimiter, a quote,
-// CR or LF.
+// CR or LF (numbers and dates, the only cells it checks, never start or
+// end with a space).
 func (e *encoder) needsQuote(b []byte) bool {
 	for _, c := range b {
 		if e.quote[c] {
@@ -145,10 +148,12 @@ func (e *encoder) needsQuote(b []byte) bool {
 }
 
 // appendCell appends s, quoted when it holds the delimiter, a quote, CR or
-// LF, with quotes doubled.
+// LF, or starts or ends with a space or tab (a server that trims unquoted
+// cells would change it; Salesforce keeps quoted cells as they are), with
+// quotes doubled.
 func (e *encoder) appendCell(dst []byte, s string) []byte {
-	quote := false
-	for i := 0; i < len(s); i++ {
+	quote := len(s) > 0 && (isBlank(s[0]) || isBlank(s[len(s)-1]))
+	for i := 0; i < len(s) && !quote; i++ {
 		if e.quote[s[i]] {
 			quote = true
 			break

@@ -509,6 +509,17 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 		if missing == "" {
 			missing = CodeResultMismatch
 		}
+		if total > int64(len(c.rows)) || m.unmatched > 0 {
+			// Result rows listed twice, or rows that were not uploaded: the
+			// results cannot be trusted to say which row was loaded, so no
+			// row of the job counts as loaded on their word.
+			stat.Error = fmt.Sprintf("results do not match the upload: %d successful + %d failed + %d unprocessed for %d uploaded rows, %d result rows matching no uploaded row",
+				succeeded, failed, unprocessed, len(c.rows), m.unmatched)
+			err := s.rowErr(CodeResultMismatch, "", id, "job %s %s", id, stat.Error)
+			for _, i := range c.rows {
+				st.revoke(i, err)
+			}
+		}
 	}
 	if missing == "" {
 		missing = CodeResultMismatch
@@ -556,6 +567,7 @@ type matcher struct {
 	names     []string
 	byKey     map[string]*cellIndex // column-set signature → index of the echoed cells
 	byID      *cellIndex            // index of the identifying column (s.idCol)
+	bySFID    map[string][]int      // 15-character uploaded Id → unused rows, in upload order
 	used      []bool                // by batch index
 	unmatched int
 	seed      maphash.Seed
@@ -629,6 +641,9 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 			}
 		}
 	}
+	// For update, delete and hardDelete the uploaded Id is sf__Id by
+	// definition: the fallback when the results do not echo Id.
+	bySFID := idPos < 0 && m.s.idCol >= 0 && isIDOperation(m.s.op)
 	vals := make([]string, len(m.names))
 	for {
 		row, err := rr.Read()
@@ -662,6 +677,9 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 			// vals holds the row's cells: idPos is one of theirs, and the
 			// in-order path missed.
 			i = m.takeID(vals)
+		}
+		if i < 0 && bySFID && row.ID != "" {
+			i = m.takeSFID(row.ID)
 		}
 		if i < 0 {
 			m.unmatched++
@@ -725,6 +743,43 @@ func (m *matcher) takeID(vals []string) int {
 		m.byID = m.index(cols)
 	}
 	return m.take(m.byID, m.cellsHash(vals, cols), vals, cols)
+}
+
+// isIDOperation reports whether the operation's records are named by the
+// uploaded Id (so sf__Id of a result row is that Id).
+func isIDOperation(op salesforce.Operation) bool {
+	return op == salesforce.OpUpdate || op == salesforce.OpDelete || op == salesforce.OpHardDelete
+}
+
+// id15 returns the case-sensitive 15-character form of a Salesforce id
+// (an 18-character id is the 15-character one plus a checksum suffix).
+func id15(id string) string {
+	if len(id) == 18 {
+		return id[:15]
+	}
+	return id
+}
+
+// takeSFID returns the first unused row whose uploaded Id is the result
+// row's sf__Id (compared in 15-character form), or -1.
+func (m *matcher) takeSFID(sfID string) int {
+	if m.bySFID == nil {
+		m.bySFID = make(map[string][]int, len(m.c.rows))
+		for _, i := range m.c.rows {
+			k := id15(m.st.cells[i][m.s.idCol])
+			m.bySFID[k] = append(m.bySFID[k], i)
+		}
+	}
+	k := id15(sfID)
+	q := m.bySFID[k]
+	for len(q) > 0 && m.used[q[0]] {
+		q = q[1:]
+	}
+	m.bySFID[k] = q
+	if len(q) == 0 {
+		return -1
+	}
+	return q[0]
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

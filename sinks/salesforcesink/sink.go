@@ -646,6 +646,19 @@ func (b *batchState) succeed(i int) {
 	}
 }
 
+// revoke fails row i even if it was counted as loaded (results that
+// turned out not to be trustworthy).
+func (b *batchState) revoke(i int, err error) {
+	if b.ok[i] {
+		b.ok[i] = false
+		b.loaded--
+		if b.ids != nil {
+			b.ids[i] = ""
+		}
+	}
+	b.errs[i] = err
+}
+
 func (b *batchState) fail(i int, err error) {
 	if !b.ok[i] {
 		b.errs[i] = err

@@ -209,6 +209,14 @@ type Faults struct {
 	// DropConnectionRate closes the connection without a response for
 	// this fraction of /services/data calls.
 	DropConnectionRate float64
+	// DuplicateResultRow lists the first row of every non-empty
+	// successfulresults file twice (a result file that does not match
+	// the upload).
+	DuplicateResultRow bool
+	// OmitIDEcho leaves the echoed Id column out of the successful and
+	// failed results of update, delete and hardDelete jobs (as Bulk API
+	// servers that do not echo it do); sf__Id stays.
+	OmitIDEcho bool
 }
 
 type faultsJSON struct {
@@ -221,6 +229,8 @@ type faultsJSON struct {
 	ProcessingDelay      string  `json:"processingDelay"`
 	FailJobAfterRows     int64   `json:"failJobAfterRows"`
 	DropConnectionRate   float64 `json:"dropConnectionRate"`
+	DuplicateResultRow   bool    `json:"duplicateResultRow"`
+	OmitIDEcho           bool    `json:"omitIdEcho"`
 }
 
 // MarshalJSON encodes the faults with camelCase keys and durations as Go
@@ -231,6 +241,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 		RequestLimitNext: f.RequestLimitNext, TokenTTL: f.TokenTTL.String(), TokenMaxUses: f.TokenMaxUses,
 		LockErrorRate: f.LockErrorRate, ProcessingDelay: f.ProcessingDelay.String(),
 		FailJobAfterRows: f.FailJobAfterRows, DropConnectionRate: f.DropConnectionRate,
+		DuplicateResultRow: f.DuplicateResultRow, OmitIDEcho: f.OmitIDEcho,
 	})
 }
 
@@ -242,6 +253,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		RequestLimitNext: f.RequestLimitNext, TokenTTL: f.TokenTTL.String(), TokenMaxUses: f.TokenMaxUses,
 		LockErrorRate: f.LockErrorRate, ProcessingDelay: f.ProcessingDelay.String(),
 		FailJobAfterRows: f.FailJobAfterRows, DropConnectionRate: f.DropConnectionRate,
+		DuplicateResultRow: f.DuplicateResultRow, OmitIDEcho: f.OmitIDEcho,
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
@@ -259,6 +271,7 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		RequestLimitNext: aux.RequestLimitNext, TokenTTL: ttl, TokenMaxUses: aux.TokenMaxUses,
 		LockErrorRate: aux.LockErrorRate, ProcessingDelay: delay,
 		FailJobAfterRows: aux.FailJobAfterRows, DropConnectionRate: aux.DropConnectionRate,
+		DuplicateResultRow: aux.DuplicateResultRow, OmitIDEcho: aux.OmitIDEcho,
 	}
 	return f.validate()
 }

@@ -1,6 +1,8 @@
 package salesforcetest
 
 import (
+	"bytes"
+	"encoding/csv"
 	"fmt"
 	"iter"
 	"net/http"
@@ -273,10 +275,19 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request, id, kind 
 			rw.row(j.unprocessed[i])
 		}
 	}
+	dup := s.faults.DuplicateResultRow && kind == "successfulresults" && rw.rows > 0
+	omit := s.faults.OmitIDEcho && kind != "unprocessedrecords" && j.operation != "insert" && j.operation != "upsert"
 	s.mu.Unlock()
 	body := rw.buf
 	if rw.rows == 0 && s.opts.EmptyResultsZeroBytes {
 		body = nil
+	}
+	if dup || omit {
+		var err error
+		if body, err = faultResults(body, rw.delim, rw.eol == "\r\n", dup, omit); err != nil {
+			s.writeErr(w, r, http.StatusInternalServerError, "UNKNOWN_EXCEPTION", err.Error())
+			return
+		}
 	}
 	s.writeBody(w, r, http.StatusOK, csvContentType, body)
 	putBuf(rw.buf)
@@ -312,4 +323,33 @@ func (s *Server) writeJobNotComplete(w http.ResponseWriter, r *http.Request, sta
 	}[state]
 	s.writeErr(w, r, http.StatusPreconditionFailed, "JOB_NOT_COMPLETE",
 		fmt.Sprintf("can only download query results of successfully completed bulk job with status: JOB_COMPLETE. Current status: %s", status))
+}
+
+// faultResults rewrites a result file for the DuplicateResultRow (its first
+// row twice) and OmitIDEcho (no echoed Id column) faults.
+func faultResults(body []byte, delim byte, crlf, dup, omit bool) ([]byte, error) {
+	cr := csv.NewReader(bytes.NewReader(body))
+	cr.Comma = rune(delim)
+	cr.FieldsPerRecord = -1
+	recs, err := cr.ReadAll()
+	if err != nil || len(recs) == 0 {
+		return body, err
+	}
+	if omit {
+		if k := slices.IndexFunc(recs[0], func(n string) bool { return strings.EqualFold(n, "Id") }); k >= 0 {
+			for i := range recs {
+				recs[i] = slices.Delete(recs[i], k, k+1)
+			}
+		}
+	}
+	if dup && len(recs) > 1 {
+		recs = slices.Insert(recs, 2, recs[1])
+	}
+	var out bytes.Buffer
+	cw := csv.NewWriter(&out)
+	cw.Comma, cw.UseCRLF = rune(delim), crlf
+	if err := cw.WriteAll(recs); err != nil {
+		return body, err
+	}
+	return out.Bytes(), nil
 }
