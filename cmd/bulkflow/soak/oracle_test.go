@@ -192,13 +192,29 @@ type verdict struct {
 	Problems    []string
 }
 
+// When judge runs: the final check, between steps, or after a run was
+// cancelled (Ctrl-C).
+type judgeMode int
+
+const (
+	// judgeFinal: every row is settled.
+	judgeFinal judgeMode = iota
+	// judgeBetween: a row dead-lettered with a code whose recovery is
+	// --resume (its job's outcome is unknown) may also be stored; only a
+	// resume can tell, and the final check comes after one.
+	judgeBetween
+	// judgeCancelled: as judgeBetween, and rows the run never read (it
+	// was cancelled, or a stage failed) may be nowhere yet.
+	judgeCancelled
+)
+
 // judge checks the exactly-once promise: every source row (key → Name) is
 // stored at most once, and either stored exactly once or in exactly one
-// live dead-letter file; stored records carry the source's Name. Between
-// steps (settled false) a row dead-lettered with a code whose recovery is
-// --resume (its job's outcome is unknown) may also be stored: only a
-// resume can tell, and the final check comes after one.
-func judge(source map[string]string, keyField string, records []map[string]string, live []liveRow, settled bool) verdict {
+// live dead-letter file; stored records carry the source's Name. A row
+// dead-lettered with a code whose recovery is "inspect" (Salesforce's
+// results contradict the upload, e.g. result_mismatch) may be stored or
+// not at any time: the product says a person must look.
+func judge(source map[string]string, keyField string, records []map[string]string, live []liveRow, mode judgeMode) verdict {
 	var v verdict
 	examples := map[string]int{}
 	note := func(kind, format string, args ...any) {
@@ -241,10 +257,14 @@ func judge(source map[string]string, keyField string, records []map[string]strin
 		case n > 1:
 			v.Duplicated += n - 1
 			note("duplicated", "%s stored %d times", k, n)
+		case n == 0 && len(d) == 0 && mode == judgeCancelled:
+			// not read before the run was cancelled or failed
 		case n == 0 && len(d) == 0:
 			v.Lost++
 			note("lost", "%s is neither stored nor in a live dead-letter file", k)
-		case n == 1 && len(d) == 1 && !settled && pipeline.RecoveryOf(d[0].code) == pipeline.RecoveryResume:
+		case n == 1 && len(d) == 1 && pipeline.RecoveryOf(d[0].code) == pipeline.RecoveryInspect:
+			// a person must look at the job
+		case n == 1 && len(d) == 1 && mode != judgeFinal && pipeline.RecoveryOf(d[0].code) == pipeline.RecoveryResume:
 			// outcome unknown until a resume settles it
 		case n == 1 && len(d) > 0:
 			v.Misreported++

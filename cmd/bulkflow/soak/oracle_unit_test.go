@@ -22,26 +22,30 @@ func TestJudge(t *testing.T) {
 		name    string
 		records []map[string]string
 		live    []liveRow
-		settled bool
+		mode    judgeMode
 		want    verdict // Problems not compared
 	}{
-		{"every row stored once", all, nil, true, verdict{}},
-		{"one row dead-lettered instead", all[:2], []liveRow{dl("K3", "UNABLE_TO_LOCK_ROW")}, true, verdict{}},
-		{"a row stored twice", append(all, rec("K2", "Two")), nil, true, verdict{Duplicated: 1}},
-		{"a row stored three times", append(all, rec("K2", "Two"), rec("K2", "Two")), nil, true, verdict{Duplicated: 2}},
-		{"a record of no source row", append(all, rec("K9", "Nine")), nil, true, verdict{Duplicated: 1}},
-		{"a row nowhere", all[:2], nil, true, verdict{Lost: 1}},
-		{"stored and dead-lettered", all, []liveRow{dl("K3", "cancelled")}, true, verdict{Misreported: 1}},
-		{"in two dead letters", all[:2], []liveRow{dl("K3", "UNPROCESSED"), dl("K3", "UNPROCESSED")}, true, verdict{Misreported: 1}},
-		{"stored with another name", []map[string]string{rec("K1", "One"), rec("K2", "Two"), rec("K3", "3")}, nil, true, verdict{Misreported: 1}},
-		{"a dead letter of no source row", all, []liveRow{dl("K9", "UNPROCESSED")}, true, verdict{Misreported: 1}},
-		{"unknown outcome between steps", all, []liveRow{dl("K3", "job_incomplete")}, false, verdict{}},
-		{"unknown outcome at the end", all, []liveRow{dl("K3", "job_incomplete")}, true, verdict{Misreported: 1}},
-		{"a retryable code is no unknown outcome", all, []liveRow{dl("K3", "api_error")}, false, verdict{Misreported: 1}},
+		{"every row stored once", all, nil, judgeFinal, verdict{}},
+		{"one row dead-lettered instead", all[:2], []liveRow{dl("K3", "UNABLE_TO_LOCK_ROW")}, judgeFinal, verdict{}},
+		{"a row stored twice", append(all, rec("K2", "Two")), nil, judgeFinal, verdict{Duplicated: 1}},
+		{"a row stored three times", append(all, rec("K2", "Two"), rec("K2", "Two")), nil, judgeFinal, verdict{Duplicated: 2}},
+		{"a record of no source row", append(all, rec("K9", "Nine")), nil, judgeFinal, verdict{Duplicated: 1}},
+		{"a row nowhere", all[:2], nil, judgeFinal, verdict{Lost: 1}},
+		{"stored and dead-lettered", all, []liveRow{dl("K3", "cancelled")}, judgeFinal, verdict{Misreported: 1}},
+		{"in two dead letters", all[:2], []liveRow{dl("K3", "UNPROCESSED"), dl("K3", "UNPROCESSED")}, judgeFinal, verdict{Misreported: 1}},
+		{"stored with another name", []map[string]string{rec("K1", "One"), rec("K2", "Two"), rec("K3", "3")}, nil, judgeFinal, verdict{Misreported: 1}},
+		{"a dead letter of no source row", all, []liveRow{dl("K9", "UNPROCESSED")}, judgeFinal, verdict{Misreported: 1}},
+		{"unknown outcome between steps", all, []liveRow{dl("K3", "job_incomplete")}, judgeBetween, verdict{}},
+		{"unknown outcome at the end", all, []liveRow{dl("K3", "job_incomplete")}, judgeFinal, verdict{Misreported: 1}},
+		{"a row not read before Ctrl-C", all[:2], nil, judgeCancelled, verdict{}},
+		{"a cancelled row that is stored", all, []liveRow{dl("K3", "cancelled")}, judgeCancelled, verdict{Misreported: 1}},
+		{"contradictory results need a look", all, []liveRow{dl("K3", "result_mismatch")}, judgeFinal, verdict{}},
+		{"contradictory results, not stored", all[:2], []liveRow{dl("K3", "result_mismatch")}, judgeFinal, verdict{}},
+		{"a retryable code is no unknown outcome", all, []liveRow{dl("K3", "api_error")}, judgeBetween, verdict{Misreported: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := judge(source, "AccountNumber", tt.records, tt.live, tt.settled)
+			v := judge(source, "AccountNumber", tt.records, tt.live, tt.mode)
 			if v.Lost != tt.want.Lost || v.Duplicated != tt.want.Duplicated || v.Misreported != tt.want.Misreported {
 				t.Errorf("lost %d duplicated %d misreported %d, want %d %d %d (%v)", v.Lost, v.Duplicated, v.Misreported,
 					tt.want.Lost, tt.want.Duplicated, tt.want.Misreported, v.Problems)

@@ -142,6 +142,9 @@ func randomFaults(r *rand.Rand) salesforcetest.Faults {
 		if r.IntN(8) == 0 {
 			f.FailJobAfterRows = int64(20 + r.IntN(200))
 		}
+		if r.IntN(12) == 0 {
+			f.DuplicateResultRow = true
+		}
 	}
 	return f
 }
@@ -663,7 +666,7 @@ func (p *play) replayConsumedAgain() {
 // bulkflow runs one step and checks it against the truth.
 func (p *play) bulkflow(kind string, sig os.Signal, args ...string) step {
 	s := p.bulkflowRaw(kind, sig, args...)
-	if s.signal == "" {
+	if s.signal != "SIGKILL" {
 		p.checkStep(s, true)
 	}
 	return s
@@ -802,7 +805,9 @@ func (p *play) checkStep(s step, counts bool) {
 	rep := s.report
 	if rep != nil && s.kind != "replay" && (p.runID == "" || rep.RunID == p.runID) {
 		p.runID = rep.RunID
-		p.interrupted = false // the run's last attempt ended by itself
+		// The run's last attempt ended by itself, or was cancelled and
+		// accounted for every row it read.
+		p.interrupted = false
 	}
 	if !p.interrupted {
 		p.judgeBetween(s, recs, live, fileProblems)
@@ -819,6 +824,9 @@ func (p *play) checkStep(s step, counts bool) {
 	}
 	if !rep.Counts.Balanced() {
 		misreport("counts do not balance: %+v", rep.Counts)
+	}
+	if p.faults.DuplicateResultRow && rep.Status == pipeline.StatusSucceeded && rep.Counts.Loaded > 0 {
+		misreport("every job's results listed a row twice, yet the run says succeeded")
 	}
 	if s.code == 0 || rep.Status == pipeline.StatusSucceeded {
 		if dups > 0 {
@@ -861,7 +869,11 @@ func (p *play) checkStep(s step, counts bool) {
 // judgeBetween checks the exactly-once promise between steps, allowing
 // rows whose outcome only a resume can settle.
 func (p *play) judgeBetween(s step, recs []map[string]string, live []liveRow, fileProblems []string) {
-	v := judge(p.source, p.sc.KeyField, recs, live, false)
+	mode := judgeBetween
+	if s.report != nil && (s.report.Status == pipeline.StatusCancelled || s.report.Status == pipeline.StatusFailed) {
+		mode = judgeCancelled
+	}
+	v := judge(p.source, p.sc.KeyField, recs, live, mode)
 	for _, pr := range fileProblems {
 		v.Misreported++
 		v.Problems = append(v.Problems, "misreported: "+pr)
@@ -909,7 +921,7 @@ func (p *play) final() {
 	for _, pr := range problems {
 		p.problem("misreported: %s", pr)
 	}
-	v := judge(p.source, p.sc.KeyField, recs, liveRows(files, p.sc.KeyField), true)
+	v := judge(p.source, p.sc.KeyField, recs, liveRows(files, p.sc.KeyField), judgeFinal)
 	p.tally.RowsLost += v.Lost
 	p.tally.RowsDuplicated += v.Duplicated
 	p.tally.Misreported += v.Misreported
