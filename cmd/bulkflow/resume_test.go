@@ -252,3 +252,146 @@ func TestResumeAfterKill(t *testing.T) {
 		})
 	}
 }
+
+// TestResumeUnknownRunID refuses --resume of an id the pipeline has no
+// record of (exit 2, nothing sent), suggests the closest known id and says
+// where it looked; the real id resumes.
+func TestResumeUnknownRunID(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	file := writeResumePipeline(t, dir, srv)
+	run := func(args ...string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := runRun(context.Background(), append([]string{file, "--progress", "none"}, args...), &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
+	}
+	// No run at all yet.
+	code, out := run("--resume", "20260101T120000Z-1a2b3c4d")
+	if code != exitUsage || !strings.Contains(out, "no record of that run") || !strings.Contains(out, "no recorded runs at all") ||
+		!strings.Contains(out, "looked in: ledger "+filepath.Join(dir, "ledger")) {
+		t.Fatalf("resume before any run: exit %d\n%s", code, out)
+	}
+	if n := len(srv.Jobs()); n != 0 {
+		t.Fatalf("a refused resume created %d jobs", n)
+	}
+	if code, out := run("--report", "r1.json"); code != exitOK {
+		t.Fatalf("first run: exit %d\n%s", code, out)
+	}
+	var rep resumeReport
+	data, err := os.ReadFile("r1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	jobs := len(srv.Jobs())
+	typo := rep.RunID[:len(rep.RunID)-2] + rep.RunID[len(rep.RunID)-1:] + rep.RunID[len(rep.RunID)-2:len(rep.RunID)-1] // last two swapped
+	if typo == rep.RunID {
+		typo = rep.RunID[:len(rep.RunID)-1] + "z"
+	}
+	for _, tc := range []struct{ id, want string }{
+		{typo, "Did you mean " + rep.RunID + "?"},
+		{"nothing-like-it", "Known runs, newest first: " + rep.RunID + "."},
+	} {
+		code, out := run("--resume", tc.id)
+		if code != exitUsage || !strings.Contains(out, tc.want) || !strings.Contains(out, "dead letters ") {
+			t.Errorf("--resume %s: exit %d, want 2 and %q\n%s", tc.id, code, tc.want, out)
+		}
+	}
+	if n := len(srv.Jobs()); n != jobs {
+		t.Fatalf("refused resumes created %d jobs", n-jobs)
+	}
+	// The real id is known (by its ledger): resuming a finished run sends
+	// nothing again.
+	if code, out := run("--resume", rep.RunID); code != exitOK {
+		t.Fatalf("resume of the real id: exit %d\n%s", code, out)
+	}
+	if n := len(srv.Records("Account")); n != resumeRows {
+		t.Errorf("%d records after resuming a finished run, want %d", n, resumeRows)
+	}
+}
+
+// TestConcurrentResumes kills a load into the emulator, then starts two
+// `bulkflow run --resume` of the run at once: exactly one proceeds, the
+// other fails fast (exit 1) naming the holder of the run's lock, and the
+// emulator ends with every row once.
+func TestConcurrentResumes(t *testing.T) {
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{ProcessingDelay: 150 * time.Millisecond}})
+	defer srv.Close()
+	dir := t.TempDir()
+	file := writeResumePipeline(t, dir, srv)
+	var stderr1 bytes.Buffer
+	cmd := exec.Command(bin, "run", file, "--progress", "none")
+	cmd.Dir, cmd.Stderr = dir, &stderr1
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(srv.Jobs()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if len(srv.Jobs()) < 3 {
+		t.Fatalf("kill point not reached\n%s", stderr1.String())
+	}
+	runs, err := os.ReadDir(filepath.Join(dir, "ledger", "resume-test"))
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("ledger runs %v: %v", runs, err)
+	}
+	runID := runs[0].Name()
+
+	type result struct {
+		code int
+		out  string
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			var out bytes.Buffer
+			c := exec.Command(bin, "run", file, "--resume", runID, "--progress", "none")
+			c.Dir, c.Stdout, c.Stderr = dir, &out, &out
+			err := c.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				code = -1
+			}
+			results <- result{code, out.String()}
+		}()
+	}
+	var ok, locked int
+	for range 2 {
+		r := <-results
+		switch {
+		case r.code == exitOK:
+			ok++
+		case r.code == exitFailed && strings.Contains(r.out, "is in progress in another process") && strings.Contains(r.out, ".lock"):
+			locked++
+			t.Logf("refused resume: %s", r.out)
+		default:
+			t.Errorf("resume: exit %d\n%s", r.code, r.out)
+		}
+	}
+	if ok != 1 || locked != 1 {
+		t.Errorf("%d resumes succeeded and %d were refused, want 1 and 1", ok, locked)
+	}
+	stored := map[string]int{}
+	for _, r := range srv.Records("Account") {
+		stored[r["External_Id__c"]]++
+	}
+	for i := range resumeRows {
+		if k := fmt.Sprintf("K%06d", i); stored[k] != 1 {
+			t.Errorf("%s stored %d times", k, stored[k])
+		}
+	}
+	if len(stored) != resumeRows {
+		t.Errorf("%d distinct records, want %d", len(stored), resumeRows)
+	}
+}
+

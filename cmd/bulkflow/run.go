@@ -148,10 +148,29 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
+	stateLoc, stName := stateLocation(*stateFlag, g), stateName(g, shard)
 	if *resume != "" {
+		// A typo must not start a fresh run under the typed id: every row
+		// would be sent again.
+		if rr := knownRun(ctx, g, env, stateLoc, stName, *resume); !rr.found {
+			plan.Close()
+			fmt.Fprintf(stderr, "bulkflow: %s\n", unknownRunMessage(*resume, rr))
+			return exitUsage
+		}
 		// The plan shares env: sinks opened by Run see the resumed id.
 		env.RunID = *resume
 	}
+	// One process per run id: a second resume of the same run (cron
+	// overlap, two operators) fails here, before any row moves.
+	ctx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	unlock, err := lockRun(ctx, stateLoc, stName, env.RunID, cancelRun)
+	if err != nil {
+		plan.Close()
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		return exitFailed
+	}
+	defer unlock()
 	opts, err := runOptions(ctx, g, env, nil, *stateFlag)
 	if err != nil {
 		plan.Close()

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/state"
+	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
+)
+
+// runRecords is what a pipeline remembers of a run id: whether it has any
+// record of it (a ledger of one of its Salesforce sinks, a dead-letter
+// manifest, a report, a run-history entry or the in-flight record of its
+// state store), and, when it has none, the run ids it knows and where it
+// looked.
+type runRecords struct {
+	found  bool
+	ids    map[string]bool
+	looked []string
+}
+
+// runPlaces are the locations a pipeline keeps run records in.
+type runPlaces struct {
+	ledgers     []blobio.Location // <ledger>/<pipeline>/, one per distinct ledger
+	deadLetters blobio.Location
+	store       *state.Store
+	errs        []string
+}
+
+func placesOf(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, stateLoc, stateName string) runPlaces {
+	var p runPlaces
+	seen := map[string]bool{}
+	for _, s := range g.Stages {
+		o, ok := s.Options.(*salesforcesink.Options)
+		if !ok || s.Kind != pipeline.KindSink {
+			continue
+		}
+		where := ledgerWhere(o)
+		if where == "" || seen[where] {
+			continue
+		}
+		seen[where] = true
+		loc, err := blobio.Parse(env.BaseDir, strings.TrimSuffix(where, "/")+"/")
+		if err != nil {
+			p.errs = append(p.errs, fmt.Sprintf("ledger %s (%v)", where, err))
+			continue
+		}
+		p.ledgers = append(p.ledgers, blobio.Join(loc, ledgerSafeName(g.Name)))
+	}
+	dl := g.DeadLetter
+	if dl == "" {
+		dl = "dead-letter/"
+	}
+	var err error
+	if p.deadLetters, err = blobio.Parse(env.BaseDir, dl); err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("dead letters %s (%v)", dl, err))
+	}
+	if p.store, err = state.Open(ctx, stateLoc, stateName); err != nil {
+		p.errs = append(p.errs, fmt.Sprintf("state %s (%v)", stateLoc, err))
+	}
+	return p
+}
+
+// exists reports whether an object is at loc.
+func exists(ctx context.Context, loc blobio.Location) bool {
+	_, err := blobio.List(ctx, loc)
+	return err == nil
+}
+
+// localDir returns the directory a local location names, or "".
+func localDir(loc blobio.Location) string {
+	if loc.Scheme != "file" {
+		return ""
+	}
+	u, err := url.Parse(loc.BucketURL)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(loc.Key))
+}
+
+// knownRun looks for records of run id in every place the pipeline keeps
+// them. When it finds none, it lists the run ids it does know (for a
+// did-you-mean), tolerating places that cannot be listed.
+func knownRun(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, stateLoc, stateName, id string) runRecords {
+	p := placesOf(ctx, g, env, stateLoc, stateName)
+	rr := runRecords{ids: map[string]bool{}, looked: p.errs}
+	// Is it there? Exact look-ups only: a run in progress changes its
+	// folders while we look.
+	for _, l := range p.ledgers {
+		if d := localDir(l); d != "" {
+			if st, err := os.Stat(filepath.Join(d, id, "ledger.jsonl")); err == nil && st.Mode().IsRegular() {
+				rr.found = true
+			}
+		} else if log := blobio.Join(l, id, "log"); exists(ctx, log.WithKey(log.Key+"/")) {
+			rr.found = true
+		}
+	}
+	if p.deadLetters.BucketURL != "" && exists(ctx, blobio.Join(p.deadLetters, id, "manifest.json")) {
+		rr.found = true
+	}
+	var history []state.RunRecord
+	var in inflight
+	if p.store != nil {
+		if exists(ctx, p.store.Object("reports", id+".json")) {
+			rr.found = true
+		}
+		history, _ = p.store.Runs(ctx, 0)
+		for _, r := range history {
+			rr.found = rr.found || r.RunID == id
+		}
+		if found, err := p.store.Get(ctx, inflightKey, &in); err == nil && found && in.RunID == id {
+			rr.found = true
+		}
+	}
+	if rr.found {
+		return rr
+	}
+	// Not there: list what is, for the message.
+	add := func(id string) {
+		if validRunID(id) {
+			rr.ids[id] = true
+		}
+	}
+	list := func(what string, prefix blobio.Location, idOf func(rest string) string) {
+		if prefix.Key != "" {
+			prefix.Key = strings.TrimSuffix(prefix.Key, "/") + "/"
+		}
+		objs, err := blobio.List(ctx, prefix)
+		switch {
+		case errors.Is(err, blobio.ErrNoMatch):
+			rr.looked = append(rr.looked, fmt.Sprintf("%s %s (empty)", what, prefix))
+			return
+		case err != nil:
+			rr.looked = append(rr.looked, fmt.Sprintf("%s %s (%v)", what, prefix, err))
+			return
+		}
+		rr.looked = append(rr.looked, fmt.Sprintf("%s %s", what, prefix))
+		for _, o := range objs {
+			add(idOf(strings.TrimPrefix(o.Loc.Key, prefix.Key)))
+		}
+	}
+	for _, l := range p.ledgers {
+		if d := localDir(l); d != "" {
+			// Only the run folders: their spool files come and go.
+			ents, err := os.ReadDir(d)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				rr.looked = append(rr.looked, fmt.Sprintf("ledger %s (%v)", d, err))
+				continue
+			}
+			rr.looked = append(rr.looked, "ledger "+d)
+			for _, e := range ents {
+				if e.IsDir() {
+					add(e.Name())
+				}
+			}
+			continue
+		}
+		list("ledger", l, firstElem)
+	}
+	if p.deadLetters.BucketURL != "" {
+		list("dead letters", p.deadLetters, func(rest string) string {
+			if id, name, _ := strings.Cut(rest, "/"); name == "manifest.json" {
+				return id
+			}
+			return ""
+		})
+	}
+	if p.store != nil {
+		list("reports", p.store.Object("reports"), func(rest string) string { return strings.TrimSuffix(rest, ".json") })
+		rr.looked[len(rr.looked)-1] += ", the run history and the in-flight record"
+		for _, r := range history {
+			add(r.RunID)
+		}
+		add(in.RunID)
+	}
+	return rr
+}
+
+// firstElem returns the first element of a "/"-separated path with more
+// than one element, else "".
+func firstElem(rest string) string {
+	if id, _, ok := strings.Cut(rest, "/"); ok {
+		return id
+	}
+	return ""
+}
+
+// ledgerWhere is where a Salesforce sink keeps its ledger, "" when it is
+// off: the same rule as the sink's (off for the in-process emulator, which
+// does not outlive the run).
+func ledgerWhere(o *salesforcesink.Options) string {
+	loc := o.Ledger
+	if loc == "" {
+		if o.InstanceURL == salesforcesink.EmulatorURL {
+			return ""
+		}
+		loc = salesforcesink.DefaultLedger
+	}
+	switch strings.ToLower(loc) {
+	case salesforcesink.LedgerOff, "none", "false":
+		return ""
+	}
+	return loc
+}
+
+// ledgerSafeName is the folder name the Salesforce sink gives a pipeline
+// in its ledger.
+func ledgerSafeName(s string) string {
+	if s == "" {
+		return "default"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == ':' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// unknownRunMessage explains that id has no record, naming the closest
+// known ids and where the search looked.
+func unknownRunMessage(id string, rr runRecords) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "--resume %s: this pipeline has no record of that run (no ledger, dead-letter manifest, report, run history or in-flight record); "+
+		"resuming it would start a fresh run under that id and send every row again. ", id)
+	ids := make([]string, 0, len(rr.ids))
+	for k := range rr.ids {
+		ids = append(ids, k)
+	}
+	if len(ids) == 0 {
+		b.WriteString("The pipeline has no recorded runs at all: run it without --resume.")
+	} else {
+		if c := pipeline.Closest(id, ids); c != "" {
+			fmt.Fprintf(&b, "Did you mean %s? ", c)
+		}
+		// Run ids start with their UTC start time: newest first.
+		slices.Sort(ids)
+		slices.Reverse(ids)
+		more := ""
+		if len(ids) > 5 {
+			more = fmt.Sprintf(" (and %d older)", len(ids)-5)
+			ids = ids[:5]
+		}
+		fmt.Fprintf(&b, "Known runs, newest first: %s%s.", strings.Join(ids, ", "), more)
+	}
+	fmt.Fprintf(&b, "\nbulkflow: looked in: %s", strings.Join(rr.looked, "; "))
+	return b.String()
+}
+
+// errRunLocked is returned (wrapped) by lockRun when another process holds
+// the run.
+var errRunLocked = errors.New("the run is in progress in another process")
+
+// runLockTTL is the lease of a run on a blob state store: renewed every
+// third of it while the run lasts; a holder that died loses it when it
+// expires.
+var runLockTTL = 2 * time.Minute
+
+// lockRun takes the lock of run runID of the pipeline whose state is
+// stateName at stateLoc, so that two processes never run (or resume) the
+// same run id at once. On a local state directory it is an exclusive
+// flock(2) on STATE/PIPELINE/run-locks/RUNID.lock, which the kernel
+// releases when the process exits, even on kill -9. On a blob state store
+// it is a lease taken with the store's compare-and-swap (state.Store's
+// AcquireLease on the state folder PIPELINE.run-RUNID), renewed while the
+// run lasts; a holder killed with kill -9 keeps it until it expires
+// (runLockTTL). lost is called if a renewal finds the lease taken over.
+// The returned function releases the lock.
+func lockRun(ctx context.Context, stateLoc, stateName, runID string, lost func(error)) (func(), error) {
+	root, err := blobio.Parse("", stateLoc)
+	if err != nil {
+		return nil, fmt.Errorf("run lock: state location: %w", err)
+	}
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s:%d", host, os.Getpid())
+	if root.Scheme == "file" && haveFlock {
+		u, err := url.Parse(root.BucketURL)
+		if err != nil {
+			return nil, fmt.Errorf("run lock: %w", err)
+		}
+		dir := filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(root.Key), stateName, "run-locks")
+		return flockRun(filepath.Join(dir, runID+".lock"), holder, runID)
+	}
+	st, err := state.Open(ctx, stateLoc, stateName+".run-"+runID)
+	if err != nil {
+		return nil, fmt.Errorf("run lock: %w", err)
+	}
+	bg := context.WithoutCancel(ctx)
+	got, err := st.AcquireLease(bg, holder, runLockTTL)
+	if err != nil {
+		return nil, fmt.Errorf("run lock: %w", err)
+	}
+	if !got {
+		le, _ := st.ReadLease(bg)
+		return nil, fmt.Errorf("run %s: %w (%s holds its lease in %s until %s; a holder that died loses it then)",
+			runID, errRunLocked, le.Holder, stateLoc, le.Expires.Format(time.RFC3339))
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(runLockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := st.RenewLease(bg, holder, runLockTTL); errors.Is(err, state.ErrLeaseLost) {
+					lost(fmt.Errorf("run %s: lost its lock: %w", runID, err))
+					return
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+		st.ReleaseLease(bg, holder)
+	}, nil
+}
