@@ -218,3 +218,44 @@ func ExampleTransform() {
 	// filtered deals.csv:3 true
 	// filtered deals.csv:4 true
 }
+
+// TestApplyArithmeticErrors checks that a condition whose arithmetic
+// overflows or divides by zero dead-letters the row as expr_error with the
+// expression, instead of comparing a wrapped or infinite value.
+func TestApplyArithmeticErrors(t *testing.T) {
+	tests := []struct {
+		expr   string
+		amount float64
+		extra  any
+		want   string // "kept", "filtered" or the start of the error
+	}{
+		{expr: `100 / amount > 1`, amount: 50, want: "kept"},
+		{expr: `100 / amount > 1`, amount: 0, want: "100 / amount > 1: arithmetic error: division by zero: 100 / 0"},
+		{expr: `amount * 1e308 > 0`, amount: 10, want: "amount * 1e308 > 0: arithmetic error: 10 * 1e+308 is not a finite number"},
+		{expr: `extra * 2 > 0`, extra: int64(4611686018427387904), want: "extra * 2 > 0: arithmetic error: integer overflow"},
+		{expr: `extra * 2 > 0`, extra: int64(-3), want: "filtered"},
+		{expr: `extra % 0 == 1`, extra: int64(3), want: "extra % 0 == 1: arithmetic error: division by zero"},
+	}
+	for _, tc := range tests {
+		tr := newChecked(t, tc.expr)
+		in := pipeline.NewBatch(inSchema, 1)
+		in.Append(pipeline.Row{tc.amount, "open", "yes", tc.extra}, pipeline.Origin{Object: "o.csv", Line: 2})
+		out, err := tr.Apply(context.Background(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := "kept"
+		if len(out.Drops()) == 1 {
+			got = "filtered"
+			var re *pipeline.RowError
+			if d := out.Drops()[0]; errors.As(d.Err, &re) && re.Code == CodeExprError {
+				got = re.Err.Error()
+			} else if d.Err != nil {
+				got = d.Err.Error()
+			}
+		}
+		if out.Settled() != 1 || !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%s with amount %v, extra %v: %s (settled %d), want %s", tc.expr, tc.amount, tc.extra, got, out.Settled(), tc.want)
+		}
+	}
+}
