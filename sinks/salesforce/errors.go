@@ -212,6 +212,14 @@ func (e *transportError) Error() string {
 
 func (e *transportError) Unwrap() error { return e.err }
 
+// IsTransport reports whether err is a request that got no HTTP answer
+// (the connection failed, was reset or timed out, or the transport
+// refused the exchange), as opposed to an answer with an error status.
+func IsTransport(err error) bool {
+	var te *transportError
+	return errors.As(err, &te)
+}
+
 // IsRetryable is the client's one retry policy. It reports true for 5xx,
 // 408 and 429 responses, REQUEST_LIMIT_EXCEEDED, and for connection resets,
 // timeouts and unexpected EOFs on idempotent requests (GET, DELETE,

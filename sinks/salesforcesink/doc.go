@@ -20,17 +20,25 @@
 //	UNABLE_TO_LOCK_ROW       after lock_retries smaller follow-up jobs
 //	UNPROCESSED              the job failed or was aborted part-way
 //	<job error code>         the whole job failed, e.g. InvalidBatch, ClientInputError
-//	job_incomplete           the job did not finish within poll_timeout (it is not aborted)
-//	result_mismatch          no result row matched (successful+failed+unprocessed != uploaded)
+//	job_incomplete           the job may have run but its outcome is unknown (poll_timeout,
+//	                         unreadable results): not retryable; `bulkflow run FILE --resume RUN_ID`
+//	result_mismatch          the results do not list the row exactly once (no result row matched,
+//	                         or a result row is duplicated or extra: then every row of the job)
 //	cancelled                the run was cancelled; the sink aborted the job
-//	api_error                the job could not be created or uploaded after retries
+//	REQUEST_LIMIT_EXCEEDED, connection_refused, dns_error, tls_error, timeout,
+//	connection_reset, network_error
+//	                         no job could be created (or its upload failed and it was aborted):
+//	                         the cause's code; a sink that never got a job created fails the
+//	                         run with an OutageError
+//	api_error                as above when the cause has no more precise code
 //	api_budget               the daily API allowance fell below min_api_remaining: no job was created
 //	invalid_value            NaN or infinite float
 //	row_too_large            one row is larger than max_job_bytes
 //
-// Every message names the job id and says retryable=true or false
-// (lock errors, request limits, unprocessed, job_incomplete, cancelled,
-// api_error and api_budget are retryable). If the first job of a run fails for a reason
+// Whether a row is retryable comes from its code alone, through the one
+// code table pipeline.Codes (pipeline.RecoveryOf): retryable only when the
+// row is certainly not in Salesforce. Every message names the job id and
+// says retryable=true or false. If the first job of a run fails for a reason
 // every job would hit (unknown object or field, bad external id, a refused
 // header or line ending), Write returns a plain error and the run stops.
 //
@@ -53,8 +61,10 @@
 //	api_version:        default "62.0"
 //	instance_url:       https://<domain>.my.salesforce.com; plain http only to loopback;
 //	                    required with access_token; with the OAuth flows the token
-//	                    response's instance_url is used. "emulator:" runs an
-//	                    in-process salesforcetest emulator for the run (closed by Close)
+//	                    response's instance_url is used. "SCHEME:" opens an instance
+//	                    through the InstanceOpener registered for SCHEME
+//	                    (RegisterInstanceOpener); cmd/bulkflow registers "emulator:",
+//	                    an in-process salesforcetest emulator for the run (closed by Close)
 //	auth:               one flow; secrets via ${ENV} or ${file:PATH}, never logged
 //	  access_token:     a session id (needs instance_url; cannot be renewed)
 //	  client_id, client_secret, login_url:                 client credentials (login_url = My Domain)
@@ -83,8 +93,9 @@
 // # Ledger and resume
 //
 // Every chunk is recorded in <ledger>/<pipeline>/<run id>/ before each
-// remote step, keyed by the sha256 of its exact CSV bytes plus its
-// occurrence in the run (identical chunks are interchangeable):
+// remote step, keyed by its position in the deterministic cut of the input
+// (the engine's batch number, pipeline.BatchSeq; the lock-retry attempt;
+// the chunk within them) with the sha256 of its exact CSV bytes:
 //
 //	creating → created {job} → uploading → uploaded → closed → finished {state, counts}
 //	                                     ↘ aborted (the job was aborted while Open)
@@ -97,8 +108,14 @@
 //
 // Opening the sink with the run id of an earlier attempt (bulkflow run FILE
 // --resume RUN_ID) resumes it. The source is read again; each chunk is
-// looked up by digest and never uploaded again when its job may have been
-// processed:
+// looked up by position and never uploaded again when its job may have
+// been processed. A chunk whose digest (or row count) differs from the
+// record at its position while that record reached uploading stops the
+// run before it or any later chunk is uploaded (ResumeMismatchError; the
+// CLI exits 2): the mapping was edited, a function is non-deterministic
+// (now()), workers are unordered, or the source was re-exported; the
+// first attempt's Provenance (Options.Provenance) says which. New uploads
+// of a resumed run wait until every earlier batch was found unchanged.
 //
 //	no record, creating, aborted  sent in a new job (at worst an empty Open job exists)
 //	created, uploading            GET the job: Open → abort it, new job; closed or

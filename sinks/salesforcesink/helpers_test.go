@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 	// Sinks opened directly without a ledger option run without one (tests
 	// reuse run ids); runPipeline gives every run a fresh ledger.
 	defaultLedger = LedgerOff
+	RegisterInstanceOpener("emulator", func(ctx context.Context, _ string) (*Instance, error) {
+		srv := salesforcetest.NewServer(nil)
+		return &Instance{URL: srv.URL, AccessToken: srv.AccessToken(), HTTPClient: srv.Client(), Close: srv.Close}, nil
+	})
 	code := m.Run()
 	os.Exit(code)
 }

@@ -153,13 +153,18 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 				s.failRows(st, c.rows, CodeCancelled, "", "not loaded: the run was cancelled")
 				return nil, nil
 			case !definiteRefusal(err) && !errors.Is(err, salesforce.ErrInvalidSession):
-				s.log.Error("salesforce sink: could not create a job", "rows", len(c.rows), "err", err)
-				s.failRows(st, c.rows, CodeAPIError, "", "not loaded: %v", err)
+				code := failureCode(err)
+				s.log.Error("salesforce sink: could not create a job", "rows", len(c.rows), "code", code, "err", err)
+				s.failRows(st, c.rows, code, "", "not loaded: no job could be created: %v", err)
+				s.noteCreateFailure(code, len(c.rows), err)
 				return nil, nil
 			}
 			return nil, fmt.Errorf("salesforce sink: %w", err)
 		}
 		stat.ID, stat.State = info.ID, string(info.State)
+		s.mu.Lock()
+		s.jobsCreated++
+		s.mu.Unlock()
 		err = s.note(ctx, c, ledgerRecord{State: stCreated, Job: info.ID})
 		if err == nil {
 			err = s.note(ctx, c, ledgerRecord{State: stUploading, Job: info.ID})
@@ -200,7 +205,7 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 				if errors.Is(err, salesforce.ErrInvalidSession) {
 					return nil, fmt.Errorf("salesforce sink: authentication keeps failing: %w", err)
 				}
-				s.failRows(st, c.rows, CodeAPIError, info.ID, "not loaded: upload failed %d times: %v", try, err)
+				s.failRows(st, c.rows, failureCode(err), info.ID, "not loaded: upload failed %d times (the job was aborted): %v", try, err)
 				return nil, nil
 			}
 			return nil, fmt.Errorf("salesforce sink: %w", err)

@@ -23,7 +23,6 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
-	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
 // Row error codes the sink reports besides Salesforce's own sf__Error
@@ -99,7 +98,7 @@ type Sink struct {
 	op      salesforce.Operation
 	schema  *pipeline.Schema
 	client  *salesforce.Client
-	emu     *salesforcetest.Server
+	inst    *Instance // opened by an InstanceOpener (instance_url "emulator:"), else nil
 	log     *slog.Logger
 	enc     *encoder
 	delim   salesforce.ColumnDelimiter
@@ -133,6 +132,10 @@ type Sink struct {
 	// mismatch is set when a resume found a chunk that differs from the
 	// earlier attempt's (Close returns it, so the run fails).
 	mismatch *ResumeMismatchError
+	// jobsCreated counts jobs created (under mu); outage is set while none
+	// was and requests failed (see OutageError).
+	jobsCreated int
+	outage      *OutageError
 }
 
 // countingTransport counts the API requests the sink's client sends.
@@ -214,11 +217,13 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Sc
 		ResponseCompression: salesforce.Compression(opts.ResponseCompression)}
 	var auth *salesforce.Auth
 	var err error
-	if opts.InstanceURL == EmulatorURL {
-		s.emu = salesforcetest.NewServer(nil)
-		copts.HTTPClient = s.emu.Client()
-		auth, err = salesforce.StaticToken(s.emu.URL, s.emu.AccessToken())
-		s.log.Info("salesforce sink: started the in-process emulator; nothing reaches Salesforce", "url", s.emu.URL)
+	if _, _, ok := instanceOpener(opts.InstanceURL); ok || opts.InstanceURL == EmulatorURL {
+		s.inst, err = openInstance(ctx, opts.InstanceURL)
+		if err == nil {
+			copts.HTTPClient = s.inst.HTTPClient
+			auth, err = salesforce.StaticToken(s.inst.URL, s.inst.AccessToken)
+			s.log.Info("salesforce sink: opened an instance for instance_url; nothing reaches Salesforce", "instance_url", opts.InstanceURL, "url", s.inst.URL)
+		}
 	} else {
 		auth, err = newAuth(ctx, env, opts)
 	}
@@ -464,10 +469,6 @@ func (s *Sink) Stats() any {
 	return st
 }
 
-// Emulator returns the embedded emulator when instance_url is "emulator:",
-// else nil.
-func (s *Sink) Emulator() *salesforcetest.Server { return s.emu }
-
 // Close deletes the finished jobs when delete_jobs is set, removes the
 // spool directory and stops the embedded emulator. It is idempotent.
 func (s *Sink) Close(ctx context.Context) error {
@@ -529,6 +530,9 @@ func (s *Sink) Close(ctx context.Context) error {
 		errs = append(errs, s.mismatch)
 	}
 	s.mu.Unlock()
+	if err := s.outageErr(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("salesforce sink: close: %w", err)
 	}
@@ -536,8 +540,9 @@ func (s *Sink) Close(ctx context.Context) error {
 }
 
 func (s *Sink) closeEmulator() {
-	if s.emu != nil {
-		s.emu.Close()
+	if s.inst != nil && s.inst.Close != nil {
+		s.inst.Close()
+		s.inst.Close = nil
 	}
 }
 
