@@ -223,6 +223,10 @@ type APIUsage struct {
 	Used, Max int64
 }
 
+// ParseLimitInfo parses a Sforce-Limit-Info header value,
+// "api-usage=25/15000" (possibly among other comma-separated entries).
+func ParseLimitInfo(h string) (APIUsage, bool) { return parseLimitInfo(h) }
+
 // parseLimitInfo parses "api-usage=25/15000" (possibly among other
 // comma-separated entries).
 func parseLimitInfo(h string) (APIUsage, bool) {

@@ -86,8 +86,15 @@
 //	ledger:             write-ahead ledger directory or blob URL prefix, default
 //	                    .bulkflow/ledger/ (relative to the pipeline's base directory);
 //	                    "off" disables it; off by default for instance_url "emulator:"
-//	min_api_remaining:  daily API request reserve: no job is created once fewer
-//	                    requests remain (rows → api_budget); default 0 = no guard
+//	min_api_remaining:  daily API request reserve: no job is created once the requests
+//	                    left, minus what the jobs in flight still need (close, polls,
+//	                    results), would fall below it (rows → api_budget); jobs in
+//	                    flight stop polling at it (rows → job_incomplete: resume
+//	                    later). Usage is the freshest Sforce-Limit-Info minus the
+//	                    requests sent since. default 0 = no guard. Independently,
+//	                    REQUEST_LIMIT_EXCEEDED that outlasts the client's retries
+//	                    stops every further request of the sink (polls after 3
+//	                    refusals in a row); the rows stay resumable
 //	response_compression: auto (default: gzip except from a loopback host) | gzip | none
 //
 // # Ledger and resume

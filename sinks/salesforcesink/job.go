@@ -22,6 +22,8 @@ const maxUploadTries = 3
 // failed with UNABLE_TO_LOCK_ROW, and returns an error only for a failure
 // every job would hit (the caller stops the run with it).
 func (s *Sink) runChunk(ctx context.Context, st *batchState, c *chunk, attempt int) ([]int, error) {
+	s.active.Add(1)
+	defer s.active.Add(-1)
 	if s.ledger != nil {
 		rec, ok := s.ledger.last(c.key)
 		if ok && !s.ledger.legacy && (rec.Digest != c.digest || rec.Rows != len(c.rows)) {
@@ -129,6 +131,11 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 	for try := 1; ; try++ {
 		start := time.Now()
 		stat := JobStat{Object: s.opts.Object, Operation: string(s.op), Attempt: attempt, Rows: len(c.rows), Bytes: c.bytes}
+		if s.limitHit.Load() {
+			s.failRows(st, c.rows, "REQUEST_LIMIT_EXCEEDED", "", "not sent: Salesforce refused earlier requests with REQUEST_LIMIT_EXCEEDED "+
+				"(the org's API request limit); resume later with `%s`", s.resumeHint())
+			return nil, nil
+		}
 		if s.overBudget() {
 			s.failRows(st, c.rows, CodeAPIBudget, "", "not loaded: the daily API request allowance is below min_api_remaining %d; resume later with `%s`",
 				s.opts.MinAPIRemaining, s.resumeHint())
@@ -153,6 +160,9 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 				s.failRows(st, c.rows, CodeCancelled, "", "not loaded: the run was cancelled")
 				return nil, nil
 			case !definiteRefusal(err) && !errors.Is(err, salesforce.ErrInvalidSession):
+				if errors.Is(err, salesforce.ErrRequestLimit) {
+					s.limitHit.Store(true) // no request more: it would be refused too
+				}
 				code := failureCode(err)
 				s.log.Error("salesforce sink: could not create a job", "rows", len(c.rows), "code", code, "err", err)
 				s.failRows(st, c.rows, code, "", "not loaded: no job could be created: %v", err)
@@ -288,12 +298,42 @@ func definiteRefusal(err error) bool {
 // wait polls the job until it is terminal or the patience (poll_timeout)
 // runs out. Polls that fail after the client's own retries (5xx, 401 after
 // re-authentication, lost connections) are retried while patience lasts.
+//
+// It never spins: polling stops (the job left to a resume, its rows
+// job_incomplete) when the next poll would eat into min_api_remaining
+// (errPollBudget), after maxLimitPolls polls refused with
+// REQUEST_LIMIT_EXCEEDED in a row, or at once when another request of the
+// sink already gave up on the request limit.
 func (s *Sink) wait(ctx context.Context, stat *JobStat) (*salesforce.JobInfo, error) {
 	deadline := time.Now().Add(s.opts.PollTimeout)
+	limited := 0
 	for {
-		info, err := s.client.WaitJob(ctx, stat.ID, &salesforce.PollOptions{Initial: s.opts.PollInitial,
+		if s.limitHit.Load() {
+			return nil, fmt.Errorf("polling stopped: Salesforce refused requests with REQUEST_LIMIT_EXCEEDED: %w", salesforce.ErrRequestLimit)
+		}
+		pctx, stop := context.WithCancel(ctx)
+		budgetOut := false
+		info, err := s.client.WaitJob(pctx, stat.ID, &salesforce.PollOptions{Initial: s.opts.PollInitial,
 			Max: s.opts.PollMax, Timeout: time.Until(deadline),
-			OnPoll: func(ji *salesforce.JobInfo) { stat.State = string(ji.State) }})
+			OnPoll: func(ji *salesforce.JobInfo) {
+				stat.State = string(ji.State)
+				if !ji.State.Terminal() && s.pollBudgetOut() {
+					budgetOut = true
+					stop()
+				}
+			}})
+		stop()
+		if budgetOut && ctx.Err() == nil {
+			return info, errPollBudget
+		}
+		if errors.Is(err, salesforce.ErrRequestLimit) {
+			if limited++; limited >= maxLimitPolls {
+				s.limitHit.Store(true)
+				return info, err
+			}
+		} else if err != nil {
+			limited = 0
+		}
 		if err == nil || ctx.Err() != nil || errors.Is(err, salesforce.ErrPollTimeout) ||
 			definiteRefusal(err) || time.Until(deadline) <= s.opts.PollMax {
 			return info, err
@@ -304,6 +344,13 @@ func (s *Sink) wait(ctx context.Context, stat *JobStat) (*salesforce.JobInfo, er
 		}
 	}
 }
+
+// maxLimitPolls bounds the polls of one job refused with
+// REQUEST_LIMIT_EXCEEDED in a row (each after the client's own retries).
+const maxLimitPolls = 3
+
+// errPollBudget: polling stopped at min_api_remaining.
+var errPollBudget = errors.New("polling stopped: the daily API request allowance reached min_api_remaining")
 
 // abort aborts a job that will not be processed, with a context that
 // survives cancellation.

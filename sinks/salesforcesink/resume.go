@@ -3,6 +3,7 @@ package salesforcesink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"time"
@@ -126,6 +127,9 @@ func (s *Sink) awaitAndRecord(ctx context.Context, st *batchState, c *chunk, sta
 
 // jobInfo GETs a job, retrying transient failures a few times.
 func (s *Sink) jobInfo(ctx context.Context, id string) (*salesforce.JobInfo, error) {
+	if s.limitHit.Load() {
+		return nil, fmt.Errorf("not asked: Salesforce refused requests with REQUEST_LIMIT_EXCEEDED: %w", salesforce.ErrRequestLimit)
+	}
 	info, err := s.client.Job(ctx, id)
 	for try := 1; err != nil && try < maxUploadTries && ctx.Err() == nil && !definiteRefusal(err) &&
 		!errors.Is(err, salesforce.ErrNotFound); try++ {
