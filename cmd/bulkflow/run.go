@@ -164,7 +164,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// overlap, two operators) fails here, before any row moves.
 	ctx, cancelRun := context.WithCancelCause(ctx)
 	defer cancelRun(nil)
-	unlock, err := lockRun(ctx, stateLoc, stName, env.RunID, cancelRun)
+	lockLoc, lockName, lockSub := runLockPlace(g, stateLoc, stName)
+	unlock, err := lockRun(ctx, lockLoc, lockName, lockSub, env.RunID, cancelRun)
 	if err != nil {
 		plan.Close()
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)

@@ -267,17 +267,43 @@ var errRunLocked = errors.New("the run is in progress in another process")
 // expires.
 var runLockTTL = 2 * time.Minute
 
-// lockRun takes the lock of run runID of the pipeline whose state is
-// stateName at stateLoc, so that two processes never run (or resume) the
-// same run id at once. On a local state directory it is an exclusive
-// flock(2) on STATE/PIPELINE/run-locks/RUNID.lock, which the kernel
-// releases when the process exits, even on kill -9. On a blob state store
-// it is a lease taken with the store's compare-and-swap (state.Store's
-// AcquireLease on the state folder PIPELINE.run-RUNID), renewed while the
-// run lasts; a holder killed with kill -9 keeps it until it expires
-// (runLockTTL). lost is called if a renewal finds the lease taken over.
-// The returned function releases the lock.
-func lockRun(ctx context.Context, stateLoc, stateName, runID string, lost func(error)) (func(), error) {
+// runLockPlace returns where the lock of a run of the pipeline lives: a
+// location (a directory or blob URL prefix), the folder name under it and
+// the sub-folder of run folders. It is the first Salesforce ledger (what a
+// resume reads and writes: <ledger>/<pipeline>/<run id>/run.lock, beside
+// ledger.jsonl), else the state store when the pipeline keeps state
+// (STATE/PIPELINE/run-locks/<run id>/run.lock); "" when the pipeline has
+// neither, and so nothing that two runs of one id could corrupt (each
+// would send every row, like two fresh runs).
+func runLockPlace(g *pipeline.Graph, stateLoc, stateName string) (loc, name, sub string) {
+	for _, s := range g.Stages {
+		if o, ok := s.Options.(*salesforcesink.Options); ok && s.Kind == pipeline.KindSink {
+			if where := ledgerWhere(o); where != "" {
+				return where, ledgerSafeName(g.Name), ""
+			}
+		}
+	}
+	if needsState(g) {
+		return stateLoc, stateName, "run-locks"
+	}
+	return "", "", ""
+}
+
+// lockRun takes the lock of run runID at the place runLockPlace returns,
+// so that two processes never run (or resume) the same run id at once. In
+// a local directory it is an exclusive flock(2) on
+// LOC/NAME/[SUB/]RUNID/run.lock, which the kernel releases when the
+// process exits, even on kill -9. On a blob store it is a lease taken with
+// the state store's compare-and-swap (state.Store's AcquireLease, on the
+// folder LOC/NAME.run-RUNID/), renewed while the run lasts; a holder killed
+// with kill -9 keeps it until it expires (runLockTTL). lost is called if a
+// renewal finds the lease taken over. The returned function releases the
+// lock. An empty loc takes no lock.
+func lockRun(ctx context.Context, loc, name, sub, runID string, lost func(error)) (func(), error) {
+	if loc == "" {
+		return func() {}, nil
+	}
+	stateLoc, stateName := loc, name
 	root, err := blobio.Parse("", stateLoc)
 	if err != nil {
 		return nil, fmt.Errorf("run lock: state location: %w", err)
@@ -289,8 +315,8 @@ func lockRun(ctx context.Context, stateLoc, stateName, runID string, lost func(e
 		if err != nil {
 			return nil, fmt.Errorf("run lock: %w", err)
 		}
-		dir := filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(root.Key), stateName, "run-locks")
-		return flockRun(filepath.Join(dir, runID+".lock"), holder, runID)
+		dir := filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(root.Key), stateName, sub, runID)
+		return flockRun(filepath.Join(dir, "run.lock"), holder, runID)
 	}
 	st, err := state.Open(ctx, stateLoc, stateName+".run-"+runID)
 	if err != nil {
