@@ -81,7 +81,7 @@ func New(in *pipeline.Schema, penv *pipeline.Env) *Env {
 	for _, f := range in.Fields() {
 		env[f.Name] = typeOf(f.Type)
 	}
-	e.opts = append(append([]expr.Option{expr.Env(env)}, e.functions()...), arithOptions()...)
+	e.opts = append([]expr.Option{expr.Env(env)}, e.functions()...)
 	return e
 }
 
@@ -170,6 +170,13 @@ func (e *Env) Compile(src string, extra ...expr.Option) (*Program, error) {
 	}
 	prog, err := expr.Compile(src, opts...)
 	if err != nil {
+		return nil, e.compileError(src, err)
+	}
+	// The program run is compiled again with checked arithmetic (arith.go).
+	// Its patch is an expr visitor, and with a visitor expr's last type
+	// check does not look inside calls it typed before (trim(compnay)
+	// would compile), so the errors are those of the plain compile above.
+	if prog, err = expr.Compile(src, append(opts[:len(opts):len(opts)], arithOptions()...)...); err != nil {
 		return nil, e.compileError(src, err)
 	}
 	node := prog.Node()

@@ -239,6 +239,10 @@ func TestCompileErrors(t *testing.T) {
 	}{
 		{name: "misspelled field", expr: `frist_name + " x"`, wantCol: 1, wantErr: `unknown name "frist_name" (did you mean "first_name"?) at column 1 in: frist_name + " x"`},
 		{name: "unknown name", expr: `upper(zzz)`, wantCol: 7, wantErr: `unknown name "zzz" at column 7 in: upper(zzz)`},
+		{name: "unknown name in a helper call", expr: `trim(frist_name)`, wantCol: 6, wantErr: `unknown name "frist_name" (did you mean "first_name"?) at column 6 in: trim(frist_name)`},
+		{name: "unknown name in arithmetic", expr: `n * zzz + 1`, wantCol: 5, wantErr: `unknown name "zzz" at column 5`},
+		{name: "unknown name negated", expr: `sfBool(-zzz)`, wantErr: `unknown name "zzz"`},
+		{name: "arithmetic on a string", expr: `s * 2`, wantErr: `invalid operation: * (mismatched types string and int)`},
 		{name: "multi-line", expr: "s +\n  frist_name", wantCol: 3, wantErr: `unknown name "frist_name" (did you mean "first_name"?) at line 2, column 3 in: s + frist_name`},
 		{name: "bad regex literal", expr: `regexReplace(s, "a(", "")`, wantCol: 17, wantErr: `regexReplace: invalid pattern "a(": missing closing ): ` + "`a(`" + ` at column 17`},
 		{name: "unknown lookup", expr: `lookup("contries", s)`, wantCol: 8, wantErr: `unknown lookup table "contries" (did you mean "countries"?) (declared: badcol, countries, dups, missing)`},
