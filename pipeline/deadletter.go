@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+
+	"gocloud.dev/gcerrors"
 
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
@@ -33,6 +36,15 @@ type deadLetters struct {
 	prefix blobio.Location
 	runID  string
 
+	// attempt is this run's attempt at its run id: 1 for a new run, N+1
+	// when a manifest of attempt N exists (a resume). Files of attempts
+	// after the first go to <prefix>/<run_id>/attempt-N/.
+	attempt int
+	// superseded lists the dead-letter files of earlier attempts: this
+	// attempt reads the whole source again and accounts for every row, so
+	// none of their rows is live any more.
+	superseded []SupersededFile
+
 	mu    sync.Mutex
 	files map[string]*dlFile
 }
@@ -56,6 +68,9 @@ func (d *deadLetters) file(stage string, in *Schema) *dlFile {
 		return f
 	}
 	f := &dlFile{stage: stage, in: in, loc: blobio.Join(d.prefix, d.runID, safeName(stage)+".csv")}
+	if d.attempt > 1 {
+		f.loc = blobio.Join(d.prefix, d.runID, fmt.Sprintf("attempt-%d", d.attempt), safeName(stage)+".csv")
+	}
 	isMeta := map[string]bool{}
 	for _, c := range DeadLetterColumns {
 		isMeta[c] = true
@@ -152,18 +167,93 @@ type DeadLetterFile struct {
 	URL     string   `json:"url"`
 	Rows    int64    `json:"rows"`
 	Columns []string `json:"columns"`
+	// ReplayedBy lists the runs of `bulkflow replay` that sent the file's
+	// rows (a replay that sent none is taken off); replay refuses a file
+	// replayed before unless --force.
+	ReplayedBy []string `json:"replayed_by,omitempty"`
 }
 
-// Manifest is written as manifest.json beside a run's dead-letter files.
-type Manifest struct {
-	RunID    string           `json:"run_id"`
-	Pipeline string           `json:"pipeline"`
-	File     string           `json:"file,omitempty"`
-	FileHash string           `json:"file_sha256,omitempty"`
-	Status   string           `json:"status"`
-	Counts   Counts           `json:"counts"`
-	Files    []DeadLetterFile `json:"files"`
+// SupersededFile is a dead-letter file of an earlier attempt of a run
+// (its run id was resumed): none of its rows is live, and replay refuses
+// it.
+type SupersededFile struct {
+	DeadLetterFile
+	// Attempt is the attempt that wrote the file.
+	Attempt int `json:"attempt"`
+	// SupersededBy is the attempt that read the source again and accounted
+	// for every row afresh.
+	SupersededBy int `json:"superseded_by"`
 }
+
+// ManifestRunning is the status of the manifest a resumed attempt writes
+// before any row moves (it marks the earlier attempts' files superseded);
+// the attempt replaces it when it ends.
+const ManifestRunning = "running"
+
+// Manifest is written as manifest.json beside a run's dead-letter files.
+// Files lists the live dead-letter files: the last attempt's, once it has
+// ended. Superseded lists earlier attempts' files.
+type Manifest struct {
+	RunID      string           `json:"run_id"`
+	Pipeline   string           `json:"pipeline"`
+	File       string           `json:"file,omitempty"`
+	FileHash   string           `json:"file_sha256,omitempty"`
+	Status     string           `json:"status"`
+	Attempt    int              `json:"attempt,omitempty"`
+	Counts     Counts           `json:"counts"`
+	Files      []DeadLetterFile `json:"files"`
+	Superseded []SupersededFile `json:"superseded,omitempty"`
+}
+
+// ReadManifest reads the manifest.json at loc; found is false when there
+// is none.
+func ReadManifest(ctx context.Context, loc blobio.Location) (m *Manifest, found bool, err error) {
+	r, err := blobio.NewReader(ctx, loc)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("read dead-letter manifest: %w", err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, false, fmt.Errorf("read dead-letter manifest %s: %w", loc, err)
+	}
+	m = &Manifest{}
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, false, fmt.Errorf("dead-letter manifest %s: %w", loc, err)
+	}
+	if m.Attempt == 0 {
+		m.Attempt = 1 // written before attempts were counted
+	}
+	return m, true, nil
+}
+
+// begin finds the run's earlier attempts (a manifest at
+// <prefix>/<run_id>/manifest.json) before any row moves. When there are
+// some, this attempt is the next one, and a manifest that lists every
+// earlier file as superseded and no live file is written at once (status
+// "running"), so that no earlier dead letter can be replayed while this
+// attempt may load its rows, nor after it.
+func (d *deadLetters) begin(m *Manifest) error {
+	d.attempt = 1
+	prev, found, err := ReadManifest(d.ctx, blobio.Join(d.prefix, d.runID, "manifest.json"))
+	if err != nil || !found {
+		return err
+	}
+	d.attempt = prev.Attempt + 1
+	d.superseded = append(d.superseded, prev.Superseded...)
+	for _, f := range prev.Files {
+		d.superseded = append(d.superseded, SupersededFile{DeadLetterFile: f, Attempt: prev.Attempt, SupersededBy: d.attempt})
+	}
+	m.Status, m.Files = ManifestRunning, []DeadLetterFile{}
+	_, err = d.writeManifest(m)
+	return err
+}
+
+// resumed reports whether this is not the run id's first attempt.
+func (d *deadLetters) resumed() bool { return d.attempt > 1 }
 
 // close commits every dead-letter file and returns them sorted by stage.
 func (d *deadLetters) close() ([]DeadLetterFile, error) {
@@ -189,13 +279,22 @@ func (d *deadLetters) close() ([]DeadLetterFile, error) {
 // writeManifest writes manifest.json for the run.
 func (d *deadLetters) writeManifest(m *Manifest) (string, error) {
 	loc := blobio.Join(d.prefix, d.runID, "manifest.json")
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
+	m.Attempt, m.Superseded = d.attempt, d.superseded
+	if err := WriteManifest(d.ctx, loc, m); err != nil {
 		return "", err
 	}
-	data = []byte(redact.Redact(string(data)))
-	if err := blobio.WriteAll(d.ctx, loc, append(data, '\n')); err != nil {
-		return "", fmt.Errorf("write dead-letter manifest: %w", err)
-	}
 	return loc.String(), nil
+}
+
+// WriteManifest writes m as the manifest.json at loc, atomically.
+func WriteManifest(ctx context.Context, loc blobio.Location, m *Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = []byte(redact.Redact(string(data)))
+	if err := blobio.WriteAll(ctx, loc, append(data, '\n')); err != nil {
+		return fmt.Errorf("write dead-letter manifest: %w", err)
+	}
+	return nil
 }

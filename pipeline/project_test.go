@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -85,7 +86,7 @@ func TestProjection(t *testing.T) {
   - {name: m, inputs: [read], map: {X: a + b + c + d}}
   - {name: out, inputs: [m], sink: {type: collect}}`, nil, nil},
 	}
-	for _, tc := range tests {
+	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var asked [][]string
 			var reg pipeline.Registry
@@ -103,7 +104,9 @@ func TestProjection(t *testing.T) {
 				func(env *pipeline.Env, o any) (pipeline.Transform, error) {
 					return filter.New(env, o.(*filter.Options))
 				})
-			y := "name: t\ndead_letter: mem://dl/\nstages:\n  - {name: read, source: {type: proj}}" + tc.stages + "\n"
+			// Each case its own dead-letter bucket: a second run of run-1
+			// in the same folder would be its resume (attempt 2).
+			y := "name: t\ndead_letter: mem://dl" + strconv.Itoa(i) + "/\nstages:\n  - {name: read, source: {type: proj}}" + tc.stages + "\n"
 			g, err := config.Load("test.yaml", []byte(y), &reg, func(string) (string, bool) { return "", false })
 			if err != nil {
 				t.Fatalf("Load: %v", err)

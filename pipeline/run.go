@@ -235,6 +235,12 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 		return r.finish(rep, fmt.Errorf("dead_letter: %w", err))
 	}
 	r.dl = &deadLetters{ctx: context.WithoutCancel(ctx), open: o.DeadLetters, prefix: prefix, runID: env.RunID, files: map[string]*dlFile{}}
+	// A resumed run id supersedes its earlier attempts' dead letters
+	// before any row moves.
+	if err := r.dl.begin(&Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash}); err != nil {
+		p.Close()
+		return r.finish(rep, err)
+	}
 
 	for _, s := range p.stages {
 		r.counters[s] = &stageCounters{}
@@ -327,13 +333,13 @@ func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
 		}
 		rep.Counts = c
 		rep.Status = r.status()
-		if len(files) > 0 || c.Read > 0 {
+		if len(files) > 0 || c.Read > 0 || r.dl.resumed() {
 			m := &Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash,
 				Status: rep.Status, Counts: c, Files: files}
 			if m.Files == nil {
 				m.Files = []DeadLetterFile{}
 			}
-			if len(files) > 0 {
+			if len(files) > 0 || r.dl.resumed() {
 				loc, err := r.dl.writeManifest(m)
 				if err != nil {
 					r.errs = append(r.errs, err)

@@ -10,9 +10,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"gocloud.dev/gcerrors"
@@ -21,7 +24,6 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/sinks/filesink"
-	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 	"github.com/bulkflow/bulkflow/sources/csvsource"
 	"github.com/bulkflow/bulkflow/transforms/exprenv"
 )
@@ -41,19 +43,26 @@ const replayUsage = `Usage: bulkflow replay DEAD_LETTER_URL --pipeline FILE [--a
 Re-sends dead-lettered rows through the pipeline that produced them. The
 dead-letter file <dead_letter>/<run id>/<stage>.csv is read as a CSV source;
 by default only rows whose failure is retryable are kept (_retryable is
-true; in files without that column, _error says retryable=true or
-_error_code is UNABLE_TO_LOCK_ROW, UNPROCESSED,
-job_incomplete, api_budget, cancelled, aborted or REQUEST_LIMIT_EXCEEDED);
---all keeps every row. The others are counted as filtered. The _ columns
+true; in files without that column, _error says retryable=true or the
+code's recovery is "retry"); --all keeps every row. The others are counted
+as filtered. Rows whose job may have run (job_incomplete) are never sent:
+only "bulkflow run FILE --resume RUN_ID" settles them (exit 3 when some
+were left). The _ columns
 are dropped, --map fixes are applied (FIELD=EXPR, an expression over the
 row's fields; other fields pass through; a new FIELD is appended), and the
 rows go through <stage> and every stage after it (for a source stage: the
 stages after it). The replay writes its own dead letters under the
 pipeline's dead_letter with a new run id.
 
-A dead-letter file is replayed once: its sha256 and the replaying run id
-are recorded in <dead_letter>/replayed.json, and a second replay of the same
-file is refused (exit 2) unless --force.
+Only a live dead-letter file is replayed: one its run's manifest.json
+lists in files. A file of an attempt that a later --resume of the run
+superseded, or of an attempt that has not finished, is refused (exit 2),
+even with --force: its rows may be loaded.
+
+A dead-letter file is replayed once: the replaying run id is recorded in
+the file's manifest entry (replayed_by) and, with its sha256, in
+<dead_letter>/replayed.json, and a second replay of the same file is refused
+(exit 2) unless --force.
 
 Exit codes: 0 every replayed row loaded or filtered; 3 some dead-lettered
 again; 1 the run failed; 2 usage, invalid pipeline file, or already replayed.
@@ -215,6 +224,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(exitUsage, "dead_letter: %v", err)
 	}
+	man, err := liveDeadLetter(ctx, dlLoc, *pipelineFile, *force)
+	if err != nil {
+		return fail(exitUsage, "%s: %v", dlURL, err)
+	}
 	ledgerLoc := blobio.Join(prefix, replayLedgerName)
 	led, err := readLedger(ctx, ledgerLoc)
 	if err != nil {
@@ -260,10 +273,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	var sel *replaySelect
 	reg := cloneRegistry(pipeline.DefaultRegistry())
 	reg.RegisterTransform(replaySelectType, pipeline.Spec{Summary: "keep retryable dead-lettered rows, drop the _ columns"},
 		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			return &replaySelect{all: opts.(*replaySelectOptions).All}, nil
+			sel = &replaySelect{all: opts.(*replaySelectOptions).All, needResume: map[string]int64{}}
+			return sel, nil
 		})
 	reg.RegisterTransform(replayFixType, pipeline.Spec{Summary: "apply --map fixes"},
 		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
@@ -286,6 +301,10 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		plan.Close()
 		return fail(exitFailed, "record the replay in %s: %v", ledgerLoc, err)
 	}
+	if err := man.mark(ctx, env.RunID, true); err != nil {
+		plan.Close()
+		return fail(exitFailed, "record the replay in %s: %v", man.loc, err)
+	}
 	rep, runErr := plan.Run(ctx, &pipeline.RunOptions{
 		DeadLetters: filesink.DeadLetters,
 	})
@@ -295,6 +314,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", ledgerLoc, err)
 		if runErr == nil {
 			runErr = err
+		}
+	}
+	if !last.blocks() {
+		// Nothing reached a sink: the file may be replayed again.
+		if err := man.mark(ctx, env.RunID, false); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", man.loc, err)
 		}
 	}
 	if *report != "" {
@@ -315,14 +340,117 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 				dlURL, rep.Counts.Read, s.Out, s.Filtered, what, rep.RunID)
 		}
 	}
+	var refused int64
+	if sel != nil {
+		for id, n := range sel.needResume {
+			refused += n
+			fmt.Fprintf(stderr, "bulkflow: replay: %d rows were not sent: their Salesforce job may have run (job_incomplete), so sending them again "+
+				"could load them twice; resume their run, which reads that job's outcome: bulkflow run %s --resume %s\n", n, *pipelineFile, id)
+		}
+	}
 	rep.Summary(stderr)
 	switch {
 	case rep.Status == pipeline.StatusFailed || rep.Status == pipeline.StatusCancelled || runErr != nil:
 		return exitFailed
-	case rep.Status == pipeline.StatusPartial:
+	case rep.Status == pipeline.StatusPartial || refused > 0:
 		return exitPartial
 	}
 	return exitOK
+}
+
+// replayManifest is the manifest of the run that wrote a dead-letter file,
+// and the file's entry in it.
+type replayManifest struct {
+	m     *pipeline.Manifest
+	loc   blobio.Location
+	entry int // index in m.Files; -1 without a manifest (--force)
+}
+
+// liveDeadLetter finds the manifest.json of the run folder the dead-letter
+// file at loc is in (<dead_letter>/<run id>/, or its attempt-N/ folder) and
+// checks that the file is live: listed in the manifest's files, not
+// superseded by a later attempt of its run (a resume read the source again
+// and accounted for every row afresh, so the rows may be loaded), the run
+// not in progress, and not replayed before (unless force). A file with no
+// manifest is refused unless force.
+func liveDeadLetter(ctx context.Context, loc blobio.Location, pipelineFile string, force bool) (*replayManifest, error) {
+	key := loc.Key
+	if loc.Scheme == "file" {
+		// A local location's bucket is the file's directory: climb from
+		// the full path.
+		u, err := url.Parse(loc.BucketURL)
+		if err != nil {
+			return nil, err
+		}
+		key = path.Join(filepath.ToSlash(u.Path), key)
+	}
+	dir, rel := path.Dir(key), path.Base(key)
+	if b := path.Base(dir); strings.HasPrefix(b, "attempt-") {
+		dir, rel = path.Dir(dir), b+"/"+rel
+	}
+	runFolder := path.Base(dir)
+	manLoc := loc.WithKey(path.Join(dir, "manifest.json"))
+	if loc.Scheme == "file" {
+		var err error
+		if manLoc, err = blobio.Parse("", filepath.FromSlash(path.Join(dir, "manifest.json"))); err != nil {
+			return nil, err
+		}
+	}
+	m, found, err := pipeline.ReadManifest(ctx, manLoc)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		if force {
+			return &replayManifest{loc: manLoc, entry: -1}, nil
+		}
+		return nil, fmt.Errorf("no %s beside it, so whether its rows are still unloaded cannot be checked; replay a dead-letter file "+
+			"in its run folder (<dead_letter>/<run id>/), or pass --force", manLoc)
+	}
+	tail := runFolder + "/" + rel
+	is := func(u string) bool { return u == tail || strings.HasSuffix(u, "/"+tail) }
+	resume := fmt.Sprintf("bulkflow run %s --resume %s", pipelineFile, m.RunID)
+	for _, f := range m.Superseded {
+		if is(f.URL) {
+			return nil, fmt.Errorf("superseded: run %s was resumed (attempt %d) after attempt %d wrote this file, and the resume read the source again, "+
+				"so these rows are loaded or in the newer attempt's dead letters (%s lists the live files); it is never replayed",
+				m.RunID, f.SupersededBy, f.Attempt, manLoc)
+		}
+	}
+	if m.Status == pipeline.ManifestRunning {
+		return nil, fmt.Errorf("attempt %d of run %s has not finished (it is running, or its process died): its rows may be loading; "+
+			"let it finish or resume it (%s), then replay the dead letters its manifest lists", m.Attempt, m.RunID, resume)
+	}
+	for i, f := range m.Files {
+		if !is(f.URL) {
+			continue
+		}
+		if len(f.ReplayedBy) > 0 && !force {
+			return nil, fmt.Errorf("already replayed by run %s (recorded in %s); replaying it again could send its rows twice. "+
+				"Replay that run's own dead letters instead, or pass --force", strings.Join(f.ReplayedBy, ", "), manLoc)
+		}
+		return &replayManifest{m: m, loc: manLoc, entry: i}, nil
+	}
+	var live []string
+	for _, f := range m.Files {
+		live = append(live, f.URL)
+	}
+	return nil, fmt.Errorf("not a live dead-letter file of run %s: %s lists %s", m.RunID, manLoc, strings.Join(append(live, "none")[:max(len(live), 1)], ", "))
+}
+
+// mark records (add) or takes off the replay run id in the file's
+// manifest entry.
+func (r *replayManifest) mark(ctx context.Context, runID string, add bool) error {
+	if r.entry < 0 {
+		return nil
+	}
+	f := &r.m.Files[r.entry]
+	if add {
+		f.ReplayedBy = append(f.ReplayedBy, runID)
+	} else {
+		f.ReplayedBy = slices.DeleteFunc(f.ReplayedBy, func(id string) bool { return id == runID })
+	}
+	return pipeline.WriteManifest(context.WithoutCancel(ctx), r.loc, r.m)
 }
 
 // inspectDeadLetter returns the sha256 (hex) and the CSV header of a
@@ -432,13 +560,17 @@ type replaySelect struct {
 	all                      bool
 	keep                     []int
 	code, message, retryable int // columns; retryable is -1 in older files
+	runID                    int // the _run_id column, -1 if none
 	out                      *pipeline.Schema
+
+	mu         sync.Mutex
+	needResume map[string]int64 // run id -> rows refused because only a resume settles them
 }
 
 // Check finds the _error_code and _error columns and returns the data
 // columns' schema.
 func (t *replaySelect) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
-	t.code, t.message, t.retryable = in.Index("_error_code"), in.Index("_error"), in.Index("_retryable")
+	t.code, t.message, t.retryable, t.runID = in.Index("_error_code"), in.Index("_error"), in.Index("_retryable"), in.Index("_run_id")
 	if t.code < 0 || t.message < 0 {
 		return nil, errors.New("not a dead-letter file: no _error_code and _error columns")
 	}
@@ -464,7 +596,21 @@ func (t *replaySelect) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline
 		row := in.Row(i)
 		code, _ := row[t.code].(string)
 		msg, _ := row[t.message].(string)
-		retry := salesforcesink.Retryable(code, msg)
+		if pipeline.RecoveryOf(code) == pipeline.RecoveryResume {
+			// The row's job may have run: never sent by replay, even with
+			// --all (older files said _retryable=true).
+			id := ""
+			if t.runID >= 0 {
+				id, _ = row[t.runID].(string)
+			}
+			t.mu.Lock()
+			t.needResume[id]++
+			t.mu.Unlock()
+			out.Drop(pipeline.Drop{Row: row, Origin: in.Origin(i)})
+			continue
+		}
+		// Files without _retryable said retryable=true in the message.
+		retry := pipeline.RetryableCode(code) || strings.Contains(msg, "retryable=true")
 		if t.retryable >= 0 {
 			flag, _ := row[t.retryable].(string)
 			retry = flag == "true"

@@ -395,3 +395,123 @@ func TestConcurrentResumes(t *testing.T) {
 	}
 }
 
+// TestResumeSupersedesDeadLetters: an insert load is cancelled (Ctrl-C:
+// its in-flight rows are dead-lettered "cancelled", retryable), a resume
+// is killed with SIGKILL, a second resume finishes. The manifest then lists
+// the first attempt's file as superseded; replaying every dead-letter file
+// of the run is refused for it, and the emulator holds each row once.
+func TestResumeSupersedesDeadLetters(t *testing.T) {
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{ProcessingDelay: 300 * time.Millisecond}})
+	defer srv.Close()
+	dir := t.TempDir()
+	file := writeResumePipeline(t, dir, srv)
+	// start runs bulkflow with args and stops it with sig once jobs
+	// exist in the emulator; it returns the exit code and output.
+	start := func(sig os.Signal, jobs int, args ...string) (int, string) {
+		var out bytes.Buffer
+		cmd := exec.Command(bin, append([]string{"run", file, "--progress", "none"}, args...)...)
+		cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		deadline := time.Now().Add(30 * time.Second)
+		for sig != nil && len(srv.Jobs()) < jobs && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if sig != nil {
+			cmd.Process.Signal(sig)
+		}
+		err := <-exited
+		if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() >= 0 {
+			return ee.ExitCode(), out.String()
+		} else if err != nil {
+			return -1, out.String() // killed
+		}
+		return 0, out.String()
+	}
+	code, out := start(os.Interrupt, 3)
+	if code != exitFailed {
+		t.Fatalf("cancelled run: exit %d\n%s", code, out)
+	}
+	runs, err := os.ReadDir(filepath.Join(dir, "dl"))
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("dead-letter runs %v: %v\n%s", runs, err, out)
+	}
+	runID := runs[0].Name()
+	readManifest := func() pipeline.Manifest {
+		var m pipeline.Manifest
+		data, err := os.ReadFile(filepath.Join(dir, "dl", runID, "manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	m := readManifest()
+	if m.Status != pipeline.StatusCancelled || len(m.Files) != 1 || m.Files[0].Rows == 0 {
+		t.Fatalf("manifest after Ctrl-C: %+v", m)
+	}
+	firstFile := filepath.Join(dir, "dl", runID, "write.csv")
+	t.Logf("cancelled attempt dead-lettered %d rows; %d stored", m.Files[0].Rows, len(srv.Records("Account")))
+
+	code, out = start(os.Kill, len(srv.Jobs())+1, "--resume", runID)
+	if code != -1 {
+		t.Fatalf("resume to kill: exit %d (finished before the kill)\n%s", code, out)
+	}
+	if m := readManifest(); m.Status != pipeline.ManifestRunning || m.Attempt != 2 || len(m.Files) != 0 || len(m.Superseded) != 1 {
+		t.Fatalf("manifest after a killed resume: %+v", m)
+	}
+	// A file of an earlier attempt cannot be replayed while the run is
+	// unfinished, nor after.
+	var stdout, stderr bytes.Buffer
+	t.Chdir(dir)
+	if code := runReplay(context.Background(), []string{firstFile, "--pipeline", file}, &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "superseded") {
+		t.Fatalf("replay during an unfinished resume: exit %d\n%s", code, stderr.String())
+	}
+	code, out = start(nil, 0, "--resume", runID)
+	if code != exitOK {
+		t.Fatalf("resume: exit %d\n%s", code, out)
+	}
+	m = readManifest()
+	if m.Status != pipeline.StatusSucceeded || m.Attempt != 3 || len(m.Files) != 0 || len(m.Superseded) != 1 ||
+		m.Superseded[0].Attempt != 1 || m.Superseded[0].SupersededBy != 2 || !m.Counts.Balanced() || m.Counts.Loaded != resumeRows {
+		t.Fatalf("manifest after the resume: %+v", m)
+	}
+	// Replay everything there is: every dead-letter file of the run.
+	var files []string
+	filepath.WalkDir(filepath.Join(dir, "dl"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".csv") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	for _, f := range files {
+		stdout.Reset()
+		stderr.Reset()
+		code := runReplay(context.Background(), []string{f, "--pipeline", file, "--all"}, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), "superseded") {
+			t.Errorf("replay %s: exit %d, want 2 (superseded)\n%s", f, code, stderr.String())
+		}
+	}
+	if len(files) == 0 {
+		t.Error("no dead-letter file to replay")
+	}
+	stored := map[string]int{}
+	for _, r := range srv.Records("Account") {
+		stored[r["External_Id__c"]]++
+	}
+	for i := range resumeRows {
+		if k := fmt.Sprintf("K%06d", i); stored[k] != 1 {
+			t.Errorf("%s stored %d times", k, stored[k])
+		}
+	}
+	if len(stored) != resumeRows {
+		t.Errorf("%d distinct records, want %d", len(stored), resumeRows)
+	}
+}
