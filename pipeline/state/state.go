@@ -29,10 +29,24 @@
 // same generation gets false. So two processes, on one machine or several
 // sharing a blob state, never both take the same free lease. A holder
 // extends its lease with RenewLease (serve renews every ttl/3); a holder
-// that died loses it when `expires` passes. The one remaining hazard is
-// inherent to leases without fencing tokens: a holder paused for longer
-// than its ttl may run beside the next holder until its renewal fails
-// (RenewLease then returns ErrLeaseLost and serve cancels the run).
+// that died loses it when `expires` passes, or at once to TakeOverLease
+// when the caller knows it died (serve: same host, process gone).
+//
+// # Fencing
+//
+// The generation is the lease's fencing token. The holder works through
+// the store AcquireFenced returns, bound to the generation it won: every write
+// of that store (Put: watermarks, the in-flight run; AppendRun: run
+// history; and objects written beside the store, such as sync manifests
+// and reports, after a CheckFence) first reads the lease and is refused
+// with ErrFenced when a newer generation has taken it since. So a holder
+// paused past its ttl (a long GC pause, a stopped VM, a network partition)
+// cannot overwrite what the next holder wrote when it wakes up; its
+// renewal fails with ErrLeaseLost and serve cancels the run. Blob stores
+// offer no write conditioned on another object, so the check and the
+// write are two steps: the window left is the duration of one small write
+// (milliseconds against a ttl of minutes), not the whole pause. Within one
+// process the check and a Put or AppendRun are atomic with lease changes.
 package state
 
 import (
@@ -62,6 +76,11 @@ const DefaultLocation = ".bulkflow/state/"
 // else (it expired and was taken over) or was released.
 var ErrLeaseLost = errors.New("lease lost")
 
+// ErrFenced is returned by the writes of a fenced store (see # Fencing) once
+// a newer lease generation has been taken: this holder's lease expired
+// and another holder owns the pipeline's state now.
+var ErrFenced = errors.New("lease taken over by a newer holder")
+
 // Store is the state of one pipeline. Its methods are safe for concurrent
 // use.
 type Store struct {
@@ -72,20 +91,24 @@ type Store struct {
 	location string          // as given to Open (normalized)
 	pipeline string          // pipeline name
 	prefix   blobio.Location // LOCATION/PIPELINE/
+	fence    int64           // lease generation writes are bound to; 0 = none
 }
 
 // RunRecord is one run in the history.
 type RunRecord struct {
-	RunID       string          `json:"run_id"`
-	Status      string          `json:"status"`
-	Trigger     string          `json:"trigger,omitempty"` // "schedule", "manual", ...
-	Holder      string          `json:"holder,omitempty"`  // the process that ran it (host:pid)
-	StartedAt   time.Time       `json:"started_at"`
-	FinishedAt  time.Time       `json:"finished_at"`
-	Counts      pipeline.Counts `json:"counts"`
-	ReportURL   string          `json:"report_url,omitempty"`
-	DeadLetters []string        `json:"dead_letters,omitempty"`
-	Errors      []string        `json:"errors,omitempty"`
+	RunID      string          `json:"run_id"`
+	Status     string          `json:"status"`
+	Trigger    string          `json:"trigger,omitempty"` // "schedule", "manual", ...
+	Holder     string          `json:"holder,omitempty"`  // the process that ran it (host:pid)
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+	Counts     pipeline.Counts `json:"counts"`
+	// LeaseGeneration is the lease generation the run was recorded under
+	// (set by AppendRun of a fenced store).
+	LeaseGeneration int64    `json:"lease_generation,omitempty"`
+	ReportURL       string   `json:"report_url,omitempty"`
+	DeadLetters     []string `json:"dead_letters,omitempty"`
+	Errors          []string `json:"errors,omitempty"`
 }
 
 // Lease is the lease document.
@@ -198,12 +221,67 @@ func (s *Store) Get(ctx context.Context, key string, v any) (bool, error) {
 }
 
 // Put writes v as the JSON document key, atomically replacing any previous
-// version.
+// version. A fenced store refuses with ErrFenced once its generation was
+// superseded.
 func (s *Store) Put(ctx context.Context, key string, v any) error {
 	if !validName(key) {
 		return fmt.Errorf("state: invalid key %q", key)
 	}
-	return writeJSON(ctx, s.loc("docs", key+".json"), v)
+	return s.fencedWrite(ctx, "document "+key, func() error { return writeJSON(ctx, s.loc("docs", key+".json"), v) })
+}
+
+// fenced returns a store on the same state whose writes carry the lease
+// generation gen: each is refused with ErrFenced when the lease has been
+// taken by a newer generation. The store Open returns is not fenced and
+// writes unconditionally (single runs of `bulkflow run` hold no lease).
+func (s *Store) fenced(gen int64) *Store {
+	c := *s
+	c.fence = gen
+	return &c
+}
+
+// Generation returns the lease generation the store is bound to (0 when
+// it is not fenced).
+func (s *Store) Generation() int64 { return s.fence }
+
+// CheckFence reports ErrFenced when the store is fenced and a newer lease
+// generation has been taken. Callers that write objects of the state
+// themselves (sync manifests, reports) call it just before committing the
+// object; on an unfenced store it returns nil at once.
+func (s *Store) CheckFence(ctx context.Context) error {
+	if s.fence == 0 {
+		return nil
+	}
+	_, unlock := s.leaseLock()
+	defer unlock()
+	return s.checkFenceLocked(ctx, "object")
+}
+
+// fencedWrite runs write after checking the fence, atomically with lease
+// changes in this process.
+func (s *Store) fencedWrite(ctx context.Context, what string, write func() error) error {
+	if s.fence == 0 {
+		return write()
+	}
+	_, unlock := s.leaseLock()
+	defer unlock()
+	if err := s.checkFenceLocked(ctx, what); err != nil {
+		return err
+	}
+	return write()
+}
+
+func (s *Store) checkFenceLocked(ctx context.Context, what string) error {
+	var cur Lease
+	if _, err := readJSON(ctx, s.loc("lease.json"), &cur); err != nil {
+		return fmt.Errorf("state: pipeline %q: check the lease before writing %s: %w", s.pipeline, what, err)
+	}
+	if cur.Generation > s.fence {
+		return fmt.Errorf("state: pipeline %q: write of %s refused: %w: this process holds lease generation %d, "+
+			"but generation %d was taken by %q (this process was paused or cut off past its lease); "+
+			"the newer holder owns the state now, nothing of this run is recorded", s.pipeline, what, ErrFenced, s.fence, cur.Generation, cur.Holder)
+	}
+	return nil
 }
 
 // runKeyTime orders run documents by start time when listed by key.
@@ -216,7 +294,10 @@ func (s *Store) AppendRun(ctx context.Context, rec RunRecord) error {
 		return fmt.Errorf("state: invalid run id %q", rec.RunID)
 	}
 	name := rec.StartedAt.UTC().Format(runKeyTime) + "-" + rec.RunID + ".json"
-	return writeJSON(ctx, s.loc("runs", name), rec)
+	if s.fence != 0 {
+		rec.LeaseGeneration = s.fence
+	}
+	return s.fencedWrite(ctx, "run "+rec.RunID, func() error { return writeJSON(ctx, s.loc("runs", name), rec) })
 }
 
 // Runs returns the last n runs (all when n <= 0), newest first.
@@ -295,45 +376,102 @@ func (s *Store) ReadLease(ctx context.Context) (Lease, error) {
 
 // AcquireLease takes the pipeline's lease for holder until now+ttl. It
 // reports false, with no error, when another holder has an unexpired lease
-// or won the race for it. Acquiring a lease one already holds extends it.
+// or won the race for it. Acquiring a lease one already holds extends it
+// (same generation). A holder that writes state under the lease uses
+// AcquireFenced instead.
 func (s *Store) AcquireLease(ctx context.Context, holder string, ttl time.Duration) (bool, error) {
+	_, ok, err := s.AcquireFenced(ctx, holder, ttl)
+	return ok, err
+}
+
+// AcquireFenced is AcquireLease returning, on success, the store bound to
+// the generation won (see # Fencing in the package doc): work under the lease
+// through it.
+func (s *Store) AcquireFenced(ctx context.Context, holder string, ttl time.Duration) (*Store, bool, error) {
 	if holder == "" || ttl <= 0 {
-		return false, errors.New("state: a lease needs a holder and a positive ttl")
+		return nil, false, errors.New("state: a lease needs a holder and a positive ttl")
 	}
 	l, unlock := s.leaseLock()
 	defer unlock()
 	var cur Lease
 	if _, err := readJSON(ctx, l, &cur); err != nil {
-		return false, err
+		return nil, false, err
 	}
 	now := s.now()
 	switch {
 	case cur.Holder == holder && now.Before(cur.Expires):
 		cur.Expires = now.Add(ttl).UTC()
-		return true, writeJSON(ctx, l, cur)
+		if err := writeJSON(ctx, l, cur); err != nil {
+			return nil, false, err
+		}
+		return s.fenced(cur.Generation), true, nil
 	case cur.Holder != "" && now.Before(cur.Expires):
-		return false, nil
+		return nil, false, nil
 	}
-	gen := cur.Generation + 1
+	return s.claimLocked(ctx, l, holder, cur.Generation+1, now, ttl)
+}
+
+// TakeOverLease takes the lease from a holder the caller knows is dead,
+// before it expires: it succeeds only while the lease is still dead's
+// (same holder and generation; a compare-and-swap on the generation), and
+// like AcquireLease only one of several processes taking over the same
+// generation wins. It reports false, with no error, when the lease has
+// moved on or another process won; on success it returns the store bound
+// to the new generation, as AcquireFenced does.
+func (s *Store) TakeOverLease(ctx context.Context, holder string, dead Lease, ttl time.Duration) (*Store, bool, error) {
+	if holder == "" || ttl <= 0 {
+		return nil, false, errors.New("state: a lease needs a holder and a positive ttl")
+	}
+	l, unlock := s.leaseLock()
+	defer unlock()
+	var cur Lease
+	if _, err := readJSON(ctx, l, &cur); err != nil {
+		return nil, false, err
+	}
+	if cur.Holder != dead.Holder || cur.Generation != dead.Generation {
+		return nil, false, nil
+	}
+	return s.claimLocked(ctx, l, holder, cur.Generation+1, s.now(), ttl)
+}
+
+// keptClaims is how many recent claim objects stay: a contender must have
+// read the lease that many generations ago to win a deleted claim.
+const keptClaims = 64
+
+// claimLocked wins generation gen for holder by creating its claim object
+// exclusively, then writes the lease document.
+func (s *Store) claimLocked(ctx context.Context, l blobio.Location, holder string, gen int64, now time.Time, ttl time.Duration) (*Store, bool, error) {
 	claim := s.loc("lease-claims", fmt.Sprintf("%020d", gen))
 	if err := blobio.CreateExclusive(ctx, claim, []byte(holder+"\n")); err != nil {
 		if errors.Is(err, blobio.ErrExists) {
-			return false, nil // another process took this generation
+			return nil, false, nil // another process took this generation
 		}
-		return false, fmt.Errorf("state: lease: %w", err)
+		return nil, false, fmt.Errorf("state: lease: %w", err)
 	}
-	if err := writeJSON(ctx, l, Lease{Holder: holder, Expires: now.Add(ttl).UTC(), Generation: gen}); err != nil {
-		return false, err
+	// A process that read the lease long ago may win the claim of a
+	// generation whose claim object was already cleaned up: never move the
+	// generation backwards.
+	var cur Lease
+	if _, err := readJSON(ctx, l, &cur); err != nil {
+		return nil, false, err
 	}
-	if gen > 2 { // keep the claim objects from piling up
-		blobio.Delete(ctx, s.loc("lease-claims", fmt.Sprintf("%020d", gen-2)))
+	if cur.Generation >= gen {
+		return nil, false, nil
 	}
-	return true, nil
+	le := Lease{Holder: holder, Expires: now.Add(ttl).UTC(), Generation: gen}
+	if err := writeJSON(ctx, l, le); err != nil {
+		return nil, false, err
+	}
+	if gen > keptClaims { // keep the claim objects from piling up
+		blobio.Delete(ctx, s.loc("lease-claims", fmt.Sprintf("%020d", gen-keptClaims)))
+	}
+	return s.fenced(gen), true, nil
 }
 
 // RenewLease extends holder's lease to now+ttl. It fails with ErrLeaseLost
 // when the lease is no longer holder's (released, or expired and taken
-// over). A lease that expired but was not taken over is renewed.
+// over; on a fenced store also when its generation is not the store's). A
+// lease that expired but was not taken over is renewed.
 func (s *Store) RenewLease(ctx context.Context, holder string, ttl time.Duration) error {
 	if holder == "" || ttl <= 0 {
 		return errors.New("state: a lease needs a holder and a positive ttl")
@@ -344,15 +482,16 @@ func (s *Store) RenewLease(ctx context.Context, holder string, ttl time.Duration
 	if _, err := readJSON(ctx, l, &cur); err != nil {
 		return err
 	}
-	if cur.Holder != holder {
-		return fmt.Errorf("state: pipeline %q: %w (now held by %q)", s.pipeline, ErrLeaseLost, cur.Holder)
+	if cur.Holder != holder || (s.fence != 0 && cur.Generation != s.fence) {
+		return fmt.Errorf("state: pipeline %q: %w (now held by %q, generation %d)", s.pipeline, ErrLeaseLost, cur.Holder, cur.Generation)
 	}
 	cur.Expires = s.now().Add(ttl).UTC()
 	return writeJSON(ctx, l, cur)
 }
 
 // ReleaseLease gives up holder's lease. Releasing a lease held by someone
-// else (or by no one) does nothing.
+// else (or by no one, or, on a fenced store, under another generation)
+// does nothing.
 func (s *Store) ReleaseLease(ctx context.Context, holder string) error {
 	l, unlock := s.leaseLock()
 	defer unlock()
@@ -360,7 +499,7 @@ func (s *Store) ReleaseLease(ctx context.Context, holder string) error {
 	if _, err := readJSON(ctx, l, &cur); err != nil {
 		return err
 	}
-	if cur.Holder != holder || holder == "" {
+	if cur.Holder != holder || holder == "" || (s.fence != 0 && cur.Generation != s.fence) {
 		return nil
 	}
 	return writeJSON(ctx, l, Lease{Generation: cur.Generation})

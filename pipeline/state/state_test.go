@@ -340,3 +340,142 @@ func TestLeaseCompeting(t *testing.T) {
 		})
 	}
 }
+
+// TestFencingPausedHolder: holder A takes the lease and is paused past its
+// ttl; B takes the lease (a newer generation) and writes; when A wakes up,
+// every write through its fenced store is refused with ErrFenced and B's
+// state is untouched.
+func TestFencingPausedHolder(t *testing.T) {
+	ctx := context.Background()
+	const ttl = time.Minute
+	for name, loc := range locations(t) {
+		t.Run(name, func(t *testing.T) {
+			clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			a, b := open(t, loc, "fence", clk), open(t, loc, "fence", clk) // two processes
+			fa, ok, err := a.AcquireFenced(ctx, "host-a:1", ttl)
+			if err != nil || !ok || fa.Generation() != 1 {
+				t.Fatalf("A acquire = %v, %v; want generation 1", ok, err)
+			}
+			if err := fa.Put(ctx, "watermark", map[string]string{"by": "A", "value": "10"}); err != nil {
+				t.Fatalf("A's write while holding the lease: %v", err)
+			}
+
+			clk.Advance(ttl + time.Second) // A is paused: no renewal
+			fb, ok, err := b.AcquireFenced(ctx, "host-b:2", ttl)
+			if err != nil || !ok || fb.Generation() != 2 {
+				t.Fatalf("B acquire after A's ttl = %v, %v; want generation 2", ok, err)
+			}
+			if err := fb.Put(ctx, "watermark", map[string]string{"by": "B", "value": "20"}); err != nil {
+				t.Fatalf("B's write: %v", err)
+			}
+
+			// A wakes up.
+			rec := RunRecord{RunID: "20260101T000000Z-aaaa", Status: "succeeded", StartedAt: clk.Now()}
+			writes := map[string]error{
+				"Put":        fa.Put(ctx, "watermark", map[string]string{"by": "A", "value": "15"}),
+				"AppendRun":  fa.AppendRun(ctx, rec),
+				"CheckFence": fa.CheckFence(ctx),
+			}
+			for op, err := range writes {
+				if !errors.Is(err, ErrFenced) {
+					t.Errorf("A's %s after the takeover = %v, want ErrFenced", op, err)
+					continue
+				}
+				for _, want := range []string{`pipeline "fence"`, "generation 1", "generation 2", `"host-b:2"`} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("A's %s error %q lacks %q", op, err, want)
+					}
+				}
+			}
+			if err := fa.RenewLease(ctx, "host-a:1", ttl); !errors.Is(err, ErrLeaseLost) {
+				t.Errorf("A's renewal = %v, want ErrLeaseLost", err)
+			}
+			if err := fa.ReleaseLease(ctx, "host-a:1"); err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]string
+			if found, err := b.Get(ctx, "watermark", &got); err != nil || !found || got["by"] != "B" || got["value"] != "20" {
+				t.Errorf("watermark = %v (found %v, %v); want B's", got, found, err)
+			}
+			if runs, err := b.Runs(ctx, 0); err != nil || len(runs) != 0 {
+				t.Errorf("runs = %+v, %v; want none (A's append refused)", runs, err)
+			}
+			if le, err := b.ReadLease(ctx); err != nil || le.Holder != "host-b:2" || le.Generation != 2 {
+				t.Errorf("lease = %+v, %v; want B's, generation 2", le, err)
+			}
+
+			// B's own writes carry its generation; an unfenced store (a
+			// single `bulkflow run`) is not fenced at all.
+			if err := fb.AppendRun(ctx, RunRecord{RunID: "20260101T000100Z-bbbb", Status: "succeeded", StartedAt: clk.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			if runs, err := b.Runs(ctx, 0); err != nil || len(runs) != 1 || runs[0].LeaseGeneration != 2 {
+				t.Errorf("runs = %+v, %v; want B's with lease generation 2", runs, err)
+			}
+			if err := a.Put(ctx, "other", 1); err != nil {
+				t.Errorf("unfenced Put = %v", err)
+			}
+		})
+	}
+}
+
+// TestTakeOverLease: a dead holder's lease is taken at once, only while it
+// is still the dead holder's generation, and by one of several
+// contenders.
+func TestTakeOverLease(t *testing.T) {
+	ctx := context.Background()
+	for name, loc := range locations(t) {
+		t.Run(name, func(t *testing.T) {
+			s0 := open(t, loc, "takeover", nil)
+			deadStore, ok, err := s0.AcquireFenced(ctx, "host:1", time.Hour)
+			if err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			dead, err := s0.ReadLease(ctx)
+			if err != nil || dead.Holder != "host:1" || dead.Generation != deadStore.Generation() {
+				t.Fatalf("lease = %+v, %v", dead, err)
+			}
+			var wg sync.WaitGroup
+			wins := make(chan *Store, 8)
+			start := make(chan struct{})
+			for i := range 8 {
+				s := open(t, loc, "takeover", nil)
+				wg.Go(func() {
+					<-start
+					won, ok, err := s.TakeOverLease(ctx, fmt.Sprintf("host:%d", 100+i), dead, time.Hour)
+					if err != nil {
+						t.Error(err)
+					}
+					if ok {
+						wins <- won
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			close(wins)
+			var got []*Store
+			for won := range wins {
+				got = append(got, won)
+			}
+			if len(got) != 1 || got[0].Generation() != dead.Generation+1 {
+				t.Fatalf("takeovers = %d, want exactly one at generation %d", len(got), dead.Generation+1)
+			}
+			// The dead holder's lease is gone: a second takeover of it fails,
+			// and so do the dead holder's fenced writes.
+			s := open(t, loc, "takeover", nil)
+			if _, ok, err := s.TakeOverLease(ctx, "host:200", dead, time.Hour); ok || err != nil {
+				t.Errorf("second takeover of the same lease = %v, %v; want false", ok, err)
+			}
+			if err := deadStore.Put(ctx, "inflight", 1); !errors.Is(err, ErrFenced) {
+				t.Errorf("dead holder's write = %v, want ErrFenced", err)
+			}
+			if err := got[0].Put(ctx, "inflight", 2); err != nil {
+				t.Errorf("new holder's write = %v", err)
+			}
+			if le, err := s.ReadLease(ctx); err != nil || le.Generation != got[0].Generation() || !strings.HasPrefix(le.Holder, "host:1") || le.Holder == "host:1" {
+				t.Errorf("lease = %+v, %v; want a taker's, generation %d", le, err, got[0].Generation())
+			}
+		})
+	}
+}

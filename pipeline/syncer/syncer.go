@@ -66,6 +66,7 @@ type Syncer struct {
 	stage    string
 	keyIdx   int
 	loc      blobio.Location
+	st       *state.Store      // fenced under serve: the manifest is committed only under the current lease
 	old      *changes.Manifest // nil on the first run
 	differ   *changes.Differ
 	log      *synclog.Writer // nil without sync.log
@@ -93,7 +94,7 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 	if keyIdx < 0 {
 		return nil, fmt.Errorf("sync key %q is not a field of the sink's input (%s)", spec.Key, in)
 	}
-	s := &Syncer{spec: spec, stage: stage.Name, keyIdx: keyIdx, loc: ManifestLocation(st, stage.Name), runID: env.RunID, now: o.Now}
+	s := &Syncer{spec: spec, stage: stage.Name, keyIdx: keyIdx, loc: ManifestLocation(st, stage.Name), st: st, runID: env.RunID, now: o.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -263,6 +264,10 @@ func (s *Syncer) writeManifest(ctx context.Context) (int64, error) {
 	}
 	n, err := s.differ.Commit(ctx, s.old, w, s.spec.DeleteMissing)
 	if err != nil {
+		w.Abort()
+		return 0, fmt.Errorf("sync manifest %s: %w (the previous manifest is unchanged)", s.loc, err)
+	}
+	if err := s.st.CheckFence(ctx); err != nil {
 		w.Abort()
 		return 0, fmt.Errorf("sync manifest %s: %w (the previous manifest is unchanged)", s.loc, err)
 	}
