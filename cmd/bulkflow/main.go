@@ -28,6 +28,8 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/jobs"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
 
 	_ "github.com/bulkflow/bulkflow/pipeline/blobio/clouddrivers" // s3://, gs://, azblob:// locations
@@ -40,12 +42,12 @@ import (
 // -ldflags "-X main.Version=v1.2.3".
 var Version = "dev"
 
-// Exit codes.
+// Exit codes (package cli holds them for the commands' own packages).
 const (
-	exitOK      = 0
-	exitFailed  = 1
-	exitUsage   = 2
-	exitPartial = 3
+	exitOK      = cli.ExitOK
+	exitFailed  = cli.ExitFailed
+	exitUsage   = cli.ExitUsage
+	exitPartial = cli.ExitPartial
 )
 
 type command struct {
@@ -63,7 +65,7 @@ func commands() []command {
 		{"serve", "run scheduled pipelines with a status page, manual triggers and Prometheus metrics", runServe},
 		{"bench", "measure bulkflow on generated data against an encoding/csv baseline (plan from CSV and Parquet, a full run on the emulator)", runBench},
 		{"plugins", "list the registered sources, transforms and sinks", runPlugins},
-		{"jobs", "inspect and manage Bulk API 2.0 ingest jobs (list, show, results, abort, delete, create)", runJobs},
+		{"jobs", "inspect and manage Bulk API 2.0 ingest jobs (list, show, results, abort, delete, create)", jobs.Run},
 		{"emulator", "serve a local Salesforce Bulk API 2.0 emulator (for tests and dry runs)", runEmulator},
 		{"version", "print the version", runVersion},
 	}

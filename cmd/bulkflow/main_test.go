@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -29,22 +30,7 @@ func repoRoot(t *testing.T) string {
 
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden file:\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	pipelinetest.Golden(t, path, got, *update)
 }
 
 // TestBrokenPipelines refuses every broken pipeline file before any work,

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/jobs"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
@@ -143,15 +144,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "plan", "`folder` the job files are written to (one sub-folder per sink stage)")
 	report := fs.String("report", "", "write the JSON plan report to this `path` or blob URL")
-	var cf connFlags
-	fs.StringVar(&cf.instanceURL, "instance-url", "", "instance `URL` for the /limits check [SF_INSTANCE_URL]")
-	fs.StringVar(&cf.token, "token", "", "static access `token` for the /limits check [SF_ACCESS_TOKEN]")
-	fs.StringVar(&cf.loginURL, "login-url", "", "OAuth token host `URL` [SF_LOGIN_URL]")
-	fs.StringVar(&cf.clientID, "client-id", "", "connected-app consumer key [SF_CLIENT_ID]")
-	fs.StringVar(&cf.clientSecret, "client-secret", "", "connected-app consumer `secret` [SF_CLIENT_SECRET]")
-	fs.StringVar(&cf.username, "username", "", "username for the JWT bearer flow [SF_USERNAME]")
-	fs.StringVar(&cf.privateKeyFile, "private-key-file", "", "RSA private key PEM `file` for the JWT bearer flow [SF_PRIVATE_KEY_FILE]")
-	fs.StringVar(&cf.refreshToken, "refresh-token", "", "OAuth refresh `token` [SF_REFRESH_TOKEN]")
+	var cf jobs.Conn // connection for the /limits check
+	cf.RegisterFlags(fs, false)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, planUsage)
 		fs.PrintDefaults()
@@ -164,8 +158,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	explicitConn := cf.instanceURL != "" || cf.token != "" || cf.clientID != "" || cf.refreshToken != "" ||
-		cf.clientSecret != "" || cf.privateKeyFile != ""
+	explicitConn := cf.Explicit()
 
 	g, err := config.LoadFile(file, pipeline.DefaultRegistry())
 	if err != nil {
@@ -268,25 +261,25 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // planCheckLimits compares the estimated calls with DailyApiRequests of
 // the org the flags (or else the pipeline's first salesforce sink) name.
 // It only reads (/limits, after the auth flow's token request).
-func planCheckLimits(ctx context.Context, cf *connFlags, explicit bool, file string, first *salesforcesink.Options, needed int) planLimits {
+func planCheckLimits(ctx context.Context, cf *jobs.Conn, explicit bool, file string, first *salesforcesink.Options, needed int) planLimits {
 	l := planLimits{Needed: needed}
 	if !explicit {
 		if first.InstanceURL == salesforcesink.EmulatorURL {
 			l.Reason = `instance_url is "emulator:" (an in-process emulator has no limits to compare); pass --instance-url and --token to check an org`
 			return l
 		}
-		cf.pipeline = file
+		cf.UsePipeline(file)
 	}
 	ctx, cancel := context.WithTimeout(ctx, planLimitsTimeout)
 	defer cancel()
-	client, err := cf.connect(ctx)
+	client, err := cf.Connect(ctx)
 	if err != nil {
-		l.Reason = "not checked: " + describeErr(err)
+		l.Reason = "not checked: " + jobs.DescribeErr(err)
 		return l
 	}
 	lim, err := client.Limits(ctx)
 	if err != nil {
-		l.Reason = "not checked: " + describeErr(err)
+		l.Reason = "not checked: " + jobs.DescribeErr(err)
 		return l
 	}
 	d, ok := lim["DailyApiRequests"]

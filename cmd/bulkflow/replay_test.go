@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
@@ -259,5 +261,46 @@ func TestReplayUsage(t *testing.T) {
 		if code := runReplay(context.Background(), c.args, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("%v: exit %d, want 2 and %q in\n%s", c.args, code, c.want, stderr.String())
 		}
+	}
+}
+
+// TestReplayRefusesJobIncomplete: a job outlives poll_timeout, so its rows
+// are dead-lettered job_incomplete while the org goes on to load them.
+// Replay refuses them (even with --all), pointing at --resume with the
+// real pipeline file and run id; the resume settles them: every row once.
+func TestReplayRefusesJobIncomplete(t *testing.T) {
+	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{ProcessingDelay: 400 * time.Millisecond}})
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{
+		"data/accounts.csv": planAccountsCSV,
+		"p.yaml":            sfPipeline(srv, "incomplete", "      poll_timeout: 50ms\n"),
+	})
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.DeadLettered != 11 {
+		t.Fatalf("run: exit %d counts %+v", code, rep.Counts)
+	}
+	dl := filepath.Join("out/dead-letter", rep.RunID, "load.csv")
+	time.Sleep(600 * time.Millisecond) // the org finishes the job
+	if n := len(srv.Records("Account")); n != 11 {
+		t.Fatalf("the org stored %d records, want 11", n)
+	}
+	for _, args := range [][]string{{dl, "--pipeline", "p.yaml"}, {dl, "--pipeline", "p.yaml", "--all"}} {
+		code, rr, out := replay(t, args...)
+		want := "11 rows were not sent: their Salesforce job may have run (job_incomplete)"
+		if code != exitPartial || rr.Counts.Loaded != 0 || !strings.Contains(out, want) ||
+			!strings.Contains(out, "bulkflow run p.yaml --resume "+rep.RunID) {
+			t.Errorf("replay %v: exit %d counts %+v\n%s", args[2:], code, rr.Counts, out)
+		}
+	}
+	if n := len(srv.Records("Account")); n != 11 {
+		t.Fatalf("after the refused replays the org holds %d records, want 11", n)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runRun(context.Background(), []string{"p.yaml", "--resume", rep.RunID, "--progress", "none"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("resume: exit %d\n%s", code, stderr.String())
+	}
+	if names := accountNames(srv); len(names) != 11 || len(slices.Compact(names)) != 11 {
+		t.Errorf("after the resume: %d records, %d distinct names", len(names), len(slices.Compact(slices.Clone(names))))
 	}
 }

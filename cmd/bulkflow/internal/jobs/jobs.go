@@ -1,8 +1,10 @@
-package main
+// Package jobs implements `bulkflow jobs`: list, show, results, abort,
+// delete and create Bulk API 2.0 ingest jobs on any org (or the emulator)
+// through the sinks/salesforce client, with the connection given by flags,
+// SF_* environment variables or a pipeline file's salesforce sink (Conn).
+package jobs
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
@@ -62,29 +65,29 @@ Exit codes: 0 ok, 1 failure (API error, NOT_FOUND, refused transition, count mis
 job ended Failed or Aborted), 2 usage or bad input.
 `
 
-// jobsHTTPClient, when set (by tests), replaces http.DefaultClient for the
+// httpClient, when set (by tests), replaces http.DefaultClient for the
 // Salesforce API and token calls of `bulkflow jobs`.
-var jobsHTTPClient *http.Client
+var httpClient *http.Client
 
 // jobIDPattern matches a Bulk API job id: 15 or 18 alphanumeric characters
 // with the job key prefix 750.
 var jobIDPattern = regexp.MustCompile(`^750[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$`)
 
-// runJobs implements `bulkflow jobs SUBCOMMAND`: list, show, results,
+// Run implements `bulkflow jobs SUBCOMMAND`: list, show, results,
 // abort, delete and create Bulk API 2.0 ingest jobs through the
 // sinks/salesforce client. It returns 0 on success, 1 on a failure
 // reported by Salesforce (or a result count mismatch) and 2 on a usage
 // error or bad input.
-func runJobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, jobsUsage)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, jobsUsage)
-		return exitOK
+		return cli.ExitOK
 	case "list":
 		return jobsList(ctx, rest, stdout, stderr)
 	case "show":
@@ -99,17 +102,22 @@ func runJobs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return jobsCreate(ctx, rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "bulkflow jobs: unknown subcommand %q\n\n%s", sub, jobsUsage)
-	return exitUsage
+	return cli.ExitUsage
 }
 
-// connFlags are the connection settings shared by every subcommand.
-type connFlags struct {
+// Conn is a Salesforce connection described by flags, the SF_* environment
+// variables or a pipeline file's first salesforce sink: the settings every
+// `bulkflow jobs` subcommand (and `bulkflow plan`'s /limits check) shares.
+// The zero value is ready for RegisterFlags.
+type Conn struct {
 	instanceURL, token, loginURL, clientID, clientSecret, username string
 	privateKeyFile, refreshToken, audience, apiVersion, pipeline   string
 }
 
-// register adds the connection flags to fs.
-func (c *connFlags) register(fs *flag.FlagSet) {
+// RegisterFlags adds the connection flags to fs; withPipeline adds
+// --pipeline FILE too (commands that take a pipeline file as their argument
+// leave it out and call UsePipeline).
+func (c *Conn) RegisterFlags(fs *flag.FlagSet, withPipeline bool) {
 	fs.StringVar(&c.instanceURL, "instance-url", "", "instance `URL`, e.g. https://acme.my.salesforce.com [SF_INSTANCE_URL]")
 	fs.StringVar(&c.token, "token", "", "static access `token` [SF_ACCESS_TOKEN]")
 	fs.StringVar(&c.loginURL, "login-url", "", "OAuth token host `URL` [SF_LOGIN_URL]")
@@ -120,12 +128,24 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.refreshToken, "refresh-token", "", "OAuth refresh `token` [SF_REFRESH_TOKEN]")
 	fs.StringVar(&c.audience, "audience", "", "JWT aud claim `URL` (default https://login.salesforce.com) [SF_AUDIENCE]")
 	fs.StringVar(&c.apiVersion, "api-version", "", "Bulk API `version`, e.g. 62.0 [SF_API_VERSION]")
-	fs.StringVar(&c.pipeline, "pipeline", "", "pipeline `file` whose first salesforce sink supplies auth, instance_url and api_version")
+	if withPipeline {
+		fs.StringVar(&c.pipeline, "pipeline", "", "pipeline `file` whose first salesforce sink supplies auth, instance_url and api_version")
+	}
 }
+
+// Explicit reports whether any connection setting was given as a flag.
+func (c *Conn) Explicit() bool {
+	return c.instanceURL != "" || c.token != "" || c.clientID != "" || c.refreshToken != "" ||
+		c.clientSecret != "" || c.privateKeyFile != ""
+}
+
+// UsePipeline makes Connect take what the flags left empty from file's
+// first salesforce sink (instead of the SF_* environment variables).
+func (c *Conn) UsePipeline(file string) { c.pipeline = file }
 
 // fields lists the settings with their environment variables, for filling
 // in what the flags left empty.
-func (c *connFlags) fields() []struct {
+func (c *Conn) fields() []struct {
 	p   *string
 	env string
 } {
@@ -153,7 +173,7 @@ func usagef(format string, args ...any) error {
 
 // resolve fills empty settings from the --pipeline file's salesforce sink
 // or, without --pipeline, from the SF_* environment variables.
-func (c *connFlags) resolve() error {
+func (c *Conn) resolve() error {
 	if c.pipeline == "" {
 		for _, f := range c.fields() {
 			if *f.p == "" {
@@ -202,11 +222,11 @@ func (c *connFlags) resolve() error {
 	return nil
 }
 
-// connect builds a client from the resolved settings. It duplicates the
+// Connect builds a client from the resolved settings. It duplicates the
 // auth setup of sinks/salesforcesink (newAuth), which exports no helper.
 // Errors never carry secret values; a *usageError means the settings are
 // incomplete.
-func (c *connFlags) connect(ctx context.Context) (*salesforce.Client, error) {
+func (c *Conn) Connect(ctx context.Context) (*salesforce.Client, error) {
 	if err := c.resolve(); err != nil {
 		return nil, err
 	}
@@ -238,7 +258,7 @@ func (c *connFlags) connect(ctx context.Context) (*salesforce.Client, error) {
 			"--client-id with --client-secret, --private-key-file + --username or --refresh-token " +
 			"(or the SF_* environment variables), or --pipeline FILE")
 	}
-	hc := jobsHTTPClient
+	hc := httpClient
 	auth, err := salesforcesink.NewAuth(ctx, salesforcesink.AuthOptions{
 		AccessToken: c.token, ClientID: c.clientID, ClientSecret: c.clientSecret, Username: c.username,
 		PrivateKeyFile: c.privateKeyFile, RefreshToken: c.refreshToken, LoginURL: c.loginURL, Audience: c.audience,
@@ -255,15 +275,15 @@ func (c *connFlags) connect(ctx context.Context) (*salesforce.Client, error) {
 
 // newJobsFlagSet returns a FlagSet for `bulkflow jobs <name>` with the
 // connection flags registered.
-func newJobsFlagSet(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *connFlags) {
+func newJobsFlagSet(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *Conn) {
 	fs := flag.NewFlagSet("bulkflow jobs "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: bulkflow jobs %s %s\n\nFlags:\n", name, synopsis)
 		fs.PrintDefaults()
 	}
-	cf := &connFlags{}
-	cf.register(fs)
+	cf := &Conn{}
+	cf.RegisterFlags(fs, true)
 	return fs, cf
 }
 
@@ -276,9 +296,9 @@ func parseJobsArgs(fs *flag.FlagSet, args []string) ([]string, int) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, exitOK
+				return nil, cli.ExitOK
 			}
-			return nil, exitUsage
+			return nil, cli.ExitUsage
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -310,23 +330,23 @@ func checkJobIDs(name string, ids []string, stderr io.Writer) bool {
 
 // connectOrExit connects and reports a failure with its exit code; the
 // code is -1 on success.
-func connectOrExit(ctx context.Context, name string, cf *connFlags, stderr io.Writer) (*salesforce.Client, int) {
-	c, err := cf.connect(ctx)
+func connectOrExit(ctx context.Context, name string, cf *Conn, stderr io.Writer) (*salesforce.Client, int) {
+	c, err := cf.Connect(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "bulkflow jobs %s: %s\n", name, describeErr(err))
+		fmt.Fprintf(stderr, "bulkflow jobs %s: %s\n", name, DescribeErr(err))
 		var ue *usageError
 		if errors.As(err, &ue) {
-			return nil, exitUsage
+			return nil, cli.ExitUsage
 		}
-		return nil, exitFailed
+		return nil, cli.ExitFailed
 	}
 	return c, -1
 }
 
-// describeErr renders an error for users: Salesforce's own errorCode and
+// DescribeErr renders an error for users: Salesforce's own errorCode and
 // message for API errors, the error text otherwise. Neither carries
 // secrets (the client redacts them).
-func describeErr(err error) string {
+func DescribeErr(err error) string {
 	var ae *salesforce.APIError
 	if errors.As(err, &ae) {
 		switch {
@@ -357,27 +377,19 @@ func jobsList(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "bulkflow jobs list: unexpected argument %q\n", pos[0])
-		return exitUsage
+		return cli.ExitUsage
 	}
-	var wantState salesforce.JobState
-	if *state != "" {
-		for _, s := range []salesforce.JobState{salesforce.StateOpen, salesforce.StateUploadComplete, salesforce.StateInProgress,
-			salesforce.StateJobComplete, salesforce.StateFailed, salesforce.StateAborted} {
-			if strings.EqualFold(*state, string(s)) {
-				wantState = s
-			}
-		}
-		if wantState == "" {
-			fmt.Fprintf(stderr, "bulkflow jobs list: --state %q must be one of Open, UploadComplete, InProgress, JobComplete, Failed, Aborted\n", *state)
-			return exitUsage
-		}
+	wantState, ok := parseState(*state)
+	if !ok {
+		fmt.Fprintf(stderr, "bulkflow jobs list: --state %q must be one of Open, UploadComplete, InProgress, JobComplete, Failed, Aborted\n", *state)
+		return cli.ExitUsage
 	}
 	var after time.Time
 	if *since != "" {
 		var err error
 		if after, err = parseSince(*since, time.Now()); err != nil {
 			fmt.Fprintf(stderr, "bulkflow jobs list: %v\n", err)
-			return exitUsage
+			return cli.ExitUsage
 		}
 	}
 	client, code := connectOrExit(ctx, "list", cf, stderr)
@@ -387,8 +399,8 @@ func jobsList(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	jobs := []salesforce.JobInfo{}
 	for j, err := range client.ListJobs(ctx, nil) {
 		if err != nil {
-			fmt.Fprintf(stderr, "bulkflow jobs list: %s\n", describeErr(err))
-			return exitFailed
+			fmt.Fprintf(stderr, "bulkflow jobs list: %s\n", DescribeErr(err))
+			return cli.ExitFailed
 		}
 		if (wantState != "" && j.State != wantState) || (*object != "" && !strings.EqualFold(j.Object, *object)) ||
 			(!after.IsZero() && j.CreatedDate.Before(after)) {
@@ -399,8 +411,8 @@ func jobsList(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !*noCounters {
 		var err error
 		if jobs, err = addCounters(ctx, client, jobs); err != nil {
-			fmt.Fprintf(stderr, "bulkflow jobs list: %s\n", describeErr(err))
-			return exitFailed
+			fmt.Fprintf(stderr, "bulkflow jobs list: %s\n", DescribeErr(err))
+			return cli.ExitFailed
 		}
 	}
 	// The API lists in no particular order: oldest first, then by id.
@@ -421,9 +433,9 @@ func jobsList(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if err := tw.Flush(); err != nil {
 		fmt.Fprintf(stderr, "bulkflow jobs list: %v\n", err)
-		return exitFailed
+		return cli.ExitFailed
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // addCounters replaces the list records of jobs that are past Open with
@@ -462,6 +474,20 @@ func addCounters(ctx context.Context, client *salesforce.Client, jobs []salesfor
 	return out, nil
 }
 
+// parseState returns the job state named s (any case); "" is no filter.
+func parseState(s string) (salesforce.JobState, bool) {
+	if s == "" {
+		return "", true
+	}
+	for _, st := range []salesforce.JobState{salesforce.StateOpen, salesforce.StateUploadComplete, salesforce.StateInProgress,
+		salesforce.StateJobComplete, salesforce.StateFailed, salesforce.StateAborted} {
+		if strings.EqualFold(s, string(st)) {
+			return st, true
+		}
+	}
+	return "", false
+}
+
 // parseSince reads --since: a Go duration counted back from now, an RFC 3339
 // time, or a date (midnight UTC).
 func parseSince(s string, now time.Time) (time.Time, error) {
@@ -496,9 +522,9 @@ func writeJSON(stdout, stderr io.Writer, name string, v any) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow jobs %s: %v\n", name, err)
-		return exitFailed
+		return cli.ExitFailed
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // ---- show ----
@@ -523,10 +549,10 @@ func jobsShow(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "bulkflow jobs show: want exactly one JOB_ID, got %d arguments\n", len(pos))
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if !checkJobIDs("show", pos, stderr) {
-		return exitUsage
+		return cli.ExitUsage
 	}
 	client, code := connectOrExit(ctx, "show", cf, stderr)
 	if client == nil {
@@ -534,8 +560,8 @@ func jobsShow(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	j, err := client.Job(ctx, pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "bulkflow jobs show %s: %s\n", pos[0], describeErr(err))
-		return exitFailed
+		fmt.Fprintf(stderr, "bulkflow jobs show %s: %s\n", pos[0], DescribeErr(err))
+		return cli.ExitFailed
 	}
 	dur := time.Duration(0)
 	if !j.CreatedDate.IsZero() && !j.SystemModstamp.IsZero() {
@@ -584,9 +610,9 @@ func jobsShow(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	opt("Created by", j.CreatedByID)
 	if err := tw.Flush(); err != nil {
 		fmt.Fprintf(stderr, "bulkflow jobs show: %v\n", err)
-		return exitFailed
+		return cli.ExitFailed
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // ---- results ----
@@ -617,15 +643,15 @@ func jobsResults(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "bulkflow jobs results: want exactly one JOB_ID, got %d arguments\n", len(pos))
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if !checkJobIDs("results", pos, stderr) {
-		return exitUsage
+		return cli.ExitUsage
 	}
 	loc, err := blobio.Parse("", *out)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow jobs results: --out: %v\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	var kinds []string
 	for _, k := range resultKinds {
@@ -642,8 +668,8 @@ func jobsResults(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	j, err := client.Job(ctx, pos[0])
 	if err != nil {
-		fmt.Fprintf(stderr, "bulkflow jobs results %s: %s\n", pos[0], describeErr(err))
-		return exitFailed
+		fmt.Fprintf(stderr, "bulkflow jobs results %s: %s\n", pos[0], DescribeErr(err))
+		return cli.ExitFailed
 	}
 	return fetchResults(ctx, client, j, kinds, loc, stdout, stderr)
 }
@@ -654,7 +680,7 @@ func fetchResults(ctx context.Context, client *salesforce.Client, j *salesforce.
 	loc blobio.Location, stdout, stderr io.Writer) int {
 	if !j.State.Terminal() {
 		fmt.Fprintf(stderr, "bulkflow jobs results %s: the job is %s; results exist once it is JobComplete, Failed or Aborted\n", j.ID, j.State)
-		return exitFailed
+		return cli.ExitFailed
 	}
 	counts := map[string]int64{}
 	for _, k := range resultKinds {
@@ -664,8 +690,8 @@ func fetchResults(ctx context.Context, client *salesforce.Client, j *salesforce.
 		dst := blobio.Join(loc, j.ID+"-"+k.name+".csv")
 		n, err := streamResult(ctx, client, j, k, dst)
 		if err != nil {
-			fmt.Fprintf(stderr, "bulkflow jobs results %s: %s results: %s\n", j.ID, k.name, describeErr(err))
-			return exitFailed
+			fmt.Fprintf(stderr, "bulkflow jobs results %s: %s results: %s\n", j.ID, k.name, DescribeErr(err))
+			return cli.ExitFailed
 		}
 		counts[k.name] = n
 		fmt.Fprintf(stdout, "%s  %-11s %8d rows  %s\n", j.ID, k.name, n, dst)
@@ -691,9 +717,9 @@ func fetchResults(ctx context.Context, client *salesforce.Client, j *salesforce.
 		fmt.Fprintf(stderr, "bulkflow jobs results %s: warning: %s\n", j.ID, p)
 	}
 	if len(problems) > 0 {
-		return exitFailed
+		return cli.ExitFailed
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // streamResult copies one result file to dst, counting its CSV records
@@ -771,16 +797,16 @@ func jobsAbortDelete(ctx context.Context, name string, args []string, stdout, st
 	}
 	if len(ids) == 0 {
 		fmt.Fprintf(stderr, "bulkflow jobs %s: want at least one JOB_ID\n", name)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	if !checkJobIDs(name, ids, stderr) {
-		return exitUsage
+		return cli.ExitUsage
 	}
 	client, code := connectOrExit(ctx, name, cf, stderr)
 	if client == nil {
 		return code
 	}
-	rc := exitOK
+	rc := cli.ExitOK
 	for _, id := range ids {
 		var err error
 		if name == "abort" {
@@ -792,8 +818,8 @@ func jobsAbortDelete(ctx context.Context, name string, args []string, stdout, st
 			fmt.Fprintf(stdout, "%s  deleted\n", id)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "bulkflow jobs %s %s: %s\n", name, id, describeErr(err))
-			rc = exitFailed
+			fmt.Fprintf(stderr, "bulkflow jobs %s %s: %s\n", name, id, DescribeErr(err))
+			rc = cli.ExitFailed
 			if ctx.Err() != nil {
 				return rc
 			}
@@ -809,10 +835,62 @@ type createOpts struct {
 	req         salesforce.CreateJobRequest
 	lineEnding  string // flag value; "" means detect from the header
 	maxJobBytes int64
+	in          blobio.Location
+	out         string          // --out as given; "" means no result files
+	outLoc      blobio.Location // --out parsed
+	wait        bool
+	poll        salesforce.PollOptions
 }
 
-// jobsCreate implements `bulkflow jobs create`.
+// jobsCreate implements `bulkflow jobs create`: split --file at record
+// boundaries into parts of at most --max-job-bytes, upload each as a job,
+// and with --wait follow them to the end (and fetch their results).
 func jobsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, cf, code := parseCreate(args, stderr)
+	if o == nil {
+		return code
+	}
+	// Spool the parts first: bad input is refused before any job exists,
+	// and every upload can be replayed from its file.
+	spool, err := os.MkdirTemp("", "bulkflow-jobs-")
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs create: spool: %v\n", err)
+		return cli.ExitFailed
+	}
+	defer os.RemoveAll(spool)
+	parts, le, err := splitCSV(ctx, o.in, o.maxJobBytes, spool)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow jobs create: %s: %v\n", o.in, err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			return cli.ExitUsage
+		}
+		return cli.ExitFailed
+	}
+	o.req.LineEnding = salesforce.LineEnding(le)
+	if o.lineEnding != "" {
+		o.req.LineEnding = salesforce.LineEnding(o.lineEnding)
+		if o.lineEnding != le {
+			fmt.Fprintf(stderr, "bulkflow jobs create: warning: --line-ending %s but the header line ends with %s; Salesforce may fail the job\n", o.lineEnding, le)
+		}
+	}
+	client, code := connectOrExit(ctx, "create", cf, stderr)
+	if client == nil {
+		return code
+	}
+	created, rc := uploadParts(ctx, client, o, parts, stdout, stderr)
+	if !o.wait {
+		return rc
+	}
+	if waitCreated(ctx, client, o, created, stdout, stderr) != cli.ExitOK {
+		rc = cli.ExitFailed
+	}
+	return rc
+}
+
+// parseCreate parses and checks the flags of `jobs create`. A nil
+// *createOpts comes with the exit code to return (usage printed).
+func parseCreate(args []string, stderr io.Writer) (*createOpts, *Conn, int) {
 	fs, cf := newJobsFlagSet("create", "--object O --operation OP --file CSV_OR_BLOB_URL [flags]", stderr)
 	object := fs.String("object", "", "sObject API name, e.g. Account (required)")
 	operation := fs.String("operation", "", "insert, update, upsert, delete or hardDelete (required)")
@@ -827,27 +905,22 @@ func jobsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	out := fs.String("out", "", "with --wait: write each job's result files under this directory or blob URL")
 	pos, code := parseJobsArgs(fs, args)
 	if code >= 0 {
-		return code
+		return nil, nil, code
 	}
-	fail := func(format string, a ...any) int {
+	fail := func(format string, a ...any) (*createOpts, *Conn, int) {
 		fmt.Fprintf(stderr, "bulkflow jobs create: "+format+"\n", a...)
-		return exitUsage
+		return nil, nil, cli.ExitUsage
 	}
 	if len(pos) > 0 {
 		return fail("unexpected argument %q (the CSV goes in --file)", pos[0])
 	}
-	var o createOpts
+	o := &createOpts{out: *out, wait: *wait, maxJobBytes: *maxBytes}
 	o.req.Object = *object
 	o.req.ExternalIDFieldName = *extID
 	if *object == "" {
 		return fail("--object is required")
 	}
-	for _, op := range []salesforce.Operation{salesforce.OpInsert, salesforce.OpUpdate, salesforce.OpUpsert,
-		salesforce.OpDelete, salesforce.OpHardDelete} {
-		if strings.EqualFold(*operation, string(op)) {
-			o.req.Operation = op
-		}
-	}
+	o.req.Operation = parseOperation(*operation)
 	switch {
 	case o.req.Operation == "":
 		return fail("--operation %q must be one of insert, update, upsert, delete, hardDelete", *operation)
@@ -872,84 +945,71 @@ func jobsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *maxBytes <= 0 || *maxBytes > salesforcesink.MaxMaxJobBytes {
 		return fail("--max-job-bytes must be between 1 and %d (the Bulk API upload limit)", int64(salesforcesink.MaxMaxJobBytes))
 	}
-	o.maxJobBytes = *maxBytes
 	if *file == "" {
 		return fail("--file is required")
 	}
 	if *out != "" && !*wait {
 		return fail("--out needs --wait (results exist only once a job has finished)")
 	}
-	var outLoc blobio.Location
+	var err error
 	if *out != "" {
-		var err error
-		if outLoc, err = blobio.Parse("", *out); err != nil {
+		if o.outLoc, err = blobio.Parse("", *out); err != nil {
 			return fail("--out: %v", err)
 		}
 	}
 	if *poll <= 0 {
 		return fail("--poll must be positive")
 	}
-	in, err := blobio.Parse("", *file)
-	if err != nil {
+	o.poll = salesforce.PollOptions{Initial: *poll, Max: max(*poll, 10*time.Second), Timeout: *timeout}
+	if o.in, err = blobio.Parse("", *file); err != nil {
 		return fail("--file: %v", err)
 	}
+	return o, cf, -1
+}
 
-	// Spool the parts first: bad input is refused before any job exists,
-	// and every upload can be replayed from its file.
-	spool, err := os.MkdirTemp("", "bulkflow-jobs-")
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkflow jobs create: spool: %v\n", err)
-		return exitFailed
-	}
-	defer os.RemoveAll(spool)
-	parts, le, err := splitCSV(ctx, in, o.maxJobBytes, spool)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkflow jobs create: %s: %v\n", in, err)
-		var ue *usageError
-		if errors.As(err, &ue) {
-			return exitUsage
-		}
-		return exitFailed
-	}
-	o.req.LineEnding = salesforce.LineEnding(le)
-	if o.lineEnding != "" {
-		o.req.LineEnding = salesforce.LineEnding(o.lineEnding)
-		if o.lineEnding != le {
-			fmt.Fprintf(stderr, "bulkflow jobs create: warning: --line-ending %s but the header line ends with %s; Salesforce may fail the job\n", o.lineEnding, le)
+// parseOperation returns the ingest operation named s (any case), or "".
+func parseOperation(s string) salesforce.Operation {
+	for _, op := range []salesforce.Operation{salesforce.OpInsert, salesforce.OpUpdate, salesforce.OpUpsert,
+		salesforce.OpDelete, salesforce.OpHardDelete} {
+		if strings.EqualFold(s, string(op)) {
+			return op
 		}
 	}
+	return ""
+}
 
-	client, code := connectOrExit(ctx, "create", cf, stderr)
-	if client == nil {
-		return code
-	}
-	rc := exitOK
+// uploadParts creates one job per part, in order, and stops at the first
+// failure (saying which parts were not loaded). It returns the ids of the
+// jobs whose upload completed.
+func uploadParts(ctx context.Context, client *salesforce.Client, o *createOpts, parts []csvPart, stdout, stderr io.Writer) ([]string, int) {
 	var created []string
 	for i, p := range parts {
 		id, err := uploadPart(ctx, client, o.req, p)
 		if err != nil {
-			fmt.Fprintf(stderr, "bulkflow jobs create: part %d/%d (%d rows): %s\n", i+1, len(parts), p.rows, describeErr(err))
+			fmt.Fprintf(stderr, "bulkflow jobs create: part %d/%d (%d rows): %s\n", i+1, len(parts), p.rows, DescribeErr(err))
 			if id != "" {
 				fmt.Fprintf(stderr, "bulkflow jobs create: aborted job %s\n", id)
 			}
 			if i+1 < len(parts) {
 				fmt.Fprintf(stderr, "bulkflow jobs create: parts %d to %d were not loaded\n", i+2, len(parts))
 			}
-			rc = exitFailed
-			break
+			return created, cli.ExitFailed
 		}
 		created = append(created, id)
 		fmt.Fprintf(stdout, "%s  part %d/%d  %d rows  %d bytes  UploadComplete\n", id, i+1, len(parts), p.rows, p.size)
 	}
-	if !*wait {
-		return rc
-	}
-	popts := &salesforce.PollOptions{Initial: *poll, Max: max(*poll, 10*time.Second), Timeout: *timeout}
+	return created, cli.ExitOK
+}
+
+// waitCreated follows each created job to a final state, prints its
+// counters, and with --out fetches its result files.
+func waitCreated(ctx context.Context, client *salesforce.Client, o *createOpts, created []string, stdout, stderr io.Writer) int {
+	rc := cli.ExitOK
 	for _, id := range created {
-		j, err := client.WaitJob(ctx, id, popts)
+		j, err := client.WaitJob(ctx, id, &o.poll)
 		if err != nil {
-			fmt.Fprintf(stderr, "bulkflow jobs create: wait for %s: %s\n", id, describeErr(err))
-			rc = exitFailed
+			fmt.Fprintf(stderr, "bulkflow jobs create: wait for %s: %s\n", id, DescribeErr(err))
+			rc = cli.ExitFailed
 			if ctx.Err() != nil {
 				return rc
 			}
@@ -966,11 +1026,11 @@ func jobsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 				msg = "the job was aborted"
 			}
 			fmt.Fprintf(stderr, "bulkflow jobs create: job %s ended %s: %s\n", j.ID, j.State, msg)
-			rc = exitFailed
+			rc = cli.ExitFailed
 		}
-		if *out != "" {
-			if c := fetchResults(ctx, client, j, []string{"successful", "failed", "unprocessed"}, outLoc, stdout, stderr); c != exitOK {
-				rc = exitFailed
+		if o.out != "" {
+			if c := fetchResults(ctx, client, j, []string{"successful", "failed", "unprocessed"}, o.outLoc, stdout, stderr); c != cli.ExitOK {
+				rc = cli.ExitFailed
 			}
 		}
 	}
@@ -997,160 +1057,4 @@ func uploadPart(ctx context.Context, client *salesforce.Client, req salesforce.C
 		return j.ID, fmt.Errorf("job %s: %w", j.ID, err)
 	}
 	return j.ID, nil
-}
-
-// csvPart is one spooled part of a split upload.
-type csvPart struct {
-	path string
-	size int64
-	rows int64
-}
-
-// splitCSV streams the CSV at in into parts of at most maxBytes bytes each
-// under dir, cutting only between records and starting each part with the
-// header line. A UTF-8 byte order mark is dropped. It returns the parts and
-// the header's line ending ("LF" or "CRLF"). Bad input (empty file, no data
-// rows, unterminated quote, a record too large for one job) is a
-// *usageError.
-func splitCSV(ctx context.Context, in blobio.Location, maxBytes int64, dir string) ([]csvPart, string, error) {
-	rc, err := blobio.NewReader(ctx, in)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rc.Close()
-	rr := &recordReader{r: bufio.NewReaderSize(rc, 256<<10)}
-	header, err := rr.next()
-	if err == io.EOF {
-		return nil, "", usagef("the file is empty")
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	header = bytes.TrimPrefix(header, []byte("\xef\xbb\xbf"))
-	le := "LF"
-	if bytes.HasSuffix(header, []byte("\r\n")) {
-		le = "CRLF"
-	}
-	if !bytes.HasSuffix(header, []byte("\n")) {
-		return nil, "", usagef("the file has a header line but no data rows")
-	}
-	if int64(len(header)) >= maxBytes {
-		return nil, "", usagef("the header line alone is %d bytes, not below --max-job-bytes %d", len(header), maxBytes)
-	}
-	var (
-		parts []csvPart
-		f     *os.File
-		bw    *bufio.Writer
-		cur   csvPart
-	)
-	finish := func() error {
-		if f == nil {
-			return nil
-		}
-		err := bw.Flush()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		parts = append(parts, cur)
-		f = nil
-		return err
-	}
-	defer func() {
-		if f != nil {
-			f.Close()
-		}
-	}()
-	for {
-		rec, err := rr.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		if len(bytes.TrimRight(rec, "\r\n")) == 0 {
-			continue // blank line
-		}
-		if int64(len(header)+len(rec)) > maxBytes {
-			return nil, "", usagef("the record at line %d is %d bytes: with the header it does not fit in --max-job-bytes %d",
-				rr.startLine, len(rec), maxBytes)
-		}
-		if f != nil && cur.size+int64(len(rec)) > maxBytes {
-			if err := finish(); err != nil {
-				return nil, "", err
-			}
-		}
-		if f == nil {
-			if err := ctx.Err(); err != nil {
-				return nil, "", err
-			}
-			cur = csvPart{path: filepath.Join(dir, fmt.Sprintf("part-%04d.csv", len(parts)+1))}
-			if f, err = os.Create(cur.path); err != nil {
-				return nil, "", err
-			}
-			bw = bufio.NewWriterSize(f, 256<<10)
-			bw.Write(header)
-			cur.size = int64(len(header))
-		}
-		if _, err := bw.Write(rec); err != nil {
-			return nil, "", err
-		}
-		cur.size += int64(len(rec))
-		cur.rows++
-	}
-	if err := finish(); err != nil {
-		return nil, "", err
-	}
-	if len(parts) == 0 {
-		return nil, "", usagef("the file has a header line but no data rows")
-	}
-	return parts, le, nil
-}
-
-// recordReader reads whole CSV records (with their line terminators),
-// joining physical lines while a quoted value is open.
-type recordReader struct {
-	r         *bufio.Reader
-	line      int // physical lines read
-	startLine int // 1-based line where the last record starts
-}
-
-// next returns the next record, or io.EOF.
-func (rr *recordReader) next() ([]byte, error) {
-	var rec []byte
-	inQuote := false
-	rr.startLine = rr.line + 1
-	for {
-		line, err := rr.r.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			rec = append(rec, line...)
-			inQuote = toggleQuotes(line, inQuote)
-			continue
-		}
-		if len(line) > 0 {
-			rr.line++
-			rec = append(rec, line...)
-			inQuote = toggleQuotes(line, inQuote)
-		}
-		if err == io.EOF {
-			if len(rec) == 0 {
-				return nil, io.EOF
-			}
-			if inQuote {
-				return nil, usagef("the record starting at line %d has an unterminated quoted value", rr.startLine)
-			}
-			return rec, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !inQuote {
-			return rec, nil
-		}
-	}
-}
-
-// toggleQuotes returns the quote state after b.
-func toggleQuotes(b []byte, in bool) bool {
-	return in != (bytes.Count(b, []byte{'"'})%2 == 1)
 }

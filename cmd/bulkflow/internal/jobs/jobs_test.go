@@ -1,4 +1,4 @@
-package main
+package jobs
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,10 +21,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+	_ "github.com/bulkflow/bulkflow/sources/all" // the csv source of TestJobsPipeline's pipeline files
 )
+
+var update = flag.Bool("update", false, "rewrite golden files")
 
 // jobsClock is a settable emulator clock, so job timestamps in golden
 // files are stable.
@@ -68,7 +74,7 @@ func tokenFlags(srv *salesforcetest.Server) []string {
 func jobsRun(t *testing.T, srv *salesforcetest.Server, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := runJobs(t.Context(), args, &stdout, &stderr)
+	code := Run(t.Context(), args, &stdout, &stderr)
 	if srv != nil {
 		for _, secret := range []string{srv.AccessToken(), srv.ClientSecret(), srv.RefreshToken()} {
 			if strings.Contains(stdout.String(), secret) || strings.Contains(stderr.String(), secret) {
@@ -145,27 +151,27 @@ func TestJobsUsage(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{nil, exitUsage, "Usage:"},
-		{[]string{"help"}, exitOK, ""},
-		{[]string{"frobnicate"}, exitUsage, `unknown subcommand "frobnicate"`},
-		{[]string{"list", "--bogus"}, exitUsage, "flag provided but not defined"},
-		{[]string{"list", "--help"}, exitOK, "Usage: bulkflow jobs list"},
-		{[]string{"list", "--state", "Done"}, exitUsage, "--state"},
-		{[]string{"list", "--since", "yesterday"}, exitUsage, "--since"},
-		{[]string{"list", "extra"}, exitUsage, "unexpected argument"},
-		{[]string{"list"}, exitUsage, "no Salesforce connection configured"},
-		{[]string{"list", "--token", "x"}, exitUsage, "--token needs --instance-url"},
-		{[]string{"list", "--client-secret", "x", "--instance-url", srv.URL}, exitUsage, "--client-id"},
-		{[]string{"show"}, exitUsage, "exactly one JOB_ID"},
-		{[]string{"abort"}, exitUsage, "at least one JOB_ID"},
-		{[]string{"create", "--operation", "insert", "--file", "x.csv"}, exitUsage, "--object is required"},
-		{[]string{"create", "--object", "Account", "--operation", "merge", "--file", "x.csv"}, exitUsage, "--operation"},
-		{[]string{"create", "--object", "Account", "--operation", "upsert", "--file", "x.csv"}, exitUsage, "--external-id"},
-		{[]string{"create", "--object", "Account", "--operation", "insert"}, exitUsage, "--file is required"},
-		{[]string{"create", "--object", "Account", "--operation", "insert", "--file", "x.csv", "--delimiter", "X"}, exitUsage, "--delimiter"},
-		{[]string{"create", "--object", "Account", "--operation", "insert", "--file", "x.csv", "--line-ending", "CR"}, exitUsage, "--line-ending"},
-		{[]string{"create", "--object", "Account", "--operation", "insert", "--file", "x.csv", "--max-job-bytes", "0"}, exitUsage, "--max-job-bytes"},
-		{[]string{"create", "--object", "Account", "--operation", "insert", "--file", "x.csv", "--out", "d"}, exitUsage, "--out needs --wait"},
+		{nil, cli.ExitUsage, "Usage:"},
+		{[]string{"help"}, cli.ExitOK, ""},
+		{[]string{"frobnicate"}, cli.ExitUsage, `unknown subcommand "frobnicate"`},
+		{[]string{"list", "--bogus"}, cli.ExitUsage, "flag provided but not defined"},
+		{[]string{"list", "--help"}, cli.ExitOK, "Usage: bulkflow jobs list"},
+		{[]string{"list", "--state", "Done"}, cli.ExitUsage, "--state"},
+		{[]string{"list", "--since", "yesterday"}, cli.ExitUsage, "--since"},
+		{[]string{"list", "extra"}, cli.ExitUsage, "unexpected argument"},
+		{[]string{"list"}, cli.ExitUsage, "no Salesforce connection configured"},
+		{[]string{"list", "--token", "x"}, cli.ExitUsage, "--token needs --instance-url"},
+		{[]string{"list", "--client-secret", "x", "--instance-url", srv.URL}, cli.ExitUsage, "--client-id"},
+		{[]string{"show"}, cli.ExitUsage, "exactly one JOB_ID"},
+		{[]string{"abort"}, cli.ExitUsage, "at least one JOB_ID"},
+		{[]string{"create", "--operation", "insert", "--file", "x.csv"}, cli.ExitUsage, "--object is required"},
+		{[]string{"create", "--object", "Account", "--operation", "merge", "--file", "x.csv"}, cli.ExitUsage, "--operation"},
+		{[]string{"create", "--object", "Account", "--operation", "upsert", "--file", "x.csv"}, cli.ExitUsage, "--external-id"},
+		{[]string{"create", "--object", "Account", "--operation", "insert"}, cli.ExitUsage, "--file is required"},
+		{[]string{"create", "--object", "Account", "--operation", "insert", "--file", "x.csv", "--delimiter", "X"}, cli.ExitUsage, "--delimiter"},
+		{[]string{"create", "--object", "Account", "--operation", "insert", "--file", "x.csv", "--line-ending", "CR"}, cli.ExitUsage, "--line-ending"},
+		{[]string{"create", "--object", "Account", "--operation", "insert", "--file", "x.csv", "--max-job-bytes", "0"}, cli.ExitUsage, "--max-job-bytes"},
+		{[]string{"create", "--object", "Account", "--operation", "insert", "--file", "x.csv", "--out", "d"}, cli.ExitUsage, "--out needs --wait"},
 	} {
 		code, stdout, stderr := jobsRun(t, srv, tc.args...)
 		if code != tc.code || !strings.Contains(stdout+stderr, tc.msg) {
@@ -192,8 +198,8 @@ func TestJobsMalformedID(t *testing.T) {
 	} {
 		all := append(append([]string{args[0]}, tokenFlags(srv)...), args[1:]...)
 		code, _, stderr := jobsRun(t, srv, all...)
-		if code != exitUsage || !strings.Contains(stderr, "is not a Bulk API job id") {
-			t.Errorf("jobs %q: exit %d, want %d; stderr:\n%s", args, code, exitUsage, stderr)
+		if code != cli.ExitUsage || !strings.Contains(stderr, "is not a Bulk API job id") {
+			t.Errorf("jobs %q: exit %d, want %d; stderr:\n%s", args, code, cli.ExitUsage, stderr)
 		}
 	}
 	if n := srv.Requests()["total"]; n != 0 {
@@ -208,8 +214,8 @@ func TestJobsUnknownID(t *testing.T) {
 	unknown := "750Hs00000ZZZZZIAF"
 	for _, args := range [][]string{{"show", unknown}, {"results", unknown}, {"abort", unknown}, {"delete", unknown}, {"show", unknown[:15]}} {
 		code, stdout, stderr := jobsRun(t, srv, append(args, tokenFlags(srv)...)...)
-		if code != exitFailed || !strings.Contains(stderr, "NOT_FOUND: ") || !strings.Contains(stderr, args[1]) {
-			t.Errorf("jobs %q: exit %d, want %d; output:\n%s%s", args, code, exitFailed, stdout, stderr)
+		if code != cli.ExitFailed || !strings.Contains(stderr, "NOT_FOUND: ") || !strings.Contains(stderr, args[1]) {
+			t.Errorf("jobs %q: exit %d, want %d; output:\n%s%s", args, code, cli.ExitFailed, stdout, stderr)
 		}
 	}
 }
@@ -244,18 +250,18 @@ func TestJobsListShowGolden(t *testing.T) {
 
 	listsBefore := srv.Requests()["GET /services/data/vXX.X/jobs/ingest"]
 	code, stdout, stderr := jobsRun(t, srv, append([]string{"list"}, tokenFlags(srv)...)...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("list: exit %d: %s", code, stderr)
 	}
-	golden(t, "testdata/jobs/list.golden", []byte(stdout))
+	pipelinetest.Golden(t, "testdata/jobs/list.golden", []byte(stdout), *update)
 	if pages := srv.Requests()["GET /services/data/vXX.X/jobs/ingest"] - listsBefore; pages < 2 {
 		t.Errorf("list fetched %d pages, want 2 (page size 2, 4 jobs); requests: %v", pages, srv.Requests())
 	}
 	code, stdout, stderr = jobsRun(t, srv, append([]string{"list", "--json"}, tokenFlags(srv)...)...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("list --json: exit %d: %s", code, stderr)
 	}
-	golden(t, "testdata/jobs/list.json.golden", []byte(stdout))
+	pipelinetest.Golden(t, "testdata/jobs/list.json.golden", []byte(stdout), *update)
 	var listed []salesforce.JobInfo
 	if err := json.Unmarshal([]byte(stdout), &listed); err != nil || len(listed) != 4 {
 		t.Fatalf("list --json: %d jobs, %v", len(listed), err)
@@ -273,7 +279,7 @@ func TestJobsListShowGolden(t *testing.T) {
 	} {
 		code, stdout, stderr := jobsRun(t, srv, append(append([]string{"list", "--json"}, tc.filter...), tokenFlags(srv)...)...)
 		var got []salesforce.JobInfo
-		if err := json.Unmarshal([]byte(stdout), &got); code != exitOK || err != nil {
+		if err := json.Unmarshal([]byte(stdout), &got); code != cli.ExitOK || err != nil {
 			t.Fatalf("list %q: exit %d, %v: %s", tc.filter, code, err, stderr)
 		}
 		var ids []string
@@ -286,16 +292,16 @@ func TestJobsListShowGolden(t *testing.T) {
 	}
 
 	code, stdout, stderr = jobsRun(t, srv, append([]string{"show", done}, tokenFlags(srv)...)...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("show: exit %d: %s", code, stderr)
 	}
-	golden(t, "testdata/jobs/show.golden", []byte(stdout))
+	pipelinetest.Golden(t, "testdata/jobs/show.golden", []byte(stdout), *update)
 	// Flags after or before the id.
 	code, stdout, stderr = jobsRun(t, srv, append(append([]string{"show"}, tokenFlags(srv)...), done, "--json")...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("show --json: exit %d: %s", code, stderr)
 	}
-	golden(t, "testdata/jobs/show.json.golden", []byte(stdout))
+	pipelinetest.Golden(t, "testdata/jobs/show.json.golden", []byte(stdout), *update)
 	var shown struct {
 		ID         string `json:"id"`
 		DurationMs int64  `json:"durationMs"`
@@ -315,7 +321,7 @@ func TestJobsListSince(t *testing.T) {
 	srv, _ := newJobsServer(t, &salesforcetest.Options{Clock: time.Now})
 	id := loadJob(t, srv, sfClient(t, srv), "", false)
 	code, stdout, stderr := jobsRun(t, srv, append([]string{"list", "--since", "1h"}, tokenFlags(srv)...)...)
-	if code != exitOK || !strings.Contains(stdout, id) || !strings.HasPrefix(stdout, "ID ") {
+	if code != cli.ExitOK || !strings.Contains(stdout, id) || !strings.HasPrefix(stdout, "ID ") {
 		t.Errorf("list --since 1h: exit %d, want %s listed:\n%s%s", code, id, stdout, stderr)
 	}
 }
@@ -355,7 +361,7 @@ func TestJobsResults(t *testing.T) {
 
 	dir := filepath.Join(t.TempDir(), "out")
 	code, stdout, stderr := jobsRun(t, srv, append([]string{"results", id, "--out", dir}, tokenFlags(srv)...)...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("results: exit %d:\n%s%s", code, stdout, stderr)
 	}
 	for kind, rows := range map[string]int{"successful": 4, "failed": 1, "unprocessed": 0} {
@@ -370,7 +376,7 @@ func TestJobsResults(t *testing.T) {
 
 	// Only the failed file, to a blob URL.
 	code, stdout, stderr = jobsRun(t, srv, append([]string{"results", "--failed", "--out", "mem://jobs-results/run1", id}, tokenFlags(srv)...)...)
-	if code != exitOK || strings.Contains(stdout, "successful") {
+	if code != cli.ExitOK || strings.Contains(stdout, "successful") {
 		t.Fatalf("results --failed: exit %d:\n%s%s", code, stdout, stderr)
 	}
 	loc, err := blobio.Parse("", "mem://jobs-results/run1/"+id+"-failed.csv")
@@ -385,7 +391,7 @@ func TestJobsResults(t *testing.T) {
 	// Results of an unfinished job are refused with exit 1.
 	open := loadJob(t, srv, c, "", false)
 	code, _, stderr = jobsRun(t, srv, append([]string{"results", open}, tokenFlags(srv)...)...)
-	if code != exitFailed || !strings.Contains(stderr, "the job is Open") {
+	if code != cli.ExitFailed || !strings.Contains(stderr, "the job is Open") {
 		t.Errorf("results of an Open job: exit %d:\n%s", code, stderr)
 	}
 }
@@ -400,8 +406,8 @@ func TestJobsAbortDelete(t *testing.T) {
 	open2 := loadJob(t, srv, c, "", false)
 
 	code, stdout, stderr := jobsRun(t, srv, append([]string{"abort", complete, open1}, tokenFlags(srv)...)...)
-	if code != exitFailed {
-		t.Errorf("abort: exit %d, want %d", code, exitFailed)
+	if code != cli.ExitFailed {
+		t.Errorf("abort: exit %d, want %d", code, cli.ExitFailed)
 	}
 	if want := "bulkflow jobs abort " + complete + ": INVALIDJOBSTATE: Aborting already Completed Job not allowed"; !strings.Contains(stderr, want) {
 		t.Errorf("abort stderr lacks %q:\n%s", want, stderr)
@@ -414,7 +420,7 @@ func TestJobsAbortDelete(t *testing.T) {
 	}
 
 	code, stdout, stderr = jobsRun(t, srv, append([]string{"delete", open2, complete, open1}, tokenFlags(srv)...)...)
-	if code != exitFailed || !strings.Contains(stderr, "bulkflow jobs delete "+open2+": API_ERROR: ") {
+	if code != cli.ExitFailed || !strings.Contains(stderr, "bulkflow jobs delete "+open2+": API_ERROR: ") {
 		t.Errorf("delete of an Open job: exit %d:\n%s", code, stderr)
 	}
 	if want := complete + "  deleted\n" + open1 + "  deleted\n"; stdout != want {
@@ -429,7 +435,7 @@ func TestJobsAbortDelete(t *testing.T) {
 		t.Errorf("open job %s was deleted", open2)
 	}
 	code, _, stderr = jobsRun(t, srv, append([]string{"show", complete}, tokenFlags(srv)...)...)
-	if code != exitFailed || !strings.Contains(stderr, "NOT_FOUND") {
+	if code != cli.ExitFailed || !strings.Contains(stderr, "NOT_FOUND") {
 		t.Errorf("show of a deleted job: exit %d:\n%s", code, stderr)
 	}
 }
@@ -445,7 +451,7 @@ func TestJobsCreateWait(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "results")
 	code, stdout, stderr := jobsRun(t, srv, append([]string{"create", "--object", "Account", "--operation", "insert",
 		"--file", file, "--wait", "--poll", "10ms", "--out", out}, tokenFlags(srv)...)...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("create: exit %d:\n%s%s", code, stdout, stderr)
 	}
 	jobs := srv.Jobs()
@@ -476,14 +482,14 @@ func TestJobsCreateWait(t *testing.T) {
 	// Without --wait: the job is closed and left to Salesforce.
 	code, stdout, stderr = jobsRun(t, srv, append([]string{"create", "--object", "Account", "--operation", "upsert",
 		"--external-id", "External_Id__c", "--file", file}, tokenFlags(srv)...)...)
-	if code != exitOK || !strings.Contains(stdout, "part 1/1") || strings.Contains(stdout, "JobComplete") {
+	if code != cli.ExitOK || !strings.Contains(stdout, "part 1/1") || strings.Contains(stdout, "JobComplete") {
 		t.Errorf("create without --wait: exit %d:\n%s%s", code, stdout, stderr)
 	}
 
 	// A job that fails: delete with extra columns.
 	code, stdout, stderr = jobsRun(t, srv, append([]string{"create", "--object", "Account", "--operation", "delete",
 		"--file", file, "--wait", "--poll", "10ms"}, tokenFlags(srv)...)...)
-	if code != exitFailed || !strings.Contains(stdout, "Failed") || !strings.Contains(stderr, "ended Failed") {
+	if code != cli.ExitFailed || !strings.Contains(stdout, "Failed") || !strings.Contains(stderr, "ended Failed") {
 		t.Errorf("failing create: exit %d:\n%s%s", code, stdout, stderr)
 	}
 }
@@ -509,7 +515,7 @@ func TestJobsCreateSplit(t *testing.T) {
 	const maxBytes = 400
 	code, stdout, stderr := jobsRun(t, srv, append([]string{"create", "--object", "Account", "--operation", "insert",
 		"--file", "file://" + file, "--max-job-bytes", fmt.Sprint(maxBytes), "--wait", "--poll", "10ms"}, tokenFlags(srv)...)...)
-	if code != exitOK {
+	if code != cli.ExitOK {
 		t.Fatalf("create: exit %d:\n%s%s", code, stdout, stderr)
 	}
 	jobs := srv.Jobs()
@@ -557,7 +563,7 @@ func TestJobsCreateSplit(t *testing.T) {
 	before := srv.Requests()["total"]
 	code, _, stderr = jobsRun(t, srv, append([]string{"create", "--object", "Account", "--operation", "insert",
 		"--file", file, "--max-job-bytes", "60"}, tokenFlags(srv)...)...)
-	if code != exitUsage || !strings.Contains(stderr, "does not fit") || srv.Requests()["total"] != before {
+	if code != cli.ExitUsage || !strings.Contains(stderr, "does not fit") || srv.Requests()["total"] != before {
 		t.Errorf("oversized record: exit %d:\n%s", code, stderr)
 	}
 }
@@ -584,25 +590,25 @@ func (e *expireAfterToken) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestJobsExpiredToken(t *testing.T) {
 	srv, _ := newJobsServer(t, nil)
 	id := loadJob(t, srv, sfClient(t, srv), accountsCSV, true)
-	jobsHTTPClient = &http.Client{Transport: &expireAfterToken{srv: srv}}
-	t.Cleanup(func() { jobsHTTPClient = nil })
+	httpClient = &http.Client{Transport: &expireAfterToken{srv: srv}}
+	t.Cleanup(func() { httpClient = nil })
 	t.Setenv("SF_CLIENT_ID", srv.ClientID())
 	t.Setenv("SF_CLIENT_SECRET", srv.ClientSecret())
 	t.Setenv("SF_LOGIN_URL", srv.LoginURL())
 	tokenCalls := func() int { return srv.Requests()["POST /services/oauth2/token"] }
 	before := tokenCalls()
 	code, stdout, stderr := jobsRun(t, srv, "show", id)
-	if code != exitOK || !strings.Contains(stdout, "JobComplete") {
+	if code != cli.ExitOK || !strings.Contains(stdout, "JobComplete") {
 		t.Fatalf("show after expiry: exit %d:\n%s%s", code, stdout, stderr)
 	}
 	if n := tokenCalls() - before; n != 2 {
 		t.Errorf("%d token requests, want 2 (first token, one re-authentication); %v", n, srv.Requests())
 	}
 
-	jobsHTTPClient = nil
+	httpClient = nil
 	srv.ExpireTokens()
 	code, _, stderr = jobsRun(t, srv, append([]string{"show", id}, tokenFlags(srv)...)...)
-	if code != exitFailed || !strings.Contains(stderr, "INVALID_SESSION_ID") {
+	if code != cli.ExitFailed || !strings.Contains(stderr, "INVALID_SESSION_ID") {
 		t.Errorf("show with an expired static token: exit %d:\n%s", code, stderr)
 	}
 }
@@ -643,9 +649,13 @@ func TestJobsPipeline(t *testing.T) {
 	srv, _ := newJobsServer(t, nil)
 	id := loadJob(t, srv, sfClient(t, srv), "", false)
 	dir := t.TempDir()
+	root, err := filepath.Abs("../../../..") // the repository root
+	if err != nil {
+		t.Fatal(err)
+	}
 	write := func(name, sink string) string {
 		p := filepath.Join(dir, name)
-		y := "name: p\nstages:\n  - name: read\n    source: {type: csv, url: " + filepath.Join(repoRoot(t), "pipelines/data/sf-contacts.csv") +
+		y := "name: p\nstages:\n  - name: read\n    source: {type: csv, url: " + filepath.Join(root, "pipelines/data/sf-contacts.csv") +
 			"}\n  - name: load\n    inputs: [read]\n    sink:\n      type: salesforce\n      object: Contact\n      operation: insert\n" + sink
 		if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
 			t.Fatal(err)
@@ -657,7 +667,7 @@ func TestJobsPipeline(t *testing.T) {
 		"\n        client_secret: ${TEST_SF_SECRET}\n        login_url: "+srv.LoginURL()+"\n")
 	before := srv.Requests()["POST /services/oauth2/token"]
 	code, stdout, stderr := jobsRun(t, srv, "list", "--pipeline", good)
-	if code != exitOK || !strings.Contains(stdout, id) {
+	if code != cli.ExitOK || !strings.Contains(stdout, id) {
 		t.Fatalf("list --pipeline: exit %d:\n%s%s", code, stdout, stderr)
 	}
 	if srv.Requests()["POST /services/oauth2/token"] == before {
@@ -667,10 +677,10 @@ func TestJobsPipeline(t *testing.T) {
 		t.Errorf("no list request: %v", srv.Requests())
 	}
 	emu := write("emu.yaml", "      instance_url: \"emulator:\"\n")
-	if code, _, stderr := jobsRun(t, srv, "list", "--pipeline", emu); code != exitUsage || !strings.Contains(stderr, "emulator") {
+	if code, _, stderr := jobsRun(t, srv, "list", "--pipeline", emu); code != cli.ExitUsage || !strings.Contains(stderr, "emulator") {
 		t.Errorf("list --pipeline with emulator: exit %d:\n%s", code, stderr)
 	}
-	if code, _, stderr := jobsRun(t, srv, "list", "--pipeline", filepath.Join(dir, "missing.yaml")); code != exitUsage {
+	if code, _, stderr := jobsRun(t, srv, "list", "--pipeline", filepath.Join(dir, "missing.yaml")); code != cli.ExitUsage {
 		t.Errorf("list --pipeline missing file: exit %d:\n%s", code, stderr)
 	}
 }
@@ -725,8 +735,8 @@ func TestJobsResultsMismatch(t *testing.T) {
 	fake := httptestServer(t, mux)
 	dir := t.TempDir()
 	code, stdout, stderr := jobsRun(t, nil, "results", id, "--out", dir, "--instance-url", fake, "--token", "00Dfake!token")
-	if code != exitFailed {
-		t.Errorf("exit %d, want %d", code, exitFailed)
+	if code != cli.ExitFailed {
+		t.Errorf("exit %d, want %d", code, cli.ExitFailed)
 	}
 	for _, want := range []string{
 		"warning: failed has 1 rows but numberRecordsFailed is 2",
@@ -767,7 +777,7 @@ func TestJobsCreateFromBlob(t *testing.T) {
 	}
 	code, stdout, stderr := jobsRun(t, srv, append([]string{"create", "--object", "Account", "--operation", "insert",
 		"--file", "mem://jobs-in/accounts.csv", "--line-ending", "lf", "--delimiter", "comma"}, tokenFlags(srv)...)...)
-	if code != exitOK || len(srv.Jobs()) != 1 || string(srv.UploadedCSV(srv.Jobs()[0].ID)) != accountsCSV {
+	if code != cli.ExitOK || len(srv.Jobs()) != 1 || string(srv.UploadedCSV(srv.Jobs()[0].ID)) != accountsCSV {
 		t.Errorf("create from mem://: exit %d:\n%s%s", code, stdout, stderr)
 	}
 	for _, bad := range []string{"", "Name\n", "Name\n\"open quote\n"} {
@@ -776,8 +786,8 @@ func TestJobsCreateFromBlob(t *testing.T) {
 		}
 		code, _, stderr := jobsRun(t, srv, append([]string{"create", "--object", "Account", "--operation", "insert",
 			"--file", "mem://jobs-in/accounts.csv"}, tokenFlags(srv)...)...)
-		if code != exitUsage {
-			t.Errorf("create from %q: exit %d, want %d:\n%s", bad, code, exitUsage, stderr)
+		if code != cli.ExitUsage {
+			t.Errorf("create from %q: exit %d, want %d:\n%s", bad, code, cli.ExitUsage, stderr)
 		}
 	}
 }
@@ -804,7 +814,7 @@ func TestJobsAuthFlows(t *testing.T) {
 	before := tokenCalls()
 	code, stdout, stderr := jobsRun(t, srv, "show", id, "--client-id", srv.ClientID(), "--refresh-token", srv.RefreshToken(),
 		"--login-url", srv.LoginURL())
-	if code != exitOK || tokenCalls() != before+1 {
+	if code != cli.ExitOK || tokenCalls() != before+1 {
 		t.Errorf("refresh token flow: exit %d, %d token calls:\n%s%s", code, tokenCalls()-before, stdout, stderr)
 	}
 
@@ -814,11 +824,11 @@ func TestJobsAuthFlows(t *testing.T) {
 	t.Setenv("SF_LOGIN_URL", srv.LoginURL())
 	before = tokenCalls()
 	code, stdout, stderr = jobsRun(t, srv, "show", id)
-	if code != exitOK || tokenCalls() != before+1 {
+	if code != cli.ExitOK || tokenCalls() != before+1 {
 		t.Errorf("JWT flow from SF_* variables: exit %d, %d token calls:\n%s%s", code, tokenCalls()-before, stdout, stderr)
 	}
 	t.Setenv("SF_USERNAME", "")
-	if code, _, stderr := jobsRun(t, srv, "show", id); code != exitUsage || !strings.Contains(stderr, "--username") {
+	if code, _, stderr := jobsRun(t, srv, "show", id); code != cli.ExitUsage || !strings.Contains(stderr, "--username") {
 		t.Errorf("JWT flow without a username: exit %d:\n%s", code, stderr)
 	}
 }
