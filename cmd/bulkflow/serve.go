@@ -47,7 +47,7 @@ type serveOptions struct {
 	TLSCert, TLSKey  string        // --tls-cert, --tls-key
 
 	TLSTerminatedUpstream bool          // --tls-terminated-upstream: a proxy in front speaks TLS
-	Holder                string        // lease holder; default hostname:pid
+	Holder                string        // lease holder; default hostname:pid (see deadLocalHolder)
 	LeaseTTL              time.Duration // default 2m, renewed every TTL/3 while running
 }
 
@@ -172,8 +172,7 @@ func newServer(ctx context.Context, o serveOptions, stderr io.Writer) (*server, 
 		return nil, errors.New("--grace must not be negative")
 	}
 	if o.Holder == "" {
-		host, _ := os.Hostname()
-		o.Holder = fmt.Sprintf("%s:%d", host, os.Getpid())
+		o.Holder = fmt.Sprintf("%s:%d", localHostname(), os.Getpid())
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 2 * time.Minute
@@ -260,12 +259,33 @@ func newServer(ctx context.Context, o serveOptions, stderr io.Writer) (*server, 
 	return s, nil
 }
 
-// start starts the scheduler.
+// start starts the scheduler, and resumes at once every run that a
+// stopped or crashed process left in flight (when its lease is free or its
+// holder is a dead process of this host).
 func (s *server) start() {
 	s.cron.Start()
 	for _, name := range s.names {
 		p := s.pipelines[name]
 		s.log.Info("scheduled", "pipeline", name, "file", p.file, "schedule", p.spec, "next", p.sched.Next(s.now()))
+	}
+	s.resumeInFlight()
+}
+
+// resumeInFlight triggers the pipelines whose state names a run in flight.
+func (s *server) resumeInFlight() {
+	for _, name := range s.names {
+		var in inflight
+		found, err := s.pipelines[name].store.Get(context.WithoutCancel(s.runCtx), inflightKey, &in)
+		if err != nil {
+			s.log.Warn("cannot read the in-flight run", "pipeline", name, "err", err)
+			continue
+		}
+		if !found || in.RunID == "" {
+			continue
+		}
+		if _, err := s.trigger(name, "startup"); err != nil {
+			s.log.Info("run in flight not resumed at start", "pipeline", name, "run_id", in.RunID, "reason", err)
+		}
 	}
 }
 
@@ -296,15 +316,29 @@ func (s *server) trigger(name, why string) (string, error) {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	ctx := context.WithoutCancel(s.runCtx)
-	got, err := p.store.AcquireLease(ctx, s.opts.Holder, s.opts.LeaseTTL)
+	// Everything the run writes to the state goes through st, bound to
+	// the lease generation won: refused (state.ErrFenced) once a newer
+	// holder takes the lease.
+	st, got, err := p.store.AcquireFenced(ctx, s.opts.Holder, s.opts.LeaseTTL)
+	var cur state.Lease
+	if err == nil && !got {
+		if cur, err = p.store.ReadLease(ctx); err == nil && s.deadLocalHolder(cur.Holder) {
+			// Its process is gone: do not wait for the lease to expire.
+			if st, got, err = p.store.TakeOverLease(ctx, s.opts.Holder, cur, s.opts.LeaseTTL); got {
+				s.log.Warn("took over the lease of a dead process of this host", "pipeline", name,
+					"dead_holder", cur.Holder, "generation", st.Generation())
+			} else if err == nil {
+				cur, err = p.store.ReadLease(ctx) // someone else took it over
+			}
+		}
+	}
 	if err != nil || !got {
 		p.run.Unlock()
 		s.wg.Done()
 		if err != nil {
 			return "", fmt.Errorf("pipeline %q: lease: %w", name, err)
 		}
-		le, _ := p.store.ReadLease(ctx)
-		return "", fmt.Errorf("pipeline %q is %w in %s (lease until %s)", name, errAlreadyRunning, le.Holder, le.Expires.Format(time.RFC3339))
+		return "", fmt.Errorf("pipeline %q is %w in %s (lease until %s)", name, errAlreadyRunning, cur.Holder, cur.Expires.Format(time.RFC3339))
 	}
 	runID := pipeline.NewRunID(s.now())
 	// A run that a crash left unfinished is resumed (same run id: the
@@ -317,15 +351,40 @@ func (s *server) trigger(name, why string) (string, error) {
 			"run_id", in.RunID, "holder", in.Holder, "started_at", in.StartedAt)
 		runID, why = in.RunID, why+"+resume"
 	}
-	if err := p.store.Put(ctx, inflightKey, inflight{RunID: runID, Holder: s.opts.Holder, StartedAt: s.now().UTC()}); err != nil {
-		p.store.ReleaseLease(ctx, s.opts.Holder)
+	if err := st.Put(ctx, inflightKey, inflight{RunID: runID, Holder: s.opts.Holder, StartedAt: s.now().UTC()}); err != nil {
+		st.ReleaseLease(ctx, s.opts.Holder)
 		p.run.Unlock()
 		s.wg.Done()
 		return "", fmt.Errorf("pipeline %q: record the run: %w", name, err)
 	}
 	p.setCurrent(runID)
-	go s.execute(p, runID, why)
+	go s.execute(p, st, runID, why)
 	return runID, nil
+}
+
+// deadLocalHolder reports whether a lease holder ("host:pid") is a
+// process of this host that no longer exists. A holder on another host,
+// a live process, or one whose state cannot be told (another user's
+// process, another OS) is not dead: its lease expires as usual.
+func (s *server) deadLocalHolder(holder string) bool {
+	host, pidText, ok := strings.Cut(holder, ":")
+	if !ok || host != localHostname() {
+		return false
+	}
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return processGone(pid)
+}
+
+// localHostname names this host in lease holders.
+func localHostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "unknown-host"
+	}
+	return h
 }
 
 // inflightKey is the state document naming the run in progress; it is
@@ -339,9 +398,10 @@ type inflight struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 }
 
-// execute runs the pipeline once; the caller holds p.run, the lease and a
-// wg count, which execute gives back.
-func (s *server) execute(p *servedPipeline, runID, why string) {
+// execute runs the pipeline once; the caller holds p.run, the lease (st is
+// the store fenced by its generation) and a wg count, which execute gives
+// back.
+func (s *server) execute(p *servedPipeline, st *state.Store, runID, why string) {
 	ctx, cancel := context.WithCancel(s.runCtx)
 	defer cancel()
 	bg := context.WithoutCancel(ctx) // state writes happen even after cancellation
@@ -361,7 +421,7 @@ func (s *server) execute(p *servedPipeline, runID, why string) {
 			case <-renewDone:
 				return
 			case <-t.C:
-				if err := p.store.RenewLease(bg, s.opts.Holder, s.opts.LeaseTTL); err != nil {
+				if err := st.RenewLease(bg, s.opts.Holder, s.opts.LeaseTTL); err != nil {
 					log.Error("lease renewal failed", "err", err)
 					if errors.Is(err, state.ErrLeaseLost) {
 						cancel()
@@ -375,13 +435,13 @@ func (s *server) execute(p *servedPipeline, runID, why string) {
 		s.runStarted(ctx, p.name, runID)
 	}
 	start := s.now()
-	rep := s.runOnce(ctx, p, runID, log)
+	rep := s.runOnce(ctx, p, st, runID, log)
 	close(renewDone)
 	renewWG.Wait()
 
 	rec := state.RunRecord{
 		RunID: runID, Status: rep.Status, Trigger: why, Holder: s.opts.Holder, StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt,
-		Counts: rep.Counts, DeadLetters: rep.DeadLetters, Errors: rep.Errors,
+		Counts: rep.Counts, DeadLetters: rep.DeadLetters, Errors: rep.Errors, LeaseGeneration: st.Generation(),
 	}
 	if rec.StartedAt.IsZero() {
 		rec.StartedAt = start.UTC()
@@ -389,27 +449,30 @@ func (s *server) execute(p *servedPipeline, runID, why string) {
 	if rec.FinishedAt.IsZero() {
 		rec.FinishedAt = s.now().UTC()
 	}
-	if u, err := p.store.ReportURL(runID); err == nil {
-		if err := writeReport(bg, u, rep); err != nil {
+	if u, err := st.ReportURL(runID); err == nil {
+		if err := st.CheckFence(bg); err != nil {
+			log.Error("write report", "err", err)
+			rec.Errors = append(rec.Errors, err.Error())
+		} else if err := writeReport(bg, u, rep); err != nil {
 			log.Error("write report", "err", err)
 			rec.Errors = append(rec.Errors, err.Error())
 		} else {
 			rec.ReportURL = u
 		}
 	}
-	if err := p.store.AppendRun(bg, rec); err != nil {
+	if err := st.AppendRun(bg, rec); err != nil {
 		log.Error("record run", "err", err)
 	}
 	if rec.Status != pipeline.StatusCancelled {
 		// A cancelled run (shutdown) stays in flight: the next start
 		// resumes it.
-		if err := p.store.Put(bg, inflightKey, inflight{}); err != nil {
+		if err := st.Put(bg, inflightKey, inflight{}); err != nil {
 			log.Error("clear the in-flight run", "err", err)
 		}
 	}
 	s.metrics.observe(p.name, rec)
 	s.metrics.observeReport(p.name, rep)
-	if err := p.store.ReleaseLease(bg, s.opts.Holder); err != nil {
+	if err := st.ReleaseLease(bg, s.opts.Holder); err != nil {
 		log.Error("release lease", "err", err)
 	}
 	log.Info("run finished", "status", rec.Status, "read", rec.Counts.Read, "loaded", rec.Counts.Loaded,
@@ -425,7 +488,7 @@ func (s *server) execute(p *servedPipeline, runID, why string) {
 
 // runOnce prepares and runs the pipeline as `bulkflow run` does; it always
 // returns a report.
-func (s *server) runOnce(ctx context.Context, p *servedPipeline, runID string, log *slog.Logger) *pipeline.Report {
+func (s *server) runOnce(ctx context.Context, p *servedPipeline, st *state.Store, runID string, log *slog.Logger) *pipeline.Report {
 	diag := &capWriter{max: 16 << 10}
 	plan, g, env, code := prepare(ctx, p.file, io.MultiWriter(diag, s.stderr))
 	if code != exitOK {
@@ -443,7 +506,7 @@ func (s *server) runOnce(ctx context.Context, p *servedPipeline, runID string, l
 	}
 	// The plan shares env: sinks opened by Run see this run id.
 	env.RunID = runID
-	opts, err := runOptions(ctx, g, env, p.store, "")
+	opts, err := runOptions(ctx, g, env, st, "")
 	if err != nil {
 		plan.Close()
 		now := s.now().UTC()

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline/state"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
 // TestServeProcessesShareALease starts three `bulkflow serve` processes on
@@ -116,4 +120,161 @@ stages:
 	if skipped == 0 {
 		t.Error("no process ever found the lease taken: the test did not exercise contention")
 	}
+}
+
+// TestServeResumesAfterKill SIGKILLs a `bulkflow serve` process in the
+// middle of a load into the emulator and starts another one on the same
+// state: the new process sees that the lease holder is a dead process of
+// this host, takes the lease over at once (not after the 2-minute ttl)
+// and resumes the crashed run under its run id at start-up; every row
+// reaches Salesforce exactly once.
+func TestServeResumesAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{ProcessingDelay: 1500 * time.Millisecond}})
+	defer srv.Close()
+	root := t.TempDir()
+	dir, stateDir, data := filepath.Join(root, "pipelines"), filepath.Join(root, "state")+"/", filepath.Join(root, "data")
+	os.MkdirAll(dir, 0o755)
+	os.MkdirAll(data, 0o755)
+	const rows = 2000
+	var csv strings.Builder
+	csv.WriteString("External_Id__c,Name\n")
+	for i := range rows {
+		fmt.Fprintf(&csv, "K%06d,Account %d\n", i, i)
+	}
+	os.WriteFile(filepath.Join(data, "accounts.csv"), []byte(csv.String()), 0o644)
+	os.WriteFile(filepath.Join(dir, "load.yaml"), []byte(fmt.Sprintf(`name: load
+schedule: %q
+dead_letter: %s/dl/
+stages:
+  - name: read
+    source: {type: csv, url: %s/accounts.csv}
+  - name: write
+    inputs: [read]
+    sink:
+      type: salesforce
+      object: Account
+      operation: insert
+      max_job_rows: 500
+      concurrency: 2
+      poll_initial: 20ms
+      poll_max: 100ms
+      instance_url: %s
+      auth: {access_token: %q}
+      ledger: %s/ledger
+`, serveNever, data, data, srv.URL, srv.AccessToken(), data)), 0o644)
+
+	start := func() (*exec.Cmd, *serveSafeBuffer, string) {
+		t.Helper()
+		stderr := &serveSafeBuffer{}
+		cmd := exec.Command(bin, "serve", "--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0", "--grace", "30s")
+		cmd.Stderr = stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		m := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
+		if err != nil || m == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("serve printed %q (%v)\n%s", line, err, stderr.String())
+		}
+		return cmd, stderr, m[1]
+	}
+
+	a, aErr, addr := start()
+	code, body := serveDo(t, "POST", "http://"+addr+"/run/load")
+	var started struct {
+		RunID string `json:"run_id"`
+	}
+	if code != 202 || json.Unmarshal([]byte(body), &started) != nil || started.RunID == "" {
+		a.Process.Kill()
+		a.Wait()
+		t.Fatalf("POST /run/load = %d %s\n%s", code, body, aErr.String())
+	}
+	// Kill it while a job is closed and processing (the emulator holds
+	// each closed job 1.5 s).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		closed := false
+		for _, j := range srv.Jobs() {
+			closed = closed || j.State == "UploadComplete"
+		}
+		if closed {
+			break
+		}
+		if time.Now().After(deadline) {
+			a.Process.Kill()
+			a.Wait()
+			t.Fatalf("no job reached UploadComplete\n%s", aErr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a.Process.Kill()
+	a.Wait() // reaped: its pid no longer exists
+	st, err := state.Open(context.Background(), stateDir, "load")
+	if err != nil {
+		t.Fatal(err)
+	}
+	le, err := st.ReadLease(context.Background())
+	if err != nil || le.Holder != fmt.Sprintf("%s:%d", localHostname(), a.Process.Pid) || !le.Expires.After(time.Now().Add(time.Minute)) {
+		t.Fatalf("lease after the kill = %+v, %v; want the killed process's, valid for over a minute", le, err)
+	}
+	loadedBefore := len(srv.Records("Account"))
+
+	restarted := time.Now()
+	b, bErr, bAddr := start()
+	defer func() {
+		b.Process.Signal(syscall.SIGTERM)
+		if err := b.Wait(); err != nil {
+			t.Errorf("restarted serve exited with %v\n%s", err, bErr.String())
+		}
+	}()
+	var rec state.RunRecord
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		runs, err := st.Runs(context.Background(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) > 0 {
+			rec = runs[0]
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the crashed run was not resumed within 60 s\n%s", bErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(restarted)
+	if rec.RunID != started.RunID || rec.Trigger != "startup+resume" || rec.Status != "succeeded" ||
+		rec.Holder != fmt.Sprintf("%s:%d", localHostname(), b.Process.Pid) {
+		t.Fatalf("run = %+v; want %s resumed at start-up by the new process and succeeded\n%s", rec, started.RunID, bErr.String())
+	}
+	if rec.LeaseGeneration != le.Generation+1 {
+		t.Errorf("resumed under lease generation %d, want %d", rec.LeaseGeneration, le.Generation+1)
+	}
+	if !strings.Contains(bErr.String(), "took over the lease of a dead process of this host") {
+		t.Errorf("restarted serve did not log the takeover:\n%s", bErr.String())
+	}
+	recs := srv.Records("Account")
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[r["External_Id__c"]]++
+	}
+	if len(recs) != rows || len(seen) != rows {
+		t.Errorf("emulator holds %d records of %d distinct keys; want each of %d rows once", len(recs), len(seen), rows)
+	}
+	// Nothing is left in flight, and the server takes new runs.
+	if code, body := serveDo(t, "POST", "http://"+bAddr+"/run/load"); code != 202 {
+		t.Errorf("POST after the resume = %d %s", code, body)
+	}
+	t.Logf("killed with %d of %d rows loaded; the restarted serve resumed run %s and finished it %.1f s after it started (lease ttl 120 s)",
+		loadedBefore, rows, rec.RunID, took.Seconds())
 }

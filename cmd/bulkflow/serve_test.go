@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -580,5 +583,119 @@ func TestServeSyncMetrics(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q:\n%s", want, metrics)
 		}
+	}
+}
+
+// TestServeFencedAfterTakeover: a run whose process is paused past its
+// lease, while another process takes the lease, records nothing when it
+// wakes up: its report, run record and in-flight update are refused by the
+// lease's fencing, and the other holder's lease stays.
+func TestServeFencedAfterTakeover(t *testing.T) {
+	dir, stateDir := serveFixture(t, "")
+	s, done, stderr := serveTestServer(t, dir, stateDir)
+	ctx := context.Background()
+	other, err := state.Open(ctx, stateDir, "people")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Now = func() time.Time { return time.Now().Add(time.Hour) } // sees this process's lease expired
+	s.runStarted = func(ctx context.Context, name, runID string) {
+		// This process is "paused" here; the other one takes the lease.
+		if ok, err := other.AcquireLease(ctx, "otherhost:42", time.Hour); !ok || err != nil {
+			t.Errorf("other process acquire = %v, %v", ok, err)
+		}
+	}
+	runID, err := s.trigger("people", "manual")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := serveWait(t, done)
+	if !strings.Contains(strings.Join(rec.Errors, "\n"), "lease taken over by a newer holder") {
+		t.Errorf("run errors = %q; want the fencing refusal", rec.Errors)
+	}
+	for _, want := range []string{"record run", "clear the in-flight run", "generation 2", "otherhost:42"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if runs, err := other.Runs(ctx, 0); err != nil || len(runs) != 0 {
+		t.Errorf("runs = %+v, %v; want none recorded by the fenced holder", runs, err)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, "people", "reports", runID+".json")); !os.IsNotExist(err) {
+		t.Errorf("report of the fenced run: %v; want none", err)
+	}
+	var in inflight
+	if found, err := other.Get(ctx, inflightKey, &in); err != nil || !found || in.RunID != runID {
+		t.Errorf("in-flight doc = %+v (found %v, %v); want the run still in flight for the new holder to resume", in, found, err)
+	}
+	if le, err := other.ReadLease(ctx); err != nil || le.Holder != "otherhost:42" || le.Generation != 2 {
+		t.Errorf("lease = %+v, %v; want otherhost:42's generation 2", le, err)
+	}
+}
+
+// TestServeTakesOverDeadLocalHolder: a lease held by a process of this
+// host that no longer exists is taken at once, and the run it left in
+// flight resumed; a holder on another host, or a live local process,
+// keeps its lease until it expires.
+func TestServeTakesOverDeadLocalHolder(t *testing.T) {
+	deadChild := exec.Command("true")
+	if err := deadChild.Run(); err != nil { // run and reaped: the pid is gone
+		t.Fatal(err)
+	}
+	live := exec.Command("sleep", "60")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { live.Process.Kill(); live.Wait() })
+	host := localHostname()
+	tests := []struct {
+		name, holder string
+		takeOver     bool
+	}{
+		{"dead local process", fmt.Sprintf("%s:%d", host, deadChild.Process.Pid), true},
+		{"live local process", fmt.Sprintf("%s:%d", host, live.Process.Pid), false},
+		{"dead pid on another host", fmt.Sprintf("not-%s:%d", host, deadChild.Process.Pid), false},
+		{"holder without a pid", host + ":x", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, stateDir := serveFixture(t, "")
+			s, done, stderr := serveTestServer(t, dir, stateDir)
+			ctx := context.Background()
+			crashed, err := state.Open(ctx, stateDir, "people")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := crashed.AcquireLease(ctx, tc.holder, time.Hour); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+			const crashedRun = "20260101T000000Z-0badf00d"
+			if err := crashed.Put(ctx, inflightKey, inflight{RunID: crashedRun, Holder: tc.holder}); err != nil {
+				t.Fatal(err)
+			}
+			s.resumeInFlight() // what start does
+			if !tc.takeOver {
+				if id := s.pipelines["people"].current(); id != "" {
+					t.Fatalf("a run started (%s) although %s holds the lease", id, tc.holder)
+				}
+				if !strings.Contains(stderr.String(), "run in flight not resumed at start") || !strings.Contains(stderr.String(), tc.holder) {
+					t.Errorf("log:\n%s", stderr.String())
+				}
+				if _, err := s.trigger("people", "manual"); !errors.Is(err, errAlreadyRunning) {
+					t.Errorf("trigger = %v; want already running in %s", err, tc.holder)
+				}
+				return
+			}
+			rec := serveWait(t, done)
+			if rec.RunID != crashedRun || rec.Trigger != "startup+resume" || rec.Status != pipeline.StatusSucceeded || rec.LeaseGeneration != 2 {
+				t.Fatalf("resumed run = %+v\n%s", rec, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "took over the lease of a dead process of this host") {
+				t.Errorf("log:\n%s", stderr.String())
+			}
+			if le, err := crashed.ReadLease(ctx); err != nil || le.Holder != "" || le.Generation != 2 {
+				t.Errorf("lease after the resumed run = %+v, %v; want released at generation 2", le, err)
+			}
+		})
 	}
 }
