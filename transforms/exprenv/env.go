@@ -168,15 +168,15 @@ func (e *Env) Compile(src string, extra ...expr.Option) (*Program, error) {
 	if len(extra) > 0 {
 		opts = append(append([]expr.Option(nil), e.opts...), extra...)
 	}
-	prog, err := expr.Compile(src, opts...)
-	if err != nil {
+	// The program run is compiled with checked arithmetic (arith.go). Its
+	// patch is an expr visitor, and with a visitor expr's last type check
+	// does not look inside calls it typed before (trim(compnay) would
+	// compile), so the errors are those of a plain compile first.
+	if _, err := expr.Compile(src, opts...); err != nil {
 		return nil, e.compileError(src, err)
 	}
-	// The program run is compiled again with checked arithmetic (arith.go).
-	// Its patch is an expr visitor, and with a visitor expr's last type
-	// check does not look inside calls it typed before (trim(compnay)
-	// would compile), so the errors are those of the plain compile above.
-	if prog, err = expr.Compile(src, append(opts[:len(opts):len(opts)], arithOptions()...)...); err != nil {
+	prog, err := expr.Compile(src, append(opts[:len(opts):len(opts)], arithOptions()...)...)
+	if err != nil {
 		return nil, e.compileError(src, err)
 	}
 	node := prog.Node()
