@@ -516,11 +516,13 @@ func (r *runner) runSink(s *planStage) {
 	var writers errgroup.Group
 	writers.SetLimit(policy.MaxInFlight)
 	sy := r.syncers[s]
-	var seq int64 // batches cut for the sink so far (see BatchSeq)
+	var seq int64                  // batches cut for the sink so far (see BatchSeq)
+	cl := newCommitLog(sink, s.in) // rows loaded but not committed until Close
+	defer cl.close()
 	write := func(b *Batch, ops []SyncOp) {
 		ctx := WithBatchSeq(r.workCtx, seq)
 		seq++
-		writers.Go(func() error { r.write(ctx, s, sink, b, sy, ops); return nil })
+		writers.Go(func() error { r.write(ctx, s, sink, cl, b, sy, ops); return nil })
 	}
 	// add queues rows for the sink, joining them up to policy.MaxRows.
 	var pending *Batch
@@ -580,7 +582,9 @@ func (r *runner) runSink(s *planStage) {
 	// Close with a context that survives cancellation: a sink commits what
 	// it has loaded, so the accounting stays true.
 	if err := sink.Close(context.WithoutCancel(r.userCtx)); err != nil {
-		r.fail(fmt.Errorf("stage %q: close sink: %w (rows counted as loaded by this sink may not have been committed)", s.spec.Name, err))
+		n := cl.total()
+		r.fail(fmt.Errorf("stage %q: close sink: %w (%d rows it took are not committed: dead-lettered sink_failed)", s.spec.Name, err, n))
+		r.uncommit(s, cl, err)
 	}
 	if sr, ok := sink.(StatsReporter); ok {
 		r.mu.Lock()
@@ -595,7 +599,7 @@ func (r *runner) runSink(s *planStage) {
 // write hands one batch to the sink and accounts for every row. With a
 // syncer, it tells the syncer each row's outcome (ops[i] is row i's op).
 // ctx is the run's work context carrying the batch's sequence number.
-func (r *runner) write(ctx context.Context, s *planStage, sink Sink, b *Batch, sy Syncer, ops []SyncOp) {
+func (r *runner) write(ctx context.Context, s *planStage, sink Sink, cl *commitLog, b *Batch, sy Syncer, ops []SyncOp) {
 	c := r.counters[s]
 	if r.workCtx.Err() != nil {
 		r.settle(s, s.in, r.drainBatch(b, r.drainCode(), nil).Drops())
@@ -616,6 +620,7 @@ func (r *runner) write(ctx context.Context, s *planStage, sink Sink, b *Batch, s
 	case err == nil:
 		c.loaded.Add(int64(b.Len()))
 		r.loaded.Add(int64(b.Len()))
+		cl.add(b, nil)
 	case errors.As(err, &rowErrs):
 		seen := make(map[int]bool, len(rowErrs.Failures))
 		var drops []Drop
@@ -634,6 +639,7 @@ func (r *runner) write(ctx context.Context, s *planStage, sink Sink, b *Batch, s
 		n := int64(b.Len() - len(seen))
 		c.loaded.Add(n)
 		r.loaded.Add(n)
+		cl.add(b, seen)
 		r.settle(s, s.in, drops)
 	default:
 		code := CodeSinkFailed

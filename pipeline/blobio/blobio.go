@@ -373,7 +373,7 @@ func (r *ReaderAt) Close() error { return r.closeB() }
 // directly instead (see NewWriter): there Abort only stops writing.
 type Writer struct {
 	dst     io.Writer
-	cancel  context.CancelFunc // cancels an atomic write's context
+	cancel  context.CancelFunc // cancels an atomic write's context; nil when direct
 	commit  func() error       // commits (unless aborted) and releases
 	release func() error       // releases without committing
 	loc     Location
@@ -441,7 +441,7 @@ func NewWriter(ctx context.Context, l Location) (*Writer, error) {
 // directWriter writes to dst as it comes (standard output, a device, a
 // FIFO); closeFn releases it.
 func directWriter(l Location, dst io.Writer, closeFn func() error) *Writer {
-	return &Writer{dst: dst, cancel: func() {}, commit: closeFn, release: closeFn, loc: l}
+	return &Writer{dst: dst, commit: closeFn, release: closeFn, loc: l}
 }
 
 func contentType(key string) string {
@@ -462,7 +462,9 @@ func (w *Writer) Write(p []byte) (int, error) { return w.dst.Write(p) }
 // Abort discards the object. Close after Abort only releases resources.
 func (w *Writer) Abort() {
 	w.aborted = true
-	w.cancel()
+	if w.cancel != nil {
+		w.cancel()
+	}
 }
 
 // Close commits the object (unless aborted) and releases resources.
@@ -476,6 +478,11 @@ func (w *Writer) Close() error {
 	}
 	return nil
 }
+
+// Direct reports whether the writer writes as it goes (standard output, a
+// character device, a FIFO) rather than committing the object atomically at
+// Close: after a failure, part of the output may be visible.
+func (w *Writer) Direct() bool { return w.cancel == nil }
 
 // Location returns where the writer writes.
 func (w *Writer) Location() Location { return w.loc }

@@ -161,6 +161,12 @@ type SinkOptions struct {
 	RejectRetryable bool `yaml:"reject_retryable"`
 	// FailWrites makes every Write fail whole.
 	FailWrites bool `yaml:"fail_writes"`
+	// FailClose makes Close fail, as a sink whose commit fails: the rows
+	// it collected are then not its output.
+	FailClose bool `yaml:"fail_close"`
+	// Final makes the sink a pipeline.FinalWriter: rows are final when
+	// Write returns, whatever Close does.
+	Final bool `yaml:"final"`
 	// MaxRows and MaxInFlight are the sink's BatchPolicy.
 	MaxRows     int `yaml:"max_rows"`
 	MaxInFlight int `yaml:"max_in_flight"`
@@ -237,11 +243,17 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
+// WritesAreFinal reports the Final option (see pipeline.FinalWriter).
+func (s *Sink) WritesAreFinal() bool { return s.o.Final }
+
 // Close marks the sink closed.
 func (s *Sink) Close(ctx context.Context) error {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
 	s.c.Closed[s.o.Name] = true
+	if s.o.FailClose {
+		return errors.New("test sink commit failure")
+	}
 	return nil
 }
 

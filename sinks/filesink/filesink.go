@@ -285,14 +285,23 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.closed = true
 	if s.failed != nil {
 		s.w.Close()
-		return s.failed
+		return s.partial(s.failed)
 	}
 	if err := s.buf.Flush(); err != nil {
 		s.w.Abort()
 		s.w.Close()
-		return fmt.Errorf("write %s: %w", s.w.Location(), err)
+		return s.partial(fmt.Errorf("write %s: %w", s.w.Location(), err))
 	}
-	return s.w.Close()
+	return s.partial(s.w.Close())
+}
+
+// partial marks err as pipeline.ErrPartialOutput when the sink writes
+// directly (standard output, a FIFO): what was written is out already.
+func (s *Sink) partial(err error) error {
+	if err != nil && s.w.Direct() {
+		return fmt.Errorf("%w (%w)", err, pipeline.ErrPartialOutput)
+	}
+	return err
 }
 
 // Location returns where the sink writes.

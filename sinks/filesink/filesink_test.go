@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -194,6 +196,51 @@ func TestValidate(t *testing.T) {
 	for _, tc := range tests {
 		if err := tc.o.Validate(); (err != nil) != tc.wantErr {
 			t.Errorf("Validate(%+v) = %v, wantErr %v", tc.o, err, tc.wantErr)
+		}
+	}
+}
+
+// TestCommitFailure: when the object cannot be committed (here its path
+// became a directory after the sink opened), Close fails naming the path,
+// leaves nothing behind and does not claim partial output, so the engine
+// dead-letters the rows as retryable sink_failed (pipeline.FinalWriter).
+func TestCommitFailure(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	loc, _ := blobio.Parse(dir, "out.csv")
+	s, err := filesink.OpenCSV(ctx, loc, typed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, typedBatch()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "out.csv"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "out.csv") || errors.Is(err, pipeline.ErrPartialOutput) {
+		t.Fatalf("Close = %v, want an error naming out.csv, not partial output", err)
+	}
+	if _, ok := any(s).(pipeline.FinalWriter); ok {
+		t.Error("the file sink commits at Close; it must not claim its writes are final")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || !ents[0].IsDir() {
+		t.Errorf("left behind: %v", ents)
+	}
+}
+
+// TestRefusesDirectoryTarget: a sink URL naming a directory is refused when
+// the sink opens, before any row moves (it used to fail at commit).
+func TestRefusesDirectoryTarget(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "out.csv"), 0o755)
+	reg := pipeline.DefaultRegistry()
+	for _, typ := range []string{"csv", "jsonl"} {
+		_, err := reg.OpenSink(context.Background(), &pipeline.Env{BaseDir: dir}, typ, &filesink.Options{URL: "out.csv"}, typed)
+		if err == nil || !strings.Contains(err.Error(), "out.csv") || !strings.Contains(err.Error(), "directory") {
+			t.Errorf("%s: OpenSink = %v, want a refusal naming the directory", typ, err)
 		}
 	}
 }
