@@ -18,8 +18,10 @@ func BenchmarkRun(b *testing.B) {
 		`sfBool(a)`,
 		`s == nil || s == "" ? "Warm" : "Hot"`,
 		`f > 1000000 ? "Enterprise" : "SMB"`,
+		`n * 2 + 1`,
+		`f / n`,
 	}
-	r := row(map[string]any{"s": "fr", "first_name": "Ada", "dec": "2024-03-05", "f": 1.5, "a": "yes"})
+	r := row(map[string]any{"s": "fr", "first_name": "Ada", "dec": "2024-03-05", "f": 1.5, "a": "yes", "n": int64(21)})
 	for _, src := range exprs {
 		for _, mode := range []string{"fast", "vm"} {
 			b.Run(mode+"/"+src, func(b *testing.B) {
