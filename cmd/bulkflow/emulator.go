@@ -18,6 +18,43 @@ import (
 // credentials on stdout, and returns 0 after a clean shutdown, 1 if the
 // server could not start or failed, 2 on a usage error.
 func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, addr, code := parseEmulatorFlags(args, stderr)
+	if opts == nil {
+		return code
+	}
+	srv, err := salesforcetest.NewHandler(opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow emulator: %v\n", err)
+		return 2
+	}
+	ln, err := srv.Listen(addr)
+	if err != nil {
+		srv.Close()
+		fmt.Fprintf(stderr, "bulkflow emulator: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "Salesforce Bulk API 2.0 emulator listening (Ctrl-C to stop)\n")
+	fmt.Fprintf(stdout, "  instance URL:  %s\n", srv.URL)
+	fmt.Fprintf(stdout, "  login URL:     %s\n", srv.LoginURL())
+	fmt.Fprintf(stdout, "  token URL:     %s\n", srv.TokenURL())
+	fmt.Fprintf(stdout, "  access token:  %s\n", srv.AccessToken())
+	fmt.Fprintf(stdout, "  client id:     %s\n", srv.ClientID())
+	fmt.Fprintf(stdout, "  client secret: %s\n", srv.ClientSecret())
+	fmt.Fprintf(stdout, "  username:      %s\n", srv.Username())
+	fmt.Fprintf(stdout, "  faults:        %s/__emulator/faults\n", srv.URL)
+	start := time.Now()
+	if err := srv.Serve(ctx, ln); err != nil {
+		fmt.Fprintf(stderr, "bulkflow emulator: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "bulkflow emulator: stopped after %s\n", time.Since(start).Round(time.Second))
+	return 0
+}
+
+// parseEmulatorFlags turns the flags of `bulkflow emulator` into the
+// emulator's options and listen address. A nil *Options comes with the exit
+// code to return (usage or the problem printed).
+func parseEmulatorFlags(args []string, stderr io.Writer) (*salesforcetest.Options, string, int) {
 	fs := flag.NewFlagSet("bulkflow emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -50,14 +87,14 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return nil, "", 0
 		}
-		return 2
+		return nil, "", 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bulkflow emulator: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
-		return 2
+		return nil, "", 2
 	}
 	opts := &salesforcetest.Options{
 		AccessToken:      *token,
@@ -88,7 +125,7 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		objs, err := salesforcetest.LoadObjects(*objectsFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "bulkflow emulator: --objects: %v\n", err)
-			return 2
+			return nil, "", 2
 		}
 		opts.Objects = objs
 	}
@@ -96,35 +133,9 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		pem, err := os.ReadFile(*jwtCert)
 		if err != nil {
 			fmt.Fprintf(stderr, "bulkflow emulator: --jwt-cert: %v\n", err)
-			return 2
+			return nil, "", 2
 		}
 		opts.JWTCertificatePEM = pem
 	}
-	srv, err := salesforcetest.NewHandler(opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkflow emulator: %v\n", err)
-		return 2
-	}
-	ln, err := srv.Listen(*addr)
-	if err != nil {
-		srv.Close()
-		fmt.Fprintf(stderr, "bulkflow emulator: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "Salesforce Bulk API 2.0 emulator listening (Ctrl-C to stop)\n")
-	fmt.Fprintf(stdout, "  instance URL:  %s\n", srv.URL)
-	fmt.Fprintf(stdout, "  login URL:     %s\n", srv.LoginURL())
-	fmt.Fprintf(stdout, "  token URL:     %s\n", srv.TokenURL())
-	fmt.Fprintf(stdout, "  access token:  %s\n", srv.AccessToken())
-	fmt.Fprintf(stdout, "  client id:     %s\n", srv.ClientID())
-	fmt.Fprintf(stdout, "  client secret: %s\n", srv.ClientSecret())
-	fmt.Fprintf(stdout, "  username:      %s\n", srv.Username())
-	fmt.Fprintf(stdout, "  faults:        %s/__emulator/faults\n", srv.URL)
-	start := time.Now()
-	if err := srv.Serve(ctx, ln); err != nil {
-		fmt.Fprintf(stderr, "bulkflow emulator: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stderr, "bulkflow emulator: stopped after %s\n", time.Since(start).Round(time.Second))
-	return 0
+	return opts, *addr, 0
 }
