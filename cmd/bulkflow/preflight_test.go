@@ -90,18 +90,24 @@ func TestPreflightRemote(t *testing.T) {
 		"object.yaml": contactPipeline("      LastName: last\n", "      object: Contatc\n"+conn),
 		"extid.yaml": contactPipeline("      LastName: last\n      Email: email\n",
 			"      object: Contact\n      operation: upsert\n      external_id_field: Email\n"+conn),
+		// An Id column on insert.
+		"types.yaml": contactPipeline("      LastName: last\n      Id: id\n", "      object: Contact\n"+conn),
 		"down.yaml": contactPipeline("      LastName: last\n",
 			"      object: Contact\n      instance_url: \"http://127.0.0.1:1\"\n      auth: {access_token: x}\n"),
 	})
 	if code, out := runPreflight(t, "ok.yaml"); code != exitOK || out != "" {
 		t.Errorf("ok.yaml: exit %d\n%s", code, out)
 	}
-	if code, out := runPreflight(t, "object.yaml"); code != exitUsage || !strings.Contains(out, `p`+`re-flight: object Contatc`) {
+	if code, out := runPreflight(t, "object.yaml"); code != exitUsage || !strings.Contains(out, `p`+`re-flight: object Contatc: the org has no such object (did you mean Contact?)`) {
 		t.Errorf("object.yaml: exit %d\n%s", code, out)
 	}
 	if code, out := runPreflight(t, "extid.yaml"); code != exitUsage ||
 		!strings.Contains(out, "extid.yaml:11:5: stage \"load\": pre-flight: external_id_field Email is not an External ID field of Contact") {
 		t.Errorf("extid.yaml: exit %d\n%s", code, out)
+	}
+	if code, out := runPreflight(t, "types.yaml"); code != exitUsage ||
+		!strings.Contains(out, "types.yaml:11:5: stage \"load\": pre-flight: column Id: insert creates records") {
+		t.Errorf("types.yaml: exit %d\n%s", code, out)
 	}
 	if code, out := runPreflight(t, "down.yaml"); code != exitFailed || !strings.Contains(out, "down.yaml:10:5") {
 		t.Errorf("down.yaml: exit %d\n%s", code, out)

@@ -126,3 +126,21 @@ func (c *Client) Describe(ctx context.Context, object string) (*DescribeResult, 
 	}
 	return &d, nil
 }
+
+// ObjectNames returns the API names of the org's sObjects (GET /sobjects,
+// the global describe).
+func (c *Client) ObjectNames(ctx context.Context) ([]string, error) {
+	var g struct {
+		SObjects []struct {
+			Name string `json:"name"`
+		} `json:"sobjects"`
+	}
+	if err := c.doJSON(ctx, &call{method: "GET", path: "sobjects", idempotent: true}, &g); err != nil {
+		return nil, fmt.Errorf("global describe: %w", err)
+	}
+	out := make([]string, len(g.SObjects))
+	for i, o := range g.SObjects {
+		out[i] = o.Name
+	}
+	return out, nil
+}

@@ -2,7 +2,6 @@ package salesforcesink
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -23,12 +22,17 @@ func (s *Sink) Check(ctx context.Context, schema *pipeline.Schema) error {
 	if schema == nil {
 		schema = s.schema
 	}
-	d, err := s.client.Describe(ctx, s.opts.Object)
+	d, err := s.describeObject(ctx)
 	if err != nil {
-		return fmt.Errorf("salesforce sink: check: %w", err)
+		return err
 	}
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if s.op == salesforce.OpInsert {
+		if i := schema.Index("Id"); i >= 0 {
+			add("column %s: insert creates records and Salesforce assigns their Id; drop the column (or use operation update or upsert)", schema.Names()[i])
+		}
+	}
 	if s.op == salesforce.OpUpsert && !strings.EqualFold(s.opts.ExternalIDField, "Id") {
 		if f, ok := d.Field(s.opts.ExternalIDField); !ok || !f.ExternalID {
 			add("external_id_field %s is not an External ID field of %s", s.opts.ExternalIDField, d.Name)
@@ -82,10 +86,17 @@ func (s *Sink) Check(ctx context.Context, schema *pipeline.Schema) error {
 		}
 		f, ok := d.Field(name)
 		if !ok {
-			add("column %s: %s has no such field", name, d.Name)
+			if c := pipeline.Closest(name, fieldNames(d)); c != "" {
+				add("column %s: %s has no such field (did you mean %s?)", name, d.Name, c)
+			} else {
+				add("column %s: %s has no such field", name, d.Name)
+			}
 			continue
 		}
 		present[strings.ToLower(f.Name)] = true
+		if t := schemaType(schema, name); !typeFits(t, f.Type) {
+			add("column %s: the value is %s but %s.%s is %s; %s", name, t, d.Name, f.Name, f.Type, conversionHint(f.Type))
+		}
 		if !strings.EqualFold(f.Name, "Id") {
 			s.checkWritable(f, name, add)
 		}
@@ -102,10 +113,20 @@ func (s *Sink) Check(ctx context.Context, schema *pipeline.Schema) error {
 			add("%s requires %s on insert; no column provides it", d.Name, strings.Join(missing, ", "))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("salesforce sink: check %s %s: %w", s.op, d.Name, err)
+	if len(problems) > 0 {
+		return &PreflightError{Object: d.Name, Operation: string(s.op), Problems: problems}
 	}
 	return nil
+}
+
+// schemaType returns the type of the named field of schema (TypeAny when
+// it has none).
+func schemaType(schema *pipeline.Schema, name string) pipeline.Type {
+	i := schema.Index(name)
+	if i < 0 {
+		return pipeline.TypeAny
+	}
+	return schema.Fields()[i].Type
 }
 
 func (s *Sink) checkWritable(f *salesforce.Field, col string, add func(string, ...any)) {

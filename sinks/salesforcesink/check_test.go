@@ -2,6 +2,7 @@ package salesforcesink
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,58 @@ func TestCheck(t *testing.T) {
 	}
 	if err := open("Nope", "insert", "", "Name").Check(ctx, nil); err == nil {
 		t.Error("unknown object passed")
+	}
+}
+
+// TestPreflightTypesNamesID: Preflight refuses a value type the field
+// cannot take, suggests the closest object and field names, and refuses an
+// Id column on insert, all as a *PreflightError; an unreachable org is a
+// plain error.
+func TestPreflightTypesNamesID(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	str := func(n string) pipeline.Field { return pipeline.Field{Name: n, Type: pipeline.TypeString} }
+	for _, tc := range []struct {
+		name, object, op string
+		fields           []pipeline.Field
+		want             []string // "" = no problem
+	}{
+		{"valid", "Account", "insert", []pipeline.Field{str("Name"), {Name: "AnnualRevenue", Type: pipeline.TypeFloat}}, nil},
+		{"string to currency", "Account", "insert", []pipeline.Field{str("Name"), str("AnnualRevenue")},
+			[]string{"column AnnualRevenue: the value is string but Account.AnnualRevenue is currency", "float(x)"}},
+		{"string to int", "Account", "insert", []pipeline.Field{str("Name"), str("NumberOfEmployees")}, []string{"Account.NumberOfEmployees is int"}},
+		{"bool to date", "Account", "insert", []pipeline.Field{str("Name"), {Name: "SLAExpirationDate__c", Type: pipeline.TypeBool}}, []string{"is date"}},
+		{"any passes", "Account", "insert", []pipeline.Field{str("Name"), {Name: "AnnualRevenue", Type: pipeline.TypeAny}}, nil},
+		{"object typo", "Acount", "insert", []pipeline.Field{str("Name")}, []string{"object Acount: the org has no such object (did you mean Account?)"}},
+		{"field typo", "Account", "insert", []pipeline.Field{str("Nmae")}, []string{"column Nmae: Account has no such field (did you mean Name?)"}},
+		{"Id on insert", "Account", "insert", []pipeline.Field{str("Id"), str("Name")}, []string{"column Id: insert creates records"}},
+		{"Id on update", "Account", "update", []pipeline.Field{str("Id"), str("Name")}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOptions()
+			o.Object, o.Operation, o.InstanceURL, o.Auth.AccessToken = tc.object, tc.op, srv.URL, srv.AccessToken()
+			err := Preflight(context.Background(), nil, o, pipeline.MustSchema(tc.fields...))
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Preflight: %v", err)
+				}
+				return
+			}
+			var pe *PreflightError
+			if !errors.As(err, &pe) {
+				t.Fatalf("err = %v, want a *PreflightError", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %v lacks %q", err, w)
+				}
+			}
+		})
+	}
+	o := NewOptions()
+	o.Object, o.InstanceURL, o.Auth.AccessToken = "Account", "http://127.0.0.1:1", "tok"
+	var pe *PreflightError
+	if err := Preflight(context.Background(), nil, o, pipeline.MustSchema(str("Name"))); err == nil || errors.As(err, &pe) {
+		t.Errorf("unreachable org: err = %v, want a plain error", err)
 	}
 }
