@@ -2,6 +2,9 @@ package salesforcesink
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +54,10 @@ func TestBudgetCountsPolls(t *testing.T) {
 		}
 	}
 	checkStored(t, srv, "Account", rows, dead, incomplete)
+	b, _ := json.Marshal(r.sink.Stats())
+	if want := fmt.Sprintf(`"resume":%d`, len(incomplete)); !strings.Contains(string(b), want) {
+		t.Errorf("stats %s lack %s", b, want)
+	}
 	t.Logf("used %d of %d; dead %d (job_incomplete %d)", used, max, len(dead), len(incomplete))
 }
 

@@ -138,6 +138,9 @@ func (s *Sink) jobInfo(ctx context.Context, id string) (*salesforce.JobInfo, err
 		}
 		info, err = s.client.Job(ctx, id)
 	}
+	if errors.Is(err, salesforce.ErrRequestLimit) {
+		s.limitHit.Store(true) // no request more: it would be refused too
+	}
 	return info, err
 }
 

@@ -513,7 +513,17 @@ func (s *Sink) Stats() any {
 		RunID         string           `json:"run_id"`
 		Ledger        string           `json:"ledger,omitempty"`
 		ResumedChunks int              `json:"resumed_chunks,omitempty"`
+		// ErrorsByRecovery counts the failed rows by pipeline.RecoveryOf
+		// their code: "retry" (replay may send them), "resume" (only
+		// `bulkflow run --resume` settles them), "inspect", "fix".
+		ErrorsByRecovery map[string]int64 `json:"errors_by_recovery,omitempty"`
 	}{Jobs: s.Jobs(), APICalls: s.apiCalls.Load(), ErrorsByCode: codes, RunID: s.runID, ResumedChunks: resumed}
+	for code, n := range codes {
+		if st.ErrorsByRecovery == nil {
+			st.ErrorsByRecovery = map[string]int64{}
+		}
+		st.ErrorsByRecovery[pipeline.RecoveryOf(code).String()] += n
+	}
 	if s.ledger != nil {
 		st.Ledger = s.ledger.where
 	}
