@@ -111,6 +111,12 @@ func TestSecretsNotInErrors(t *testing.T) {
 	}
 }
 
+// objectPipeline is a pipeline whose source's object option is the string
+// value (with ${...} in it).
+func objectPipeline(value string) []byte {
+	return []byte("name: t\nstages:\n  - {name: r, source: {type: rows, object: \"" + value + "\"}}\n  - {name: o, inputs: [r], sink: {type: collect}}\n")
+}
+
 // TestInterpolation: the forms of ${...}, and which values become secrets
 // (masked by redact.Redact) and which do not.
 func TestInterpolation(t *testing.T) {
@@ -137,7 +143,7 @@ func TestInterpolation(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			g, err := config.Load("p.yaml", []byte("name: t\nstages:\n  - {name: r, source: {type: rows, object: \""+tc.ref+"\"}}\n  - {name: o, inputs: [r], sink: {type: collect}}\n"),
+			g, err := config.Load("p.yaml", objectPipeline(tc.ref),
 				testRegistry(), env(vars))
 			if err != nil {
 				t.Fatal(err)
@@ -165,7 +171,7 @@ func TestInterpolationErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.ref, func(t *testing.T) {
-			_, err := config.Load("p.yaml", []byte("name: t\nstages:\n  - {name: r, source: {type: rows, object: \""+tc.ref+"\"}}\n  - {name: o, inputs: [r], sink: {type: collect}}\n"),
+			_, err := config.Load("p.yaml", objectPipeline(tc.ref),
 				testRegistry(), env(map[string]string{"TOKEN": "env-secret-4b7c"}))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error = %v, want it to contain %q", err, tc.want)
@@ -199,8 +205,7 @@ func TestSecretFileLimits(t *testing.T) {
 			if _, err := os.Stat(tc.path); tc.path == "/dev/zero" && err != nil {
 				t.Skip("no /dev/zero here")
 			}
-			_, err := config.Load("p.yaml", []byte("name: t\nstages:\n  - {name: r, source: {type: rows, object: \"${file:"+tc.path+"}\"}}\n  - {name: o, inputs: [r], sink: {type: collect}}\n"),
-				testRegistry(), env(nil))
+			_, err := config.Load("p.yaml", objectPipeline("${file:"+tc.path+"}"), testRegistry(), env(nil))
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("a file of exactly the limit: %v", err)
@@ -231,7 +236,7 @@ func TestFileLimits(t *testing.T) {
 		{"100k nested { over lines", "name: t\nstages:\n" + strings.Repeat("{a:\n", 100_000), "p.yaml:102:1: the pipeline file nests deeper than 100 levels"},
 		{"nested [ in single quotes do not count", "name: t\nx: '" + strings.Repeat("[", 500) + "'\nstages: " + strings.Repeat("[", 101) + "\n", "p.yaml:3:108: the pipeline file nests deeper"},
 		{"deep indentation", deepBlock, "p.yaml:102:101: the pipeline file nests deeper than 100 levels"},
-		{"deep dashes", deepDashes, "p.yaml:3:"},
+		{"deep dashes", deepDashes, "p.yaml:3:243: the pipeline file nests deeper than 100 levels"},
 		{"too large", "name: t\n#" + strings.Repeat("x", config.MaxFileSize), "the pipeline file is larger than 10 MiB"},
 		{"brackets in quotes, comments and block scalars", fine, ""},
 	}
