@@ -72,22 +72,10 @@ func TestRequestLimitNoSpin(t *testing.T) {
 	rows := genAccounts(400, 0, "L")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	go func() {
-		// Once every job is closed, the org's limit runs out for good.
-		for ctx.Err() == nil {
-			n := 0
-			for _, j := range srv.Jobs() {
-				if j.State == salesforcetest.StateUploadComplete {
-					n++
-				}
-			}
-			if n == 4 {
-				srv.SetFaults(salesforcetest.Faults{ProcessingDelay: time.Hour, RequestLimitExceeded: true})
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	// Once every job is closed, the org's limit runs out for good.
+	onJobs(ctx, srv, func(jobs []salesforcetest.JobInfo) bool {
+		return countJobs(jobs, salesforcetest.StateUploadComplete) == 4
+	}, func() { srv.SetFaults(salesforcetest.Faults{ProcessingDelay: time.Hour, RequestLimitExceeded: true}) })
 	start := time.Now()
 	r := runPipeline(t, ctx, accountSchema, rows, "object: Account\nmax_job_rows: 100\nconcurrency: 4\npoll_timeout: 10m\n"+emulatorYAML(srv))
 	if ctx.Err() != nil {

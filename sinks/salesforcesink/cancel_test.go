@@ -22,17 +22,7 @@ func TestCancelAbortsJobs(t *testing.T) {
 	rows := genAccounts(6000, 0, "X")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		for ctx.Err() == nil {
-			for _, j := range srv.Jobs() {
-				if j.State == salesforcetest.StateInProgress && j.NumberRecordsProcessed > 0 {
-					cancel()
-					return
-				}
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+	onJobs(ctx, srv, anyProcessing, cancel)
 	r := runPipeline(t, ctx, accountSchema, rows, "object: Account\nmax_job_rows: 3000\nconcurrency: 2\n"+emulatorYAML(srv))
 	if r.rep.Status != pipeline.StatusCancelled {
 		t.Fatalf("status %s, err %v", r.rep.Status, r.err)

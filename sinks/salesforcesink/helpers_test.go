@@ -243,3 +243,38 @@ func checkStored(t testing.TB, srv *salesforcetest.Server, object string, rows [
 	}
 	return n
 }
+
+// onJobs watches srv's jobs until ctx ends or cond holds for them, then
+// calls then once. The goroutine it starts ends with ctx or after then.
+func onJobs(ctx context.Context, srv *salesforcetest.Server, cond func(jobs []salesforcetest.JobInfo) bool, then func()) {
+	go func() {
+		for ctx.Err() == nil {
+			if cond(srv.Jobs()) {
+				then()
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+}
+
+// countJobs counts the jobs in state.
+func countJobs(jobs []salesforcetest.JobInfo, state string) int {
+	n := 0
+	for _, j := range jobs {
+		if j.State == state {
+			n++
+		}
+	}
+	return n
+}
+
+// anyProcessing reports whether a job is InProgress with rows processed.
+func anyProcessing(jobs []salesforcetest.JobInfo) bool {
+	for _, j := range jobs {
+		if j.State == salesforcetest.StateInProgress && j.NumberRecordsProcessed > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -360,17 +360,7 @@ func TestCancelThenResume(t *testing.T) {
 	yaml := "object: Account\nmax_job_rows: 1000\nconcurrency: 2\nledger: " + dir + "\n" + emulatorYAML(srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		for ctx.Err() == nil {
-			for _, j := range srv.Jobs() {
-				if j.State == salesforcetest.StateInProgress && j.NumberRecordsProcessed > 0 {
-					cancel()
-					return
-				}
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+	onJobs(ctx, srv, anyProcessing, cancel)
 	r := runPipeline(t, ctx, accountSchema, rows, yaml)
 	if r.rep.Status != pipeline.StatusCancelled {
 		t.Fatalf("status %s, err %v", r.rep.Status, r.err)

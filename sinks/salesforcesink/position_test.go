@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
@@ -35,21 +34,9 @@ func TestResumeRefusesChangedChunks(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() {
-		for ctx.Err() == nil {
-			done := 0
-			for _, j := range srv.Jobs() {
-				if j.State == salesforcetest.StateJobComplete {
-					done++
-				}
-			}
-			if done >= 3 {
-				cancel()
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	onJobs(ctx, srv, func(jobs []salesforcetest.JobInfo) bool {
+		return countJobs(jobs, salesforcetest.StateJobComplete) >= 3
+	}, cancel)
 	first := runPipeline(t, ctx, accountSchema, rows, yaml)
 	if first.rep.Status != pipeline.StatusCancelled {
 		t.Fatalf("first attempt: status %s, err %v", first.rep.Status, first.err)
