@@ -446,6 +446,8 @@ func directWriter(l Location, dst io.Writer, closeFn func() error) *Writer {
 
 func contentType(key string) string {
 	switch {
+	case strings.HasSuffix(key, ".gz"):
+		return "application/gzip"
 	case strings.HasSuffix(key, ".csv"):
 		return "text/csv; charset=utf-8"
 	case strings.HasSuffix(key, ".json"):

@@ -11,7 +11,11 @@
 //
 // # Options
 //
-//	url:         where to write (required), e.g. "out/accounts.csv"
+//	url:         where to write (required), e.g. "out/accounts.csv";
+//	             placeholders {run_id} (the run's id) and {date} (the run's
+//	             UTC start date, 2006-01-02) name each run's object, e.g.
+//	             "out/{date}/accounts-{run_id}.csv.gz"; a key ending in
+//	             ".gz" is gzip-compressed
 //	delimiter:   CSV field delimiter, one character (default ",")
 //	header:      write a header row (CSV; default true)
 //	line_ending: "LF" (default) or "CRLF" (CSV)
@@ -27,8 +31,8 @@
 //
 // # Errors
 //
-// Opening fails when the location is a pattern or a prefix, or its bucket
-// cannot be opened. Write errors are storage errors and fail the whole batch.
+// Opening fails when the location is a pattern or a prefix, names an unknown
+// {placeholder}, or its bucket cannot be opened. Write errors are storage errors and fail the whole batch.
 package filesink
 
 import (
@@ -37,9 +41,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
@@ -57,6 +65,9 @@ type Options struct {
 func (o *Options) Validate() error {
 	if o.URL == "" {
 		return errors.New("url is required: where to write, e.g. url: out/accounts.csv")
+	}
+	if _, err := expandURL(o.URL, "run", time.Time{}); err != nil {
+		return err
 	}
 	if o.Delimiter != "" && (utf8.RuneCountInString(o.Delimiter) != 1 || strings.ContainsAny(o.Delimiter, "\"\r\n")) {
 		return fmt.Errorf("delimiter %q must be one character other than a quote, CR or LF", o.Delimiter)
@@ -98,11 +109,52 @@ func openFromOptions(ctx context.Context, env *pipeline.Env, o *Options, in *pip
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	loc, err := blobio.Parse(env.BaseDir, o.URL)
+	u, err := expandURL(o.URL, env.RunID, runDate(env.RunID, time.Now()))
+	if err != nil {
+		return nil, err
+	}
+	loc, err := blobio.Parse(env.BaseDir, u)
 	if err != nil {
 		return nil, err
 	}
 	return open(ctx, loc, in, o, f)
+}
+
+// placeholder matches a {name} in a sink URL.
+var placeholder = regexp.MustCompile(`\{[^{}]*\}`)
+
+// expandURL replaces {run_id} and {date} (2006-01-02 of date) in a sink URL.
+// Any other {name} is an error: a typo must not become part of a path.
+func expandURL(u, runID string, date time.Time) (string, error) {
+	var bad error
+	out := placeholder.ReplaceAllStringFunc(u, func(m string) string {
+		switch m {
+		case "{run_id}":
+			if runID == "" && bad == nil {
+				bad = fmt.Errorf("url %q uses {run_id} but the run has no id", u)
+			}
+			return runID
+		case "{date}":
+			return date.UTC().Format(time.DateOnly)
+		}
+		if bad == nil {
+			bad = fmt.Errorf("url %q: unknown placeholder %s; sink URLs accept {run_id} and {date}", u, m)
+		}
+		return m
+	})
+	return out, bad
+}
+
+// runDate is the UTC date a run started: read from its id (NewRunID's
+// 20060102T150405Z prefix) so that a resumed run writes to the same
+// object, else now.
+func runDate(runID string, now time.Time) time.Time {
+	if len(runID) >= 16 {
+		if t, err := time.Parse("20060102T150405Z", runID[:16]); err == nil {
+			return t
+		}
+	}
+	return now.UTC()
 }
 
 // OpenCSV opens a CSV sink writing rows of schema to loc. A nil opts means
@@ -124,6 +176,7 @@ func OpenJSONL(ctx context.Context, loc blobio.Location, schema *pipeline.Schema
 type Sink struct {
 	mu     sync.Mutex
 	w      *blobio.Writer
+	gz     *gzip.Writer // between buf and w for ".gz" keys, else nil
 	buf    *bufio.Writer
 	schema *pipeline.Schema
 	format format
@@ -143,7 +196,13 @@ func open(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, o *
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{w: w, buf: bufio.NewWriterSize(w, 1<<20), schema: schema, format: f, delimS: ",", eol: "\n"}
+	s := &Sink{w: w, schema: schema, format: f, delimS: ",", eol: "\n"}
+	if strings.HasSuffix(loc.Key, ".gz") {
+		s.gz = gzip.NewWriter(w)
+		s.buf = bufio.NewWriterSize(s.gz, 1<<20)
+	} else {
+		s.buf = bufio.NewWriterSize(w, 1<<20)
+	}
 	if o.Delimiter != "" {
 		s.delimS = o.Delimiter
 	}
@@ -287,7 +346,11 @@ func (s *Sink) Close(ctx context.Context) error {
 		s.w.Close()
 		return s.partial(s.failed)
 	}
-	if err := s.buf.Flush(); err != nil {
+	err := s.buf.Flush()
+	if err == nil && s.gz != nil {
+		err = s.gz.Close() // writes the gzip trailer
+	}
+	if err != nil {
 		s.w.Abort()
 		s.w.Close()
 		return s.partial(fmt.Errorf("write %s: %w", s.w.Location(), err))

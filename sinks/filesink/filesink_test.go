@@ -12,12 +12,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/sinks/filesink"
 	"github.com/bulkflow/bulkflow/sinks/sinktest"
+	"github.com/bulkflow/bulkflow/sources/csvsource"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -242,5 +245,147 @@ func TestRefusesDirectoryTarget(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "out.csv") || !strings.Contains(err.Error(), "directory") {
 			t.Errorf("%s: OpenSink = %v, want a refusal naming the directory", typ, err)
 		}
+	}
+}
+
+// TestGzip: a ".gz" sink URL is gzip-compressed: it decompresses to the
+// same bytes as the uncompressed golden files, and our own CSV source reads
+// the .csv.gz back with the same values (issue 14.7: it was written plain
+// and the CSV source refused it).
+func TestGzip(t *testing.T) {
+	ctx := context.Background()
+	reg := pipeline.DefaultRegistry()
+	for _, tc := range []struct{ typ, name, golden string }{
+		{"csv", "out.csv.gz", "default.csv"},
+		{"jsonl", "out.jsonl.gz", "rows.jsonl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := reg.OpenSink(ctx, &pipeline.Env{BaseDir: dir}, tc.typ, &filesink.Options{URL: tc.name}, typed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(ctx, typedBatch()); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(filepath.Join(dir, tc.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			zr, err := gzip.NewReader(f)
+			if err != nil {
+				t.Fatalf("%s is not gzip: %v", tc.name, err)
+			}
+			got, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.golden, got)
+		})
+	}
+	t.Run("csv source reads it back", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := reg.OpenSink(ctx, &pipeline.Env{BaseDir: dir}, "csv", &filesink.Options{URL: "round.csv.gz"}, typed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := typedBatch()
+		if err := s.Write(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var cols csvsource.Columns
+		for _, f := range typed.Fields() {
+			cols = append(cols, csvsource.Column{Name: f.Name, Type: f.Type.String()})
+		}
+		src, err := reg.OpenSource(ctx, &pipeline.Env{BaseDir: dir}, "csv", &csvsource.Options{URL: "round.csv.gz", Columns: cols})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		var rows []pipeline.Row
+		for {
+			b, err := src.Read(ctx)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Drops()) > 0 {
+				t.Fatalf("dead-lettered on read back: %v", b.Drops()[0].Err)
+			}
+			for i := range b.Len() {
+				rows = append(rows, b.Row(i))
+			}
+		}
+		if len(rows) != want.Len() {
+			t.Fatalf("read %d rows, want %d", len(rows), want.Len())
+		}
+		for i, r := range rows {
+			for j, v := range r {
+				w := want.Row(i)[j]
+				if tw, ok := w.(time.Time); ok {
+					if tv, ok := v.(time.Time); !ok || !tv.Equal(tw) {
+						t.Errorf("row %d %s = %v, want %v", i, typed.Field(j).Name, v, w)
+					}
+					continue
+				}
+				if v != w {
+					t.Errorf("row %d %s = %#v, want %#v", i, typed.Field(j).Name, v, w)
+				}
+			}
+		}
+	})
+}
+
+// TestURLPlaceholders: {run_id} and {date} (the run's UTC start date, from
+// its id) name each run's object; an unknown placeholder is refused by
+// Validate, and {run_id} without a run id when the sink opens.
+func TestURLPlaceholders(t *testing.T) {
+	const runID = "20261205T081221Z-dd4ad0e4"
+	tests := []struct {
+		url, runID, want, wantErr string
+	}{
+		{"out/{run_id}.csv", runID, "out/" + runID + ".csv", ""},
+		{"out/{date}/accounts-{run_id}.jsonl", runID, "out/2026-12-05/accounts-" + runID + ".jsonl", ""},
+		{"out/{date}/{date}.csv", runID, "out/2026-12-05/2026-12-05.csv", ""},
+		{"out/plain.csv", "", "out/plain.csv", ""},
+		{"out/{runid}.csv", runID, "", "unknown placeholder {runid}; sink URLs accept {run_id} and {date}"},
+		{"out/{}.csv", runID, "", "unknown placeholder {}"},
+		{"out/{run_id}.csv", "", "", "uses {run_id} but the run has no id"},
+	}
+	reg := pipeline.DefaultRegistry()
+	for _, tc := range tests {
+		t.Run(tc.url+"/"+tc.runID, func(t *testing.T) {
+			dir := t.TempDir()
+			o := &filesink.Options{URL: tc.url}
+			verr := o.Validate()
+			if strings.Contains(tc.wantErr, "unknown") != (verr != nil) {
+				t.Errorf("Validate = %v", verr)
+			}
+			s, err := reg.OpenSink(context.Background(), &pipeline.Env{BaseDir: dir, RunID: tc.runID}, "csv", o, typed)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("OpenSink = %v, want error %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, tc.want)); err != nil {
+				t.Errorf("expected %s: %v", tc.want, err)
+			}
+		})
 	}
 }
