@@ -19,6 +19,11 @@
 //	delimiter:   CSV field delimiter, one character (default ",")
 //	header:      write a header row (CSV; default true)
 //	line_ending: "LF" (default) or "CRLF" (CSV)
+//	escape_formulas: prefix ' to text cells (and header names) that start
+//	             with =, +, -, @, tab or CR, so a spreadsheet opening the
+//	             file shows them instead of evaluating them as formulas
+//	             (CSV; default false: the file then holds the values
+//	             exactly, as replay and other programs need)
 //
 // # Output
 //
@@ -59,6 +64,9 @@ type Options struct {
 	Delimiter  string `yaml:"delimiter"`
 	Header     *bool  `yaml:"header"`
 	LineEnding string `yaml:"line_ending"`
+	// EscapeFormulas prefixes ' to text cells starting with =, +, -, @,
+	// tab or CR (CSV only; see the package doc).
+	EscapeFormulas bool `yaml:"escape_formulas"`
 }
 
 // Validate checks the options without I/O.
@@ -94,7 +102,11 @@ func init() {
 		Example:    "url: out/accounts.jsonl\n",
 		NewOptions: func() any { return &Options{} },
 	}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-		return openFromOptions(ctx, env, opts.(*Options), in, formatJSONL)
+		o := opts.(*Options)
+		if o.EscapeFormulas {
+			return nil, errors.New("escape_formulas is a CSV option: JSON Lines has no formulas to escape; remove it")
+		}
+		return openFromOptions(ctx, env, o, in, formatJSONL)
 	})
 }
 
@@ -182,6 +194,7 @@ type Sink struct {
 	format format
 	delim  byte
 	delimS string
+	escape bool // escape_formulas
 	eol    string
 	keys   [][]byte // JSON-encoded keys with colon, for JSONL
 	line   []byte
@@ -210,6 +223,7 @@ func open(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, o *
 	if strings.EqualFold(o.LineEnding, "CRLF") {
 		s.eol = "\r\n"
 	}
+	s.escape = o.EscapeFormulas && f == formatCSV
 	switch f {
 	case formatCSV:
 		if o.Header == nil || *o.Header {
@@ -218,7 +232,7 @@ func open(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, o *
 				if i > 0 {
 					s.line = append(s.line, s.delimS...)
 				}
-				s.line = s.appendCell(s.line, []byte(n))
+				s.line = s.appendCell(s.line, s.escapeFormula([]byte(n), true))
 			}
 			s.line = append(s.line, s.eol...)
 			if _, err := s.buf.Write(s.line); err != nil {
@@ -234,6 +248,20 @@ func open(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, o *
 		}
 	}
 	return s, nil
+}
+
+// escapeFormula returns cell with a ' in front when escape_formulas is on,
+// the cell is text (not a number, date or decimal bulkflow formatted) and
+// it starts with a character spreadsheets read as the start of a formula.
+func (s *Sink) escapeFormula(cell []byte, text bool) []byte {
+	if !s.escape || !text || len(cell) == 0 {
+		return cell
+	}
+	switch cell[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return append([]byte{'\''}, cell...)
+	}
+	return cell
 }
 
 // needsQuote reports whether a CSV cell must be quoted.
@@ -291,8 +319,10 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 				if j > 0 {
 					s.line = append(s.line, s.delimS...)
 				}
-				cell = pipeline.AppendValue(cell[:0], s.schema.Field(j).Type, v)
-				s.line = s.appendCell(s.line, cell)
+				t := s.schema.Field(j).Type
+				cell = pipeline.AppendValue(cell[:0], t, v)
+				_, text := v.(string)
+				s.line = s.appendCell(s.line, s.escapeFormula(cell, text && t != pipeline.TypeDecimal))
 			}
 			s.line = append(s.line, s.eol...)
 		case formatJSONL:

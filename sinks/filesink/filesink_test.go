@@ -389,3 +389,51 @@ func TestURLPlaceholders(t *testing.T) {
 		})
 	}
 }
+
+// TestEscapeFormulas pins escape_formulas: text cells (and header names)
+// starting with =, +, -, @, tab or CR get a leading ', numbers and
+// decimals never do; without the option every cell is written exactly.
+func TestEscapeFormulas(t *testing.T) {
+	schema := pipeline.MustSchema(
+		pipeline.Field{Name: "name", Type: pipeline.TypeString},
+		pipeline.Field{Name: "amount", Type: pipeline.TypeFloat},
+		pipeline.Field{Name: "price", Type: pipeline.TypeDecimal},
+		pipeline.Field{Name: "=col", Type: pipeline.TypeString},
+	)
+	b := pipeline.NewBatch(schema, 0)
+	for _, r := range []pipeline.Row{
+		{`=HYPERLINK("http://evil.example/","click")`, -5.0, "-12.50", "plain"},
+		{"+cmd|' /C calc'!A0", 1.5, "3.00", "@SUM(A1:A2)"},
+		{"-2+3", nil, nil, "\tTab"},
+		{"\rCR", -0.25, "-0.01", "'already quoted"},
+		{"safe = later", 0.0, "0", ""},
+	} {
+		b.Append(r, pipeline.Origin{})
+	}
+	reg := pipeline.DefaultRegistry()
+	for _, tc := range []struct {
+		name   string
+		escape bool
+	}{{"formulas-escaped.csv", true}, {"formulas-verbatim.csv", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			s, err := reg.OpenSink(ctx, &pipeline.Env{BaseDir: dir}, "csv", &filesink.Options{URL: "out.csv", EscapeFormulas: tc.escape}, schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Write(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := os.ReadFile(filepath.Join(dir, "out.csv"))
+			golden(t, tc.name, got)
+		})
+	}
+	_, err := reg.OpenSink(context.Background(), &pipeline.Env{BaseDir: t.TempDir()}, "jsonl", &filesink.Options{URL: "x.jsonl", EscapeFormulas: true}, schema)
+	if err == nil || !strings.Contains(err.Error(), "escape_formulas is a CSV option") {
+		t.Errorf("jsonl with escape_formulas: %v", err)
+	}
+}
