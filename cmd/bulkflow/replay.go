@@ -262,14 +262,22 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		orig.Close()
 	}
+	// A CSV source's dead letter is read as text: rows it refused are
+	// rebuilt from _raw with its reader and options, and the columns it
+	// typed are parsed after the --map fixes, so that a fix can mend a
+	// bad_value. Other dead letters are read typed, as the stage saw them.
+	var rcsv *replayCSV
+	if co, ok := st.Options.(*csvsource.Options); ok && st.Kind == pipeline.KindSource {
+		rcsv = newReplayCSV(ctx, env, co, types)
+	}
 	src := &csvsource.Options{URL: dlURL}
 	for _, c := range data {
-		if t, ok := types[c]; ok && t != pipeline.TypeString && t != pipeline.TypeAny {
+		if t, ok := types[c]; ok && t != pipeline.TypeString && t != pipeline.TypeAny && rcsv == nil {
 			src.Columns = append(src.Columns, csvsource.Column{Name: c, Type: t.String()})
 		}
 	}
 
-	ng, err := replayGraph(g, st, src, *all, fixes)
+	ng, err := replayGraph(g, st, src, *all, fixes, rcsv != nil)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
@@ -277,8 +285,17 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	reg := cloneRegistry(pipeline.DefaultRegistry())
 	reg.RegisterTransform(replaySelectType, pipeline.Spec{Summary: "keep retryable dead-lettered rows, drop the _ columns"},
 		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			sel = &replaySelect{all: opts.(*replaySelectOptions).All, needResume: map[string]int64{}}
+			o := opts.(*replaySelectOptions)
+			sel = &replaySelect{all: o.All, keepRaw: o.KeepRaw, needResume: map[string]int64{}}
 			return sel, nil
+		})
+	reg.RegisterTransform(replayRebuildType, pipeline.Spec{Summary: "rebuild source-rejected rows from _raw"},
+		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+			return &replayRebuild{csv: rcsv, env: env}, nil
+		})
+	reg.RegisterTransform(replayTypeType, pipeline.Spec{Summary: "parse the source's typed columns after the fixes"},
+		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+			return &replayType{csv: rcsv, env: env}, nil
 		})
 	reg.RegisterTransform(replayFixType, pipeline.Spec{Summary: "apply --map fixes"},
 		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
@@ -483,7 +500,7 @@ func inspectDeadLetter(ctx context.Context, loc blobio.Location) (string, []stri
 // row selection, the optional fixes, then the dead-letter stage (unless it
 // is a source) and every stage downstream of it, reading only from stages
 // of the replay.
-func replayGraph(g *pipeline.Graph, st *pipeline.StageSpec, src *csvsource.Options, all bool, fixes mapFlags) (*pipeline.Graph, error) {
+func replayGraph(g *pipeline.Graph, st *pipeline.StageSpec, src *csvsource.Options, all bool, fixes mapFlags, rebuild bool) (*pipeline.Graph, error) {
 	down := map[string]bool{st.Name: true}
 	for changed := true; changed; {
 		changed = false
@@ -517,13 +534,25 @@ func replayGraph(g *pipeline.Graph, st *pipeline.StageSpec, src *csvsource.Optio
 	ng.Stages = append(ng.Stages,
 		pipeline.StageSpec{Name: readName, Kind: pipeline.KindSource, Type: "csv", Options: src, Pos: pos},
 		pipeline.StageSpec{Name: selectName, Kind: pipeline.KindTransform, Type: replaySelectType,
-			Options: &replaySelectOptions{All: all}, Inputs: []string{readName}, Pos: pos})
+			Options: &replaySelectOptions{All: all, KeepRaw: rebuild}, Inputs: []string{readName}, Pos: pos})
 	last := selectName
+	if rebuild {
+		name := unique("replay-rebuild")
+		ng.Stages = append(ng.Stages, pipeline.StageSpec{Name: name, Kind: pipeline.KindTransform, Type: replayRebuildType,
+			Inputs: []string{last}, Pos: pos})
+		last = name
+	}
 	if len(fixes) > 0 {
 		fixName := unique("replay-fix")
 		ng.Stages = append(ng.Stages, pipeline.StageSpec{Name: fixName, Kind: pipeline.KindTransform, Type: replayFixType,
 			Options: fixes, Inputs: []string{last}, Pos: pos})
 		last = fixName
+	}
+	if rebuild {
+		name := unique("replay-type")
+		ng.Stages = append(ng.Stages, pipeline.StageSpec{Name: name, Kind: pipeline.KindTransform, Type: replayTypeType,
+			Inputs: []string{last}, Pos: pos})
+		last = name
 	}
 	for _, s := range g.Stages {
 		if !down[s.Name] || (s.Name == st.Name && s.Kind == pipeline.KindSource) {
@@ -551,13 +580,14 @@ func replayGraph(g *pipeline.Graph, st *pipeline.StageSpec, src *csvsource.Optio
 	return ng, nil
 }
 
-// replaySelectOptions configures the replay-select transform.
-type replaySelectOptions struct{ All bool }
+// replaySelectOptions configures the replay-select transform: All keeps
+// every row, KeepRaw keeps the _raw column (last) for replay-rebuild.
+type replaySelectOptions struct{ All, KeepRaw bool }
 
 // replaySelect keeps the dead-lettered rows to replay (all, or only the
 // retryable ones; the others are filtered) without the _ columns.
 type replaySelect struct {
-	all                      bool
+	all, keepRaw             bool
 	keep                     []int
 	code, message, retryable int // columns; retryable is -1 in older files
 	runID                    int // the _run_id column, -1 if none
@@ -580,6 +610,10 @@ func (t *replaySelect) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
 			t.keep = append(t.keep, i)
 			fields = append(fields, f)
 		}
+	}
+	if raw := in.Index("_raw"); t.keepRaw && raw >= 0 {
+		t.keep = append(t.keep, raw)
+		fields = append(fields, in.Field(raw))
 	}
 	out, err := pipeline.NewSchema(fields...)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -302,5 +303,114 @@ func TestReplayRefusesJobIncomplete(t *testing.T) {
 	}
 	if names := accountNames(srv); len(names) != 11 || len(slices.Compact(names)) != 11 {
 		t.Errorf("after the resume: %d records, %d distinct names", len(names), len(slices.Compact(slices.Clone(names))))
+	}
+}
+
+// TestReplayRebuildsSourceRows: rows the CSV source refused are rebuilt
+// from _raw with the source's reader and options (here a semicolon
+// delimiter), and --map fixes apply before the typed columns are parsed,
+// so a bad_value is fixable. A record that still does not parse stays
+// dead-lettered with the reader's code; no blank record is ever sent.
+func TestReplayRebuildsSourceRows(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	p := fmt.Sprintf(`name: rebuild
+dead_letter: out/dead-letter/
+stages:
+  - name: read
+    source:
+      type: csv
+      url: data/accounts.csv
+      delimiter: ";"
+      columns: {revenue: float, since: date}
+  - name: map
+    inputs: [read]
+    map:
+      External_Id__c: id
+      Name: name
+      AnnualRevenue: revenue
+      SLAExpirationDate__c: since
+  - name: load
+    inputs: [map]
+    sink:
+      type: salesforce
+      object: Account
+      operation: insert
+      instance_url: %q
+      auth: {access_token: %q}
+      poll_initial: 5ms
+      poll_max: 50ms
+`, srv.URL, srv.AccessToken())
+	writeFiles(t, map[string]string{"p.yaml": p, "data/accounts.csv": "id;name;notes;revenue;since\n" +
+		"C-1;Good;plain;1000.5;2024-01-02\n" +
+		"C-2;Bad revenue;x;12.5M;2024-01-03\n" + // bad_value: fixed with --map
+		"C-3;Bro\"ken;y;5;2024-01-04\n" + // bad_quote: stays
+		"C-4;Extra;z;7;2024-01-05;EXTRA\n" + // field_count: fixed by editing _raw
+		"C-5;\"Semi;colon\";q;8;2024-01-06\n"})
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.Loaded != 2 || rep.Counts.DeadLettered != 3 {
+		t.Fatalf("run: exit %d counts %+v", code, rep.Counts)
+	}
+	dl := filepath.Join("out/dead-letter", rep.RunID, "read.csv")
+	// The user mends C-4's record in the dead letter (its _raw).
+	f, err := os.Open(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := slices.Index(recs[0], "_raw")
+	codes := map[string]bool{}
+	for _, r := range recs[1:] {
+		codes[r[slices.Index(recs[0], "_error_code")]] = true
+		if strings.HasPrefix(r[raw], "C-4;") {
+			r[raw] = strings.TrimSuffix(r[raw], ";EXTRA")
+		}
+	}
+	if !codes["bad_value"] || !codes["bad_quote"] || !codes["field_count"] {
+		t.Fatalf("dead-letter codes %v", codes)
+	}
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.WriteAll(recs)
+	if err := os.WriteFile(dl, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	code, rr, out := replay(t, dl, "--pipeline", "p.yaml", "--all", "--map", `revenue=revenue == "12.5M" ? "12500000" : revenue`)
+	if code != exitPartial || rr.Counts.Loaded != 2 || rr.Counts.DeadLettered != 1 {
+		t.Fatalf("replay: exit %d counts %+v\n%s", code, rr.Counts, out)
+	}
+	got := map[string]map[string]string{}
+	for _, r := range srv.Records("Account") {
+		if r["External_Id__c"] == "" || r["Name"] == "" {
+			t.Errorf("a blank record was stored: %v", r)
+		}
+		if got[r["External_Id__c"]] != nil {
+			t.Errorf("%s stored twice", r["External_Id__c"])
+		}
+		got[r["External_Id__c"]] = r
+	}
+	want := map[string][2]string{"C-1": {"Good", "1000.5"}, "C-2": {"Bad revenue", "12500000"}, "C-4": {"Extra", "7"}, "C-5": {"Semi;colon", "8"}}
+	if len(got) != len(want) {
+		t.Errorf("stored %v, want %v", got, want)
+	}
+	for id, w := range want {
+		if r := got[id]; r == nil || r["Name"] != w[0] || r["AnnualRevenue"] != w[1] {
+			t.Errorf("%s stored as %v, want Name %q AnnualRevenue %s", id, r, w[0], w[1])
+		}
+	}
+	// C-3's record still has a bad quote: it is in the replay's dead
+	// letter with the reader's code and its _raw, not sent.
+	data, err := os.ReadFile(filepath.Join("out/dead-letter", rr.RunID, "replay-rebuild.csv"))
+	if err != nil {
+		t.Fatalf("the replay's dead letter: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(data), "bad_quote") || !strings.Contains(string(data), `C-3;Bro""ken`) {
+		t.Errorf("replay dead letter:\n%s", data)
 	}
 }
