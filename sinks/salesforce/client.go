@@ -63,6 +63,13 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
+	// RepeatableCreate retries CreateJob after transport failures too
+	// (connection lost, timeout), like the idempotent calls. A lost create
+	// answer can at worst leave an empty Open job behind, which Salesforce
+	// never processes: safe for callers that upload only to the job id
+	// they got back (the sink). Default: only answers that prove
+	// non-execution, and 5xx, are retried.
+	RepeatableCreate bool
 }
 
 // Compression is when a Client asks for compressed responses.
@@ -114,6 +121,7 @@ type Client struct {
 	initialBackoff, maxBackoff time.Duration
 	sleep                      func(ctx context.Context, d time.Duration) error
 	now                        func() time.Time
+	repeatableCreate           bool
 
 	usageMu sync.Mutex
 	usage   APIUsage
@@ -142,6 +150,8 @@ func NewClient(ctx context.Context, auth *Auth, opts *Options) (*Client, error) 
 		maxBackoff:     o.MaxBackoff,
 		sleep:          o.Sleep,
 		now:            o.Now,
+
+		repeatableCreate: o.RepeatableCreate,
 	}
 	if c.hc == nil {
 		c.hc = http.DefaultClient

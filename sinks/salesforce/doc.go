@@ -19,7 +19,11 @@
 // Options set the API version (default 62.0), the HTTP client, the
 // client name sent as Sforce-Call-Options (client=bulkflow/<Version>), a
 // logger, and the retry budget (attempts, elapsed time, backoff, and a
-// sleep/clock hook for tests). Plain http:// URLs are refused unless the
+// sleep/clock hook for tests). RepeatableCreate lets the client retry a
+// create whose answer was lost (at worst an empty Open job is left);
+// PollOptions.Failures lets WaitJob poll again after failed polls. The
+// client is the one retry home for Salesforce calls: callers do not wrap
+// it in loops of their own. Plain http:// URLs are refused unless the
 // host is loopback.
 //
 // # Authentication
@@ -35,7 +39,9 @@
 // with errors.Is against ErrInvalidSession, ErrRequestLimit, ErrNotFound,
 // ErrInvalidJobState, ErrInvalidJob, ErrJobNotComplete, ErrDuplicateUpload
 // and friends. Token endpoint failures are *AuthError. IsRetryable is the
-// single retry policy. A job that ended Failed is described by
+// single retry policy; IsDefiniteRefusal says when to stop trying (an
+// answer every attempt would get); IsTransport tells a request that got no
+// answer. A job that ended Failed is described by
 // JobInfo.Err, a *JobError (ParseJobError); per-row failures in
 // failedResults are parsed with ParseRowError. Errors and logs never
 // contain access tokens, refresh tokens, client secrets or JWT assertions.

@@ -240,6 +240,25 @@ func IsRetryable(err error) bool {
 	return false
 }
 
+// IsDefiniteRefusal reports whether err is an answer that a new attempt
+// would get too: a 4xx (bad object, field, external id, permission,
+// content type), as opposed to transient failures (5xx, 408, 429, request
+// limits, lost connections, an upload whose outcome is unknown) and 401s
+// (a token renewed and expired again under concurrency: re-authenticate).
+// It is the one classifier callers use to decide whether to stop.
+func IsDefiniteRefusal(err error) bool {
+	if errors.Is(err, ErrUploadUnknown) || errors.Is(err, ErrRequestLimit) ||
+		errors.Is(err, ErrInvalidSession) || IsRetryable(err) {
+		return false
+	}
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.StatusCode >= 400 && ae.StatusCode < 500 && ae.StatusCode != 408 && ae.StatusCode != 429
+	}
+	var au *AuthError
+	return errors.As(err, &au) && au.StatusCode < 500
+}
+
 // ambiguous reports whether a failed request may have been executed by the
 // server: no response at all, a 5xx, or a 408.
 func ambiguous(err error) bool {

@@ -27,8 +27,9 @@ func (c *Client) CreateJob(ctx context.Context, req CreateJobRequest) (*JobInfo,
 	}
 	var info JobInfo
 	// Not idempotent: a lost response may have created a job, so only
-	// answers that prove non-execution (or 5xx) are retried.
-	if err := c.doJSON(ctx, &call{method: "POST", path: "jobs/ingest", json: req}, &info); err != nil {
+	// answers that prove non-execution (or 5xx) are retried, unless the
+	// caller accepts an empty Open job left behind (RepeatableCreate).
+	if err := c.doJSON(ctx, &call{method: "POST", path: "jobs/ingest", json: req, idempotent: c.repeatableCreate}, &info); err != nil {
 		return nil, fmt.Errorf("create job %s: %w", req.Object, err)
 	}
 	return &info, nil
@@ -275,6 +276,12 @@ type PollOptions struct {
 	Timeout time.Duration
 	// OnPoll, if set, sees every JobInfo fetched.
 	OnPoll func(*JobInfo)
+	// Failures is how many polls in a row may fail (each after the
+	// call's own retries) before WaitJob returns the error; a failed poll
+	// waits the current delay and polls again, within Timeout. Definite
+	// refusals (IsDefiniteRefusal) end the wait at once. Default 0: the
+	// first failed poll ends it.
+	Failures int
 }
 
 // WaitJob polls an ingest job until it is JobComplete, Failed or Aborted
@@ -314,14 +321,25 @@ func (c *Client) wait(ctx context.Context, kind, jobID string, opts *PollOptions
 		}
 		return last, fmt.Errorf("wait %s job %s: %w after %v (last state %s)", kind, jobID, ErrPollTimeout, o.Timeout, state)
 	}
+	failed := 0
 	for {
 		info, err := c.job(ctx, kind, jobID)
 		if err != nil {
 			if ctx.Err() != nil {
 				return timeout(ctx.Err())
 			}
-			return last, fmt.Errorf("wait %s job %s: %w", kind, jobID, err)
+			failed++
+			if failed > o.Failures || IsDefiniteRefusal(err) ||
+				(o.Timeout > 0 && c.now().Sub(start)+delay >= o.Timeout) {
+				return last, fmt.Errorf("wait %s job %s: %w", kind, jobID, err)
+			}
+			c.log.WarnContext(ctx, "salesforce: polling the job failed; polling again", "job", jobID, "failed", failed, "err", err)
+			if serr := c.sleep(ctx, delay); serr != nil {
+				return timeout(serr)
+			}
+			continue
 		}
+		failed = 0
 		last = info
 		if o.OnPoll != nil {
 			o.OnPoll(info)

@@ -249,3 +249,55 @@ func TestSecretsNeverLeak(t *testing.T) {
 		t.Errorf("expected debug logs, got %q", logs.String())
 	}
 }
+
+// TestRepeatableCreate: with Options.RepeatableCreate a create whose
+// connection was lost is retried by the client (the sink's own create loop
+// is gone); without it, it is not (see TestRetryPolicy).
+func TestRepeatableCreate(t *testing.T) {
+	s := newServer(t)
+	s.handle("POST "+base+"/jobs/ingest", sequence(hangUp, jsonFile(t, "create_response.json", 200)))
+	o := fastOptions(newSleeper(), nil)
+	o.RepeatableCreate = true
+	c := staticClient(t, s, o)
+	if _, err := c.CreateJob(context.Background(), salesforce.CreateJobRequest{Object: "Account", Operation: salesforce.OpInsert}); err != nil {
+		t.Fatalf("CreateJob: %v", err)
+	}
+	if got := len(s.requests("POST", base+"/jobs/ingest")); got != 2 {
+		t.Errorf("%d creates, want 2", got)
+	}
+}
+
+// TestWaitJobFailures: WaitJob polls again after failed polls, up to
+// PollOptions.Failures in a row; a definite refusal ends it at once.
+func TestWaitJobFailures(t *testing.T) {
+	fail := apiError(500, "UNKNOWN_EXCEPTION", "boom")
+	for _, tc := range []struct {
+		name     string
+		h        http.HandlerFunc
+		failures int
+		wantErr  bool
+		polls    int
+	}{
+		// MaxAttempts 1: every failed call is one failed poll.
+		{"two failed polls tolerated", sequence(fail, fail, jobState("JobComplete")), 2, false, 3},
+		{"two failed polls, one allowed", sequence(fail, fail, jobState("JobComplete")), 1, true, 2},
+		{"default: none allowed", sequence(fail, jobState("JobComplete")), 0, true, 1},
+		{"definite refusal ends it", sequence(apiError(400, "API_ERROR", "bad"), jobState("JobComplete")), 3, true, 1},
+		{"failures in a row only", sequence(fail, jobState("InProgress"), fail, jobState("JobComplete")), 1, false, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t)
+			s.handle("GET "+base+"/jobs/ingest/"+jobID, tc.h)
+			o := fastOptions(newSleeper(), nil)
+			o.MaxAttempts = 1
+			c := staticClient(t, s, o)
+			info, err := c.WaitJob(context.Background(), jobID, &salesforce.PollOptions{Initial: time.Millisecond, Failures: tc.failures, Timeout: time.Hour})
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("WaitJob = %+v, %v; want error %v", info, err, tc.wantErr)
+			}
+			if got := len(s.requests("GET", base+"/jobs/ingest/"+jobID)); got != tc.polls {
+				t.Errorf("%d polls, want %d", got, tc.polls)
+			}
+		})
+	}
+}

@@ -144,22 +144,15 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 		if err := s.note(ctx, c, ledgerRecord{State: stCreating}); err != nil {
 			return nil, err
 		}
+		// The client retries the create (RepeatableCreate: a lost answer
+		// leaves at worst an empty Open job, never processed).
 		info, err := s.client.CreateJob(ctx, req)
-		for ctry := 1; err != nil && ctry < maxUploadTries && ctx.Err() == nil && !definiteRefusal(err); ctry++ {
-			// A lost create answer can at worst leave an empty Open job
-			// behind, which Salesforce never processes: safe to repeat.
-			s.log.Warn("salesforce sink: create job failed; retrying", "try", ctry, "err", err)
-			if serr := sleepCtx(ctx, time.Duration(ctry)*200*time.Millisecond); serr != nil {
-				break
-			}
-			info, err = s.client.CreateJob(ctx, req)
-		}
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
 				s.failRows(st, c.rows, CodeCancelled, "", "not loaded: the run was cancelled")
 				return nil, nil
-			case !definiteRefusal(err) && !errors.Is(err, salesforce.ErrInvalidSession):
+			case !salesforce.IsDefiniteRefusal(err) && !errors.Is(err, salesforce.ErrInvalidSession):
 				if errors.Is(err, salesforce.ErrRequestLimit) {
 					s.limitHit.Store(true) // no request more: it would be refused too
 				}
@@ -206,7 +199,7 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 			case ctx.Err() != nil:
 				s.failRows(st, c.rows, CodeCancelled, info.ID, "not loaded: the run was cancelled before the upload completed")
 				return nil, nil
-			case !definiteRefusal(err):
+			case !salesforce.IsDefiniteRefusal(err):
 				if try < maxUploadTries {
 					s.log.Warn("salesforce sink: upload failed; aborted the job and retrying the rows in a new job",
 						"job", info.ID, "try", try, "err", err)
@@ -276,78 +269,40 @@ func (s *Sink) collectAndRecord(ctx context.Context, st *batchState, c *chunk, s
 	return s.collect(ctx, st, c, stat, info, "")
 }
 
-// definiteRefusal reports whether err is a 4xx answer that a new attempt
-// would get too (bad object, field, external id, permission, content
-// type), as opposed to transient failures (5xx, 408, 429, request limits,
-// lost connections, unknown upload outcome).
-func definiteRefusal(err error) bool {
-	if errors.Is(err, salesforce.ErrUploadUnknown) || errors.Is(err, salesforce.ErrRequestLimit) ||
-		errors.Is(err, salesforce.ErrInvalidSession) || salesforce.IsRetryable(err) {
-		// A 401 that survived the client's one re-authentication can be a
-		// token renewed and expired again under concurrency: try again.
-		return false
-	}
-	var ae *salesforce.APIError
-	if errors.As(err, &ae) {
-		return ae.StatusCode >= 400 && ae.StatusCode < 500 && ae.StatusCode != 408 && ae.StatusCode != 429
-	}
-	var au *salesforce.AuthError
-	return errors.As(err, &au) && au.StatusCode < 500
-}
-
 // wait polls the job until it is terminal or the patience (poll_timeout)
-// runs out. Polls that fail after the client's own retries (5xx, 401 after
-// re-authentication, lost connections) are retried while patience lasts.
-//
-// It never spins: polling stops (the job left to a resume, its rows
-// job_incomplete) when the next poll would eat into min_api_remaining
-// (errPollBudget), after maxLimitPolls polls refused with
-// REQUEST_LIMIT_EXCEEDED in a row, or at once when another request of the
-// sink already gave up on the request limit.
+// runs out; the client polls again after failed polls (maxFailedPolls in
+// a row at most). It never spins: polling stops (the job left to a
+// resume, its rows job_incomplete) when the next poll would eat into
+// min_api_remaining (errPollBudget), or at once when a request of the
+// sink already gave up on REQUEST_LIMIT_EXCEEDED.
 func (s *Sink) wait(ctx context.Context, stat *JobStat) (*salesforce.JobInfo, error) {
-	deadline := time.Now().Add(s.opts.PollTimeout)
-	limited := 0
-	for {
-		if s.limitHit.Load() {
-			return nil, fmt.Errorf("polling stopped: Salesforce refused requests with REQUEST_LIMIT_EXCEEDED: %w", salesforce.ErrRequestLimit)
-		}
-		pctx, stop := context.WithCancel(ctx)
-		budgetOut := false
-		info, err := s.client.WaitJob(pctx, stat.ID, &salesforce.PollOptions{Initial: s.opts.PollInitial,
-			Max: s.opts.PollMax, Timeout: time.Until(deadline),
-			OnPoll: func(ji *salesforce.JobInfo) {
-				stat.State = string(ji.State)
-				if !ji.State.Terminal() && s.pollBudgetOut() {
-					budgetOut = true
-					stop()
-				}
-			}})
-		stop()
-		if budgetOut && ctx.Err() == nil {
-			return info, errPollBudget
-		}
-		if errors.Is(err, salesforce.ErrRequestLimit) {
-			if limited++; limited >= maxLimitPolls {
-				s.limitHit.Store(true)
-				return info, err
-			}
-		} else if err != nil {
-			limited = 0
-		}
-		if err == nil || ctx.Err() != nil || errors.Is(err, salesforce.ErrPollTimeout) ||
-			definiteRefusal(err) || time.Until(deadline) <= s.opts.PollMax {
-			return info, err
-		}
-		s.log.Warn("salesforce sink: polling the job failed; retrying", "job", stat.ID, "err", err)
-		if err := sleepCtx(ctx, s.opts.PollMax); err != nil {
-			return nil, err
-		}
+	if s.limitHit.Load() {
+		return nil, fmt.Errorf("polling stopped: Salesforce refused requests with REQUEST_LIMIT_EXCEEDED: %w", salesforce.ErrRequestLimit)
 	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	budgetOut := false
+	info, err := s.client.WaitJob(pctx, stat.ID, &salesforce.PollOptions{Initial: s.opts.PollInitial,
+		Max: s.opts.PollMax, Timeout: s.opts.PollTimeout, Failures: maxFailedPolls,
+		OnPoll: func(ji *salesforce.JobInfo) {
+			stat.State = string(ji.State)
+			if !ji.State.Terminal() && s.pollBudgetOut() {
+				budgetOut = true
+				stop()
+			}
+		}})
+	if budgetOut && ctx.Err() == nil {
+		return info, errPollBudget
+	}
+	if errors.Is(err, salesforce.ErrRequestLimit) {
+		s.limitHit.Store(true) // no request more: it would be refused too
+	}
+	return info, err
 }
 
-// maxLimitPolls bounds the polls of one job refused with
-// REQUEST_LIMIT_EXCEEDED in a row (each after the client's own retries).
-const maxLimitPolls = 3
+// maxFailedPolls bounds the polls of one job that fail in a row (each
+// after the client's own retries): then the job is left to a resume.
+const maxFailedPolls = 3
 
 // errPollBudget: polling stopped at min_api_remaining.
 var errPollBudget = errors.New("polling stopped: the daily API request allowance reached min_api_remaining")
@@ -424,13 +379,7 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 	m := newMatcher(s, st, c)
 	var locked []int
 	read := func(kind string, open func(context.Context, string) (io.ReadCloser, error), each func(i int, r *salesforce.ResultRow)) error {
-		rc, err := open(ctx, id)
-		for try := 1; err != nil && try < maxUploadTries && ctx.Err() == nil && !definiteRefusal(err); try++ {
-			if sleepCtx(ctx, time.Duration(try)*200*time.Millisecond) != nil {
-				break
-			}
-			rc, err = open(ctx, id)
-		}
+		rc, err := open(ctx, id) // the client retries transient failures
 		if err != nil {
 			return err
 		}
@@ -832,15 +781,4 @@ func (m *matcher) takeSFID(sfID string) int {
 		return -1
 	}
 	return q[0]
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -125,19 +125,13 @@ func (s *Sink) awaitAndRecord(ctx context.Context, st *batchState, c *chunk, sta
 	return s.awaitJob(ctx, st, c, stat)
 }
 
-// jobInfo GETs a job, retrying transient failures a few times.
+// jobInfo GETs a job (no request once REQUEST_LIMIT_EXCEEDED stopped the
+// sink).
 func (s *Sink) jobInfo(ctx context.Context, id string) (*salesforce.JobInfo, error) {
 	if s.limitHit.Load() {
 		return nil, fmt.Errorf("not asked: Salesforce refused requests with REQUEST_LIMIT_EXCEEDED: %w", salesforce.ErrRequestLimit)
 	}
-	info, err := s.client.Job(ctx, id)
-	for try := 1; err != nil && try < maxUploadTries && ctx.Err() == nil && !definiteRefusal(err) &&
-		!errors.Is(err, salesforce.ErrNotFound); try++ {
-		if sleepCtx(ctx, time.Duration(try)*200*time.Millisecond) != nil {
-			break
-		}
-		info, err = s.client.Job(ctx, id)
-	}
+	info, err := s.client.Job(ctx, id) // the client retries transient failures
 	if errors.Is(err, salesforce.ErrRequestLimit) {
 		s.limitHit.Store(true) // no request more: it would be refused too
 	}

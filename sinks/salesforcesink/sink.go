@@ -242,7 +242,7 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Sc
 		s.archive = &loc
 	}
 	copts := &salesforce.Options{APIVersion: opts.APIVersion, Logger: env.Logger,
-		ResponseCompression: salesforce.Compression(opts.ResponseCompression)}
+		ResponseCompression: salesforce.Compression(opts.ResponseCompression), RepeatableCreate: true}
 	var auth *salesforce.Auth
 	var err error
 	if _, _, ok := instanceOpener(opts.InstanceURL); ok || opts.InstanceURL == EmulatorURL {
