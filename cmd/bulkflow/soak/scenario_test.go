@@ -436,7 +436,9 @@ func (p *play) first(sig os.Signal) bool {
 	}
 	if p.runID == "" {
 		if s.signal == "" {
-			p.problem("run %s: no report and no ledger run (exit %d)\n%s", p.file, s.code, tail(s.p.output()))
+			if s.p != nil {
+				p.problem("run %s: no report and no ledger run (exit %d)\n%s", p.file, s.code, tail(s.p.output()))
+			}
 			return false
 		}
 		p.logf("killed before the ledger existed: a fresh run")
@@ -540,7 +542,7 @@ func (p *play) recutResume() {
 		p.problem("harness: %v", err)
 		return
 	}
-	if s.code != 0 && s.code != 3 {
+	if s.p != nil && s.code != 0 && s.code != 3 {
 		if s.code != 2 {
 			// Issue 15: a resume whose chunks differ from the ledger's
 			// stops before any upload with exit 2 (nothing ran).
@@ -598,9 +600,10 @@ func (p *play) settle() {
 	}
 }
 
-// replayRound replays every live dead-letter file once: --all (with the
-// Industry fix if some row needs it) when no row's outcome is unknown,
-// else the default (retryable rows only).
+// replayRound replays every live dead-letter file once, as a user told
+// "replay your dead letters" would: --all (with the Industry fix if some
+// row needs it) when no row's outcome is unknown or contradicted, else the
+// default (retryable rows only; replay must keep the others).
 func (p *play) replayRound() {
 	p.waitSettled()
 	files, _, err := readDeadLetters(p.dlDir)
@@ -612,8 +615,8 @@ func (p *play) replayRound() {
 		if f.consumed != nil {
 			continue
 		}
-		all, fix, retryable := true, false, false
-		cc, rc := f.col("_error_code"), f.col("_retryable")
+		all, fix := true, false
+		cc := f.col("_error_code")
 		for _, row := range f.rows {
 			switch pipeline.RecoveryOf(row[cc]) {
 			case pipeline.RecoveryResume, pipeline.RecoveryInspect:
@@ -621,12 +624,6 @@ func (p *play) replayRound() {
 			case pipeline.RecoveryFix:
 				fix = true
 			}
-			if rc >= 0 && row[rc] == "true" {
-				retryable = true
-			}
-		}
-		if !all && !retryable {
-			continue
 		}
 		args := []string{"replay", f.path, "--pipeline", p.file}
 		if all {
@@ -852,11 +849,12 @@ func (p *play) checkStep(s step, counts bool) {
 	if !counts || p.lastRun == nil || p.interrupted {
 		return
 	}
-	// Rows dead-lettered with an unknown outcome (job_incomplete) may be
-	// stored or not; every other row the reports count as loaded is.
+	// Rows dead-lettered with an unknown outcome (job_incomplete) or with
+	// results that contradict the upload (result_mismatch) may be stored
+	// or not; every other row the reports count as loaded is.
 	unknown := 0
 	for _, l := range live {
-		if pipeline.RecoveryOf(l.code) == pipeline.RecoveryResume && byKey[l.key] == 1 {
+		if r := pipeline.RecoveryOf(l.code); (r == pipeline.RecoveryResume || r == pipeline.RecoveryInspect) && byKey[l.key] == 1 {
 			unknown++
 		}
 	}
