@@ -347,6 +347,9 @@ func (s *Source) openNext() error {
 	}
 	s.cur = cur
 	s.rr.begin()
+	if s.rr.eol == '\r' {
+		s.log.Info("csv: the object ends its lines with a bare CR (classic Mac OS); reading CR as the line end", "object", name)
+	}
 	if !s.cfg.header {
 		return nil
 	}

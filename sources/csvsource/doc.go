@@ -33,7 +33,10 @@
 // read each, see package objsource), so a differing header is refused by
 // validate and run before any row moves.
 // Records end with "\n" or "\r\n"; blank lines between records are skipped
-// (as encoding/csv does) but counted for line numbers.
+// (as encoding/csv does) but counted for line numbers. An object whose first
+// line end outside quotes is a bare "\r", with no "\n" outside quotes in its
+// first 64 KiB (classic Mac OS, Excel's "CSV (Macintosh)"), has its records
+// end with "\r" instead (logged at Info); field bytes stay exact either way.
 //
 // # Sharding
 //

@@ -39,6 +39,7 @@ type recordReader struct {
 	br    *bufio.Reader
 	comma byte
 	quote byte
+	eol   byte // record terminator: '\n', or '\r' for bare-CR objects (see begin)
 
 	lines int64 // physical lines consumed so far
 	start int64 // physical line (1-based) the last record started on
@@ -66,14 +67,51 @@ const readBufferSize = 1 << 20
 
 // newRecordReader returns a reader of r buffering size bytes.
 func newRecordReader(r io.Reader, comma, quote byte, size int) *recordReader {
-	return &recordReader{br: bufio.NewReaderSize(r, size), comma: comma, quote: quote}
+	return &recordReader{br: bufio.NewReaderSize(r, size), comma: comma, quote: quote, eol: '\n'}
 }
 
-// begin starts an object: it skips a UTF-8 byte order mark.
+// crProbe is how much of an object's start begin looks at to tell its
+// line ends (at most the smallest buffer a recordReader is given).
+const crProbe = 64 << 10
+
+// begin starts an object: it skips a UTF-8 byte order mark and chooses the
+// object's record terminator. That is "\n" (a "\r" before it is dropped
+// too), unless the object's start shows classic Mac OS line ends (Excel's
+// "CSV (Macintosh)"): then a bare "\r" ends records, and a "\n" is field
+// content like any other byte. Without this, such an object would read as
+// one long header line and no rows.
 func (rr *recordReader) begin() {
 	if bom, _ := rr.br.Peek(3); string(bom) == "\uFEFF" {
 		rr.br.Discard(3)
 	}
+	rr.eol = '\n'
+	head, _ := rr.br.Peek(min(crProbe, rr.br.Size()))
+	if crOnly(head, rr.quote, len(head) == crProbe) {
+		rr.eol = '\r'
+	}
+}
+
+// crOnly reports whether head, the start of an object, uses bare "\r" line
+// ends: the first line end outside quotes is a "\r" not followed by "\n",
+// and no "\n" outside quotes follows in head. more tells that the object
+// goes on after head (a "\r" ending head then says nothing).
+func crOnly(head []byte, quote byte, more bool) bool {
+	quoted, cr := false, false
+	for i, c := range head {
+		switch {
+		case c == quote:
+			quoted = !quoted
+		case quoted:
+		case c == '\n':
+			return false
+		case c == '\r' && !cr:
+			if i+1 < len(head) && head[i+1] == '\n' || i+1 == len(head) && more {
+				return false
+			}
+			cr = true
+		}
+	}
+	return cr
 }
 
 // reset makes rr read from r with fresh line numbers, reusing its buffers.
@@ -82,12 +120,13 @@ func (rr *recordReader) reset(r io.Reader) {
 	rr.lines, rr.start = 0, 0
 }
 
-// readLine reads the next physical line (with its "\n", if any). When
+// readLine reads the next physical line (with its terminator, rr.eol, if
+// any). When
 // appendTo is true the line is appended to rr.own and rr.raw is set to it;
 // otherwise rr.raw may alias bufio's buffer until the next read. It reports
 // false at end of input with nothing read.
 func (rr *recordReader) readLine(appendTo bool) (bool, error) {
-	line, err := rr.br.ReadSlice('\n')
+	line, err := rr.br.ReadSlice(rr.eol)
 	got := len(line)
 	if err == bufio.ErrBufferFull || appendTo {
 		if !appendTo {
@@ -95,7 +134,7 @@ func (rr *recordReader) readLine(appendTo bool) (bool, error) {
 		}
 		rr.own = append(rr.own, line...)
 		for err == bufio.ErrBufferFull {
-			line, err = rr.br.ReadSlice('\n')
+			line, err = rr.br.ReadSlice(rr.eol)
 			got += len(line)
 			rr.own = append(rr.own, line...)
 		}
@@ -139,7 +178,8 @@ func isBlank(line []byte) bool {
 	return false
 }
 
-// trimEOL removes a trailing "\n" or "\r\n" (and a "\r" before end of input).
+// trimEOL removes a trailing "\n", "\r\n" or "\r" (the terminator of a
+// bare-CR object, or a "\r" before end of input).
 func trimEOL(b []byte) []byte {
 	n := len(b)
 	if n > 0 && b[n-1] == '\n' {

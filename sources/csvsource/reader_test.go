@@ -35,6 +35,7 @@ func (r rec) String() string {
 func readRecords(t testing.TB, in string, comma byte) []rec {
 	t.Helper()
 	rr := newRecordReader(strings.NewReader(in), comma, '"', readBufferSize)
+	rr.begin()
 	var out []rec
 	for range len(in) + 2 {
 		pe, err := rr.read()
@@ -81,6 +82,16 @@ func TestRecordReader(t *testing.T) {
 		{name: "space before quote is bare", in: "a, \"b\"\n", want: []rec{{line: 1, code: "bad_quote", raw: `a, "b"`}}},
 		{name: "invalid utf8 passes reader", in: "\xff,b\n", want: []rec{{line: 1, fields: []string{"\xff", "b"}}}},
 		{name: "long line over buffer", in: strings.Repeat("x", 3*readBufferSize) + ",y\n", want: []rec{{line: 1, fields: []string{strings.Repeat("x", 3*readBufferSize), "y"}}}},
+		{name: "cr only", in: "a,b\r1,2\r3,4", want: []rec{{line: 1, fields: []string{"a", "b"}}, {line: 2, fields: []string{"1", "2"}}, {line: 3, fields: []string{"3", "4"}}}},
+		{name: "cr only final cr", in: "a\r1\r", want: []rec{{line: 1, fields: []string{"a"}}, {line: 2, fields: []string{"1"}}}},
+		{name: "cr only quoted cr kept", in: "a,b\r\"x\ry\",2\r", want: []rec{{line: 1, fields: []string{"a", "b"}}, {line: 2, fields: []string{"x\ry", "2"}}}},
+		{name: "cr only quoted lf kept", in: "a,b\r\"x\ny\",2\r", want: []rec{{line: 1, fields: []string{"a", "b"}}, {line: 2, fields: []string{"x\ny", "2"}}}},
+		{name: "unquoted lf after cr means lf ends", in: "a\rb\nc\n", want: []rec{{line: 1, fields: []string{"a\rb"}}, {line: 2, fields: []string{"c"}}}},
+		{name: "cr only quoted header", in: "\"a\rb\",c\r1,2\r", want: []rec{{line: 1, fields: []string{"a\rb", "c"}}, {line: 3, fields: []string{"1", "2"}}}},
+		{name: "cr only blank lines", in: "a\r\rb\r", want: []rec{{line: 1, fields: []string{"a"}}, {line: 3, fields: []string{"b"}}}},
+		{name: "cr only bad quote resyncs", in: "a,b\r1,x\"y\r3,4\r", want: []rec{{line: 1, fields: []string{"a", "b"}}, {line: 2, code: "bad_quote", raw: `1,x"y`}, {line: 3, fields: []string{"3", "4"}}}},
+		{name: "cr only after bom", in: "\uFEFFa\r1\r", want: []rec{{line: 1, fields: []string{"a"}}, {line: 2, fields: []string{"1"}}}},
+		{name: "lf later keeps lf ends", in: "a\rb\r\nc\n", want: []rec{{line: 1, fields: []string{"a\rb"}}, {line: 2, fields: []string{"c"}}}},
 		{name: "long quoted over buffer", in: "\"" + strings.Repeat("q\n", readBufferSize) + "\",y\nz\n", want: []rec{{line: 1, fields: []string{strings.Repeat("q\n", readBufferSize), "y"}}, {line: readBufferSize + 2, fields: []string{"z"}}}},
 	}
 	for _, tc := range tests {
@@ -124,7 +135,9 @@ func referenceRecords(in string) ([][]string, bool) {
 
 // FuzzAgainstEncodingCSV checks the reader agrees with encoding/csv on input
 // both must read the same way: no CR (encoding/csv rewrites CRLF) and input
-// encoding/csv accepts.
+// encoding/csv accepts. The same input with every "\n" turned into "\r"
+// (classic Mac OS line ends) must read the same too, with "\r" in place of
+// "\n" inside fields.
 func FuzzAgainstEncodingCSV(f *testing.F) {
 	for _, s := range []string{"a,b\n1,2\n", `"a""b",c` + "\n", "\"x\ny\",z", "a\n\nb\n", ",,\n", `"",""`, "a,\"b\nc\"\n\n", "\"\"\"\",x"} {
 		f.Add(s)
@@ -134,28 +147,42 @@ func FuzzAgainstEncodingCSV(f *testing.F) {
 			return
 		}
 		want, ok := referenceRecords(in)
-		got := readRecords(t, in, ',')
-		if !ok {
-			// encoding/csv rejected it: the reader must report at least
-			// one bad record too, and never lose or invent input lines.
-			for _, r := range got {
-				if r.code != "" {
-					return
-				}
-			}
-			t.Fatalf("encoding/csv rejects %q, reader accepted it as %v", in, got)
-		}
-		var fields [][]string
+		compareReference(t, in, readRecords(t, in, ','), want, ok, "")
+		cr := strings.ReplaceAll(in, "\n", "\r")
+		compareReference(t, cr, readRecords(t, cr, ','), want, ok, "\r")
+	})
+}
+
+// compareReference checks records got, read from in, against encoding/csv's
+// reading want (ok: encoding/csv accepted the input). With eol "\r", in
+// has "\r" where encoding/csv read "\n".
+func compareReference(t *testing.T, in string, got []rec, want [][]string, ok bool, eol string) {
+	t.Helper()
+	if !ok {
+		// encoding/csv rejected it: the reader must report at least
+		// one bad record too, and never lose or invent input lines.
 		for _, r := range got {
 			if r.code != "" {
-				t.Fatalf("reader rejects %q (%v), encoding/csv reads %q", in, r, want)
+				return
 			}
-			fields = append(fields, r.fields)
 		}
-		if fmt.Sprintf("%q", fields) != fmt.Sprintf("%q", want) {
-			t.Fatalf("read(%q) = %q, encoding/csv = %q", in, fields, want)
+		t.Fatalf("encoding/csv rejects %q, reader accepted it as %v", in, got)
+	}
+	var fields [][]string
+	for _, r := range got {
+		if r.code != "" {
+			t.Fatalf("reader rejects %q (%v), encoding/csv reads %q", in, r, want)
 		}
-	})
+		if eol == "\r" {
+			for i := range r.fields {
+				r.fields[i] = strings.ReplaceAll(r.fields[i], "\r", "\n")
+			}
+		}
+		fields = append(fields, r.fields)
+	}
+	if fmt.Sprintf("%q", fields) != fmt.Sprintf("%q", want) {
+		t.Fatalf("read(%q) = %q, encoding/csv = %q", in, fields, want)
+	}
 }
 
 // FuzzRoundtrip writes records with encoding/csv (byte-exact, "\n" record
