@@ -1,50 +1,25 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/decimal128"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/bench"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
-)
-
-// Bench data layout and generation parameters. Bump benchDataVersion when
-// the generator changes, so that a kept --data folder is regenerated.
-const (
-	benchDataVersion  = 1
-	benchSeed1        = 20260101
-	benchSeed2        = 42
-	benchRowGroupRows = 128 * 1024
-	benchCSVFile      = "accounts.csv"
-	benchParquetFile  = "accounts.parquet"
-	benchMetaFile     = "bench-data.json"
-	benchIOBuffer     = 1 << 20
 )
 
 // benchScenario is one measured workload of `bulkflow bench`.
@@ -144,7 +119,7 @@ type benchReport struct {
 	Targets      []benchTarget  `json:"targets"`
 	// RowSet is the fingerprint every run of b, c and d produced (absent
 	// when none of them ran).
-	RowSet *rowSet `json:"row_set,omitempty"`
+	RowSet *bench.RowSet `json:"row_set,omitempty"`
 }
 
 // benchChildArg is the first argument of the hidden child mode:
@@ -186,13 +161,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "bulkflow: bench takes no arguments, got %q\n", fs.Args())
 		return exitUsage
 	}
-	if *rows <= 0 || *runs <= 0 {
-		fmt.Fprintf(stderr, "bulkflow: --rows and --runs must be positive (got %d and %d)\n", *rows, *runs)
-		return exitUsage
-	}
 	selected, err := benchSelect(*only)
+	if err == nil && (*rows <= 0 || *runs <= 0) {
+		err = fmt.Errorf("--rows and --runs must be positive (got %d and %d)", *rows, *runs)
+	} else if err != nil {
+		err = fmt.Errorf("--only: %w", err)
+	}
 	if err != nil {
-		fmt.Fprintf(stderr, "bulkflow: --only: %v\n", err)
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitUsage
 	}
 
@@ -202,88 +178,147 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFailed
 	}
 	defer os.RemoveAll(work)
-	dir := *dataDir
-	if dir == "" {
-		dir = filepath.Join(work, "data")
-	}
-	if dir, err = filepath.Abs(dir); err != nil {
-		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
-		return exitFailed
-	}
-	if err := benchEnsureData(dir, *rows, stderr); err != nil {
+	dir, csvSize, pqSize, err := benchPrepareData(work, *dataDir, *rows, stderr)
+	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow: bench data: %v\n", err)
 		return exitFailed
 	}
-	csvInfo, err1 := os.Stat(filepath.Join(dir, benchCSVFile))
-	pqInfo, err2 := os.Stat(filepath.Join(dir, benchParquetFile))
-	if err := errors.Join(err1, err2); err != nil {
-		fmt.Fprintf(stderr, "bulkflow: bench data: %v\n", err)
-		return exitFailed
-	}
-
 	if *profDir != "" {
 		if err := os.MkdirAll(*profDir, 0o755); err != nil {
 			fmt.Fprintf(stderr, "bulkflow: --cpuprofile: %v\n", err)
 			return exitFailed
 		}
 	}
+	samples, err := benchLoop(ctx, selected, benchLoopOpts{data: dir, work: work, rows: *rows, runs: *runs,
+		profDir: *profDir, quiet: *asJSON}, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		return exitFailed
+	}
+	rep := samples.report(selected, csvSize)
+	rep.Rows, rep.Runs, rep.CSVBytes, rep.ParquetBytes = *rows, *runs, csvSize, pqSize
+	if !*asJSON {
+		benchPrint(stdout, rep)
+		return exitOK
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
 
-	seconds := map[string][]float64{}
-	peak := map[string]int64{}
-	cpu, emuCPU := map[string][]float64{}, map[string][]float64{}
-	rowsOf := map[string]int64{}
-	// want is the row set of the first scenario that produced Salesforce
-	// job CSVs: every other run of b, c and d must produce the same one.
-	var want *rowSet
-	var wantFrom string
+// benchLoopOpts are the settings of benchLoop.
+type benchLoopOpts struct {
+	data, work string // the data folder; the folder for each run's output
+	rows, runs int
+	profDir    string // "" or where each run's CPU profile goes
+	quiet      bool   // no progress line per run on stderr
+}
+
+// benchLoop runs every selected scenario o.runs times, alternating them
+// (a b c d a b c d ...), each in its own child process, and collects the
+// measurements. A failed run or a differing row set stops it.
+func benchLoop(ctx context.Context, selected []benchScenario, o benchLoopOpts, stderr io.Writer) (*benchSamples, error) {
+	samples := newBenchSamples()
 	var retired *salesforcetest.Server // see benchMeasure
-	for run := range *runs {
+	for run := range o.runs {
 		for _, sc := range selected {
-			out := filepath.Join(work, fmt.Sprintf("%s-%d", sc.name, run))
+			out := filepath.Join(o.work, fmt.Sprintf("%s-%d", sc.name, run))
 			prof := ""
-			if *profDir != "" {
-				prof = filepath.Join(*profDir, fmt.Sprintf("%s-%d.pprof", sc.name, run+1))
+			if o.profDir != "" {
+				prof = filepath.Join(o.profDir, fmt.Sprintf("%s-%d.pprof", sc.name, run+1))
 			}
-			res, rss, set, err := benchMeasure(ctx, sc, dir, out, *rows, prof, &retired)
+			res, rss, set, err := benchMeasure(ctx, sc, o.data, out, o.rows, prof, &retired)
+			if err == nil {
+				err = samples.add(sc, res, rss, set)
+			}
 			if err != nil {
-				fmt.Fprintf(stderr, "bulkflow: bench %s (run %d): %v\n", sc.name, run+1, err)
-				return exitFailed
+				return nil, fmt.Errorf("bench %s (run %d): %w", sc.name, run+1, err)
 			}
-			if set != nil {
-				if want == nil {
-					want, wantFrom = set, sc.name
-				} else if *set != *want {
-					fmt.Fprintf(stderr, "bulkflow: bench %s (run %d): its job CSVs hold a different row set than %s's:\n  %s: %s\n  %s: %s\n",
-						sc.name, run+1, wantFrom, sc.name, set, wantFrom, want)
-					return exitFailed
-				}
-			}
-			if !*asJSON {
+			if !o.quiet {
 				fmt.Fprintf(stderr, "bench: %-12s run %d/%d: %d rows in %.3fs, peak RSS %.1f MiB\n",
-					sc.name, run+1, *runs, res.Rows, res.Seconds, float64(rss)/(1<<20))
+					sc.name, run+1, o.runs, res.Rows, res.Seconds, float64(rss)/(1<<20))
 			}
-			seconds[sc.name] = append(seconds[sc.name], res.Seconds)
-			cpu[sc.name] = append(cpu[sc.name], res.cpu)
-			if sc.key == "d" {
-				emuCPU[sc.name] = append(emuCPU[sc.name], res.emulatorCPU)
-			}
-			peak[sc.name] = max(peak[sc.name], rss)
-			rowsOf[sc.name] = res.Rows
 			os.RemoveAll(out) // keep the disk footprint to one run's output
 		}
 	}
+	return samples, nil
+}
 
-	rep := &benchReport{Rows: *rows, Runs: *runs, CSVBytes: csvInfo.Size(), ParquetBytes: pqInfo.Size(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Scenarios: []*benchResult{}, RowSet: want}
+// benchPrepareData makes sure the generated data of rows rows is in dataDir (or,
+// without one, under work) and returns its absolute folder and the sizes
+// of the CSV and Parquet files.
+func benchPrepareData(work, dataDir string, rows int, stderr io.Writer) (dir string, csvSize, pqSize int64, err error) {
+	dir = dataDir
+	if dir == "" {
+		dir = filepath.Join(work, "data")
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", 0, 0, err
+	}
+	if err := bench.EnsureData(dir, rows, stderr); err != nil {
+		return "", 0, 0, err
+	}
+	csvInfo, err1 := os.Stat(filepath.Join(dir, bench.CSVFile))
+	pqInfo, err2 := os.Stat(filepath.Join(dir, bench.ParquetFile))
+	if err := errors.Join(err1, err2); err != nil {
+		return "", 0, 0, err
+	}
+	return dir, csvInfo.Size(), pqInfo.Size(), nil
+}
+
+// benchSamples collects every run's measurements, per scenario name.
+type benchSamples struct {
+	seconds, cpu, emuCPU map[string][]float64
+	peak, rows           map[string]int64
+	// want is the row set of the first scenario that produced Salesforce
+	// job CSVs: every other run of b, c and d must produce the same one.
+	want     *bench.RowSet
+	wantFrom string
+}
+
+func newBenchSamples() *benchSamples {
+	return &benchSamples{seconds: map[string][]float64{}, cpu: map[string][]float64{}, emuCPU: map[string][]float64{},
+		peak: map[string]int64{}, rows: map[string]int64{}}
+}
+
+// add records one run of sc; a row set that differs from the first one
+// seen is an error.
+func (s *benchSamples) add(sc benchScenario, res *benchChildResult, rss int64, set *bench.RowSet) error {
+	if set != nil {
+		if s.want == nil {
+			s.want, s.wantFrom = set, sc.name
+		} else if *set != *s.want {
+			return fmt.Errorf("its job CSVs hold a different row set than %s's:\n  %s: %s\n  %s: %s",
+				s.wantFrom, sc.name, set, s.wantFrom, s.want)
+		}
+	}
+	s.seconds[sc.name] = append(s.seconds[sc.name], res.Seconds)
+	s.cpu[sc.name] = append(s.cpu[sc.name], res.cpu)
+	if sc.key == "d" {
+		s.emuCPU[sc.name] = append(s.emuCPU[sc.name], res.emulatorCPU)
+	}
+	s.peak[sc.name] = max(s.peak[sc.name], rss)
+	s.rows[sc.name] = res.Rows
+	return nil
+}
+
+// report turns the samples into the report's scenario lines (medians,
+// rates against the CSV input's csvSize bytes, ratios to the baseline) and
+// targets; the caller fills in the run parameters.
+func (s *benchSamples) report(selected []benchScenario, csvSize int64) *benchReport {
+	rep := &benchReport{GOMAXPROCS: runtime.GOMAXPROCS(0), Scenarios: []*benchResult{}, RowSet: s.want}
 	byKey := map[string]*benchResult{}
 	for _, sc := range selected {
-		s := median(seconds[sc.name])
-		r := &benchResult{Name: sc.name, Rows: rowsOf[sc.name], Seconds: s, key: sc.key,
-			PeakRSSMiB: float64(peak[sc.name]) / (1 << 20),
-			CPUSeconds: median(cpu[sc.name]), EmulatorCPUSeconds: median(emuCPU[sc.name])}
-		if s > 0 {
-			r.RowsPerS = float64(r.Rows) / s
-			r.MBPerS = float64(csvInfo.Size()) / 1e6 / s
+		r := &benchResult{Name: sc.name, Rows: s.rows[sc.name], Seconds: bench.Median(s.seconds[sc.name]), key: sc.key,
+			PeakRSSMiB: float64(s.peak[sc.name]) / (1 << 20),
+			CPUSeconds: bench.Median(s.cpu[sc.name]), EmulatorCPUSeconds: bench.Median(s.emuCPU[sc.name])}
+		if r.Seconds > 0 {
+			r.RowsPerS = float64(r.Rows) / r.Seconds
+			r.MBPerS = float64(csvSize) / 1e6 / r.Seconds
 		}
 		rep.Scenarios = append(rep.Scenarios, r)
 		byKey[sc.key] = r
@@ -294,18 +329,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	rep.Targets = benchTargets(byKey)
-
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
-			return exitFailed
-		}
-		return exitOK
-	}
-	benchPrint(stdout, rep)
-	return exitOK
+	return rep
 }
 
 // benchSelect parses --only: letters a-d or scenario names, in any order;
@@ -333,19 +357,6 @@ func benchSelect(only string) ([]benchScenario, error) {
 		return nil, errors.New("no scenario selected")
 	}
 	return out, nil
-}
-
-// median returns the median of xs (0 for none).
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(xs))
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // benchTargets evaluates the issue's targets against the results.
@@ -424,12 +435,12 @@ func benchPrint(w io.Writer, rep *benchReport) {
 // it is collected, or not, during the run by chance; without retired that
 // would free the last emulator's memory, and the runtime would give it
 // back to the system during the runs of the other scenarios.
-func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, cpuProfile string, retired **salesforcetest.Server) (*benchChildResult, int64, *rowSet, error) {
+func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, cpuProfile string, retired **salesforcetest.Server) (*benchChildResult, int64, *bench.RowSet, error) {
 	if sc.key == "d" {
 		*retired = nil
 	}
 	runtime.GC()
-	emuCPU := selfCPU()
+	emuCPU := bench.SelfCPU()
 	args := []string{"bench", benchChildArg, sc.name, "--data", dataDir, "--out", out, "--rows", strconv.Itoa(rows)}
 	if cpuProfile != "" {
 		args = append(args, "--cpuprofile", cpuProfile)
@@ -444,7 +455,7 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 		args = append(args, "--instance-url", srv.URL, "--token", srv.AccessToken())
 		if cpuProfile != "" {
 			// The emulator runs in this process: profile it too.
-			stop, err := startCPUProfile(strings.TrimSuffix(cpuProfile, ".pprof") + "-emulator.pprof")
+			stop, err := bench.StartCPUProfile(strings.TrimSuffix(cpuProfile, ".pprof") + "-emulator.pprof")
 			if err != nil {
 				return nil, 0, nil, err
 			}
@@ -463,7 +474,7 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 	}
 	if srv != nil {
 		// While the child ran, this process only served the emulator.
-		emuCPU = selfCPU() - emuCPU
+		emuCPU = bench.SelfCPU() - emuCPU
 	}
 	var res benchChildResult
 	if err := json.Unmarshal(so.Bytes(), &res); err != nil {
@@ -475,13 +486,13 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 	}
 	rss := res.PeakRSS
 	if rss <= 0 {
-		rss = maxRSS(cmd.ProcessState)
+		rss = bench.MaxRSS(cmd.ProcessState)
 	}
 	// The row-set check runs after the child exits: it is not timed.
-	var set *rowSet
+	var set *bench.RowSet
 	switch sc.key {
 	case "b", "c":
-		s, err := planRowSet(out)
+		s, err := bench.PlanRowSet(out)
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("check the planned jobs: %w", err)
 		}
@@ -493,7 +504,7 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 				ids = append(ids, j.ID)
 			}
 		}
-		s, err := uploadedRowSet(ids, srv.UploadedCSV)
+		s, err := bench.UploadedRowSet(ids, srv.UploadedCSV)
 		if err != nil {
 			return nil, 0, nil, fmt.Errorf("check the uploaded jobs: %w", err)
 		}
@@ -503,57 +514,6 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 		return nil, 0, nil, fmt.Errorf("the job CSVs hold %d rows, the run reported %d", set.Rows, res.Rows)
 	}
 	return &res, rss, set, nil
-}
-
-// maxRSS returns the peak resident set size of a finished process in
-// bytes, from the Maxrss field of its syscall.Rusage (KiB on Linux and
-// the BSDs, bytes on macOS), or 0 where the platform has none. The field
-// is read by reflection so that the file builds on every GOOS.
-//
-// On Linux Maxrss is not the child's own peak: exec folds the high-water
-// mark of the address space it replaces into it, and os/exec starts the
-// child with vfork sharing the parent's address space, so a child never
-// reports less than the parent's peak. That is why the child reports its
-// VmHWM (selfPeakRSS) and Maxrss is only the fallback.
-func maxRSS(ps *os.ProcessState) int64 {
-	if ps == nil {
-		return 0
-	}
-	v := reflect.ValueOf(ps.SysUsage())
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return 0
-	}
-	f := v.FieldByName("Maxrss")
-	if !f.IsValid() || !f.CanInt() {
-		return 0
-	}
-	if runtime.GOOS == "darwin" || runtime.GOOS == "ios" {
-		return f.Int()
-	}
-	return f.Int() * 1024
-}
-
-// selfPeakRSS returns this process's peak resident set size in bytes
-// (VmHWM of /proc/self/status), or 0 where it cannot be read.
-func selfPeakRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v) // "123456 kB"
-			if len(f) == 2 && f[1] == "kB" {
-				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-					return kb * 1024
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // benchChild is the hidden `bench --child SCENARIO --data DIR --out DIR
@@ -581,7 +541,7 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitUsage
 	}
 	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
+		stop, err := bench.StartCPUProfile(*cpuProfile)
 		if err != nil {
 			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 			return exitFailed
@@ -592,17 +552,17 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitFailed
 	}
-	csvPath := filepath.Join(*dataDir, benchCSVFile)
+	csvPath := filepath.Join(*dataDir, bench.CSVFile)
 	start := time.Now()
 	var n int64
 	var err error
 	switch name {
 	case "baseline":
-		n, err = benchBaseline(csvPath, filepath.Join(*out, "copy.csv"))
+		n, err = bench.Baseline(csvPath, filepath.Join(*out, "copy.csv"))
 	case "plan-csv", "plan-parquet":
 		src := fmt.Sprintf("{type: csv, url: %s}", strconv.Quote(csvPath))
 		if name == "plan-parquet" {
-			src = fmt.Sprintf("{type: parquet, url: %s}", strconv.Quote(filepath.Join(*dataDir, benchParquetFile)))
+			src = fmt.Sprintf("{type: parquet, url: %s}", strconv.Quote(filepath.Join(*dataDir, bench.ParquetFile)))
 		}
 		n, err = benchPlan(ctx, src, *out)
 		// runPlan's timing includes loading the pipeline file, as `bulkflow plan` does.
@@ -624,66 +584,9 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "bulkflow: bench %s: %v\n", name, err)
 		return exitFailed
 	}
-	data, _ := json.Marshal(benchChildResult{Rows: n, Seconds: elapsed, PeakRSS: selfPeakRSS()})
+	data, _ := json.Marshal(benchChildResult{Rows: n, Seconds: elapsed, PeakRSS: bench.SelfPeakRSS()})
 	fmt.Fprintf(stdout, "%s\n", data)
 	return exitOK
-}
-
-// startCPUProfile starts profiling this process into file; stop ends it.
-func startCPUProfile(file string) (stop func(), err error) {
-	f, err := os.Create(file)
-	if err != nil {
-		return nil, err
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cpu profile %s: %w", file, err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
-}
-
-// benchBaseline copies the CSV file in to out with encoding/csv and
-// returns the number of records after the header.
-func benchBaseline(in, out string) (int64, error) {
-	f, err := os.Open(in)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	r := csv.NewReader(bufio.NewReaderSize(f, benchIOBuffer))
-	r.ReuseRecord = true
-	o, err := os.Create(out)
-	if err != nil {
-		return 0, err
-	}
-	defer o.Close()
-	bw := bufio.NewWriterSize(o, benchIOBuffer)
-	w := csv.NewWriter(bw)
-	var n int64 = -1 // the header
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return 0, err
-		}
-		if err := w.Write(rec); err != nil {
-			return 0, err
-		}
-		n++
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		return 0, err
-	}
-	if err := bw.Flush(); err != nil {
-		return 0, err
-	}
-	return max(n, 0), o.Close()
 }
 
 // benchPipeline returns the YAML of the bench pipeline: source → map →
@@ -767,211 +670,4 @@ func benchRun(ctx context.Context, csvPath, out, instanceURL, token string) (int
 		return 0, fmt.Errorf("run report: %w", err)
 	}
 	return rr.Counts.Loaded, nil
-}
-
-// benchMeta describes the data in a bench folder.
-type benchMeta struct {
-	Version int `json:"version"`
-	Rows    int `json:"rows"`
-}
-
-// benchEnsureData makes dir hold the CSV and Parquet files of rows rows,
-// reusing them when the folder's metadata says they already do.
-func benchEnsureData(dir string, rows int, stderr io.Writer) error {
-	metaPath := filepath.Join(dir, benchMetaFile)
-	if data, err := os.ReadFile(metaPath); err == nil {
-		var m benchMeta
-		if json.Unmarshal(data, &m) == nil && m == (benchMeta{benchDataVersion, rows}) {
-			_, err1 := os.Stat(filepath.Join(dir, benchCSVFile))
-			_, err2 := os.Stat(filepath.Join(dir, benchParquetFile))
-			if err1 == nil && err2 == nil {
-				return nil
-			}
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	os.Remove(metaPath) // stale until both files are written
-	start := time.Now()
-	if err := benchGenerate(dir, rows); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "bench: generated %d rows in %s in %.1fs\n", rows, dir, time.Since(start).Seconds())
-	data, _ := json.Marshal(benchMeta{benchDataVersion, rows})
-	return os.WriteFile(metaPath, data, 0o644)
-}
-
-// benchRow is one generated warehouse row.
-type benchRow struct {
-	id                                 int64
-	first, last, email, phone, company string
-	street, city, country              string
-	revenueCents                       int64 // < 0: empty
-	signup                             time.Time
-	updated                            time.Time
-	active                             bool
-	notes                              string
-}
-
-var (
-	benchFirst     = []string{"Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Dennis", "Margaret", "Linus", "Frances", "John", "Radia"}
-	benchLast      = []string{"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Ritchie", "Hamilton", "Torvalds", "Allen", "McCarthy", "Perlman"}
-	benchCities    = []string{"Springfield", "Berlin", "London", "Paris", "Tokyo", "Stockholm", "Austin", "Lyon", "Osaka", "Malmo"}
-	benchCountries = []string{"us", "de", "gb", "fr", "jp", "se", "ca", "au"}
-	benchSuffixes  = []string{"Inc", "GmbH", "Ltd", "SA", "KK", "AB"}
-	benchStreets   = []string{"Main St", "High St", "Elm Ave", "Lindenstrasse", "Rue de la Paix", "Market Sq"}
-	benchNotes     = []string{"prefers email", "renewal due, call in Q3", "VIP; key account", "asked for a discount"}
-)
-
-// benchGen generates the deterministic rows.
-type benchGen struct {
-	r    *rand.Rand
-	i    int64
-	base time.Time
-}
-
-func newBenchGen() *benchGen {
-	return &benchGen{r: rand.New(rand.NewPCG(benchSeed1, benchSeed2)), base: time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC)}
-}
-
-func (g *benchGen) next() benchRow {
-	r := g.r
-	g.i++
-	fn, ln := benchFirst[r.IntN(len(benchFirst))], benchLast[r.IntN(len(benchLast))]
-	row := benchRow{
-		id: 1_000_000 + g.i, first: fn, last: ln,
-		email:   strings.ToLower(fn+"."+ln) + strconv.FormatInt(g.i, 10) + "@example.com",
-		company: ln + " " + benchSuffixes[r.IntN(len(benchSuffixes))],
-		street:  strconv.Itoa(1+r.IntN(9999)) + " " + benchStreets[r.IntN(len(benchStreets))],
-		city:    benchCities[r.IntN(len(benchCities))], country: benchCountries[r.IntN(len(benchCountries))],
-		revenueCents: r.Int64N(10_000_000_000),
-		signup:       g.base.AddDate(0, 0, r.IntN(5800)),
-		updated:      g.base.Add(time.Duration(r.Int64N(16*365*24*3600)) * time.Second),
-		active:       r.IntN(3) > 0,
-	}
-	if r.IntN(20) > 0 { // 5% empty phones
-		row.phone = fmt.Sprintf("+1-%03d-555-%04d", 200+r.IntN(800), r.IntN(10000))
-	}
-	if r.IntN(33) == 0 { // 3% empty revenue
-		row.revenueCents = -1
-	}
-	switch x := r.IntN(100); {
-	case x == 0: // 1%: commas, quotes and an embedded newline
-		row.notes = fmt.Sprintf("called %d times, said \"call back later\"\nthen emailed, \"urgent\"", 1+r.IntN(9))
-	case x < 25:
-		row.notes = benchNotes[r.IntN(len(benchNotes))]
-	}
-	return row
-}
-
-// benchHeader is the header of the generated CSV (the Parquet column
-// names too).
-var benchHeader = []string{"id", "first_name", "last_name", "email", "phone", "company", "street", "city",
-	"country", "revenue", "signup_date", "updated_at", "active", "notes"}
-
-// benchGenerate writes rows rows to dir/accounts.csv and, with the same
-// values and typed columns, to dir/accounts.parquet.
-func benchGenerate(dir string, rows int) error {
-	f, err := os.Create(filepath.Join(dir, benchCSVFile))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, benchIOBuffer)
-	cw := csv.NewWriter(bw)
-
-	revType := &arrow.Decimal128Type{Precision: 12, Scale: 2}
-	tsType := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
-	str := arrow.BinaryTypes.String
-	schema := arrow.NewSchema([]arrow.Field{
-		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
-		{Name: "first_name", Type: str}, {Name: "last_name", Type: str}, {Name: "email", Type: str},
-		{Name: "phone", Type: str}, {Name: "company", Type: str}, {Name: "street", Type: str},
-		{Name: "city", Type: str}, {Name: "country", Type: str},
-		{Name: "revenue", Type: revType, Nullable: true},
-		{Name: "signup_date", Type: arrow.FixedWidthTypes.Date32},
-		{Name: "updated_at", Type: tsType},
-		{Name: "active", Type: arrow.FixedWidthTypes.Boolean},
-		{Name: "notes", Type: str},
-	}, nil)
-	pf, err := os.Create(filepath.Join(dir, benchParquetFile))
-	if err != nil {
-		return err
-	}
-	defer pf.Close()
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy),
-		parquet.WithMaxRowGroupLength(benchRowGroupRows))
-	pw, err := pqarrow.NewFileWriter(schema, pf, props, pqarrow.DefaultWriterProps())
-	if err != nil {
-		return err
-	}
-	rb := array.NewRecordBuilder(memory.NewGoAllocator(), schema)
-	defer rb.Release()
-	flush := func() error {
-		rec := rb.NewRecordBatch()
-		defer rec.Release()
-		if rec.NumRows() == 0 {
-			return nil
-		}
-		return pw.Write(rec)
-	}
-
-	if err := cw.Write(benchHeader); err != nil {
-		return err
-	}
-	g := newBenchGen()
-	rec := make([]string, len(benchHeader))
-	for i := range rows {
-		row := g.next()
-		revenue := ""
-		if row.revenueCents >= 0 {
-			revenue = fmt.Sprintf("%d.%02d", row.revenueCents/100, row.revenueCents%100)
-		}
-		rec = append(rec[:0], strconv.FormatInt(row.id, 10), row.first, row.last, row.email, row.phone,
-			row.company, row.street, row.city, row.country, revenue, row.signup.Format("2006-01-02"),
-			row.updated.Format(time.RFC3339), strconv.FormatBool(row.active), row.notes)
-		if err := cw.Write(rec); err != nil {
-			return err
-		}
-
-		rb.Field(0).(*array.Int64Builder).Append(row.id)
-		for j, s := range []string{row.first, row.last, row.email, row.phone, row.company, row.street, row.city, row.country} {
-			rb.Field(1 + j).(*array.StringBuilder).Append(s)
-		}
-		if row.revenueCents >= 0 {
-			rb.Field(9).(*array.Decimal128Builder).Append(decimal128.FromI64(row.revenueCents))
-		} else {
-			rb.Field(9).AppendNull()
-		}
-		rb.Field(10).(*array.Date32Builder).Append(arrow.Date32FromTime(row.signup))
-		rb.Field(11).(*array.TimestampBuilder).Append(arrow.Timestamp(row.updated.UnixMicro()))
-		rb.Field(12).(*array.BooleanBuilder).Append(row.active)
-		rb.Field(13).(*array.StringBuilder).Append(row.notes)
-		if (i+1)%benchRowGroupRows == 0 {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return err
-	}
-	if err := pw.Close(); err != nil {
-		return err
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := pf.Close(); err != nil && !errors.Is(err, os.ErrClosed) { // pw.Close closes it
-		return err
-	}
-	return nil
 }

@@ -1,15 +1,15 @@
 //go:build unix
 
-package main
+package bench
 
 import (
 	"syscall"
 	"time"
 )
 
-// selfCPU returns the user+system CPU time this process has used so far
+// SelfCPU returns the user+system CPU time this process has used so far
 // (the bench's emulator runs in it), or 0 where it cannot be read.
-func selfCPU() time.Duration {
+func SelfCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"strings"
@@ -6,11 +6,11 @@ import (
 )
 
 func TestRowSet(t *testing.T) {
-	fingerprint := func(t *testing.T, files ...string) rowSet {
+	fingerprint := func(t *testing.T, files ...string) RowSet {
 		t.Helper()
-		var s rowSet
+		var s RowSet
 		for i, f := range files {
-			if err := s.add("f"+string(rune('0'+i)), strings.NewReader(f)); err != nil {
+			if err := s.Add("f"+string(rune('0'+i)), strings.NewReader(f)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -40,9 +40,9 @@ func TestRowSet(t *testing.T) {
 			}
 		})
 	}
-	var s rowSet
-	s.add("a.csv", strings.NewReader("A,B\n1,2\n"))
-	if err := s.add("b.csv", strings.NewReader("A,C\n1,2\n")); err == nil || !strings.Contains(err.Error(), "b.csv") {
+	var s RowSet
+	s.Add("a.csv", strings.NewReader("A,B\n1,2\n"))
+	if err := s.Add("b.csv", strings.NewReader("A,C\n1,2\n")); err == nil || !strings.Contains(err.Error(), "b.csv") {
 		t.Errorf("mixed headers: err = %v, want one naming b.csv", err)
 	}
 }

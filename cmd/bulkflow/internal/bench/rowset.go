@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -13,25 +13,25 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// rowSet is an order-independent fingerprint of a multiset of CSV records:
+// RowSet is an order-independent fingerprint of a multiset of CSV records:
 // the count and the sum (mod 2^64) of each record's xxhash64. Two outputs
 // that hold the same records in any order and split into any number of
 // job files have equal rowSets; a lost, duplicated or changed record
 // changes it (up to 64-bit collisions).
-type rowSet struct {
+type RowSet struct {
 	Rows   int64  `json:"rows"`
 	Sum    uint64 `json:"sum"`
 	Header string `json:"header"`
 }
 
 // String renders the fingerprint for error messages.
-func (s rowSet) String() string {
+func (s RowSet) String() string {
 	return fmt.Sprintf("%d rows, sum %016x, header %q", s.Rows, s.Sum, s.Header)
 }
 
-// add folds the records of one job CSV (header first) into s. Every file
+// Add folds the records of one job CSV (header first) into s. Every file
 // must have the same header.
-func (s *rowSet) add(name string, r io.Reader) error {
+func (s *RowSet) Add(name string, r io.Reader) error {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	cr.FieldsPerRecord = -1
@@ -67,40 +67,40 @@ func (s *rowSet) add(name string, r io.Reader) error {
 	}
 }
 
-// planRowSet fingerprints the job CSVs `bulkflow plan` wrote for the
+// PlanRowSet fingerprints the job CSVs `bulkflow plan` wrote for the
 // bench's sink stage under out.
-func planRowSet(out string) (rowSet, error) {
+func PlanRowSet(out string) (RowSet, error) {
 	files, err := filepath.Glob(filepath.Join(out, "plan", "load", "job-*.csv"))
 	if err != nil {
-		return rowSet{}, err
+		return RowSet{}, err
 	}
 	if len(files) == 0 {
-		return rowSet{}, fmt.Errorf("no job CSVs under %s", filepath.Join(out, "plan", "load"))
+		return RowSet{}, fmt.Errorf("no job CSVs under %s", filepath.Join(out, "plan", "load"))
 	}
 	slices.Sort(files)
-	var s rowSet
+	var s RowSet
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return rowSet{}, err
+			return RowSet{}, err
 		}
-		if err := s.add(f, bytes.NewReader(data)); err != nil {
-			return rowSet{}, err
+		if err := s.Add(f, bytes.NewReader(data)); err != nil {
+			return RowSet{}, err
 		}
 	}
 	return s, nil
 }
 
-// uploadedRowSet fingerprints the CSVs the emulator received, one per
+// UploadedRowSet fingerprints the CSVs the emulator received, one per
 // ingest job, as returned by uploaded for each job id.
-func uploadedRowSet(ids []string, uploaded func(id string) []byte) (rowSet, error) {
+func UploadedRowSet(ids []string, uploaded func(id string) []byte) (RowSet, error) {
 	if len(ids) == 0 {
-		return rowSet{}, errors.New("the emulator received no jobs")
+		return RowSet{}, errors.New("the emulator received no jobs")
 	}
-	var s rowSet
+	var s RowSet
 	for _, id := range ids {
-		if err := s.add("job "+id, bytes.NewReader(uploaded(id))); err != nil {
-			return rowSet{}, err
+		if err := s.Add("job "+id, bytes.NewReader(uploaded(id))); err != nil {
+			return RowSet{}, err
 		}
 	}
 	return s, nil

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package bench
+
+import "time"
+
+// SelfCPU returns 0: this platform has no getrusage.
+func SelfCPU() time.Duration { return 0 }

@@ -1,0 +1,286 @@
+// Package bench holds the parts of `bulkflow bench` that do not run
+// pipelines: the deterministic warehouse-like data generator (CSV and
+// Parquet, 14 columns), the encoding/csv baseline copy, the order-independent
+// row-set fingerprint that checks every scenario produced the same rows,
+// and process measurements (peak RSS, CPU time, profiles). The command in
+// cmd/bulkflow runs the scenarios in child processes and prints the report.
+package bench
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/decimal128"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// Bench data layout and generation parameters. Bump dataVersion when
+// the generator changes, so that a kept --data folder is regenerated.
+const (
+	dataVersion  = 1
+	seed1        = 20260101
+	seed2        = 42
+	rowGroupRows = 128 * 1024
+	CSVFile      = "accounts.csv"
+	ParquetFile  = "accounts.parquet"
+	MetaFile     = "bench-data.json"
+	IOBuffer     = 1 << 20
+)
+
+// meta describes the data in a bench folder.
+type meta struct {
+	Version int `json:"version"`
+	Rows    int `json:"rows"`
+}
+
+// EnsureData makes dir hold the CSV and Parquet files of rows rows,
+// reusing them when the folder's metadata says they already do.
+func EnsureData(dir string, rows int, stderr io.Writer) error {
+	metaPath := filepath.Join(dir, MetaFile)
+	if data, err := os.ReadFile(metaPath); err == nil {
+		var m meta
+		if json.Unmarshal(data, &m) == nil && m == (meta{dataVersion, rows}) {
+			_, err1 := os.Stat(filepath.Join(dir, CSVFile))
+			_, err2 := os.Stat(filepath.Join(dir, ParquetFile))
+			if err1 == nil && err2 == nil {
+				return nil
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	os.Remove(metaPath) // stale until both files are written
+	start := time.Now()
+	if err := Generate(dir, rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "bench: generated %d rows in %s in %.1fs\n", rows, dir, time.Since(start).Seconds())
+	data, _ := json.Marshal(meta{dataVersion, rows})
+	return os.WriteFile(metaPath, data, 0o644)
+}
+
+// row is one generated warehouse row.
+type row struct {
+	id                                 int64
+	first, last, email, phone, company string
+	street, city, country              string
+	revenueCents                       int64 // < 0: empty
+	signup                             time.Time
+	updated                            time.Time
+	active                             bool
+	notes                              string
+}
+
+var (
+	benchFirst     = []string{"Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Dennis", "Margaret", "Linus", "Frances", "John", "Radia"}
+	benchLast      = []string{"Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Ritchie", "Hamilton", "Torvalds", "Allen", "McCarthy", "Perlman"}
+	benchCities    = []string{"Springfield", "Berlin", "London", "Paris", "Tokyo", "Stockholm", "Austin", "Lyon", "Osaka", "Malmo"}
+	benchCountries = []string{"us", "de", "gb", "fr", "jp", "se", "ca", "au"}
+	benchSuffixes  = []string{"Inc", "GmbH", "Ltd", "SA", "KK", "AB"}
+	benchStreets   = []string{"Main St", "High St", "Elm Ave", "Lindenstrasse", "Rue de la Paix", "Market Sq"}
+	benchNotes     = []string{"prefers email", "renewal due, call in Q3", "VIP; key account", "asked for a discount"}
+)
+
+// generator generates the deterministic rows.
+type generator struct {
+	r    *rand.Rand
+	i    int64
+	base time.Time
+}
+
+// newGenerator returns the generator at the start of the sequence.
+func newGenerator() *generator {
+	return &generator{r: rand.New(rand.NewPCG(seed1, seed2)), base: time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+// next returns the next row.
+func (g *generator) next() row {
+	r := g.r
+	g.i++
+	fn, ln := benchFirst[r.IntN(len(benchFirst))], benchLast[r.IntN(len(benchLast))]
+	row := row{
+		id: 1_000_000 + g.i, first: fn, last: ln,
+		email:   strings.ToLower(fn+"."+ln) + strconv.FormatInt(g.i, 10) + "@example.com",
+		company: ln + " " + benchSuffixes[r.IntN(len(benchSuffixes))],
+		street:  strconv.Itoa(1+r.IntN(9999)) + " " + benchStreets[r.IntN(len(benchStreets))],
+		city:    benchCities[r.IntN(len(benchCities))], country: benchCountries[r.IntN(len(benchCountries))],
+		revenueCents: r.Int64N(10_000_000_000),
+		signup:       g.base.AddDate(0, 0, r.IntN(5800)),
+		updated:      g.base.Add(time.Duration(r.Int64N(16*365*24*3600)) * time.Second),
+		active:       r.IntN(3) > 0,
+	}
+	if r.IntN(20) > 0 { // 5% empty phones
+		row.phone = fmt.Sprintf("+1-%03d-555-%04d", 200+r.IntN(800), r.IntN(10000))
+	}
+	if r.IntN(33) == 0 { // 3% empty revenue
+		row.revenueCents = -1
+	}
+	switch x := r.IntN(100); {
+	case x == 0: // 1%: commas, quotes and an embedded newline
+		row.notes = fmt.Sprintf("called %d times, said \"call back later\"\nthen emailed, \"urgent\"", 1+r.IntN(9))
+	case x < 25:
+		row.notes = benchNotes[r.IntN(len(benchNotes))]
+	}
+	return row
+}
+
+// Header is the header of the generated CSV (the Parquet column
+// names too).
+var Header = []string{"id", "first_name", "last_name", "email", "phone", "company", "street", "city",
+	"country", "revenue", "signup_date", "updated_at", "active", "notes"}
+
+// Generate writes rows rows to dir/accounts.csv and, with the same values
+// and typed columns, to dir/accounts.parquet.
+func Generate(dir string, rows int) error {
+	f, err := os.Create(filepath.Join(dir, CSVFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, IOBuffer)
+	cw := csv.NewWriter(bw)
+	pq, err := newParquetWriter(filepath.Join(dir, ParquetFile))
+	if err != nil {
+		return err
+	}
+	defer pq.release()
+	if err := cw.Write(Header); err != nil {
+		return err
+	}
+	g := newGenerator()
+	rec := make([]string, len(Header))
+	for i := range rows {
+		row := g.next()
+		revenue := ""
+		if row.revenueCents >= 0 {
+			revenue = fmt.Sprintf("%d.%02d", row.revenueCents/100, row.revenueCents%100)
+		}
+		rec = append(rec[:0], strconv.FormatInt(row.id, 10), row.first, row.last, row.email, row.phone,
+			row.company, row.street, row.city, row.country, revenue, row.signup.Format("2006-01-02"),
+			row.updated.Format(time.RFC3339), strconv.FormatBool(row.active), row.notes)
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+		if err := pq.add(row, (i+1)%rowGroupRows == 0); err != nil {
+			return err
+		}
+	}
+	if err := pq.close(); err != nil {
+		return err
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// parquetWriter writes generated rows as typed Parquet columns, a row group
+// of rowGroupRows at a time.
+type parquetWriter struct {
+	f  *os.File
+	pw *pqarrow.FileWriter
+	rb *array.RecordBuilder
+}
+
+// newParquetWriter creates the Parquet file at path.
+func newParquetWriter(path string) (*parquetWriter, error) {
+	revType := &arrow.Decimal128Type{Precision: 12, Scale: 2}
+	tsType := &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
+	str := arrow.BinaryTypes.String
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "first_name", Type: str}, {Name: "last_name", Type: str}, {Name: "email", Type: str},
+		{Name: "phone", Type: str}, {Name: "company", Type: str}, {Name: "street", Type: str},
+		{Name: "city", Type: str}, {Name: "country", Type: str},
+		{Name: "revenue", Type: revType, Nullable: true},
+		{Name: "signup_date", Type: arrow.FixedWidthTypes.Date32},
+		{Name: "updated_at", Type: tsType},
+		{Name: "active", Type: arrow.FixedWidthTypes.Boolean},
+		{Name: "notes", Type: str},
+	}, nil)
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Snappy),
+		parquet.WithMaxRowGroupLength(rowGroupRows))
+	pw, err := pqarrow.NewFileWriter(schema, f, props, pqarrow.DefaultWriterProps())
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &parquetWriter{f: f, pw: pw, rb: array.NewRecordBuilder(memory.NewGoAllocator(), schema)}, nil
+}
+
+// add appends row; with flush it writes the rows added so far as a row group.
+func (w *parquetWriter) add(row row, flush bool) error {
+	rb := w.rb
+	rb.Field(0).(*array.Int64Builder).Append(row.id)
+	for j, s := range []string{row.first, row.last, row.email, row.phone, row.company, row.street, row.city, row.country} {
+		rb.Field(1 + j).(*array.StringBuilder).Append(s)
+	}
+	if row.revenueCents >= 0 {
+		rb.Field(9).(*array.Decimal128Builder).Append(decimal128.FromI64(row.revenueCents))
+	} else {
+		rb.Field(9).AppendNull()
+	}
+	rb.Field(10).(*array.Date32Builder).Append(arrow.Date32FromTime(row.signup))
+	rb.Field(11).(*array.TimestampBuilder).Append(arrow.Timestamp(row.updated.UnixMicro()))
+	rb.Field(12).(*array.BooleanBuilder).Append(row.active)
+	rb.Field(13).(*array.StringBuilder).Append(row.notes)
+	if flush {
+		return w.flush()
+	}
+	return nil
+}
+
+// flush writes the rows added since the last flush, if any.
+func (w *parquetWriter) flush() error {
+	rec := w.rb.NewRecordBatch()
+	defer rec.Release()
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	return w.pw.Write(rec)
+}
+
+// close writes the last rows and the footer, and closes the file.
+func (w *parquetWriter) close() error {
+	if err := w.flush(); err != nil {
+		return err
+	}
+	if err := w.pw.Close(); err != nil { // closes the file too
+		return err
+	}
+	if err := w.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// release frees the record builder and closes the file if close was not
+// reached.
+func (w *parquetWriter) release() {
+	w.rb.Release()
+	w.f.Close()
+}

@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Median returns the Median of xs (0 for none).
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// MaxRSS returns the peak resident set size of a finished process in
+// bytes, from the Maxrss field of its syscall.Rusage (KiB on Linux and
+// the BSDs, bytes on macOS), or 0 where the platform has none. The field
+// is read by reflection so that the file builds on every GOOS.
+//
+// On Linux Maxrss is not the child's own peak: exec folds the high-water
+// mark of the address space it replaces into it, and os/exec starts the
+// child with vfork sharing the parent's address space, so a child never
+// reports less than the parent's peak. That is why the child reports its
+// VmHWM (SelfPeakRSS) and Maxrss is only the fallback.
+func MaxRSS(ps *os.ProcessState) int64 {
+	if ps == nil {
+		return 0
+	}
+	v := reflect.ValueOf(ps.SysUsage())
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return 0
+	}
+	f := v.FieldByName("Maxrss")
+	if !f.IsValid() || !f.CanInt() {
+		return 0
+	}
+	if runtime.GOOS == "darwin" || runtime.GOOS == "ios" {
+		return f.Int()
+	}
+	return f.Int() * 1024
+}
+
+// SelfPeakRSS returns this process's peak resident set size in bytes
+// (VmHWM of /proc/self/status), or 0 where it cannot be read.
+func SelfPeakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(v) // "123456 kB"
+			if len(f) == 2 && f[1] == "kB" {
+				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// StartCPUProfile starts profiling this process into file; stop ends it.
+func StartCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile %s: %w", file, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// Baseline copies the CSV file in to out with encoding/csv and
+// returns the number of records after the header.
+func Baseline(in, out string) (int64, error) {
+	f, err := os.Open(in)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReaderSize(f, IOBuffer))
+	r.ReuseRecord = true
+	o, err := os.Create(out)
+	if err != nil {
+		return 0, err
+	}
+	defer o.Close()
+	bw := bufio.NewWriterSize(o, IOBuffer)
+	w := csv.NewWriter(bw)
+	var n int64 = -1 // the header
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		if err := w.Write(rec); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		return 0, err
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	return max(n, 0), o.Close()
+}
