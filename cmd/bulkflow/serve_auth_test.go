@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,7 +19,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -479,28 +477,14 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool
 func TestRunServeTLS(t *testing.T) {
 	dir, stateDir := serveFixture(t, "")
 	certFile, keyFile, pool := selfSignedCert(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	stderr := &serveSafeBuffer{}
-	exit := make(chan int, 1)
-	go func() {
-		exit <- runServe(ctx, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0", "--allow-non-loopback",
-			"--token-file", writeTokenFile(t), "--tls-cert", certFile, "--tls-key", keyFile}, pw, stderr)
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("read stdout: %v; stderr:\n%s", err, stderr.String())
-	}
-	go io.Copy(io.Discard, pr)
-	m := regexp.MustCompile(`https://(127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no https address in %q", line)
+	base, stderr, stop := runServeBackground(t, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0", "--allow-non-loopback",
+		"--token-file", writeTokenFile(t), "--tls-cert", certFile, "--tls-key", keyFile})
+	if !strings.HasPrefix(base, "https://") {
+		stop()
+		t.Fatalf("address %q, want https://", base)
 	}
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	defer c.CloseIdleConnections()
-	base := "https://" + m[1]
 	if resp := serveAuthDo(t, c, "GET", base+"/healthz", ""); resp.StatusCode != 200 || resp.TLS == nil {
 		t.Errorf("GET /healthz over TLS = %d (TLS %v)", resp.StatusCode, resp.TLS != nil)
 	}
@@ -511,7 +495,7 @@ func TestRunServeTLS(t *testing.T) {
 		t.Errorf("GET / with a read token over TLS = %d, want 200", resp.StatusCode)
 	}
 	// Plain http to the TLS port gets no page.
-	if resp, err := http.Get("http://" + m[1] + "/healthz"); err == nil {
+	if resp, err := http.Get("http://" + strings.TrimPrefix(base, "https://") + "/healthz"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == 200 {
 			t.Error("plain http to the TLS listener answered 200")
@@ -521,14 +505,8 @@ func TestRunServeTLS(t *testing.T) {
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("a client without the certificate connected")
 	}
-	cancel()
-	select {
-	case code := <-exit:
-		if code != exitOK {
-			t.Errorf("exit = %d; stderr:\n%s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("runServe did not stop")
+	if code := stop(); code != exitOK {
+		t.Errorf("exit = %d; stderr:\n%s", code, stderr.String())
 	}
 	if strings.Contains(stderr.String(), "no tokens configured") {
 		t.Errorf("warned about missing tokens although they were given:\n%s", stderr.String())
@@ -539,19 +517,12 @@ func TestRunServeTLS(t *testing.T) {
 // and says so.
 func TestRunServeWarnsWithoutTokens(t *testing.T) {
 	dir, stateDir := serveFixture(t, "")
-	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &serveSafeBuffer{}
-	pr, pw := io.Pipe()
-	exit := make(chan int, 1)
-	go func() {
-		exit <- runServe(ctx, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"}, pw, stderr)
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr)
-	cancel()
-	if code := <-exit; err != nil || code != exitOK || !strings.Contains(line, "http://127.0.0.1:") {
-		t.Fatalf("exit %d, stdout %q (%v)", code, line, err)
+	base, stderr, stop := runServeBackground(t, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"})
+	if code, _ := serveDo(t, "GET", base+"/"); code != 200 {
+		t.Errorf("GET / without tokens configured = %d, want 200", code)
+	}
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d", code)
 	}
 	if !strings.Contains(stderr.String(), "no tokens configured") {
 		t.Errorf("no warning about missing tokens:\n%s", stderr.String())

@@ -139,33 +139,16 @@ func TestServeResumesAfterKill(t *testing.T) {
 	dir, stateDir, data := filepath.Join(root, "pipelines"), filepath.Join(root, "state")+"/", filepath.Join(root, "data")
 	os.MkdirAll(dir, 0o755)
 	os.MkdirAll(data, 0o755)
-	const rows = 2000
-	var csv strings.Builder
-	csv.WriteString("External_Id__c,Name\n")
-	for i := range rows {
-		fmt.Fprintf(&csv, "K%06d,Account %d\n", i, i)
+	// The resume tests' load (resumeRows rows, jobs of 300), scheduled.
+	y, err := os.ReadFile(writeResumePipeline(t, data, srv))
+	if err != nil {
+		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(data, "accounts.csv"), []byte(csv.String()), 0o644)
-	os.WriteFile(filepath.Join(dir, "load.yaml"), []byte(fmt.Sprintf(`name: load
-schedule: %q
-dead_letter: %s/dl/
-stages:
-  - name: read
-    source: {type: csv, url: %s/accounts.csv}
-  - name: write
-    inputs: [read]
-    sink:
-      type: salesforce
-      object: Account
-      operation: insert
-      max_job_rows: 500
-      concurrency: 2
-      poll_initial: 20ms
-      poll_max: 100ms
-      instance_url: %s
-      auth: {access_token: %q}
-      ledger: %s/ledger
-`, serveNever, data, data, srv.URL, srv.AccessToken(), data)), 0o644)
+	const name, rows = "resume-test", resumeRows
+	scheduled := strings.Replace(string(y), "name: "+name+"\n", "name: "+name+"\nschedule: \""+serveNever+"\"\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "load.yaml"), []byte(scheduled), 0o644); err != nil || scheduled == string(y) {
+		t.Fatalf("write the scheduled pipeline (%v); schedule added: %v", err, scheduled != string(y))
+	}
 
 	start := func() (*exec.Cmd, *serveSafeBuffer, string) {
 		t.Helper()
@@ -190,36 +173,37 @@ stages:
 	}
 
 	a, aErr, addr := start()
-	code, body := serveDo(t, "POST", "http://"+addr+"/run/load")
+	code, body := serveDo(t, "POST", "http://"+addr+"/run/"+name)
 	var started struct {
 		RunID string `json:"run_id"`
 	}
 	if code != 202 || json.Unmarshal([]byte(body), &started) != nil || started.RunID == "" {
 		a.Process.Kill()
 		a.Wait()
-		t.Fatalf("POST /run/load = %d %s\n%s", code, body, aErr.String())
+		t.Fatalf("POST /run/%s = %d %s\n%s", name, code, body, aErr.String())
 	}
-	// Kill it while a job is closed and processing (the emulator holds
-	// each closed job 1.5 s).
-	deadline := time.Now().Add(20 * time.Second)
+	// Kill it when some jobs are done and another is closed and processing
+	// (the emulator holds each closed job 1.5 s).
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		closed := false
+		complete, closed := false, false
 		for _, j := range srv.Jobs() {
+			complete = complete || j.State == "JobComplete"
 			closed = closed || j.State == "UploadComplete"
 		}
-		if closed {
+		if complete && closed {
 			break
 		}
 		if time.Now().After(deadline) {
 			a.Process.Kill()
 			a.Wait()
-			t.Fatalf("no job reached UploadComplete\n%s", aErr.String())
+			t.Fatalf("no job complete while another processes\n%s", aErr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	a.Process.Kill()
 	a.Wait() // reaped: its pid no longer exists
-	st, err := state.Open(context.Background(), stateDir, "load")
+	st, err := state.Open(context.Background(), stateDir, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +256,7 @@ stages:
 		t.Errorf("emulator holds %d records of %d distinct keys; want each of %d rows once", len(recs), len(seen), rows)
 	}
 	// Nothing is left in flight, and the server takes new runs.
-	if code, body := serveDo(t, "POST", "http://"+bAddr+"/run/load"); code != 202 {
+	if code, body := serveDo(t, "POST", "http://"+bAddr+"/run/"+name); code != 202 {
 		t.Errorf("POST after the resume = %d %s", code, body)
 	}
 	t.Logf("killed with %d of %d rows loaded; the restarted serve resumed run %s and finished it %.1f s after it started (lease ttl 120 s)",

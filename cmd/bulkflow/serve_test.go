@@ -465,39 +465,53 @@ func TestServeHandlerRefusesForeignRequests(t *testing.T) {
 	}
 }
 
+// runServeBackground runs the serve command in this process with args
+// until stop is called. It returns the base URL the command printed
+// (http://127.0.0.1:PORT or https://...), its stderr, and stop, which
+// cancels its context and returns its exit code.
+func runServeBackground(t *testing.T, args []string) (base string, stderr *serveSafeBuffer, stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	stderr = &serveSafeBuffer{}
+	exit := make(chan int, 1)
+	go func() {
+		exit <- runServe(ctx, args, pw, stderr)
+		pw.Close()
+	}()
+	stop = func() int {
+		cancel()
+		select {
+		case code := <-exit:
+			return code
+		case <-time.After(15 * time.Second):
+			t.Fatal("runServe did not stop")
+			return -1
+		}
+	}
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	go io.Copy(io.Discard, pr)
+	base = regexp.MustCompile(`https?://127\.0\.0\.1:\d+`).FindString(line)
+	if err != nil || base == "" {
+		stop()
+		t.Fatalf("serve printed %q (%v); stderr:\n%s", line, err, stderr.String())
+	}
+	return base, stderr, stop
+}
+
 // TestRunServeListensAndStops runs the command itself: it listens, serves,
 // and exits 0 when its context is cancelled.
 func TestRunServeListensAndStops(t *testing.T) {
 	dir, stateDir := serveFixture(t, "")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	pr, pw := io.Pipe()
-	stderr := &serveSafeBuffer{}
-	exit := make(chan int, 1)
-	go func() {
-		exit <- runServe(ctx, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"}, pw, stderr)
-		pw.Close()
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
-		t.Fatalf("read stdout: %v; stderr:\n%s", err, stderr.String())
+	base, stderr, stop := runServeBackground(t, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"})
+	if !strings.HasPrefix(base, "http://") {
+		t.Errorf("address %q, want http://", base)
 	}
-	go io.Copy(io.Discard, pr)
-	m := regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no address in %q", line)
-	}
-	if code, body := serveDo(t, "GET", "http://"+m[1]+"/healthz"); code != 200 || body != "ok\n" {
+	if code, body := serveDo(t, "GET", base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	cancel()
-	select {
-	case code := <-exit:
-		if code != exitOK {
-			t.Errorf("exit = %d, want 0; stderr:\n%s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("runServe did not stop")
+	if code := stop(); code != exitOK {
+		t.Errorf("exit = %d, want 0; stderr:\n%s", code, stderr.String())
 	}
 }
 

@@ -367,6 +367,21 @@ func (s *Store) leaseLock() (blobio.Location, func()) {
 	return l, mu.(*sync.Mutex).Unlock
 }
 
+// lockLease checks the arguments of a lease change, takes the process's
+// lock of the lease and reads it; on success the caller calls unlock.
+func (s *Store) lockLease(ctx context.Context, holder string, ttl time.Duration) (blobio.Location, Lease, func(), error) {
+	if holder == "" || ttl <= 0 {
+		return blobio.Location{}, Lease{}, nil, errors.New("state: a lease needs a holder and a positive ttl")
+	}
+	l, unlock := s.leaseLock()
+	var cur Lease
+	if _, err := readJSON(ctx, l, &cur); err != nil {
+		unlock()
+		return blobio.Location{}, Lease{}, nil, err
+	}
+	return l, cur, unlock, nil
+}
+
 // ReadLease returns the current lease document (zero when none).
 func (s *Store) ReadLease(ctx context.Context) (Lease, error) {
 	var le Lease
@@ -388,15 +403,11 @@ func (s *Store) AcquireLease(ctx context.Context, holder string, ttl time.Durati
 // the generation won (see # Fencing in the package doc): work under the lease
 // through it.
 func (s *Store) AcquireFenced(ctx context.Context, holder string, ttl time.Duration) (*Store, bool, error) {
-	if holder == "" || ttl <= 0 {
-		return nil, false, errors.New("state: a lease needs a holder and a positive ttl")
-	}
-	l, unlock := s.leaseLock()
-	defer unlock()
-	var cur Lease
-	if _, err := readJSON(ctx, l, &cur); err != nil {
+	l, cur, unlock, err := s.lockLease(ctx, holder, ttl)
+	if err != nil {
 		return nil, false, err
 	}
+	defer unlock()
 	now := s.now()
 	switch {
 	case cur.Holder == holder && now.Before(cur.Expires):
@@ -419,15 +430,11 @@ func (s *Store) AcquireFenced(ctx context.Context, holder string, ttl time.Durat
 // moved on or another process won; on success it returns the store bound
 // to the new generation, as AcquireFenced does.
 func (s *Store) TakeOverLease(ctx context.Context, holder string, dead Lease, ttl time.Duration) (*Store, bool, error) {
-	if holder == "" || ttl <= 0 {
-		return nil, false, errors.New("state: a lease needs a holder and a positive ttl")
-	}
-	l, unlock := s.leaseLock()
-	defer unlock()
-	var cur Lease
-	if _, err := readJSON(ctx, l, &cur); err != nil {
+	l, cur, unlock, err := s.lockLease(ctx, holder, ttl)
+	if err != nil {
 		return nil, false, err
 	}
+	defer unlock()
 	if cur.Holder != dead.Holder || cur.Generation != dead.Generation {
 		return nil, false, nil
 	}
@@ -473,15 +480,11 @@ func (s *Store) claimLocked(ctx context.Context, l blobio.Location, holder strin
 // over; on a fenced store also when its generation is not the store's). A
 // lease that expired but was not taken over is renewed.
 func (s *Store) RenewLease(ctx context.Context, holder string, ttl time.Duration) error {
-	if holder == "" || ttl <= 0 {
-		return errors.New("state: a lease needs a holder and a positive ttl")
-	}
-	l, unlock := s.leaseLock()
-	defer unlock()
-	var cur Lease
-	if _, err := readJSON(ctx, l, &cur); err != nil {
+	l, cur, unlock, err := s.lockLease(ctx, holder, ttl)
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	if cur.Holder != holder || (s.fence != 0 && cur.Generation != s.fence) {
 		return fmt.Errorf("state: pipeline %q: %w (now held by %q, generation %d)", s.pipeline, ErrLeaseLost, cur.Holder, cur.Generation)
 	}
