@@ -38,10 +38,6 @@ import (
 	_ "github.com/bulkflow/bulkflow/transforms/all"
 )
 
-// Version is the bulkflow version, set at build time with
-// -ldflags "-X main.Version=v1.2.3".
-var Version = "dev"
-
 // Exit codes (package cli holds them for the commands' own packages).
 const (
 	exitOK      = cli.ExitOK
