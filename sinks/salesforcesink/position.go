@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/bulkflow/bulkflow/pipeline"
 )
 
 // Provenance is what the first attempt of a run read, recorded in the
@@ -233,4 +235,17 @@ func (g *resumeGate) wait(ctx context.Context, batch int64) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.err
+}
+
+// SetProvenance records in the options of every Salesforce sink stage of g
+// what this attempt reads: g's file and digest, and sources (object URL →
+// fingerprint; may be nil). The CLI calls it before the sinks open; the
+// ledger keeps the first attempt's, so that a refused resume says what
+// changed.
+func SetProvenance(g *pipeline.Graph, sources map[string]string) {
+	for i := range g.Stages {
+		if o, ok := g.Stages[i].Options.(*Options); ok {
+			o.Provenance = &Provenance{PipelineFile: g.File, PipelineDigest: g.FileHash, Sources: sources}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
@@ -138,5 +139,48 @@ func TestChunkKey(t *testing.T) {
 		if ok != tc.ok || (ok && (b != tc.b || a != tc.a || c != tc.c)) {
 			t.Errorf("parseChunkKey(%q) = %d %d %d %v", tc.key, b, a, c, ok)
 		}
+	}
+}
+
+// TestResumeNamesEditedPipeline: with provenance recorded (SetProvenance),
+// a resume after the pipeline file changed and the rows with it is refused
+// with a message naming the edited file.
+func TestResumeNamesEditedPipeline(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	dir := t.TempDir()
+	open := func(digest string) *Sink {
+		g := &pipeline.Graph{File: "p.yaml", FileHash: digest, Stages: []pipeline.StageSpec{{Options: NewOptions()}}}
+		SetProvenance(g, map[string]string{"file:///in.csv": "size=10"})
+		o := g.Stages[0].Options.(*Options)
+		o.Object, o.InstanceURL, o.Auth.AccessToken, o.Ledger = "Account", srv.URL, srv.AccessToken(), dir
+		o.PollInitial, o.PollMax = 5*time.Millisecond, 20*time.Millisecond
+		s, err := Open(context.Background(), &pipeline.Env{RunID: "r1", Pipeline: "p"}, o, accountSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	write := func(s *Sink, rows []pipeline.Row) error {
+		b := pipeline.NewBatch(accountSchema, len(rows))
+		for i, r := range rows {
+			b.Append(r, pipeline.Origin{Object: "file:///in.csv", Row: int64(i + 1)})
+		}
+		err := s.Write(context.Background(), b)
+		if cerr := s.Close(context.Background()); err == nil {
+			err = cerr
+		}
+		return err
+	}
+	if err := write(open("aaaa"), genAccounts(50, 0, "E")); err != nil {
+		t.Fatal(err)
+	}
+	err := write(open("bbbb"), genAccounts(50, 0, "X")) // the mapping now makes other rows
+	var me *ResumeMismatchError
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), "the pipeline file p.yaml was edited") {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(srv.Jobs()); n != 1 {
+		t.Errorf("%d jobs, want 1", n)
 	}
 }
