@@ -2,13 +2,19 @@ package salesforcesink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/sinks/salesforce"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -56,5 +62,31 @@ func TestOutageFailsRun(t *testing.T) {
 				t.Errorf("dead letter %v", r.dl.Row(0))
 			}
 		})
+	}
+}
+
+// TestFailureCode classifies request failures by type.
+func TestFailureCode(t *testing.T) {
+	opErr := func(err error) error { return &net.OpError{Op: "dial", Net: "tcp", Err: err} }
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"dns", fmt.Errorf("create job: %w", &net.DNSError{Err: "no such host", Name: "x.invalid", IsNotFound: true}), pipeline.CodeDNSError},
+		{"refused", opErr(&os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}), pipeline.CodeConnectionRefused},
+		{"reset", opErr(&os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}), pipeline.CodeConnectionReset},
+		{"tls record", fmt.Errorf("x: %w", tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}), pipeline.CodeTLSError},
+		{"unknown authority", fmt.Errorf("x: %w", x509.UnknownAuthorityError{}), pipeline.CodeTLSError},
+		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), pipeline.CodeTimeout},
+		{"unexpected EOF", fmt.Errorf("x: %w", io.ErrUnexpectedEOF), pipeline.CodeConnectionReset},
+		{"other net", opErr(errors.New("weird")), pipeline.CodeNetworkError},
+		{"request limit", &salesforce.APIError{StatusCode: 403, Code: "REQUEST_LIMIT_EXCEEDED"}, "REQUEST_LIMIT_EXCEEDED"},
+		{"5xx code", &salesforce.APIError{StatusCode: 500, Code: "UNKNOWN_EXCEPTION"}, CodeAPIError},
+		{"plain", errors.New("boom"), CodeAPIError},
+	} {
+		if got := failureCode(tc.err); got != tc.want {
+			t.Errorf("%s: failureCode(%v) = %s, want %s", tc.name, tc.err, got, tc.want)
+		}
 	}
 }
