@@ -3,7 +3,8 @@
 // back what landed, and RunConformance holds it to the contract of
 // pipeline.Sink — every row settled exactly once, valid RowErrors, safe
 // concurrent Writes up to MaxInFlight, a cancelled Write that loads nothing,
-// Close that flushes and may be called twice, and awkward values (unicode,
+// Close that flushes and may be called twice, output that appears only at
+// Close unless the sink's writes are final, and awkward values (unicode,
 // quotes, delimiters, embedded newlines, long text) that arrive unchanged.
 package sinktest
 
@@ -67,7 +68,7 @@ func batchOf(rows []pipeline.Row, first int) *pipeline.Batch {
 	return b
 }
 
-var subtests = []string{"WriteClose", "SettleOnce", "Concurrent", "CancelledWrite", "CloseTwice"}
+var subtests = []string{"WriteClose", "SettleOnce", "Concurrent", "CancelledWrite", "CloseTwice", "CommitAtClose"}
 
 // RunConformance runs the suite.
 func RunConformance(t *testing.T, newHarness HarnessMaker) {
@@ -91,6 +92,7 @@ func RunConformance(t *testing.T, newHarness HarnessMaker) {
 	run("Concurrent", testConcurrent)
 	run("CancelledWrite", testCancelledWrite)
 	run("CloseTwice", testCloseTwice)
+	run("CommitAtClose", testCommitAtClose)
 }
 
 func open(t *testing.T, h Harness) pipeline.Sink {
@@ -267,4 +269,31 @@ func testCloseTwice(t *testing.T, h Harness) {
 		t.Errorf("second Close: %v", err)
 	}
 	check(t, h, Rows(3))
+}
+
+// testCommitAtClose: a sink whose writes are not final (not a
+// pipeline.FinalWriter) shows none of its rows before Close succeeds. The
+// engine relies on it: when such a sink's Close fails, the rows it took are
+// dead-lettered sink_failed instead of counted as loaded, which is only
+// true if none of them landed.
+func testCommitAtClose(t *testing.T, h Harness) {
+	s := open(t, h)
+	ctx := context.Background()
+	if fw, ok := s.(pipeline.FinalWriter); ok && fw.WritesAreFinal() {
+		if err := s.Close(ctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		t.Skip("the sink's writes are final (pipeline.FinalWriter): rows land at Write")
+	}
+	rows := Rows(30)
+	if err := s.Write(ctx, batchOf(rows, 0)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if got, err := h.ReadBack(ctx); err == nil && len(got) > 0 {
+		t.Errorf("%d rows visible before Close; a sink that is not a pipeline.FinalWriter must commit only at Close", len(got))
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	check(t, h, rows)
 }
