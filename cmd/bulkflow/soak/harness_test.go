@@ -254,11 +254,10 @@ func (e *emulator) waitJobsSettled(ctx context.Context, grace time.Duration) err
 
 // proc is one bulkflow child process.
 type proc struct {
-	args   []string
-	cmd    *exec.Cmd
-	out    bytes.Buffer // stdout and stderr, read only after done
-	done   chan struct{}
-	signal string // "SIGKILL" or "SIGINT" if the harness sent one
+	args []string
+	cmd  *exec.Cmd
+	out  bytes.Buffer // stdout and stderr, read only after done
+	done chan struct{}
 }
 
 // startProc starts bin with args in dir. The caller owns the process and

@@ -84,6 +84,9 @@ func TestSoak(t *testing.T) {
 				if long {
 					flags = " -soak.long"
 				}
+				if *flagBin != "" {
+					flags += " -soak.bin " + *flagBin
+				}
 				t.Errorf("%s\nsteps:\n  %s\nbroken promises:\n  %s\nreproduce: go test ./cmd/bulkflow/soak/ -run TestSoak -soak.seed %d -soak.runs 1%s -v",
 					sc, strings.Join(log, "\n  "), strings.Join(problems, "\n  "), s, flags)
 			}
