@@ -322,7 +322,7 @@ func (s *server) trigger(name, why string) (string, error) {
 	st, got, err := p.store.AcquireFenced(ctx, s.opts.Holder, s.opts.LeaseTTL)
 	var cur state.Lease
 	if err == nil && !got {
-		if cur, err = p.store.ReadLease(ctx); err == nil && s.deadLocalHolder(cur.Holder) {
+		if cur, err = p.store.ReadLease(ctx); err == nil && s.deadLocalHolder(cur) {
 			// Its process is gone: do not wait for the lease to expire.
 			if st, got, err = p.store.TakeOverLease(ctx, s.opts.Holder, cur, s.opts.LeaseTTL); got {
 				s.log.Warn("took over the lease of a dead process of this host", "pipeline", name,
@@ -362,13 +362,14 @@ func (s *server) trigger(name, why string) (string, error) {
 	return runID, nil
 }
 
-// deadLocalHolder reports whether a lease holder ("host:pid") is a
-// process of this host that no longer exists. A holder on another host,
-// a live process, or one whose state cannot be told (another user's
-// process, another OS) is not dead: its lease expires as usual.
-func (s *server) deadLocalHolder(holder string) bool {
-	host, pidText, ok := strings.Cut(holder, ":")
-	if !ok || host != localHostname() {
+// deadLocalHolder reports whether a lease's holder ("host:pid") is a
+// process of this host, in this pid namespace and since the last boot
+// (state.LocalNode), that no longer exists. A holder elsewhere, a live
+// process, or one whose state cannot be told (another user's process,
+// another OS) is not dead: its lease expires as usual.
+func (s *server) deadLocalHolder(le state.Lease) bool {
+	host, pidText, ok := strings.Cut(le.Holder, ":")
+	if !ok || host != localHostname() || le.Node == "" || le.Node != state.LocalNode() {
 		return false
 	}
 	pid, err := strconv.Atoi(pidText)

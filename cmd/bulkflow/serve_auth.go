@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline/redact"
 )
 
 // serveRole is what a token may do: read (status page, reports, dead
@@ -127,6 +129,7 @@ func parseTokens(src, unit string, r io.Reader, seps string) ([]serveToken, erro
 			continue
 		}
 		seen[sum] = role
+		redact.Register(f[1]) // masked should any output ever hold it
 		out = append(out, serveToken{sum: sum, role: role})
 	}
 	return out, nil

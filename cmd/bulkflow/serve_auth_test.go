@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/redact"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 )
 
@@ -356,6 +357,9 @@ func TestParseTokens(t *testing.T) {
 		t.Setenv("BULKFLOW_TEST_EMPTY", " ")
 		if toks, err := loadServeTokens(writeTokenFile(t), "BULKFLOW_TEST_TOKENS"); err != nil || len(toks) != 3 {
 			t.Errorf("file and env = %d tokens, %v; want 3", len(toks), err)
+		}
+		if got := redact.Redact("token " + testRunToken); strings.Contains(got, testRunToken) {
+			t.Errorf("a loaded token is not registered for redaction: %q", got)
 		}
 		for _, c := range []struct{ file, env, want string }{
 			{"", "BULKFLOW_TEST_UNSET_VAR", "BULKFLOW_TEST_UNSET_VAR: the variable is not set"},

@@ -662,14 +662,18 @@ func TestServeTakesOverDeadLocalHolder(t *testing.T) {
 	}
 	t.Cleanup(func() { live.Process.Kill(); live.Wait() })
 	host := localHostname()
+	dead := fmt.Sprintf("%s:%d", host, deadChild.Process.Pid)
 	tests := []struct {
 		name, holder string
+		node         string // "" = this process's (state.LocalNode)
 		takeOver     bool
 	}{
-		{"dead local process", fmt.Sprintf("%s:%d", host, deadChild.Process.Pid), true},
-		{"live local process", fmt.Sprintf("%s:%d", host, live.Process.Pid), false},
-		{"dead pid on another host", fmt.Sprintf("not-%s:%d", host, deadChild.Process.Pid), false},
-		{"holder without a pid", host + ":x", false},
+		{"dead local process", dead, "", true},
+		{"live local process", fmt.Sprintf("%s:%d", host, live.Process.Pid), "", false},
+		{"dead pid on another host", fmt.Sprintf("not-%s:%d", host, deadChild.Process.Pid), "", false},
+		{"holder without a pid", host + ":x", "", false},
+		{"same host name in another pid namespace", dead, "boot/pid:[1]", false},
+		{"holder that recorded no node", dead, "-", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -682,6 +686,14 @@ func TestServeTakesOverDeadLocalHolder(t *testing.T) {
 			}
 			if ok, err := crashed.AcquireLease(ctx, tc.holder, time.Hour); !ok || err != nil {
 				t.Fatal(ok, err)
+			}
+			if tc.node != "" { // as if written by another namespace (or an older bulkflow)
+				le, _ := crashed.ReadLease(ctx)
+				le.Node = strings.TrimPrefix(tc.node, "-")
+				b, _ := json.Marshal(le)
+				if err := os.WriteFile(filepath.Join(stateDir, "people", "lease.json"), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
 			}
 			const crashedRun = "20260101T000000Z-0badf00d"
 			if err := crashed.Put(ctx, inflightKey, inflight{RunID: crashedRun, Holder: tc.holder}); err != nil {

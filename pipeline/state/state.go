@@ -56,6 +56,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -118,7 +119,27 @@ type Lease struct {
 	// Generation counts the times the lease was taken; the holder of
 	// generation g won the claim object lease-claims/g.
 	Generation int64 `json:"generation"`
+	// Node is LocalNode of the process that took the lease: it tells
+	// whether the holder's process id can be looked up from here.
+	Node string `json:"node,omitempty"`
 }
+
+// LocalNode identifies where this process's ids are valid: on Linux the
+// boot id and the pid namespace ("BOOT_ID/pid:[INODE]"), so that two
+// containers sharing a host name (sidecars of one pod) or a host after a
+// reboot are told apart. It is "" where it cannot be told; a lease whose
+// Node is "" or another one's is never taken from a "dead" process.
+var LocalNode = sync.OnceValue(func() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(boot)) + "/" + ns
+})
 
 // Open returns the store of pipeline at location ("" means
 // DefaultLocation). The pipeline name becomes a path element: letters,
@@ -465,7 +486,7 @@ func (s *Store) claimLocked(ctx context.Context, l blobio.Location, holder strin
 	if cur.Generation >= gen {
 		return nil, false, nil
 	}
-	le := Lease{Holder: holder, Expires: now.Add(ttl).UTC(), Generation: gen}
+	le := Lease{Holder: holder, Expires: now.Add(ttl).UTC(), Generation: gen, Node: LocalNode()}
 	if err := writeJSON(ctx, l, le); err != nil {
 		return nil, false, err
 	}
