@@ -184,3 +184,30 @@ func TestResumeNamesEditedPipeline(t *testing.T) {
 		t.Errorf("%d jobs, want 1", n)
 	}
 }
+
+// TestResumeSameInputWithRefusedRows: resuming a finished run over the same
+// input, whose batch was cut into several chunks and has a row refused
+// locally (row_too_large), settles every chunk from the ledger: no refusal,
+// no job, every row processed once.
+func TestResumeSameInputWithRefusedRows(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	rows := genAccounts(20, 0, "T")
+	rows[19][4] = strings.Repeat("x", 5000)
+	yaml := "object: Account\nmax_job_bytes: 1200\nledger: " + t.TempDir() + "\n" + emulatorYAML(srv)
+	for attempt := 1; attempt <= 2; attempt++ {
+		r := runPipeline(t, context.Background(), accountSchema, rows, yaml)
+		if r.err != nil || r.rep.Counts.Loaded != 19 {
+			t.Fatalf("attempt %d: %v %+v", attempt, r.err, r.rep.Counts)
+		}
+		if dead := dlCodes(t, r.dl, "External_Id__c"); dead["T0000019"] != CodeRowTooLarge {
+			t.Errorf("attempt %d: dead %v", attempt, dead)
+		}
+	}
+	if p := processedRows(srv); p != 19 {
+		t.Errorf("processed %d rows, want 19", p)
+	}
+	if n := len(srv.Jobs()); n < 2 {
+		t.Errorf("%d jobs: max_job_bytes did not split the batch", n)
+	}
+}

@@ -796,7 +796,8 @@ func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]st
 			maxRows = max(1, maxRows>>attempt)
 		}
 		var locked []int
-		for k := 0; len(pending) > 0; {
+		k := 0 // chunks cut in this attempt
+		for len(pending) > 0 {
 			if ctx.Err() != nil {
 				s.noteCancel()
 				for _, i := range pending {
@@ -834,10 +835,10 @@ func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]st
 			}
 			locked = append(locked, lk...)
 		}
-		if attempt == 0 && !cutEnded {
+		if attempt == 0 && !cutEnded && ctx.Err() == nil {
 			// The batch's last rows made no chunk (refused locally).
 			cutEnded = true
-			if err := s.endCut(seq, 0, -1); err != nil {
+			if err := s.endCut(seq, 0, k-1); err != nil {
 				return st.ids, s.failBatch(st, nil, err)
 			}
 		}
