@@ -135,8 +135,31 @@
 // Rows an Aborted job left unprocessed (a cancelled run aborts its jobs)
 // were never processed; a resume sends them again in a new job. Cancelling
 // or a job_incomplete logs the command to resume with. Stats() adds
-// api_calls (requests to /services/data), errors_by_code, run_id, ledger
-// and resumed_chunks.
+// api_calls (requests to /services/data), errors_by_code,
+// errors_by_recovery, run_id, ledger and resumed_chunks. Ledgers written
+// before chunks were keyed by position (digest + occurrence) still resume,
+// by digest.
+//
+// # Recovery model
+//
+// Every row of a run ends in one of four states, and one command recovers
+// each without loading it twice (pipeline.Codes says which by code):
+//
+//	never sent       api_budget, cancelled, UNPROCESSED, REQUEST_LIMIT_EXCEEDED,
+//	                 connection_refused, ... (RecoveryRetry): no job that could
+//	                 run held it; `bulkflow replay` (or a resume) sends it again.
+//	outcome unknown  job_incomplete (RecoveryResume): its job may have run;
+//	                 only `bulkflow run FILE --resume RUN_ID` settles it, by
+//	                 reading that job (_ref) through the ledger; replay refuses it.
+//	loaded           counted loaded; a resume settles its chunk from the ledger
+//	                 without sending it.
+//	rejected         a Salesforce error code (RecoveryFix): fix the data, then
+//	                 replay; result_mismatch (RecoveryInspect): the results did
+//	                 not list it exactly once; look at the job before sending it.
+//
+// A resume cannot duplicate: a chunk whose job may have run is never
+// uploaded again, and a chunk that differs from the one at its position
+// stops the run before any upload (see above).
 //
 // Memory is bounded by max_job_rows × concurrency rows (the engine's
 // batches plus their encoded cells); the CSV itself is spooled to disk.
