@@ -57,6 +57,7 @@ type scenario struct {
 	KillAfterJobs int
 	KillExtra     time.Duration
 	ResumeKills   int  // classKill: resumes that are killed again before the last one
+	Remap         bool // classRecut: edit the mapping (else re-export the source in another order)
 	ClearFaults   bool // clear the faults before the first resume
 	ReplayFaults  bool // keep the faults on during replays
 	ReplayTwice   bool // a second replay round, and a second replay of a consumed file
@@ -93,8 +94,11 @@ func newScenario(seed uint64, long bool) scenario {
 	switch sc.Class {
 	case classKill, classInterrupt, classConcurrent, classRecut:
 		faultsOn = r.IntN(10) < 7
-		if sc.Class == classKill {
+		switch sc.Class {
+		case classKill:
 			sc.ResumeKills = r.IntN(3)
+		case classRecut:
+			sc.Remap = r.IntN(2) == 0
 		}
 	case classIncomplete:
 		faultsOn = false
@@ -159,9 +163,9 @@ func faultsOn(f salesforcetest.Faults) bool {
 // String is the scenario in one line, for logs.
 func (sc scenario) String() string {
 	fj, _ := json.Marshal(sc.Faults)
-	return fmt.Sprintf("seed %d class %s: %s %d rows (%d bad) by %d, concurrency %d, lock_retries %d, poll_timeout %s, faults %s, kill after %d jobs +%s, resume kills %d, clear faults %v, replay faults %v, replay twice %v",
+	return fmt.Sprintf("seed %d class %s: %s %d rows (%d bad) by %d, concurrency %d, lock_retries %d, poll_timeout %s, faults %s, kill after %d jobs +%s, resume kills %d, remap %v, clear faults %v, replay faults %v, replay twice %v",
 		sc.Seed, sc.Class, sc.Op, sc.Rows, sc.BadRows, sc.JobRows, sc.Concurrency, sc.LockRetries, sc.PollTimeout, fj,
-		sc.KillAfterJobs, sc.KillExtra, sc.ResumeKills, sc.ClearFaults, sc.ReplayFaults, sc.ReplayTwice)
+		sc.KillAfterJobs, sc.KillExtra, sc.ResumeKills, sc.Remap, sc.ClearFaults, sc.ReplayFaults, sc.ReplayTwice)
 }
 
 // tally counts what the soak did and found.
@@ -222,6 +226,7 @@ type play struct {
 	runID        string
 	lastSignal   bool                  // the last step was ended by the harness's signal
 	faults       salesforcetest.Faults // the emulator's fault switches now
+	editedNames  bool                  // a resume with the edited mapping was accepted: stored Names may carry its suffix
 	interrupted  bool                  // the run's last attempt was killed or interrupted: rows may be nowhere until a resume
 	lastRun      *pipeline.Report      // the last finished attempt of the run
 	replayLoaded int64                 // rows the replays say they loaded
@@ -312,9 +317,32 @@ func (p *play) setup() error {
 		return err
 	}
 	p.dlDir = filepath.Join(p.dir, "dl")
+	p.file = filepath.Join(p.dir, "soak.yaml")
+	if err := os.MkdirAll(filepath.Join(p.dir, "reports"), 0o755); err != nil {
+		return err
+	}
+	return p.writePipeline("Name")
+}
+
+// writePipeline writes the pipeline file: the CSV source, for the recut
+// class a map stage whose Name is nameExpr, and the Salesforce sink with
+// the ledger on, client-credentials auth (tokens renew after expiry) and
+// the scenario's chunking.
+func (p *play) writePipeline(nameExpr string) error {
 	ext := ""
 	if p.sc.Op == "upsert" {
 		ext = "\n      external_id_field: External_Id__c"
+	}
+	sinkInput, mapStage := "read", ""
+	if p.sc.Class == classRecut {
+		sinkInput = "map"
+		mapStage = fmt.Sprintf(`  - name: map
+    inputs: [read]
+    map:
+      %s: %s
+      Name: %s
+      Industry: Industry
+`, p.sc.KeyField, p.sc.KeyField, nameExpr)
 	}
 	y := fmt.Sprintf(`name: soak
 dead_letter: %s/
@@ -323,8 +351,8 @@ stages:
     source:
       type: csv
       url: %s
-  - name: write
-    inputs: [read]
+%s  - name: write
+    inputs: [%s]
     sink:
       type: salesforce
       object: Account
@@ -338,12 +366,8 @@ stages:
       instance_url: %s
       auth: {client_id: %q, client_secret: %q, login_url: %q}
       ledger: %s
-`, p.dlDir, p.srcPath, p.sc.Op, ext, p.sc.JobRows, p.sc.Concurrency, p.sc.LockRetries, p.sc.PollTimeout,
+`, p.dlDir, p.srcPath, mapStage, sinkInput, p.sc.Op, ext, p.sc.JobRows, p.sc.Concurrency, p.sc.LockRetries, p.sc.PollTimeout,
 		p.emu.URL, p.emu.ClientID, p.emu.ClientSecret, p.emu.LoginURL, filepath.Join(p.dir, "ledger"))
-	p.file = filepath.Join(p.dir, "soak.yaml")
-	if err := os.MkdirAll(filepath.Join(p.dir, "reports"), 0o755); err != nil {
-		return err
-	}
 	return os.WriteFile(p.file, []byte(y), 0o644)
 }
 
@@ -525,31 +549,60 @@ func (p *play) concurrentResumes() {
 	}
 }
 
-// recutResume re-exports the source in another order and resumes: the
-// chunks differ from the ledger's, so the resume must stop before any
-// upload (or load nothing twice). After a refusal the original export is
-// restored and the run resumed again, as a user would.
+// editedSuffix is what the edited mapping of the recut class appends to
+// Name.
+const editedSuffix = " (edited)"
+
+// records returns the stored Account records; once an edited mapping was
+// accepted, Names lose its suffix (either value is the source row's).
+func (p *play) records() ([]map[string]string, error) {
+	recs, err := p.emu.records("Account")
+	if p.editedNames {
+		for _, r := range recs {
+			r["Name"] = strings.TrimSuffix(r["Name"], editedSuffix)
+		}
+	}
+	return recs, err
+}
+
+// recutResume changes what the chunks hold and resumes: the source
+// re-exported in another order, or (Remap) a mapping edited since the
+// first attempt. The chunks differ from the ledger's, so the resume must
+// stop before any upload with exit 2 (issue 15). After a refusal the
+// original export and pipeline are restored and the run resumed again, as
+// a user would.
 func (p *play) recutResume() {
-	r := rand.New(rand.NewPCG(p.sc.Seed, 0x5ca1e))
-	shuffled := slices.Clone(p.rows)
-	r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-	if err := p.writeSource(shuffled); err != nil {
+	var change, restore func() error
+	if p.sc.Remap {
+		change = func() error { return p.writePipeline(`Name + "` + editedSuffix + `"`) }
+		restore = func() error { return p.writePipeline("Name") }
+	} else {
+		r := rand.New(rand.NewPCG(p.sc.Seed, 0x5ca1e))
+		shuffled := slices.Clone(p.rows)
+		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		change = func() error { return p.writeSource(shuffled) }
+		restore = func() error { return p.writeSource(p.rows) }
+	}
+	if err := change(); err != nil {
 		p.problem("harness: %v", err)
 		return
 	}
 	s := p.resume(nil)
-	if err := p.writeSource(p.rows); err != nil {
+	if err := restore(); err != nil {
 		p.problem("harness: %v", err)
 		return
 	}
+	if s.p != nil && (s.code == 0 || s.code == 3) && p.sc.Remap {
+		// No chunk had reached uploading: the edited mapping was free to
+		// load its values.
+		p.editedNames = true
+	}
 	if s.p != nil && s.code != 0 && s.code != 3 {
 		if s.code != 2 {
-			// Issue 15: a resume whose chunks differ from the ledger's
-			// stops before any upload with exit 2 (nothing ran).
 			p.problem("misreported: the re-cut resume stopped with exit %d, want 2 (stopped before any upload)\n%s", s.code, tail(s.p.output()))
 			p.tally.StepMisreports++
 		}
-		p.logf("the re-cut resume stopped (exit %d): resume with the original export", s.code)
+		p.logf("the re-cut resume stopped (exit %d): resume with the original export and pipeline", s.code)
 		p.resume(nil)
 	}
 }
@@ -779,7 +832,7 @@ func (p *play) checkStep(s step, counts bool) {
 		return
 	}
 	p.waitSettled()
-	recs, err := p.emu.records("Account")
+	recs, err := p.records()
 	if err != nil {
 		p.problem("harness: %v", err)
 		return
@@ -895,7 +948,7 @@ func (p *play) waitSettled() {
 // storedTotal returns the number of stored Account records.
 func (p *play) storedTotal() int {
 	p.waitSettled()
-	recs, err := p.emu.records("Account")
+	recs, err := p.records()
 	if err != nil {
 		p.problem("harness: %v", err)
 	}
@@ -906,7 +959,7 @@ func (p *play) storedTotal() int {
 // and the live dead letters.
 func (p *play) final() {
 	p.waitSettled()
-	recs, err := p.emu.records("Account")
+	recs, err := p.records()
 	if err != nil {
 		p.problem("harness: %v", err)
 		return
