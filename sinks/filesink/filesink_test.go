@@ -20,9 +20,11 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/blobio/blobtest"
+	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
 	"github.com/bulkflow/bulkflow/sinks/filesink"
 	"github.com/bulkflow/bulkflow/sinks/sinktest"
 	"github.com/bulkflow/bulkflow/sources/csvsource"
+	"github.com/bulkflow/bulkflow/sources/sourcetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -139,19 +141,25 @@ func typedBatch() *pipeline.Batch {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		os.WriteFile(p, got, 0o644)
-		return
-	}
-	want, err := os.ReadFile(p)
+	pipelinetest.Golden(t, filepath.Join("testdata", name), got, *update)
+}
+
+// writeRows opens a sink of type typ (csv or jsonl) with o in dir, writes b
+// and closes it; it returns the object's path.
+func writeRows(t *testing.T, dir, typ string, o filesink.Options, schema *pipeline.Schema, b *pipeline.Batch) string {
+	t.Helper()
+	ctx := context.Background()
+	s, err := pipeline.DefaultRegistry().OpenSink(ctx, &pipeline.Env{BaseDir: dir}, typ, &o, schema)
 	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
+		t.Fatal(err)
 	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s:\n--- got\n%q\n--- want\n%q", name, got, want)
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
 	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, o.URL)
 }
 
 // TestGolden pins the bytes of each format and option.
@@ -168,22 +176,9 @@ func TestGolden(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			dir := t.TempDir()
 			opts := tc.opts
-			opts.URL = filepath.Join(dir, tc.name)
-			reg := pipeline.DefaultRegistry()
-			s, err := reg.OpenSink(ctx, &pipeline.Env{}, tc.typ, &opts, typed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Write(ctx, typedBatch()); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			got, _ := os.ReadFile(opts.URL)
+			opts.URL = tc.name
+			got, _ := os.ReadFile(writeRows(t, t.TempDir(), tc.typ, opts, typed, typedBatch()))
 			golden(t, tc.name, got)
 			if tc.typ == "jsonl" {
 				for _, line := range bytes.Split(bytes.TrimSpace(got), []byte("\n")) {
@@ -299,18 +294,7 @@ func TestGzip(t *testing.T) {
 		{"jsonl", "out.jsonl.gz", "rows.jsonl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			s, err := reg.OpenSink(ctx, &pipeline.Env{BaseDir: dir}, tc.typ, &filesink.Options{URL: tc.name}, typed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Write(ctx, typedBatch()); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.Open(filepath.Join(dir, tc.name))
+			f, err := os.Open(writeRows(t, t.TempDir(), tc.typ, filesink.Options{URL: tc.name}, typed, typedBatch()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,17 +312,8 @@ func TestGzip(t *testing.T) {
 	}
 	t.Run("csv source reads it back", func(t *testing.T) {
 		dir := t.TempDir()
-		s, err := reg.OpenSink(ctx, &pipeline.Env{BaseDir: dir}, "csv", &filesink.Options{URL: "round.csv.gz"}, typed)
-		if err != nil {
-			t.Fatal(err)
-		}
 		want := typedBatch()
-		if err := s.Write(ctx, want); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
+		writeRows(t, dir, "csv", filesink.Options{URL: "round.csv.gz"}, typed, want)
 		var cols csvsource.Columns
 		for _, f := range typed.Fields() {
 			cols = append(cols, csvsource.Column{Name: f.Name, Type: f.Type.String()})
@@ -349,14 +324,7 @@ func TestGzip(t *testing.T) {
 		}
 		defer src.Close()
 		var rows []pipeline.Row
-		for {
-			b, err := src.Read(ctx)
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+		for _, b := range sourcetest.ReadAll(ctx, t, src) {
 			if len(b.Drops()) > 0 {
 				t.Fatalf("dead-lettered on read back: %v", b.Drops()[0].Err)
 			}
@@ -455,19 +423,7 @@ func TestEscapeFormulas(t *testing.T) {
 		escape bool
 	}{{"formulas-escaped.csv", true}, {"formulas-verbatim.csv", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			dir := t.TempDir()
-			s, err := reg.OpenSink(ctx, &pipeline.Env{BaseDir: dir}, "csv", &filesink.Options{URL: "out.csv", EscapeFormulas: tc.escape}, schema)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Write(ctx, b); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			got, _ := os.ReadFile(filepath.Join(dir, "out.csv"))
+			got, _ := os.ReadFile(writeRows(t, t.TempDir(), "csv", filesink.Options{URL: "out.csv", EscapeFormulas: tc.escape}, schema, b))
 			golden(t, tc.name, got)
 		})
 	}
