@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -22,6 +23,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goccy/go-yaml"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
@@ -488,7 +491,6 @@ func TestRunServeTLS(t *testing.T) {
 		t.Fatalf("address %q, want https://", base)
 	}
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	defer c.CloseIdleConnections()
 	if resp := serveAuthDo(t, c, "GET", base+"/healthz", ""); resp.StatusCode != 200 || resp.TLS == nil {
 		t.Errorf("GET /healthz over TLS = %d (TLS %v)", resp.StatusCode, resp.TLS != nil)
 	}
@@ -509,6 +511,8 @@ func TestRunServeTLS(t *testing.T) {
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("a client without the certificate connected")
 	}
+	c.CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
 	if code := stop(); code != exitOK {
 		t.Errorf("exit = %d; stderr:\n%s", code, stderr.String())
 	}
@@ -530,5 +534,129 @@ func TestRunServeWarnsWithoutTokens(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "no tokens configured") {
 		t.Errorf("no warning about missing tokens:\n%s", stderr.String())
+	}
+}
+
+// TestServeDeploymentExample starts the two replicas of
+// pipelines/deploy/serve-deployment.yaml with its own arguments (paths,
+// the address and the Secrets' files replaced by the test's): the example
+// passes serve's exposure checks, serves its probes over https without a
+// token, /metrics as it says, and everything else only with a token.
+func TestServeDeploymentExample(t *testing.T) {
+	y, err := os.ReadFile(filepath.Join("..", "..", "pipelines", "deploy", "serve-deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type probe struct {
+		HTTPGet struct{ Path, Scheme string } `yaml:"httpGet"`
+	}
+	var dep struct {
+		Kind string
+		Spec struct {
+			Replicas int
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Args           []string
+						ReadinessProbe probe `yaml:"readinessProbe"`
+						LivenessProbe  probe `yaml:"livenessProbe"`
+					}
+				}
+			}
+		}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(y))
+	for dep.Kind != "Deployment" {
+		if err := dec.Decode(&dep); err != nil {
+			t.Fatalf("no Deployment in the example: %v", err)
+		}
+	}
+	if dep.Spec.Replicas != 2 || len(dep.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("example: %d replicas, %d containers; want 2 and 1", dep.Spec.Replicas, len(dep.Spec.Template.Spec.Containers))
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	if len(c.Args) == 0 || c.Args[0] != "serve" {
+		t.Fatalf("example args %q: want serve ...", c.Args)
+	}
+
+	dir, stateDir := serveFixture(t, "")
+	certFile, keyFile, pool := selfSignedCert(t)
+	replace := map[string]string{"--pipelines": dir, "--state": stateDir, "--addr": "127.0.0.1:0",
+		"--token-file": writeTokenFile(t), "--tls-cert": certFile, "--tls-key": keyFile}
+	var args []string
+	for _, a := range c.Args[1:] {
+		name, value, hasValue := strings.Cut(a, "=")
+		if v, ok := replace[name]; ok && hasValue {
+			if name == "--addr" {
+				if host, _, _ := net.SplitHostPort(value); isLoopbackHost(host) {
+					t.Errorf("the example listens on loopback (%s): a pod must listen on its IP", value)
+				}
+			}
+			a = name + "=" + v
+			delete(replace, name)
+		}
+		args = append(args, a)
+	}
+	if len(replace) != 0 {
+		t.Fatalf("the example lacks %v (args %q)", replace, c.Args)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	st, err := state.Open(context.Background(), stateDir, "people")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both replicas at once, on one state.
+	type replica struct {
+		base   string
+		stderr *serveSafeBuffer
+		stop   func() int
+	}
+	var replicas []replica
+	for range dep.Spec.Replicas {
+		base, stderr, stop := runServeBackground(t, args)
+		replicas = append(replicas, replica{base, stderr, stop})
+	}
+	for i, r := range replicas {
+		base, stderr := r.base, r.stderr
+		for _, p := range []probe{c.ReadinessProbe, c.LivenessProbe} {
+			if scheme := strings.ToLower(p.HTTPGet.Scheme); scheme+"://" != base[:len(scheme)+3] {
+				t.Errorf("probe scheme %q, but serve listens on %s", p.HTTPGet.Scheme, base)
+			}
+			if resp := serveAuthDo(t, client, "GET", base+p.HTTPGet.Path, ""); resp.StatusCode != 200 {
+				t.Errorf("replica %d: probe %s = %d, want 200", i, p.HTTPGet.Path, resp.StatusCode)
+			}
+		}
+		if resp := serveAuthDo(t, client, "GET", base+"/metrics", ""); resp.StatusCode != 200 {
+			t.Errorf("replica %d: /metrics without a token = %d; the example serves it to the scraper", i, resp.StatusCode)
+		}
+		for _, path := range []string{"/", "/reports/people/x.json"} {
+			if resp := serveAuthDo(t, client, "GET", base+path, ""); resp.StatusCode != 401 {
+				t.Errorf("replica %d: GET %s without a token = %d, want 401", i, path, resp.StatusCode)
+			}
+		}
+		if resp := serveAuthDo(t, client, "POST", base+"/run/people", testReadToken); resp.StatusCode != 403 {
+			t.Errorf("replica %d: POST /run with a read token = %d, want 403", i, resp.StatusCode)
+		}
+		if resp := serveAuthDo(t, client, "POST", base+"/run/people", testRunToken); resp.StatusCode != 202 {
+			t.Errorf("replica %d: POST /run with a run token = %d, want 202", i, resp.StatusCode)
+		}
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if runs, err := st.Runs(context.Background(), 0); err != nil || len(runs) > i {
+				if err != nil || runs[0].Status != pipeline.StatusSucceeded {
+					t.Errorf("replica %d: runs = %+v, %v", i, runs, err)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %d: the run was not recorded\n%s", i, stderr.String())
+			}
+		}
+	}
+	client.CloseIdleConnections()
+	for i, r := range replicas {
+		if code := r.stop(); code != exitOK {
+			t.Errorf("replica %d exited %d:\n%s", i, code, r.stderr.String())
+		}
 	}
 }
