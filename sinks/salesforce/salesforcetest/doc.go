@@ -57,6 +57,12 @@
 //	GET  /__emulator/records/{obj}   stored records of an object as JSON
 //	GET  /__emulator/requests        request counters as JSON
 //
+// Because they need no token, they refuse what a web page in the
+// developer's browser could send: a Host other than the emulator's own
+// address or a loopback name with its port (421: DNS rebinding), and an
+// Origin or Sec-Fetch-Site naming another site (403: cross-site POSTs,
+// text/plain ones included). Tools that send no Origin are unaffected.
+//
 // # Errors
 //
 // API errors are written as the contract's JSON arrays
