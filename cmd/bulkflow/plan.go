@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
-	"github.com/bulkflow/bulkflow/sinks/filesink"
+	"github.com/bulkflow/bulkflow/pipeline/syncer"
 	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
 
@@ -120,7 +122,7 @@ type planReport struct {
 	Run      *pipeline.Report        `json:"run"`
 }
 
-const planUsage = `Usage: bulkflow plan FILE [--out DIR] [--report FILE] [connection flags]
+const planUsage = `Usage: bulkflow plan FILE [--out DIR] [--report FILE] [--write-files] [connection flags]
 
 Runs the pipeline's sources and transforms for real, but every "salesforce"
 sink writes the exact job CSVs it would upload into DIR/<stage>/job-0001.csv,
@@ -128,7 +130,15 @@ job-0002.csv, ... instead of calling Salesforce (same encoder, header,
 delimiter, line ending, and split by max_job_rows / max_job_bytes). Dead
 letters of the plan run go to DIR/dead-letter/. Prints the jobs and the API
 calls the load would make and, when the org is reachable, compares them with
-DailyApiRequests from /limits. Nothing is written to Salesforce.
+DailyApiRequests from /limits. Nothing is written to Salesforce. The
+pipeline's other sinks (csv, jsonl, ...) only count the rows they would
+write, unless --write-files. Rows that reach a sink are "planned", never
+"loaded".
+
+A plan never writes state: sync: stages diff their rows against the
+manifest (max_deletes applies) and say how many keys are new, changed,
+unchanged and would be deleted, but commit nothing and write no sync log;
+incremental: sources read from the watermark without moving it.
 
 Connection (for /limits only): the flags below, else the pipeline's first
 salesforce sink (instance_url "emulator:" is not checked).
@@ -144,6 +154,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "plan", "`folder` the job files are written to (one sub-folder per sink stage)")
 	report := fs.String("report", "", "write the JSON plan report to this `path` or blob URL")
+	writeFiles := fs.Bool("write-files", false, "let the pipeline's other sinks (csv, jsonl, ...) write their outputs for real; by default they only count the rows they would write")
 	var cf jobs.Conn // connection for the /limits check
 	cf.RegisterFlags(fs, false)
 	fs.Usage = func() {
@@ -168,8 +179,15 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Swap every salesforce sink for a plan sink writing to OUT/<stage>/.
 	var stages []*planStage
 	byName := map[string]*planStage{}
+	discarded := map[string]bool{}
 	for i := range g.Stages {
 		s := &g.Stages[i]
+		if s.Kind == pipeline.KindSink && s.Type != "salesforce" && !*writeFiles {
+			// A plan writes nothing for real: the sink only counts.
+			discarded[s.Name] = true
+			s.Type, s.Options = planDiscardType, &struct{}{}
+			continue
+		}
 		if s.Kind != pipeline.KindSink || s.Type != "salesforce" {
 			continue
 		}
@@ -208,15 +226,25 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			return sk, nil
 		})
+	reg.RegisterSink(planDiscardType, pipeline.Spec{Summary: "count the rows a sink would write (bulkflow plan without --write-files)"},
+		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+			return &discardSink{}, nil
+		})
 	env := newEnv(g, stderr)
+	// Sync stages diff against their manifest and incremental sources
+	// filter by their watermark, read-only: a plan never writes state.
+	syncers := map[string]*partialSyncer{}
+	opts, err := syncView(ctx, g, g, env, syncPlan, syncers)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		return exitFailed
+	}
 	plan, err := pipeline.Prepare(ctx, reg, g, env)
 	if err != nil {
 		printConfigErr(stderr, err)
 		return exitUsage
 	}
-	rep, runErr := plan.Run(ctx, &pipeline.RunOptions{
-		DeadLetters: filesink.DeadLetters,
-	})
+	rep, runErr := plan.Run(ctx, opts)
 
 	pr := &planReport{Pipeline: g.Name, File: file, Out: *out, Status: rep.Status, Stages: stages, Run: rep}
 	totalJobs := 0
@@ -248,7 +276,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	rep.Summary(stderr)
+	planSummary(stderr, rep, syncers, discarded)
 	switch {
 	case rep.Status == pipeline.StatusFailed || rep.Status == pipeline.StatusCancelled || runErr != nil:
 		return exitFailed
@@ -256,6 +284,60 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitPartial
 	}
 	return exitOK
+}
+
+// planDiscardType is the sink type `bulkflow plan` substitutes for every
+// sink but "salesforce" unless --write-files.
+const planDiscardType = "plan-discard"
+
+// discardSink counts the rows a sink would write and writes nothing.
+type discardSink struct{ rows atomic.Int64 }
+
+// Write counts the batch.
+func (d *discardSink) Write(ctx context.Context, b *pipeline.Batch) error {
+	d.rows.Add(int64(b.Len()))
+	return nil
+}
+
+// Close does nothing.
+func (d *discardSink) Close(context.Context) error { return nil }
+
+// Stats reports the rows the sink would have written.
+func (d *discardSink) Stats() any {
+	return map[string]any{"planned_rows": d.rows.Load(), "written": false}
+}
+
+// planSummary is the plan's counterpart of Report.Summary: rows that
+// reached a sink are "planned", never "loaded"; each sync stage's diff is
+// shown with the deletes it would make, and nothing is committed.
+func planSummary(w io.Writer, rep *pipeline.Report, syncers map[string]*partialSyncer, discarded map[string]bool) {
+	w = redact.Writer(w)
+	fmt.Fprintf(w, "plan %s of %q: %s in %.2fs (nothing was loaded, deleted or committed)\n", rep.RunID, rep.Pipeline, rep.Status, rep.Seconds)
+	c := rep.Counts
+	fmt.Fprintf(w, "  read %d, planned %d, filtered %d, dead-lettered %d\n", c.Read, c.Loaded, c.Filtered, c.DeadLettered)
+	for _, st := range rep.Stages {
+		if discarded[st.Name] {
+			fmt.Fprintf(w, "  %s: %d rows would be written (not written: --write-files writes them)\n", st.Name, st.Loaded)
+		}
+	}
+	names := make([]string, 0, len(syncers))
+	for n := range syncers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		var sum syncer.Summary
+		if b, err := json.Marshal(rep.Sync[n]); err == nil && json.Unmarshal(b, &sum) == nil {
+			fmt.Fprintf(w, "  sync %s: %d new, %d changed, %d unchanged, %d would be deleted (manifest of %d keys not changed)\n",
+				n, sum.New, sum.Changed, sum.Unchanged, syncers[n].deletes.Load(), sum.ManifestKeys)
+		}
+	}
+	for _, d := range rep.DeadLetters {
+		fmt.Fprintf(w, "  dead letters: %s\n", d)
+	}
+	for _, e := range rep.Errors {
+		fmt.Fprintf(w, "  error: %s\n", e)
+	}
 }
 
 // planCheckLimits compares the estimated calls with DailyApiRequests of

@@ -23,7 +23,6 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
-	"github.com/bulkflow/bulkflow/sinks/filesink"
 	"github.com/bulkflow/bulkflow/sources/csvsource"
 	"github.com/bulkflow/bulkflow/transforms/exprenv"
 )
@@ -52,7 +51,10 @@ are dropped, --map fixes are applied (FIELD=EXPR, an expression over the
 row's fields; other fields pass through; a new FIELD is appended), and the
 rows go through <stage> and every stage after it (for a source stage: the
 stages after it). The replay writes its own dead letters under the
-pipeline's dead_letter with a new run id.
+pipeline's dead_letter with a new run id. Through a sync: stage the rows
+are diffed against its manifest (unchanged rows are filtered) and what
+loads is committed, but nothing is deleted and keys the replay does not
+see stay in the manifest.
 
 Only a live dead-letter file is replayed: one its run's manifest.json
 lists in files. A file of an attempt that a later --resume of the run
@@ -302,6 +304,14 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return &replayFix{fixes: opts.(mapFlags), penv: env}, nil
 		})
 	env = newEnv(g, stderr)
+	// Sync stages diff the replayed rows against their manifest (a row
+	// already loaded unchanged is not sent again) and commit what loads,
+	// without deleting anything or dropping the keys the replay does not
+	// see.
+	opts, err := syncView(ctx, g, ng, env, syncReplay, map[string]*partialSyncer{})
+	if err != nil {
+		return fail(exitFailed, "%v", err)
+	}
 	plan, err := pipeline.Prepare(ctx, reg, ng, env)
 	if err != nil {
 		printConfigErr(stderr, err)
@@ -322,9 +332,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		plan.Close()
 		return fail(exitFailed, "record the replay in %s: %v", man.loc, err)
 	}
-	rep, runErr := plan.Run(ctx, &pipeline.RunOptions{
-		DeadLetters: filesink.DeadLetters,
-	})
+	rep, runErr := plan.Run(ctx, opts)
 	last := &led.Replays[len(led.Replays)-1]
 	last.Status, last.Counts = rep.Status, rep.Counts
 	if err := writeLedger(ctx, ledgerLoc, led); err != nil {

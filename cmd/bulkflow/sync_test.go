@@ -345,3 +345,159 @@ func TestSyncCancelledHalfWay(t *testing.T) {
 		t.Fatalf("catch-up run: exit %d, summary %+v, records %v", code, s, names)
 	}
 }
+
+// TestSyncPlanAndReplay: past max_deletes a sync run dead-letters its rows
+// (aborted, retryable). `plan` diffs read-only (the guard applies; with a
+// looser guard it shows new, changed, unchanged and deletes, commits no
+// manifest, writes no sync log and sends nothing), and `replay` of the
+// dead letter sends the new and changed rows through the sync stage
+// without deleting anything or dropping the keys it did not see: the next
+// run deletes exactly the keys that left, and sends nothing else.
+func TestSyncPlanAndReplay(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"p.yaml": syncPipeline(srv, "1"), "loose.yaml": syncPipeline(srv, "50%"),
+		"data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333", "A4,Di,444")})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK {
+		t.Fatalf("run 1: exit %d %+v", code, rep)
+	}
+	manifest := "state/accounts-sync/sync/load.manifest"
+	before, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A1 changes, A3 and A4 leave (guard: 1), A5 arrives.
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,000", "A2,Bob,222", "A5,Ed,555")})
+	code, rep := runReport(t, "p.yaml")
+	if code != exitFailed || rep.Counts.DeadLettered != 3 {
+		t.Fatalf("guarded run: exit %d counts %+v", code, rep.Counts)
+	}
+	dl := filepath.Join("out/dead-letter", rep.RunID, "load.csv")
+	_, _, jobs := syncSent(t, srv, 0)
+	logs, _ := filepath.Glob("out/sync-log/accounts-sync/date=*/*.parquet")
+
+	plan := func(file string) (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := runPlan(context.Background(), []string{file, "--out", "planned"}, &stdout, &stderr)
+		return code, stdout.String() + stderr.String()
+	}
+	if code, out := plan("p.yaml"); code != exitFailed || !strings.Contains(out, "more than max_deletes 1 allows") {
+		t.Errorf("plan under the guard: exit %d\n%s", code, out)
+	}
+	code, out := plan("loose.yaml")
+	if code != exitOK || !strings.Contains(out, "sync load: 1 new, 1 changed, 1 unchanged, 2 would be deleted (manifest of 4 keys not changed)") ||
+		!strings.Contains(out, "read 3, planned 2, filtered 1") || strings.Contains(out, "loaded 2") {
+		t.Errorf("plan: exit %d\n%s", code, out)
+	}
+	if job, err := os.ReadFile("planned/load/job-0001.csv"); err != nil || !strings.Contains(string(job), "A1") || !strings.Contains(string(job), "A5") || strings.Contains(string(job), "A2") {
+		t.Errorf("planned job %q (%v)", job, err)
+	}
+	if after, _ := os.ReadFile(manifest); !bytes.Equal(before, after) {
+		t.Error("plan changed the sync manifest")
+	}
+	if l, _ := filepath.Glob("out/sync-log/accounts-sync/date=*/*.parquet"); len(l) != len(logs) {
+		t.Errorf("plan wrote a sync log: %v", l)
+	}
+	if _, _, n := syncSent(t, srv, 0); n != jobs {
+		t.Fatalf("plan created %d jobs", n-jobs)
+	}
+
+	code, rr, out := replay(t, dl, "--pipeline", "p.yaml")
+	if code != exitOK || rr.Counts.Loaded != 2 || rr.Counts.Filtered != 1 {
+		t.Fatalf("replay: exit %d counts %+v\n%s", code, rr.Counts, out)
+	}
+	up, del, jobs2 := syncSent(t, srv, jobs)
+	if strings.Join(up, ",") != "A1,A5" || del != 0 || len(srv.Records("Account")) != 5 {
+		t.Fatalf("replay upserted %v, deleted %d; %d records", up, del, len(srv.Records("Account")))
+	}
+	// The manifest learned A1 and A5 and kept A3 and A4: the next run with
+	// a guard that allows it deletes those two and sends nothing else.
+	code, rep = runReport(t, "loose.yaml")
+	up, del, _ = syncSent(t, srv, jobs2)
+	if code != exitOK || len(up) != 0 || del != 2 || rep.Counts.Filtered != 3 || len(srv.Records("Account")) != 3 {
+		t.Errorf("run after the replay: exit %d, upserted %v, deleted %d, counts %+v", code, up, del, rep.Counts)
+	}
+}
+
+// TestPlanWritesNoFiles: plan counts the rows of a pipeline's file sinks
+// without writing them, unless --write-files.
+func TestPlanWritesNoFiles(t *testing.T) {
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"data/accounts.csv": planAccountsCSV, "p.yaml": `name: files
+stages:
+  - name: read
+    source: {type: csv, url: data/accounts.csv}
+  - name: map
+    inputs: [read]
+    map: {Name: name}
+  - name: load
+    inputs: [map]
+    sink: {type: salesforce, object: Account, instance_url: "emulator:"}
+  - name: copy
+    inputs: [read]
+    sink: {type: csv, url: out/copy.csv}
+`})
+	for _, write := range []bool{false, true} {
+		args := []string{"p.yaml", "--out", "planned"}
+		if write {
+			args = append(args, "--write-files")
+		}
+		var stdout, stderr bytes.Buffer
+		code := runPlan(context.Background(), args, &stdout, &stderr)
+		_, err := os.Stat("out/copy.csv")
+		out := stdout.String() + stderr.String()
+		switch {
+		case code != exitOK:
+			t.Errorf("--write-files=%v: exit %d\n%s", write, code, out)
+		case !write && (err == nil || !strings.Contains(out, "copy: 11 rows would be written (not written")):
+			t.Errorf("plan wrote out/copy.csv (%v)\n%s", err, out)
+		case write && err != nil:
+			t.Errorf("plan --write-files did not write out/copy.csv: %v", err)
+		}
+	}
+}
+
+// TestAccountsSyncPlanAndReplay: the example sync pipeline plans without
+// writing state, and its source dead letter replays through the sync
+// stage with a --map fix.
+func TestAccountsSyncPlanAndReplay(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe, err := os.ReadFile(filepath.Join(root, "pipelines/accounts-sync.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "pipelines/data/accounts.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"pipelines/accounts-sync.yaml": string(pipe), "pipelines/data/accounts.csv": string(data)})
+	var stdout, stderr bytes.Buffer
+	code := runPlan(context.Background(), []string{"pipelines/accounts-sync.yaml", "--out", "planned"}, &stdout, &stderr)
+	if out := stdout.String() + stderr.String(); code != exitPartial || !strings.Contains(out, "sync load: 266 new, 0 changed, 0 unchanged, 0 would be deleted") {
+		t.Fatalf("plan: exit %d\n%s", code, out)
+	}
+	filepath.WalkDir(".bulkflow", func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("plan wrote state: %s", p)
+		}
+		return nil
+	})
+	code, rep := runReport(t, "pipelines/accounts-sync.yaml")
+	if code != exitPartial || rep.Counts.Loaded != 266 || rep.Counts.DeadLettered != 3 {
+		t.Fatalf("run: exit %d counts %+v", code, rep.Counts)
+	}
+	dl := filepath.Join("out/accounts-sync/dead-letter", rep.RunID, "read.csv")
+	code, rr, out := replay(t, dl, "--pipeline", "pipelines/accounts-sync.yaml", "--all",
+		"--map", `annual_revenue=annual_revenue == "12,5 million" ? "12500000" : annual_revenue`)
+	if code != exitPartial || rr.Counts.Loaded != 1 || rr.Counts.DeadLettered != 2 {
+		t.Fatalf("replay: exit %d counts %+v\n%s", code, rr.Counts, out)
+	}
+	if s := syncSummary(t, rr); s.New != 1 || s.Loaded != 1 || !s.Committed || s.ManifestAfter != 267 {
+		t.Errorf("replay sync summary %+v", s)
+	}
+}
