@@ -116,16 +116,38 @@ func safeName(s string) string {
 	}, s)
 }
 
+// LedgerRun returns where a sink with these options keeps the ledger of
+// run runID of pipeline pipelineName (<ledger>/<pipeline>/<run id>, with
+// relative locations resolved against baseDir), and false when the ledger
+// is off. The CLI uses it to find a run's ledger (and lock) without
+// repeating the sink's rules.
+func (o *Options) LedgerRun(baseDir, pipelineName, runID string) (blobio.Location, bool, error) {
+	where := o.ledgerLocation()
+	if where == "" {
+		return blobio.Location{}, false, nil
+	}
+	run, err := ledgerRun(baseDir, where, pipelineName, runID)
+	return run, err == nil, err
+}
+
+// ledgerRun is the run folder of a ledger at where.
+func ledgerRun(baseDir, where, pipelineName, runID string) (blobio.Location, error) {
+	loc, err := blobio.Parse(baseDir, strings.TrimSuffix(where, "/")+"/")
+	if err != nil {
+		return blobio.Location{}, err
+	}
+	return blobio.Join(loc, safeName(pipelineName), safeName(runID)), nil
+}
+
 // openLedger opens (creating it if needed) the ledger of run runID of
 // pipeline name under where, and loads the records of earlier processes.
 func openLedger(ctx context.Context, baseDir, where, pipelineName, runID string) (*ledger, error) {
-	loc, err := blobio.Parse(baseDir, strings.TrimSuffix(where, "/")+"/")
+	run, err := ledgerRun(baseDir, where, pipelineName, runID)
 	if err != nil {
 		return nil, err
 	}
-	run := blobio.Join(loc, safeName(pipelineName), safeName(runID))
 	l := &ledger{where: run.String(), count: map[string]int{}, seen: map[string]bool{}, boot: time.Now().UnixNano()}
-	if loc.Scheme != "file" {
+	if run.Scheme != "file" {
 		logLoc := blobio.Join(run, "log")
 		logLoc.Key += "/"
 		l.blob = &logLoc

@@ -410,3 +410,30 @@ func TestResumeRefusesOtherOptions(t *testing.T) {
 		t.Errorf("stored %d", n)
 	}
 }
+
+// TestLedgerRun: the CLI finds a run's ledger where the sink writes it.
+func TestLedgerRun(t *testing.T) {
+	dir := t.TempDir()
+	o := NewOptions()
+	o.Ledger = dir
+	loc, on, err := o.LedgerRun("", "my/pipe", "run-9")
+	if err != nil || !on {
+		t.Fatalf("LedgerRun: %v %v", on, err)
+	}
+	l, err := openLedger(context.Background(), "", dir, "my/pipe", "run-9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	if want := filepath.Join(dir, "my_pipe", "run-9"); l.dir != want || !strings.HasSuffix(loc.String(), "my_pipe/run-9") {
+		t.Errorf("ledger %s, LedgerRun %s, want %s", l.dir, loc, want)
+	}
+	o.Ledger = LedgerOff
+	if _, on, _ := o.LedgerRun("", "p", "r"); on {
+		t.Error("ledger off reported on")
+	}
+	o.Ledger, o.InstanceURL = "", EmulatorURL
+	if _, on, _ := o.LedgerRun("", "p", "r"); on {
+		t.Error("emulator ledger reported on")
+	}
+}
