@@ -120,6 +120,24 @@ func BenchmarkRead(b *testing.B) {
 	benchReadFile(b, path, rows)
 }
 
+// BenchmarkReadChecksums is BenchmarkRead with page checksum checks on and
+// off. arrow-go writes no page CRCs, so "on" measures what every file
+// pays (following each column chunk and parsing its page headers);
+// hashing the pages of a file that has CRCs adds CRC-32 over its bytes.
+//
+//	go test -run '^$' -bench BenchmarkReadChecksums -benchtime 3x ./sources/parquetsource/
+func BenchmarkReadChecksums(b *testing.B) {
+	const rows = 1_000_000
+	path := filepath.Join(b.TempDir(), "bench.parquet")
+	writeBenchFile(b, path, rows)
+	for _, on := range []bool{true, false} {
+		b.Run(fmt.Sprintf("checksums=%v", on), func(b *testing.B) {
+			defer parquetsource.SetPageChecksums(parquetsource.SetPageChecksums(on))
+			benchReadFile(b, path, rows)
+		})
+	}
+}
+
 // benchReadFile reads the Parquet file at path end to end through the
 // source with the default batch size, once per iteration, and reports
 // rows/s and the largest live heap seen while reading. want, unless

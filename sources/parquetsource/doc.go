@@ -108,7 +108,12 @@
 // I/O error (with the row after which it happened). Schema reads the footer
 // of every object the URL matches (see package objsource), so an object that
 // is not Parquet or whose columns differ is refused by validate and run
-// before any row moves.
+// before any row moves. A data or dictionary page whose header holds a
+// CRC-32 (Spark, parquet-java and pyarrow can write them; arrow-go cannot)
+// is checked before it is decoded, on both read paths: a page whose bytes
+// differ fails the object with an error naming the column, the row group
+// and the page's offset, so no wrong value is ever returned (see
+// checksum.go).
 //
 // A value that cannot be represented never stops the read: its row becomes
 // a pipeline.Drop of the batch with the row's values (the bad one as nil), a

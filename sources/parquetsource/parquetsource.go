@@ -96,6 +96,7 @@ type object struct {
 	name   string // as users see it: loc.URLOf(key)
 	idx    int    // index in Source.objects
 	ra     *blobio.ReaderAt
+	src    *checkedReaderAt // reads ra, checking page checksums
 	pf     *file.Reader
 	fr     *pqarrow.FileReader
 	props  *parquet.ReaderProperties // read by pf when column chunks are opened
@@ -243,11 +244,11 @@ func (s *Source) loadSchema() (*pipeline.Schema, error) {
 	return s.cur.schema, nil
 }
 
-// readerAtSeeker adapts a blobio.ReaderAt to parquet.ReaderAtSeeker. The
+// readerAtSeeker adapts a checkedReaderAt to parquet.ReaderAtSeeker. The
 // Parquet reader only seeks to learn the size; all data is fetched with
 // ReadAt (one range read per call).
 type readerAtSeeker struct {
-	*blobio.ReaderAt
+	*checkedReaderAt
 	off int64
 }
 
@@ -303,11 +304,13 @@ func (s *Source) openObject(ctx context.Context, obj blobio.Object, idx int) (*o
 	props := parquet.NewReaderProperties(s.alloc)
 	props.BufferedStreamEnabled = true
 	props.BufferSize = maxReadBuffer // narrowed once the columns are known
-	pf, err := file.NewParquetReader(&readerAtSeeker{ReaderAt: ra}, file.WithReadProps(props))
+	src := &checkedReaderAt{ra: ra, size: ra.Size()}
+	pf, err := file.NewParquetReader(&readerAtSeeker{checkedReaderAt: src}, file.WithReadProps(props))
 	if err != nil {
 		ra.Close()
 		return nil, nil, fmt.Errorf("parquet %s: not a readable Parquet file: %w", name, err)
 	}
+	src.watch(pf.MetaData())
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(s.cfg.batchSize)}, s.alloc)
 	if err != nil {
 		ra.Close()
@@ -323,7 +326,7 @@ func (s *Source) openObject(ctx context.Context, obj blobio.Object, idx int) (*o
 		ra.Close()
 		return nil, nil, err
 	}
-	return &object{name: name, idx: idx, ra: ra, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}, as, nil
+	return &object{name: name, idx: idx, ra: ra, src: src, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}, as, nil
 }
 
 // sameColumns checks the columns got of object name against want, the
@@ -461,7 +464,7 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 				continue
 			}
 			if cur.fast == nil && cur.plan.fast != nil {
-				cur.fast = &fastReader{pf: cur.pf, src: cur.ra, props: cur.props, specs: cur.plan.fast,
+				cur.fast = &fastReader{pf: cur.pf, src: cur.src, props: cur.props, specs: cur.plan.fast,
 					old: cur.pf.MetaData().WriterVersion().LessThan(metadata.Parquet816FixedVersion)}
 			}
 			fg, err := cur.fast.open(rg)
