@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
@@ -110,8 +111,26 @@ func TestLedgerBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rec, ok := l2.last("c.0"); !ok || rec.State != stUploading {
-		t.Skipf("mem buckets are not shared between opens: %+v %v", rec, ok)
+		t.Fatalf("reopened blob ledger: last record of c.0 = %+v, %v; want state %s", rec, ok, stUploading)
 	}
+	if !l2.resuming() || l2.chunks() != 1 {
+		t.Errorf("reopened blob ledger: resuming %v, %d chunks", l2.resuming(), l2.chunks())
+	}
+	logLoc := blobio.Join(mustParse(t, where), "p", "r", "log")
+	logLoc.Key += "/"
+	objs, err := blobio.List(ctx, logLoc)
+	if err != nil || len(objs) != 3 {
+		t.Errorf("log objects: %d, %v; want one per record (3)", len(objs), err)
+	}
+}
+
+func mustParse(t *testing.T, u string) blobio.Location {
+	t.Helper()
+	loc, err := blobio.Parse("", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
 }
 
 // resumeScenario prepares, on a fresh emulator, the job an earlier
