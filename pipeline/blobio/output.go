@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // How outputs treat what is already at their path (issue 14.6):
@@ -15,6 +16,8 @@ import (
 //   - "-" and "/dev/stdout" (also "file:///dev/stdout") mean the process's
 //     standard output, written directly: a report or sink there is not
 //     atomic, and a failed write cannot be taken back.
+//   - A path that leads to one of the process's file descriptors
+//     (/dev/stderr, /dev/fd/N, /proc/self/fd/N) is appended to directly.
 //   - A local path that is a symlink is written through: the atomic write
 //     happens in the directory of the link's final target and renames over
 //     the target, so the link stays a link.
@@ -53,30 +56,35 @@ func localPath(l Location) (string, error) {
 const maxLinks = 40
 
 // resolveLink follows p while it is a symlink and returns the final target
-// (which may not exist: a dangling link is written through, creating it) and
-// that target's file info (nil when it does not exist).
-func resolveLink(p string) (string, fs.FileInfo, error) {
+// (which may not exist: a dangling link is written through, creating it),
+// that target's file info (nil when it does not exist), and whether the
+// chain went through a file descriptor of this process (/dev/fd/N,
+// /proc/self/fd/N: /dev/stderr, say), whose target must be written
+// through the descriptor, never replaced.
+func resolveLink(p string) (string, fs.FileInfo, bool, error) {
+	viaFD := false
 	for range maxLinks {
+		viaFD = viaFD || strings.HasPrefix(p, "/dev/fd/") || strings.HasPrefix(p, "/proc/self/fd/")
 		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
-			return p, nil, nil
+			return p, nil, viaFD, nil
 		}
 		if err != nil {
-			return "", nil, err
+			return "", nil, false, err
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
-			return p, fi, nil
+			return p, fi, viaFD, nil
 		}
 		t, err := os.Readlink(p)
 		if err != nil {
-			return "", nil, err
+			return "", nil, false, err
 		}
 		if !filepath.IsAbs(t) {
 			t = filepath.Join(filepath.Dir(p), t)
 		}
 		p = t
 	}
-	return "", nil, fmt.Errorf("more than %d levels of symbolic links", maxLinks)
+	return "", nil, false, fmt.Errorf("more than %d levels of symbolic links", maxLinks)
 }
 
 // outputTarget decides how to write a file:// location: atomically at the
@@ -88,9 +96,18 @@ func outputTarget(l Location) (Location, *os.File, error) {
 	if err != nil {
 		return l, nil, fmt.Errorf("write %s: %w", l, err)
 	}
-	target, fi, err := resolveLink(p)
+	target, fi, viaFD, err := resolveLink(p)
 	if err != nil {
 		return l, nil, fmt.Errorf("write %s: resolve symbolic link: %w", l, err)
+	}
+	if viaFD && fi != nil {
+		// Another of this process's outputs (stderr redirected to a file,
+		// say): append through the descriptor's file, never replace it.
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return l, nil, fmt.Errorf("write %s: %w", l, err)
+		}
+		return l, f, nil
 	}
 	shownTarget := ""
 	if target != p {

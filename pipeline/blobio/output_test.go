@@ -5,6 +5,7 @@ package blobio
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -219,6 +220,38 @@ func TestNonRegularOutputs(t *testing.T) {
 				t.Errorf("%s replaced: %v %v", tc.path, fi.Mode(), err)
 			}
 		})
+	}
+}
+
+// TestFileDescriptorOutputs: a path leading to one of the process's file
+// descriptors (/dev/stderr redirected to a log file, /dev/fd/N) is appended
+// to through it; the file it names is not replaced (which would cut the
+// process's later output off into an unlinked file).
+func TestFileDescriptorOutputs(t *testing.T) {
+	if _, err := os.Stat("/dev/fd"); err != nil {
+		t.Skipf("no /dev/fd on this system: %v", err)
+	}
+	logf, err := os.CreateTemp(t.TempDir(), "stderr-*.log")
+	must(t, err)
+	defer logf.Close()
+	_, err = logf.WriteString("earlier log line\n")
+	must(t, err)
+	before, err := os.Stat(logf.Name())
+	must(t, err)
+	for _, p := range []string{fmt.Sprintf("/dev/fd/%d", logf.Fd()), fmt.Sprintf("/proc/self/fd/%d", logf.Fd())} {
+		l, err := Parse("", p)
+		must(t, err)
+		must(t, WriteAll(context.Background(), l, []byte(p+"\n")))
+	}
+	after, err := os.Stat(logf.Name())
+	must(t, err)
+	if !os.SameFile(before, after) {
+		t.Errorf("%s was replaced by another file", logf.Name())
+	}
+	got, _ := os.ReadFile(logf.Name())
+	want := fmt.Sprintf("earlier log line\n/dev/fd/%d\n/proc/self/fd/%d\n", logf.Fd(), logf.Fd())
+	if string(got) != want {
+		t.Errorf("content = %q, want %q", got, want)
 	}
 }
 
