@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"strings"
 	"time"
@@ -367,6 +366,11 @@ func fatalJobCode(code string) bool {
 	return code == "InvalidBatch" || code == "ClientInputError"
 }
 
+// resultCounts are the rows of a job's three result files.
+type resultCounts struct{ succeeded, failed, unprocessed int64 }
+
+func (n resultCounts) total() int64 { return n.succeeded + n.failed + n.unprocessed }
+
 // collect reads the results of a terminal job and settles each of its rows.
 // abortCode, when set, is the code of rows left unprocessed by an abort the
 // sink made; otherwise unprocessed rows get UNPROCESSED.
@@ -377,40 +381,51 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 		stat.Error = info.ErrorMessage
 	}
 	m := newMatcher(s, st, c)
-	var locked []int
-	read := func(kind string, open func(context.Context, string) (io.ReadCloser, error), each func(i int, r *salesforce.ResultRow)) error {
-		rc, err := open(ctx, id) // the client retries transient failures
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		var src io.Reader = rc
-		var aw *blobio.Writer
-		if s.archive != nil {
-			if aw, err = blobio.NewWriter(context.WithoutCancel(ctx), blobio.Join(*s.archive, s.runID, id+"-"+kind+".csv")); err != nil {
-				s.log.Warn("salesforce sink: archive_results: cannot write", "job", id, "err", err)
-				aw = nil
-			} else {
-				src = io.TeeReader(rc, aw)
-			}
-		}
-		err = m.read(src, each)
-		if aw != nil {
-			if err != nil {
-				aw.Abort()
-			} else if _, cerr := io.Copy(io.Discard, src); cerr != nil {
-				aw.Abort()
-			}
-			if cerr := aw.Close(); cerr != nil {
-				s.log.Warn("salesforce sink: archive_results: cannot write", "job", id, "err", cerr)
-			}
-		}
-		return err
+	n, locked, err := s.readResults(ctx, st, c, info, abortCode, m)
+	stat.Succeeded, stat.Failed, stat.Unprocessed = n.succeeded, n.failed, n.unprocessed
+	if err != nil {
+		stat.Error = err.Error()
+		s.log.Error("salesforce sink: could not read the job's results; its unsettled rows are reported job_incomplete",
+			"job", id, "err", err)
+		s.failUnsettled(st, c, m, CodeJobIncomplete, id, "not confirmed: the results of job %s could not be read: %v", id, err)
+		return nil, nil
 	}
-	var succeeded, failed, unprocessed int64
+	defer func() {
+		loaded := 0
+		for _, i := range c.rows {
+			if st.ok[i] {
+				loaded++
+			}
+		}
+		c.finalJobState = string(info.State)
+		s.noteAfter(ctx, c, ledgerRecord{State: stFinished, Job: id, JobState: string(info.State), Processed: info.NumberRecordsProcessed,
+			Succeeded: n.succeeded, Failed: n.failed, Unprocessed: n.unprocessed, Loaded: loaded, Error: info.ErrorMessage})
+	}()
+	if info.State == salesforce.StateFailed && n.succeeded == 0 && n.failed == 0 {
+		return nil, s.settleFailedJob(st, c, info)
+	}
+	s.checkResults(st, c, stat, m, n, info, abortCode)
+	// Lock failures are re-driven by the caller only if still failed.
+	var out []int
+	for _, i := range locked {
+		if !st.ok[i] {
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+// readResults streams the job's successful results, and its failed and
+// unprocessed records when they may hold rows, settling each matched row.
+// It returns the rows of each file and the rows that failed with
+// UNABLE_TO_LOCK_ROW.
+func (s *Sink) readResults(ctx context.Context, st *batchState, c *chunk, info *salesforce.JobInfo, abortCode string, m *matcher) (resultCounts, []int, error) {
+	id := info.ID
+	var n resultCounts
+	var locked []int
 	c.unprocessed = nil
-	err := read("successful", s.client.SuccessfulResults, func(i int, r *salesforce.ResultRow) {
-		succeeded++
+	err := s.readResult(ctx, id, "successful", s.client.SuccessfulResults, m, func(i int, r *salesforce.ResultRow) {
+		n.succeeded++
 		if i >= 0 {
 			st.succeed(i)
 			if st.ids != nil { // r.ID is valid only until the next row
@@ -420,8 +435,8 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 	})
 	needAll := info.State != salesforce.StateJobComplete
 	if err == nil && (needAll || info.NumberRecordsFailed > 0) {
-		err = read("failed", s.client.FailedResults, func(i int, r *salesforce.ResultRow) {
-			failed++
+		err = s.readResult(ctx, id, "failed", s.client.FailedResults, m, func(i int, r *salesforce.ResultRow) {
+			n.failed++
 			if i < 0 {
 				return
 			}
@@ -453,69 +468,93 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 		if abortCode != "" {
 			code, why = abortCode, "not processed: "+whyOf(abortCode)
 		}
-		err = read("unprocessed", s.client.UnprocessedRecords, func(i int, r *salesforce.ResultRow) {
-			unprocessed++
+		err = s.readResult(ctx, id, "unprocessed", s.client.UnprocessedRecords, m, func(i int, r *salesforce.ResultRow) {
+			n.unprocessed++
 			if i >= 0 {
 				c.unprocessed = append(c.unprocessed, i)
 				st.fail(i, s.rowErr(code, "", id, "%s", why))
 			}
 		})
 	}
-	stat.Succeeded, stat.Failed, stat.Unprocessed = succeeded, failed, unprocessed
+	return n, locked, err
+}
+
+// readResult streams one result file of job id through the matcher,
+// copying it to archive_results when set.
+func (s *Sink) readResult(ctx context.Context, id, kind string, open func(context.Context, string) (io.ReadCloser, error),
+	m *matcher, each func(i int, r *salesforce.ResultRow)) error {
+	rc, err := open(ctx, id) // the client retries transient failures
 	if err != nil {
-		stat.Error = err.Error()
-		s.log.Error("salesforce sink: could not read the job's results; its unsettled rows are reported job_incomplete",
-			"job", id, "err", err)
-		s.failUnsettled(st, c, m, CodeJobIncomplete, id, "not confirmed: the results of job %s could not be read: %v", id, err)
-		return nil, nil
+		return err
 	}
-	defer func() {
-		loaded := 0
-		for _, i := range c.rows {
-			if st.ok[i] {
-				loaded++
-			}
+	defer rc.Close()
+	var src io.Reader = rc
+	var aw *blobio.Writer
+	if s.archive != nil {
+		if aw, err = blobio.NewWriter(context.WithoutCancel(ctx), blobio.Join(*s.archive, s.runID, id+"-"+kind+".csv")); err != nil {
+			s.log.Warn("salesforce sink: archive_results: cannot write", "job", id, "err", err)
+			aw = nil
+		} else {
+			src = io.TeeReader(rc, aw)
 		}
-		c.finalJobState = string(info.State)
-		s.noteAfter(ctx, c, ledgerRecord{State: stFinished, Job: id, JobState: string(info.State), Processed: info.NumberRecordsProcessed,
-			Succeeded: succeeded, Failed: failed, Unprocessed: unprocessed, Loaded: loaded, Error: info.ErrorMessage})
-	}()
-	if info.State == salesforce.StateFailed && succeeded == 0 && failed == 0 {
-		je := salesforce.ParseJobError(info.ErrorMessage)
-		code := je.Code
-		if code == "" {
-			code = "job_failed"
-		}
-		if fatalJobCode(code) && st.loaded == 0 {
-			s.mu.Lock()
-			first := s.completed == 0
-			s.mu.Unlock()
-			if first {
-				return nil, fmt.Errorf("salesforce sink: job %s failed before loading any row: %s (every job would fail the same way)", id, info.ErrorMessage)
-			}
-		}
-		for _, i := range c.rows {
-			st.fail(i, s.rowErr(code, "", id, "job failed: %s", info.ErrorMessage))
-		}
-		return nil, nil
 	}
+	err = m.read(src, each)
+	if aw != nil {
+		if err != nil {
+			aw.Abort()
+		} else if _, cerr := io.Copy(io.Discard, src); cerr != nil {
+			aw.Abort()
+		}
+		if cerr := aw.Close(); cerr != nil {
+			s.log.Warn("salesforce sink: archive_results: cannot write", "job", id, "err", cerr)
+		}
+	}
+	return err
+}
+
+// settleFailedJob fails every row of a job that Failed before processing
+// any: with the job's error code, or as an error that stops the run when
+// the file itself was refused on the run's first job.
+func (s *Sink) settleFailedJob(st *batchState, c *chunk, info *salesforce.JobInfo) error {
+	je := salesforce.ParseJobError(info.ErrorMessage)
+	code := je.Code
+	if code == "" {
+		code = "job_failed"
+	}
+	if fatalJobCode(code) && st.loaded == 0 {
+		s.mu.Lock()
+		first := s.completed == 0
+		s.mu.Unlock()
+		if first {
+			return fmt.Errorf("salesforce sink: job %s failed before loading any row: %s (every job would fail the same way)", info.ID, info.ErrorMessage)
+		}
+	}
+	for _, i := range c.rows {
+		st.fail(i, s.rowErr(code, "", info.ID, "job failed: %s", info.ErrorMessage))
+	}
+	return nil
+}
+
+// checkResults settles the rows no result row matched, and fails the job's
+// check when its results do not account for every row exactly once:
+// duplicated or extra result rows make every row of the job
+// result_mismatch (their word on which row was loaded cannot be trusted).
+func (s *Sink) checkResults(st *batchState, c *chunk, stat *JobStat, m *matcher, n resultCounts, info *salesforce.JobInfo, abortCode string) {
+	id := info.ID
 	missing := abortCode
 	if missing == "" && info.State == salesforce.StateFailed {
 		missing = CodeUnprocessed
 	}
-	if total := succeeded + failed + unprocessed; total != int64(len(c.rows)) || m.unmatched > 0 {
+	if n.total() != int64(len(c.rows)) || m.unmatched > 0 {
 		s.log.Error("salesforce sink: job results do not match the upload; rows without a result are reported result_mismatch",
-			"job", id, "uploaded", len(c.rows), "successful", succeeded, "failed", failed, "unprocessed", unprocessed,
+			"job", id, "uploaded", len(c.rows), "successful", n.succeeded, "failed", n.failed, "unprocessed", n.unprocessed,
 			"unmatched_results", m.unmatched)
 		if missing == "" {
 			missing = CodeResultMismatch
 		}
-		if total > int64(len(c.rows)) || m.unmatched > 0 {
-			// Result rows listed twice, or rows that were not uploaded: the
-			// results cannot be trusted to say which row was loaded, so no
-			// row of the job counts as loaded on their word.
+		if n.total() > int64(len(c.rows)) || m.unmatched > 0 {
 			stat.Error = fmt.Sprintf("results do not match the upload: %d successful + %d failed + %d unprocessed for %d uploaded rows, %d result rows matching no uploaded row",
-				succeeded, failed, unprocessed, len(c.rows), m.unmatched)
+				n.succeeded, n.failed, n.unprocessed, len(c.rows), m.unmatched)
 			err := s.rowErr(CodeResultMismatch, "", id, "job %s %s", id, stat.Error)
 			for _, i := range c.rows {
 				st.revoke(i, err)
@@ -526,14 +565,6 @@ func (s *Sink) collect(ctx context.Context, st *batchState, c *chunk, stat *JobS
 		missing = CodeResultMismatch
 	}
 	s.failUnsettled(st, c, m, missing, id, "no result row of job %s matched the row: %s", id, whyOf(missing))
-	// Lock failures are re-driven by the caller only if still failed.
-	var out []int
-	for _, i := range locked {
-		if !st.ok[i] {
-			out = append(out, i)
-		}
-	}
-	return out, nil
 }
 
 // failUnsettled fails the rows of c that no result row of the job matched.
@@ -556,229 +587,4 @@ func whyOf(code string) string {
 		return "the job could not be completed"
 	}
 	return "it is not known to be loaded"
-}
-
-// matcher correlates result rows with batch indices: by the exact echoed
-// cells first, then by the record's identifying column (Id or the external
-// id). Rows with identical cells are matched in upload order.
-type matcher struct {
-	s         *Sink
-	st        *batchState
-	c         *chunk
-	names     []string
-	byKey     map[string]*cellIndex // column-set signature → index of the echoed cells
-	byID      *cellIndex            // index of the identifying column (s.idCol)
-	bySFID    map[string][]int      // 15-character uploaded Id → unused rows, in upload order
-	used      []bool                // by batch index
-	unmatched int
-	seed      maphash.Seed
-	first     int // no row before position first of c.rows is unused
-}
-
-func newMatcher(s *Sink, st *batchState, c *chunk) *matcher {
-	return &matcher{s: s, st: st, c: c, names: s.schema.Names(), byKey: map[string]*cellIndex{},
-		used: make([]bool, len(st.ok)), seed: maphash.MakeSeed()}
-}
-
-// cellsHash hashes the cells at cols, each hashed on its own and mixed in
-// order, so that ("a","bc") and ("ab","c") differ. Matches are confirmed
-// with sameCells: a hash collision can never pair a result with the wrong
-// row.
-func (m *matcher) cellsHash(cells []string, cols []int) uint64 {
-	h := uint64(len(cols))
-	for _, c := range cols {
-		h = (h ^ maphash.String(m.seed, cells[c])) * 0x9e3779b97f4a7c15
-		h ^= h >> 32
-	}
-	return h
-}
-
-func sameCells(a, b []string, cols []int) bool {
-	for _, c := range cols {
-		if a[c] != b[c] {
-			return false
-		}
-	}
-	return true
-}
-
-// echoes reports whether a result row's values echo the cells: values[theirs[p]]
-// is cells[mine[p]].
-func echoes(cells, values []string, mine, theirs []int) bool {
-	for p, k := range mine {
-		if cells[k] != values[theirs[p]] {
-			return false
-		}
-	}
-	return true
-}
-
-// read streams one result file, calling each with the matched batch index
-// (-1 when no row matched). The row passed to each is valid only until each
-// returns.
-func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow)) error {
-	rr := salesforce.NewResultReader(r, m.s.delim)
-	cols, err := rr.Columns()
-	if err != nil {
-		return err
-	}
-	// Map echoed columns to schema columns (case-insensitively).
-	var mine, theirs []int
-	for j, name := range cols {
-		for k, n := range m.names {
-			if strings.EqualFold(n, name) {
-				mine, theirs = append(mine, k), append(theirs, j)
-				break
-			}
-		}
-	}
-	sig := fmt.Sprint(mine)
-	idx := m.byKey[sig] // built on the first row the in-order path misses
-	idPos := -1
-	if m.s.idCol >= 0 {
-		for p, k := range mine {
-			if k == m.s.idCol {
-				idPos = theirs[p]
-			}
-		}
-	}
-	// For update, delete and hardDelete the uploaded Id is sf__Id by
-	// definition: the fallback when the results do not echo Id.
-	bySFID := idPos < 0 && m.s.idCol >= 0 && isIDOperation(m.s.op)
-	vals := make([]string, len(m.names))
-	for {
-		row, err := rr.Read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		i := -1
-		if len(mine) > 0 {
-			// Results usually come in upload order: when the first unused
-			// row has the cells, it is the row take would return.
-			for m.first < len(m.c.rows) && m.used[m.c.rows[m.first]] {
-				m.first++
-			}
-			if m.first < len(m.c.rows) && echoes(m.st.cells[m.c.rows[m.first]], row.Values, mine, theirs) {
-				i = m.c.rows[m.first]
-			} else {
-				for p, k := range mine {
-					vals[k] = row.Values[theirs[p]]
-				}
-				if idx == nil {
-					idx = m.index(mine)
-					m.byKey[sig] = idx
-				}
-				i = m.take(idx, m.cellsHash(vals, mine), vals, mine)
-			}
-		}
-		if i < 0 && idPos >= 0 && row.Values[idPos] != "" {
-			// vals holds the row's cells: idPos is one of theirs, and the
-			// in-order path missed.
-			i = m.takeID(vals)
-		}
-		if i < 0 && bySFID && row.ID != "" {
-			i = m.takeSFID(row.ID)
-		}
-		if i < 0 {
-			m.unmatched++
-		} else {
-			m.used[i] = true
-		}
-		each(i, row)
-	}
-}
-
-// cellIndex finds the rows of a chunk by the hash of some of their cells:
-// the rows with one hash form a chain in upload order, as positions in
-// chunk.rows (no allocation per row).
-type cellIndex struct {
-	head map[uint64]int32 // hash → first position not known to be used, or -1
-	next []int32          // position → next position with the same hash, or -1
-}
-
-// index hashes the cells at cols of every row of the chunk.
-func (m *matcher) index(cols []int) *cellIndex {
-	rows := m.c.rows
-	idx := &cellIndex{head: make(map[uint64]int32, len(rows)), next: make([]int32, len(rows))}
-	for p := len(rows) - 1; p >= 0; p-- { // backwards: chains come out in upload order
-		h := m.cellsHash(m.st.cells[rows[p]], cols)
-		n, ok := idx.head[h]
-		if !ok {
-			n = -1
-		}
-		idx.next[p] = n
-		idx.head[h] = int32(p)
-	}
-	return idx
-}
-
-// take returns the first unused row of the chain whose cells equal vals
-// (identical rows are matched in upload order), or -1.
-func (m *matcher) take(idx *cellIndex, h uint64, vals []string, mine []int) int {
-	p, ok := idx.head[h]
-	if !ok {
-		return -1
-	}
-	rows := m.c.rows
-	for p >= 0 && m.used[rows[p]] {
-		p = idx.next[p] // drop the used head: repeated identical rows stay O(1)
-	}
-	idx.head[h] = p
-	for ; p >= 0; p = idx.next[p] {
-		if i := rows[p]; !m.used[i] && sameCells(m.st.cells[i], vals, mine) {
-			return i
-		}
-	}
-	return -1
-}
-
-// takeID returns the first unused row whose identifying column (s.idCol)
-// is vals[s.idCol], or -1. Like take, it keeps no string of vals: those of
-// a result row alias the reader's buffer.
-func (m *matcher) takeID(vals []string) int {
-	cols := []int{m.s.idCol}
-	if m.byID == nil {
-		m.byID = m.index(cols)
-	}
-	return m.take(m.byID, m.cellsHash(vals, cols), vals, cols)
-}
-
-// isIDOperation reports whether the operation's records are named by the
-// uploaded Id (so sf__Id of a result row is that Id).
-func isIDOperation(op salesforce.Operation) bool {
-	return op == salesforce.OpUpdate || op == salesforce.OpDelete || op == salesforce.OpHardDelete
-}
-
-// id15 returns the case-sensitive 15-character form of a Salesforce id
-// (an 18-character id is the 15-character one plus a checksum suffix).
-func id15(id string) string {
-	if len(id) == 18 {
-		return id[:15]
-	}
-	return id
-}
-
-// takeSFID returns the first unused row whose uploaded Id is the result
-// row's sf__Id (compared in 15-character form), or -1.
-func (m *matcher) takeSFID(sfID string) int {
-	if m.bySFID == nil {
-		m.bySFID = make(map[string][]int, len(m.c.rows))
-		for _, i := range m.c.rows {
-			k := id15(m.st.cells[i][m.s.idCol])
-			m.bySFID[k] = append(m.bySFID[k], i)
-		}
-	}
-	k := id15(sfID)
-	q := m.bySFID[k]
-	for len(q) > 0 && m.used[q[0]] {
-		q = q[1:]
-	}
-	m.bySFID[k] = q
-	if len(q) == 0 {
-		return -1
-	}
-	return q[0]
 }

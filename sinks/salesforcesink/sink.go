@@ -209,7 +209,11 @@ func init() {
 			"instance_url: \"emulator:\"\nmax_job_rows: 10000\nconcurrency: 4\n",
 		NewOptions: func() any { return NewOptions() },
 	}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-		return Open(ctx, env, opts.(*Options), in)
+		o, ok := opts.(*Options)
+		if !ok {
+			return nil, fmt.Errorf("salesforce sink: options are %T, want *salesforcesink.Options (a registry bug)", opts)
+		}
+		return Open(ctx, env, o, in)
 	})
 }
 

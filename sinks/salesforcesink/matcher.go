@@ -1,0 +1,235 @@
+package salesforcesink
+
+import (
+	"fmt"
+	"hash/maphash"
+	"io"
+	"strings"
+
+	"github.com/bulkflow/bulkflow/sinks/salesforce"
+)
+
+// matcher correlates result rows with batch indices: by the exact echoed
+// cells first, then by the record's identifying column (Id or the external
+// id). Rows with identical cells are matched in upload order.
+type matcher struct {
+	s         *Sink
+	st        *batchState
+	c         *chunk
+	names     []string
+	byKey     map[string]*cellIndex // column-set signature → index of the echoed cells
+	byID      *cellIndex            // index of the identifying column (s.idCol)
+	bySFID    map[string][]int      // 15-character uploaded Id → unused rows, in upload order
+	used      []bool                // by batch index
+	unmatched int
+	seed      maphash.Seed
+	first     int // no row before position first of c.rows is unused
+}
+
+func newMatcher(s *Sink, st *batchState, c *chunk) *matcher {
+	return &matcher{s: s, st: st, c: c, names: s.schema.Names(), byKey: map[string]*cellIndex{},
+		used: make([]bool, len(st.ok)), seed: maphash.MakeSeed()}
+}
+
+// cellsHash hashes the cells at cols, each hashed on its own and mixed in
+// order, so that ("a","bc") and ("ab","c") differ. Matches are confirmed
+// with sameCells: a hash collision can never pair a result with the wrong
+// row.
+func (m *matcher) cellsHash(cells []string, cols []int) uint64 {
+	h := uint64(len(cols))
+	for _, c := range cols {
+		h = (h ^ maphash.String(m.seed, cells[c])) * 0x9e3779b97f4a7c15
+		h ^= h >> 32
+	}
+	return h
+}
+
+func sameCells(a, b []string, cols []int) bool {
+	for _, c := range cols {
+		if a[c] != b[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// echoes reports whether a result row's values echo the cells: values[theirs[p]]
+// is cells[mine[p]].
+func echoes(cells, values []string, mine, theirs []int) bool {
+	for p, k := range mine {
+		if cells[k] != values[theirs[p]] {
+			return false
+		}
+	}
+	return true
+}
+
+// read streams one result file, calling each with the matched batch index
+// (-1 when no row matched). The row passed to each is valid only until each
+// returns.
+func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow)) error {
+	rr := salesforce.NewResultReader(r, m.s.delim)
+	cols, err := rr.Columns()
+	if err != nil {
+		return err
+	}
+	// Map echoed columns to schema columns (case-insensitively).
+	var mine, theirs []int
+	for j, name := range cols {
+		for k, n := range m.names {
+			if strings.EqualFold(n, name) {
+				mine, theirs = append(mine, k), append(theirs, j)
+				break
+			}
+		}
+	}
+	sig := fmt.Sprint(mine)
+	idx := m.byKey[sig] // built on the first row the in-order path misses
+	idPos := -1
+	if m.s.idCol >= 0 {
+		for p, k := range mine {
+			if k == m.s.idCol {
+				idPos = theirs[p]
+			}
+		}
+	}
+	// For update, delete and hardDelete the uploaded Id is sf__Id by
+	// definition: the fallback when the results do not echo Id.
+	bySFID := idPos < 0 && m.s.idCol >= 0 && isIDOperation(m.s.op)
+	vals := make([]string, len(m.names))
+	for {
+		row, err := rr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		i := -1
+		if len(mine) > 0 {
+			// Results usually come in upload order: when the first unused
+			// row has the cells, it is the row take would return.
+			for m.first < len(m.c.rows) && m.used[m.c.rows[m.first]] {
+				m.first++
+			}
+			if m.first < len(m.c.rows) && echoes(m.st.cells[m.c.rows[m.first]], row.Values, mine, theirs) {
+				i = m.c.rows[m.first]
+			} else {
+				for p, k := range mine {
+					vals[k] = row.Values[theirs[p]]
+				}
+				if idx == nil {
+					idx = m.index(mine)
+					m.byKey[sig] = idx
+				}
+				i = m.take(idx, m.cellsHash(vals, mine), vals, mine)
+			}
+		}
+		if i < 0 && idPos >= 0 && row.Values[idPos] != "" {
+			// vals holds the row's cells: idPos is one of theirs, and the
+			// in-order path missed.
+			i = m.takeID(vals)
+		}
+		if i < 0 && bySFID && row.ID != "" {
+			i = m.takeSFID(row.ID)
+		}
+		if i < 0 {
+			m.unmatched++
+		} else {
+			m.used[i] = true
+		}
+		each(i, row)
+	}
+}
+
+// cellIndex finds the rows of a chunk by the hash of some of their cells:
+// the rows with one hash form a chain in upload order, as positions in
+// chunk.rows (no allocation per row).
+type cellIndex struct {
+	head map[uint64]int32 // hash → first position not known to be used, or -1
+	next []int32          // position → next position with the same hash, or -1
+}
+
+// index hashes the cells at cols of every row of the chunk.
+func (m *matcher) index(cols []int) *cellIndex {
+	rows := m.c.rows
+	idx := &cellIndex{head: make(map[uint64]int32, len(rows)), next: make([]int32, len(rows))}
+	for p := len(rows) - 1; p >= 0; p-- { // backwards: chains come out in upload order
+		h := m.cellsHash(m.st.cells[rows[p]], cols)
+		n, ok := idx.head[h]
+		if !ok {
+			n = -1
+		}
+		idx.next[p] = n
+		idx.head[h] = int32(p)
+	}
+	return idx
+}
+
+// take returns the first unused row of the chain whose cells equal vals
+// (identical rows are matched in upload order), or -1.
+func (m *matcher) take(idx *cellIndex, h uint64, vals []string, mine []int) int {
+	p, ok := idx.head[h]
+	if !ok {
+		return -1
+	}
+	rows := m.c.rows
+	for p >= 0 && m.used[rows[p]] {
+		p = idx.next[p] // drop the used head: repeated identical rows stay O(1)
+	}
+	idx.head[h] = p
+	for ; p >= 0; p = idx.next[p] {
+		if i := rows[p]; !m.used[i] && sameCells(m.st.cells[i], vals, mine) {
+			return i
+		}
+	}
+	return -1
+}
+
+// takeID returns the first unused row whose identifying column (s.idCol)
+// is vals[s.idCol], or -1. Like take, it keeps no string of vals: those of
+// a result row alias the reader's buffer.
+func (m *matcher) takeID(vals []string) int {
+	cols := []int{m.s.idCol}
+	if m.byID == nil {
+		m.byID = m.index(cols)
+	}
+	return m.take(m.byID, m.cellsHash(vals, cols), vals, cols)
+}
+
+// isIDOperation reports whether the operation's records are named by the
+// uploaded Id (so sf__Id of a result row is that Id).
+func isIDOperation(op salesforce.Operation) bool {
+	return op == salesforce.OpUpdate || op == salesforce.OpDelete || op == salesforce.OpHardDelete
+}
+
+// id15 returns the case-sensitive 15-character form of a Salesforce id
+// (an 18-character id is the 15-character one plus a checksum suffix).
+func id15(id string) string {
+	if len(id) == 18 {
+		return id[:15]
+	}
+	return id
+}
+
+// takeSFID returns the first unused row whose uploaded Id is the result
+// row's sf__Id (compared in 15-character form), or -1.
+func (m *matcher) takeSFID(sfID string) int {
+	if m.bySFID == nil {
+		m.bySFID = make(map[string][]int, len(m.c.rows))
+		for _, i := range m.c.rows {
+			k := id15(m.st.cells[i][m.s.idCol])
+			m.bySFID[k] = append(m.bySFID[k], i)
+		}
+	}
+	k := id15(sfID)
+	q := m.bySFID[k]
+	for len(q) > 0 && m.used[q[0]] {
+		q = q[1:]
+	}
+	m.bySFID[k] = q
+	if len(q) == 0 {
+		return -1
+	}
+	return q[0]
+}
