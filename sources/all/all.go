@@ -7,4 +7,5 @@ package all
 import (
 	_ "github.com/bulkflow/bulkflow/sources/csvsource"     // "csv"
 	_ "github.com/bulkflow/bulkflow/sources/parquetsource" // "parquet"
+	_ "github.com/bulkflow/bulkflow/sources/postgres"      // "postgres"
 )
