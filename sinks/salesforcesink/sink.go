@@ -1,18 +1,11 @@
 package salesforcesink
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,57 +134,6 @@ type Sink struct {
 	// was and requests failed (see OutageError).
 	jobsCreated int
 	outage      *OutageError
-}
-
-// countingTransport counts the API requests the sink's client sends, and
-// keeps the freshest Sforce-Limit-Info with the count at its arrival.
-type countingTransport struct {
-	base http.RoundTripper
-	n    *atomic.Int64
-	u    *usageSeen
-}
-
-// usageSeen is the last API usage Salesforce reported, and how many
-// requests the sink had sent when it arrived: requests sent since are
-// counted as used too (with concurrent jobs the header lags).
-type usageSeen struct {
-	mu      sync.Mutex
-	usage   salesforce.APIUsage
-	callsAt int64
-	ok      bool
-}
-
-func (t countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if !strings.HasPrefix(r.URL.Path, "/services/data/") {
-		return t.base.RoundTrip(r)
-	}
-	t.n.Add(1)
-	resp, err := t.base.RoundTrip(r)
-	if err == nil && t.u != nil {
-		if u, ok := salesforce.ParseLimitInfo(resp.Header.Get("Sforce-Limit-Info")); ok && u.Max > 0 {
-			t.u.mu.Lock()
-			// The header counts the requests Salesforce had answered;
-			// every request sent so far is charged from here on.
-			t.u.usage, t.u.callsAt, t.u.ok = u, t.n.Load(), true
-			t.u.mu.Unlock()
-		}
-	}
-	return resp, err
-}
-
-// countingClient returns a copy of hc (nil: http.DefaultClient) whose
-// requests are counted in n (and their usage headers kept in u).
-func countingClient(hc *http.Client, n *atomic.Int64, u *usageSeen) *http.Client {
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	c := *hc
-	base := c.Transport
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	c.Transport = countingTransport{base: base, n: n, u: u}
-	return &c
 }
 
 // Interface guards.
@@ -345,69 +287,6 @@ func (s *Sink) resumeHint() string {
 	return "bulkflow run " + file + " --resume " + s.runID
 }
 
-// apiRemaining returns the daily API requests left, from the last
-// Sforce-Limit-Info header or else from /limits at open minus the calls
-// made since.
-func (s *Sink) apiRemaining() (int64, bool) {
-	s.usage.mu.Lock()
-	u, at, ok := s.usage.usage, s.usage.callsAt, s.usage.ok
-	s.usage.mu.Unlock()
-	if ok {
-		return u.Max - u.Used - (s.apiCalls.Load() - at), true
-	}
-	if u, ok := s.client.APIUsage(); ok && u.Max > 0 {
-		return u.Max - u.Used, true
-	}
-	if s.limitKnown {
-		return s.limitRemaining - (s.apiCalls.Load() - s.limitCalls), true
-	}
-	return 0, false
-}
-
-// API requests a job still needs: to be created (create, upload, close,
-// a poll, three result files), and once created (close, a poll, results).
-const (
-	callsPerJob    = 7
-	callsInFlight  = 5
-	callsToResults = 3
-)
-
-// overBudget reports whether min_api_remaining forbids creating a job: the
-// requests left, minus what the chunks in flight still need and what a new
-// job needs, would fall below the reserve. Once reached it stays reached
-// for the rest of the run.
-func (s *Sink) overBudget() bool {
-	if s.opts.MinAPIRemaining <= 0 {
-		return false
-	}
-	rem, ok := s.apiRemaining()
-	need := callsPerJob + callsInFlight*max(0, s.active.Load()-1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.budgetOut {
-		return true
-	}
-	if !ok || rem-need >= s.opts.MinAPIRemaining {
-		return false
-	}
-	s.budgetOut = true
-	s.log.Warn("salesforce sink: the daily API request allowance reached min_api_remaining; no more jobs are created "+
-		"and the remaining rows are reported api_budget. Resume later with `"+s.resumeHint()+"`",
-		"remaining", rem, "min_api_remaining", s.opts.MinAPIRemaining)
-	return true
-}
-
-// pollBudgetOut reports whether polling a job once more would leave fewer
-// than min_api_remaining requests after reading its results: the sink
-// stops polling and leaves the job to a resume.
-func (s *Sink) pollBudgetOut() bool {
-	if s.opts.MinAPIRemaining <= 0 {
-		return false
-	}
-	rem, ok := s.apiRemaining()
-	return ok && rem-1-callsToResults < s.opts.MinAPIRemaining
-}
-
 // checkColumns applies the I/O-free header rules of the operation.
 func (s *Sink) checkColumns() error {
 	names := s.schema.Names()
@@ -436,47 +315,6 @@ func (s *Sink) checkColumns() error {
 		}
 	}
 	return nil
-}
-
-func newAuth(ctx context.Context, env *pipeline.Env, o *Options) (*salesforce.Auth, error) {
-	a := o.Auth
-	if a.PrivateKeyFile != "" && !filepath.IsAbs(a.PrivateKeyFile) && env.BaseDir != "" {
-		a.PrivateKeyFile = filepath.Join(env.BaseDir, a.PrivateKeyFile)
-	}
-	return NewAuth(ctx, a, o.InstanceURL, nil)
-}
-
-// NewAuth starts the auth flow that a selects (see AuthOptions) against
-// instanceURL, with hc as HTTP client (nil: the default). An empty LoginURL
-// means the instance URL for client credentials (the My Domain host is the
-// token host) and https://login.salesforce.com for JWT and refresh tokens.
-// It is the one place bulkflow turns configuration into credentials: the
-// sink and `bulkflow jobs` both use it.
-func NewAuth(ctx context.Context, a AuthOptions, instanceURL string, hc *http.Client) (*salesforce.Auth, error) {
-	login := a.LoginURL
-	switch a.flow() {
-	case "access_token":
-		return salesforce.StaticToken(instanceURL, a.AccessToken)
-	case "client_credentials":
-		if login == "" {
-			login = instanceURL
-		}
-		return salesforce.ClientCredentials(ctx, salesforce.ClientCredentialsConfig{
-			LoginURL: login, ClientID: a.ClientID, ClientSecret: a.ClientSecret, HTTPClient: hc})
-	case "refresh_token":
-		if login == "" {
-			login = salesforce.LoginURL
-		}
-		return salesforce.RefreshToken(ctx, salesforce.RefreshTokenConfig{
-			LoginURL: login, ClientID: a.ClientID, ClientSecret: a.ClientSecret, RefreshToken: a.RefreshToken, HTTPClient: hc})
-	case "jwt":
-		if login == "" {
-			login = salesforce.LoginURL
-		}
-		return salesforce.JWTBearer(ctx, salesforce.JWTConfig{LoginURL: login, Audience: a.Audience,
-			ClientID: a.ClientID, Username: a.Username, PrivateKeyFile: a.PrivateKeyFile, HTTPClient: hc})
-	}
-	return nil, errors.New("no auth flow configured: set access_token, client_id with client_secret, private_key_file or refresh_token")
 }
 
 // BatchPolicy asks for batches of max_job_rows rows and concurrency Writes
@@ -652,92 +490,6 @@ func rowErrHint(resume, code, field, jobID, format string, args ...any) *pipelin
 // rowErr is rowErr naming this run's resume command.
 func (s *Sink) rowErr(code, field, jobID, format string, args ...any) *pipeline.RowError {
 	return rowErrHint(s.resumeHint(), code, field, jobID, format, args...)
-}
-
-// batchState tracks the outcome of every row of one Write.
-type batchState struct {
-	cells  [][]string
-	errs   []error
-	ok     []bool
-	ids    []string // Salesforce ids of loaded rows; nil unless WriteIDs
-	loaded int      // rows confirmed loaded so far
-}
-
-// batchBufs are the slices a Write keeps per row (its batchState, the
-// cells and the rows still to load), about 150 bytes per row. They are
-// reused by later Writes: allocated afresh for every batch of max_job_rows
-// rows they were a fifth of a run's garbage, collected over and over.
-// Nothing of them outlives the Write (the row errors it returns are
-// copied out of errs).
-type batchBufs struct {
-	cells   [][]string
-	all     []string // every row's cells, nf per row: one backing array
-	errs    []error
-	ok      []bool
-	pending []int
-}
-
-var batchBufPool sync.Pool // of *batchBufs
-
-// getBatchBufs returns zeroed buffers for n rows of nf cells (pending
-// empty, with room for n).
-func getBatchBufs(n, nf int) *batchBufs {
-	b, _ := batchBufPool.Get().(*batchBufs)
-	if b == nil {
-		b = &batchBufs{}
-	}
-	if cap(b.cells) < n {
-		b.cells, b.errs, b.ok, b.pending = make([][]string, n), make([]error, n), make([]bool, n), make([]int, 0, n)
-	}
-	if cap(b.all) < n*nf {
-		b.all = make([]string, n*nf)
-	}
-	b.cells, b.errs, b.ok, b.pending, b.all = b.cells[:n], b.errs[:n], b.ok[:n], b.pending[:0], b.all[:n*nf]
-	return b
-}
-
-// putBatchBufs clears b (so that it keeps no rows' strings or errors
-// alive) and returns it to the pool.
-func putBatchBufs(b *batchBufs) {
-	clear(b.cells)
-	clear(b.all)
-	clear(b.errs)
-	clear(b.ok)
-	batchBufPool.Put(b)
-}
-
-// setID notes the Salesforce id of a loaded row (WriteIDs only).
-func (b *batchState) setID(i int, id string) {
-	if b.ids != nil && id != "" {
-		b.ids[i] = id
-	}
-}
-
-func (b *batchState) succeed(i int) {
-	if !b.ok[i] {
-		b.ok[i] = true
-		b.errs[i] = nil
-		b.loaded++
-	}
-}
-
-// revoke fails row i even if it was counted as loaded (results that
-// turned out not to be trustworthy).
-func (b *batchState) revoke(i int, err error) {
-	if b.ok[i] {
-		b.ok[i] = false
-		b.loaded--
-		if b.ids != nil {
-			b.ids[i] = ""
-		}
-	}
-	b.errs[i] = err
-}
-
-func (b *batchState) fail(i int, err error) {
-	if !b.ok[i] {
-		b.errs[i] = err
-	}
 }
 
 // Write loads the batch in one or more jobs (split by max_job_bytes and
@@ -949,143 +701,4 @@ func (s *Sink) failBatch(st *batchState, rows []int, err error) error {
 	}
 	s.countCodes(&re)
 	return &re
-}
-
-// chunk is one job's worth of rows, spooled to memory or a file.
-type chunk struct {
-	rows   []int  // batch indices in upload order
-	path   string // spool file; "" when data holds the CSV
-	data   []byte // the CSV, when it is kept in memory (ledger off)
-	bytes  int64
-	digest string // hex sha256 of the CSV bytes (ledger on only)
-
-	key string // ledger key (chunkKey, or digest.occurrence for legacy ledgers)
-	// batch, attempt and index are the chunk's position in the cut: the
-	// engine's batch number, the lock-retry attempt, the chunk within them.
-	batch       int64
-	attempt     int
-	index       int
-	from        string // origin of the first row
-	lastOfCut   bool   // the last chunk of the batch's first attempt
-	redrives    int    // chunks made of its rows an aborted job left unprocessed
-	lastState   string // last ledger state this process wrote
-	unprocessed []int  // rows in the unprocessedrecords of its last job
-	// finalJobState is the state of its last job whose results were read.
-	finalJobState string
-}
-
-// body returns the chunk's CSV as a replayable upload body.
-func (c *chunk) body() (salesforce.UploadBody, error) {
-	if c.path == "" {
-		return salesforce.BytesBody(c.data), nil
-	}
-	return salesforce.FileBody(c.path)
-}
-
-// memSpoolLimit bounds the CSV of a chunk kept in memory; a larger one
-// spills to a spool file.
-const memSpoolLimit = 16 << 20
-
-// spoolChunk writes the header and as many pending rows as fit in
-// max_job_bytes and maxRows to the chunk's CSV. With a ledger the CSV goes
-// to a spool file, and its sha256 is the ledger's chunk key (a resume
-// uploads the file again); without one it stays in memory up to
-// memSpoolLimit (nothing reads it back but the upload) and spills to a file
-// beyond. It returns the chunk (nil if every candidate row was too large on
-// its own) and the rows left.
-func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, []int, error) {
-	line := s.enc.header(nil)
-	hdr := int64(len(line))
-	c := &chunk{bytes: hdr, rows: make([]int, 0, min(maxRows, len(pending)))}
-	var sp *spoolFile
-	if s.ledger != nil {
-		var err error
-		if sp, err = s.newSpoolFile(c, true); err != nil {
-			return nil, nil, err
-		}
-	}
-	buf := make([]byte, 0, max(min(s.chunkHint.Load(), memSpoolLimit), 64<<10))
-	buf = append(buf, line...)
-	k := 0
-	for ; k < len(pending) && len(c.rows) < maxRows; k++ {
-		i := pending[k]
-		n := len(buf)
-		buf = s.enc.record(buf, st.cells[i])
-		size := int64(len(buf) - n)
-		if hdr+size > s.opts.MaxJobBytes {
-			buf = buf[:n]
-			st.fail(i, s.rowErr(CodeRowTooLarge, "", "", "the encoded row is %d bytes, above max_job_bytes %d", size, s.opts.MaxJobBytes))
-			continue
-		}
-		if c.bytes+size > s.opts.MaxJobBytes {
-			buf = buf[:n]
-			break
-		}
-		c.bytes += size
-		c.rows = append(c.rows, i)
-		if sp == nil && len(buf) > memSpoolLimit {
-			var err error
-			if sp, err = s.newSpoolFile(c, false); err != nil {
-				return nil, nil, err
-			}
-		}
-		if sp != nil {
-			sp.w.Write(buf) // errors stick in the bufio.Writer: see close
-			buf = buf[:0]
-		}
-	}
-	if sp == nil {
-		if len(c.rows) == 0 {
-			return nil, pending[k:], nil
-		}
-		c.data = buf
-		s.chunkHint.Store(int64(len(buf)) + int64(len(buf))/8)
-		return c, pending[k:], nil
-	}
-	sp.w.Write(buf)
-	if err := sp.close(); err != nil || len(c.rows) == 0 {
-		os.Remove(c.path)
-		if err != nil {
-			return nil, nil, err
-		}
-		return nil, pending[k:], nil
-	}
-	if sp.h != nil {
-		c.digest = hex.EncodeToString(sp.h.Sum(nil))
-	}
-	return c, pending[k:], nil
-}
-
-// spoolFile is a chunk's CSV being written to a spool file.
-type spoolFile struct {
-	f *os.File
-	w *bufio.Writer
-	h hash.Hash // sha256 of the bytes written, when asked for
-}
-
-// newSpoolFile creates c's spool file (setting c.path), hashing what is
-// written when digest is set.
-func (s *Sink) newSpoolFile(c *chunk, digest bool) (*spoolFile, error) {
-	f, err := os.CreateTemp(s.spool, "job-*.csv")
-	if err != nil {
-		return nil, err
-	}
-	c.path = f.Name()
-	sp := &spoolFile{f: f}
-	var w io.Writer = f
-	if digest {
-		sp.h = sha256.New()
-		w = io.MultiWriter(f, sp.h)
-	}
-	sp.w = bufio.NewWriterSize(w, 256<<10)
-	return sp, nil
-}
-
-// close flushes and closes the file, returning the first write error.
-func (sp *spoolFile) close() error {
-	err := sp.w.Flush()
-	if cerr := sp.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
