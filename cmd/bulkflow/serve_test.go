@@ -98,8 +98,14 @@ stages:
 // finished runs on the returned channel.
 func serveTestServer(t *testing.T, dir, stateDir string) (*server, <-chan state.RunRecord, *serveSafeBuffer) {
 	t.Helper()
+	return serveTestServerWith(t, serveOptions{Dir: dir, State: stateDir, Grace: time.Minute})
+}
+
+// serveTestServerWith is serveTestServer with options.
+func serveTestServerWith(t *testing.T, o serveOptions) (*server, <-chan state.RunRecord, *serveSafeBuffer) {
+	t.Helper()
 	stderr := &serveSafeBuffer{}
-	s, err := newServer(context.Background(), serveOptions{Dir: dir, State: stateDir, Grace: time.Minute}, stderr)
+	s, err := newServer(context.Background(), o, stderr)
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
 	}
