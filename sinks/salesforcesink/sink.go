@@ -420,13 +420,21 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 	s.closeLedger()
 	s.mu.Lock()
+	// Rows a resume settles: never sent for a transient reason, or in a
+	// job whose outcome is unknown (not rows to fix, nor a refused resume).
 	var open int64
-	for _, c := range []string{CodeJobIncomplete, CodeCancelled, CodeAPIBudget, CodeAPIError} {
-		open += s.codes[c]
+	var codes []string
+	for c, n := range s.codes {
+		if r := pipeline.RecoveryOf(c); r == pipeline.RecoveryRetry || r == pipeline.RecoveryResume {
+			open += n
+			codes = append(codes, c)
+		}
 	}
+	refused := s.mismatch != nil
 	s.mu.Unlock()
-	if open > 0 && s.ledger != nil {
-		s.log.Warn("salesforce sink: rows not confirmed loaded (job_incomplete, cancelled, api_budget, api_error); "+
+	if open > 0 && s.ledger != nil && !refused {
+		sort.Strings(codes)
+		s.log.Warn("salesforce sink: rows not confirmed loaded ("+strings.Join(codes, ", ")+"); "+
 			"the ledger records every job, so nothing is sent twice: resume with `"+s.resumeHint()+"`",
 			"rows", open, "ledger", s.ledger.where)
 	}
