@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
@@ -423,6 +424,10 @@ func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
 		return nil, io.EOF
 	}
 	if err := ctx.Err(); err != nil {
+		if s.rows != nil { // stop the query on the server: the run is over
+			s.ioCancel()
+			s.err = err
+		}
 		return nil, err
 	}
 	if s.schema == nil {
@@ -459,6 +464,9 @@ func (s *Source) start() error {
 	if !s.cfg.table {
 		s.log.Info("postgres: query", "origin", s.cfg.origin, "sql", q)
 	}
+	// numeric in text format: the server's own text keeps the scale
+	// ("0.00"), which the binary form's decoding drops for zero.
+	args = append([]any{pgx.QueryResultFormatsByOID{pgtype.NumericOID: pgx.TextFormatCode}}, args...)
 	rows, err := tx.Query(s.ioCtx, q, args...)
 	if err != nil {
 		return fmt.Errorf("postgres %s: query: %w", s.cfg.origin, err)

@@ -97,7 +97,6 @@ type cell struct {
 	f8   pgtype.Float8
 	text pgtype.Text
 	b    pgtype.Bool
-	str  *string // numeric, uuid, json
 	date pgtype.Date
 	ts   pgtype.Timestamp
 	tstz pgtype.Timestamptz
@@ -111,12 +110,10 @@ func (c *cell) target() any {
 		return &c.i8
 	case kFloat:
 		return &c.f8
-	case kText:
+	case kText, kNumeric, kStringish:
 		return &c.text
 	case kBool:
 		return &c.b
-	case kNumeric, kStringish:
-		return &c.str
 	case kDate:
 		return &c.date
 	case kTimestamp:
@@ -141,19 +138,16 @@ func (c *cell) value() (v any, problem string) {
 	case kBool:
 		return nullable(c.b.Bool, c.b.Valid), ""
 	case kNumeric:
-		if c.str == nil {
+		if !c.text.Valid {
 			return nil, ""
 		}
-		switch *c.str {
+		switch c.text.String {
 		case "NaN", "Infinity", "-Infinity":
-			return nil, fmt.Sprintf("numeric value %s is not a decimal; map it in the query, e.g. CASE WHEN %s IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE %s END, or cast it to float8", *c.str, quoteIdent(c.col.name), quoteIdent(c.col.name))
+			return nil, fmt.Sprintf("numeric value %s is not a decimal; map it in the query, e.g. CASE WHEN %s IN ('NaN', 'Infinity', '-Infinity') THEN NULL ELSE %s END, or cast it to float8", c.text.String, quoteIdent(c.col.name), quoteIdent(c.col.name))
 		}
-		return *c.str, ""
+		return c.text.String, ""
 	case kStringish:
-		if c.str == nil {
-			return nil, ""
-		}
-		return *c.str, ""
+		return nullable(c.text.String, c.text.Valid), ""
 	case kDate:
 		return timeValue(c.date.Valid, c.date.InfinityModifier, c.date.Time, c.col)
 	case kTimestamp:
