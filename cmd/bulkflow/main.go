@@ -30,6 +30,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/jobs"
+	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
 
 	_ "github.com/bulkflow/bulkflow/pipeline/blobio/clouddrivers" // s3://, gs://, azblob:// locations
@@ -84,11 +85,17 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	// Everything bulkflow prints is masked: values a pipeline file
 	// interpolated (registered when it is loaded) never reach the terminal.
 	stdout, stderr = redact.Writer(stdout), redact.Writer(stderr)
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	switch {
+	case len(args) == 0:
 		usage(stdout)
-		if len(args) == 0 {
-			return exitUsage
-		}
+		return exitUsage
+	case args[0] == "--version" || args[0] == "-version":
+		args = []string{"version"}
+	case len(args) > 1 && args[0] == "help":
+		// `bulkflow help run` is `bulkflow run --help`.
+		args = []string{args[1], "--help"}
+	case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
+		usage(stdout)
 		return exitOK
 	}
 	// The first Ctrl-C or SIGTERM cancels the context: the run stops
@@ -103,9 +110,22 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fmt.Fprintf(stderr, "bulkflow: unknown command %q\n\n", args[0])
+	fmt.Fprintf(stderr, "bulkflow: unknown command %q%s\n\n", args[0], didYouMeanCommand(args[0]))
 	usage(stderr)
 	return exitUsage
+}
+
+// didYouMeanCommand returns ` (did you mean "NAME"?)` for the command
+// closest to a mistyped one, or "".
+func didYouMeanCommand(got string) string {
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	if m := pipeline.Closest(got, names); m != "" {
+		return fmt.Sprintf(" (did you mean %q?)", m)
+	}
+	return ""
 }
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) int {
