@@ -473,6 +473,12 @@ func (s *Source) start() error {
 	}
 	s.rows = rows
 	fds := rows.FieldDescriptions()
+	if len(fds) == 0 { // the query failed before its first row
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("postgres %s: query: %w", s.cfg.origin, err)
+		}
+	}
 	if len(fds) != len(s.cols) {
 		return fmt.Errorf("postgres %s: the query returned %d columns, %d when described; the table changed since: run again", s.cfg.origin, len(fds), len(s.cols))
 	}

@@ -511,3 +511,23 @@ func TestKeyOrigin(t *testing.T) {
 		t.Errorf("Read after the end = %v", err)
 	}
 }
+
+// TestSchemaReadsNoRow: Schema (what validate calls) describes the query
+// without running it: a function that fails on every row is not called
+// until Read.
+func TestSchemaReadsNoRow(t *testing.T) {
+	admin, u := testSchema(t)
+	exec(t, admin, `CREATE TABLE one (id int); INSERT INTO one VALUES (1);
+		CREATE FUNCTION boom(int) RETURNS int LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'row % was read', $1; END$$`)
+	src := open(t, nil, postgres.Options{URL: u, Query: "SELECT boom(id) AS b FROM one"})
+	sch, err := src.Schema(context.Background())
+	if err != nil {
+		t.Fatalf("Schema: %v", err)
+	}
+	if sch.String() != pipeline.MustSchema(pipeline.Field{Name: "b", Type: pipeline.TypeInt}).String() {
+		t.Errorf("schema %s", sch)
+	}
+	if _, err := src.Read(context.Background()); err == nil || !strings.Contains(err.Error(), "row 1 was read") {
+		t.Errorf("Read = %v, want the function's error", err)
+	}
+}
