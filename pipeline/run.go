@@ -582,8 +582,11 @@ func (r *runner) runSink(s *planStage) {
 	// Close with a context that survives cancellation: a sink commits what
 	// it has loaded, so the accounting stays true.
 	if err := sink.Close(context.WithoutCancel(r.userCtx)); err != nil {
-		n := cl.total()
-		r.fail(fmt.Errorf("stage %q: close sink: %w (%d rows it took are not committed: dead-lettered sink_failed)", s.spec.Name, err, n))
+		if n := cl.total(); n > 0 {
+			r.fail(fmt.Errorf("stage %q: close sink: %w (the %d rows it took were not committed: they are dead-lettered sink_failed)", s.spec.Name, err, n))
+		} else {
+			r.fail(fmt.Errorf("stage %q: close sink: %w", s.spec.Name, err))
+		}
 		r.uncommit(s, cl, err)
 	}
 	if sr, ok := sink.(StatsReporter); ok {
