@@ -4,5 +4,6 @@ package all
 
 import (
 	_ "github.com/bulkflow/bulkflow/sinks/filesink"       // "csv", "jsonl"
+	_ "github.com/bulkflow/bulkflow/sinks/parquetsink"    // "parquet"
 	_ "github.com/bulkflow/bulkflow/sinks/salesforcesink" // "salesforce"
 )

@@ -157,6 +157,17 @@ func expandURL(u, runID string, date time.Time) (string, error) {
 	return out, bad
 }
 
+// ExpandURL replaces the {run_id} and {date} placeholders of a sink URL
+// for the run env describes, as the csv and jsonl sinks do: every sink that
+// writes objects names them this way. With a nil env it only checks the
+// placeholders (for Validate). Any other {name} is an error.
+func ExpandURL(u string, env *pipeline.Env) (string, error) {
+	if env == nil {
+		return expandURL(u, "run", time.Time{})
+	}
+	return expandURL(u, env.RunID, runDate(env.RunID, time.Now()))
+}
+
 // runDate is the UTC date a run started: read from its id (NewRunID's
 // 20060102T150405Z prefix) so that a resumed run writes to the same
 // object, else now.
