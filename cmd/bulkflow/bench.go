@@ -654,7 +654,8 @@ func benchRun(ctx context.Context, csvPath, out, instanceURL, token string) (int
 	}
 	report := filepath.Join(out, "run-report.json")
 	var errBuf bytes.Buffer
-	if code := runRun(ctx, []string{file, "--progress", "none", "--report", report}, io.Discard, &errBuf); code != exitOK {
+	// --offline: the bench measures the load, not the describe calls.
+	if code := runRun(ctx, []string{file, "--progress", "none", "--report", report, "--offline"}, io.Discard, &errBuf); code != exitOK {
 		return 0, fmt.Errorf("run exited %d:\n%s", code, strings.TrimSpace(errBuf.String()))
 	}
 	data, err := os.ReadFile(report)

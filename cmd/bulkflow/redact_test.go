@@ -110,7 +110,9 @@ func TestRedactionCanaries(t *testing.T) {
 			}
 			if tc.skipRun == "" {
 				var stdout, stderr bytes.Buffer
-				code := realMain([]string{"run", "p.yaml", "--report", "report.json", "--progress", "none"}, &stdout, &stderr)
+				// --offline: validate above covers the pre-flight's output;
+				// run's own (jobs, retries, reports) is what this adds.
+				code := realMain([]string{"run", "p.yaml", "--report", "report.json", "--progress", "none", "--offline"}, &stdout, &stderr)
 				outputs["run stdout"], outputs["run stderr"] = stdout.String(), stderr.String()
 				t.Logf("run: exit %d\n%s%s", code, stdout.String(), stderr.String())
 			}

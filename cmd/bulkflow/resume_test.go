@@ -381,18 +381,7 @@ func TestConcurrentResumes(t *testing.T) {
 	if ok != 1 || locked != 1 {
 		t.Errorf("%d resumes succeeded and %d were refused, want 1 and 1", ok, locked)
 	}
-	stored := map[string]int{}
-	for _, r := range srv.Records("Account") {
-		stored[r["External_Id__c"]]++
-	}
-	for i := range resumeRows {
-		if k := fmt.Sprintf("K%06d", i); stored[k] != 1 {
-			t.Errorf("%s stored %d times", k, stored[k])
-		}
-	}
-	if len(stored) != resumeRows {
-		t.Errorf("%d distinct records, want %d", len(stored), resumeRows)
-	}
+	checkEachRowOnce(t, srv)
 }
 
 // TestResumeSupersedesDeadLetters: an insert load is cancelled (Ctrl-C:
@@ -502,6 +491,44 @@ func TestResumeSupersedesDeadLetters(t *testing.T) {
 	if len(files) == 0 {
 		t.Error("no dead-letter file to replay")
 	}
+	checkEachRowOnce(t, srv)
+}
+
+// TestRunPreflight: run makes validate's pre-flight before any row moves:
+// a mapped field the object does not have stops it (exit 2, no job
+// created, the field named with the pipeline file's line); --offline skips
+// the check and the rows reach Salesforce, which refuses them.
+func TestRunPreflight(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	file := writeResumePipeline(t, dir, srv)
+	// The source feeds the sink directly: its header names the fields, and
+	// Account has no field Nmae.
+	if err := os.WriteFile(filepath.Join(dir, "accounts.csv"), []byte("External_Id__c,Nmae\nK1,One\nK2,Two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := runRun(context.Background(), []string{file, "--progress", "none"}, &stdout, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "Nmae") || !strings.Contains(stderr.String(), "load.yaml:") ||
+		!strings.Contains(stderr.String(), "nothing was sent") {
+		t.Fatalf("run with a bad field: exit %d\n%s", code, stderr.String())
+	}
+	if n := len(srv.Jobs()); n != 0 {
+		t.Fatalf("the refused run created %d jobs", n)
+	}
+	stderr.Reset()
+	code = runRun(context.Background(), []string{file, "--progress", "none", "--offline"}, &stdout, &stderr)
+	if code == exitOK || code == exitUsage || len(srv.Jobs()) == 0 {
+		t.Fatalf("--offline: exit %d, %d jobs\n%s", code, len(srv.Jobs()), stderr.String())
+	}
+}
+
+// checkEachRowOnce checks that the emulator holds every row of
+// writeResumePipeline's input exactly once, and nothing else.
+func checkEachRowOnce(t *testing.T, srv *salesforcetest.Server) {
+	t.Helper()
 	stored := map[string]int{}
 	for _, r := range srv.Records("Account") {
 		stored[r["External_Id__c"]]++

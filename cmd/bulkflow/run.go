@@ -19,6 +19,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
 	"github.com/bulkflow/bulkflow/pipeline/state"
+	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
 
 // prepare loads and checks a pipeline file, opening its sources.
@@ -116,9 +117,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	progress := fs.String("progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), plain, none")
 	stateFlag := fs.String("state", "", "state location (directory or blob URL) for incremental and sync stages; default: the pipeline's state:, else "+state.DefaultLocation)
 	shardFlag := fs.String("shard", "", "run shard `I/N` of the pipeline: sources that read several files read only every N-th file from the I-th (0-based);\nstart N processes (I = 0..N-1) to split a large source; each shard keeps its own state")
+	offline := fs.Bool("offline", false, "skip the pre-flight of salesforce sinks against the org's describe metadata (the same check as validate)")
 	resume := fs.String("resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N]\n\nRuns a pipeline file. Flags may come before or after FILE.")
+		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N] [--offline]\n\n"+
+			"Runs a pipeline file. Flags may come before or after FILE. Unless --offline, every salesforce sink is first\n"+
+			"checked against the org's describe metadata, as validate does (GET requests only); a problem stops the run\n"+
+			"before any row moves (exit 2, or 1 when Salesforce cannot be reached).")
 		fs.PrintDefaults()
 	}
 	file, err := parseInterspersed(fs, args)
@@ -160,6 +165,18 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// The plan shares env: sinks opened by Run see the resumed id.
 		env.RunID = *resume
 	}
+	// Salesforce sinks record what this attempt reads (the pipeline file,
+	// its digest) in their ledger, and name the real file in resume hints.
+	salesforcesink.SetProvenance(g, nil)
+	// The pre-flight validate does, before any row moves: a bad field or
+	// relationship column is refused here, not by a job that then fails.
+	if !*offline {
+		if code := preflightExit(preflight(ctx, g, plan, env, stderr)); code != exitOK {
+			plan.Close()
+			fmt.Fprintf(stderr, "bulkflow: run stopped by the pre-flight: nothing was sent (--offline skips the pre-flight)\n")
+			return code
+		}
+	}
 	// One process per run id: a second resume of the same run (cron
 	// overlap, two operators) fails here, before any row moves.
 	ctx, cancelRun := context.WithCancelCause(ctx)
@@ -190,7 +207,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	rep.Summary(stderr)
+	var mismatch *salesforcesink.ResumeMismatchError
 	switch {
+	case errors.As(runErr, &mismatch):
+		// The resume would re-cut what an earlier attempt uploaded: it
+		// stopped before uploading; the input or pipeline must change back.
+		return exitUsage
 	case rep.Status == pipeline.StatusFailed || rep.Status == pipeline.StatusCancelled || runErr != nil:
 		return exitFailed
 	case rep.Status == pipeline.StatusPartial:

@@ -45,7 +45,7 @@ func placesOf(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, stateLo
 		if !ok || s.Kind != pipeline.KindSink {
 			continue
 		}
-		where := ledgerWhere(o)
+		where := o.LedgerLocation()
 		if where == "" || seen[where] {
 			continue
 		}
@@ -55,7 +55,7 @@ func placesOf(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, stateLo
 			p.errs = append(p.errs, fmt.Sprintf("ledger %s (%v)", where, err))
 			continue
 		}
-		p.ledgers = append(p.ledgers, blobio.Join(loc, ledgerSafeName(g.Name)))
+		p.ledgers = append(p.ledgers, blobio.Join(loc, salesforcesink.LedgerFolder(g.Name)))
 	}
 	dl := g.DeadLetter
 	if dl == "" {
@@ -196,38 +196,6 @@ func firstElem(rest string) string {
 	return ""
 }
 
-// ledgerWhere is where a Salesforce sink keeps its ledger, "" when it is
-// off: the same rule as the sink's (off for the in-process emulator, which
-// does not outlive the run).
-func ledgerWhere(o *salesforcesink.Options) string {
-	loc := o.Ledger
-	if loc == "" {
-		if o.InstanceURL == salesforcesink.EmulatorURL {
-			return ""
-		}
-		loc = salesforcesink.DefaultLedger
-	}
-	switch strings.ToLower(loc) {
-	case salesforcesink.LedgerOff, "none", "false":
-		return ""
-	}
-	return loc
-}
-
-// ledgerSafeName is the folder name the Salesforce sink gives a pipeline
-// in its ledger.
-func ledgerSafeName(s string) string {
-	if s == "" {
-		return "default"
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '\\' || r == ':' || r < ' ' {
-			return '_'
-		}
-		return r
-	}, s)
-}
-
 // unknownRunMessage explains that id has no record, naming the closest
 // known ids and where the search looked.
 func unknownRunMessage(id string, rr runRecords) string {
@@ -278,8 +246,8 @@ var runLockTTL = 2 * time.Minute
 func runLockPlace(g *pipeline.Graph, stateLoc, stateName string) (loc, name, sub string) {
 	for _, s := range g.Stages {
 		if o, ok := s.Options.(*salesforcesink.Options); ok && s.Kind == pipeline.KindSink {
-			if where := ledgerWhere(o); where != "" {
-				return where, ledgerSafeName(g.Name), ""
+			if where := o.LedgerLocation(); where != "" {
+				return where, salesforcesink.LedgerFolder(g.Name), ""
 			}
 		}
 	}

@@ -123,6 +123,14 @@ func (o *Options) ledgerLocation() string {
 	return loc
 }
 
+// LedgerLocation returns where the sink keeps its ledger (a directory or
+// blob URL prefix), or "" when the ledger is off. The runs of a pipeline
+// are under LedgerFolder(pipeline) there, one folder per run id.
+func (o *Options) LedgerLocation() string { return o.ledgerLocation() }
+
+// LedgerFolder is the folder, under LedgerLocation, of a pipeline's runs.
+func LedgerFolder(pipelineName string) string { return safeName(pipelineName) }
+
 // NewOptions returns Options with every default set.
 func NewOptions() *Options {
 	return &Options{
