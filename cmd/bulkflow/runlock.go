@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
@@ -226,6 +227,9 @@ func unknownRunMessage(id string, rr runRecords) string {
 	return b.String()
 }
 
+// lockSeq numbers the lock acquisitions of the process.
+var lockSeq atomic.Int64
+
 // errRunLocked is returned (wrapped) by lockRun when another process holds
 // the run.
 var errRunLocked = errors.New("the run is in progress in another process")
@@ -277,7 +281,9 @@ func lockRun(ctx context.Context, loc, name, sub, runID string, lost func(error)
 		return nil, fmt.Errorf("run lock: state location: %w", err)
 	}
 	host, _ := os.Hostname()
-	holder := fmt.Sprintf("%s:%d", host, os.Getpid())
+	// host:pid names the process; the suffix makes each acquisition its
+	// own holder (a lease already held by the same holder is extended).
+	holder := fmt.Sprintf("%s:%d/%x", host, os.Getpid(), lockSeq.Add(1))
 	if root.Scheme == "file" && haveFlock {
 		u, err := url.Parse(root.BucketURL)
 		if err != nil {
