@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -412,5 +413,49 @@ stages:
 	}
 	if !strings.Contains(string(data), "bad_quote") || !strings.Contains(string(data), `C-3;Bro""ken`) {
 		t.Errorf("replay dead letter:\n%s", data)
+	}
+}
+
+// TestLiveDeadLetter covers which dead-letter files replay accepts, from
+// the run's manifest: only files listed live, of a run whose last attempt
+// ended; a file without a manifest only with --force.
+func TestLiveDeadLetter(t *testing.T) {
+	t.Chdir(t.TempDir())
+	m := pipeline.Manifest{RunID: "R", Status: pipeline.StatusPartial, Attempt: 2,
+		Files: []pipeline.DeadLetterFile{{Stage: "load", URL: "dl/R/attempt-2/load.csv"}, {Stage: "map", URL: "dl/R/attempt-2/map.csv", ReplayedBy: []string{"X"}}},
+		Superseded: []pipeline.SupersededFile{{DeadLetterFile: pipeline.DeadLetterFile{Stage: "load", URL: "dl/R/load.csv"}, Attempt: 1, SupersededBy: 2}}}
+	running := m
+	running.Status, running.Files = pipeline.ManifestRunning, nil
+	write := func(dir string, m pipeline.Manifest) {
+		b, _ := json.Marshal(m)
+		writeFiles(t, map[string]string{dir + "/manifest.json": string(b)})
+	}
+	write("dl/R", m)
+	write("dl/S", running)
+	for _, tc := range []struct {
+		file  string
+		force bool
+		want  string // "" = accepted
+	}{
+		{"dl/R/attempt-2/load.csv", false, ""},
+		{"dl/R/load.csv", true, "superseded: run R was resumed (attempt 2) after attempt 1 wrote this file"},
+		{"dl/R/attempt-2/other.csv", false, "not a live dead-letter file of run R"},
+		{"dl/R/attempt-2/map.csv", false, "already replayed by run X"},
+		{"dl/R/attempt-2/map.csv", true, ""},
+		{"dl/S/attempt-2/load.csv", true, "attempt 2 of run R has not finished"},
+		{"dl/T/load.csv", false, "no "},
+		{"dl/T/load.csv", true, ""},
+	} {
+		loc, err := blobio.Parse("", tc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = liveDeadLetter(context.Background(), loc, "p.yaml", tc.force)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s (force %v): %v", tc.file, tc.force, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s (force %v): %v, want %q", tc.file, tc.force, err, tc.want)
+		}
 	}
 }
