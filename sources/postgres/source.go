@@ -425,7 +425,7 @@ func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		if s.rows != nil { // stop the query on the server: the run is over
-			s.ioCancel()
+			s.abort()
 			s.err = err
 		}
 		return nil, err
@@ -439,6 +439,7 @@ func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
 	stop := context.AfterFunc(ctx, s.ioCancel)
 	b, err := s.next()
 	if !stop() && ctx.Err() != nil {
+		s.abort()
 		b, err = nil, ctx.Err() // the query was cancelled: no way back
 	}
 	switch {
@@ -549,6 +550,20 @@ func (s *Source) next() (*pipeline.Batch, error) {
 	return nil, io.EOF
 }
 
+// abort stops the query on the server: a cancel request (the context
+// watcher sends it when ioCtx ends), then the connection is closed, which
+// also ends a backend blocked sending rows nobody reads (PostgreSQL only
+// acts on a cancel request once such a write completes).
+func (s *Source) abort() {
+	s.ioCancel()
+	if s.conn == nil || s.conn.IsClosed() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+	defer cancel()
+	s.conn.PgConn().Close(ctx)
+}
+
 // Close stops the query (on the server too) if it is still running and
 // closes the connection. It is idempotent and safe after an error; Read,
 // Schema and Project return ErrClosed afterwards.
@@ -558,7 +573,7 @@ func (s *Source) Close() error {
 	}
 	s.closed = true
 	if s.rows != nil && !s.eof {
-		s.ioCancel() // a cancel request: the rest of the result is not sent
+		s.abort() // the rest of the result is not read, nor sent
 	}
 	if s.rows != nil {
 		s.rows.Close()

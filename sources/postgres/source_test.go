@@ -323,6 +323,26 @@ const (
 	endlessFrom = " FROM generate_series(1, 10000) a(i), generate_series(1, 10000) b(i)"
 )
 
+// waitClientWrite waits up to 5 s for app's backend to block sending rows
+// nobody reads.
+func waitClientWrite(t *testing.T, conn *pgx.Conn, app string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'ClientWrite'", app).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the backend of %s never blocked writing", app)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestCancelStopsServerQuery: cancelling a Read stops the query on the
 // server, both mid-stream and while the server is still computing.
 func TestCancelStopsServerQuery(t *testing.T) {
@@ -345,6 +365,7 @@ func TestCancelStopsServerQuery(t *testing.T) {
 					t.Fatalf("first Read: %v", err)
 				}
 				waitQueries(t, admin, app, 1)
+				waitClientWrite(t, admin, app) // the case a cancel request alone does not end
 				cancel()
 			} else {
 				go func() { // owned by this subtest: it ends when the server has the query
