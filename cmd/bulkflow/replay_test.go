@@ -422,7 +422,7 @@ stages:
 func TestLiveDeadLetter(t *testing.T) {
 	t.Chdir(t.TempDir())
 	m := pipeline.Manifest{RunID: "R", Status: pipeline.StatusPartial, Attempt: 2,
-		Files: []pipeline.DeadLetterFile{{Stage: "load", URL: "dl/R/attempt-2/load.csv"}, {Stage: "map", URL: "dl/R/attempt-2/map.csv", ReplayedBy: []string{"X"}}},
+		Files:      []pipeline.DeadLetterFile{{Stage: "load", URL: "dl/R/attempt-2/load.csv"}, {Stage: "map", URL: "dl/R/attempt-2/map.csv", ReplayedBy: []string{"X"}}},
 		Superseded: []pipeline.SupersededFile{{DeadLetterFile: pipeline.DeadLetterFile{Stage: "load", URL: "dl/R/load.csv"}, Attempt: 1, SupersededBy: 2}}}
 	running := m
 	running.Status, running.Files = pipeline.ManifestRunning, nil
