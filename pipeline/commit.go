@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
 )
 
 // FinalWriter is implemented by sinks whose Write makes its rows final when
@@ -30,10 +32,10 @@ type FinalWriter interface {
 
 // ErrPartialOutput is wrapped by a sink's Close error when part of its
 // output may already be visible despite the failure (a file sink writing
-// to standard output or a FIFO, which cannot be taken back). The rows the
-// engine dead-letters then are not marked retryable: sending them again
-// may write them twice.
-var ErrPartialOutput = errors.New("part of the output may already have been written")
+// to standard output or a FIFO, which cannot be taken back; blobio's
+// direct writers wrap it). The rows the engine dead-letters then are not
+// marked retryable: sending them again may write them twice.
+var ErrPartialOutput = blobio.ErrPartialOutput
 
 // commitLog records the rows a sink loaded until its Close commits them.
 // Rows are appended from the sink's writers (concurrently) and read back

@@ -378,7 +378,13 @@ type Writer struct {
 	release func() error       // releases without committing
 	loc     Location
 	aborted bool
+	closed  bool
 }
+
+// ErrPartialOutput is wrapped by the errors of a direct Writer (standard
+// output, a character device, a FIFO): what it wrote before failing is out
+// and cannot be taken back. pipeline.ErrPartialOutput is the same value.
+var ErrPartialOutput = errors.New("part of the output may already have been written")
 
 // NewWriter starts writing the object at l (its Key must not be a glob).
 //
@@ -469,16 +475,38 @@ func (w *Writer) Abort() {
 	}
 }
 
-// Close commits the object (unless aborted) and releases resources.
+// Close commits the object (unless aborted) and releases resources. It is
+// idempotent. A direct writer's error wraps ErrPartialOutput.
 func (w *Writer) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
 	if w.aborted {
 		w.release()
 		return nil
 	}
 	if err := w.commit(); err != nil {
-		return fmt.Errorf("write %s: %w", w.loc, err)
+		return w.wrap(err)
 	}
 	return nil
+}
+
+// Fail discards the object (Abort, then Close) because writing it failed
+// with err, and returns err naming the location; for a direct writer it
+// also wraps ErrPartialOutput. A sink whose own buffering or encoding
+// failed calls it instead of Abort and Close.
+func (w *Writer) Fail(err error) error {
+	w.Abort()
+	w.Close()
+	return w.wrap(err)
+}
+
+func (w *Writer) wrap(err error) error {
+	if w.Direct() {
+		return fmt.Errorf("write %s: %w (%w)", w.loc, err, ErrPartialOutput)
+	}
+	return fmt.Errorf("write %s: %w", w.loc, err)
 }
 
 // Direct reports whether the writer writes as it goes (standard output, a

@@ -5,6 +5,7 @@ package blobio
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -252,6 +253,41 @@ func TestFileDescriptorOutputs(t *testing.T) {
 	want := fmt.Sprintf("earlier log line\n/dev/fd/%d\n/proc/self/fd/%d\n", logf.Fd(), logf.Fd())
 	if string(got) != want {
 		t.Errorf("content = %q, want %q", got, want)
+	}
+}
+
+// failingWriter fails every write, as a closed pipe does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, syscall.EPIPE }
+
+// TestPartialOutput: a direct writer's failure says part of the output may
+// be out (ErrPartialOutput, so the engine does not mark its rows
+// retryable); an atomic writer's does not, since nothing became visible.
+func TestPartialOutput(t *testing.T) {
+	ctx := context.Background()
+	old := stdout
+	stdout = failingWriter{}
+	defer func() { stdout = old }()
+	l, _ := Parse("", "-")
+	w, err := NewWriter(ctx, l)
+	must(t, err)
+	_, werr := w.Write([]byte("x"))
+	if err := w.Fail(werr); !errors.Is(err, ErrPartialOutput) || !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("stdout Fail = %v, want EPIPE and ErrPartialOutput", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Errorf("Close after Fail = %v, want nil (idempotent)", err)
+	}
+	dir := t.TempDir()
+	fl, _ := Parse(dir, "out.csv")
+	fw, err := NewWriter(ctx, fl)
+	must(t, err)
+	if err := fw.Fail(syscall.ENOSPC); errors.Is(err, ErrPartialOutput) || !strings.Contains(err.Error(), "out.csv") {
+		t.Errorf("file Fail = %v, want the path and no ErrPartialOutput", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out.csv")); !os.IsNotExist(err) {
+		t.Errorf("failed object exists: %v", err)
 	}
 }
 

@@ -247,9 +247,7 @@ func open(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, o *
 			}
 			s.line = append(s.line, s.eol...)
 			if _, err := s.buf.Write(s.line); err != nil {
-				w.Abort()
-				w.Close()
-				return nil, fmt.Errorf("write %s: %w", loc, err)
+				return nil, w.Fail(err)
 			}
 		}
 	case formatJSONL:
@@ -348,8 +346,7 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 			s.line = append(s.line, '}', '\n')
 		}
 		if _, err := s.buf.Write(s.line); err != nil {
-			s.failed = fmt.Errorf("write %s: %w", s.w.Location(), err)
-			s.w.Abort()
+			s.failed = s.w.Fail(err)
 			return s.failed
 		}
 	}
@@ -384,28 +381,16 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	if s.failed != nil {
-		s.w.Close()
-		return s.partial(s.failed)
+		return s.failed // the writer was discarded by Fail
 	}
 	err := s.buf.Flush()
 	if err == nil && s.gz != nil {
 		err = s.gz.Close() // writes the gzip trailer
 	}
 	if err != nil {
-		s.w.Abort()
-		s.w.Close()
-		return s.partial(fmt.Errorf("write %s: %w", s.w.Location(), err))
+		return s.w.Fail(err)
 	}
-	return s.partial(s.w.Close())
-}
-
-// partial marks err as pipeline.ErrPartialOutput when the sink writes
-// directly (standard output, a FIFO): what was written is out already.
-func (s *Sink) partial(err error) error {
-	if err != nil && s.w.Direct() {
-		return fmt.Errorf("%w (%w)", err, pipeline.ErrPartialOutput)
-	}
-	return err
+	return s.w.Close()
 }
 
 // Location returns where the sink writes.
