@@ -430,6 +430,10 @@ func TestResumeSupersedesDeadLetters(t *testing.T) {
 		t.Fatalf("dead-letter runs %v: %v\n%s", runs, err, out)
 	}
 	runID := runs[0].Name()
+	// The resume hint names the real pipeline file.
+	if hint := "bulkflow run " + file + " --resume " + runID; !strings.Contains(out, hint) || strings.Contains(out, "run FILE") {
+		t.Errorf("the cancelled run does not say %q:\n%s", hint, out)
+	}
 	readManifest := func() pipeline.Manifest {
 		var m pipeline.Manifest
 		data, err := os.ReadFile(filepath.Join(dir, "dl", runID, "manifest.json"))
