@@ -245,3 +245,47 @@ stages:
 		t.Errorf("no salesforce sink: exit %d\n%s", code, stderr.String())
 	}
 }
+
+// TestPlanIncremental: plan reads from an incremental source's watermark
+// without moving it: a plan after a run plans only the newer rows, and
+// so does the run after the plan.
+func TestPlanIncremental(t *testing.T) {
+	t.Chdir(t.TempDir())
+	p := `name: inc
+dead_letter: out/dl/
+state: state/
+stages:
+  - name: read
+    source: {type: csv, url: data/accounts.csv, columns: {day: date}}
+    incremental: {cursor: day}
+  - name: map
+    inputs: [read]
+    map: {Name: name}
+  - name: load
+    inputs: [map]
+    sink: {type: salesforce, object: Account, instance_url: "emulator:"}
+`
+	writeFiles(t, map[string]string{"p.yaml": p, "data/accounts.csv": "name,day\nA,2024-01-01\nB,2024-01-02\n"})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 2 {
+		t.Fatalf("run 1: exit %d counts %+v", code, rep.Counts)
+	}
+	watermark := "state/inc/docs/watermark.read.json"
+	before, err := os.ReadFile(watermark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, map[string]string{"data/accounts.csv": "name,day\nA,2024-01-01\nB,2024-01-02\nC,2024-01-03\n"})
+	for range 2 {
+		var stdout, stderr bytes.Buffer
+		code := runPlan(context.Background(), []string{"p.yaml", "--out", "planned"}, &stdout, &stderr)
+		if out := stdout.String() + stderr.String(); code != exitOK || !strings.Contains(out, "read 3, planned 1, filtered 2") {
+			t.Fatalf("plan: exit %d\n%s", code, out)
+		}
+	}
+	if after, _ := os.ReadFile(watermark); !bytes.Equal(before, after) {
+		t.Errorf("plan moved the watermark: %s -> %s", before, after)
+	}
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 1 {
+		t.Errorf("run 2: exit %d counts %+v", code, rep.Counts)
+	}
+}
