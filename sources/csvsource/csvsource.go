@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,12 +52,8 @@ var ErrClosed = errors.New("csv: source is closed")
 // Source reads rows from CSV objects. It implements pipeline.Source. Its
 // methods must not be called concurrently.
 type Source struct {
-	cfg      *config
-	loc      blobio.Location
-	ioCtx    context.Context // bounds every object reader; cancelled by Close
-	ioCancel context.CancelFunc
-	shard    pipeline.Shard
-	log      *slog.Logger
+	cfg  *config
+	core *objsource.Core[*object] // listing, shard, lifecycle
 
 	schema  *pipeline.Schema // the columns returned: all of fields, or the projected ones
 	fields  []pipeline.Field // every column of a record, in order (set by Schema)
@@ -69,29 +64,22 @@ type Source struct {
 	// record's text (string or decimal), is the last such column of the run
 	// of adjacent record fields k is in: cells copies the text of fields
 	// k..copyTo[k] at once, and never the text of unprojected fields.
-	copyTo  []int
-	started bool            // Read has been called
-	header  []string        // the first object's header (nil without header)
-	objects []blobio.Object // every object the URL names, sorted by key
-	next    int             // index in objects of the next object to open
-	cur     *object         // the object being read, nil between objects
-	rr      *recordReader
-	bb      batchBuilder // the values of the batch being read
-	err     error        // sticky error returned by every later Read
-	eof     bool
-	closed  bool
+	copyTo []int
+	header []string // the first object's header (nil without header)
+	rr     *recordReader
+	bb     batchBuilder // the values of the batch being read
 }
 
 // object is one open object.
 type object struct {
 	name string // as users see it
-	idx  int    // index in Source.objects
 	rc   io.ReadCloser
 	gz   *gzip.Reader
 	row  int64 // records read so far (header excluded)
 }
 
-func (o *object) close() error {
+// Close closes the object's reader.
+func (o *object) Close() error {
 	var err error
 	if o.gz != nil {
 		err = o.gz.Close()
@@ -114,24 +102,15 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options) (*Source, error
 	if err != nil {
 		return nil, err
 	}
-	var base string
-	var shard pipeline.Shard
-	log := slog.New(slog.DiscardHandler)
-	if env != nil {
-		base, shard = env.BaseDir, env.Shard
-		if env.Logger != nil {
-			log = env.Logger
-		}
+	s := &Source{cfg: cfg}
+	f := objsource.Format[*object]{Kind: "csv", Closed: ErrClosed, Load: s.loadSchema, Open: s.openObject}
+	if cfg.header {
+		f.Check = s.checkHeader
 	}
-	if shard.Count > 1 && (shard.Index < 0 || shard.Index >= shard.Count) {
-		return nil, fmt.Errorf("csv: shard %d/%d: the index must be from 0 to %d", shard.Index, shard.Count, shard.Count-1)
+	if s.core, err = objsource.New(ctx, env, opts.URL, f); err != nil {
+		return nil, err
 	}
-	loc, err := blobio.Parse(base, opts.URL)
-	if err != nil {
-		return nil, fmt.Errorf("csv: url: %w", err)
-	}
-	ioCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Source{cfg: cfg, loc: loc, ioCtx: ioCtx, ioCancel: cancel, shard: shard, log: log}, nil
+	return s, nil
 }
 
 // Project narrows the columns the source returns to names, which must be
@@ -154,11 +133,8 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options) (*Source, error
 // values, though: a typed column that is not projected is never parsed, so
 // text that is not a value of its type there is not a bad_value error.
 func (s *Source) Project(names []string) error {
-	switch {
-	case s.closed:
-		return ErrClosed
-	case s.started:
-		return errors.New("csv: Project called after Read; project columns before reading")
+	if err := s.core.CanProject(); err != nil {
+		return err
 	}
 	if err := pipeline.CheckProjection(names); err != nil {
 		return fmt.Errorf("csv: Project: %w", err)
@@ -191,8 +167,8 @@ func (s *Source) applyProject(names []string) error {
 					all[i] = strconv.Quote(f.Name)
 				}
 				where := "csv:"
-				if s.cfg.header && len(s.objects) > 0 {
-					where = "csv " + s.objects[0].Loc.String() + ":"
+				if objs := s.core.Objects(); s.cfg.header && len(objs) > 0 {
+					where = "csv " + objs[0].Loc.String() + ":"
 				}
 				return fmt.Errorf("%s Project: %q is not a column of the source (have %s)", where, n, strings.Join(all, ", "))
 			}
@@ -233,55 +209,27 @@ func (s *Source) applyProject(names []string) error {
 // narrowed by Project. The first call lists the objects and reads the first
 // header.
 func (s *Source) Schema(ctx context.Context) (*pipeline.Schema, error) {
-	if s.closed {
-		return nil, ErrClosed
-	}
-	if s.schema != nil {
-		return s.schema, nil
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, s.ioCancel)
-	defer stop()
-	err := s.loadSchema(ctx)
-	if err == nil {
-		err = s.applyProject(s.project)
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		s.err = err
+	if err := s.core.Load(ctx); err != nil {
 		return nil, err
 	}
 	return s.schema, nil
 }
 
-// loadSchema sets s.fields: every column of a record.
+// loadSchema sets s.fields (every column of a record) and the schema, from
+// the first object's header or the declared columns.
 func (s *Source) loadSchema(ctx context.Context) error {
-	objs, err := blobio.List(s.ioCtx, s.loc)
-	if err != nil {
-		return fmt.Errorf("csv: %w", err)
-	}
-	s.objects = objs
-	if s.shard.Count > 1 {
-		s.log.Info("csv: this shard reads its part of the objects", "url", s.loc.String(), "shard", s.shard.String(), "objects", s.shard.Kept(len(objs)), "of", len(objs))
-	}
 	if !s.cfg.header {
 		if _, err := pipeline.NewSchema(s.cfg.order...); err != nil {
 			return err
 		}
 		s.fields = s.cfg.order
-		return nil
+		return s.applyProject(s.project)
 	}
-	if err := s.openNext(); err != nil {
+	first, err := s.core.OpenFirst()
+	if err != nil {
 		return err
 	}
-	name := s.cur.name
+	name := first.name
 	fields := make([]pipeline.Field, len(s.header))
 	seen := make(map[string]int, len(s.header))
 	for i, h := range s.header {
@@ -303,40 +251,27 @@ func (s *Source) loadSchema(ctx context.Context) error {
 			return fmt.Errorf("csv %s:%d: column %q declared in columns is not in the header", name, s.rr.start, c.Name)
 		}
 	}
-	if !s.shard.Keep(s.cur.idx) { // opened for its header only
-		err := s.cur.close()
-		s.cur = nil
-		if err != nil {
-			return fmt.Errorf("csv %s: %w", name, err)
-		}
-	}
 	if _, err := pipeline.NewSchema(fields...); err != nil {
 		return err
 	}
-	// Every other object's header is checked now, before any row moves.
-	if err := objsource.CheckAll(s.ioCtx, s.objects[1:], s.checkHeader); err != nil {
-		return err
-	}
 	s.fields = fields
-	return nil
+	return s.applyProject(s.project)
 }
 
-// openNext opens objects[next] and reads its header, checking it against the
-// first object's.
-func (s *Source) openNext() error {
-	obj := s.objects[s.next]
-	s.next++
+// openObject opens obj, the object at index idx of the listing, and reads
+// its header, checking it against the first object's.
+func (s *Source) openObject(ctx context.Context, obj blobio.Object, idx int) (*object, error) {
 	name := obj.Loc.String()
-	rc, err := blobio.NewReader(s.ioCtx, obj.Loc)
+	rc, err := blobio.NewReader(ctx, obj.Loc)
 	if err != nil {
-		return fmt.Errorf("csv: %w", err)
+		return nil, fmt.Errorf("csv: %w", err)
 	}
-	cur := &object{name: name, idx: s.next - 1, rc: rc}
+	cur := &object{name: name, rc: rc}
 	var r io.Reader = rc
 	if strings.HasSuffix(obj.Loc.Key, ".gz") {
 		if cur.gz, err = gzip.NewReader(rc); err != nil {
 			rc.Close()
-			return fmt.Errorf("csv %s: gunzip: %w", name, err)
+			return nil, fmt.Errorf("csv %s: gunzip: %w", name, err)
 		}
 		r = cur.gz
 	}
@@ -345,22 +280,25 @@ func (s *Source) openNext() error {
 	} else {
 		s.rr.reset(r)
 	}
-	s.cur = cur
 	s.rr.begin()
 	if s.rr.eol == '\r' {
-		s.log.Info("csv: the object ends its lines with a bare CR (classic Mac OS); reading CR as the line end", "object", name)
+		s.core.Log().Info("csv: the object ends its lines with a bare CR (classic Mac OS); reading CR as the line end", "object", name)
 	}
 	if !s.cfg.header {
-		return nil
+		return cur, nil
 	}
-	if err := readHeader(s.rr, name); err != nil {
-		return err
-	}
-	if s.header == nil {
+	err = readHeader(s.rr, name)
+	switch {
+	case err == nil && idx == 0:
 		s.header = slices.Clone(s.rr.fields)
-		return nil
+	case err == nil:
+		err = s.sameHeader(name, s.rr)
 	}
-	return s.sameHeader(name, s.rr)
+	if err != nil {
+		cur.Close()
+		return nil, err
+	}
+	return cur, nil
 }
 
 // readHeader reads the header record of an object rr has begun (see
@@ -385,7 +323,7 @@ func readHeader(rr *recordReader, name string) error {
 func (s *Source) sameHeader(name string, rr *recordReader) error {
 	if d := headerDiff(s.header, rr.fields); d != "" {
 		return fmt.Errorf("csv %s:%d: header differs from the first object %s: %s; every object the URL matches must have the same header: fix the object or narrow the URL so it no longer matches",
-			name, rr.start, s.objects[0].Loc, d)
+			name, rr.start, s.core.Objects()[0].Loc, d)
 	}
 	return nil
 }
@@ -444,54 +382,12 @@ const ctxCheckEvery = 256
 // first bad record (after a batch of the rows before it). Read must not be
 // called concurrently.
 func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
-	switch {
-	case s.closed:
-		return nil, ErrClosed
-	case s.err != nil:
-		return nil, s.err
-	case s.eof:
-		return nil, io.EOF
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if s.schema == nil {
-		if _, err := s.Schema(ctx); err != nil {
-			return nil, err
-		}
-	}
-	s.started = true
-	stop := context.AfterFunc(ctx, s.ioCancel)
-	defer func() {
-		if !stop() && s.err == nil {
-			s.err = ctx.Err() // object readers were cancelled: no way back
-		}
-	}()
-	b, err := s.fill(ctx, &s.err)
-	if err != nil && ctx.Err() != nil {
-		err = ctx.Err()
-	}
-	if err != nil && err != io.EOF {
-		s.err = err
-	}
-	return b, err
+	return s.core.Read(ctx, s.fillBatch)
 }
 
-// fill reads the next batch. An error met after some records were read is
-// stored in *deferred and the batch returned, so those rows are not lost; the
-// error comes back from the next Read.
-func (s *Source) fill(ctx context.Context, deferred *error) (*pipeline.Batch, error) {
-	b, err := s.fillBatch(ctx)
-	if err != nil && err != io.EOF && b != nil && b.Settled() > 0 && ctx.Err() == nil {
-		*deferred = err
-		return b, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
+// fillBatch reads the next batch, from as many objects as it takes. An
+// error met after some records were read comes with the batch of those
+// records (see objsource.Core.Read).
 func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 	size := s.cfg.batchSize
 	ncol := len(s.fields) // fields a record must have
@@ -501,39 +397,37 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 	bb := &s.bb
 	bb.reset(chunkRows, s.types)
 	var slab []any
+	var cur *object // the object being read, nil between objects
+	eof := false
 	for n := 0; b.Settled() < size; n++ {
 		if n%ctxCheckEvery == ctxCheckEvery-1 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		if s.cur == nil {
-			for s.next < len(s.objects) && !s.shard.Keep(s.next) {
-				s.next++ // another shard's object
-			}
-			if s.next >= len(s.objects) {
-				s.eof = true
-				break
-			}
-			if err := s.openNext(); err != nil {
+		if cur == nil {
+			var ok bool
+			var err error
+			if cur, ok, err = s.core.Next(); err != nil {
 				return b, err
+			} else if !ok {
+				eof = true
+				break
 			}
 		}
 		pe, err := s.rr.readSpans()
 		if err == io.EOF {
-			err = s.cur.close()
-			name := s.cur.name
-			s.cur = nil
-			if err != nil {
-				return b, fmt.Errorf("csv %s: %w", name, err)
+			cur = nil
+			if err := s.core.Finish(); err != nil {
+				return b, err
 			}
 			continue
 		}
 		if err != nil {
-			return b, fmt.Errorf("csv %s:%d: read: %w", s.cur.name, s.rr.lines+1, err)
+			return b, fmt.Errorf("csv %s:%d: read: %w", cur.name, s.rr.lines+1, err)
 		}
-		s.cur.row++
-		origin := pipeline.Origin{Object: s.cur.name, Line: s.rr.start, Row: s.cur.row}
+		cur.row++
+		origin := pipeline.Origin{Object: cur.name, Line: s.rr.start, Row: cur.row}
 		nf := len(s.rr.spans)
 		var re *pipeline.RowError
 		switch {
@@ -566,7 +460,7 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 		}
 		b.Drop(pipeline.Drop{Row: drop, Origin: origin, Raw: s.rr.rawText(), Err: re})
 	}
-	if b.Settled() == 0 && s.eof {
+	if b.Settled() == 0 && eof {
 		return nil, io.EOF
 	}
 	return b, nil
@@ -714,19 +608,7 @@ func isDecimal(f string) bool {
 
 // Close releases the object being read. It is idempotent and safe after an
 // error; Schema and Read return ErrClosed afterwards.
-func (s *Source) Close() error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	var err error
-	if s.cur != nil {
-		err = s.cur.close()
-		s.cur = nil
-	}
-	s.ioCancel()
-	return err
-}
+func (s *Source) Close() error { return s.core.Close() }
 
 // Interface guard: *Source satisfies pipeline.Source.
 var _ pipeline.Source = (*Source)(nil)

@@ -1,11 +1,17 @@
-// Package objsource holds what the sources that read a list of blob objects
-// (csvsource, parquetsource) share.
+// Package objsource is the multi-object core of the sources that read the
+// objects a URL names (csvsource, parquetsource): a Core holds the
+// lifecycle they share, and each source keeps only "open one object (and
+// check its header or schema against the first), fill one batch".
 //
-// CheckAll checks every object a URL names before any row moves: a source
-// calls it from Schema with a per-object check (the CSV header, the Parquet
-// footer), so a glob whose objects disagree is refused by validate and by
-// run alike, naming both objects, instead of failing after the earlier
-// objects' rows were loaded.
+// A Core resolves the URL and the shard (pipeline.Env), lists the objects
+// in key order, opens the first for the schema, checks every other object
+// up front (CheckAll with the source's per-object check, so a glob whose
+// objects disagree is refused by validate and by run alike, before any row
+// moves), then hands the source the objects its shard keeps, one at a time.
+// It bounds every object read by a context that Close cancels and that a
+// cancelled Schema or Read context cancels too (context.AfterFunc), keeps
+// the first error (sticky: every later Read returns it), latches io.EOF,
+// returns the source's ErrClosed after Close, and closes once.
 //
 // # Cost
 //
@@ -21,7 +27,6 @@ package objsource
 
 import (
 	"context"
-	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -32,34 +37,22 @@ import (
 const CheckWorkers = 16
 
 // CheckAll calls check for every object of objs, from at most CheckWorkers
-// goroutines that have all returned when CheckAll returns. It stops
-// starting checks after the first failure or when ctx is cancelled, and
-// returns ctx.Err() or the error of the failed object first in objs.
+// goroutines that have all returned when CheckAll returns. The first
+// failure cancels the context the other checks were given and stops
+// starting new ones; CheckAll then returns that failure, or ctx.Err() when
+// ctx was cancelled.
 func CheckAll(ctx context.Context, objs []blobio.Object, check func(ctx context.Context, obj blobio.Object) error) error {
-	errs := make([]error, len(objs))
-	var failed atomic.Bool
-	var g errgroup.Group
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(CheckWorkers)
-	for i, obj := range objs {
-		if failed.Load() || ctx.Err() != nil {
+	for _, obj := range objs {
+		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error {
-			if err := check(ctx, obj); err != nil {
-				errs[i] = err
-				failed.Store(true)
-			}
-			return nil
-		})
+		g.Go(func() error { return check(gctx, obj) })
 	}
-	g.Wait()
-	if err := ctx.Err(); err != nil {
-		return err
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }

@@ -19,22 +19,23 @@ func objects(n int) []blobio.Object {
 	return objs
 }
 
-// TestCheckAll: every object is checked when all pass; a failure is
-// reported as the first failing object's error in listing order, and no
-// more checks start after it; a cancelled context stops the checks.
+// TestCheckAll: every object is checked when all pass; the first failure
+// is returned, cancels the checks in flight (which here wait for that) and
+// stops new ones from starting; a cancelled context stops the checks.
 func TestCheckAll(t *testing.T) {
 	tests := []struct {
 		name    string
 		n       int
-		bad     map[string]bool
+		bad     string // key of the object whose check fails; the others wait for cancellation
 		cancel  bool
 		wantErr string
-		maxRuns int64 // checks run at most
+		maxRuns int64 // checks started at most
 	}{
 		{name: "all pass", n: 1000, maxRuns: 1000},
 		{name: "none", n: 0},
-		{name: "two fail", n: 1000, bad: map[string]bool{"o0007": true, "o0003": true}, wantErr: "o0003 is bad", maxRuns: 3 + 2*objsource.CheckWorkers},
-		{name: "cancelled", n: 1000, cancel: true, wantErr: context.Canceled.Error(), maxRuns: objsource.CheckWorkers},
+		{name: "one fails", n: 1000, bad: "o0003", wantErr: "o0003 is bad", maxRuns: objsource.CheckWorkers + 1},
+		{name: "last fails", n: 10, bad: "o0009", wantErr: "o0009 is bad", maxRuns: 10},
+		{name: "cancelled", n: 1000, cancel: true, wantErr: context.Canceled.Error()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,8 +47,12 @@ func TestCheckAll(t *testing.T) {
 			var runs atomic.Int64
 			err := objsource.CheckAll(ctx, objects(tc.n), func(ctx context.Context, obj blobio.Object) error {
 				runs.Add(1)
-				if tc.bad[obj.Loc.Key] {
+				switch {
+				case obj.Loc.Key == tc.bad:
 					return errors.New(obj.Loc.Key + " is bad")
+				case tc.bad != "":
+					<-ctx.Done()
+					return ctx.Err()
 				}
 				return nil
 			})

@@ -37,12 +37,13 @@ type cursorPush struct {
 // row numbers: the rows after them have the same Origin as in a full read.
 // Skipped reports what was skipped.
 func (s *Source) PushCursor(field string, after any) {
-	if s.closed {
+	if s.core.Closed() {
 		return
 	}
 	s.cursor = nil
-	if s.cur != nil {
-		s.cur.skip = nil
+	cur, isOpen := s.core.Cur()
+	if isOpen {
+		cur.skip = nil
 	}
 	switch after.(type) {
 	case int64, float64, string, time.Time:
@@ -51,16 +52,16 @@ func (s *Source) PushCursor(field string, after any) {
 		return
 	}
 	s.cursor = &cursorPush{field: field, after: after}
-	if s.cur == nil || s.first == nil {
+	if !isOpen || s.first == nil {
 		return // applied as objects are opened
 	}
-	as, err := s.cur.fr.Schema()
+	as, err := cur.fr.Schema()
 	if err != nil {
 		return
 	}
-	s.cur.skip = s.cursor.filter(s.cur.pf, s.cur.fr, as, s.cfg.flatten)
-	if s.cur.skip == nil {
-		s.log.Debug("parquet: the incremental cursor cannot skip row groups: not a top-level int, float, string, date or timestamp column of a matching type", "cursor", field, "object", s.cur.name)
+	cur.skip = s.cursor.filter(cur.pf, cur.fr, as, s.cfg.flatten)
+	if cur.skip == nil {
+		s.log.Debug("parquet: the incremental cursor cannot skip row groups: not a top-level int, float, string, date or timestamp column of a matching type", "cursor", field, "object", cur.name)
 	}
 }
 

@@ -66,24 +66,14 @@ func readBufferSize(leaves int) int64 {
 // Source reads rows from Parquet objects. It implements pipeline.Source. Its
 // methods must not be called concurrently.
 type Source struct {
-	cfg      *config
-	loc      blobio.Location
-	ioCtx    context.Context // bounds every range read; cancelled by Close
-	ioCancel context.CancelFunc
-	alloc    memory.Allocator
-	shard    pipeline.Shard
-	log      *slog.Logger
+	cfg   *config
+	core  *objsource.Core[*object] // listing, shard, lifecycle
+	alloc memory.Allocator
+	log   *slog.Logger
 
 	project []string         // names given to Project, nil when not called
 	first   *arrow.Schema    // the first object's Arrow schema
 	schema  *pipeline.Schema // the output schema
-	objects []blobio.Object  // every object the URL names, sorted by key
-	next    int              // index in objects of the next object to open
-	cur     *object          // the object being read, nil between objects
-	started bool             // Read has been called
-	err     error            // sticky error returned by every later Read
-	eof     bool
-	closed  bool
 
 	cursor      *cursorPush // set by PushCursor
 	skippedRGs  int64       // row groups skipped by the cursor, all objects
@@ -94,7 +84,6 @@ type Source struct {
 // object is one open Parquet object.
 type object struct {
 	name   string // as users see it: loc.URLOf(key)
-	idx    int    // index in Source.objects
 	ra     *blobio.ReaderAt
 	src    *checkedReaderAt // reads ra, checking page checksums
 	pf     *file.Reader
@@ -113,7 +102,8 @@ type object struct {
 	skippedRows int64
 }
 
-func (o *object) close() error {
+// Close releases the object's readers.
+func (o *object) Close() error {
 	o.fg = nil
 	o.fast.close()
 	if o.rr != nil {
@@ -135,24 +125,14 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options) (*Source, error
 	if err != nil {
 		return nil, err
 	}
-	var base string
-	var shard pipeline.Shard
-	log := slog.New(slog.DiscardHandler)
-	if env != nil {
-		base, shard = env.BaseDir, env.Shard
-		if env.Logger != nil {
-			log = env.Logger
-		}
-	}
-	if shard.Count > 1 && (shard.Index < 0 || shard.Index >= shard.Count) {
-		return nil, fmt.Errorf("parquet: shard %d/%d: the index must be from 0 to %d", shard.Index, shard.Count, shard.Count-1)
-	}
-	loc, err := blobio.Parse(base, opts.URL)
+	s := &Source{cfg: cfg, alloc: memory.DefaultAllocator}
+	s.core, err = objsource.New(ctx, env, opts.URL, objsource.Format[*object]{
+		Kind: "parquet", Closed: ErrClosed, Load: s.loadSchema, Check: s.checkFooter, Open: s.openNext})
 	if err != nil {
-		return nil, fmt.Errorf("parquet: url: %w", err)
+		return nil, err
 	}
-	ioCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	return &Source{cfg: cfg, loc: loc, ioCtx: ioCtx, ioCancel: cancel, alloc: memory.DefaultAllocator, shard: shard, log: log}, nil
+	s.log = s.core.Log()
+	return s, nil
 }
 
 // Project narrows the columns the source reads to names, which must be
@@ -167,29 +147,27 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options) (*Source, error
 // unknown name is reported here when the schema is already loaded, else by
 // Schema. Project must not be called concurrently with other methods.
 func (s *Source) Project(names []string) error {
-	switch {
-	case s.closed:
-		return ErrClosed
-	case s.started:
-		return errors.New("parquet: Project called after Read; project columns before reading")
+	if err := s.core.CanProject(); err != nil {
+		return err
 	}
 	if err := pipeline.CheckProjection(names); err != nil {
 		return fmt.Errorf("parquet: Project: %w", err)
 	}
 	prev := s.project
 	s.project = slices.Clone(names)
-	if s.cur == nil || s.first == nil {
+	cur, ok := s.core.Cur()
+	if !ok || s.first == nil {
 		return nil // applied when the schema is loaded
 	}
-	p, err := s.makePlan(s.cur.fr, s.first, s.cur.name)
+	p, err := s.makePlan(cur.fr, s.first, cur.name)
 	if err != nil {
 		s.project = prev
 		return err
 	}
-	s.cur.plan = p
-	s.cur.props.BufferSize = readBufferSize(len(p.leaves))
+	cur.plan = p
+	cur.props.BufferSize = readBufferSize(len(p.leaves))
 	s.schema = p.schema
-	s.cur.schema = p.schema
+	cur.schema = p.schema
 	return nil
 }
 
@@ -197,51 +175,22 @@ func (s *Source) Project(names []string) error {
 // Options.Flatten and Project), typed as described in the package doc. The
 // first call lists the objects and reads the first object's footer.
 func (s *Source) Schema(ctx context.Context) (*pipeline.Schema, error) {
-	if s.closed {
-		return nil, ErrClosed
-	}
-	if s.schema != nil {
-		return s.schema, nil
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := s.core.Load(ctx); err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, s.ioCancel)
-	defer stop()
-	sch, err := s.loadSchema()
-	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		s.err = err
-		return nil, err
-	}
-	s.schema = sch
-	return sch, nil
+	return s.schema, nil
 }
 
-func (s *Source) loadSchema() (*pipeline.Schema, error) {
-	objs, err := blobio.List(s.ioCtx, s.loc)
+// loadSchema opens the first object, which gives the schema even when
+// another shard reads it; it stays open until the first Read (Project needs
+// it).
+func (s *Source) loadSchema(ctx context.Context) error {
+	first, err := s.core.OpenFirst()
 	if err != nil {
-		return nil, fmt.Errorf("parquet: %w", err)
+		return err
 	}
-	s.objects = objs
-	if s.shard.Count > 1 {
-		s.log.Info("parquet: this shard reads its part of the objects", "url", s.loc.String(), "shard", s.shard.String(), "objects", s.shard.Kept(len(objs)), "of", len(objs))
-	}
-	// The first object gives the schema even when another shard reads it;
-	// it stays open until the first Read (Project needs it).
-	if err := s.openNext(); err != nil {
-		return nil, err
-	}
-	// Every other object's footer is checked now, before any row moves.
-	if err := objsource.CheckAll(s.ioCtx, s.objects[1:], s.checkFooter); err != nil {
-		return nil, err
-	}
-	return s.cur.schema, nil
+	s.schema = first.schema
+	return nil
 }
 
 // readerAtSeeker adapts a checkedReaderAt to parquet.ReaderAtSeeker. The
@@ -269,27 +218,24 @@ func (r *readerAtSeeker) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// openNext opens objects[next], reads its footer and checks its columns
-// against the first object's.
-func (s *Source) openNext() error {
-	idx := s.next
-	s.next++
-	o, as, err := s.openObject(s.ioCtx, s.objects[idx], idx)
+// openNext opens obj, the object at index idx of the listing, reads its
+// footer and checks its columns against the first object's.
+func (s *Source) openNext(ctx context.Context, obj blobio.Object, idx int) (*object, error) {
+	o, as, err := s.openObject(ctx, obj, idx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if s.first == nil {
+	if idx == 0 {
 		s.first = as
 	} else if err := s.sameColumns(o.name, s.schema, o.schema); err != nil {
 		o.ra.Close()
-		return err
+		return nil, err
 	}
 	o.props.BufferSize = readBufferSize(len(o.plan.leaves))
 	if s.cursor != nil {
 		o.skip = s.cursor.filter(o.pf, o.fr, as, s.cfg.flatten)
 	}
-	s.cur = o
-	return nil
+	return o, nil
 }
 
 // openObject opens obj (index idx in objects), reads its footer and makes
@@ -326,7 +272,7 @@ func (s *Source) openObject(ctx context.Context, obj blobio.Object, idx int) (*o
 		ra.Close()
 		return nil, nil, err
 	}
-	return &object{name: name, idx: idx, ra: ra, src: src, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}, as, nil
+	return &object{name: name, ra: ra, src: src, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}, as, nil
 }
 
 // sameColumns checks the columns got of object name against want, the
@@ -336,19 +282,19 @@ func (s *Source) sameColumns(name string, want, got *pipeline.Schema) error {
 		return nil
 	}
 	return fmt.Errorf("parquet %s: columns differ from the first object %s: %s; every object the URL matches must have the first object's columns: rewrite the object or narrow the URL so it no longer matches",
-		name, s.objects[0].Loc, schemaDiff(want, got))
+		name, s.core.Objects()[0].Loc, schemaDiff(want, got))
 }
 
 // checkFooter reads the footer of obj (a few range reads at the end of the
 // object) and checks its columns against the first object's, which is
-// s.cur, without reading any row.
+// s.schema, without reading any row.
 func (s *Source) checkFooter(ctx context.Context, obj blobio.Object) error {
 	o, _, err := s.openObject(ctx, obj, -1)
 	if err != nil {
 		return err
 	}
 	defer o.ra.Close()
-	return s.sameColumns(o.name, s.cur.schema, o.schema)
+	return s.sameColumns(o.name, s.schema, o.schema)
 }
 
 // schemaDiff describes the first difference between two schemas.
@@ -368,40 +314,7 @@ func schemaDiff(want, got *pipeline.Schema) string {
 // ctx.Err() promptly when ctx is cancelled. Read must not be called
 // concurrently.
 func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
-	switch {
-	case s.closed:
-		return nil, ErrClosed
-	case s.err != nil:
-		return nil, s.err
-	case s.eof:
-		return nil, io.EOF
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if s.schema == nil {
-		if _, err := s.Schema(ctx); err != nil {
-			return nil, err
-		}
-	}
-	s.started = true
-	stop := context.AfterFunc(ctx, s.ioCancel)
-	defer func() {
-		if !stop() && s.err == nil {
-			s.err = ctx.Err() // range reads were cancelled: no way back
-		}
-	}()
-	b, err := s.next1(ctx)
-	if err != nil && ctx.Err() != nil {
-		err = ctx.Err()
-	}
-	switch {
-	case err == io.EOF:
-		s.eof = true
-	case err != nil:
-		s.err = err
-	}
-	return b, err
+	return s.core.Read(ctx, s.next1)
 }
 
 // next1 returns the next non-empty batch, moving through row groups and
@@ -411,26 +324,13 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if s.cur != nil && !s.shard.Keep(s.cur.idx) { // opened for the schema only
-			err := s.cur.close()
-			name := s.cur.name
-			s.cur = nil
-			if err != nil {
-				return nil, fmt.Errorf("parquet %s: close: %w", name, err)
-			}
+		cur, ok, err := s.core.Next()
+		if err != nil {
+			return nil, err
 		}
-		if s.cur == nil {
-			for s.next < len(s.objects) && !s.shard.Keep(s.next) {
-				s.next++ // another shard's object
-			}
-			if s.next >= len(s.objects) {
-				return nil, io.EOF
-			}
-			if err := s.openNext(); err != nil {
-				return nil, err
-			}
+		if !ok {
+			return nil, io.EOF
 		}
-		cur := s.cur
 		if cur.fg != nil {
 			if cur.fg.left <= 0 {
 				cur.fg = nil
@@ -441,10 +341,8 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 		if cur.rr == nil {
 			if cur.rg >= cur.pf.NumRowGroups() {
 				s.logSkipped(cur)
-				err := cur.close()
-				s.cur = nil
-				if err != nil {
-					return nil, fmt.Errorf("parquet %s: close: %w", cur.name, err)
+				if err := s.core.Finish(); err != nil {
+					return nil, err
 				}
 				continue
 			}
@@ -476,7 +374,7 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 				cur.fg = fg
 				continue
 			}
-			rr, err := cur.fr.GetRecordReader(s.ioCtx, cur.plan.leaves, []int{rg})
+			rr, err := cur.fr.GetRecordReader(s.core.IOContext(), cur.plan.leaves, []int{rg})
 			if err != nil {
 				return nil, fmt.Errorf("parquet %s: row group %d: %w", cur.name, rg, err)
 			}
@@ -522,21 +420,7 @@ func (s *Source) readFast(cur *object) (*pipeline.Batch, error) {
 
 // Close releases resources. It is idempotent and safe after an error; Read,
 // Schema and Project return ErrClosed afterwards.
-func (s *Source) Close() error {
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	s.ioCancel()
-	if s.cur != nil {
-		err := s.cur.close()
-		s.cur = nil
-		if err != nil {
-			return fmt.Errorf("parquet: close: %w", err)
-		}
-	}
-	return nil
-}
+func (s *Source) Close() error { return s.core.Close() }
 
 // The Parquet reader satisfies pipeline.Source.
 var _ pipeline.Source = (*Source)(nil)
