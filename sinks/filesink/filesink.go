@@ -74,7 +74,7 @@ func (o *Options) Validate() error {
 	if o.URL == "" {
 		return errors.New("url is required: where to write, e.g. url: out/accounts.csv")
 	}
-	if _, err := expandURL(o.URL, "run", time.Time{}); err != nil {
+	if _, err := ExpandURL(o.URL, nil); err != nil {
 		return err
 	}
 	if o.Delimiter != "" && (utf8.RuneCountInString(o.Delimiter) != 1 || strings.ContainsAny(o.Delimiter, "\"\r\n")) {
@@ -121,7 +121,7 @@ func openFromOptions(ctx context.Context, env *pipeline.Env, o *Options, in *pip
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	u, err := expandURL(o.URL, env.RunID, runDate(env.RunID, time.Now()))
+	u, err := ExpandURL(o.URL, env)
 	if err != nil {
 		return nil, err
 	}
