@@ -446,6 +446,13 @@ func liveDeadLetter(ctx context.Context, loc blobio.Location, pipelineFile strin
 		return nil, fmt.Errorf("attempt %d of run %s has not finished (it is running, or its process died): its rows may be loading; "+
 			"let it finish or resume it (%s), then replay the dead letters its manifest lists", m.Attempt, m.RunID, resume)
 	}
+	if m.Attempt > 1 && (m.Status == pipeline.StatusFailed || m.Status == pipeline.StatusCancelled) {
+		// The attempt stopped part-way: rows it drained (cancelled,
+		// aborted, or refused by a re-cut check) never reached a sink in
+		// this attempt, but an earlier attempt's jobs may have loaded them.
+		return nil, fmt.Errorf("attempt %d of run %s (a resume) ended %s: rows it did not reach may have been loaded by an earlier attempt, "+
+			"so its dead letters are not replayed; resume the run again (%s), which settles them", m.Attempt, m.RunID, m.Status, resume)
+	}
 	for i, f := range m.Files {
 		if !is(f.URL) {
 			continue

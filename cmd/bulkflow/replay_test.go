@@ -430,8 +430,15 @@ func TestLiveDeadLetter(t *testing.T) {
 		b, _ := json.Marshal(m)
 		writeFiles(t, map[string]string{dir + "/manifest.json": string(b)})
 	}
+	failed := m
+	failed.Status = pipeline.StatusFailed
 	write("dl/R", m)
 	write("dl/S", running)
+	write("dl/F", failed)
+	first := m
+	first.Status, first.Attempt, first.Superseded = pipeline.StatusCancelled, 1, nil
+	first.Files = []pipeline.DeadLetterFile{{Stage: "load", URL: "dl/C/load.csv"}}
+	write("dl/C", first)
 	for _, tc := range []struct {
 		file  string
 		force bool
@@ -443,6 +450,8 @@ func TestLiveDeadLetter(t *testing.T) {
 		{"dl/R/attempt-2/map.csv", false, "already replayed by run X"},
 		{"dl/R/attempt-2/map.csv", true, ""},
 		{"dl/S/attempt-2/load.csv", true, "attempt 2 of run R has not finished"},
+		{"dl/F/attempt-2/load.csv", true, "attempt 2 of run R (a resume) ended failed"},
+		{"dl/C/load.csv", false, ""}, // a first attempt's drained rows were never sent
 		{"dl/T/load.csv", false, "no "},
 		{"dl/T/load.csv", true, ""},
 	} {
