@@ -18,7 +18,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sources/parquetsource"
+	"github.com/bulkflow/bulkflow/sources/sourcetest"
 )
 
 // benchSchema is a typical warehouse export: 14 columns of mixed types.
@@ -259,4 +261,29 @@ func BenchmarkParquetIncremental(b *testing.B) {
 				ns/1e6, fullNs/1e6, ns/fullNs, fullNs/ns, n, rows)
 		}
 	})
+}
+
+// BenchmarkCheckFooters measures Schema on a glob of 10,000 small local
+// Parquet objects: one footer check per object (see package objsource).
+//
+//	go test -run '^$' -bench BenchmarkCheckFooters -benchtime 3x ./sources/parquetsource/
+func BenchmarkCheckFooters(b *testing.B) {
+	dir := b.TempDir()
+	data := encodeFixture(b, sourcetest.Simple("x"))
+	for i := range 10000 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("part-%05d.parquet", i)), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		src, err := parquetsource.Open(ctx, &pipeline.Env{BaseDir: dir}, &parquetsource.Options{URL: "part-*.parquet"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := src.Schema(ctx); err != nil {
+			b.Fatal(err)
+		}
+		src.Close()
+	}
 }
