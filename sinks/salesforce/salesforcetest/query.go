@@ -13,27 +13,25 @@ import (
 
 // soqlQuery is the supported SOQL subset:
 //
-//	SELECT f1, Rel.f2 FROM Object [WHERE f = 'x' [AND g != 1 ...]] [LIMIT n]
+//	SELECT f1, Rel.f2 FROM Object [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...] [LIMIT n]
+//
+// where cond combines comparisons (= != <> < > <= >= against strings,
+// numbers, true/false, null, date and datetime literals), LIKE, IN and
+// NOT IN with AND, OR, NOT and parentheses.
 type soqlQuery struct {
-	text   string
-	fields []string // as written
-	object *object
-	cols   []queryCol
-	where  []condition
-	limit  int
+	text    string
+	fields  []string // as written
+	object  *object
+	cols    []queryCol
+	where   *cond // nil: every record
+	orderBy []orderKey
+	limit   int
 }
 
 type queryCol struct {
 	field  *FieldDescribe // on the queried object (the reference field for Rel.f)
 	target *object
 	tfield *FieldDescribe // on the parent, for Rel.f
-}
-
-type condition struct {
-	col   queryCol
-	op    string // "=" or "!="
-	value string
-	null  bool
 }
 
 type soqlError struct{ code, msg string }
@@ -61,6 +59,12 @@ func tokenizeSOQL(q string) ([]string, error) {
 		case c == '<' && i+1 < len(q) && q[i+1] == '>':
 			toks = append(toks, "!=")
 			i += 2
+		case (c == '<' || c == '>') && i+1 < len(q) && q[i+1] == '=':
+			toks = append(toks, q[i:i+2])
+			i += 2
+		case c == '<' || c == '>' || c == '(' || c == ')':
+			toks = append(toks, string(c))
+			i++
 		case c == '\'':
 			var b strings.Builder
 			b.WriteByte('\'')
@@ -140,43 +144,24 @@ func (s *Server) parseSOQL(q string) (*soqlQuery, error) {
 		}
 		sq.cols = append(sq.cols, c)
 	}
-	if i < len(toks) && strings.EqualFold(toks[i], "WHERE") {
-		i++
-		for {
-			if i+2 >= len(toks) {
-				return nil, bad("unexpected end of query")
-			}
-			col, err := s.resolveQueryCol(sq.object, toks[i])
-			if err != nil {
-				return nil, err
-			}
-			op := toks[i+1]
-			if op != "=" && op != "!=" {
-				return nil, bad("unexpected token: '%s'", op)
-			}
-			lit := toks[i+2]
-			cond := condition{col: col, op: op}
-			switch {
-			case strings.HasPrefix(lit, "'"):
-				cond.value = lit[1:]
-			case strings.EqualFold(lit, "null"):
-				cond.null = true
-			case strings.EqualFold(lit, "true"), strings.EqualFold(lit, "false"):
-				cond.value = strings.ToLower(lit)
-			case isDecimal(lit):
-				cond.value = lit
-			default:
-				return nil, bad("unexpected token: '%s'", lit)
-			}
-			sq.where = append(sq.where, cond)
-			i += 3
-			if i < len(toks) && strings.EqualFold(toks[i], "AND") {
-				i++
-				continue
-			}
-			break
+	p := &whereParser{s: s, obj: sq.object, toks: toks, i: i}
+	if p.is("WHERE") {
+		p.i++
+		if sq.where, err = p.expr(); err != nil {
+			return nil, err
 		}
 	}
+	if p.is("ORDER") {
+		p.i++
+		if !p.is("BY") {
+			return nil, p.unexpected()
+		}
+		p.i++
+		if sq.orderBy, err = p.orderBy(); err != nil {
+			return nil, err
+		}
+	}
+	i = p.i
 	if i < len(toks) && strings.EqualFold(toks[i], "LIMIT") {
 		if i+1 >= len(toks) {
 			return nil, bad("unexpected end of query")
@@ -225,6 +210,9 @@ func (s *Server) valueLocked(c queryCol, rec *record) (string, bool) {
 	get := func(f *FieldDescribe, r *record) (string, bool) {
 		if strings.EqualFold(f.Name, "Id") {
 			return r.id(), true
+		}
+		if strings.EqualFold(f.Name, "IsDeleted") {
+			return strconv.FormatBool(r.deleted), true
 		}
 		return r.get(f)
 	}
@@ -360,36 +348,32 @@ func (s *Server) runQuery(j *job, start time.Time) {
 	}
 	sq := j.soql
 	st := s.storeLocked(sq.object)
-	var rows [][]string
+	var recs []*record
 	for rec := range st.order.all() {
 		if rec.removed || rec.deleted && j.operation != "queryAll" {
 			continue
 		}
-		match := true
-		for _, c := range sq.where {
-			v, set := s.valueLocked(c.col, rec)
-			var eq bool
-			if c.null {
-				eq = !set || v == ""
-			} else {
-				eq = set && strings.EqualFold(v, c.value)
-			}
-			if (c.op == "=") != eq {
-				match = false
-				break
-			}
-		}
-		if !match {
+		if sq.where != nil && !s.matchLocked(sq.where, rec) {
 			continue
 		}
+		recs = append(recs, rec)
+		if sq.orderBy == nil && sq.limit > 0 && len(recs) >= sq.limit {
+			break
+		}
+	}
+	if sq.orderBy != nil {
+		s.sortLocked(recs, sq.orderBy)
+		if sq.limit > 0 && len(recs) > sq.limit {
+			recs = recs[:sq.limit]
+		}
+	}
+	rows := make([][]string, len(recs))
+	for k, rec := range recs {
 		row := make([]string, len(sq.cols))
 		for i, c := range sq.cols {
 			row[i], _ = s.valueLocked(c, rec)
 		}
-		rows = append(rows, row)
-		if sq.limit > 0 && len(rows) >= sq.limit {
-			break
-		}
+		rows[k] = row
 	}
 	j.queryHeader = sq.fields
 	j.queryRows = rows
