@@ -5,7 +5,8 @@
 package all
 
 import (
-	_ "github.com/bulkflow/bulkflow/sources/csvsource"     // "csv"
-	_ "github.com/bulkflow/bulkflow/sources/parquetsource" // "parquet"
-	_ "github.com/bulkflow/bulkflow/sources/postgres"      // "postgres"
+	_ "github.com/bulkflow/bulkflow/sources/csvsource"        // "csv"
+	_ "github.com/bulkflow/bulkflow/sources/parquetsource"    // "parquet"
+	_ "github.com/bulkflow/bulkflow/sources/postgres"         // "postgres"
+	_ "github.com/bulkflow/bulkflow/sources/salesforcesource" // "salesforce"
 )
