@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -319,5 +320,57 @@ func TestOpenRefuses(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "a.parquet")); err == nil {
 			t.Errorf("a refused sink left a.parquet")
 		}
+	}
+}
+
+// TestMemoryFlat writes ~100 MB of incompressible text in row groups of
+// 4 MiB and samples the live heap every ten batches: the sink holds a row
+// group, never the file, so the heap stays far below the data written.
+func TestMemoryFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100 MB")
+	}
+	sch := pipeline.MustSchema(pipeline.Field{Name: "id", Type: pipeline.TypeInt}, pipeline.Field{Name: "text", Type: pipeline.TypeString})
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := pipeline.DefaultRegistry().OpenSink(ctx, &pipeline.Env{BaseDir: dir}, "parquet", &parquetsink.Options{URL: "big.parquet", Compression: "none", RowGroupBytes: 4 << 20}, sch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	text := make([]byte, 1000)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base, peak := ms.HeapAlloc, uint64(0)
+	const batches, per = 100, 1000
+	for i := range batches {
+		b := pipeline.NewBatch(sch, per)
+		for j := range per {
+			for k := range text {
+				text[k] = byte('a' + r.IntN(26))
+			}
+			b.Append(pipeline.Row{int64(i*per + j), string(text)}, pipeline.Origin{})
+		}
+		if err := s.Write(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 9 { // the live heap: what the sink holds
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+		}
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "big.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown := int64(peak) - int64(base)
+	t.Logf("file %d MB, heap peak %d MB above the start", fi.Size()>>20, grown>>20)
+	if fi.Size() < 90<<20 || grown > 32<<20 {
+		t.Errorf("file %d bytes, heap grew %d bytes: want a ~100 MB file written with under 32 MiB of heap", fi.Size(), grown)
 	}
 }

@@ -26,7 +26,7 @@ import (
 // Defaults of the options.
 const (
 	DefaultRowGroupRows  = 1 << 20  // rows per row group
-	DefaultRowGroupBytes = 64 << 20 // uncompressed value bytes per row group
+	DefaultRowGroupBytes = 32 << 20 // uncompressed value bytes per row group
 	DefaultPrecision     = 38       // of a decimal column not in Options.Decimals
 	DefaultScale         = 9
 )
@@ -54,8 +54,8 @@ type Options struct {
 	// RowGroupRows is the most rows per row group (default 1048576).
 	RowGroupRows int `yaml:"row_group_rows"`
 	// RowGroupBytes is the size of a row group's values, uncompressed, at
-	// which it is closed (default 64 MiB): the bound on the data the sink
-	// buffers.
+	// which it is closed (default 32 MiB): the bound on the data the sink
+	// buffers (its heap is about 2.5 times this).
 	RowGroupBytes int64 `yaml:"row_group_bytes"`
 	// Decimals gives decimal columns their "precision,scale", e.g.
 	// {Amount: "18,2"}; other decimal columns are decimal(38,9).
@@ -133,7 +133,7 @@ func (o *Options) codec() (compress.Compression, error) {
 func init() {
 	pipeline.DefaultRegistry().RegisterSink("parquet", pipeline.Spec{
 		Summary:    "Write rows as one Parquet file to a local path or blob URL",
-		Example:    "url: out/accounts-{run_id}.parquet\ncompression: zstd\nrow_group_rows: 1048576\nrow_group_bytes: 67108864\ndecimals: {AnnualRevenue: \"18,2\"}\ntimestamp_unit: us\n",
+		Example:    "url: out/accounts-{run_id}.parquet\ncompression: zstd\nrow_group_rows: 1048576\nrow_group_bytes: 33554432\ndecimals: {AnnualRevenue: \"18,2\"}\ntimestamp_unit: us\n",
 		NewOptions: func() any { return &Options{} },
 	}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
 		o := opts.(*Options)
