@@ -72,4 +72,3 @@ func BenchmarkSinks(b *testing.B) {
 		})
 	}
 }
-
