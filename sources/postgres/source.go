@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
@@ -465,9 +464,17 @@ func (s *Source) start() error {
 	if !s.cfg.table {
 		s.log.Info("postgres: query", "origin", s.cfg.origin, "sql", q)
 	}
-	// numeric in text format: the server's own text keeps the scale
-	// ("0.00"), which the binary form's decoding drops for zero.
-	args = append([]any{pgx.QueryResultFormatsByOID{pgtype.NumericOID: pgx.TextFormatCode}}, args...)
+	// Binary results (pgx's choice per type), except numeric: the server's
+	// own text keeps the scale ("0.00"), which decoding the binary form
+	// drops for zero.
+	formats := make(pgx.QueryResultFormats, len(s.cols))
+	for i, c := range s.cols {
+		formats[i] = s.conn.TypeMap().FormatCodeForOID(c.oid)
+		if c.kind == kNumeric {
+			formats[i] = pgx.TextFormatCode
+		}
+	}
+	args = append([]any{formats}, args...)
 	rows, err := tx.Query(s.ioCtx, q, args...)
 	if err != nil {
 		return fmt.Errorf("postgres %s: query: %w", s.cfg.origin, err)
