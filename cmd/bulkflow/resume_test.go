@@ -388,13 +388,30 @@ func TestConcurrentResumes(t *testing.T) {
 // its in-flight rows are dead-lettered "cancelled", retryable), a resume
 // is killed with SIGKILL, a second resume finishes. The manifest then lists
 // the first attempt's file as superseded; replaying every dead-letter file
-// of the run is refused for it, and the emulator holds each row once.
+// of the run (--all, with a --map fix) is refused for it and loads the
+// last attempt's live rows (Salesforce refused their Name): the emulator
+// holds each row once.
 func TestResumeSupersedesDeadLetters(t *testing.T) {
 	bin := buildBulkflow(t)
 	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{ProcessingDelay: 300 * time.Millisecond}})
 	defer srv.Close()
 	dir := t.TempDir()
 	file := writeResumePipeline(t, dir, srv)
+	// Every 600th row has a Name Salesforce refuses (STRING_TOO_LONG): the
+	// finished run keeps them in a live dead letter, fixed by replay --map.
+	var b strings.Builder
+	b.WriteString("External_Id__c,Name\n")
+	bad := 0
+	for i := range resumeRows {
+		name := fmt.Sprintf("Account %d", i)
+		if i%600 == 7 {
+			name, bad = strings.Repeat("L", 300), bad+1
+		}
+		fmt.Fprintf(&b, "K%06d,%s\n", i, name)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "accounts.csv"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// start runs bulkflow with args and stops it with sig once jobs
 	// exist in the emulator; it returns the exit code and output.
 	start := func(sig os.Signal, jobs int, args ...string) (int, string) {
@@ -468,12 +485,13 @@ func TestResumeSupersedesDeadLetters(t *testing.T) {
 		t.Fatalf("replay during an unfinished resume: exit %d\n%s", code, stderr.String())
 	}
 	code, out = start(nil, 0, "--resume", runID)
-	if code != exitOK {
+	if code != exitPartial {
 		t.Fatalf("resume: exit %d\n%s", code, out)
 	}
 	m = readManifest()
-	if m.Status != pipeline.StatusSucceeded || m.Attempt != 3 || len(m.Files) != 0 || len(m.Superseded) != 1 ||
-		m.Superseded[0].Attempt != 1 || m.Superseded[0].SupersededBy != 2 || !m.Counts.Balanced() || m.Counts.Loaded != resumeRows {
+	if m.Status != pipeline.StatusPartial || m.Attempt != 3 || len(m.Files) != 1 || m.Files[0].Rows != int64(bad) ||
+		!strings.HasSuffix(m.Files[0].URL, runID+"/attempt-3/write.csv") || len(m.Superseded) != 1 ||
+		m.Superseded[0].Attempt != 1 || m.Superseded[0].SupersededBy != 2 || !m.Counts.Balanced() || m.Counts.Loaded != int64(resumeRows-bad) {
 		t.Fatalf("manifest after the resume: %+v", m)
 	}
 	// Replay everything there is: every dead-letter file of the run.
@@ -484,16 +502,23 @@ func TestResumeSupersedesDeadLetters(t *testing.T) {
 		}
 		return nil
 	})
+	replayed := 0
 	for _, f := range files {
 		stdout.Reset()
 		stderr.Reset()
-		code := runReplay(context.Background(), []string{f, "--pipeline", file, "--all"}, &stdout, &stderr)
-		if code != exitUsage || !strings.Contains(stderr.String(), "superseded") {
+		code := runReplay(context.Background(), []string{f, "--pipeline", file, "--all", "--map", `Name=len(Name) > 255 ? "fixed" : Name`}, &stdout, &stderr)
+		switch {
+		case strings.Contains(f, "attempt-3"):
+			replayed++
+			if code != exitOK {
+				t.Errorf("replay of the live file %s: exit %d\n%s", f, code, stderr.String())
+			}
+		case code != exitUsage || !strings.Contains(stderr.String(), "superseded"):
 			t.Errorf("replay %s: exit %d, want 2 (superseded)\n%s", f, code, stderr.String())
 		}
 	}
-	if len(files) == 0 {
-		t.Error("no dead-letter file to replay")
+	if replayed != 1 || len(files) < 2 {
+		t.Errorf("dead-letter files %v: want the superseded one and one live", files)
 	}
 	checkEachRowOnce(t, srv)
 }
