@@ -507,6 +507,7 @@ func (p *play) resume(sig os.Signal) step {
 	p.tally.Resumes++
 	if p.lastSignal {
 		p.tally.KillResumeCycles++
+		p.lastSignal = false
 	}
 	return p.bulkflow("resume", sig, "run", p.file, "--resume", p.runID)
 }
@@ -518,6 +519,7 @@ func (p *play) concurrentResumes() {
 	p.tally.Resumes += 2
 	if p.lastSignal {
 		p.tally.KillResumeCycles++
+		p.lastSignal = false
 	}
 	var ps []*proc
 	var reps []string
