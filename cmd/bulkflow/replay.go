@@ -355,20 +355,24 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			}
 		}
 	}
+	var refused int64
+	if sel != nil {
+		for _, n := range sel.needResume {
+			refused += n
+		}
+	}
 	for _, s := range rep.Stages {
 		if s.Type == replaySelectType {
 			what := "not retryable; --all replays them"
 			if *all {
 				what = "none with --all"
 			}
-			fmt.Fprintf(stdout, "replay %s: %d rows in the dead letter, %d replayed, %d filtered (%s); run %s\n",
-				dlURL, rep.Counts.Read, s.Out, s.Filtered, what, rep.RunID)
+			fmt.Fprintf(stdout, "replay %s: %d rows in the dead letter, %d replayed, %d filtered (%s), %d refused (their job may have run); run %s\n",
+				dlURL, rep.Counts.Read, s.Out, s.Filtered-refused, what, refused, rep.RunID)
 		}
 	}
-	var refused int64
 	if sel != nil {
 		for id, n := range sel.needResume {
-			refused += n
 			fmt.Fprintf(stderr, "bulkflow: replay: %d rows were not sent: their Salesforce job may have run (job_incomplete), so sending them again "+
 				"could load them twice; resume their run, which reads that job's outcome: bulkflow run %s --resume %s\n", n, *pipelineFile, id)
 		}
