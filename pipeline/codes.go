@@ -82,6 +82,15 @@ const (
 	// CodeResultMismatch: the job's results do not account for the row
 	// exactly once (RecoveryInspect).
 	CodeResultMismatch = "result_mismatch"
+	// CodeOutcomeUnknown: the row was sent in a synchronous create (the
+	// Salesforce sink's REST path) that got no definite answer (a 5xx, a
+	// timeout, a lost connection): it may have been written, and a create
+	// is never resent blindly (RecoveryInspect).
+	CodeOutcomeUnknown = "outcome_unknown"
+	// CodeOutcomeUnknownRetry: as CodeOutcomeUnknown for an update, upsert
+	// or delete, which Salesforce applies idempotently: sending it again
+	// cannot duplicate it (RecoveryRetry).
+	CodeOutcomeUnknownRetry = "outcome_unknown_retry"
 )
 
 // codeTable is every code bulkflow writes, in one place. Plugins' codes
@@ -111,6 +120,8 @@ var codeTable = []CodeInfo{
 	// Bulk sinks.
 	{CodeJobIncomplete, RecoveryResume, "the row's job may have run but its outcome is not known (poll_timeout, unreadable results, the API budget stopped polling): use `bulkflow run FILE --resume RUN_ID`; _ref is the job id"},
 	{CodeResultMismatch, RecoveryInspect, "the job's results do not list the row exactly once (duplicated, extra or missing result rows); look at the job in _ref before sending it again"},
+	{CodeOutcomeUnknown, RecoveryInspect, "a REST create of the row got no definite answer (5xx, timeout, lost connection) and creates are never resent blindly: the row may be in Salesforce; look for it (by a natural key) before `replay --all`"},
+	{CodeOutcomeUnknownRetry, RecoveryRetry, "a REST update, upsert or delete of the row got no definite answer after the client's retries; resending it cannot duplicate it (upsert re-matches, delete answers ENTITY_IS_DELETED)"},
 	{"api_error", RecoveryRetry, "the job could not be created or its data uploaded (the service answered an error the retries did not overcome); the row was not processed"},
 	{"api_budget", RecoveryRetry, "the daily API allowance fell below min_api_remaining before a job was created for the row; the row was not sent"},
 	{"invalid_value", RecoveryFix, "a value cannot be written as Bulk API CSV (NaN or infinite)"},

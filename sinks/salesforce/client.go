@@ -267,6 +267,10 @@ type call struct {
 	accept      string
 	idempotent  bool // transport errors may be retried
 	noRetry     bool // only the 401 re-authentication replays
+	// unrepeatable: the request may have executed when no definite answer
+	// came (5xx, 408, lost connection), and executing it twice is not
+	// safe: only the 401 re-authentication and refusals are replayed.
+	unrepeatable bool
 
 	attempts int // set by do: attempts made
 }
@@ -316,7 +320,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*http.Response, error) {
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		if cl.noRetry || !IsRetryable(err) || cl.attempts >= c.maxAttempts {
+		if cl.noRetry || !IsRetryable(err) || cl.unrepeatable && ambiguous(err) || cl.attempts >= c.maxAttempts {
 			return nil, err
 		}
 		delay := min(bo.NextBackOff(), c.maxBackoff) // jitter may overshoot the cap

@@ -203,6 +203,8 @@ func (s *Server) routeData(w http.ResponseWriter, r *http.Request, version strin
 		s.handleLimits(w, r)
 	case segs[0] == "sobjects":
 		s.handleSObjects(w, r, version, segs[1:])
+	case segs[0] == "composite" && len(segs) >= 2 && segs[1] == "sobjects":
+		s.routeCollections(w, r, version, segs[2:])
 	case segs[0] == "jobs" && len(segs) >= 2 && segs[1] == "ingest":
 		s.routeIngest(w, r, version, segs[2:])
 	case segs[0] == "jobs" && len(segs) >= 2 && segs[1] == "query":

@@ -48,6 +48,7 @@ type Server struct {
 	mu            sync.Mutex // guards everything below
 	closed        bool
 	faults        Faults
+	collFaults    CollectionFaults // collections.go
 	rng           *mrand.Rand
 	store         map[string]*objStore
 	jobs          map[string]*job // 15-char id → job
