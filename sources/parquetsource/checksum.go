@@ -146,8 +146,8 @@ func (c *checkedReaderAt) chunkAt(off int64) *chunkCheck {
 		rgm := c.md.RowGroup(rg)
 		for i := range rgm.NumColumns() {
 			cc, err := rgm.ColumnChunk(i)
-			if err != nil {
-				continue
+			if err != nil || cc.CryptoMetadata() != nil {
+				continue // encrypted pages are arrow-go's to check
 			}
 			start, size := chunkRange(cc)
 			c.chunks = append(c.chunks, &chunkCheck{col: cc.PathInSchema().String(), rg: rg, start: start, end: start + size, next: -1})
@@ -195,9 +195,9 @@ func (ch *chunkCheck) feed(b []byte, off int64) error {
 		if len(ch.hdr) > 0 {
 			buf = append(ch.hdr, b...)
 		}
-		n, size, crc, hasCRC, ok := parsePageHeader(buf)
+		n, size, crc, hasCRC, ok, more := parsePageHeader(buf)
 		if !ok {
-			if len(buf) > maxPageHeader {
+			if !more || len(buf) > maxPageHeader {
 				ch.lost = true // not a page header we can read: arrow-go reports it
 				return nil
 			}
@@ -228,18 +228,20 @@ func (ch *chunkCheck) pageDone() error {
 
 // parsePageHeader reads the Thrift (compact protocol) PageHeader at the
 // start of b: its length in bytes, compressed_page_size (field 3) and crc
-// (field 4, when set). ok is false when b holds no complete header.
-func parsePageHeader(b []byte) (n int, size, crc int32, hasCRC, ok bool) {
+// (field 4, when set). ok is false when b holds no complete header; more
+// then tells whether more bytes could complete it (b ran out), rather than
+// b not starting with a header.
+func parsePageHeader(b []byte) (n int, size, crc int32, hasCRC, ok, more bool) {
 	buf := &thrift.TMemoryBuffer{Buffer: bytes.NewBuffer(b)}
 	p := thrift.NewTCompactProtocolConf(buf, &thrift.TConfiguration{})
 	ctx := context.Background()
 	if _, err := p.ReadStructBegin(ctx); err != nil {
-		return 0, 0, 0, false, false
+		return 0, 0, 0, false, false, buf.Len() == 0
 	}
 	for {
 		_, typ, id, err := p.ReadFieldBegin(ctx)
 		if err != nil {
-			return 0, 0, 0, false, false
+			return 0, 0, 0, false, false, buf.Len() == 0
 		}
 		if typ == thrift.STOP {
 			break
@@ -254,8 +256,8 @@ func parsePageHeader(b []byte) (n int, size, crc int32, hasCRC, ok bool) {
 			err = p.Skip(ctx, typ)
 		}
 		if err != nil {
-			return 0, 0, 0, false, false
+			return 0, 0, 0, false, false, buf.Len() == 0
 		}
 	}
-	return len(b) - buf.Len(), size, crc, hasCRC, true
+	return len(b) - buf.Len(), size, crc, hasCRC, true, false
 }
