@@ -315,6 +315,15 @@ func readHeader(rr *recordReader, name string) error {
 	case rr.invalidUTF8Field() >= 0:
 		return fmt.Errorf("csv %s:%d: header: column %d is not valid UTF-8", name, rr.start, rr.invalidUTF8Field()+1)
 	}
+	if rr.eol == '\n' {
+		// Bare-CR line ends that begin did not see (no CR in the first
+		// 64 KiB) would make the whole object one header record.
+		for i, f := range rr.fields {
+			if strings.ContainsRune(f, '\r') {
+				return fmt.Errorf("csv %s:%d: header: column %d holds a carriage return: the object's lines may end with a bare CR (classic Mac OS) after a header longer than 64 KiB; save it with LF or CRLF line ends", name, rr.start, i+1)
+			}
+		}
+	}
 	return nil
 }
 

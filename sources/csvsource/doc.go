@@ -37,6 +37,8 @@
 // line end outside quotes is a bare "\r", with no "\n" outside quotes in its
 // first 64 KiB (classic Mac OS, Excel's "CSV (Macintosh)"), has its records
 // end with "\r" instead (logged at Info); field bytes stay exact either way.
+// A header that still holds a "\r" (bare-CR line ends after a header
+// longer than 64 KiB) is refused, never read as one header and no rows.
 //
 // # Sharding
 //
