@@ -182,7 +182,7 @@ func (c *crcWriter) next() (done bool, err error) {
 // finish rewrites the held footer with the moved offsets and writes it.
 func (c *crcWriter) finish() error {
 	if c.state != crcFooter {
-		return fmt.Errorf("parquet checksums: the file ended inside a row group (%d bytes held, col %d values %d of %d: % x)", len(c.pending), c.col, c.values, c.rows, c.pending[:min(64, len(c.pending))])
+		return fmt.Errorf("parquet checksums: %d bytes at offset %d, in column %d of a row group of %d rows (%d values read), are not a page (they start % x); the object is not written: report this as a bug", len(c.pending), c.pendAt, c.col+1, c.rows, c.values, c.pending[:min(16, len(c.pending))])
 	}
 	f := c.pending
 	if len(f) < 8 || string(f[len(f)-4:]) != "PAR1" {

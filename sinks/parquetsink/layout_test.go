@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/thrift/lib/go/thrift"
@@ -373,4 +374,49 @@ func TestMemoryFlat(t *testing.T) {
 	if fi.Size() < 90<<20 || grown > 32<<20 {
 		t.Errorf("file %d bytes, heap grew %d bytes: want a ~100 MB file written with under 32 MiB of heap", fi.Size(), grown)
 	}
+}
+
+// TestLongNamesAndAny: a 1024-byte column name and long values (whose
+// statistics are left out) still stream through the checksum writer; an
+// "any" column is written as its values' text; a longer name is refused.
+func TestLongNamesAndAny(t *testing.T) {
+	long := strings.Repeat("n", 1024)
+	sch := pipeline.MustSchema(pipeline.Field{Name: long, Type: pipeline.TypeString}, pipeline.Field{Name: "v", Type: pipeline.TypeAny})
+	rows := []pipeline.Row{
+		{strings.Repeat("x", 5000), int64(7)},
+		{strings.Repeat("y", 300), time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)},
+		{"z", nil},
+	}
+	dir := t.TempDir()
+	if err := writeRows(t, &pipeline.Env{BaseDir: dir}, &parquetsink.Options{URL: "long.parquet"}, sch, rows); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := readBackText(t, filepath.Join(dir, "long.parquet"))
+	want := "[[" + strings.Repeat("x", 5000) + " 7] [" + strings.Repeat("y", 300) + " 2026-12-05] [z <nil>]]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("read back %.200v, want %.200v", got, want)
+	}
+	tooLong := pipeline.MustSchema(pipeline.Field{Name: long + "n", Type: pipeline.TypeString})
+	_, err := pipeline.DefaultRegistry().OpenSink(context.Background(), &pipeline.Env{BaseDir: dir}, "parquet", &parquetsink.Options{URL: "x.parquet"}, tooLong)
+	if err == nil || !strings.Contains(err.Error(), "is 1025 bytes long; the sink writes names of up to 1024 bytes") {
+		t.Errorf("OpenSink with a 1025-byte name = %v", err)
+	}
+}
+
+// readBackText reads an object through the parquet source as rows of
+// values' text (nil stays nil).
+func readBackText(t *testing.T, path string) ([][]any, *pipeline.Schema) {
+	t.Helper()
+	sch, rows := readBack(t, path)
+	out := make([][]any, len(rows))
+	for i, r := range rows {
+		for _, v := range r {
+			if v == nil {
+				out[i] = append(out[i], nil)
+			} else {
+				out[i] = append(out[i], pipeline.Text(v))
+			}
+		}
+	}
+	return out, sch
 }
