@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -133,6 +134,10 @@ type object struct {
 }
 
 func compileObject(d ObjectDescribe, prefix string) *object {
+	if !slices.ContainsFunc(d.Fields, func(f FieldDescribe) bool { return strings.EqualFold(f.Name, "SystemModstamp") }) {
+		// Every object has it; the emulator maintains it on every write.
+		d.Fields = append(slices.Clip(d.Fields), fSystem("SystemModstamp", "System Modstamp", "datetime"))
+	}
 	o := &object{
 		desc:   d,
 		prefix: prefix,

@@ -214,6 +214,9 @@ func (s *Server) valueLocked(c queryCol, rec *record) (string, bool) {
 		if strings.EqualFold(f.Name, "IsDeleted") {
 			return strconv.FormatBool(r.deleted), true
 		}
+		if strings.EqualFold(f.Name, "SystemModstamp") {
+			return time.UnixMilli(r.mod).UTC().Format("2006-01-02T15:04:05.000Z"), true
+		}
 		return r.get(f)
 	}
 	if c.target == nil {

@@ -1,8 +1,10 @@
 package salesforcetest
 
 import (
+	"fmt"
 	"iter"
 	"strings"
+	"time"
 )
 
 // record is one stored sObject record. Its non-null values are packed
@@ -22,6 +24,7 @@ type record struct {
 	deleted bool     // soft-deleted (recycle bin)
 	removed bool     // hard-deleted
 	named   bool     // its id was given, not generated (see objStore.addNamed)
+	mod     int64    // SystemModstamp: Unix milliseconds of the last write
 }
 
 // recVals are a record's object and its values: the cells of its row of
@@ -157,6 +160,7 @@ func (r *record) toMap() map[string]string {
 
 // objStore holds the records of one object.
 type objStore struct {
+	now  func() time.Time   // the server's clock, for SystemModstamp
 	byID map[string]*record // 15-char id → record, for ids not in byN
 	// byN holds the records with generated ids ("pppHs" + base62
 	// counter) by counter, in chunks of byNChunk: growing it never copies
@@ -258,7 +262,7 @@ func (s *Server) storeLocked(o *object) *objStore {
 	k := strings.ToLower(o.desc.Name)
 	st := s.store[k]
 	if st == nil {
-		st = &objStore{byID: make(map[string]*record), indexed: o.indexed, index: make([]fieldIndex, len(o.indexed))}
+		st = &objStore{byID: make(map[string]*record), indexed: o.indexed, index: make([]fieldIndex, len(o.indexed)), now: s.now}
 		for i, f := range o.indexed {
 			st.indexedPos = append(st.indexedPos, o.pos[f])
 			st.index[i].one.pos, st.index[i].one.fold = o.pos[f], !f.CaseSensitive
@@ -335,6 +339,14 @@ func (st *objStore) byNAt(n uint64) *record {
 	return st.byN[n/byNChunk][n%byNChunk]
 }
 
+// touch sets rec's SystemModstamp to now: every write (insert, update,
+// delete) calls it.
+func (st *objStore) touch(rec *record) {
+	if st.now != nil {
+		rec.mod = st.now().UnixMilli()
+	}
+}
+
 // add stores a new record and indexes it.
 func (st *objStore) add(rec *record) {
 	st.place(rec)
@@ -347,6 +359,7 @@ func (st *objStore) add(rec *record) {
 
 // place stores a new record without indexing it (see add).
 func (st *objStore) place(rec *record) {
+	st.touch(rec)
 	if n := rec.n; !rec.named && n < uint64(len(st.byN))*byNChunk+1<<16 {
 		for uint64(len(st.byN))*byNChunk <= n {
 			st.byN = append(st.byN, make([]*record, byNChunk))
@@ -380,6 +393,7 @@ func (st *objStore) unindex(f *FieldDescribe, rec *record) {
 // set changes one field of a stored record, maintaining the index. null
 // removes the value.
 func (st *objStore) set(f *FieldDescribe, indexed bool, rec *record, v string, null bool) {
+	st.touch(rec)
 	if indexed {
 		st.unindex(f, rec)
 	}
@@ -424,6 +438,7 @@ func (st *objStore) softDelete(rec *record) {
 		st.unindex(f, rec)
 	}
 	rec.deleted = true
+	st.touch(rec)
 }
 
 func (st *objStore) hardDelete(rec *record) {
@@ -495,10 +510,19 @@ func (s *Server) AddRecord(object string, fields map[string]string) (string, err
 		return "", &unknownObjectError{object}
 	}
 	rec := &record{vals: &recVals{obj: o}}
+	var stamp time.Time
 	for k, v := range fields {
 		f := o.fields[strings.ToLower(k)]
 		if f == nil || f.Name == "Id" {
 			return "", &unknownFieldError{object, k}
+		}
+		if f.Name == "SystemModstamp" {
+			t, ok := parseSOQLTime(v)
+			if !ok {
+				return "", fmt.Errorf("salesforcetest: SystemModstamp %q is not a datetime", v)
+			}
+			stamp = t
+			continue
 		}
 		if v != "" {
 			rec.put(f, v)
@@ -508,6 +532,9 @@ func (s *Server) AddRecord(object string, fields map[string]string) (string, err
 	defer s.mu.Unlock()
 	rec.n = s.newCounterLocked(o.prefix)
 	s.storeLocked(o).add(rec)
+	if !stamp.IsZero() {
+		rec.mod = stamp.UnixMilli()
+	}
 	return rec.id(), nil
 }
 
