@@ -290,18 +290,28 @@ func sameValue(t pipeline.Type, want, got any) bool {
 // TestRoundTripProperty writes random rows of every type, with edge values
 // (nulls, empty strings, Unicode, far dates, midnight timestamps, ±0, NaN,
 // ±Inf, 50-digit decimals), in small row groups, and reads them back
-// through the parquet source value for value.
+// through the parquet source value for value; the last seed writes
+// nanosecond timestamps over their whole range.
 func TestRoundTripProperty(t *testing.T) {
-	for _, seed := range []uint64{1, 2, 3} {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 4} {
+		unit := "us"
+		if seed == 4 {
+			unit = "ns"
+		}
+		t.Run(fmt.Sprint(seed, unit), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 42))
 			rows := make([]pipeline.Row, 5000)
 			for i := range rows {
 				rows[i] = randomRow(r, int64(i))
+				if unit == "ns" && rows[i][5] != nil { // every nanosecond digit, 1677..2262
+					ns := []time.Time{time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64), time.Unix(0, r.Int64()-r.Int64())}
+					rows[i][5] = ns[r.IntN(len(ns))].In(paris)
+				}
 			}
 			dir := t.TempDir()
 			o := allOptions("out.parquet")
 			o.RowGroupRows = 1500
+			o.TimestampUnit = unit
 			if err := writeRows(t, &pipeline.Env{BaseDir: dir}, o, all, rows); err != nil {
 				t.Fatalf("Write: %v", err)
 			}
