@@ -235,12 +235,19 @@ func ReadManifest(ctx context.Context, loc blobio.Location) (m *Manifest, found 
 // some, this attempt is the next one, and a manifest that lists every
 // earlier file as superseded and no live file is written at once (status
 // "running"), so that no earlier dead letter can be replayed while this
-// attempt may load its rows, nor after it.
-func (d *deadLetters) begin(m *Manifest) error {
+// attempt may load its rows, nor after it. A resumed run (resumed) whose
+// earlier attempts left no manifest (killed) is attempt 2 all the same.
+func (d *deadLetters) begin(m *Manifest, resumed bool) error {
 	d.attempt = 1
 	prev, found, err := ReadManifest(d.ctx, blobio.Join(d.prefix, d.runID, "manifest.json"))
-	if err != nil || !found {
+	if err != nil {
 		return err
+	}
+	if !found {
+		if !resumed {
+			return nil
+		}
+		prev = &Manifest{Attempt: 1}
 	}
 	d.attempt = prev.Attempt + 1
 	d.superseded = append(d.superseded, prev.Superseded...)

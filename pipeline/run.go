@@ -39,6 +39,12 @@ type RunOptions struct {
 	// Syncers opens the Syncer of a sink stage that has sync:; required
 	// when one does (cmd/bulkflow passes pipeline/syncer).
 	Syncers func(ctx context.Context, stage *StageSpec, in *Schema) (Syncer, error)
+	// Resumed says the run id was used before (`run --resume`, serve's
+	// recovery of a crashed run): an earlier attempt may have loaded rows
+	// even if it left no dead-letter manifest (it was killed). The run then
+	// counts as a later attempt, so that the dead letters of rows it
+	// drains are never replayed if it stops part-way (see Manifest).
+	Resumed bool
 }
 
 // NewRunID returns a fresh run id: UTC time plus random hex, sortable.
@@ -237,7 +243,7 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 	r.dl = &deadLetters{ctx: context.WithoutCancel(ctx), open: o.DeadLetters, prefix: prefix, runID: env.RunID, files: map[string]*dlFile{}}
 	// A resumed run id supersedes its earlier attempts' dead letters
 	// before any row moves.
-	if err := r.dl.begin(&Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash}); err != nil {
+	if err := r.dl.begin(&Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash}, o.Resumed); err != nil {
 		p.Close()
 		return r.finish(rep, err)
 	}

@@ -381,6 +381,14 @@ func TestConcurrentResumes(t *testing.T) {
 	if ok != 1 || locked != 1 {
 		t.Errorf("%d resumes succeeded and %d were refused, want 1 and 1", ok, locked)
 	}
+	// The killed first attempt left no manifest; the resume still counts
+	// as attempt 2 (its dead letters would not be replayed had it stopped
+	// part-way: the first attempt's jobs may have loaded their rows).
+	var m pipeline.Manifest
+	if data, err := os.ReadFile(filepath.Join(dir, "dl", runID, "manifest.json")); err != nil || json.Unmarshal(data, &m) != nil ||
+		m.Attempt != 2 || m.Status != pipeline.StatusSucceeded {
+		t.Errorf("manifest after the resume: %+v (%v)", m, err)
+	}
 	checkEachRowOnce(t, srv)
 }
 

@@ -195,6 +195,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitUsage
 	}
+	opts.Resumed = *resume != ""
 	finishProgress := setupProgress(opts, *progress, stderr)
 	rep, runErr := plan.Run(ctx, opts)
 	finishProgress()
