@@ -340,6 +340,13 @@ func NewReaderAt(ctx context.Context, l Location) (*ReaderAt, error) {
 	return &ReaderAt{ctx: ctx, b: b, closeB: closeFn, loc: l, size: attrs.Size}, nil
 }
 
+// ObjectReaderAt returns a ReaderAt of obj, an object List found in b
+// (the bucket of obj.Loc, opened by the caller): it makes no request
+// until read, since List gave the size, and its Close leaves b open.
+func ObjectReaderAt(ctx context.Context, b *blob.Bucket, obj Object) *ReaderAt {
+	return &ReaderAt{ctx: ctx, b: b, closeB: func() error { return nil }, loc: obj.Loc, size: obj.Size}
+}
+
 // Size returns the object's size in bytes.
 func (r *ReaderAt) Size() int64 { return r.size }
 

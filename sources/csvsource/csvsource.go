@@ -341,16 +341,11 @@ func (s *Source) sameHeader(name string, rr *recordReader) error {
 // than this costs one more read per headChunk bytes.
 const headChunk = 64 << 10
 
-// checkHeader reads the header of obj through range reads of at most
+// checkHeader reads the header of obj through ra, in range reads of at most
 // headChunk bytes each (gunzipping a ".gz" object) and checks it against
 // the first object's, without reading any record after it.
-func (s *Source) checkHeader(ctx context.Context, obj blobio.Object) error {
+func (s *Source) checkHeader(ctx context.Context, obj blobio.Object, ra *blobio.ReaderAt) error {
 	name := obj.Loc.String()
-	ra, err := blobio.NewReaderAt(ctx, obj.Loc)
-	if err != nil {
-		return fmt.Errorf("csv: %w", err)
-	}
-	defer ra.Close()
 	var r io.Reader = io.NewSectionReader(ra, 0, ra.Size())
 	if strings.HasSuffix(obj.Loc.Key, ".gz") {
 		gz, err := gzip.NewReader(bufio.NewReaderSize(r, headChunk))

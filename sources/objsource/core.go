@@ -29,10 +29,10 @@ type Format[O Object] struct {
 	// from it (Core.OpenFirst) and makes the schema.
 	Load func(ctx context.Context) error
 	// Check, when set, checks one object other than the first against the
-	// first without reading its rows (the CSV header, the Parquet footer).
-	// It is called after Load, for every object the URL matches, from
-	// several goroutines at once (see CheckAll).
-	Check func(ctx context.Context, obj blobio.Object) error
+	// first without reading its rows (the CSV header, the Parquet footer),
+	// through ra. It is called after Load, for every object the URL
+	// matches, from several goroutines at once (see CheckAll).
+	Check func(ctx context.Context, obj blobio.Object, ra *blobio.ReaderAt) error
 	// Open opens obj, the object at index idx of the listing, for reading
 	// (checking it against the first object when idx > 0).
 	Open func(ctx context.Context, obj blobio.Object, idx int) (O, error)
@@ -162,7 +162,7 @@ func (c *Core[O]) load() error {
 		return nil
 	}
 	// Every other object is checked now, before any row moves.
-	return CheckAll(c.ioCtx, c.objects[1:], c.f.Check)
+	return CheckAll(c.ioCtx, c.loc, c.objects[1:], c.f.Check)
 }
 
 // OpenFirst opens the first object of the listing (whichever shard reads

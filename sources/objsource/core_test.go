@@ -53,8 +53,12 @@ func newLineSource(t *testing.T, url string, shard pipeline.Shard) *lineSource {
 			s.schema, err = pipeline.NewSchema(pipeline.Field{Name: "line", Type: pipeline.TypeString})
 			return err
 		},
-		Check: func(ctx context.Context, obj blobio.Object) error {
-			if strings.Contains(obj.Loc.Key, "bad") {
+		Check: func(ctx context.Context, obj blobio.Object, ra *blobio.ReaderAt) error {
+			data := make([]byte, ra.Size())
+			if _, err := ra.ReadAt(data, 0); err != nil {
+				return err
+			}
+			if strings.Contains(string(data), "bad") {
 				return fmt.Errorf("lines %s: bad object", obj.Loc)
 			}
 			return nil
@@ -148,7 +152,7 @@ func TestCore(t *testing.T) {
 		{name: "all objects in key order", objects: map[string]string{"b": "3\n4\n5\n", "a": "#\n1\n2\n", "c": "6\n"}, want: "1 2 3 4 5 6"},
 		{name: "shard keeps the second", objects: map[string]string{"a": "#\n1\n", "b": "2\n", "c": "3\n"}, shard: pipeline.Shard{Index: 1, Count: 2}, want: "2"},
 		{name: "shard keeps first and third", objects: map[string]string{"a": "#\n1\n", "b": "2\n", "c": "3\n"}, shard: pipeline.Shard{Index: 0, Count: 2}, want: "1 3"},
-		{name: "check refuses before any row", objects: map[string]string{"a": "#\n1\n", "b": "2\n", "c-bad": "3\n"}, wantErr: "c-bad: bad object"},
+		{name: "check refuses before any row", objects: map[string]string{"a": "#\n1\n", "b": "2\n", "c": "3\nbad\n"}, wantErr: "/c: bad object"},
 		{name: "load refuses", objects: map[string]string{"a": "1\n"}, wantErr: "no # header"},
 		{name: "rows before an error are not lost", objects: map[string]string{"a": "#\n1\n", "b": "2\n3\n4\n"}, failAt: "3", want: "1 2", wantErr: `cannot read "3"`},
 	}

@@ -15,19 +15,18 @@
 //
 // # Cost
 //
-// A check costs two small requests per object, made from at most
-// CheckWorkers goroutines at once: the object's attributes (its size, as
-// blobio.NewReaderAt asks), then a range read (the first 64 KiB of a CSV
-// object, more only when its header line is longer; the last 64 KiB or so
-// of a Parquet object, its footer). On a 2-core machine, Schema over a glob
-// of 10,000 small local CSV files takes 0.85 s, of which 0.36 s is the
-// listing and 0.5 s the header checks (BenchmarkCheckHeaders in csvsource);
-// over 10,000 small local Parquet files it takes about 2 s, parsing each
-// footer and its Arrow schema (BenchmarkCheckFooters in parquetsource; both
-// measured while other work shared the cores). Against a remote store the
-// checks cost about 2 x 10,000 / CheckWorkers request round trips
-// (2 x 10,000 x 30 ms / 16 ≈ 38 s), paid once per Schema call, that is
-// once by validate and once by run.
+// A check costs one small range read per object (the first 64 KiB of a
+// CSV object, more only when its header line is longer; a Parquet footer,
+// one or two reads at its end), made from at most CheckWorkers goroutines
+// at once through one open bucket (the sizes come from the listing). On a
+// 2-core machine, Schema over a glob of 10,000 small local CSV files takes
+// 0.85 s, of which 0.36 s is the listing and 0.5 s the header checks
+// (BenchmarkCheckHeaders in csvsource); over 10,000 small local Parquet
+// files it takes 2 to 3 s, parsing each footer and its Arrow schema
+// (BenchmarkCheckFooters in parquetsource; both measured while other work
+// shared the cores). Against a remote store the checks cost about
+// 10,000 / CheckWorkers request round trips (10,000 x 30 ms / 16 ≈ 19 s),
+// paid once per Schema call, that is once by validate and once by run.
 package objsource
 
 import (
@@ -41,21 +40,31 @@ import (
 // CheckWorkers is how many objects CheckAll checks at once.
 const CheckWorkers = 16
 
-// CheckAll calls check for every object of objs, from at most CheckWorkers
-// goroutines that have all returned when CheckAll returns. The first
-// failure cancels the context the other checks were given and stops
+// CheckAll calls check for every object of objs, all of them listed from
+// loc (blobio.List), from at most CheckWorkers goroutines that have all
+// returned when CheckAll returns. It opens loc's bucket once and gives each
+// check a ReaderAt of its object that makes no request until read. The
+// first failure cancels the context the other checks were given and stops
 // starting new ones; CheckAll then returns that failure, or ctx.Err() when
 // ctx was cancelled.
-func CheckAll(ctx context.Context, objs []blobio.Object, check func(ctx context.Context, obj blobio.Object) error) error {
+func CheckAll(ctx context.Context, loc blobio.Location, objs []blobio.Object, check func(ctx context.Context, obj blobio.Object, ra *blobio.ReaderAt) error) error {
+	if len(objs) == 0 {
+		return nil
+	}
+	b, closeBucket, err := blobio.OpenBucket(ctx, loc)
+	if err != nil {
+		return err
+	}
+	defer closeBucket()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(CheckWorkers)
 	for _, obj := range objs {
 		if gctx.Err() != nil {
 			break
 		}
-		g.Go(func() error { return check(gctx, obj) })
+		g.Go(func() error { return check(gctx, obj, blobio.ObjectReaderAt(gctx, b, obj)) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -45,7 +45,8 @@ func TestCheckAll(t *testing.T) {
 				cancel()
 			}
 			var runs atomic.Int64
-			err := objsource.CheckAll(ctx, objects(tc.n), func(ctx context.Context, obj blobio.Object) error {
+			loc := blobio.Location{Scheme: "mem", Key: "o*"}
+			err := objsource.CheckAll(ctx, loc, objects(tc.n), func(ctx context.Context, obj blobio.Object, ra *blobio.ReaderAt) error {
 				runs.Add(1)
 				switch {
 				case obj.Loc.Key == tc.bad:

@@ -221,7 +221,7 @@ func (r *readerAtSeeker) Seek(offset int64, whence int) (int64, error) {
 // openNext opens obj, the object at index idx of the listing, reads its
 // footer and checks its columns against the first object's.
 func (s *Source) openNext(ctx context.Context, obj blobio.Object, idx int) (*object, error) {
-	o, as, err := s.openObject(ctx, obj, idx)
+	o, as, err := s.openObject(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -238,38 +238,44 @@ func (s *Source) openNext(ctx context.Context, obj blobio.Object, idx int) (*obj
 	return o, nil
 }
 
-// openObject opens obj (index idx in objects), reads its footer and makes
-// its read plan. It does not change s, so checkFooter calls it from several
-// goroutines at once.
-func (s *Source) openObject(ctx context.Context, obj blobio.Object, idx int) (*object, *arrow.Schema, error) {
-	name := obj.Loc.String()
+// openObject opens obj, reads its footer and makes its read plan.
+func (s *Source) openObject(ctx context.Context, obj blobio.Object) (*object, *arrow.Schema, error) {
 	ra, err := blobio.NewReaderAt(ctx, obj.Loc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parquet: %w", err)
 	}
+	o, as, err := s.readFooter(obj, ra)
+	if err != nil {
+		ra.Close()
+		return nil, nil, err
+	}
+	return o, as, nil
+}
+
+// readFooter reads the footer of obj through ra and makes its read plan.
+// It does not change s, so checkFooter calls it from several goroutines at
+// once.
+func (s *Source) readFooter(obj blobio.Object, ra *blobio.ReaderAt) (*object, *arrow.Schema, error) {
+	name := obj.Loc.String()
 	props := parquet.NewReaderProperties(s.alloc)
 	props.BufferedStreamEnabled = true
 	props.BufferSize = maxReadBuffer // narrowed once the columns are known
 	src := &checkedReaderAt{ra: ra, size: ra.Size()}
 	pf, err := file.NewParquetReader(&readerAtSeeker{checkedReaderAt: src}, file.WithReadProps(props))
 	if err != nil {
-		ra.Close()
 		return nil, nil, fmt.Errorf("parquet %s: not a readable Parquet file: %w", name, err)
 	}
 	src.watch(pf.MetaData())
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(s.cfg.batchSize)}, s.alloc)
 	if err != nil {
-		ra.Close()
 		return nil, nil, fmt.Errorf("parquet %s: %w", name, err)
 	}
 	as, err := fr.Schema()
 	if err != nil {
-		ra.Close()
 		return nil, nil, fmt.Errorf("parquet %s: read schema: %w", name, err)
 	}
 	p, err := s.makePlan(fr, as, name)
 	if err != nil {
-		ra.Close()
 		return nil, nil, err
 	}
 	return &object{name: name, ra: ra, src: src, pf: pf, fr: fr, props: props, plan: p, schema: p.schema}, as, nil
@@ -285,15 +291,14 @@ func (s *Source) sameColumns(name string, want, got *pipeline.Schema) error {
 		name, s.core.Objects()[0].Loc, schemaDiff(want, got))
 }
 
-// checkFooter reads the footer of obj (a few range reads at the end of the
-// object) and checks its columns against the first object's, which is
-// s.schema, without reading any row.
-func (s *Source) checkFooter(ctx context.Context, obj blobio.Object) error {
-	o, _, err := s.openObject(ctx, obj, -1)
+// checkFooter reads the footer of obj through ra (a few range reads at the
+// end of the object) and checks its columns against the first object's,
+// without reading any row.
+func (s *Source) checkFooter(ctx context.Context, obj blobio.Object, ra *blobio.ReaderAt) error {
+	o, _, err := s.readFooter(obj, ra)
 	if err != nil {
 		return err
 	}
-	defer o.ra.Close()
 	return s.sameColumns(o.name, s.schema, o.schema)
 }
 
