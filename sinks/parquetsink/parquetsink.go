@@ -232,7 +232,9 @@ func Open(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, o *
 		parquet.WithBloomFilterEnabled(false), // likewise
 		parquet.WithMaxRowGroupLength(1<<62),  // the sink closes row groups itself
 		parquet.WithDataPageVersion(parquet.DataPageV1),
-		parquet.WithCreatedBy("bulkflow parquet sink (arrow-go v18)"),
+		// created_by stays arrow-go's own ("parquet-go version 18...."):
+		// readers decide from it whether to trust statistics (parquet-mr
+		// ignores binary statistics of a created_by it cannot parse).
 	)
 	fw, err := pqarrow.NewFileWriter(s.schema, s.crc, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
