@@ -63,6 +63,7 @@ func commands() []command {
 		{"bench", "measure bulkflow on generated data against an encoding/csv baseline (plan from CSV and Parquet, a full run on the emulator)", runBench},
 		{"plugins", "list the registered sources, transforms and sinks", runPlugins},
 		{"jobs", "inspect and manage Bulk API 2.0 ingest jobs (list, show, results, abort, delete, create)", jobs.Run},
+		{"query", "run a SOQL query as a Bulk API 2.0 query job and write its results as CSV (stdout or --out)", runQuery},
 		{"emulator", "serve a local Salesforce Bulk API 2.0 emulator (for tests and dry runs)", runEmulator},
 		{"version", "print the version", runVersion},
 	}
