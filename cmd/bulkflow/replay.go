@@ -333,6 +333,17 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(exitFailed, "record the replay in %s: %v", man.loc, err)
 	}
 	rep, runErr := plan.Run(ctx, opts)
+	// Rows refused because their job may have run are neither loaded nor
+	// settled: the replay is partial (exit 3), not succeeded.
+	var refused int64
+	if sel != nil {
+		for _, n := range sel.needResume {
+			refused += n
+		}
+	}
+	if refused > 0 && rep.Status == pipeline.StatusSucceeded {
+		rep.Status = pipeline.StatusPartial
+	}
 	last := &led.Replays[len(led.Replays)-1]
 	last.Status, last.Counts = rep.Status, rep.Counts
 	if err := writeLedger(ctx, ledgerLoc, led); err != nil {
@@ -353,12 +364,6 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			if runErr == nil {
 				runErr = err
 			}
-		}
-	}
-	var refused int64
-	if sel != nil {
-		for _, n := range sel.needResume {
-			refused += n
 		}
 	}
 	for _, s := range rep.Stages {

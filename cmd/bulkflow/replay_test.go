@@ -290,7 +290,7 @@ func TestReplayRefusesJobIncomplete(t *testing.T) {
 	for _, args := range [][]string{{dl, "--pipeline", "p.yaml"}, {dl, "--pipeline", "p.yaml", "--all"}} {
 		code, rr, out := replay(t, args...)
 		want := "11 rows were not sent: their Salesforce job may have run (job_incomplete)"
-		if code != exitPartial || rr.Counts.Loaded != 0 || !strings.Contains(out, want) || !strings.Contains(out, "0 filtered") ||
+		if code != exitPartial || rr.Status != pipeline.StatusPartial || rr.Counts.Loaded != 0 || !strings.Contains(out, want) || !strings.Contains(out, "0 filtered") ||
 			!strings.Contains(out, "11 refused (their job may have run)") ||
 			!strings.Contains(out, "bulkflow run p.yaml --resume "+rep.RunID) {
 			t.Errorf("replay %v: exit %d counts %+v\n%s", args[2:], code, rr.Counts, out)
