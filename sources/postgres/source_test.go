@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -550,5 +551,63 @@ func TestSchemaReadsNoRow(t *testing.T) {
 	}
 	if _, err := src.Read(context.Background()); err == nil || !strings.Contains(err.Error(), "row 1 was read") {
 		t.Errorf("Read = %v, want the function's error", err)
+	}
+}
+
+// TestTLS: sslmode=verify-full against the test server's TLS (a throw-away
+// CA, see .ci/postgres.sh with PG_TEST_TLS=1) reads over TLS; without the
+// CA the certificate is refused, naming host and port.
+func TestTLS(t *testing.T) {
+	tlsURL := os.Getenv("BULKFLOW_TEST_POSTGRES_TLS_URL")
+	if tlsURL == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("BULKFLOW_TEST_POSTGRES_TLS_URL is not set (start the server with PG_TEST_TLS=1 bash .ci/postgres.sh start)")
+		}
+		t.Skip("BULKFLOW_TEST_POSTGRES_TLS_URL is not set: start the server with PG_TEST_TLS=1 to run the TLS test")
+	}
+	src := open(t, nil, postgres.Options{URL: tlsURL, Query: "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"})
+	rows, _, _ := readRows(t, src)
+	if len(rows) != 1 || rows[0][0] != true {
+		t.Errorf("pg_stat_ssl.ssl = %v, want true", rows)
+	}
+	u, err := url.Parse(tlsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Del("sslrootcert")
+	u.RawQuery = q.Encode()
+	_, err = open(t, nil, postgres.Options{URL: u.String(), Query: "SELECT 1 AS a"}).Schema(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "connect to "+u.Host) || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("verify-full without the CA: %v, want a certificate error naming %s", err, u.Host)
+	}
+}
+
+// TestSSLModeDefault: hosts other than loopback get sslmode=verify-full
+// unless the URL sets sslmode.
+func TestSSLModeDefault(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"postgres://u@db.example.com/x", "sslmode=verify-full"},
+		{"postgres://u@10.1.2.3:6432/x?application_name=a", "sslmode=verify-full"},
+		{"postgres://u@db.example.com/x?sslmode=require", "sslmode=require"},
+		{"postgres://u@127.0.0.1:5432/x", ""},
+		{"postgres://u@localhost/x", ""},
+		{"postgres://u@[::1]:5432/x", ""},
+	}
+	for _, tc := range tests {
+		dsn, err := postgres.DSN(&postgres.Options{URL: tc.url, Query: "SELECT 1 AS a"})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		got := ""
+		if i := strings.Index(dsn, "sslmode="); i >= 0 {
+			got = dsn[i:]
+			if j := strings.IndexByte(got, '&'); j >= 0 {
+				got = got[:j]
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: dsn %s, want %q", tc.url, dsn, tc.want)
+		}
 	}
 }
