@@ -3,6 +3,7 @@ package parquetsink_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/sinks/parquetsink"
 	"github.com/bulkflow/bulkflow/sources/parquetsource"
 )
@@ -419,4 +421,42 @@ func readBackText(t *testing.T, path string) ([][]any, *pipeline.Schema) {
 		}
 	}
 	return out, sch
+}
+
+// TestCommitFailure: when the object cannot be committed (its path became
+// a directory after the sink opened), Close fails naming the path, leaves
+// nothing behind and does not claim partial output, so the engine
+// dead-letters the rows as sink_failed, as for the CSV sink.
+func TestCommitFailure(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	loc, _ := blobio.Parse(dir, "out.parquet")
+	s, err := parquetsink.Open(ctx, loc, all, allOptions("out.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := pipeline.NewBatch(all, 10)
+	for _, r := range stringRows(10, 4) {
+		b.Append(r, pipeline.Origin{})
+	}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "out.parquet"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "out.parquet") || errors.Is(err, pipeline.ErrPartialOutput) {
+		t.Fatalf("Close = %v, want an error naming out.parquet, not partial output", err)
+	}
+	if _, ok := any(s).(pipeline.FinalWriter); ok {
+		t.Error("the parquet sink commits at Close; it must not claim its writes are final")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || !ents[0].IsDir() {
+		t.Errorf("left behind: %v", ents)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Errorf("second Close = %v, want nil (idempotent)", err)
+	}
 }
