@@ -21,8 +21,9 @@ import (
 // CRC-32 (IEEE) of the body as stored, after compression: what parquet-java,
 // Arrow C++ and the parquet source check) and then the body. A header grows
 // by up to 6 bytes, so every offset after it moves: crcWriter records where
-// each page moved to, and at the end rewrites the footer (FileMetaData)
-// with the moved offsets and the grown chunk and row group sizes.
+// the pages the footer points at (each chunk's first page and first data
+// page) moved to, and at the end rewrites the footer (FileMetaData) with
+// the moved offsets and the grown chunk and row group sizes.
 //
 // To tell pages from the footer, crcWriter must know what comes: the sink
 // announces each row group flush (beginFlush with the group's row count)
@@ -47,14 +48,16 @@ type crcWriter struct {
 	pending []byte
 	pendAt  int64 // offset (in) of pending[0]
 
-	state   crcState
-	rows    int64 // rows of the row group being flushed
-	col     int   // its column being read
-	values  int64 // data values seen in that column
-	closing bool  // the footer follows the flush
-	moved   map[int64]int64
-	nPages  int
-	tmp     *thrift.TMemoryBuffer // withCRC's output
+	state    crcState
+	rows     int64           // rows of the row group being flushed
+	col      int             // its column being read
+	values   int64           // data values seen in that column
+	closing  bool            // the footer follows the flush
+	colPages int             // pages seen in that column
+	colData  bool            // a data page among them
+	moved    map[int64]int64 // where chunks' first pages and first data pages moved to
+	nPages   int
+	tmp      *thrift.TMemoryBuffer // withCRC's output
 }
 
 type crcState int
@@ -74,6 +77,7 @@ func newCRCWriter(out io.Writer, ncols int) *crcWriter {
 // (rows > 0); with closing, the footer follows it.
 func (c *crcWriter) beginFlush(rows int64, closing bool) {
 	c.state, c.rows, c.col, c.values, c.closing = crcPages, rows, 0, 0, closing
+	c.colPages, c.colData = 0, false
 }
 
 // beginFooter announces that the next bytes are the footer.
@@ -152,7 +156,12 @@ func (c *crcWriter) next() (done bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("parquet checksums: page at offset %d: %w", c.pendAt, err)
 	}
-	c.moved[c.pendAt] = c.outPos
+	// The footer names a chunk's first page and its first data page.
+	if c.colPages == 0 || h.data && !c.colData {
+		c.moved[c.pendAt] = c.outPos
+	}
+	c.colPages++
+	c.colData = c.colData || h.data
 	if err := c.emit(hdr); err != nil {
 		return false, err
 	}
@@ -167,7 +176,7 @@ func (c *crcWriter) next() (done bool, err error) {
 	}
 	if c.values == c.rows {
 		c.col++
-		c.values = 0
+		c.values, c.colPages, c.colData = 0, 0, false
 		if c.col == c.ncols {
 			c.state = crcIdle
 			if c.closing {
@@ -273,6 +282,7 @@ type pageHeader struct {
 	len        int   // header bytes
 	compressed int32 // body bytes
 	values     int32 // values of a data page (0 for other pages)
+	data       bool  // a data page (v1 or v2)
 }
 
 const (
@@ -316,6 +326,7 @@ func parsePageHeader(b []byte) (h pageHeader, ok bool) {
 			if h.values, err = readNumValues(ctx, p); err != nil {
 				return h, false
 			}
+			h.data = true
 		default:
 			if err := thrift.Skip(ctx, p, typ, maxNestedDepth); err != nil {
 				return h, false
