@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -577,5 +578,65 @@ func checkEachRowOnce(t *testing.T, srv *salesforcetest.Server) {
 	}
 	if len(stored) != resumeRows {
 		t.Errorf("%d distinct records, want %d", len(stored), resumeRows)
+	}
+}
+
+// TestResumeSourceChanged: the source is re-exported in another order
+// between a killed run and its resume; the resume cuts other chunks than
+// the ones the first attempt uploaded, so it stops before uploading (exit
+// 2), naming the source object that changed.
+func TestResumeSourceChanged(t *testing.T) {
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{ProcessingDelay: 150 * time.Millisecond}})
+	defer srv.Close()
+	dir := t.TempDir()
+	file := writeResumePipeline(t, dir, srv)
+	var out bytes.Buffer
+	cmd := exec.Command(bin, "run", file, "--progress", "none")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	complete := func() int {
+		n := 0
+		for _, j := range srv.Jobs() {
+			if j.State == salesforcetest.StateJobComplete {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(30 * time.Second); complete() < 2 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if complete() < 2 || len(srv.Records("Account")) == resumeRows {
+		t.Fatalf("kill point not reached: %d jobs complete, %d records\n%s", complete(), len(srv.Records("Account")), out.String())
+	}
+	runs, err := os.ReadDir(filepath.Join(dir, "ledger", "resume-test"))
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("ledger runs %v: %v", runs, err)
+	}
+	// Re-exported: the same rows, newest first.
+	data, err := os.ReadFile(filepath.Join(dir, "accounts.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	slices.Reverse(lines[1:])
+	time.Sleep(10 * time.Millisecond) // a later modification time
+	if err := os.WriteFile(filepath.Join(dir, "accounts.csv"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jobs := len(srv.Jobs())
+	var stdout, stderr bytes.Buffer
+	t.Chdir(dir)
+	code := runRun(context.Background(), []string{file, "--resume", runs[0].Name(), "--progress", "none"}, &stdout, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "source object "+filepath.Join(dir, "accounts.csv")+" changed") {
+		t.Fatalf("resume after a re-export: exit %d\n%s", code, stderr.String())
+	}
+	if n := len(srv.Jobs()); n != jobs {
+		t.Errorf("the refused resume created %d jobs", n-jobs)
 	}
 }

@@ -166,8 +166,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		env.RunID = *resume
 	}
 	// Salesforce sinks record what this attempt reads (the pipeline file,
-	// its digest) in their ledger, and name the real file in resume hints.
-	salesforcesink.SetProvenance(g, nil)
+	// its digest, the source objects' fingerprints) in their ledger, and
+	// name the real file in resume hints.
+	setProvenance(ctx, g, env)
 	// The pre-flight validate does, before any row moves: a bad field or
 	// relationship column is refused here, not by a job that then fails.
 	if !*offline {
