@@ -114,6 +114,16 @@ func TestQueryCommand(t *testing.T) {
 		t.Errorf("file = %q (stdout %q), want %q", got, stdout.String(), wantQuery)
 	}
 
+	// The connection of an export pipeline's salesforce source.
+	pf := filepath.Join(t.TempDir(), "export.yaml")
+	os.WriteFile(pf, []byte(fmt.Sprintf("name: export\nstages:\n  - name: read\n    source: {type: salesforce, instance_url: %s, auth: {access_token: %q}, object: Account, fields: [Id]}\n"+
+		"  - name: write\n    inputs: [read]\n    sink: {type: csv, url: out.csv}\n", srv.URL, srv.AccessToken())), 0o600)
+	stdout.Reset()
+	stderr.Reset()
+	if code := realMain([]string{"query", "--pipeline", pf, "--max-records", "7", soql}, &stdout, &stderr); code != exitOK || stdout.String() != wantQuery {
+		t.Errorf("--pipeline with a salesforce source: exit %d, stderr %q, output equal: %v", code, stderr.String(), stdout.String() == wantQuery)
+	}
+
 	// queryAll sees a deleted record.
 	deleteRecords(t, srv, recs[0]["Id"])
 	stdout.Reset()

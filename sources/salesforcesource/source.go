@@ -479,7 +479,7 @@ func (s *Source) nextPage(ctx context.Context) error {
 			return fmt.Errorf("salesforce source: job %s: results header %q does not match the selected fields %q", s.job, header, s.schema.Names())
 		}
 	}
-	s.log.Debug("salesforce source: results page", "job", s.job, "records", p.NumberOfRecords, "fetched", s.fetched)
+	s.log.Info("salesforce source: results page", "job", s.job, "records", p.NumberOfRecords, "fetched", s.fetched)
 	return nil
 }
 

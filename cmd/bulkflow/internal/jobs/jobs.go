@@ -26,7 +26,8 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
-	"github.com/bulkflow/bulkflow/sinks/salesforcesink" // also registers the "salesforce" sink for --pipeline files
+	"github.com/bulkflow/bulkflow/sinks/salesforcesink"     // also registers the "salesforce" sink for --pipeline files
+	"github.com/bulkflow/bulkflow/sources/salesforcesource" // registers the "salesforce" source for --pipeline files
 )
 
 // jobsUsage is the help text of `bulkflow jobs`.
@@ -194,9 +195,13 @@ func (c *Conn) resolve() error {
 				break
 			}
 		}
+		// An export pipeline's salesforce source has the same connection.
+		if so, ok := st.Options.(*salesforcesource.Options); ok && st.Kind == pipeline.KindSource && o == nil {
+			o = &salesforcesink.Options{InstanceURL: so.InstanceURL, Auth: so.Auth, APIVersion: so.APIVersion}
+		}
 	}
 	if o == nil {
-		return usagef("--pipeline: %s has no stage with a salesforce sink", c.pipeline)
+		return usagef("--pipeline: %s has no stage with a salesforce sink or source", c.pipeline)
 	}
 	if o.InstanceURL == salesforcesink.EmulatorURL {
 		return usagef("--pipeline: %s uses instance_url %q, an in-process emulator that lives only for one run; "+
