@@ -63,10 +63,11 @@ var benchTable = sync.OnceValues(func() (string, error) {
 // kind) with the source and with psql's \copy to a CSV file, in the same
 // run, and reports rows/s of each and their ratio; then the source's peak
 // RSS (a child process) at 100k and 1M rows. Beside them, for the choice
-// of read path: a server-side cursor (FETCH 10000) and COPY ... TO STDOUT
-// CSV parsed per column type, both into the same typed values.
+// of read path: the source's typed scan without its conversion to rows,
+// from one streamed query and from a server-side cursor (FETCH 10000), and
+// COPY ... TO STDOUT CSV parsed per column type.
 //
-//	go test -run '^$' -bench BenchmarkRead -benchtime 1x ./sources/postgres/
+//	go test -run '^$' -bench BenchmarkRead -benchtime 3x ./sources/postgres/
 func BenchmarkRead(b *testing.B) {
 	serverURL(b)
 	start := time.Now()
@@ -77,41 +78,46 @@ func BenchmarkRead(b *testing.B) {
 	b.Logf("table %s ready in %v", table, time.Since(start).Round(time.Millisecond))
 	query := "SELECT " + benchColumns + " FROM " + table + " ORDER BY id"
 	url := os.Getenv("BULKFLOW_TEST_POSTGRES_URL")
-	rates := map[string]float64{}
-	measure := func(name string, read func(b *testing.B) int) {
-		b.Run(name, func(b *testing.B) {
-			var rows int
-			var took time.Duration
-			for b.Loop() {
-				t0 := time.Now()
-				rows = read(b)
-				took += time.Since(t0)
-			}
-			if rows != benchRows {
-				b.Fatalf("read %d rows, want %d", rows, benchRows)
-			}
-			rates[name] = float64(rows) * float64(b.N) / took.Seconds()
-			b.ReportMetric(rates[name], "rows/s")
-		})
+	psql, err := osexec.LookPath("psql")
+	if err != nil {
+		b.Skip("psql not found: no baseline to compare with")
 	}
-	measure("source", func(b *testing.B) int { return readSource(b, url, query, 0) })
-	if psql, err := osexec.LookPath("psql"); err == nil {
-		out := filepath.Join(b.TempDir(), "out.csv")
-		measure("psql_copy_csv", func(b *testing.B) int {
+	out := filepath.Join(b.TempDir(), "out.csv")
+	readers := []struct {
+		name string
+		read func(b *testing.B) int
+	}{
+		{"source", func(b *testing.B) int { return readSource(b, url, query, 0) }},
+		{"psql_copy_csv", func(b *testing.B) int {
 			cmd := osexec.Command(psql, url, "-X", "-q", "-c", `\copy (`+query+`) to '`+out+`' csv`)
 			if msg, err := cmd.CombinedOutput(); err != nil {
 				b.Fatalf("psql: %v: %s", err, msg)
 			}
 			return countLines(b, out)
-		})
-	} else {
-		b.Logf("psql not found: no baseline")
+		}},
+		{"pgx_query_scan", func(b *testing.B) int { return readCursor(b, url, query, false) }},
+		{"pgx_cursor_fetch10000", func(b *testing.B) int { return readCursor(b, url, query, true) }},
+		{"pgx_copy_csv_parsed", func(b *testing.B) int { return readCopyCSV(b, url, query) }},
 	}
-	measure("pgx_cursor_fetch10000", func(b *testing.B) int { return readCursor(b, url, query) })
-	measure("pgx_copy_csv_parsed", func(b *testing.B) int { return readCopyCSV(b, url, query) })
-	if rates["psql_copy_csv"] > 0 {
-		b.Logf("source / psql \\copy = %.2f", rates["source"]/rates["psql_copy_csv"])
-	}
+	// Every iteration runs each reader once, in turn, so that the load of
+	// a shared machine falls on all of them alike.
+	b.Run("paths", func(b *testing.B) {
+		took := make([]time.Duration, len(readers))
+		for b.Loop() {
+			for i, r := range readers {
+				t0 := time.Now()
+				if n := r.read(b); n != benchRows {
+					b.Fatalf("%s read %d rows, want %d", r.name, n, benchRows)
+				}
+				took[i] += time.Since(t0)
+			}
+		}
+		for i, r := range readers {
+			b.ReportMetric(float64(benchRows)*float64(b.N)/took[i].Seconds(), r.name+"-rows/s")
+		}
+		b.ReportMetric(took[1].Seconds()/took[0].Seconds(), "source/psql")
+		b.ReportMetric(took[3].Seconds()/took[2].Seconds(), "query/cursor")
+	})
 	for _, n := range []int{100_000, benchRows} {
 		b.Run(fmt.Sprintf("rss_rows=%d", n), func(b *testing.B) {
 			var kb int64
@@ -166,9 +172,10 @@ func newTargets() *typedTargets {
 // columns: binary, but text for numeric and jsonb.
 var cursorFormats = pgx.QueryResultFormats{1, 0, 0, 1, 1, 1, 1, 0, 1, 1}
 
-// readCursor reads query through a server-side cursor, 10000 rows per
-// FETCH, into typed values.
-func readCursor(tb testing.TB, url, query string) int {
+// readCursor reads query into typed values (the source's scan without its
+// conversion to rows): through a server-side cursor, 10000 rows per FETCH,
+// when cursor is set, else as one streamed query, as the source does.
+func readCursor(tb testing.TB, url, query string, cursor bool) int {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -180,13 +187,17 @@ func readCursor(tb testing.TB, url, query string) int {
 		tb.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "DECLARE c NO SCROLL CURSOR FOR "+query); err != nil {
-		tb.Fatal(err)
+	fetch := query
+	if cursor {
+		if _, err := tx.Exec(ctx, "DECLARE c NO SCROLL CURSOR FOR "+query); err != nil {
+			tb.Fatal(err)
+		}
+		fetch = "FETCH FORWARD 10000 FROM c"
 	}
 	t := newTargets()
 	n := 0
 	for {
-		rows, err := tx.Query(ctx, "FETCH FORWARD 10000 FROM c", cursorFormats)
+		rows, err := tx.Query(ctx, fetch, cursorFormats)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -201,7 +212,7 @@ func readCursor(tb testing.TB, url, query string) int {
 			tb.Fatal(err)
 		}
 		n += got
-		if got == 0 {
+		if got == 0 || !cursor {
 			return n
 		}
 	}
