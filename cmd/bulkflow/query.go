@@ -80,11 +80,17 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			}
 		}
 	}()
-	if _, err := client.WaitQueryJob(ctx, info.ID, &salesforce.PollOptions{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Timeout: *timeout}); err != nil {
+	end, err := client.WaitQueryJob(ctx, info.ID, &salesforce.PollOptions{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Timeout: *timeout})
+	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow query: query job %s: %s\n", info.ID, jobs.DescribeErr(err))
 		return exitFailed
 	}
-	done = true // a complete job needs no abort
+	done = true // a finished job needs no abort
+	if end.State != salesforce.StateJobComplete {
+		fmt.Fprintf(stderr, "bulkflow query: query job %s ended %s after %d records %s; nothing was written\n",
+			info.ID, end.State, end.NumberRecordsProcessed, end.ErrorMessage)
+		return exitFailed
+	}
 	if *out != "-" {
 		loc, err := blobio.Parse("", *out)
 		if err != nil {

@@ -138,6 +138,17 @@ func TestQueryCommand(t *testing.T) {
 		!strings.Contains(stderr.String(), "INVALID_FIELD: No such column 'Nope'") {
 		t.Errorf("bad SOQL: exit %d, stderr %q", code, stderr.String())
 	}
+	// A job that ends Failed writes nothing and exits 1.
+	srv.SetFaults(salesforcetest.Faults{FailJobAfterRows: 3})
+	stderr.Reset()
+	failed := filepath.Join(t.TempDir(), "failed.csv")
+	if code := realMain(append([]string{"query", "--out", failed, soql}, conn...), &stdout, &stderr); code != exitFailed ||
+		!strings.Contains(stderr.String(), "ended Failed after 3 records") {
+		t.Errorf("failed job: exit %d, stderr %q", code, stderr.String())
+	}
+	if _, err := os.Stat(failed); !os.IsNotExist(err) {
+		t.Errorf("a failed job left %s (%v)", failed, err)
+	}
 	if code := realMain([]string{"query"}, &stdout, &stderr); code != exitUsage {
 		t.Errorf("no query: exit %d, want %d", code, exitUsage)
 	}

@@ -346,6 +346,10 @@ func (s *Source) abort(why string) {
 	ctx, cancel := context.WithTimeout(s.ioCtx, abortTimeout)
 	defer cancel()
 	if _, err := s.client.AbortQueryJob(ctx, s.job); err != nil {
+		if info, ierr := s.client.QueryJob(ctx, s.job); ierr == nil && info.State.Terminal() {
+			s.log.Debug("salesforce source: the query job had already finished", "job", s.job, "state", info.State, "why", why)
+			return
+		}
 		s.log.Warn("salesforce source: could not abort the query job", "job", s.job, "why", why, "err", err)
 		return
 	}
@@ -450,6 +454,14 @@ func (s *Source) wait(ctx context.Context) error {
 		return s.fail(ctx, fmt.Errorf("salesforce source: query job %s (%s): %w", s.job, s.soqlText, err))
 	}
 	s.complete = true
+	if info.State != salesforce.StateJobComplete {
+		why := info.ErrorMessage
+		if why == "" {
+			why = "Salesforce gives no reason for a failed query job"
+		}
+		return s.fail(ctx, fmt.Errorf("salesforce source: query job %s (%s) ended %s after %d records: %s; check the query, "+
+			"the object's size and the org's query limits, then run again", s.job, s.soqlText, info.State, info.NumberRecordsProcessed, why))
+	}
 	s.log.Info("salesforce source: query job complete", "job", s.job, "records", info.NumberRecordsProcessed)
 	return nil
 }

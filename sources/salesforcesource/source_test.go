@@ -212,3 +212,30 @@ func TestCancelAbortsJob(t *testing.T) {
 		t.Errorf("Read after a cancelled read = %v, want the error again", err)
 	}
 }
+
+// TestFailedJob: a query job that ends Failed (the emulator fails it after
+// 2 records) fails the read naming the job and the query, on every Read.
+func TestFailedJob(t *testing.T) {
+	srv := startEmulator(t)
+	for _, n := range []string{"A", "B", "C"} {
+		mustAdd(t, srv, "Account", map[string]string{"Name": n})
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{FailJobAfterRows: 2}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := salesforcesource.Open(context.Background(), nil, options(srv, "SELECT Name FROM Account"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for range 2 {
+		_, err := src.Read(context.Background())
+		if err == nil || !strings.Contains(err.Error(), "query job "+src.JobID()) || !strings.Contains(err.Error(), "SELECT Name FROM Account") ||
+			!strings.Contains(strings.ToLower(err.Error()), "failed") {
+			t.Errorf("Read = %v, want the failed job named with its query", err)
+		}
+	}
+	if j, _ := srv.Job(src.JobID()); j.State != "Failed" || j.ErrorMessage != "" {
+		t.Errorf("job %s, errorMessage %q; want Failed without a message", j.State, j.ErrorMessage)
+	}
+}

@@ -364,6 +364,13 @@ func (s *Server) runQuery(j *job, start time.Time) {
 			break
 		}
 	}
+	if n := s.faults.FailJobAfterRows; n > 0 && int64(len(recs)) > n {
+		// A failed query job has no errorMessage (contract §6).
+		j.processed = n
+		j.state = StateFailed
+		s.finishLocked(j, start)
+		return
+	}
 	if sq.orderBy != nil {
 		s.sortLocked(recs, sq.orderBy)
 		if sq.limit > 0 && len(recs) > sq.limit {
