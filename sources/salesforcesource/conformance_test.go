@@ -106,7 +106,7 @@ func (h *harness) BadRow(ctx context.Context, tb testing.TB) (sourcetest.BadRowC
 	}}
 	h.srv = startEmulator(tb, obj)
 	recs := []map[string]string{
-		{"Label__c": "a"}, {"Label__c": "b", "Count__c": "many"}, {"Label__c": "c"},
+		{"Label__c": "a"}, {"Label__c": "b, \"quoted\"", "Count__c": "many"}, {"Label__c": "c"},
 		{"Label__c": "d", "Due__c": "tomorrow"}, {"Label__c": "e"},
 	}
 	for _, r := range recs {

@@ -429,7 +429,11 @@ func (s *Source) convert(b *pipeline.Batch, rec []string) {
 		row[i] = v
 	}
 	if bad != nil {
-		b.Drop(pipeline.Drop{Origin: origin, Raw: strings.Join(rec, ","), Err: &pipeline.RowError{
+		var raw strings.Builder
+		w := csv.NewWriter(&raw)
+		w.Write(rec)
+		w.Flush()
+		b.Drop(pipeline.Drop{Origin: origin, Raw: strings.TrimSuffix(raw.String(), "\n"), Err: &pipeline.RowError{
 			Origin: origin, Code: CodeBadValue, Field: strings.Join(badField, ";"), Ref: s.job,
 			Err: errors.New(strings.Join(bad, "; ") + " (Salesforce returned a value its describe does not type so)")}})
 		return

@@ -239,3 +239,32 @@ func TestFailedJob(t *testing.T) {
 		t.Errorf("job %s, errorMessage %q; want Failed without a message", j.State, j.ErrorMessage)
 	}
 }
+
+// TestBadValueRaw: a dead-lettered record's Raw is its CSV line as
+// Salesforce sent it, quotes and commas escaped, and the error names the
+// field and the job.
+func TestBadValueRaw(t *testing.T) {
+	srv := startEmulator(t)
+	mustAdd(t, srv, "Account", map[string]string{"Name": `Acme, "the" company`, "NumberOfEmployees": "lots"})
+	src, err := salesforcesource.Open(context.Background(), nil, options(srv, "SELECT Name, NumberOfEmployees FROM Account"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var drops []pipeline.Drop
+	for _, b := range sourcetest.ReadAll(context.Background(), t, src) {
+		drops = append(drops, b.Drops()...)
+	}
+	if len(drops) != 1 {
+		t.Fatalf("%d drops, want 1", len(drops))
+	}
+	d := drops[0]
+	if d.Raw != `"Acme, ""the"" company",lots` {
+		t.Errorf("Raw = %s", d.Raw)
+	}
+	var re *pipeline.RowError
+	if !errors.As(d.Err, &re) || re.Code != salesforcesource.CodeBadValue || re.Field != "NumberOfEmployees" || re.Ref != src.JobID() ||
+		!strings.Contains(re.Error(), `"lots" is not an integer`) {
+		t.Errorf("error = %#v (%v)", d.Err, d.Err)
+	}
+}
