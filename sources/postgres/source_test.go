@@ -611,3 +611,37 @@ func TestSSLModeDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestArrays: arrays are JSON text, nested by their dimensions, whatever
+// the element type.
+func TestArrays(t *testing.T) {
+	_, u := testSchema(t)
+	tests := []struct{ expr, want string }{
+		{`ARRAY['a"b', 'back\slash', E'tab\there', E'nl\n', 'ünï', NULL]::text[]`, `["a\"b","back\\slash","tab\there","nl\n","ünï",null]`},
+		{`ARRAY['x ', 'y']::char(2)[]`, `["x ","y "]`},
+		{`'{{{1,2},{3,4}},{{5,6},{7,NULL}}}'::int8[]`, `[[[1,2],[3,4]],[[5,6],[7,null]]]`},
+		{`ARRAY[-32768, 32767]::int2[]`, `[-32768,32767]`},
+		{`'{}'::int4[]`, `[]`},
+		{`ARRAY['c4ca4238-a0b9-2382-0dcc-509a6f75849b']::uuid[]`, `["c4ca4238-a0b9-2382-0dcc-509a6f75849b"]`},
+		{`ARRAY[true, NULL]`, `[true,null]`},
+		{`ARRAY[1.5, 'NaN']::float8[]`, ``}, // NaN has no JSON: bad_value
+		{`ARRAY['{"k": [1]}'::jsonb]`, `[{"k":[1]}]`},
+		{`ARRAY[timestamptz '2020-01-01 01:00:00+01', 'infinity']`, `["2020-01-01T00:00:00Z","infinity"]`},
+		{`ARRAY[date '1969-07-20']`, `["1969-07-20"]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.expr, func(t *testing.T) {
+			src := open(t, nil, postgres.Options{URL: u, Query: "SELECT " + tc.expr + " AS a"})
+			rows, _, drops := readRows(t, src)
+			if tc.want == "" {
+				if len(drops) != 1 || len(rows) != 0 {
+					t.Errorf("rows %v, drops %v; want the row dead-lettered", rows, drops)
+				}
+				return
+			}
+			if len(rows) != 1 || rows[0][0] != tc.want {
+				t.Errorf("got %v (drops %v), want %s", rows, drops, tc.want)
+			}
+		})
+	}
+}

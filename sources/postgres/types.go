@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/json/jsontext"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,7 +102,21 @@ type cell struct {
 	date pgtype.Date
 	ts   pgtype.Timestamp
 	tstz pgtype.Timestamptz
-	arr  pgtype.Array[any]
+	arr  pgtype.Array[any]         // arrays of other elements
+	arrT pgtype.Array[pgtype.Text] // arrays of text-like elements
+	arrI pgtype.Array[pgtype.Int8] // arrays of integers
+}
+
+// arrayOf says how an array of elements of OID elem is scanned: 't' as
+// text elements, 'i' as integers, else as any (decoded per element).
+func arrayOf(elem uint32) byte {
+	switch elem {
+	case pgtype.TextOID, pgtype.VarcharOID, pgtype.BPCharOID, pgtype.NameOID, pgtype.UUIDOID:
+		return 't'
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
+		return 'i'
+	}
+	return 0
 }
 
 // target returns what rows.Scan fills.
@@ -121,6 +137,12 @@ func (c *cell) target() any {
 	case kTimestamptz:
 		return &c.tstz
 	default:
+		switch arrayOf(c.col.elem) {
+		case 't':
+			return &c.arrT
+		case 'i':
+			return &c.arrI
+		}
 		return &c.arr
 	}
 }
@@ -155,6 +177,18 @@ func (c *cell) value() (v any, problem string) {
 	case kTimestamptz:
 		return timeValue(c.tstz.Valid, c.tstz.InfinityModifier, c.tstz.Time.UTC(), c.col)
 	default:
+		switch arrayOf(c.col.elem) {
+		case 't':
+			if !c.arrT.Valid {
+				return nil, ""
+			}
+			return textArrayJSON(c.arrT), ""
+		case 'i':
+			if !c.arrI.Valid {
+				return nil, ""
+			}
+			return intArrayJSON(c.arrI), ""
+		}
 		if !c.arr.Valid {
 			return nil, ""
 		}
@@ -196,6 +230,55 @@ func arrayJSON(a pgtype.Array[any], elem uint32) (string, error) {
 	}
 	b, err := json.Marshal(nested)
 	return string(b), err
+}
+
+// textArrayJSON writes an array of text elements as JSON (strings quoted
+// by encoding/json/jsontext; the database's encoding is UTF-8, so nothing
+// is replaced), nested by its dimensions.
+func textArrayJSON(a pgtype.Array[pgtype.Text]) string {
+	return string(appendNested(nil, a.Dims, a.Elements, func(dst []byte, e pgtype.Text) []byte {
+		if !e.Valid {
+			return append(dst, "null"...)
+		}
+		dst, _ = jsontext.AppendQuote(dst, e.String)
+		return dst
+	}))
+}
+
+// intArrayJSON writes an array of integers as JSON, nested by its
+// dimensions.
+func intArrayJSON(a pgtype.Array[pgtype.Int8]) string {
+	return string(appendNested(nil, a.Dims, a.Elements, func(dst []byte, e pgtype.Int8) []byte {
+		if !e.Valid {
+			return append(dst, "null"...)
+		}
+		return strconv.AppendInt(dst, e.Int64, 10)
+	}))
+}
+
+// appendNested appends elems as a JSON array nested by dims (row-major, as
+// PostgreSQL sends them); no dimension is the empty array.
+func appendNested[E any](dst []byte, dims []pgtype.ArrayDimension, elems []E, elem func([]byte, E) []byte) []byte {
+	dst = append(dst, '[')
+	switch {
+	case len(dims) <= 1:
+		for i, e := range elems {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = elem(dst, e)
+		}
+	default:
+		n := int(dims[0].Length)
+		step := len(elems) / max(n, 1)
+		for i := range n {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendNested(dst, dims[1:], elems[i*step:(i+1)*step], elem)
+		}
+	}
+	return append(dst, ']')
 }
 
 // reshape nests flat elements by dims (row-major, as PostgreSQL sends them).
