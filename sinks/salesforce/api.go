@@ -256,6 +256,7 @@ func parseLimitInfo(h string) (APIUsage, bool) {
 type DescribeResult struct {
 	Name       string  `json:"name"`
 	Label      string  `json:"label"`
+	KeyPrefix  string  `json:"keyPrefix"` // the first 3 characters of its record ids
 	Createable bool    `json:"createable"`
 	Updateable bool    `json:"updateable"`
 	Deletable  bool    `json:"deletable"`

@@ -3,14 +3,19 @@ package salesforce
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -107,7 +112,9 @@ type collectionResultJSON struct {
 // possibly written. Update, upsert and delete are replayed like every
 // idempotent call; when the retries are spent after such failures the
 // error matches ErrOutcomeUnknown too (sending them again later is safe).
-// A 400 (nothing processed) is returned as an *APIError at once.
+// A 400 (nothing processed) is returned as an *APIError at once. A delete
+// that was replayed counts rows answered ENTITY_IS_DELETED as deleted (an
+// earlier attempt deleted them).
 func (c *Client) WriteCollection(ctx context.Context, req CollectionRequest) ([]CollectionResult, error) {
 	n := len(req.Records)
 	what := fmt.Sprintf("%s %s of %d records", req.Operation, req.Object, n)
@@ -147,9 +154,16 @@ func (c *Client) WriteCollection(ctx context.Context, req CollectionRequest) ([]
 		}
 		cl.json = json.RawMessage(body)
 	}
-	resp, err := c.do(ctx, cl)
+	// Whether the last attempt wrote its request: a failure before that
+	// (no connection, a failed TLS handshake) cannot have been processed.
+	var wrote atomic.Bool
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GetConn:      func(string) { wrote.Store(false) },
+		WroteHeaders: func() { wrote.Store(true) },
+	})
+	resp, err := c.do(tctx, cl)
 	if err != nil {
-		if ctx.Err() == nil && ambiguous(err) {
+		if ctx.Err() == nil && ambiguous(err) && wrote.Load() && !neverSent(err) {
 			return nil, fmt.Errorf("salesforce: collection %s: %w after %d attempts: %w", what, ErrOutcomeUnknown, cl.attempts, err)
 		}
 		return nil, fmt.Errorf("salesforce: collection %s: %w", what, err)
@@ -176,9 +190,27 @@ func (c *Client) WriteCollection(ctx context.Context, req CollectionRequest) ([]
 		for _, e := range w.Errors {
 			r.Errors = append(r.Errors, RowError{Code: e.StatusCode, Message: e.Message, Fields: e.Fields})
 		}
+		if req.Operation == OpDelete && cl.attempts > 1 && !r.Success && len(r.Errors) == 1 && r.Errors[0].Code == "ENTITY_IS_DELETED" {
+			// A replayed delete finds the rows an earlier attempt deleted
+			// (collections contract §3.3: count them as deleted).
+			r.Success, r.Errors = true, nil
+			if r.ID == "" {
+				r.ID, _ = req.Records[i].id()
+			}
+		}
 		out[i] = r
 	}
 	return out, nil
+}
+
+// neverSent reports whether a transport failure happened before the
+// request could reach the server: the connection was refused, the host
+// did not resolve, or the TLS handshake failed.
+func neverSent(err error) bool {
+	var dnsErr *net.DNSError
+	var recErr tls.RecordHeaderError
+	var certErr *tls.CertificateVerificationError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &dnsErr) || errors.As(err, &recErr) || errors.As(err, &certErr)
 }
 
 // id returns the value of the record's Id field.

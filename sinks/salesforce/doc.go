@@ -26,6 +26,18 @@
 // it in loops of their own. Plain http:// URLs are refused unless the
 // host is loopback.
 //
+// # Small loads: sObject Collections
+//
+// WriteCollection creates, updates, upserts (by external id) or deletes up
+// to 200 records in one synchronous REST request
+// (shared/docs/salesforce-rest-collections.md), with allOrNone false and
+// one result per record in request order; per-record errors are RowErrors
+// with the codes a Bulk job's failed results give. EncodeCollectionBody
+// writes the JSON (null, typed numbers and booleans, references by external
+// id as nested objects). A create is replayed only after answers that
+// prove nothing was processed; without a definite answer its error matches
+// ErrOutcomeUnknown and its rows may be in Salesforce.
+//
 // # Authentication
 //
 // ClientCredentials, JWTBearer, RefreshToken and StaticToken return an

@@ -23,7 +23,7 @@ func TestBudgetCountsPolls(t *testing.T) {
 	srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 300 * time.Millisecond})
 	rows := genAccounts(800, 0, "P")
 	r := runPipeline(t, context.Background(), accountSchema, rows,
-		"object: Account\nmax_job_rows: 100\nconcurrency: 4\nmin_api_remaining: 10\npoll_initial: 2ms\npoll_max: 5ms\n"+
+		"object: Account\nmax_job_rows: 100\nconcurrency: 4\nmin_api_remaining: 10\npoll_initial: 2ms\npoll_max: 5ms\napi: bulk\n"+
 			"instance_url: "+srv.URL+"\nauth: {access_token: "+srv.AccessToken()+"}\n")
 	if r.err != nil {
 		t.Fatal(r.err)

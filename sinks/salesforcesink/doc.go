@@ -32,6 +32,8 @@
 //	                         run with an OutageError
 //	api_error                as above when the cause has no more precise code
 //	api_budget               the daily API allowance fell below min_api_remaining: no job was created
+//	outcome_unknown          a REST create got no definite answer: it may be in Salesforce (not retryable)
+//	outcome_unknown_retry    a REST update, upsert or delete got none after the retries (retryable)
 //	invalid_value            NaN or infinite float
 //	row_too_large            one row is larger than max_job_bytes
 //
@@ -96,6 +98,30 @@
 //	                    stops every further request of the sink (polls after 3
 //	                    refusals in a row); the rows stay resumable
 //	response_compression: auto (default: gzip except from a loopback host) | gzip | none
+//	api:                auto | bulk (default for now, DefaultAPI) | rest: see # Small loads
+//	rest_max_rows:      the largest input api auto sends through REST, default 2000
+//
+// # Small loads
+//
+// With api auto the engine hands the sink batches of at least
+// rest_max_rows+1 rows (max_job_rows still caps a job), so a first batch
+// (pipeline.BatchSeq 0) of at most rest_max_rows rows that is shorter than
+// that is the sink's whole input: it goes through REST sObject Collections
+// (rest.go; shared/docs/salesforce-rest-collections.md), every other batch
+// through Bulk jobs. api rest sends every batch that way. Requests carry up
+// to 200 rows (and 10 MB of JSON), are sent one after the other with
+// allOrNone false, and answer per row in order: the same codes, fields and
+// messages as a job's failed results; UNABLE_TO_LOCK_ROW rows are sent
+// again alone up to lock_retries times. A delete sends only ids of the
+// sink's object (describe's key prefix; others fail MALFORMED_ID, as in a
+// job). The ledger records each request at its position before it is sent
+// (rest_sending, with the sha256 of its body) and its per-row outcome after
+// (rest_done). A create is never sent twice blindly: without a definite
+// answer (5xx, timeout, lost connection), or found rest_sending by a
+// resume, its rows are outcome_unknown (RecoveryInspect); an update, upsert
+// or delete is replayed by the client's retry policy and by a resume, and
+// is outcome_unknown_retry (RecoveryRetry) when the retries are spent. A
+// rest_done request is settled from the ledger without a request.
 //
 // # Ledger and resume
 //
@@ -151,6 +177,10 @@
 //	outcome unknown  job_incomplete (RecoveryResume): its job may have run;
 //	                 only `bulkflow run FILE --resume RUN_ID` settles it, by
 //	                 reading that job (_ref) through the ledger; replay refuses it.
+//	                 outcome_unknown (RecoveryInspect): a REST create without a
+//	                 definite answer; no resume can settle it: look for the
+//	                 row before replay --all. outcome_unknown_retry: the same for
+//	                 an idempotent update, upsert or delete (RecoveryRetry).
 //	loaded           counted loaded; a resume settles its chunk from the ledger
 //	                 without sending it.
 //	rejected         a Salesforce error code (RecoveryFix): fix the data, then

@@ -40,6 +40,7 @@ func TestGoldenUpload(t *testing.T) {
 			o := NewOptions()
 			o.Object, o.InstanceURL, o.Auth.AccessToken = "Account", srv.URL, srv.AccessToken()
 			o.ColumnDelimiter, o.LineEnding, o.PollInitial, o.PollMax = tc.delim, tc.eol, 5*time.Millisecond, 20*time.Millisecond
+			o.API = APIBulk // the uploaded CSV is the golden file
 			ctx := context.Background()
 			s, err := Open(ctx, nil, o, accountSchema)
 			if err != nil {

@@ -166,12 +166,12 @@ func runPipeline(t testing.TB, ctx context.Context, schema *pipeline.Schema, row
 
 // emulatorYAML is the sink connection to srv with fast polling.
 func emulatorYAML(srv *salesforcetest.Server) string {
-	return fmt.Sprintf("instance_url: %s\nauth: {access_token: %q}\npoll_initial: 5ms\npoll_max: 50ms\n", srv.URL, srv.AccessToken())
+	return fmt.Sprintf("instance_url: %s\nauth: {access_token: %q}\npoll_initial: 5ms\npoll_max: 50ms\napi: bulk\n", srv.URL, srv.AccessToken())
 }
 
 // ccYAML authenticates with client credentials (renewable tokens).
 func ccYAML(srv *salesforcetest.Server) string {
-	return fmt.Sprintf("auth: {client_id: %q, client_secret: %q, login_url: %q}\npoll_initial: 5ms\npoll_max: 50ms\n",
+	return fmt.Sprintf("auth: {client_id: %q, client_secret: %q, login_url: %q}\npoll_initial: 5ms\npoll_max: 50ms\napi: bulk\n",
 		srv.ClientID(), srv.ClientSecret(), srv.LoginURL())
 }
 

@@ -64,6 +64,9 @@ type ledgerRecord struct {
 	Unprocessed int64  `json:"unprocessed,omitempty"`
 	Loaded      int    `json:"loaded,omitempty"` // rows of the chunk confirmed loaded
 	Error       string `json:"error,omitempty"`  // the job's errorMessage
+	// RESTFailed, with stRESTDone, are the rows of a REST request that
+	// were not loaded (rest.go); the others were.
+	RESTFailed []restFailure `json:"rest_failed,omitempty"`
 	// Options is the fingerprint of what shapes the chunks (runKey record).
 	Options string `json:"options,omitempty"`
 	// Provenance is what this process read (runKey record; see Provenance).

@@ -415,6 +415,7 @@ func TestResumeRefusesOtherOptions(t *testing.T) {
 	}
 	o := NewOptions()
 	o.Object, o.MaxJobRows, o.Ledger, o.InstanceURL, o.Auth.AccessToken = "Account", 40, dir, srv.URL, srv.AccessToken()
+	o.API = APIBulk // as emulatorYAML
 	_, err := Open(context.Background(), &pipeline.Env{RunID: "run-1"}, o, accountSchema)
 	if err == nil || !strings.Contains(err.Error(), "other sink options") {
 		t.Fatalf("err = %v", err)

@@ -49,7 +49,7 @@ func TestResultMismatch(t *testing.T) {
 		r[4] = "single line" // so the proxy can drop the last record by line
 	}
 	r := runPipeline(t, context.Background(), accountSchema, rows, fmt.Sprintf(
-		"object: Account\nmax_job_rows: 100\ninstance_url: %s\nauth: {access_token: %q}\npoll_initial: 5ms\npoll_max: 20ms\n", ps.URL, srv.AccessToken()))
+		"object: Account\nmax_job_rows: 100\ninstance_url: %s\nauth: {access_token: %q}\npoll_initial: 5ms\npoll_max: 20ms\napi: bulk\n", ps.URL, srv.AccessToken()))
 	if r.err != nil {
 		t.Fatal(r.err)
 	}

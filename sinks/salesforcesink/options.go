@@ -98,6 +98,12 @@ type Options struct {
 	// auto (default: except from a loopback host such as the emulator),
 	// gzip, or none.
 	ResponseCompression string `yaml:"response_compression"`
+	// API is how rows are sent: auto, bulk or rest (default DefaultAPI;
+	// rest.go).
+	API string `yaml:"api"`
+	// RestMaxRows is the most rows api auto sends through REST
+	// collections (default DefaultRestMaxRows).
+	RestMaxRows int `yaml:"rest_max_rows"`
 	// Provenance, set by the CLI (not from YAML), is what this attempt of
 	// the run reads: the ledger records the first attempt's, so that a
 	// resume that cuts other chunks can say what changed. Optional.
@@ -144,6 +150,8 @@ func NewOptions() *Options {
 		PollInitial:     DefaultPollInitial,
 		PollMax:         DefaultPollMax,
 		PollTimeout:     DefaultPollTimeout,
+		API:             DefaultAPI,
+		RestMaxRows:     DefaultRestMaxRows,
 	}
 }
 
@@ -270,5 +278,6 @@ func (o *Options) Validate() error {
 	if !salesforce.Compression(o.ResponseCompression).Valid() {
 		add("response_compression %q: want auto, gzip or none", o.ResponseCompression)
 	}
+	errs = append(errs, o.validateAPI()...)
 	return errors.Join(errs...)
 }

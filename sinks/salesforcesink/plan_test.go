@@ -54,6 +54,7 @@ func TestPlanSinkMatchesUploads(t *testing.T) {
 			opts.PollInitial, opts.PollMax = 5*time.Millisecond, 50*time.Millisecond
 			opts.ColumnDelimiter, opts.LineEnding = layout.delim, layout.eol
 			opts.MaxJobRows, opts.MaxJobBytes = 7, 400
+			opts.API = APIBulk // the plan describes Bulk jobs
 			lr := 0
 			opts.LockRetries = &lr
 

@@ -149,7 +149,7 @@ func parseChunkKey(key string) (batch int64, attempt, chunk int, ok bool) {
 // holding its rows.
 func reachedUpload(st string) bool {
 	switch st {
-	case stUploading, stUploaded, stClosed, stFinished:
+	case stUploading, stUploaded, stClosed, stFinished, stRESTSending, stRESTDone:
 		return true
 	}
 	return false

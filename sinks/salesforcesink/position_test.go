@@ -155,6 +155,7 @@ func TestResumeNamesEditedPipeline(t *testing.T) {
 		o := g.Stages[0].Options.(*Options)
 		o.Object, o.InstanceURL, o.Auth.AccessToken, o.Ledger = "Account", srv.URL, srv.AccessToken(), dir
 		o.PollInitial, o.PollMax = 5*time.Millisecond, 20*time.Millisecond
+		o.API = APIBulk
 		s, err := Open(context.Background(), &pipeline.Env{RunID: "r1", Pipeline: "p"}, o, accountSchema)
 		if err != nil {
 			t.Fatal(err)

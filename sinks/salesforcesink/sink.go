@@ -82,6 +82,9 @@ type JobStat struct {
 	// Resumed is set for a job an earlier process of the same run started
 	// (found in the ledger).
 	Resumed bool `json:"resumed,omitempty"`
+	// API is "rest" for a REST collections request (ID is its ledger
+	// reference, State RestComplete or Failed); empty for Bulk jobs.
+	API string `json:"api,omitempty"`
 }
 
 // Sink loads rows into one Salesforce object with Bulk API 2.0 ingest jobs.
@@ -134,6 +137,8 @@ type Sink struct {
 	// was and requests failed (see OutageError).
 	jobsCreated int
 	outage      *OutageError
+	// restDescribe is the object's describe for REST deletes (rest.go).
+	restDescribe restDescribe
 }
 
 // Interface guards.
@@ -258,8 +263,14 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Sc
 // encoded: a resume must use the same.
 func (s *Sink) fingerprint() string {
 	o := s.opts
-	return fmt.Sprintf("object=%s op=%s ext=%s max_job_rows=%d max_job_bytes=%d delim=%s eol=%s fields=%s",
+	fp := fmt.Sprintf("object=%s op=%s ext=%s max_job_rows=%d max_job_bytes=%d delim=%s eol=%s fields=%s",
 		o.Object, s.op, o.ExternalIDField, o.MaxJobRows, o.MaxJobBytes, s.delim, o.lineEnding(), strings.Join(s.schema.Names(), ","))
+	if a := o.api(); a != APIBulk {
+		// The path decides how rows are cut (rest.go); ledgers of Bulk
+		// runs keep their fingerprint.
+		fp += fmt.Sprintf(" api=%s rest_max_rows=%d", a, o.restMaxRows())
+	}
+	return fp
 }
 
 func (s *Sink) closeLedger() {
@@ -320,7 +331,7 @@ func (s *Sink) checkColumns() error {
 // BatchPolicy asks for batches of max_job_rows rows and concurrency Writes
 // in flight, so memory is bounded by max_job_rows × concurrency rows.
 func (s *Sink) BatchPolicy() pipeline.BatchPolicy {
-	return pipeline.BatchPolicy{MaxRows: s.opts.MaxJobRows, MaxInFlight: s.opts.Concurrency}
+	return pipeline.BatchPolicy{MaxRows: s.batchRows(), MaxInFlight: s.opts.Concurrency}
 }
 
 // Jobs returns a snapshot of the jobs run so far, in the order they
@@ -553,6 +564,13 @@ func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]st
 			s.ledger.gate.done(seq)
 		}
 	}()
+	if s.useREST(seq, n) {
+		cutEnded = true // checkRESTCut ends the cut
+		if err := s.writeREST(ctx, b, st, pending, seq); err != nil {
+			return st.ids, err
+		}
+		pending = nil
+	}
 	retries := s.opts.lockRetries()
 	for attempt := 0; len(pending) > 0; attempt++ {
 		maxRows := s.opts.MaxJobRows
