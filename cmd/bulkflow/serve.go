@@ -436,7 +436,7 @@ func (s *server) execute(p *servedPipeline, st *state.Store, runID, why string) 
 		s.runStarted(ctx, p.name, runID)
 	}
 	start := s.now()
-	rep := s.runOnce(ctx, p, st, runID, log)
+	rep := s.runOnce(ctx, p, st, runID, strings.HasSuffix(why, "+resume"), log)
 	close(renewDone)
 	renewWG.Wait()
 
@@ -489,7 +489,11 @@ func (s *server) execute(p *servedPipeline, st *state.Store, runID, why string) 
 
 // runOnce prepares and runs the pipeline as `bulkflow run` does; it always
 // returns a report.
-func (s *server) runOnce(ctx context.Context, p *servedPipeline, st *state.Store, runID string, log *slog.Logger) *pipeline.Report {
+// runOnce runs p once under runID; resumed says the id is that of a run a
+// crash or shutdown left unfinished. It does what `bulkflow run --resume`
+// does around the engine: provenance in the sink ledgers, the run lock,
+// RunOptions.Resumed (earlier attempts' dead letters are superseded).
+func (s *server) runOnce(ctx context.Context, p *servedPipeline, st *state.Store, runID string, resumed bool, log *slog.Logger) *pipeline.Report {
 	diag := &capWriter{max: 16 << 10}
 	plan, g, env, code := prepare(ctx, p.file, io.MultiWriter(diag, s.stderr))
 	if code != exitOK {
@@ -507,13 +511,29 @@ func (s *server) runOnce(ctx context.Context, p *servedPipeline, st *state.Store
 	}
 	// The plan shares env: sinks opened by Run see this run id.
 	env.RunID = runID
-	opts, err := runOptions(ctx, g, env, st, "")
-	if err != nil {
-		plan.Close()
+	setProvenance(ctx, g, env)
+	failed := func(err error) *pipeline.Report {
 		now := s.now().UTC()
 		return &pipeline.Report{RunID: runID, Pipeline: p.name, File: p.file, Status: pipeline.StatusFailed,
 			StartedAt: now, FinishedAt: now, Stages: []pipeline.StageReport{}, DeadLetters: []string{}, Errors: []string{err.Error()}}
 	}
+	// The same lock as `bulkflow run`: an operator's `run --resume` of
+	// this id cannot upload beside serve's.
+	ctx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	lockLoc, lockName, lockSub := runLockPlace(g, stateLocation(s.opts.State, g), stateName(g, pipeline.Shard{}))
+	unlock, err := lockRun(ctx, lockLoc, lockName, lockSub, runID, cancelRun)
+	if err != nil {
+		plan.Close()
+		return failed(err)
+	}
+	defer unlock()
+	opts, err := runOptions(ctx, g, env, st, "")
+	if err != nil {
+		plan.Close()
+		return failed(err)
+	}
+	opts.Resumed = resumed
 	rep, err := plan.Run(ctx, opts)
 	if err != nil {
 		log.Warn("run error", "err", err)
