@@ -430,7 +430,7 @@ func (s *Sink) sendREST(ctx context.Context, st *batchState, rq *restRequest, at
 	results, err := s.client.WriteCollection(ctx, s.request(rq.recs))
 	stat.Duration = time.Since(start)
 	if err != nil {
-		stat.Error, stat.State = err.Error(), "Failed"
+		stat.Error, stat.State = err.Error(), "RestFailed" // not a job state: Close deletes no job for it
 		s.record(stat)
 		return s.failREST(ctx, st, rq, c, ref, err)
 	}

@@ -104,6 +104,10 @@ func (s *Server) routeCollections(w http.ResponseWriter, r *http.Request, versio
 		s.handleCollectionWrite(w, r, "upsert", o, f.Name)
 	case len(segs) == 2:
 		s.writeMethodNotAllowed(w, r, "PATCH")
+	case len(segs) == 1 && (r.Method == http.MethodGet || r.Method == http.MethodPost):
+		s.handleCollectionRetrieve(w, r, version, segs[0])
+	case len(segs) == 1:
+		s.writeMethodNotAllowed(w, r, "GET", "POST")
 	default:
 		s.writeNotFound(w, r)
 	}
@@ -683,4 +687,95 @@ func (snap *storeSnapshot) restoreLocked() {
 			st.hardDelete(rec)
 		}
 	}
+}
+
+// Retrieve limits (collections contract §1.5, §1.6).
+const (
+	maxRetrieveIDs = 2000  // POST body
+	maxURIBytes    = 16384 // GET: a longer URI gets 414
+)
+
+// handleCollectionRetrieve serves GET /composite/sobjects/{SObject}?ids=&fields=
+// and POST /composite/sobjects/{SObject} {"ids":[…],"fields":[…]}: one
+// element per id, in order, null for unknown, malformed or deleted ids;
+// canonical field names; a bad field fails the whole request.
+func (s *Server) handleCollectionRetrieve(w http.ResponseWriter, r *http.Request, version, object string) {
+	o := s.objects[strings.ToLower(object)]
+	if o == nil {
+		s.writeNotFound(w, r)
+		return
+	}
+	var ids, fields []string
+	if r.Method == http.MethodGet {
+		if len(r.URL.RequestURI()) > maxURIBytes {
+			s.writeBody(w, r, http.StatusRequestURITooLong, "text/html", []byte("<h1>414 Request-URI Too Long</h1>"))
+			return
+		}
+		q := r.URL.Query()
+		for _, v := range q["ids"] {
+			ids = append(ids, strings.Split(v, ",")...)
+		}
+		for _, v := range q["fields"] {
+			fields = append(fields, strings.Split(v, ",")...)
+		}
+	} else {
+		body, _, err := readBody(r, DefaultMaxCollectionBytes)
+		if err != nil {
+			s.writeBodyErr(w, r, err)
+			return
+		}
+		var req struct {
+			IDs    []string `json:"ids"`
+			Fields []string `json:"fields"`
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			s.writeErr(w, r, http.StatusBadRequest, "JSON_PARSER_ERROR", "Cannot deserialize request body: "+err.Error())
+			return
+		}
+		ids, fields = req.IDs, req.Fields
+		if len(ids) > maxRetrieveIDs {
+			s.writeErr(w, r, http.StatusBadRequest, "EXCEEDED_ID_LIMIT", fmt.Sprintf("record limit reached. cannot submit more than %d records into this call", maxRetrieveIDs))
+			return
+		}
+	}
+	if len(ids) == 0 || len(fields) == 0 {
+		s.writeErr(w, r, http.StatusBadRequest, "MISSING_ARGUMENT", "both ids and fields are required")
+		return
+	}
+	fds := make([]*FieldDescribe, len(fields))
+	for i, name := range fields {
+		if fds[i] = o.fields[strings.ToLower(strings.TrimSpace(name))]; fds[i] == nil {
+			s.writeErr(w, r, http.StatusBadRequest, "INVALID_FIELD",
+				fmt.Sprintf("No such column '%s' on entity '%s'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name.", name, o.desc.Name))
+			return
+		}
+	}
+	s.mu.Lock()
+	st := s.storeLocked(o)
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		id15, ok := normalizeID(strings.TrimSpace(id))
+		if !ok || id15[:3] != o.prefix {
+			continue
+		}
+		rec := st.find(id15)
+		if rec == nil || rec.deleted || rec.removed {
+			continue
+		}
+		one := obj{{"attributes", obj{{"type", o.desc.Name}, {"url", "/services/data/v" + version + "/sobjects/" + o.desc.Name + "/" + rec.id()}}}}
+		for _, f := range fds {
+			if f.Name == "Id" {
+				one = append(one, kv{"Id", rec.id()})
+				continue
+			}
+			if v, set := rec.get(f); set {
+				one = append(one, kv{f.Name, typedJSON(f, v)})
+			} else {
+				one = append(one, kv{f.Name, nil})
+			}
+		}
+		out[i] = one
+	}
+	s.mu.Unlock()
+	s.writeJSONValue(w, r, http.StatusOK, out)
 }

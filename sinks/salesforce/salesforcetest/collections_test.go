@@ -129,3 +129,32 @@ func TestCollectionsRecords(t *testing.T) {
 		t.Errorf("deleted = %d, want 1 (a duplicate id in one request fails both rows)", n)
 	}
 }
+
+// TestCollectionsRetrieve: GET and POST retrieve answer one element per id
+// in order, null for deleted, unknown or other objects' ids.
+func TestCollectionsRetrieve(t *testing.T) {
+	c, account, contact := collectionServer(t)
+	gone, err := c.srv.AddRecord("Account", map[string]string{"Name": "Gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.expect(c.do("DELETE", "/composite/sobjects?ids="+gone, nil), 200)
+	want := `[{"attributes":{"type":"Account","url":"/services/data/v62.0/sobjects/Account/` + account + `"},` +
+		`"Id":"` + account + `","Name":"Analytical Engines Ltd","NumberOfEmployees":null},null,null,null]`
+	for _, r := range []resp{
+		c.expect(c.do("GET", "/composite/sobjects/Account?ids="+account+"%2C"+gone+","+contact+",bad&fields=id,name,numberofemployees", nil), 200),
+		c.expect(c.do("POST", "/composite/sobjects/Account", []byte(`{"ids":["`+account+`","`+gone+`","`+contact+`","bad"],"fields":["id","name","numberofemployees"]}`),
+			"Content-Type", "application/json"), 200),
+	} {
+		if r.String() != want {
+			t.Errorf("retrieve\n got %s\nwant %s", r, want)
+		}
+	}
+	r := c.expect(c.do("GET", "/composite/sobjects/Account?ids="+account+"&fields=Nope__c", nil), 400)
+	if !strings.Contains(r.String(), "INVALID_FIELD") {
+		t.Errorf("bad field: %s", r)
+	}
+	c.expect(c.do("GET", "/composite/sobjects/Account?ids="+strings.Repeat(account+",", 900)+"&fields=Id", nil), 414)
+	many := `{"ids":[` + strings.Repeat(`"`+account+`",`, 2000) + `"` + account + `"],"fields":["Id"]}`
+	c.expect(c.do("POST", "/composite/sobjects/Account", []byte(many), "Content-Type", "application/json"), 400)
+}
