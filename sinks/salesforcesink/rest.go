@@ -91,6 +91,9 @@ func (o *Options) validateAPI() []error {
 		if o.operation() == salesforce.OpHardDelete {
 			errs = append(errs, errors.New("api rest cannot hardDelete (sObject Collections deletes to the recycle bin): use api bulk or auto"))
 		}
+		if o.AssignmentRuleID != "" {
+			errs = append(errs, errors.New("api rest does not send assignment_rule_id (a Bulk job option): use api bulk or auto"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("api %q must be auto, bulk or rest", o.API))
 	}
@@ -121,7 +124,9 @@ func (s *Sink) useREST(seq int64, n int) bool {
 	case APIREST:
 		return true
 	case APIAuto:
-		return s.op != salesforce.OpHardDelete && seq == 0 && n <= s.opts.restMaxRows() && n < s.batchRows()
+		// hardDelete and assignment rules exist only as Bulk job options.
+		return s.op != salesforce.OpHardDelete && s.opts.AssignmentRuleID == "" &&
+			seq == 0 && n <= s.opts.restMaxRows() && n < s.batchRows()
 	}
 	return false
 }

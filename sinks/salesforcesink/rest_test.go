@@ -329,6 +329,7 @@ func TestRESTOptions(t *testing.T) {
 		{func(o *Options) { o.API = "soap" }, "api \"soap\" must be auto, bulk or rest"},
 		{func(o *Options) { o.API, o.Operation = "rest", "hardDelete" }, "api rest cannot hardDelete"},
 		{func(o *Options) { o.RestMaxRows = -1 }, "rest_max_rows must not be negative"},
+		{func(o *Options) { o.API, o.AssignmentRuleID = "rest", "01Q000000000001AAA" }, "api rest does not send assignment_rule_id"},
 	} {
 		o := NewOptions()
 		o.Object, o.InstanceURL = "Account", EmulatorURL
