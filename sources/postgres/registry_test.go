@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/goccy/go-yaml"
@@ -26,7 +27,9 @@ func TestRegistry(t *testing.T) {
 	if o.BatchSize != postgres.DefaultBatchSize {
 		t.Errorf("default batch_size = %d", o.BatchSize)
 	}
-	if err := yaml.UnmarshalWithOptions([]byte(spec.Example), o, yaml.Strict()); err != nil {
+	// The loader interpolates ${PGPASSWORD} before decoding.
+	example := strings.ReplaceAll(spec.Example, "${PGPASSWORD}", "pw")
+	if err := yaml.UnmarshalWithOptions([]byte(example), o, yaml.Strict()); err != nil {
 		t.Fatalf("Spec.Example does not decode: %v", err)
 	}
 	if err := o.Validate(); err != nil {
