@@ -18,7 +18,8 @@ const MaxBatchSize = 1 << 20
 // Options configures a PostgreSQL source. Set URL and either Query or Table.
 type Options struct {
 	// URL is a postgres:// (or postgresql://) connection URL. Put the
-	// password in it through ${ENV} or ${file:...}; it is never logged.
+	// password in it through ${ENV} or ${file:...}, percent-encoded
+	// (@ as %40); it is never logged.
 	// Without sslmode, non-loopback hosts get sslmode=verify-full. Required.
 	URL string `yaml:"url"`
 	// Query is the SELECT to read. Exactly one of Query and Table is set.
