@@ -104,10 +104,12 @@ func OpenPlan(ctx context.Context, env *pipeline.Env, opts *Options, in *pipelin
 	return &PlanSink{opts: opts, enc: newEncoder(in, opts.delimiter(), opts.lineEnding()), dir: dir}, nil
 }
 
-// BatchPolicy asks for the batches the real sink gets (max_job_rows rows)
-// one at a time, so that job numbers follow the input order.
+// BatchPolicy asks for the batches the real sink gets (max_job_rows rows;
+// with api auto at least rest_max_rows+1) one at a time, so that job
+// numbers follow the input order. The plan describes Bulk jobs: an input
+// api auto or rest would send through REST is planned as jobs too.
 func (p *PlanSink) BatchPolicy() pipeline.BatchPolicy {
-	return pipeline.BatchPolicy{MaxRows: p.opts.MaxJobRows, MaxInFlight: 1}
+	return pipeline.BatchPolicy{MaxRows: (&Sink{opts: p.opts}).batchRows(), MaxInFlight: 1}
 }
 
 // Write encodes the batch into one or more job files, split exactly as
