@@ -870,8 +870,16 @@ func (p *play) checkStep(s step, counts bool) {
 		}
 		return
 	}
-	want := map[string]int{pipeline.StatusSucceeded: 0, pipeline.StatusPartial: 3, pipeline.StatusFailed: 1, pipeline.StatusCancelled: 1}
-	if w, ok := want[rep.Status]; !ok || w != s.code {
+	// Exit codes (README): 0 succeeded, 3 partial, 1 failed or cancelled;
+	// 2 when nothing ran, which a run refused before any upload (a
+	// re-cut resume, issue 15) reports as failed with nothing loaded.
+	switch {
+	case rep.Status == pipeline.StatusSucceeded && s.code == 0,
+		rep.Status == pipeline.StatusPartial && s.code == 3,
+		rep.Status == pipeline.StatusFailed && s.code == 1,
+		rep.Status == pipeline.StatusFailed && s.code == 2 && rep.Counts.Loaded == 0,
+		rep.Status == pipeline.StatusCancelled && s.code == 1:
+	default:
 		misreport("status %q with exit %d", rep.Status, s.code)
 	}
 	if !rep.Counts.Balanced() {
