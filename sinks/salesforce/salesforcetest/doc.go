@@ -30,6 +30,23 @@
 // LoadObjects for pasted describe output) and produce sf__Error strings in
 // the contract's format.
 //
+// # sObject Collections
+//
+// The REST collections resource (shared/docs/salesforce-rest-collections.md)
+// is served under /composite/sobjects (collections.go): create (POST),
+// update (PATCH), upsert by external id (PATCH …/{SObject}/{Field},
+// updateOnly), delete (DELETE ?ids=) and retrieve (GET / POST
+// …/{SObject}). A JSON record is turned into the Bulk row that means the
+// same and goes through the same validation and store, so both APIs give
+// the same records and sf__Error codes for the same input. Request-level
+// checks answer 400 before any row (empty or missing records, more than 200,
+// more than 10 type chunks, missing or unknown type, bad JSON), 413 above
+// CollectionFaults.MaxBodyBytes; results are positional; allOrNone rolls the
+// request back; every row sharing a duplicate key (upsert) or id (update,
+// delete) fails. The Faults apply as to every call; SetCollectionFaults adds
+// 500 before processing and the commit-then-fail faults (500 or a dropped
+// connection after the rows were saved).
+//
 // # Options
 //
 // Options holds credentials, limits, the object catalog, a Clock and Seed
