@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
 // TestJudge checks the oracle itself on hand-made truths: each broken
@@ -143,5 +145,24 @@ func TestNewScenario(t *testing.T) {
 		if seen[c] != 10 {
 			t.Errorf("class %s played %d times in 70 seeds, want 10", c, seen[c])
 		}
+	}
+}
+
+// TestSuccesses checks the upsert oracle's count: successful rows of the
+// object's ingest jobs (processed − failed), not of queries or other
+// objects.
+func TestSuccesses(t *testing.T) {
+	jobs := []salesforcetest.JobInfo{
+		{Object: "Account", NumberRecordsProcessed: 100, NumberRecordsFailed: 3},
+		{Object: "Account", NumberRecordsProcessed: 50},
+		{Object: "Account", Query: true, NumberRecordsProcessed: 999},
+		{Object: "Contact", NumberRecordsProcessed: 7},
+		{Object: "Account", NumberRecordsProcessed: 0, State: salesforcetest.StateAborted},
+	}
+	if got := successes(jobs, "Account"); got != 147 {
+		t.Errorf("successes = %d, want 147", got)
+	}
+	if got := successes(nil, "Account"); got != 0 {
+		t.Errorf("successes of no jobs = %d", got)
 	}
 }
