@@ -108,8 +108,8 @@
 // (pipeline.BatchSeq 0) of at most rest_max_rows rows that is shorter than
 // that is the sink's whole input: it goes through REST sObject Collections
 // (rest.go; shared/docs/salesforce-rest-collections.md), every other batch
-// through Bulk jobs; hardDelete and assignment_rule_id always go through
-// Bulk (api rest refuses them). api rest sends every batch that way. Requests carry up
+// through Bulk jobs; hardDelete, assignment_rule_id and upserts on Id
+// always go through Bulk (api rest refuses them). api rest sends every batch that way. Requests carry up
 // to 200 rows (and 10 MB of JSON), are sent one after the other with
 // allOrNone false, and answer per row in order: the same codes, fields and
 // messages as a job's failed results; UNABLE_TO_LOCK_ROW rows are sent

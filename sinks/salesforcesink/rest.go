@@ -94,6 +94,9 @@ func (o *Options) validateAPI() []error {
 		if o.AssignmentRuleID != "" {
 			errs = append(errs, errors.New("api rest does not send assignment_rule_id (a Bulk job option): use api bulk or auto"))
 		}
+		if strings.EqualFold(o.ExternalIDField, "Id") {
+			errs = append(errs, errors.New("api rest cannot upsert on Id (collection upserts take External ID fields only): use api bulk or auto, or operation update"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("api %q must be auto, bulk or rest", o.API))
 	}
@@ -124,8 +127,8 @@ func (s *Sink) useREST(seq int64, n int) bool {
 	case APIREST:
 		return true
 	case APIAuto:
-		// hardDelete and assignment rules exist only as Bulk job options.
-		return s.op != salesforce.OpHardDelete && s.opts.AssignmentRuleID == "" &&
+		// hardDelete, assignment rules and upserts on Id are Bulk only.
+		return s.op != salesforce.OpHardDelete && s.opts.AssignmentRuleID == "" && !strings.EqualFold(s.opts.ExternalIDField, "Id") &&
 			seq == 0 && n <= s.opts.restMaxRows() && n < s.batchRows()
 	}
 	return false

@@ -330,6 +330,7 @@ func TestRESTOptions(t *testing.T) {
 		{func(o *Options) { o.API, o.Operation = "rest", "hardDelete" }, "api rest cannot hardDelete"},
 		{func(o *Options) { o.RestMaxRows = -1 }, "rest_max_rows must not be negative"},
 		{func(o *Options) { o.API, o.AssignmentRuleID = "rest", "01Q000000000001AAA" }, "api rest does not send assignment_rule_id"},
+		{func(o *Options) { o.API, o.Operation, o.ExternalIDField = "rest", "upsert", "Id" }, "api rest cannot upsert on Id"},
 	} {
 		o := NewOptions()
 		o.Object, o.InstanceURL = "Account", EmulatorURL
