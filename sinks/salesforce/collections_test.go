@@ -236,3 +236,25 @@ func TestEncodeCollectionBody(t *testing.T) {
 		t.Errorf("body\n got %s\nwant %s", b, want)
 	}
 }
+
+// TestWriteCollectionPolymorphic: a polymorphic reference by external id
+// is sent with its attributes.type (Type:Rel.Field) and resolves; without
+// the type the row fails.
+func TestWriteCollectionPolymorphic(t *testing.T) {
+	srv, c := emulatorClient(t, nil, nil)
+	res, err := c.WriteCollection(context.Background(), salesforce.CollectionRequest{Object: "Lead", Operation: salesforce.OpInsert,
+		Records: []salesforce.Record{
+			{{Name: "LastName", Value: "Hopper"}, {Name: "Company", Value: "Navy"}, {Name: "User:Owner.Username", Value: srv.Username()}},
+			{{Name: "LastName", Value: "Typeless"}, {Name: "Company", Value: "Navy"}, {Name: "Owner.Username", Value: srv.Username()}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res[0].Success || res[1].Success || res[1].Err().Code != "INVALID_FIELD" {
+		t.Fatalf("results = %+v", res)
+	}
+	leads := srv.Records("Lead")
+	if len(leads) != 1 || leads[0]["OwnerId"] != srv.UserID() {
+		t.Errorf("leads = %v, want one owned by %s", leads, srv.UserID())
+	}
+}
