@@ -71,6 +71,22 @@ func (r *Registry) register(kind Kind, name string, e entry, nilFunc bool) {
 	r.entries[kind][name] = e
 }
 
+// Clone returns a new registry holding every plugin of r. Registering into
+// the clone leaves r unchanged: commands that run a pipeline with extra or
+// substituted plugins (plan, replay) clone the default registry.
+func (r *Registry) Clone() *Registry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c := &Registry{entries: make(map[Kind]map[string]entry, len(r.entries))}
+	for kind, m := range r.entries {
+		c.entries[kind] = make(map[string]entry, len(m))
+		for name, e := range m {
+			c.entries[kind][name] = e
+		}
+	}
+	return c
+}
+
 // RegisterSource registers a source type. It panics if name is empty, fn is
 // nil, or the name is already registered as a source.
 func (r *Registry) RegisterSource(name string, spec Spec, fn SourceFunc) {

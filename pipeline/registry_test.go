@@ -92,3 +92,26 @@ func TestClosest(t *testing.T) {
 		}
 	}
 }
+
+// TestRegistryClone checks that a clone holds every plugin and that
+// registering into it leaves the original unchanged.
+func TestRegistryClone(t *testing.T) {
+	var r pipeline.Registry
+	src := func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) { return nil, nil }
+	r.RegisterSource("a", pipeline.Spec{Summary: "A"}, src)
+	c := r.Clone()
+	if spec, err := c.Spec(pipeline.KindSource, "a"); err != nil || spec.Summary != "A" {
+		t.Fatalf("clone lost source a: %+v %v", spec, err)
+	}
+	c.RegisterSource("b", pipeline.Spec{}, src)
+	if _, err := r.Spec(pipeline.KindSource, "b"); err == nil {
+		t.Error("registering into the clone changed the original")
+	}
+	if got := c.Names(pipeline.KindSource); len(got) != 2 {
+		t.Errorf("clone sources = %v, want a and b", got)
+	}
+	var empty pipeline.Registry
+	if n := empty.Clone().Names(pipeline.KindSink); len(n) != 0 {
+		t.Errorf("clone of an empty registry has sinks %v", n)
+	}
+}

@@ -38,32 +38,6 @@ type planStageOptions struct {
 	Dir string
 }
 
-// cloneRegistry returns a new registry holding every plugin of src, each
-// delegating to src's constructor, so that a command can add private
-// plugins (or replace one) without touching the process-wide registry.
-func cloneRegistry(src *pipeline.Registry) *pipeline.Registry {
-	dst := &pipeline.Registry{}
-	for _, name := range src.Names(pipeline.KindSource) {
-		spec, _ := src.Spec(pipeline.KindSource, name)
-		dst.RegisterSource(name, spec, func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
-			return src.OpenSource(ctx, env, name, opts)
-		})
-	}
-	for _, name := range src.Names(pipeline.KindTransform) {
-		spec, _ := src.Spec(pipeline.KindTransform, name)
-		dst.RegisterTransform(name, spec, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			return src.NewTransform(env, name, opts)
-		})
-	}
-	for _, name := range src.Names(pipeline.KindSink) {
-		spec, _ := src.Spec(pipeline.KindSink, name)
-		dst.RegisterSink(name, spec, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-			return src.OpenSink(ctx, env, name, opts, in)
-		})
-	}
-	return dst
-}
-
 // newEnv returns the run environment prepare() builds for a graph.
 func newEnv(g *pipeline.Graph, stderr io.Writer) *pipeline.Env {
 	return &pipeline.Env{
@@ -209,7 +183,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	g.DeadLetter = filepath.Join(*out, "dead-letter") + "/"
 
-	reg := cloneRegistry(pipeline.DefaultRegistry())
+	reg := pipeline.DefaultRegistry().Clone()
 	reg.RegisterSink(planSinkType, pipeline.Spec{Summary: "write the job CSVs a salesforce sink would upload (bulkflow plan)"},
 		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
 			po := opts.(*planStageOptions)

@@ -284,7 +284,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(exitUsage, "%v", err)
 	}
 	var sel *replaySelect
-	reg := cloneRegistry(pipeline.DefaultRegistry())
+	reg := pipeline.DefaultRegistry().Clone()
 	reg.RegisterTransform(replaySelectType, pipeline.Spec{Summary: "keep retryable dead-lettered rows, drop the _ columns"},
 		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
 			o := opts.(*replaySelectOptions)
