@@ -251,13 +251,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	planSummary(stderr, rep, syncers, discarded)
-	switch {
-	case rep.Status == pipeline.StatusFailed || rep.Status == pipeline.StatusCancelled || runErr != nil:
-		return exitFailed
-	case rep.Status == pipeline.StatusPartial:
-		return exitPartial
-	}
-	return exitOK
+	return exitCode(rep, runErr)
 }
 
 // planDiscardType is the sink type `bulkflow plan` substitutes for every

@@ -358,14 +358,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", man.loc, err)
 		}
 	}
-	if *report != "" {
-		if err := writeReport(ctx, *report, rep); err != nil {
-			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
-			if runErr == nil {
-				runErr = err
-			}
-		}
-	}
+	runErr = writeRunReport(ctx, *report, rep, runErr, stderr)
 	for _, s := range rep.Stages {
 		if s.Type == replaySelectType {
 			what := "not retryable; --all replays them"
@@ -383,13 +376,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	rep.Summary(stderr)
-	switch {
-	case rep.Status == pipeline.StatusFailed || rep.Status == pipeline.StatusCancelled || runErr != nil:
-		return exitFailed
-	case rep.Status == pipeline.StatusPartial || refused > 0:
-		return exitPartial
-	}
-	return exitOK
+	return exitCode(rep, runErr) // refused rows made the report partial
 }
 
 // replayManifest is the manifest of the run that wrote a dead-letter file,

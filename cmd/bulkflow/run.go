@@ -200,20 +200,35 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	finishProgress := setupProgress(opts, *progress, stderr)
 	rep, runErr := plan.Run(ctx, opts)
 	finishProgress()
-	if *report != "" {
-		if err := writeReport(ctx, *report, rep); err != nil {
-			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
-			if runErr == nil {
-				runErr = err
-			}
+	runErr = writeRunReport(ctx, *report, rep, runErr, stderr)
+	rep.Summary(stderr)
+	return exitCode(rep, runErr)
+}
+
+// writeRunReport writes rep to where (a path, blob URL or "-"; nothing when
+// empty) and returns runErr, or the write's error when runErr is nil: a
+// run whose report could not be written has not fully succeeded.
+func writeRunReport(ctx context.Context, where string, rep *pipeline.Report, runErr error, stderr io.Writer) error {
+	if where == "" {
+		return runErr
+	}
+	if err := writeReport(ctx, where, rep); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		if runErr == nil {
+			return err
 		}
 	}
-	rep.Summary(stderr)
+	return runErr
+}
+
+// exitCode maps a finished run (run, replay, plan) to bulkflow's exit
+// codes: 2 for a resume refused before any upload (the input or pipeline
+// changed: change it back), 1 for a failed or cancelled run or any error,
+// 3 for a partial run, 0 when every row was loaded or filtered.
+func exitCode(rep *pipeline.Report, runErr error) int {
 	var mismatch *salesforcesink.ResumeMismatchError
 	switch {
 	case errors.As(runErr, &mismatch):
-		// The resume would re-cut what an earlier attempt uploaded: it
-		// stopped before uploading; the input or pipeline must change back.
 		return exitUsage
 	case rep.Status == pipeline.StatusFailed || rep.Status == pipeline.StatusCancelled || runErr != nil:
 		return exitFailed
