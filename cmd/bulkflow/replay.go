@@ -157,152 +157,48 @@ func writeLedger(ctx context.Context, loc blobio.Location, led *replayLedger) er
 
 // runReplay implements `bulkflow replay`.
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	pipelineFile := fs.String("pipeline", "", "the pipeline `file` whose run wrote the dead letter (required)")
-	all := fs.Bool("all", false, "replay every row, not only those whose failure is retryable")
-	force := fs.Bool("force", false, "replay even if this dead-letter file was replayed before (rows may be sent twice)")
-	report := fs.String("report", "", "write the JSON run report to this `path` or blob URL")
-	var fixes mapFlags
-	fs.Var(&fixes, "map", "`FIELD=EXPR` fix applied to every replayed row (repeatable)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, replayUsage)
-		fs.PrintDefaults()
-	}
-	dlURL, err := parseInterspersed(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if dlURL == "" || *pipelineFile == "" {
-		fs.Usage()
-		return exitUsage
+	var rf replayFlags
+	dlURL, code := rf.parse(args, stderr)
+	if dlURL == "" {
+		return code
 	}
 	fail := func(code int, format string, args ...any) int {
 		fmt.Fprintf(stderr, "bulkflow: replay: "+format+"\n", args...)
 		return code
 	}
 
-	g, err := config.LoadFile(*pipelineFile, pipeline.DefaultRegistry())
+	g, err := config.LoadFile(rf.pipelineFile, pipeline.DefaultRegistry())
 	if err != nil {
 		printConfigErr(stderr, err)
 		return exitUsage
 	}
-	dlLoc, err := blobio.Parse(g.BaseDir, dlURL)
+	dlLoc, st, err := replayStage(g, dlURL, rf.pipelineFile)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	base := path.Base(dlLoc.Key)
-	if !strings.HasSuffix(base, ".csv") || base == ".csv" {
-		return fail(exitUsage, "%s: a dead-letter file is named <stage>.csv", dlURL)
-	}
-	stageName := strings.TrimSuffix(base, ".csv")
-	var st *pipeline.StageSpec
-	var names []string
-	for i := range g.Stages {
-		names = append(names, g.Stages[i].Name)
-		if stageDirName(g.Stages[i].Name) == stageName {
-			st = &g.Stages[i]
-		}
-	}
-	if st == nil {
-		return fail(exitUsage, "%s: pipeline %s has no stage %q (stages: %s)", dlURL, *pipelineFile, stageName, strings.Join(names, ", "))
+
+	sum, data, code, err := replayHeader(ctx, dlLoc, dlURL)
+	if err != nil {
+		return fail(code, "%v", err)
 	}
 
-	sum, header, err := inspectDeadLetter(ctx, dlLoc)
+	man, led, ledgerLoc, code, err := replayRecords(ctx, g, dlLoc, dlURL, sum, rf.pipelineFile, rf.force)
 	if err != nil {
-		return fail(exitFailed, "read %s: %v", dlURL, err)
-	}
-	if len(header) < len(pipeline.DeadLetterColumns) ||
-		!slices.Equal(header[len(header)-len(pipeline.DeadLetterColumns):], pipeline.DeadLetterColumns) {
-		return fail(exitUsage, "%s is not a dead-letter file: its header does not end with %s", dlURL, strings.Join(pipeline.DeadLetterColumns, ","))
-	}
-	data := header[:len(header)-len(pipeline.DeadLetterColumns)]
-
-	dlPrefix := g.DeadLetter
-	if dlPrefix == "" {
-		dlPrefix = "dead-letter/"
-	}
-	prefix, err := blobio.Parse(g.BaseDir, dlPrefix)
-	if err != nil {
-		return fail(exitUsage, "dead_letter: %v", err)
-	}
-	man, err := liveDeadLetter(ctx, dlLoc, *pipelineFile, *force)
-	if err != nil {
-		return fail(exitUsage, "%s: %v", dlURL, err)
-	}
-	ledgerLoc := blobio.Join(prefix, replayLedgerName)
-	led, err := readLedger(ctx, ledgerLoc)
-	if err != nil {
-		return fail(exitFailed, "read %s: %v", ledgerLoc, err)
-	}
-	for _, e := range led.Replays {
-		if e.SHA256 == sum && e.blocks() && !*force {
-			return fail(exitUsage, "%s (sha256 %s) was already replayed by run %s at %s (status %s, %d rows loaded); "+
-				"replaying it again could send its rows twice. Replay that run's own dead letters instead, or pass --force",
-				dlURL, sum[:12], e.RunID, e.StartedAt.Format(time.RFC3339), e.Status, e.Counts.Loaded)
-		}
+		return fail(code, "%v", err)
 	}
 
 	// Type the data columns as the stage saw them, so that nulls, dates
 	// and numbers reach the downstream stages as in the original run.
-	types := map[string]pipeline.Type{}
 	env := newEnv(g, stderr)
-	if orig, err := pipeline.Prepare(ctx, pipeline.DefaultRegistry(), g, env); err != nil {
-		fmt.Fprintf(stderr, "bulkflow: replay: warning: cannot open the pipeline's sources to learn column types; "+
-			"every dead-letter column is read as a string: %v\n", err)
-	} else {
-		// A stage dead-letters rows of its input schema (a source: of its
-		// output), which is the output of its first input.
-		key := st.Name
-		if st.Kind != pipeline.KindSource && len(st.Inputs) > 0 {
-			key = st.Inputs[0]
-		}
-		if sc := orig.Schemas()[key]; sc != nil {
-			for _, f := range sc.Fields() {
-				types[f.Name] = f.Type
-			}
-		}
-		orig.Close()
-	}
-	// A CSV source's dead letter is read as text: rows it refused are
-	// rebuilt from _raw with its reader and options, and the columns it
-	// typed are parsed after the --map fixes, so that a fix can mend a
-	// bad_value. Other dead letters are read typed, as the stage saw them.
-	var rcsv *replayCSV
-	if co, ok := st.Options.(*csvsource.Options); ok && st.Kind == pipeline.KindSource {
-		rcsv = newReplayCSV(ctx, env, co, types)
-	}
-	src := &csvsource.Options{URL: dlURL}
-	for _, c := range data {
-		if t, ok := types[c]; ok && t != pipeline.TypeString && t != pipeline.TypeAny && rcsv == nil {
-			src.Columns = append(src.Columns, csvsource.Column{Name: c, Type: t.String()})
-		}
-	}
+	types := replayTypes(ctx, g, st, env, stderr)
+	rcsv, src := replayInput(ctx, env, st, dlURL, data, types)
 
-	ng, err := replayGraph(g, st, src, *all, fixes, rcsv != nil)
+	ng, err := replayGraph(g, st, src, rf.all, rf.fixes, rcsv != nil)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
 	var sel *replaySelect
-	reg := pipeline.DefaultRegistry().Clone()
-	reg.RegisterTransform(replaySelectType, pipeline.Spec{Summary: "keep retryable dead-lettered rows, drop the _ columns"},
-		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			o := opts.(*replaySelectOptions)
-			sel = &replaySelect{all: o.All, keepRaw: o.KeepRaw, needResume: map[string]int64{}}
-			return sel, nil
-		})
-	reg.RegisterTransform(replayRebuildType, pipeline.Spec{Summary: "rebuild source-rejected rows from _raw"},
-		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			return &replayRebuild{csv: rcsv, env: env}, nil
-		})
-	reg.RegisterTransform(replayTypeType, pipeline.Spec{Summary: "parse the source's typed columns after the fixes"},
-		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			return &replayType{csv: rcsv, env: env}, nil
-		})
-	reg.RegisterTransform(replayFixType, pipeline.Spec{Summary: "apply --map fixes"},
-		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			return &replayFix{fixes: opts.(mapFlags), penv: env}, nil
-		})
+	reg := replayRegistry(rcsv, &sel)
 	env = newEnv(g, stderr)
 	// Sync stages diff the replayed rows against their manifest (a row
 	// already loaded unchanged is not sent again) and commit what loads,
@@ -319,50 +215,253 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 
 	entry := replayEntry{SHA256: sum, DeadLetter: dlURL, Stage: st.Name, RunID: env.RunID, Pipeline: g.Name,
-		All: *all, Forced: *force, StartedAt: time.Now().UTC(), Status: "running"}
+		All: rf.all, Forced: rf.force, StartedAt: time.Now().UTC(), Status: "running"}
+	if err := recordReplayStart(ctx, man, led, ledgerLoc, entry, rf.fixes); err != nil {
+		plan.Close()
+		return fail(exitFailed, "%v", err)
+	}
+	rep, runErr := plan.Run(ctx, opts)
+	// Rows refused because their job may have run are neither loaded nor
+	// settled: the replay is partial (exit 3), not succeeded.
+	refused := sel.refused()
+	if refused > 0 && rep.Status == pipeline.StatusSucceeded {
+		rep.Status = pipeline.StatusPartial
+	}
+	if err := recordReplayOutcome(ctx, man, led, ledgerLoc, rep, stderr); err != nil && runErr == nil {
+		runErr = err
+	}
+	runErr = writeRunReport(ctx, rf.report, rep, runErr, stderr)
+	printReplay(stdout, stderr, dlURL, rf.pipelineFile, rf.all, refused, rep, sel)
+	rep.Summary(stderr)
+	return exitCode(rep, runErr) // refused rows made the report partial
+}
+
+// replayFlags are the flags of `bulkflow replay`.
+type replayFlags struct {
+	pipelineFile, report string
+	all, force           bool
+	fixes                mapFlags
+}
+
+// parse parses args into f and returns the dead-letter URL, or "" with the
+// exit code to return (usage printed).
+func (f *replayFlags) parse(args []string, stderr io.Writer) (string, int) {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.pipelineFile, "pipeline", "", "the pipeline `file` whose run wrote the dead letter (required)")
+	fs.BoolVar(&f.all, "all", false, "replay every row, not only those whose failure is retryable")
+	fs.BoolVar(&f.force, "force", false, "replay even if this dead-letter file was replayed before (rows may be sent twice)")
+	fs.StringVar(&f.report, "report", "", "write the JSON run report to this `path` or blob URL")
+	fs.Var(&f.fixes, "map", "`FIELD=EXPR` fix applied to every replayed row (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, replayUsage)
+		fs.PrintDefaults()
+	}
+	dlURL, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", flagExit(err)
+	}
+	if dlURL == "" || f.pipelineFile == "" {
+		fs.Usage()
+		return "", exitUsage
+	}
+	return dlURL, exitOK
+}
+
+// recordReplayStart adds entry (with the --map fixes) to the replay ledger
+// and marks the dead letter as being replayed in its manifest, before any
+// row moves: a crash mid-replay cannot lead to a second replay of it.
+func recordReplayStart(ctx context.Context, man *replayManifest, led *replayLedger, ledgerLoc blobio.Location, entry replayEntry, fixes mapFlags) error {
 	for _, f := range fixes {
 		entry.Map = append(entry.Map, f.Name+"="+f.Expr)
 	}
 	led.Replays = append(led.Replays, entry)
 	if err := writeLedger(ctx, ledgerLoc, led); err != nil {
-		plan.Close()
-		return fail(exitFailed, "record the replay in %s: %v", ledgerLoc, err)
+		return fmt.Errorf("record the replay in %s: %w", ledgerLoc, err)
 	}
-	if err := man.mark(ctx, env.RunID, true); err != nil {
-		plan.Close()
-		return fail(exitFailed, "record the replay in %s: %v", man.loc, err)
+	if err := man.mark(ctx, entry.RunID, true); err != nil {
+		return fmt.Errorf("record the replay in %s: %w", man.loc, err)
 	}
-	rep, runErr := plan.Run(ctx, opts)
-	// Rows refused because their job may have run are neither loaded nor
-	// settled: the replay is partial (exit 3), not succeeded.
-	var refused int64
-	if sel != nil {
-		for _, n := range sel.needResume {
-			refused += n
+	return nil
+}
+
+// replayHeader reads the dead letter's digest and header, and returns the
+// row's own columns (the header less DeadLetterColumns); an error comes
+// with its exit code.
+func replayHeader(ctx context.Context, dlLoc blobio.Location, dlURL string) (sum string, data []string, code int, err error) {
+	sum, header, err := inspectDeadLetter(ctx, dlLoc)
+	if err != nil {
+		return "", nil, exitFailed, fmt.Errorf("read %s: %w", dlURL, err)
+	}
+	n := len(pipeline.DeadLetterColumns)
+	if len(header) < n || !slices.Equal(header[len(header)-n:], pipeline.DeadLetterColumns) {
+		return "", nil, exitUsage, fmt.Errorf("%s is not a dead-letter file: its header does not end with %s", dlURL, strings.Join(pipeline.DeadLetterColumns, ","))
+	}
+	return sum, header[:len(header)-n], exitOK, nil
+}
+
+// replayInput returns how the dead letter is read. A CSV source's dead
+// letter is read as text (rcsv rebuilds the rows it refused from _raw with
+// its reader and options, and parses its typed columns after the --map
+// fixes, so that a fix can mend a bad_value); other dead letters are read
+// typed, as the stage saw them.
+func replayInput(ctx context.Context, env *pipeline.Env, st *pipeline.StageSpec, dlURL string, data []string, types map[string]pipeline.Type) (*replayCSV, *csvsource.Options) {
+	var rcsv *replayCSV
+	if co, ok := st.Options.(*csvsource.Options); ok && st.Kind == pipeline.KindSource {
+		rcsv = newReplayCSV(ctx, env, co, types)
+	}
+	src := &csvsource.Options{URL: dlURL}
+	for _, c := range data {
+		if t, ok := types[c]; ok && t != pipeline.TypeString && t != pipeline.TypeAny && rcsv == nil {
+			src.Columns = append(src.Columns, csvsource.Column{Name: c, Type: t.String()})
 		}
 	}
-	if refused > 0 && rep.Status == pipeline.StatusSucceeded {
-		rep.Status = pipeline.StatusPartial
+	return rcsv, src
+}
+
+// refused counts the rows s refused because their job may have run (0 for
+// a nil s: the plan never built it).
+func (s *replaySelect) refused() int64 {
+	if s == nil {
+		return 0
 	}
+	var n int64
+	for _, c := range s.needResume {
+		n += c
+	}
+	return n
+}
+
+// replayRecords checks that the dead letter at dlLoc may be replayed: it is
+// live in its run's manifest and its content (sum) was not replayed before
+// (unless force). It returns the manifest, the replay ledger beside the
+// run folders and its location; an error comes with its exit code.
+func replayRecords(ctx context.Context, g *pipeline.Graph, dlLoc blobio.Location, dlURL, sum, pipelineFile string, force bool) (*replayManifest, *replayLedger, blobio.Location, int, error) {
+	dlPrefix := g.DeadLetter
+	if dlPrefix == "" {
+		dlPrefix = "dead-letter/"
+	}
+	prefix, err := blobio.Parse(g.BaseDir, dlPrefix)
+	if err != nil {
+		return nil, nil, prefix, exitUsage, fmt.Errorf("dead_letter: %w", err)
+	}
+	man, err := liveDeadLetter(ctx, dlLoc, pipelineFile, force)
+	if err != nil {
+		return nil, nil, prefix, exitUsage, fmt.Errorf("%s: %w", dlURL, err)
+	}
+	ledgerLoc := blobio.Join(prefix, replayLedgerName)
+	led, err := readLedger(ctx, ledgerLoc)
+	if err != nil {
+		return nil, nil, ledgerLoc, exitFailed, fmt.Errorf("read %s: %w", ledgerLoc, err)
+	}
+	for _, e := range led.Replays {
+		if e.SHA256 == sum && e.blocks() && !force {
+			return nil, nil, ledgerLoc, exitUsage, fmt.Errorf("%s (sha256 %s) was already replayed by run %s at %s (status %s, %d rows loaded); "+
+				"replaying it again could send its rows twice. Replay that run's own dead letters instead, or pass --force",
+				dlURL, sum[:12], e.RunID, e.StartedAt.Format(time.RFC3339), e.Status, e.Counts.Loaded)
+		}
+	}
+	return man, led, ledgerLoc, exitOK, nil
+}
+
+// recordReplayOutcome writes the replay's status and counts to its ledger
+// entry (the last), and frees the dead letter for another replay when
+// nothing reached a sink. A ledger that cannot be written is returned.
+func recordReplayOutcome(ctx context.Context, man *replayManifest, led *replayLedger, ledgerLoc blobio.Location, rep *pipeline.Report, stderr io.Writer) error {
 	last := &led.Replays[len(led.Replays)-1]
 	last.Status, last.Counts = rep.Status, rep.Counts
+	var werr error
 	if err := writeLedger(ctx, ledgerLoc, led); err != nil {
 		fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", ledgerLoc, err)
-		if runErr == nil {
-			runErr = err
-		}
+		werr = err
 	}
 	if !last.blocks() {
 		// Nothing reached a sink: the file may be replayed again.
-		if err := man.mark(ctx, env.RunID, false); err != nil {
+		if err := man.mark(ctx, rep.RunID, false); err != nil {
 			fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", man.loc, err)
 		}
 	}
-	runErr = writeRunReport(ctx, *report, rep, runErr, stderr)
+	return werr
+}
+
+// replayStage resolves the dead-letter URL and finds the stage of g whose
+// dead letter it is (files are named <stage>.csv).
+func replayStage(g *pipeline.Graph, dlURL, pipelineFile string) (blobio.Location, *pipeline.StageSpec, error) {
+	dlLoc, err := blobio.Parse(g.BaseDir, dlURL)
+	if err != nil {
+		return dlLoc, nil, err
+	}
+	base := path.Base(dlLoc.Key)
+	if !strings.HasSuffix(base, ".csv") || base == ".csv" {
+		return dlLoc, nil, fmt.Errorf("%s: a dead-letter file is named <stage>.csv", dlURL)
+	}
+	stageName := strings.TrimSuffix(base, ".csv")
+	var names []string
+	for i := range g.Stages {
+		names = append(names, g.Stages[i].Name)
+		if stageDirName(g.Stages[i].Name) == stageName {
+			return dlLoc, &g.Stages[i], nil
+		}
+	}
+	return dlLoc, nil, fmt.Errorf("%s: pipeline %s has no stage %q (stages: %s)", dlURL, pipelineFile, stageName, strings.Join(names, ", "))
+}
+
+// replayTypes returns the column types of the rows stage st dead-letters
+// (its input schema; a source's output), learnt by preparing the original
+// pipeline. Without them every column is read as a string (with a warning).
+func replayTypes(ctx context.Context, g *pipeline.Graph, st *pipeline.StageSpec, env *pipeline.Env, stderr io.Writer) map[string]pipeline.Type {
+	types := map[string]pipeline.Type{}
+	orig, err := pipeline.Prepare(ctx, pipeline.DefaultRegistry(), g, env)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: replay: warning: cannot open the pipeline's sources to learn column types; "+
+			"every dead-letter column is read as a string: %v\n", err)
+		return types
+	}
+	defer orig.Close()
+	key := st.Name
+	if st.Kind != pipeline.KindSource && len(st.Inputs) > 0 {
+		key = st.Inputs[0]
+	}
+	if sc := orig.Schemas()[key]; sc != nil {
+		for _, f := range sc.Fields() {
+			types[f.Name] = f.Type
+		}
+	}
+	return types
+}
+
+// replayRegistry is the default registry plus replay's private transforms;
+// *sel is set to the selecting transform when the plan builds it.
+func replayRegistry(rcsv *replayCSV, sel **replaySelect) *pipeline.Registry {
+	reg := pipeline.DefaultRegistry().Clone()
+	reg.RegisterTransform(replaySelectType, pipeline.Spec{Summary: "keep retryable dead-lettered rows, drop the _ columns"},
+		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+			o := opts.(*replaySelectOptions)
+			*sel = &replaySelect{all: o.All, keepRaw: o.KeepRaw, needResume: map[string]int64{}}
+			return *sel, nil
+		})
+	reg.RegisterTransform(replayRebuildType, pipeline.Spec{Summary: "rebuild source-rejected rows from _raw"},
+		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+			return &replayRebuild{csv: rcsv, env: env}, nil
+		})
+	reg.RegisterTransform(replayTypeType, pipeline.Spec{Summary: "parse the source's typed columns after the fixes"},
+		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+			return &replayType{csv: rcsv, env: env}, nil
+		})
+	reg.RegisterTransform(replayFixType, pipeline.Spec{Summary: "apply --map fixes"},
+		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+			return &replayFix{fixes: opts.(mapFlags), penv: env}, nil
+		})
+	return reg
+}
+
+// printReplay says on stdout what happened to the dead letter's rows, and
+// on stderr how to recover the rows refused because their job may have run.
+func printReplay(stdout, stderr io.Writer, dlURL, pipelineFile string, all bool, refused int64, rep *pipeline.Report, sel *replaySelect) {
 	for _, s := range rep.Stages {
 		if s.Type == replaySelectType {
 			what := "not retryable; --all replays them"
-			if *all {
+			if all {
 				what = "none with --all"
 			}
 			fmt.Fprintf(stdout, "replay %s: %d rows in the dead letter, %d replayed, %d filtered (%s), %d refused (their job may have run); run %s\n",
@@ -372,11 +471,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if sel != nil {
 		for id, n := range sel.needResume {
 			fmt.Fprintf(stderr, "bulkflow: replay: %d rows were not sent: their Salesforce job may have run (job_incomplete), so sending them again "+
-				"could load them twice; resume their run, which reads that job's outcome: bulkflow run %s --resume %s\n", n, *pipelineFile, id)
+				"could load them twice; resume their run, which reads that job's outcome: bulkflow run %s --resume %s\n", n, pipelineFile, id)
 		}
 	}
-	rep.Summary(stderr)
-	return exitCode(rep, runErr) // refused rows made the report partial
 }
 
 // replayManifest is the manifest of the run that wrote a dead-letter file,
