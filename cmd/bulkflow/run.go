@@ -111,40 +111,12 @@ func flagExit(err error) int {
 }
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	report := fs.String("report", "", "write the JSON run report to this path or blob URL")
-	progress := fs.String("progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), plain, none")
-	stateFlag := fs.String("state", "", "state location (directory or blob URL) for incremental and sync stages; default: the pipeline's state:, else "+state.DefaultLocation)
-	shardFlag := fs.String("shard", "", "run shard `I/N` of the pipeline: sources that read several files read only every N-th file from the I-th (0-based);\nstart N processes (I = 0..N-1) to split a large source; each shard keeps its own state")
-	offline := fs.Bool("offline", false, "skip the pre-flight of salesforce sinks against the org's describe metadata (the same check as validate)")
-	resume := fs.String("resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N] [--offline]\n\n"+
-			"Runs a pipeline file. Flags may come before or after FILE. Unless --offline, every salesforce sink is first\n"+
-			"checked against the org's describe metadata, as validate does (GET requests only); a problem stops the run\n"+
-			"before any row moves (exit 2, or 1 when Salesforce cannot be reached).")
-		fs.PrintDefaults()
-	}
-	file, err := parseInterspersed(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
+	var rf runFlags
+	file, code := rf.parse(args, stderr)
 	if file == "" {
-		fs.Usage()
-		return exitUsage
+		return code
 	}
-	switch *progress {
-	case "auto", "plain", "none":
-	default:
-		fmt.Fprintf(stderr, "bulkflow: --progress must be auto, plain or none, not %q\n", *progress)
-		return exitUsage
-	}
-	if *resume != "" && !validRunID(*resume) {
-		fmt.Fprintf(stderr, "bulkflow: --resume %q is not a run id (letters, digits, '.', '_' and '-', as in 20260101T120000Z-1a2b3c4d)\n", *resume)
-		return exitUsage
-	}
-	shard, err := parseShard(*shardFlag)
+	shard, err := parseShard(rf.shard)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitUsage
@@ -153,17 +125,17 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code != exitOK {
 		return code
 	}
-	stateLoc, stName := stateLocation(*stateFlag, g), stateName(g, shard)
-	if *resume != "" {
+	stateLoc, stName := stateLocation(rf.state, g), stateName(g, shard)
+	if rf.resume != "" {
 		// A typo must not start a fresh run under the typed id: every row
 		// would be sent again.
-		if rr := knownRun(ctx, g, env, stateLoc, stName, *resume); !rr.found {
+		if rr := knownRun(ctx, g, env, stateLoc, stName, rf.resume); !rr.found {
 			plan.Close()
-			fmt.Fprintf(stderr, "bulkflow: %s\n", unknownRunMessage(*resume, rr))
+			fmt.Fprintf(stderr, "bulkflow: %s\n", unknownRunMessage(rf.resume, rr))
 			return exitUsage
 		}
 		// The plan shares env: sinks opened by Run see the resumed id.
-		env.RunID = *resume
+		env.RunID = rf.resume
 	}
 	// Salesforce sinks record what this attempt reads (the pipeline file,
 	// its digest, the source objects' fingerprints) in their ledger, and
@@ -171,7 +143,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	setProvenance(ctx, g, env)
 	// The pre-flight validate does, before any row moves: a bad field or
 	// relationship column is refused here, not by a job that then fails.
-	if !*offline {
+	if !rf.offline {
 		if code := preflightExit(preflight(ctx, g, plan, env, stderr)); code != exitOK {
 			plan.Close()
 			fmt.Fprintf(stderr, "bulkflow: run stopped by the pre-flight: nothing was sent (--offline skips the pre-flight)\n")
@@ -190,19 +162,64 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer unlock()
-	opts, err := runOptions(ctx, g, env, nil, *stateFlag)
+	opts, err := runOptions(ctx, g, env, nil, rf.state)
 	if err != nil {
 		plan.Close()
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitUsage
 	}
-	opts.Resumed = *resume != ""
-	finishProgress := setupProgress(opts, *progress, stderr)
+	opts.Resumed = rf.resume != ""
+	finishProgress := setupProgress(opts, rf.progress, stderr)
 	rep, runErr := plan.Run(ctx, opts)
 	finishProgress()
-	runErr = writeRunReport(ctx, *report, rep, runErr, stderr)
+	runErr = writeRunReport(ctx, rf.report, rep, runErr, stderr)
 	rep.Summary(stderr)
 	return exitCode(rep, runErr)
+}
+
+// runFlags are the flags of `bulkflow run`.
+type runFlags struct {
+	report, progress, state, shard, resume string
+	offline                                bool
+}
+
+// parse parses args into f and returns the pipeline file, or "" with the
+// exit code to return (usage or the problem printed).
+func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.report, "report", "", "write the JSON run report to this path or blob URL")
+	fs.StringVar(&f.progress, "progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), plain, none")
+	fs.StringVar(&f.state, "state", "", "state location (directory or blob URL) for incremental and sync stages; default: the pipeline's state:, else "+state.DefaultLocation)
+	fs.StringVar(&f.shard, "shard", "", "run shard `I/N` of the pipeline: sources that read several files read only every N-th file from the I-th (0-based);\nstart N processes (I = 0..N-1) to split a large source; each shard keeps its own state")
+	fs.BoolVar(&f.offline, "offline", false, "skip the pre-flight of salesforce sinks against the org's describe metadata (the same check as validate)")
+	fs.StringVar(&f.resume, "resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N] [--offline]\n\n"+
+			"Runs a pipeline file. Flags may come before or after FILE. Unless --offline, every salesforce sink is first\n"+
+			"checked against the org's describe metadata, as validate does (GET requests only); a problem stops the run\n"+
+			"before any row moves (exit 2, or 1 when Salesforce cannot be reached).")
+		fs.PrintDefaults()
+	}
+	file, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", flagExit(err)
+	}
+	if file == "" {
+		fs.Usage()
+		return "", exitUsage
+	}
+	switch f.progress {
+	case "auto", "plain", "none":
+	default:
+		fmt.Fprintf(stderr, "bulkflow: --progress must be auto, plain or none, not %q\n", f.progress)
+		return "", exitUsage
+	}
+	if f.resume != "" && !validRunID(f.resume) {
+		fmt.Fprintf(stderr, "bulkflow: --resume %q is not a run id (letters, digits, '.', '_' and '-', as in 20260101T120000Z-1a2b3c4d)\n", f.resume)
+		return "", exitUsage
+	}
+	return file, exitOK
 }
 
 // writeRunReport writes rep to where (a path, blob URL or "-"; nothing when
