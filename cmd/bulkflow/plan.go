@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -151,12 +152,79 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	// Swap every salesforce sink for a plan sink writing to OUT/<stage>/.
+	stages, discarded, err := planStages(g, *out, *writeFiles)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %s: %v\n", file, err)
+		return exitUsage
+	}
+	g.DeadLetter = filepath.Join(*out, "dead-letter") + "/"
+
+	reg := planRegistry(stages)
+	env := newEnv(g, stderr)
+	// Sync stages diff against their manifest and incremental sources
+	// filter by their watermark, read-only: a plan never writes state.
+	syncers := map[string]*partialSyncer{}
+	opts, err := syncView(ctx, g, g, env, syncPlan, syncers)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		return exitFailed
+	}
+	plan, err := pipeline.Prepare(ctx, reg, g, env)
+	if err != nil {
+		printConfigErr(stderr, err)
+		return exitUsage
+	}
+	rep, runErr := plan.Run(ctx, opts)
+
+	pr := &planReport{Pipeline: g.Name, File: file, Out: *out, Status: rep.Status, Stages: stages, Run: rep}
+	pr.APICalls = salesforcesink.PlannedCalls(planTotals(stages), len(stages))
+	pr.Limits = planCheckLimits(ctx, &cf, explicitConn, file, stages[0].opts, pr.APICalls.Total)
+
+	printPlan(stdout, pr)
+	if *report != "" {
+		if err := writePlanReport(ctx, *report, pr); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			if runErr == nil {
+				runErr = err
+			}
+		}
+	}
+	planSummary(stderr, rep, syncers, discarded)
+	return exitCode(rep, runErr)
+}
+
+// planTotals fills each stage's jobs, rows, bytes and API calls from its
+// plan sink and returns the number of jobs of all stages.
+func planTotals(stages []*planStage) int {
+	totalJobs := 0
+	for _, ps := range stages {
+		ps.mu.Lock()
+		if ps.sink != nil {
+			ps.Jobs = ps.sink.Jobs()
+		}
+		ps.mu.Unlock()
+		if ps.Jobs == nil {
+			ps.Jobs = []salesforcesink.PlanJob{}
+		}
+		for _, j := range ps.Jobs {
+			ps.Rows += int64(j.Rows)
+			ps.Bytes += j.Bytes
+		}
+		ps.APICalls = salesforcesink.PlannedCalls(len(ps.Jobs), 1)
+		totalJobs += len(ps.Jobs)
+	}
+	return totalJobs
+}
+
+// planStages swaps every salesforce sink of g for a plan sink writing its
+// job CSVs under out/<stage>/, and, unless writeFiles, every other sink for
+// one that only counts rows (discarded). No salesforce sink is an error.
+func planStages(g *pipeline.Graph, out string, writeFiles bool) ([]*planStage, map[string]bool, error) {
 	var stages []*planStage
-	byName := map[string]*planStage{}
 	discarded := map[string]bool{}
 	for i := range g.Stages {
 		s := &g.Stages[i]
-		if s.Kind == pipeline.KindSink && s.Type != "salesforce" && !*writeFiles {
+		if s.Kind == pipeline.KindSink && s.Type != "salesforce" && !writeFiles {
 			// A plan writes nothing for real: the sink only counts.
 			discarded[s.Name] = true
 			s.Type, s.Options = planDiscardType, &struct{}{}
@@ -167,22 +235,24 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		o, ok := s.Options.(*salesforcesink.Options)
 		if !ok {
-			fmt.Fprintf(stderr, "bulkflow: %s: stage %q: unexpected options %T\n", s.Pos, s.Name, s.Options)
-			return exitUsage
+			return nil, nil, fmt.Errorf("%s: stage %q: unexpected options %T", s.Pos, s.Name, s.Options)
 		}
 		ps := &planStage{Stage: s.Name, Object: o.Object, Operation: o.Operation,
-			Dir: filepath.Join(*out, stageDirName(s.Name)), opts: o, mu: &sync.Mutex{}}
+			Dir: filepath.Join(out, stageDirName(s.Name)), opts: o, mu: &sync.Mutex{}}
 		stages = append(stages, ps)
-		byName[s.Name] = ps
 		s.Type = planSinkType
 		s.Options = &planStageOptions{SF: o, Dir: ps.Dir}
 	}
 	if len(stages) == 0 {
-		fmt.Fprintf(stderr, "bulkflow: %s: the pipeline has no salesforce sink: nothing to plan\n", file)
-		return exitUsage
+		return nil, nil, errors.New("the pipeline has no salesforce sink: nothing to plan")
 	}
-	g.DeadLetter = filepath.Join(*out, "dead-letter") + "/"
+	return stages, discarded, nil
+}
 
+// planRegistry is the default registry plus the plan's private sinks: the
+// one that writes job CSVs (recorded in its stage for the report) and the
+// one that only counts rows.
+func planRegistry(stages []*planStage) *pipeline.Registry {
 	reg := pipeline.DefaultRegistry().Clone()
 	reg.RegisterSink(planSinkType, pipeline.Spec{Summary: "write the job CSVs a salesforce sink would upload (bulkflow plan)"},
 		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
@@ -204,54 +274,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
 			return &discardSink{}, nil
 		})
-	env := newEnv(g, stderr)
-	// Sync stages diff against their manifest and incremental sources
-	// filter by their watermark, read-only: a plan never writes state.
-	syncers := map[string]*partialSyncer{}
-	opts, err := syncView(ctx, g, g, env, syncPlan, syncers)
-	if err != nil {
-		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
-		return exitFailed
-	}
-	plan, err := pipeline.Prepare(ctx, reg, g, env)
-	if err != nil {
-		printConfigErr(stderr, err)
-		return exitUsage
-	}
-	rep, runErr := plan.Run(ctx, opts)
-
-	pr := &planReport{Pipeline: g.Name, File: file, Out: *out, Status: rep.Status, Stages: stages, Run: rep}
-	totalJobs := 0
-	for _, ps := range stages {
-		ps.mu.Lock()
-		if ps.sink != nil {
-			ps.Jobs = ps.sink.Jobs()
-		}
-		ps.mu.Unlock()
-		if ps.Jobs == nil {
-			ps.Jobs = []salesforcesink.PlanJob{}
-		}
-		for _, j := range ps.Jobs {
-			ps.Rows += int64(j.Rows)
-			ps.Bytes += j.Bytes
-		}
-		ps.APICalls = salesforcesink.PlannedCalls(len(ps.Jobs), 1)
-		totalJobs += len(ps.Jobs)
-	}
-	pr.APICalls = salesforcesink.PlannedCalls(totalJobs, len(stages))
-	pr.Limits = planCheckLimits(ctx, &cf, explicitConn, file, stages[0].opts, pr.APICalls.Total)
-
-	printPlan(stdout, pr)
-	if *report != "" {
-		if err := writePlanReport(ctx, *report, pr); err != nil {
-			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
-			if runErr == nil {
-				runErr = err
-			}
-		}
-	}
-	planSummary(stderr, rep, syncers, discarded)
-	return exitCode(rep, runErr)
+	return reg
 }
 
 // planDiscardType is the sink type `bulkflow plan` substitutes for every
