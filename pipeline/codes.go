@@ -100,6 +100,7 @@ const (
 var codeTable = []CodeInfo{
 	// Engine.
 	{CodeCancelled, RecoveryRetry, "the run was cancelled before the row was loaded; a sink that had sent it in a job aborted that job first"},
+	{CodeUnsettled, RecoveryResume, "a resumed attempt of the run stopped (refused, failed or cancelled) before it settled the row, and an earlier attempt may have loaded it: only `bulkflow run FILE --resume RUN_ID` can tell, through the sink's ledger; replay refuses it"},
 	{CodeAborted, RecoveryRetry, "another stage failed and the run drained the row before it reached its sink"},
 	{CodeSinkFailed, RecoveryFix, "the sink failed the whole batch for a reason every batch would hit (see _error); fix the pipeline, then replay --all"},
 	{CodeRowFailed, RecoveryFix, "the row failed without a more precise code"},

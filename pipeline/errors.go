@@ -12,6 +12,9 @@ const (
 	CodeCancelled  = "cancelled"   // the run was stopped before the row reached a sink
 	CodeAborted    = "aborted"     // another stage failed and the run drained
 	CodeSinkFailed = "sink_failed" // a sink failed the whole batch
+	// CodeUnsettled: a resumed attempt stopped before settling the row, and an
+	// earlier attempt of the same run may have loaded it (RecoveryResume).
+	CodeUnsettled = "unsettled"
 	CodeRowFailed  = "row_failed"  // a row failed without a more precise code
 )
 

@@ -105,6 +105,11 @@ func (r *runner) fail(err error) {
 // drainCode is the dead-letter code for rows that were in flight when the
 // run stopped.
 func (r *runner) drainCode() string {
+	if r.opts.Resumed {
+		// An earlier attempt may have loaded the row: replaying it could
+		// send it twice; only a resume (through the sink's ledger) knows.
+		return CodeUnsettled
+	}
 	if r.userCtx.Err() != nil {
 		return CodeCancelled
 	}
@@ -187,7 +192,7 @@ func (r *runner) drainBatch(b *Batch, code string, cause error) *Batch {
 		cause = errors.New("run stopped")
 	}
 	for i := range b.rows {
-		out.Drop(Drop{Row: b.rows[i], Origin: b.origins[i], Err: &RowError{Code: code, Retryable: code != CodeSinkFailed, Err: fmt.Errorf("not processed: %w", cause)}})
+		out.Drop(Drop{Row: b.rows[i], Origin: b.origins[i], Err: &RowError{Code: code, Retryable: RecoveryOf(code) == RecoveryRetry, Err: fmt.Errorf("not processed: %w", cause)}})
 	}
 	return out
 }
@@ -652,6 +657,9 @@ func (r *runner) write(ctx context.Context, s *planStage, sink Sink, cl *commitL
 		r.settle(s, s.in, drops)
 	default:
 		code := CodeSinkFailed
+		if r.opts.Resumed {
+			code = CodeUnsettled
+		}
 		if r.workCtx.Err() != nil {
 			code = r.drainCode()
 		} else {

@@ -21,15 +21,11 @@ var (
 
 // longOnly names the classes the default (short) run skips because a
 // known open hole still fails them on main; the long form plays them.
-var longOnly = map[string]string{
-	// Issue 15 #2 (resume that cannot re-send), still open on main at
-	// 388b85a: a resume refused because its chunks differ from the ledger's
-	// (exit 2) dead-letters every row it read as aborted/cancelled
-	// (_retryable=true) or sink_failed, also the rows the earlier attempt
-	// loaded; its report says loaded 0. Replaying that live dead letter
-	// would load them twice. Seeds 5, 20004, 20018 (-soak.long).
-	classRecut: "issue 15 #2 (a refused re-cut resume dead-letters loaded rows as retryable)",
-}
+// Empty: every class plays in the default run. (The re-cut class was gated
+// while a refused re-cut resume dead-lettered already-loaded rows as
+// retryable; a resumed attempt now dead-letters unsettled rows as
+// `unsettled`, which only --resume recovers.)
+var longOnly = map[string]string{}
 
 func TestMain(m *testing.M) {
 	flag.Parse()
