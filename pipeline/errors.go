@@ -15,7 +15,7 @@ const (
 	// CodeUnsettled: a resumed attempt stopped before settling the row, and an
 	// earlier attempt of the same run may have loaded it (RecoveryResume).
 	CodeUnsettled = "unsettled"
-	CodeRowFailed  = "row_failed"  // a row failed without a more precise code
+	CodeRowFailed = "row_failed" // a row failed without a more precise code
 )
 
 // RowError is why one row was dead-lettered. Plugins return it (inside a
