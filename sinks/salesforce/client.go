@@ -295,7 +295,12 @@ func (c *Client) do(ctx context.Context, cl *call) (*http.Response, error) {
 	}
 	bo.Reset()
 	start := c.now()
-	reauthed := false
+	// A 401 re-authenticates and replays the call. Several concurrent
+	// calls share one session, so a fresh token can be spent (or expired)
+	// by the others before this call uses it: allow a few re-authentications,
+	// not one; a session refused this often is not a spent token.
+	const maxReauth = 3
+	reauths := 0
 	cl.attempts = 0
 	for {
 		tok, err := c.auth.Token(ctx)
@@ -308,8 +313,8 @@ func (c *Client) do(ctx context.Context, cl *call) (*http.Response, error) {
 			return resp, nil
 		}
 		var ae *APIError
-		if errors.As(err, &ae) && ae.refreshable() && !reauthed && c.auth.fetch != nil {
-			reauthed = true
+		if errors.As(err, &ae) && ae.refreshable() && reauths < maxReauth && c.auth.fetch != nil {
+			reauths++
 			cl.attempts--
 			c.log.InfoContext(ctx, "salesforce: session invalid, re-authenticating", "method", cl.method, "path", ae.Path)
 			if _, rerr := c.auth.Refresh(ctx, tok); rerr != nil {
