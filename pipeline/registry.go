@@ -87,6 +87,24 @@ func (r *Registry) Clone() *Registry {
 	return c
 }
 
+// TypedSource adapts a source constructor that takes its own options type
+// to a SourceFunc. Options of another type (a plugin bug: the registry hands
+// a plugin what its Spec.NewOptions made) are an error naming both types,
+// never a panic.
+func TypedSource[O any, S Source](name string, open func(ctx context.Context, env *Env, o *O) (S, error)) SourceFunc {
+	return func(ctx context.Context, env *Env, opts any) (Source, error) {
+		o, ok := opts.(*O)
+		if !ok {
+			return nil, fmt.Errorf("%s: options are %T, want %T", name, opts, o)
+		}
+		src, err := open(ctx, env, o)
+		if err != nil {
+			return nil, err // not a typed nil in a non-nil interface
+		}
+		return src, nil
+	}
+}
+
 // RegisterSource registers a source type. It panics if name is empty, fn is
 // nil, or the name is already registered as a source.
 func (r *Registry) RegisterSource(name string, spec Spec, fn SourceFunc) {

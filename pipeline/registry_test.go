@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -113,5 +114,29 @@ func TestRegistryClone(t *testing.T) {
 	var empty pipeline.Registry
 	if n := empty.Clone().Names(pipeline.KindSink); len(n) != 0 {
 		t.Errorf("clone of an empty registry has sinks %v", n)
+	}
+}
+
+// TestTypedSource checks the adapter: its own options reach the
+// constructor, another type is an error naming both, and a failed
+// constructor gives a nil Source, not a typed nil.
+func TestTypedSource(t *testing.T) {
+	type opts struct{ N int }
+	var got int
+	fn := pipeline.TypedSource("x", func(ctx context.Context, env *pipeline.Env, o *opts) (*pipelinetest.Source, error) {
+		got = o.N
+		if o.N < 0 {
+			return nil, errors.New("negative")
+		}
+		return pipelinetest.NewSource(pipelinetest.SourceOptions{}), nil
+	})
+	if src, err := fn(context.Background(), nil, &opts{N: 3}); err != nil || src == nil || got != 3 {
+		t.Errorf("own options: src %v, err %v, N %d", src, err, got)
+	}
+	if _, err := fn(context.Background(), nil, &struct{}{}); err == nil || !strings.Contains(err.Error(), "x: options are *struct {}, want *pipeline_test.opts") {
+		t.Errorf("other options: err %v", err)
+	}
+	if src, err := fn(context.Background(), nil, &opts{N: -1}); err == nil || src != nil {
+		t.Errorf("failed constructor: src %#v, err %v", src, err)
 	}
 }

@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	pipeline.DefaultRegistry().RegisterSource("csv", Spec, open)
+	pipeline.DefaultRegistry().RegisterSource("csv", Spec, pipeline.TypedSource("csv", Open))
 }
 
 // Spec describes the "csv" source type to the registry.
@@ -36,14 +36,6 @@ on_error: dead_letter
 batch_size: 1024
 `,
 	NewOptions: newOptions,
-}
-
-func open(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
-	o, ok := opts.(*Options)
-	if !ok {
-		return nil, fmt.Errorf("csv: options are %T, want *csvsource.Options", opts)
-	}
-	return Open(ctx, env, o)
 }
 
 // ErrClosed is returned by Schema and Read after Close.

@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	pipeline.DefaultRegistry().RegisterSource("parquet", Spec, open)
+	pipeline.DefaultRegistry().RegisterSource("parquet", Spec, pipeline.TypedSource("parquet", Open))
 }
 
 // Spec describes the "parquet" source type to the registry.
@@ -34,14 +34,6 @@ columns: [Id, Name, AnnualRevenue, CreatedDate]
 flatten: false
 `,
 	NewOptions: newOptions,
-}
-
-func open(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
-	o, ok := opts.(*Options)
-	if !ok {
-		return nil, fmt.Errorf("parquet: options are %T, want *parquetsource.Options", opts)
-	}
-	return Open(ctx, env, o)
 }
 
 // ErrClosed is returned by Schema, Read and Project after Close.

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	pipeline.DefaultRegistry().RegisterSource("postgres", Spec, open)
+	pipeline.DefaultRegistry().RegisterSource("postgres", Spec, pipeline.TypedSource("postgres", Open))
 }
 
 // Spec describes the "postgres" source type to the registry.
@@ -32,14 +32,6 @@ shard_key: id
 batch_size: 2048
 `,
 	NewOptions: newOptions,
-}
-
-func open(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
-	o, ok := opts.(*Options)
-	if !ok {
-		return nil, fmt.Errorf("postgres: options are %T, want *postgres.Options", opts)
-	}
-	return Open(ctx, env, o)
 }
 
 // ErrClosed is returned by Schema, Read and Project after Close.

@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	pipeline.DefaultRegistry().RegisterSource("salesforce", Spec, open)
+	pipeline.DefaultRegistry().RegisterSource("salesforce", Spec, pipeline.TypedSource("salesforce source", Open))
 }
 
 // Spec describes the "salesforce" source type to the registry.
@@ -34,14 +34,6 @@ max_records: 50000
 batch_size: 2000
 `,
 	NewOptions: newOptions,
-}
-
-func open(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
-	o, ok := opts.(*Options)
-	if !ok {
-		return nil, fmt.Errorf("salesforce source: options are %T, want *salesforcesource.Options", opts)
-	}
-	return Open(ctx, env, o)
 }
 
 // ErrClosed is returned by Schema, Read and Project after Close.
