@@ -68,9 +68,13 @@
 // without retryable dead letters. A sink stage with sync: gets a Syncer
 // (RunOptions.Syncers), which compares each mapped row with the manifest of
 // the previous run and passes only new and changed rows (SyncOp), and
-// deletes missing ones when asked. The state store, lease, manifests, sync
-// logs and schedules live in the packages state, syncer, changes, synclog
-// and schedule below this one.
+// deletes missing ones when asked. The sync feature lives under
+// pipeline/sync: sync/syncer carries out a `sync:` block (the Syncer the
+// engine calls), sync/changes diffs rows against the manifest of key →
+// hash, and sync/synclog writes the Parquet log of what each run sent.
+// Two packages beside them serve more than sync: pipeline/state (the store
+// of watermarks, manifests, run history and leases) and pipeline/schedule
+// (cron schedules for `serve`).
 //
 // # Sharding
 //

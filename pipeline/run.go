@@ -37,7 +37,7 @@ type RunOptions struct {
 	// succeeded or partial without retryable dead letters.
 	State StateStore
 	// Syncers opens the Syncer of a sink stage that has sync:; required
-	// when one does (cmd/bulkflow passes pipeline/syncer).
+	// when one does (cmd/bulkflow passes pipeline/sync/syncer).
 	Syncers func(ctx context.Context, stage *StageSpec, in *Schema) (Syncer, error)
 	// Resumed says the run id was used before (`run --resume`, serve's
 	// recovery of a crashed run): an earlier attempt may have loaded rows

@@ -69,7 +69,7 @@ func (o SyncOp) String() string {
 	return "SyncOp(?)"
 }
 
-// Syncer carries out a sink stage's `sync:` block (pipeline/syncer
+// Syncer carries out a sink stage's `sync:` block (pipeline/sync/syncer
 // implements it; the engine only knows this interface). The engine calls
 // every method from the sink stage's goroutine except Outcome, which may be
 // called from several sink writers at once.

@@ -21,7 +21,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
-	"github.com/bulkflow/bulkflow/pipeline/syncer"
+	"github.com/bulkflow/bulkflow/pipeline/sync/syncer"
 	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 
 	"github.com/bulkflow/bulkflow/pipeline"
-	"github.com/bulkflow/bulkflow/pipeline/syncer"
+	"github.com/bulkflow/bulkflow/pipeline/sync/syncer"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 

@@ -6,7 +6,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/state"
-	"github.com/bulkflow/bulkflow/pipeline/syncer"
+	"github.com/bulkflow/bulkflow/pipeline/sync/syncer"
 	"github.com/bulkflow/bulkflow/sinks/filesink"
 )
 

@@ -12,7 +12,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
 	"github.com/bulkflow/bulkflow/pipeline/state"
-	"github.com/bulkflow/bulkflow/pipeline/syncer"
+	"github.com/bulkflow/bulkflow/pipeline/sync/syncer"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 	_ "github.com/bulkflow/bulkflow/sinks/salesforcesink"
 	_ "github.com/bulkflow/bulkflow/transforms/filter"

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
-	"github.com/bulkflow/bulkflow/pipeline/synclog"
+	"github.com/bulkflow/bulkflow/pipeline/sync/synclog"
 )
 
 func Example() {

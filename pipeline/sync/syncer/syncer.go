@@ -19,9 +19,9 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
-	"github.com/bulkflow/bulkflow/pipeline/changes"
 	"github.com/bulkflow/bulkflow/pipeline/state"
-	"github.com/bulkflow/bulkflow/pipeline/synclog"
+	"github.com/bulkflow/bulkflow/pipeline/sync/changes"
+	"github.com/bulkflow/bulkflow/pipeline/sync/synclog"
 )
 
 // CodeDuplicateKey is the dead-letter code of a row whose sync key was

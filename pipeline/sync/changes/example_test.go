@@ -7,7 +7,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
-	"github.com/bulkflow/bulkflow/pipeline/changes"
+	"github.com/bulkflow/bulkflow/pipeline/sync/changes"
 )
 
 // syncRun is one scheduled run: diff the rows against the manifest at loc,
