@@ -47,6 +47,8 @@ type deadLetters struct {
 
 	mu    sync.Mutex
 	files map[string]*dlFile
+	// tally counts the written rows by code for the report.
+	tally errorTally
 }
 
 type dlFile struct {
@@ -119,6 +121,7 @@ func (d *deadLetters) write(stage string, in *Schema, drops []Drop) error {
 	b := NewBatch(f.schema, len(drops))
 	width := f.schema.Len()
 	slab := make([]any, len(drops)*width)
+	tallies := make([]tallyRow, len(drops))
 	for i, dr := range drops {
 		row := Row(slab[i*width : (i+1)*width : (i+1)*width])
 		for j, c := range f.keep {
@@ -140,6 +143,7 @@ func (d *deadLetters) write(stage string, in *Schema, drops []Drop) error {
 				field, retryable, ref = re.Field, re.Retryable, re.Ref
 			}
 		}
+		tallies[i] = tallyRow{code, msg, ref, retryable}
 		n := len(f.keep)
 		row[n] = stage
 		row[n+1] = code
@@ -158,6 +162,7 @@ func (d *deadLetters) write(stage string, in *Schema, drops []Drop) error {
 		return fmt.Errorf("write dead letter %s: %w", f.loc, err)
 	}
 	f.rows += int64(len(drops))
+	d.tally.add(stage, tallies)
 	return nil
 }
 

@@ -1,10 +1,14 @@
 package pipeline
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline/redact"
@@ -80,6 +84,185 @@ type Report struct {
 	// Sync holds each sync sink stage's summary (new, changed, unchanged,
 	// deleted, the manifest and the sync log).
 	Sync map[string]any `json:"sync,omitempty"`
+	// DeadLetterDir is the folder of this run's dead letters (beside the
+	// manifest), when the run wrote any.
+	DeadLetterDir string `json:"dead_letter_dir,omitempty"`
+	// ErrorGroups groups the dead-lettered rows by error code, largest
+	// group first.
+	ErrorGroups []ErrorGroup `json:"error_groups,omitempty"`
+	// NextSteps are the commands that recover dead-lettered rows, by
+	// recovery class (retry: replay; resume: run --resume).
+	NextSteps []NextStep `json:"next_steps,omitempty"`
+}
+
+// ErrorGroup is the dead-lettered rows of one error code (_error_code).
+type ErrorGroup struct {
+	Code string `json:"code"`
+	// Recovery is the code's class in the code table (Codes): fix, retry,
+	// resume or inspect.
+	Recovery string `json:"recovery"`
+	// Retryable says replay may send the rows again unchanged.
+	Retryable bool  `json:"retryable"`
+	Rows      int64 `json:"rows"`
+	// Stages are the stages whose dead letters hold the rows, sorted.
+	Stages []string `json:"stages"`
+	// TopMessages are the group's most frequent _error texts (at most
+	// three, secrets masked).
+	TopMessages []MessageCount `json:"top_messages"`
+}
+
+// MessageCount is one error message and how many rows carry it.
+type MessageCount struct {
+	Message string `json:"message"`
+	Rows    int64  `json:"rows"`
+}
+
+// NextStep is a command that recovers some of a run's dead-lettered rows.
+type NextStep struct {
+	// Recovery is "retry" (replay a dead-letter file as it is) or "resume"
+	// (run the pipeline again under the same run id).
+	Recovery string `json:"recovery"`
+	// Rows is how many rows the command may settle.
+	Rows int64 `json:"rows"`
+	// Command is the shell command, arguments quoted where needed.
+	Command string `json:"command"`
+}
+
+// Top messages kept per code in the summary, and distinct messages
+// counted per code (bounded: messages may quote row values).
+const (
+	topMessages     = 3
+	trackedMessages = 64
+	maxMessageLen   = 240
+)
+
+// errorTally counts dead-lettered rows by code, stage and message as they
+// are written. It is safe for concurrent use.
+type errorTally struct {
+	mu    sync.Mutex
+	codes map[string]*codeTally
+	// retryable counts rows written with _retryable=true, by stage.
+	retryable map[string]int64
+	// resume counts resume-class rows, by stage.
+	resume map[string]int64
+}
+
+type codeTally struct {
+	rows   int64
+	stages map[string]bool
+	msgs   map[string]int64
+}
+
+// tallyRow is one dead-lettered row as the tally counts it.
+type tallyRow struct {
+	code, msg, ref string
+	retryable      bool
+}
+
+// add counts dead-lettered rows of one stage.
+func (t *errorTally) add(stage string, rows []tallyRow) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.codes == nil {
+		t.codes, t.retryable, t.resume = map[string]*codeTally{}, map[string]int64{}, map[string]int64{}
+	}
+	for _, r := range rows {
+		c := t.codes[r.code]
+		if c == nil {
+			c = &codeTally{stages: map[string]bool{}, msgs: map[string]int64{}}
+			t.codes[r.code] = c
+		}
+		c.rows++
+		c.stages[stage] = true
+		msg := r.msg
+		if r.ref != "" {
+			// One group per message, not per job: the job is in _ref.
+			msg = strings.ReplaceAll(msg, r.ref, "<_ref>")
+		}
+		if len(msg) > maxMessageLen {
+			msg = strings.ToValidUTF8(msg[:maxMessageLen], "") + "…"
+		}
+		if _, ok := c.msgs[msg]; ok || len(c.msgs) < trackedMessages {
+			c.msgs[msg]++
+		}
+		if r.retryable {
+			t.retryable[stage]++
+		}
+		if RecoveryOf(r.code) == RecoveryResume {
+			t.resume[stage]++
+		}
+	}
+}
+
+// groups returns the tally by code, largest group first.
+func (t *errorTally) groups() []ErrorGroup {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]ErrorGroup, 0, len(t.codes))
+	for code, c := range t.codes {
+		rec := RecoveryOf(code)
+		g := ErrorGroup{Code: code, Recovery: rec.String(), Retryable: rec.Retryable(), Rows: c.rows,
+			Stages: slices.Sorted(maps.Keys(c.stages))}
+		for m, n := range c.msgs {
+			g.TopMessages = append(g.TopMessages, MessageCount{Message: redact.Redact(m), Rows: n})
+		}
+		slices.SortFunc(g.TopMessages, func(a, b MessageCount) int {
+			return cmp.Or(cmp.Compare(b.Rows, a.Rows), strings.Compare(a.Message, b.Message))
+		})
+		g.TopMessages = g.TopMessages[:min(len(g.TopMessages), topMessages)]
+		out = append(out, g)
+	}
+	slices.SortFunc(out, func(a, b ErrorGroup) int {
+		return cmp.Or(cmp.Compare(b.Rows, a.Rows), strings.Compare(a.Code, b.Code))
+	})
+	return out
+}
+
+// nextSteps returns the commands that recover the tallied rows: one
+// replay per dead-letter file holding retryable rows, and one resume when
+// any row is resume-class. file is the pipeline file; resumeFlags are
+// flags the resume must repeat.
+func (t *errorTally) nextSteps(file, runID string, files []DeadLetterFile, resumeFlags []string) []NextStep {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if file == "" {
+		file = "PIPELINE_FILE"
+	}
+	var out []NextStep
+	var resume int64
+	for _, f := range files {
+		if n := t.retryable[f.Stage]; n > 0 {
+			out = append(out, NextStep{Recovery: RecoveryRetry.String(), Rows: n,
+				Command: ShellCommand("bulkflow", "replay", f.URL, "--pipeline", file)})
+		}
+		resume += t.resume[f.Stage]
+	}
+	if resume > 0 {
+		args := append([]string{"bulkflow", "run", file, "--resume", runID}, resumeFlags...)
+		out = append(out, NextStep{Recovery: RecoveryResume.String(), Rows: resume, Command: ShellCommand(args...)})
+	}
+	return out
+}
+
+// ShellCommand joins args into a POSIX shell command line, single-quoting
+// the arguments that need it.
+func ShellCommand(args ...string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		safe := a != ""
+		for _, r := range a {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,@%+", r)) {
+				safe = false
+				break
+			}
+		}
+		if safe {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
 }
 
 // WriteJSON writes the report as indented JSON, with secrets masked
@@ -95,13 +278,18 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return err
 }
 
-// Summary writes a short human summary (a few lines), with secrets masked
-// (package redact).
+// Summary writes a short human summary with secrets masked (package
+// redact): the outcome and counts, the dead letters grouped by code with
+// each code's recovery class and top messages, the dead-letter folder, and
+// the commands that recover the rows (NextSteps).
 func (r *Report) Summary(w io.Writer) {
-	w = redact.Writer(w)
+	r.summary(redact.Writer(w), "loaded")
+}
+
+func (r *Report) summary(w io.Writer, loaded string) {
 	fmt.Fprintf(w, "run %s of %q: %s in %.2fs\n", r.RunID, r.Pipeline, r.Status, r.Seconds)
 	c := r.Counts
-	fmt.Fprintf(w, "  read %d, loaded %d, filtered %d, dead-lettered %d", c.Read, c.Loaded, c.Filtered, c.DeadLettered)
+	fmt.Fprintf(w, "  read %d, %s %d, filtered %d, dead-lettered %d", c.Read, loaded, c.Loaded, c.Filtered, c.DeadLettered)
 	if c.FannedOut > 0 {
 		fmt.Fprintf(w, " (fan-out copies %d)", c.FannedOut)
 	}
@@ -109,8 +297,61 @@ func (r *Report) Summary(w io.Writer) {
 		fmt.Fprintf(w, ", LOST %d", c.Lost)
 	}
 	fmt.Fprintln(w)
-	for _, d := range r.DeadLetters {
-		fmt.Fprintf(w, "  dead letters: %s\n", d)
+	if len(r.ErrorGroups) > 0 {
+		var retry int64
+		for _, g := range r.ErrorGroups {
+			if g.Retryable {
+				retry += g.Rows
+			}
+		}
+		fmt.Fprintf(w, "  dead letters by code (%d of %d rows retryable):\n", retry, c.DeadLettered)
+		width := 0
+		for _, g := range r.ErrorGroups {
+			width = max(width, len(g.Code))
+		}
+		for _, g := range r.ErrorGroups {
+			tag := "not retryable"
+			if g.Retryable {
+				tag = "retryable"
+			}
+			fmt.Fprintf(w, "    %-*s %6d  %s, %s (%s)\n", width, g.Code, g.Rows, g.Recovery, tag, strings.Join(g.Stages, ", "))
+			for _, m := range g.TopMessages {
+				fmt.Fprintf(w, "      %5d× %s\n", m.Rows, m.Message)
+			}
+		}
+	}
+	if r.DeadLetterDir != "" {
+		fmt.Fprintf(w, "  dead-letter folder: %s\n", r.DeadLetterDir)
+	} else {
+		for _, d := range r.DeadLetters {
+			fmt.Fprintf(w, "  dead letters: %s\n", d)
+		}
+	}
+	if loaded == "loaded" {
+		var fix, inspect int64
+		for _, g := range r.ErrorGroups {
+			switch g.Recovery {
+			case "fix":
+				fix += g.Rows
+			case "inspect":
+				inspect += g.Rows
+			}
+		}
+		if fix > 0 {
+			fmt.Fprintf(w, "  fix %d rows: correct the data or the pipeline (each file's _error and _error_field say what), then `bulkflow replay FILE --pipeline %s --all`, with --map FIELD=EXPR to fix a column\n",
+				fix, ShellCommand(cmp.Or(r.File, "PIPELINE_FILE")))
+		}
+		if inspect > 0 {
+			fmt.Fprintf(w, "  inspect %d rows: they may be in the destination; look at the job or record in _ref before sending them again\n", inspect)
+		}
+		for _, s := range r.NextSteps {
+			switch s.Recovery {
+			case "retry":
+				fmt.Fprintf(w, "  retry %d rows: %s\n", s.Rows, s.Command)
+			case "resume":
+				fmt.Fprintf(w, "  settle %d rows whose jobs may have run: %s\n", s.Rows, s.Command)
+			}
+		}
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)

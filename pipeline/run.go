@@ -45,6 +45,10 @@ type RunOptions struct {
 	// counts as a later attempt, so that the dead letters of rows it
 	// drains are never replayed if it stops part-way (see Manifest).
 	Resumed bool
+	// ResumeFlags are the flags a `bulkflow run FILE --resume RUN_ID` of
+	// this run must repeat (e.g. --shard, --state), for the resume command
+	// the report suggests (Report.NextSteps).
+	ResumeFlags []string
 }
 
 // NewRunID returns a fresh run id: UTC time plus random hex, sortable.
@@ -336,6 +340,11 @@ func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
 		}
 		for _, f := range files {
 			rep.DeadLetters = append(rep.DeadLetters, f.URL)
+		}
+		if len(files) > 0 {
+			rep.DeadLetterDir = blobio.Join(r.dl.prefix, r.dl.runID).String() + "/"
+			rep.ErrorGroups = r.dl.tally.groups()
+			rep.NextSteps = r.dl.tally.nextSteps(rep.File, rep.RunID, files, r.opts.ResumeFlags)
 		}
 		c := r.counts()
 		if !c.Balanced() {

@@ -135,6 +135,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	opts.Resumed = rf.resume != ""
+	opts.ResumeFlags = rf.resumeFlags()
 	finishProgress := setupProgress(opts, rf.progress, stderr)
 	rep, runErr := plan.Run(ctx, opts)
 	finishProgress()
@@ -147,6 +148,22 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type runFlags struct {
 	report, progress, state, shard, resume string
 	offline                                bool
+}
+
+// resumeFlags returns the flags a `run --resume` of this run must repeat,
+// for the resume command the summary gives.
+func (f *runFlags) resumeFlags() []string {
+	var out []string
+	if f.shard != "" {
+		out = append(out, "--shard", f.shard)
+	}
+	if f.state != "" {
+		out = append(out, "--state", f.state)
+	}
+	if f.offline {
+		out = append(out, "--offline")
+	}
+	return out
 }
 
 // parse parses args into f and returns the pipeline file, or "" with the
