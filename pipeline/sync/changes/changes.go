@@ -52,6 +52,11 @@ type Options struct {
 	// outcomes; 0 means 32 MiB. Read buffers during merges share the same
 	// budget (at least 16 KiB per chunk file, at most 64 files at once).
 	MemLimit int
+	// Canon, when set, maps a row to the values its hash is computed from
+	// (e.g. normalised to the text the destination stores, pipeline/sync/
+	// remote); the row itself is spooled and handed back unchanged. It is
+	// called from Add's goroutine and its result is not kept.
+	Canon func(pipeline.Row) pipeline.Row
 }
 
 // DefaultMemLimit is the MemLimit used when Options.MemLimit is 0.
@@ -66,6 +71,7 @@ type Differ struct {
 	keyIdx  int
 	keyName string
 	dir     string
+	canonFn func(pipeline.Row) pipeline.Row
 
 	run     spool
 	keyBuf  []byte
@@ -122,6 +128,7 @@ func NewDiffer(schema *pipeline.Schema, key string, o Options) (*Differ, error) 
 		keyIdx:   idx,
 		keyName:  key,
 		dir:      dir,
+		canonFn:  o.Canon,
 		run:      spool{name: "run", dir: dir, limit: o.MemLimit},
 		outcomes: spool{name: "outcomes", dir: dir, limit: o.MemLimit},
 	}, nil
@@ -135,7 +142,8 @@ func NewDiffer(schema *pipeline.Schema, key string, o Options) (*Differ, error) 
 // The row's hash is xxhash64 over the canonical text of every field, in
 // schema order: per field a null marker or a length-prefixed
 // pipeline.AppendText, so ("a","bc") differs from ("ab","c") and null from
-// "". Values keep their Go type exactly when Diff hands them back.
+// "". With Options.Canon the hash is of Canon(row) instead. Values keep
+// their Go type exactly when Diff hands them back.
 //
 // Add must be called from one goroutine, and not after Diff or Commit.
 func (d *Differ) Add(row pipeline.Row, origin pipeline.Origin) error {
@@ -157,7 +165,11 @@ func (d *Differ) Add(row pipeline.Row, origin pipeline.Origin) error {
 		e.Origin = origin
 		return e
 	}
-	d.canon, d.text = appendCanonical(d.canon[:0], row, d.text)
+	hashed := row
+	if d.canonFn != nil {
+		hashed = d.canonFn(row)
+	}
+	d.canon, d.text = appendCanonical(d.canon[:0], hashed, d.text)
 	h := rowHash(d.canon)
 	var err error
 	if d.payload, err = appendRow(d.payload[:0], row, origin); err != nil {
