@@ -44,8 +44,15 @@ type SyncSpec struct {
 	MaxDeletes string `yaml:"max_deletes"`
 	// Log is a blob URL or directory prefix where each run writes its sync
 	// log as Parquet ("" = no sync log).
-	Log string   `yaml:"log"`
-	Pos Position `yaml:"-"`
+	Log string `yaml:"log"`
+	// Seed is where the first manifest comes from when the state store has
+	// none: "" (none: the first run sends every row) or "salesforce" (the
+	// target object's records, so the first run sends only rows whose
+	// values differ; rows are then hashed as Salesforce stores their
+	// values, see pipeline/sync/remote). It also enables
+	// `bulkflow run --reconcile`.
+	Seed string   `yaml:"seed"`
+	Pos  Position `yaml:"-"`
 }
 
 // SyncOp is what a sync decided for a key.

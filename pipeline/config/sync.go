@@ -73,6 +73,12 @@ func (l *loader) sync(mv *ast.MappingValueNode) *pipeline.SyncSpec {
 		l.add(mv.Key, "sync needs key: the field that identifies a record, e.g. key: External_Id__c")
 		ok = false
 	}
+	switch spec.Seed {
+	case "", "salesforce":
+	default:
+		l.add(mv.Key, "sync seed %q is not known; the only seed is salesforce (build the first manifest from the target object's records)", spec.Seed)
+		ok = false
+	}
 	if spec.MaxDeletes == "" {
 		spec.MaxDeletes = "10%"
 	}

@@ -7,12 +7,24 @@
 // (pipeline/synclog).
 //
 // The manifest of stage S lives at STATE/PIPELINE/sync/S.manifest.
+//
+// With `seed: salesforce` every row is hashed by its values normalised as
+// Salesforce stores them (pipeline/sync/remote), and a run that finds no
+// manifest first builds one from the target object's records (Options.
+// Remote): rows whose record already holds their values are unchanged.
+// Records whose key the seeded run does not see are dropped from the
+// manifest, never deleted (bulkflow did not load them). Options.Reconcile
+// compares the manifest with the records before the run and reports the
+// drift in the summary and the sync log; ReconcileFix also makes the run
+// send the drifted rows again.
 package syncer
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +33,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 	"github.com/bulkflow/bulkflow/pipeline/sync/changes"
+	"github.com/bulkflow/bulkflow/pipeline/sync/remote"
 	"github.com/bulkflow/bulkflow/pipeline/sync/synclog"
 )
 
@@ -37,6 +50,41 @@ type Options struct {
 	MemLimit int
 	// Now is the clock of sync log records; default time.Now.
 	Now func() time.Time
+	// Remote reads the sink's target object, for `seed:` and Reconcile;
+	// a sync with seed cannot open without it.
+	Remote remote.Remote
+	// Reconcile compares the manifest with the target object before the
+	// run (needs seed: salesforce and a committed manifest).
+	Reconcile Reconcile
+}
+
+// Reconcile is what a run does about drift: records changed or deleted in
+// the destination since the last sync.
+type Reconcile int
+
+// The reconcile modes.
+const (
+	// ReconcileOff: drift is not looked for.
+	ReconcileOff Reconcile = iota
+	// ReconcileReport: drift is counted in the summary and written to the
+	// sync log; the manifest is not changed by it.
+	ReconcileReport
+	// ReconcileFix: as ReconcileReport, and the drifted keys are sent
+	// again by the run (changed ones as changed, missing ones as new).
+	ReconcileFix
+)
+
+// SeedSummary says how a seeded run's first manifest was built.
+type SeedSummary struct {
+	// From names the object and org read.
+	From string `json:"from"`
+	// Records is the number of records read; Keys the manifest entries
+	// built from them.
+	Records    int64 `json:"records"`
+	Keys       int64 `json:"keys"`
+	NoKey      int64 `json:"no_key,omitempty"`
+	Unreadable int64 `json:"unreadable,omitempty"`
+	Duplicates int64 `json:"duplicate_keys,omitempty"`
 }
 
 // Summary is a sync stage's part of the run report.
@@ -58,6 +106,10 @@ type Summary struct {
 	DeleteFailed  int64  `json:"delete_failed"`
 	Committed     bool   `json:"committed"`
 	Log           string `json:"sync_log,omitempty"`
+	// Seed is set when this run built the first manifest from the target
+	// object (seed: salesforce); Reconcile when it looked for drift.
+	Seed      *SeedSummary   `json:"seed,omitempty"`
+	Reconcile *remote.Report `json:"reconcile,omitempty"`
 }
 
 // Syncer implements pipeline.Syncer for one sink stage.
@@ -74,6 +126,9 @@ type Syncer struct {
 	now      func() time.Time
 	counts   changes.Counts
 	diffDone bool
+	tmpDir   string // seeded or reconciled manifests ("" = none)
+	seed     *SeedSummary
+	drift    *remote.Report
 
 	loaded, failed, deleted, deleteFailed, dups atomic.Int64
 	mu                                          sync.Mutex
@@ -98,11 +153,22 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 	if s.now == nil {
 		s.now = time.Now
 	}
+	var fields []remote.Field
+	if spec.Seed != "" || o.Reconcile != ReconcileOff {
+		var err error
+		if fields, err = remoteFields(ctx, spec, in, o); err != nil {
+			return nil, err
+		}
+	}
 	var err error
 	if s.old, err = changes.OpenManifest(ctx, s.loc); err != nil {
 		return nil, fmt.Errorf("sync manifest: %w", err)
 	}
-	if s.differ, err = changes.NewDiffer(in, spec.Key, changes.Options{Dir: o.TempDir, MemLimit: o.MemLimit}); err != nil {
+	dopts := changes.Options{Dir: o.TempDir, MemLimit: o.MemLimit}
+	if fields != nil {
+		dopts.Canon = remote.Canon(fields)
+	}
+	if s.differ, err = changes.NewDiffer(in, spec.Key, dopts); err != nil {
 		return nil, err
 	}
 	if spec.Log != "" {
@@ -111,7 +177,127 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 			return nil, fmt.Errorf("sync log: %w", err)
 		}
 	}
+	switch {
+	case o.Reconcile != ReconcileOff:
+		err = s.reconcile(ctx, o, in, fields)
+	case spec.Seed != "" && s.old == nil:
+		err = s.seedManifest(ctx, o, in, fields)
+	}
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// remoteFields describes the sink's input fields in the target object, for
+// a seeded sync.
+func remoteFields(ctx context.Context, spec *pipeline.SyncSpec, in *pipeline.Schema, o Options) ([]remote.Field, error) {
+	switch {
+	case spec.Seed == "":
+		return nil, fmt.Errorf("--reconcile needs seed: salesforce in this sync block: drift is found by comparing the " +
+			"manifest's hashes with the records' normalised values, and only a seeded sync hashes so. Add seed: salesforce " +
+			"(the next run sends once the rows whose normalised text differs), then reconcile")
+	case o.Remote == nil:
+		return nil, fmt.Errorf("sync seed: %s needs a sink whose target object can be read back (a salesforce sink)", spec.Seed)
+	}
+	fields, err := o.Remote.Fields(ctx, in.Names())
+	if err != nil {
+		return nil, fmt.Errorf("sync seed: %w", err)
+	}
+	if len(fields) != in.Len() {
+		return nil, fmt.Errorf("sync seed: %s described %d of the sink's %d fields", o.Remote, len(fields), in.Len())
+	}
+	return fields, nil
+}
+
+// tempManifest returns a location for a manifest built by this run.
+func (s *Syncer) tempManifest(o Options, name string) (blobio.Location, error) {
+	if s.tmpDir == "" {
+		dir, err := os.MkdirTemp(o.TempDir, "bulkflow-sync-")
+		if err != nil {
+			return blobio.Location{}, fmt.Errorf("sync: create a temporary directory: %w", err)
+		}
+		s.tmpDir = dir
+	}
+	return blobio.Parse("", filepath.Join(s.tmpDir, name))
+}
+
+// writeTemp writes a manifest with write to a temporary file and opens it.
+func (s *Syncer) writeTemp(ctx context.Context, o Options, name string, write func(w *blobio.Writer) error) (*changes.Manifest, error) {
+	loc, err := s.tempManifest(o, name)
+	if err != nil {
+		return nil, err
+	}
+	w, err := blobio.NewWriter(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	if err := write(w); err != nil {
+		w.Abort()
+		w.Close()
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return changes.OpenManifest(ctx, loc)
+}
+
+// seedManifest builds the first manifest from the target object's records.
+func (s *Syncer) seedManifest(ctx context.Context, o Options, in *pipeline.Schema, fields []remote.Field) error {
+	snap, err := remote.Take(ctx, o.Remote, in, s.spec.Key, fields, changes.Options{Dir: o.TempDir, MemLimit: o.MemLimit})
+	if err != nil {
+		return fmt.Errorf("sync seed: %w", err)
+	}
+	defer snap.Close()
+	sum := &SeedSummary{From: o.Remote.String(), Records: snap.Read, NoKey: snap.NoKey, Unreadable: snap.Unreadable}
+	s.old, err = s.writeTemp(ctx, o, "seed.manifest", func(w *blobio.Writer) error {
+		sum.Keys, sum.Duplicates, err = snap.Seed(ctx, w)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sync seed: %w (nothing was sent; the run can be started again)", err)
+	}
+	s.seed = sum
+	return nil
+}
+
+// reconcile compares the manifest with the target object's records,
+// writes the drift to the sync log and, for ReconcileFix, diffs the run
+// against a manifest in which the drifted keys are to be sent again.
+func (s *Syncer) reconcile(ctx context.Context, o Options, in *pipeline.Schema, fields []remote.Field) error {
+	if s.old == nil {
+		return fmt.Errorf("--reconcile: stage %q has no manifest yet at %s: there is nothing to compare; run the sync first (a seeded first run starts from the records)", s.stage, s.loc)
+	}
+	snap, err := remote.Take(ctx, o.Remote, in, s.spec.Key, fields, changes.Options{Dir: o.TempDir, MemLimit: o.MemLimit})
+	if err != nil {
+		return fmt.Errorf("--reconcile: %w", err)
+	}
+	defer snap.Close()
+	drift := func(d remote.Drift) error {
+		if s.log == nil {
+			return nil
+		}
+		return s.log.Write(synclog.Record{RunID: s.runID, Time: s.now(), Key: d.Key, Operation: "reconcile", Outcome: string(d.Kind), SalesforceID: d.ID})
+	}
+	if o.Reconcile != ReconcileFix {
+		s.drift, err = snap.Reconcile(ctx, s.old, drift, nil)
+		if err != nil {
+			return fmt.Errorf("--reconcile: %w", err)
+		}
+		return nil
+	}
+	fixed, err := s.writeTemp(ctx, o, "reconcile.manifest", func(w *blobio.Writer) error {
+		var err error
+		s.drift, err = snap.Reconcile(ctx, s.old, drift, w)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("--reconcile=fix: %w (nothing was sent)", err)
+	}
+	s.old = fixed
+	return nil
 }
 
 // Add implements pipeline.Syncer.
@@ -129,7 +315,7 @@ func (s *Syncer) Diff(ctx context.Context, emit func(op pipeline.SyncOp, row pip
 			return err
 		}
 		s.counts, s.diffDone = c, true
-		if s.spec.DeleteMissing {
+		if s.spec.DeleteMissing && s.seed == nil { // a seeded run deletes nothing
 			if limit := s.spec.DeleteLimit(c.Manifest); c.Missing > limit {
 				return fmt.Errorf("%d of the %d synced keys are no longer in the source, more than max_deletes %s allows (%d); "+
 					"nothing was sent or deleted and the manifest is unchanged. If the source is complete and the deletes are "+
@@ -147,7 +333,7 @@ func (s *Syncer) Diff(ctx context.Context, emit func(op pipeline.SyncOp, row pip
 		case changes.OpUnchanged:
 			return emit(pipeline.SyncUnchanged, row, origin)
 		case changes.OpMissing:
-			if !s.spec.DeleteMissing {
+			if !s.spec.DeleteMissing || s.seed != nil { // seeded: records bulkflow did not load
 				return nil
 			}
 			if oldID == "" {
@@ -224,8 +410,8 @@ func codeOf(err error) string {
 func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 	sum := &Summary{Key: s.spec.Key, Manifest: s.loc.String(), New: s.counts.New, Changed: s.counts.Changed,
 		Unchanged: s.counts.Unchanged, Missing: s.counts.Missing, Duplicates: s.dups.Load(), Loaded: s.loaded.Load(),
-		Failed: s.failed.Load(), Deleted: s.deleted.Load(), DeleteFailed: s.deleteFailed.Load()}
-	if s.old != nil {
+		Failed: s.failed.Load(), Deleted: s.deleted.Load(), DeleteFailed: s.deleteFailed.Load(), Seed: s.seed, Reconcile: s.drift}
+	if s.old != nil && s.seed == nil {
 		sum.ManifestKeys = s.old.Len()
 	}
 	var errs []error
@@ -262,7 +448,9 @@ func (s *Syncer) writeManifest(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sync manifest: %w", err)
 	}
-	n, err := s.differ.Commit(ctx, s.old, w, s.spec.DeleteMissing)
+	// A seeded run drops the records whose keys it did not see: bulkflow
+	// did not load them, so a mirror must not delete them later.
+	n, err := s.differ.Commit(ctx, s.old, w, s.spec.DeleteMissing && s.seed == nil)
 	if err != nil {
 		w.Abort()
 		return 0, fmt.Errorf("sync manifest %s: %w (the previous manifest is unchanged)", s.loc, err)
@@ -284,7 +472,14 @@ func (s *Syncer) Close() error {
 		s.log.Abort()
 		s.log = nil
 	}
-	return s.differ.Close()
+	err := s.differ.Close()
+	if s.tmpDir != "" {
+		if rerr := os.RemoveAll(s.tmpDir); rerr != nil && err == nil {
+			err = fmt.Errorf("sync: remove temporary manifests: %w", rerr)
+		}
+		s.tmpDir = ""
+	}
+	return err
 }
 
 var _ pipeline.Syncer = (*Syncer)(nil)
