@@ -61,6 +61,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -105,40 +106,111 @@ func LoadFile(path string, reg *pipeline.Registry) (*pipeline.Graph, error) {
 // production). The returned graph has been checked (Graph.Check) but nothing
 // has been opened.
 func Load(name string, data []byte, reg *pipeline.Registry, lookupEnv func(string) (string, bool)) (*pipeline.Graph, error) {
+	r := LoadAll(name, data, reg, Options{LookupEnv: lookupEnv})
+	if len(r.Errs) > 0 {
+		return nil, errors.Join(r.Errs...)
+	}
+	return r.Graph, nil
+}
+
+// LoadAll is Load that goes on after a problem: it returns every problem
+// it finds in one pass (every unknown key, every value of the wrong kind,
+// every graph problem), sorted by position, and the graph as far as it
+// could be decoded, so that `bulkflow validate` can check the expressions
+// of the stages that did decode. o.Set and o.InstanceURL override options.
+func LoadAll(name string, data []byte, reg *pipeline.Registry, o Options) *Result {
 	sum := sha256.Sum256(data)
+	lookupEnv := o.LookupEnv
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
-	l := &loader{file: name, reg: reg, env: lookupEnv}
+	l := &loader{file: name, reg: reg, env: lookupEnv, instanceURL: o.InstanceURL, broken: map[string]bool{}}
+	if len(o.Set) > 0 {
+		l.over = &overrides{set: o.Set, used: make([]bool, len(o.Set))}
+	}
+	res := &Result{Broken: l.broken}
+	fail := func(err error) *Result { res.Errs = []error{err}; return res }
 	if len(data) > MaxFileSize {
-		return nil, &pipeline.ConfigError{Pos: pipeline.Position{File: name}, Msg: fmt.Sprintf("the pipeline file is larger than %d MiB (the limit): is it the right file?", MaxFileSize>>20)}
+		return fail(&pipeline.ConfigError{Pos: pipeline.Position{File: name}, Msg: fmt.Sprintf("the pipeline file is larger than %d MiB (the limit): is it the right file?", MaxFileSize>>20)})
 	}
 	if err := checkDepth(name, data, MaxDepth); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
-		return nil, l.yamlErr(err)
+		return fail(l.yamlErr(err))
 	}
 	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
-		return nil, &pipeline.ConfigError{Pos: pipeline.Position{File: name, Line: 1, Col: 1}, Msg: "the pipeline file is empty: it needs name and stages"}
+		return fail(&pipeline.ConfigError{Pos: pipeline.Position{File: name, Line: 1, Col: 1}, Msg: "the pipeline file is empty: it needs name and stages"})
 	}
 	if len(f.Docs) > 1 {
-		return nil, l.errAt(f.Docs[1].Body, "only one YAML document is allowed per pipeline file")
+		return fail(l.errAt(f.Docs[1].Body, "only one YAML document is allowed per pipeline file"))
 	}
 	l.interpolate(f.Docs[0].Body)
 	if len(l.errs) > 0 {
-		return nil, errors.Join(l.errs...)
+		res.Errs = l.errs
+		return res
 	}
 	g := &pipeline.Graph{File: name, FileHash: hex.EncodeToString(sum[:])}
 	l.top(f.Docs[0].Body, g)
-	if len(l.errs) > 0 {
-		return nil, errors.Join(l.errs...)
+	l.unusedOverrides(g)
+	if len(g.Stages) > 0 {
+		if err := g.Check(); err != nil {
+			l.errs = append(l.errs, splitErrors(err)...)
+		}
 	}
-	if err := g.Check(); err != nil {
-		return nil, err
+	res.Graph, res.Errs = g, SortErrors(l.errs)
+	return res
+}
+
+// splitErrors returns the errors errors.Join joined into err.
+func splitErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, splitErrors(e)...)
+		}
+		return out
 	}
-	return g, nil
+	return []error{err}
+}
+
+// SplitErrors returns the errors errors.Join joined into err (recursively);
+// err itself when it joins none, nil for nil.
+func SplitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	return splitErrors(err)
+}
+
+// SortErrors sorts errors by position (file, line, column); errors without
+// a position keep their order after those with one. It sorts in place and
+// returns errs.
+func SortErrors(errs []error) []error {
+	pos := func(e error) (pipeline.Position, bool) {
+		var ce *pipeline.ConfigError
+		if errors.As(e, &ce) && ce.Pos.Line > 0 {
+			return ce.Pos, true
+		}
+		return pipeline.Position{}, false
+	}
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, aok := pos(errs[i])
+		b, bok := pos(errs[j])
+		switch {
+		case aok != bok:
+			return aok
+		case !aok:
+			return false
+		case a.File != b.File:
+			return a.File < b.File
+		case a.Line != b.Line:
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	return errs
 }
 
 type loader struct {
@@ -147,6 +219,11 @@ type loader struct {
 	reg     *pipeline.Registry
 	env     func(string) (string, bool)
 	errs    []error
+
+	over         *overrides      // --set
+	instanceURL  string          // --instance-url
+	instanceUsed bool            // a salesforce sink took it
+	broken       map[string]bool // stages with a problem of their own
 }
 
 func (l *loader) pos(n ast.Node) pipeline.Position {
@@ -374,7 +451,7 @@ func (l *loader) scalar(n ast.Node, what string) (string, bool) {
 	return "", false
 }
 
-var topKeys = []string{"name", "description", "dead_letter", "lookups", "schedule", "state", "stages"}
+var topKeys = []string{"name", "description", "dead_letter", "lookups", "schedule", "state", "stages", "tests"}
 
 func (l *loader) unknownKey(mv *ast.MappingValueNode, where string, known []string) {
 	k := keyName(mv)
@@ -428,6 +505,8 @@ func (l *loader) top(body ast.Node, g *pipeline.Graph) {
 			g.State, _ = l.scalar(mv.Value, "state")
 		case "stages":
 			stages = mv.Value
+		case "tests":
+			// Test cases for `bulkflow test` (package pipetest reads them).
 		default:
 			l.unknownKey(mv, "the pipeline file", topKeys)
 		}
@@ -446,7 +525,11 @@ func (l *loader) top(body ast.Node, g *pipeline.Graph) {
 		return
 	}
 	for _, sn := range seq.Values {
-		if st, ok := l.stage(sn); ok {
+		st, ok := l.stage(sn)
+		if !ok && st.Name != "" && l.broken != nil {
+			l.broken[st.Name] = true
+		}
+		if ok || st.Name != "" && st.Kind != "" {
 			g.Stages = append(g.Stages, st)
 		}
 	}
@@ -522,13 +605,13 @@ func (l *loader) stage(n ast.Node) (pipeline.StageSpec, bool) {
 	switch keyName(body) {
 	case "source":
 		st.Kind = pipeline.KindSource
-		st.Type, st.Options = l.plugin(body.Value, pipeline.KindSource)
+		st.Type, st.Options = l.plugin(body.Value, pipeline.KindSource, st.Name)
 	case "sink":
 		st.Kind = pipeline.KindSink
-		st.Type, st.Options = l.plugin(body.Value, pipeline.KindSink)
+		st.Type, st.Options = l.plugin(body.Value, pipeline.KindSink, st.Name)
 	case "transform":
 		st.Kind = pipeline.KindTransform
-		st.Type, st.Options = l.plugin(body.Value, pipeline.KindTransform)
+		st.Type, st.Options = l.plugin(body.Value, pipeline.KindTransform, st.Name)
 	case "map":
 		st.Kind, st.Type = pipeline.KindTransform, "map"
 		var fields []pipeline.ExprField
@@ -540,11 +623,12 @@ func (l *loader) stage(n ast.Node) (pipeline.StageSpec, bool) {
 				}
 			}
 		}
-		st.Options = l.exprOptions(body, "map", fields)
+		st.Options = l.exprOptions(body, "map", l.exprOverrides(st.Name, "map", fields))
 	case "filter":
 		st.Kind, st.Type = pipeline.KindTransform, "filter"
 		if expr, ok := l.scalar(body.Value, "filter"); ok {
-			st.Options = l.exprOptions(body, "filter", []pipeline.ExprField{{Name: "filter", Expr: expr, Pos: l.pos(body.Value)}})
+			fields := l.exprOverrides(st.Name, "filter", []pipeline.ExprField{{Name: "filter", Expr: expr, Pos: l.pos(body.Value)}})
+			st.Options = l.exprOptions(body, "filter", fields)
 		}
 	}
 	if st.Kind != pipeline.KindTransform && (st.Workers != 1 || !ordered) {
@@ -575,8 +659,9 @@ func (l *loader) exprOptions(body *ast.MappingValueNode, typ string, fields []pi
 	return opts
 }
 
-// plugin decodes {type: NAME, ...options} into the plugin's options.
-func (l *loader) plugin(n ast.Node, kind pipeline.Kind) (string, any) {
+// plugin decodes {type: NAME, ...options} into the plugin's options, then
+// the stage's overrides.
+func (l *loader) plugin(n ast.Node, kind pipeline.Kind, stage string) (string, any) {
 	m := l.mapping(n, string(kind))
 	if m == nil {
 		return "", nil
@@ -602,15 +687,20 @@ func (l *loader) plugin(n ast.Node, kind pipeline.Kind) (string, any) {
 		l.add(typeNode, "unknown %s type %q%s (registered: %s)", kind, typ, suggest(typ, names), strings.Join(names, ", "))
 		return typ, nil
 	}
+	what := fmt.Sprintf("%s %q", kind, typ)
 	if opts == nil {
 		if len(rest.Values) > 0 {
-			l.add(rest.Values[0].Key, "%s %q takes no options", kind, typ)
+			l.add(rest.Values[0].Key, "%s takes no options", what)
 		}
+		l.applyOverrides(stage, string(kind), typ, nil, what)
 		return typ, nil
 	}
-	if len(rest.Values) > 0 && l.decode(rest, opts, fmt.Sprintf("%s %q", kind, typ)) {
-		l.validate(typeNode, opts, typ)
-	} else if len(rest.Values) == 0 {
+	nerr := len(l.errs)
+	if len(rest.Values) > 0 {
+		l.decode(rest, opts, what)
+	}
+	l.applyOverrides(stage, string(kind), typ, opts, what)
+	if len(l.errs) == nerr {
 		l.validate(typeNode, opts, typ)
 	}
 	return typ, opts
@@ -629,8 +719,12 @@ func (l *loader) validate(at ast.Node, opts any, typ string) {
 	}
 }
 
-// decode strictly decodes n into v (a pointer to a struct with yaml tags).
+// decode strictly decodes n into v (a pointer to a struct with yaml tags),
+// after checkShape has reported every unknown key and wrongly typed value.
 func (l *loader) decode(n ast.Node, v any, what string) bool {
+	if !l.checkShape(n, v, what) {
+		return false
+	}
 	err := yaml.NodeToValue(n, v, yaml.Strict(), yaml.DisallowUnknownField())
 	if err == nil {
 		return true
@@ -647,7 +741,7 @@ func (l *loader) decode(n ast.Node, v any, what string) bool {
 		return false
 	}
 	e := l.yamlErr(err).(*pipeline.ConfigError)
-	e.Msg = what + ": " + e.Msg
+	e.Msg = what + ": " + userWords(e.Msg)
 	l.errs = append(l.errs, e)
 	return false
 }

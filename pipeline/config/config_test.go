@@ -82,7 +82,7 @@ func TestLoadErrors(t *testing.T) {
 		{"two docs", "name: t\n---\nname: u\n", `only one YAML document`},
 		{"duplicate key", "name: t\nname: u\nstages: []\n", `p.yaml:2:1: mapping key "name" already defined`},
 		{"workers on sink", "name: t\nstages:\n  - {name: r, source: {type: rows}}\n  - {name: o, inputs: [r], workers: 2, sink: {type: collect}}\n", `workers and ordered apply to transform stages only`},
-		{"wrong option type", "name: t\nstages:\n  - {name: r, source: {type: rows, rows: many}}\n", `p.yaml:3:42: source "rows": cannot unmarshal string into Go struct field`},
+		{"wrong option type", "name: t\nstages:\n  - {name: r, source: {type: rows, rows: many}}\n", `p.yaml:3:42: source "rows": rows: want a whole number, got "many"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
