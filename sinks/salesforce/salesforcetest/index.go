@@ -14,19 +14,23 @@ import (
 // and each row probes the table once (see missPos); runIngest loads the
 // slots of the next rows ahead of time (plan.touchRows).
 type keyIndex struct {
-	// slots are 0 (empty) or hash<<32 | (entry number + 1). A slot whose
-	// entry was removed stays as a tombstone until the next rebuild.
+	// slots are 0 (empty) or hash<<32 | (entry number + 1). Removing a
+	// key shifts the slots after it back (see remove): there are no
+	// tombstones, so updates that remove and re-add keys never fill the
+	// table and never force a rebuild (issue 23: they did, once per job,
+	// rebuilding an index of a million keys each time).
 	slots []uint64
-	// chunks hold the entries' records in insertion order, entryChunk
-	// per chunk: appending never copies (a growing slice of a million
-	// entries was recopied again and again), and removed entries are nil.
-	// An entry's hash is in its slot only: the rebuilds that cannot move
-	// the old slots (see rebuild) hash the records' keys again, which
-	// saves 8 bytes per key (a third of an entry and its slots).
+	// chunks hold the entries' records, entryChunk per chunk: appending
+	// never copies (a growing slice of a million entries was recopied
+	// again and again). Removed entries are nil, and their numbers are in
+	// free for the next entries to reuse: an entry keeps its number for
+	// its life, so a rebuild moves the slots as they are. An entry's hash
+	// is in its slot only, which saves 8 bytes per key (a third of an
+	// entry and its slots).
 	chunks [][]*record
-	n      int // entries
-	used   int // non-empty slots, tombstones included
-	live   int
+	free   []uint32
+	n      int // entries, removed ones included
+	live   int // keys (non-empty slots)
 
 	// A record's key is its value of the field at position pos,
 	// lower-cased when fold is set (indexKey): entries do not store keys,
@@ -45,6 +49,8 @@ type keyIndex struct {
 	missKey  string
 	missHash uint32
 	missPos  int
+
+	rebuilds int // times the table was rebuilt (for tests)
 }
 
 const entryChunk = 4096
@@ -52,23 +58,21 @@ const entryChunk = 4096
 // entry returns the record of entry number i (nil once removed).
 func (x *keyIndex) entry(i uint32) *record { return x.chunks[i/entryChunk][i%entryChunk] }
 
-// appendEntry adds an entry of rec and returns its number.
+// appendEntry adds an entry of rec and returns its number: the last
+// removed entry's, if any.
 func (x *keyIndex) appendEntry(rec *record) uint32 {
+	if k := len(x.free) - 1; k >= 0 {
+		i := x.free[k]
+		x.free = x.free[:k]
+		x.chunks[i/entryChunk][i%entryChunk] = rec
+		return i
+	}
 	if x.n%entryChunk == 0 {
 		x.chunks = append(x.chunks, make([]*record, entryChunk))
 	}
 	x.chunks[x.n/entryChunk][x.n%entryChunk] = rec
 	x.n++
 	return uint32(x.n - 1)
-}
-
-// hashOf returns the hash of rec's key.
-func (x *keyIndex) hashOf(rec *record) uint32 {
-	v, _ := rec.at(x.pos)
-	if x.fold {
-		v = strings.ToLower(v)
-	}
-	return keyHash(v)
 }
 
 // holds reports whether rec's key is k.
@@ -146,7 +150,7 @@ func (x *keyIndex) put(k string, rec *record) {
 // present record and changes nothing (one probe for the common insert).
 // k must be rec's key.
 func (x *keyIndex) putNew(k string, rec *record) *record {
-	if (x.used+1)*4 > len(x.slots)*3 {
+	if (x.live+1)*4 > len(x.slots)*3 {
 		x.rebuild(0)
 	}
 	if x.missPos >= 0 && x.missPos < len(x.slots) && x.slots[x.missPos] == 0 && k == x.missKey {
@@ -171,7 +175,6 @@ func (x *keyIndex) putNew(k string, rec *record) *record {
 func (x *keyIndex) insertAt(p int, h uint32, rec *record) *record {
 	i := x.appendEntry(rec)
 	x.slots[p] = uint64(h)<<32 | uint64(i+1)
-	x.used++
 	x.live++
 	x.missPos = -1
 	return nil
@@ -182,7 +185,7 @@ func (x *keyIndex) insertAt(p int, h uint32, rec *record) *record {
 func (x *keyIndex) reserve(n int) {
 	// At most half full, probes that miss (the common case, an insert)
 	// stay short: about 2.5 slots, against 8.5 at putNew's three quarters.
-	if (x.used+n)*2 > len(x.slots) {
+	if (x.live+n)*2 > len(x.slots) {
 		x.rebuild(n)
 	}
 }
@@ -198,7 +201,10 @@ func (x *keyIndex) place(s uint64) {
 	}
 }
 
-// remove deletes k and reports whether it was present.
+// remove deletes k and reports whether it was present. The slots after
+// k's, up to the next empty one, move back into the gap wherever their
+// probe sequence allows (backward-shift deletion for linear probing), so
+// that every key stays reachable from its home slot without a tombstone.
 func (x *keyIndex) remove(k string) bool {
 	p := x.slot(k, keyHash(k))
 	if p < 0 {
@@ -206,20 +212,36 @@ func (x *keyIndex) remove(k string) bool {
 	}
 	i := uint32(x.slots[p]) - 1
 	x.chunks[i/entryChunk][i%entryChunk] = nil
+	x.free = append(x.free, i)
 	x.live--
+	// A slot emptied here may end the probe of the key that last missed
+	// before the slot missPos holds: forget it.
+	x.missPos = -1
+	mask := uint32(len(x.slots) - 1)
+	gap := uint32(p)
+	for q := (gap + 1) & mask; x.slots[q] != 0; q = (q + 1) & mask {
+		home := uint32(x.slots[q]>>32) & mask
+		// The key at q may fill the gap unless its home lies in (gap, q]
+		// (cyclically): a lookup starting there would not pass the gap.
+		if (q-home)&mask >= (q-gap)&mask {
+			x.slots[gap] = x.slots[q]
+			gap = q
+		}
+	}
+	x.slots[gap] = 0
 	return true
 }
 
-// rebuild re-places the live entries in a table at most half full with
-// room for extra more keys, dropping tombstones; it compacts the entries
-// when most are removed. A table that grows grows at least fourfold:
-// a store that insert jobs fill a few thousand rows at a time would
-// otherwise double its table again and again, and each rebuild re-places
-// every entry into a new table whose pages are first written there (page
+// rebuild moves the slots into a table at most half full with room for
+// extra more keys. A table that grows grows at least fourfold: a store
+// that insert jobs fill a few thousand rows at a time would otherwise
+// double its table again and again, and each rebuild re-places every
+// entry into a new table whose pages are first written there (page
 // faults cost more than the placing). Fourfold halves the rebuilds and
 // cuts the slots allocated over a store's life by a third, at the cost of
 // a table up to an eighth full (not a quarter) right after growing.
 func (x *keyIndex) rebuild(extra int) {
+	x.rebuilds++
 	x.missPos = -1
 	n := 64
 	for n < (x.live+extra+1)*2 {
@@ -228,38 +250,15 @@ func (x *keyIndex) rebuild(extra int) {
 	if n > len(x.slots) {
 		n = max(n, 4*len(x.slots))
 	}
-	// Without tombstones, and unless the entries are renumbered below,
-	// the old slots are the new slots' values.
-	reuse := x.used == x.live && x.live >= x.n/2 && len(x.slots) > 0
-	if x.live < x.n/2 {
-		// Most entries were removed: compact them.
-		old, oldN := x.chunks, x.n
-		x.chunks, x.n = nil, 0
-		for i := 0; i < oldN; i++ {
-			if rec := old[i/entryChunk][i%entryChunk]; rec != nil {
-				x.appendEntry(rec)
-			}
-		}
-	}
 	old := x.slots
 	x.slots = make([]uint64, n)
-	if reuse {
-		// Walk the old table in order: its slot p moves to p, p+len(old),
-		// ... of the new table, so the writes stream through a few runs of
-		// memory instead of landing at random, as walking the entries
-		// would make them.
-		for _, s := range old {
-			if s != 0 {
-				x.place(s)
-			}
-		}
-		return
-	}
-	x.used = 0
-	for i := 0; i < x.n; i++ {
-		if rec := x.entry(uint32(i)); rec != nil {
-			x.place(uint64(x.hashOf(rec))<<32 | uint64(i+1))
-			x.used++
+	// Walk the old table in order: its slot p moves to p, p+len(old), ...
+	// of the new table, so the writes stream through a few runs of memory
+	// instead of landing at random, as walking the entries would make
+	// them.
+	for _, s := range old {
+		if s != 0 {
+			x.place(s)
 		}
 	}
 }

@@ -105,3 +105,50 @@ func TestIDGenMatchesCounter(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyIndexRemoveReaddInPlace removes and re-adds every key of a full
+// index, as updates of indexed fields do, many times over: with
+// backward-shift deletion there are no tombstones, so the table is never
+// rebuilt, the entries are reused, and every key stays reachable.
+func TestKeyIndexRemoveReaddInPlace(t *testing.T) {
+	const keys = 20000
+	recs := make([]*record, keys)
+	x := keyIndex{pos: 0}
+	for i := range recs {
+		v := fmt.Sprintf("key-%d", i)
+		recs[i] = &record{vals: &recVals{vals: v, refs: []fieldRef{{0, uint32(len(v))}}}}
+		x.put(v, recs[i])
+	}
+	rebuilds, slots := x.rebuilds, len(x.slots)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for round := range 10 {
+		for _, i := range rng.Perm(keys) {
+			k, _ := recs[i].at(0)
+			if !x.remove(k) {
+				t.Fatalf("round %d: %s not found to remove", round, k)
+			}
+			if i%3 == 0 { // re-add a third at once, the rest after the pass
+				x.put(k, recs[i])
+			}
+		}
+		for i := range recs {
+			if i%3 != 0 {
+				k, _ := recs[i].at(0)
+				x.put(k, recs[i])
+			}
+		}
+		for i, r := range recs {
+			k, _ := r.at(0)
+			if x.get(k) != r {
+				t.Fatalf("round %d: key %d lost", round, i)
+			}
+		}
+	}
+	if x.rebuilds != rebuilds || len(x.slots) != slots || x.n != keys || x.live != keys {
+		t.Errorf("after the rounds: %d rebuilds (want %d), %d slots (want %d), %d entries and %d live (want %d)",
+			x.rebuilds, rebuilds, len(x.slots), slots, x.n, x.live, keys)
+	}
+	if x.get("key-absent") != nil || x.remove("key-absent") {
+		t.Error("an absent key was found")
+	}
+}

@@ -3,6 +3,7 @@ package salesforcetest
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"time"
 )
@@ -146,6 +147,67 @@ func (r *record) replace(pos uint32, v string, remove bool) {
 	if !found && !remove {
 		b.WriteString(v)
 		refs = append(refs, fieldRef{pos, uint32(b.Len())})
+	}
+	r.vals = &recVals{obj: r.obj(), vals: b.String(), refs: refs}
+}
+
+// apply sets (or, for null or empty values, removes) the values of
+// changes, each of a different field, as put and del one change at a
+// time would, in one pass: the values are rebuilt once, not once per
+// change, and not at all when every change leaves its field as it is.
+func (r *record) apply(changes []change) {
+	// The record's values, read once: at would split a row-backed
+	// record's row again for each change.
+	type value struct {
+		pos uint32
+		v   string
+	}
+	var buf [32]value
+	vals := buf[:0]
+	r.each(func(p uint32, v string) { vals = append(vals, value{p, v}) })
+	find := func(pos uint32) (string, bool) {
+		for _, x := range vals {
+			if x.pos == pos {
+				return x.v, true
+			}
+		}
+		return "", false
+	}
+	same := true
+	for _, ch := range changes {
+		old, ok := find(ch.pos)
+		if ch.null || ch.v == "" {
+			same = same && !ok
+		} else {
+			same = same && ok && old == ch.v
+		}
+	}
+	if same {
+		return
+	}
+	var b strings.Builder
+	refs := make([]fieldRef, 0, len(vals)+len(changes))
+	for _, x := range vals {
+		v, keep := x.v, true
+		for _, ch := range changes {
+			if ch.pos == x.pos {
+				v, keep = ch.v, !ch.null && ch.v != ""
+				break
+			}
+		}
+		if keep {
+			b.WriteString(v)
+			refs = append(refs, fieldRef{x.pos, uint32(b.Len())})
+		}
+	}
+	for _, ch := range changes {
+		if ch.null || ch.v == "" {
+			continue
+		}
+		if _, ok := find(ch.pos); !ok {
+			b.WriteString(ch.v)
+			refs = append(refs, fieldRef{ch.pos, uint32(b.Len())})
+		}
 	}
 	r.vals = &recVals{obj: r.obj(), vals: b.String(), refs: refs}
 }
@@ -387,6 +449,55 @@ func (st *objStore) unindex(f *FieldDescribe, rec *record) {
 	}
 	if x := st.fieldIndex(f); x != nil {
 		x.remove(indexKey(f, v), rec)
+	}
+}
+
+// update applies an update's changes (in column order) to a stored
+// record, maintaining the indexes. A change that sets an indexed field
+// to the value it holds leaves the index alone, and changes that set
+// every value to the one the record holds leave its values alone: a
+// repeated upsert of the same rows then costs no index work and no
+// memory (issue 23: every update used to remove and re-add its keys,
+// and rebuilt the record's values once per field).
+func (st *objStore) update(rec *record, changes []change) {
+	if len(changes) == 0 {
+		return
+	}
+	for i, ch := range changes {
+		for _, prev := range changes[:i] {
+			if prev.pos == ch.pos {
+				// A field set twice: one change at a time, as it comes.
+				for _, ch := range changes {
+					st.set(ch.f, slices.Contains(st.indexed, ch.f), rec, ch.v, ch.null)
+				}
+				return
+			}
+		}
+	}
+	st.touch(rec)
+	// Unindex the keys that change; reindex them once the values are in.
+	var reindexBuf [4]int
+	reindex := reindexBuf[:0]
+	for i, ch := range changes {
+		k := slices.Index(st.indexed, ch.f)
+		if k < 0 {
+			continue
+		}
+		old, ok := rec.at(st.indexedPos[k])
+		if ok && !ch.null && old == ch.v {
+			continue // same value: same key, same place in the index
+		}
+		if ok && old != "" {
+			st.index[k].remove(indexKey(ch.f, old), rec)
+		}
+		if !ch.null && ch.v != "" {
+			reindex = append(reindex, i)
+		}
+	}
+	rec.apply(changes)
+	for _, i := range reindex {
+		ch := changes[i]
+		st.index[slices.Index(st.indexed, ch.f)].add(indexKey(ch.f, ch.v), rec)
 	}
 }
 

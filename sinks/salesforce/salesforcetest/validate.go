@@ -408,15 +408,7 @@ func (s *Server) applyRowLocked(j *job, p *plan, vals rowVals, lockRate float64)
 		res.rec, res.created = rec, true
 		return res
 	}
-	for _, ch := range changes {
-		indexed := false
-		for _, f := range o.indexed {
-			if f == ch.f {
-				indexed = true
-			}
-		}
-		st.set(ch.f, indexed, rec, ch.v, ch.null)
-	}
+	st.update(rec, changes)
 	res.rec = rec
 	return res
 }
