@@ -105,6 +105,23 @@ func TypedSource[O any, S Source](name string, open func(ctx context.Context, en
 	}
 }
 
+// TypedSink adapts a sink constructor that takes its own options type to a
+// SinkFunc, as TypedSource does for sources: options of another type are
+// an error naming both types, never a panic.
+func TypedSink[O any, S Sink](name string, open func(ctx context.Context, env *Env, o *O, in *Schema) (S, error)) SinkFunc {
+	return func(ctx context.Context, env *Env, opts any, in *Schema) (Sink, error) {
+		o, ok := opts.(*O)
+		if !ok {
+			return nil, fmt.Errorf("%s: options are %T, want %T", name, opts, o)
+		}
+		sk, err := open(ctx, env, o, in)
+		if err != nil {
+			return nil, err // not a typed nil in a non-nil interface
+		}
+		return sk, nil
+	}
+}
+
 // RegisterSource registers a source type. It panics if name is empty, fn is
 // nil, or the name is already registered as a source.
 func (r *Registry) RegisterSource(name string, spec Spec, fn SourceFunc) {

@@ -140,3 +140,50 @@ func TestTypedSource(t *testing.T) {
 		t.Errorf("failed constructor: src %#v, err %v", src, err)
 	}
 }
+
+// TestTypedSink checks the sink adapter like TestTypedSource: its own
+// options reach the constructor, another type (or none) is an error naming
+// both, and a failed constructor gives a nil Sink, not a typed nil.
+func TestTypedSink(t *testing.T) {
+	type opts struct{ N int }
+	var got int
+	fn := pipeline.TypedSink("x", func(ctx context.Context, env *pipeline.Env, o *opts, in *pipeline.Schema) (*pipelinetest.Sink, error) {
+		got = o.N
+		if o.N < 0 {
+			return nil, errors.New("negative")
+		}
+		return &pipelinetest.Sink{}, nil
+	})
+	in := pipeline.MustSchema(pipeline.Field{Name: "a", Type: pipeline.TypeString})
+	for _, tc := range []struct {
+		name    string
+		opts    any
+		wantErr string // "" = opens
+		wantN   int
+	}{
+		{"own options", &opts{N: 3}, "", 3},
+		{"other options", &struct{}{}, "x: options are *struct {}, want *pipeline_test.opts", 0},
+		{"nil options", nil, "x: options are <nil>, want *pipeline_test.opts", 0},
+		{"failed constructor", &opts{N: -1}, "negative", -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got = 0
+			sk, err := fn(context.Background(), nil, tc.opts, in)
+			if tc.wantErr == "" {
+				if err != nil || sk == nil || got != tc.wantN {
+					t.Fatalf("sink %v, err %v, N %d", sk, err, got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("err %v, want %q", err, tc.wantErr)
+			}
+			if sk != nil {
+				t.Errorf("sink %#v on error, want a nil interface", sk)
+			}
+			if got != tc.wantN {
+				t.Errorf("constructor saw N %d, want %d", got, tc.wantN)
+			}
+		})
+	}
+}

@@ -436,7 +436,10 @@ func replayRegistry(rcsv *replayCSV, sel **replaySelect) *pipeline.Registry {
 	reg := pipeline.DefaultRegistry().Clone()
 	reg.RegisterTransform(replaySelectType, pipeline.Spec{Summary: "keep retryable dead-lettered rows, drop the _ columns"},
 		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			o := opts.(*replaySelectOptions)
+			o, ok := opts.(*replaySelectOptions)
+			if !ok {
+				return nil, fmt.Errorf("%s: options are %T, want %T", replaySelectType, opts, o)
+			}
 			*sel = &replaySelect{all: o.All, keepRaw: o.KeepRaw, needResume: map[string]int64{}}
 			return *sel, nil
 		})

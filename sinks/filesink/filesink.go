@@ -94,20 +94,19 @@ func init() {
 		Summary:    "Write rows as CSV to a file or blob URL",
 		Example:    "url: out/accounts.csv\ndelimiter: \",\"\nheader: true\nline_ending: LF\n",
 		NewOptions: func() any { return &Options{} },
-	}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-		return openFromOptions(ctx, env, opts.(*Options), in, formatCSV)
-	})
+	}, pipeline.TypedSink("csv sink", func(ctx context.Context, env *pipeline.Env, o *Options, in *pipeline.Schema) (*Sink, error) {
+		return openFromOptions(ctx, env, o, in, formatCSV)
+	}))
 	reg.RegisterSink("jsonl", pipeline.Spec{
 		Summary:    "Write rows as JSON Lines to a file or blob URL",
 		Example:    "url: out/accounts.jsonl\n",
 		NewOptions: func() any { return &Options{} },
-	}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-		o := opts.(*Options)
+	}, pipeline.TypedSink("jsonl sink", func(ctx context.Context, env *pipeline.Env, o *Options, in *pipeline.Schema) (*Sink, error) {
 		if o.EscapeFormulas {
 			return nil, errors.New("escape_formulas is a CSV option: JSON Lines has no formulas to escape; remove it")
 		}
 		return openFromOptions(ctx, env, o, in, formatJSONL)
-	})
+	}))
 }
 
 type format int

@@ -135,8 +135,7 @@ func init() {
 		Summary:    "Write rows as one Parquet file to a local path or blob URL",
 		Example:    "url: out/accounts-{run_id}.parquet\ncompression: zstd\nrow_group_rows: 1048576\nrow_group_bytes: 33554432\ndecimals: {AnnualRevenue: \"18,2\"}\ntimestamp_unit: us\n",
 		NewOptions: func() any { return &Options{} },
-	}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-		o := opts.(*Options)
+	}, pipeline.TypedSink("parquet sink", func(ctx context.Context, env *pipeline.Env, o *Options, in *pipeline.Schema) (*Sink, error) {
 		if err := o.Validate(); err != nil {
 			return nil, err
 		}
@@ -149,7 +148,7 @@ func init() {
 			return nil, err
 		}
 		return Open(ctx, loc, in, o)
-	})
+	}))
 }
 
 // Sink writes rows to one Parquet object. Write and Close may be called

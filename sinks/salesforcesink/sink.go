@@ -155,13 +155,7 @@ func init() {
 		Example: "object: Account\noperation: upsert\nexternal_id_field: External_Id__c\n" +
 			"instance_url: \"emulator:\"\nmax_job_rows: 10000\nconcurrency: 4\n",
 		NewOptions: func() any { return NewOptions() },
-	}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-		o, ok := opts.(*Options)
-		if !ok {
-			return nil, fmt.Errorf("salesforce sink: options are %T, want *salesforcesink.Options (a registry bug)", opts)
-		}
-		return Open(ctx, env, o, in)
-	})
+	}, pipeline.TypedSink("salesforce sink", Open))
 }
 
 // Open validates opts, authenticates (or starts the embedded emulator for
