@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 )
 
 // Source reads rows. The engine calls Schema once, then Read repeatedly from
@@ -84,6 +85,78 @@ type Batcher interface {
 // themselves without I/O. The config loader calls Validate after decoding.
 type Validator interface {
 	Validate() error
+}
+
+// Preflighter is implemented by the options of sinks that can check their
+// destination before any row moves (the Salesforce sink describes the
+// object and its fields). `bulkflow validate` and `bulkflow run` call
+// Preflight for every sink stage whose options implement it, with the
+// stage's input schema. It must change nothing at the destination.
+// Problems with the pipeline are a *PreflightError; anything else (the
+// destination could not be reached, a credential was refused) is another
+// error. Options that name no destination to check return nil.
+type Preflighter interface {
+	Preflight(ctx context.Context, env *Env, in *Schema) error
+}
+
+// PreflightError lists what a Preflighter found wrong with the pipeline, as
+// opposed to a failure to reach the destination. The CLI reports each
+// problem at the sink stage's position and exits 2.
+type PreflightError struct {
+	// Sink names the sink, e.g. "salesforce sink".
+	Sink string
+	// Target is what was checked, e.g. "upsert Account".
+	Target string
+	// Problems are the problems found, one sentence each.
+	Problems []string
+}
+
+// Error lists the problems.
+func (e *PreflightError) Error() string {
+	return fmt.Sprintf("%s: pre-flight %s: %s", e.Sink, e.Target, strings.Join(e.Problems, "; "))
+}
+
+// Planner is implemented by the options of sinks that `bulkflow plan` can
+// stand in for. The plan runs the pipeline with each such sink replaced by
+// the PlanSink that OpenPlan returns, which writes the exact files the sink
+// would send and sends nothing.
+type Planner interface {
+	// PlanTarget names what the sink writes to, for the plan's report.
+	PlanTarget() PlanTarget
+	// OpenPlan validates the options as the sink's constructor does and
+	// opens the stand-in for rows of schema in, writing its files under
+	// dir. It makes no network call.
+	OpenPlan(ctx context.Context, env *Env, in *Schema, dir string) (PlanSink, error)
+}
+
+// PlanTarget is what a planned sink writes to.
+type PlanTarget struct {
+	// Object is the destination object or table, e.g. "Account".
+	Object string
+	// Operation is what the sink does with each row, e.g. "upsert".
+	Operation string
+	// Instance is where the sink sends rows, as its options name it (a
+	// URL, or a registered scheme such as "emulator:").
+	Instance string
+}
+
+// PlanSink is a sink that writes, instead of sending, the files its sink
+// would send: one PlanFile per request or job, in the order they were
+// written. PlanFiles is safe to call after Close.
+type PlanSink interface {
+	Sink
+	PlanFiles() []PlanFile
+}
+
+// PlanFile is one file a PlanSink wrote: the body of one request or job
+// of the sink it stands in for.
+type PlanFile struct {
+	// File is the file's path.
+	File string `json:"file"`
+	// Rows is the number of data rows (a header excluded).
+	Rows int `json:"rows"`
+	// Bytes is the file's size, header included.
+	Bytes int64 `json:"bytes"`
 }
 
 // LookupSpec declares a small key → value table loaded from a CSV object,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,18 +24,18 @@ import (
 	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
 
-// planSinkType is the sink type `bulkflow plan` substitutes for
-// "salesforce" in its private registry.
-const planSinkType = "salesforce-plan"
+// planSinkType is the sink type `bulkflow plan` substitutes, in its
+// private registry, for every sink whose options are a pipeline.Planner.
+const planSinkType = "plan"
 
 // planLimitsTimeout bounds the /limits look-up of `bulkflow plan`.
 const planLimitsTimeout = 30 * time.Second
 
-// planStageOptions are the options of a "salesforce-plan" stage: the
+// planStageOptions are the options of a planSinkType stage: the
 // original sink options and the folder its job files go to.
 type planStageOptions struct {
-	SF  *salesforcesink.Options
-	Dir string
+	Planner pipeline.Planner
+	Dir     string
 }
 
 // newEnv returns the run environment prepare() builds for a graph.
@@ -59,20 +58,20 @@ func stageDirName(s string) string {
 	}, s)
 }
 
-// planStage is one salesforce sink stage of a plan and the sink that
-// stood in for it.
+// planStage is one planned sink stage (a pipeline.Planner's) and the
+// sink that stood in for it.
 type planStage struct {
-	Stage     string                   `json:"stage"`
-	Object    string                   `json:"object"`
-	Operation string                   `json:"operation"`
-	Dir       string                   `json:"dir"`
-	Rows      int64                    `json:"rows"`
-	Bytes     int64                    `json:"bytes"`
-	Jobs      []salesforcesink.PlanJob `json:"jobs"`
-	APICalls  salesforcesink.APICalls  `json:"api_calls"`
-	opts      *salesforcesink.Options  // the stage's options
-	sink      *salesforcesink.PlanSink // set when the run opened it
-	mu        *sync.Mutex              // guards sink
+	Stage     string                  `json:"stage"`
+	Object    string                  `json:"object"`
+	Operation string                  `json:"operation"`
+	Dir       string                  `json:"dir"`
+	Rows      int64                   `json:"rows"`
+	Bytes     int64                   `json:"bytes"`
+	Jobs      []pipeline.PlanFile     `json:"jobs"`
+	APICalls  salesforcesink.APICalls `json:"api_calls"`
+	target    pipeline.PlanTarget     // what the stage writes to
+	sink      pipeline.PlanSink       // set when the run opened it
+	mu        *sync.Mutex             // guards sink
 }
 
 // planLimits is the /limits comparison of a plan.
@@ -151,8 +150,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printConfigErr(stderr, err)
 		return exitUsage
 	}
-	// Swap every salesforce sink for a plan sink writing to OUT/<stage>/.
-	stages, discarded, err := planStages(g, *out, *writeFiles)
+	// Swap every sink that can be planned for a plan sink writing to OUT/<stage>/.
+	stages, discarded, err := planStages(g, pipeline.DefaultRegistry(), *out, *writeFiles)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow: %s: %v\n", file, err)
 		return exitUsage
@@ -178,7 +177,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	pr := &planReport{Pipeline: g.Name, File: file, Out: *out, Status: rep.Status, Stages: stages, Run: rep}
 	pr.APICalls = salesforcesink.PlannedCalls(planTotals(stages), len(stages))
-	pr.Limits = planCheckLimits(ctx, &cf, explicitConn, file, stages[0].opts, pr.APICalls.Total)
+	pr.Limits = planCheckLimits(ctx, &cf, explicitConn, file, stages[0].target, pr.APICalls.Total)
 
 	printPlan(stdout, pr)
 	if *report != "" {
@@ -200,11 +199,11 @@ func planTotals(stages []*planStage) int {
 	for _, ps := range stages {
 		ps.mu.Lock()
 		if ps.sink != nil {
-			ps.Jobs = ps.sink.Jobs()
+			ps.Jobs = ps.sink.PlanFiles()
 		}
 		ps.mu.Unlock()
 		if ps.Jobs == nil {
-			ps.Jobs = []salesforcesink.PlanJob{}
+			ps.Jobs = []pipeline.PlanFile{}
 		}
 		for _, j := range ps.Jobs {
 			ps.Rows += int64(j.Rows)
@@ -216,37 +215,53 @@ func planTotals(stages []*planStage) int {
 	return totalJobs
 }
 
-// planStages swaps every salesforce sink of g for a plan sink writing its
-// job CSVs under out/<stage>/, and, unless writeFiles, every other sink for
-// one that only counts rows (discarded). No salesforce sink is an error.
-func planStages(g *pipeline.Graph, out string, writeFiles bool) ([]*planStage, map[string]bool, error) {
+// planStages swaps every sink of g whose options are a pipeline.Planner
+// (the "salesforce" sink's) for the plan sink writing its files under
+// out/<stage>/, and, unless writeFiles, every other sink for one that only
+// counts rows (discarded). No such sink is an error naming the sink types
+// of reg that can be planned.
+func planStages(g *pipeline.Graph, reg *pipeline.Registry, out string, writeFiles bool) ([]*planStage, map[string]bool, error) {
 	var stages []*planStage
 	discarded := map[string]bool{}
 	for i := range g.Stages {
 		s := &g.Stages[i]
-		if s.Kind == pipeline.KindSink && s.Type != "salesforce" && !writeFiles {
-			// A plan writes nothing for real: the sink only counts.
-			discarded[s.Name] = true
-			s.Type, s.Options = planDiscardType, &struct{}{}
+		if s.Kind != pipeline.KindSink {
 			continue
 		}
-		if s.Kind != pipeline.KindSink || s.Type != "salesforce" {
-			continue
-		}
-		o, ok := s.Options.(*salesforcesink.Options)
+		p, ok := s.Options.(pipeline.Planner)
 		if !ok {
-			return nil, nil, fmt.Errorf("%s: stage %q: unexpected options %T", s.Pos, s.Name, s.Options)
+			if !writeFiles {
+				// A plan writes nothing for real: the sink only counts.
+				discarded[s.Name] = true
+				s.Type, s.Options = planDiscardType, &struct{}{}
+			}
+			continue
 		}
-		ps := &planStage{Stage: s.Name, Object: o.Object, Operation: o.Operation,
-			Dir: filepath.Join(out, stageDirName(s.Name)), opts: o, mu: &sync.Mutex{}}
+		t := p.PlanTarget()
+		ps := &planStage{Stage: s.Name, Object: t.Object, Operation: t.Operation,
+			Dir: filepath.Join(out, stageDirName(s.Name)), target: t, mu: &sync.Mutex{}}
 		stages = append(stages, ps)
 		s.Type = planSinkType
-		s.Options = &planStageOptions{SF: o, Dir: ps.Dir}
+		s.Options = &planStageOptions{Planner: p, Dir: ps.Dir}
 	}
 	if len(stages) == 0 {
-		return nil, nil, errors.New("the pipeline has no salesforce sink: nothing to plan")
+		return nil, nil, fmt.Errorf("the pipeline has no %s sink: nothing to plan", strings.Join(plannableSinks(reg), " or "))
 	}
 	return stages, discarded, nil
+}
+
+// plannableSinks returns the sink types of reg whose options are a
+// pipeline.Planner.
+func plannableSinks(reg *pipeline.Registry) []string {
+	var names []string
+	for _, n := range reg.Names(pipeline.KindSink) {
+		if o, err := reg.NewOptions(pipeline.KindSink, n); err == nil {
+			if _, ok := o.(pipeline.Planner); ok {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
 }
 
 // planRegistry is the default registry plus the plan's private sinks: the
@@ -254,10 +269,9 @@ func planStages(g *pipeline.Graph, out string, writeFiles bool) ([]*planStage, m
 // one that only counts rows.
 func planRegistry(stages []*planStage) *pipeline.Registry {
 	reg := pipeline.DefaultRegistry().Clone()
-	reg.RegisterSink(planSinkType, pipeline.Spec{Summary: "write the job CSVs a salesforce sink would upload (bulkflow plan)"},
-		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-			po := opts.(*planStageOptions)
-			sk, err := salesforcesink.OpenPlan(ctx, env, po.SF, in, po.Dir)
+	reg.RegisterSink(planSinkType, pipeline.Spec{Summary: "write the files a sink would send (bulkflow plan)"},
+		pipeline.TypedSink(planSinkType, func(ctx context.Context, env *pipeline.Env, po *planStageOptions, in *pipeline.Schema) (pipeline.PlanSink, error) {
+			sk, err := po.Planner.OpenPlan(ctx, env, in, po.Dir)
 			if err != nil {
 				return nil, err
 			}
@@ -269,7 +283,7 @@ func planRegistry(stages []*planStage) *pipeline.Registry {
 				}
 			}
 			return sk, nil
-		})
+		}))
 	reg.RegisterSink(planDiscardType, pipeline.Spec{Summary: "count the rows a sink would write (bulkflow plan without --write-files)"},
 		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
 			return &discardSink{}, nil
@@ -278,7 +292,7 @@ func planRegistry(stages []*planStage) *pipeline.Registry {
 }
 
 // planDiscardType is the sink type `bulkflow plan` substitutes for every
-// sink but "salesforce" unless --write-files.
+// sink it does not plan, unless --write-files.
 const planDiscardType = "plan-discard"
 
 // discardSink counts the rows a sink would write and writes nothing.
@@ -332,12 +346,12 @@ func planSummary(w io.Writer, rep *pipeline.Report, syncers map[string]*partialS
 }
 
 // planCheckLimits compares the estimated calls with DailyApiRequests of
-// the org the flags (or else the pipeline's first salesforce sink) name.
+// the org the flags (or else the pipeline's first planned sink) name.
 // It only reads (/limits, after the auth flow's token request).
-func planCheckLimits(ctx context.Context, cf *jobs.Conn, explicit bool, file string, first *salesforcesink.Options, needed int) planLimits {
+func planCheckLimits(ctx context.Context, cf *jobs.Conn, explicit bool, file string, first pipeline.PlanTarget, needed int) planLimits {
 	l := planLimits{Needed: needed}
 	if !explicit {
-		if first.InstanceURL == salesforcesink.EmulatorURL {
+		if first.Instance == salesforcesink.EmulatorURL {
 			l.Reason = `instance_url is "emulator:" (an in-process emulator has no limits to compare); pass --instance-url and --token to check an org`
 			return l
 		}

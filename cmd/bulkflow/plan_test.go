@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -106,7 +107,7 @@ func TestPlanMatchesSinkUploads(t *testing.T) {
 			srv := salesforcetest.NewServer(nil)
 			defer srv.Close()
 			t.Chdir(t.TempDir())
-			writeFiles(t, map[string]string{"data/accounts.csv": planAccountsCSV, "p.yaml": sfPipeline(srv, tc.name, tc.extra)})
+			writeFiles(t, map[string]string{"data/accounts.csv": planAccountsCSV, "p.yaml": sfPipeline(srv, tc.name, tc.extra+"      api: bulk\n")})
 
 			var stdout, stderr bytes.Buffer
 			code := runPlan(context.Background(), []string{"p.yaml", "--out", "planned", "--report", "plan.json"}, &stdout, &stderr)
@@ -287,5 +288,82 @@ stages:
 	}
 	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 1 {
 		t.Errorf("run 2: exit %d counts %+v", code, rep.Counts)
+	}
+}
+
+// fakePlanner is sink options that can be planned, under any type name.
+type fakePlanner struct{ object string }
+
+func (f *fakePlanner) PlanTarget() pipeline.PlanTarget {
+	return pipeline.PlanTarget{Object: f.object, Operation: "insert", Instance: "http://127.0.0.1:1"}
+}
+
+func (f *fakePlanner) OpenPlan(context.Context, *pipeline.Env, *pipeline.Schema, string) (pipeline.PlanSink, error) {
+	return nil, fmt.Errorf("fakePlanner %s: not opened in this test", f.object)
+}
+
+// TestPlanStagesByCapability: plan swaps the sinks whose options are a
+// pipeline.Planner, whatever their type name, counts the others (unless
+// --write-files), and without a Planner names the registry's plannable
+// sink types.
+func TestPlanStagesByCapability(t *testing.T) {
+	graph := func(sinkOpts ...any) *pipeline.Graph {
+		g := &pipeline.Graph{Stages: []pipeline.StageSpec{{Name: "read", Kind: pipeline.KindSource, Type: "csv"}}}
+		for i, o := range sinkOpts {
+			g.Stages = append(g.Stages, pipeline.StageSpec{Name: fmt.Sprintf("s%d", i), Kind: pipeline.KindSink,
+				Type: fmt.Sprintf("type%d", i), Options: o, Inputs: []string{"read"}})
+		}
+		return g
+	}
+	reg := &pipeline.Registry{}
+	reg.RegisterSink("warehouse", pipeline.Spec{NewOptions: func() any { return &fakePlanner{} }},
+		func(context.Context, *pipeline.Env, any, *pipeline.Schema) (pipeline.Sink, error) { return nil, nil })
+	reg.RegisterSink("file", pipeline.Spec{NewOptions: func() any { return &struct{}{} }},
+		func(context.Context, *pipeline.Env, any, *pipeline.Schema) (pipeline.Sink, error) { return nil, nil })
+	for _, tc := range []struct {
+		name       string
+		opts       []any
+		writeFiles bool
+		wantTypes  []string // sink stage types after the swap
+		wantObjs   []string // planned stages' objects
+		wantErr    string
+	}{
+		{"planner and file", []any{&fakePlanner{"Account"}, &struct{}{}}, false, []string{planSinkType, planDiscardType}, []string{"Account"}, ""},
+		{"write files", []any{&struct{}{}, &fakePlanner{"Contact"}}, true, []string{"type0", planSinkType}, []string{"Contact"}, ""},
+		{"two planners", []any{&fakePlanner{"A"}, &fakePlanner{"B"}}, false, []string{planSinkType, planSinkType}, []string{"A", "B"}, ""},
+		{"no planner", []any{&struct{}{}}, false, nil, nil, "the pipeline has no warehouse sink: nothing to plan"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := graph(tc.opts...)
+			stages, discarded, err := planStages(g, reg, "out", tc.writeFiles)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var types, objs []string
+			for _, st := range g.Stages[1:] {
+				types = append(types, st.Type)
+				if po, ok := st.Options.(*planStageOptions); ok && po.Dir != filepath.Join("out", st.Name) {
+					t.Errorf("stage %s: dir %s", st.Name, po.Dir)
+				}
+			}
+			for _, ps := range stages {
+				objs = append(objs, ps.Object)
+				if ps.Operation != "insert" {
+					t.Errorf("stage %s: operation %q", ps.Stage, ps.Operation)
+				}
+			}
+			if fmt.Sprint(types) != fmt.Sprint(tc.wantTypes) || fmt.Sprint(objs) != fmt.Sprint(tc.wantObjs) {
+				t.Errorf("types %v objects %v, want %v %v", types, objs, tc.wantTypes, tc.wantObjs)
+			}
+			if len(discarded) != strings.Count(fmt.Sprint(types), planDiscardType) {
+				t.Errorf("discarded %v for types %v", discarded, types)
+			}
+		})
 	}
 }

@@ -7,23 +7,20 @@ import (
 	"io"
 
 	"github.com/bulkflow/bulkflow/pipeline"
-	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
 
-// preflight checks every "salesforce" sink stage that has an instance_url
-// (the "emulator:" one included) against the org's describe metadata with
-// salesforcesink.Preflight, the one pre-flight `validate` and `run` share:
-// unknown object or field (with the closest name), columns the operation
-// cannot write, value types the field cannot take, missing required
-// fields, an Id column on insert. It makes only GET requests. Each problem
-// is printed to stderr as one line naming the sink stage's position in the
-// pipeline file and the column, e.g.
+// preflight runs the pre-flight of every sink stage whose options can
+// check their destination (pipeline.Preflighter: the "salesforce" sink
+// describes the object and its fields, the "emulator:" instance
+// included), the one pre-flight `validate` and `run` share. Pre-flights
+// change nothing at the destination. Each problem is printed to stderr as
+// one line naming the sink stage's position in the pipeline file, e.g.
 //
 //	bulkflow: pipelines/x.yaml:31:5: stage "load": pre-flight: column Nmae: Account has no such field (did you mean Name?)
 //
 // The returned error joins *pipeline.ConfigError values for problems with
-// the pipeline (a *salesforcesink.PreflightError) and plain errors for
-// failures to reach Salesforce; preflightExit maps it to an exit code.
+// the pipeline (a *pipeline.PreflightError) and plain errors for failures
+// to reach the destination; preflightExit maps it to an exit code.
 func preflight(ctx context.Context, g *pipeline.Graph, plan *pipeline.Plan, env *pipeline.Env, stderr io.Writer) error {
 	schemas := plan.Schemas()
 	var errs []error
@@ -33,15 +30,12 @@ func preflight(ctx context.Context, g *pipeline.Graph, plan *pipeline.Plan, env 
 	}
 	for i := range g.Stages {
 		st := &g.Stages[i]
-		if st.Kind != pipeline.KindSink || st.Type != "salesforce" {
+		pf, ok := st.Options.(pipeline.Preflighter)
+		if st.Kind != pipeline.KindSink || !ok {
 			continue
 		}
-		o, ok := st.Options.(*salesforcesink.Options)
-		if !ok || o.InstanceURL == "" {
-			continue
-		}
-		err := salesforcesink.Preflight(ctx, env, o, schemas[st.Name])
-		var pe *salesforcesink.PreflightError
+		err := pf.Preflight(ctx, env, schemas[st.Name])
+		var pe *pipeline.PreflightError
 		switch {
 		case err == nil:
 		case errors.As(err, &pe):
@@ -56,7 +50,7 @@ func preflight(ctx context.Context, g *pipeline.Graph, plan *pipeline.Plan, env 
 }
 
 // preflightExit maps a preflight error to an exit code: 0 for none, 2 when
-// every problem is in the pipeline file, 1 when Salesforce could not be
+// every problem is in the pipeline file, 1 when a destination could not be
 // reached or answered with an error.
 func preflightExit(err error) int {
 	if err == nil {

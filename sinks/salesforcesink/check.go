@@ -114,7 +114,7 @@ func (s *Sink) Check(ctx context.Context, schema *pipeline.Schema) error {
 		}
 	}
 	if len(problems) > 0 {
-		return &PreflightError{Object: d.Name, Operation: string(s.op), Problems: problems}
+		return preflightError(string(s.op), d.Name, problems...)
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func TestCheck(t *testing.T) {
 
 // TestPreflightTypesNamesID: Preflight refuses a value type the field
 // cannot take, suggests the closest object and field names, and refuses an
-// Id column on insert, all as a *PreflightError; an unreachable org is a
+// Id column on insert, all as a *pipeline.PreflightError; an unreachable org is a
 // plain error.
 func TestPreflightTypesNamesID(t *testing.T) {
 	srv := salesforcetest.NewServer(nil)
@@ -85,9 +85,9 @@ func TestPreflightTypesNamesID(t *testing.T) {
 				}
 				return
 			}
-			var pe *PreflightError
+			var pe *pipeline.PreflightError
 			if !errors.As(err, &pe) {
-				t.Fatalf("err = %v, want a *PreflightError", err)
+				t.Fatalf("err = %v, want a *pipeline.PreflightError", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
@@ -98,7 +98,7 @@ func TestPreflightTypesNamesID(t *testing.T) {
 	}
 	o := NewOptions()
 	o.Object, o.InstanceURL, o.Auth.AccessToken = "Account", "http://127.0.0.1:1", "tok"
-	var pe *PreflightError
+	var pe *pipeline.PreflightError
 	if err := Preflight(context.Background(), nil, o, pipeline.MustSchema(str("Name"))); err == nil || errors.As(err, &pe) {
 		t.Errorf("unreachable org: err = %v, want a plain error", err)
 	}

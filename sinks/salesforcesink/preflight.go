@@ -10,21 +10,22 @@ import (
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 )
 
-// PreflightError lists what the pre-flight found wrong with the pipeline
-// (as opposed to a failure to reach Salesforce, returned as a plain
-// error): unknown object or field (with the closest name), a column the
-// operation cannot write, a value type the field cannot take, a missing
-// required field, an Id column on insert. The CLI reports each problem
-// at the sink stage's position and exits 2.
-type PreflightError struct {
-	Object    string
-	Operation string
-	Problems  []string
+// preflightError is the *pipeline.PreflightError of the pre-flight of
+// operation op on object: unknown object or field (with the closest
+// name), a column the operation cannot write, a value type the field
+// cannot take, a missing required field, an Id column on insert.
+func preflightError(op, object string, problems ...string) *pipeline.PreflightError {
+	return &pipeline.PreflightError{Sink: "salesforce sink", Target: op + " " + object, Problems: problems}
 }
 
-// Error lists the problems.
-func (e *PreflightError) Error() string {
-	return fmt.Sprintf("salesforce sink: pre-flight %s %s: %s", e.Operation, e.Object, strings.Join(e.Problems, "; "))
+// Preflight checks the org of o's instance_url (see Preflight and
+// pipeline.Preflighter); without an instance_url there is no org to check
+// and it returns nil.
+func (o *Options) Preflight(ctx context.Context, env *pipeline.Env, in *pipeline.Schema) error {
+	if o.InstanceURL == "" {
+		return nil
+	}
+	return Preflight(ctx, env, o, in)
 }
 
 // Preflight is the one pre-flight check of a "salesforce" sink stage that
@@ -32,17 +33,17 @@ func (e *PreflightError) Error() string {
 // (authenticating, or opening the instance_url's instance) with the ledger
 // and the API budget guard off, runs Check and closes it. It makes only
 // GET requests and leaves nothing behind. Problems with the pipeline are a
-// *PreflightError; anything else (Salesforce unreachable, a refused token)
+// *pipeline.PreflightError; anything else (Salesforce unreachable, a refused token)
 // is returned wrapped as is.
 func Preflight(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Schema) error {
 	po := *opts
 	po.Ledger, po.MinAPIRemaining = LedgerOff, 0
 	if err := po.Validate(); err != nil {
-		return &PreflightError{Object: po.Object, Operation: po.Operation, Problems: []string{err.Error()}}
+		return preflightError(po.Operation, po.Object, err.Error())
 	}
 	probe := &Sink{opts: &po, op: po.operation(), schema: in, idCol: -1}
 	if err := probe.checkColumns(); err != nil {
-		return &PreflightError{Object: po.Object, Operation: string(probe.op), Problems: []string{err.Error()}}
+		return preflightError(string(probe.op), po.Object, err.Error())
 	}
 	sk, err := Open(ctx, env, &po, in)
 	if err != nil {
@@ -106,7 +107,7 @@ func (s *Sink) describeObject(ctx context.Context) (*salesforce.DescribeResult, 
 			msg += fmt.Sprintf(" (did you mean %s?)", c)
 		}
 	}
-	return nil, &PreflightError{Object: s.opts.Object, Operation: string(s.op), Problems: []string{msg}}
+	return nil, preflightError(string(s.op), s.opts.Object, msg)
 }
 
 // fieldNames returns the describe's field names.
