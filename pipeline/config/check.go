@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,8 +68,15 @@ func structFields(t reflect.Type) []structField {
 	var out []structField
 	for i := range t.NumField() {
 		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		opts := strings.Split(f.Tag.Get("yaml"), ",")
+		tag := opts[0]
 		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && slices.Contains(opts[1:], "inline") {
+			// Its keys are the struct's own (salesforcesource.Options
+			// inlines salesforcesink.Connection).
+			out = append(out, structFields(f.Type)...)
 			continue
 		}
 		if tag == "" {
