@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,6 +50,13 @@ func runEmulator(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return 0
 }
 
+// emulatorFileFlags are the flags of `bulkflow emulator` that are not
+// emulator options as they are: the listen address and files to read.
+type emulatorFileFlags struct {
+	addr, objects, jwtCert string
+	verbose                bool
+}
+
 // parseEmulatorFlags turns the flags of `bulkflow emulator` into the
 // emulator's options and listen address. A nil *Options comes with the exit
 // code to return (usage or the problem printed).
@@ -61,81 +67,72 @@ func parseEmulatorFlags(args []string, stderr io.Writer) (*salesforcetest.Option
 		fmt.Fprintf(stderr, "Usage: bulkflow emulator [flags]\n\nServe a local Salesforce OAuth 2.0 + Bulk API 2.0 emulator until interrupted.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	var (
-		addr             = fs.String("addr", "127.0.0.1:8484", "listen `address` (loopback only unless --allow-non-loopback)")
-		allowNonLoopback = fs.Bool("allow-non-loopback", false, "allow listening on non-loopback addresses")
-		objectsFile      = fs.String("objects", "", "sObject describe JSON `file` replacing the built-in catalog (Account, Contact, Lead, Opportunity)")
-		token            = fs.String("token", "", "pre-issued access `token` (default: a generated 00D…!… session id)")
-		clientID         = fs.String("client-id", "", "connected-app consumer key (default "+salesforcetest.DefaultClientID+")")
-		clientSecret     = fs.String("client-secret", "", "connected-app consumer secret (default "+salesforcetest.DefaultClientSecret+")")
-		username         = fs.String("username", "", "integration username, also the JWT sub (default "+salesforcetest.DefaultUsername+")")
-		password         = fs.String("password", "", "password (+ security token) for the password grant (default \"password\")")
-		jwtCert          = fs.String("jwt-cert", "", "PEM `file` (certificate or public key) that verifies JWT bearer assertions")
-		seed             = fs.Uint64("seed", 1, "seed for rate-based faults")
-		batchSize        = fs.Int("batch-size", salesforcetest.DefaultBatchSize, "rows per internal batch")
-		processingRate   = fs.Float64("processing-rate", 0, "rows per second processed per job (0 = as fast as possible)")
-		processingDelay  = fs.Duration("processing-delay", 0, "time a closed job stays UploadComplete before processing")
-		fail5xx          = fs.Float64("fail-5xx-rate", 0, "fraction (0..1) of API calls answered 503")
-		lockRate         = fs.Float64("lock-error-rate", 0, "fraction (0..1) of rows failed with UNABLE_TO_LOCK_ROW")
-		dropRate         = fs.Float64("drop-connection-rate", 0, "fraction (0..1) of API calls whose connection is dropped")
-		tokenTTL         = fs.Duration("token-ttl", 0, "access tokens expire this long after issue (0 = never)")
-		tokenUses        = fs.Int("token-max-uses", 0, "access tokens expire after this many API calls (0 = never)")
-		failAfter        = fs.Int64("fail-job-after-rows", 0, "fail each job after this many rows (0 = never)")
-		requestLimit     = fs.Int64("request-limit", 0, "daily API request allowance; later calls get 403 REQUEST_LIMIT_EXCEEDED (0 = 100000)")
-		limitNext        = fs.Int("request-limit-next", 0, "answer the next N API calls with 403 REQUEST_LIMIT_EXCEEDED")
-		verbose          = fs.Bool("v", false, "log every request and job transition on stderr")
-	)
+	opts := &salesforcetest.Options{}
+	ff := registerEmulatorFlags(fs, opts)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, "", 0
-		}
-		return nil, "", 2
+		return nil, "", flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "bulkflow emulator: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
-		return nil, "", 2
+		return nil, "", exitUsage
 	}
-	opts := &salesforcetest.Options{
-		AccessToken:      *token,
-		ClientID:         *clientID,
-		ClientSecret:     *clientSecret,
-		Username:         *username,
-		Password:         *password,
-		Seed:             *seed,
-		BatchSize:        *batchSize,
-		ProcessingRate:   *processingRate,
-		APIRequestLimit:  *requestLimit,
-		AllowNonLoopback: *allowNonLoopback,
-		Faults: salesforcetest.Faults{
-			FailRate5xx:        *fail5xx,
-			RequestLimitNext:   *limitNext,
-			TokenTTL:           *tokenTTL,
-			TokenMaxUses:       *tokenUses,
-			LockErrorRate:      *lockRate,
-			ProcessingDelay:    *processingDelay,
-			FailJobAfterRows:   *failAfter,
-			DropConnectionRate: *dropRate,
-		},
-	}
-	if *verbose {
+	if ff.verbose {
 		opts.Logf = func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 	}
-	if *objectsFile != "" {
-		objs, err := salesforcetest.LoadObjects(*objectsFile)
+	if err := ff.load(opts); err != nil {
+		fmt.Fprintf(stderr, "bulkflow emulator: %v\n", err)
+		return nil, "", exitUsage
+	}
+	return opts, ff.addr, exitOK
+}
+
+// registerEmulatorFlags defines the flags of `bulkflow emulator` on fs:
+// the emulator's options go straight into opts, the rest into the
+// returned flags.
+func registerEmulatorFlags(fs *flag.FlagSet, opts *salesforcetest.Options) *emulatorFileFlags {
+	ff := &emulatorFileFlags{}
+	fs.StringVar(&ff.addr, "addr", "127.0.0.1:8484", "listen `address` (loopback only unless --allow-non-loopback)")
+	fs.BoolVar(&opts.AllowNonLoopback, "allow-non-loopback", false, "allow listening on non-loopback addresses")
+	fs.StringVar(&ff.objects, "objects", "", "sObject describe JSON `file` replacing the built-in catalog (Account, Contact, Lead, Opportunity)")
+	fs.StringVar(&opts.AccessToken, "token", "", "pre-issued access `token` (default: a generated 00D…!… session id)")
+	fs.StringVar(&opts.ClientID, "client-id", "", "connected-app consumer key (default "+salesforcetest.DefaultClientID+")")
+	fs.StringVar(&opts.ClientSecret, "client-secret", "", "connected-app consumer secret (default "+salesforcetest.DefaultClientSecret+")")
+	fs.StringVar(&opts.Username, "username", "", "integration username, also the JWT sub (default "+salesforcetest.DefaultUsername+")")
+	fs.StringVar(&opts.Password, "password", "", "password (+ security token) for the password grant (default \"password\")")
+	fs.StringVar(&ff.jwtCert, "jwt-cert", "", "PEM `file` (certificate or public key) that verifies JWT bearer assertions")
+	fs.Uint64Var(&opts.Seed, "seed", 1, "seed for rate-based faults")
+	fs.IntVar(&opts.BatchSize, "batch-size", salesforcetest.DefaultBatchSize, "rows per internal batch")
+	fs.Float64Var(&opts.ProcessingRate, "processing-rate", 0, "rows per second processed per job (0 = as fast as possible)")
+	f := &opts.Faults
+	fs.DurationVar(&f.ProcessingDelay, "processing-delay", 0, "time a closed job stays UploadComplete before processing")
+	fs.Float64Var(&f.FailRate5xx, "fail-5xx-rate", 0, "fraction (0..1) of API calls answered 503")
+	fs.Float64Var(&f.LockErrorRate, "lock-error-rate", 0, "fraction (0..1) of rows failed with UNABLE_TO_LOCK_ROW")
+	fs.Float64Var(&f.DropConnectionRate, "drop-connection-rate", 0, "fraction (0..1) of API calls whose connection is dropped")
+	fs.DurationVar(&f.TokenTTL, "token-ttl", 0, "access tokens expire this long after issue (0 = never)")
+	fs.IntVar(&f.TokenMaxUses, "token-max-uses", 0, "access tokens expire after this many API calls (0 = never)")
+	fs.Int64Var(&f.FailJobAfterRows, "fail-job-after-rows", 0, "fail each job after this many rows (0 = never)")
+	fs.Int64Var(&opts.APIRequestLimit, "request-limit", 0, "daily API request allowance; later calls get 403 REQUEST_LIMIT_EXCEEDED (0 = 100000)")
+	fs.IntVar(&f.RequestLimitNext, "request-limit-next", 0, "answer the next N API calls with 403 REQUEST_LIMIT_EXCEEDED")
+	fs.BoolVar(&ff.verbose, "v", false, "log every request and job transition on stderr")
+	return ff
+}
+
+// load reads the --objects catalog and the --jwt-cert PEM into opts.
+func (ff *emulatorFileFlags) load(opts *salesforcetest.Options) error {
+	if ff.objects != "" {
+		objs, err := salesforcetest.LoadObjects(ff.objects)
 		if err != nil {
-			fmt.Fprintf(stderr, "bulkflow emulator: --objects: %v\n", err)
-			return nil, "", 2
+			return fmt.Errorf("--objects: %w", err)
 		}
 		opts.Objects = objs
 	}
-	if *jwtCert != "" {
-		pem, err := os.ReadFile(*jwtCert)
+	if ff.jwtCert != "" {
+		pem, err := os.ReadFile(ff.jwtCert)
 		if err != nil {
-			fmt.Fprintf(stderr, "bulkflow emulator: --jwt-cert: %v\n", err)
-			return nil, "", 2
+			return fmt.Errorf("--jwt-cert: %w", err)
 		}
 		opts.JWTCertificatePEM = pem
 	}
-	return opts, *addr, 0
+	return nil
 }

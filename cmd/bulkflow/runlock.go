@@ -96,81 +96,60 @@ func localDir(loc blobio.Location) string {
 func knownRun(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, stateLoc, stateName, id string) runRecords {
 	p := placesOf(ctx, g, env, stateLoc, stateName)
 	rr := runRecords{ids: map[string]bool{}, looked: p.errs}
-	// Is it there? Exact look-ups only: a run in progress changes its
-	// folders while we look.
+	var history []state.RunRecord
+	var in inflight
+	rr.found, history, in = p.hasRun(ctx, id)
+	if !rr.found {
+		rr.listRuns(ctx, p, history, in)
+	}
+	return rr
+}
+
+// hasRun reports whether any place holds a record of run id, and returns
+// the state store's run history and in-flight record (empty without a
+// store). Exact look-ups only: a run in progress changes its folders
+// while we look.
+func (p runPlaces) hasRun(ctx context.Context, id string) (found bool, history []state.RunRecord, in inflight) {
 	for _, l := range p.ledgers {
 		if d := localDir(l); d != "" {
 			if st, err := os.Stat(filepath.Join(d, id, "ledger.jsonl")); err == nil && st.Mode().IsRegular() {
-				rr.found = true
+				found = true
 			}
 		} else if log := blobio.Join(l, id, "log"); exists(ctx, log.WithKey(log.Key+"/")) {
-			rr.found = true
+			found = true
 		}
 	}
 	if p.deadLetters.BucketURL != "" && exists(ctx, blobio.Join(p.deadLetters, id, "manifest.json")) {
-		rr.found = true
+		found = true
 	}
-	var history []state.RunRecord
-	var in inflight
 	if p.store != nil {
 		if exists(ctx, p.store.Object("reports", id+".json")) {
-			rr.found = true
+			found = true
 		}
 		history, _ = p.store.Runs(ctx, 0)
 		for _, r := range history {
-			rr.found = rr.found || r.RunID == id
+			found = found || r.RunID == id
 		}
-		if found, err := p.store.Get(ctx, inflightKey, &in); err == nil && found && in.RunID == id {
-			rr.found = true
-		}
-	}
-	if rr.found {
-		return rr
-	}
-	// Not there: list what is, for the message.
-	add := func(id string) {
-		if validRunID(id) {
-			rr.ids[id] = true
+		if ok, err := p.store.Get(ctx, inflightKey, &in); err == nil && ok && in.RunID == id {
+			found = true
 		}
 	}
-	list := func(what string, prefix blobio.Location, idOf func(rest string) string) {
-		if prefix.Key != "" {
-			prefix.Key = strings.TrimSuffix(prefix.Key, "/") + "/"
-		}
-		objs, err := blobio.List(ctx, prefix)
-		switch {
-		case errors.Is(err, blobio.ErrNoMatch):
-			rr.looked = append(rr.looked, fmt.Sprintf("%s %s (empty)", what, prefix))
-			return
-		case err != nil:
-			rr.looked = append(rr.looked, fmt.Sprintf("%s %s (%v)", what, prefix, err))
-			return
-		}
-		rr.looked = append(rr.looked, fmt.Sprintf("%s %s", what, prefix))
-		for _, o := range objs {
-			add(idOf(strings.TrimPrefix(o.Loc.Key, prefix.Key)))
-		}
-	}
+	return found, history, in
+}
+
+// listRuns adds the run ids every place of p knows (ledger run folders,
+// dead-letter manifests, reports, the run history and the in-flight
+// record) to rr.ids, and where it looked to rr.looked.
+func (rr *runRecords) listRuns(ctx context.Context, p runPlaces, history []state.RunRecord, in inflight) {
 	for _, l := range p.ledgers {
 		if d := localDir(l); d != "" {
-			// Only the run folders: their spool files come and go.
-			ents, err := os.ReadDir(d)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				rr.looked = append(rr.looked, fmt.Sprintf("ledger %s (%v)", d, err))
-				continue
-			}
-			rr.looked = append(rr.looked, "ledger "+d)
-			for _, e := range ents {
-				if e.IsDir() {
-					add(e.Name())
-				}
-			}
+			rr.listLedgerDir(d)
 			continue
 		}
-		list("ledger", l, firstElem)
+		rr.listPrefix(ctx, "ledger", l, firstElem)
 	}
 	if p.deadLetters.BucketURL != "" {
-		list("dead letters", p.deadLetters, func(rest string) string {
+		rr.listPrefix(ctx, "dead letters", p.deadLetters, func(rest string) string {
 			if id, name, _ := strings.Cut(rest, "/"); name == "manifest.json" {
 				return id
 			}
@@ -178,14 +157,57 @@ func knownRun(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, stateLo
 		})
 	}
 	if p.store != nil {
-		list("reports", p.store.Object("reports"), func(rest string) string { return strings.TrimSuffix(rest, ".json") })
+		rr.listPrefix(ctx, "reports", p.store.Object("reports"), func(rest string) string { return strings.TrimSuffix(rest, ".json") })
 		rr.looked[len(rr.looked)-1] += ", the run history and the in-flight record"
 		for _, r := range history {
-			add(r.RunID)
+			rr.add(r.RunID)
 		}
-		add(in.RunID)
+		rr.add(in.RunID)
 	}
-	return rr
+}
+
+// add records id as known when it is a valid run id.
+func (rr *runRecords) add(id string) {
+	if validRunID(id) {
+		rr.ids[id] = true
+	}
+}
+
+// listLedgerDir adds the run folders of a local ledger folder (only the
+// folders: their spool files come and go).
+func (rr *runRecords) listLedgerDir(d string) {
+	ents, err := os.ReadDir(d)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		rr.looked = append(rr.looked, fmt.Sprintf("ledger %s (%v)", d, err))
+		return
+	}
+	rr.looked = append(rr.looked, "ledger "+d)
+	for _, e := range ents {
+		if e.IsDir() {
+			rr.add(e.Name())
+		}
+	}
+}
+
+// listPrefix adds the run id idOf finds in the key (after prefix) of each
+// object under prefix; what names the place in rr.looked.
+func (rr *runRecords) listPrefix(ctx context.Context, what string, prefix blobio.Location, idOf func(rest string) string) {
+	if prefix.Key != "" {
+		prefix.Key = strings.TrimSuffix(prefix.Key, "/") + "/"
+	}
+	objs, err := blobio.List(ctx, prefix)
+	switch {
+	case errors.Is(err, blobio.ErrNoMatch):
+		rr.looked = append(rr.looked, fmt.Sprintf("%s %s (empty)", what, prefix))
+		return
+	case err != nil:
+		rr.looked = append(rr.looked, fmt.Sprintf("%s %s (%v)", what, prefix, err))
+		return
+	}
+	rr.looked = append(rr.looked, fmt.Sprintf("%s %s", what, prefix))
+	for _, o := range objs {
+		rr.add(idOf(strings.TrimPrefix(o.Loc.Key, prefix.Key)))
+	}
 }
 
 // firstElem returns the first element of a "/"-separated path with more
