@@ -2,6 +2,7 @@ package exprenv
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -30,7 +31,8 @@ import (
 // Supported nodes: field names, null/nil, string, bool, int and float
 // literals; + on strings; ==, != on strings, bools, numbers and nil; <, >,
 // <=, >= on numbers and strings; &&, ||, ! on bools; c ? a : b; the builtins
-// upper, lower and len (of a string); the helpers sfDate, sfDateTime,
+// upper, lower and len (of a string), float and int (of a string or a
+// number); the helpers sfDate, sfDateTime,
 // sfBool, trim, coalesce, regexReplace and lookup; the checked arithmetic
 // of arith.go on int, int64 and float64 operands.
 
@@ -477,7 +479,47 @@ func (c *fastCompiler) conditional(n *ast.ConditionalNode) fastFn {
 	}
 }
 
-// builtin compiles upper(s), lower(s) and len(s) on a string.
+// floatOf is expr's float(v) builtin for the values rows hold: strings
+// (strconv.ParseFloat, which the builtin calls), int64, int and float64;
+// ok is false otherwise, and for a string ParseFloat refuses (the builtin
+// panics with its own message: the VM writes the error).
+func floatOf(v any) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		f, err := strconv.ParseFloat(x, 64)
+		return f, err == nil
+	case float64:
+		return x, true
+	case int64:
+		return float64(x), true
+	case int:
+		return float64(x), true
+	}
+	return nil, false
+}
+
+// intOf is expr's int(v) builtin for strings (strconv.Atoi), int64, int
+// and float64 within int's range (truncated, as the builtin converts);
+// ok is false otherwise.
+func intOf(v any) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		i, err := strconv.Atoi(x)
+		return i, err == nil
+	case int64:
+		return int(x), true
+	case int:
+		return x, true
+	case float64:
+		if x > -9.2e18 && x < 9.2e18 {
+			return int(x), true
+		}
+	}
+	return nil, false
+}
+
+// builtin compiles upper(s), lower(s) and len(s) on a string, and
+// float(v) and int(v).
 func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 	if len(n.Arguments) != 1 || n.Map != nil || n.Threshold != nil {
 		return nil
@@ -488,6 +530,22 @@ func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 	}
 	var conv func(string) string
 	switch n.Name {
+	case "float":
+		return func(row pipeline.Row) (any, bool) {
+			v, ok := arg(row)
+			if !ok {
+				return nil, false
+			}
+			return floatOf(v)
+		}
+	case "int":
+		return func(row pipeline.Row) (any, bool) {
+			v, ok := arg(row)
+			if !ok {
+				return nil, false
+			}
+			return intOf(v)
+		}
 	case "upper":
 		conv = strings.ToUpper
 	case "lower":

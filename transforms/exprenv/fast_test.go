@@ -70,6 +70,14 @@ var fastExprs = []string{
 	// checked arithmetic (overflow, division by zero: ErrArithmetic)
 	`n + 1`, `n - 9223372036854775807`, `n * n`, `n * 9223372036854775807`, `-n`, `n % n`, `n / f`,
 	`f * 1e308`, `n ** 2`, `a * 2`, `a + n`, `n * 2 > f`, `(n + 1) * (n - 1)`, `f / 0.5`,
+	// float() and int() (issue 23), fixed-width date layouts
+	`float(s)`, `float(dec)`, `float(n)`, `float(f)`, `float(a)`, `int(s)`, `int(n)`, `int(f)`, `int(dec)`, `int(a)`,
+	`float(dec) >= 1000000 ? "Enterprise" : "SMB"`,
+	`dec != nil && dec != "" && float(dec) >= 1000000 ? "Enterprise" : "SMB"`,
+	`int(s) > 3 ? s : "small"`, `float(s) < f`, `float(a) == 1.5`,
+	`sfDate(s, "01/02/2006")`, `sfDate(a, "01/02/2006")`, `sfDate(s, "2006.01.02")`,
+	`sfDateTime(s, "01/02/2006 15:04:05", "UTC")`, `sfDateTime(a, "01/02/2006 15:04:05", "UTC")`,
+	`sfDateTime(s, "2006-01-02 15:04", "Europe/Paris")`, `sfDateTime(s, "2006-01-02T15:04:05-07:00", "UTC")`,
 }
 
 // vmOnlyExprs have no fast path; they are run between the others to check
@@ -88,6 +96,10 @@ var fastValues = []any{
 	"2024-03-05", " 2024-03-05 ", "2024-3-5", "+024-01-02", "2024-02-30", "31/12/2024", "05/03/2024",
 	"2024-07-01T12:00:00.123-05:00", "yes", "N", "1", "0", "maybe", "FR", "XX", "EMPTY", "12.50",
 	"[a-z]", "(", "UTC", "Mars/Olympus", "m", "x",
+	"03/05/2024", " 03/05/2024", "12/31/2024 23:59:59", "02/29/2023", "02/29/2024", "13/01/2024", "00/10/2024",
+	"3/5/2024", "01/02/2006 1:04:05", "01/02/2006 24:00:00", "01/02/2006 23:60:00", "2024-03-05 10:30",
+	"2024-03-29 02:30", "2024-03-05 24:00", "0000-01-01 00:00", "2024-03-05T10:30:00+01:00",
+	"1e6", "1_000", "0x1p-2", "NaN", "+5", "-0", " 12", "12.5e3", "9223372036854775808", "١٢",
 	int64(0), int64(1), int64(2), int64(-5), int64(1000001), 0, 1.5, 1e6, 1000000.5, -1.0,
 	math.NaN(), math.Inf(1), true, false, int64(math.MaxInt64), int64(math.MinInt64), int64(1 << 32), math.MaxFloat64,
 	time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC),
@@ -103,7 +115,7 @@ var typedValues = map[pipeline.Type][]any{
 	pipeline.TypeBool:      {true, false},
 	pipeline.TypeDate:      {time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)},
 	pipeline.TypeTimestamp: {time.Date(2024, 7, 1, 12, 0, 0, 5e8, paris), time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)},
-	pipeline.TypeDecimal:   {"12.50", "0", "-1.5"},
+	pipeline.TypeDecimal:   {"12.50", "0", "-1.5", "1250000.00"},
 	pipeline.TypeAny:       {"x", "yes", int64(3), 1.5, true, "2024-03-05"},
 }
 

@@ -78,6 +78,21 @@ func sfDateOf(v, layout any) (any, error) {
 		// form: what parsing and formatting it again would give.
 		return v, nil
 	}
+	if s, isStr := v.(string); isStr {
+		// A layout of fixed-width elements: read without time.Parse.
+		if l, _ := layout.(string); l != "" {
+			if fl := fixedLayoutOf(l); fl != nil {
+				if y, m, d, _, _, _, ok := fl.fields(trimmed(s)); ok {
+					var buf [10]byte
+					b := appendDate(buf[:0], y, m, d)
+					if s == string(b) {
+						return v, nil
+					}
+					return string(b), nil
+				}
+			}
+		}
+	}
 	t, ok, err := toTime("sfDate", v, layout, nil)
 	if !ok || err != nil {
 		return nil, err
@@ -154,6 +169,15 @@ func sfDateTimeOf(v, layout, zone any) (any, error) {
 	return t.UTC().Format(SFDateTimeLayout), nil
 }
 
+// trimmed is strings.TrimSpace(s), without its call for the common s
+// that has no space at either end.
+func trimmed(s string) string {
+	if s != "" && s[0] > ' ' && s[len(s)-1] > ' ' && s[0] < 0x80 && s[len(s)-1] < 0x80 {
+		return s
+	}
+	return strings.TrimSpace(s)
+}
+
 // toTime converts a helper's date argument: a time.Time as is, a string
 // parsed with layout in loc (UTC when nil). ok is false for nil and blank
 // strings.
@@ -174,6 +198,13 @@ func toTime(name string, v, layout any, loc *time.Location) (t time.Time, ok boo
 		}
 		if loc == nil {
 			loc = time.UTC
+		}
+		if fl := fixedLayoutOf(l); fl != nil {
+			// Fixed-width elements: read without time.Parse, which
+			// decides whatever this reading does not take.
+			if y, mo, d, h, mi, sec, ok := fl.fields(s); ok {
+				return time.Date(y, time.Month(mo), d, h, mi, sec, 0, loc), true, nil
+			}
 		}
 		t, err := time.ParseInLocation(l, s, loc)
 		if err != nil {
