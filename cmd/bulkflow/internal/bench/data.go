@@ -1,6 +1,8 @@
 // Package bench holds the parts of `bulkflow bench` that do not run
 // pipelines: the deterministic warehouse-like data generator (CSV and
-// Parquet, 14 columns), the encoding/csv baseline copy, the order-independent
+// Parquet, 14 columns, written as real exports write them: MM/DD/YYYY
+// dates, Y/N flags, decimal text, about 4.5 % malformed emails that
+// Salesforce rejects), the encoding/csv baseline copy, the order-independent
 // row-set fingerprint that checks every scenario produced the same rows,
 // and process measurements (peak RSS, CPU time, profiles). The command in
 // cmd/bulkflow runs the scenarios in child processes and prints the report.
@@ -32,7 +34,7 @@ import (
 // Bench data layout and generation parameters. Bump dataVersion when
 // the generator changes, so that a kept --data folder is regenerated.
 const (
-	dataVersion  = 1
+	dataVersion  = 2
 	seed1        = 20260101
 	seed2        = 42
 	rowGroupRows = 128 * 1024
@@ -75,6 +77,18 @@ func EnsureData(dir string, rows int, stderr io.Writer) error {
 	return os.WriteFile(metaPath, data, 0o644)
 }
 
+// Layouts of the generated CSV's dates, as a US warehouse export writes
+// them (the bench mapping parses them with sfDate and sfDateTime).
+const (
+	DateLayout     = "01/02/2006"
+	DateTimeLayout = "01/02/2006 15:04:05"
+)
+
+// BadEmailPercent is the percentage of rows (about) whose email is
+// malformed ("name at example.com"): Salesforce, and the emulator,
+// reject them with INVALID_EMAIL_ADDRESS.
+const BadEmailPercent = 4.5
+
 // row is one generated warehouse row.
 type row struct {
 	id                                 int64
@@ -96,6 +110,8 @@ var (
 	benchStreets   = []string{"Main St", "High St", "Elm Ave", "Lindenstrasse", "Rue de la Paix", "Market Sq"}
 	benchNotes     = []string{"prefers email", "renewal due, call in Q3", "VIP; key account", "asked for a discount"}
 )
+
+var pow10 = [...]int64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10}
 
 // generator generates the deterministic rows.
 type generator struct {
@@ -120,17 +136,20 @@ func (g *generator) next() row {
 		company: ln + " " + benchSuffixes[r.IntN(len(benchSuffixes))],
 		street:  strconv.Itoa(1+r.IntN(9999)) + " " + benchStreets[r.IntN(len(benchStreets))],
 		city:    benchCities[r.IntN(len(benchCities))], country: benchCountries[r.IntN(len(benchCountries))],
-		revenueCents: r.Int64N(10_000_000_000),
+		revenueCents: r.Int64N(pow10[6+r.IntN(5)]), // $10k to $100M: a fifth to two fifths above $1M
 		signup:       g.base.AddDate(0, 0, r.IntN(5800)),
 		updated:      g.base.Add(time.Duration(r.Int64N(16*365*24*3600)) * time.Second),
 		active:       r.IntN(3) > 0,
 	}
+	if r.IntN(1000) < int(BadEmailPercent*10) {
+		row.email = strings.Replace(row.email, "@", " at ", 1)
+	}
 	if r.IntN(20) > 0 { // 5% empty phones
 		row.phone = fmt.Sprintf("+1-%03d-555-%04d", 200+r.IntN(800), r.IntN(10000))
 	}
-	if r.IntN(33) == 0 { // 3% empty revenue
-		row.revenueCents = -1
-	}
+	// Revenue is never empty: a null decimal in the Parquet file maps to
+	// "#N/A" (clear the field), an empty CSV cell to "" (leave it), and
+	// the two inputs must give the same job rows.
 	switch x := r.IntN(100); {
 	case x == 0: // 1%: commas, quotes and an embedded newline
 		row.notes = fmt.Sprintf("called %d times, said \"call back later\"\nthen emailed, \"urgent\"", 1+r.IntN(9))
@@ -171,9 +190,13 @@ func Generate(dir string, rows int) error {
 		if row.revenueCents >= 0 {
 			revenue = fmt.Sprintf("%d.%02d", row.revenueCents/100, row.revenueCents%100)
 		}
+		active := "N"
+		if row.active {
+			active = "Y"
+		}
 		rec = append(rec[:0], strconv.FormatInt(row.id, 10), row.first, row.last, row.email, row.phone,
-			row.company, row.street, row.city, row.country, revenue, row.signup.Format("2006-01-02"),
-			row.updated.Format(time.RFC3339), strconv.FormatBool(row.active), row.notes)
+			row.company, row.street, row.city, row.country, revenue, row.signup.Format(DateLayout),
+			row.updated.Format(DateTimeLayout), active, row.notes)
 		if err := cw.Write(rec); err != nil {
 			return err
 		}

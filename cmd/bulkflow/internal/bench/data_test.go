@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -26,5 +28,14 @@ func TestBenchGenerateDeterministic(t *testing.T) {
 	csvData, _ := os.ReadFile(filepath.Join(d1, CSVFile))
 	if !bytes.Contains(csvData, []byte(`""call back later""`)) {
 		t.Errorf("no note with quotes, commas and a newline in 500 rows")
+	}
+	// Real exports' forms: MM/DD/YYYY dates, Y/N flags, a few malformed
+	// emails for Salesforce to reject.
+	lines := strings.Split(string(csvData), "\n")
+	if !regexp.MustCompile(`,\d\d/\d\d/\d{4},\d\d/\d\d/\d{4} \d\d:\d\d:\d\d,[YN],`).MatchString(lines[1]) {
+		t.Errorf("row 1 lacks MM/DD/YYYY dates and a Y/N flag: %s", lines[1])
+	}
+	if bad := strings.Count(string(csvData), " at example.com"); bad < 10 || bad > 45 {
+		t.Errorf("%d malformed emails in 500 rows, want about %.1f %%", bad, BadEmailPercent)
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
-	"strings"
 )
 
 // Median returns the Median of xs (0 for none).
@@ -60,23 +58,7 @@ func MaxRSS(ps *os.ProcessState) int64 {
 
 // SelfPeakRSS returns this process's peak resident set size in bytes
 // (VmHWM of /proc/self/status), or 0 where it cannot be read.
-func SelfPeakRSS() int64 {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(v) // "123456 kB"
-			if len(f) == 2 && f[1] == "kB" {
-				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
-					return kb * 1024
-				}
-			}
-		}
-	}
-	return 0
-}
+func SelfPeakRSS() int64 { return selfStatus("VmHWM:") }
 
 // StartCPUProfile starts profiling this process into file; stop ends it.
 func StartCPUProfile(file string) (stop func(), err error) {

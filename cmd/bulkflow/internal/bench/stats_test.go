@@ -1,0 +1,30 @@
+package bench
+
+import "testing"
+
+// TestPaired checks the median of per-pair ratios against hand-computed
+// cases, including one where dividing the medians gives another verdict.
+func TestPaired(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		x, y   []float64
+		want   Ratio
+		wantS  string
+		met1_0 bool
+	}{
+		{"none", nil, nil, Ratio{}, "-", false},
+		{"one", []float64{3}, []float64{2}, Ratio{1.5, 1.5, 1.5, 1}, "1.50x (1 pair)", false},
+		// Medians 4 and 4 would give 1.00x; the pairs say x is slower
+		// in two pairs of three.
+		{"drift", []float64{2, 4, 9}, []float64{1, 8, 4}, Ratio{2, 0.5, 2.25, 3}, "2.00x (0.50-2.25, 3 pairs)", false},
+		{"unmeasured pairs skipped", []float64{1, 0, 2}, []float64{2, 5, 0}, Ratio{0.5, 0.5, 0.5, 1}, "0.50x (1 pair)", true},
+		{"even", []float64{1, 1, 1, 1}, []float64{1, 2, 4, 0.5}, Ratio{0.75, 0.25, 2, 4}, "0.75x (0.25-2.00, 4 pairs)", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Paired(tc.x, tc.y)
+			if got != tc.want || got.String() != tc.wantS || got.Met(1.0) != tc.met1_0 {
+				t.Errorf("Paired(%v, %v) = %+v %q met %v; want %+v %q met %v", tc.x, tc.y, got, got, got.Met(1.0), tc.want, tc.wantS, tc.met1_0)
+			}
+		})
+	}
+}
