@@ -21,14 +21,30 @@ var durationType = reflect.TypeOf(time.Duration(0))
 // kind, in the user's words ("batch_size: want a whole number, got
 // "abc""). It returns false when it added any. Fields whose type decodes
 // itself (an UnmarshalYAML method) are left to the decoder.
-func (l *loader) checkShape(n ast.Node, v any, what string) bool {
+//
+// It returns the mapping without the top-level entries that had a problem
+// (nil when n is not a mapping), so that the rest can still be decoded and
+// validated: every problem of a plugin's options is found in one pass.
+func (l *loader) checkShape(n ast.Node, v any, what string) (bool, ast.Node) {
 	t := reflect.TypeOf(v)
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	before := len(l.errs)
-	l.checkStruct(n, t, what, "")
-	return len(l.errs) == before
+	m, ok := asMapping(n)
+	if !ok || t.Kind() != reflect.Struct {
+		l.checkStruct(n, t, what, "")
+		return len(l.errs) == before, nil
+	}
+	good := &ast.MappingNode{BaseNode: m.BaseNode, Start: m.Start, End: m.End, IsFlowStyle: m.IsFlowStyle}
+	for _, mv := range m.Values {
+		one := len(l.errs)
+		l.checkStruct(mv, t, what, "")
+		if len(l.errs) == one {
+			good.Values = append(good.Values, mv)
+		}
+	}
+	return len(l.errs) == before, good
 }
 
 func (l *loader) checkStruct(n ast.Node, t reflect.Type, what, prefix string) {

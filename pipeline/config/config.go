@@ -156,7 +156,21 @@ func LoadAll(name string, data []byte, reg *pipeline.Registry, o Options) *Resul
 	l.unusedOverrides(g)
 	if len(g.Stages) > 0 {
 		if err := g.Check(); err != nil {
-			l.errs = append(l.errs, splitErrors(err)...)
+			// "its output goes nowhere" next to another problem is mostly
+			// that problem's echo (a misspelled input, a consumer that did
+			// not decode): it is left out then.
+			var nowhere, other []error
+			for _, e := range splitErrors(err) {
+				if strings.Contains(e.Error(), "its output goes nowhere") {
+					nowhere = append(nowhere, e)
+				} else {
+					other = append(other, e)
+				}
+			}
+			l.errs = append(l.errs, other...)
+			if len(l.errs) == 0 {
+				l.errs = nowhere
+			}
 		}
 	}
 	res.Graph, res.Errs = g, SortErrors(l.errs)
@@ -695,26 +709,30 @@ func (l *loader) plugin(n ast.Node, kind pipeline.Kind, stage string) (string, a
 		l.applyOverrides(stage, string(kind), typ, nil, what)
 		return typ, nil
 	}
-	nerr := len(l.errs)
 	if len(rest.Values) > 0 {
 		l.decode(rest, opts, what)
 	}
 	l.applyOverrides(stage, string(kind), typ, opts, what)
-	if len(l.errs) == nerr {
-		l.validate(typeNode, opts, typ)
-	}
+	// Validate also after a problem above: the keys that did decode may
+	// have problems of their own, and they are reported in the same pass.
+	l.validate(typeNode, opts, typ)
 	return typ, opts
 }
 
 func (l *loader) validate(at ast.Node, opts any, typ string) {
 	if v, ok := opts.(pipeline.Validator); ok {
-		if err := v.Validate(); err != nil {
+		// One problem per line: Validate may join several.
+		for _, err := range SplitErrors(v.Validate()) {
 			var ce *pipeline.ConfigError
 			if errors.As(err, &ce) {
 				l.errs = append(l.errs, err)
-				return
+				continue
 			}
-			l.add(at, "%s: %v", typ, err)
+			if strings.HasPrefix(err.Error(), typ+": ") {
+				l.add(at, "%v", err)
+			} else {
+				l.add(at, "%s: %v", typ, err)
+			}
 		}
 	}
 }
@@ -722,7 +740,12 @@ func (l *loader) validate(at ast.Node, opts any, typ string) {
 // decode strictly decodes n into v (a pointer to a struct with yaml tags),
 // after checkShape has reported every unknown key and wrongly typed value.
 func (l *loader) decode(n ast.Node, v any, what string) bool {
-	if !l.checkShape(n, v, what) {
+	if ok, good := l.checkShape(n, v, what); !ok {
+		if good != nil {
+			// The keys without a problem, so that Validate can report
+			// what else is wrong.
+			_ = yaml.NodeToValue(good, v, yaml.Strict(), yaml.DisallowUnknownField())
+		}
 		return false
 	}
 	err := yaml.NodeToValue(n, v, yaml.Strict(), yaml.DisallowUnknownField())

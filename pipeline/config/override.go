@@ -15,6 +15,13 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/redact"
 )
 
+// IsTestFile reports whether a file name is a `bulkflow test` file
+// (NAME.test.yaml or NAME.test.yml), which sits beside pipeline files but
+// is not one: commands that load every *.yaml of a folder skip it.
+func IsTestFile(name string) bool {
+	return strings.HasSuffix(name, ".test.yaml") || strings.HasSuffix(name, ".test.yml")
+}
+
 // Override sets one option of one stage from the command line, as
 // `--set STAGE.KEY=VALUE` does. KEY is an option of the stage's source,
 // transform or sink (auth.login_url for a nested one), an output field of

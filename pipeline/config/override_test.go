@@ -114,7 +114,6 @@ stages:
 		got = append(got, e.Error())
 	}
 	want := []string{
-		`p.yaml:3:5: stage "read": its output goes nowhere`,
 		`p.yaml:4:26: unknown option "rwos" for source "rows" (did you mean "rows"?)`,
 		`p.yaml:4:47: source "rows": batch_size: want a whole number, got "big"`,
 		`p.yaml:4:59: source "rows": delay: want a duration such as 30s, 5m or 1h30m, got "soon"`,

@@ -148,7 +148,7 @@ func Find(path string) ([]string, error) {
 		return nil, fmt.Errorf("cannot read %s: %w", path, errors.Unwrap(err))
 	}
 	if !fi.IsDir() {
-		if isTestFile(path) {
+		if config.IsTestFile(path) {
 			return []string{path}, nil
 		}
 		var out []string
@@ -172,7 +172,7 @@ func Find(path string) ([]string, error) {
 		p := filepath.Join(path, e.Name())
 		switch {
 		case e.IsDir():
-		case isTestFile(p):
+		case config.IsTestFile(p):
 			out = append(out, p)
 		case (strings.HasSuffix(p, ".yaml") || strings.HasSuffix(p, ".yml")) && hasTestsKey(p):
 			out = append(out, p)
@@ -183,10 +183,6 @@ func Find(path string) ([]string, error) {
 		return nil, fmt.Errorf("no test files in %s (NAME.test.yaml beside NAME.yaml, or a tests: list in a pipeline file)", path)
 	}
 	return out, nil
-}
-
-func isTestFile(p string) bool {
-	return strings.HasSuffix(p, ".test.yaml") || strings.HasSuffix(p, ".test.yml")
 }
 
 func fileExists(p string) bool {
@@ -224,7 +220,7 @@ func RunFile(ctx context.Context, path string, o Options) ([]Result, error) {
 	}
 	pipeFile := path
 	var tf File
-	if isTestFile(path) {
+	if config.IsTestFile(path) {
 		if err := yaml.UnmarshalWithOptions(data, &tf, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
 			return bad(yamlError(err))
 		}

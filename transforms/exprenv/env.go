@@ -250,7 +250,10 @@ func (e *Env) compileError(src string, err error) error {
 		out.Line, out.Col = fe.Line, fe.Column+1
 		if name, ok := strings.CutPrefix(fe.Message, "unknown name "); ok {
 			out.Msg = fmt.Sprintf("unknown name %q", name)
-			if s := pipeline.Closest(name, e.schema.Names()); s != "" {
+			if regexp.MustCompile(`lookup\(\s*` + regexp.QuoteMeta(name) + `\s*,`).MatchString(src) {
+				// lookup(countries, x): a table name, not a field.
+				out.Msg += fmt.Sprintf(`: lookup table names are quoted strings, write lookup("%s", ...)`, name)
+			} else if s := pipeline.Closest(name, e.schema.Names()); s != "" {
 				out.Msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 		}
