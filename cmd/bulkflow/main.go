@@ -4,8 +4,9 @@
 //
 // Usage:
 //
-//	bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID]
-//	bulkflow validate FILE [--offline]
+//	bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--set STAGE.KEY=VALUE ...] [--instance-url URL]
+//	bulkflow validate FILE [--offline] [--json] [--set STAGE.KEY=VALUE ...] [--instance-url URL]
+//	bulkflow test [FILE|DIR] [--json] [--junit FILE] [--set STAGE.KEY=VALUE ...]
 //	bulkflow plan FILE [--out DIR] [--report FILE] [--instance-url URL --token TOKEN ...]
 //	bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--force]
 //	bulkflow serve --pipelines DIR [--addr 127.0.0.1:8585] [--state LOCATION] [--grace 5m]
@@ -57,6 +58,7 @@ func commands() []command {
 	return []command{
 		{"run", "run a pipeline file", runRun},
 		{"validate", "check a pipeline file (decode, compile expressions against the real source headers, check the graph, pre-flight Salesforce sinks against describe) without moving rows", runValidate},
+		{"test", "run the test cases beside pipeline files (NAME.test.yaml or tests:): input rows through the transforms, expected rows and dead letters compared; no sink is touched", runTest},
 		{"plan", "run sources and transforms, write the job CSVs Salesforce sinks would upload to a folder, estimate API calls (nothing sent)", runPlan},
 		{"replay", "re-send a dead-letter file's retryable rows (or --all, with --map fixes) through the pipeline, once", runReplay},
 		{"serve", "run scheduled pipelines with a status page, manual triggers and Prometheus metrics", runServe},

@@ -24,7 +24,7 @@ import (
 
 // prepare loads and checks a pipeline file, opening its sources.
 func prepare(ctx context.Context, file string, stderr io.Writer) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
-	return prepareShard(ctx, file, stderr, pipeline.Shard{})
+	return prepareShard(ctx, file, stderr, pipeline.Shard{}, config.Options{})
 }
 
 // parseShard parses --shard I/N ("" = no sharding).
@@ -41,9 +41,10 @@ func parseShard(s string) (pipeline.Shard, error) {
 }
 
 // prepareShard is prepare for one shard of a sharded run.
-func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipeline.Shard) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
+// o carries --set and --instance-url.
+func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipeline.Shard, o config.Options) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
 	reg := pipeline.DefaultRegistry()
-	g, err := config.LoadFile(file, reg)
+	g, err := config.LoadFileWith(file, reg, o)
 	if err != nil {
 		printConfigErr(stderr, err)
 		return nil, nil, nil, exitUsage
@@ -87,7 +88,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitUsage
 	}
-	plan, g, env, code := prepareShard(ctx, file, stderr, shard)
+	plan, g, env, code := prepareShard(ctx, file, stderr, shard, rf.ov.options())
 	if code != exitOK {
 		return code
 	}
@@ -148,6 +149,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type runFlags struct {
 	report, progress, state, shard, resume string
 	offline                                bool
+	ov                                     overrideFlags // --set, --instance-url
 }
 
 // resumeFlags returns the flags a `run --resume` of this run must repeat,
@@ -177,8 +179,9 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.StringVar(&f.shard, "shard", "", "run shard `I/N` of the pipeline: sources that read several files read only every N-th file from the I-th (0-based);\nstart N processes (I = 0..N-1) to split a large source; each shard keeps its own state")
 	fs.BoolVar(&f.offline, "offline", false, "skip the pre-flight of salesforce sinks against the org's describe metadata (the same check as validate)")
 	fs.StringVar(&f.resume, "resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice")
+	f.ov.register(fs, true)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N] [--offline]\n\n"+
+		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N] [--offline] [--set STAGE.KEY=VALUE ...] [--instance-url URL]\n\n"+
 			"Runs a pipeline file. Flags may come before or after FILE. Unless --offline, every salesforce sink is first\n"+
 			"checked against the org's describe metadata, as validate does (GET requests only); a problem stops the run\n"+
 			"before any row moves (exit 2, or 1 when Salesforce cannot be reached).")
