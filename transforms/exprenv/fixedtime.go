@@ -2,6 +2,7 @@ package exprenv
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,13 +38,30 @@ var fixedLayouts sync.Map
 // layout has elements of variable width, names, zones, fractions or
 // anything else this reading does not do.
 func fixedLayoutOf(layout string) *fixedLayout {
-	if v, ok := fixedLayouts.Load(layout); ok {
-		return v.(*fixedLayout)
+	// A mapping calls its date helpers with one or two layouts, row after
+	// row: the last one found is checked before the map.
+	if last := lastFixed.Load(); last != nil && last.layout == layout {
+		return last.fl
 	}
-	fl := compileFixed(layout)
-	fixedLayouts.Store(layout, fl)
+	var fl *fixedLayout
+	if v, ok := fixedLayouts.Load(layout); ok {
+		fl = v.(*fixedLayout)
+	} else {
+		fl = compileFixed(layout)
+		fixedLayouts.Store(layout, fl)
+	}
+	lastFixed.Store(&layoutEntry{layout, fl})
 	return fl
 }
+
+// layoutEntry is a layout and its compiled form (nil: not fixed).
+type layoutEntry struct {
+	layout string
+	fl     *fixedLayout
+}
+
+// lastFixed is the layout fixedLayoutOf returned last.
+var lastFixed atomic.Pointer[layoutEntry]
 
 // compileFixed compiles layout (see fixedLayoutOf).
 func compileFixed(layout string) *fixedLayout {
@@ -156,4 +174,19 @@ func (fl *fixedLayout) fields(s string) (year, month, day, hour, minute, second 
 func appendDate(b []byte, year, month, day int) []byte {
 	return append(b, byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
 		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10))
+}
+
+// appendSFDateTime appends t as t.Format(SFDateTimeLayout) writes it
+// ("2006-01-02T15:04:05.000Z", t in UTC), for years 0 to 9999; other
+// years go through Format.
+func appendSFDateTime(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, SFDateTimeLayout)
+	}
+	hour, minute, second := t.Clock()
+	ms := t.Nanosecond() / 1e6
+	b = appendDate(b, year, int(month), day)
+	return append(b, 'T', byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
+		byte('0'+second/10), byte('0'+second%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }

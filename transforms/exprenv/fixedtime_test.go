@@ -63,3 +63,15 @@ func TestFixedLayoutMatchesTimeParse(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendSFDateTimeMatchesFormat compares appendSFDateTime with
+// Format(SFDateTimeLayout) on random times, years out of 0-9999 included.
+func TestAppendSFDateTimeMatchesFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	for range 100000 {
+		tm := time.Unix(rng.Int64N(1<<40)-1<<39, rng.Int64N(1e9)).UTC()
+		if got, want := string(appendSFDateTime(nil, tm)), tm.Format(SFDateTimeLayout); got != want {
+			t.Fatalf("%v: %s, Format %s", tm, got, want)
+		}
+	}
+}

@@ -166,7 +166,8 @@ func sfDateTimeOf(v, layout, zone any) (any, error) {
 	if !ok || err != nil {
 		return nil, err
 	}
-	return t.UTC().Format(SFDateTimeLayout), nil
+	var buf [32]byte
+	return string(appendSFDateTime(buf[:0], t.UTC())), nil
 }
 
 // trimmed is strings.TrimSpace(s), without its call for the common s
