@@ -101,9 +101,12 @@ func (e *encoder) appendValue(dst []byte, v any, t pipeline.Type) ([]byte, error
 			x = normalizeCR(x)
 		}
 		return e.appendCell(dst, x), nil
-	case nil, int, bool:
-		s, err := cellText(v, t)
-		return e.appendCell(dst, s), err
+	case nil:
+		return append(dst, NullValue...), nil // no byte of it is quoted
+	case bool:
+		return strconv.AppendBool(dst, x), nil
+	case int:
+		return strconv.AppendInt(dst, int64(x), 10), nil // digits and '-'
 	}
 	// Text that may not need quoting: append it, then quote it in place
 	// if it does.
