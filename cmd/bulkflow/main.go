@@ -12,6 +12,7 @@
 //	bulkflow serve --pipelines DIR [--addr 127.0.0.1:8585] [--state LOCATION] [--grace 5m]
 //	bulkflow bench [--rows N] [--runs N] [--json] [--only a,b,c,d]
 //	bulkflow plugins
+//	bulkflow schema [--out FILE]
 //	bulkflow jobs list|show|results|abort|delete|create [flags]
 //	bulkflow emulator [--addr 127.0.0.1:8484] [flags]
 //	bulkflow version
@@ -64,6 +65,7 @@ func commands() []command {
 		{"serve", "run scheduled pipelines with a status page, manual triggers and Prometheus metrics", runServe},
 		{"bench", "measure bulkflow on generated data against an encoding/csv baseline (plan from CSV and Parquet, a full run on the emulator)", runBench},
 		{"plugins", "list the registered sources, transforms and sinks", runPlugins},
+		{"schema", "write the JSON Schema of pipeline files (for editor completion and checks; see pipelines/bulkflow.schema.json)", runSchema},
 		{"jobs", "inspect and manage Bulk API 2.0 ingest jobs (list, show, results, abort, delete, create)", jobs.Run},
 		{"query", "run a SOQL query as a Bulk API 2.0 query job and write its results as CSV (stdout or --out)", runQuery},
 		{"emulator", "serve a local Salesforce Bulk API 2.0 emulator (for tests and dry runs)", runEmulator},
