@@ -135,6 +135,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitUsage
 	}
+	if code, done := applyReconcile(ctx, rf.reconcile.mode, plan, g, env, opts, rf.report, stderr); done {
+		return code
+	}
 	opts.Resumed = rf.resume != ""
 	opts.ResumeFlags = rf.resumeFlags()
 	finishProgress := setupProgress(opts, rf.progress, stderr)
@@ -149,6 +152,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type runFlags struct {
 	report, progress, state, shard, resume string
 	offline                                bool
+	reconcile                              reconcileFlag
 	ov                                     overrideFlags // --set, --instance-url
 }
 
@@ -177,6 +181,7 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.StringVar(&f.progress, "progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), plain, none")
 	fs.StringVar(&f.state, "state", "", "state location (directory or blob URL) for incremental and sync stages; default: the pipeline's state:, else "+state.DefaultLocation)
 	fs.StringVar(&f.shard, "shard", "", "run shard `I/N` of the pipeline: sources that read several files read only every N-th file from the I-th (0-based);\nstart N processes (I = 0..N-1) to split a large source; each shard keeps its own state")
+	fs.Var(&f.reconcile, "reconcile", reconcileUsage)
 	fs.BoolVar(&f.offline, "offline", false, "skip the pre-flight of salesforce sinks against the org's describe metadata (the same check as validate)")
 	fs.StringVar(&f.resume, "resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice")
 	f.ov.register(fs, true)

@@ -66,7 +66,7 @@ func runOptions(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, st *s
 	}
 	opts.State = st
 	opts.Syncers = func(ctx context.Context, stage *pipeline.StageSpec, in *pipeline.Schema) (pipeline.Syncer, error) {
-		return syncer.Open(ctx, st, env, stage, in, syncer.Options{})
+		return syncer.Open(ctx, st, env, stage, in, syncerOptions(env, stage, syncer.ReconcileOff))
 	}
 	return opts, nil
 }
