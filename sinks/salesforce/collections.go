@@ -67,6 +67,11 @@ type CollectionRequest struct {
 	// AllOrNone rolls the whole request back when any row fails
 	// (default false: every row commits or fails on its own).
 	AllOrNone bool
+	// Replay says an earlier call may have processed this request (a
+	// resumed run sends again a request whose answer it did not record):
+	// a delete then counts rows answered ENTITY_IS_DELETED as deleted, as
+	// it does after its own retries.
+	Replay bool
 }
 
 // CollectionResult is the outcome of one record, at the record's index.
@@ -113,8 +118,8 @@ type collectionResultJSON struct {
 // idempotent call; when the retries are spent after such failures the
 // error matches ErrOutcomeUnknown too (sending them again later is safe).
 // A 400 (nothing processed) is returned as an *APIError at once. A delete
-// that was replayed counts rows answered ENTITY_IS_DELETED as deleted (an
-// earlier attempt deleted them).
+// that was replayed (by the retries, or req.Replay) counts rows answered
+// ENTITY_IS_DELETED as deleted (an earlier attempt deleted them).
 func (c *Client) WriteCollection(ctx context.Context, req CollectionRequest) ([]CollectionResult, error) {
 	n := len(req.Records)
 	what := fmt.Sprintf("%s %s of %d records", req.Operation, req.Object, n)
@@ -190,7 +195,7 @@ func (c *Client) WriteCollection(ctx context.Context, req CollectionRequest) ([]
 		for _, e := range w.Errors {
 			r.Errors = append(r.Errors, RowError{Code: e.StatusCode, Message: e.Message, Fields: e.Fields})
 		}
-		if req.Operation == OpDelete && cl.attempts > 1 && !r.Success && len(r.Errors) == 1 && r.Errors[0].Code == "ENTITY_IS_DELETED" {
+		if req.Operation == OpDelete && (cl.attempts > 1 || req.Replay) && !r.Success && len(r.Errors) == 1 && r.Errors[0].Code == "ENTITY_IS_DELETED" {
 			// A replayed delete finds the rows an earlier attempt deleted
 			// (collections contract §3.3: count them as deleted).
 			r.Success, r.Errors = true, nil

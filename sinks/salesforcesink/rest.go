@@ -383,6 +383,7 @@ func (s *Sink) sendREST(ctx context.Context, st *batchState, rq *restRequest, at
 	defer s.active.Add(-1)
 	ref := s.restRef(rq)
 	c := &chunk{rows: rq.rows, digest: rq.digest, key: rq.key, from: rq.from, batch: rq.seq}
+	replay := false // an earlier attempt of the run sent this request
 	if s.ledger != nil {
 		if rec, ok := s.ledger.last(rq.key); ok && rec.Digest == rq.digest {
 			switch rec.State {
@@ -408,6 +409,7 @@ func (s *Sink) sendREST(ctx context.Context, st *batchState, rq *restRequest, at
 				}
 				s.log.Info("salesforce sink: resume: sending again a REST request whose answer an earlier attempt did not record (update, upsert and delete are idempotent)",
 					"request", ref, "rows", len(rq.rows))
+				replay = true
 			}
 		}
 	}
@@ -435,7 +437,9 @@ func (s *Sink) sendREST(ctx context.Context, st *batchState, rq *restRequest, at
 	}
 	start := time.Now()
 	stat := JobStat{ID: ref, Object: s.opts.Object, Operation: string(s.op), Attempt: attempt, Rows: len(rq.rows), API: APIREST}
-	results, err := s.client.WriteCollection(ctx, s.request(rq.recs))
+	req := s.request(rq.recs)
+	req.Replay = replay
+	results, err := s.client.WriteCollection(ctx, req)
 	stat.Duration = time.Since(start)
 	if err != nil {
 		stat.Error, stat.State = err.Error(), "RestFailed" // not a job state: Close deletes no job for it

@@ -2,10 +2,12 @@ package salesforcetest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // The REST sObject Collections resource (shared/docs/salesforce-rest-
@@ -45,6 +47,14 @@ type CollectionFaults struct {
 	// CommitThenDropNext processes the next N requests, then closes the
 	// connection without an answer.
 	CommitThenDropNext int
+	// CommitThenHoldNext processes the next N requests, then holds the
+	// answer until the client goes away (its process was killed, or it
+	// gave up) or HoldTimeout passes, and closes the connection without
+	// an answer: a crash between the commit and the client recording it.
+	// HeldCollectionRequests counts the requests being held.
+	CommitThenHoldNext int
+	// HoldTimeout bounds a CommitThenHoldNext hold (0 = 30 s).
+	HoldTimeout time.Duration
 	// AllOrNoneStatus400 answers an allOrNone rollback with 400 instead of
 	// 200 (the array is the same; collections contract §6 item 4 switch).
 	AllOrNoneStatus400 bool
@@ -122,6 +132,40 @@ func takeFault(n *int) bool {
 	}
 	return false
 }
+
+// takeCommitFaultsLocked draws the commit-then-fail switches of one
+// request: answer 500, drop the connection, or hold the answer (for how
+// long). s.mu must be held.
+func (s *Server) takeCommitFaultsLocked() (commit5xx, commitDrop bool, hold time.Duration) {
+	cf := &s.collFaults
+	switch {
+	case takeFault(&cf.CommitThen5xxNext):
+		return true, false, 0
+	case takeFault(&cf.CommitThenDropNext):
+		return false, true, 0
+	case takeFault(&cf.CommitThenHoldNext):
+		return false, false, cmp.Or(cf.HoldTimeout, 30*time.Second)
+	}
+	return false, false, 0
+}
+
+// holdAnswer waits, after a request committed, until its client goes away
+// or d passes (CommitThenHoldNext).
+func (s *Server) holdAnswer(r *http.Request, d time.Duration) {
+	s.held.Add(1)
+	defer s.held.Add(-1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+	case <-s.ctx.Done():
+	case <-t.C:
+	}
+}
+
+// HeldCollectionRequests returns how many collection requests are being
+// held after their commit (CollectionFaults.CommitThenHoldNext).
+func (s *Server) HeldCollectionRequests() int { return int(s.held.Load()) }
 
 // handleCollectionWrite serves create (insert), update and upsert. For
 // upsert, obj and extID are the path's object and external id field.
@@ -203,10 +247,7 @@ func (s *Server) handleCollectionWrite(w http.ResponseWriter, r *http.Request, o
 			"An unexpected error occurred (emulator fault injection, before processing)")
 		return
 	}
-	commit5xx, commitDrop := takeFault(&cf.CommitThen5xxNext), false
-	if !commit5xx {
-		commitDrop = takeFault(&cf.CommitThenDropNext)
-	}
+	commit5xx, commitDrop, hold := s.takeCommitFaultsLocked()
 	status400 := cf.AllOrNoneStatus400
 	var snap *storeSnapshot
 	if allOrNone {
@@ -227,6 +268,10 @@ func (s *Server) handleCollectionWrite(w http.ResponseWriter, r *http.Request, o
 	s.notifyLocked()
 	s.mu.Unlock()
 
+	if hold > 0 {
+		s.holdAnswer(r, hold)
+		commitDrop = true
+	}
 	if commitDrop && dropConnection(w) {
 		return
 	}
@@ -546,10 +591,7 @@ func (s *Server) handleCollectionDelete(w http.ResponseWriter, r *http.Request) 
 			"An unexpected error occurred (emulator fault injection, before processing)")
 		return
 	}
-	commit5xx, commitDrop := takeFault(&cf.CommitThen5xxNext), false
-	if !commit5xx {
-		commitDrop = takeFault(&cf.CommitThenDropNext)
-	}
+	commit5xx, commitDrop, hold := s.takeCommitFaultsLocked()
 	status400 := cf.AllOrNoneStatus400
 	rows := make([]collRow, len(ids))
 	for i, id := range ids {
@@ -589,6 +631,10 @@ func (s *Server) handleCollectionDelete(w http.ResponseWriter, r *http.Request) 
 	}
 	s.notifyLocked()
 	s.mu.Unlock()
+	if hold > 0 {
+		s.holdAnswer(r, hold)
+		commitDrop = true
+	}
 	if commitDrop && dropConnection(w) {
 		return
 	}

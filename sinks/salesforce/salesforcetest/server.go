@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	kgzip "github.com/klauspost/compress/gzip"
@@ -49,6 +50,7 @@ type Server struct {
 	closed        bool
 	faults        Faults
 	collFaults    CollectionFaults // collections.go
+	held          atomic.Int64     // collection answers being held (collections.go)
 	rng           *mrand.Rand
 	store         map[string]*objStore
 	jobs          map[string]*job // 15-char id → job
