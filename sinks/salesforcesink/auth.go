@@ -4,19 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"path/filepath"
 
-	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 )
-
-func newAuth(ctx context.Context, env *pipeline.Env, o *Options) (*salesforce.Auth, error) {
-	a := o.Auth
-	if a.PrivateKeyFile != "" && !filepath.IsAbs(a.PrivateKeyFile) && env.BaseDir != "" {
-		a.PrivateKeyFile = filepath.Join(env.BaseDir, a.PrivateKeyFile)
-	}
-	return NewAuth(ctx, a, o.InstanceURL, nil)
-}
 
 // NewAuth starts the auth flow that a selects (see AuthOptions) against
 // instanceURL, with hc as HTTP client (nil: the default). An empty LoginURL

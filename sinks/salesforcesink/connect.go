@@ -31,33 +31,49 @@ func Connect(ctx context.Context, env *pipeline.Env, c Connection, log *slog.Log
 	if copts.APIVersion == "" {
 		copts.APIVersion = DefaultAPIVersion
 	}
+	auth, inst, err := dial(ctx, env, c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to %s: %w", c.InstanceURL, err)
+	}
 	done := func() {}
-	var auth *salesforce.Auth
-	var err error
-	if _, _, ok := instanceOpener(c.InstanceURL); ok || c.InstanceURL == EmulatorURL {
-		var inst *Instance
-		if inst, err = openInstance(ctx, c.InstanceURL); err != nil {
-			return nil, nil, err
-		}
+	if inst != nil {
+		copts.HTTPClient = inst.HTTPClient
 		if inst.Close != nil {
 			done = inst.Close
 		}
-		copts.HTTPClient = inst.HTTPClient
-		auth, err = salesforce.StaticToken(inst.URL, inst.AccessToken)
-	} else {
-		a := c.Auth
-		if a.PrivateKeyFile != "" && !filepath.IsAbs(a.PrivateKeyFile) && env != nil && env.BaseDir != "" {
-			a.PrivateKeyFile = filepath.Join(env.BaseDir, a.PrivateKeyFile)
-		}
-		auth, err = NewAuth(ctx, a, c.InstanceURL, nil)
 	}
-	var client *salesforce.Client
-	if err == nil {
-		client, err = salesforce.NewClient(ctx, auth, copts)
-	}
+	client, err := salesforce.NewClient(ctx, auth, copts)
 	if err != nil {
 		done()
 		return nil, nil, fmt.Errorf("connect to %s: %w", c.InstanceURL, err)
 	}
 	return client, done, nil
+}
+
+// dial turns c into credentials: an instance_url of a registered opener
+// ("emulator:") starts that instance (returned, to be closed by the
+// caller) and uses its token; any other goes through NewAuth, with a
+// relative private_key_file resolved against env.BaseDir. It is the one
+// place the sink and Connect do this.
+func dial(ctx context.Context, env *pipeline.Env, c Connection) (*salesforce.Auth, *Instance, error) {
+	if _, _, ok := instanceOpener(c.InstanceURL); ok || c.InstanceURL == EmulatorURL {
+		inst, err := openInstance(ctx, c.InstanceURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		auth, err := salesforce.StaticToken(inst.URL, inst.AccessToken)
+		if err != nil {
+			if inst.Close != nil {
+				inst.Close()
+			}
+			return nil, nil, err
+		}
+		return auth, inst, nil
+	}
+	a := c.Auth
+	if a.PrivateKeyFile != "" && !filepath.IsAbs(a.PrivateKeyFile) && env != nil && env.BaseDir != "" {
+		a.PrivateKeyFile = filepath.Join(env.BaseDir, a.PrivateKeyFile)
+	}
+	auth, err := NewAuth(ctx, a, c.InstanceURL, nil)
+	return auth, nil, err
 }

@@ -112,11 +112,6 @@ func (s *Sink) noteAfter(ctx context.Context, c *chunk, rec ledgerRecord) {
 
 // newJob loads the chunk in a new job.
 func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int) ([]int, error) {
-	req := salesforce.CreateJobRequest{Object: s.opts.Object, Operation: s.op, ColumnDelimiter: s.delim,
-		LineEnding: s.opts.lineEnding(), AssignmentRuleID: s.opts.AssignmentRuleID}
-	if s.op == salesforce.OpUpsert {
-		req.ExternalIDFieldName = s.opts.ExternalIDField
-	}
 	if g := s.gate(); g != nil {
 		// A resumed run: earlier batches must be found unchanged first.
 		if err := g.wait(ctx, c.batch); err != nil {
@@ -130,38 +125,12 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 	for try := 1; ; try++ {
 		start := time.Now()
 		stat := JobStat{Object: s.opts.Object, Operation: string(s.op), Attempt: attempt, Rows: len(c.rows), Bytes: c.bytes}
-		if s.limitHit.Load() {
-			s.failRows(st, c.rows, "REQUEST_LIMIT_EXCEEDED", "", "not sent: Salesforce refused earlier requests with REQUEST_LIMIT_EXCEEDED "+
-				"(the org's API request limit); resume later with `%s`", s.resumeHint())
+		if !s.mayCreateJob(st, c) {
 			return nil, nil
 		}
-		if s.overBudget() {
-			s.failRows(st, c.rows, CodeAPIBudget, "", "not loaded: the daily API request allowance is below min_api_remaining %d; resume later with `%s`",
-				s.opts.MinAPIRemaining, s.resumeHint())
-			return nil, nil
-		}
-		if err := s.note(ctx, c, ledgerRecord{State: stCreating}); err != nil {
-			return nil, err
-		}
-		// The client retries the create (RepeatableCreate: a lost answer
-		// leaves at worst an empty Open job, never processed).
-		info, err := s.client.CreateJob(ctx, req)
-		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				s.failRows(st, c.rows, CodeCancelled, "", "not loaded: the run was cancelled")
-				return nil, nil
-			case !salesforce.IsDefiniteRefusal(err) && !errors.Is(err, salesforce.ErrInvalidSession):
-				if errors.Is(err, salesforce.ErrRequestLimit) {
-					s.limitHit.Store(true) // no request more: it would be refused too
-				}
-				code := failureCode(err)
-				s.log.Error("salesforce sink: could not create a job", "rows", len(c.rows), "code", code, "err", err)
-				s.failRows(st, c.rows, code, "", "not loaded: no job could be created: %v", err)
-				s.noteCreateFailure(code, len(c.rows), err)
-				return nil, nil
-			}
-			return nil, fmt.Errorf("salesforce sink: %w", err)
+		info, err := s.createJob(ctx, st, c)
+		if info == nil {
+			return nil, err // err nil: the rows are settled
 		}
 		stat.ID, stat.State = info.ID, string(info.State)
 		s.mu.Lock()
@@ -178,43 +147,113 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 			}
 			return nil, err
 		}
-		body, err := c.body()
-		if err == nil {
-			err = s.client.UploadJobData(ctx, info.ID, body)
+		locked, retry, err := s.uploadJob(ctx, st, c, &stat, start, try)
+		if !retry {
+			return locked, err
 		}
-		if err != nil {
-			ai, aerr := s.abort(ctx, &stat)
-			if aerr == nil && ai.State.Terminal() && ai.State != salesforce.StateAborted {
-				// The job ran after all: settle it from its results.
-				stat.Error = err.Error()
-				return s.collectAndRecord(ctx, st, c, &stat, ai, start)
-			}
-			if aerr == nil && ai.State == salesforce.StateAborted {
-				s.noteAfter(ctx, c, ledgerRecord{State: stAborted, Job: info.ID})
-			}
-			stat.Error, stat.Duration = err.Error(), time.Since(start)
-			s.record(stat)
-			switch {
-			case ctx.Err() != nil:
-				s.failRows(st, c.rows, CodeCancelled, info.ID, "not loaded: the run was cancelled before the upload completed")
-				return nil, nil
-			case !salesforce.IsDefiniteRefusal(err):
-				if try < maxUploadTries {
-					s.log.Warn("salesforce sink: upload failed; aborted the job and retrying the rows in a new job",
-						"job", info.ID, "try", try, "err", err)
-					continue
-				}
-				if errors.Is(err, salesforce.ErrInvalidSession) {
-					return nil, fmt.Errorf("salesforce sink: authentication keeps failing: %w", err)
-				}
-				s.failRows(st, c.rows, failureCode(err), info.ID, "not loaded: upload failed %d times (the job was aborted): %v", try, err)
-				return nil, nil
-			}
-			return nil, fmt.Errorf("salesforce sink: %w", err)
-		}
-		s.noteAfter(ctx, c, ledgerRecord{State: stUploaded, Job: info.ID})
-		return s.finishJob(ctx, st, c, &stat, start)
 	}
+}
+
+// jobRequest is the create request of the sink's ingest jobs.
+func (s *Sink) jobRequest() salesforce.CreateJobRequest {
+	req := salesforce.CreateJobRequest{Object: s.opts.Object, Operation: s.op, ColumnDelimiter: s.delim,
+		LineEnding: s.opts.lineEnding(), AssignmentRuleID: s.opts.AssignmentRuleID}
+	if s.op == salesforce.OpUpsert {
+		req.ExternalIDFieldName = s.opts.ExternalIDField
+	}
+	return req
+}
+
+// mayCreateJob reports whether a job may be created for the chunk; when
+// Salesforce refused requests for the org's API limit, or the allowance is
+// below min_api_remaining, it fails the chunk's rows (resumable) instead.
+func (s *Sink) mayCreateJob(st *batchState, c *chunk) bool {
+	if s.limitHit.Load() {
+		s.failRows(st, c.rows, "REQUEST_LIMIT_EXCEEDED", "", "not sent: Salesforce refused earlier requests with REQUEST_LIMIT_EXCEEDED "+
+			"(the org's API request limit); resume later with `%s`", s.resumeHint())
+		return false
+	}
+	if s.overBudget() {
+		s.failRows(st, c.rows, CodeAPIBudget, "", "not loaded: the daily API request allowance is below min_api_remaining %d; resume later with `%s`",
+			s.opts.MinAPIRemaining, s.resumeHint())
+		return false
+	}
+	return true
+}
+
+// createJob records the create in the ledger and creates the job. A nil
+// job comes with the error that fails the batch, or none when the chunk's
+// rows were failed (cancelled, or no job could be created).
+func (s *Sink) createJob(ctx context.Context, st *batchState, c *chunk) (*salesforce.JobInfo, error) {
+	if err := s.note(ctx, c, ledgerRecord{State: stCreating}); err != nil {
+		return nil, err
+	}
+	// The client retries the create (RepeatableCreate: a lost answer
+	// leaves at worst an empty Open job, never processed).
+	info, err := s.client.CreateJob(ctx, s.jobRequest())
+	switch {
+	case err == nil:
+		return info, nil
+	case ctx.Err() != nil:
+		s.failRows(st, c.rows, CodeCancelled, "", "not loaded: the run was cancelled")
+		return nil, nil
+	case !salesforce.IsDefiniteRefusal(err) && !errors.Is(err, salesforce.ErrInvalidSession):
+		if errors.Is(err, salesforce.ErrRequestLimit) {
+			s.limitHit.Store(true) // no request more: it would be refused too
+		}
+		code := failureCode(err)
+		s.log.Error("salesforce sink: could not create a job", "rows", len(c.rows), "code", code, "err", err)
+		s.failRows(st, c.rows, code, "", "not loaded: no job could be created: %v", err)
+		s.noteCreateFailure(code, len(c.rows), err)
+		return nil, nil
+	}
+	return nil, fmt.Errorf("salesforce sink: %w", err)
+}
+
+// uploadJob uploads the chunk to the open job stat names and finishes it.
+// When the upload fails the job is aborted (or, if it ran after all,
+// settled from its results); retry is true when the rows should go again
+// in a new job (try of maxUploadTries).
+func (s *Sink) uploadJob(ctx context.Context, st *batchState, c *chunk, stat *JobStat, start time.Time, try int) (locked []int, retry bool, err error) {
+	body, err := c.body()
+	if err == nil {
+		err = s.client.UploadJobData(ctx, stat.ID, body)
+	}
+	if err == nil {
+		s.noteAfter(ctx, c, ledgerRecord{State: stUploaded, Job: stat.ID})
+		locked, err = s.finishJob(ctx, st, c, stat, start)
+		return locked, false, err
+	}
+	id := stat.ID
+	ai, aerr := s.abort(ctx, stat)
+	if aerr == nil && ai.State.Terminal() && ai.State != salesforce.StateAborted {
+		// The job ran after all: settle it from its results.
+		stat.Error = err.Error()
+		locked, err = s.collectAndRecord(ctx, st, c, stat, ai, start)
+		return locked, false, err
+	}
+	if aerr == nil && ai.State == salesforce.StateAborted {
+		s.noteAfter(ctx, c, ledgerRecord{State: stAborted, Job: id})
+	}
+	stat.Error, stat.Duration = err.Error(), time.Since(start)
+	s.record(*stat)
+	switch {
+	case ctx.Err() != nil:
+		s.failRows(st, c.rows, CodeCancelled, id, "not loaded: the run was cancelled before the upload completed")
+		return nil, false, nil
+	case !salesforce.IsDefiniteRefusal(err):
+		if try < maxUploadTries {
+			s.log.Warn("salesforce sink: upload failed; aborted the job and retrying the rows in a new job",
+				"job", id, "try", try, "err", err)
+			return nil, true, nil
+		}
+		if errors.Is(err, salesforce.ErrInvalidSession) {
+			return nil, false, fmt.Errorf("salesforce sink: authentication keeps failing: %w", err)
+		}
+		s.failRows(st, c.rows, failureCode(err), id, "not loaded: upload failed %d times (the job was aborted): %v", try, err)
+		return nil, false, nil
+	}
+	return nil, false, fmt.Errorf("salesforce sink: %w", err)
 }
 
 // finishJob closes an uploaded job, waits for it and settles its rows.
