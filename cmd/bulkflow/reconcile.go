@@ -194,6 +194,15 @@ func applyReconcile(ctx context.Context, mode syncer.Reconcile, plan *pipeline.P
 		fmt.Fprintf(stderr, "bulkflow: --reconcile: pipeline %s has no sync stage (a salesforce sink with sync: {mode: changed, seed: salesforce})\n", g.Name)
 		return exitUsage, true
 	}
+	for _, s := range g.Stages {
+		if s.Sync != nil && s.Sync.Seed == "" {
+			fmt.Fprintf(stderr, "bulkflow: %s: stage %q: --reconcile needs seed: salesforce in the sync block: drift is found by comparing "+
+				"the manifest's hashes with the records' normalised values, and only a seeded sync hashes so. Add seed: salesforce "+
+				"(the next run sends once the rows whose normalised text differs), then reconcile; nothing was read or sent\n", s.Sync.Pos, s.Name)
+			plan.Close()
+			return exitUsage, true
+		}
+	}
 	if mode == syncer.ReconcileFix {
 		opts.Syncers = func(ctx context.Context, stage *pipeline.StageSpec, in *pipeline.Schema) (pipeline.Syncer, error) {
 			return syncer.Open(ctx, st, env, stage, in, syncerOptions(env, stage, syncer.ReconcileFix))

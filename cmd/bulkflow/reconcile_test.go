@@ -320,7 +320,8 @@ func reconcileLog(t *testing.T, loc string) map[string]string {
 }
 
 // TestReconcileNeedsSeed: --reconcile on a sync without seed: salesforce
-// is refused before anything is read or sent.
+// is refused (exit 2) before anything is read or sent, and a bad
+// --reconcile value is a usage error.
 func TestReconcileNeedsSeed(t *testing.T) {
 	srv := salesforcetest.NewServer(nil)
 	defer srv.Close()
@@ -329,8 +330,16 @@ func TestReconcileNeedsSeed(t *testing.T) {
 	if code, _ := runReport(t, "p.yaml"); code != exitOK {
 		t.Fatalf("first run: exit %d", code)
 	}
-	code, rep, out := runArgs(t, "p.yaml", "--reconcile")
-	if code != exitFailed || rep.Status != pipeline.StatusFailed || !strings.Contains(out, "needs seed: salesforce") {
-		t.Fatalf("exit %d status %s\n%s", code, rep.Status, out)
+	_, _, jobs := syncSent(t, srv, 0)
+	for _, mode := range []string{"--reconcile", "--reconcile=fix"} {
+		var stdout, stderr bytes.Buffer
+		code := runRun(context.Background(), []string{"p.yaml", mode, "--progress", "none"}, &stdout, &stderr)
+		if _, _, n := syncSent(t, srv, jobs); code != exitUsage || n != jobs || !strings.Contains(stderr.String(), "needs seed: salesforce") {
+			t.Fatalf("%s: exit %d, %d jobs after %d\n%s", mode, code, n, jobs, stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runRun(context.Background(), []string{"p.yaml", "--reconcile=maybe"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--reconcile=fix") {
+		t.Fatalf("--reconcile=maybe: exit %d\n%s", code, stderr.String())
 	}
 }

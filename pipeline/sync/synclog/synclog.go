@@ -59,10 +59,12 @@ import (
 type Record struct {
 	// Key is the sync key value (e.g. the External_Id__c of the row).
 	Key string
-	// Operation is what was sent: "insert", "update", "upsert" or "delete".
+	// Operation is what was sent: "insert", "update", "upsert" or "delete";
+	// "reconcile" for a key `bulkflow run --reconcile` found drifted.
 	Operation string
 	// Outcome is what came of it: "loaded", "failed", "deleted",
-	// "delete_failed" or "skipped".
+	// "delete_failed" or "skipped"; for "reconcile" the drift,
+	// "changed_in_salesforce" or "missing_in_salesforce".
 	Outcome string
 	// SalesforceID is the record's Salesforce ID, "" when unknown (written
 	// as null).
