@@ -13,6 +13,7 @@
 //	bulkflow bench [--rows N] [--runs N] [--json] [--only a,b,c,d]
 //	bulkflow plugins
 //	bulkflow schema [--out FILE]
+//	bulkflow init --from SAMPLE.csv|SAMPLE.parquet [--object Account] > my.yaml
 //	bulkflow jobs list|show|results|abort|delete|create [flags]
 //	bulkflow emulator [--addr 127.0.0.1:8484] [flags]
 //	bulkflow version
@@ -65,6 +66,7 @@ func commands() []command {
 		{"serve", "run scheduled pipelines with a status page, manual triggers and Prometheus metrics", runServe},
 		{"bench", "measure bulkflow on generated data against an encoding/csv baseline (plan from CSV and Parquet, a full run on the emulator)", runBench},
 		{"plugins", "list the registered sources, transforms and sinks", runPlugins},
+		{"init", "write a commented starter pipeline (CSV or Parquet -> map -> Salesforce) from a sample file's header", runInit},
 		{"schema", "write the JSON Schema of pipeline files (for editor completion and checks; see pipelines/bulkflow.schema.json)", runSchema},
 		{"jobs", "inspect and manage Bulk API 2.0 ingest jobs (list, show, results, abort, delete, create)", jobs.Run},
 		{"query", "run a SOQL query as a Bulk API 2.0 query job and write its results as CSV (stdout or --out)", runQuery},
