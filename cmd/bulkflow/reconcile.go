@@ -245,8 +245,8 @@ func reconcileReport(ctx context.Context, st *state.Store, plan *pipeline.Plan, 
 		rep.Sync[s.Name] = sum
 		r := sum.Reconcile
 		drifted += r.Drifted()
-		fmt.Fprintf(stderr, "bulkflow: reconcile %s: %d records read, %d in sync, %d changed in Salesforce, %d missing in Salesforce, %d not synced by this pipeline\n",
-			s.Name, r.Read, r.InSync, r.Changed, r.Missing, r.NotSynced)
+		fmt.Fprintf(stderr, "bulkflow: reconcile %s: %d records read, %d in sync, %d changed in Salesforce, %d missing in Salesforce, %d not synced by this pipeline, %d pending (failed last run, sent again next run)\n",
+			s.Name, r.Read, r.InSync, r.Changed, r.Missing, r.NotSynced, r.Pending)
 		if len(r.Examples) > 0 {
 			more := ""
 			if int64(len(r.Examples)) < r.Drifted() {

@@ -280,6 +280,18 @@ func TestSyncSeedAndReconcile(t *testing.T) {
 	if r := syncSummary(t, rep).Reconcile; code != exitOK || r == nil || r.Drifted() != 0 || r.InSync != seedRecords || !strings.Contains(out, "no drift") {
 		t.Fatalf("--reconcile after the fix: exit %d, %+v\n%s", code, r, out)
 	}
+
+	// A change Salesforce refuses leaves its key unsynced: reconcile
+	// counts it as pending, not as drift.
+	src := strings.Replace(seedSourceCSV(differs), seedKey(10)+",Account 10,", seedKey(10)+","+strings.Repeat("x", 300)+",", 1)
+	writeFiles(t, map[string]string{"data/accounts.csv": src})
+	if code, rep, out = runArgs(t, "p.yaml"); code != exitPartial || rep.Counts.DeadLettered != 1 {
+		t.Fatalf("run with a refused row: exit %d, counts %+v\n%s", code, rep.Counts, out)
+	}
+	code, rep, out = runArgs(t, "p.yaml", "--reconcile")
+	if r := syncSummary(t, rep).Reconcile; code != exitOK || r == nil || r.Drifted() != 0 || r.Pending != 1 || r.InSync != seedRecords-1 {
+		t.Fatalf("--reconcile with a pending key: exit %d, %+v\n%s", code, r, out)
+	}
 }
 
 // reconcileLog reads a sync log and returns the outcome of each

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/sync/changes"
@@ -160,6 +161,9 @@ type Report struct {
 	// NotSynced counts records whose key the manifest does not hold (made
 	// by someone else, or by a run that failed before committing).
 	NotSynced int64 `json:"not_synced"`
+	// Pending counts keys whose last change failed to load (unsynced in
+	// the manifest): not drift, the next run sends them again anyway.
+	Pending int64 `json:"pending"`
 	// NoKey and Unreadable count records left out (see Snapshot).
 	NoKey      int64 `json:"no_key,omitempty"`
 	Unreadable int64 `json:"unreadable,omitempty"`
@@ -178,7 +182,9 @@ const MaxExamples = 20
 func (r *Report) Drifted() int64 { return r.Changed + r.Missing }
 
 // Reconcile compares the snapshot with the manifest old (the last sync's)
-// key by key and calls drift for every drifted key, in key order. When fix
+// key by key and calls drift for every drifted key, in key order. A key
+// whose last change failed to load (unsynced) is pending, not drift:
+// the next run sends it whatever Salesforce holds. When fix
 // is not nil it also writes there the manifest a fixing run diffs
 // against: changed keys are marked unsynced (the run sends their rows
 // again whatever the data), missing keys are left out (the run sends them
@@ -199,7 +205,35 @@ func (s *Snapshot) Reconcile(ctx context.Context, old *changes.Manifest, drift f
 		}
 		return nil
 	}
+	// The unsynced keys, read alongside the diff (both in key order).
+	nextUnsynced, stop := iter.Pull2(old.Unsynced(ctx))
+	defer stop()
+	var pendKey string
+	var pendErr error
+	pendOK := true
+	advance := func() { pendKey, pendErr, pendOK = nextUnsynced() }
+	advance()
+	pending := func(key string) (bool, error) {
+		for pendOK && pendErr == nil && pendKey < key {
+			advance()
+		}
+		if pendOK && pendErr != nil {
+			return false, pendErr
+		}
+		return pendOK && pendKey == key, nil
+	}
 	_, err := s.d.Diff(ctx, old, func(op changes.Op, key string, row pipeline.Row, _ pipeline.Origin, oldID string) error {
+		if op == changes.OpChanged || op == changes.OpMissing {
+			if p, err := pending(key); err != nil {
+				return err
+			} else if p {
+				rep.Pending++
+				if op == changes.OpMissing && fix != nil { // sent again as new
+					return s.d.Outcome(key, changes.OpMissing, true, "")
+				}
+				return nil
+			}
+		}
 		switch op {
 		case changes.OpUnchanged:
 			rep.InSync++
