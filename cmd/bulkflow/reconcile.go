@@ -119,13 +119,19 @@ func containsFold(names []string, s string) bool {
 }
 
 // syncerOptions returns the syncer options of sync stage stage: the
-// target object of a salesforce sink as its Remote.
+// target object of a salesforce sink as its Remote (also when `bulkflow
+// plan` swapped the sink for its plan sink: a seeded first run's plan
+// reads the object too, with one query job).
 func syncerOptions(env *pipeline.Env, stage *pipeline.StageSpec, mode syncer.Reconcile) syncer.Options {
 	o := syncer.Options{Reconcile: mode}
 	if stage == nil {
 		return o
 	}
-	if so, ok := stage.Options.(*salesforcesink.Options); ok {
+	opts := stage.Options
+	if po, ok := opts.(*planStageOptions); ok {
+		opts = po.Planner
+	}
+	if so, ok := opts.(*salesforcesink.Options); ok {
 		o.Remote = &sfRemote{env: env, opts: so}
 	}
 	return o

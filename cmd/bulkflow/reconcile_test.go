@@ -294,6 +294,43 @@ func TestSyncSeedAndReconcile(t *testing.T) {
 	}
 }
 
+// TestPlanSeededSync: `bulkflow plan` of a seeded sync's first run plans
+// only the rows whose values differ from the records, and commits nothing.
+func TestPlanSeededSync(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	const n = 50
+	var b strings.Builder
+	b.WriteString("id,name,revenue,active,stamp,rating\n")
+	for i := range n {
+		if _, err := srv.AddRecord("Account", seedSalesforceRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("Account %d", i)
+		if i%10 == 3 {
+			name = "Renamed"
+		}
+		fmt.Fprintf(&b, "%s,%s,%d.50,%v,2024-03-01T10:%02d:00.123456+01:00,hot\n", seedKey(i), name, 1000+i, i%2 == 0, i%60)
+	}
+	writeFiles(t, map[string]string{"p.yaml": seedPipeline(srv), "data/accounts.csv": b.String()})
+	var stdout, stderr bytes.Buffer
+	if code := runPlan(context.Background(), []string{"p.yaml", "--out", "planned", "--report", "plan.json"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("plan exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	pr := readPlanReport(t, "plan.json")
+	rows := 0
+	for _, j := range pr.Stages[0].Jobs {
+		rows += j.Rows
+	}
+	if rows != n/10 {
+		t.Fatalf("plan of the seeded first run: %d rows planned, want %d\n%s", rows, n/10, stdout.String())
+	}
+	if _, err := os.Stat("state/accounts-seeded/sync/load.manifest"); !os.IsNotExist(err) {
+		t.Fatalf("plan wrote a manifest: %v", err)
+	}
+}
+
 // reconcileLog reads a sync log and returns the outcome of each
 // reconcile record by key.
 func reconcileLog(t *testing.T, loc string) map[string]string {
