@@ -24,6 +24,14 @@ type matcher struct {
 	unmatched int
 	seed      maphash.Seed
 	first     int // no row before position first of c.rows is unused
+	// next is the position in c.rows after the row the last in-order
+	// match took: after a gap (rows whose results are in another file,
+	// such as rejected rows while the successful results are read), the
+	// next result is usually a few rows on (see ahead).
+	next int
+	// distinct caches, per column-set signature, whether the chunk's rows
+	// all differ in those columns (see ahead).
+	distinct map[string]bool
 }
 
 func newMatcher(s *Sink, st *batchState, c *chunk) *matcher {
@@ -114,6 +122,10 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 			}
 			if m.first < len(m.c.rows) && echoes(m.st.cells[m.c.rows[m.first]], row.Values, mine, theirs) {
 				i = m.c.rows[m.first]
+				m.next = m.first + 1
+			} else if p := m.ahead(sig, row.Values, mine, theirs); p >= 0 {
+				i = m.c.rows[p]
+				m.next = p + 1
 			} else {
 				for p, k := range mine {
 					vals[k] = row.Values[theirs[p]]
@@ -140,6 +152,71 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 		}
 		each(i, row)
 	}
+}
+
+// aheadRows is how many unused rows after the last in-order match ahead
+// tries before the hash index.
+const aheadRows = 8
+
+// ahead returns the position of the first of the next aheadRows unused
+// rows from m.next whose cells the result's values echo, or -1. Results
+// come in upload order, but a file of successful results skips the
+// rejected rows (and the failed results skip the loaded ones): without
+// ahead, every result after the first gap missed the in-order check and
+// was hashed, and the chunk's hash index built (issue 23: with 4.5 % of
+// rows rejected, the matcher's time doubled). A row found ahead is the
+// one take would return only if no unused row before it has the same
+// cells: ahead answers only when the chunk's rows all differ in the
+// echoed columns, where a row that echoes the result is the only one.
+func (m *matcher) ahead(sig string, values []string, mine, theirs []int) int {
+	rows := m.c.rows
+	p := max(m.next, m.first)
+	if p >= len(rows) || !m.allDistinct(sig, mine) {
+		return -1
+	}
+	for tried := 0; p < len(rows) && tried < aheadRows; p++ {
+		if m.used[rows[p]] {
+			continue
+		}
+		if echoes(m.st.cells[rows[p]], values, mine, theirs) {
+			return p
+		}
+		tried++
+	}
+	return -1
+}
+
+// allDistinct reports whether no two rows of the chunk have the same
+// cells at cols: true when one of the first few columns holds a different
+// value in every row (usually the first, an external id), false when none
+// is found (ahead then leaves the rows to the hash index). The answer is
+// cached per column-set signature.
+func (m *matcher) allDistinct(sig string, cols []int) bool {
+	if d, ok := m.distinct[sig]; ok {
+		return d
+	}
+	if m.distinct == nil {
+		m.distinct = map[string]bool{}
+	}
+	d := false
+	seen := make(map[string]struct{}, len(m.c.rows))
+	for _, k := range cols[:min(len(cols), 3)] {
+		clear(seen)
+		d = true
+		for _, i := range m.c.rows {
+			v := m.st.cells[i][k]
+			if _, dup := seen[v]; dup {
+				d = false
+				break
+			}
+			seen[v] = struct{}{}
+		}
+		if d {
+			break
+		}
+	}
+	m.distinct[sig] = d
+	return d
 }
 
 // cellIndex finds the rows of a chunk by the hash of some of their cells:
