@@ -331,6 +331,66 @@ func TestPlanSeededSync(t *testing.T) {
 	}
 }
 
+// TestSeedMirrorDeletesNothing: a seeded mirror (delete_missing) never
+// deletes records whose keys its first run did not see — bulkflow did not
+// load them — and later runs delete only keys it synced. Records without
+// a key are left out of the seed.
+func TestSeedMirrorDeletesNothing(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	for i := range 20 {
+		if _, err := srv.AddRecord("Account", seedSalesforceRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 { // made by someone else, without a key
+		if _, err := srv.AddRecord("Account", map[string]string{"Name": fmt.Sprintf("Keyless %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	source := func(keys ...int) string {
+		var b strings.Builder
+		b.WriteString("id,name,revenue,active,stamp,rating\n")
+		for _, i := range keys {
+			fmt.Fprintf(&b, "%s,Account %d,%d.50,%v,2024-03-01T10:%02d:00.123456+01:00,hot\n", seedKey(i), i, 1000+i, i%2 == 0, i%60)
+		}
+		return b.String()
+	}
+	var keys []int
+	for i := range 15 {
+		keys = append(keys, i)
+	}
+	keys = append(keys, 100, 101) // new
+	p := strings.Replace(seedPipeline(srv), "seed: salesforce,", `seed: salesforce, delete_missing: true, max_deletes: "1",`, 1)
+	writeFiles(t, map[string]string{"p.yaml": p, "data/accounts.csv": source(keys...)})
+	code, rep, out := runArgs(t, "p.yaml")
+	up, del, jobs := syncSent(t, srv, 0)
+	s := syncSummary(t, rep)
+	if code != exitOK || strings.Join(up, ",") != seedKey(100)+","+seedKey(101) || del != 0 || s.Deleted != 0 || s.ManifestAfter != 17 ||
+		s.Seed == nil || s.Seed.Records != 23 || s.Seed.NoKey != 3 || s.Seed.Keys != 20 {
+		t.Fatalf("seeded mirror run: exit %d, sent %v, deleted %d, summary %+v seed %+v\n%s", code, up, del, s, s.Seed, out)
+	}
+	if n := len(srv.Records("Account")); n != 25 {
+		t.Fatalf("%d records after the seeded run, want 25", n)
+	}
+	// The next run deletes nothing either; dropping one synced key deletes
+	// exactly that record.
+	if code, _, out = runArgs(t, "p.yaml"); code != exitOK {
+		t.Fatalf("second run: exit %d\n%s", code, out)
+	}
+	if up, del, jobs = syncSent(t, srv, jobs); len(up) != 0 || del != 0 {
+		t.Fatalf("second run sent %v and deleted %d", up, del)
+	}
+	writeFiles(t, map[string]string{"data/accounts.csv": source(keys[1:]...)})
+	if code, _, out = runArgs(t, "p.yaml"); code != exitOK {
+		t.Fatalf("third run: exit %d\n%s", code, out)
+	}
+	if up, del, _ = syncSent(t, srv, jobs); len(up) != 0 || del != 1 || len(srv.DeletedRecords("Account")) != 1 || srv.DeletedRecords("Account")[0]["External_Id__c"] != seedKey(0) {
+		t.Fatalf("third run sent %v and deleted %d: %v", up, del, srv.DeletedRecords("Account"))
+	}
+}
+
 // reconcileLog reads a sync log and returns the outcome of each
 // reconcile record by key.
 func reconcileLog(t *testing.T, loc string) map[string]string {
