@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,10 +18,14 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/redact"
 )
 
-// Dead-letter columns appended to each dead-lettered row, in this order.
-// A dead-letter file is a CSV whose header is the stage's input columns
-// followed by these, so it reads back as a CSV source without edits.
-var DeadLetterColumns = []string{"_stage", "_error_code", "_error", "_error_field", "_retryable", "_ref", "_origin", "_run_id", "_raw"}
+// deadLetterColumns are appended to each dead-lettered row, in this order.
+var deadLetterColumns = []string{"_stage", "_error_code", "_error", "_error_field", "_retryable", "_ref", "_origin", "_run_id", "_raw"}
+
+// DeadLetterColumns returns the columns appended to each dead-lettered row,
+// in order (a new slice each call). A dead-letter file is a CSV whose
+// header is the stage's input columns followed by these, so it reads back
+// as a CSV source without edits.
+func DeadLetterColumns() []string { return slices.Clone(deadLetterColumns) }
 
 // DeadLetterOpener opens the sink a stage's dead letters are written to: a
 // CSV object at loc with the given schema. cmd/bulkflow passes the file
@@ -74,7 +79,7 @@ func (d *deadLetters) file(stage string, in *Schema) *dlFile {
 		f.loc = blobio.Join(d.prefix, d.runID, fmt.Sprintf("attempt-%d", d.attempt), safeName(stage)+".csv")
 	}
 	isMeta := map[string]bool{}
-	for _, c := range DeadLetterColumns {
+	for _, c := range deadLetterColumns {
 		isMeta[c] = true
 	}
 	var fields []Field
@@ -84,7 +89,7 @@ func (d *deadLetters) file(stage string, in *Schema) *dlFile {
 			fields = append(fields, Field{Name: fl.Name, Type: fl.Type})
 		}
 	}
-	for _, c := range DeadLetterColumns {
+	for _, c := range deadLetterColumns {
 		fields = append(fields, Field{Name: c, Type: TypeString})
 	}
 	f.schema, f.openErr = NewSchema(fields...)

@@ -24,8 +24,8 @@ type Watermark struct {
 // WatermarkVersion is the Watermark format this build writes and reads.
 const WatermarkVersion = 1
 
-// WatermarkKey is the state document key of a source stage's watermark.
-func WatermarkKey(stage string) string { return "watermark." + stage }
+// watermarkKey is the state document key of a source stage's watermark.
+func watermarkKey(stage string) string { return "watermark." + stage }
 
 // cursorType reports whether values of t can be ordered as a cursor.
 func cursorType(t Type) bool {
@@ -130,7 +130,7 @@ func openCursor(ctx context.Context, st StateStore, s *planStage) (*cursor, erro
 		return nil, err
 	}
 	c := &cursor{stage: s.spec.Name, name: s.spec.Incremental.Cursor, field: i, typ: s.out.Field(i).Type}
-	found, err := st.Get(ctx, WatermarkKey(s.spec.Name), &c.old)
+	found, err := st.Get(ctx, watermarkKey(s.spec.Name), &c.old)
 	if err != nil {
 		return nil, fmt.Errorf("stage %q: read the incremental watermark: %w", s.spec.Name, err)
 	}
@@ -143,11 +143,11 @@ func openCursor(ctx context.Context, st StateStore, s *planStage) (*cursor, erro
 	}
 	if c.old.Field != s.spec.Incremental.Cursor || c.old.Type != c.typ.String() {
 		return nil, &ConfigError{Pos: s.spec.Incremental.Pos, Msg: fmt.Sprintf("stage %q: the committed watermark is for cursor %q (%s), not %q (%s); to start over from the beginning, delete the state document %q",
-			s.spec.Name, c.old.Field, c.old.Type, s.spec.Incremental.Cursor, c.typ, WatermarkKey(s.spec.Name))}
+			s.spec.Name, c.old.Field, c.old.Type, s.spec.Incremental.Cursor, c.typ, watermarkKey(s.spec.Name))}
 	}
 	if c.after, err = parseCursor(c.typ, c.old.Value); err != nil {
 		return nil, fmt.Errorf("stage %q: the committed watermark %q does not parse as %s (the state is corrupt; delete the state document %q to start over): %w",
-			s.spec.Name, c.old.Value, c.typ, WatermarkKey(s.spec.Name), err)
+			s.spec.Name, c.old.Value, c.typ, watermarkKey(s.spec.Name), err)
 	}
 	if p, ok := s.source.(CursorPusher); ok {
 		p.PushCursor(s.spec.Incremental.Cursor, c.after)
@@ -189,7 +189,7 @@ func (c *cursor) commit(ctx context.Context, st StateStore, runID string, now ti
 		return nil
 	}
 	wm := Watermark{Version: WatermarkVersion, Field: c.name, Type: c.typ.String(), Value: Text(c.max), RunID: runID, At: now.UTC()}
-	if err := st.Put(ctx, WatermarkKey(c.stage), wm); err != nil {
+	if err := st.Put(ctx, watermarkKey(c.stage), wm); err != nil {
 		return fmt.Errorf("stage %q: commit the incremental watermark: %w", c.stage, err)
 	}
 	return nil

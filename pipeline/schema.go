@@ -83,15 +83,6 @@ func MustSchema(fields ...Field) *Schema {
 	return s
 }
 
-// StringSchema returns a schema of string fields with the given names.
-func StringSchema(names ...string) (*Schema, error) {
-	fs := make([]Field, len(names))
-	for i, n := range names {
-		fs[i] = Field{Name: n, Type: TypeString}
-	}
-	return NewSchema(fs...)
-}
-
 // Len returns the number of fields.
 func (s *Schema) Len() int { return len(s.fields) }
 

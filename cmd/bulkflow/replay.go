@@ -293,9 +293,10 @@ func replayHeader(ctx context.Context, dlLoc blobio.Location, dlURL string) (sum
 	if err != nil {
 		return "", nil, exitFailed, fmt.Errorf("read %s: %w", dlURL, err)
 	}
-	n := len(pipeline.DeadLetterColumns)
-	if len(header) < n || !slices.Equal(header[len(header)-n:], pipeline.DeadLetterColumns) {
-		return "", nil, exitUsage, fmt.Errorf("%s is not a dead-letter file: its header does not end with %s", dlURL, strings.Join(pipeline.DeadLetterColumns, ","))
+	dlc := pipeline.DeadLetterColumns()
+	n := len(dlc)
+	if len(header) < n || !slices.Equal(header[len(header)-n:], dlc) {
+		return "", nil, exitUsage, fmt.Errorf("%s is not a dead-letter file: its header does not end with %s", dlURL, strings.Join(dlc, ","))
 	}
 	return sum, header[:len(header)-n], exitOK, nil
 }
@@ -716,8 +717,9 @@ func (t *replaySelect) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
 		return nil, errors.New("not a dead-letter file: no _error_code and _error columns")
 	}
 	var fields []pipeline.Field
+	dlc := pipeline.DeadLetterColumns()
 	for i, f := range in.Fields() {
-		if !slices.Contains(pipeline.DeadLetterColumns, f.Name) {
+		if !slices.Contains(dlc, f.Name) {
 			t.keep = append(t.keep, i)
 			fields = append(fields, f)
 		}

@@ -22,7 +22,11 @@ type fixtureSource struct {
 }
 
 func (s *fixtureSource) Schema(ctx context.Context) (*pipeline.Schema, error) {
-	return pipeline.StringSchema(s.objs[0].Header...)
+	fields := make([]pipeline.Field, len(s.objs[0].Header))
+	for i, n := range s.objs[0].Header {
+		fields[i] = pipeline.Field{Name: n, Type: pipeline.TypeString}
+	}
+	return pipeline.NewSchema(fields...)
 }
 
 func (s *fixtureSource) Read(ctx context.Context) (*pipeline.Batch, error) {
