@@ -85,6 +85,7 @@ func TestOverrideFlags(t *testing.T) {
 		{[]string{"validate", "--offline", "pipelines/accounts-to-csv.yaml", "--instance-url", "https://acme.my.salesforce.com"}, exitUsage, `--instance-url: the pipeline has no salesforce sink`},
 		{[]string{"validate", "--offline", "pipelines/quickstart.yaml", "--set", "load.concurrency=3", "--set", "map.Name=upper(company)"}, exitOK, `pipeline "quickstart" is valid`},
 		{[]string{"validate", "--offline", "pipelines/quickstart.yaml", "--set", "map.Name=upper(compnay)"}, exitUsage, `--set map.Name: map field "Name": unknown name "compnay" (did you mean "company"?)`},
+		{[]string{"plan", "pipelines/quickstart.yaml", "--set", "laod.concurrency=2"}, exitUsage, `--set laod.concurrency: the pipeline has no stage "laod" (did you mean "load"?)`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := realMain(tc.args, &stdout, &stderr)

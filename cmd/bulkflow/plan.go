@@ -131,6 +131,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	writeFiles := fs.Bool("write-files", false, "let the pipeline's other sinks (csv, jsonl, ...) write their outputs for real; by default they only count the rows they would write")
 	var cf jobs.Conn // connection for the /limits check
 	cf.RegisterFlags(fs, false)
+	var ov overrideFlags // --set (--instance-url is the /limits connection's here)
+	ov.register(fs, false)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, planUsage)
 		fs.PrintDefaults()
@@ -145,7 +147,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	explicitConn := cf.Explicit()
 
-	g, err := config.LoadFile(file, pipeline.DefaultRegistry())
+	g, err := config.LoadFileWith(file, pipeline.DefaultRegistry(), ov.options())
 	if err != nil {
 		printConfigErr(stderr, err)
 		return exitUsage
