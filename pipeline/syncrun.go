@@ -80,101 +80,135 @@ func (r *runner) spool(s *planStage, sy Syncer, b *Batch) {
 // stopping (or the diff refuses, e.g. past max_deletes), every spooled row
 // is drained into the dead letter instead.
 func (r *runner) syncDiff(s *planStage, sink Sink, sy Syncer, add func(Row, Origin, SyncOp), flush func()) {
-	var drops []Drop
-	settle := func(force bool) {
-		if len(drops) > 0 && (force || len(drops) >= syncBatchRows) {
-			r.settle(s, s.in, drops)
-			drops = nil
-		}
-	}
-	var stopErr error
-	drain := func(row Row, origin Origin) {
-		code, cause := r.drainCode(), context.Cause(r.workCtx)
-		if stopErr != nil {
-			code, cause = CodeAborted, stopErr
-		}
-		drops = append(drops, Drop{Row: row, Origin: origin, Err: &RowError{Code: code, Retryable: true, Err: fmt.Errorf("not sent: %w", cause)}})
-		settle(false)
-	}
-	type del struct{ key, id string }
-	var dels []del
-	deleter, _ := sink.(Deleter)
-	sendDeletes := func() {
-		if len(dels) == 0 {
-			return
-		}
-		ids := make([]string, len(dels))
-		for i, d := range dels {
-			ids[i] = d.id
-		}
-		errs, err := deleter.Delete(r.workCtx, ids)
-		for i, d := range dels {
-			e := err
-			if e == nil && i < len(errs) {
-				e = errs[i]
-			}
-			sy.Outcome(SyncMissing, nil, d.key, "", e)
-		}
-		dels = dels[:0]
-	}
-	passed := 0 // rows handed to emit or drop by the first Diff
-	emit := func(op SyncOp, row Row, origin Origin) error {
-		passed++
-		switch {
-		case r.workCtx.Err() != nil || stopErr != nil:
-			drain(row, origin)
-		case op == SyncUnchanged:
-			drops = append(drops, Drop{Row: row, Origin: origin})
-			settle(false)
-		default:
-			add(row, origin, op)
-		}
-		return nil
-	}
-	drop := func(row Row, origin Origin, err error) error {
-		passed++
-		drops = append(drops, Drop{Row: row, Origin: origin, Err: err})
-		settle(false)
-		return nil
-	}
-	onDelete := func(key, id string) error {
-		if r.workCtx.Err() != nil || stopErr != nil || deleter == nil {
-			return nil
-		}
-		dels = append(dels, del{key, id})
-		if len(dels) >= syncBatchRows {
-			sendDeletes()
-		}
-		return nil
-	}
+	d := &syncDiffer{r: r, s: s, sy: sy, add: add}
+	d.deleter, _ = sink.(Deleter)
 	if r.workCtx.Err() != nil {
-		stopErr = context.Cause(r.workCtx)
+		d.stopErr = context.Cause(r.workCtx)
 	}
-	if err := sy.Diff(r.workCtx, emit, drop, onDelete); err != nil {
+	if err := sy.Diff(r.workCtx, d.emit, d.drop, d.onDelete); err != nil {
 		if r.workCtx.Err() == nil {
 			r.fail(fmt.Errorf("stage %q: sync: %w", s.spec.Name, err))
 		}
-		stopErr = err
-		// Rows spooled but never passed on must still be accounted for:
-		// walk the spool once more (the order is the same every time) and
-		// drain the rows after the first `passed`.
-		seen := 0
-		rest := func(row Row, origin Origin) {
-			if seen++; seen > passed {
-				drain(row, origin)
-			}
-		}
-		if derr := sy.Diff(context.WithoutCancel(r.workCtx), func(_ SyncOp, row Row, origin Origin) error { rest(row, origin); return nil },
-			func(row Row, origin Origin, _ error) error { rest(row, origin); return nil },
-			func(string, string) error { return nil }); derr != nil {
-			r.fail(fmt.Errorf("stage %q: sync: drain the spool: %w", s.spec.Name, derr))
-		}
+		d.stopErr = err
+		d.drainRest()
 	}
-	if r.workCtx.Err() == nil && stopErr == nil {
-		sendDeletes()
+	if r.workCtx.Err() == nil && d.stopErr == nil {
+		d.sendDeletes()
 	}
-	settle(true)
+	d.settle(true)
 	flush()
+}
+
+// syncDiffer is one syncDiff: the drops not settled yet, the deletes not
+// sent yet, why the run stops (rows after it are drained), and how many
+// rows the first Diff passed on.
+type syncDiffer struct {
+	r       *runner
+	s       *planStage
+	sy      Syncer
+	add     func(Row, Origin, SyncOp)
+	deleter Deleter // nil when the sink cannot delete
+	drops   []Drop
+	dels    []syncDelete
+	stopErr error
+	passed  int // rows handed to emit or drop by the first Diff
+}
+
+// syncDelete is a missing key and the record id to delete.
+type syncDelete struct{ key, id string }
+
+// settle settles the drops gathered so far once there are a batch's worth,
+// or whatever there is when force.
+func (d *syncDiffer) settle(force bool) {
+	if len(d.drops) > 0 && (force || len(d.drops) >= syncBatchRows) {
+		d.r.settle(d.s, d.s.in, d.drops)
+		d.drops = nil
+	}
+}
+
+// drain dead-letters a row that will not be sent because the run stops.
+func (d *syncDiffer) drain(row Row, origin Origin) {
+	code, cause := d.r.drainCode(), context.Cause(d.r.workCtx)
+	if d.stopErr != nil {
+		code, cause = CodeAborted, d.stopErr
+	}
+	d.drops = append(d.drops, Drop{Row: row, Origin: origin, Err: &RowError{Code: code, Retryable: true, Err: fmt.Errorf("not sent: %w", cause)}})
+	d.settle(false)
+}
+
+// sendDeletes deletes the gathered missing keys' records and reports each
+// outcome to the syncer.
+func (d *syncDiffer) sendDeletes() {
+	if len(d.dels) == 0 {
+		return
+	}
+	ids := make([]string, len(d.dels))
+	for i, del := range d.dels {
+		ids[i] = del.id
+	}
+	errs, err := d.deleter.Delete(d.r.workCtx, ids)
+	for i, del := range d.dels {
+		e := err
+		if e == nil && i < len(errs) {
+			e = errs[i]
+		}
+		d.sy.Outcome(SyncMissing, nil, del.key, "", e)
+	}
+	d.dels = d.dels[:0]
+}
+
+// emit passes a new or changed row to the sink and filters an unchanged
+// one; when the run stops it drains the row instead.
+func (d *syncDiffer) emit(op SyncOp, row Row, origin Origin) error {
+	d.passed++
+	switch {
+	case d.r.workCtx.Err() != nil || d.stopErr != nil:
+		d.drain(row, origin)
+	case op == SyncUnchanged:
+		d.drops = append(d.drops, Drop{Row: row, Origin: origin})
+		d.settle(false)
+	default:
+		d.add(row, origin, op)
+	}
+	return nil
+}
+
+// drop dead-letters a row the syncer refused (a duplicate key).
+func (d *syncDiffer) drop(row Row, origin Origin, err error) error {
+	d.passed++
+	d.drops = append(d.drops, Drop{Row: row, Origin: origin, Err: err})
+	d.settle(false)
+	return nil
+}
+
+// onDelete gathers a missing key for deletion, in batches, unless the run
+// stops or the sink cannot delete.
+func (d *syncDiffer) onDelete(key, id string) error {
+	if d.r.workCtx.Err() != nil || d.stopErr != nil || d.deleter == nil {
+		return nil
+	}
+	d.dels = append(d.dels, syncDelete{key, id})
+	if len(d.dels) >= syncBatchRows {
+		d.sendDeletes()
+	}
+	return nil
+}
+
+// drainRest accounts for the rows spooled but never passed on after the
+// diff failed: it walks the spool once more (the order is the same every
+// time) and drains the rows after the first d.passed.
+func (d *syncDiffer) drainRest() {
+	seen := 0
+	rest := func(row Row, origin Origin) {
+		if seen++; seen > d.passed {
+			d.drain(row, origin)
+		}
+	}
+	if err := d.sy.Diff(context.WithoutCancel(d.r.workCtx), func(_ SyncOp, row Row, origin Origin) error { rest(row, origin); return nil },
+		func(row Row, origin Origin, _ error) error { rest(row, origin); return nil },
+		func(string, string) error { return nil }); err != nil {
+		d.r.fail(fmt.Errorf("stage %q: sync: drain the spool: %w", d.s.spec.Name, err))
+	}
 }
 
 // syncOutcomes tells the syncer what happened to each row of a written
