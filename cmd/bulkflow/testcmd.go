@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
-	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/pipetest"
 )
 
@@ -55,16 +55,25 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, testUsage)
 		fs.PrintDefaults()
 	}
-	path, err := parseInterspersed(fs, args)
-	if err != nil {
-		return flagExit(err)
-	}
-	if path == "" {
-		if fs.NArg() > 0 || len(args) > 0 && hasPositional(fs) {
-			fs.Usage()
-			return exitUsage
+	var paths []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return flagExit(err)
 		}
-		path = "."
+		if fs.NArg() == 0 {
+			break
+		}
+		paths = append(paths, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	path := "."
+	switch len(paths) {
+	case 0:
+	case 1:
+		path = paths[0]
+	default:
+		fmt.Fprintf(stderr, "bulkflow test: one FILE or DIR, not %d (%s)\n", len(paths), strings.Join(paths, " "))
+		return exitUsage
 	}
 	files, err := pipetest.Find(path)
 	if err != nil {
@@ -104,10 +113,6 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	return code
 }
-
-// hasPositional reports whether the flag set saw more than one argument
-// that is not a flag (parseInterspersed returns "" then).
-func hasPositional(fs *flag.FlagSet) bool { return fs.NArg() > 0 }
 
 func writeTestText(w io.Writer, results []pipetest.Result) {
 	passed := 0
@@ -213,5 +218,3 @@ func writeJUnit(path string, results []pipetest.Result) error {
 	}
 	return nil
 }
-
-var _ = pipeline.KindSource

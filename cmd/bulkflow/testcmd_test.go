@@ -78,9 +78,10 @@ func TestBulkflowTestBadFile(t *testing.T) {
 		{"cmd/bulkflow/testdata/pipetest-bad", `stage "mpa" is not in the pipeline (did you mean "map"?)`},
 		{"cmd/bulkflow/testdata/no-such-dir", "cannot read cmd/bulkflow/testdata/no-such-dir"},
 		{"pipelines/pg-accounts-sync.yaml", "has no tests"},
+		{"pipelines/ cmd/bulkflow/testdata/pipetest", "one FILE or DIR, not 2"},
 	} {
 		var stdout, stderr bytes.Buffer
-		if code := realMain([]string{"test", tc.path}, &stdout, &stderr); code != exitUsage {
+		if code := realMain(append([]string{"test"}, strings.Fields(tc.path)...), &stdout, &stderr); code != exitUsage {
 			t.Errorf("%s: exit %d, want %d", tc.path, code, exitUsage)
 		}
 		if !strings.Contains(stderr.String(), tc.want) {
