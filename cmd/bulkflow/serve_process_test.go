@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/serve/servetest"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
@@ -145,14 +146,14 @@ func TestServeResumesAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	const name, rows = "resume-test", resumeRows
-	scheduled := strings.Replace(string(y), "name: "+name+"\n", "name: "+name+"\nschedule: \""+serveNever+"\"\n", 1)
+	scheduled := strings.Replace(string(y), "name: "+name+"\n", "name: "+name+"\nschedule: \""+servetest.Never+"\"\n", 1)
 	if err := os.WriteFile(filepath.Join(dir, "load.yaml"), []byte(scheduled), 0o644); err != nil || scheduled == string(y) {
 		t.Fatalf("write the scheduled pipeline (%v); schedule added: %v", err, scheduled != string(y))
 	}
 
-	start := func() (*exec.Cmd, *serveSafeBuffer, string) {
+	start := func() (*exec.Cmd, *servetest.SafeBuffer, string) {
 		t.Helper()
-		stderr := &serveSafeBuffer{}
+		stderr := &servetest.SafeBuffer{}
 		cmd := exec.Command(bin, "serve", "--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0", "--grace", "30s")
 		cmd.Stderr = stderr
 		stdout, err := cmd.StdoutPipe()
@@ -173,7 +174,7 @@ func TestServeResumesAfterKill(t *testing.T) {
 	}
 
 	a, aErr, addr := start()
-	code, body := serveDo(t, "POST", "http://"+addr+"/run/"+name)
+	code, body := servetest.Do(t, "POST", "http://"+addr+"/run/"+name)
 	var started struct {
 		RunID string `json:"run_id"`
 	}
@@ -208,7 +209,8 @@ func TestServeResumesAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	le, err := st.ReadLease(context.Background())
-	if err != nil || le.Holder != fmt.Sprintf("%s:%d", localHostname(), a.Process.Pid) || !le.Expires.After(time.Now().Add(time.Minute)) {
+	host, _ := os.Hostname()
+	if err != nil || le.Holder != fmt.Sprintf("%s:%d", host, a.Process.Pid) || !le.Expires.After(time.Now().Add(time.Minute)) {
 		t.Fatalf("lease after the kill = %+v, %v; want the killed process's, valid for over a minute", le, err)
 	}
 	loadedBefore := len(srv.Records("Account"))
@@ -238,7 +240,7 @@ func TestServeResumesAfterKill(t *testing.T) {
 	}
 	took := time.Since(restarted)
 	if rec.RunID != started.RunID || rec.Trigger != "startup+resume" || rec.Status != "succeeded" ||
-		rec.Holder != fmt.Sprintf("%s:%d", localHostname(), b.Process.Pid) {
+		rec.Holder != fmt.Sprintf("%s:%d", host, b.Process.Pid) {
 		t.Fatalf("run = %+v; want %s resumed at start-up by the new process and succeeded\n%s", rec, started.RunID, bErr.String())
 	}
 	if rec.LeaseGeneration != le.Generation+1 {
@@ -256,7 +258,7 @@ func TestServeResumesAfterKill(t *testing.T) {
 		t.Errorf("emulator holds %d records of %d distinct keys; want each of %d rows once", len(recs), len(seen), rows)
 	}
 	// Nothing is left in flight, and the server takes new runs.
-	if code, body := serveDo(t, "POST", "http://"+bAddr+"/run/"+name); code != 202 {
+	if code, body := servetest.Do(t, "POST", "http://"+bAddr+"/run/"+name); code != 202 {
 		t.Errorf("POST after the resume = %d %s", code, body)
 	}
 	t.Logf("killed with %d of %d rows loaded; the restarted serve resumed run %s and finished it %.1f s after it started (lease ttl 120 s)",

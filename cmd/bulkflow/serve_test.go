@@ -4,134 +4,32 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
+	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
+
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/serve"
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/serve/servetest"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
-// serveNever is a valid schedule that never fires (February 30th), so
-// tests trigger runs themselves.
-const serveNever = "0 0 30 2 *"
+// The serve command's tests: flags, listening, TLS, the deployment
+// example and a Salesforce sync served with the real runner. The
+// scheduler, leases, status page and auth are tested in package serve.
 
-// serveSafeBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type serveSafeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *serveSafeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *serveSafeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// serveFixture writes DIR with the "people" pipeline (CSV in -> filter ->
-// map -> CSV out; 3 rows: 2 loaded, 1 filtered). sched is the YAML value of
-// its schedule: line ("" = serveNever in Europe/Berlin; "-" = no schedule).
-func serveFixture(t *testing.T, sched string) (dir, stateDir string) {
-	t.Helper()
-	root := t.TempDir()
-	dir = filepath.Join(root, "pipelines")
-	stateDir = filepath.Join(root, "state") + "/"
-	data := filepath.ToSlash(filepath.Join(root, "data"))
-	for _, d := range []string{dir, data} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write := func(path, content string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(filepath.Join(data, "people.csv"), "id,name,status\n1,ada,active\n2,bob,deleted\n3,cy,active\n")
-	if sched == "" {
-		sched = `{cron: "` + serveNever + `", timezone: Europe/Berlin}`
-	}
-	schedLine := "schedule: " + sched + "\n"
-	if sched == "-" {
-		schedLine = ""
-	}
-	write(filepath.Join(dir, "people.yaml"), `name: people
-`+schedLine+`dead_letter: `+data+`/dead-letter/
-stages:
-  - name: read
-    source: {type: csv, url: `+data+`/people.csv}
-  - name: live
-    inputs: [read]
-    filter: 'status != "deleted"'
-  - name: map
-    inputs: [live]
-    map:
-      Id: id
-      Name: upper(name)
-  - name: write
-    inputs: [map]
-    sink: {type: csv, url: `+data+`/out/people.csv}
-`)
-	return dir, stateDir
-}
-
-// serveTestServer builds a server on the fixture with hooks reporting
-// finished runs on the returned channel.
-func serveTestServer(t *testing.T, dir, stateDir string) (*server, <-chan state.RunRecord, *serveSafeBuffer) {
-	t.Helper()
-	return serveTestServerWith(t, serveOptions{Dir: dir, State: stateDir, Grace: time.Minute})
-}
-
-// serveTestServerWith is serveTestServer with options.
-func serveTestServerWith(t *testing.T, o serveOptions) (*server, <-chan state.RunRecord, *serveSafeBuffer) {
-	t.Helper()
-	stderr := &serveSafeBuffer{}
-	s, err := newServer(context.Background(), o, stderr)
-	if err != nil {
-		t.Fatalf("newServer: %v", err)
-	}
-	done := make(chan state.RunRecord, 4)
-	s.runDone = func(name string, rec state.RunRecord) { done <- rec }
-	// No run is left at the end of a passing test; after a failing one,
-	// cancel at once.
-	t.Cleanup(func() { s.shutdown(0) })
-	return s, done, stderr
-}
-
-func serveDo(t *testing.T, method, url string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
+// serveWait waits for a run reported by serve.Options.RunDone.
 func serveWait(t *testing.T, ch <-chan state.RunRecord) state.RunRecord {
 	t.Helper()
 	select {
@@ -143,343 +41,15 @@ func serveWait(t *testing.T, ch <-chan state.RunRecord) state.RunRecord {
 	}
 }
 
-func TestServeManualRunRecordedAndShown(t *testing.T) {
-	dir, stateDir := serveFixture(t, "")
-	s, done, stderr := serveTestServer(t, dir, stateDir)
-	ts := httptest.NewServer(newServeHandler(s))
-	defer ts.Close()
-
-	code, body := serveDo(t, "POST", ts.URL+"/run/people")
-	if code != http.StatusAccepted {
-		t.Fatalf("POST /run/people = %d %s", code, body)
-	}
-	var started struct {
-		RunID string `json:"run_id"`
-	}
-	if err := json.Unmarshal([]byte(body), &started); err != nil || started.RunID == "" {
-		t.Fatalf("POST body %q: %v", body, err)
-	}
-	rec := serveWait(t, done)
-	if rec.RunID != started.RunID || rec.Status != pipeline.StatusSucceeded || rec.Trigger != "manual" {
-		t.Fatalf("run = %+v\nstderr:\n%s", rec, stderr.String())
-	}
-	if c := rec.Counts; c.Read != 3 || c.Loaded != 2 || c.Filtered != 1 || c.DeadLettered != 0 {
-		t.Errorf("counts = %+v", c)
-	}
-
-	// The state store has the run, its report, and no lease left behind.
-	st, err := state.Open(context.Background(), stateDir, "people")
-	if err != nil {
-		t.Fatal(err)
-	}
-	runs, err := st.Runs(context.Background(), 10)
-	if err != nil || len(runs) != 1 || runs[0].RunID != rec.RunID {
-		t.Fatalf("state runs = %+v, %v", runs, err)
-	}
-	if want := filepath.Join(stateDir, "people", "reports", rec.RunID+".json"); runs[0].ReportURL != want {
-		t.Errorf("report url = %q, want %q", runs[0].ReportURL, want)
-	}
-	if le, err := st.ReadLease(context.Background()); err != nil || le.Holder != "" {
-		t.Errorf("lease after run = %+v, %v; want released", le, err)
-	}
-	out, err := os.ReadFile(filepath.Join(filepath.Dir(filepath.Dir(stateDir)), "data", "out", "people.csv"))
-	if err != nil || !strings.Contains(string(out), "ADA") || strings.Contains(string(out), "BOB") {
-		t.Errorf("sink output = %q, %v", out, err)
-	}
-
-	// The status page shows it, with a working link to the report.
-	code, page := serveDo(t, "GET", ts.URL+"/")
-	if code != 200 {
-		t.Fatalf("GET / = %d", code)
-	}
-	link := "/reports/people/" + rec.RunID + ".json"
-	for _, want := range []string{"people", "CRON_TZ=Europe/Berlin " + serveNever, rec.RunID, `class="succeeded"`, `href="` + link + `"`} {
-		if !strings.Contains(page, want) {
-			t.Errorf("status page lacks %q:\n%s", want, page)
-		}
-	}
-	code, rep := serveDo(t, "GET", ts.URL+link)
-	if code != 200 || !strings.Contains(rep, `"run_id": "`+rec.RunID+`"`) {
-		t.Errorf("GET %s = %d %s", link, code, rep)
-	}
-	if code, _ := serveDo(t, "GET", ts.URL+"/reports/people/nosuchrun.json"); code != 404 {
-		t.Errorf("missing report = %d, want 404", code)
-	}
-
-	// Metrics count rows by outcome.
-	code, metrics := serveDo(t, "GET", ts.URL+"/metrics")
-	if code != 200 {
-		t.Fatalf("GET /metrics = %d", code)
-	}
-	for _, want := range []string{
-		`bulkflow_rows_total{outcome="loaded",pipeline="people"} 2`,
-		`bulkflow_rows_total{outcome="filtered",pipeline="people"} 1`,
-		`bulkflow_rows_total{outcome="dead_lettered",pipeline="people"} 0`,
-		`bulkflow_runs_total{pipeline="people",status="succeeded"} 1`,
-		`bulkflow_run_duration_seconds_count{pipeline="people"} 1`,
-		`bulkflow_running{pipeline="people"} 0`,
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %q:\n%s", want, metrics)
-		}
-	}
-
-	if code, _ := serveDo(t, "POST", ts.URL+"/run/nosuch"); code != http.StatusNotFound {
-		t.Errorf("POST /run/nosuch = %d, want 404", code)
-	}
-	if code, body := serveDo(t, "GET", ts.URL+"/healthz"); code != 200 || body != "ok\n" {
-		t.Errorf("/healthz = %d %q", code, body)
-	}
-}
-
-func TestServeConcurrentTriggerConflicts(t *testing.T) {
-	dir, stateDir := serveFixture(t, "")
-	s, done, _ := serveTestServer(t, dir, stateDir)
-	started := make(chan string, 1)
-	release := make(chan struct{})
-	s.runStarted = func(ctx context.Context, name, runID string) {
-		started <- runID
-		select {
-		case <-release:
-		case <-ctx.Done(): // only when the test failed early
-		}
-	}
-	ts := httptest.NewServer(newServeHandler(s))
-	defer ts.Close()
-
-	if code, body := serveDo(t, "POST", ts.URL+"/run/people"); code != http.StatusAccepted {
-		t.Fatalf("first POST = %d %s", code, body)
-	}
-	runID := <-started
-	code, body := serveDo(t, "POST", ts.URL+"/run/people")
-	if code != http.StatusConflict || !strings.Contains(body, runID) {
-		t.Errorf("second POST = %d %s; want 409 naming %s", code, body, runID)
-	}
-	// The scheduled trigger is refused the same way.
-	if _, err := s.trigger("people", "schedule"); err == nil {
-		t.Error("scheduled trigger during a run succeeded")
-	}
-	if _, m := serveDo(t, "GET", ts.URL+"/metrics"); !strings.Contains(m, `bulkflow_running{pipeline="people"} 1`) {
-		t.Errorf("metrics while running:\n%s", m)
-	}
-	if _, page := serveDo(t, "GET", ts.URL+"/"); !strings.Contains(page, "running</strong> "+runID) {
-		t.Errorf("status page does not show the running run:\n%s", page)
-	}
-	close(release)
-	if rec := serveWait(t, done); rec.RunID != runID || rec.Status != pipeline.StatusSucceeded {
-		t.Fatalf("run = %+v", rec)
-	}
-	// Free again once finished.
-	if code, body := serveDo(t, "POST", ts.URL+"/run/people"); code != http.StatusAccepted {
-		t.Fatalf("POST after the run = %d %s", code, body)
-	}
-	<-started
-	serveWait(t, done)
-}
-
-// TestServeLeaseHeldElsewhere: another process holding the pipeline's lease
-// blocks runs here, until it expires or is released.
-func TestServeLeaseHeldElsewhere(t *testing.T) {
-	dir, stateDir := serveFixture(t, "")
-	s, done, _ := serveTestServer(t, dir, stateDir)
-	ts := httptest.NewServer(newServeHandler(s))
-	defer ts.Close()
-	ctx := context.Background()
-	other, err := state.Open(ctx, stateDir, "people")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := other.AcquireLease(ctx, "otherhost:42", time.Hour); !ok || err != nil {
-		t.Fatalf("acquire = %v, %v", ok, err)
-	}
-	code, body := serveDo(t, "POST", ts.URL+"/run/people")
-	if code != http.StatusConflict || !strings.Contains(body, "otherhost:42") {
-		t.Errorf("POST with the lease held elsewhere = %d %s", code, body)
-	}
-	if err := other.ReleaseLease(ctx, "otherhost:42"); err != nil {
-		t.Fatal(err)
-	}
-	if code, body := serveDo(t, "POST", ts.URL+"/run/people"); code != http.StatusAccepted {
-		t.Fatalf("POST after release = %d %s", code, body)
-	}
-	serveWait(t, done)
-}
-
-// TestServeScheduledJob runs the cron entry's job by hand: the scheduled
-// path without waiting for a clock.
-func TestServeScheduledJob(t *testing.T) {
-	dir, stateDir := serveFixture(t, "")
-	s, done, _ := serveTestServer(t, dir, stateDir)
-	entries := s.cron.Entries()
-	if len(entries) != 1 {
-		t.Fatalf("cron entries = %d, want 1", len(entries))
-	}
-	entries[0].WrappedJob.Run()
-	rec := serveWait(t, done)
-	if rec.Trigger != "schedule" || rec.Status != pipeline.StatusSucceeded {
-		t.Errorf("scheduled run = %+v", rec)
-	}
-}
-
-// TestServeShutdown: shutdown stops new runs, lets a running one go on
-// through the grace period, then cancels it; leases are released.
-func TestServeShutdown(t *testing.T) {
-	t.Run("run finishes within grace", func(t *testing.T) {
-		dir, stateDir := serveFixture(t, "")
-		s, done, _ := serveTestServer(t, dir, stateDir)
-		started := make(chan struct{})
-		release := make(chan struct{})
-		s.runStarted = func(ctx context.Context, name, runID string) {
-			close(started)
-			select {
-			case <-release:
-			case <-ctx.Done():
-			}
-			if ctx.Err() != nil {
-				t.Error("run context cancelled within the grace period")
-			}
-		}
-		ts := httptest.NewServer(newServeHandler(s))
-		defer ts.Close()
-		if _, err := s.trigger("people", "manual"); err != nil {
-			t.Fatal(err)
-		}
-		<-started
-		stopped := make(chan struct{})
-		go func() { s.shutdown(time.Hour); close(stopped) }()
-		select {
-		case <-stopped:
-			t.Fatal("shutdown returned while a run was going on")
-		default:
-		}
-		close(release)
-		rec := serveWait(t, done)
-		<-stopped
-		if rec.Status != pipeline.StatusSucceeded {
-			t.Errorf("run = %+v", rec)
-		}
-		if code, _ := serveDo(t, "POST", ts.URL+"/run/people"); code != http.StatusServiceUnavailable {
-			t.Errorf("POST after shutdown = %d, want 503", code)
-		}
-		if code, _ := serveDo(t, "GET", ts.URL+"/healthz"); code != http.StatusServiceUnavailable {
-			t.Errorf("/healthz after shutdown = %d, want 503", code)
-		}
-	})
-	t.Run("grace over cancels the run", func(t *testing.T) {
-		dir, stateDir := serveFixture(t, "")
-		s, done, _ := serveTestServer(t, dir, stateDir)
-		started := make(chan struct{})
-		s.runStarted = func(ctx context.Context, name, runID string) {
-			close(started)
-			<-ctx.Done() // only the end of the grace period cancels it
-		}
-		if _, err := s.trigger("people", "manual"); err != nil {
-			t.Fatal(err)
-		}
-		<-started
-		s.shutdown(time.Millisecond)
-		rec := serveWait(t, done)
-		if rec.Status != pipeline.StatusCancelled || len(rec.Errors) == 0 {
-			t.Errorf("cancelled run = %+v", rec)
-		}
-		st, _ := state.Open(context.Background(), stateDir, "people")
-		if le, err := st.ReadLease(context.Background()); err != nil || le.Holder != "" {
-			t.Errorf("lease after shutdown = %+v, %v", le, err)
-		}
-		if runs, err := st.Runs(context.Background(), 0); err != nil || len(runs) != 1 {
-			t.Errorf("runs = %+v, %v; want the cancelled run recorded", runs, err)
-		}
-	})
-}
-
-func TestServeRefusesToStart(t *testing.T) {
-	tests := []struct {
-		name, sched string
-		extra       string // another file in DIR: "broken" or ""
-		want        []string
-	}{
-		{"bad cron", `"*/15 * * *"`, "", []string{"people.yaml:2:", "*/15 * * *", "does not parse"}},
-		{"bad cron field", `"61 * * * *"`, "", []string{"people.yaml:2:", "61"}},
-		{"bad timezone", `{cron: "0 * * * *", timezone: Mars/Olympus}`, "", []string{"people.yaml:2:", "Mars/Olympus"}},
-		{"bad CRON_TZ", `"CRON_TZ=Mars/Olympus 0 * * * *"`, "", []string{"people.yaml:2:", "Mars/Olympus"}},
-		{"CRON_TZ without fields", `"CRON_TZ=UTC"`, "", []string{"people.yaml:2:", "no fields"}},
-		{"two time zones", `{cron: "CRON_TZ=UTC 0 * * * *", timezone: UTC}`, "", []string{"not both"}},
-		{"empty schedule", `{timezone: UTC}`, "", []string{"people.yaml:2:", "schedule is empty"}},
-		{"unknown key", `{cron: "0 * * * *", timezon: UTC}`, "", []string{"people.yaml:2:", "timezon", `did you mean "timezone"`}},
-		{"nothing scheduled", "-", "", []string{"no pipeline file has a schedule"}},
-		{"invalid pipeline", "", "broken", []string{"broken.yaml: invalid pipeline", "nosuchstage"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			dir, stateDir := serveFixture(t, tc.sched)
-			if tc.extra == "broken" {
-				os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte("name: broken\nstages:\n  - name: read\n    source: {type: csv, url: nowhere.csv}\n  - name: write\n    inputs: [nosuchstage]\n    sink: {type: csv, url: out.csv}\n"), 0o644)
-			}
-			var stdout, stderr bytes.Buffer
-			code := runServe(context.Background(), []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"}, &stdout, &stderr)
-			if code != exitUsage {
-				t.Fatalf("exit = %d, want %d; stderr:\n%s", code, exitUsage, stderr.String())
-			}
-			for _, w := range append(tc.want, "refusing to start") {
-				if !strings.Contains(stderr.String(), w) {
-					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
-				}
-			}
-			t.Log(stderr.String())
-			if stdout.Len() != 0 {
-				t.Errorf("stdout = %q; want nothing (not listening)", stdout.String())
-			}
-		})
-	}
-	t.Run("empty directory", func(t *testing.T) {
-		var stdout, stderr bytes.Buffer
-		code := runServe(context.Background(), []string{"--pipelines", t.TempDir()}, &stdout, &stderr)
-		if code != exitUsage || !strings.Contains(stderr.String(), "no pipeline file has a schedule") {
-			t.Errorf("exit = %d, stderr:\n%s", code, stderr.String())
-		}
-	})
-	t.Run("non-loopback addr", func(t *testing.T) {
-		dir, _ := serveFixture(t, "")
-		var stdout, stderr bytes.Buffer
-		code := runServe(context.Background(), []string{"--pipelines", dir, "--addr", "0.0.0.0:0"}, &stdout, &stderr)
-		if code != exitUsage || !strings.Contains(stderr.String(), "--allow-non-loopback") {
-			t.Errorf("exit = %d, stderr:\n%s", code, stderr.String())
-		}
-	})
-}
-
-// TestServeHandlerRefusesForeignRequests: cross-origin POSTs (a web page
-// triggering a load) and non-loopback Host headers (DNS rebinding).
-func TestServeHandlerRefusesForeignRequests(t *testing.T) {
-	dir, stateDir := serveFixture(t, "")
-	s, _, _ := serveTestServer(t, dir, stateDir)
-	h := newServeHandler(s)
-
-	req := httptest.NewRequest("POST", "http://127.0.0.1:8585/run/people", nil)
-	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	if w.Code != http.StatusForbidden {
-		t.Errorf("cross-site POST = %d, want 403", w.Code)
-	}
-
-	req = httptest.NewRequest("GET", "http://evil.example:8585/", nil)
-	w = httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	if w.Code != http.StatusMisdirectedRequest {
-		t.Errorf("GET with Host evil.example = %d, want 421", w.Code)
-	}
-}
-
 // runServeBackground runs the serve command in this process with args
 // until stop is called. It returns the base URL the command printed
 // (http://127.0.0.1:PORT or https://...), its stderr, and stop, which
 // cancels its context and returns its exit code.
-func runServeBackground(t *testing.T, args []string) (base string, stderr *serveSafeBuffer, stop func() int) {
+func runServeBackground(t *testing.T, args []string) (base string, stderr *servetest.SafeBuffer, stop func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	stderr = &serveSafeBuffer{}
+	stderr = &servetest.SafeBuffer{}
 	exit := make(chan int, 1)
 	go func() {
 		exit <- runServe(ctx, args, pw, stderr)
@@ -508,12 +78,12 @@ func runServeBackground(t *testing.T, args []string) (base string, stderr *serve
 // TestRunServeListensAndStops runs the command itself: it listens, serves,
 // and exits 0 when its context is cancelled.
 func TestRunServeListensAndStops(t *testing.T) {
-	dir, stateDir := serveFixture(t, "")
+	dir, stateDir := servetest.Fixture(t, "")
 	base, stderr, stop := runServeBackground(t, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"})
 	if !strings.HasPrefix(base, "http://") {
 		t.Errorf("address %q, want http://", base)
 	}
-	if code, body := serveDo(t, "GET", base+"/healthz"); code != 200 || body != "ok\n" {
+	if code, body := servetest.Do(t, "GET", base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
 	if code := stop(); code != exitOK {
@@ -521,35 +91,60 @@ func TestRunServeListensAndStops(t *testing.T) {
 	}
 }
 
-// TestServeResumesCrashedRun: a run left in flight by a process that died
-// is resumed under its own run id before any new run starts.
-func TestServeResumesCrashedRun(t *testing.T) {
-	dir, stateDir := serveFixture(t, "")
-	s, done, _ := serveTestServer(t, dir, stateDir)
-	p := s.pipelines["people"]
-	crashed := inflight{RunID: "20260101T000000Z-deadbeef", Holder: "other-host:42", StartedAt: time.Now().Add(-time.Hour)}
-	if err := p.store.Put(context.Background(), inflightKey, crashed); err != nil {
-		t.Fatal(err)
+func TestServeRefusesToStart(t *testing.T) {
+	tests := []struct {
+		name, sched string
+		extra       string // another file in DIR: "broken" or ""
+		want        []string
+	}{
+		{"bad cron", `"*/15 * * *"`, "", []string{"people.yaml:2:", "*/15 * * *", "does not parse"}},
+		{"bad cron field", `"61 * * * *"`, "", []string{"people.yaml:2:", "61"}},
+		{"bad timezone", `{cron: "0 * * * *", timezone: Mars/Olympus}`, "", []string{"people.yaml:2:", "Mars/Olympus"}},
+		{"bad CRON_TZ", `"CRON_TZ=Mars/Olympus 0 * * * *"`, "", []string{"people.yaml:2:", "Mars/Olympus"}},
+		{"CRON_TZ without fields", `"CRON_TZ=UTC"`, "", []string{"people.yaml:2:", "no fields"}},
+		{"two time zones", `{cron: "CRON_TZ=UTC 0 * * * *", timezone: UTC}`, "", []string{"not both"}},
+		{"empty schedule", `{timezone: UTC}`, "", []string{"people.yaml:2:", "schedule is empty"}},
+		{"unknown key", `{cron: "0 * * * *", timezon: UTC}`, "", []string{"people.yaml:2:", "timezon", `did you mean "timezone"`}},
+		{"nothing scheduled", "-", "", []string{"no pipeline file has a schedule"}},
+		{"invalid pipeline", "", "broken", []string{"broken.yaml: invalid pipeline", "nosuchstage"}},
 	}
-	id, err := s.trigger("people", "schedule")
-	if err != nil || id != crashed.RunID {
-		t.Fatalf("trigger = %q, %v; want the crashed run %s resumed", id, err, crashed.RunID)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, stateDir := servetest.Fixture(t, tc.sched)
+			if tc.extra == "broken" {
+				os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte("name: broken\nstages:\n  - name: read\n    source: {type: csv, url: nowhere.csv}\n  - name: write\n    inputs: [nosuchstage]\n    sink: {type: csv, url: out.csv}\n"), 0o644)
+			}
+			var stdout, stderr bytes.Buffer
+			code := runServe(context.Background(), []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"}, &stdout, &stderr)
+			if code != exitUsage {
+				t.Fatalf("exit = %d, want %d; stderr:\n%s", code, exitUsage, stderr.String())
+			}
+			for _, w := range append(tc.want, "refusing to start") {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+			t.Log(stderr.String())
+			if stdout.Len() != 0 {
+				t.Errorf("stdout = %q; want nothing (not listening)", stdout.String())
+			}
+		})
 	}
-	rec := serveWait(t, done)
-	if rec.RunID != crashed.RunID || rec.Trigger != "schedule+resume" || rec.Status != pipeline.StatusSucceeded {
-		t.Fatalf("resumed run = %+v", rec)
-	}
-	var in inflight
-	if found, err := p.store.Get(context.Background(), inflightKey, &in); err != nil || !found || in.RunID != "" {
-		t.Fatalf("in-flight doc after the run = %+v (found %v, %v); want cleared", in, found, err)
-	}
-	id, err = s.trigger("people", "manual")
-	if err != nil || id == crashed.RunID {
-		t.Fatalf("next trigger = %q, %v; want a new run id", id, err)
-	}
-	if rec := serveWait(t, done); rec.Trigger != "manual" {
-		t.Errorf("next run = %+v", rec)
-	}
+	t.Run("empty directory", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		code := runServe(context.Background(), []string{"--pipelines", t.TempDir()}, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), "no pipeline file has a schedule") {
+			t.Errorf("exit = %d, stderr:\n%s", code, stderr.String())
+		}
+	})
+	t.Run("non-loopback addr", func(t *testing.T) {
+		dir, _ := servetest.Fixture(t, "")
+		var stdout, stderr bytes.Buffer
+		code := runServe(context.Background(), []string{"--pipelines", dir, "--addr", "0.0.0.0:0"}, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), "--allow-non-loopback") {
+			t.Errorf("exit = %d, stderr:\n%s", code, stderr.String())
+		}
+	})
 }
 
 // TestServeSyncMetrics serves a change-detecting Salesforce sync twice and
@@ -560,36 +155,43 @@ func TestServeSyncMetrics(t *testing.T) {
 	defer srv.Close()
 	t.Chdir(t.TempDir())
 	writeFiles(t, map[string]string{
-		"pipelines/sync.yaml": strings.Replace(syncPipeline(srv, "50%"), "state: state/\n", "state: state/\nschedule: \""+serveNever+"\"\n", 1),
+		"pipelines/sync.yaml": strings.Replace(syncPipeline(srv, "50%"), "state: state/\n", "state: state/\nschedule: \""+servetest.Never+"\"\n", 1),
 		"data/accounts.csv":   syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333", "A3,Cy again,000"),
 	})
-	s, done, _ := serveTestServer(t, "pipelines", "")
-	ts := httptest.NewServer(newServeHandler(s))
+	done := make(chan state.RunRecord, 2)
+	s, err := serve.New(context.Background(), serve.Options{Dir: "pipelines", Grace: time.Minute, Runner: serveRunner{},
+		RunDone: func(name string, rec state.RunRecord) { done <- rec }}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(0) })
+	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 	for range 2 {
-		if _, err := s.trigger("accounts-sync", "manual"); err != nil {
-			t.Fatal(err)
+		if code, body := servetest.Do(t, "POST", ts.URL+"/run/accounts-sync"); code != http.StatusAccepted {
+			t.Fatalf("POST /run = %d %s", code, body)
 		}
 		if rec := serveWait(t, done); rec.Status != pipeline.StatusPartial || rec.Counts.DeadLettered != 1 {
 			t.Fatalf("run = %+v", rec)
 		}
 	}
-	// The status page links each run's dead letters, and the link serves
+	// The runs table links each run's dead letters, and the link serves
 	// the file.
-	_, page := serveDo(t, "GET", ts.URL+"/")
-	links := regexp.MustCompile(`href="(/dead-letters/accounts-sync/[^/"]+/0)">load.csv<`).FindAllStringSubmatch(page, -1)
+	_, page := servetest.Do(t, "GET", ts.URL+"/")
+	_, runsTable, _ := strings.Cut(page, `<table class="runs">`)
+	links := regexp.MustCompile(`href="(/dead-letters/accounts-sync/[^/"]+/0)">load.csv<`).FindAllStringSubmatch(runsTable, -1)
 	if len(links) != 2 {
 		t.Fatalf("status page has %d dead-letter links, want 2:\n%s", len(links), page)
 	}
-	if code, body := serveDo(t, "GET", ts.URL+links[0][1]); code != 200 || !strings.Contains(body, "duplicate_key") || !strings.Contains(body, "Cy again") {
+	if code, body := servetest.Do(t, "GET", ts.URL+links[0][1]); code != 200 || !strings.Contains(body, "duplicate_key") || !strings.Contains(body, "Cy again") {
 		t.Errorf("GET %s = %d\n%s", links[0][1], code, body)
 	}
 	for _, bad := range []string{"/dead-letters/accounts-sync/nosuchrun/0", strings.TrimSuffix(links[0][1], "0") + "7", "/dead-letters/nosuch/x/0"} {
-		if code, _ := serveDo(t, "GET", ts.URL+bad); code != 404 {
+		if code, _ := servetest.Do(t, "GET", ts.URL+bad); code != 404 {
 			t.Errorf("GET %s = %d, want 404", bad, code)
 		}
 	}
-	_, metrics := serveDo(t, "GET", ts.URL+"/metrics")
+	_, metrics := servetest.Do(t, "GET", ts.URL+"/metrics")
 	for _, want := range []string{
 		`bulkflow_salesforce_jobs_total{pipeline="accounts-sync",stage="load",state="JobComplete"} 1`,
 		`bulkflow_sync_keys_total{kind="new",pipeline="accounts-sync",stage="load"} 3`,
@@ -606,128 +208,210 @@ func TestServeSyncMetrics(t *testing.T) {
 	}
 }
 
-// TestServeFencedAfterTakeover: a run whose process is paused past its
-// lease, while another process takes the lease, records nothing when it
-// wakes up: its report, run record and in-flight update are refused by the
-// lease's fencing, and the other holder's lease stays.
-func TestServeFencedAfterTakeover(t *testing.T) {
-	dir, stateDir := serveFixture(t, "")
-	s, done, stderr := serveTestServer(t, dir, stateDir)
-	ctx := context.Background()
-	other, err := state.Open(ctx, stateDir, "people")
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.Now = func() time.Time { return time.Now().Add(time.Hour) } // sees this process's lease expired
-	s.runStarted = func(ctx context.Context, name, runID string) {
-		// This process is "paused" here; the other one takes the lease.
-		if ok, err := other.AcquireLease(ctx, "otherhost:42", time.Hour); !ok || err != nil {
-			t.Errorf("other process acquire = %v, %v", ok, err)
+// TestRunServeRefusesExposure: the command refuses to start beyond
+// loopback without tokens and TLS, before listening.
+func TestRunServeRefusesExposure(t *testing.T) {
+	dir, stateDir := servetest.Fixture(t, "")
+	tokens := servetest.WriteTokenFile(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--addr", "0.0.0.0:0"}, "pass --allow-non-loopback together with tokens"},
+		{[]string{"--addr", "0.0.0.0:0", "--allow-non-loopback"}, "needs tokens (--token-file FILE or --token-env VAR) and TLS"},
+		{[]string{"--addr", "0.0.0.0:0", "--allow-non-loopback", "--token-file", tokens}, "needs TLS"},
+		{[]string{"--addr", "127.0.0.1:0", "--tls-cert", "c.pem"}, "--tls-cert and --tls-key go together"},
+		{[]string{"--addr", "127.0.0.1:0", "--tls-cert", "nosuch.pem", "--tls-key", "nosuch.key"}, "--tls-cert nosuch.pem / --tls-key nosuch.key"},
+	} {
+		var stdout, stderr servetest.SafeBuffer
+		code := runServe(context.Background(), append([]string{"--pipelines", dir, "--state", stateDir}, c.args...), &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("serve %v: exit %d, stderr:\n%s\nwant %q", c.args, code, stderr.String(), c.want)
 		}
-	}
-	runID, err := s.trigger("people", "manual")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := serveWait(t, done)
-	if !strings.Contains(strings.Join(rec.Errors, "\n"), "lease taken over by a newer holder") {
-		t.Errorf("run errors = %q; want the fencing refusal", rec.Errors)
-	}
-	for _, want := range []string{"record run", "clear the in-flight run", "generation 2", "otherhost:42"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("log lacks %q:\n%s", want, stderr.String())
+		if stdout.String() != "" {
+			t.Errorf("serve %v listened: %q", c.args, stdout.String())
 		}
-	}
-	if runs, err := other.Runs(ctx, 0); err != nil || len(runs) != 0 {
-		t.Errorf("runs = %+v, %v; want none recorded by the fenced holder", runs, err)
-	}
-	if _, err := os.Stat(filepath.Join(stateDir, "people", "reports", runID+".json")); !os.IsNotExist(err) {
-		t.Errorf("report of the fenced run: %v; want none", err)
-	}
-	var in inflight
-	if found, err := other.Get(ctx, inflightKey, &in); err != nil || !found || in.RunID != runID {
-		t.Errorf("in-flight doc = %+v (found %v, %v); want the run still in flight for the new holder to resume", in, found, err)
-	}
-	if le, err := other.ReadLease(ctx); err != nil || le.Holder != "otherhost:42" || le.Generation != 2 {
-		t.Errorf("lease = %+v, %v; want otherhost:42's generation 2", le, err)
 	}
 }
 
-// TestServeTakesOverDeadLocalHolder: a lease held by a process of this
-// host that no longer exists is taken at once, and the run it left in
-// flight resumed; a holder on another host, or a live local process,
-// keeps its lease until it expires.
-func TestServeTakesOverDeadLocalHolder(t *testing.T) {
-	deadChild := exec.Command("true")
-	if err := deadChild.Run(); err != nil { // run and reaped: the pid is gone
+// TestRunServeTLS runs the command with --allow-non-loopback, tokens and a
+// certificate: it serves https only, with the tokens required.
+func TestRunServeTLS(t *testing.T) {
+	dir, stateDir := servetest.Fixture(t, "")
+	certFile, keyFile, pool := servetest.SelfSignedCert(t)
+	base, stderr, stop := runServeBackground(t, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0", "--allow-non-loopback",
+		"--token-file", servetest.WriteTokenFile(t), "--tls-cert", certFile, "--tls-key", keyFile})
+	if !strings.HasPrefix(base, "https://") {
+		stop()
+		t.Fatalf("address %q, want https://", base)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if resp := servetest.AuthDo(t, c, "GET", base+"/healthz", ""); resp.StatusCode != 200 || resp.TLS == nil {
+		t.Errorf("GET /healthz over TLS = %d (TLS %v)", resp.StatusCode, resp.TLS != nil)
+	}
+	if resp := servetest.AuthDo(t, c, "GET", base+"/", ""); resp.StatusCode != 401 {
+		t.Errorf("GET / without a token over TLS = %d, want 401", resp.StatusCode)
+	}
+	if resp := servetest.AuthDo(t, c, "GET", base+"/", servetest.ReadToken); resp.StatusCode != 200 {
+		t.Errorf("GET / with a read token over TLS = %d, want 200", resp.StatusCode)
+	}
+	// Plain http to the TLS port gets no page.
+	if resp, err := http.Get("http://" + strings.TrimPrefix(base, "https://") + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Error("plain http to the TLS listener answered 200")
+		}
+	}
+	// A client that does not trust the certificate cannot connect.
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("a client without the certificate connected")
+	}
+	c.CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
+	if code := stop(); code != exitOK {
+		t.Errorf("exit = %d; stderr:\n%s", code, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "no tokens configured") {
+		t.Errorf("warned about missing tokens although they were given:\n%s", stderr.String())
+	}
+}
+
+// TestRunServeWarnsWithoutTokens: on loopback without tokens serve works
+// and says so.
+func TestRunServeWarnsWithoutTokens(t *testing.T) {
+	dir, stateDir := servetest.Fixture(t, "")
+	base, stderr, stop := runServeBackground(t, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0"})
+	if code, _ := servetest.Do(t, "GET", base+"/"); code != 200 {
+		t.Errorf("GET / without tokens configured = %d, want 200", code)
+	}
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(stderr.String(), "no tokens configured") {
+		t.Errorf("no warning about missing tokens:\n%s", stderr.String())
+	}
+}
+
+// TestServeDeploymentExample starts the two replicas of
+// pipelines/deploy/serve-deployment.yaml with its own arguments (paths,
+// the address and the Secrets' files replaced by the test's): the example
+// passes serve's exposure checks, serves its probes over https without a
+// token, /metrics as it says, and everything else only with a token.
+func TestServeDeploymentExample(t *testing.T) {
+	y, err := os.ReadFile(filepath.Join("..", "..", "pipelines", "deploy", "serve-deployment.yaml"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	live := exec.Command("sleep", "60")
-	if err := live.Start(); err != nil {
+	type probe struct {
+		HTTPGet struct{ Path, Scheme string } `yaml:"httpGet"`
+	}
+	var dep struct {
+		Kind string
+		Spec struct {
+			Replicas int
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Args           []string
+						ReadinessProbe probe `yaml:"readinessProbe"`
+						LivenessProbe  probe `yaml:"livenessProbe"`
+					}
+				}
+			}
+		}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(y))
+	for dep.Kind != "Deployment" {
+		if err := dec.Decode(&dep); err != nil {
+			t.Fatalf("no Deployment in the example: %v", err)
+		}
+	}
+	if dep.Spec.Replicas != 2 || len(dep.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("example: %d replicas, %d containers; want 2 and 1", dep.Spec.Replicas, len(dep.Spec.Template.Spec.Containers))
+	}
+	c := dep.Spec.Template.Spec.Containers[0]
+	if len(c.Args) == 0 || c.Args[0] != "serve" {
+		t.Fatalf("example args %q: want serve ...", c.Args)
+	}
+
+	dir, stateDir := servetest.Fixture(t, "")
+	certFile, keyFile, pool := servetest.SelfSignedCert(t)
+	replace := map[string]string{"--pipelines": dir, "--state": stateDir, "--addr": "127.0.0.1:0",
+		"--token-file": servetest.WriteTokenFile(t), "--tls-cert": certFile, "--tls-key": keyFile}
+	var args []string
+	for _, a := range c.Args[1:] {
+		name, value, hasValue := strings.Cut(a, "=")
+		if v, ok := replace[name]; ok && hasValue {
+			if name == "--addr" {
+				if host, _, _ := net.SplitHostPort(value); host == "localhost" || net.ParseIP(host).IsLoopback() {
+					t.Errorf("the example listens on loopback (%s): a pod must listen on its IP", value)
+				}
+			}
+			a = name + "=" + v
+			delete(replace, name)
+		}
+		args = append(args, a)
+	}
+	if len(replace) != 0 {
+		t.Fatalf("the example lacks %v (args %q)", replace, c.Args)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	st, err := state.Open(context.Background(), stateDir, "people")
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { live.Process.Kill(); live.Wait() })
-	host := localHostname()
-	dead := fmt.Sprintf("%s:%d", host, deadChild.Process.Pid)
-	tests := []struct {
-		name, holder string
-		node         string // "" = this process's (state.LocalNode)
-		takeOver     bool
-	}{
-		{"dead local process", dead, "", true},
-		{"live local process", fmt.Sprintf("%s:%d", host, live.Process.Pid), "", false},
-		{"dead pid on another host", fmt.Sprintf("not-%s:%d", host, deadChild.Process.Pid), "", false},
-		{"holder without a pid", host + ":x", "", false},
-		{"same host name in another pid namespace", dead, "boot/pid:[1]", false},
-		{"holder that recorded no node", dead, "-", false},
+	// Both replicas at once, on one state.
+	type replica struct {
+		base   string
+		stderr *servetest.SafeBuffer
+		stop   func() int
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			dir, stateDir := serveFixture(t, "")
-			s, done, stderr := serveTestServer(t, dir, stateDir)
-			ctx := context.Background()
-			crashed, err := state.Open(ctx, stateDir, "people")
-			if err != nil {
-				t.Fatal(err)
+	var replicas []replica
+	for range dep.Spec.Replicas {
+		base, stderr, stop := runServeBackground(t, args)
+		replicas = append(replicas, replica{base, stderr, stop})
+	}
+	for i, r := range replicas {
+		base, stderr := r.base, r.stderr
+		for _, p := range []probe{c.ReadinessProbe, c.LivenessProbe} {
+			if scheme := strings.ToLower(p.HTTPGet.Scheme); scheme+"://" != base[:len(scheme)+3] {
+				t.Errorf("probe scheme %q, but serve listens on %s", p.HTTPGet.Scheme, base)
 			}
-			if ok, err := crashed.AcquireLease(ctx, tc.holder, time.Hour); !ok || err != nil {
-				t.Fatal(ok, err)
+			if resp := servetest.AuthDo(t, client, "GET", base+p.HTTPGet.Path, ""); resp.StatusCode != 200 {
+				t.Errorf("replica %d: probe %s = %d, want 200", i, p.HTTPGet.Path, resp.StatusCode)
 			}
-			if tc.node != "" { // as if written by another namespace (or an older bulkflow)
-				le, _ := crashed.ReadLease(ctx)
-				le.Node = strings.TrimPrefix(tc.node, "-")
-				b, _ := json.Marshal(le)
-				if err := os.WriteFile(filepath.Join(stateDir, "people", "lease.json"), b, 0o644); err != nil {
-					t.Fatal(err)
+		}
+		if resp := servetest.AuthDo(t, client, "GET", base+"/metrics", ""); resp.StatusCode != 200 {
+			t.Errorf("replica %d: /metrics without a token = %d; the example serves it to the scraper", i, resp.StatusCode)
+		}
+		for _, path := range []string{"/", "/reports/people/x.json"} {
+			if resp := servetest.AuthDo(t, client, "GET", base+path, ""); resp.StatusCode != 401 {
+				t.Errorf("replica %d: GET %s without a token = %d, want 401", i, path, resp.StatusCode)
+			}
+		}
+		if resp := servetest.AuthDo(t, client, "POST", base+"/run/people", servetest.ReadToken); resp.StatusCode != 403 {
+			t.Errorf("replica %d: POST /run with a read token = %d, want 403", i, resp.StatusCode)
+		}
+		if resp := servetest.AuthDo(t, client, "POST", base+"/run/people", servetest.RunToken); resp.StatusCode != 202 {
+			t.Errorf("replica %d: POST /run with a run token = %d, want 202", i, resp.StatusCode)
+		}
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if runs, err := st.Runs(context.Background(), 0); err != nil || len(runs) > i {
+				if err != nil || runs[0].Status != pipeline.StatusSucceeded {
+					t.Errorf("replica %d: runs = %+v, %v", i, runs, err)
 				}
+				break
 			}
-			const crashedRun = "20260101T000000Z-0badf00d"
-			if err := crashed.Put(ctx, inflightKey, inflight{RunID: crashedRun, Holder: tc.holder}); err != nil {
-				t.Fatal(err)
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %d: the run was not recorded\n%s", i, stderr.String())
 			}
-			s.resumeInFlight() // what start does
-			if !tc.takeOver {
-				if id := s.pipelines["people"].current(); id != "" {
-					t.Fatalf("a run started (%s) although %s holds the lease", id, tc.holder)
-				}
-				if !strings.Contains(stderr.String(), "run in flight not resumed at start") || !strings.Contains(stderr.String(), tc.holder) {
-					t.Errorf("log:\n%s", stderr.String())
-				}
-				if _, err := s.trigger("people", "manual"); !errors.Is(err, errAlreadyRunning) {
-					t.Errorf("trigger = %v; want already running in %s", err, tc.holder)
-				}
-				return
-			}
-			rec := serveWait(t, done)
-			if rec.RunID != crashedRun || rec.Trigger != "startup+resume" || rec.Status != pipeline.StatusSucceeded || rec.LeaseGeneration != 2 {
-				t.Fatalf("resumed run = %+v\n%s", rec, stderr.String())
-			}
-			if !strings.Contains(stderr.String(), "took over the lease of a dead process of this host") {
-				t.Errorf("log:\n%s", stderr.String())
-			}
-			if le, err := crashed.ReadLease(ctx); err != nil || le.Holder != "" || le.Generation != 2 {
-				t.Errorf("lease after the resumed run = %+v, %v; want released at generation 2", le, err)
-			}
-		})
+		}
+	}
+	client.CloseIdleConnections()
+	for i, r := range replicas {
+		if code := r.stop(); code != exitOK {
+			t.Errorf("replica %d exited %d:\n%s", i, code, r.stderr.String())
+		}
 	}
 }

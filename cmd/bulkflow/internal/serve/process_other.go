@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package serve
 
 // processGone cannot tell on this system: a dead holder's lease expires
 // as usual.

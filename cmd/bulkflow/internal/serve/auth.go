@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -21,17 +21,17 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/redact"
 )
 
-// serveRole is what a token may do: read (status page, reports, dead
+// accessRole is what a token may do: read (status page, reports, dead
 // letters, metrics) or also run (POST /run/NAME).
-type serveRole int
+type accessRole int
 
 const (
-	roleNone serveRole = iota
+	roleNone accessRole = iota
 	roleRead
 	roleRun
 )
 
-func (r serveRole) String() string {
+func (r accessRole) String() string {
 	switch r {
 	case roleRead:
 		return "read"
@@ -56,28 +56,28 @@ const sessionTTL = 12 * time.Hour
 // never the token itself.
 const sessionCookie = "bulkflow_session"
 
-// serveToken is a configured token: its SHA-256 (so comparisons take the
+// token is a configured token: its SHA-256 (so comparisons take the
 // same time whatever the length of the presented token) and its role.
-type serveToken struct {
+type token struct {
 	sum  [sha256.Size]byte
-	role serveRole
+	role accessRole
 }
 
-// serveAuth checks bearer tokens and browser sessions. With no tokens
+// auth checks bearer tokens and browser sessions. With no tokens
 // configured it lets every request through with the run role (serve then
 // listens on loopback only and warns at start).
-type serveAuth struct {
-	tokens       []serveToken
+type auth struct {
+	tokens       []token
 	secureCookie bool // the browser reaches serve over https
 	log          *slog.Logger
 	now          func() time.Time
 
 	mu       sync.Mutex
-	sessions map[[sha256.Size]byte]serveSession // by SHA-256 of the session id
+	sessions map[[sha256.Size]byte]session // by SHA-256 of the session id
 }
 
-type serveSession struct {
-	role    serveRole
+type session struct {
+	role    accessRole
 	expires time.Time
 }
 
@@ -85,7 +85,7 @@ type serveSession struct {
 // comma-separated item, for environment variables), blank lines and lines
 // starting with # ignored; unit names an entry in errors ("line" or
 // "entry"). Errors name the source and entry, never the token.
-func parseTokens(src, unit string, r io.Reader, seps string) ([]serveToken, error) {
+func parseTokens(src, unit string, r io.Reader, seps string) ([]token, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxTokenSource+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
@@ -93,8 +93,8 @@ func parseTokens(src, unit string, r io.Reader, seps string) ([]serveToken, erro
 	if len(data) > maxTokenSource {
 		return nil, fmt.Errorf("%s: larger than %d bytes: not a token list", src, maxTokenSource)
 	}
-	var out []serveToken
-	seen := map[[sha256.Size]byte]serveRole{}
+	var out []token
+	seen := map[[sha256.Size]byte]accessRole{}
 	text := string(data)
 	for _, sep := range seps {
 		text = strings.ReplaceAll(text, string(sep), "\n")
@@ -109,7 +109,7 @@ func parseTokens(src, unit string, r io.Reader, seps string) ([]serveToken, erro
 		if len(f) != 2 {
 			return nil, fmt.Errorf("%s: %s %d: want \"ROLE TOKEN\" (role read or run), found %d fields", src, unit, n, len(f))
 		}
-		var role serveRole
+		var role accessRole
 		switch f[0] {
 		case "read":
 			role = roleRead
@@ -130,16 +130,16 @@ func parseTokens(src, unit string, r io.Reader, seps string) ([]serveToken, erro
 		}
 		seen[sum] = role
 		redact.Register(f[1]) // masked should any output ever hold it
-		out = append(out, serveToken{sum: sum, role: role})
+		out = append(out, token{sum: sum, role: role})
 	}
 	return out, nil
 }
 
-// loadServeTokens reads --token-file and --token-env (either or both). An
+// loadTokens reads --token-file and --token-env (either or both). An
 // empty list from a source that was given is an error: a typo must not
 // turn authentication off.
-func loadServeTokens(file, envVar string) ([]serveToken, error) {
-	var all []serveToken
+func loadTokens(file, envVar string) ([]token, error) {
+	var all []token
 	if file != "" {
 		fi, err := os.Stat(file)
 		if err != nil {
@@ -179,16 +179,16 @@ func loadServeTokens(file, envVar string) ([]serveToken, error) {
 	return all, nil
 }
 
-func newServeAuth(tokens []serveToken, secureCookie bool, log *slog.Logger, now func() time.Time) *serveAuth {
-	return &serveAuth{tokens: tokens, secureCookie: secureCookie, log: log, now: now, sessions: map[[sha256.Size]byte]serveSession{}}
+func newAuth(tokens []token, secureCookie bool, log *slog.Logger, now func() time.Time) *auth {
+	return &auth{tokens: tokens, secureCookie: secureCookie, log: log, now: now, sessions: map[[sha256.Size]byte]session{}}
 }
 
 // enabled reports whether tokens are configured.
-func (a *serveAuth) enabled() bool { return len(a.tokens) > 0 }
+func (a *auth) enabled() bool { return len(a.tokens) > 0 }
 
 // tokenRole returns the role of a presented token, comparing it with every
 // configured token in constant time.
-func (a *serveAuth) tokenRole(tok string) serveRole {
+func (a *auth) tokenRole(tok string) accessRole {
 	sum := sha256.Sum256([]byte(tok))
 	role := roleNone
 	for _, t := range a.tokens {
@@ -200,7 +200,7 @@ func (a *serveAuth) tokenRole(tok string) serveRole {
 }
 
 // newSession starts a browser session with role and returns its id.
-func (a *serveAuth) newSession(role serveRole) (string, error) {
+func (a *auth) newSession(role accessRole) (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
@@ -214,11 +214,11 @@ func (a *serveAuth) newSession(role serveRole) (string, error) {
 			delete(a.sessions, k)
 		}
 	}
-	a.sessions[sha256.Sum256([]byte(id))] = serveSession{role: role, expires: now.Add(sessionTTL)}
+	a.sessions[sha256.Sum256([]byte(id))] = session{role: role, expires: now.Add(sessionTTL)}
 	return id, nil
 }
 
-func (a *serveAuth) sessionRole(id string) serveRole {
+func (a *auth) sessionRole(id string) accessRole {
 	key := sha256.Sum256([]byte(id))
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -233,7 +233,7 @@ func (a *serveAuth) sessionRole(id string) serveRole {
 	return s.role
 }
 
-func (a *serveAuth) endSession(id string) {
+func (a *auth) endSession(id string) {
 	a.mu.Lock()
 	delete(a.sessions, sha256.Sum256([]byte(id)))
 	a.mu.Unlock()
@@ -241,7 +241,7 @@ func (a *serveAuth) endSession(id string) {
 
 // credentials returns the role a request authenticates as, and whether it
 // presented any credentials at all.
-func (a *serveAuth) credentials(r *http.Request) (role serveRole, presented bool) {
+func (a *auth) credentials(r *http.Request) (role accessRole, presented bool) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Bearer") {
@@ -259,8 +259,8 @@ type roleKey struct{}
 
 // requestRole is the role the request was authenticated with (roleRun
 // when serve has no tokens).
-func requestRole(r *http.Request) serveRole {
-	if v, ok := r.Context().Value(roleKey{}).(serveRole); ok {
+func requestRole(r *http.Request) accessRole {
+	if v, ok := r.Context().Value(roleKey{}).(accessRole); ok {
 		return v
 	}
 	return roleNone
@@ -279,7 +279,7 @@ func clientAddr(r *http.Request) string {
 // 401 with WWW-Authenticate: Bearer without valid credentials, 403 for a
 // read token on a route that changes something (every non-GET/HEAD
 // method). Failed attempts are logged without the credentials.
-func (a *serveAuth) wrap(next http.Handler, metricsPublic bool) http.Handler {
+func (a *auth) wrap(next http.Handler, metricsPublic bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		public := r.URL.Path == "/healthz" || r.URL.Path == "/login" || r.URL.Path == "/logout" ||
 			(metricsPublic && r.URL.Path == "/metrics")
@@ -347,7 +347,7 @@ func writeLoginPage(w http.ResponseWriter, code int, msg string) {
 // handleLogin serves the browser login: GET shows the form, POST checks
 // the token and sets an HttpOnly, SameSite=Strict session cookie (Secure
 // over https) holding a random session id.
-func (a *serveAuth) handleLogin(w http.ResponseWriter, r *http.Request) {
+func (a *auth) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !a.enabled() {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
@@ -379,7 +379,7 @@ func (a *serveAuth) handleLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleLogout ends the browser session.
-func (a *serveAuth) handleLogout(w http.ResponseWriter, r *http.Request) {
+func (a *auth) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		a.endSession(c.Value)
 	}
@@ -388,13 +388,13 @@ func (a *serveAuth) handleLogout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
-// errServeExposure is the cause of refusing to listen beyond loopback.
-var errServeExposure = errors.New("refusing to serve beyond loopback")
+// errExposure is the cause of refusing to listen beyond loopback.
+var errExposure = errors.New("refusing to serve beyond loopback")
 
-// checkServeExposure refuses listening beyond loopback unless
+// checkExposure refuses listening beyond loopback unless
 // --allow-non-loopback is given, and refuses --allow-non-loopback without
 // tokens and TLS (served here, or terminated by a proxy in front).
-func checkServeExposure(addr string, o serveOptions, haveTokens bool) error {
+func checkExposure(addr string, o Options, haveTokens bool) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("--addr %q: %v", addr, err)
@@ -409,7 +409,7 @@ func checkServeExposure(addr string, o serveOptions, haveTokens bool) error {
 			missing = append(missing, "TLS (--tls-cert and --tls-key, or --tls-terminated-upstream when a TLS-terminating proxy is in front)")
 		}
 		if len(missing) > 0 {
-			return fmt.Errorf("%w: --allow-non-loopback needs %s", errServeExposure, strings.Join(missing, " and "))
+			return fmt.Errorf("%w: --allow-non-loopback needs %s", errExposure, strings.Join(missing, " and "))
 		}
 		return nil
 	}
@@ -420,5 +420,5 @@ func checkServeExposure(addr string, o serveOptions, haveTokens bool) error {
 		host = "all interfaces"
 	}
 	return fmt.Errorf("%w: --addr %q listens on %s, not loopback; pass --allow-non-loopback together with tokens "+
-		"(--token-file or --token-env) and TLS (--tls-cert/--tls-key or --tls-terminated-upstream)", errServeExposure, addr, host)
+		"(--token-file or --token-env) and TLS (--tls-cert/--tls-key or --tls-terminated-upstream)", errExposure, addr, host)
 }
