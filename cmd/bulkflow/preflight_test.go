@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
@@ -135,5 +137,84 @@ func TestPreflightExamplePipelines(t *testing.T) {
 		if code, out := runPreflight(t, rel); code != exitOK {
 			t.Errorf("%s: exit %d\n%s", rel, code, out)
 		}
+	}
+}
+
+// fakePreflighter is sink options that can pre-flight, under any type
+// name: mode "problems" finds two, "down" cannot reach the destination.
+type fakePreflighter struct {
+	Mode string `yaml:"mode"`
+}
+
+func (f *fakePreflighter) Preflight(ctx context.Context, env *pipeline.Env, in *pipeline.Schema) error {
+	switch f.Mode {
+	case "problems":
+		return &pipeline.PreflightError{Sink: "fake sink", Target: "insert Thing", Problems: []string{"column first: bad", "column last: worse"}}
+	case "down":
+		return errors.New("the destination did not answer")
+	}
+	if in == nil || in.Index("first") < 0 {
+		return fmt.Errorf("pre-flight got schema %v, want the sink's input", in)
+	}
+	return nil
+}
+
+// TestPreflightByCapability: pre-flight runs for every sink whose options
+// are a pipeline.Preflighter, whatever the type name, with the sink's
+// input schema; problems are reported per line at the stage (exit 2), an
+// unreachable destination exits 1, and other sinks are not checked.
+func TestPreflightByCapability(t *testing.T) {
+	reg := pipeline.DefaultRegistry().Clone()
+	reg.RegisterSink("checked", pipeline.Spec{NewOptions: func() any { return &fakePreflighter{} }},
+		pipeline.TypedSink("checked", func(context.Context, *pipeline.Env, *fakePreflighter, *pipeline.Schema) (*discardSink, error) {
+			return &discardSink{}, nil
+		}))
+	for _, tc := range []struct {
+		mode     string
+		wantCode int
+		want     []string // stderr lines
+	}{
+		{"", exitOK, nil},
+		{"problems", exitUsage, []string{
+			`bulkflow: p.yaml:5:5: stage "load": pre-flight: column first: bad`,
+			`bulkflow: p.yaml:5:5: stage "load": pre-flight: column last: worse`}},
+		{"down", exitFailed, []string{`bulkflow: p.yaml:5:5: stage "load": pre-flight: the destination did not answer`}},
+	} {
+		t.Run("mode="+tc.mode, func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			writeFiles(t, map[string]string{"data/contacts.csv": contactsCSV, "p.yaml": `name: pre
+stages:
+  - name: read
+    source: {type: csv, url: data/contacts.csv}
+  - name: load
+    inputs: [read]
+    sink:
+      type: checked
+      mode: "` + tc.mode + `"
+  - name: copy
+    inputs: [read]
+    sink: {type: csv, url: out/copy.csv}
+`})
+			ctx := context.Background()
+			g, err := config.LoadFile("p.yaml", reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			env := newEnv(g, &stderr)
+			plan, err := pipeline.Prepare(ctx, reg, g, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer plan.Close()
+			code := preflightExit(preflight(ctx, g, plan, env, &stderr))
+			var got []string
+			if s := strings.TrimSpace(stderr.String()); s != "" {
+				got = strings.Split(s, "\n")
+			}
+			if code != tc.wantCode || !slices.Equal(got, tc.want) {
+				t.Errorf("exit %d, stderr\n%s\nwant exit %d, %q", code, stderr.String(), tc.wantCode, tc.want)
+			}
+		})
 	}
 }
