@@ -189,11 +189,9 @@ func (c *Conn) resolve() error {
 	}
 	var o *salesforcesink.Options
 	for _, st := range g.Stages {
-		if st.Kind == pipeline.KindSink && st.Type == "salesforce" {
-			if so, ok := st.Options.(*salesforcesink.Options); ok {
-				o = so
-				break
-			}
+		if so, ok := st.Options.(*salesforcesink.Options); ok && st.Kind == pipeline.KindSink {
+			o = so
+			break
 		}
 		// An export pipeline's salesforce source has the same connection.
 		if so, ok := st.Options.(*salesforcesource.Options); ok && st.Kind == pipeline.KindSource && o == nil {
