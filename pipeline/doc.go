@@ -26,13 +26,19 @@
 //     returns), IDWriter (record ids for sync manifests), Deleter (mirror
 //     deletes), StatsReporter (details for the run report);
 //   - plugin options: Validator (check themselves at load), ExprSetter (the
-//     expressions of map and filter, with their file positions).
+//     expressions of map and filter, with their file positions);
+//   - sink options, for the CLI: Preflighter (check the destination before
+//     any row moves; problems are a PreflightError) and Planner (a PlanSink
+//     that writes the files the sink would send, for `bulkflow plan`), so
+//     that commands find these sinks by capability, never by type name.
 //
 // # Registry
 //
 // A Registry maps plugin type names to constructors (SourceFunc,
-// TransformFunc, SinkFunc) with their option types; DefaultRegistry is the
-// process-wide one plugins register into. pipeline/config decodes a
+// TransformFunc, SinkFunc) with their option types; TypedSource and
+// TypedSink adapt constructors that take their own options type, refusing
+// another with an error. DefaultRegistry is the process-wide one plugins
+// register into. pipeline/config decodes a
 // pipeline file against a registry into a Graph of StageSpecs, refusing
 // unknown keys, types and stages before any work starts.
 //
