@@ -38,9 +38,9 @@
 // TransformFunc, SinkFunc) with their option types; TypedSource and
 // TypedSink adapt constructors that take their own options type, refusing
 // another with an error. DefaultRegistry is the process-wide one plugins
-// register into. pipeline/config decodes a
-// pipeline file against a registry into a Graph of StageSpecs, refusing
-// unknown keys, types and stages before any work starts.
+// register into. pipeline/config decodes a pipeline file against a
+// registry into a Graph of StageSpecs, refusing unknown keys, types and
+// stages before any work starts.
 //
 // # Prepare, Run, Report
 //
