@@ -104,6 +104,64 @@ func (c *Client) QueryResults(ctx context.Context, jobID, locator string, maxRec
 	return page, nil
 }
 
+// QueryRecords reads the records of one query results page (CSV with
+// the header on its first line, contract §6) as ResultReader parses a
+// result file: fields of the shape Salesforce writes alias the reader's
+// buffer, and anything else goes through encoding/csv, so the two always
+// agree on quoting, "" escapes and line breaks inside values.
+type QueryRecords struct {
+	rr     *ResultReader
+	header []string
+}
+
+// NewQueryRecords returns a reader of a results page's CSV body written
+// with delim ("" means COMMA). It reads nothing until Header or Read.
+func NewQueryRecords(body io.Reader, delim ColumnDelimiter) *QueryRecords {
+	return &QueryRecords{rr: NewResultReader(body, delim)}
+}
+
+// Header returns the page's header row (io.EOF for a 0-byte page). The
+// slice is the reader's own: do not change it.
+func (q *QueryRecords) Header() ([]string, error) {
+	if q.header != nil {
+		return q.header, nil
+	}
+	h, _, err := q.rr.next()
+	if err != nil {
+		if err == io.EOF {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("query results header: %w", err)
+	}
+	q.header = make([]string, len(h))
+	for i, name := range h {
+		q.header[i] = strings.Clone(name)
+	}
+	return q.header, nil
+}
+
+// Read returns the fields of the next record and the 1-based line where
+// it starts, or io.EOF after the last. The fields, and the memory of
+// their strings, are valid only until the next Read: copy what is kept.
+// A record whose field count differs from the header's is an error
+// naming its line.
+func (q *QueryRecords) Read() ([]string, int, error) {
+	if _, err := q.Header(); err != nil {
+		return nil, 0, err
+	}
+	rec, line, err := q.rr.next()
+	if err != nil {
+		if err == io.EOF {
+			return nil, 0, io.EOF
+		}
+		return nil, 0, fmt.Errorf("query results: %w", err)
+	}
+	if len(rec) != len(q.header) {
+		return nil, line, fmt.Errorf("query results line %d: %d fields, the header has %d", line, len(rec), len(q.header))
+	}
+	return rec, line, nil
+}
+
 // Limits returns the org's limits (GET /limits, contract §5.5).
 func (c *Client) Limits(ctx context.Context) (Limits, error) {
 	var l Limits

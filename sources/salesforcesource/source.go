@@ -72,11 +72,13 @@ type Source struct {
 	complete bool   // the job reached JobComplete
 	started  bool   // the first Read went past the job's wait
 	page     *salesforce.QueryResultsPage
-	csv      *csv.Reader
+	recs     *salesforce.QueryRecords // the page's records; nil between pages
+	rb       rowBuilder
 	locator  string
 	lastPage bool
 	row      int64
 	fetched  int64
+	total    int64 // the job's numberRecordsProcessed, once complete
 	eof      bool
 	closed   bool
 	err      error
@@ -120,6 +122,11 @@ func (s *Source) JobID() string { return s.job }
 
 // Fetched returns how many records the source has read from the results.
 func (s *Source) Fetched() int64 { return s.fetched }
+
+// Total returns the number of records the query job returned (its
+// numberRecordsProcessed), known once the first Read has waited for the
+// job; 0 before.
+func (s *Source) Total() int64 { return s.total }
 
 // Project reads only names (pipeline.Projector). Before the first Read
 // only; a job created for other columns is aborted and made again.
@@ -375,11 +382,14 @@ func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
 		}
 	}
 	b := pipeline.NewBatch(s.schema, s.opts.BatchSize)
+	s.rb.reset(s.opts.BatchSize, len(s.cols))
 	for b.Settled() < s.opts.BatchSize {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if b.Settled()%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 		}
-		if s.csv == nil {
+		if s.recs == nil {
 			if s.lastPage {
 				s.eof = true
 				break
@@ -388,13 +398,14 @@ func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
 				return nil, s.fail(ctx, err)
 			}
 		}
-		rec, err := s.csv.Read()
+		rec, _, err := s.recs.Read()
 		if err == io.EOF {
 			s.closePage()
 			continue
 		}
 		if err != nil {
-			return nil, s.fail(ctx, fmt.Errorf("salesforce source: job %s: results after record %d: %w", s.job, s.row, err))
+			return nil, s.fail(ctx, fmt.Errorf("salesforce source: job %s: results page after record %d: %w; run again "+
+				"(the job's results stay for 7 days)", s.job, s.row, err))
 		}
 		s.row++
 		s.fetched++
@@ -409,10 +420,10 @@ func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
 // convert appends rec to b as a row, or as a drop naming the bad fields.
 func (s *Source) convert(b *pipeline.Batch, rec []string) {
 	origin := pipeline.Origin{Object: s.origin, Row: s.row}
-	row := make(pipeline.Row, len(s.cols))
+	row := s.rb.row()
 	var bad, badField []string
 	for i, c := range s.cols {
-		v, err := parseValue(c.typ, rec[i])
+		v, err := parseValue(&s.rb, c.typ, rec[i])
 		if err != nil {
 			bad = append(bad, c.name+": "+err.Error())
 			badField = append(badField, c.name)
@@ -421,6 +432,7 @@ func (s *Source) convert(b *pipeline.Batch, rec []string) {
 		row[i] = v
 	}
 	if bad != nil {
+		s.rb.unrow(row)
 		var raw strings.Builder
 		w := csv.NewWriter(&raw)
 		w.Write(rec)
@@ -449,7 +461,7 @@ func (s *Source) wait(ctx context.Context) error {
 		}
 		return s.fail(ctx, fmt.Errorf("salesforce source: query job %s (%s): %w", s.job, s.soqlText, err))
 	}
-	s.complete = true
+	s.complete, s.total = true, info.NumberRecordsProcessed
 	if info.State != salesforce.StateJobComplete {
 		why := info.ErrorMessage
 		if why == "" {
@@ -469,10 +481,8 @@ func (s *Source) nextPage(ctx context.Context) error {
 		return fmt.Errorf("salesforce source: %w", err)
 	}
 	s.page, s.locator, s.lastPage = p, p.NextLocator, p.NextLocator == ""
-	s.csv = csv.NewReader(p.Body)
-	s.csv.ReuseRecord = true
-	s.csv.FieldsPerRecord = len(s.cols)
-	header, err := s.csv.Read()
+	s.recs = salesforce.NewQueryRecords(p.Body, salesforce.DelimiterComma)
+	header, err := s.recs.Header()
 	if err == io.EOF { // a 0-byte page: no rows
 		s.closePage()
 		return nil
@@ -481,8 +491,8 @@ func (s *Source) nextPage(ctx context.Context) error {
 		s.closePage()
 		return fmt.Errorf("salesforce source: job %s: results header: %w", s.job, err)
 	}
-	for i, h := range header {
-		if !strings.EqualFold(h, s.cols[i].name) {
+	for i := range max(len(header), len(s.cols)) {
+		if len(header) != len(s.cols) || !strings.EqualFold(header[i], s.cols[i].name) {
 			s.closePage()
 			return fmt.Errorf("salesforce source: job %s: results header %q does not match the selected fields %q", s.job, header, s.schema.Names())
 		}
@@ -495,7 +505,7 @@ func (s *Source) closePage() {
 	if s.page != nil {
 		s.page.Body.Close()
 	}
-	s.page, s.csv = nil, nil
+	s.page, s.recs = nil, nil
 }
 
 // Close aborts an unfinished job, releases the results page and stops an

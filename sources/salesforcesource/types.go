@@ -44,12 +44,17 @@ func columnType(f *salesforce.Field, object string) (pipeline.Type, error) {
 	return pipeline.TypeString, nil
 }
 
-// parseValue converts one CSV cell of a column of type t. An empty cell
-// is "" in a string column and null in any other (Salesforce writes null
-// and empty text alike as an empty cell, and stores empty text as null).
-func parseValue(t pipeline.Type, s string) (any, error) {
+// parseValue converts one CSV cell of a column of type t into a value
+// boxed by rb (s aliases the results reader's buffer: text is copied). An
+// empty cell is "" in a string column and null in any other (Salesforce
+// writes null and empty text alike as an empty cell, and stores empty text
+// as null).
+func parseValue(rb *rowBuilder, t pipeline.Type, s string) (any, error) {
 	if t == pipeline.TypeString {
-		return s, nil
+		if s == "" {
+			return "", nil
+		}
+		return rb.str(s), nil
 	}
 	if s == "" {
 		return nil, nil
@@ -68,7 +73,7 @@ func parseValue(t pipeline.Type, s string) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q is not an integer", s)
 		}
-		return n, nil
+		return rb.int(n), nil
 	case pipeline.TypeDecimal:
 		if !isDecimal(s) {
 			if _, err := strconv.ParseFloat(s, 64); err == nil {
@@ -77,22 +82,71 @@ func parseValue(t pipeline.Type, s string) (any, error) {
 			}
 			return nil, fmt.Errorf("%q is not a number", s)
 		}
-		return s, nil
+		return rb.str(s), nil
 	case pipeline.TypeDate:
-		d, err := time.Parse("2006-01-02", s)
-		if err != nil {
+		d, ok := parseDate(s)
+		if !ok {
 			return nil, fmt.Errorf("%q is not a date (YYYY-MM-DD)", s)
 		}
-		return d, nil
+		return rb.time(d), nil
 	case pipeline.TypeTimestamp:
+		if ts, ok := parseDateTime(s); ok {
+			return rb.time(ts), nil
+		}
 		for _, layout := range []string{"2006-01-02T15:04:05.000Z0700", time.RFC3339Nano} {
 			if ts, err := time.Parse(layout, s); err == nil {
-				return ts.UTC(), nil
+				return rb.time(ts.UTC()), nil
 			}
 		}
 		return nil, fmt.Errorf("%q is not a datetime (2006-01-02T15:04:05.000Z)", s)
 	}
-	return s, nil
+	return rb.str(s), nil
+}
+
+// digits returns the number written by the n ASCII digits at s[i:], or
+// -1 if one of them is not a digit.
+func digits(s string, i, n int) int {
+	v := 0
+	for _, c := range []byte(s[i : i+n]) {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v
+}
+
+// parseDate parses "YYYY-MM-DD" (a date Salesforce writes) without
+// time.Parse, refusing a day the month does not have.
+func parseDate(s string) (time.Time, bool) {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return time.Time{}, false
+	}
+	y, m, d := digits(s, 0, 4), digits(s, 5, 2), digits(s, 8, 2)
+	if y < 0 || m < 1 || m > 12 || d < 1 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
+	if t.Day() != d {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// parseDateTime parses "YYYY-MM-DDThh:mm:ss.sssZ", the one form of a
+// datetime in Salesforce's query results, without time.Parse; any other
+// text is left to time.Parse (ok false).
+func parseDateTime(s string) (time.Time, bool) {
+	if len(s) != 24 || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' || s[23] != 'Z' {
+		return time.Time{}, false
+	}
+	d, ok := parseDate(s[:10])
+	h, mi, sec, ms := digits(s, 11, 2), digits(s, 14, 2), digits(s, 17, 2), digits(s, 20, 3)
+	if !ok || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || ms < 0 {
+		return time.Time{}, false
+	}
+	return d.Add(time.Duration(h)*time.Hour + time.Duration(mi)*time.Minute +
+		time.Duration(sec)*time.Second + time.Duration(ms)*time.Millisecond), true
 }
 
 // normalizeExp writes a number in exponent form as a plain decimal
