@@ -278,6 +278,13 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return err
 }
 
+// SummaryLiner is implemented by a sink's Stats value (StatsReporter)
+// that has one line for the run's text summary, e.g. how many jobs or
+// requests it sent; "" adds none.
+type SummaryLiner interface {
+	SummaryLine() string
+}
+
 // Summary writes a short human summary with secrets masked (package
 // redact): the outcome and counts, the dead letters grouped by code with
 // each code's recovery class and top messages, the dead-letter folder, and
@@ -297,6 +304,11 @@ func (r *Report) summary(w io.Writer, loaded string) {
 		fmt.Fprintf(w, ", LOST %d", c.Lost)
 	}
 	fmt.Fprintln(w)
+	for _, name := range slices.Sorted(maps.Keys(r.Sinks)) {
+		if l, ok := r.Sinks[name].(SummaryLiner); ok && l.SummaryLine() != "" {
+			fmt.Fprintf(w, "  %s: %s\n", name, l.SummaryLine())
+		}
+	}
 	if len(r.ErrorGroups) > 0 {
 		var retry int64
 		for _, g := range r.ErrorGroups {

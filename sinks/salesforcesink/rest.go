@@ -538,3 +538,53 @@ func (s *Sink) failREST(ctx context.Context, st *batchState, rq *restRequest, c 
 	s.noteAfter(ctx, c, ledgerRecord{State: stAborted, Job: ref})
 	return nil, fmt.Errorf("salesforce sink: %w", err)
 }
+
+// pathStats counts what a sink sent by path, for the run report (JSON
+// keys bulk_jobs, bulk_rows, rest_requests, rest_records, embedded in the
+// sink's Stats) and its text summary (SummaryLine).
+type pathStats struct {
+	// BulkJobs and BulkRows count the Bulk API 2.0 jobs the run created
+	// or re-attached to, and the rows uploaded in them.
+	BulkJobs int   `json:"bulk_jobs"`
+	BulkRows int64 `json:"bulk_rows"`
+	// RESTRequests and RESTRecords count the sObject Collections requests
+	// the run sent (a request that failed as a whole included) and the
+	// records in them; a lock retry's request counts again.
+	RESTRequests int   `json:"rest_requests"`
+	RESTRecords  int64 `json:"rest_records"`
+}
+
+// countPaths returns the path counts of a sink's jobs.
+func countPaths(jobs []JobStat) pathStats {
+	var p pathStats
+	for _, j := range jobs {
+		if j.API == APIREST {
+			p.RESTRequests++
+			p.RESTRecords += int64(j.Rows)
+		} else {
+			p.BulkJobs++
+			p.BulkRows += int64(j.Rows)
+		}
+	}
+	return p
+}
+
+// SummaryLine says, for the run's text summary, how the sink sent its
+// rows: "2 Bulk API jobs (15000 rows)", "1 REST request (40 records)",
+// both, or "" when it sent nothing.
+func (p pathStats) SummaryLine() string {
+	plural := func(n int, one string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %ss", n, one)
+	}
+	var parts []string
+	if p.BulkJobs > 0 {
+		parts = append(parts, fmt.Sprintf("%s (%d rows)", plural(p.BulkJobs, "Bulk API job"), p.BulkRows))
+	}
+	if p.RESTRequests > 0 {
+		parts = append(parts, fmt.Sprintf("%s (%d records)", plural(p.RESTRequests, "REST request"), p.RESTRecords))
+	}
+	return strings.Join(parts, ", ")
+}

@@ -2,6 +2,7 @@ package salesforcesink
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -295,7 +296,9 @@ func TestRESTResumeAfterCrash(t *testing.T) {
 }
 
 // TestAPIAutoChoosesPath: api auto sends an input of at most rest_max_rows
-// rows through REST (no job), a larger one through Bulk jobs only.
+// rows through REST (no job), a larger one through Bulk jobs only; the
+// report counts both (bulk_jobs, rest_requests, ...) and the text summary
+// names the path.
 func TestAPIAutoChoosesPath(t *testing.T) {
 	for _, tc := range []struct {
 		rows     int
@@ -315,6 +318,29 @@ func TestAPIAutoChoosesPath(t *testing.T) {
 			rest := srv.Requests()["POST /services/data/vXX.X/composite/sobjects"]
 			if tc.wantREST && (jobs != 0 || rest != (tc.rows+199)/200) || !tc.wantREST && (rest != 0 || jobs < (tc.rows+19)/20) {
 				t.Errorf("jobs %d, REST requests %d (want REST %v)", jobs, rest, tc.wantREST)
+			}
+			// The report counts both paths; the summary says which ran.
+			b, err := json.Marshal(r.sink.Stats())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var st struct {
+				BulkJobs     int `json:"bulk_jobs"`
+				BulkRows     int `json:"bulk_rows"`
+				RESTRequests int `json:"rest_requests"`
+				RESTRecords  int `json:"rest_records"`
+			}
+			if err := json.Unmarshal(b, &st); err != nil {
+				t.Fatal(err)
+			}
+			var sum strings.Builder
+			r.rep.Summary(&sum)
+			want := fmt.Sprintf("  write: %d Bulk API jobs (%d rows)\n", jobs, tc.rows)
+			if tc.wantREST {
+				want = fmt.Sprintf("  write: 1 REST request (%d records)\n", tc.rows)
+			}
+			if st.BulkJobs != jobs || st.RESTRequests != rest || st.BulkRows+st.RESTRecords != tc.rows || !strings.Contains(sum.String(), want) {
+				t.Errorf("report %s\nsummary:\n%s\nwant the line %q", b, sum.String(), want)
 			}
 		})
 	}

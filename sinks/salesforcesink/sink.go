@@ -103,7 +103,8 @@ type Sink struct {
 	archive *blobio.Location
 	runID   string
 
-	ledger   *ledger // nil when the ledger is off
+	ledger   *ledger  // nil when the ledger is off
+	live     liveJobs // jobs not ended, for Live and spans (live.go)
 	apiCalls atomic.Int64
 	usage    usageSeen    // freshest Sforce-Limit-Info
 	active   atomic.Int64 // chunks being loaded (each may still need close, polls, results)
@@ -217,7 +218,9 @@ func (s *Sink) Stats() any {
 		// their code: "retry" (replay may send them), "resume" (only
 		// `bulkflow run --resume` settles them), "inspect", "fix".
 		ErrorsByRecovery map[string]int64 `json:"errors_by_recovery,omitempty"`
+		pathStats                         // bulk_jobs, rest_requests, ... (rest.go)
 	}{Jobs: s.Jobs(), APICalls: s.apiCalls.Load(), ErrorsByCode: codes, RunID: s.runID, ResumedChunks: resumed}
+	st.pathStats = countPaths(st.Jobs)
 	for code, n := range codes {
 		if st.ErrorsByRecovery == nil {
 			st.ErrorsByRecovery = map[string]int64{}
