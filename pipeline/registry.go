@@ -122,6 +122,22 @@ func TypedSink[O any, S Sink](name string, open func(ctx context.Context, env *E
 	}
 }
 
+// TypedTransform adapts a transform constructor that takes its own options
+// type to a TransformFunc, as TypedSource does for sources.
+func TypedTransform[O any, T Transform](name string, build func(env *Env, o *O) (T, error)) TransformFunc {
+	return func(env *Env, opts any) (Transform, error) {
+		o, ok := opts.(*O)
+		if !ok {
+			return nil, fmt.Errorf("%s: options are %T, want %T", name, opts, o)
+		}
+		t, err := build(env, o)
+		if err != nil {
+			return nil, err // not a typed nil in a non-nil interface
+		}
+		return t, nil
+	}
+}
+
 // RegisterSource registers a source type. It panics if name is empty, fn is
 // nil, or the name is already registered as a source.
 func (r *Registry) RegisterSource(name string, spec Spec, fn SourceFunc) {

@@ -187,3 +187,36 @@ func TestTypedSink(t *testing.T) {
 		})
 	}
 }
+
+// TestTypedTransform checks the transform adapter like TestTypedSource.
+func TestTypedTransform(t *testing.T) {
+	type opts struct{ N int }
+	fn := pipeline.TypedTransform("x", func(env *pipeline.Env, o *opts) (*pipelinetest.Transform, error) {
+		if o.N < 0 {
+			return nil, errors.New("negative")
+		}
+		return pipelinetest.NewTransform(pipelinetest.TransformOptions{}), nil
+	})
+	for _, tc := range []struct {
+		name    string
+		opts    any
+		wantErr string // "" = builds
+	}{
+		{"own options", &opts{N: 1}, ""},
+		{"other options", &struct{}{}, "x: options are *struct {}, want *pipeline_test.opts"},
+		{"nil options", nil, "x: options are <nil>, want *pipeline_test.opts"},
+		{"failed constructor", &opts{N: -1}, "negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, err := fn(nil, tc.opts)
+			switch {
+			case tc.wantErr == "" && (err != nil || tr == nil):
+				t.Fatalf("transform %v, err %v", tr, err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("err %v, want %q", err, tc.wantErr)
+			case tc.wantErr != "" && tr != nil:
+				t.Errorf("transform %#v on error, want a nil interface", tr)
+			}
+		})
+	}
+}

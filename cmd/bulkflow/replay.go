@@ -436,14 +436,10 @@ func replayTypes(ctx context.Context, g *pipeline.Graph, st *pipeline.StageSpec,
 func replayRegistry(rcsv *replayCSV, sel **replaySelect) *pipeline.Registry {
 	reg := pipeline.DefaultRegistry().Clone()
 	reg.RegisterTransform(replaySelectType, pipeline.Spec{Summary: "keep retryable dead-lettered rows, drop the _ columns"},
-		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			o, ok := opts.(*replaySelectOptions)
-			if !ok {
-				return nil, fmt.Errorf("%s: options are %T, want %T", replaySelectType, opts, o)
-			}
+		pipeline.TypedTransform(replaySelectType, func(env *pipeline.Env, o *replaySelectOptions) (*replaySelect, error) {
 			*sel = &replaySelect{all: o.All, keepRaw: o.KeepRaw, needResume: map[string]int64{}}
 			return *sel, nil
-		})
+		}))
 	reg.RegisterTransform(replayRebuildType, pipeline.Spec{Summary: "rebuild source-rejected rows from _raw"},
 		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
 			return &replayRebuild{csv: rcsv, env: env}, nil

@@ -98,13 +98,7 @@ func init() {
 		Summary:    "Keep the rows for which a boolean expression is true",
 		Example:    "expr:\n  expr: amount > 0 && status != \"closed\"\n",
 		NewOptions: func() any { return &Options{} },
-	}, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-		o, ok := opts.(*Options)
-		if !ok {
-			return nil, fmt.Errorf("filter: options are %T, want *filter.Options", opts)
-		}
-		return New(env, o)
-	})
+	}, pipeline.TypedTransform("filter", New))
 }
 
 // Check compiles the expression against in; the output schema is in.

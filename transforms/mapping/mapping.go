@@ -117,13 +117,7 @@ func init() {
 		Summary:    "Build each output field from an expression over the input row",
 		Example:    "fields:\n  - name: Name\n    expr: first_name + \" \" + last_name\n  - name: BillingCountry\n    expr: upper(country)\n",
 		NewOptions: func() any { return &Options{} },
-	}, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-		o, ok := opts.(*Options)
-		if !ok {
-			return nil, fmt.Errorf("map: options are %T, want *mapping.Options", opts)
-		}
-		return New(env, o)
-	})
+	}, pipeline.TypedTransform("map", New))
 }
 
 // Check compiles every expression against in and returns the output schema.
