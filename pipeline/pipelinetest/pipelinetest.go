@@ -291,19 +291,19 @@ func (d *dlSink) Close(ctx context.Context) error { return nil }
 // sink "collect" (collecting into c).
 func Register(reg *pipeline.Registry, c *Collector) {
 	reg.RegisterSource("rows", pipeline.Spec{Summary: "test rows", Example: "rows: 10\n", NewOptions: func() any { return &SourceOptions{} }},
-		func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
-			return NewSource(*opts.(*SourceOptions)), nil
-		})
+		pipeline.TypedSource("rows", func(ctx context.Context, env *pipeline.Env, o *SourceOptions) (*Source, error) {
+			return NewSource(*o), nil
+		}))
 	reg.RegisterTransform("copy", pipeline.Spec{Summary: "test transform", Example: "fail_every: 3\n", NewOptions: func() any { return &TransformOptions{} }},
-		func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-			return NewTransform(*opts.(*TransformOptions)), nil
-		})
+		pipeline.TypedTransform("copy", func(env *pipeline.Env, o *TransformOptions) (*Transform, error) {
+			return NewTransform(*o), nil
+		}))
 	reg.RegisterSink("collect", pipeline.Spec{Summary: "test sink", Example: "name: out\n", NewOptions: func() any { return &SinkOptions{} }},
-		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-			o := *opts.(*SinkOptions)
+		pipeline.TypedSink("collect", func(ctx context.Context, env *pipeline.Env, po *SinkOptions, in *pipeline.Schema) (*Sink, error) {
+			o := *po
 			if o.Name == "" {
 				o.Name = "out"
 			}
 			return &Sink{o: o, c: c}, nil
-		})
+		}))
 }
