@@ -159,12 +159,24 @@ type PlanFile struct {
 	Bytes int64 `json:"bytes"`
 }
 
-// LookupSpec declares a small key → value table loaded from a CSV object,
-// used by the lookup() expression function.
+// LookupSpec declares a small key → value table used by the lookup()
+// expression function: a CSV object (URL), or the records of a SOQL query
+// run as a Salesforce Bulk API 2.0 query job (Query; package
+// salesforcesource loads it, within MaxEntries).
 type LookupSpec struct {
-	URL   string `yaml:"url"`
+	URL string `yaml:"url"`
+	// Query is a SOQL query selecting Key and Value, instead of URL.
+	Query string `yaml:"query"`
 	Key   string `yaml:"key"`
 	Value string `yaml:"value"`
+	// MaxEntries is the most records a Query table may hold (0: the
+	// default budget); a query returning more is refused.
+	MaxEntries int `yaml:"max_entries"`
+	// Salesforce is the connection Query runs on, with the salesforce
+	// sink's connection keys (instance_url, auth, api_version,
+	// response_compression). The config loader fills it from the
+	// pipeline's first salesforce sink (else source) when it is unset.
+	Salesforce map[string]any `yaml:"salesforce"`
 }
 
 // Env is what the engine gives plugin constructors: facts about the run that

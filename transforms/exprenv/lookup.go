@@ -25,13 +25,14 @@ const loadTimeout = 2 * time.Minute
 type lookups struct {
 	specs   map[string]pipeline.LookupSpec
 	baseDir string
+	penv    *pipeline.Env // the run's, for query tables (nil in some tests)
 
 	mu     sync.Mutex // serialises load
 	tables atomic.Pointer[map[string]map[string]string]
 }
 
 func newLookups(penv *pipeline.Env) *lookups {
-	l := &lookups{}
+	l := &lookups{penv: penv}
 	if penv != nil {
 		l.specs, l.baseDir = penv.Lookups, penv.BaseDir
 	}
@@ -86,7 +87,13 @@ func (l *lookups) load(names []string, all bool) error {
 		if _, ok := next[name]; ok {
 			continue
 		}
-		t, err := readTable(l.baseDir, l.specs[name])
+		var t map[string]string
+		var err error
+		if spec := l.specs[name]; spec.Query != "" {
+			t, err = queryTable(l.penv, name, spec)
+		} else {
+			t, err = readTable(l.baseDir, spec)
+		}
 		if err != nil {
 			return fmt.Errorf("lookup table %q: %w", name, err)
 		}
