@@ -203,9 +203,31 @@ func scalarText(n ast.Node) (string, bool) {
 
 var goTypeErr = regexp.MustCompile(`cannot unmarshal (\S+) into Go (?:struct field|value) (?:\S+ )?of type (\S+)`)
 
+var usedWhereErr = regexp.MustCompile(`(\w+) was used where (\w+) is expected`)
+
+// yamlKind names a decoder's kind word in the user's words.
+func yamlKind(k string) string {
+	switch k {
+	case "int", "uint64", "int64", "float", "float64", "integer":
+		return "a number"
+	case "string":
+		return "text"
+	case "sequence", "array":
+		return "a list"
+	case "mapping", "map":
+		return "a mapping"
+	case "bool", "boolean":
+		return "true or false"
+	}
+	return k
+}
+
 // userWords rewrites a decoder message that names Go types in the
 // pipeline file's terms.
 func userWords(msg string) string {
+	if m := usedWhereErr.FindStringSubmatchIndex(msg); m != nil {
+		return msg[:m[0]] + "want " + yamlKind(msg[m[4]:m[5]]) + ", got " + yamlKind(msg[m[2]:m[3]]) + msg[m[1]:]
+	}
 	m := goTypeErr.FindStringSubmatch(msg)
 	if m == nil {
 		return msg

@@ -153,7 +153,6 @@ func LoadAll(name string, data []byte, reg *pipeline.Registry, o Options) *Resul
 	}
 	g := &pipeline.Graph{File: name, FileHash: hex.EncodeToString(sum[:])}
 	l.top(f.Docs[0].Body, g)
-	fillLookupConnections(g)
 	l.unusedOverrides(g)
 	if len(g.Stages) > 0 {
 		if err := g.Check(); err != nil {
@@ -438,6 +437,8 @@ func kindOf(n ast.Node) string {
 		return "a boolean"
 	case ast.NullType:
 		return "an empty value"
+	case ast.MappingType, ast.MappingValueType:
+		return "a mapping"
 	}
 	return strings.ToLower(n.Type().String())
 }
@@ -507,9 +508,8 @@ func (l *loader) top(body ast.Node, g *pipeline.Graph) {
 				for _, e := range lm.Values {
 					var spec pipeline.LookupSpec
 					if l.decode(e.Value, &spec, fmt.Sprintf("lookup %q", keyName(e))) {
-						if (spec.URL == "") == (spec.Query == "") || spec.Key == "" || spec.Value == "" {
-							l.add(e.Key, "lookup %q needs key, value and one of url or query (a CSV file, or a SOQL query, "+
-								"with its key column and its value column)", keyName(e))
+						if spec.URL == "" || spec.Key == "" || spec.Value == "" {
+							l.add(e.Key, "lookup %q needs url, key and value (the CSV file, its key column and its value column)", keyName(e))
 						}
 						g.Lookups[keyName(e)] = spec
 					}
@@ -743,13 +743,20 @@ func (l *loader) validate(at ast.Node, opts any, typ string) {
 // after checkShape has reported every unknown key and wrongly typed value.
 func (l *loader) decode(n ast.Node, v any, what string) bool {
 	if ok, good := l.checkShape(n, v, what); !ok {
-		if good != nil {
+		if m, isMap := good.(*ast.MappingNode); isMap && len(m.Values) > 0 {
 			// The keys without a problem, so that Validate can report
-			// what else is wrong.
-			_ = yaml.NodeToValue(good, v, yaml.Strict(), yaml.DisallowUnknownField())
+			// what else is wrong (and a value that decodes itself its
+			// own problem).
+			l.decodeNode(good, v, what)
 		}
 		return false
 	}
+	return l.decodeNode(n, v, what)
+}
+
+// decodeNode decodes n into v, adding the decoder's error in the user's
+// words at the key it is about.
+func (l *loader) decodeNode(n ast.Node, v any, what string) bool {
 	err := yaml.NodeToValue(n, v, yaml.Strict(), yaml.DisallowUnknownField())
 	if err == nil {
 		return true
@@ -766,7 +773,30 @@ func (l *loader) decode(n ast.Node, v any, what string) bool {
 		return false
 	}
 	e := l.yamlErr(err).(*pipeline.ConfigError)
+	var ye yaml.Error
+	if errors.As(err, &ye) && err != error(ye) {
+		// A value that decodes itself wrapped the decoder's error
+		// ("columns: want a list ...: %w"): keep its words, and the
+		// position, which is within the value's own bytes, is not the
+		// file's.
+		if outer, ok := strings.CutSuffix(err.Error(), ye.Error()); ok {
+			e.Msg = outer + ye.GetMessage()
+		}
+		e.Pos.Line = 0
+	}
 	e.Msg = what + ": " + userWords(e.Msg)
+	if e.Pos.Line == 0 {
+		// An error of a value that decodes itself ("columns: ...") has
+		// no token: place it at its key, else at the mapping.
+		e.Pos = l.pos(n)
+		if m, ok := asMapping(n); ok {
+			for _, mv := range m.Values {
+				if strings.HasPrefix(strings.TrimPrefix(e.Msg, what+": "), keyName(mv)+":") {
+					e.Pos = l.pos(mv.Value)
+				}
+			}
+		}
+	}
 	l.errs = append(l.errs, e)
 	return false
 }
