@@ -43,7 +43,7 @@ func TestRedactionCanaries(t *testing.T) {
 		toCSV   = "  - {name: w, inputs: [r], sink: {type: csv, url: out.csv}}\n"
 		s3      = "s3://bkt/%s?region=us-east-1&use_path_style=true"
 		badRow  = "  - name: m\n    inputs: [r]\n    map: {id: id, v: 'name == \"bob\" ? int(n) : 1'}\n  - {name: w, inputs: [m], sink: {type: csv, url: out.csv}}\n"
-		sfSink  = "  - {name: w, inputs: [r], sink: {type: salesforce, object: Account, %s}}\n"
+		sfSink  = "  - {name: w, inputs: [r], sink: {type: salesforce, object: Account, api: bulk, %s}}\n"
 		ccCreds = `instance_url: "` + "%s" + `", auth: {client_id: %s, client_secret: %s, login_url: "%s"}`
 	)
 	tok := sf.AccessToken()

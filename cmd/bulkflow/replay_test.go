@@ -73,7 +73,7 @@ func TestReplayLockErrors(t *testing.T) {
 	t.Chdir(t.TempDir())
 	writeFiles(t, map[string]string{
 		"data/accounts.csv": planAccountsCSV,
-		"p.yaml":            sfPipeline(srv, "replay", "      lock_retries: 0\n"),
+		"p.yaml":            sfPipeline(srv, "replay", "      lock_retries: 0\n      api: bulk\n"),
 	})
 	code, rep := runReport(t, "p.yaml")
 	if code != exitPartial || rep.Counts.DeadLettered != 11 || rep.Counts.Loaded != 0 {
@@ -276,7 +276,7 @@ func TestReplayRefusesJobIncomplete(t *testing.T) {
 	t.Chdir(t.TempDir())
 	writeFiles(t, map[string]string{
 		"data/accounts.csv": planAccountsCSV,
-		"p.yaml":            sfPipeline(srv, "incomplete", "      poll_timeout: 50ms\n"),
+		"p.yaml":            sfPipeline(srv, "incomplete", "      poll_timeout: 50ms\n      api: bulk\n"),
 	})
 	code, rep := runReport(t, "p.yaml")
 	if code != exitPartial || rep.Counts.DeadLettered != 11 {

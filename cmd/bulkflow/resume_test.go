@@ -72,6 +72,7 @@ stages:
       type: salesforce
       object: Account
       operation: insert
+      api: bulk
       max_job_rows: 300
       concurrency: 2
       poll_initial: 20ms

@@ -42,6 +42,7 @@ stages:
       object: Account
       operation: upsert
       external_id_field: External_Id__c
+      api: bulk
       instance_url: %q
       auth: {access_token: %q}
       poll_initial: 5ms

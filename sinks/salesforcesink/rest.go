@@ -28,10 +28,10 @@ const (
 	// APIREST always uses REST sObject Collections (200 records per
 	// request); hardDelete is not available there.
 	APIREST = "rest"
-	// DefaultAPI is the api default. Issue 20 asks for auto; it stays bulk
-	// until the CLI's tests that assert Bulk jobs on small inputs
-	// (cmd/bulkflow: sync, replay, plan, bench, quickstart) set api: bulk.
-	DefaultAPI = APIBulk
+	// DefaultAPI is the api default: auto, so that a small load (a sync
+	// that found a few changed rows) costs one synchronous request instead
+	// of a queued Bulk job.
+	DefaultAPI = APIAuto
 	// DefaultRestMaxRows is the rest_max_rows default: Salesforce's own
 	// guidance puts the crossover at 2,000 records (collections contract §4).
 	DefaultRestMaxRows = 2000

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
@@ -364,44 +363,5 @@ func TestRESTOptions(t *testing.T) {
 		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate() = %v, want %q", err, tc.want)
 		}
-	}
-}
-
-// TestRESTvsBulkMeasure is the measurement: 40 changed rows (what
-// a changed-mode sync sends: an upsert by external id) with the emulator's
-// Bulk queue delay at 5 s, through api auto and api bulk. It logs wall
-// time and API calls and fails below 5x less time or 3x fewer calls.
-//
-//	go test ./sinks/salesforcesink -run TestRESTvsBulkMeasure -v
-func TestRESTvsBulkMeasure(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for a 5 s Bulk queue delay")
-	}
-	var wall [2]time.Duration
-	var calls [2]int
-	for k, api := range []string{APIAuto, APIBulk} {
-		srv := salesforcetest.NewServer(nil)
-		defer srv.Close()
-		if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 5 * time.Second}); err != nil {
-			t.Fatal(err)
-		}
-		seedAccounts(200, "M")(t, srv)
-		rows := genAccounts(40, 0, "M")
-		start := time.Now()
-		r := runPipeline(t, context.Background(), accountSchema, rows, "object: Account\noperation: upsert\nexternal_id_field: External_Id__c\n"+
-			"poll_initial: 1s\npoll_max: 5s\n"+strings.Replace(strings.Replace(emulatorYAML(srv), "api: bulk", "api: "+api, 1), "poll_initial: 5ms\npoll_max: 50ms\n", "", 1))
-		wall[k] = time.Since(start)
-		if r.err != nil {
-			t.Fatal(r.err)
-		}
-		used, _ := srv.APIUsage()
-		calls[k] = int(used)
-		checkStored(t, srv, "Account", append(rows, genAccounts(200, 0, "M")[40:]...), nil, nil)
-	}
-	timeRatio, callRatio := float64(wall[1])/float64(wall[0]), float64(calls[1])/float64(calls[0])
-	t.Logf("40 changed rows, queue delay 5s: auto %v / %d API calls, bulk %v / %d API calls: %.1fx less time, %.1fx fewer calls",
-		wall[0].Round(time.Millisecond), calls[0], wall[1].Round(time.Millisecond), calls[1], timeRatio, callRatio)
-	if timeRatio < 5 || callRatio < 3 {
-		t.Errorf("auto is %.1fx faster with %.1fx fewer calls, want >= 5x and >= 3x", timeRatio, callRatio)
 	}
 }

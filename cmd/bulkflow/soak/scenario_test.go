@@ -357,6 +357,8 @@ stages:
       type: salesforce
       object: Account
       operation: %s%s
+      # bulk: the kill points and the oracle are Bulk jobs' (REST resumes: salesforcesink's TestRESTKillResume)
+      api: bulk
       max_job_rows: %d
       concurrency: %d
       lock_retries: %d
