@@ -282,7 +282,8 @@ stages:
 	go func() {
 		defer close(done)
 		rep, err = plan.Run(ctx, &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener(), ChannelSize: 2,
-			ProgressInterval: time.Millisecond, Progress: func(c pipeline.Counts) {
+			ProgressInterval: time.Millisecond, Progress: func(p pipeline.Progress) {
+				c := p.Counts
 				if progressed.Store(c.Loaded); c.Loaded >= 100 {
 					cancel()
 				}

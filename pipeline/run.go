@@ -27,8 +27,8 @@ type RunOptions struct {
 	// (backpressure beyond it). Default 4.
 	ChannelSize int
 	// Progress, if set, is called every ProgressInterval (default 1s) with
-	// the counts so far, from one goroutine, and once more at the end.
-	Progress         func(Counts)
+	// the progress so far, from one goroutine, and once more at the end.
+	Progress         func(Progress)
 	ProgressInterval time.Duration
 	// Now returns the current time (for reports); default time.Now.
 	Now func() time.Time
@@ -90,7 +90,10 @@ type runner struct {
 	log      *slog.Logger
 
 	read, fanned, filtered, loaded, deadLettered, lost atomic.Int64
-	retryable                                          atomic.Int64 // dead-lettered rows marked retryable
+	sourcesLeft                                        atomic.Int32 // sources still reading
+	sourcesDone                                        map[*planStage]*atomic.Bool
+	spans                                              map[*planStage]context.Context // each stage's context (its trace span)
+	retryable                                          atomic.Int64                   // dead-lettered rows marked retryable
 
 	mu        sync.Mutex
 	errs      []error
@@ -235,6 +238,8 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 	rep := &Report{RunID: env.RunID, Pipeline: p.graph.Name, File: p.graph.File, FileHash: p.graph.FileHash,
 		StartedAt: o.Now().UTC(), DeadLetters: []string{}, Errors: []string{}}
 
+	ctx, endRun := startRunSpan(ctx, rep)
+	defer func() { endRun(rep) }()
 	workCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r := &runner{plan: p, opts: o, userCtx: ctx, workCtx: workCtx, cancel: cancel, log: log,
@@ -257,8 +262,15 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 		return r.finish(rep, err)
 	}
 
+	r.sourcesDone, r.spans = map[*planStage]*atomic.Bool{}, map[*planStage]context.Context{}
+	r.startStageSpans(ctx)
+	defer r.endStages()
 	for _, s := range p.stages {
 		r.counters[s] = &stageCounters{}
+		if s.spec.Kind == KindSource {
+			r.sourcesDone[s] = &atomic.Bool{}
+			r.sourcesLeft.Add(1)
+		}
 		if s.spec.Kind != KindSource {
 			e := &edge{ch: make(chan *Batch, o.ChannelSize)}
 			e.producers.Store(int32(len(s.spec.Inputs)))
@@ -271,7 +283,7 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 		if s.spec.Kind != KindSink {
 			continue
 		}
-		sk, err := p.reg.OpenSink(ctx, env, s.spec.Type, s.spec.Options, s.in)
+		sk, err := p.reg.OpenSink(r.stageCtx(ctx, s), r.stageEnv(env, s), s.spec.Type, s.spec.Options, s.in)
 		if err != nil {
 			p.Close()
 			for _, opened := range r.sinks {
@@ -291,16 +303,22 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 	}
 	defer r.closeSyncers()
 
+	log.Info("run started", "pipeline", rep.Pipeline, "stages", len(p.stages))
+	start := o.Now()
 	var stages errgroup.Group
 	for _, s := range p.stages {
-		switch s.spec.Kind {
-		case KindSource:
-			stages.Go(func() error { r.runSource(s); return nil })
-		case KindTransform:
-			stages.Go(func() error { r.runTransform(s); return nil })
-		case KindSink:
-			stages.Go(func() error { r.runSink(s); return nil })
-		}
+		stages.Go(func() error {
+			defer r.endStage(s)
+			switch s.spec.Kind {
+			case KindSource:
+				r.runSource(s)
+			case KindTransform:
+				r.runTransform(s)
+			case KindSink:
+				r.runSink(s)
+			}
+			return nil
+		})
 	}
 	var progress errgroup.Group
 	stagesDone := make(chan struct{})
@@ -313,7 +331,7 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 				case <-stagesDone:
 					return nil
 				case <-t.C:
-					o.Progress(r.counts())
+					o.Progress(r.progress(start))
 				}
 			}
 		})
@@ -322,9 +340,12 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 	close(stagesDone)
 	progress.Wait()
 	if o.Progress != nil {
-		o.Progress(r.counts())
+		o.Progress(r.progress(start))
 	}
-	return r.finish(rep, nil)
+	rep, err = r.finish(rep, nil)
+	log.Info("run finished", "status", rep.Status, "read", rep.Counts.Read, "loaded", rep.Counts.Loaded,
+		"filtered", rep.Counts.Filtered, "dead_lettered", rep.Counts.DeadLettered, "seconds", rep.Seconds)
+	return rep, err
 }
 
 // finish closes dead letters, writes the manifest, checks the accounting and
@@ -412,6 +433,10 @@ func (r *runner) closeOutputs(s *planStage) {
 }
 
 func (r *runner) runSource(s *planStage) {
+	defer func() {
+		r.sourcesDone[s].Store(true)
+		r.sourcesLeft.Add(-1)
+	}()
 	defer r.closeOutputs(s)
 	defer func() {
 		if err := s.source.Close(); err != nil {
@@ -420,8 +445,9 @@ func (r *runner) runSource(s *planStage) {
 	}()
 	c := r.counters[s]
 	cur := r.cursors[s]
+	ctx := r.stageCtx(r.workCtx, s)
 	for r.workCtx.Err() == nil {
-		b, err := s.source.Read(r.workCtx)
+		b, err := s.source.Read(ctx)
 		if b != nil {
 			n := int64(b.Settled())
 			r.read.Add(n)
@@ -540,7 +566,7 @@ func (r *runner) runSink(s *planStage) {
 	cl := newCommitLog(sink, s.in) // rows loaded but not committed until Close
 	defer cl.close()
 	write := func(b *Batch, ops []SyncOp) {
-		ctx := WithBatchSeq(r.workCtx, seq)
+		ctx := WithBatchSeq(r.stageCtx(r.workCtx, s), seq)
 		seq++
 		writers.Go(func() error { r.write(ctx, s, sink, cl, b, sy, ops); return nil })
 	}

@@ -7,24 +7,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
-
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
-	"github.com/bulkflow/bulkflow/pipeline/redact"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
 
 // prepare loads and checks a pipeline file, opening its sources.
 func prepare(ctx context.Context, file string, stderr io.Writer) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
-	return prepareShard(ctx, file, stderr, pipeline.Shard{}, config.Options{})
+	return prepareShard(ctx, file, stderr, pipeline.Shard{}, config.Options{}, nil)
 }
 
 // parseShard parses --shard I/N ("" = no sharding).
@@ -41,8 +37,12 @@ func parseShard(s string) (pipeline.Shard, error) {
 }
 
 // prepareShard is prepare for one shard of a sharded run.
-// o carries --set and --instance-url.
-func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipeline.Shard, o config.Options) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
+// o carries --set and --instance-url; log is the run's logger (nil: warn
+// and above, as text, on stderr).
+func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipeline.Shard, o config.Options, log *slog.Logger) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
+	if log == nil {
+		log = obs.LogOptions{}.NewLogger(stderr)
+	}
 	reg := pipeline.DefaultRegistry()
 	g, err := config.LoadFileWith(file, reg, o)
 	if err != nil {
@@ -53,7 +53,7 @@ func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipe
 		RunID:    pipeline.NewRunID(time.Now()),
 		Pipeline: g.Name,
 		Lookups:  g.Lookups,
-		Logger:   slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		Logger:   log,
 		Shard:    shard,
 	}
 	plan, err := pipeline.Prepare(ctx, reg, g, env)
@@ -88,7 +88,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitUsage
 	}
-	plan, g, env, code := prepareShard(ctx, file, stderr, shard, rf.ov.options())
+	// Every log line of the run names it: the id is chosen before the
+	// sources open (a resume's, or a fresh one).
+	runID := rf.resume
+	if runID == "" {
+		runID = pipeline.NewRunID(time.Now())
+	}
+	log := rf.logs.NewLogger(stderr).With("run_id", runID)
+	plan, g, env, code := prepareShard(ctx, file, stderr, shard, rf.ov.options(), log)
 	if code != exitOK {
 		return code
 	}
@@ -101,9 +108,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "bulkflow: %s\n", unknownRunMessage(rf.resume, rr))
 			return exitUsage
 		}
-		// The plan shares env: sinks opened by Run see the resumed id.
-		env.RunID = rf.resume
 	}
+	// The plan shares env: sinks opened by Run see this id.
+	env.RunID = runID
 	// Salesforce sinks record what this attempt reads (the pipeline file,
 	// its digest, the source objects' fingerprints) in their ledger, and
 	// name the real file in resume hints.
@@ -140,10 +147,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Resumed = rf.resume != ""
 	opts.ResumeFlags = rf.resumeFlags()
-	finishProgress := setupProgress(opts, rf.progress, stderr)
+	display := obs.NewDisplay(stderr, rf.progress)
+	display.Install(opts)
 	rep, runErr := plan.Run(ctx, opts)
-	finishProgress()
+	display.Finish()
 	runErr = writeRunReport(ctx, rf.report, rep, runErr, stderr)
+	if rf.json {
+		runErr = writeRunReport(ctx, "-", rep, runErr, stderr)
+	}
 	rep.Summary(stderr)
 	return exitCode(rep, runErr)
 }
@@ -151,7 +162,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runFlags are the flags of `bulkflow run`.
 type runFlags struct {
 	report, progress, state, shard, resume string
-	offline                                bool
+	offline, json                          bool
+	logs                                   obs.LogOptions
 	reconcile                              reconcileFlag
 	ov                                     overrideFlags // --set, --instance-url
 }
@@ -177,7 +189,9 @@ func (f *runFlags) resumeFlags() []string {
 func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.report, "report", "", "write the JSON run report to this path or blob URL")
+	fs.StringVar(&f.report, "report", "", "write the JSON run report to this path or blob URL (- for stdout)")
+	fs.BoolVar(&f.json, "json", false, "write the JSON run report to stdout (progress, logs and the summary go to stderr)")
+	obs.AddLogFlags(fs, &f.logs, "warn")
 	fs.StringVar(&f.progress, "progress", "auto", "progress display: auto (a bar on a terminal, plain lines otherwise), plain, none")
 	fs.StringVar(&f.state, "state", "", "state location (directory or blob URL) for incremental and sync stages; default: the pipeline's state:, else "+state.DefaultLocation)
 	fs.StringVar(&f.shard, "shard", "", "run shard `I/N` of the pipeline: sources that read several files read only every N-th file from the I-th (0-based);\nstart N processes (I = 0..N-1) to split a large source; each shard keeps its own state")
@@ -186,7 +200,7 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.StringVar(&f.resume, "resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice")
 	f.ov.register(fs, true)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N] [--offline] [--set STAGE.KEY=VALUE ...] [--instance-url URL]\n\n"+
+		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N] [--offline] [--set STAGE.KEY=VALUE ...] [--instance-url URL] [--json] [--log-level LEVEL] [--log-format text|json]\n\n"+
 			"Runs a pipeline file. Flags may come before or after FILE. Unless --offline, every salesforce sink is first\n"+
 			"checked against the org's describe metadata, as validate does (GET requests only); a problem stops the run\n"+
 			"before any row moves (exit 2, or 1 when Salesforce cannot be reached).")
@@ -204,6 +218,10 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	case "auto", "plain", "none":
 	default:
 		fmt.Fprintf(stderr, "bulkflow: --progress must be auto, plain or none, not %q\n", f.progress)
+		return "", exitUsage
+	}
+	if err := f.logs.Check(); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return "", exitUsage
 	}
 	if f.resume != "" && !validRunID(f.resume) {
@@ -290,45 +308,6 @@ func writeReport(ctx context.Context, where string, rep *pipeline.Report) error 
 		return err
 	}
 	return blobio.WriteAll(context.WithoutCancel(ctx), loc, []byte(b.String()))
-}
-
-// setupProgress installs a progress callback and returns a function that
-// ends the display.
-func setupProgress(opts *pipeline.RunOptions, mode string, stderr io.Writer) func() {
-	if mode == "none" {
-		return func() {}
-	}
-	f, isFile := redact.Unwrap(stderr).(*os.File)
-	if mode == "auto" && isFile && term.IsTerminal(int(f.Fd())) {
-		bar := progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("rows"),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("rows"),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-		opts.ProgressInterval = 200 * time.Millisecond
-		opts.Progress = func(c pipeline.Counts) {
-			bar.Describe(fmt.Sprintf("loaded %d filtered %d dead-lettered %d | read", c.Loaded, c.Filtered, c.DeadLettered))
-			bar.Set64(c.Read)
-		}
-		return func() { bar.Finish() }
-	}
-	if mode == "auto" {
-		// Not a terminal: a plain line every 10 s keeps logs short.
-		opts.ProgressInterval = 10 * time.Second
-	} else {
-		opts.ProgressInterval = 2 * time.Second
-	}
-	start := time.Now()
-	opts.Progress = func(c pipeline.Counts) {
-		secs := time.Since(start).Seconds()
-		fmt.Fprintf(stderr, "progress: %.0fs read %d loaded %d filtered %d dead-lettered %d (%.0f rows/s)\n",
-			secs, c.Read, c.Loaded, c.Filtered, c.DeadLettered, float64(c.Read)/max(secs, 0.001))
-	}
-	return func() {}
 }
 
 func runPlugins(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -156,6 +156,7 @@ func NewClient(ctx context.Context, auth *Auth, opts *Options) (*Client, error) 
 	if c.hc == nil {
 		c.hc = http.DefaultClient
 	}
+	c.hc = tracedClient(c.hc) // a span per request when tracing is on (trace.go)
 	if c.apiVersion == "" {
 		c.apiVersion = DefaultAPIVersion
 	}

@@ -23,6 +23,8 @@ const maxUploadTries = 3
 func (s *Sink) runChunk(ctx context.Context, st *batchState, c *chunk, attempt int) ([]int, error) {
 	s.active.Add(1)
 	defer s.active.Add(-1)
+	ctx, span := s.startChunkSpan(ctx, c)
+	defer span.End()
 	if s.ledger != nil {
 		rec, ok := s.ledger.last(c.key)
 		if ok && !s.ledger.legacy && (rec.Digest != c.digest || rec.Rows != len(c.rows)) {
@@ -133,6 +135,7 @@ func (s *Sink) newJob(ctx context.Context, st *batchState, c *chunk, attempt int
 			return nil, err // err nil: the rows are settled
 		}
 		stat.ID, stat.State = info.ID, string(info.State)
+		s.liveJob(ctx, info.ID, info.State, 0, 0)
 		s.mu.Lock()
 		s.jobsCreated++
 		s.mu.Unlock()
@@ -324,6 +327,7 @@ func (s *Sink) wait(ctx context.Context, stat *JobStat) (*salesforce.JobInfo, er
 		Max: s.opts.PollMax, Timeout: s.opts.PollTimeout, Failures: maxFailedPolls,
 		OnPoll: func(ji *salesforce.JobInfo) {
 			stat.State = string(ji.State)
+			s.liveJob(ctx, stat.ID, ji.State, ji.NumberRecordsProcessed, ji.NumberRecordsFailed)
 			if !ji.State.Terminal() && s.pollBudgetOut() {
 				budgetOut = true
 				stop()
@@ -391,6 +395,7 @@ func (s *Sink) failRows(st *batchState, rows []int, code, jobID, format string, 
 }
 
 func (s *Sink) record(stat JobStat) {
+	s.liveEnd(stat)
 	s.mu.Lock()
 	s.jobs = append(s.jobs, stat)
 	if stat.State == string(salesforce.StateJobComplete) {

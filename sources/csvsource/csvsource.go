@@ -259,9 +259,9 @@ func (s *Source) openObject(ctx context.Context, obj blobio.Object, idx int) (*o
 		return nil, fmt.Errorf("csv: %w", err)
 	}
 	cur := &object{name: name, rc: rc}
-	var r io.Reader = rc
+	r := s.core.CountRead(rc)
 	if strings.HasSuffix(obj.Loc.Key, ".gz") {
-		if cur.gz, err = gzip.NewReader(rc); err != nil {
+		if cur.gz, err = gzip.NewReader(r); err != nil {
 			rc.Close()
 			return nil, fmt.Errorf("csv %s: gunzip: %w", name, err)
 		}
@@ -606,5 +606,11 @@ func isDecimal(f string) bool {
 // error; Schema and Read return ErrClosed afterwards.
 func (s *Source) Close() error { return s.core.Close() }
 
+// InputSize returns the bytes of the objects the source reads and how many
+// it has read (pipeline.Sizer), gzip objects by their compressed size.
+func (s *Source) InputSize() pipeline.InputSize { return s.core.InputSize() }
+
 // Interface guard: *Source satisfies pipeline.Source.
 var _ pipeline.Source = (*Source)(nil)
+
+var _ pipeline.Sizer = (*Source)(nil)

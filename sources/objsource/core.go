@@ -57,6 +57,7 @@ type Core[O Object] struct {
 	err     error           // sticky error returned by every later call
 	eof     bool
 	closed  bool
+	size    sizes // for InputSize
 }
 
 // New returns the core of a source reading the objects url names, resolved
@@ -101,6 +102,10 @@ func (c *Core[O]) Cur() (cur O, ok bool) {
 	var zero O
 	return c.cur, c.cur != zero
 }
+
+// Sharded reports whether the source reads only a shard's part of the
+// objects.
+func (c *Core[O]) Sharded() bool { return c.shard.Count > 1 }
 
 // Closed reports whether Close was called.
 func (c *Core[O]) Closed() bool { return c.closed }
@@ -152,6 +157,7 @@ func (c *Core[O]) load() error {
 		return fmt.Errorf("%s: %w", c.f.Kind, err)
 	}
 	c.objects = objs
+	c.setTotal()
 	if c.shard.Count > 1 {
 		c.log.Info(c.f.Kind+": this shard reads its part of the objects", "url", c.loc.String(), "shard", c.shard.String(), "objects", c.shard.Kept(len(objs)), "of", len(objs))
 	}
@@ -213,6 +219,7 @@ func (c *Core[O]) Finish() error {
 	if cur == zero {
 		return nil
 	}
+	c.finished(idx)
 	if err := cur.Close(); err != nil {
 		return fmt.Errorf("%s %s: close: %w", c.f.Kind, c.objects[idx].Loc, err)
 	}

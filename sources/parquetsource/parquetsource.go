@@ -71,6 +71,7 @@ type Source struct {
 	skippedRGs  int64       // row groups skipped by the cursor, all objects
 	skippedRows int64       // rows in them
 	fastRGs     int64       // row groups read on the fast path (tests)
+	rows        rowCount    // for InputSize
 }
 
 // object is one open Parquet object.
@@ -245,8 +246,8 @@ func (s *Source) openObject(ctx context.Context, obj blobio.Object) (*object, *a
 }
 
 // readFooter reads the footer of obj through ra and makes its read plan.
-// It does not change s, so checkFooter calls it from several goroutines at
-// once.
+// It changes nothing in s but the row count (safe for concurrent use), so
+// checkFooter calls it from several goroutines at once.
 func (s *Source) readFooter(obj blobio.Object, ra *blobio.ReaderAt) (*object, *arrow.Schema, error) {
 	name := obj.Loc.String()
 	props := parquet.NewReaderProperties(s.alloc)
@@ -258,6 +259,7 @@ func (s *Source) readFooter(obj blobio.Object, ra *blobio.ReaderAt) (*object, *a
 		return nil, nil, fmt.Errorf("parquet %s: not a readable Parquet file: %w", name, err)
 	}
 	src.watch(pf.MetaData())
+	s.rows.footer(obj.Loc.Key, pf.NumRows())
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(s.cfg.batchSize)}, s.alloc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parquet %s: %w", name, err)
@@ -311,7 +313,11 @@ func schemaDiff(want, got *pipeline.Schema) string {
 // ctx.Err() promptly when ctx is cancelled. Read must not be called
 // concurrently.
 func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
-	return s.core.Read(ctx, s.next1)
+	b, err := s.core.Read(ctx, s.next1)
+	if b != nil {
+		s.rows.done.Add(int64(b.Settled()))
+	}
+	return b, err
 }
 
 // next1 returns the next non-empty batch, moving through row groups and
@@ -356,6 +362,7 @@ func (s *Source) next1(ctx context.Context) (*pipeline.Batch, error) {
 				cur.skippedRows += n
 				s.skippedRGs++
 				s.skippedRows += n
+				s.rows.done.Add(n)
 				continue
 			}
 			if cur.fast == nil && cur.plan.fast != nil {
