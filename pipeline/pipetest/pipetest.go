@@ -109,12 +109,17 @@ type DeadLetter struct {
 
 // Result is the outcome of one case.
 type Result struct {
-	File     string   `json:"file"`
-	Pipeline string   `json:"pipeline"`
-	Name     string   `json:"name"`
-	Passed   bool     `json:"passed"`
-	Diffs    []string `json:"diffs,omitempty"`
-	Seconds  float64  `json:"seconds"`
+	// File is the test file, Pipeline the pipeline file it tests.
+	File     string `json:"file"`
+	Pipeline string `json:"pipeline"`
+	// Name is the case's name.
+	Name string `json:"name"`
+	// Passed is true when Diffs is empty.
+	Passed bool `json:"passed"`
+	// Diffs are the differences, each naming the row and field.
+	Diffs []string `json:"diffs,omitempty"`
+	// Seconds is how long the case took (set by the caller).
+	Seconds float64 `json:"seconds"`
 }
 
 // BadFileError is a test file that cannot be run: unreadable, malformed,
@@ -509,11 +514,7 @@ func execute(ctx context.Context, reg *pipeline.Registry, g *pipeline.Graph, env
 		}
 	}
 	outputs := map[string]*pipeline.Batch{src.Name: in}
-	order, err := downstream(g, src.Name, target)
-	if err != nil {
-		return nil, err
-	}
-	for _, st := range order {
+	for _, st := range downstream(g, src.Name, target) {
 		var inb *pipeline.Batch
 		for _, name := range st.Inputs {
 			b, ok := outputs[name]
@@ -576,7 +577,7 @@ func inputRow(o pipeline.Origin) int {
 
 // downstream returns the stages after from up to and including target, in
 // an order where every stage follows its inputs.
-func downstream(g *pipeline.Graph, from, target string) ([]*pipeline.StageSpec, error) {
+func downstream(g *pipeline.Graph, from, target string) []*pipeline.StageSpec {
 	done := map[string]bool{from: true}
 	var order []*pipeline.StageSpec
 	for progress := true; progress && !done[target]; {
@@ -601,7 +602,7 @@ func downstream(g *pipeline.Graph, from, target string) ([]*pipeline.StageSpec, 
 			}
 		}
 	}
-	return order, nil
+	return order
 }
 
 func indexOf(g *pipeline.Graph, name string) int {
