@@ -16,7 +16,8 @@ import (
 // TestRedactionCanaries puts a canary value, through ${BF_CANARY}, in every
 // position of a pipeline file where ${...} may appear, in a configuration
 // that makes that position fail or log, runs `bulkflow validate` and
-// `bulkflow run --report` through realMain, and requires that the canary
+// `bulkflow run --report` (logging at debug level, as JSON) through
+// realMain, and requires that the canary
 // appears nowhere bulkflow wrote: stdout, stderr, the report, the
 // dead-letter files and manifests (every file the run left in its working
 // directory except the inputs and the .bulkflow state folder, whose ledger
@@ -112,7 +113,10 @@ func TestRedactionCanaries(t *testing.T) {
 				var stdout, stderr bytes.Buffer
 				// --offline: validate above covers the pre-flight's output;
 				// run's own (jobs, retries, reports) is what this adds.
-				code := realMain([]string{"run", "p.yaml", "--report", "report.json", "--progress", "none", "--offline"}, &stdout, &stderr)
+				// Debug-level JSON logs: the most bulkflow ever logs, in
+				// the encoding that escapes differently from text.
+				code := realMain([]string{"run", "p.yaml", "--report", "report.json", "--progress", "none", "--offline",
+					"--log-level", "debug", "--log-format", "json"}, &stdout, &stderr)
 				outputs["run stdout"], outputs["run stderr"] = stdout.String(), stderr.String()
 				t.Logf("run: exit %d\n%s%s", code, stdout.String(), stderr.String())
 			}

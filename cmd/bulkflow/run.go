@@ -151,9 +151,17 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	display.Install(opts)
 	rep, runErr := plan.Run(ctx, opts)
 	display.Finish()
-	runErr = writeRunReport(ctx, rf.report, rep, runErr, stderr)
+	// --json and --report - write to the command's stdout (a test's
+	// buffer, serve's pipe), not blobio's process stdout.
+	report := rf.report
+	if report == "-" {
+		report, rf.json = "", true
+	}
+	runErr = writeRunReport(ctx, report, rep, runErr, stderr)
 	if rf.json {
-		runErr = writeRunReport(ctx, "-", rep, runErr, stderr)
+		if err := rep.WriteJSON(stdout); err != nil && runErr == nil {
+			runErr = fmt.Errorf("write the report to stdout: %w", err)
+		}
 	}
 	rep.Summary(stderr)
 	return exitCode(rep, runErr)
