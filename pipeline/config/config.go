@@ -153,6 +153,7 @@ func LoadAll(name string, data []byte, reg *pipeline.Registry, o Options) *Resul
 	}
 	g := &pipeline.Graph{File: name, FileHash: hex.EncodeToString(sum[:])}
 	l.top(f.Docs[0].Body, g)
+	fillLookupConnections(g)
 	l.unusedOverrides(g)
 	if len(g.Stages) > 0 {
 		if err := g.Check(); err != nil {
@@ -508,8 +509,9 @@ func (l *loader) top(body ast.Node, g *pipeline.Graph) {
 				for _, e := range lm.Values {
 					var spec pipeline.LookupSpec
 					if l.decode(e.Value, &spec, fmt.Sprintf("lookup %q", keyName(e))) {
-						if spec.URL == "" || spec.Key == "" || spec.Value == "" {
-							l.add(e.Key, "lookup %q needs url, key and value (the CSV file, its key column and its value column)", keyName(e))
+						if (spec.URL == "") == (spec.Query == "") || spec.Key == "" || spec.Value == "" {
+							l.add(e.Key, "lookup %q needs key, value and one of url or query (a CSV file, or a SOQL query, "+
+								"with its key column and its value column)", keyName(e))
 						}
 						g.Lookups[keyName(e)] = spec
 					}
