@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/jobs"
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
@@ -38,13 +38,15 @@ type planStageOptions struct {
 	Dir     string
 }
 
-// newEnv returns the run environment prepare() builds for a graph.
-func newEnv(g *pipeline.Graph, stderr io.Writer) *pipeline.Env {
+// newEnv returns the run environment prepare() builds for a graph, with a
+// fresh run id and a logger (--log-level, --log-format) that names it.
+func newEnv(g *pipeline.Graph, logs obs.LogOptions, stderr io.Writer) *pipeline.Env {
+	id := pipeline.NewRunID(time.Now())
 	return &pipeline.Env{
-		RunID:    pipeline.NewRunID(time.Now()),
+		RunID:    id,
 		Pipeline: g.Name,
 		Lookups:  g.Lookups,
-		Logger:   slog.New(redact.Handler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		Logger:   logs.NewLogger(stderr).With("run_id", id),
 	}
 }
 
@@ -133,6 +135,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cf.RegisterFlags(fs, false)
 	var ov overrideFlags // --set (--instance-url is the /limits connection's here)
 	ov.register(fs, false)
+	var logs obs.LogOptions
+	obs.AddLogFlags(fs, &logs, "warn")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, planUsage)
 		fs.PrintDefaults()
@@ -143,6 +147,10 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if file == "" {
 		fs.Usage()
+		return exitUsage
+	}
+	if err := logs.Check(); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitUsage
 	}
 	explicitConn := cf.Explicit()
@@ -161,7 +169,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g.DeadLetter = filepath.Join(*out, "dead-letter") + "/"
 
 	reg := planRegistry(stages)
-	env := newEnv(g, stderr)
+	env := newEnv(g, logs, stderr)
 	// Sync stages diff against their manifest and incremental sources
 	// filter by their watermark, read-only: a plan never writes state.
 	syncers := map[string]*partialSyncer{}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
@@ -201,7 +202,7 @@ stages:
 				t.Fatal(err)
 			}
 			var stderr bytes.Buffer
-			env := newEnv(g, &stderr)
+			env := newEnv(g, obs.LogOptions{}, &stderr)
 			plan, err := pipeline.Prepare(ctx, reg, g, env)
 			if err != nil {
 				t.Fatal(err)

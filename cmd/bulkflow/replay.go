@@ -20,6 +20,7 @@ import (
 
 	"gocloud.dev/gcerrors"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
@@ -189,7 +190,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	// Type the data columns as the stage saw them, so that nulls, dates
 	// and numbers reach the downstream stages as in the original run.
-	env := newEnv(g, stderr)
+	env := newEnv(g, rf.logs, stderr)
 	types := replayTypes(ctx, g, st, env, stderr)
 	rcsv, src := replayInput(ctx, env, st, dlURL, data, types)
 
@@ -199,7 +200,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	var sel *replaySelect
 	reg := replayRegistry(rcsv, &sel)
-	env = newEnv(g, stderr)
+	env = newEnv(g, rf.logs, stderr)
 	// Sync stages diff the replayed rows against their manifest (a row
 	// already loaded unchanged is not sent again) and commit what loads,
 	// without deleting anything or dropping the keys the replay does not
@@ -241,6 +242,7 @@ type replayFlags struct {
 	pipelineFile, report string
 	all, force           bool
 	fixes                mapFlags
+	logs                 obs.LogOptions
 }
 
 // parse parses args into f and returns the dead-letter URL, or "" with the
@@ -253,6 +255,7 @@ func (f *replayFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.BoolVar(&f.force, "force", false, "replay even if this dead-letter file was replayed before (rows may be sent twice)")
 	fs.StringVar(&f.report, "report", "", "write the JSON run report to this `path` or blob URL")
 	fs.Var(&f.fixes, "map", "`FIELD=EXPR` fix applied to every replayed row (repeatable)")
+	obs.AddLogFlags(fs, &f.logs, "warn")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, replayUsage)
 		fs.PrintDefaults()
@@ -263,6 +266,10 @@ func (f *replayFlags) parse(args []string, stderr io.Writer) (string, int) {
 	}
 	if dlURL == "" || f.pipelineFile == "" {
 		fs.Usage()
+		return "", exitUsage
+	}
+	if err := f.logs.Check(); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return "", exitUsage
 	}
 	return dlURL, exitOK

@@ -111,3 +111,36 @@ func TestRunLogFlags(t *testing.T) {
 		t.Errorf("the runs wrote no dead letters: %v", err)
 	}
 }
+
+// TestLogFlagsPlanReplay checks that plan and replay take the log flags:
+// a plan at debug level in JSON logs JSON lines naming its run; bad values
+// are refused by both before anything runs.
+func TestLogFlagsPlanReplay(t *testing.T) {
+	root := repoRoot(t)
+	t.Chdir(t.TempDir())
+	copyTree(t, filepath.Join(root, "pipelines"), "pipelines")
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"plan", "pipelines/quickstart.yaml", "--out", "planned", "--log-level", "debug", "--log-format", "json"}, &stdout, &stderr)
+	if code != exitPartial && code != exitOK {
+		t.Fatalf("plan: exit %d\n%s", code, stderr.String())
+	}
+	jsonLines := 0
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["run_id"] != nil && rec["level"] != nil {
+			jsonLines++
+		}
+	}
+	if jsonLines == 0 {
+		t.Errorf("plan logged no JSON line with a run_id:\n%s", stderr.String())
+	}
+	for _, args := range [][]string{
+		{"plan", "pipelines/quickstart.yaml", "--log-level", "loud"},
+		{"replay", "dl.csv", "--pipeline", "pipelines/quickstart.yaml", "--log-format", "xml"},
+	} {
+		stderr.Reset()
+		if code := realMain(args, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--log-") {
+			t.Errorf("%v: exit %d, want %d naming the flag\n%s", args, code, exitUsage, stderr.String())
+		}
+	}
+}
