@@ -77,6 +77,7 @@ func (h *planHarness) MakeSink(ctx context.Context, schema *pipeline.Schema) (pi
 	o.Object, o.Operation, o.InstanceURL = "Account", "insert", "http://127.0.0.1:1" // never contacted
 	o.Auth.AccessToken = "plan"
 	o.MaxJobBytes = planMaxJobBytes
+	o.API = salesforcesink.APIBulk // job files (api auto would plan the suite's small inputs as REST requests)
 	var p pipeline.Planner = o
 	return p.OpenPlan(ctx, &pipeline.Env{RunID: "conformance"}, schema, h.dir)
 }

@@ -1,14 +1,18 @@
 package salesforcesink
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/sinks/salesforce"
 )
 
 // PlanJob is one job file written by a PlanSink: the exact CSV the
@@ -20,13 +24,18 @@ type PlanJob struct {
 	Rows int `json:"rows"`
 	// Bytes is the file's size, header included: the upload's size.
 	Bytes int64 `json:"bytes"`
+	// API is "rest" for a REST collections request (File is
+	// rest-0001.json, its body, or for a delete rest-0001.ids, its ids);
+	// empty for a Bulk job.
+	API string `json:"api,omitempty"`
 }
 
 // APICalls estimates the Salesforce REST calls a load makes (contract §2):
 // per job one create, one upload (PUT), one close (PATCH), at least one
-// poll and up to three result GETs (successful, failed, unprocessed), plus
-// the token request of the auth flow. Lock-error re-drives (lock_retries)
-// and extra polls of slow jobs come on top.
+// poll and up to three result GETs (successful, failed, unprocessed); one
+// call per REST collections request; plus the token request of the auth
+// flow. Lock-error re-drives (lock_retries) and extra polls of slow jobs
+// come on top.
 type APICalls struct {
 	Jobs    int `json:"jobs"`
 	Create  int `json:"create"`
@@ -34,16 +43,41 @@ type APICalls struct {
 	Close   int `json:"close"`
 	Poll    int `json:"poll_min"`
 	Results int `json:"results"`
-	Auth    int `json:"auth"`
-	Total   int `json:"total_min"`
+	// REST is the REST collections requests (one call each).
+	REST  int `json:"rest_requests"`
+	Auth  int `json:"auth"`
+	Total int `json:"total_min"`
 }
 
-// PlannedCalls returns the API calls of jobs jobs made by sinks sinks
+// PlannedCalls returns the API calls of jobs Bulk jobs made by sinks sinks
 // (each sink authenticates once).
 func PlannedCalls(jobs, sinks int) APICalls {
 	c := APICalls{Jobs: jobs, Create: jobs, Upload: jobs, Close: jobs, Poll: jobs, Results: 3 * jobs, Auth: sinks}
 	c.Total = c.Create + c.Upload + c.Close + c.Poll + c.Results + c.Auth
 	return c
+}
+
+// PlannedCallsOf returns the API calls of a plan's files (a PlanSink's:
+// job-*.csv are Bulk jobs, rest-* REST requests) made by sinks sinks.
+func PlannedCallsOf(files []pipeline.PlanFile, sinks int) APICalls {
+	jobs, rest := 0, 0
+	for _, f := range files {
+		if strings.HasPrefix(filepath.Base(f.File), "rest-") {
+			rest++
+		} else {
+			jobs++
+		}
+	}
+	c := PlannedCalls(jobs, sinks)
+	c.REST = rest
+	c.Total += rest
+	return c
+}
+
+// Add returns the sum of two estimates.
+func (c APICalls) Add(d APICalls) APICalls {
+	return APICalls{Jobs: c.Jobs + d.Jobs, Create: c.Create + d.Create, Upload: c.Upload + d.Upload, Close: c.Close + d.Close,
+		Poll: c.Poll + d.Poll, Results: c.Results + d.Results, REST: c.REST + d.REST, Auth: c.Auth + d.Auth, Total: c.Total + d.Total}
 }
 
 // planPartialSuffix marks job files that are not committed yet: a
@@ -61,16 +95,18 @@ const planPartialSuffix = ".partial"
 // Lock-error follow-up jobs (lock_retries) depend on Salesforce's answers
 // and are not planned.
 type PlanSink struct {
-	opts *Options
-	enc  *encoder
-	dir  string
+	opts  *Options
+	enc   *encoder
+	dir   string
+	probe *Sink // cuts REST requests as the sink does (no client)
 
-	mu     sync.Mutex
-	hdr    []byte // the encoded header
-	buf    []byte // reused job file buffer
-	jobs   []PlanJob
-	rows   int64
-	closed bool
+	mu      sync.Mutex
+	hdr     []byte // the encoded header
+	buf     []byte // reused job file buffer
+	jobs    []PlanJob
+	rows    int64
+	batches int64 // Writes so far: the next batch's seq
+	closed  bool
 }
 
 // Interface guards.
@@ -95,19 +131,23 @@ func OpenPlan(ctx context.Context, env *pipeline.Env, opts *Options, in *pipelin
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("salesforce plan: %w", err)
 	}
-	old, _ := filepath.Glob(filepath.Join(dir, "job-*.csv*"))
+	var old []string
+	for _, pat := range []string{"job-*.csv*", "rest-*.json*", "rest-*.ids*"} {
+		m, _ := filepath.Glob(filepath.Join(dir, pat))
+		old = append(old, m...)
+	}
 	for _, f := range old {
 		if err := os.Remove(f); err != nil {
 			return nil, fmt.Errorf("salesforce plan: remove the earlier plan's %s: %w", f, err)
 		}
 	}
-	return &PlanSink{opts: opts, enc: newEncoder(in, opts.delimiter(), opts.lineEnding()), dir: dir}, nil
+	return &PlanSink{opts: opts, enc: newEncoder(in, opts.delimiter(), opts.lineEnding()), dir: dir, probe: probe}, nil
 }
 
 // BatchPolicy asks for the batches the real sink gets (max_job_rows rows;
 // with api auto at least rest_max_rows+1) one at a time, so that job
-// numbers follow the input order. The plan describes Bulk jobs: an input
-// api auto or rest would send through REST is planned as jobs too.
+// numbers follow the input order and the first batch tells, as in the
+// sink, whether api auto takes the REST path.
 func (p *PlanSink) BatchPolicy() pipeline.BatchPolicy {
 	return pipeline.BatchPolicy{MaxRows: (&Sink{opts: p.opts}).batchRows(), MaxInFlight: 1}
 }
@@ -120,6 +160,11 @@ func (p *PlanSink) Write(ctx context.Context, b *pipeline.Batch) error {
 	defer p.mu.Unlock()
 	if p.closed {
 		return errors.New("salesforce plan: Write after Close")
+	}
+	seq := p.batches
+	p.batches++
+	if p.probe.useREST(seq, b.Len()) {
+		return p.writeREST(ctx, b)
 	}
 	var re pipeline.RowErrors
 	if p.hdr == nil {
@@ -184,6 +229,42 @@ func (p *PlanSink) Write(ctx context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
+// writeREST writes the batch as the sObject Collections requests the
+// sink would send (p.mu held): rest-0001.json, ... with each request's
+// JSON body, or for a delete rest-0001.ids with its ids (the DELETE's ids
+// parameter, comma-separated). A delete's ids are checked for their shape
+// only (the sink also checks their key prefix, which needs a describe).
+func (p *PlanSink) writeREST(ctx context.Context, b *pipeline.Batch) error {
+	var re pipeline.RowErrors
+	rows := make([]int, b.Len())
+	for i := range rows {
+		rows[i] = i
+	}
+	ext := ".json"
+	if p.probe.op == salesforce.OpDelete {
+		ext = ".ids"
+	}
+	for _, rq := range p.probe.cutRequests(b, rows, nil, re.Add) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		body := rq.body
+		if ext == ".ids" {
+			body = append(bytes.TrimSuffix(body, []byte(",")), '\n')
+		}
+		name := filepath.Join(p.dir, fmt.Sprintf("rest-%04d%s", len(p.jobs)+1, ext))
+		if err := os.WriteFile(name+planPartialSuffix, body, 0o644); err != nil {
+			return fmt.Errorf("salesforce plan: %w", err)
+		}
+		p.jobs = append(p.jobs, PlanJob{File: name, Rows: len(rq.rows), Bytes: int64(len(body)), API: APIREST})
+		p.rows += int64(len(rq.rows))
+	}
+	if len(re.Failures) > 0 {
+		return &re
+	}
+	return nil
+}
+
 // Close commits the job files (renames them into place). It is idempotent.
 func (p *PlanSink) Close(ctx context.Context) error {
 	p.mu.Lock()
@@ -213,29 +294,55 @@ func (p *PlanSink) Jobs() []PlanJob {
 
 // PlanStats is what a PlanSink reports under its stage in the run report.
 type PlanStats struct {
-	Object    string    `json:"object"`
-	Operation string    `json:"operation"`
+	Object    string `json:"object"`
+	Operation string `json:"operation"`
+	// API is the api option (auto, bulk, rest) and Path the path the
+	// sink would take: "rest", "bulk", or "" when no row reached it.
+	API       string    `json:"api"`
+	Path      string    `json:"path"`
 	Dir       string    `json:"dir"`
 	Rows      int64     `json:"rows"`
 	Bytes     int64     `json:"bytes"`
 	Jobs      []PlanJob `json:"jobs"`
 	APICalls  APICalls  `json:"api_calls"`
+	restLimit int       // rest_max_rows, for SummaryLine
 }
 
 // Stats returns the plan's jobs and their estimated API calls (see
 // pipeline.StatsReporter).
 func (p *PlanSink) Stats() any {
 	jobs := p.Jobs()
-	st := PlanStats{Object: p.opts.Object, Operation: string(p.opts.operation()), Dir: p.dir, Jobs: jobs,
-		APICalls: PlannedCalls(len(jobs), 1)}
+	st := PlanStats{Object: p.opts.Object, Operation: string(p.opts.operation()), API: p.opts.api(), Dir: p.dir, Jobs: jobs,
+		APICalls: PlannedCallsOf(p.PlanFiles(), 1), restLimit: p.opts.restMaxRows()}
 	if st.Jobs == nil {
 		st.Jobs = []PlanJob{}
 	}
 	for _, j := range jobs {
 		st.Rows += int64(j.Rows)
 		st.Bytes += j.Bytes
+		st.Path = cmp.Or(j.API, APIBulk)
 	}
 	return st
+}
+
+// SummaryLine says which path the sink would take and its API calls, for
+// the plan's text summary (pipeline.SummaryLiner).
+func (st PlanStats) SummaryLine() string {
+	why := ""
+	if st.API == APIAuto {
+		why = fmt.Sprintf(" (api auto: at most rest_max_rows %d rows)", st.restLimit)
+		if st.Path == APIBulk {
+			why = fmt.Sprintf(" (api auto: more than rest_max_rows %d rows)", st.restLimit)
+		}
+	}
+	c := st.APICalls
+	switch st.Path {
+	case APIREST:
+		return fmt.Sprintf("REST collections%s: %d requests (%d records), %d API calls", why, c.REST, st.Rows, c.Total)
+	case APIBulk:
+		return fmt.Sprintf("Bulk API 2.0%s: %d jobs (%d rows), at least %d API calls", why, c.Jobs, st.Rows, c.Total)
+	}
+	return ""
 }
 
 // RetryableCodes are the dead-letter error codes whose rows `bulkflow

@@ -140,7 +140,8 @@ type restRequest struct {
 	recs   []salesforce.Record
 	seq    int64 // the engine's batch number
 	key    string
-	digest string // hex sha256 of the JSON body
+	body   []byte // the JSON body; a delete's ids, each followed by ","
+	digest string // hex sha256 of body
 	from   string
 }
 
@@ -195,9 +196,6 @@ func (s *Sink) request(recs []salesforce.Record) salesforce.CollectionRequest {
 // cutREST cuts pending rows into requests of at most 200 records and
 // maxRESTBytes of JSON, in order. Rows that cannot be encoded fail in st.
 func (s *Sink) cutREST(ctx context.Context, b *pipeline.Batch, st *batchState, pending []int) ([]*restRequest, error) {
-	var out []*restRequest
-	var cur *restRequest
-	size := 0
 	var obj *salesforce.DescribeResult
 	if s.op == salesforce.OpDelete && len(pending) > 0 {
 		var err error
@@ -205,13 +203,28 @@ func (s *Sink) cutREST(ctx context.Context, b *pipeline.Batch, st *batchState, p
 			return nil, err
 		}
 	}
-	for _, i := range pending {
-		if obj != nil {
-			// A collection delete takes ids of any object: only the
-			// sink's object's ids are sent (a Bulk job refuses the others
-			// with this error).
-			if id, _ := b.Row(i)[0].(string); !isRecordID(id) || !strings.EqualFold(id[:3], obj.KeyPrefix) {
-				st.fail(i, s.rowErr("MALFORMED_ID", "Id", "", "%s ID: id value of incorrect type: %s", obj.Label, id))
+	return s.cutRequests(b, pending, obj, st.fail), nil
+}
+
+// cutRequests cuts rows into requests of at most 200 records and
+// maxRESTBytes of JSON, in order, each with its body (a delete's: the
+// ids, comma-terminated) and the body's digest. A row that cannot be
+// encoded, or a delete's id that is not a record id (of obj's object, when
+// obj is given: a collection delete takes ids of any object, a Bulk job
+// refuses the others with this error), goes to fail instead. The sink and
+// its plan (PlanSink) cut alike.
+func (s *Sink) cutRequests(b *pipeline.Batch, rows []int, obj *salesforce.DescribeResult, fail func(int, error)) []*restRequest {
+	var out []*restRequest
+	var cur *restRequest
+	size := 0
+	for _, i := range rows {
+		if s.op == salesforce.OpDelete {
+			if id, _ := b.Row(i)[0].(string); !isRecordID(id) || obj != nil && !strings.EqualFold(id[:3], obj.KeyPrefix) {
+				label := s.opts.Object
+				if obj != nil {
+					label = obj.Label
+				}
+				fail(i, s.rowErr("MALFORMED_ID", "Id", "", "%s ID: id value of incorrect type: %s", label, id))
 				continue
 			}
 		}
@@ -224,7 +237,7 @@ func (s *Sink) cutREST(ctx context.Context, b *pipeline.Batch, st *batchState, p
 			switch {
 			case err != nil:
 			case len(one) > maxRESTBytes:
-				st.fail(i, s.rowErr(CodeRowTooLarge, "", "", "the row's JSON is %d bytes, above the %d bytes of a REST request", len(one), maxRESTBytes))
+				fail(i, s.rowErr(CodeRowTooLarge, "", "", "the row's JSON is %d bytes, above the %d bytes of a REST request", len(one), maxRESTBytes))
 				continue
 			default:
 				if cur == nil || len(cur.rows) == salesforce.MaxCollectionRecords || size+len(one) > maxRESTBytes {
@@ -241,21 +254,20 @@ func (s *Sink) cutREST(ctx context.Context, b *pipeline.Batch, st *batchState, p
 		if !errors.As(err, &re) {
 			re = s.rowErr(CodeInvalidValue, "", "", "%v", err)
 		}
-		st.fail(i, re)
+		fail(i, re)
 	}
 	for _, rq := range out {
-		var body []byte
 		if s.op == salesforce.OpDelete {
 			for _, r := range rq.recs {
-				body = fmt.Appendf(body, "%v,", r[0].Value)
+				rq.body = fmt.Appendf(rq.body, "%v,", r[0].Value)
 			}
 		} else {
-			body, _ = salesforce.EncodeCollectionBody(s.request(rq.recs))
+			rq.body, _ = salesforce.EncodeCollectionBody(s.request(rq.recs))
 		}
-		h := sha256.Sum256(body)
+		h := sha256.Sum256(rq.body)
 		rq.digest = hex.EncodeToString(h[:])
 	}
-	return out, nil
+	return out
 }
 
 // describeForDelete returns the sink object's describe (its key prefix and
