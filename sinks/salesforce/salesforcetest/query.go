@@ -13,11 +13,17 @@ import (
 
 // soqlQuery is the supported SOQL subset:
 //
-//	SELECT f1, Rel.f2 FROM Object [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...] [LIMIT n]
+//	SELECT f1, Rel.f2, Rel.Rel2.f3 FROM Object [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...] [LIMIT n]
 //
 // where cond combines comparisons (= != <> < > <= >= against strings,
 // numbers, true/false, null, date and datetime literals), LIKE, IN and
-// NOT IN with AND, OR, NOT and parentheses.
+// NOT IN with AND, OR, NOT and parentheses. A field path follows up to
+// five child-to-parent relationships; a missing parent gives an empty
+// cell. Malformed SOQL, unknown objects and fields are a 400 at create
+// (MALFORMED_QUERY, INVALID_TYPE, INVALID_FIELD), and so are the forms a
+// Bulk API 2.0 query does not take (contract §6): GROUP BY, OFFSET,
+// TYPEOF, function calls such as COUNT() (API_ERROR, emulator text) and
+// parent-to-child subqueries (API_ERROR, Salesforce's observed text).
 type soqlQuery struct {
 	text    string
 	fields  []string // as written
@@ -25,14 +31,25 @@ type soqlQuery struct {
 	cols    []queryCol
 	where   *cond // nil: every record
 	orderBy []orderKey
-	limit   int
+	limit   int // -1: no LIMIT
 }
 
 type queryCol struct {
-	field  *FieldDescribe // on the queried object (the reference field for Rel.f)
-	target *object
-	tfield *FieldDescribe // on the parent, for Rel.f
+	field  *FieldDescribe // on the queried object (the first reference field for Rel.f)
+	hops   []relHop       // for Rel.f and Rel.Rel2.f: each relationship followed, in order
+	tfield *FieldDescribe // on the last parent, for Rel.f
 }
+
+// relHop is one relationship of a field path: the reference field on the
+// current object and the object it leads to.
+type relHop struct {
+	ref *FieldDescribe
+	to  *object
+}
+
+// maxRelHops is how many relationships a field path may follow (SOQL
+// allows five levels of child-to-parent relationships).
+const maxRelHops = 5
 
 type soqlError struct{ code, msg string }
 
@@ -114,11 +131,14 @@ func (s *Server) parseSOQL(q string) (*soqlQuery, error) {
 	if len(toks) < 4 || !strings.EqualFold(toks[0], "SELECT") {
 		return nil, bad("unexpected token: '%s'", firstOr(toks, ""))
 	}
-	sq := &soqlQuery{text: q}
+	sq := &soqlQuery{text: q, limit: -1}
 	i := 1
 	for {
 		if i >= len(toks) {
 			return nil, bad("unexpected end of query")
+		}
+		if err := unsupportedSelect(toks, i); err != nil {
+			return nil, err
 		}
 		sq.fields = append(sq.fields, toks[i])
 		i++
@@ -174,38 +194,77 @@ func (s *Server) parseSOQL(q string) (*soqlQuery, error) {
 		i += 2
 	}
 	if i < len(toks) {
+		if kw := strings.ToUpper(toks[i]); kw == "GROUP" || kw == "OFFSET" {
+			return nil, notSupported(kw)
+		}
 		return nil, bad("unexpected token: '%s'", toks[i])
 	}
 	return sq, nil
 }
 
+// unsupportedSelect refuses the SELECT-list forms a Bulk API 2.0 query
+// does not take (contract §6): a parent-to-child subquery (Salesforce's
+// text, observed), an aggregate or other function call, TYPEOF.
+func unsupportedSelect(toks []string, i int) error {
+	switch {
+	case toks[i] == "(":
+		return &soqlError{"API_ERROR", "Aggregate Relationships not supported in Bulk V2 Query with CSV content type."}
+	case strings.EqualFold(toks[i], "TYPEOF"):
+		return notSupported("TYPEOF")
+	case i+1 < len(toks) && toks[i+1] == "(":
+		return notSupported(strings.ToUpper(toks[i]) + "()")
+	}
+	return nil
+}
+
+// notSupported is the emulator's 400 for SOQL that Bulk API 2.0 queries
+// do not support (the text is the emulator's; Salesforce's is unconfirmed).
+func notSupported(what string) error {
+	return &soqlError{"API_ERROR", what + " is not supported by Bulk API 2.0 query jobs (GROUP BY, OFFSET, TYPEOF, " +
+		"aggregate and other functions, parent-to-child subqueries)"}
+}
+
 func (s *Server) resolveQueryCol(o *object, name string) (queryCol, error) {
 	noCol := &soqlError{"INVALID_FIELD", fmt.Sprintf("No such column '%s' on entity '%s'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.", name, o.desc.Name)}
-	rel, fname, ok := strings.Cut(name, ".")
-	if !ok {
+	path := strings.Split(name, ".")
+	if len(path) == 1 {
 		f := o.fields[strings.ToLower(name)]
 		if f == nil {
 			return queryCol{}, noCol
 		}
 		return queryCol{field: f}, nil
 	}
-	f := o.rels[strings.ToLower(rel)]
-	if f == nil || len(f.ReferenceTo) == 0 {
+	if len(path)-1 > maxRelHops {
+		return queryCol{}, &soqlError{"MALFORMED_QUERY", fmt.Sprintf("%s: SOQL allows at most %d levels of relationships", name, maxRelHops)}
+	}
+	var c queryCol
+	cur := o
+	for _, rel := range path[:len(path)-1] {
+		f := cur.rels[strings.ToLower(rel)]
+		if f == nil || len(f.ReferenceTo) == 0 {
+			if cur != o {
+				return queryCol{}, &soqlError{"INVALID_FIELD", fmt.Sprintf("Didn't understand relationship '%s' in field path. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL or the describe call for the appropriate names.", rel)}
+			}
+			return queryCol{}, noCol
+		}
+		target := s.objects[strings.ToLower(f.ReferenceTo[0])]
+		if target == nil {
+			return queryCol{}, noCol
+		}
+		if c.field == nil {
+			c.field = f
+		}
+		c.hops = append(c.hops, relHop{ref: f, to: target})
+		cur = target
+	}
+	if c.tfield = cur.fields[strings.ToLower(path[len(path)-1])]; c.tfield == nil {
 		return queryCol{}, noCol
 	}
-	target := s.objects[strings.ToLower(f.ReferenceTo[0])]
-	if target == nil {
-		return queryCol{}, noCol
-	}
-	tf := target.fields[strings.ToLower(fname)]
-	if tf == nil {
-		return queryCol{}, noCol
-	}
-	return queryCol{field: f, target: target, tfield: tf}, nil
+	return c, nil
 }
 
-// valueLocked returns the value of c on rec ("" for null). s.mu must be
-// held.
+// valueLocked returns the value of c on rec ("" for null, as for a field
+// of a parent that is not set). s.mu must be held.
 func (s *Server) valueLocked(c queryCol, rec *record) (string, bool) {
 	get := func(f *FieldDescribe, r *record) (string, bool) {
 		if strings.EqualFold(f.Name, "Id") {
@@ -219,19 +278,20 @@ func (s *Server) valueLocked(c queryCol, rec *record) (string, bool) {
 		}
 		return r.get(f)
 	}
-	if c.target == nil {
+	if c.hops == nil {
 		return get(c.field, rec)
 	}
-	pid, ok := rec.get(c.field)
-	if !ok {
-		return "", false
+	for _, h := range c.hops {
+		pid, ok := rec.get(h.ref)
+		if !ok {
+			return "", false
+		}
+		id15, _ := normalizeID(pid)
+		if rec = s.storeLocked(h.to).find(id15); rec == nil {
+			return "", false
+		}
 	}
-	id15, _ := normalizeID(pid)
-	parent := s.storeLocked(c.target).find(id15)
-	if parent == nil {
-		return "", false
-	}
-	return get(c.tfield, parent)
+	return get(c.tfield, rec)
 }
 
 func (s *Server) routeQuery(w http.ResponseWriter, r *http.Request, version string, segs []string) {
@@ -359,10 +419,10 @@ func (s *Server) runQuery(j *job, start time.Time) {
 		if sq.where != nil && !s.matchLocked(sq.where, rec) {
 			continue
 		}
-		recs = append(recs, rec)
-		if sq.orderBy == nil && sq.limit > 0 && len(recs) >= sq.limit {
+		if sq.orderBy == nil && sq.limit >= 0 && len(recs) >= sq.limit {
 			break
 		}
+		recs = append(recs, rec)
 	}
 	if n := s.faults.FailJobAfterRows; n > 0 && int64(len(recs)) > n {
 		// A failed query job has no errorMessage (contract §6).
@@ -373,7 +433,7 @@ func (s *Server) runQuery(j *job, start time.Time) {
 	}
 	if sq.orderBy != nil {
 		s.sortLocked(recs, sq.orderBy)
-		if sq.limit > 0 && len(recs) > sq.limit {
+		if sq.limit >= 0 && len(recs) > sq.limit {
 			recs = recs[:sq.limit]
 		}
 	}

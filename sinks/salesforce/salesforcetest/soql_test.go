@@ -2,6 +2,7 @@ package salesforcetest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -94,8 +95,20 @@ func TestSOQLErrors(t *testing.T) {
 		{"SELECT Name FROM Account WHERE Name IN 'a'", "MALFORMED_QUERY", "unexpected token: ''a'"},
 		{"SELECT Name FROM Account WHERE Name > null", "MALFORMED_QUERY", "unexpected token: 'null'"},
 		{"SELECT Name FROM Account ORDER BY Nope", "INVALID_FIELD", "No such column 'Nope' on entity 'Account'"},
-		{"SELECT Name FROM Account WHERE Name = 'a' GROUP BY Name", "MALFORMED_QUERY", "unexpected token: 'GROUP'"},
 		{"SELECT Name FROM Account WHERE Name = 'unterminated", "MALFORMED_QUERY", "unterminated string"},
+		{"SELECT Name FROM Account LIMIT x", "MALFORMED_QUERY", "unexpected token: 'x'"},
+		{"SELECT Name FROM Account LIMIT", "MALFORMED_QUERY", "unexpected end of query"},
+		{"SELECT Account.Nope.Name FROM Contact", "INVALID_FIELD", "Didn't understand relationship 'Nope' in field path"},
+		{"SELECT Nope.Name FROM Contact", "INVALID_FIELD", "No such column 'Nope.Name' on entity 'Contact'"},
+		{"SELECT Account.Parent.Parent.Parent.Parent.Parent.Name FROM Contact", "MALFORMED_QUERY", "at most 5 levels of relationships"},
+		// What Bulk API 2.0 queries do not support (contract §6).
+		{"SELECT Name FROM Account WHERE Name = 'a' GROUP BY Name", "API_ERROR", "GROUP is not supported by Bulk API 2.0 query jobs"},
+		{"SELECT Name FROM Account LIMIT 5 OFFSET 10", "API_ERROR", "OFFSET is not supported"},
+		{"SELECT COUNT() FROM Account", "API_ERROR", "COUNT() is not supported"},
+		{"SELECT Industry, COUNT(Id) FROM Account", "API_ERROR", "COUNT() is not supported"},
+		{"SELECT TYPEOF What WHEN Account THEN Name END FROM Task", "API_ERROR", "TYPEOF is not supported"},
+		{"SELECT Name, (SELECT LastName FROM Contacts) FROM Account", "API_ERROR",
+			"Aggregate Relationships not supported in Bulk V2 Query with CSV content type."},
 	}
 	for _, tc := range tests {
 		t.Run(tc.soql, func(t *testing.T) {
@@ -138,5 +151,121 @@ func TestSystemModstampAndQueryAll(t *testing.T) {
 		"\"B\",\"false\",\"2026-01-02T00:00:00.000Z\"\n\"C\",\"true\",\"2026-01-03T00:00:00.000Z\"\n"
 	if body != want || pages != 3 {
 		t.Errorf("queryAll in %d pages =\n%s\nwant 3 pages of\n%s", pages, body, want)
+	}
+}
+
+// TestSOQLRelationships: child-to-parent fields in SELECT, WHERE and
+// ORDER BY, over one and two relationships; a record without the parent
+// (or whose parent has no value) gives an empty cell.
+func TestSOQLRelationships(t *testing.T) {
+	c := newTC(t, nil)
+	add := func(object string, rec map[string]string) string {
+		t.Helper()
+		id, err := c.srv.AddRecord(object, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	owner := add("User", map[string]string{"Username": "ada@example.com", "LastName": "Byron", "FirstName": "Ada", "Email": "ada@example.com"})
+	holding := add("Account", map[string]string{"Name": "Holding", "OwnerId": owner})
+	acme := add("Account", map[string]string{"Name": "Acme", "ParentId": holding, "OwnerId": owner})
+	lone := add("Account", map[string]string{"Name": "Lone"})
+	add("Contact", map[string]string{"LastName": "A", "AccountId": acme})
+	add("Contact", map[string]string{"LastName": "B", "AccountId": lone})
+	add("Contact", map[string]string{"LastName": "C"})
+	add("Contact", map[string]string{"LastName": "D", "AccountId": holding})
+	tests := []struct{ soql, want string }{
+		{"SELECT LastName, Account.Name, Account.Parent.Name, Account.Owner.LastName FROM Contact",
+			`"LastName","Account.Name","Account.Parent.Name","Account.Owner.LastName"` + "\n" +
+				`"A","Acme","Holding","Byron"` + "\n" + `"B","Lone","",""` + "\n" + `"C","","",""` + "\n" + `"D","Holding","","Byron"` + "\n"},
+		{"SELECT LastName FROM Contact WHERE Account.Parent.Name = 'Holding'", `"LastName"` + "\n" + `"A"` + "\n"},
+		{"SELECT LastName FROM Contact WHERE account.name != null AND Account.Owner.LastName = null", `"LastName"` + "\n" + `"B"` + "\n"},
+		{"SELECT LastName, Account.Name FROM Contact ORDER BY Account.Name DESC NULLS LAST LIMIT 3",
+			`"LastName","Account.Name"` + "\n" + `"B","Lone"` + "\n" + `"D","Holding"` + "\n" + `"A","Acme"` + "\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.soql, func(t *testing.T) {
+			c.t = t
+			if body, _ := c.query("query", tc.soql, "3"); body != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", body, tc.want)
+			}
+		})
+	}
+}
+
+// TestQueryPaging: maxRecords pages with Sforce-Locator and
+// Sforce-NumberOfRecords, locators reusable, LIMIT across pages, the
+// header on every page (a 0-record page too), and the 400s for a bad
+// locator or maxRecords.
+func TestQueryPaging(t *testing.T) {
+	c := newTC(t, nil)
+	for i := range 5 {
+		if _, err := c.srv.AddRecord("Account", map[string]string{"Name": fmt.Sprintf("P%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := func(soql string) string {
+		r := c.expect(c.do("POST", "/jobs/query", map[string]any{"operation": "query", "query": soql}), 200)
+		var ji struct{ ID string }
+		json.Unmarshal(r.body, &ji)
+		if j := c.awaitTerminal(ji.ID); j.State != "JobComplete" {
+			t.Fatalf("%s: %s", soql, j.State)
+		}
+		return ji.ID
+	}
+	page := func(id, params string) (body, n, loc string) {
+		t.Helper()
+		r := c.expect(c.do("GET", "/jobs/query/"+id+"/results?"+params, nil), 200)
+		return r.String(), r.header.Get("Sforce-NumberOfRecords"), r.header.Get("Sforce-Locator")
+	}
+	id := job("SELECT Name FROM Account")
+	var bodies, counts []string
+	loc := ""
+	for range 4 {
+		params := "maxRecords=2"
+		if loc != "" {
+			params += "&locator=" + loc
+		}
+		body, n, next := page(id, params)
+		bodies, counts = append(bodies, body), append(counts, n)
+		if loc = next; loc == "null" {
+			break
+		}
+	}
+	want := []string{"\"Name\"\n\"P0\"\n\"P1\"\n", "\"Name\"\n\"P2\"\n\"P3\"\n", "\"Name\"\n\"P4\"\n"}
+	if strings.Join(bodies, "|") != strings.Join(want, "|") || strings.Join(counts, ",") != "2,2,1" || loc != "null" {
+		t.Errorf("pages %q, counts %v, last locator %q; want %q, 2,2,1, null", bodies, counts, loc, want)
+	}
+	_, _, loc2 := page(id, "maxRecords=2")
+	again, _, _ := page(id, "maxRecords=2&locator="+loc2)
+	if again2, _, _ := page(id, "maxRecords=2&locator="+loc2); again != want[1] || again2 != want[1] {
+		t.Errorf("a locator read twice: %q then %q, want %q", again, again2, want[1])
+	}
+	// Without maxRecords the server's page size (50,000 by default) holds all.
+	if body, n, next := page(id, ""); n != "5" || next != "null" || strings.Count(body, "\n") != 6 {
+		t.Errorf("default page: %d lines, %s records, locator %s", strings.Count(body, "\n"), n, next)
+	}
+	for _, bad := range []struct{ params, code string }{
+		{"locator=bm9wZQ", "INVALIDLOCATOR"}, // base64 of "nope"
+		{"locator=OTk5", "INVALIDLOCATOR"},   // 999: past the end
+		{"locator=%21%21", "INVALIDLOCATOR"}, // not base64
+		{"maxRecords=0", "API_ERROR"},
+		{"maxRecords=ten", "API_ERROR"},
+	} {
+		if r := c.expect(c.do("GET", "/jobs/query/"+id+"/results?"+bad.params, nil), 400); errorCode(t, r) != bad.code {
+			t.Errorf("%s: %s, want %s", bad.params, r, bad.code)
+		}
+	}
+
+	// LIMIT across pages, LIMIT 0 and an empty result: the header alone.
+	if body, pages := c.query("query", "SELECT Name FROM Account LIMIT 3", "2"); body != "\"Name\"\n\"P0\"\n\"P1\"\n\"P2\"\n" || pages != 2 {
+		t.Errorf("LIMIT 3 in %d pages: %q", pages, body)
+	}
+	for _, soql := range []string{"SELECT Name FROM Account LIMIT 0", "SELECT Name FROM Account WHERE Name = 'none'"} {
+		body, n, next := page(job(soql), "maxRecords=2")
+		if body != "\"Name\"\n" || n != "0" || next != "null" {
+			t.Errorf("%s: %q, %s records, locator %s; want the header alone, 0, null", soql, body, n, next)
+		}
 	}
 }
