@@ -194,7 +194,7 @@ stages:
       SLAExpirationDate__c: 'sfDate(name == "Nine" ? "bad" : "2024-01-01", "2006-01-02")'
   - name: load
     inputs: [map]
-    sink: {type: salesforce, object: Account, instance_url: "emulator:", max_job_rows: 2}
+    sink: {type: salesforce, object: Account, api: bulk, instance_url: "emulator:", max_job_rows: 2}
 `
 	writeFiles(t, map[string]string{"data/accounts.csv": planAccountsCSV, "p.yaml": p})
 	var stdout, stderr bytes.Buffer
