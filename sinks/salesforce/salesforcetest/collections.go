@@ -55,6 +55,12 @@ type CollectionFaults struct {
 	CommitThenHoldNext int
 	// HoldTimeout bounds a CommitThenHoldNext hold (0 = 30 s).
 	HoldTimeout time.Duration
+	// Latency is added to every collection request before it is
+	// processed: a real org spends tens to hundreds of milliseconds on a
+	// request of 200 records (triggers, validation rules, sharing), the
+	// emulator a few. A request over 20 s would count as long-running
+	// (collections contract §1.6); the emulator does not model that.
+	Latency time.Duration
 	// AllOrNoneStatus400 answers an allOrNone rollback with 400 instead of
 	// 200 (the array is the same; collections contract §6 item 4 switch).
 	AllOrNoneStatus400 bool
@@ -163,6 +169,24 @@ func (s *Server) holdAnswer(r *http.Request, d time.Duration) {
 	}
 }
 
+// collectionLatency waits CollectionFaults.Latency (or until the client
+// goes away or the server closes).
+func (s *Server) collectionLatency(r *http.Request) {
+	s.mu.Lock()
+	d := s.collFaults.Latency
+	s.mu.Unlock()
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+	case <-s.ctx.Done():
+	case <-t.C:
+	}
+}
+
 // HeldCollectionRequests returns how many collection requests are being
 // held after their commit (CollectionFaults.CommitThenHoldNext).
 func (s *Server) HeldCollectionRequests() int { return int(s.held.Load()) }
@@ -239,6 +263,7 @@ func (s *Server) handleCollectionWrite(w http.ResponseWriter, r *http.Request, o
 	allOrNone := req.AllOrNone != nil && *req.AllOrNone
 	updateOnly := op == "upsert" && strings.EqualFold(r.URL.Query().Get("updateOnly"), "true")
 
+	s.collectionLatency(r)
 	s.mu.Lock()
 	cf := &s.collFaults
 	if takeFault(&cf.Fail5xxNext) {
@@ -583,6 +608,7 @@ func (s *Server) handleCollectionDelete(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	allOrNone := strings.EqualFold(q.Get("allOrNone"), "true")
+	s.collectionLatency(r)
 	s.mu.Lock()
 	cf := &s.collFaults
 	if takeFault(&cf.Fail5xxNext) {
