@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"time"
@@ -47,18 +48,8 @@ func (s *Sink) resumeChunk(ctx context.Context, st *batchState, c *chunk, attemp
 	log := s.log.With("job", rec.Job, "ledger_state", rec.State)
 
 	if rec.State == stFinished {
-		if rec.JobState == string(salesforce.StateJobComplete) && rec.Loaded == len(c.rows) && rec.Rows == len(c.rows) {
-			for _, i := range c.rows {
-				st.succeed(i)
-			}
-			stat.Processed, stat.Succeeded = rec.Processed, rec.Succeeded
-			s.record(stat)
-			return nil, nil, true
-		}
-		info := &salesforce.JobInfo{ID: rec.Job, State: salesforce.JobState(rec.JobState),
-			NumberRecordsProcessed: rec.Processed, NumberRecordsFailed: rec.Failed, ErrorMessage: rec.Error}
-		lk, err := s.collectAndRecord(ctx, st, c, &stat, info, start)
-		return s.redriveAborted(ctx, st, c, attempt, lk, err)
+		lk, err := s.resumeFinished(ctx, st, c, attempt, rec, &stat, start)
+		return lk, err, true
 	}
 
 	info, err := s.jobInfo(ctx, rec.Job)
@@ -83,26 +74,11 @@ func (s *Sink) resumeChunk(ctx context.Context, st *batchState, c *chunk, attemp
 			return lk, err, true
 		}
 		// An Open job is never processed: abort it and start over.
-		ai, aerr := s.abort(ctx, &stat)
-		switch {
-		case aerr == nil && ai.State == salesforce.StateAborted:
-			s.noteAfter(ctx, c, ledgerRecord{State: stAborted, Job: rec.Job})
-			stat.Duration = time.Since(start)
-			s.record(stat)
-			log.Info("salesforce sink: resume: aborted the Open job of an unfinished upload; sending the chunk in a new job")
-			return nil, nil, false
-		case aerr == nil && ai.State.Terminal():
-			info = ai // it was closed meanwhile and ran
-		default:
-			if aerr == nil {
-				info = ai
-				break
-			}
-			stat.Error, stat.Duration = aerr.Error(), time.Since(start)
-			s.record(stat)
-			s.failRows(st, c.rows, CodeJobIncomplete, rec.Job, "not confirmed: job %s of an earlier attempt could not be aborted: %v", rec.Job, aerr)
-			return nil, nil, true
+		ai, done := s.abortResumed(ctx, st, c, rec, &stat, start, log)
+		if ai == nil {
+			return nil, nil, done
 		}
+		info = ai // it was closed meanwhile and may have run
 	}
 	if !info.State.Terminal() {
 		// The data landed and the job was closed: wait for it.
@@ -115,6 +91,48 @@ func (s *Sink) resumeChunk(ctx context.Context, st *batchState, c *chunk, attemp
 	}
 	lk, err := s.collectAndRecord(ctx, st, c, &stat, info, start)
 	return s.redriveAborted(ctx, st, c, attempt, lk, err)
+}
+
+// resumeFinished settles a chunk whose ledger says its job finished: when
+// every row was loaded, without a call; otherwise from the job's results,
+// fetched again (rows an Aborted job left unprocessed go in a new job).
+func (s *Sink) resumeFinished(ctx context.Context, st *batchState, c *chunk, attempt int, rec ledgerRecord, stat *JobStat, start time.Time) ([]int, error) {
+	if rec.JobState == string(salesforce.StateJobComplete) && rec.Loaded == len(c.rows) && rec.Rows == len(c.rows) {
+		for _, i := range c.rows {
+			st.succeed(i)
+		}
+		stat.Processed, stat.Succeeded = rec.Processed, rec.Succeeded
+		s.record(*stat)
+		return nil, nil
+	}
+	info := &salesforce.JobInfo{ID: rec.Job, State: salesforce.JobState(rec.JobState),
+		NumberRecordsProcessed: rec.Processed, NumberRecordsFailed: rec.Failed, ErrorMessage: rec.Error}
+	lk, err := s.collectAndRecord(ctx, st, c, stat, info, start)
+	lk, err, _ = s.redriveAborted(ctx, st, c, attempt, lk, err)
+	return lk, err
+}
+
+// abortResumed aborts the Open job of an upload an earlier attempt did not
+// finish. It returns the job's state when the abort found it closed (it may
+// have run: the caller settles it), else nil and done: false when the job
+// is aborted (the chunk goes in a new job), true when it could not be
+// aborted (the chunk's rows are failed, never sent again).
+func (s *Sink) abortResumed(ctx context.Context, st *batchState, c *chunk, rec ledgerRecord, stat *JobStat, start time.Time, log *slog.Logger) (*salesforce.JobInfo, bool) {
+	ai, err := s.abort(ctx, stat)
+	switch {
+	case err != nil:
+		stat.Error, stat.Duration = err.Error(), time.Since(start)
+		s.record(*stat)
+		s.failRows(st, c.rows, CodeJobIncomplete, rec.Job, "not confirmed: job %s of an earlier attempt could not be aborted: %v", rec.Job, err)
+		return nil, true
+	case ai.State == salesforce.StateAborted:
+		s.noteAfter(ctx, c, ledgerRecord{State: stAborted, Job: rec.Job})
+		stat.Duration = time.Since(start)
+		s.record(*stat)
+		log.Info("salesforce sink: resume: aborted the Open job of an unfinished upload; sending the chunk in a new job")
+		return nil, false
+	}
+	return ai, false
 }
 
 func (s *Sink) awaitAndRecord(ctx context.Context, st *batchState, c *chunk, stat *JobStat, start time.Time) ([]int, error) {
