@@ -188,7 +188,7 @@ func (c *capWriter) lines() []string {
 }
 
 // pipelineFiles lists the pipeline files of dir (*.yaml and *.yml, not
-// recursive), sorted.
+// recursive, without the NAME.test.yaml files of `bulkflow test`), sorted.
 func pipelineFiles(dir string) ([]string, error) {
 	var files []string
 	for _, pat := range []string{"*.yaml", "*.yml"} {
@@ -196,7 +196,11 @@ func pipelineFiles(dir string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, m...)
+		for _, f := range m {
+			if !config.IsTestFile(f) {
+				files = append(files, f)
+			}
+		}
 	}
 	sort.Strings(files)
 	return files, nil

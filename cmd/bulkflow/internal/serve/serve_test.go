@@ -544,3 +544,22 @@ func TestServeTakesOverDeadLocalHolder(t *testing.T) {
 		})
 	}
 }
+
+// The NAME.test.yaml files of `bulkflow test` live beside the pipelines
+// they test; serve must not take them for pipelines.
+func TestPipelineFilesSkipTestFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.yaml", "a.test.yaml", "b.yml", "b.test.yml", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := pipelineFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yml")}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("pipelineFiles = %v, want %v", got, want)
+	}
+}
