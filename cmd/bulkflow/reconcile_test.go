@@ -273,7 +273,7 @@ func TestSyncSeedAndReconcile(t *testing.T) {
 	}
 	// A further run sends nothing, and --reconcile finds no drift.
 	code, _, out = runArgs(t, "p.yaml")
-	if up, jobs = upsertedKeys(t, srv, jobs); code != exitOK || len(up) != 0 {
+	if up, _ = upsertedKeys(t, srv, jobs); code != exitOK || len(up) != 0 {
 		t.Fatalf("run after the fix: exit %d, sent %v\n%s", code, up, out)
 	}
 	code, rep, out = runArgs(t, "p.yaml", "--reconcile")
