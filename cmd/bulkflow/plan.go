@@ -186,7 +186,10 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rep, runErr := plan.Run(ctx, opts)
 
 	pr := &planReport{Pipeline: g.Name, File: file, Out: *out, Status: rep.Status, Stages: stages, Run: rep}
-	pr.APICalls = salesforcesink.PlannedCalls(planTotals(stages), len(stages))
+	planTotals(stages)
+	for _, ps := range stages {
+		pr.APICalls = pr.APICalls.Add(ps.APICalls) // Bulk jobs and REST requests, one token request per sink
+	}
 	pr.Limits = planCheckLimits(ctx, &cf, explicitConn, file, stages[0].target, pr.APICalls.Total)
 
 	printPlan(stdout, pr)
@@ -219,7 +222,7 @@ func planTotals(stages []*planStage) int {
 			ps.Rows += int64(j.Rows)
 			ps.Bytes += j.Bytes
 		}
-		ps.APICalls = salesforcesink.PlannedCalls(len(ps.Jobs), 1)
+		ps.APICalls = salesforcesink.PlannedCallsOf(ps.Jobs, 1)
 		totalJobs += len(ps.Jobs)
 	}
 	return totalJobs
@@ -334,6 +337,9 @@ func planSummary(w io.Writer, rep *pipeline.Report, syncers map[string]*partialS
 		if discarded[st.Name] {
 			fmt.Fprintf(w, "  %s: %d rows would be written (not written: --write-files writes them)\n", st.Name, st.Loaded)
 		}
+		if l, ok := rep.Sinks[st.Name].(pipeline.SummaryLiner); ok && l.SummaryLine() != "" {
+			fmt.Fprintf(w, "  %s: %s\n", st.Name, l.SummaryLine()) // e.g. the path a salesforce sink would take
+		}
 	}
 	names := make([]string, 0, len(syncers))
 	for n := range syncers {
@@ -402,7 +408,10 @@ func printPlan(w io.Writer, pr *planReport) {
 	tw.Flush()
 	c := pr.APICalls
 	fmt.Fprintf(w, "\nAPI calls the load would make (estimate; polls of slow jobs and lock_retries re-drives add more):\n")
-	fmt.Fprintf(w, "  %d jobs x (create 1 + upload 1 + close 1 + poll >=1 + results 3) = %d\n", c.Jobs, c.Total-c.Auth)
+	fmt.Fprintf(w, "  %d jobs x (create 1 + upload 1 + close 1 + poll >=1 + results 3) = %d\n", c.Jobs, c.Total-c.Auth-c.REST)
+	if c.REST > 0 {
+		fmt.Fprintf(w, "  %d REST collections requests x 1 = %d\n", c.REST, c.REST)
+	}
 	fmt.Fprintf(w, "  auth: %d token request(s), one per sink\n", c.Auth)
 	fmt.Fprintf(w, "  total: at least %d\n", c.Total)
 	if pr.Limits.Checked {

@@ -367,3 +367,38 @@ func TestPlanStagesByCapability(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanShowsPath: the plan says which path each Salesforce sink would
+// take and what it costs: api auto plans a small input as REST requests
+// (one call each), a larger one (above rest_max_rows) as Bulk jobs.
+func TestPlanShowsPath(t *testing.T) {
+	t.Chdir(t.TempDir())
+	const p = `name: path
+stages:
+  - name: read
+    source: {type: csv, url: data/accounts.csv}
+  - name: map
+    inputs: [read]
+    map: {Name: name}
+  - name: load
+    inputs: [map]
+    sink: {type: salesforce, object: Account, instance_url: "emulator:"%s}
+`
+	for _, tc := range []struct {
+		extra, file, stdout, stderr string
+	}{
+		{"", "planned/load/rest-0001.json", "  1 REST collections requests x 1 = 1\n  auth: 1 token request(s), one per sink\n  total: at least 2\n",
+			"  load: REST collections (api auto: at most rest_max_rows 2000 rows): 1 requests (11 records), 2 API calls\n"},
+		{", rest_max_rows: 5", "planned/load/job-0001.csv", "  1 jobs x (create 1 + upload 1 + close 1 + poll >=1 + results 3) = 7\n  auth: 1 token request(s), one per sink\n  total: at least 8\n",
+			"  load: Bulk API 2.0 (api auto: more than rest_max_rows 5 rows): 1 jobs (11 rows), at least 8 API calls\n"},
+	} {
+		writeFiles(t, map[string]string{"data/accounts.csv": planAccountsCSV, "p.yaml": fmt.Sprintf(p, tc.extra)})
+		var stdout, stderr bytes.Buffer
+		if code := runPlan(context.Background(), []string{"p.yaml", "--out", "planned"}, &stdout, &stderr); code != exitOK {
+			t.Fatalf("plan%s: exit %d\n%s\n%s", tc.extra, code, stdout.String(), stderr.String())
+		}
+		if _, err := os.Stat(tc.file); err != nil || !strings.Contains(stdout.String(), tc.stdout) || !strings.Contains(stderr.String(), tc.stderr) {
+			t.Errorf("plan%s: %v\nstdout:\n%s\nstderr:\n%s\nwant in stdout:\n%s\nwant in stderr:\n%s", tc.extra, err, stdout.String(), stderr.String(), tc.stdout, tc.stderr)
+		}
+	}
+}
