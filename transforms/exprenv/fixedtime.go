@@ -185,8 +185,13 @@ func appendSFDateTime(b []byte, t time.Time) []byte {
 		return t.AppendFormat(b, SFDateTimeLayout)
 	}
 	hour, minute, second := t.Clock()
-	ms := t.Nanosecond() / 1e6
-	b = appendDate(b, year, int(month), day)
+	return appendSFDateTimeFields(b, year, int(month), day, hour, minute, second, t.Nanosecond()/1e6)
+}
+
+// appendSFDateTimeFields appends a UTC time given by its fields (year 0
+// to 9999, ms the milliseconds) as SFDateTimeLayout writes it.
+func appendSFDateTimeFields(b []byte, year, month, day, hour, minute, second, ms int) []byte {
+	b = appendDate(b, year, month, day)
 	return append(b, 'T', byte('0'+hour/10), byte('0'+hour%10), ':', byte('0'+minute/10), byte('0'+minute%10), ':',
 		byte('0'+second/10), byte('0'+second%10), '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }

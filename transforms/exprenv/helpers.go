@@ -162,6 +162,18 @@ func sfDateTimeOf(v, layout, zone any) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfDateTime: %w", err)
 	}
+	if s, isStr := v.(string); isStr && loc == time.UTC {
+		// A fixed-width layout read in UTC is written as read: no
+		// time.Time to build and convert.
+		if l, _ := layout.(string); l != "" {
+			if fl := fixedLayoutOf(l); fl != nil {
+				if y, mo, d, h, mi, sec, ok := fl.fields(trimmed(s)); ok {
+					var buf [32]byte
+					return string(appendSFDateTimeFields(buf[:0], y, mo, d, h, mi, sec, 0)), nil
+				}
+			}
+		}
+	}
 	t, ok, err := toTime("sfDateTime", v, layout, loc)
 	if !ok || err != nil {
 		return nil, err
