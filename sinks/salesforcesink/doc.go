@@ -98,7 +98,7 @@
 //	                    stops every further request of the sink (polls after 3
 //	                    refusals in a row); the rows stay resumable
 //	response_compression: auto (default: gzip except from a loopback host) | gzip | none
-//	api:                auto | bulk (default for now, DefaultAPI) | rest: see # Small loads
+//	api:                auto (default, DefaultAPI) | bulk | rest: see # Small loads
 //	rest_max_rows:      the largest input api auto sends through REST, default 2000
 //
 // # Small loads
@@ -120,9 +120,13 @@
 // (rest_done). A create is never sent twice blindly: without a definite
 // answer (5xx, timeout, lost connection), or found rest_sending by a
 // resume, its rows are outcome_unknown (RecoveryInspect); an update, upsert
-// or delete is replayed by the client's retry policy and by a resume, and
-// is outcome_unknown_retry (RecoveryRetry) when the retries are spent. A
-// rest_done request is settled from the ledger without a request.
+// or delete is replayed by the client's retry policy and by a resume (a
+// resumed delete counts ENTITY_IS_DELETED rows as deleted), and is
+// outcome_unknown_retry (RecoveryRetry) when the retries are spent. A
+// rest_done request is settled from the ledger without a request. The
+// report counts bulk_jobs, bulk_rows, rest_requests and rest_records; a
+// PlanSink writes the request bodies (rest-0001.json) of an input api auto
+// sends through REST.
 //
 // # Ledger and resume
 //
