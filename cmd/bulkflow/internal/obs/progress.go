@@ -160,8 +160,9 @@ func Frame(p pipeline.Progress, ph *Phase) []string {
 		rate := float64(settled-ph.settledAt) / since
 		loading := "all rows settled"
 		if left > 0 {
-			loading = fmt.Sprintf("%d in flight (%s rows/s)", left, fmtRate(rate))
+			loading = fmt.Sprintf("%d in flight", left)
 			if rate > 0 {
+				loading += fmt.Sprintf(" (%s rows/s)", fmtRate(rate))
 				loading += " ETA " + fmtDuration(time.Duration(float64(left)/rate*float64(time.Second)))
 			}
 		}
