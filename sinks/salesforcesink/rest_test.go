@@ -296,8 +296,8 @@ func TestRESTResumeAfterCrash(t *testing.T) {
 
 // TestAPIAutoChoosesPath: api auto sends an input of at most rest_max_rows
 // rows through REST (no job), a larger one through Bulk jobs only; the
-// report counts both (bulk_jobs, rest_requests, ...) and the text summary
-// names the path.
+// report counts both (bulk_jobs, rest_requests, ...), the text summary
+// names the path, and live progress counts requests like jobs.
 func TestAPIAutoChoosesPath(t *testing.T) {
 	for _, tc := range []struct {
 		rows     int
@@ -340,6 +340,11 @@ func TestAPIAutoChoosesPath(t *testing.T) {
 			}
 			if st.BulkJobs != jobs || st.RESTRequests != rest || st.BulkRows+st.RESTRecords != tc.rows || !strings.Contains(sum.String(), want) {
 				t.Errorf("report %s\nsummary:\n%s\nwant the line %q", b, sum.String(), want)
+			}
+			// Live progress counts a REST request as an ended job and its
+			// records as processed, like a Bulk job's.
+			if l := r.sink.Live(); l.JobsComplete != jobs+rest || l.Processed != int64(tc.rows) || l.Requests == 0 {
+				t.Errorf("live progress %+v, want %d ended, %d processed", l, jobs+rest, tc.rows)
 			}
 		})
 	}
