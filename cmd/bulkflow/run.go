@@ -95,6 +95,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		runID = pipeline.NewRunID(time.Now())
 	}
 	log := rf.logs.NewLogger(stderr).With("run_id", runID)
+	// Traces when the OTEL_* variables ask for them (off by default).
+	stopTracing, err := obs.StartTracing(ctx, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		return exitUsage
+	}
+	defer stopTracing()
 	plan, g, env, code := prepareShard(ctx, file, stderr, shard, rf.ov.options(), log)
 	if code != exitOK {
 		return code
