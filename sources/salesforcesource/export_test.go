@@ -13,6 +13,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/blobio/blobtest"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
+	_ "github.com/bulkflow/bulkflow/sinks/filesink"
 	_ "github.com/bulkflow/bulkflow/sinks/parquetsink"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 	"github.com/bulkflow/bulkflow/sources/parquetsource"
@@ -74,13 +75,24 @@ stages:
       poll_max: 50ms
   - name: write
     inputs: [read]
-    sink: {type: parquet, url: %q, decimals: {AnnualRevenue: "18,2"}, row_group_bytes: 4194304}
+    sink: %s
 `
+
+// parquetSink writes the export to url as Parquet.
+func parquetSink(url string) string {
+	return fmt.Sprintf(`{type: parquet, url: %q, decimals: {AnnualRevenue: "18,2"}, row_group_bytes: 4194304}`, url)
+}
 
 // exportParquet runs the export pipeline from instanceURL to url and
 // returns the number of rows loaded.
 func exportParquet(ctx context.Context, instanceURL, token, url string, maxRecords int) (int64, error) {
-	y := fmt.Sprintf(exportParquetYAML, instanceURL, token, strings.Join(exportFields, ", "), maxRecords, url)
+	return export(ctx, instanceURL, token, parquetSink(url), maxRecords)
+}
+
+// export runs the export pipeline from instanceURL into sink (a flow
+// mapping) and returns the number of rows loaded.
+func export(ctx context.Context, instanceURL, token, sink string, maxRecords int) (int64, error) {
+	y := fmt.Sprintf(exportParquetYAML, instanceURL, token, strings.Join(exportFields, ", "), maxRecords, sink)
 	g, err := config.Load("sf-export-parquet.yaml", []byte(y), pipeline.DefaultRegistry(), nil)
 	if err != nil {
 		return 0, fmt.Errorf("load: %w", err)
