@@ -47,7 +47,10 @@
 // empty text as null): an empty cell is "" in a string column and null in
 // any other. A value that does not parse as its described type is a
 // dead-lettered row (code bad_value), not a failed run. The results are
-// parsed with encoding/csv, which reads a CRLF inside a quoted value as LF.
+// parsed as encoding/csv parses them (salesforce.QueryRecords: a fast
+// path for the shape Salesforce writes, encoding/csv for anything else),
+// which reads a CRLF inside a quoted value as LF. Rows are built with no
+// allocation per value (shared text chunks, values boxed in place).
 //
 // # Incremental reads and shards
 //
@@ -56,4 +59,10 @@
 // "(FIELD > watermark OR FIELD = null)", ANDed into an existing WHERE;
 // the engine still filters every row. --shard is refused: one query job's
 // results cannot be dealt out by object.
+// # Lookups
+//
+// LoadLookup, registered with package exprenv, loads the lookups: tables
+// declared with query: (see the README's "Lookups from Salesforce"): one
+// query job per table and run, refused above max_entries (default
+// DefaultLookupMaxEntries).
 package salesforcesource
