@@ -175,6 +175,7 @@ type benchResult struct {
 	// the paired ratios of the 2nd and 3rd pass to the 1st.
 	Upserts      []bench.UpsertRun `json:"upserts,omitempty"`
 	UpsertWall   []bench.Ratio     `json:"upsert_wall_x_first,omitempty"`
+	UpsertCPU    []bench.Ratio     `json:"upsert_cpu_x_first,omitempty"`
 	UpsertMemory []bench.Ratio     `json:"upsert_memory_x_first,omitempty"`
 	key          string
 }
@@ -461,7 +462,7 @@ func (s *benchSamples) report(selected []benchScenario, csvSize int64, scale int
 			r.CPU = bench.Paired(s.series(sc.name, cpuOf), s.series("baseline", cpuOf))
 		}
 		if sc.key == "f" {
-			r.Upserts, r.UpsertWall, r.UpsertMemory = upsertSummary(smps)
+			r.Upserts, r.UpsertWall, r.UpsertCPU, r.UpsertMemory = upsertSummary(smps)
 		}
 		rep.Scenarios = append(rep.Scenarios, r)
 		byKey[sc.key] = r
@@ -472,10 +473,10 @@ func (s *benchSamples) report(selected []benchScenario, csvSize int64, scale int
 
 // upsertSummary returns the median of each pass over the runs of
 // emulator-upsert and the paired ratios of every later pass to the first
-// (wall, and live-heap growth).
-func upsertSummary(smps []benchSample) (med []bench.UpsertRun, wall, mem []bench.Ratio) {
+// (wall, CPU, and live-heap growth).
+func upsertSummary(smps []benchSample) (med []bench.UpsertRun, wall, cpu, mem []bench.Ratio) {
 	if len(smps) == 0 || len(smps[0].res.Upserts) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	passes := len(smps[0].res.Upserts)
 	pass := func(k int, f func(bench.UpsertRun) float64) []float64 {
@@ -489,18 +490,20 @@ func upsertSummary(smps []benchSample) (med []bench.UpsertRun, wall, mem []bench
 	}
 	secs := func(u bench.UpsertRun) float64 { return u.Seconds }
 	heap := func(u bench.UpsertRun) float64 { return u.HeapGrowthMiB }
+	cpus := func(u bench.UpsertRun) float64 { return u.CPUSeconds }
 	for k := range passes {
 		med = append(med, bench.UpsertRun{Seconds: bench.Median(pass(k, secs)),
-			CPUSeconds:    bench.Median(pass(k, func(u bench.UpsertRun) float64 { return u.CPUSeconds })),
+			CPUSeconds:    bench.Median(pass(k, cpus)),
 			HeapGrowthMiB: bench.Median(pass(k, heap)),
 			RSSMiB:        bench.Median(pass(k, func(u bench.UpsertRun) float64 { return u.RSSMiB })),
 			Rows:          smps[0].res.Upserts[k].Rows, Failed: smps[0].res.Upserts[k].Failed, Created: smps[0].res.Upserts[k].Created})
 		if k > 0 {
 			wall = append(wall, bench.Paired(pass(k, secs), pass(0, secs)))
+			cpu = append(cpu, bench.Paired(pass(k, cpus), pass(0, cpus)))
 			mem = append(mem, bench.Paired(pass(k, heap), pass(0, heap)))
 		}
 	}
-	return med, wall, mem
+	return med, wall, cpu, mem
 }
 
 // benchSelect parses --only: letters or scenario names, in any order; the
@@ -630,7 +633,7 @@ func benchPrint(w io.Writer, rep *benchReport) {
 			fmt.Fprintf(w, "%s pass %d: %d rows (%d created, %d failed) in %.2fs, CPU %.2fs, live heap +%.1f MiB, RSS %.0f MiB",
 				r.Name, k+1, u.Rows, u.Created, u.Failed, u.Seconds, u.CPUSeconds, u.HeapGrowthMiB, u.RSSMiB)
 			if k > 0 {
-				fmt.Fprintf(w, "; x pass 1: wall %s, memory %s", r.UpsertWall[k-1], r.UpsertMemory[k-1])
+				fmt.Fprintf(w, "; x pass 1: wall %s, CPU %s, memory %s", r.UpsertWall[k-1], r.UpsertCPU[k-1], r.UpsertMemory[k-1])
 			}
 			fmt.Fprintln(w)
 		}

@@ -69,7 +69,7 @@ func TestBenchCommand(t *testing.T) {
 		}
 		if s.Name == "emulator-upsert" {
 			if len(s.Upserts) != 3 || s.Upserts[0].Created != 2000-s.Upserts[0].Failed || s.Upserts[1].Created != 0 ||
-				s.Upserts[2].Rows != 2000 || len(s.UpsertWall) != 2 || len(s.UpsertMemory) != 2 {
+				s.Upserts[2].Rows != 2000 || len(s.UpsertWall) != 2 || len(s.UpsertCPU) != 2 || len(s.UpsertMemory) != 2 {
 				t.Errorf("emulator-upsert passes: %+v, ratios %v %v", s.Upserts, s.UpsertWall, s.UpsertMemory)
 			}
 		}
