@@ -17,7 +17,8 @@ import (
 // against its own emulator loaded alike. The sink's polling is its
 // default (poll_initial 1s, poll_max 30s). API calls are the emulator's
 // count (Sforce-Limit-Info), wall time is the whole `bulkflow run`. It
-// fails unless auto takes at least 5x less time and 3x fewer calls.
+// fails unless auto takes at least 5x less time and 3x fewer calls. With
+// auto, a last run drops five keys, which the sync deletes through REST.
 //
 //	go test ./cmd/bulkflow -run TestSyncSmallChangeAutoVsBulk -v
 func TestSyncSmallChangeAutoVsBulk(t *testing.T) {
@@ -86,6 +87,22 @@ func TestSyncSmallChangeAutoVsBulk(t *testing.T) {
 				t.Fatalf("api %s created %d Bulk jobs, want %d", api, m.jobs, wantJobs)
 			}
 			got[api] = m
+			if api != "auto" {
+				return
+			}
+			// Five keys leave the source: the sync deletes their records
+			// through REST too (max_deletes 50%).
+			if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+				t.Fatal(err)
+			}
+			writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(rows[5:]...)})
+			code, rep = runReport(t, "p.yaml")
+			if s := syncSummary(t, rep); code != exitOK || s.Deleted != 5 || s.Changed != 0 || len(srv.Jobs()) != jobs0 {
+				t.Fatalf("delete run: exit %d summary %+v, %d Bulk jobs (want none)", code, s, len(srv.Jobs())-jobs0)
+			}
+			if n, d := len(srv.Records("Account")), len(srv.DeletedRecords("Account")); n != total-5 || d != 5 {
+				t.Fatalf("after the delete run: %d records, %d deleted; want %d and 5", n, d, total-5)
+			}
 		})
 	}
 	a, b := got["auto"], got["bulk"]
