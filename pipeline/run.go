@@ -217,16 +217,7 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 	if opts == nil {
 		opts = &RunOptions{}
 	}
-	o := *opts
-	if o.ChannelSize <= 0 {
-		o.ChannelSize = 4
-	}
-	if o.ProgressInterval <= 0 {
-		o.ProgressInterval = time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o := opts.withDefaults()
 	env := p.env
 	if env.RunID == "" {
 		env.RunID = NewRunID(o.Now())
@@ -245,40 +236,91 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 	r := &runner{plan: p, opts: o, userCtx: ctx, workCtx: workCtx, cancel: cancel, log: log,
 		edges: map[*planStage]*edge{}, counters: map[*planStage]*stageCounters{}, sinks: map[*planStage]Sink{},
 		cursors: map[*planStage]*cursor{}, syncers: map[*planStage]Syncer{}}
-
-	dlLoc := p.graph.DeadLetter
-	if dlLoc == "" {
-		dlLoc = "dead-letter/"
-	}
-	prefix, err := blobio.Parse(env.BaseDir, dlLoc)
-	if err != nil {
-		return r.finish(rep, fmt.Errorf("dead_letter: %w", err))
-	}
-	r.dl = &deadLetters{ctx: context.WithoutCancel(ctx), open: o.DeadLetters, prefix: prefix, runID: env.RunID, files: map[string]*dlFile{}}
-	// A resumed run id supersedes its earlier attempts' dead letters
-	// before any row moves.
-	if err := r.dl.begin(&Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash}, o.Resumed); err != nil {
-		p.Close()
+	if err := r.openDeadLetters(ctx, env, rep); err != nil {
 		return r.finish(rep, err)
 	}
 
 	r.sourcesDone, r.spans = map[*planStage]*atomic.Bool{}, map[*planStage]context.Context{}
 	r.startStageSpans(ctx)
 	defer r.endStages()
-	for _, s := range p.stages {
+	r.connectStages()
+	// Open every sink before any row moves: a sink that cannot open fails
+	// the run with nothing read.
+	if err := r.openSinks(ctx, env); err != nil {
+		return r.finish(rep, err)
+	}
+	if err := r.openSyncState(ctx); err != nil {
+		p.Close()
+		r.closeSinks(ctx)
+		r.closeSyncers()
+		return r.finish(rep, err)
+	}
+	defer r.closeSyncers()
+
+	log.Info("run started", "pipeline", rep.Pipeline, "stages", len(p.stages))
+	r.runStages(o.Now())
+	rep, err := r.finish(rep, nil)
+	log.Info("run finished", "status", rep.Status, "read", rep.Counts.Read, "loaded", rep.Counts.Loaded,
+		"filtered", rep.Counts.Filtered, "dead_lettered", rep.Counts.DeadLettered, "seconds", rep.Seconds)
+	return rep, err
+}
+
+// withDefaults returns o with the defaults of its zero fields set.
+func (o RunOptions) withDefaults() RunOptions {
+	if o.ChannelSize <= 0 {
+		o.ChannelSize = 4
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// openDeadLetters readies the run's dead-letter folder. A resumed run id
+// supersedes its earlier attempts' dead letters before any row moves.
+// On error the plan is closed.
+func (r *runner) openDeadLetters(ctx context.Context, env *Env, rep *Report) error {
+	dlLoc := r.plan.graph.DeadLetter
+	if dlLoc == "" {
+		dlLoc = "dead-letter/"
+	}
+	prefix, err := blobio.Parse(env.BaseDir, dlLoc)
+	if err != nil {
+		return fmt.Errorf("dead_letter: %w", err)
+	}
+	r.dl = &deadLetters{ctx: context.WithoutCancel(ctx), open: r.opts.DeadLetters, prefix: prefix, runID: env.RunID, files: map[string]*dlFile{}}
+	if err := r.dl.begin(&Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash}, r.opts.Resumed); err != nil {
+		r.plan.Close()
+		return err
+	}
+	return nil
+}
+
+// connectStages gives every stage its counters and every stage with
+// inputs the channel its producers send to.
+func (r *runner) connectStages() {
+	for _, s := range r.plan.stages {
 		r.counters[s] = &stageCounters{}
 		if s.spec.Kind == KindSource {
 			r.sourcesDone[s] = &atomic.Bool{}
 			r.sourcesLeft.Add(1)
 		}
 		if s.spec.Kind != KindSource {
-			e := &edge{ch: make(chan *Batch, o.ChannelSize)}
+			e := &edge{ch: make(chan *Batch, r.opts.ChannelSize)}
 			e.producers.Store(int32(len(s.spec.Inputs)))
 			r.edges[s] = e
 		}
 	}
-	// Open every sink before any row moves: a sink that cannot open fails
-	// the run with nothing read.
+}
+
+// openSinks opens every sink stage's sink. When one cannot open, it closes
+// the plan and the sinks opened so far and returns a *ConfigError at the
+// stage.
+func (r *runner) openSinks(ctx context.Context, env *Env) error {
+	p := r.plan
 	for _, s := range p.stages {
 		if s.spec.Kind != KindSink {
 			continue
@@ -286,27 +328,28 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 		sk, err := p.reg.OpenSink(r.stageCtx(ctx, s), r.stageEnv(env, s), s.spec.Type, s.spec.Options, s.in)
 		if err != nil {
 			p.Close()
-			for _, opened := range r.sinks {
-				opened.Close(context.WithoutCancel(ctx))
-			}
-			return r.finish(rep, &ConfigError{Pos: s.spec.Pos, Msg: fmt.Sprintf("stage %q: open sink %q: %v", s.spec.Name, s.spec.Type, err)})
+			r.closeSinks(ctx)
+			return &ConfigError{Pos: s.spec.Pos, Msg: fmt.Sprintf("stage %q: open sink %q: %v", s.spec.Name, s.spec.Type, err)}
 		}
 		r.sinks[s] = sk
 	}
-	if err := r.openSyncState(ctx); err != nil {
-		p.Close()
-		for _, opened := range r.sinks {
-			opened.Close(context.WithoutCancel(ctx))
-		}
-		r.closeSyncers()
-		return r.finish(rep, err)
-	}
-	defer r.closeSyncers()
+	return nil
+}
 
-	log.Info("run started", "pipeline", rep.Pipeline, "stages", len(p.stages))
-	start := o.Now()
+// closeSinks closes the sinks opened so far of a run that stops before
+// any row moves.
+func (r *runner) closeSinks(ctx context.Context) {
+	for _, opened := range r.sinks {
+		opened.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// runStages runs every stage in its own goroutine and, with
+// RunOptions.Progress, reports progress every ProgressInterval and once at
+// the end; it returns when every stage has ended.
+func (r *runner) runStages(start time.Time) {
 	var stages errgroup.Group
-	for _, s := range p.stages {
+	for _, s := range r.plan.stages {
 		stages.Go(func() error {
 			defer r.endStage(s)
 			switch s.spec.Kind {
@@ -320,6 +363,7 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 			return nil
 		})
 	}
+	o := r.opts
 	var progress errgroup.Group
 	stagesDone := make(chan struct{})
 	if o.Progress != nil {
@@ -342,10 +386,6 @@ func (p *Plan) Run(ctx context.Context, opts *RunOptions) (*Report, error) {
 	if o.Progress != nil {
 		o.Progress(r.progress(start))
 	}
-	rep, err = r.finish(rep, nil)
-	log.Info("run finished", "status", rep.Status, "read", rep.Counts.Read, "loaded", rep.Counts.Loaded,
-		"filtered", rep.Counts.Filtered, "dead_lettered", rep.Counts.DeadLettered, "seconds", rep.Seconds)
-	return rep, err
 }
 
 // finish closes dead letters, writes the manifest, checks the accounting and
@@ -565,36 +605,13 @@ func (r *runner) runSink(s *planStage) {
 	var seq int64                  // batches cut for the sink so far (see BatchSeq)
 	cl := newCommitLog(sink, s.in) // rows loaded but not committed until Close
 	defer cl.close()
-	write := func(b *Batch, ops []SyncOp) {
+	feed := &sinkFeed{in: s.in, limit: policy.MaxRows, withOps: sy != nil, write: func(b *Batch, ops []SyncOp) {
 		ctx := WithBatchSeq(r.stageCtx(r.workCtx, s), seq)
 		seq++
 		writers.Go(func() error { r.write(ctx, s, sink, cl, b, sy, ops); return nil })
-	}
-	// add queues rows for the sink, joining them up to policy.MaxRows.
-	var pending *Batch
-	var pendingOps []SyncOp
-	limit := policy.MaxRows
-	if limit <= 0 {
-		limit = syncBatchRows // only sync stages get here without MaxRows
-	}
-	add := func(row Row, origin Origin, op SyncOp) {
-		if pending == nil {
-			pending = NewBatch(s.in, limit)
-		}
-		pending.Append(row, origin)
-		if sy != nil {
-			pendingOps = append(pendingOps, op)
-		}
-		if pending.Len() >= limit {
-			write(pending, pendingOps)
-			pending, pendingOps = nil, nil
-		}
-	}
-	flush := func() {
-		if pending != nil && pending.Len() > 0 {
-			write(pending, pendingOps)
-		}
-		pending, pendingOps = nil, nil
+	}}
+	if feed.limit <= 0 {
+		feed.limit = syncBatchRows // only sync stages get here without MaxRows
 	}
 	for b := range r.edges[s].ch {
 		r.counters[s].in.Add(int64(b.Len()))
@@ -602,31 +619,76 @@ func (r *runner) runSink(s *planStage) {
 		case sy != nil:
 			r.spool(s, sy, b)
 		case policy.MaxRows <= 0:
-			write(b, nil)
+			feed.write(b, nil)
 		default:
-			// Whole runs of rows at a time (no sync ops to keep here).
-			for i := 0; i < b.Len(); {
-				if pending == nil {
-					pending = NewBatch(s.in, limit)
-				}
-				n := min(limit-pending.Len(), b.Len()-i)
-				pending.rows = append(pending.rows, b.rows[i:i+n]...)
-				pending.origins = append(pending.origins, b.origins[i:i+n]...)
-				i += n
-				if pending.Len() >= limit {
-					write(pending, nil)
-					pending = nil
-				}
-			}
+			feed.addBatch(b)
 		}
 	}
 	if sy != nil {
-		r.syncDiff(s, sink, sy, add, flush)
+		r.syncDiff(s, sink, sy, feed.add, feed.flush)
 	}
-	flush()
+	feed.flush()
 	writers.Wait()
-	// Close with a context that survives cancellation: a sink commits what
-	// it has loaded, so the accounting stays true.
+	r.closeSink(s, sink, cl)
+}
+
+// sinkFeed joins rows into batches of up to limit rows for a sink and
+// hands each full batch (with the rows' sync ops when withOps) to write.
+type sinkFeed struct {
+	in         *Schema
+	limit      int
+	withOps    bool
+	write      func(*Batch, []SyncOp)
+	pending    *Batch
+	pendingOps []SyncOp
+}
+
+// add queues one row (a sync stage's, with its op).
+func (f *sinkFeed) add(row Row, origin Origin, op SyncOp) {
+	if f.pending == nil {
+		f.pending = NewBatch(f.in, f.limit)
+	}
+	f.pending.Append(row, origin)
+	if f.withOps {
+		f.pendingOps = append(f.pendingOps, op)
+	}
+	if f.pending.Len() >= f.limit {
+		f.write(f.pending, f.pendingOps)
+		f.pending, f.pendingOps = nil, nil
+	}
+}
+
+// addBatch queues the rows of b, whole runs of rows at a time (no sync
+// ops to keep here).
+func (f *sinkFeed) addBatch(b *Batch) {
+	for i := 0; i < b.Len(); {
+		if f.pending == nil {
+			f.pending = NewBatch(f.in, f.limit)
+		}
+		n := min(f.limit-f.pending.Len(), b.Len()-i)
+		f.pending.rows = append(f.pending.rows, b.rows[i:i+n]...)
+		f.pending.origins = append(f.pending.origins, b.origins[i:i+n]...)
+		i += n
+		if f.pending.Len() >= f.limit {
+			f.write(f.pending, nil)
+			f.pending = nil
+		}
+	}
+}
+
+// flush writes the rows queued so far.
+func (f *sinkFeed) flush() {
+	if f.pending != nil && f.pending.Len() > 0 {
+		f.write(f.pending, f.pendingOps)
+	}
+	f.pending, f.pendingOps = nil, nil
+}
+
+// closeSink closes the stage's sink once every Write has returned, with a
+// context that survives cancellation: a sink commits what it has loaded,
+// so the accounting stays true. Rows a failed Close did not commit are
+// dead-lettered. The sink's stats go to the report.
+func (r *runner) closeSink(s *planStage, sink Sink, cl *commitLog) {
 	if err := sink.Close(context.WithoutCancel(r.userCtx)); err != nil {
 		if n := cl.total(); n > 0 {
 			r.fail(fmt.Errorf("stage %q: close sink: %w (the %d rows it took were not committed: they are dead-lettered sink_failed)", s.spec.Name, err, n))
