@@ -94,7 +94,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if runID == "" {
 		runID = pipeline.NewRunID(time.Now())
 	}
-	log := rf.logs.NewLogger(stderr).With("run_id", runID)
+	// Log lines erase the live progress frame first (it is drawn again
+	// below them).
+	display := obs.NewDisplay(stderr, rf.progress)
+	log := rf.logs.NewLogger(display.Writer(stderr)).With("run_id", runID)
 	// Traces when the OTEL_* variables ask for them (off by default).
 	stopTracing, err := obs.StartTracing(ctx, log)
 	if err != nil {
@@ -154,7 +157,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Resumed = rf.resume != ""
 	opts.ResumeFlags = rf.resumeFlags()
-	display := obs.NewDisplay(stderr, rf.progress)
 	display.Install(opts)
 	rep, runErr := plan.Run(ctx, opts)
 	display.Finish()

@@ -114,6 +114,52 @@ func (d *Display) Update(p pipeline.Progress) {
 	io.WriteString(d.w, b.String())
 }
 
+// Writer returns a writer for what else goes to the display's terminal
+// (log lines): on a live display each write first erases the frame, so
+// that a log line never lands inside it; the next update draws the frame
+// again below. For a nil or plain display it returns w.
+func (d *Display) Writer(w io.Writer) io.Writer {
+	if d == nil || !d.live {
+		return w
+	}
+	return &frameWriter{d: d, w: w}
+}
+
+type frameWriter struct {
+	d *Display
+	w io.Writer
+}
+
+func (fw *frameWriter) Write(p []byte) (int, error) {
+	fw.d.mu.Lock()
+	defer fw.d.mu.Unlock()
+	fw.d.erase()
+	return fw.w.Write(p)
+}
+
+// erase clears the frame's lines and leaves the cursor at the start of
+// its first line. d.mu is held.
+func (d *Display) erase() {
+	if d.lines == 0 {
+		return
+	}
+	var b strings.Builder
+	if d.lines > 1 {
+		fmt.Fprintf(&b, "\x1b[%dA", d.lines-1)
+	}
+	for i := range d.lines {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("\r\x1b[2K")
+	}
+	if d.lines > 1 {
+		fmt.Fprintf(&b, "\x1b[%dA", d.lines-1)
+	}
+	io.WriteString(d.w, b.String())
+	d.lines = 0
+}
+
 // Finish ends a live frame: the cursor moves below it, so that what comes
 // next (the summary) does not overwrite it.
 func (d *Display) Finish() {

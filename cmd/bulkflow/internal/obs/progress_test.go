@@ -70,3 +70,27 @@ func TestDisplayPlain(t *testing.T) {
 		t.Error("none must give no display, auto on a buffer plain lines every 10 s")
 	}
 }
+
+// TestDisplayWriter checks that a log line written through a live
+// display's Writer erases the frame first, so that it never lands inside
+// it, and that the next update draws the frame afresh below it.
+func TestDisplayWriter(t *testing.T) {
+	var buf bytes.Buffer
+	d := &Display{w: &buf, live: true, Interval: TerminalInterval}
+	p := pipeline.Progress{Reading: true, Elapsed: time.Second, Counts: pipeline.Counts{Read: 10},
+		Sinks: []pipeline.SinkLive{{Stage: "load"}}}
+	d.Update(p)
+	buf.Reset()
+	d.Writer(&buf).Write([]byte("level=WARN msg=hello\n"))
+	if want := "\x1b[1A\r\x1b[2K\n\r\x1b[2K\x1b[1Alevel=WARN msg=hello\n"; buf.String() != want {
+		t.Errorf("log write: %q, want %q", buf.String(), want)
+	}
+	buf.Reset()
+	d.Update(p)
+	if strings.Contains(buf.String(), "\x1b[1A") || strings.Count(buf.String(), "\n") != 1 {
+		t.Errorf("the frame after a log line must be drawn fresh (2 lines, no cursor up): %q", buf.String())
+	}
+	if w := NewDisplay(&buf, ProgressPlain).Writer(&buf); w != &buf {
+		t.Error("a plain display's Writer must be the writer itself")
+	}
+}

@@ -88,6 +88,6 @@ func (runIDProcessor) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) 
 	}
 }
 
-func (runIDProcessor) OnEnd(sdktrace.ReadOnlySpan)         {}
+func (runIDProcessor) OnEnd(sdktrace.ReadOnlySpan)      {}
 func (runIDProcessor) Shutdown(context.Context) error   { return nil }
 func (runIDProcessor) ForceFlush(context.Context) error { return nil }
