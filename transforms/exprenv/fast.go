@@ -596,8 +596,16 @@ func (c *fastCompiler) call(n *ast.CallNode) fastFn {
 		op := arithOps[id.Value]
 		return call2(args, func(a, b any) (any, error) { return arithFast(op, a, b) })
 	case id.Value == "sfDate" && len(args) == 2:
+		if l, ok := c.constant(n.Arguments[1]); ok {
+			fl := layoutOf(l) // compiled once, not looked up per row
+			return call2(args, func(v, layout any) (any, error) { return sfDateIn(v, layout, fl) })
+		}
 		return call2(args, sfDateOf)
 	case id.Value == "sfDateTime" && len(args) == 3:
+		if l, ok := c.constant(n.Arguments[1]); ok {
+			fl := layoutOf(l)
+			return call3(args, func(v, layout, zone any) (any, error) { return sfDateTimeIn(v, layout, zone, fl) })
+		}
 		return call3(args, sfDateTimeOf)
 	case id.Value == "sfBool" && len(args) == 1:
 		return call1(args, sfBoolOf)

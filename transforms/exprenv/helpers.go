@@ -78,22 +78,36 @@ func sfDateOf(v, layout any) (any, error) {
 		// form: what parsing and formatting it again would give.
 		return v, nil
 	}
-	if s, isStr := v.(string); isStr {
+	return sfDateIn(v, layout, layoutOf(layout))
+}
+
+// layoutOf returns the compiled fixed-width form of a layout argument,
+// or nil (not a string, or not a fixed layout).
+func layoutOf(layout any) *fixedLayout {
+	if l, _ := layout.(string); l != "" {
+		return fixedLayoutOf(l)
+	}
+	return nil
+}
+
+// sfDateIn is sfDateOf with fl, layoutOf(layout), known: the fast path
+// of a call with a constant layout compiles it once.
+func sfDateIn(v, layout any, fl *fixedLayout) (any, error) {
+	if s, ok := v.(string); ok && layout == any(SFDateLayout) && isSFDate(s) {
+		return v, nil
+	}
+	if s, isStr := v.(string); isStr && fl != nil {
 		// A layout of fixed-width elements: read without time.Parse.
-		if l, _ := layout.(string); l != "" {
-			if fl := fixedLayoutOf(l); fl != nil {
-				if y, m, d, _, _, _, ok := fl.fields(trimmed(s)); ok {
-					var buf [10]byte
-					b := appendDate(buf[:0], y, m, d)
-					if s == string(b) {
-						return v, nil
-					}
-					return string(b), nil
-				}
+		if y, m, d, _, _, _, ok := fl.fields(trimmed(s)); ok {
+			var buf [10]byte
+			b := appendDate(buf[:0], y, m, d)
+			if s == string(b) {
+				return v, nil
 			}
+			return string(b), nil
 		}
 	}
-	t, ok, err := toTime("sfDate", v, layout, nil)
+	t, ok, err := toTime("sfDate", v, layout, nil, fl)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -154,6 +168,11 @@ func sfDateTime(args ...any) (any, error) {
 
 // sfDateTimeOf is sfDateTime(v, layout, tz).
 func sfDateTimeOf(v, layout, zone any) (any, error) {
+	return sfDateTimeIn(v, layout, zone, layoutOf(layout))
+}
+
+// sfDateTimeIn is sfDateTimeOf with fl, layoutOf(layout), known.
+func sfDateTimeIn(v, layout, zone any, fl *fixedLayout) (any, error) {
 	tz, _, err := str("sfDateTime", zone)
 	if err != nil {
 		return nil, err
@@ -162,19 +181,15 @@ func sfDateTimeOf(v, layout, zone any) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfDateTime: %w", err)
 	}
-	if s, isStr := v.(string); isStr && loc == time.UTC {
+	if s, isStr := v.(string); isStr && loc == time.UTC && fl != nil {
 		// A fixed-width layout read in UTC is written as read: no
 		// time.Time to build and convert.
-		if l, _ := layout.(string); l != "" {
-			if fl := fixedLayoutOf(l); fl != nil {
-				if y, mo, d, h, mi, sec, ok := fl.fields(trimmed(s)); ok {
-					var buf [32]byte
-					return string(appendSFDateTimeFields(buf[:0], y, mo, d, h, mi, sec, 0)), nil
-				}
-			}
+		if y, mo, d, h, mi, sec, ok := fl.fields(trimmed(s)); ok {
+			var buf [32]byte
+			return string(appendSFDateTimeFields(buf[:0], y, mo, d, h, mi, sec, 0)), nil
 		}
 	}
-	t, ok, err := toTime("sfDateTime", v, layout, loc)
+	t, ok, err := toTime("sfDateTime", v, layout, loc, fl)
 	if !ok || err != nil {
 		return nil, err
 	}
@@ -192,9 +207,10 @@ func trimmed(s string) string {
 }
 
 // toTime converts a helper's date argument: a time.Time as is, a string
-// parsed with layout in loc (UTC when nil). ok is false for nil and blank
+// parsed with layout in loc (UTC when nil), read directly when fl (the
+// layout's fixed-width form, or nil) can. ok is false for nil and blank
 // strings.
-func toTime(name string, v, layout any, loc *time.Location) (t time.Time, ok bool, err error) {
+func toTime(name string, v, layout any, loc *time.Location, fl *fixedLayout) (t time.Time, ok bool, err error) {
 	switch x := v.(type) {
 	case nil:
 		return t, false, nil
@@ -212,7 +228,7 @@ func toTime(name string, v, layout any, loc *time.Location) (t time.Time, ok boo
 		if loc == nil {
 			loc = time.UTC
 		}
-		if fl := fixedLayoutOf(l); fl != nil {
+		if fl != nil {
 			// Fixed-width elements: read without time.Parse, which
 			// decides whatever this reading does not take.
 			if y, mo, d, h, mi, sec, ok := fl.fields(s); ok {
@@ -233,6 +249,9 @@ var locations sync.Map // zone name → *time.Location
 
 // location returns the IANA zone tz, cached.
 func location(tz string) (*time.Location, error) {
+	if tz == "UTC" {
+		return time.UTC, nil // what time.LoadLocation returns for it
+	}
 	if l, ok := locations.Load(tz); ok {
 		return l.(*time.Location), nil
 	}
