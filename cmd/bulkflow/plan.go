@@ -298,9 +298,9 @@ func planRegistry(stages []*planStage) *pipeline.Registry {
 			return sk, nil
 		}))
 	reg.RegisterSink(planDiscardType, pipeline.Spec{Summary: "count the rows a sink would write (bulkflow plan without --write-files)"},
-		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+		pipeline.TypedSink(planDiscardType, func(context.Context, *pipeline.Env, *struct{}, *pipeline.Schema) (*discardSink, error) {
 			return &discardSink{}, nil
-		})
+		}))
 	return reg
 }
 
