@@ -198,6 +198,19 @@ func (f *runFlags) resumeFlags() []string {
 	if f.offline {
 		out = append(out, "--offline")
 	}
+	// The resume must load the same pipeline: the same overrides. An
+	// auth value is not repeated (it may be a secret typed on the command
+	// line, which no output may hold): the command shows AUTH_VALUE.
+	for _, ov := range f.ov.set {
+		v := ov.Value
+		if strings.HasPrefix(ov.Key, "auth.") || ov.Key == "auth" {
+			v = "AUTH_VALUE"
+		}
+		out = append(out, "--set", ov.Stage+"."+ov.Key+"="+v)
+	}
+	if f.ov.instanceURL != "" {
+		out = append(out, "--instance-url", f.ov.instanceURL)
+	}
 	return out
 }
 

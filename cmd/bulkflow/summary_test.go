@@ -140,3 +140,28 @@ func readReport(t *testing.T, path string) *pipeline.Report {
 	}
 	return &rep
 }
+
+// TestResumeFlags checks the flags the summary's resume command repeats:
+// those that change what the resume reads or where its state is, with an
+// auth override's value left out.
+func TestResumeFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"p.yaml"}, ""},
+		{[]string{"p.yaml", "--shard", "1/4", "--state", "s3://b/st", "--offline"}, "--shard 1/4 --state s3://b/st --offline"},
+		{[]string{"p.yaml", "--set", "load.api=bulk", "--set", "load.auth.client_secret=shh", "--instance-url", "http://127.0.0.1:8484"},
+			"--set load.api=bulk --set load.auth.client_secret=AUTH_VALUE --instance-url http://127.0.0.1:8484"},
+	}
+	for _, tc := range tests {
+		var rf runFlags
+		var stderr bytes.Buffer
+		if file, code := rf.parse(tc.args, &stderr); file == "" {
+			t.Fatalf("%v: exit %d\n%s", tc.args, code, stderr.String())
+		}
+		if got := strings.Join(rf.resumeFlags(), " "); got != tc.want {
+			t.Errorf("%v: resume flags %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
