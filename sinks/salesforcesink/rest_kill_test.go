@@ -20,7 +20,7 @@ const restKillEnv = "BULKFLOW_TEST_REST_KILL"
 // restKillCase is one operation of TestRESTKillResume: the sink options
 // and the rows (the seeded record ids are ids).
 type restKillCase struct {
-	op, yaml string
+	yaml   string
 	schema   *pipeline.Schema
 	rows     func(ids []string) []pipeline.Row
 }
