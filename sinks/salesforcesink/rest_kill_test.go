@@ -21,8 +21,8 @@ const restKillEnv = "BULKFLOW_TEST_REST_KILL"
 // and the rows (the seeded record ids are ids).
 type restKillCase struct {
 	yaml   string
-	schema   *pipeline.Schema
-	rows     func(ids []string) []pipeline.Row
+	schema *pipeline.Schema
+	rows   func(ids []string) []pipeline.Row
 }
 
 func restKillCases() map[string]restKillCase {
