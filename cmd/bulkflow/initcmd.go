@@ -182,77 +182,106 @@ func starterPipeline(ctx context.Context, from, object, name string, stderr io.W
 	if err != nil {
 		return "", err
 	}
-	var desc *salesforcetest.ObjectDescribe
+	desc, err := emulatorObject(object)
+	if err != nil {
+		return "", err
+	}
+	mapped, unmapped, err := starterMappings(desc, cols)
+	if err != nil {
+		return "", err
+	}
+	if len(mapped) == 0 {
+		return "", fmt.Errorf("no column of %s matches a field of %s: pass --object, or rename the columns", from, desc.Name)
+	}
+	if len(unmapped) > 0 {
+		fmt.Fprintf(stderr, "bulkflow init: %d of %d columns are not mapped (commented out in the map stage): %s\n", len(unmapped), len(cols), joinCols(unmapped, func(m starterMapping) string { return m.col }))
+	}
+	return renderStarter(from, typ, name, desc, cols, mapped, unmapped), nil
+}
+
+// emulatorObject finds object (any case) among the built-in emulator's
+// objects, whose describe the starter pipeline is written against.
+func emulatorObject(object string) (*salesforcetest.ObjectDescribe, error) {
 	var objects []string
 	for _, o := range salesforcetest.DefaultObjects() {
-		objects = append(objects, o.Name)
 		if strings.EqualFold(o.Name, object) {
-			o := o
-			desc = &o
+			return &o, nil
 		}
+		objects = append(objects, o.Name)
 	}
-	if desc == nil {
-		return "", fmt.Errorf("--object %q: the built-in emulator has no such object (it has %s)%s; start from one of them and change object: later", object, strings.Join(objects, ", "), didYouMean(object, objects))
-	}
-	// Match columns to createable, non-reference fields by name.
+	return nil, fmt.Errorf("--object %q: the built-in emulator has no such object (it has %s)%s; start from one of them and change object: later", object, strings.Join(objects, ", "), didYouMean(object, objects))
+}
+
+// starterMapping is one line of a starter pipeline's map stage: a
+// Salesforce field from a column, with a note when it needs a look.
+type starterMapping struct{ field, col, note string }
+
+// starterMappings matches the sample's columns to the object's createable,
+// non-reference fields by name, then maps every field an insert requires
+// from the sample's likeliest name column. Columns left over are returned
+// as unmapped, each with the reason.
+func starterMappings(desc *salesforcetest.ObjectDescribe, cols []pipeline.Field) (mapped, unmapped []starterMapping, err error) {
 	fieldByNorm := map[string]salesforcetest.FieldDescribe{}
 	for _, f := range desc.Fields {
 		if f.Createable && f.Type != "reference" && f.Type != "id" {
 			fieldByNorm[normName(f.Name)] = f
 		}
 	}
-	type mapping struct{ field, col, note string }
-	var mapped, unmapped []mapping
 	used := map[string]bool{}
 	for _, c := range cols {
 		f, ok := fieldByNorm[normName(c.Name)]
 		switch {
 		case !identRE.MatchString(c.Name):
-			unmapped = append(unmapped, mapping{"FIELD", c.Name, "the column name is not an identifier: use $env[\"" + c.Name + "\"]"})
+			unmapped = append(unmapped, starterMapping{"FIELD", c.Name, "the column name is not an identifier: use $env[\"" + c.Name + "\"]"})
 		case ok && !used[f.Name]:
 			used[f.Name] = true
-			mapped = append(mapped, mapping{f.Name, c.Name, ""})
+			mapped = append(mapped, starterMapping{f.Name, c.Name, ""})
 		default:
-			unmapped = append(unmapped, mapping{"FIELD", c.Name, "no " + desc.Name + " field is named like it"})
+			unmapped = append(unmapped, starterMapping{"FIELD", c.Name, "no " + desc.Name + " field is named like it"})
 		}
 	}
 	// Fields an insert needs: map them from a column, or say so.
-	// The text column most likely to hold a name: one named like "name"
-	// or "company", else the first.
-	var firstString string
+	nameCol := likelyNameColumn(cols)
+	for _, f := range desc.Fields {
+		if !f.Createable || f.Nillable || f.DefaultedOnCreate || used[f.Name] || f.Type == "reference" || f.Type == "id" {
+			continue
+		}
+		if nameCol == "" {
+			return nil, nil, fmt.Errorf("%s requires %s on insert and the sample has no text column to map it from", desc.Name, f.Name)
+		}
+		used[f.Name], used[nameCol] = true, true
+		mapped = append(mapped, starterMapping{f.Name, nameCol, fmt.Sprintf("required by %s on insert: choose the column (or expression) that holds it", desc.Name)})
+	}
+	var still []starterMapping
+	for _, m := range unmapped {
+		if m.col != nameCol || !used[m.col] {
+			still = append(still, m)
+		}
+	}
+	return mapped, still, nil
+}
+
+// likelyNameColumn is the text column most likely to hold a name: one
+// named like "name" or "company", else the first text column ("" if none).
+func likelyNameColumn(cols []pipeline.Field) string {
+	var first string
 	for _, c := range cols {
 		if c.Type != pipeline.TypeString || !identRE.MatchString(c.Name) {
 			continue
 		}
 		n := normName(c.Name)
-		if firstString == "" || strings.Contains(n, "name") || n == "company" {
-			firstString = c.Name
+		if first == "" || strings.Contains(n, "name") || n == "company" {
+			first = c.Name
 		}
 		if strings.Contains(n, "name") || n == "company" {
 			break
 		}
 	}
-	for _, f := range desc.Fields {
-		if !f.Createable || f.Nillable || f.DefaultedOnCreate || used[f.Name] || f.Type == "reference" || f.Type == "id" {
-			continue
-		}
-		if firstString == "" {
-			return "", fmt.Errorf("%s requires %s on insert and the sample has no text column to map it from", desc.Name, f.Name)
-		}
-		used[f.Name], used[firstString] = true, true
-		mapped = append(mapped, mapping{f.Name, firstString, fmt.Sprintf("required by %s on insert: choose the column (or expression) that holds it", desc.Name)})
-	}
-	var still []mapping
-	for _, m := range unmapped {
-		if m.col != firstString || !used[m.col] {
-			still = append(still, m)
-		}
-	}
-	unmapped = still
-	if len(mapped) == 0 {
-		return "", fmt.Errorf("no column of %s matches a field of %s: pass --object, or rename the columns", from, desc.Name)
-	}
+	return first
+}
 
+// renderStarter writes the commented starter pipeline: source, map, sink.
+func renderStarter(from, typ, name string, desc *salesforcetest.ObjectDescribe, cols []pipeline.Field, mapped, unmapped []starterMapping) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# A starter pipeline written by `bulkflow init --from %s --object %s`.\n", from, desc.Name)
@@ -303,10 +332,7 @@ func starterPipeline(ctx context.Context, from, object, name string, stderr io.W
 	w("      #   instance_url: https://MYDOMAIN.my.salesforce.com\n")
 	w("      #   auth: {client_id: \"${SF_CLIENT_ID}\", client_secret: \"${SF_CLIENT_SECRET}\", login_url: https://MYDOMAIN.my.salesforce.com}\n")
 	w("      instance_url: \"emulator:\"\n")
-	if len(unmapped) > 0 {
-		fmt.Fprintf(stderr, "bulkflow init: %d of %d columns are not mapped (commented out in the map stage): %s\n", len(unmapped), len(cols), joinCols(unmapped, func(m mapping) string { return m.col }))
-	}
-	return b.String(), nil
+	return b.String()
 }
 
 func joinCols[T any](xs []T, f func(T) string) string {
