@@ -309,29 +309,7 @@ func (r *Report) summary(w io.Writer, loaded string) {
 			fmt.Fprintf(w, "  %s: %s\n", name, l.SummaryLine())
 		}
 	}
-	if len(r.ErrorGroups) > 0 {
-		var retry int64
-		for _, g := range r.ErrorGroups {
-			if g.Retryable {
-				retry += g.Rows
-			}
-		}
-		fmt.Fprintf(w, "  dead letters by code (%d of %d rows retryable):\n", retry, c.DeadLettered)
-		width := 0
-		for _, g := range r.ErrorGroups {
-			width = max(width, len(g.Code))
-		}
-		for _, g := range r.ErrorGroups {
-			tag := "not retryable"
-			if g.Retryable {
-				tag = "retryable"
-			}
-			fmt.Fprintf(w, "    %-*s %6d  %s, %s (%s)\n", width, g.Code, g.Rows, g.Recovery, tag, strings.Join(g.Stages, ", "))
-			for _, m := range g.TopMessages {
-				fmt.Fprintf(w, "      %5d× %s\n", m.Rows, m.Message)
-			}
-		}
-	}
+	r.writeErrorGroups(w)
 	if r.DeadLetterDir != "" {
 		fmt.Fprintf(w, "  dead-letter folder: %s\n", r.DeadLetterDir)
 	} else {
@@ -367,5 +345,39 @@ func (r *Report) summary(w io.Writer, loaded string) {
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "  error: %s\n", e)
+	}
+}
+
+// ErrorGroupsSummary writes the dead letters grouped by code, as Summary
+// does (secrets masked): for commands with a summary of their own, such
+// as `bulkflow plan`.
+func (r *Report) ErrorGroupsSummary(w io.Writer) {
+	r.writeErrorGroups(redact.Writer(w))
+}
+
+func (r *Report) writeErrorGroups(w io.Writer) {
+	if len(r.ErrorGroups) == 0 {
+		return
+	}
+	var retry int64
+	for _, g := range r.ErrorGroups {
+		if g.Retryable {
+			retry += g.Rows
+		}
+	}
+	fmt.Fprintf(w, "  dead letters by code (%d of %d rows retryable):\n", retry, r.Counts.DeadLettered)
+	width := 0
+	for _, g := range r.ErrorGroups {
+		width = max(width, len(g.Code))
+	}
+	for _, g := range r.ErrorGroups {
+		tag := "not retryable"
+		if g.Retryable {
+			tag = "retryable"
+		}
+		fmt.Fprintf(w, "    %-*s %6d  %s, %s (%s)\n", width, g.Code, g.Rows, g.Recovery, tag, strings.Join(g.Stages, ", "))
+		for _, m := range g.TopMessages {
+			fmt.Fprintf(w, "      %5d× %s\n", m.Rows, m.Message)
+		}
 	}
 }

@@ -353,6 +353,7 @@ func planSummary(w io.Writer, rep *pipeline.Report, syncers map[string]*partialS
 				n, sum.New, sum.Changed, sum.Unchanged, syncers[n].deletes.Load(), sum.ManifestKeys)
 		}
 	}
+	rep.ErrorGroupsSummary(w) // what would be dead-lettered before any upload, by code
 	for _, d := range rep.DeadLetters {
 		fmt.Fprintf(w, "  dead letters: %s\n", d)
 	}
