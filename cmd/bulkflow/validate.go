@@ -152,82 +152,100 @@ func checkStages(ctx context.Context, reg *pipeline.Registry, g *pipeline.Graph,
 	out := map[string]*pipeline.Schema{}
 	var errs []error
 	done := map[string]bool{}
-	where := func(s *pipeline.StageSpec, err error) error {
-		var ce *pipeline.ConfigError
-		if errors.As(err, &ce) {
-			return err
-		}
-		return &pipeline.ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q (%s %q): %v", s.Name, s.Kind, s.Type, err)}
-	}
 	for progress := true; progress; {
 		progress = false
 		for i := range g.Stages {
 			s := &g.Stages[i]
-			if done[s.Name] {
-				continue
-			}
-			ready := true
-			for _, in := range s.Inputs {
-				ready = ready && done[in]
-			}
-			if !ready {
+			if done[s.Name] || !inputsDone(s, done) {
 				continue
 			}
 			done[s.Name], progress = true, true
 			if broken[s.Name] || s.Options == nil && s.Kind != pipeline.KindSink {
 				continue
 			}
-			var in *pipeline.Schema
-			for _, name := range s.Inputs {
-				if out[name] == nil {
-					in = nil
-					break
-				}
-				if in == nil {
-					in = out[name]
-				} else if !in.Equal(out[name]) {
-					errs = append(errs, &pipeline.ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q: inputs %q and %q have different columns (%s) vs (%s); fan-in needs equal schemas, add a map stage to align them", s.Name, s.Inputs[0], name, in, out[name])})
-					in = nil
-					break
-				}
+			in, err := stageInput(s, out)
+			if err != nil {
+				errs = append(errs, err)
 			}
-			switch s.Kind {
-			case pipeline.KindSource:
-				src, err := reg.OpenSource(ctx, env, s.Type, s.Options)
-				if err != nil {
-					errs = append(errs, where(s, err))
-					continue
-				}
-				schema, err := src.Schema(ctx)
-				src.Close()
-				if err != nil {
-					errs = append(errs, where(s, err))
-					continue
-				}
-				out[s.Name] = schema
-			case pipeline.KindTransform:
-				if in == nil {
-					continue
-				}
-				t, err := reg.NewTransform(env, s.Type, s.Options)
-				if err != nil {
-					errs = append(errs, where(s, err))
-					continue
-				}
-				schema, err := t.Check(in)
-				if err != nil {
-					if mo, ok := s.Options.(*mapping.Options); ok {
-						errs = append(errs, mapErrors(in, env, mo)...)
-					} else {
-						errs = append(errs, where(s, err))
-					}
-					continue
-				}
+			schema, stageErrs := checkStage(ctx, reg, env, s, in)
+			errs = append(errs, stageErrs...)
+			if schema != nil {
 				out[s.Name] = schema
 			}
 		}
 	}
 	return out, errs
+}
+
+// inputsDone reports whether every input of s has been checked.
+func inputsDone(s *pipeline.StageSpec, done map[string]bool) bool {
+	for _, in := range s.Inputs {
+		if !done[in] {
+			return false
+		}
+	}
+	return true
+}
+
+// stageInput is the schema s receives: its inputs' (equal) schemas, nil
+// when one of them is unknown (a broken stage upstream, already reported)
+// or when they differ (reported here).
+func stageInput(s *pipeline.StageSpec, out map[string]*pipeline.Schema) (*pipeline.Schema, error) {
+	var in *pipeline.Schema
+	for _, name := range s.Inputs {
+		if out[name] == nil {
+			return nil, nil
+		}
+		if in == nil {
+			in = out[name]
+		} else if !in.Equal(out[name]) {
+			return nil, &pipeline.ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q: inputs %q and %q have different columns (%s) vs (%s); fan-in needs equal schemas, add a map stage to align them", s.Name, s.Inputs[0], name, in, out[name])}
+		}
+	}
+	return in, nil
+}
+
+// checkStage opens a source to read its real schema, or checks a
+// transform against its input (every field of a map stage on its own), and
+// returns the stage's output schema (nil for sinks and on errors).
+func checkStage(ctx context.Context, reg *pipeline.Registry, env *pipeline.Env, s *pipeline.StageSpec, in *pipeline.Schema) (*pipeline.Schema, []error) {
+	where := func(err error) []error {
+		var ce *pipeline.ConfigError
+		if errors.As(err, &ce) {
+			return []error{err}
+		}
+		return []error{&pipeline.ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q (%s %q): %v", s.Name, s.Kind, s.Type, err)}}
+	}
+	switch s.Kind {
+	case pipeline.KindSource:
+		src, err := reg.OpenSource(ctx, env, s.Type, s.Options)
+		if err != nil {
+			return nil, where(err)
+		}
+		schema, err := src.Schema(ctx)
+		src.Close()
+		if err != nil {
+			return nil, where(err)
+		}
+		return schema, nil
+	case pipeline.KindTransform:
+		if in == nil {
+			return nil, nil
+		}
+		t, err := reg.NewTransform(env, s.Type, s.Options)
+		if err != nil {
+			return nil, where(err)
+		}
+		schema, err := t.Check(in)
+		if err != nil {
+			if mo, ok := s.Options.(*mapping.Options); ok {
+				return nil, mapErrors(in, env, mo)
+			}
+			return nil, where(err)
+		}
+		return schema, nil
+	}
+	return nil, nil
 }
 
 // mapErrors compiles each field of a map stage on its own, so that every
