@@ -235,7 +235,7 @@ func Prepare(ctx context.Context, reg *Registry, g *Graph, env *Env) (*Plan, err
 		}
 		switch s.Kind {
 		case KindSource:
-			src, err := reg.OpenSource(ctx, env, s.Type, s.Options)
+			src, err := reg.OpenSource(ctx, sourceEnv(env, s.Name), s.Type, s.Options)
 			if err != nil {
 				return fail(where(err))
 			}

@@ -76,6 +76,17 @@ func (r *runner) stageEnv(env *Env, s *planStage) *Env {
 	return &e
 }
 
+// sourceEnv returns a copy of env whose logger names the source stage
+// (Prepare opens sources before Run; env's logger may be nil there).
+func sourceEnv(env *Env, stage string) *Env {
+	if env == nil || env.Logger == nil {
+		return env
+	}
+	e := *env
+	e.Logger = env.Logger.With("stage", stage)
+	return &e
+}
+
 // endStage ends stage s's span with its counts.
 func (r *runner) endStage(s *planStage) {
 	sctx, ok := r.spans[s]
