@@ -50,6 +50,20 @@ const (
 type memRec struct {
 	blk, k0, k1, p1 uint32
 	seq, aux        uint64
+	// pre is the key's first 8 bytes, big-endian, zero-padded: most
+	// comparisons of the sort end there, without reaching the blocks.
+	pre uint64
+}
+
+// keyPrefix returns the first 8 bytes of key as a big-endian number,
+// zero-padded: keys whose prefixes differ compare as their prefixes do.
+func keyPrefix(key []byte) uint64 {
+	if len(key) >= 8 {
+		return binary.BigEndian.Uint64(key)
+	}
+	var b [8]byte
+	copy(b[:], key)
+	return binary.BigEndian.Uint64(b[:])
 }
 
 // blockSize is the size of the buffer's blocks. Records are appended to
@@ -104,7 +118,7 @@ func (s *spool) add(key []byte, aux uint64, payload []byte) error {
 	b = append(b, payload...)
 	s.blocks[s.cur] = b
 	s.used += need
-	s.recs = append(s.recs, memRec{blk: uint32(s.cur), k0: uint32(k0), k1: uint32(k1), p1: uint32(len(b)), seq: s.seq, aux: aux})
+	s.recs = append(s.recs, memRec{blk: uint32(s.cur), k0: uint32(k0), k1: uint32(k1), p1: uint32(len(b)), seq: s.seq, aux: aux, pre: keyPrefix(key)})
 	s.seq++
 	if s.used+len(s.recs)*memRecSize >= s.limit {
 		return s.spill()
@@ -115,6 +129,9 @@ func (s *spool) add(key []byte, aux uint64, payload []byte) error {
 func (s *spool) sortMem() {
 	bl := s.blocks
 	slices.SortFunc(s.recs, func(x, y memRec) int {
+		if x.pre != y.pre {
+			return cmp.Compare(x.pre, y.pre)
+		}
 		if c := bytes.Compare(bl[x.blk][x.k0:x.k1], bl[y.blk][y.k0:y.k1]); c != 0 {
 			return c
 		}
