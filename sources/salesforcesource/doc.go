@@ -23,7 +23,10 @@
 // fields such as Account.Name) and creates the query job, so a bad query
 // fails before any row moves. The first Read waits for the job, then each
 // results page (Sforce-Locator, maxRecords) is read as it streams: memory
-// is bounded by one page, never the whole result. Every page repeats the
+// is bounded by one page, never the whole result. While a page is read,
+// the next one is already requested (one goroutine, stopped by Close), so
+// that Salesforce prepares it meanwhile; only its headers and what the
+// connection buffers arrive before it is read. Every page repeats the
 // header, which is checked against the selected fields. A Project or
 // PushCursor that changes the query after Schema aborts that job and makes
 // another. A cancelled Read, a failed wait and a Close before the end

@@ -73,6 +73,8 @@ type Source struct {
 	started  bool   // the first Read went past the job's wait
 	page     *salesforce.QueryResultsPage
 	recs     *salesforce.QueryRecords // the page's records; nil between pages
+	ahead    *prefetch                // the request for the next page, or nil
+	release  func()                   // ends the current page's request, once read
 	rb       rowBuilder
 	locator  string
 	lastPage bool
@@ -476,11 +478,27 @@ func (s *Source) wait(ctx context.Context) error {
 
 // nextPage fetches the next results page and checks its header.
 func (s *Source) nextPage(ctx context.Context) error {
-	p, err := s.client.QueryResults(ctx, s.job, s.locator, s.opts.MaxRecords)
+	var p *salesforce.QueryResultsPage
+	var err error
+	if s.ahead != nil {
+		pf := s.ahead
+		s.ahead = nil
+		if p, err = pf.wait(ctx); err == nil {
+			// The page's request outlives the Read that made it: tie it
+			// to this Read's context from now on.
+			stop := context.AfterFunc(ctx, pf.cancel)
+			s.release = func() { stop(); pf.cancel() }
+		}
+	} else {
+		p, err = s.client.QueryResults(ctx, s.job, s.locator, s.opts.MaxRecords)
+	}
 	if err != nil {
 		return fmt.Errorf("salesforce source: %w", err)
 	}
 	s.page, s.locator, s.lastPage = p, p.NextLocator, p.NextLocator == ""
+	if !s.lastPage {
+		s.ahead = s.fetchAhead(p.NextLocator)
+	}
 	s.recs = salesforce.NewQueryRecords(p.Body, salesforce.DelimiterComma)
 	header, err := s.recs.Header()
 	if err == io.EOF { // a 0-byte page: no rows
@@ -505,7 +523,10 @@ func (s *Source) closePage() {
 	if s.page != nil {
 		s.page.Body.Close()
 	}
-	s.page, s.recs = nil, nil
+	if s.release != nil {
+		s.release()
+	}
+	s.page, s.recs, s.release = nil, nil, nil
 }
 
 // Close aborts an unfinished job, releases the results page and stops an
@@ -516,6 +537,10 @@ func (s *Source) Close() error {
 	}
 	s.closed = true
 	s.closePage()
+	if s.ahead != nil {
+		s.ahead.stop()
+		s.ahead = nil
+	}
 	if !s.eof {
 		s.abort("the source was closed before the end")
 	}
@@ -523,4 +548,51 @@ func (s *Source) Close() error {
 		s.stopInst()
 	}
 	return nil
+}
+
+// prefetch is the request for the next results page, sent while the
+// current page is read, so that Salesforce prepares the page (and the
+// network carries its first bytes) while the source parses. Only the
+// response's headers and what the connection buffers are read ahead: the
+// body streams when the source reads it, so memory stays one page's
+// stream (plus socket buffers), not two pages.
+type prefetch struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the request has returned
+	page   *salesforce.QueryResultsPage
+	err    error
+}
+
+// fetchAhead starts the request for the page at locator. The source owns
+// the goroutine: nextPage takes its result, Close stops it.
+func (s *Source) fetchAhead(locator string) *prefetch {
+	ctx, cancel := context.WithCancel(s.ioCtx)
+	pf := &prefetch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(pf.done)
+		pf.page, pf.err = s.client.QueryResults(ctx, s.job, locator, s.opts.MaxRecords)
+	}()
+	return pf
+}
+
+// wait returns the prefetched page, or ctx's error (stopping the request)
+// when ctx ends first.
+func (pf *prefetch) wait(ctx context.Context) (*salesforce.QueryResultsPage, error) {
+	select {
+	case <-pf.done:
+		return pf.page, pf.err
+	case <-ctx.Done():
+		pf.stop()
+		return nil, ctx.Err()
+	}
+}
+
+// stop cancels the request, waits for its goroutine and closes a page it
+// got.
+func (pf *prefetch) stop() {
+	pf.cancel()
+	<-pf.done
+	if pf.page != nil {
+		pf.page.Body.Close()
+	}
 }

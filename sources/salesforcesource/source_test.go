@@ -3,7 +3,10 @@ package salesforcesource_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +269,88 @@ func TestBadValueRaw(t *testing.T) {
 	if !errors.As(d.Err, &re) || re.Code != salesforcesource.CodeBadValue || re.Field != "NumberOfEmployees" || re.Ref != src.JobID() ||
 		!strings.Contains(re.Error(), `"lots" is not an integer`) {
 		t.Errorf("error = %#v (%v)", d.Err, d.Err)
+	}
+}
+
+// TestPrefetch: while a results page is read the next one is requested
+// (so each page's request is made before the previous page is read out);
+// the rows come out whole and in order, and a Close in the middle stops
+// the request in flight and leaves no goroutine behind.
+func TestPrefetch(t *testing.T) {
+	srv := startEmulator(t)
+	for i := range 1000 {
+		mustAdd(t, srv, "Account", map[string]string{"Name": fmt.Sprintf("A%04d", i)})
+	}
+	read := func(stopAfter int) (names []string) {
+		o := options(srv, "SELECT Name FROM Account")
+		o.MaxRecords, o.BatchSize = 100, 30
+		src, err := salesforcesource.Open(context.Background(), nil, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		for stopAfter < 0 || len(names) < stopAfter {
+			b, err := src.Read(context.Background())
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range b.Len() {
+				names = append(names, b.Row(i)[0].(string))
+			}
+		}
+		return names
+	}
+	// A goroutine of fetchAhead still running (it may take a moment to
+	// return after it signalled its end).
+	prefetching := func() bool {
+		for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+			buf := make([]byte, 1<<20)
+			if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "fetchAhead") || time.Now().After(deadline) {
+				return strings.Contains(string(buf[:runtime.Stack(buf, true)]), "fetchAhead")
+			}
+		}
+	}
+	// After the first batch, the second page is requested without any
+	// further Read.
+	results := func() int { return srv.Requests()["GET /services/data/vXX.X/jobs/query/{id}/results"] }
+	o := options(srv, "SELECT Name FROM Account")
+	o.MaxRecords, o.BatchSize = 100, 30
+	src, err := salesforcesource.Open(context.Background(), nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Read(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); results() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := results(); n != 2 {
+		t.Errorf("%d results requests while the first page is read, want 2 (the next one ahead)", n)
+	}
+	src.Close()
+	names := read(-1)
+	if len(names) != 1000 || names[0] != "A0000" || names[999] != "A0999" || !slices.IsSorted(names) {
+		t.Fatalf("read %d names (%v ... %v), want A0000..A0999 in order", len(names), names[:1], names[len(names)-1:])
+	}
+	if n := results(); n != 12 {
+		t.Errorf("%d results requests, want 12 (2 before, then one per page, none wasted)", n)
+	}
+	if prefetching() {
+		t.Error("a prefetch goroutine outlived the source read to the end")
+	}
+	if got := read(250); len(got) < 250 {
+		t.Fatalf("read %d, want 250", len(got))
+	}
+	// 3 pages read and the 4th requested ahead, unless Close stopped that
+	// request before it reached the server.
+	if n := results(); n != 15 && n != 16 {
+		t.Errorf("%d results requests in all, want 15 or 16", n)
+	}
+	if prefetching() {
+		t.Error("a prefetch goroutine outlived Close")
 	}
 }
