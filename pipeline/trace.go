@@ -30,11 +30,17 @@ func RunIDFrom(ctx context.Context) string {
 	return id
 }
 
+// ContextWithRunID returns ctx carrying run id id, as the context Run
+// gives stages and plugins does (RunIDFrom).
+func ContextWithRunID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, runIDKey{}, id)
+}
+
 // startRunSpan starts the run's span ("bulkflow.run") and puts the run id
 // in ctx. Without a tracer provider (OpenTelemetry's default) it costs a
 // context value and a no-op span.
 func startRunSpan(ctx context.Context, rep *Report) (context.Context, func(*Report)) {
-	ctx = context.WithValue(ctx, runIDKey{}, rep.RunID)
+	ctx = ContextWithRunID(ctx, rep.RunID)
 	ctx, span := otel.Tracer(TracerName).Start(ctx, "bulkflow.run", trace.WithAttributes(
 		attribute.String(AttrRunID, rep.RunID), attribute.String(AttrPipeline, rep.Pipeline)))
 	return ctx, func(rep *Report) {

@@ -13,8 +13,10 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/redact"
 )
 
 // ServiceName is the OpenTelemetry service.name of bulkflow's spans unless
@@ -63,7 +65,7 @@ func StartTracing(ctx context.Context, log *slog.Logger) (shutdown func(), err e
 		return nil, fmt.Errorf("OpenTelemetry: resource (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME): %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res),
-		sdktrace.WithSpanProcessor(runIDProcessor{}), sdktrace.WithBatcher(exp))
+		sdktrace.WithSpanProcessor(runIDProcessor{}), sdktrace.WithBatcher(redactingExporter{exp}))
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		log.Warn("OpenTelemetry: exporting spans failed; the run goes on without them", "err", err)
 	}))
@@ -91,3 +93,36 @@ func (runIDProcessor) OnStart(parent context.Context, s sdktrace.ReadWriteSpan) 
 func (runIDProcessor) OnEnd(sdktrace.ReadOnlySpan)      {}
 func (runIDProcessor) Shutdown(context.Context) error   { return nil }
 func (runIDProcessor) ForceFlush(context.Context) error { return nil }
+
+// redactingExporter masks secrets (package redact) in the names, status
+// messages and string attributes of spans before they leave the process:
+// attributes hold names from the pipeline file (an object, a stage), and
+// a secret may sit anywhere there.
+type redactingExporter struct{ sdktrace.SpanExporter }
+
+func (e redactingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	if !redact.Active() {
+		return e.SpanExporter.ExportSpans(ctx, spans)
+	}
+	out := make([]sdktrace.ReadOnlySpan, len(spans))
+	for i, s := range spans {
+		out[i] = redactSpan(s)
+	}
+	return e.SpanExporter.ExportSpans(ctx, out)
+}
+
+// redactSpan returns s with secrets masked.
+func redactSpan(s sdktrace.ReadOnlySpan) sdktrace.ReadOnlySpan {
+	stub := tracetest.SpanStubFromReadOnlySpan(s)
+	stub.Name = redact.Redact(stub.Name)
+	stub.Status.Description = redact.Redact(stub.Status.Description)
+	attrs := make([]attribute.KeyValue, len(stub.Attributes))
+	for i, a := range stub.Attributes {
+		if a.Value.Type() == attribute.STRING {
+			a.Value = attribute.StringValue(redact.Redact(a.Value.AsString()))
+		}
+		attrs[i] = a
+	}
+	stub.Attributes = attrs
+	return stub.Snapshot()
+}
