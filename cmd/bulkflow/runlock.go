@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -328,26 +327,13 @@ func lockRun(ctx context.Context, loc, name, sub, runID string, lost func(error)
 		return nil, fmt.Errorf("run %s: %w (%s holds its lease in %s until %s; a holder that died loses it then)",
 			runID, errRunLocked, le.Holder, stateLoc, le.Expires.Format(time.RFC3339))
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(runLockTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := st.RenewLease(bg, holder, runLockTTL); errors.Is(err, state.ErrLeaseLost) {
-					lost(fmt.Errorf("run %s: lost its lock: %w", runID, err))
-					return
-				}
-			}
+	stopRenewing := st.KeepLease(bg, holder, runLockTTL, func(err error) {
+		if errors.Is(err, state.ErrLeaseLost) {
+			lost(fmt.Errorf("run %s: lost its lock: %w", runID, err))
 		}
 	})
 	return func() {
-		close(done)
-		wg.Wait()
+		stopRenewing()
 		st.ReleaseLease(bg, holder)
 	}, nil
 }

@@ -513,6 +513,41 @@ func (s *Store) RenewLease(ctx context.Context, holder string, ttl time.Duration
 	return writeJSON(ctx, l, cur)
 }
 
+// KeepLease renews holder's lease every ttl/3 in a goroutine of its own
+// until the returned stop function is called (stop waits for it to exit).
+// Renewals go on after ctx is cancelled, so that a run draining after a
+// Ctrl-C keeps its lease; only stop ends them. Each failed renewal is
+// passed to onErr; after ErrLeaseLost renewing stops (the lease is
+// someone else's now) and onErr is not called again.
+func (s *Store) KeepLease(ctx context.Context, holder string, ttl time.Duration, onErr func(error)) (stop func()) {
+	bg := context.WithoutCancel(ctx)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(max(ttl/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				err := s.RenewLease(bg, holder, ttl)
+				if err == nil {
+					continue
+				}
+				onErr(err)
+				if errors.Is(err, ErrLeaseLost) {
+					return
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // ReleaseLease gives up holder's lease. Releasing a lease held by someone
 // else (or by no one, or, on a fenced store, under another generation)
 // does nothing.

@@ -479,3 +479,44 @@ func TestTakeOverLease(t *testing.T) {
 		})
 	}
 }
+
+// KeepLease keeps a short lease alive well past its ttl, reports its loss
+// once and stops renewing; stop waits for the renewer.
+func TestKeepLease(t *testing.T) {
+	ctx := context.Background()
+	const ttl = 60 * time.Millisecond
+	loc := filepath.ToSlash(t.TempDir())
+	a, b := open(t, loc, "keep", nil), open(t, loc, "keep", nil)
+	if ok, err := a.AcquireLease(ctx, "a", ttl); !ok || err != nil {
+		t.Fatalf("acquire: %v, %v", ok, err)
+	}
+	errs := make(chan error, 10)
+	stop := a.KeepLease(ctx, "a", ttl, func(err error) { errs <- err })
+	defer stop()
+	time.Sleep(4 * ttl)
+	if ok, err := b.AcquireLease(ctx, "b", ttl); ok || err != nil {
+		t.Fatalf("b took a kept lease after 4 ttls: %v, %v", ok, err)
+	}
+	// Someone frees the lease and b takes it: a's renewer must say so.
+	if err := a.ReleaseLease(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.AcquireLease(ctx, "b", time.Minute); !ok || err != nil {
+		t.Fatalf("b acquire after release: %v, %v", ok, err)
+	}
+	select {
+	case err := <-errs:
+		if !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("onErr(%v), want ErrLeaseLost", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("KeepLease did not report the lost lease")
+	}
+	time.Sleep(3 * ttl)
+	if len(errs) != 0 {
+		t.Fatalf("renewing went on after the lease was lost: %v", <-errs)
+	}
+	if le, err := b.ReadLease(ctx); err != nil || le.Holder != "b" {
+		t.Fatalf("lease = %+v, %v; want b's", le, err)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
@@ -174,30 +173,12 @@ func (s *Server) execute(p *servedPipeline, st *state.Store, runID, why string) 
 // called (which waits for the renewer to exit); losing the lease to
 // another holder cancels the run.
 func (s *Server) keepLease(ctx context.Context, st *state.Store, log *slog.Logger, cancel context.CancelFunc) (stop func()) {
-	bg := context.WithoutCancel(ctx) // renewals go on while the run drains
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(max(s.opts.LeaseTTL/3, time.Millisecond))
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := st.RenewLease(bg, s.opts.Holder, s.opts.LeaseTTL); err != nil {
-					log.Error("lease renewal failed", "err", err)
-					if errors.Is(err, state.ErrLeaseLost) {
-						cancel()
-					}
-				}
-			}
+	return st.KeepLease(ctx, s.opts.Holder, s.opts.LeaseTTL, func(err error) {
+		log.Error("lease renewal failed", "err", err)
+		if errors.Is(err, state.ErrLeaseLost) {
+			cancel()
 		}
 	})
-	return func() {
-		close(done)
-		wg.Wait()
-	}
 }
 
 // record writes the run's report and run record through the fenced store
