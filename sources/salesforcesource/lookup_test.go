@@ -16,6 +16,7 @@ import (
 	_ "github.com/bulkflow/bulkflow/sinks/salesforcesink"
 	_ "github.com/bulkflow/bulkflow/sources/csvsource"
 	"github.com/bulkflow/bulkflow/sources/salesforcesource"
+	_ "github.com/bulkflow/bulkflow/transforms/filter"
 	_ "github.com/bulkflow/bulkflow/transforms/mapping"
 )
 
@@ -51,13 +52,13 @@ stages:
 
 // runKeyed writes changes.csv, runs a keyed pipeline and returns its
 // report and dead letters, or the error of loading or preparing it.
-func runKeyed(t *testing.T, srv *salesforcetest.Server, op, lookupExtra, mapping, changes string) (*pipeline.Report, *pipelinetest.Collector, error) {
+func runKeyed(t *testing.T, srv *salesforcetest.Server, tmpl, op, lookupExtra, mapping, changes string) (*pipeline.Report, *pipelinetest.Collector, error) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "changes.csv"), []byte(changes), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	y := fmt.Sprintf(keyedPipelineYAML, op, lookupExtra, mapping, srv.URL, srv.AccessToken())
+	y := fmt.Sprintf(tmpl, op, lookupExtra, mapping, srv.URL, srv.AccessToken())
 	g, err := config.Load(filepath.Join(dir, "keyed.yaml"), []byte(y), pipeline.DefaultRegistry(), nil)
 	if err != nil {
 		return nil, nil, err
@@ -107,7 +108,7 @@ func queryJobs(srv *salesforcetest.Server) int {
 func TestLookupUpdateByKey(t *testing.T) {
 	srv := startEmulatorOpts(t, &salesforcetest.Options{})
 	ids := keyedAccounts(t, srv)
-	rep, c, err := runKeyed(t, srv, "update", "", `      Id: lookup("account_ids", ext_id)
+	rep, c, err := runKeyed(t, srv, keyedPipelineYAML, "update", "", `      Id: lookup("account_ids", ext_id)
       Rating: rating
       Description: '"rated " + ext_id'`,
 		"ext_id,rating\nEXT-003,Hot\nEXT-017,Warm\nEXT-039,Hot\nEXT-404,Hot\n")
@@ -143,7 +144,7 @@ func TestLookupDeleteByKey(t *testing.T) {
 	srv := startEmulatorOpts(t, &salesforcetest.Options{})
 	ids := keyedAccounts(t, srv)
 	conn := fmt.Sprintf("    salesforce: {instance_url: %s, auth: {access_token: %q}}", srv.URL, srv.AccessToken())
-	rep, c, err := runKeyed(t, srv, "delete", conn, `      Id: lookup("account_ids", ext_id)`,
+	rep, c, err := runKeyed(t, srv, keyedPipelineYAML, "delete", conn, `      Id: lookup("account_ids", ext_id)`,
 		"ext_id\nEXT-000\nEXT-020\n")
 	if err != nil {
 		t.Fatal(err)
@@ -160,6 +161,34 @@ func TestLookupDeleteByKey(t *testing.T) {
 	}
 	if n := len(srv.Records("Account")); n != 40 {
 		t.Errorf("%d live Accounts, want 40", n)
+	}
+}
+
+// TestLookupOncePerRun: a filter and a map stage both use the table; its
+// query runs once, and the filter drops the key Salesforce does not hold.
+func TestLookupOncePerRun(t *testing.T) {
+	srv := startEmulatorOpts(t, &salesforcetest.Options{})
+	ids := keyedAccounts(t, srv)
+	tmpl := strings.Replace(keyedPipelineYAML, "  - name: map\n    inputs: [read]\n",
+		"  - name: known\n    inputs: [read]\n    filter: 'lookup(\"account_ids\", ext_id) != null'\n  - name: map\n    inputs: [known]\n", 1)
+	if tmpl == keyedPipelineYAML {
+		t.Fatal("no map stage to put the filter before")
+	}
+	rep, c, err := runKeyed(t, srv, tmpl, "update", "", `      Id: lookup("account_ids", ext_id)
+      Rating: rating`, "ext_id,rating\nEXT-005,Hot\nEXT-404,Hot\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Counts.Loaded != 1 || rep.Counts.Filtered != 1 || rep.Counts.DeadLettered != 0 {
+		t.Fatalf("counts %+v, dead letters %v", rep.Counts, c.DeadLetters)
+	}
+	if n := queryJobs(srv); n != 1 {
+		t.Errorf("%d query jobs for a table two stages use, want 1", n)
+	}
+	for _, r := range srv.Records("Account") {
+		if (r["Id"] == ids["EXT-005"]) != (r["Rating"] == "Hot") {
+			t.Errorf("%s (%s): Rating %q", r["Id"], r["External_Id__c"], r["Rating"])
+		}
 	}
 }
 
@@ -225,13 +254,16 @@ func TestLookupMemory(t *testing.T) {
 	}
 	spec := pipeline.LookupSpec{Query: "SELECT Id, External_Id__c FROM Account", Key: "External_Id__c", Value: "Id",
 		Salesforce: map[string]any{"instance_url": srv.URL, "auth": map[string]any{"access_token": srv.AccessToken()}}}
+	// Two GCs empty sync.Pools too (the emulator pools its page buffers).
 	var before, after runtime.MemStats
+	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	table, err := salesforcesource.LoadLookup(context.Background(), nil, "ids", spec)
 	if err != nil {
 		t.Fatal(err)
 	}
+	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	if len(table) != n {
