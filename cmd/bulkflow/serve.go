@@ -7,25 +7,40 @@ import (
 	"io"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/serve"
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 )
 
 // runServe parses serve's flags and runs the scheduler and its HTTP
 // interface (package serve) with serveRunner.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, addr, code, ok := parseServeFlags(args, stderr)
+	o, addr, logs, code, ok := parseServeFlags(args, stderr)
 	if !ok {
 		return code
 	}
-	o.Runner = serveRunner{stateFlag: o.State}
+	if err := logs.Check(); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: serve: %v\n", err)
+		return exitUsage
+	}
+	o.NewLogger = logs.NewLogger
+	o.Runner = serveRunner{stateFlag: o.State, logs: logs}
+	// Traces when the OTEL_* variables ask for them (off by default): a
+	// span tree per scheduled or manual run.
+	stopTracing, err := obs.StartTracing(ctx, logs.NewLogger(stderr))
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: serve: %v\n", err)
+		return exitUsage
+	}
+	defer stopTracing()
 	return serve.Run(ctx, o, addr, stdout, stderr)
 }
 
 // parseServeFlags parses serve's flags; ok is false when the command
 // must exit with code (usage, --help).
-func parseServeFlags(args []string, stderr io.Writer) (o serve.Options, addr string, code int, ok bool) {
+func parseServeFlags(args []string, stderr io.Writer) (o serve.Options, addr string, logs obs.LogOptions, code int, ok bool) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.Dir, "pipelines", "", "`DIR` holding the pipeline files (*.yaml, *.yml); those with schedule: are run (required)")
@@ -38,6 +53,7 @@ func parseServeFlags(args []string, stderr io.Writer) (o serve.Options, addr str
 	fs.BoolVar(&o.MetricsPublic, "metrics-public", false, "serve /metrics without a token (for a Prometheus scraper without credentials)")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "serve https with this PEM certificate `FILE` (chain first) and --tls-key")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key `FILE` of --tls-cert")
+	obs.AddLogFlags(fs, &logs, "info")
 	fs.BoolVar(&o.TLSTerminatedUpstream, "tls-terminated-upstream", false, "plain http here because a proxy in front terminates TLS (satisfies --allow-non-loopback's TLS requirement)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: bulkflow serve --pipelines DIR [--addr 127.0.0.1:8585] [--state LOCATION] [--grace 5m]\n"+
@@ -46,13 +62,13 @@ func parseServeFlags(args []string, stderr io.Writer) (o serve.Options, addr str
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return o, "", flagExit(err), false
+		return o, "", logs, flagExit(err), false
 	}
 	if o.Dir == "" || fs.NArg() > 0 {
 		fs.Usage()
-		return o, "", exitUsage, false
+		return o, "", logs, exitUsage, false
 	}
-	return o, addr, exitOK, true
+	return o, addr, logs, exitOK, true
 }
 
 // The in-flight run document, which the run lock's lookup of a run id
@@ -64,12 +80,13 @@ const inflightKey = serve.InflightKey
 // serveRunner runs a served pipeline as `bulkflow run --resume RUN_ID`
 // does: the same prepare, provenance, run lock and engine options.
 type serveRunner struct {
-	stateFlag string // --state
+	stateFlag string         // --state
+	logs      obs.LogOptions // --log-level, --log-format: the runs' log lines too
 }
 
-// Prepare is prepare.
-func (serveRunner) Prepare(ctx context.Context, file string, stderr io.Writer) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, bool) {
-	plan, g, env, code := prepare(ctx, file, stderr)
+// Prepare is prepare, logging at serve's --log-level and --log-format.
+func (r serveRunner) Prepare(ctx context.Context, file string, stderr io.Writer) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, bool) {
+	plan, g, env, code := prepareShard(ctx, file, stderr, pipeline.Shard{}, config.Options{}, r.logs.NewLogger(stderr))
 	return plan, g, env, code == exitOK
 }
 

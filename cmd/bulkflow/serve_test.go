@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -413,5 +415,29 @@ func TestServeDeploymentExample(t *testing.T) {
 		if code := r.stop(); code != exitOK {
 			t.Errorf("replica %d exited %d:\n%s", i, code, r.stderr.String())
 		}
+	}
+}
+
+// serve takes run's log flags: --log-format json makes the server's lines
+// JSON objects (the no-tokens warning here); a bad value is refused.
+func TestRunServeLogFlags(t *testing.T) {
+	dir, stateDir := servetest.Fixture(t, "")
+	_, stderr, stop := runServeBackground(t, []string{"--pipelines", dir, "--state", stateDir, "--addr", "127.0.0.1:0", "--log-format", "json"})
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	var warned bool
+	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && strings.Contains(fmt.Sprint(m["msg"]), "no tokens configured") && m["level"] == "WARN" {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no JSON warning line about missing tokens:\n%s", stderr.String())
+	}
+	var out, errb bytes.Buffer
+	if code := runServe(context.Background(), []string{"--pipelines", dir, "--log-format", "yaml"}, &out, &errb); code != exitUsage || !strings.Contains(errb.String(), "--log-format must be text or json") {
+		t.Errorf("--log-format yaml: exit %d, stderr %q", code, errb.String())
 	}
 }

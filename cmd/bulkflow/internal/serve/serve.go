@@ -66,6 +66,10 @@ type Options struct {
 	// Runner runs the pipeline files (required).
 	Runner Runner
 
+	// NewLogger makes the server's logger over w (--log-level,
+	// --log-format); nil: text at info, secrets masked.
+	NewLogger func(w io.Writer) *slog.Logger
+
 	// RunStarted, when set, is called when a run has its lease, before
 	// the pipeline is prepared (ctx is the run's); RunDone after the run
 	// is recorded and its lease and lock released. Tests use them to
@@ -206,6 +210,14 @@ func pipelineFiles(dir string) ([]string, error) {
 	return files, nil
 }
 
+// logger is o.NewLogger(w), or the default logger over w.
+func (o Options) logger(w io.Writer) *slog.Logger {
+	if o.NewLogger != nil {
+		return o.NewLogger(w)
+	}
+	return slog.New(redact.Handler(slog.NewTextHandler(w, nil)))
+}
+
 // New reads the pipeline files of o.Dir, validates every pipeline and
 // schedule and opens the state stores. Nothing is scheduled until Start.
 // The log goes to stderr.
@@ -231,7 +243,7 @@ func New(ctx context.Context, o Options, stderr io.Writer) (*Server, error) {
 		pipelines: map[string]*servedPipeline{},
 		cron:      cron.New(cron.WithLogger(cron.DiscardLogger)),
 		stderr:    lw,
-		log:       slog.New(redact.Handler(slog.NewTextHandler(lw, nil))),
+		log:       o.logger(lw),
 		now:       time.Now,
 	}
 	s.auth = newAuth(tokens, o.TLSCert != "" || o.TLSTerminatedUpstream, s.log, s.now)
