@@ -257,7 +257,7 @@ func RunFile(ctx context.Context, path string, o Options) ([]Result, error) {
 	}
 	g, err := o.Load(pipeFile, o.Registry)
 	if err != nil {
-		return bad(fmt.Errorf("pipeline %s is invalid (run bulkflow validate %s):\n%w", pipeFile, pipeFile, err))
+		return bad(fmt.Errorf("pipeline %s is invalid (run bulkflow validate %s): %w", pipeFile, pipeFile, err))
 	}
 	dir := filepath.Dir(path)
 	var results []Result

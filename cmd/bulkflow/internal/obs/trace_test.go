@@ -39,8 +39,8 @@ func TestRedactingExporter(t *testing.T) {
 	text := s.Name + " " + s.Status.Description
 	attrs := map[string]string{}
 	for _, a := range s.Attributes {
-		attrs[string(a.Key)] = a.Value.Emit()
-		text += " " + a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
+		text += " " + a.Value.String()
 	}
 	if strings.Contains(strings.ToLower(text), "cnry") || !strings.Contains(text, redact.Mask) {
 		t.Errorf("exported span %q: want the secret masked", text)
