@@ -105,35 +105,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer stopTracing()
-	plan, g, env, code := prepareShard(ctx, file, stderr, shard, rf.ov.options(), log)
+	plan, g, env, code := readyRun(ctx, &rf, file, shard, runID, log, stderr)
 	if code != exitOK {
 		return code
 	}
 	stateLoc, stName := stateLocation(rf.state, g), stateName(g, shard)
-	if rf.resume != "" {
-		// A typo must not start a fresh run under the typed id: every row
-		// would be sent again.
-		if rr := knownRun(ctx, g, env, stateLoc, stName, rf.resume); !rr.found {
-			plan.Close()
-			fmt.Fprintf(stderr, "bulkflow: %s\n", unknownRunMessage(rf.resume, rr))
-			return exitUsage
-		}
-	}
-	// The plan shares env: sinks opened by Run see this id.
-	env.RunID = runID
-	// Salesforce sinks record what this attempt reads (the pipeline file,
-	// its digest, the source objects' fingerprints) in their ledger, and
-	// name the real file in resume hints.
-	setProvenance(ctx, g, env)
-	// The pre-flight validate does, before any row moves: a bad field or
-	// relationship column is refused here, not by a job that then fails.
-	if !rf.offline {
-		if code := preflightExit(preflight(ctx, g, plan, env, stderr)); code != exitOK {
-			plan.Close()
-			fmt.Fprintf(stderr, "bulkflow: run stopped by the pre-flight: nothing was sent (--offline skips the pre-flight)\n")
-			return code
-		}
-	}
 	// One process per run id: a second resume of the same run (cron
 	// overlap, two operators) fails here, before any row moves.
 	ctx, cancelRun := context.WithCancelCause(ctx)
@@ -160,14 +136,55 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	display.Install(opts)
 	rep, runErr := plan.Run(ctx, opts)
 	display.Finish()
-	// --json and --report - write to the command's stdout (a test's
-	// buffer, serve's pipe), not blobio's process stdout.
-	report := rf.report
+	return finishRun(ctx, &rf, rep, runErr, stdout, stderr)
+}
+
+// readyRun prepares the pipeline for run id runID and checks it may go:
+// a --resume id must be a run this pipeline knows, provenance is recorded
+// in the Salesforce sinks' ledgers, and (unless --offline) the pre-flight
+// passes. On any code but exitOK nothing is left open.
+func readyRun(ctx context.Context, rf *runFlags, file string, shard pipeline.Shard, runID string, log *slog.Logger, stderr io.Writer) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
+	plan, g, env, code := prepareShard(ctx, file, stderr, shard, rf.ov.options(), log)
+	if code != exitOK {
+		return nil, nil, nil, code
+	}
+	if rf.resume != "" {
+		// A typo must not start a fresh run under the typed id: every row
+		// would be sent again.
+		if rr := knownRun(ctx, g, env, stateLocation(rf.state, g), stateName(g, shard), rf.resume); !rr.found {
+			plan.Close()
+			fmt.Fprintf(stderr, "bulkflow: %s\n", unknownRunMessage(rf.resume, rr))
+			return nil, nil, nil, exitUsage
+		}
+	}
+	// The plan shares env: sinks opened by Run see this id.
+	env.RunID = runID
+	// Salesforce sinks record what this attempt reads (the pipeline file,
+	// its digest, the source objects' fingerprints) in their ledger, and
+	// name the real file in resume hints.
+	setProvenance(ctx, g, env)
+	// The pre-flight validate does, before any row moves: a bad field or
+	// relationship column is refused here, not by a job that then fails.
+	if !rf.offline {
+		if code := preflightExit(preflight(ctx, g, plan, env, stderr)); code != exitOK {
+			plan.Close()
+			fmt.Fprintf(stderr, "bulkflow: run stopped by the pre-flight: nothing was sent (--offline skips the pre-flight)\n")
+			return nil, nil, nil, code
+		}
+	}
+	return plan, g, env, exitOK
+}
+
+// finishRun writes the report (--report, --json / --report - on the
+// command's stdout: a test's buffer, serve's pipe, not blobio's process
+// stdout), prints the summary and returns the exit code.
+func finishRun(ctx context.Context, rf *runFlags, rep *pipeline.Report, runErr error, stdout, stderr io.Writer) int {
+	report, asJSON := rf.report, rf.json
 	if report == "-" {
-		report, rf.json = "", true
+		report, asJSON = "", true
 	}
 	runErr = writeRunReport(ctx, report, rep, runErr, stderr)
-	if rf.json {
+	if asJSON {
 		if err := rep.WriteJSON(stdout); err != nil && runErr == nil {
 			runErr = fmt.Errorf("write the report to stdout: %w", err)
 		}
