@@ -800,31 +800,8 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		defer stop()
 	}
-	csvPath := filepath.Join(*dataDir, bench.CSVFile)
-	csvSource := fmt.Sprintf("{type: csv, url: %s}", strconv.Quote(csvPath))
 	start := time.Now()
-	res := benchChildResult{}
-	var err error
-	switch name {
-	case "baseline":
-		res.Rows, err = bench.Baseline(csvPath, filepath.Join(*out, "copy.csv"))
-	case "plan-csv":
-		res.Rows, err = benchPlan(ctx, benchPipeline(csvSource, *out, benchMapping, "Lead", ""), *out)
-	case "plan-parquet":
-		src := fmt.Sprintf("{type: parquet, url: %s}", strconv.Quote(filepath.Join(*dataDir, bench.ParquetFile)))
-		res.Rows, err = benchPlan(ctx, benchPipeline(src, *out, benchMapping, "Lead", ""), *out)
-	case "plan-csv-easy":
-		res.Rows, err = benchPlan(ctx, benchPipeline(csvSource, *out, benchEasyMapping, "Account", ""), *out)
-	case "run-csv":
-		res.Rows, res.Rejected, err = benchRun(ctx, csvSource, *out, *instanceURL, *token)
-	case "emulator-upsert":
-		srv := salesforcetest.NewServer(&salesforcetest.Options{Objects: benchObjects()})
-		defer srv.Close()
-		res.Upserts, err = bench.RepeatUpserts(ctx, srv, "Lead", "External_Id__c", files, 3)
-		if err == nil {
-			res.Rows = res.Upserts[0].Rows
-		}
-	}
+	res, err := benchScenarioRun(ctx, name, *dataDir, *out, *instanceURL, *token, files)
 	res.Seconds = time.Since(start).Seconds()
 	if err == nil && *rows > 0 && res.Rows != *rows {
 		err = fmt.Errorf("%s: %d rows, want %d", name, res.Rows, *rows)
@@ -837,6 +814,37 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	data, _ := json.Marshal(res)
 	fmt.Fprintf(stdout, "%s\n", data)
 	return exitOK
+}
+
+// benchScenarioRun does the measured work of scenario name in a bench
+// child: the rows it produced (and, for run-csv, how many Salesforce
+// rejected; for emulator-upsert, each pass's numbers).
+func benchScenarioRun(ctx context.Context, name, dataDir, out, instanceURL, token string, files []string) (benchChildResult, error) {
+	csvPath := filepath.Join(dataDir, bench.CSVFile)
+	csvSource := fmt.Sprintf("{type: csv, url: %s}", strconv.Quote(csvPath))
+	var res benchChildResult
+	var err error
+	switch name {
+	case "baseline":
+		res.Rows, err = bench.Baseline(csvPath, filepath.Join(out, "copy.csv"))
+	case "plan-csv":
+		res.Rows, err = benchPlan(ctx, benchPipeline(csvSource, out, benchMapping, "Lead", ""), out)
+	case "plan-parquet":
+		src := fmt.Sprintf("{type: parquet, url: %s}", strconv.Quote(filepath.Join(dataDir, bench.ParquetFile)))
+		res.Rows, err = benchPlan(ctx, benchPipeline(src, out, benchMapping, "Lead", ""), out)
+	case "plan-csv-easy":
+		res.Rows, err = benchPlan(ctx, benchPipeline(csvSource, out, benchEasyMapping, "Account", ""), out)
+	case "run-csv":
+		res.Rows, res.Rejected, err = benchRun(ctx, csvSource, out, instanceURL, token)
+	case "emulator-upsert":
+		srv := salesforcetest.NewServer(&salesforcetest.Options{Objects: benchObjects()})
+		defer srv.Close()
+		res.Upserts, err = bench.RepeatUpserts(ctx, srv, "Lead", "External_Id__c", files, 3)
+		if err == nil {
+			res.Rows = res.Upserts[0].Rows
+		}
+	}
+	return res, err
 }
 
 // benchJobFiles plans the realistic CSV pipeline into out/prepare and
