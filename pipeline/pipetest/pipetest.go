@@ -253,7 +253,7 @@ func RunFile(ctx context.Context, path string, o Options) ([]Result, error) {
 		tf.Tests = inline.Tests
 	}
 	if len(tf.Tests) == 0 {
-		return bad(errors.New("no test cases: add at least one under tests:"))
+		return bad(errors.New("no test cases: add at least one under the tests key"))
 	}
 	g, err := o.Load(pipeFile, o.Registry)
 	if err != nil {
