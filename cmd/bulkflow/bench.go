@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/bench"
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -236,7 +237,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, benchUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
@@ -764,7 +765,7 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	instanceURL := fs.String("instance-url", "", "emulator URL (run-csv)")
 	token := fs.String("token", "", "emulator access token (run-csv)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured work to this file")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := cli.ParseFlags(fs, args[1:]); err != nil {
 		return exitUsage
 	}
 	if *dataDir == "" || *out == "" || fs.NArg() > 0 {

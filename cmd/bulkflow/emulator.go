@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -69,7 +70,7 @@ func parseEmulatorFlags(args []string, stderr io.Writer) (*salesforcetest.Option
 	}
 	opts := &salesforcetest.Options{}
 	ff := registerEmulatorFlags(fs, opts)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return nil, "", flagExit(err)
 	}
 	if fs.NArg() > 0 {

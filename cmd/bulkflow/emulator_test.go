@@ -42,7 +42,7 @@ func TestParseEmulatorFlags(t *testing.T) {
 		{"defaults", nil, &salesforcetest.Options{Seed: 1, BatchSize: salesforcetest.DefaultBatchSize}, "127.0.0.1:8484", exitOK, ""},
 		{"every flag", all, wantAll, "127.0.0.1:9", exitOK, ""},
 		{"help", []string{"-h"}, nil, "", exitOK, "Usage: bulkflow emulator"},
-		{"unknown flag", []string{"--nope"}, nil, "", exitUsage, "flag provided but not defined"},
+		{"unknown flag", []string{"--nope"}, nil, "", exitUsage, "unknown flag --nope"},
 		{"argument", []string{"extra"}, nil, "", exitUsage, `unexpected argument "extra"`},
 		{"missing objects file", []string{"--objects", filepath.Join(dir, "none.json")}, nil, "", exitUsage, "bulkflow emulator: --objects:"},
 		{"missing cert", []string{"--jwt-cert", filepath.Join(dir, "none.pem")}, nil, "", exitUsage, "bulkflow emulator: --jwt-cert:"},

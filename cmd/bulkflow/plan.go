@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/jobs"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/pipeline"
@@ -157,7 +158,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	g, err := config.LoadFileWith(file, pipeline.DefaultRegistry(), ov.options())
 	if err != nil {
-		printConfigErr(stderr, err)
+		cli.PrintError(stderr, err)
 		return exitUsage
 	}
 	// Swap every sink that can be planned for a plan sink writing to OUT/<stage>/.
@@ -180,7 +181,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	plan, err := pipeline.Prepare(ctx, reg, g, env)
 	if err != nil {
-		printConfigErr(stderr, err)
+		cli.PrintError(stderr, err)
 		return exitUsage
 	}
 	rep, runErr := plan.Run(ctx, opts)

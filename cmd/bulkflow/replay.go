@@ -20,6 +20,7 @@ import (
 
 	"gocloud.dev/gcerrors"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
@@ -170,7 +171,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	g, err := config.LoadFile(rf.pipelineFile, pipeline.DefaultRegistry())
 	if err != nil {
-		printConfigErr(stderr, err)
+		cli.PrintError(stderr, err)
 		return exitUsage
 	}
 	dlLoc, st, err := replayStage(g, dlURL, rf.pipelineFile)
@@ -211,7 +212,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	plan, err := pipeline.Prepare(ctx, reg, ng, env)
 	if err != nil {
-		printConfigErr(stderr, err)
+		cli.PrintError(stderr, err)
 		return exitUsage
 	}
 

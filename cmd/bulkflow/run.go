@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
@@ -46,7 +47,7 @@ func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipe
 	reg := pipeline.DefaultRegistry()
 	g, err := config.LoadFileWith(file, reg, o)
 	if err != nil {
-		printConfigErr(stderr, err)
+		cli.PrintError(stderr, err)
 		return nil, nil, nil, exitUsage
 	}
 	env := &pipeline.Env{
@@ -58,16 +59,10 @@ func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipe
 	}
 	plan, err := pipeline.Prepare(ctx, reg, g, env)
 	if err != nil {
-		printConfigErr(stderr, err)
+		cli.PrintError(stderr, err)
 		return nil, nil, nil, exitUsage
 	}
 	return plan, g, env, exitOK
-}
-
-func printConfigErr(w io.Writer, err error) {
-	for _, line := range strings.Split(err.Error(), "\n") {
-		fmt.Fprintf(w, "bulkflow: %s\n", line)
-	}
 }
 
 func flagExit(err error) int {
@@ -271,7 +266,7 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return "", exitUsage
 	}
-	if f.resume != "" && !validRunID(f.resume) {
+	if f.resume != "" && !cli.ValidRunID(f.resume) {
 		fmt.Fprintf(stderr, "bulkflow: --resume %q is not a run id (letters, digits, '.', '_' and '-', as in 20260101T120000Z-1a2b3c4d)\n", f.resume)
 		return "", exitUsage
 	}
@@ -311,26 +306,12 @@ func exitCode(rep *pipeline.Report, runErr error) int {
 	return exitOK
 }
 
-// validRunID reports whether id can name a run (it becomes a path element
-// of ledgers, dead letters and archives).
-func validRunID(id string) bool {
-	if id == "" || id == "." || id == ".." || len(id) > 128 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // parseInterspersed parses flags that may come before or after the one
 // positional argument.
 func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := cli.ParseFlags(fs, args); err != nil {
 			return "", err
 		}
 		if fs.NArg() == 0 {

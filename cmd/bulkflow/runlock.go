@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/state"
@@ -167,7 +168,7 @@ func (rr *runRecords) listRuns(ctx context.Context, p runPlaces, history []state
 
 // add records id as known when it is a valid run id.
 func (rr *runRecords) add(id string) {
-	if validRunID(id) {
+	if cli.ValidRunID(id) {
 		rr.ids[id] = true
 	}
 }

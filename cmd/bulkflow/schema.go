@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 )
@@ -36,7 +37,7 @@ func runSchema(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, schemaUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return flagExit(err)
 	}
 	if fs.NArg() > 0 {

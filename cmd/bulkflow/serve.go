@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/serve"
 	"github.com/bulkflow/bulkflow/pipeline"
@@ -61,7 +62,7 @@ func parseServeFlags(args []string, stderr io.Writer) (o serve.Options, addr str
 			"         [--allow-non-loopback [--tls-terminated-upstream]]\n\nRuns every pipeline file in DIR that has a schedule, e.g.\n\n  schedule: {cron: \"*/15 * * * *\", timezone: Europe/Berlin}\n\n(5-field cron, @hourly/@every 1h; UTC unless a time zone is given), never two\nruns of one pipeline at once (a lease in the state store guards against other\nprocesses too), records every run and its report in the state store, and\nserves a status page (run-history chart, the last run's error groups, next\nrun, lease holder), POST /run/NAME (manual run), /metrics and /healthz.\nEvery pipeline is validated at start. SIGTERM stops scheduling, lets running\npipelines finish for --grace, then cancels them.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.ParseFlags(fs, args); err != nil {
 		return o, "", logs, flagExit(err), false
 	}
 	if o.Dir == "" || fs.NArg() > 0 {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/pipeline/pipetest"
 )
 
@@ -57,7 +58,7 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var paths []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := cli.ParseFlags(fs, args); err != nil {
 			return flagExit(err)
 		}
 		if fs.NArg() == 0 {
@@ -87,7 +88,7 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		start := time.Now()
 		rs, err := pipetest.RunFile(ctx, f, opts)
 		if err != nil {
-			printConfigErr(stderr, err)
+			cli.PrintError(stderr, err)
 			code = exitUsage
 			results = append(results, pipetest.Result{File: f, Name: "(test file)", Diffs: []string{err.Error()}, Seconds: time.Since(start).Seconds()})
 			continue

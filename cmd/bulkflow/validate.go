@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
@@ -58,7 +59,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return v.code
 	}
 	for _, e := range v.errs {
-		printConfigErr(stderr, e)
+		cli.PrintError(stderr, e)
 	}
 	if len(v.errs) > 0 {
 		fmt.Fprintf(stderr, "bulkflow: %s: %s\n", file, countProblems(len(v.errs)))

@@ -297,7 +297,7 @@ func newJobsFlagSet(name, synopsis string, stderr io.Writer) (*flag.FlagSet, *Co
 func parseJobsArgs(fs *flag.FlagSet, args []string) ([]string, int) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := cli.ParseFlags(fs, args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, cli.ExitOK
 			}

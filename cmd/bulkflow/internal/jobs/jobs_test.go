@@ -154,7 +154,7 @@ func TestJobsUsage(t *testing.T) {
 		{nil, cli.ExitUsage, "Usage:"},
 		{[]string{"help"}, cli.ExitOK, ""},
 		{[]string{"frobnicate"}, cli.ExitUsage, `unknown subcommand "frobnicate"`},
-		{[]string{"list", "--bogus"}, cli.ExitUsage, "flag provided but not defined"},
+		{[]string{"list", "--bogus"}, cli.ExitUsage, "unknown flag --bogus"},
 		{[]string{"list", "--help"}, cli.ExitOK, "Usage: bulkflow jobs list"},
 		{[]string{"list", "--state", "Done"}, cli.ExitUsage, "--state"},
 		{[]string{"list", "--since", "yesterday"}, cli.ExitUsage, "--since"},
