@@ -426,7 +426,11 @@ func NewWriter(ctx context.Context, l Location) (*Writer, error) {
 		return nil, err
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	w, err := b.NewWriter(wctx, target.Key, &blob.WriterOptions{ContentType: contentType(l.Key)})
+	opts := &blob.WriterOptions{ContentType: contentType(l.Key)}
+	if l.Scheme == "s3" {
+		opts.BufferSize, opts.MaxConcurrency = s3PartSize, s3Concurrency
+	}
+	w, err := b.NewWriter(wctx, target.Key, opts)
 	if err != nil {
 		cancel()
 		closeFn()
@@ -450,6 +454,20 @@ func NewWriter(ctx context.Context, l Location) (*Writer, error) {
 		loc: l,
 	}, nil
 }
+
+// The S3 uploader's part size and concurrency. gocloud's s3blob uploads
+// through aws-sdk-go-v2's transfermanager, which reads the first 16 MiB of
+// an object into memory (below that it sends one PutObject) and, for a
+// larger object, allocates a pool of concurrency+1 part buffers: with its
+// defaults (8 MiB parts, 5 at a time) an object over 16 MiB costs 16 +
+// 6×8 = 64 MiB of buffers, which showed as peak RSS growing from a small
+// export to a large one (issue 18). 5 MiB parts (S3's minimum) two at a
+// time hold 16 + 3×5 = 31 MiB; the sinks produce data far slower than two
+// concurrent part uploads take it.
+const (
+	s3PartSize    = 5 << 20
+	s3Concurrency = 2
+)
 
 // directWriter writes to dst as it comes (standard output, a device, a
 // FIFO); closeFn releases it.
