@@ -99,7 +99,7 @@ type planReport struct {
 	Run      *pipeline.Report        `json:"run"`
 }
 
-const planUsage = `Usage: bulkflow plan FILE [--out DIR] [--report FILE] [--write-files] [connection flags]
+const planUsage = `Usage: bulkflow plan FILE [--out DIR] [--report FILE] [--json] [--write-files] [connection flags]
 
 Runs the pipeline's sources and transforms for real, but every "salesforce"
 sink writes the exact job CSVs it would upload into DIR/<stage>/job-0001.csv,
@@ -130,7 +130,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "plan", "`folder` the job files are written to (one sub-folder per sink stage)")
-	report := fs.String("report", "", "write the JSON plan report to this `path` or blob URL")
+	report := fs.String("report", "", "write the JSON plan report to this `path` or blob URL (- : as --json)")
+	asJSON := fs.Bool("json", false, "print the JSON plan report on stdout (the human-readable plan goes to stderr)")
 	writeFiles := fs.Bool("write-files", false, "let the pipeline's other sinks (csv, jsonl, ...) write their outputs for real; by default they only count the rows they would write")
 	var cf jobs.Conn // connection for the /limits check
 	cf.RegisterFlags(fs, false)
@@ -193,7 +194,17 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	pr.Limits = planCheckLimits(ctx, &cf, explicitConn, file, stages[0].target, pr.APICalls.Total)
 
-	printPlan(stdout, pr)
+	if *report == "-" {
+		*report, *asJSON = "", true
+	}
+	if *asJSON {
+		printPlan(stderr, pr)
+		if err := writePlanJSON(stdout, pr); err != nil && runErr == nil {
+			runErr = fmt.Errorf("write the plan report to stdout: %w", err)
+		}
+	} else {
+		printPlan(stdout, pr)
+	}
 	if *report != "" {
 		if err := writePlanReport(ctx, *report, pr); err != nil {
 			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
@@ -434,10 +445,28 @@ func writePlanReport(ctx context.Context, where string, pr *planReport) error {
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	data, err := json.MarshalIndent(pr, "", "  ")
+	data, err := planJSON(pr)
 	if err != nil {
 		return err
 	}
-	data = []byte(redact.Redact(string(data)))
-	return blobio.WriteAll(context.WithoutCancel(ctx), loc, append(data, '\n'))
+	return blobio.WriteAll(context.WithoutCancel(ctx), loc, data)
+}
+
+// writePlanJSON writes the plan report to w (--json, --report -).
+func writePlanJSON(w io.Writer, pr *planReport) error {
+	data, err := planJSON(pr)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
+}
+
+// planJSON is the plan report as indented JSON, secrets masked.
+func planJSON(pr *planReport) ([]byte, error) {
+	data, err := json.MarshalIndent(pr, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(redact.Redact(string(data))), '\n'), nil
 }

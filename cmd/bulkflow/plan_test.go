@@ -402,3 +402,39 @@ stages:
 		}
 	}
 }
+
+// --json (and --report -) put the plan report, and nothing else, on
+// stdout; the human-readable plan goes to stderr.
+func TestPlanJSON(t *testing.T) {
+	t.Chdir(t.TempDir())
+	p := `name: emu
+dead_letter: out/dl/
+stages:
+  - name: read
+    source: {type: csv, url: data/accounts.csv}
+  - name: map
+    inputs: [read]
+    map: {Name: name}
+  - name: load
+    inputs: [map]
+    sink: {type: salesforce, object: Account, api: bulk, instance_url: "emulator:", max_job_rows: 4}
+`
+	writeFiles(t, map[string]string{"data/accounts.csv": planAccountsCSV, "p.yaml": p})
+	for _, flagArgs := range [][]string{{"--json"}, {"--report", "-"}} {
+		var stdout, stderr bytes.Buffer
+		code := runPlan(context.Background(), append([]string{"p.yaml", "--out", "planned"}, flagArgs...), &stdout, &stderr)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d\n%s", flagArgs, code, stderr.String())
+		}
+		var pr planReport
+		if err := json.Unmarshal(stdout.Bytes(), &pr); err != nil {
+			t.Fatalf("%v: stdout is not the JSON plan report: %v\n%s", flagArgs, err, stdout.String())
+		}
+		if pr.Pipeline != "emu" || pr.Run == nil || pr.Run.Counts.Read != 11 || pr.Run.Counts.Loaded != 11 || len(pr.Stages) != 1 {
+			t.Errorf("%v: report %+v", flagArgs, pr)
+		}
+		if !strings.Contains(stderr.String(), "Nothing was sent to Salesforce") {
+			t.Errorf("%v: the human-readable plan is not on stderr:\n%s", flagArgs, stderr.String())
+		}
+	}
+}
