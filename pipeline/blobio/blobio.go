@@ -430,17 +430,24 @@ func NewWriter(ctx context.Context, l Location) (*Writer, error) {
 	if l.Scheme == "s3" {
 		opts.BufferSize, opts.MaxConcurrency = s3PartSize, s3Concurrency
 	}
-	w, err := b.NewWriter(wctx, target.Key, opts)
-	if err != nil {
-		cancel()
-		closeFn()
-		return nil, fmt.Errorf("write %s: %w", l, err)
-	}
+	// The object is uploaded from a pipe through Bucket.Upload, not written
+	// through Bucket.NewWriter: gocloud's azureblob writer (v0.47) races
+	// with its own upload goroutine when a write is cancelled (it sets its
+	// pipe reader to nil while Close is about to close it: a nil pointer
+	// panic on Abort), and the Upload path has no pipe of the driver's.
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { // owned by the Writer: Close and Abort end it and wait
+		err := b.Upload(wctx, target.Key, pr, opts)
+		pr.CloseWithError(err) // a Write after a failed upload fails
+		done <- err
+	}()
 	return &Writer{
-		dst:    w,
+		dst:    pw,
 		cancel: cancel,
 		commit: func() error {
-			err := w.Close()
+			pw.Close()
+			err := <-done
 			cancel()
 			if cerr := closeFn(); err == nil {
 				err = cerr
@@ -448,12 +455,17 @@ func NewWriter(ctx context.Context, l Location) (*Writer, error) {
 			return err
 		},
 		release: func() error {
-			w.Close() // after cancel: discards the object
+			// After cancel: the upload fails, which discards the object.
+			pw.CloseWithError(errAborted)
+			<-done
 			return closeFn()
 		},
 		loc: l,
 	}, nil
 }
+
+// errAborted is what an aborted Writer's upload reads.
+var errAborted = errors.New("write aborted")
 
 // The S3 uploader's part size and concurrency. gocloud's s3blob uploads
 // through aws-sdk-go-v2's transfermanager, which reads the first 16 MiB of

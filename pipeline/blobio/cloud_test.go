@@ -105,6 +105,70 @@ func testCloudStore(t *testing.T, st blobtest.Store) {
 		}
 	})
 
+	t.Run("LargeWrite", func(t *testing.T) {
+		// An object past S3's 16 MiB single-request threshold goes up in
+		// parts (for S3, of s3PartSize: the ETag of a multipart object
+		// ends in "-<parts>"), becomes visible only at Close, and an
+		// aborted one leaves nothing.
+		const size = 23 << 20
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i*31 + i>>12)
+		}
+		write := func(key string, abort bool) {
+			t.Helper()
+			w, err := blobio.NewWriter(ctx, loc(key))
+			if err != nil {
+				t.Fatalf("NewWriter %s: %v", key, err)
+			}
+			for off := 0; off < size; off += 1 << 20 {
+				if _, err := w.Write(data[off : off+1<<20]); err != nil {
+					t.Fatalf("write %s at %d: %v", key, off, err)
+				}
+				if off == 20<<20 {
+					if _, err := blobio.List(ctx, loc(key)); !errors.Is(err, blobio.ErrNoMatch) {
+						t.Fatalf("%s is visible before Close: %v", key, err)
+					}
+					if abort {
+						w.Abort()
+						break
+					}
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatalf("Close %s: %v", key, err)
+			}
+		}
+		write("large/aborted.bin", true)
+		if _, err := blobio.List(ctx, loc("large/aborted.bin")); !errors.Is(err, blobio.ErrNoMatch) {
+			t.Fatalf("an aborted large write left an object: %v", err)
+		}
+		write("large/done.bin", false)
+		r, err := blobio.NewReader(ctx, loc("large/done.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("large/done.bin reads back %d bytes (err %v), want the %d written", len(got), err, len(data))
+		}
+		if st.Name == "S3" {
+			b, closeB, err := blobio.OpenBucket(ctx, loc("large/done.bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeB()
+			attrs, err := b.Attributes(ctx, "large/done.bin")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("-%d\"", (size+blobio.S3PartSize-1)/blobio.S3PartSize); !strings.HasSuffix(attrs.ETag, want) {
+				t.Errorf("ETag %s: want a multipart upload's, ending in %s (parts of %d bytes)", attrs.ETag, want, blobio.S3PartSize)
+			}
+		}
+	})
+
 	t.Run("List", func(t *testing.T) {
 		got, err := blobio.List(ctx, loc("prefix/2026-*/part-*.csv"))
 		if err != nil {
