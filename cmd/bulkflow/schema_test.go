@@ -133,6 +133,8 @@ func TestSchemaValidatesPipelines(t *testing.T) {
 		{"wrong type", "concurrency: 2", "concurrency: two"},
 		{"unknown plugin type", "type: csv", "type: cvs"},
 		{"two bodies", "    filter: 'status", "    map: {a: b}\n    filter: 'status"},
+		{"value not in the option's enum", "operation: insert", "operation: insret"},
+		{"api not in its enum", "api: bulk", "api: soap"},
 	} {
 		bad := strings.Replace(string(quickstart), tc.from, tc.to, 1)
 		if bad == string(quickstart) {
@@ -140,6 +142,14 @@ func TestSchemaValidatesPipelines(t *testing.T) {
 		}
 		if err := s.Validate(yamlDoc(t, []byte(bad))); err == nil {
 			t.Errorf("%s: the schema accepts it", tc.name)
+		}
+	}
+	// Enum values are read in any case, as the plugins do, and may be a
+	// ${VAR} reference.
+	for _, to := range []string{"operation: INSERT", "operation: ${OP}"} {
+		ok := strings.Replace(string(quickstart), "operation: insert", to, 1)
+		if err := s.Validate(yamlDoc(t, []byte(ok))); err != nil {
+			t.Errorf("%q: the schema refuses it: %v", to, err)
 		}
 	}
 }

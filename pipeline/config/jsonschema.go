@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -150,6 +151,9 @@ func fillProps(props map[string]any, t reflect.Type, v reflect.Value) {
 		if d := f.Tag.Get("doc"); d != "" {
 			s["description"] = d
 		}
+		if e := f.Tag.Get("enum"); e != "" {
+			addEnum(s, strings.Split(e, "|"))
+		}
 		props[key] = s
 	}
 }
@@ -252,4 +256,32 @@ func strs(ss []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// addEnum restricts a string option to vals (an `enum:"a|b"` tag on the
+// options field), as the plugins read them: in any letter case, or a
+// ${VAR} reference. The enum branch is what editors offer as completion.
+func addEnum(s map[string]any, vals []string) {
+	var b strings.Builder
+	b.WriteString("^(")
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		for _, r := range v {
+			lo, up := strings.ToLower(string(r)), strings.ToUpper(string(r))
+			if lo == up {
+				b.WriteString(regexp.QuoteMeta(string(r)))
+			} else {
+				b.WriteString("[" + lo + up + "]")
+			}
+		}
+	}
+	b.WriteString(")$")
+	enum := make([]any, len(vals))
+	for i, v := range vals {
+		enum[i] = v
+	}
+	delete(s, "pattern")
+	s["anyOf"] = []any{obj("enum", enum), obj("pattern", b.String()), obj("pattern", `\$\{`)}
 }

@@ -69,17 +69,17 @@ func (a *AuthOptions) flow() string {
 // Options configures the "salesforce" sink. The YAML keys are documented
 // in the package doc (# Options); NewOptions sets the defaults.
 type Options struct {
-	Object           string        `yaml:"object"`
-	Operation        string        `yaml:"operation"`
-	ExternalIDField  string        `yaml:"external_id_field"`
+	Object           string        `yaml:"object" doc:"sObject API name, e.g. Account or Invoice__c (required)"`
+	Operation        string        `yaml:"operation" enum:"insert|update|upsert|delete|hardDelete" doc:"insert (default), update (needs Id), upsert (needs external_id_field), delete / hardDelete (exactly one column, Id)"`
+	ExternalIDField  string        `yaml:"external_id_field" doc:"External ID field (or Id) that upsert matches on"`
 	APIVersion       string        `yaml:"api_version"`
-	InstanceURL      string        `yaml:"instance_url"`
+	InstanceURL      string        `yaml:"instance_url" doc:"https://MYDOMAIN.my.salesforce.com; plain http:// only on loopback; emulator: starts an in-process emulator for the run"`
 	Auth             AuthOptions   `yaml:"auth"`
-	LineEnding       string        `yaml:"line_ending"`
-	ColumnDelimiter  string        `yaml:"column_delimiter"`
+	LineEnding       string        `yaml:"line_ending" enum:"LF|CRLF" doc:"line ending of the job CSVs"`
+	ColumnDelimiter  string        `yaml:"column_delimiter" enum:"COMMA|TAB|SEMICOLON|PIPE|CARET|BACKQUOTE" doc:"column delimiter of the job CSVs"`
 	MaxJobBytes      int64         `yaml:"max_job_bytes"`
-	MaxJobRows       int           `yaml:"max_job_rows"`
-	Concurrency      int           `yaml:"concurrency"`
+	MaxJobRows       int           `yaml:"max_job_rows" doc:"rows per Bulk job; memory is bounded by max_job_rows × concurrency rows"`
+	Concurrency      int           `yaml:"concurrency" doc:"Bulk jobs in flight"`
 	PollInitial      time.Duration `yaml:"poll_initial"`
 	PollMax          time.Duration `yaml:"poll_max"`
 	PollTimeout      time.Duration `yaml:"poll_timeout"`
@@ -97,13 +97,13 @@ type Options struct {
 	// ResponseCompression is when to ask Salesforce for gzip responses:
 	// auto (default: except from a loopback host such as the emulator),
 	// gzip, or none.
-	ResponseCompression string `yaml:"response_compression"`
+	ResponseCompression string `yaml:"response_compression" enum:"auto|gzip|none" doc:"ask for gzip result downloads: auto does except from a loopback host"`
 	// API is how rows are sent: auto, bulk or rest (default DefaultAPI;
 	// rest.go).
-	API string `yaml:"api"`
+	API string `yaml:"api" enum:"auto|bulk|rest" doc:"auto: REST sObject Collections when the input is at most rest_max_rows rows, else Bulk API 2.0"`
 	// RestMaxRows is the most rows api auto sends through REST
 	// collections (default DefaultRestMaxRows).
-	RestMaxRows int `yaml:"rest_max_rows"`
+	RestMaxRows int `yaml:"rest_max_rows" doc:"the largest input api auto sends through REST"`
 	// Provenance, set by the CLI (not from YAML), is what this attempt of
 	// the run reads: the ledger records the first attempt's, so that a
 	// resume that cuts other chunks can say what changed. Optional.
