@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -39,7 +40,7 @@ const (
 // that records which dead-letter files were replayed.
 const replayLedgerName = "replayed.json"
 
-const replayUsage = `Usage: bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--force]
+const replayUsage = `Usage: bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--force | --resume RUN_ID]
 
 Re-sends dead-lettered rows through the pipeline that produced them. The
 dead-letter file <dead_letter>/<run id>/<stage>.csv is read as a CSV source;
@@ -66,10 +67,18 @@ even with --force: its rows may be loaded.
 A dead-letter file is replayed once: the replaying run id is recorded in
 the file's manifest entry (replayed_by) and, with its sha256, in
 <dead_letter>/replayed.json, and a second replay of the same file is refused
-(exit 2) unless --force.
+(exit 2) unless --force. A replay holds the file's lock
+(<dead_letter>/replay-locks/<sha256>/) while it runs: a replay of the same
+file meanwhile exits 1. A replay whose process died (killed, crashed: its
+entry still says "running") is resumed by the next replay of the file
+under the same run id, with the same --all and --map flags: like
+"bulkflow run --resume", the Salesforce sinks' ledgers re-attach the jobs it
+created, so no row is sent twice. --resume RUN_ID resumes a replay of the
+file that ended (e.g. to settle its job_incomplete rows).
 
 Exit codes: 0 every replayed row loaded or filtered; 3 some dead-lettered
-again; 1 the run failed; 2 usage, invalid pipeline file, or already replayed.
+again; 1 the run failed, or the file is being replayed by another process;
+2 usage, invalid pipeline file, or already replayed.
 
 Flags:`
 
@@ -83,6 +92,15 @@ func (m *mapFlags) String() string {
 		parts = append(parts, f.Name+"="+f.Expr)
 	}
 	return strings.Join(parts, " ")
+}
+
+// exprs returns the fixes as FIELD=EXPR, as the ledger records them.
+func (m mapFlags) exprs() []string {
+	var out []string
+	for _, f := range m {
+		out = append(out, f.Name+"="+f.Expr)
+	}
+	return out
 }
 
 // Set implements flag.Value.
@@ -114,6 +132,9 @@ type replayEntry struct {
 	StartedAt  time.Time       `json:"started_at"`
 	Status     string          `json:"status"` // "running" until the replay ends
 	Counts     pipeline.Counts `json:"counts"`
+	// Attempt counts the processes that ran this replay: 2 and up when it
+	// was resumed (its process died, or --resume).
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // blocks reports whether the entry forbids replaying its file again: any
@@ -183,8 +204,18 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(code, "%v", err)
 	}
+	// One replay of a file at a time, from reading its records to writing
+	// its outcome: two at once would both find it unreplayed (or both
+	// resume the same dead replay) and send its rows twice.
+	ctx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	unlock, err := lockReplay(ctx, g, sum, dlURL, cancelRun)
+	if err != nil {
+		return fail(exitFailed, "%v", err)
+	}
+	defer unlock()
 
-	man, led, ledgerLoc, code, err := replayRecords(ctx, g, dlLoc, dlURL, sum, rf.pipelineFile, rf.force)
+	book, code, err := replayRecords(ctx, g, dlLoc, dlURL, sum, &rf)
 	if err != nil {
 		return fail(code, "%v", err)
 	}
@@ -202,6 +233,25 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var sel *replaySelect
 	reg := replayRegistry(rcsv, &sel)
 	env = newEnv(g, rf.logs, stderr)
+	if book.resumed {
+		// The same run id: the Salesforce sinks' ledgers re-attach the
+		// jobs the earlier process created (`run --resume`'s mechanism).
+		e := book.led.Replays[book.entry]
+		if err := resumableSinks(ng, e.RunID, dlURL); err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+		env.RunID, env.Logger = e.RunID, rf.logs.NewLogger(stderr).With("run_id", e.RunID)
+		fmt.Fprintf(stderr, "bulkflow: replay: resuming replay run %s of %s (attempt %d; started %s, status %s): "+
+			"the jobs it created are read back from the ledger, none is sent twice\n",
+			e.RunID, dlURL, max(e.Attempt, 1)+1, e.StartedAt.Format(time.RFC3339), e.Status)
+	}
+	// A `run --resume` of the replay's id cannot overlap it either.
+	lockLoc, lockName, lockSub := runLockPlace(g, stateLocation("", g), stateName(g, pipeline.Shard{}))
+	unlockRun, err := lockRun(ctx, lockLoc, lockName, lockSub, env.RunID, cancelRun)
+	if err != nil {
+		return fail(exitFailed, "%v", err)
+	}
+	defer unlockRun()
 	// Sync stages diff the replayed rows against their manifest (a row
 	// already loaded unchanged is not sent again) and commit what loads,
 	// without deleting anything or dropping the keys the replay does not
@@ -210,6 +260,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(exitFailed, "%v", err)
 	}
+	opts.Resumed = book.resumed
 	plan, err := pipeline.Prepare(ctx, reg, ng, env)
 	if err != nil {
 		cli.PrintError(stderr, err)
@@ -217,8 +268,8 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 
 	entry := replayEntry{SHA256: sum, DeadLetter: dlURL, Stage: st.Name, RunID: env.RunID, Pipeline: g.Name,
-		All: rf.all, Forced: rf.force, StartedAt: time.Now().UTC(), Status: "running"}
-	if err := recordReplayStart(ctx, man, led, ledgerLoc, entry, rf.fixes); err != nil {
+		All: rf.all, Map: rf.fixes.exprs(), Forced: rf.force, StartedAt: time.Now().UTC(), Status: "running"}
+	if err := book.start(ctx, entry); err != nil {
 		plan.Close()
 		return fail(exitFailed, "%v", err)
 	}
@@ -229,18 +280,80 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if refused > 0 && rep.Status == pipeline.StatusSucceeded {
 		rep.Status = pipeline.StatusPartial
 	}
-	if err := recordReplayOutcome(ctx, man, led, ledgerLoc, rep, stderr); err != nil && runErr == nil {
+	// Rows of this replay whose job may have run are settled by resuming
+	// the replay, not by `run --resume` of its id (that would read the
+	// pipeline's source).
+	resume := replayCommand(dlURL, rf.pipelineFile, &book.led.Replays[book.entry], true)
+	for i := range rep.NextSteps {
+		if rep.NextSteps[i].Recovery == pipeline.RecoveryResume.String() {
+			rep.NextSteps[i].Command = resume
+		}
+	}
+	if err := book.finish(ctx, rep, stderr); err != nil && runErr == nil {
 		runErr = err
 	}
 	runErr = writeRunReport(ctx, rf.report, rep, runErr, stderr)
-	printReplay(stdout, stderr, dlURL, rf.pipelineFile, rf.all, refused, rep, sel)
+	printReplay(stdout, stderr, dlURL, rf.pipelineFile, rf.all, refused, rep, sel, book.led)
 	rep.Summary(stderr)
 	return exitCode(rep, runErr) // refused rows made the report partial
+}
+
+// lockReplay takes the replay lock of the dead-letter file whose content
+// has digest sum: a run lock (lockRun: flock(2) in a local directory, a
+// lease on a blob store) on <dead_letter>/replay-locks/<sha256>/. A
+// replay of the same file in another process makes it fail at once.
+func lockReplay(ctx context.Context, g *pipeline.Graph, sum, dlURL string, lost func(error)) (func(), error) {
+	dl := cmp.Or(g.DeadLetter, "dead-letter/")
+	if !strings.Contains(dl, "://") && !filepath.IsAbs(dl) {
+		dl = filepath.Join(g.BaseDir, dl)
+	}
+	unlock, err := lockRun(ctx, dl, "replay-locks", "", sum, lost)
+	if errors.Is(err, errRunLocked) {
+		return nil, fmt.Errorf("%s is being replayed by another process right now, and two replays at once could send its rows twice, "+
+			"so this one stops before sending anything; let that replay finish (if its process died, replay again: it is resumed). Lock: %w", dlURL, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: take the replay lock: %w", dlURL, err)
+	}
+	return unlock, nil
+}
+
+// resumableSinks checks that every sink of the replay graph ng that can
+// keep a ledger of its runs (a Salesforce sink) keeps one: without it, a
+// resume of replay runID cannot know what the earlier process loaded and
+// would send it again.
+func resumableSinks(ng *pipeline.Graph, runID, dlURL string) error {
+	for _, s := range ng.Stages {
+		if l, ok := s.Options.(interface{ LedgerLocation() string }); ok && s.Kind == pipeline.KindSink && l.LedgerLocation() == "" {
+			return fmt.Errorf("replay run %s of %s did not finish, and sink stage %q keeps no ledger (ledger: off, or the embedded emulator), "+
+				"so which of its rows reached their target is unknown and a resume could send them twice; look for them there, "+
+				"then replay with --force (it sends every row again)", runID, dlURL, s.Name)
+		}
+	}
+	return nil
+}
+
+// replayCommand returns the `bulkflow replay` command that repeats replay
+// e of the dead letter dlURL (its --all and --map flags), with --resume
+// of its run id when resume.
+func replayCommand(dlURL, pipelineFile string, e *replayEntry, resume bool) string {
+	args := []string{"bulkflow", "replay", dlURL, "--pipeline", pipelineFile}
+	if e.All {
+		args = append(args, "--all")
+	}
+	for _, m := range e.Map {
+		args = append(args, "--map", m)
+	}
+	if resume {
+		args = append(args, "--resume", e.RunID)
+	}
+	return pipeline.ShellCommand(args...)
 }
 
 // replayFlags are the flags of `bulkflow replay`.
 type replayFlags struct {
 	pipelineFile, report string
+	resume               string // --resume RUN_ID
 	all, force           bool
 	fixes                mapFlags
 	logs                 obs.LogOptions
@@ -255,6 +368,7 @@ func (f *replayFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.BoolVar(&f.all, "all", false, "replay every row, not only those whose failure is retryable")
 	fs.BoolVar(&f.force, "force", false, "replay even if this dead-letter file was replayed before (rows may be sent twice)")
 	fs.StringVar(&f.report, "report", "", "write the JSON run report to this `path` or blob URL")
+	fs.StringVar(&f.resume, "resume", "", "resume the replay of this file with this `RUN_ID` (its jobs are read back from the ledger); a replay whose process died is resumed without it")
 	fs.Var(&f.fixes, "map", "`FIELD=EXPR` fix applied to every replayed row (repeatable)")
 	obs.AddLogFlags(fs, &f.logs, "warn")
 	fs.Usage = func() {
@@ -273,22 +387,47 @@ func (f *replayFlags) parse(args []string, stderr io.Writer) (string, int) {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return "", exitUsage
 	}
+	if f.resume != "" && !cli.ValidRunID(f.resume) {
+		fmt.Fprintf(stderr, "bulkflow: replay: --resume %q is not a run id (letters, digits, '.', '_' and '-', as in 20260101T120000Z-1a2b3c4d)\n", f.resume)
+		return "", exitUsage
+	}
+	if f.resume != "" && f.force {
+		fmt.Fprintln(stderr, "bulkflow: replay: --resume continues a replay and --force starts a new one: pass one of them")
+		return "", exitUsage
+	}
 	return dlURL, exitOK
 }
 
-// recordReplayStart adds entry (with the --map fixes) to the replay ledger
-// and marks the dead letter as being replayed in its manifest, before any
-// row moves: a crash mid-replay cannot lead to a second replay of it.
-func recordReplayStart(ctx context.Context, man *replayManifest, led *replayLedger, ledgerLoc blobio.Location, entry replayEntry, fixes mapFlags) error {
-	for _, f := range fixes {
-		entry.Map = append(entry.Map, f.Name+"="+f.Expr)
+// replayBook is what a replay records about itself: the dead letter's
+// manifest entry, the replay ledger (replayed.json) and its own entry in
+// it.
+type replayBook struct {
+	man     *replayManifest
+	led     *replayLedger
+	loc     blobio.Location
+	entry   int  // this replay's entry in led.Replays (-1 until start)
+	resumed bool // entry is an earlier replay's, which this one resumes
+}
+
+// start records the replay before any row moves, so that a crash
+// mid-replay cannot lead to a second, fresh replay of the file: a fresh
+// replay adds entry (with the --map fixes) to the ledger; a resumed one
+// counts an attempt in its own. The dead letter's manifest entry names the
+// replay (replayed_by).
+func (b *replayBook) start(ctx context.Context, entry replayEntry) error {
+	if b.resumed {
+		e := &b.led.Replays[b.entry]
+		e.Attempt, e.Status = max(e.Attempt, 1)+1, "running"
+	} else {
+		entry.Attempt = 1
+		b.led.Replays = append(b.led.Replays, entry)
+		b.entry = len(b.led.Replays) - 1
 	}
-	led.Replays = append(led.Replays, entry)
-	if err := writeLedger(ctx, ledgerLoc, led); err != nil {
-		return fmt.Errorf("record the replay in %s: %w", ledgerLoc, err)
+	if err := writeLedger(ctx, b.loc, b.led); err != nil {
+		return fmt.Errorf("record the replay in %s: %w", b.loc, err)
 	}
-	if err := man.mark(ctx, entry.RunID, true); err != nil {
-		return fmt.Errorf("record the replay in %s: %w", man.loc, err)
+	if err := b.man.mark(ctx, b.led.Replays[b.entry].RunID, true); err != nil {
+		return fmt.Errorf("record the replay in %s: %w", b.man.loc, err)
 	}
 	return nil
 }
@@ -343,51 +482,105 @@ func (s *replaySelect) refused() int64 {
 
 // replayRecords checks that the dead letter at dlLoc may be replayed: it is
 // live in its run's manifest and its content (sum) was not replayed before
-// (unless force). It returns the manifest, the replay ledger beside the
-// run folders and its location; an error comes with its exit code.
-func replayRecords(ctx context.Context, g *pipeline.Graph, dlLoc blobio.Location, dlURL, sum, pipelineFile string, force bool) (*replayManifest, *replayLedger, blobio.Location, int, error) {
+// (unless --force), or an earlier replay of it is to be resumed (its
+// process died, or --resume names it). It returns the manifest and the
+// replay ledger beside the run folders; an error comes with its exit code.
+func replayRecords(ctx context.Context, g *pipeline.Graph, dlLoc blobio.Location, dlURL, sum string, rf *replayFlags) (*replayBook, int, error) {
 	dlPrefix := g.DeadLetter
 	if dlPrefix == "" {
 		dlPrefix = "dead-letter/"
 	}
 	prefix, err := blobio.Parse(g.BaseDir, dlPrefix)
 	if err != nil {
-		return nil, nil, prefix, exitUsage, fmt.Errorf("dead_letter: %w", err)
-	}
-	man, err := liveDeadLetter(ctx, dlLoc, pipelineFile, force)
-	if err != nil {
-		return nil, nil, prefix, exitUsage, fmt.Errorf("%s: %w", dlURL, err)
+		return nil, exitUsage, fmt.Errorf("dead_letter: %w", err)
 	}
 	ledgerLoc := blobio.Join(prefix, replayLedgerName)
 	led, err := readLedger(ctx, ledgerLoc)
 	if err != nil {
-		return nil, nil, ledgerLoc, exitFailed, fmt.Errorf("read %s: %w", ledgerLoc, err)
+		return nil, exitFailed, fmt.Errorf("read %s: %w", ledgerLoc, err)
 	}
-	for _, e := range led.Replays {
-		if e.SHA256 == sum && e.blocks() && !force {
-			return nil, nil, ledgerLoc, exitUsage, fmt.Errorf("%s (sha256 %s) was already replayed by run %s at %s (status %s, %d rows loaded); "+
-				"replaying it again could send its rows twice. Replay that run's own dead letters instead, or pass --force",
-				dlURL, sum[:12], e.RunID, e.StartedAt.Format(time.RFC3339), e.Status, e.Counts.Loaded)
-		}
+	book := &replayBook{led: led, loc: ledgerLoc, entry: -1}
+	i, code, err := resumeEntry(led, ledgerLoc, dlURL, sum, rf)
+	if err != nil {
+		return nil, code, err
 	}
-	return man, led, ledgerLoc, exitOK, nil
+	resumeID := ""
+	if i >= 0 {
+		book.entry, book.resumed, resumeID = i, true, led.Replays[i].RunID
+	}
+	if book.man, err = liveDeadLetter(ctx, dlLoc, rf.pipelineFile, rf.force, resumeID); err != nil {
+		return nil, exitUsage, fmt.Errorf("%s: %w", dlURL, err)
+	}
+	return book, exitOK, nil
 }
 
-// recordReplayOutcome writes the replay's status and counts to its ledger
-// entry (the last), and frees the dead letter for another replay when
-// nothing reached a sink. A ledger that cannot be written is returned.
-func recordReplayOutcome(ctx context.Context, man *replayManifest, led *replayLedger, ledgerLoc blobio.Location, rep *pipeline.Report, stderr io.Writer) error {
-	last := &led.Replays[len(led.Replays)-1]
-	last.Status, last.Counts = rep.Status, rep.Counts
+// resumeEntry returns the index of the ledger entry of the replay this one
+// resumes, or -1 for a fresh replay. --resume RUN_ID names it; otherwise
+// it is a replay of the same content (sum) still "running" in the ledger:
+// its process died (the caller holds the file's replay lock, so it is not
+// running), and only a resume through the sinks' ledgers settles its rows.
+// Any other replay that may have sent rows refuses the file (unless
+// --force). A resume must repeat the replay's --all and --map flags: the
+// error names the exact command.
+func resumeEntry(led *replayLedger, ledgerLoc blobio.Location, dlURL, sum string, rf *replayFlags) (int, int, error) {
+	found := -1
+	if rf.resume != "" {
+		var ids []string
+		for i, e := range led.Replays {
+			if e.SHA256 == sum {
+				ids = append(ids, e.RunID)
+				if e.RunID == rf.resume {
+					found = i
+				}
+			}
+		}
+		if found < 0 {
+			return -1, exitUsage, fmt.Errorf("--resume %s: %s records no replay of %s (sha256 %s) by that run; its replays: %s",
+				rf.resume, ledgerLoc, dlURL, sum[:12], strings.Join(append(ids, "none")[:max(len(ids), 1)], ", "))
+		}
+	} else if !rf.force {
+		for i, e := range led.Replays {
+			if e.SHA256 != sum || !e.blocks() {
+				continue
+			}
+			if e.Status != "running" {
+				return -1, exitUsage, fmt.Errorf("%s (sha256 %s) was already replayed by run %s at %s (status %s, %d rows loaded); "+
+					"replaying it again could send its rows twice. Replay that run's own dead letters instead, or pass --force",
+					dlURL, sum[:12], e.RunID, e.StartedAt.Format(time.RFC3339), e.Status, e.Counts.Loaded)
+			}
+			found = i
+		}
+	}
+	if found < 0 {
+		return -1, exitOK, nil
+	}
+	e := &led.Replays[found]
+	if e.All != rf.all || !slices.Equal(e.Map, rf.fixes.exprs()) {
+		why := "did not finish (its process died)"
+		if rf.resume != "" {
+			why = "is resumed"
+		}
+		return -1, exitUsage, fmt.Errorf("replay run %s of %s %s, and a resume must send the rows it sent, with its flags; run: %s",
+			e.RunID, dlURL, why, replayCommand(dlURL, rf.pipelineFile, e, rf.resume != ""))
+	}
+	return found, exitOK, nil
+}
+
+// finish writes the replay's status and counts to its ledger entry, and
+// frees the dead letter for another replay when nothing reached a sink. A
+// ledger that cannot be written is returned.
+func (b *replayBook) finish(ctx context.Context, rep *pipeline.Report, stderr io.Writer) error {
+	e := &b.led.Replays[b.entry]
+	e.Status, e.Counts = rep.Status, rep.Counts
 	var werr error
-	if err := writeLedger(ctx, ledgerLoc, led); err != nil {
-		fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", ledgerLoc, err)
+	if err := writeLedger(ctx, b.loc, b.led); err != nil {
+		fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", b.loc, err)
 		werr = err
 	}
-	if !last.blocks() {
+	if !e.blocks() {
 		// Nothing reached a sink: the file may be replayed again.
-		if err := man.mark(ctx, rep.RunID, false); err != nil {
-			fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", man.loc, err)
+		if err := b.man.mark(ctx, rep.RunID, false); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: replay: record the outcome in %s: %v\n", b.man.loc, err)
 		}
 	}
 	return werr
@@ -465,7 +658,7 @@ func replayRegistry(rcsv *replayCSV, sel **replaySelect) *pipeline.Registry {
 
 // printReplay says on stdout what happened to the dead letter's rows, and
 // on stderr how to recover the rows refused because their job may have run.
-func printReplay(stdout, stderr io.Writer, dlURL, pipelineFile string, all bool, refused int64, rep *pipeline.Report, sel *replaySelect) {
+func printReplay(stdout, stderr io.Writer, dlURL, pipelineFile string, all bool, refused int64, rep *pipeline.Report, sel *replaySelect, led *replayLedger) {
 	for _, s := range rep.Stages {
 		if s.Type == replaySelectType {
 			what := "not retryable; --all replays them"
@@ -478,8 +671,15 @@ func printReplay(stdout, stderr io.Writer, dlURL, pipelineFile string, all bool,
 	}
 	if sel != nil {
 		for id, n := range sel.needResume {
+			// A replay's rows are settled by resuming that replay.
+			resume := pipeline.ShellCommand("bulkflow", "run", pipelineFile, "--resume", id)
+			for i := range led.Replays {
+				if e := &led.Replays[i]; e.RunID == id && id != "" {
+					resume = replayCommand(e.DeadLetter, pipelineFile, e, true)
+				}
+			}
 			fmt.Fprintf(stderr, "bulkflow: replay: %d rows were not sent: their Salesforce job may have run (job_incomplete), so sending them again "+
-				"could load them twice; resume their run, which reads that job's outcome: bulkflow run %s --resume %s\n", n, pipelineFile, id)
+				"could load them twice; resume their run, which reads that job's outcome: %s\n", n, resume)
 		}
 	}
 }
@@ -497,9 +697,10 @@ type replayManifest struct {
 // checks that the file is live: listed in the manifest's files, not
 // superseded by a later attempt of its run (a resume read the source again
 // and accounted for every row afresh, so the rows may be loaded), the run
-// not in progress, and not replayed before (unless force). A file with no
-// manifest is refused unless force.
-func liveDeadLetter(ctx context.Context, loc blobio.Location, pipelineFile string, force bool) (*replayManifest, error) {
+// not in progress, and not replayed before (unless force, or by
+// resumeID only: the replay being resumed). A file with no manifest is
+// refused unless force.
+func liveDeadLetter(ctx context.Context, loc blobio.Location, pipelineFile string, force bool, resumeID string) (*replayManifest, error) {
 	key := loc.Key
 	if loc.Scheme == "file" {
 		// A local location's bucket is the file's directory: climb from
@@ -558,7 +759,8 @@ func liveDeadLetter(ctx context.Context, loc blobio.Location, pipelineFile strin
 		if !is(f.URL) {
 			continue
 		}
-		if len(f.ReplayedBy) > 0 && !force {
+		resuming := resumeID != "" && !slices.ContainsFunc(f.ReplayedBy, func(id string) bool { return id != resumeID })
+		if len(f.ReplayedBy) > 0 && !force && !resuming {
 			return nil, fmt.Errorf("already replayed by run %s (recorded in %s); replaying it again could send its rows twice. "+
 				"Replay that run's own dead letters instead, or pass --force", strings.Join(f.ReplayedBy, ", "), manLoc)
 		}
@@ -579,6 +781,9 @@ func (r *replayManifest) mark(ctx context.Context, runID string, add bool) error
 	}
 	f := &r.m.Files[r.entry]
 	if add {
+		if slices.Contains(f.ReplayedBy, runID) {
+			return nil // a resumed replay
+		}
 		f.ReplayedBy = append(f.ReplayedBy, runID)
 	} else {
 		f.ReplayedBy = slices.DeleteFunc(f.ReplayedBy, func(id string) bool { return id == runID })

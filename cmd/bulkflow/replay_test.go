@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -460,12 +461,223 @@ func TestLiveDeadLetter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = liveDeadLetter(context.Background(), loc, "p.yaml", tc.force)
+		_, err = liveDeadLetter(context.Background(), loc, "p.yaml", tc.force, "")
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%s (force %v): %v", tc.file, tc.force, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s (force %v): %v, want %q", tc.file, tc.force, err, tc.want)
+		}
+	}
+}
+
+// TestReplayKillResume: a replay is killed with SIGKILL while it loads
+// into the emulator; meanwhile a second replay of the same file is refused
+// (exit 1, another process is replaying it). The killed replay stays
+// "running" in replayed.json; a replay with other flags is refused naming
+// the exact command; then two replays of the file race: one resumes the
+// killed replay under its run id (the sink's ledger re-attaches its jobs)
+// and the other is refused. Every row is stored exactly once, no chunk was
+// processed twice, and the ledger ends "succeeded" (attempt 2).
+func TestReplayKillResume(t *testing.T) {
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{LockErrorRate: 1}})
+	defer srv.Close()
+	dir := t.TempDir()
+	file := writeResumePipeline(t, dir, srv)
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("      lock_retries: 0\n")
+	f.Close()
+
+	type result struct {
+		code int
+		out  string
+	}
+	// start starts bulkflow with args; wait returns its exit code (-1 when
+	// killed) and output.
+	start := func(args ...string) (*exec.Cmd, func() result) {
+		var out bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, func() result {
+			err := cmd.Wait()
+			if ee, ok := err.(*exec.ExitError); ok {
+				return result{ee.ExitCode(), out.String()}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			return result{0, out.String()}
+		}
+	}
+	run := func(args ...string) result { _, wait := start(args...); return wait() }
+
+	if r := run("run", file, "--progress", "none"); r.code != exitPartial {
+		t.Fatalf("first run: exit %d, want 3 (every row UNABLE_TO_LOCK_ROW)\n%s", r.code, r.out)
+	}
+	runs, err := os.ReadDir(filepath.Join(dir, "dl"))
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("dead-letter runs %v: %v", runs, err)
+	}
+	dl := filepath.Join(dir, "dl", runs[0].Name(), "write.csv")
+	if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	jobs0 := len(srv.Jobs())
+	waitJobs := func(n int, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); len(srv.Jobs()) < jobs0+n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d replay jobs, waited for %d", what, len(srv.Jobs())-jobs0, n)
+			}
+		}
+	}
+	readLedger := func() replayLedger {
+		t.Helper()
+		var led replayLedger
+		data, err := os.ReadFile(filepath.Join(dir, "dl", replayLedgerName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &led); err != nil {
+			t.Fatal(err)
+		}
+		return led
+	}
+
+	replayArgs := []string{"replay", dl, "--pipeline", file}
+	cmd, waitA := start(replayArgs...)
+	waitJobs(1, "replay to kill")
+	// The race: the file is being replayed, so another replay refuses.
+	if r := run(replayArgs...); r.code != exitFailed || !strings.Contains(r.out, "is being replayed by another process") ||
+		!strings.Contains(r.out, "replay-locks") {
+		t.Errorf("replay during a replay: exit %d, want 1 (being replayed)\n%s", r.code, r.out)
+	}
+	waitJobs(3, "replay to kill")
+	if err := cmd.Process.Kill(); err != nil { // SIGKILL
+		t.Fatal(err)
+	}
+	if r := waitA(); r.code != -1 {
+		t.Fatalf("replay finished before the kill: exit %d\n%s", r.code, r.out)
+	}
+	led := readLedger()
+	if len(led.Replays) != 1 || led.Replays[0].Status != "running" {
+		t.Fatalf("ledger after the kill: %+v", led)
+	}
+	killed := led.Replays[0].RunID
+	t.Logf("killed replay %s with %d jobs; %d records stored", killed, len(srv.Jobs())-jobs0, len(srv.Records("Account")))
+
+	// A resume must send what the killed replay sent: other flags are
+	// refused, naming the command.
+	if r := run(append(replayArgs, "--all")...); r.code != exitUsage ||
+		!strings.Contains(r.out, "run: "+pipeline.ShellCommand("bulkflow", "replay", dl, "--pipeline", file)) {
+		t.Errorf("resume with --all: exit %d, want 2 naming the command\n%s", r.code, r.out)
+	}
+
+	// Two replays race to resume it: one does, the other is refused
+	// (locked, or already replayed if it came second).
+	results := make(chan result, 2)
+	for i := range 2 {
+		go func() {
+			results <- run(append(replayArgs, "--report", filepath.Join(dir, fmt.Sprintf("resume%d.json", i)))...)
+		}()
+	}
+	var ok int
+	for range 2 {
+		switch r := <-results; {
+		case r.code == exitOK && strings.Contains(r.out, "resuming replay run "+killed):
+			ok++
+		case r.code == exitFailed && strings.Contains(r.out, "is being replayed by another process"),
+			r.code == exitUsage && strings.Contains(r.out, "already replayed by run "+killed):
+			t.Logf("refused: %s", r.out)
+		default:
+			t.Errorf("racing replay: exit %d\n%s", r.code, r.out)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d replays resumed the killed one, want 1", ok)
+	}
+	var rep resumeReport
+	for i := range 2 {
+		if data, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("resume%d.json", i))); err == nil {
+			if err := json.Unmarshal(data, &rep); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if rep.RunID != killed || rep.Status != pipeline.StatusSucceeded || rep.Counts.Loaded != resumeRows || rep.Sinks["write"].ResumedChunks == 0 {
+		t.Errorf("resumed replay report: run %s status %s counts %+v sink %+v", rep.RunID, rep.Status, rep.Counts, rep.Sinks["write"])
+	}
+	led = readLedger()
+	if e := led.Replays[0]; len(led.Replays) != 1 || e.RunID != killed || e.Status != pipeline.StatusSucceeded || e.Attempt != 2 ||
+		e.Counts.Loaded != resumeRows {
+		t.Errorf("ledger after the resume: %+v", led)
+	}
+	var m pipeline.Manifest
+	if data, err := os.ReadFile(filepath.Join(filepath.Dir(dl), "manifest.json")); err != nil || json.Unmarshal(data, &m) != nil ||
+		len(m.Files) != 1 || !slices.Equal(m.Files[0].ReplayedBy, []string{killed}) {
+		t.Errorf("dead letter's manifest after the resume: %+v (%v)", m, err)
+	}
+	checkEachRowOnce(t, srv)
+	// No chunk was processed twice: the replay's jobs processed each row
+	// once.
+	var processed, failed int64
+	for _, j := range srv.Jobs()[jobs0:] {
+		processed += j.NumberRecordsProcessed
+		failed += j.NumberRecordsFailed
+	}
+	if processed != resumeRows || failed != 0 {
+		t.Errorf("replay jobs processed %d rows (%d failed), want %d", processed, failed, resumeRows)
+	}
+	// Done: the file is not replayed again.
+	if r := run(replayArgs...); r.code != exitUsage || !strings.Contains(r.out, "already replayed by run "+killed) {
+		t.Errorf("replay after the resume: exit %d\n%s", r.code, r.out)
+	}
+}
+
+// TestResumeEntry: which earlier replay of a file a replay resumes (a
+// "running" one whose process died, or the one --resume names), and which
+// refuse it, naming the command.
+func TestResumeEntry(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	other := strings.Repeat("cd", 32)
+	loaded := pipeline.Counts{Read: 5, Loaded: 5}
+	led := &replayLedger{Replays: []replayEntry{
+		{SHA256: other, RunID: "R-other", Status: "running"},
+		{SHA256: sum, RunID: "R-filtered", Status: pipeline.StatusSucceeded, Counts: pipeline.Counts{Read: 5, Filtered: 5}},
+		{SHA256: sum, RunID: "R-died", Status: "running", All: true, Map: []string{"Name=trim(Name)"}},
+	}}
+	done := &replayLedger{Replays: []replayEntry{{SHA256: sum, RunID: "R-done", Status: pipeline.StatusPartial, Counts: loaded}}}
+	fixes := mapFlags{{Name: "Name", Expr: "trim(Name)"}}
+	for _, tc := range []struct {
+		name  string
+		led   *replayLedger
+		rf    replayFlags
+		want  int
+		code  int
+		error string
+	}{
+		{"fresh file", &replayLedger{}, replayFlags{}, -1, exitOK, ""},
+		{"died: resumed", led, replayFlags{all: true, fixes: fixes}, 2, exitOK, ""},
+		{"died: other flags", led, replayFlags{}, -1, exitUsage,
+			"run: bulkflow replay dl.csv --pipeline p.yaml --all --map 'Name=trim(Name)'"},
+		{"died: --force starts afresh", led, replayFlags{force: true}, -1, exitOK, ""},
+		{"--resume names it", led, replayFlags{resume: "R-died", all: true, fixes: fixes}, 2, exitOK, ""},
+		{"--resume of another file's replay", led, replayFlags{resume: "R-other"}, -1, exitUsage, "its replays: R-filtered, R-died"},
+		{"done: refused", done, replayFlags{}, -1, exitUsage, "already replayed by run R-done"},
+		{"done: --resume", done, replayFlags{resume: "R-done"}, 0, exitOK, ""},
+		{"done: --resume other flags", done, replayFlags{resume: "R-done", all: true},
+			-1, exitUsage, "run: bulkflow replay dl.csv --pipeline p.yaml --resume R-done"},
+	} {
+		tc.rf.pipelineFile = "p.yaml"
+		got, code, err := resumeEntry(tc.led, blobio.Location{Key: "dl/replayed.json"}, "dl.csv", sum, &tc.rf)
+		if got != tc.want || code != tc.code || (err == nil) != (tc.error == "") || (err != nil && !strings.Contains(err.Error(), tc.error)) {
+			t.Errorf("%s: entry %d exit %d err %v; want entry %d exit %d err %q", tc.name, got, code, err, tc.want, tc.code, tc.error)
 		}
 	}
 }
