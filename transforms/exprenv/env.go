@@ -40,6 +40,17 @@ type Program struct {
 	// fast evaluates the program without the VM when it can (see
 	// fast.go); nil when some node is not supported.
 	fast fastFn
+	// text is fast's text form (text.go), for Runner.RunText; nil when
+	// the program has no fast path or its result is cast.
+	text textFn
+	// builds is set when text may build a string.
+	builds bool
+	// field is the schema index of the field the program is (a plain
+	// rename), constant its value when it is a literal (hasConst);
+	// field is -1 otherwise, and both are unset without a fast path.
+	field    int
+	constant any
+	hasConst bool
 	// fields are the schema indexes the program reads, which a Runner
 	// copies into the VM's variables; all is set when it reads $env.
 	fields []int
@@ -188,7 +199,7 @@ func (e *Env) Compile(src string, extra ...expr.Option) (*Program, error) {
 	if err := e.lookups.load(w.tables, w.allTables); err != nil {
 		return nil, &Error{Expr: src, Msg: err.Error()}
 	}
-	p := &Program{prog: prog, Expr: src, Type: pipelineType(node.Type()), fields: w.fields, all: w.all}
+	p := &Program{prog: prog, Expr: src, Type: pipelineType(node.Type()), fields: w.fields, all: w.all, field: -1}
 	if id, ok := node.(*ast.IdentifierNode); ok {
 		// A plain rename keeps the field's type (date, decimal).
 		if i := e.schema.Index(id.Value); i >= 0 {
@@ -196,8 +207,47 @@ func (e *Env) Compile(src string, extra ...expr.Option) (*Program, error) {
 		}
 	}
 	p.fast = e.programFastPath(node, extra)
+	if p.fast != nil && e.uncast(extra) {
+		c := &fastCompiler{env: e, shortCircuit: true}
+		p.text, p.builds = c.text(node), builds(node)
+		if v, ok := c.constant(node); ok {
+			if v, err := Normalize(v, p.Type); err == nil {
+				p.constant, p.hasConst = v, true
+			}
+		}
+		if id, ok := node.(*ast.IdentifierNode); ok {
+			p.field = e.schema.Index(id.Value)
+		}
+	}
 	return p, nil
 }
+
+// uncast reports whether the extra options leave a program's result as
+// it is (no AsBool, AsInt, ...) and short-circuit && and ||.
+func (e *Env) uncast(extra []expr.Option) bool {
+	c := conf.CreateNew()
+	for _, o := range extra {
+		o(c)
+	}
+	switch c.Expect {
+	case reflect.Invalid, reflect.Interface, reflect.String:
+		return c.ShortCircuit
+	}
+	return false
+}
+
+// Field returns the schema index of the input field p is when it is a
+// plain field name (a rename), or -1. Its result is the field's value,
+// Normalized to p.Type: Runner.Run decides when Normalize fails.
+func (p *Program) Field() int { return p.field }
+
+// Constant returns p's value when p is a literal ("Open", 42, null):
+// what every Run returns.
+func (p *Program) Constant() (v any, ok bool) { return p.constant, p.hasConst }
+
+// Builds reports whether RunText may return a built string (see
+// RunText): callers size the slice they box such strings from with it.
+func (p *Program) Builds() bool { return p.builds }
 
 // programFastPath returns the fast path of a whole program compiled with
 // the extra options, or nil. Of expr's options, those that change what the

@@ -121,7 +121,7 @@ func (c *fastCompiler) value(n ast.Node) fastFn {
 		return func(row pipeline.Row) (any, bool) { return row[i], true }
 	case *ast.BinaryNode:
 		if n.Operator == "+" {
-			return c.concat(n)
+			return stringValue(c.concatText(n))
 		}
 		return c.boolValue(n)
 	case *ast.UnaryNode:
@@ -147,94 +147,6 @@ func (c *fastCompiler) boolValue(n ast.Node) fastFn {
 		return b, ok
 	}
 }
-
-// concatPart is one operand of a string concatenation: a field, a constant
-// or a sub-expression.
-type concatPart struct {
-	field int // schema index, or -1
-	fn    fastFn
-	lit   string
-	isLit bool
-}
-
-// concat compiles a chain of + whose operands are all strings at run time
-// (runtime.Add on two strings is their concatenation; on anything else the
-// VM decides).
-func (c *fastCompiler) concat(n *ast.BinaryNode) fastFn {
-	var parts []concatPart
-	var flatten func(n ast.Node) bool
-	flatten = func(n ast.Node) bool {
-		if b, ok := n.(*ast.BinaryNode); ok && b.Operator == "+" {
-			return flatten(b.Left) && flatten(b.Right)
-		}
-		if v, ok := c.constant(n); ok {
-			s, isStr := v.(string)
-			if !isStr {
-				return false
-			}
-			// Merge adjacent literals.
-			if k := len(parts) - 1; k >= 0 && parts[k].isLit {
-				parts[k].lit += s
-			} else {
-				parts = append(parts, concatPart{field: -1, lit: s, isLit: true})
-			}
-			return true
-		}
-		if i := c.field(n); i >= 0 {
-			parts = append(parts, concatPart{field: i})
-			return true
-		}
-		f := c.value(n)
-		if f == nil {
-			return false
-		}
-		parts = append(parts, concatPart{field: -1, fn: f})
-		return true
-	}
-	if !flatten(n) {
-		return nil
-	}
-	if len(parts) > maxConcatParts {
-		return nil
-	}
-	return func(row pipeline.Row) (any, bool) {
-		var strs [maxConcatParts]string
-		size := 0
-		for k := range parts {
-			p := &parts[k]
-			var s string
-			switch {
-			case p.isLit:
-				s = p.lit
-			case p.field >= 0:
-				var ok bool
-				if s, ok = row[p.field].(string); !ok {
-					return nil, false
-				}
-			default:
-				v, ok := p.fn(row)
-				if !ok {
-					return nil, false
-				}
-				if s, ok = v.(string); !ok {
-					return nil, false
-				}
-			}
-			strs[k] = s
-			size += len(s)
-		}
-		var b strings.Builder
-		b.Grow(size)
-		for _, s := range strs[:len(parts)] {
-			b.WriteString(s)
-		}
-		return b.String(), true
-	}
-}
-
-// maxConcatParts bounds the operands of a fast concatenation (a longer
-// chain runs on the VM).
-const maxConcatParts = 16
 
 // boolean compiles a node whose value the VM needs as a bool (a condition,
 // an operand of && or ||); the result is !ok unless the value is a bool.
@@ -423,6 +335,9 @@ func asFloat(v any) (float64, bool) {
 
 // compare compiles <, >, <= and >= on numbers and strings.
 func (c *fastCompiler) compare(n *ast.BinaryNode) boolFn {
+	if f := c.compareFloat(n); f != nil {
+		return f
+	}
 	l, r := c.value(n.Left), c.value(n.Right)
 	if l == nil || r == nil {
 		return nil
@@ -460,6 +375,40 @@ func (c *fastCompiler) compare(n *ast.BinaryNode) boolFn {
 	}
 }
 
+// compareFloat compiles a comparison of float(v) with a number or another
+// float(v) (float(revenue) >= 1000000) without boxing either side:
+// compareNumbers compares them as float64, as Go does here (a NaN is
+// unordered: every comparison is false).
+func (c *fastCompiler) compareFloat(n *ast.BinaryNode) boolFn {
+	l, lCall := c.number(n.Left)
+	r, rCall := c.number(n.Right)
+	if l == nil || r == nil || !(lCall || rCall) {
+		return nil
+	}
+	var cmp func(a, b float64) bool
+	switch n.Operator {
+	case "<":
+		cmp = func(a, b float64) bool { return a < b }
+	case ">":
+		cmp = func(a, b float64) bool { return a > b }
+	case "<=":
+		cmp = func(a, b float64) bool { return a <= b }
+	default: // >=
+		cmp = func(a, b float64) bool { return a >= b }
+	}
+	return func(row pipeline.Row) (bool, bool) {
+		a, ok := l(row)
+		if !ok {
+			return false, false
+		}
+		b, ok := r(row)
+		if !ok {
+			return false, false
+		}
+		return cmp(a, b), true
+	}
+}
+
 // conditional compiles c ? a : b (the VM needs a bool condition).
 func (c *fastCompiler) conditional(n *ast.ConditionalNode) fastFn {
 	cond, a, b := c.boolean(n.Cond), c.value(n.Exp1), c.value(n.Exp2)
@@ -477,25 +426,6 @@ func (c *fastCompiler) conditional(n *ast.ConditionalNode) fastFn {
 			return b(row)
 		}
 	}
-}
-
-// floatOf is expr's float(v) builtin for the values rows hold: strings
-// (strconv.ParseFloat, which the builtin calls), int64, int and float64;
-// ok is false otherwise, and for a string ParseFloat refuses (the builtin
-// panics with its own message: the VM writes the error).
-func floatOf(v any) (any, bool) {
-	switch x := v.(type) {
-	case string:
-		f, err := strconv.ParseFloat(x, 64)
-		return f, err == nil
-	case float64:
-		return x, true
-	case int64:
-		return float64(x), true
-	case int:
-		return float64(x), true
-	}
-	return nil, false
 }
 
 // intOf is expr's int(v) builtin for strings (strconv.Atoi), int64, int
@@ -528,7 +458,6 @@ func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 	if arg == nil {
 		return nil
 	}
-	var conv func(string) string
 	switch n.Name {
 	case "float":
 		return func(row pipeline.Row) (any, bool) {
@@ -536,7 +465,11 @@ func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 			if !ok {
 				return nil, false
 			}
-			return floatOf(v)
+			f, ok := floatOf(v)
+			if !ok {
+				return nil, false
+			}
+			return f, true
 		}
 	case "int":
 		return func(row pipeline.Row) (any, bool) {
@@ -546,10 +479,8 @@ func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 			}
 			return intOf(v)
 		}
-	case "upper":
-		conv = strings.ToUpper
-	case "lower":
-		conv = strings.ToLower
+	case "upper", "lower":
+		return stringValue(c.caseText(n))
 	case "len":
 		return func(row pipeline.Row) (any, bool) {
 			v, ok := arg(row)
@@ -559,21 +490,8 @@ func (c *fastCompiler) builtin(n *ast.BuiltinNode) fastFn {
 			}
 			return utf8.RuneCountInString(s), true
 		}
-	default:
-		return nil
 	}
-	return func(row pipeline.Row) (any, bool) {
-		v, ok := arg(row)
-		s, isStr := v.(string)
-		if !ok || !isStr {
-			return nil, false
-		}
-		u := conv(s)
-		if len(u) == len(s) && u == s {
-			return v, true // unchanged: no need to box a copy
-		}
-		return u, true
-	}
+	return nil
 }
 
 // call compiles a call of one of the helpers.

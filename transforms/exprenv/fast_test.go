@@ -78,6 +78,15 @@ var fastExprs = []string{
 	`sfDate(s, "01/02/2006")`, `sfDate(a, "01/02/2006")`, `sfDate(s, "2006.01.02")`,
 	`sfDateTime(s, "01/02/2006 15:04:05", "UTC")`, `sfDateTime(a, "01/02/2006 15:04:05", "UTC")`,
 	`sfDateTime(s, "2006-01-02 15:04", "Europe/Paris")`, `sfDateTime(s, "2006-01-02T15:04:05-07:00", "UTC")`,
+	// text forms nested and mixed (RunText), typed float comparisons
+	`upper(first_name) + "-" + sfDate(s, "01/02/2006")`, `"at " + sfDateTime(s, "01/02/2006 15:04:05", "UTC")`,
+	`upper(first_name + s)`, `lower(s + "X")`, `upper(s) == "ADA"`, `lower(first_name) + upper(a)`,
+	`sfDate(s, "01/02/2006") + ""`, `sfDateTime(a, "01/02/2006 15:04:05", "Europe/Paris")`,
+	`sfDate(s, "2006-01-02") + "|" + sfDate(d, "2006-01-02")`,
+	`float(s) >= 1000000`, `float(s) < 1e6`, `1000000 <= float(dec)`, `float(s) > float(dec)`, `float(a) <= 2.5`,
+	`float(n) > 1`, `float(f) >= 1000000.5`, `float(s) >= 9007199254740993`,
+	`s != nil && s != "" && float(s) >= 1000000 ? "Enterprise" : "SMB"`,
+	`"Open - Not Contacted"`,
 }
 
 // vmOnlyExprs have no fast path; they are run between the others to check
@@ -100,6 +109,10 @@ var fastValues = []any{
 	"3/5/2024", "01/02/2006 1:04:05", "01/02/2006 24:00:00", "01/02/2006 23:60:00", "2024-03-05 10:30",
 	"2024-03-29 02:30", "2024-03-05 24:00", "0000-01-01 00:00", "2024-03-05T10:30:00+01:00",
 	"1e6", "1_000", "0x1p-2", "NaN", "+5", "-0", " 12", "12.5e3", "9223372036854775808", "١٢",
+	"1234567.89", "999999.99", "1000000.00", "1000000", "-12.5", "12.", ".5", "abc", "0.1", "000012.50",
+	"123456789012345", "1234567890123456", "12345678.9012345", "0.000000000000001", "+", "-", ".", "1.2.3",
+	"13/45/2020", "13/45/2020 10:00:00", "03/05/2024 10:30:00", "12/31/9999 23:59:59", "us", "de", "Us", "uS1",
+	"Y", "n", "T", "f", "y ", "YES", "Nope",
 	int64(0), int64(1), int64(2), int64(-5), int64(1000001), 0, 1.5, 1e6, 1000000.5, -1.0,
 	math.NaN(), math.Inf(1), true, false, int64(math.MaxInt64), int64(math.MinInt64), int64(1 << 32), math.MaxFloat64,
 	time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC),
@@ -138,7 +151,7 @@ func randomRow(r *rand.Rand) pipeline.Row {
 }
 
 // compileBoth compiles srcs into one Env with fast paths and one without.
-func compileBoth(t *testing.T, srcs []string, opts ...expr.Option) (fast, slow *Env, fp, sp []*Program) {
+func compileBoth(t testing.TB, srcs []string, opts ...expr.Option) (fast, slow *Env, fp, sp []*Program) {
 	t.Helper()
 	compile := func(vmOnly bool) (*Env, []*Program) {
 		forceVM = vmOnly
@@ -188,6 +201,31 @@ func sameOutcome(v1 any, err1 error, v2 any, err2 error) string {
 	return ""
 }
 
+// runText runs p with r.RunText as a map transform does (r bound to row):
+// a rename or a constant taken directly, a built string boxed from a
+// slice. It returns what Run would.
+func runText(r *Runner, p *Program, row pipeline.Row) (any, error) {
+	if i := p.Field(); i >= 0 {
+		if v, err := Normalize(row[i], p.Type); err == nil {
+			return v, nil
+		}
+	} else if v, ok := p.Constant(); ok {
+		return v, nil
+	}
+	v, s, built, err := r.RunText(p)
+	if built {
+		if !p.Builds() {
+			return nil, fmt.Errorf("RunText built %q but Builds is false", s)
+		}
+		if v != nil || err != nil {
+			return nil, fmt.Errorf("RunText built %q with %#v, %v", s, v, err)
+		}
+		strs := []string{s}
+		return pipeline.BoxString(&strs[0]), nil
+	}
+	return v, err
+}
+
 // TestFastMatchesVM runs every fast-path expression through its fast path
 // and through the VM, as the programs of one map transform would be run
 // (one Runner, one Bind per row, VM-only programs in between), over rows
@@ -207,7 +245,7 @@ func TestFastMatchesVM(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	rows := []pipeline.Row{make(pipeline.Row, testSchema.Len())} // all null
-	for range 3000 {
+	for range 2000 {
 		rows = append(rows, randomRow(rng))
 	}
 	hits := make([]int, len(fp))
@@ -227,6 +265,10 @@ func TestFastMatchesVM(t *testing.T) {
 			v2, err2 := sr.Run(sp[j])
 			if d := sameOutcome(v1, err1, v2, err2); d != "" {
 				t.Errorf("%s on %#v: fast %s (VM)", fp[j].Expr, row, d)
+			}
+			v1, err1 = runText(fr, fp[j], row)
+			if d := sameOutcome(v1, err1, v2, err2); d != "" {
+				t.Errorf("%s on %#v: RunText %s (VM)", fp[j].Expr, row, d)
 			}
 			if fp[j].fast != nil {
 				if _, ok := fp[j].fast(row); ok {
@@ -268,6 +310,10 @@ func TestFastMatchesVMEachValue(t *testing.T) {
 				v2, err2 := sr.Run(sp[j])
 				if d := sameOutcome(v1, err1, v2, err2); d != "" {
 					t.Errorf("%s with %s = %#v: fast %s (VM)", fp[j].Expr, testSchema.Field(i).Name, v, d)
+				}
+				v1, err1 = runText(fr, fp[j], row)
+				if d := sameOutcome(v1, err1, v2, err2); d != "" {
+					t.Errorf("%s with %s = %#v: RunText %s (VM)", fp[j].Expr, testSchema.Field(i).Name, v, d)
 				}
 			}
 		}
@@ -421,4 +467,40 @@ func TestNoFastPathWithOtherFunctions(t *testing.T) {
 			t.Errorf("Compile(upper(s)) with other functions has a fast path")
 		}
 	}
+}
+
+// FuzzFastMatchesVM puts fuzzed text in the text fields (and a) of a row
+// and checks that every fast-path expression gives, through Run and
+// RunText, the VM's result or error.
+func FuzzFastMatchesVM(f *testing.F) {
+	for _, v := range fastValues {
+		if s, ok := v.(string); ok {
+			f.Add(s, "Ada")
+		}
+	}
+	f.Add("12/31/2024 23:59:59", "1000000.01")
+	fastEnv, slowEnv, fp, sp := compileBoth(f, fastExprs)
+	f.Fuzz(func(t *testing.T, x, y string) {
+		fr, sr := fastEnv.Runner(), slowEnv.Runner()
+		defer fr.Release()
+		defer sr.Release()
+		for _, row := range []pipeline.Row{
+			row(map[string]any{"s": x, "first_name": y, "dec": y, "a": x, "n": int64(3), "f": 1.5, "b": true}),
+			row(map[string]any{"s": y, "first_name": x, "dec": x, "a": y}),
+		} {
+			fr.Bind(row)
+			sr.Bind(row)
+			for j := range fp {
+				v2, err2 := sr.Run(sp[j])
+				v1, err1 := fr.Run(fp[j])
+				if d := sameOutcome(v1, err1, v2, err2); d != "" {
+					t.Errorf("%s on %#v: fast %s (VM)", fp[j].Expr, row, d)
+				}
+				v1, err1 = runText(fr, fp[j], row)
+				if d := sameOutcome(v1, err1, v2, err2); d != "" {
+					t.Errorf("%s on %#v: RunText %s (VM)", fp[j].Expr, row, d)
+				}
+			}
+		}
+	})
 }

@@ -29,6 +29,12 @@ type Runner struct {
 	gen       uint64
 	copied    []uint64
 	allCopied uint64
+
+	// buf is RunText's scratch buffer, arena where its strings are
+	// kept. The arena is append-only, so it outlives Release: strings
+	// handed out before stay valid.
+	buf   []byte
+	arena pipeline.StringArena
 }
 
 // Runner returns a Runner for e's programs, reusing a released one when it
@@ -85,19 +91,67 @@ func (r *Runner) bindFor(p *Program) {
 // when the row's values allow; otherwise, and for every failure, the VM
 // decides.
 func (r *Runner) Run(p *Program) (any, error) {
-	if p.fast != nil && r.hasRow {
-		if v, ok := p.fast(r.row); ok {
-			if v, err := Normalize(v, p.Type); err == nil {
-				return v, nil
+	if r.hasRow {
+		if p.text != nil {
+			b, v, kind := p.text(r.row, r.buf[:0])
+			r.buf = b[:0]
+			if kind == textBuilt {
+				v = string(b)
+			}
+			if kind != textVM {
+				if v, err := Normalize(v, p.Type); err == nil {
+					return v, nil
+				}
+			}
+		} else if p.fast != nil {
+			if v, ok := p.fast(r.row); ok {
+				if v, err := Normalize(v, p.Type); err == nil {
+					return v, nil
+				}
 			}
 		}
 	}
+	return r.runVM(p)
+}
+
+// runVM evaluates p on the VM.
+func (r *Runner) runVM(p *Program) (any, error) {
 	r.bindFor(p)
 	v, err := r.vm.Run(p.prog, r.vars)
 	if err != nil {
 		return nil, runtimeError(err)
 	}
 	return Normalize(v, p.Type)
+}
+
+// RunText is Run for a caller that stores many results, such as a map
+// transform filling a batch. A string the evaluation builds (a
+// concatenation, upper(s) of a lower-case s, a date written in Salesforce
+// form) is returned unboxed, as s with built set: its bytes are in an
+// arena the Runner keeps (never written again), and the caller boxes it
+// from a slice of its own with pipeline.BoxString, so that values cost no
+// allocation each. Otherwise the result is v, exactly what Run returns
+// (values, errors) — a string RunText builds is what Run would return.
+func (r *Runner) RunText(p *Program) (v any, s string, built bool, err error) {
+	if p.text != nil && r.hasRow {
+		b, v, kind := p.text(r.row, r.buf[:0])
+		r.buf = b[:0]
+		switch kind {
+		case textBuilt:
+			switch p.Type {
+			case pipeline.TypeString, pipeline.TypeAny, pipeline.TypeDecimal:
+				return nil, r.arena.Copy(b), true, nil
+			}
+		case textValue:
+			if v, err := Normalize(v, p.Type); err == nil {
+				return v, "", false, nil
+			}
+		}
+		v, err = r.runVM(p)
+		return v, "", false, err
+	}
+	v, err = r.Run(p)
+	return v, "", false, err
 }
 
 // runtimeError strips expr's source snippet from a VM error, keeping the
@@ -124,7 +178,7 @@ func Normalize(v any, t pipeline.Type) (any, error) {
 		return nil, nil
 	case string:
 		if t == pipeline.TypeDecimal {
-			return x, nil
+			return v, nil // v, not x: no new box
 		}
 		got = pipeline.TypeString
 	case int64:
@@ -155,7 +209,7 @@ func Normalize(v any, t pipeline.Type) (any, error) {
 		got = pipeline.TypeBool
 	case time.Time:
 		if t == pipeline.TypeDate {
-			return x, nil
+			return v, nil
 		}
 		got = pipeline.TypeTimestamp
 	default:
