@@ -269,7 +269,7 @@ func leadBenchBatch(n int) *pipeline.Batch {
 			clone(cities[r.IntN(len(cities))]), clone(countries[r.IntN(len(countries))]),
 			fmt.Sprintf("%d.%02d", cents/100, cents%100),
 			base.AddDate(0, 0, r.IntN(5800)).Format("01/02/2006"),
-			base.Add(time.Duration(r.Int64N(16*365*24*3600))*time.Second).Format("01/02/2006 15:04:05"),
+			base.Add(time.Duration(r.Int64N(16*365*24*3600)) * time.Second).Format("01/02/2006 15:04:05"),
 			active, note,
 		}, pipeline.Origin{Object: "accounts.csv", Line: int64(i + 2)})
 	}

@@ -85,3 +85,103 @@ func TestApplyEdgeValues(t *testing.T) {
 		t.Errorf("Apply (-want +got):\n%s\ngot:\n%s", d, strings.Join(got, "\n"))
 	}
 }
+
+// TestApplyLeadMatchesRun runs the bench's 15-field Lead mapping (renames,
+// a constant and built strings that Apply stores without a Run each) on
+// rows like the bench's CSV and on bad values (null, "abc" revenue,
+// 13/45/2020, wrong types, unicode), and checks every output value and
+// dead-letter message against Runner.Run of each field's program, which
+// exprenv's tests check against the expr VM.
+func TestApplyLeadMatchesRun(t *testing.T) {
+	tr, err := New(nil, &Options{Fields: leadBenchFields})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Check(leadBenchSchema); err != nil {
+		t.Fatal(err)
+	}
+	in := leadBenchBatch(300)
+	good := in.Row(0)
+	edits := []map[int]any{
+		{9: "abc"}, {9: nil}, {9: ""}, {9: "1e6"}, {9: "NaN"}, {9: "1000000"}, {9: "999999.999"}, {9: int64(5)},
+		{10: "13/45/2020"}, {10: "02/29/2023"}, {10: " 02/29/2024 "}, {10: ""}, {10: nil}, {10: "2024-02-29"}, {10: 1.5},
+		{11: "13/45/2020 10:00:00"}, {11: "01/02/2006 24:00:00"}, {11: nil}, {11: "01/02/2006 1:04:05"},
+		{8: "ßtraße"}, {8: "US"}, {8: nil}, {8: int64(1)}, {8: "\xff"},
+		{1: nil}, {2: int64(3)}, {1: "Élodie", 2: "Ørsted"}, {0: int64(11)}, {0: nil},
+		{12: "maybe"}, {12: " y "}, {12: nil}, {12: true},
+	}
+	for k, e := range edits {
+		row := append(pipeline.Row(nil), good...)
+		for i, v := range e {
+			row[i] = v
+		}
+		in.Append(row, pipeline.Origin{Object: "edge.csv", Line: int64(k + 2)})
+	}
+	out, err := tr.Apply(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for i := range out.Len() {
+		got = append(got, fmt.Sprintf("%s:%d: %#v", out.Origin(i).Object, out.Origin(i).Line, out.Row(i)))
+	}
+	for _, d := range out.Drops() {
+		got = append(got, fmt.Sprintf("%s:%d: dropped: %v", d.Origin.Object, d.Origin.Line, d.Err))
+	}
+	r := tr.env.Runner()
+	defer r.Release()
+	var drops []string
+	for i := range in.Len() {
+		r.Bind(in.Row(i))
+		o := in.Origin(i)
+		row := make(pipeline.Row, len(tr.progs))
+		var failed error
+		for j, p := range tr.progs {
+			v, err := r.Run(p)
+			if err != nil {
+				failed = &pipeline.RowError{Code: CodeExprError, Field: tr.fields[j].Name, Err: fmt.Errorf("%s: %w", p.Expr, err)}
+				break
+			}
+			row[j] = v
+		}
+		if failed != nil {
+			drops = append(drops, fmt.Sprintf("%s:%d: dropped: %v", o.Object, o.Line, failed))
+			continue
+		}
+		want = append(want, fmt.Sprintf("%s:%d: %#v", o.Object, o.Line, row))
+	}
+	want = append(want, drops...)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Apply (-Run +Apply):\n%s", d)
+	}
+	if len(drops) < 10 || out.Len() < 300 {
+		t.Errorf("%d rows, %d dropped: the edge rows should drop some, and the bench rows none", out.Len(), len(drops))
+	}
+}
+
+// TestApplyAllocsPerBatch checks that the Lead mapping's allocations are
+// per batch, not per row or value: a batch of 2048 rows costs no more
+// than one of 256 plus the arena's chunks (128 KiB each).
+func TestApplyAllocsPerBatch(t *testing.T) {
+	tr, err := New(nil, &Options{Fields: leadBenchFields})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Check(leadBenchSchema); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	allocs := func(n int) float64 {
+		in := leadBenchBatch(n)
+		return testing.AllocsPerRun(20, func() {
+			if out, err := tr.Apply(ctx, in); err != nil || out.Len() != n {
+				t.Fatalf("Apply: %v, %d rows", err, out.Len())
+			}
+		})
+	}
+	small, large := allocs(256), allocs(2048)
+	t.Logf("allocations per batch: %v for 256 rows, %v for 2048", small, large)
+	if small > 8 || large > small+2 {
+		t.Errorf("allocations per batch: %v for 256 rows, %v for 2048; want at most 8, and 2 more at most for 8 times the rows", small, large)
+	}
+}

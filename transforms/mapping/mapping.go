@@ -98,6 +98,10 @@ type Transform struct {
 	env   *exprenv.Env
 	progs []*exprenv.Program
 	out   *pipeline.Schema
+	// builds is the number of programs whose results may be built
+	// strings (exprenv.Program.Builds): per row, the most strings Apply
+	// boxes from its per-batch slice.
+	builds int
 }
 
 // New returns a map transform for opts. env supplies the lookup tables and
@@ -138,6 +142,12 @@ func (t *Transform) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
 		return nil, fmt.Errorf("map: %w", err)
 	}
 	t.env, t.progs, t.out = env, progs, schema
+	t.builds = 0
+	for _, p := range progs {
+		if p.Builds() {
+			t.builds++
+		}
+	}
 	return schema, nil
 }
 
@@ -166,6 +176,12 @@ func (t *Transform) ColumnsUsed() ([]string, bool) {
 
 // Apply evaluates the expressions on every row of in. Rows an expression
 // fails on are dropped with a RowError of code CodeExprError.
+//
+// Allocations are per batch, not per value: the output rows share one
+// slab of values; strings the expressions build are kept in the Runner's
+// arena and boxed from one []string per batch (pipeline.BoxString); fields
+// that are renames are copied and constants stored without running
+// anything.
 func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Batch, error) {
 	if t.out == nil {
 		return nil, errors.New("map: Apply called before Check")
@@ -176,6 +192,10 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 	rows := make([]pipeline.Row, n)
 	var drops []pipeline.Drop
 	slab := make([]any, n*w)
+	// strs holds the built strings the slab's values box. Its elements
+	// are assigned once, before boxing, and it is never grown (a full
+	// one is replaced), as BoxString requires.
+	strs := make([]string, 0, n*t.builds)
 	r := t.env.Runner()
 	defer r.Release()
 	for i := 0; i < n; i++ {
@@ -185,7 +205,7 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 		row := in.Row(i)
 		r.Bind(row)
 		dst := pipeline.Row(slab[i*w : (i+1)*w : (i+1)*w])
-		if j, err := t.eval(r, dst); err != nil {
+		if j, err := t.eval(r, row, dst, &strs); err != nil {
 			clear(dst)
 			f := t.fields[j]
 			drops = append(drops, pipeline.Drop{Row: row, Origin: in.Origin(i), Err: &pipeline.RowError{
@@ -212,15 +232,32 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 	return out, nil
 }
 
-// eval fills dst from the bound row; on failure it returns the index of the
-// failing field.
-func (t *Transform) eval(r *exprenv.Runner, dst pipeline.Row) (int, error) {
+// eval fills dst from row, which r is bound to, boxing built strings
+// from *strs; on failure it returns the index of the failing field.
+func (t *Transform) eval(r *exprenv.Runner, row, dst pipeline.Row, strs *[]string) (int, error) {
 	for j, p := range t.progs {
-		v, err := r.Run(p)
-		if err != nil {
-			return j, err
+		if i := p.Field(); i >= 0 {
+			if v, err := exprenv.Normalize(row[i], p.Type); err == nil {
+				dst[j] = v
+				continue
+			} // else Run writes the error
+		} else if v, ok := p.Constant(); ok {
+			dst[j] = v
+			continue
 		}
-		dst[j] = v
+		v, s, built, err := r.RunText(p)
+		switch {
+		case err != nil:
+			return j, err
+		case built:
+			if len(*strs) == cap(*strs) {
+				*strs = make([]string, 0, 1024)
+			}
+			*strs = append(*strs, s) // within capacity: never moves
+			dst[j] = pipeline.BoxString(&(*strs)[len(*strs)-1])
+		default:
+			dst[j] = v
+		}
 	}
 	return 0, nil
 }
