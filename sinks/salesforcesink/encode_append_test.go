@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,18 +20,47 @@ type stringer string
 
 func (s stringer) String() string { return string(s) }
 
-// TestAppendRecordMatchesCells checks that appendRecord (the plan sink's
-// encoder) writes exactly what record(cells(row)) (the real sink's) does,
-// and fails the same way, for every delimiter, both line endings and
-// values of every kind: ones that need quoting, CRs, dates, timestamps,
-// non-finite floats.
-func TestAppendRecordMatchesCells(t *testing.T) {
+// refRecord is the reference encoding of a row, written from contract
+// §3 without the encoder's fast paths: each value's cellText, quoted (with
+// quotes doubled) when it holds the delimiter, '"', CR or LF or starts or
+// ends with a space or tab.
+func refRecord(e *encoder, row pipeline.Row) (string, error) {
+	var b strings.Builder
+	for i, v := range row {
+		if i > 0 {
+			b.WriteByte(e.delim)
+		}
+		c, err := cellText(v, e.schema.Field(i).Type)
+		if err != nil {
+			return "", &pipeline.RowError{Code: "invalid_value", Field: e.schema.Field(i).Name, Err: err}
+		}
+		if strings.ContainsAny(c, string(e.delim)+"\"\r\n") || strings.HasPrefix(c, " ") || strings.HasPrefix(c, "\t") ||
+			strings.HasSuffix(c, " ") || strings.HasSuffix(c, "\t") {
+			c = `"` + strings.ReplaceAll(c, `"`, `""`) + `"`
+		}
+		b.WriteString(c)
+	}
+	b.WriteString(e.eol)
+	return b.String(), nil
+}
+
+// TestEncoderMatchesReference checks the encoder's two paths against
+// refRecord, byte for byte and error for error: appendRecord (the plan
+// sink's) and record(cells(row)) (the sink's, whose cells must also be the
+// values' cellText), for every delimiter, both line endings and values of
+// every kind: ones that need quoting (in the middle, at either end, past
+// the eighth byte), blanks at the edges, CRs, non-ASCII text, dates,
+// timestamps, non-finite floats, Stringers whose text needs quotes.
+func TestEncoderMatchesReference(t *testing.T) {
 	loc := time.FixedZone("X", -5*3600)
 	values := []any{nil, "", "plain", "a,b", "a|b", "a;b", "a^b", "a`b", "a\tb", `q"q`, "l\nf", "c\r\nr", "lone\rcr", "\r",
+		" lead", "trail ", "\tlead", "trail\t", " ", "eight by", "eight by,tes", "long text past the word,", "long text past the word\"",
+		"Ünïcödé 名前, à", "日本語テキスト",
 		int64(0), int64(-42), int64(math.MaxInt64), 7, true, false,
 		0.0, -1.5, 1e21, 3.14159, math.NaN(), math.Inf(1),
 		time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC), time.Date(2024, 2, 29, 13, 4, 5, 123456789, loc),
-		time.Date(2024, 2, 29, 0, 0, 0, 0, loc), []byte("by,tes"), stringer("str|nger"), struct{ A int }{1}}
+		time.Date(2024, 2, 29, 0, 0, 0, 0, loc), time.Date(1, 1, 1, 0, 0, 0, 999999, time.UTC),
+		[]byte("by,tes"), stringer("str|nger"), stringer(" edge"), struct{ A int }{1}}
 	types := []pipeline.Type{pipeline.TypeString, pipeline.TypeInt, pipeline.TypeFloat, pipeline.TypeBool,
 		pipeline.TypeDate, pipeline.TypeTimestamp, pipeline.TypeDecimal, pipeline.TypeAny}
 	delims := []salesforce.ColumnDelimiter{salesforce.DelimiterComma, salesforce.DelimiterBackquote, salesforce.DelimiterCaret,
@@ -39,7 +69,7 @@ func TestAppendRecordMatchesCells(t *testing.T) {
 	for _, d := range delims {
 		for _, le := range []salesforce.LineEnding{salesforce.LineEndingLF, salesforce.LineEndingCRLF} {
 			for range 300 {
-				n := 1 + r.IntN(6)
+				n := 1 + r.IntN(20)
 				fields := make([]pipeline.Field, n)
 				row := make(pipeline.Row, n)
 				for i := range n {
@@ -47,24 +77,64 @@ func TestAppendRecordMatchesCells(t *testing.T) {
 					row[i] = values[r.IntN(len(values))]
 				}
 				e := newEncoder(pipeline.MustSchema(fields...), d, le)
+				want, wantErr := refRecord(e, row)
 				prefix := []byte("prefix")
+
 				got, gotErr := e.appendRecord(bytes.Clone(prefix), row)
-				var want []byte
-				cells, wantErr := e.cells(row, nil)
-				if wantErr == nil {
-					want = e.record(bytes.Clone(prefix), cells)
-				} else {
-					want = prefix
+				checkEncoded(t, "appendRecord", d, le, row, got, gotErr, "prefix"+want, wantErr)
+
+				cells, gotErr := e.cells(row, nil)
+				got = prefix
+				if gotErr == nil {
+					for i, c := range cells {
+						if w, _ := cellText(row[i], fields[i].Type); c != w {
+							t.Fatalf("%s %s %#v: cell %d = %q, want %q", d, le, row, i, c, w)
+						}
+					}
+					got = e.record(bytes.Clone(prefix), cells)
 				}
-				if !bytes.Equal(got, want) {
-					t.Fatalf("%s %s %#v:\n got %q\nwant %q", d, le, row, got, want)
-				}
-				var ge, we *pipeline.RowError
-				if (gotErr == nil) != (wantErr == nil) || gotErr != nil && (!errors.As(gotErr, &ge) || !errors.As(wantErr, &we) ||
-					ge.Code != we.Code || ge.Field != we.Field || ge.Err.Error() != we.Err.Error()) {
-					t.Fatalf("%s %s %#v: error %v, want %v", d, le, row, gotErr, wantErr)
-				}
+				checkEncoded(t, "record(cells)", d, le, row, got, gotErr, "prefix"+want, wantErr)
 			}
+		}
+	}
+}
+
+func checkEncoded(t *testing.T, path string, d salesforce.ColumnDelimiter, le salesforce.LineEnding, row pipeline.Row, got []byte, gotErr error, want string, wantErr error) {
+	t.Helper()
+	if wantErr != nil {
+		want = "prefix"
+	}
+	if string(got) != want {
+		t.Fatalf("%s %s %s %#v:\n got %q\nwant %q", path, d, le, row, got, want)
+	}
+	var ge, we *pipeline.RowError
+	if (gotErr == nil) != (wantErr == nil) || gotErr != nil && (!errors.As(gotErr, &ge) || !errors.As(wantErr, &we) ||
+		ge.Code != we.Code || ge.Field != we.Field || ge.Err.Error() != we.Err.Error()) {
+		t.Fatalf("%s %s %s %#v: error %v, want %v", path, d, le, row, gotErr, wantErr)
+	}
+}
+
+// TestAppendDates checks the hand-written date and timestamp formatting
+// against time.Format with the layouts, over random instants in several
+// zones (milliseconds truncated, not rounded), the first and last
+// instants of years 1 to 9999, and years outside that range (which fall
+// back to time.Format).
+func TestAppendDates(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("W", -11*3600-30*60), time.FixedZone("E", 14*3600)}
+	r := rand.New(rand.NewPCG(5, 6))
+	var times []time.Time
+	for range 20000 {
+		times = append(times, time.Unix(r.Int64N(253402300800+62135596800)-62135596800, r.Int64N(1e9)).In(zones[r.IntN(len(zones))]))
+	}
+	for _, y := range []int{-1, 0, 1, 9999, 10000, 12345} {
+		times = append(times, time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(y, 12, 31, 23, 59, 59, 999999999, time.UTC))
+	}
+	for _, ts := range times {
+		if got, want := string(appendDate([]byte("x"), ts)), "x"+ts.Format(dateLayout); got != want {
+			t.Fatalf("appendDate(%v) = %q, want %q", ts, got, want)
+		}
+		if got, want := string(appendDateTime([]byte("x"), ts)), "x"+ts.UTC().Format(dateTimeLayout); got != want {
+			t.Fatalf("appendDateTime(%v) = %q, want %q", ts, got, want)
 		}
 	}
 }
