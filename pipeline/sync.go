@@ -93,6 +93,12 @@ type Syncer interface {
 	// (only with delete_missing), in key order. Diff may be called again
 	// (the engine does so to drain a run that failed half-way) and must
 	// then pass the same rows in the same order.
+	//
+	// On the first call, while ctx is not done, a SyncUnchanged row may
+	// be passed as a nil row with a zero origin (the syncer need not
+	// decode what nobody sends): the engine only counts it as filtered,
+	// also when it is stopping. Later calls pass every row, so that a
+	// drained run dead-letters its unchanged rows too.
 	Diff(ctx context.Context, emit func(op SyncOp, row Row, origin Origin) error,
 		drop func(row Row, origin Origin, err error) error, del func(key, id string) error) error
 	// Outcome records what happened to a sent row (op SyncNew or

@@ -111,7 +111,8 @@ type syncDiffer struct {
 	drops   []Drop
 	dels    []syncDelete
 	stopErr error
-	passed  int // rows handed to emit or drop by the first Diff
+	passed  int   // rows handed to emit or drop by the first Diff
+	skipped int64 // unchanged rows passed as nil (not decoded), not counted yet
 }
 
 // syncDelete is a missing key and the record id to delete.
@@ -120,6 +121,11 @@ type syncDelete struct{ key, id string }
 // settle settles the drops gathered so far once there are a batch's worth,
 // or whatever there is when force.
 func (d *syncDiffer) settle(force bool) {
+	if d.skipped > 0 && (force || d.skipped >= syncBatchRows) {
+		d.r.counters[d.s].filtered.Add(d.skipped)
+		d.r.filtered.Add(d.skipped)
+		d.skipped = 0
+	}
 	if len(d.drops) > 0 && (force || len(d.drops) >= syncBatchRows) {
 		d.r.settle(d.s, d.s.in, d.drops)
 		d.drops = nil
@@ -162,6 +168,9 @@ func (d *syncDiffer) sendDeletes() {
 func (d *syncDiffer) emit(op SyncOp, row Row, origin Origin) error {
 	d.passed++
 	switch {
+	case op == SyncUnchanged && row == nil: // not decoded: nothing to send or drain
+		d.skipped++
+		d.settle(false)
 	case d.r.workCtx.Err() != nil || d.stopErr != nil:
 		d.drain(row, origin)
 	case op == SyncUnchanged:

@@ -57,6 +57,11 @@ type Options struct {
 	// remote); the row itself is spooled and handed back unchanged. It is
 	// called from Add's goroutine and its result is not kept.
 	Canon func(pipeline.Row) pipeline.Row
+	// LazyUnchanged makes Diff pass OpUnchanged keys to fn with a nil row
+	// and a zero origin instead of decoding their spooled rows: most keys
+	// of a sync are unchanged, and decoding every row was the largest part
+	// of a diff. fn can still decode the key's row with Differ.Row.
+	LazyUnchanged bool
 }
 
 // DefaultMemLimit is the MemLimit used when Options.MemLimit is 0.
@@ -72,6 +77,7 @@ type Differ struct {
 	keyName string
 	dir     string
 	canonFn func(pipeline.Row) pipeline.Row
+	lazy    bool
 
 	run     spool
 	keyBuf  []byte
@@ -81,6 +87,8 @@ type Differ struct {
 
 	diffed   bool
 	diffedOf manifestID
+	cur      *cursor    // the record Diff is passing to fn (Row), else nil
+	dec      rowDecoder // Diff's and Row's
 
 	mu       sync.Mutex // guards outcomes and closed
 	outcomes spool
@@ -129,6 +137,7 @@ func NewDiffer(schema *pipeline.Schema, key string, o Options) (*Differ, error) 
 		keyName:  key,
 		dir:      dir,
 		canonFn:  o.Canon,
+		lazy:     o.LazyUnchanged,
 		run:      spool{name: "run", dir: dir, limit: o.MemLimit},
 		outcomes: spool{name: "outcomes", dir: dir, limit: o.MemLimit},
 	}, nil
@@ -219,18 +228,8 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 	}
 	defer man.close()
 
-	var dec rowDecoder
-	decode := func(cur *cursor) (pipeline.Row, pipeline.Origin, error) {
-		p, err := cur.payload()
-		if err != nil {
-			return nil, pipeline.Origin{}, err
-		}
-		row, o, err := dec.decode(p)
-		if err != nil {
-			return nil, o, fmt.Errorf("changes: decode spilled row of key %q: %w", cur.key, err)
-		}
-		return row, o, nil
-	}
+	decode := d.decode
+	defer func() { d.cur = nil }()
 	for i := 0; ; i++ {
 		if i%4096 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -277,11 +276,17 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 		var key string
 		if fn != nil {
 			key = string(d.keyBuf)
-			row, o, err := decode(top)
-			if err != nil {
-				return c, err
+			var row pipeline.Row
+			var o pipeline.Origin
+			if op != OpUnchanged || !d.lazy {
+				if row, o, err = decode(top); err != nil {
+					return c, err
+				}
 			}
-			if err := fn(op, key, row, o, oldID); err != nil {
+			d.cur = top
+			err := fn(op, key, row, o, oldID)
+			d.cur = nil
+			if err != nil {
 				return c, fmt.Errorf("changes: diff: key %q: %w", key, err)
 			}
 		}
@@ -310,6 +315,30 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 	}
 	d.diffed, d.diffedOf = true, idOf(old)
 	return c, nil
+}
+
+// decode decodes the row of the record cur is at.
+func (d *Differ) decode(cur *cursor) (pipeline.Row, pipeline.Origin, error) {
+	p, err := cur.payload()
+	if err != nil {
+		return nil, pipeline.Origin{}, err
+	}
+	row, o, err := d.dec.decode(p)
+	if err != nil {
+		return nil, o, fmt.Errorf("changes: decode spilled row of key %q: %w", cur.key, err)
+	}
+	return row, o, nil
+}
+
+// Row returns the row and origin of the key Diff is passing to fn, decoded
+// from the spool: for an OpUnchanged key under Options.LazyUnchanged, whose
+// row fn got as nil. It may only be called from fn (not from dup), and
+// fails otherwise.
+func (d *Differ) Row() (pipeline.Row, pipeline.Origin, error) {
+	if d.cur == nil {
+		return nil, pipeline.Origin{}, errors.New("changes: Row called outside Diff's callback")
+	}
+	return d.decode(d.cur)
 }
 
 // openOld opens the old manifest for a merge and reads its first record;

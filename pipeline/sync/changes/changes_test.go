@@ -611,3 +611,65 @@ func TestOpString(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyUnchanged: with Options.LazyUnchanged, Diff passes unchanged
+// keys with a nil row and zero origin, Row decodes the same row and origin
+// the eager Diff passes, every other event is as without the option, and
+// Row fails outside the callback.
+func TestLazyUnchanged(t *testing.T) {
+	run1 := genRows(3, 3000, 2000)
+	run2 := genRows(3, 3000, 2000)
+	for i := range run2 {
+		if i%7 == 0 {
+			run2[i][2] = int64(5) // changed
+		}
+	}
+	for _, memLimit := range []int{0, 4096} {
+		t.Run(fmt.Sprint("MemLimit=", memLimit), func(t *testing.T) {
+			_, old, _ := runAll(t, memLimit, nil, run1, memLoc(t))
+			eager, _, _ := runAll(t, memLimit, old, run2, memLoc(t))
+			d, err := NewDiffer(testSchema, "External_Id__c", Options{Dir: t.TempDir(), MemLimit: memLimit, LazyUnchanged: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			for i, row := range run2 {
+				if err := d.Add(row, pipeline.Origin{Object: "gen", Line: int64(i + 1)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var lazy, decoded []event
+			_, err = d.Diff(context.Background(), old, func(op Op, key string, row pipeline.Row, o pipeline.Origin, oldID string) error {
+				ev := event{Op: op, Key: key, Row: rowText(row), Line: o.Line, OldID: oldID}
+				if op == OpUnchanged {
+					if row != nil || o != (pipeline.Origin{}) {
+						t.Errorf("unchanged key %q: row %v origin %+v, want nil and zero", key, row, o)
+					}
+					r, o, err := d.Row()
+					if err != nil {
+						return err
+					}
+					ev.Row, ev.Line = rowText(r), o.Line
+				}
+				decoded = append(decoded, ev)
+				lazy = append(lazy, event{Op: op})
+				return nil
+			}, func(key string, row pipeline.Row, o pipeline.Origin) error {
+				decoded = append(decoded, event{Key: key, Row: rowText(row), Line: o.Line, Dup: true})
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(eager, decoded); diff != "" {
+				t.Errorf("lazy Diff + Row differ from the eager Diff (-eager +lazy):\n%s", diff)
+			}
+			if !slices.ContainsFunc(lazy, func(e event) bool { return e.Op == OpUnchanged }) {
+				t.Error("no unchanged key: the test does not test anything")
+			}
+			if _, _, err := d.Row(); err == nil {
+				t.Error("Row outside Diff's callback: no error")
+			}
+		})
+	}
+}

@@ -125,7 +125,8 @@ type Syncer struct {
 	runID    string
 	now      func() time.Time
 	counts   changes.Counts
-	diffDone bool
+	diffDone bool   // a Diff of every key completed (counting or emitting)
+	calls    int    // Diff calls so far
 	tmpDir   string // seeded or reconciled manifests ("" = none)
 	seed     *SeedSummary
 	drift    *remote.Report
@@ -164,7 +165,7 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 	if s.old, err = changes.OpenManifest(ctx, s.loc); err != nil {
 		return nil, fmt.Errorf("sync manifest: %w", err)
 	}
-	dopts := changes.Options{Dir: o.TempDir, MemLimit: o.MemLimit}
+	dopts := changes.Options{Dir: o.TempDir, MemLimit: o.MemLimit, LazyUnchanged: true}
 	if fields != nil {
 		dopts.Canon = remote.Canon(fields)
 	}
@@ -305,32 +306,44 @@ func (s *Syncer) Add(row pipeline.Row, origin pipeline.Origin) error {
 	return s.differ.Add(row, origin)
 }
 
-// Diff implements pipeline.Syncer. The first call checks max_deletes
-// before passing on anything.
+// Diff implements pipeline.Syncer. With delete_missing, the first call
+// first counts the keys (a pass over the spool and the manifest) and checks
+// max_deletes before passing on anything; without, one pass does both.
+// Unchanged rows of the first call are passed as nil rows while ctx is not
+// done (pipeline.Syncer allows it: they are only counted), so they are not
+// decoded; later calls (the engine draining the spool) pass every row.
 func (s *Syncer) Diff(ctx context.Context, emit func(op pipeline.SyncOp, row pipeline.Row, origin pipeline.Origin) error,
 	drop func(row pipeline.Row, origin pipeline.Origin, err error) error, del func(key, id string) error) error {
-	if !s.diffDone {
+	lazy := s.calls == 0 // see above: a later call may be a drain
+	s.calls++
+	if !s.diffDone && s.spec.DeleteMissing && s.seed == nil {
 		c, err := s.differ.Diff(ctx, s.old, nil, func(string, pipeline.Row, pipeline.Origin) error { return nil })
 		if err != nil {
 			return err
 		}
 		s.counts, s.diffDone = c, true
-		if s.spec.DeleteMissing && s.seed == nil { // a seeded run deletes nothing
-			if limit := s.spec.DeleteLimit(c.Manifest); c.Missing > limit {
-				return fmt.Errorf("%d of the %d synced keys are no longer in the source, more than max_deletes %s allows (%d); "+
-					"nothing was sent or deleted and the manifest is unchanged. If the source is complete and the deletes are "+
-					"intended, raise max_deletes for one run; if the source is truncated, fix it first",
-					c.Missing, c.Manifest, s.spec.MaxDeletes, limit)
-			}
+		// A seeded run deletes nothing.
+		if limit := s.spec.DeleteLimit(c.Manifest); c.Missing > limit {
+			return fmt.Errorf("%d of the %d synced keys are no longer in the source, more than max_deletes %s allows (%d); "+
+				"nothing was sent or deleted and the manifest is unchanged. If the source is complete and the deletes are "+
+				"intended, raise max_deletes for one run; if the source is truncated, fix it first",
+				c.Missing, c.Manifest, s.spec.MaxDeletes, limit)
 		}
 	}
-	_, err := s.differ.Diff(ctx, s.old, func(op changes.Op, key string, row pipeline.Row, origin pipeline.Origin, oldID string) error {
+	c, err := s.differ.Diff(ctx, s.old, func(op changes.Op, key string, row pipeline.Row, origin pipeline.Origin, oldID string) error {
 		switch op {
 		case changes.OpNew:
 			return emit(pipeline.SyncNew, row, origin)
 		case changes.OpChanged:
 			return emit(pipeline.SyncChanged, row, origin)
 		case changes.OpUnchanged:
+			if lazy && ctx.Err() == nil {
+				return emit(pipeline.SyncUnchanged, nil, pipeline.Origin{})
+			}
+			row, origin, err := s.differ.Row()
+			if err != nil {
+				return err
+			}
 			return emit(pipeline.SyncUnchanged, row, origin)
 		case changes.OpMissing:
 			if !s.spec.DeleteMissing || s.seed != nil { // seeded: records bulkflow did not load
@@ -348,6 +361,9 @@ func (s *Syncer) Diff(ctx context.Context, emit func(op pipeline.SyncOp, row pip
 		return drop(row, origin, &pipeline.RowError{Code: CodeDuplicateKey, Field: s.spec.Key,
 			Err: fmt.Errorf("sync key %s=%q appears more than once in this run; the first row with it was kept", s.spec.Key, key)})
 	})
+	if err == nil && !s.diffDone {
+		s.counts, s.diffDone = c, true
+	}
 	return err
 }
 
