@@ -38,6 +38,7 @@ var benchScenarios = []benchScenario{
 	{"d", "run-csv", "bulkflow run: CSV -> 15-field Lead map -> Bulk API 2.0 emulator, ~4.5% rejected"},
 	{"e", "plan-csv-easy", "EASY: bulkflow plan: CSV -> 6-field Account map (no dates, no numbers)"},
 	{"f", "emulator-upsert", "the same upsert 3x into one emulator (the job CSVs of plan-csv)"},
+	{"g", "sync-diff", "bulkflow run, 2nd run of b's pipeline with sync: {mode: changed}, 1% of rows changed -> emulator (upsert)"},
 }
 
 // benchMapping is the bench's realistic mapping: 15 Lead fields, as a
@@ -91,7 +92,7 @@ func benchObjects() []salesforcetest.ObjectDescribe {
 	return objs
 }
 
-const benchUsage = `Usage: bulkflow bench [--rows N] [--runs N] [--data DIR] [--json] [--only a,b,c,d,e,f] [--rss-scale N] [--cpuprofile DIR]
+const benchUsage = `Usage: bulkflow bench [--rows N] [--runs N] [--data DIR] [--json] [--only a,b,c,d,e,f,g] [--rss-scale N] [--cpuprofile DIR]
 
 Generates deterministic data like a real warehouse export (14 columns:
 MM/DD/YYYY dates, Y/N flags, decimal text, about 4.5% malformed emails;
@@ -106,6 +107,15 @@ and exit included), alternating the order (a b c ... then ... c b a):
   e  plan-csv-easy    EASY: 6-field Account map, no dates or numbers
   f  emulator-upsert  a child emulator takes the same upsert of b's job
                       CSVs three times (4 jobs in flight), per pass timed
+  g  sync-diff        the second run of b's pipeline with sync: {mode:
+                      changed, key: External_Id__c} (upsert), over the CSV
+                      with 1% of the rows' cities changed, against a fresh
+                      emulator served by the parent: it diffs every row
+                      against the manifest, sends the changed ones and
+                      commits the next manifest. The first run (same
+                      pipeline into a CSV file sink, building the
+                      manifest) runs untimed in a child of its own before
+                      each measured run
 Ratios are paired: run i of a scenario against run i of the baseline
 (or of plan-csv), reported as the median of the per-pair ratios with
 their range. CPU is the child's user+system seconds (for d plus the
@@ -114,7 +124,8 @@ emulator's, measured in the parent while the child ran).
 Targets (each printed met / not met): plan-csv CPU <= 1.0x and wall
 <= 0.8x the baseline; plan-parquet wall <= 0.8x and peak RSS <= 150 MiB;
 run-csv wall <= 2.5x plan-csv; the emulator's 2nd and 3rd upsert <= 1.2x
-the 1st's wall and memory (live-heap growth); peak RSS at N x the rows
+the 1st's wall and memory (live-heap growth); sync-diff wall <= 1.5x
+plan-csv (paired, same round); peak RSS at N x the rows
 <= 1.10x at 1x, every scenario (only with --rss-scale N, one extra run of
 each scenario at N x the rows).
 
@@ -230,7 +241,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	runs := fs.Int("runs", 3, "measured runs per scenario (paired with the baseline's runs)")
 	dataDir := fs.String("data", "", "keep the generated data in this `folder` (reused when it holds the same row count); default a temporary folder removed at the end")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
-	only := fs.String("only", "a,b,c,d,e,f", "comma-separated `scenarios` to run: a (baseline), b (plan-csv), c (plan-parquet), d (run-csv), e (plan-csv-easy), f (emulator-upsert)")
+	only := fs.String("only", "a,b,c,d,e,f,g", "comma-separated `scenarios` to run: a (baseline), b (plan-csv), c (plan-parquet), d (run-csv), e (plan-csv-easy), f (emulator-upsert), g (sync-diff)")
 	rssScale := fs.Int("rss-scale", 0, "also run each scenario once at `N` times the rows and check its peak RSS against the 1x runs' (0: skip; 10 checks the 10M / 1M target)")
 	profDir := fs.String("cpuprofile", "", "write a CPU profile of each measured run to `folder`/SCENARIO-RUN.pprof (for go tool pprof)")
 	fs.Usage = func() {
@@ -570,6 +581,12 @@ func benchTargets(by map[string]*benchResult, s *benchSamples, scale int) []benc
 	} else {
 		ratio("run-csv (~4.5% rejected) wall <= 2.5x plan-csv", bench.Ratio{}, 2.5, false)
 	}
+	if b != nil && by["g"] != nil {
+		ratio("sync diff (1% changed) wall <= 1.5x plan-csv",
+			bench.Paired(s.series("sync-diff", wallOf), s.series("plan-csv", wallOf)), 1.5, true)
+	} else {
+		ratio("sync diff (1% changed) wall <= 1.5x plan-csv", bench.Ratio{}, 1.5, false)
+	}
 	for k, what := range []string{"2nd", "3rd"} {
 		var w, m bench.Ratio
 		if f != nil && k < len(f.UpsertWall) {
@@ -668,16 +685,29 @@ func benchPrint(w io.Writer, rep *benchReport) {
 // would free the last emulator's memory, and the runtime would give it
 // back to the system during the runs of the other scenarios.
 func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, cpuProfile string, retired **salesforcetest.Server) (*benchSample, *bench.RowSet, error) {
-	if sc.key == "d" {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	args := []string{"bench", benchChildArg, sc.name, "--data", dataDir, "--out", out, "--rows", strconv.Itoa(rows)}
+	if sc.key == "g" {
+		// The first sync run, untimed and in a process of its own (its
+		// memory is not the measured run's): it builds the manifest.
+		cmd := exec.CommandContext(ctx, exe, append(slices.Clone(args), "--prepare")...)
+		if outb, err := cmd.CombinedOutput(); err != nil {
+			return nil, nil, fmt.Errorf("prepare (first sync run): %v\n%s", err, bytes.TrimSpace(outb))
+		}
+	}
+	emulated := sc.key == "d" || sc.key == "g"
+	if emulated {
 		*retired = nil
 	}
 	runtime.GC()
-	args := []string{"bench", benchChildArg, sc.name, "--data", dataDir, "--out", out, "--rows", strconv.Itoa(rows)}
 	if cpuProfile != "" {
 		args = append(args, "--cpuprofile", cpuProfile)
 	}
 	var srv *salesforcetest.Server
-	if sc.key == "d" {
+	if emulated {
 		srv = salesforcetest.NewServer(&salesforcetest.Options{Objects: benchObjects()})
 		defer func() {
 			srv.Close()
@@ -692,10 +722,6 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 			}
 			defer stop()
 		}
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, nil, err
 	}
 	cmd := exec.CommandContext(ctx, exe, args...)
 	var so, se bytes.Buffer
@@ -765,6 +791,7 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	instanceURL := fs.String("instance-url", "", "emulator URL (run-csv)")
 	token := fs.String("token", "", "emulator access token (run-csv)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured work to this file")
+	prepare := fs.Bool("prepare", false, "sync-diff: do the untimed first run (build the manifest) instead")
 	if err := cli.ParseFlags(fs, args[1:]); err != nil {
 		return exitUsage
 	}
@@ -776,13 +803,28 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "bulkflow: bench --child: unknown scenario %q\n", name)
 		return exitUsage
 	}
-	if name == "run-csv" && (*instanceURL == "" || *token == "") {
-		fmt.Fprintln(stderr, "bulkflow: bench --child run-csv: --instance-url and --token are required")
+	if *prepare && name != "sync-diff" {
+		fmt.Fprintf(stderr, "bulkflow: bench --child %s: --prepare is for sync-diff only\n", name)
+		return exitUsage
+	}
+	if (name == "run-csv" || name == "sync-diff" && !*prepare) && (*instanceURL == "" || *token == "") {
+		fmt.Fprintf(stderr, "bulkflow: bench --child %s: --instance-url and --token are required\n", name)
 		return exitUsage
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitFailed
+	}
+	if *prepare {
+		n, err := benchSyncPrepare(ctx, *dataDir, *out)
+		if err == nil && *rows > 0 && n != *rows {
+			err = fmt.Errorf("%d rows, want %d", n, *rows)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "bulkflow: bench %s --prepare: %v\n", name, err)
+			return exitFailed
+		}
+		return exitOK
 	}
 	var files []string
 	if name == "emulator-upsert" {
@@ -837,6 +879,8 @@ func benchScenarioRun(ctx context.Context, name, dataDir, out, instanceURL, toke
 		res.Rows, err = benchPlan(ctx, benchPipeline(csvSource, out, benchEasyMapping, "Account", ""), out)
 	case "run-csv":
 		res.Rows, res.Rejected, err = benchRun(ctx, csvSource, out, instanceURL, token)
+	case "sync-diff":
+		res.Rows, res.Rejected, err = benchSyncRun(ctx, dataDir, out, instanceURL, token)
 	case "emulator-upsert":
 		srv := salesforcetest.NewServer(&salesforcetest.Options{Objects: benchObjects()})
 		defer srv.Close()
@@ -958,4 +1002,115 @@ func benchRun(ctx context.Context, source, out, instanceURL, token string) (rows
 		return 0, 0, fmt.Errorf("run exited %d (report: %+v, %v):\n%s", code, c, rerr, strings.TrimSpace(errBuf.String()))
 	}
 	return c.Loaded + c.DeadLettered, c.DeadLettered, nil
+}
+
+// benchSyncPipeline returns the YAML of the sync scenario's pipeline: the
+// realistic CSV pipeline (source file csvFile) with its state under out
+// and a sync: {mode: changed} block on the sink stage.
+func benchSyncPipeline(csvFile, out, sink string) string {
+	return fmt.Sprintf(`name: bench-sync
+state: %s
+dead_letter: %s
+stages:
+  - {name: read, source: {type: csv, url: %s}}
+  - name: map
+    inputs: [read]
+    map:%s
+  - name: load
+    inputs: [map]
+    sink:
+%s    sync: {mode: changed, key: External_Id__c}
+`, strconv.Quote(filepath.Join(out, "state")), strconv.Quote(filepath.Join(out, "dead-letter")+"/"), strconv.Quote(csvFile), benchMapping, sink)
+}
+
+// benchSyncReport is the part of a run report the sync scenario checks.
+type benchSyncReport struct {
+	Counts struct {
+		Read         int64 `json:"read"`
+		Loaded       int64 `json:"loaded"`
+		Filtered     int64 `json:"filtered"`
+		DeadLettered int64 `json:"dead_lettered"`
+		Lost         int64 `json:"lost"`
+	} `json:"counts"`
+	Sync map[string]struct {
+		New       int64 `json:"new"`
+		Changed   int64 `json:"changed"`
+		Unchanged int64 `json:"unchanged"`
+		Committed bool  `json:"committed"`
+	} `json:"sync"`
+}
+
+// benchSyncExec runs `bulkflow run` (runRun) of the sync pipeline reading
+// csvFile into sink and returns its exit code and report.
+func benchSyncExec(ctx context.Context, csvFile, out, name, sink string) (int, *benchSyncReport, error) {
+	file := filepath.Join(out, name+".yaml")
+	if err := os.WriteFile(file, []byte(benchSyncPipeline(csvFile, out, sink)), 0o644); err != nil {
+		return 0, nil, err
+	}
+	report := filepath.Join(out, name+"-report.json")
+	var errBuf bytes.Buffer
+	code := runRun(ctx, []string{file, "--progress", "none", "--report", report, "--offline"}, io.Discard, &errBuf)
+	data, err := os.ReadFile(report)
+	var rr benchSyncReport
+	if err == nil {
+		err = json.Unmarshal(data, &rr)
+	}
+	if err != nil {
+		return code, nil, fmt.Errorf("run exited %d, report: %v:\n%s", code, err, strings.TrimSpace(errBuf.String()))
+	}
+	if _, ok := rr.Sync["load"]; !ok {
+		return code, nil, fmt.Errorf("run exited %d, its report has no sync summary:\n%s", code, strings.TrimSpace(errBuf.String()))
+	}
+	return code, &rr, nil
+}
+
+// benchSyncPrepare is the sync scenario's untimed first run: the sync
+// pipeline over the unchanged CSV into a CSV file sink, which commits a
+// manifest of every row (with no Salesforce ids; the measured run's
+// upserts match by External_Id__c). It returns the rows read.
+func benchSyncPrepare(ctx context.Context, dataDir, out string) (int64, error) {
+	sink := fmt.Sprintf("      {type: csv, url: %s}\n", strconv.Quote(filepath.Join(out, "first-run.csv")))
+	code, rr, err := benchSyncExec(ctx, filepath.Join(dataDir, bench.CSVFile), out, "sync-first", sink)
+	if err != nil {
+		return 0, err
+	}
+	c, sy := rr.Counts, rr.Sync["load"]
+	if code != exitOK || c.Loaded != c.Read || sy.New != c.Read || !sy.Committed {
+		return 0, fmt.Errorf("first sync run exited %d: counts %+v, sync %+v; want every row loaded, new and committed", code, c, sy)
+	}
+	return c.Read, nil
+}
+
+// benchSyncRun is the sync scenario's measured second run: the sync
+// pipeline over the CSV with 1 % of the rows changed, upserting to the
+// emulator at instanceURL. It checks that exactly the changed rows were
+// sent (loaded or rejected), the rest filtered as unchanged and the next
+// manifest committed, and returns the rows read and the rejected ones.
+// Rejected rows make the run partial (exit 3), as in benchRun.
+func benchSyncRun(ctx context.Context, dataDir, out, instanceURL, token string) (rows, rejected int64, err error) {
+	sink := fmt.Sprintf(`      type: salesforce
+      object: Lead
+      operation: upsert
+      external_id_field: External_Id__c
+      max_job_rows: 10000
+      concurrency: 4
+      api: bulk
+      instance_url: %s
+      auth: {access_token: %s}
+      ledger: "off"
+      poll_initial: 10ms
+      poll_max: 250ms
+`, strconv.Quote(instanceURL), strconv.Quote(token))
+	code, rr, err := benchSyncExec(ctx, filepath.Join(dataDir, bench.ChangedCSVFile), out, "sync-second", sink)
+	if err != nil {
+		return 0, 0, err
+	}
+	c, sy := rr.Counts, rr.Sync["load"]
+	changed := c.Read / bench.ChangedEvery
+	if code != exitOK && code != exitPartial || c.Lost != 0 || sy.New != 0 || sy.Changed != changed || sy.Unchanged != c.Read-changed ||
+		c.Loaded+c.DeadLettered != changed || c.Filtered != c.Read-changed || (code == exitPartial) != (c.DeadLettered > 0) || !sy.Committed {
+		return 0, 0, fmt.Errorf("second sync run exited %d: counts %+v, sync %+v; want %d changed rows sent, the other %d filtered, the manifest committed",
+			code, c, sy, changed, c.Read-changed)
+	}
+	return c.Read, c.DeadLettered, nil
 }

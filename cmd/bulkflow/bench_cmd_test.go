@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,9 +59,10 @@ func TestBenchCommand(t *testing.T) {
 		if s.PeakRSSMiB <= 0 {
 			t.Errorf("%s: peak RSS %v MiB, want > 0 (measured in a child process)", s.Name, s.PeakRSSMiB)
 		}
-		// Only run-csv talks to an emulator, whose CPU is reported apart.
-		if runtime.GOOS == "linux" && (s.CPUSeconds <= 0 || (s.EmulatorCPUSeconds > 0) != (s.Name == "run-csv")) {
-			t.Errorf("%s: cpu %v s, emulator cpu %v s; want cpu > 0 and emulator cpu > 0 for run-csv only",
+		// Only run-csv and sync-diff talk to an emulator, whose CPU is
+		// reported apart.
+		if runtime.GOOS == "linux" && (s.CPUSeconds <= 0 || (s.EmulatorCPUSeconds > 0) != (s.Name == "run-csv" || s.Name == "sync-diff")) {
+			t.Errorf("%s: cpu %v s, emulator cpu %v s; want cpu > 0 and emulator cpu > 0 for run-csv and sync-diff only",
 				s.Name, s.CPUSeconds, s.EmulatorCPUSeconds)
 		}
 		// The realistic workload has Salesforce reject about 4.5 %.
@@ -74,11 +76,19 @@ func TestBenchCommand(t *testing.T) {
 			}
 		}
 	}
-	if got := strings.Join(names, ","); got != "baseline,plan-csv,plan-parquet,run-csv,plan-csv-easy,emulator-upsert" {
+	if got := strings.Join(names, ","); got != "baseline,plan-csv,plan-parquet,run-csv,plan-csv-easy,emulator-upsert,sync-diff" {
 		t.Errorf("scenarios = %s", got)
 	}
-	if len(rep.Targets) != 14 {
-		t.Errorf("targets = %+v, want 14", rep.Targets)
+	if len(rep.Targets) != 16 {
+		t.Errorf("targets = %+v, want 16", rep.Targets)
+	}
+	// sync-diff's child checked that its second run sent exactly the 1 %
+	// changed rows and filtered the rest; its target is paired with
+	// plan-csv's runs.
+	if !slices.ContainsFunc(rep.Targets, func(tg benchTarget) bool {
+		return strings.HasPrefix(tg.Target, "sync diff (1% changed) wall <= 1.5x plan-csv") && strings.Contains(tg.Actual, "(1 pair)")
+	}) {
+		t.Errorf("no paired sync diff target in %+v", rep.Targets)
 	}
 	for _, tg := range rep.Targets {
 		rss := strings.HasPrefix(tg.Target, "peak RSS x")
@@ -113,7 +123,7 @@ func TestBenchUsage(t *testing.T) {
 		{"--rows", "0"},
 		{"--runs", "-1"},
 		{"--rows", "x"},
-		{"--only", "g"},
+		{"--only", "h"},
 		{"--rss-scale", "1"},
 		{"--only", ","},
 		{"--nope"},

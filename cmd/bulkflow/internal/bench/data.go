@@ -34,15 +34,24 @@ import (
 // Bench data layout and generation parameters. Bump dataVersion when
 // the generator changes, so that a kept --data folder is regenerated.
 const (
-	dataVersion  = 2
-	seed1        = 20260101
-	seed2        = 42
-	rowGroupRows = 128 * 1024
-	CSVFile      = "accounts.csv"
-	ParquetFile  = "accounts.parquet"
-	MetaFile     = "bench-data.json"
-	IOBuffer     = 1 << 20
+	dataVersion    = 3
+	seed1          = 20260101
+	seed2          = 42
+	rowGroupRows   = 128 * 1024
+	CSVFile        = "accounts.csv"
+	ParquetFile    = "accounts.parquet"
+	ChangedCSVFile = "accounts-changed.csv"
+	MetaFile       = "bench-data.json"
+	IOBuffer       = 1 << 20
 )
+
+// ChangedEvery says which rows ChangedCSVFile changes: every
+// ChangedEvery'th row (1 %) has another city, so its mapped row (City)
+// differs; every other row is the same as in CSVFile.
+const ChangedEvery = 100
+
+// ChangedRows returns how many of rows rows ChangedCSVFile changes.
+func ChangedRows(rows int) int { return rows / ChangedEvery }
 
 // meta describes the data in a bench folder.
 type meta struct {
@@ -59,7 +68,8 @@ func EnsureData(dir string, rows int, stderr io.Writer) error {
 		if json.Unmarshal(data, &m) == nil && m == (meta{dataVersion, rows}) {
 			_, err1 := os.Stat(filepath.Join(dir, CSVFile))
 			_, err2 := os.Stat(filepath.Join(dir, ParquetFile))
-			if err1 == nil && err2 == nil {
+			_, err3 := os.Stat(filepath.Join(dir, ChangedCSVFile))
+			if err1 == nil && err2 == nil && err3 == nil {
 				return nil
 			}
 		}
@@ -165,21 +175,26 @@ var Header = []string{"id", "first_name", "last_name", "email", "phone", "compan
 	"country", "revenue", "signup_date", "updated_at", "active", "notes"}
 
 // Generate writes rows rows to dir/accounts.csv and, with the same values
-// and typed columns, to dir/accounts.parquet.
+// and typed columns, to dir/accounts.parquet; dir/accounts-changed.csv is
+// accounts.csv with every ChangedEvery'th row's city changed (the second
+// run of the sync scenario).
 func Generate(dir string, rows int) error {
-	f, err := os.Create(filepath.Join(dir, CSVFile))
+	cw, err := createCSV(filepath.Join(dir, CSVFile))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, IOBuffer)
-	cw := csv.NewWriter(bw)
+	defer cw.f.Close()
+	changed, err := createCSV(filepath.Join(dir, ChangedCSVFile))
+	if err != nil {
+		return err
+	}
+	defer changed.f.Close()
 	pq, err := newParquetWriter(filepath.Join(dir, ParquetFile))
 	if err != nil {
 		return err
 	}
 	defer pq.release()
-	if err := cw.Write(Header); err != nil {
+	if err := errors.Join(cw.Write(Header), changed.Write(Header)); err != nil {
 		return err
 	}
 	g := newGenerator()
@@ -200,6 +215,12 @@ func Generate(dir string, rows int) error {
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
+		if (i+1)%ChangedEvery == 0 {
+			rec[7] = row.city + " North" // the city column
+		}
+		if err := changed.Write(rec); err != nil {
+			return err
+		}
 		if err := pq.add(row, (i+1)%rowGroupRows == 0); err != nil {
 			return err
 		}
@@ -207,14 +228,36 @@ func Generate(dir string, rows int) error {
 	if err := pq.close(); err != nil {
 		return err
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
+	return errors.Join(cw.close(), changed.close())
+}
+
+// csvFile is a generated CSV file being written.
+type csvFile struct {
+	*csv.Writer
+	f  *os.File
+	bw *bufio.Writer
+}
+
+// createCSV creates the CSV file at path.
+func createCSV(path string) (*csvFile, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	bw := bufio.NewWriterSize(f, IOBuffer)
+	return &csvFile{Writer: csv.NewWriter(bw), f: f, bw: bw}, nil
+}
+
+// close flushes and closes the file.
+func (c *csvFile) close() error {
+	c.Flush()
+	if err := c.Error(); err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
+	if err := c.bw.Flush(); err != nil {
 		return err
 	}
-	return f.Close()
+	return c.f.Close()
 }
 
 // parquetWriter writes generated rows as typed Parquet columns, a row group
