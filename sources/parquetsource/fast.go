@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -313,14 +314,15 @@ type fastCol struct {
 	stream parquet.BufferedReader // the read buffer pr reads through after a reset; nil before
 
 	hasDict bool
-	dictN   int      // entries in the dictionary
-	boxed   bool     // small dictionary: its values are in dict
-	dict    []any    // the dictionary's values, boxed
-	dictStr []string // a large dictionary's strings
-	dictRaw []byte   // a large dictionary's fixed-size values, PLAIN
-	dictBad []bool   // dictionary values that are not valid UTF-8
-	gather  []byte   // PLAIN values gathered from dictRaw for a batch
-	posBuf  []int    // slab indices of a run's non-null values
+	dictN   int    // entries in the dictionary
+	boxed   bool   // small dictionary: its values are in dict
+	dict    []any  // the dictionary's values, boxed
+	dictRaw []byte // a large dictionary's page: fixed-size values, or strings with their lengths, PLAIN
+	dictStr []span // a large string dictionary's values in dictRaw
+	dictBad []bool // dictionary values that are not valid UTF-8
+	gather  []byte // PLAIN values gathered from dictRaw for a batch
+	spans   []span // a batch's PLAIN string values in data
+	posBuf  []int  // slab indices of a run's non-null values
 
 	// the current data page
 	left    int // values (nulls included) not read yet
@@ -328,8 +330,6 @@ type fastCol struct {
 	isDict  bool
 	idx     rle    // dictionary indices
 	data    []byte // PLAIN values not read yet
-	text    string // for PLAIN strings: a copy of data
-	textOff int    // offset of data in text
 	boolRLE bool
 	bools   rle
 	bitPos  int // PLAIN booleans: next bit in data
@@ -415,9 +415,6 @@ func (c *fastCol) startValues(enc parquet.Encoding, data []byte, n int) error {
 		c.bools = rle{data: data[4 : 4+n], bw: 1}
 	case enc == parquet.Encodings.Plain:
 		c.data, c.bitPos = data, 0
-		if c.kind == fkString {
-			c.text, c.textOff = string(data), 0
-		}
 	default:
 		return fmt.Errorf("parquet: unsupported encoding %s", enc)
 	}
@@ -431,8 +428,10 @@ func (c *fastCol) startValues(enc parquet.Encoding, data []byte, n int) error {
 const smallDict = 4096
 
 // readDict decodes the n values of a PLAIN dictionary page: boxed in
-// c.dict for a small dictionary, else kept as strings (c.dictStr) or raw
-// bytes (c.dictRaw).
+// c.dict for a small dictionary, else kept as raw bytes (c.dictRaw, with
+// c.dictStr locating strings in it). Rows never point into c.dictRaw (a
+// large dictionary's values are copied per batch), so it is reused from
+// one row group to the next.
 func (c *fastCol) readDict(data []byte, n int) error {
 	if n < 0 || n > len(data)*8+8 {
 		return errCorrupt
@@ -446,9 +445,12 @@ func (c *fastCol) readDict(data []byte, n int) error {
 		}
 		c.dict = c.dict[:n]
 	}
-	c.dictStr, c.dictRaw, c.dictN = nil, nil, n
+	c.dictStr, c.dictN = c.dictStr[:0], n
 	switch c.kind {
 	case fkString:
+		if !c.boxed {
+			return c.readLargeDict(data, n)
+		}
 		text := string(data)
 		vals := make([]string, n)
 		off := 0
@@ -470,12 +472,7 @@ func (c *fastCol) readDict(data []byte, n int) error {
 				c.dictBad[k] = true
 				continue
 			}
-			if c.boxed {
-				c.dict[k] = pipeline.BoxString(&vals[k])
-			}
-		}
-		if !c.boxed {
-			c.dictStr = vals
+			c.dict[k] = pipeline.BoxString(&vals[k])
 		}
 		return nil
 	case fkBool:
@@ -497,6 +494,67 @@ func (c *fastCol) readDict(data []byte, n int) error {
 	}
 	c.boxFixed(c.dict, data, n)
 	return nil
+}
+
+// span locates one string value in a buffer.
+type span struct{ off, len uint32 }
+
+// readLargeDict keeps a large string dictionary page: a copy of its bytes
+// and where each value is in it.
+func (c *fastCol) readLargeDict(data []byte, n int) error {
+	if len(data) > math.MaxUint32 {
+		return errCorrupt
+	}
+	c.dictRaw = append(c.dictRaw[:0], data...)
+	data = c.dictRaw
+	off := 0
+	for k := range n {
+		if off+4 > len(data) {
+			return errCorrupt
+		}
+		l := int(binary.LittleEndian.Uint32(data[off:]))
+		off += 4
+		if l < 0 || l > len(data)-off {
+			return errCorrupt
+		}
+		c.dictStr = append(c.dictStr, span{uint32(off), uint32(l)})
+		if !utf8.Valid(data[off : off+l]) {
+			if c.dictBad == nil {
+				c.dictBad = make([]bool, n)
+			}
+			c.dictBad[k] = true
+		}
+		off += l
+	}
+	return nil
+}
+
+// boxSpans sets slab[pos[v]] to the string at spans[v] of buf, for the
+// values that are valid UTF-8 (bad gets the others), copying them into one
+// new string: the rows keep only their own bytes, never a whole page or
+// dictionary. With checked, the values are known to be valid.
+func boxSpans(slab []any, pos []int, ncols int, buf []byte, spans []span, checked bool, bad func(i int, verr *valueErr)) {
+	total := 0
+	for _, sp := range spans {
+		total += int(sp.len)
+	}
+	var sb strings.Builder
+	sb.Grow(total)
+	for _, sp := range spans {
+		sb.Write(buf[sp.off : sp.off+sp.len])
+	}
+	all := sb.String()
+	vals := make([]string, len(spans))
+	off := 0
+	for v, sp := range spans {
+		vals[v] = all[off : off+int(sp.len)]
+		off += int(sp.len)
+		if !checked && !utf8.ValidString(vals[v]) {
+			bad(pos[v]/ncols, invalidUTF8())
+			continue
+		}
+		slab[pos[v]] = pipeline.BoxString(&vals[v])
+	}
 }
 
 // width is the size of one PLAIN value of a fixed-size kind.
@@ -685,16 +743,18 @@ func (c *fastCol) values(slab []any, ncols, j, row, k, nn int, defs []uint32, ba
 				}
 			}
 		case c.kind == fkString:
-			vals := make([]string, nn)
+			spans, ok := c.spans[:0], pos[:0]
 			for v, p := range pos {
 				x := idx[v]
 				if c.dictBad != nil && c.dictBad[x] {
 					bad(p/ncols, invalidUTF8())
 					continue
 				}
-				vals[v] = c.dictStr[x]
-				slab[p] = pipeline.BoxString(&vals[v])
+				spans = append(spans, c.dictStr[x])
+				ok = append(ok, p) // v' <= v: overwrites only pos entries already read
 			}
+			c.spans = spans
+			boxSpans(slab, ok, ncols, c.dictRaw, spans, true, bad)
 		default:
 			w := c.width()
 			if cap(c.gather) < nn*w {
@@ -737,9 +797,9 @@ func (c *fastCol) values(slab []any, ncols, j, row, k, nn int, defs []uint32, ba
 		}
 		c.bitPos += nn
 	case c.kind == fkString:
-		vals := make([]string, nn)
+		spans := c.spans[:0]
 		data, off := c.data, 0
-		for v := range nn {
+		for range nn {
 			if off+4 > len(data) {
 				return errCorrupt
 			}
@@ -748,17 +808,12 @@ func (c *fastCol) values(slab []any, ncols, j, row, k, nn int, defs []uint32, ba
 			if l < 0 || l > len(data)-off {
 				return errCorrupt
 			}
-			vals[v] = c.text[c.textOff+off : c.textOff+off+l]
+			spans = append(spans, span{uint32(off), uint32(l)})
 			off += l
 		}
-		c.data, c.textOff = data[off:], c.textOff+off
-		for v, p := range pos {
-			if !utf8.ValidString(vals[v]) {
-				bad(p/ncols, invalidUTF8())
-				continue
-			}
-			slab[p] = pipeline.BoxString(&vals[v])
-		}
+		c.spans = spans
+		boxSpans(slab, pos, ncols, data, spans, false, bad)
+		c.data = data[off:]
 	default:
 		w := c.width()
 		if nn*w > len(c.data) {
