@@ -50,7 +50,7 @@ type Options struct {
 	// MemLimit is the number of bytes of records buffered in memory before a
 	// sorted chunk is spilled to disk, separately for the run and for the
 	// outcomes; 0 means 32 MiB. Read buffers during merges share the same
-	// budget (at least 16 KiB per chunk file, at most 64 files at once).
+	// budget (at least 16 KiB per chunk file, at most 256 files at once).
 	MemLimit int
 	// Canon, when set, maps a row to the values its hash is computed from
 	// (e.g. normalised to the text the destination stores, pipeline/sync/
@@ -87,8 +87,9 @@ type Differ struct {
 
 	diffed   bool
 	diffedOf manifestID
-	cur      *cursor    // the record Diff is passing to fn (Row), else nil
-	dec      rowDecoder // Diff's and Row's
+	cur      *cursor     // the record Diff is passing to fn (Row), else nil
+	objs     objectTable // origin objects of the spooled rows
+	dec      rowDecoder  // Diff's and Row's
 
 	mu       sync.Mutex // guards outcomes and closed
 	outcomes spool
@@ -131,7 +132,7 @@ func NewDiffer(schema *pipeline.Schema, key string, o Options) (*Differ, error) 
 	if err != nil {
 		return nil, fmt.Errorf("changes: create spill directory: %w", err)
 	}
-	return &Differ{
+	d := &Differ{
 		schema:   schema,
 		keyIdx:   idx,
 		keyName:  key,
@@ -140,7 +141,9 @@ func NewDiffer(schema *pipeline.Schema, key string, o Options) (*Differ, error) 
 		lazy:     o.LazyUnchanged,
 		run:      spool{name: "run", dir: dir, limit: o.MemLimit},
 		outcomes: spool{name: "outcomes", dir: dir, limit: o.MemLimit},
-	}, nil
+	}
+	d.dec.objs = &d.objs
+	return d, nil
 }
 
 // Add spools one row of the run. The key is the text of the key field
@@ -181,7 +184,7 @@ func (d *Differ) Add(row pipeline.Row, origin pipeline.Origin) error {
 	d.canon, d.text = appendCanonical(d.canon[:0], hashed, d.text)
 	h := rowHash(d.canon)
 	var err error
-	if d.payload, err = appendRow(d.payload[:0], row, origin); err != nil {
+	if d.payload, err = appendRow(d.payload[:0], row, origin, &d.objs); err != nil {
 		e := &pipeline.RowError{Origin: origin, Code: "unsupported_value", Err: fmt.Errorf("changes: %w", err)}
 		return e
 	}

@@ -366,7 +366,7 @@ func runAll(t *testing.T, memLimit int, old *Manifest, rows []pipeline.Row, loc 
 	if _, err := d.Commit(context.Background(), old, &buf, true); err != nil {
 		t.Fatal(err)
 	}
-	if memLimit > 0 && memLimit < 8192 && len(rows) > 4000 && d.run.files <= fanIn {
+	if memLimit > 0 && memLimit < 8192 && len(rows) > 4000 && d.run.files <= d.run.fanIn() {
 		t.Errorf("MemLimit %d spilled only %d run chunks; the test should force a multi-pass merge", memLimit, d.run.files)
 	}
 	if err := blobio.WriteAll(context.Background(), loc, buf.Bytes()); err != nil {

@@ -37,9 +37,39 @@ const (
 // does not know.
 var errUnsupported = errors.New("unsupported value type")
 
-// appendRow appends the spill encoding of origin and row to dst:
+// objectTable numbers the origin objects (file names) of one Differ's
+// rows, so that a spilled row holds a small number instead of the name
+// (often a URL as long as half the row's values). Its memory grows with the
+// number of files read, not of rows.
+type objectTable struct {
+	names   []string
+	index   map[string]uint64
+	last    string
+	lastIdx uint64
+}
+
+// number returns the number of object name, adding it when new.
+func (t *objectTable) number(name string) uint64 {
+	if len(t.names) > 0 && name == t.last {
+		return t.lastIdx
+	}
+	i, ok := t.index[name]
+	if !ok {
+		if t.index == nil {
+			t.index = map[string]uint64{}
+		}
+		i = uint64(len(t.names))
+		t.names = append(t.names, name)
+		t.index[name] = i
+	}
+	t.last, t.lastIdx = name, i
+	return i
+}
+
+// appendRow appends the spill encoding of origin and row to dst, the
+// origin's object numbered in objs:
 //
-//	uvarint len(object), object, varint line, varint row,
+//	uvarint object number, varint line, varint row,
 //	uvarint len(row), one tagged value per field
 //
 // A time.Time keeps its instant (Unix seconds and nanoseconds) and its zone:
@@ -48,9 +78,8 @@ var errUnsupported = errors.New("unsupported value type")
 // (pipeline.AppendText, time.Format) is unchanged. A named location's
 // daylight-saving rules are not kept, and a monotonic clock reading is
 // dropped.
-func appendRow(dst []byte, row pipeline.Row, origin pipeline.Origin) ([]byte, error) {
-	dst = binary.AppendUvarint(dst, uint64(len(origin.Object)))
-	dst = append(dst, origin.Object...)
+func appendRow(dst []byte, row pipeline.Row, origin pipeline.Origin, objs *objectTable) ([]byte, error) {
+	dst = binary.AppendUvarint(dst, objs.number(origin.Object))
 	dst = binary.AppendVarint(dst, origin.Line)
 	dst = binary.AppendVarint(dst, origin.Row)
 	dst = binary.AppendUvarint(dst, uint64(len(row)))
@@ -103,10 +132,10 @@ func appendValue(dst []byte, v any) ([]byte, error) {
 	}
 }
 
-// rowDecoder decodes spill-encoded rows. It remembers the last origin object
-// so that the rows of one file share one string.
+// rowDecoder decodes spill-encoded rows; objs is the table their origins'
+// objects were numbered in.
 type rowDecoder struct {
-	lastObject string
+	objs *objectTable
 }
 
 // errShort is returned when an encoded row ends early.
@@ -116,16 +145,14 @@ var errShort = errors.New("encoded row is truncated")
 // alias p.
 func (dec *rowDecoder) decode(p []byte) (pipeline.Row, pipeline.Origin, error) {
 	var o pipeline.Origin
-	obj, p, err := readBytes(p)
+	obj, p, err := readUvarint(p)
 	if err != nil {
 		return nil, o, err
 	}
-	if string(obj) == dec.lastObject {
-		o.Object = dec.lastObject
-	} else {
-		o.Object = string(obj)
-		dec.lastObject = o.Object
+	if dec.objs == nil || obj >= uint64(len(dec.objs.names)) {
+		return nil, o, fmt.Errorf("origin object number %d out of range", obj)
 	}
+	o.Object = dec.objs.names[obj]
 	if o.Line, p, err = readVarint(p); err != nil {
 		return nil, o, err
 	}

@@ -36,11 +36,13 @@ func sameValue(a, b any) bool {
 
 func roundTrip(t *testing.T, row pipeline.Row, o pipeline.Origin) {
 	t.Helper()
-	enc, err := appendRow(nil, row, o)
+	var objs objectTable
+	objs.number("another file") // numbers other than 0 come back too
+	enc, err := appendRow(nil, row, o, &objs)
 	if err != nil {
 		t.Fatalf("encode %#v: %v", row, err)
 	}
-	var dec rowDecoder
+	dec := rowDecoder{objs: &objs}
 	got, gotO, err := dec.decode(enc)
 	if err != nil {
 		t.Fatalf("decode %#v: %v", row, err)
@@ -96,11 +98,12 @@ func TestRowCodecRoundTrip(t *testing.T) {
 }
 
 func TestRowCodecRejects(t *testing.T) {
-	if _, err := appendRow(nil, pipeline.Row{struct{}{}}, pipeline.Origin{}); err == nil {
+	var objs objectTable
+	if _, err := appendRow(nil, pipeline.Row{struct{}{}}, pipeline.Origin{}, &objs); err == nil {
 		t.Error("encoding a struct value succeeded")
 	}
-	enc, _ := appendRow(nil, pipeline.Row{"abc", int64(5), time.Now()}, pipeline.Origin{Object: "x"})
-	var dec rowDecoder
+	enc, _ := appendRow(nil, pipeline.Row{"abc", int64(5), time.Now()}, pipeline.Origin{Object: "x"}, &objs)
+	dec := rowDecoder{objs: &objs}
 	for i := range len(enc) {
 		if _, _, err := dec.decode(enc[:i]); err == nil {
 			t.Errorf("decoding %d of %d bytes succeeded", i, len(enc))
@@ -108,6 +111,9 @@ func TestRowCodecRejects(t *testing.T) {
 	}
 	if _, _, err := dec.decode(append(enc, 0)); err == nil {
 		t.Error("decoding with a trailing byte succeeded")
+	}
+	if _, _, err := (&rowDecoder{objs: &objectTable{}}).decode(enc); err == nil {
+		t.Error("decoding an object number not in the table succeeded")
 	}
 }
 
@@ -155,7 +161,7 @@ func FuzzRowCodec(f *testing.F) {
 		}
 		roundTrip(t, row, pipeline.Origin{Object: zone, Line: i, Row: sec})
 		// Arbitrary bytes must decode or fail, never panic.
-		var dec rowDecoder
+		dec := rowDecoder{objs: &objectTable{names: []string{"a"}}}
 		dec.decode(raw)
 	})
 }

@@ -161,6 +161,9 @@ func (r *manifestReader) next() (bool, error) {
 	if r.eof {
 		return false, nil
 	}
+	if ok, err := r.nextBuffered(); ok || err != nil {
+		return ok, err
+	}
 	tag, err := r.br.ReadByte()
 	if err != nil {
 		return false, r.readErr("record tag", err)
@@ -209,6 +212,43 @@ func (r *manifestReader) next() (bool, error) {
 	r.scratch = appendManifestRecord(r.scratch[:0], r.key, r.hash, r.id)
 	r.crc = crc32.Update(r.crc, crc32.IEEETable, r.scratch)
 	r.n++
+	return true, nil
+}
+
+// nextBuffered reads the next record when all of it is in the read buffer
+// and well-formed, straight from the buffer; otherwise it reads nothing and
+// returns false (next then reads the record field by field, and reports
+// what is wrong with it). The checksum covers the record's bytes as read,
+// which for a well-formed record are the bytes appendManifestRecord writes.
+func (r *manifestReader) nextBuffered() (bool, error) {
+	b, _ := r.br.Peek(r.br.Buffered())
+	if len(b) < 2 || b[0] != tagRecord {
+		return false, nil
+	}
+	kl, n := binary.Uvarint(b[1:])
+	if n <= 0 || kl == 0 || kl > maxKeyLen || uint64(len(b)) < uint64(1+n)+kl+8 {
+		return false, nil
+	}
+	k0 := 1 + n
+	k1 := k0 + int(kl)
+	il, m := binary.Uvarint(b[k1+8:])
+	if m <= 0 || il > maxKeyLen || uint64(len(b)) < uint64(k1+8+m)+il {
+		return false, nil
+	}
+	i0 := k1 + 8 + m
+	end := i0 + int(il)
+	key := b[k0:k1]
+	if r.n > 0 && bytes.Compare(r.key, key) >= 0 {
+		return false, corrupt(r.loc, "record %d: keys out of order (%q after %q)", r.n+1, key, r.key)
+	}
+	r.prev, r.key = r.key, append(r.prev[:0], key...)
+	r.hash = binary.LittleEndian.Uint64(b[k1:])
+	r.id = append(r.id[:0], b[i0:end]...)
+	r.crc = crc32.Update(r.crc, crc32.IEEETable, b[:end])
+	r.n++
+	if _, err := r.br.Discard(end); err != nil {
+		return false, fmt.Errorf("changes: read manifest %s: %w", r.loc, err)
+	}
 	return true, nil
 }
 
