@@ -3,7 +3,9 @@ package csvsource
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -20,12 +22,21 @@ import (
 //     unpredictable amount of input; this reader always consumes whole
 //     physical lines, so it resynchronises on the next line.
 //
-// It reads physical lines with bufio.Reader.ReadSlice (no copy when a record
-// fits in one line) and reports each field as a span of one byte slice: a
-// line without quotes is used as it is (fields are the text between
-// delimiters); otherwise field contents are unquoted into a reused buffer
-// first. The source copies a record's bytes once into memory shared by many
-// records and slices its string values from that copy (see batchBuilder).
+// It reports each field as a span of one byte slice: a line without quotes
+// is used as it is (fields are the text between delimiters); otherwise field
+// contents are unquoted into a reused buffer first. The source copies a
+// record's bytes once into memory shared by many records and slices its
+// string values from that copy (see batchBuilder).
+//
+// Most records are one line without quotes, and readSpans takes them
+// straight from the bufio.Reader's buffer (Peek, Discard) in one pass each:
+// bytes.IndexByte finds the line end, the line is split at its delimiters
+// eight bytes at a time (splitFields), which also tells whether it is all
+// ASCII (then valid UTF-8 with no further check). Quotes are looked for
+// once over the buffer, not per line: noQuote remembers how far ahead the
+// buffer is known to hold none. Any other record (quoted, longer than the
+// buffered bytes, the last one without a terminator) takes the general
+// path, which reads physical lines with bufio.Reader.ReadSlice.
 
 // parseError is a malformed record found by the record reader.
 type parseError struct {
@@ -43,6 +54,14 @@ type recordReader struct {
 
 	lines int64 // physical lines consumed so far
 	start int64 // physical line (1-based) the last record started on
+
+	// noQuote is how many of br's buffered bytes, from its read position,
+	// are known to hold no quote character (0: unknown). Reading through
+	// anything but the fast path of readSpans resets it.
+	noQuote int
+	// ascii tells that the last record read by readSpans is all ASCII,
+	// hence valid UTF-8.
+	ascii bool
 
 	raw  []byte // the last record's raw bytes, terminator included
 	own  []byte // owned buffer raw is copied to when a record spans lines
@@ -81,6 +100,7 @@ const crProbe = 64 << 10
 // content like any other byte. Without this, such an object would read as
 // one long header line and no rows.
 func (rr *recordReader) begin() {
+	rr.noQuote = 0
 	if bom, _ := rr.br.Peek(3); string(bom) == "\uFEFF" {
 		rr.br.Discard(3)
 	}
@@ -117,7 +137,7 @@ func crOnly(head []byte, quote byte, more bool) bool {
 // reset makes rr read from r with fresh line numbers, reusing its buffers.
 func (rr *recordReader) reset(r io.Reader) {
 	rr.br.Reset(r)
-	rr.lines, rr.start = 0, 0
+	rr.lines, rr.start, rr.noQuote = 0, 0, 0
 }
 
 // readLine reads the next physical line (with its terminator, rr.eol, if
@@ -126,6 +146,7 @@ func (rr *recordReader) reset(r io.Reader) {
 // otherwise rr.raw may alias bufio's buffer until the next read. It reports
 // false at end of input with nothing read.
 func (rr *recordReader) readLine(appendTo bool) (bool, error) {
+	rr.noQuote = 0
 	line, err := rr.br.ReadSlice(rr.eol)
 	got := len(line)
 	if err == bufio.ErrBufferFull || appendTo {
@@ -214,6 +235,10 @@ func (rr *recordReader) read() (*parseError, error) {
 // io.EOF at end of input, a *parseError for a malformed record (consumed,
 // with the reader positioned at the next line), or an I/O error.
 func (rr *recordReader) readSpans() (*parseError, error) {
+	if done := rr.readBuffered(); done {
+		return nil, nil
+	}
+	rr.ascii = false
 	for {
 		ok, err := rr.readLine(false)
 		if err != nil {
@@ -319,9 +344,110 @@ func (rr *recordReader) readSpans() (*parseError, error) {
 	return nil, nil
 }
 
+// readBuffered is the fast path of readSpans: when the next line that is
+// not blank is whole in br's buffer and holds no quote, it reads it as
+// readSpans would and reports true. Otherwise it has consumed at most
+// blank lines and reports false.
+func (rr *recordReader) readBuffered() bool {
+	for {
+		win, _ := rr.br.Peek(rr.br.Buffered())
+		i := bytes.IndexByte(win, rr.eol)
+		if i < 0 {
+			return false // a partial line: the general path refills
+		}
+		line := win[:i+1]
+		if rr.noQuote <= i {
+			j := bytes.IndexByte(win[rr.noQuote:], rr.quote)
+			if j < 0 {
+				rr.noQuote = len(win)
+			} else {
+				rr.noQuote += j
+			}
+			if rr.noQuote <= i {
+				return false // quoted: the general path
+			}
+		}
+		rr.br.Discard(len(line))
+		rr.noQuote = max(rr.noQuote-len(line), 0)
+		rr.lines++
+		if isBlank(line) {
+			continue
+		}
+		rr.start = rr.lines
+		rr.raw = line
+		rr.text = trimEOL(line)
+		rr.spans, rr.ascii = splitFields(rr.spans[:0], win, len(rr.text), rr.comma)
+		return true
+	}
+}
+
+// splitFields appends to spans the fields of b[:n], which holds no quote,
+// separated by comma, and reports whether b[:n] is all ASCII. It reads b
+// eight bytes at a time (past n when b is long enough: those bytes are
+// ignored) and gathers the positions of commas in 64 bytes into one bit
+// mask before walking them, so that a branch is taken per delimiter and
+// per 64 bytes rather than per byte.
+func splitFields(spans []span, b []byte, n int, comma byte) ([]span, bool) {
+	commas := ones * uint64(comma)
+	var seen uint64 // the OR of every byte: its high bits tell non-ASCII
+	start := 0
+	for base := 0; base < n; base += 64 {
+		end := min(base+64, n)
+		var mask uint64 // bit k: b[base+k] is a comma
+		i := base
+		for ; i+8 <= end; i += 8 {
+			w := binary.LittleEndian.Uint64(b[i : i+8])
+			seen |= w
+			mask |= zeroBytes(w^commas) << (i - base)
+		}
+		if i < end { // the last 1 to 7 bytes
+			var w uint64
+			if i+8 <= len(b) {
+				w = binary.LittleEndian.Uint64(b[i : i+8])
+			} else {
+				var tail [8]byte
+				copy(tail[:], b[i:end])
+				w = binary.LittleEndian.Uint64(tail[:])
+			}
+			w &= 1<<(8*(end-i)) - 1
+			seen |= w
+			mask |= zeroBytes(w^commas) & (1<<(end-i) - 1) << (i - base)
+		}
+		for mask != 0 {
+			j := base + bits.TrailingZeros64(mask)
+			spans = append(spans, span{start, j})
+			start = j + 1
+			mask &= mask - 1
+		}
+	}
+	return append(spans, span{start, n}), seen&high == 0
+}
+
+// Constants of zeroBytes and splitFields.
+const (
+	ones = 0x0101010101010101 // 0x01 in every byte
+	low7 = 0x7f7f7f7f7f7f7f7f // the low seven bits of every byte
+	high = 0x8080808080808080 // the high bit of every byte
+	// gather moves bit 8k of a word to bit 56+k when multiplied by it
+	// (each product bit lands in a distinct place, so nothing carries).
+	gather = 0x0102040810204080
+)
+
+// zeroBytes returns a bit per byte of x, bit k set iff byte k (little
+// endian) is zero.
+func zeroBytes(x uint64) uint64 {
+	// The high bit of each byte of z is set iff that byte of x is zero:
+	// exact, as no byte's sum carries into the next.
+	z := ^((x&low7 + low7) | x | low7)
+	return (z >> 7) * gather >> 56
+}
+
 // invalidUTF8Field returns the index of the first field of the last record
 // that is not valid UTF-8, or -1.
 func (rr *recordReader) invalidUTF8Field() int {
+	if rr.ascii {
+		return -1
+	}
 	if utf8.Valid(rr.raw) {
 		return -1
 	}
