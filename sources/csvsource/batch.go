@@ -60,6 +60,17 @@ func (bb *batchBuilder) boxString(s string) any {
 	return pipeline.BoxString(&bb.strs[len(bb.strs)-1])
 }
 
+// strings returns n unset strings of bb's string chunk, to be set once
+// each and boxed (pipeline.BoxString).
+func (bb *batchBuilder) strings(n int) []string {
+	l := len(bb.strs)
+	if cap(bb.strs)-l < n {
+		bb.strs, l = newChunk[string](max(bb.strChunk, n)), 0
+	}
+	bb.strs = bb.strs[:l+n]
+	return bb.strs[l : l+n : l+n]
+}
+
 // boxInt returns v boxed from bb's int chunk.
 func (bb *batchBuilder) boxInt(v int64) any {
 	if len(bb.ints) == cap(bb.ints) {

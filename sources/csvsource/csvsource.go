@@ -57,10 +57,18 @@ type Source struct {
 	// of adjacent record fields k is in: cells copies the text of fields
 	// k..copyTo[k] at once, and never the text of unprojected fields.
 	copyTo []int
+	// runs are the runs of adjacent record fields among the returned
+	// columns, as ranges of k, when every returned column is a string and
+	// there are no null values: then stringCells makes the row.
+	runs   []colRun
 	header []string // the first object's header (nil without header)
 	rr     *recordReader
 	bb     batchBuilder // the values of the batch being read
 }
+
+// colRun is the returned columns k0 <= k < k1, whose fields are adjacent
+// in the record.
+type colRun struct{ k0, k1 int }
 
 // object is one open object.
 type object struct {
@@ -188,11 +196,20 @@ func (s *Source) applyProject(names []string) error {
 		}
 		copyTo[k] = last
 	}
+	var runs []colRun
+	if s.cfg.nulls == nil && !slices.ContainsFunc(types, func(t pipeline.Type) bool { return t != pipeline.TypeString }) {
+		for k := range sel {
+			if k == 0 || sel[k] != sel[k-1]+1 {
+				runs = append(runs, colRun{k, k})
+			}
+			runs[len(runs)-1].k1 = k + 1
+		}
+	}
 	sch, err := pipeline.NewSchema(fields...)
 	if err != nil {
 		return err
 	}
-	s.schema, s.sel, s.types, s.copyTo = sch, sel, types, copyTo
+	s.schema, s.sel, s.types, s.copyTo, s.runs = sch, sel, types, copyTo, runs
 	return nil
 }
 
@@ -440,6 +457,12 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 				slab = make([]any, width*chunkRows)
 			}
 			row := pipeline.Row(slab[:width:width])
+			if s.runs != nil {
+				s.stringCells(bb, row)
+				slab = slab[width:]
+				b.Append(row, origin)
+				continue
+			}
 			if re = s.cells(bb, row, origin); re == nil {
 				slab = slab[width:]
 				b.Append(row, origin)
@@ -523,6 +546,23 @@ func (s *Source) cells(bb *batchBuilder, row pipeline.Row, origin pipeline.Origi
 		row[k] = bb.boxString(rec[sp.start-base : sp.end-base])
 	}
 	return nil
+}
+
+// stringCells is cells when every returned column is a string and there
+// are no null values (s.runs is set): each run of adjacent fields is
+// copied at once and each value boxed from one slice of the row's strings.
+func (s *Source) stringCells(bb *batchBuilder, row pipeline.Row) {
+	text, spans, sel := s.rr.text, s.rr.spans, s.sel
+	strs := bb.strings(len(row))
+	for _, r := range s.runs {
+		base, limit := spans[sel[r.k0]].start, spans[sel[r.k1-1]].end
+		rec := bb.text.Copy(text[base:limit])
+		for k := r.k0; k < r.k1; k++ {
+			sp := spans[sel[k]]
+			strs[k] = rec[sp.start-base : sp.end-base]
+			row[k] = pipeline.BoxString(&strs[k])
+		}
+	}
 }
 
 // rowError returns a RowError for the record at origin; field is the index

@@ -133,3 +133,70 @@ func BenchmarkWarehouse(b *testing.B) {
 		})
 	}
 }
+
+// TestStringCellsMatchCells reads warehouseData (quoted, multi-line and
+// non-ASCII fields) through stringCells (every column a string, no null
+// values) and through cells (forced by a null value that never occurs),
+// with projections of adjacent and separate columns, and checks the rows
+// and origins are the same.
+func TestStringCellsMatchCells(t *testing.T) {
+	data := warehouseData(3000)
+	ctx := context.Background()
+	loc, err := blobio.Parse("", "file://"+t.TempDir()+"/data.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := blobio.WriteAll(ctx, loc, data); err != nil {
+		t.Fatal(err)
+	}
+	read := func(project []string, nulls []string, batch int) (rows []string, fast bool) {
+		src, err := Open(ctx, nil, &Options{URL: loc.String(), NullValues: nulls, BatchSize: batch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		if project != nil {
+			if err := src.Project(project); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sch, err := src.Schema(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			b, err := src.Read(ctx)
+			if err == io.EOF {
+				return rows, src.runs != nil
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Drops()) > 0 {
+				t.Fatalf("drop: %v", b.Drops()[0].Err)
+			}
+			for i := range b.Len() {
+				rows = append(rows, b.Origin(i).String()+rowText(sch, b.Row(i)))
+			}
+		}
+	}
+	for _, project := range [][]string{nil, warehouseProject, {"notes"}, {"id", "notes"}, {"street", "city", "notes"}} {
+		for _, batch := range []int{1, 100, 1024} {
+			t.Run(fmt.Sprint(project, batch), func(t *testing.T) {
+				got, fast := read(project, nil, batch)
+				want, slow := read(project, []string{"\x00never"}, batch)
+				if !fast || slow {
+					t.Fatalf("stringCells used: %v without null values, %v with", fast, slow)
+				}
+				if len(got) != 3000 {
+					t.Fatalf("%d rows, want 3000", len(got))
+				}
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("row %d = %q, want %q", i, got[i], want[i])
+					}
+				}
+			})
+		}
+	}
+}
