@@ -1,8 +1,10 @@
 package changes
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -49,8 +51,8 @@ type Options struct {
 	Dir string
 	// MemLimit is the number of bytes of records buffered in memory before a
 	// sorted chunk is spilled to disk, separately for the run and for the
-	// outcomes; 0 means 32 MiB. Read buffers during merges share the same
-	// budget (at least 16 KiB per chunk file, at most 256 files at once).
+	// outcomes; 0 means 32 MiB. Read buffers during merges share a quarter
+	// of it (16 to 256 KiB per chunk file, at most 256 files at once).
 	MemLimit int
 	// Canon, when set, maps a row to the values its hash is computed from
 	// (e.g. normalised to the text the destination stores, pipeline/sync/
@@ -87,9 +89,14 @@ type Differ struct {
 
 	diffed   bool
 	diffedOf manifestID
-	cur      *cursor     // the record Diff is passing to fn (Row), else nil
-	objs     objectTable // origin objects of the spooled rows
-	dec      rowDecoder  // Diff's and Row's
+	cur      *cursor // the record Diff is passing to fn (Row), else nil
+	// pending is the file of merged keys a complete Diff wrote for Commit
+	// (see pendingKeys), pendingOf the manifest it merged; "" = none.
+	pending   string
+	pendingOf manifestID
+	pendBuf   []byte
+	objs      objectTable // origin objects of the spooled rows
+	dec       rowDecoder  // Diff's and Row's
 
 	mu       sync.Mutex // guards outcomes and closed
 	outcomes spool
@@ -198,7 +205,9 @@ func (d *Differ) Add(row pipeline.Row, origin pipeline.Origin) error {
 // the first run, every key is new) and calls fn for every key in key byte
 // order: OpNew, OpChanged or OpUnchanged with the key's row and origin (and,
 // for changed and unchanged keys, the manifest entry's id as oldID), and
-// OpMissing with a nil row and the manifest entry's id.
+// OpMissing with a nil row and the manifest entry's id. Under
+// Options.LazyUnchanged an OpUnchanged key comes with a nil row and a zero
+// origin, which fn can decode with Row.
 //
 // When a key was added more than once, the first row in input order is the
 // key's row; each later one is passed to dup, right after the first, so the
@@ -230,6 +239,17 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 		return c, err
 	}
 	defer man.close()
+	var pw *chunkWriter // the merged keys for Commit, written by the first complete Diff
+	if d.pending == "" {
+		if pw, err = d.run.newChunkNamed("pending"); err != nil {
+			return c, err
+		}
+		defer func() {
+			if pw != nil {
+				pw.abort()
+			}
+		}()
+	}
 
 	decode := d.decode
 	defer func() { d.cur = nil }()
@@ -246,6 +266,10 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 		}
 		if order > 0 { // a manifest key the run does not have
 			c.Missing++
+			if pw != nil {
+				d.pendBuf = binary.LittleEndian.AppendUint64(d.pendBuf[:0], man.hash)
+				pw.write(man.key, pendingInMan, 0, append(d.pendBuf, man.id...))
+			}
 			if fn != nil {
 				key := string(man.key)
 				if err := fn(OpMissing, key, nil, pipeline.Origin{}, string(man.id)); err != nil {
@@ -274,6 +298,14 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 			c.Changed++
 		default:
 			c.Unchanged++
+		}
+		if pw != nil {
+			if order == 0 {
+				d.pendBuf = binary.LittleEndian.AppendUint64(d.pendBuf[:0], man.hash)
+				pw.write(top.key, pendingInRun|pendingInMan, top.aux, append(d.pendBuf, man.id...))
+			} else {
+				pw.write(top.key, pendingInRun, top.aux, nil)
+			}
 		}
 		d.keyBuf = append(d.keyBuf[:0], top.key...)
 		var key string
@@ -315,6 +347,15 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 				return c, err
 			}
 		}
+	}
+	if pw != nil {
+		err := pw.finish()
+		path := pw.path
+		pw = nil
+		if err != nil {
+			return c, err
+		}
+		d.pending, d.pendingOf = path, idOf(old)
 	}
 	d.diffed, d.diffedOf = true, idOf(old)
 	return c, nil
@@ -460,27 +501,37 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 	if err != nil {
 		return 0, err
 	}
-	run, err := d.run.open()
-	if err != nil {
-		return 0, err
-	}
-	defer run.close()
 	outs, err := d.outcomes.open()
 	if err != nil {
 		return 0, err
 	}
 	defer outs.close()
-	man, err := openOld(ctx, old)
-	if err != nil {
-		return 0, err
+	var keys keyStream
+	if d.pending != "" && d.pendingOf == idOf(old) {
+		pk, err := openPending(d.pending, d.run.limit)
+		if err != nil {
+			return 0, err
+		}
+		defer pk.c.close()
+		keys = pk
+	} else {
+		run, err := d.run.open()
+		if err != nil {
+			return 0, err
+		}
+		defer run.close()
+		man, err := openOld(ctx, old)
+		if err != nil {
+			return 0, err
+		}
+		defer man.close()
+		keys = &runAndManifest{run: run, man: man}
 	}
-	defer man.close()
 
 	mw := newManifestWriter(w)
 	var (
-		key   []byte
-		out   outcome
-		oldID []byte
+		e   keyEntry
+		out outcome
 	)
 	for i := 0; ; i++ {
 		if i%4096 == 0 {
@@ -488,34 +539,19 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 				return 0, fmt.Errorf("changes: commit: %w", err)
 			}
 		}
-		// The smallest key of the three streams.
-		top, otop := run.top(), outs.top()
-		manOK := man != nil && !man.eof
-		if top == nil && otop == nil && !manOK {
+		ok, err := keys.next(&e)
+		if err != nil {
+			return 0, err
+		}
+		// An outcome before the next key (or after the last) is for a key
+		// in neither the run nor the manifest.
+		if t := outs.top(); t != nil && (!ok || bytes.Compare(t.key, e.key) < 0) {
+			return 0, fmt.Errorf("changes: commit: outcome (%v) for key %q, which is neither in the run nor in the manifest", Op(t.aux&0xFF), t.key)
+		}
+		if !ok {
 			break
 		}
-		key = key[:0]
-		have := false
-		for _, k := range [][]byte{keyOf(top), keyOf(otop), manKey(man)} {
-			if k != nil && (!have || bytes.Compare(k, key) < 0) {
-				key, have = append(key[:0], k...), true
-			}
-		}
-		// The run's first row for the key, skipping duplicates.
-		inRun, runHash := false, uint64(0)
-		if top != nil && bytes.Equal(top.key, key) {
-			inRun, runHash = true, top.aux
-			for t := run.top(); t != nil && bytes.Equal(t.key, key); t = run.top() {
-				if err := run.advance(); err != nil {
-					return 0, err
-				}
-			}
-		}
-		inMan, manHash := false, uint64(0)
-		if manOK && bytes.Equal(man.key, key) {
-			inMan, manHash = true, man.hash
-			oldID = append(oldID[:0], man.id...)
-		}
+		key, inRun, runHash, inMan, manHash, oldID := e.key, e.inRun, e.runHash, e.inMan, e.manHash, e.oldID
 		// Reduce the key's outcomes.
 		out = outcome{id: out.id[:0]}
 		for t := outs.top(); t != nil && bytes.Equal(t.key, key); t = outs.top() {
@@ -545,10 +581,8 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 			op = OpUnchanged
 		case inRun:
 			op = OpChanged
-		case inMan:
-			op = OpMissing
 		default:
-			return 0, fmt.Errorf("changes: commit: outcome (%v) for key %q, which is neither in the run nor in the manifest", out.op, key)
+			op = OpMissing
 		}
 		if out.present && out.op != op {
 			return 0, fmt.Errorf("changes: commit: outcome for key %q says %v, but the diff says %v", key, out.op, op)
@@ -579,11 +613,6 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 		if werr != nil {
 			return 0, werr
 		}
-		if inMan {
-			if _, err := man.next(); err != nil {
-				return 0, err
-			}
-		}
 	}
 	if err := mw.finish(); err != nil {
 		return 0, err
@@ -591,18 +620,100 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 	return mw.n, nil
 }
 
-func keyOf(c *cursor) []byte {
-	if c == nil {
-		return nil
-	}
-	return c.key
+// keyEntry is one key of the run or the old manifest, as Commit merges
+// them: whether it is in each, its hash in each, and the manifest's id.
+type keyEntry struct {
+	key              []byte
+	inRun, inMan     bool
+	runHash, manHash uint64
+	oldID            []byte
 }
 
-func manKey(m *manifestReader) []byte {
-	if m == nil || m.eof {
-		return nil
+// keyStream yields the keys of the run and the old manifest in key order,
+// each once; next returns false after the last.
+type keyStream interface {
+	next(e *keyEntry) (bool, error)
+}
+
+// runAndManifest merges the spooled run (its first row per key) with the
+// old manifest: what Commit reads when no Diff wrote the pending keys.
+type runAndManifest struct {
+	run *merger
+	man *manifestReader // nil: no old manifest
+}
+
+func (s *runAndManifest) next(e *keyEntry) (bool, error) {
+	top := s.run.top()
+	manOK := s.man != nil && !s.man.eof
+	if top == nil && !manOK {
+		return false, nil
 	}
-	return m.key
+	*e = keyEntry{key: e.key[:0], oldID: e.oldID[:0]}
+	if top != nil && (!manOK || bytes.Compare(top.key, s.man.key) <= 0) {
+		e.key = append(e.key, top.key...)
+	} else {
+		e.key = append(e.key, s.man.key...)
+	}
+	if top != nil && bytes.Equal(top.key, e.key) {
+		e.inRun, e.runHash = true, top.aux
+		for t := s.run.top(); t != nil && bytes.Equal(t.key, e.key); t = s.run.top() {
+			if err := s.run.advance(); err != nil {
+				return false, err
+			}
+		}
+	}
+	if manOK && bytes.Equal(s.man.key, e.key) {
+		e.inMan, e.manHash = true, s.man.hash
+		e.oldID = append(e.oldID, s.man.id...)
+		if _, err := s.man.next(); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// Flags of a pending-keys record (in the chunk record's seq field).
+const (
+	pendingInRun = 1 << iota
+	pendingInMan
+)
+
+// pendingKeys reads the merged keys a complete Diff wrote while it merged
+// the run with the manifest, one chunk-format record per key: flags in
+// seq, the run's hash in aux, and as payload the manifest's hash (uint64,
+// little endian) and id when the manifest has the key. Commit reads this
+// one small file instead of merging the run's chunks (rows included) and
+// the manifest again.
+type pendingKeys struct{ c *cursor }
+
+func openPending(path string, limit int) (*pendingKeys, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("changes: open pending keys: %w", err)
+	}
+	return &pendingKeys{c: &cursor{f: f, br: bufio.NewReaderSize(f, min(max(limit/4, minReadBuf), maxReadBuf)), path: path}}, nil
+}
+
+func (p *pendingKeys) next(e *keyEntry) (bool, error) {
+	ok, err := p.c.next()
+	if err != nil || !ok {
+		return false, err
+	}
+	pay, err := p.c.payload()
+	if err != nil {
+		return false, err
+	}
+	flags := p.c.seq
+	*e = keyEntry{key: append(e.key[:0], p.c.key...), oldID: e.oldID[:0],
+		inRun: flags&pendingInRun != 0, inMan: flags&pendingInMan != 0, runHash: p.c.aux}
+	if e.inMan {
+		if len(pay) < 8 {
+			return false, p.c.fail(fmt.Errorf("pending key %q: %d bytes of manifest entry", e.key, len(pay)))
+		}
+		e.manHash = binary.LittleEndian.Uint64(pay)
+		e.oldID = append(e.oldID, pay[8:]...)
+	}
+	return true, nil
 }
 
 func orNone(s string) string {

@@ -87,11 +87,12 @@ func (p *peakHeap) report(b *testing.B) {
 	b.ReportMetric(float64(p.max)/(1<<20), "peak-heap-MiB")
 }
 
-// benchRun adds the n rows of one run, diffs them against old, reports every
-// sent key as loaded, and commits to w.
+// benchRun adds the n rows of one run, diffs them against old (unchanged
+// rows not decoded, as in a sync), reports every sent key as loaded, and
+// commits to w.
 func benchRun(b *testing.B, dir string, n int, changed bool, old *Manifest, w io.Writer) Counts {
 	ctx := context.Background()
-	d, err := NewDiffer(benchSchema, "External_Id__c", Options{Dir: dir})
+	d, err := NewDiffer(benchSchema, "External_Id__c", Options{Dir: dir, LazyUnchanged: true}) // as the syncer does
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func benchRun(b *testing.B, dir string, n int, changed bool, old *Manifest, w io
 // BenchmarkDiff measures a run with 1 % changed rows against the cost of
 // sending every row (encoding it as CSV). Run with
 //
-//	go test -run '^$' -bench Diff -benchtime 1x ./pipeline/changes/ -args -changes.keys 10000000
+//	go test -run '^$' -bench Diff -benchtime 1x ./pipeline/sync/changes/ -args -changes.keys 10000000
 func BenchmarkDiff(b *testing.B) {
 	n := *benchKeys
 	if n%2654435761 == 0 {

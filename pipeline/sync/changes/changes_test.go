@@ -366,6 +366,19 @@ func runAll(t *testing.T, memLimit int, old *Manifest, rows []pipeline.Row, loc 
 	if _, err := d.Commit(context.Background(), old, &buf, true); err != nil {
 		t.Fatal(err)
 	}
+	// Commit read the keys the Diff wrote for it; merging the run and the
+	// manifest again must give the same manifest.
+	if d.pending == "" {
+		t.Fatal("the complete Diff wrote no pending keys")
+	}
+	d.pending = ""
+	var merged bytes.Buffer
+	if _, err := d.Commit(context.Background(), old, &merged, true); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), merged.Bytes()) {
+		t.Fatalf("Commit from the pending keys and from a merge of the run and the manifest differ (%d and %d bytes)", buf.Len(), merged.Len())
+	}
 	if memLimit > 0 && memLimit < 8192 && len(rows) > 4000 && d.run.files <= d.run.fanIn() {
 		t.Errorf("MemLimit %d spilled only %d run chunks; the test should force a multi-pass merge", memLimit, d.run.files)
 	}

@@ -37,11 +37,10 @@ const (
 	// fanInBuf is the read buffer per chunk file that spool.fanIn allows
 	// for within the memory limit.
 	fanInBuf = 128 << 10
-	// ioBuf is the buffer size of every file written, and the largest read
-	// buffer.
+	// ioBuf is the buffer size of every file written.
 	ioBuf = 1 << 20
-	// minReadBuf is the smallest read buffer of a chunk file.
-	minReadBuf = 16 << 10
+	// minReadBuf and maxReadBuf bound the read buffer of a chunk file.
+	minReadBuf, maxReadBuf = 16 << 10, 256 << 10
 	// maxKeyLen bounds keys (and destination ids); longer ones are refused
 	// when added and treated as corruption when read.
 	maxKeyLen = 1 << 20
@@ -265,10 +264,12 @@ func (s *spool) open() (*merger, error) {
 	return m, nil
 }
 
-// openFiles opens a cursor per chunk file. The read buffers share the memory
-// limit, each between minReadBuf and ioBuf bytes.
+// openFiles opens a cursor per chunk file. The read buffers share a quarter
+// of the memory limit, each between minReadBuf and maxReadBuf bytes: their
+// total grows little with the number of chunks (a 1M-row run has a few, a
+// 10M-row run dozens), so peak memory stays flat.
 func (s *spool) openFiles(paths []string) ([]*cursor, error) {
-	size := min(max(s.limit/max(len(paths), 1), minReadBuf), ioBuf)
+	size := min(max(s.limit/4/max(len(paths), 1), minReadBuf), maxReadBuf)
 	cs := make([]*cursor, 0, len(paths))
 	for _, p := range paths {
 		f, err := os.Open(p)
@@ -292,8 +293,15 @@ type chunkWriter struct {
 }
 
 func (s *spool) newChunk() (*chunkWriter, error) {
-	p := filepath.Join(s.dir, fmt.Sprintf("%s-%06d", s.name, s.files))
+	cw, err := s.newChunkNamed(fmt.Sprintf("%s-%06d", s.name, s.files))
 	s.files++
+	return cw, err
+}
+
+// newChunkNamed creates a chunk-format file named name in the spool's
+// directory.
+func (s *spool) newChunkNamed(name string) (*chunkWriter, error) {
+	p := filepath.Join(s.dir, name)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("changes: %s: create spill file: %w", s.name, err)
