@@ -1,6 +1,7 @@
 package salesforcesink
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strconv"
@@ -23,10 +24,11 @@ const (
 // encoder turns rows into Bulk API CSV (contract §3) for one job layout.
 // It keeps nothing between calls: the Writes of a sink share it.
 type encoder struct {
-	schema *pipeline.Schema
-	types  []pipeline.Type // the schema's field types, by column
-	delim  byte
-	eol    string
+	schema    *pipeline.Schema
+	types     []pipeline.Type // the schema's field types, by column
+	delim     byte
+	delimiter [1]byte // delim, for bytes.Count
+	eol       string
 	// special is 1 for the bytes that make a cell quoted: the delimiter,
 	// '"', CR and LF (contract §3.3). A uint8 table, so that eight bytes
 	// are checked with one branch (see plain).
@@ -38,6 +40,7 @@ func newEncoder(schema *pipeline.Schema, d salesforce.ColumnDelimiter, le salesf
 	for i := range e.types {
 		e.types[i] = schema.Field(i).Type
 	}
+	e.delimiter[0] = e.delim
 	if le == salesforce.LineEndingCRLF {
 		e.eol = "\r\n"
 	}
@@ -129,12 +132,84 @@ func (e *encoder) record(dst []byte, cells []string) []byte {
 // record(dst, cells(row)) would, without a string per cell. On error dst
 // is returned as it was (truncated to its length on entry).
 func (e *encoder) appendRecord(dst []byte, row pipeline.Row) ([]byte, error) {
+	var backoff int
+	return e.appendRecordNext(dst, row, &backoff)
+}
+
+// quotedBackoff is how many rows appendRecordNext encodes cell by cell
+// after a row that needed quotes, before it tries appendPlain again.
+const quotedBackoff = 32
+
+// appendRecordNext is appendRecord for one of a run of rows (a job's):
+// rows are tried with appendPlain, and a row that needs quotes is encoded
+// again by appendCells, which also encodes the next quotedBackoff rows
+// (*backoff, the caller's, counts them down), so that data whose rows all
+// hold a quoted cell is not encoded twice over.
+func (e *encoder) appendRecordNext(dst []byte, row pipeline.Row, backoff *int) ([]byte, error) {
+	if *backoff > 0 {
+		*backoff--
+		return e.appendCells(dst, row)
+	}
+	start := len(dst)
+	dst, ok, err := e.appendPlain(dst, row)
+	if ok || err != nil {
+		return dst, err
+	}
+	*backoff = quotedBackoff
+	return e.appendCells(dst[:start], row)
+}
+
+// appendPlain appends the record of row with every cell as it is, and
+// reports whether that is its encoding: no cell needs quotes (checked at
+// once, with the SIMD searches of package bytes: no '"', CR or LF in the
+// row, exactly one delimiter between cells, no cell starting or ending
+// with a blank). Most rows need none. On error dst is returned as it was.
+func (e *encoder) appendPlain(dst []byte, row pipeline.Row) ([]byte, bool, error) {
+	start := len(dst)
+	var edges bool // a cell starts or ends with a blank
+	for i, v := range row {
+		if i > 0 {
+			dst = append(dst, e.delim)
+		}
+		switch x := v.(type) {
+		case string:
+			if len(x) > 0 {
+				edges = edges || isBlank(x[0]) || isBlank(x[len(x)-1])
+				dst = append(dst, x...)
+			}
+			continue
+		case nil:
+			dst = append(dst, NullValue...)
+			continue
+		case bool:
+			dst = strconv.AppendBool(dst, x)
+			continue
+		}
+		n := len(dst)
+		var err error
+		if dst, err = e.appendText(dst, v, e.types[i]); err != nil {
+			return dst[:start], false, &pipeline.RowError{Code: "invalid_value", Field: e.schema.Field(i).Name, Err: err}
+		}
+		if n < len(dst) {
+			edges = edges || isBlank(dst[n]) || isBlank(dst[len(dst)-1])
+		}
+	}
+	r := dst[start:]
+	if edges || bytes.IndexByte(r, '"') >= 0 || bytes.IndexByte(r, '\n') >= 0 || bytes.IndexByte(r, '\r') >= 0 ||
+		bytes.Count(r, e.delimiter[:]) != max(len(row)-1, 0) {
+		return dst, false, nil
+	}
+	return append(dst, e.eol...), true, nil
+}
+
+// appendCells is appendRecord cell by cell, each quoted if it needs it
+// (the plain check, then quoting, per cell).
+func (e *encoder) appendCells(dst []byte, row pipeline.Row) ([]byte, error) {
 	start := len(dst)
 	for i, v := range row {
 		if i > 0 {
 			dst = append(dst, e.delim)
 		}
-		// The common kinds first, without a call for plain text.
 		switch x := v.(type) {
 		case string:
 			if e.plain(x) && !edgeBlank(x) {

@@ -68,7 +68,8 @@ func TestEncoderMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, d := range delims {
 		for _, le := range []salesforce.LineEnding{salesforce.LineEndingLF, salesforce.LineEndingCRLF} {
-			for range 300 {
+			backoff := 0 // appendRecordNext's, across the rows of a layout
+			for k := range 300 {
 				n := 1 + r.IntN(20)
 				fields := make([]pipeline.Field, n)
 				row := make(pipeline.Row, n)
@@ -82,6 +83,23 @@ func TestEncoderMatchesReference(t *testing.T) {
 
 				got, gotErr := e.appendRecord(bytes.Clone(prefix), row)
 				checkEncoded(t, "appendRecord", d, le, row, got, gotErr, "prefix"+want, wantErr)
+				if k%3 == 0 {
+					// Mostly rows that need no quotes, so that both of
+					// appendRecordNext's paths run.
+					for i, v := range row {
+						if s, ok := v.(string); ok {
+							row[i] = strings.Trim(strings.Map(func(r rune) rune {
+								if strings.ContainsRune("\r\n\"\t"+string(e.delim), r) {
+									return -1
+								}
+								return r
+							}, s), " ")
+						}
+					}
+					want, wantErr = refRecord(e, row)
+				}
+				got, gotErr = e.appendRecordNext(bytes.Clone(prefix), row, &backoff)
+				checkEncoded(t, "appendRecordNext", d, le, row, got, gotErr, "prefix"+want, wantErr)
 
 				cells, gotErr := e.cells(row, nil)
 				got = prefix

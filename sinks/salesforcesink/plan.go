@@ -176,6 +176,8 @@ func (p *PlanSink) Write(ctx context.Context, b *pipeline.Batch) error {
 	buf := p.buf[:0]
 	defer func() { p.buf = buf[:0] }()
 	rows := 0
+	var backoff int // rows left to encode cell by cell (appendRecordNext)
+
 	flush := func(n int) error { // writes buf[:n] as a job of rows rows
 		if rows == 0 {
 			return nil
@@ -198,7 +200,7 @@ func (p *PlanSink) Write(ctx context.Context, b *pipeline.Batch) error {
 		}
 		start := len(buf)
 		var err error
-		buf, err = p.enc.appendRecord(buf, b.Row(i))
+		buf, err = p.enc.appendRecordNext(buf, b.Row(i), &backoff)
 		if err != nil {
 			re.Add(i, err)
 			continue
