@@ -66,11 +66,11 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 	}
 	buf := make([]byte, 0, max(min(s.chunkHint.Load(), memSpoolLimit), 64<<10))
 	buf = append(buf, line...)
-	k := 0
+	k, backoff := 0, 0 // backoff: see recordNext
 	for ; k < len(pending) && len(c.rows) < maxRows; k++ {
 		i := pending[k]
 		n := len(buf)
-		buf = s.enc.record(buf, st.cells[i])
+		buf = s.enc.recordNext(buf, st.cells[i], &backoff)
 		size := int64(len(buf) - n)
 		if hdr+size > s.opts.MaxJobBytes {
 			buf = buf[:n]

@@ -119,6 +119,35 @@ func (e *encoder) formatCells(row pipeline.Row, dst []string, from int) ([]strin
 
 // record appends one encoded record of the given cells.
 func (e *encoder) record(dst []byte, cells []string) []byte {
+	var backoff int
+	return e.recordNext(dst, cells, &backoff)
+}
+
+// recordNext is record for one of a run of rows, as appendRecordNext is
+// appendRecord: the cells are appended as they are and checked at once
+// (plainRecord), and a row that needs quotes is encoded again cell by
+// cell, as are the next quotedBackoff rows (*backoff, the caller's).
+func (e *encoder) recordNext(dst []byte, cells []string, backoff *int) []byte {
+	if *backoff == 0 {
+		start := len(dst)
+		var edges bool
+		for i, c := range cells {
+			if i > 0 {
+				dst = append(dst, e.delim)
+			}
+			if len(c) > 0 {
+				edges = edges || isBlank(c[0]) || isBlank(c[len(c)-1])
+				dst = append(dst, c...)
+			}
+		}
+		if !edges && e.plainRecord(dst[start:], len(cells)) {
+			return append(dst, e.eol...)
+		}
+		dst = dst[:start]
+		*backoff = quotedBackoff
+	} else {
+		*backoff--
+	}
 	for i, c := range cells {
 		if i > 0 {
 			dst = append(dst, e.delim)
@@ -126,6 +155,15 @@ func (e *encoder) record(dst []byte, cells []string) []byte {
 		dst = e.appendCell(dst, c)
 	}
 	return append(dst, e.eol...)
+}
+
+// plainRecord reports whether r, the cells of a record of n cells joined
+// by the delimiter, needs no quotes but at the cells' edges (the caller
+// checks those): no '"', CR or LF, and n-1 delimiters. It uses the SIMD
+// searches of package bytes.
+func (e *encoder) plainRecord(r []byte, n int) bool {
+	return bytes.IndexByte(r, '"') < 0 && bytes.IndexByte(r, '\n') < 0 && bytes.IndexByte(r, '\r') < 0 &&
+		bytes.Count(r, e.delimiter[:]) == max(n-1, 0)
 }
 
 // appendRecord appends the encoded record of row, exactly as
@@ -160,10 +198,9 @@ func (e *encoder) appendRecordNext(dst []byte, row pipeline.Row, backoff *int) (
 }
 
 // appendPlain appends the record of row with every cell as it is, and
-// reports whether that is its encoding: no cell needs quotes (checked at
-// once, with the SIMD searches of package bytes: no '"', CR or LF in the
-// row, exactly one delimiter between cells, no cell starting or ending
-// with a blank). Most rows need none. On error dst is returned as it was.
+// reports whether that is its encoding: no cell needs quotes (no cell
+// starts or ends with a blank, and plainRecord). Most rows need none. On
+// error dst is returned as it was.
 func (e *encoder) appendPlain(dst []byte, row pipeline.Row) ([]byte, bool, error) {
 	start := len(dst)
 	var edges bool // a cell starts or ends with a blank
@@ -194,9 +231,7 @@ func (e *encoder) appendPlain(dst []byte, row pipeline.Row) ([]byte, bool, error
 			edges = edges || isBlank(dst[n]) || isBlank(dst[len(dst)-1])
 		}
 	}
-	r := dst[start:]
-	if edges || bytes.IndexByte(r, '"') >= 0 || bytes.IndexByte(r, '\n') >= 0 || bytes.IndexByte(r, '\r') >= 0 ||
-		bytes.Count(r, e.delimiter[:]) != max(len(row)-1, 0) {
+	if edges || !e.plainRecord(dst[start:], len(row)) {
 		return dst, false, nil
 	}
 	return append(dst, e.eol...), true, nil

@@ -44,7 +44,8 @@ func refRecord(e *encoder, row pipeline.Row) (string, error) {
 	return b.String(), nil
 }
 
-// TestEncoderMatchesReference checks the encoder's two paths against
+// TestEncoderMatchesReference checks the encoder's two paths (and their
+// forms for a run of rows, appendRecordNext and recordNext) against
 // refRecord, byte for byte and error for error: appendRecord (the plan
 // sink's) and record(cells(row)) (the sink's, whose cells must also be the
 // values' cellText), for every delimiter, both line endings and values of
@@ -68,7 +69,7 @@ func TestEncoderMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, d := range delims {
 		for _, le := range []salesforce.LineEnding{salesforce.LineEndingLF, salesforce.LineEndingCRLF} {
-			backoff := 0 // appendRecordNext's, across the rows of a layout
+			backoff, recBackoff := 0, 0 // appendRecordNext's and recordNext's, across the rows of a layout
 			for k := range 300 {
 				n := 1 + r.IntN(20)
 				fields := make([]pipeline.Field, n)
@@ -100,6 +101,10 @@ func TestEncoderMatchesReference(t *testing.T) {
 				}
 				got, gotErr = e.appendRecordNext(bytes.Clone(prefix), row, &backoff)
 				checkEncoded(t, "appendRecordNext", d, le, row, got, gotErr, "prefix"+want, wantErr)
+				if cells, err := e.cells(row, nil); err == nil {
+					got = e.recordNext(bytes.Clone(prefix), cells, &recBackoff)
+					checkEncoded(t, "recordNext", d, le, row, got, nil, "prefix"+want, wantErr)
+				}
 
 				cells, gotErr := e.cells(row, nil)
 				got = prefix

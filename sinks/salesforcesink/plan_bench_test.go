@@ -80,7 +80,7 @@ func leadRows(n int) []pipeline.Row {
 // rows (floats, ints, dates, timestamps, quoted text); "leadplain" is the
 // Lead rows without the commas that make a fifth of them quoted, as in
 // bench's data. "plan" is the plan sink's appendRecordNext, "run" the
-// sink's cells then record (the cells are kept to match Salesforce's
+// sink's cells then recordNext (the cells are kept to match Salesforce's
 // results).
 //
 //	go test -run '^$' -bench Encode -benchmem ./sinks/salesforcesink/
@@ -108,12 +108,12 @@ func BenchmarkEncode(b *testing.B) {
 			var dst []byte
 			cells := make([]string, 0, w.schema.Len())
 			var err error
-			i := 0
+			i, backoff := 0, 0
 			for b.Loop() {
 				if cells, err = e.cells(w.rows[i%len(w.rows)], cells); err != nil {
 					b.Fatal(err)
 				}
-				dst = e.record(dst[:0], cells)
+				dst = e.recordNext(dst[:0], cells, &backoff)
 				i++
 			}
 		})
