@@ -130,17 +130,17 @@ func (e *encoder) record(dst []byte, cells []string) []byte {
 func (e *encoder) recordNext(dst []byte, cells []string, backoff *int) []byte {
 	if *backoff == 0 {
 		start := len(dst)
-		var edges bool
+		var edges uint8 // a cell starts or ends with a blank (blanks)
 		for i, c := range cells {
 			if i > 0 {
 				dst = append(dst, e.delim)
 			}
 			if len(c) > 0 {
-				edges = edges || isBlank(c[0]) || isBlank(c[len(c)-1])
+				edges |= blanks[c[0]] | blanks[c[len(c)-1]]
 				dst = append(dst, c...)
 			}
 		}
-		if !edges && e.plainRecord(dst[start:], len(cells)) {
+		if edges == 0 && e.plainRecord(dst[start:], len(cells)) {
 			return append(dst, e.eol...)
 		}
 		dst = dst[:start]
@@ -203,7 +203,7 @@ func (e *encoder) appendRecordNext(dst []byte, row pipeline.Row, backoff *int) (
 // error dst is returned as it was.
 func (e *encoder) appendPlain(dst []byte, row pipeline.Row) ([]byte, bool, error) {
 	start := len(dst)
-	var edges bool // a cell starts or ends with a blank
+	var edges uint8 // a cell starts or ends with a blank (blanks)
 	for i, v := range row {
 		if i > 0 {
 			dst = append(dst, e.delim)
@@ -211,7 +211,7 @@ func (e *encoder) appendPlain(dst []byte, row pipeline.Row) ([]byte, bool, error
 		switch x := v.(type) {
 		case string:
 			if len(x) > 0 {
-				edges = edges || isBlank(x[0]) || isBlank(x[len(x)-1])
+				edges |= blanks[x[0]] | blanks[x[len(x)-1]]
 				dst = append(dst, x...)
 			}
 			continue
@@ -228,10 +228,10 @@ func (e *encoder) appendPlain(dst []byte, row pipeline.Row) ([]byte, bool, error
 			return dst[:start], false, &pipeline.RowError{Code: "invalid_value", Field: e.schema.Field(i).Name, Err: err}
 		}
 		if n < len(dst) {
-			edges = edges || isBlank(dst[n]) || isBlank(dst[len(dst)-1])
+			edges |= blanks[dst[n]] | blanks[dst[len(dst)-1]]
 		}
 	}
-	if edges || !e.plainRecord(dst[start:], len(row)) {
+	if edges != 0 || !e.plainRecord(dst[start:], len(row)) {
 		return dst, false, nil
 	}
 	return append(dst, e.eol...), true, nil
@@ -323,6 +323,9 @@ func appendDateTime(dst []byte, t time.Time) []byte {
 }
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+// blanks is 1 for the bytes isBlank reports, for checks without a branch.
+var blanks = [256]uint8{' ': 1, '\t': 1}
 
 // edgeBlank reports whether s starts or ends with a space or tab.
 func edgeBlank(s string) bool { return len(s) > 0 && (isBlank(s[0]) || isBlank(s[len(s)-1])) }
