@@ -282,8 +282,14 @@ func readBytes(p []byte) ([]byte, []byte, error) {
 // ("a","bc") and ("ab","c") differ, and the marker keeps null apart from "".
 func appendCanonical(dst []byte, row pipeline.Row, scratch []byte) ([]byte, []byte) {
 	for _, v := range row {
-		if v == nil {
+		switch x := v.(type) {
+		case nil:
 			dst = append(dst, 0)
+			continue
+		case string: // most values: their text is themselves, no copy to scratch
+			dst = append(dst, 1)
+			dst = binary.AppendUvarint(dst, uint64(len(x)))
+			dst = append(dst, x...)
 			continue
 		}
 		scratch = pipeline.AppendText(scratch[:0], v)

@@ -289,7 +289,7 @@ type chunkWriter struct {
 	path string
 	f    *os.File
 	bw   *bufio.Writer
-	hdr  [2*binary.MaxVarintLen64 + 8]byte
+	rec  []byte // the record being written
 }
 
 func (s *spool) newChunk() (*chunkWriter, error) {
@@ -312,14 +312,19 @@ func (s *spool) newChunkNamed(name string) (*chunkWriter, error) {
 // write appends a record; errors are sticky in the bufio.Writer and
 // reported by finish.
 func (w *chunkWriter) write(key []byte, seq, aux uint64, payload []byte) {
-	h := binary.AppendUvarint(w.hdr[:0], uint64(len(key)))
-	w.bw.Write(h)
-	w.bw.Write(key)
-	h = binary.AppendUvarint(w.hdr[:0], seq)
-	h = binary.LittleEndian.AppendUint64(h, aux)
-	h = binary.AppendUvarint(h, uint64(len(payload)))
-	w.bw.Write(h)
-	w.bw.Write(payload)
+	r := binary.AppendUvarint(w.rec[:0], uint64(len(key)))
+	r = append(r, key...)
+	r = binary.AppendUvarint(r, seq)
+	r = binary.LittleEndian.AppendUint64(r, aux)
+	r = binary.AppendUvarint(r, uint64(len(payload)))
+	if len(r)+len(payload) <= 4096 { // one copy into the buffer, not four
+		r = append(r, payload...)
+		w.bw.Write(r)
+	} else {
+		w.bw.Write(r)
+		w.bw.Write(payload)
+	}
+	w.rec = r[:0]
 }
 
 func (w *chunkWriter) finish() error {
