@@ -51,7 +51,8 @@ type Options struct {
 	Dir string
 	// MemLimit is the number of bytes of records buffered in memory before a
 	// sorted chunk is spilled to disk, separately for the run and for the
-	// outcomes; 0 means 32 MiB. Read buffers during merges share a quarter
+	// outcomes; 0 means 32 MiB. The run's buffer is two halves: one fills
+	// while the other is sorted and written by a goroutine of its own. Read buffers during merges share a quarter
 	// of it (16 to 256 KiB per chunk file, at most 256 files at once).
 	MemLimit int
 	// Canon, when set, maps a row to the values its hash is computed from
@@ -146,7 +147,7 @@ func NewDiffer(schema *pipeline.Schema, key string, o Options) (*Differ, error) 
 		dir:      dir,
 		canonFn:  o.Canon,
 		lazy:     o.LazyUnchanged,
-		run:      spool{name: "run", dir: dir, limit: o.MemLimit},
+		run:      spool{name: "run", dir: dir, limit: o.MemLimit, async: true},
 		outcomes: spool{name: "outcomes", dir: dir, limit: o.MemLimit},
 	}
 	d.dec.objs = &d.objs
@@ -741,6 +742,7 @@ func (d *Differ) Close() error {
 		return nil
 	}
 	d.closed = true
+	d.run.wait() // a background spill's error no longer matters
 	if err := os.RemoveAll(d.dir); err != nil {
 		return fmt.Errorf("changes: remove spill directory: %w", err)
 	}

@@ -76,20 +76,47 @@ const blockSize = 1 << 20
 
 const memRecSize = int(unsafe.Sizeof(memRec{}))
 
-// spool buffers records and spills them in sorted chunks. It is not safe for
-// concurrent use.
-type spool struct {
-	name   string // "run" or "outcomes": file names and errors
-	dir    string
-	limit  int
+// memBuf is an in-memory buffer of records: their keys and payloads are in
+// blocks.
+type memBuf struct {
 	blocks [][]byte // blocks[:cur+1] are in use
 	cur    int
 	used   int // bytes in use in blocks
 	recs   []memRec
-	chunks []string
-	seq    uint64
-	files  int // chunk files created so far, for unique names
-	frozen bool
+}
+
+// spool buffers records and spills them in sorted chunks. It is not safe for
+// concurrent use.
+type spool struct {
+	name  string // "run" or "outcomes": file names and errors
+	dir   string
+	limit int
+	memBuf
+	// async spills in the background: the buffer is limit/2 bytes, and
+	// while a full one is sorted and written (by a goroutine that the next
+	// spill, freeze or wait joins) records go into the other, spare.
+	// Sorting and writing then take the other core, not the adding one.
+	async    bool
+	spare    memBuf
+	spilling chan spillDone // the background spill in progress, or nil
+	chunks   []string
+	seq      uint64
+	files    int // chunk files created so far, for unique names
+	frozen   bool
+}
+
+// spillDone is the end of a background spill: its buffer, empty again.
+type spillDone struct {
+	buf memBuf
+	err error
+}
+
+// bufLimit is the size of the buffer being filled.
+func (s *spool) bufLimit() int {
+	if s.async {
+		return max(s.limit/2, 1)
+	}
+	return s.limit
 }
 
 // add buffers one record, spilling when the buffer reaches the limit.
@@ -108,7 +135,7 @@ func (s *spool) add(key []byte, aux uint64, payload []byte) error {
 		case s.cur < len(s.blocks):
 			s.blocks[s.cur] = make([]byte, 0, need)
 		default:
-			s.blocks = append(s.blocks, make([]byte, 0, max(need, min(blockSize, s.limit))))
+			s.blocks = append(s.blocks, make([]byte, 0, max(need, min(blockSize, s.bufLimit()))))
 		}
 	}
 	if len(s.recs) == cap(s.recs) { // double: append grows large slices by 1.25x
@@ -123,15 +150,19 @@ func (s *spool) add(key []byte, aux uint64, payload []byte) error {
 	s.used += need
 	s.recs = append(s.recs, memRec{blk: uint32(s.cur), k0: uint32(k0), k1: uint32(k1), p1: uint32(len(b)), seq: s.seq, aux: aux, pre: keyPrefix(key)})
 	s.seq++
-	if s.used+len(s.recs)*memRecSize >= s.limit {
+	if s.used+len(s.recs)*memRecSize >= s.bufLimit() {
+		if s.async {
+			return s.spillAsync()
+		}
 		return s.spill()
 	}
 	return nil
 }
 
-func (s *spool) sortMem() {
-	bl := s.blocks
-	slices.SortFunc(s.recs, func(x, y memRec) int {
+// sort sorts the records by (key, seq).
+func (b *memBuf) sort() {
+	bl := b.blocks
+	slices.SortFunc(b.recs, func(x, y memRec) int {
 		if x.pre != y.pre {
 			return cmp.Compare(x.pre, y.pre)
 		}
@@ -142,29 +173,70 @@ func (s *spool) sortMem() {
 	})
 }
 
+// spillTo sorts the records, writes them to cw and empties the buffer
+// (keeping its memory).
+func (b *memBuf) spillTo(cw *chunkWriter) error {
+	b.sort()
+	for _, r := range b.recs {
+		bl := b.blocks[r.blk]
+		cw.write(bl[r.k0:r.k1], r.seq, r.aux, bl[r.k1:r.p1])
+	}
+	err := cw.finish()
+	for i := range b.blocks {
+		b.blocks[i] = b.blocks[i][:0]
+	}
+	b.cur, b.used, b.recs = 0, 0, b.recs[:0]
+	return err
+}
+
 // spill sorts the buffered records and writes them to a new chunk file.
 func (s *spool) spill() error {
 	if len(s.recs) == 0 {
 		return nil
 	}
-	s.sortMem()
 	cw, err := s.newChunk()
 	if err != nil {
 		return err
 	}
-	for _, r := range s.recs {
-		b := s.blocks[r.blk]
-		cw.write(b[r.k0:r.k1], r.seq, r.aux, b[r.k1:r.p1])
-	}
-	if err := cw.finish(); err != nil {
+	if err := s.spillTo(cw); err != nil {
 		return err
 	}
 	s.chunks = append(s.chunks, cw.path)
-	for i := range s.blocks {
-		s.blocks[i] = s.blocks[i][:0]
-	}
-	s.cur, s.used, s.recs = 0, 0, s.recs[:0]
 	return nil
+}
+
+// spillAsync hands the full buffer to a goroutine that sorts and writes it
+// to a new chunk file, and goes on with the spare buffer (once the
+// previous background spill, if any, is done).
+func (s *spool) spillAsync() error {
+	if err := s.wait(); err != nil {
+		return err
+	}
+	cw, err := s.newChunk()
+	if err != nil {
+		return err
+	}
+	s.chunks = append(s.chunks, cw.path)
+	full := s.memBuf
+	s.memBuf, s.spare = s.spare, memBuf{}
+	done := make(chan spillDone, 1)
+	s.spilling = done
+	go func() { // joined by wait
+		err := full.spillTo(cw)
+		done <- spillDone{buf: full, err: err}
+	}()
+	return nil
+}
+
+// wait waits for the background spill, if any, and returns its error.
+func (s *spool) wait() error {
+	if s.spilling == nil {
+		return nil
+	}
+	d := <-s.spilling
+	s.spilling = nil
+	s.spare = d.buf
+	return d.err
 }
 
 // freeze ends adding: small inputs stay sorted in memory, larger ones are
@@ -174,14 +246,18 @@ func (s *spool) freeze() error {
 		return nil
 	}
 	s.frozen = true
+	if err := s.wait(); err != nil {
+		return err
+	}
+	s.spare = memBuf{}
 	if len(s.chunks) == 0 {
-		s.sortMem()
+		s.sort()
 		return nil
 	}
 	if err := s.spill(); err != nil {
 		return err
 	}
-	s.blocks, s.recs = nil, nil // the merge reads files only; free the buffer
+	s.memBuf = memBuf{} // the merge reads files only; free the buffer
 	for fan := s.fanIn(); len(s.chunks) > fan; {
 		group := s.chunks[:fan]
 		merged, err := s.mergeChunks(group)

@@ -8,7 +8,7 @@ import (
 )
 
 // TestKeyPrefixOrder checks that keys whose 8-byte prefixes differ compare
-// as their prefixes do (sortMem's shortcut): short keys, zero bytes and
+// as their prefixes do (memBuf.sort's shortcut): short keys, zero bytes and
 // common prefixes included.
 func TestKeyPrefixOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
