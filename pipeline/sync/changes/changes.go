@@ -91,8 +91,9 @@ type Differ struct {
 	diffed   bool
 	diffedOf manifestID
 	cur      *cursor // the record Diff is passing to fn (Row), else nil
-	// pending is the file of merged keys a complete Diff wrote for Commit
-	// (see pendingKeys), pendingOf the manifest it merged; "" = none.
+	// pending is the file of the keys a complete Diff found new, changed
+	// or missing, for Commit (see pendingKeys), pendingOf the manifest it
+	// merged; "" = none.
 	pending   string
 	pendingOf manifestID
 	pendBuf   []byte
@@ -300,13 +301,13 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 		default:
 			c.Unchanged++
 		}
-		if pw != nil {
-			if order == 0 {
-				d.pendBuf = binary.LittleEndian.AppendUint64(d.pendBuf[:0], man.hash)
-				pw.write(top.key, pendingInRun|pendingInMan, top.aux, append(d.pendBuf, man.id...))
-			} else {
-				pw.write(top.key, pendingInRun, top.aux, nil)
-			}
+		switch {
+		case pw == nil || op == OpUnchanged: // Commit copies the manifest's entry
+		case order == 0:
+			d.pendBuf = binary.LittleEndian.AppendUint64(d.pendBuf[:0], man.hash)
+			pw.write(top.key, pendingInRun|pendingInMan, top.aux, append(d.pendBuf, man.id...))
+		default:
+			pw.write(top.key, pendingInRun, top.aux, nil)
 		}
 		d.keyBuf = append(d.keyBuf[:0], top.key...)
 		var key string
@@ -514,7 +515,12 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 			return 0, err
 		}
 		defer pk.c.close()
-		keys = pk
+		man, err := openOld(ctx, old)
+		if err != nil {
+			return 0, err
+		}
+		defer man.close()
+		keys = &manifestAndPending{man: man, pend: pk}
 	} else {
 		run, err := d.run.open()
 		if err != nil {
@@ -679,12 +685,13 @@ const (
 	pendingInMan
 )
 
-// pendingKeys reads the merged keys a complete Diff wrote while it merged
-// the run with the manifest, one chunk-format record per key: flags in
-// seq, the run's hash in aux, and as payload the manifest's hash (uint64,
-// little endian) and id when the manifest has the key. Commit reads this
-// one small file instead of merging the run's chunks (rows included) and
-// the manifest again.
+// pendingKeys reads the keys a complete Diff found new, changed or
+// missing while it merged the run with the manifest (a few per cent of the
+// keys, in key order), one chunk-format record per key: flags in seq, the
+// run's hash in aux, and as payload the manifest's hash (uint64, little
+// endian) and id when the manifest has the key. Commit merges this small
+// file with the manifest (every other manifest key is unchanged) instead
+// of merging the run's chunks, rows included, with the manifest again.
 type pendingKeys struct{ c *cursor }
 
 func openPending(path string, limit int) (*pendingKeys, error) {
@@ -693,6 +700,54 @@ func openPending(path string, limit int) (*pendingKeys, error) {
 		return nil, fmt.Errorf("changes: open pending keys: %w", err)
 	}
 	return &pendingKeys{c: &cursor{f: f, br: bufio.NewReaderSize(f, min(max(limit/4, minReadBuf), maxReadBuf)), path: path}}, nil
+}
+
+// manifestAndPending merges the old manifest with the pending keys: a key
+// in both is changed (or missing), one only pending is new, and one only in
+// the manifest is unchanged.
+type manifestAndPending struct {
+	man          *manifestReader // nil: no old manifest
+	pend         *pendingKeys
+	pe           keyEntry // the next pending key, when pok
+	pok, started bool
+}
+
+func (s *manifestAndPending) next(e *keyEntry) (bool, error) {
+	if !s.started {
+		s.started = true
+		if err := s.advance(); err != nil {
+			return false, err
+		}
+	}
+	manOK := s.man != nil && !s.man.eof
+	if !s.pok && !manOK {
+		return false, nil
+	}
+	if s.pok && (!manOK || bytes.Compare(s.pe.key, s.man.key) <= 0) {
+		inMan := manOK && bytes.Equal(s.pe.key, s.man.key)
+		if inMan != s.pe.inMan {
+			return false, fmt.Errorf("changes: commit: internal error: the pending keys and the manifest disagree about key %q", s.pe.key)
+		}
+		*e = keyEntry{key: append(e.key[:0], s.pe.key...), oldID: append(e.oldID[:0], s.pe.oldID...),
+			inRun: s.pe.inRun, inMan: s.pe.inMan, runHash: s.pe.runHash, manHash: s.pe.manHash}
+		if inMan {
+			if _, err := s.man.next(); err != nil {
+				return false, err
+			}
+		}
+		return true, s.advance()
+	}
+	*e = keyEntry{key: append(e.key[:0], s.man.key...), oldID: append(e.oldID[:0], s.man.id...),
+		inRun: true, inMan: true, runHash: s.man.hash, manHash: s.man.hash}
+	_, err := s.man.next()
+	return err == nil, err
+}
+
+// advance reads the next pending key.
+func (s *manifestAndPending) advance() error {
+	ok, err := s.pend.next(&s.pe)
+	s.pok = ok
+	return err
 }
 
 func (p *pendingKeys) next(e *keyEntry) (bool, error) {

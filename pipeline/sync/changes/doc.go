@@ -26,8 +26,8 @@
 // Options.MemLimit bytes, sorted and spilled to temporary files; Diff
 // streams a k-way merge (container/heap) of those files against the
 // manifest, which is itself a sorted file read sequentially, and writes the
-// merged keys and hashes (no rows) to one more file, which Commit merges
-// with the outcomes. With the
+// keys it found new, changed or missing (no rows) to one more file, which
+// Commit merges with the manifest and the outcomes. With the
 // default 32 MiB limit a run of 10,000,000 keys uses a few dozen MiB of heap
 // and disk space about the size of the run's encoded rows.
 //
