@@ -3,29 +3,30 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
-	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 	"github.com/bulkflow/bulkflow/sources/csvsource"
 	"github.com/bulkflow/bulkflow/sources/parquetsource"
 )
 
-// setProvenance records in the pipeline's Salesforce sinks what this
-// attempt reads: the pipeline file and its digest and, when a sink keeps a
-// ledger (so that a resume can compare), a fingerprint of every object the
-// CSV and Parquet sources read. A resume that cuts other chunks than the
-// first attempt then says which file or object changed.
+// setProvenance records in the pipeline's sinks that keep run ledgers
+// (pipeline.RunLedger) what this attempt reads: the pipeline file and its
+// digest and, when a sink's ledger is on (so that a resume can compare), a
+// fingerprint of every object the CSV and Parquet sources read. A resume
+// that cuts other chunks than the first attempt then says which file or
+// object changed. Other sinks are told nothing.
 func setProvenance(ctx context.Context, g *pipeline.Graph, env *pipeline.Env) {
+	ledgers := runLedgers(g)
 	var sources map[string]string
-	for _, s := range g.Stages {
-		if o, ok := s.Options.(*salesforcesink.Options); ok && s.Kind == pipeline.KindSink && o.LedgerLocation() != "" {
-			sources = sourceFingerprints(ctx, g, env)
-			break
-		}
+	if slices.ContainsFunc(ledgers, func(l pipeline.RunLedger) bool { return l.LedgerLocation() != "" }) {
+		sources = sourceFingerprints(ctx, g, env)
 	}
-	salesforcesink.SetProvenance(g, sources)
+	for _, l := range ledgers {
+		l.SetProvenance(g.File, g.FileHash, sources)
+	}
 }
 
 // sourceFingerprints returns, for every object the pipeline's CSV and

@@ -16,11 +16,10 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/state"
-	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
 
 // runRecords is what a pipeline remembers of a run id: whether it has any
-// record of it (a ledger of one of its Salesforce sinks, a dead-letter
+// record of it (a ledger of one of its sinks, a dead-letter
 // manifest, a report, a run-history entry or the in-flight record of its
 // state store), and, when it has none, the run ids it knows and where it
 // looked.
@@ -32,21 +31,37 @@ type runRecords struct {
 
 // runPlaces are the locations a pipeline keeps run records in.
 type runPlaces struct {
-	ledgers     []blobio.Location // <ledger>/<pipeline>/, one per distinct ledger
-	deadLetters blobio.Location
-	store       *state.Store
-	errs        []string
+	pipeline, baseDir string
+	ledgers           []ledgerPlace // one per distinct ledger
+	deadLetters       blobio.Location
+	store             *state.Store
+	errs              []string
+}
+
+// ledgerPlace is one ledger of the pipeline's sinks.
+type ledgerPlace struct {
+	runs   blobio.Location // <ledger>/<pipeline>/: one folder per run id
+	ledger pipeline.RunLedger
+}
+
+// runLedgers returns the options of g's sink stages that can keep a
+// ledger of each run (pipeline.RunLedger), in stage order, whether their
+// ledger is on or off.
+func runLedgers(g *pipeline.Graph) []pipeline.RunLedger {
+	var out []pipeline.RunLedger
+	for _, s := range g.Stages {
+		if l, ok := s.Options.(pipeline.RunLedger); ok && s.Kind == pipeline.KindSink {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func placesOf(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, stateLoc, stateName string) runPlaces {
-	var p runPlaces
+	p := runPlaces{pipeline: g.Name, baseDir: env.BaseDir}
 	seen := map[string]bool{}
-	for _, s := range g.Stages {
-		o, ok := s.Options.(*salesforcesink.Options)
-		if !ok || s.Kind != pipeline.KindSink {
-			continue
-		}
-		where := o.LedgerLocation()
+	for _, l := range runLedgers(g) {
+		where := l.LedgerLocation()
 		if where == "" || seen[where] {
 			continue
 		}
@@ -56,7 +71,7 @@ func placesOf(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, stateLo
 			p.errs = append(p.errs, fmt.Sprintf("ledger %s (%v)", where, err))
 			continue
 		}
-		p.ledgers = append(p.ledgers, blobio.Join(loc, salesforcesink.LedgerFolder(g.Name)))
+		p.ledgers = append(p.ledgers, ledgerPlace{runs: blobio.Join(loc, l.LedgerFolder(g.Name)), ledger: l})
 	}
 	dl := g.DeadLetter
 	if dl == "" {
@@ -111,11 +126,7 @@ func knownRun(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, stateLo
 // while we look.
 func (p runPlaces) hasRun(ctx context.Context, id string) (found bool, history []state.RunRecord, in inflight) {
 	for _, l := range p.ledgers {
-		if d := localDir(l); d != "" {
-			if st, err := os.Stat(filepath.Join(d, id, "ledger.jsonl")); err == nil && st.Mode().IsRegular() {
-				found = true
-			}
-		} else if log := blobio.Join(l, id, "log"); exists(ctx, log.WithKey(log.Key+"/")) {
+		if l.ledger.LedgerHasRun(ctx, p.baseDir, p.pipeline, id) {
 			found = true
 		}
 	}
@@ -142,11 +153,11 @@ func (p runPlaces) hasRun(ctx context.Context, id string) (found bool, history [
 // record) to rr.ids, and where it looked to rr.looked.
 func (rr *runRecords) listRuns(ctx context.Context, p runPlaces, history []state.RunRecord, in inflight) {
 	for _, l := range p.ledgers {
-		if d := localDir(l); d != "" {
+		if d := localDir(l.runs); d != "" {
 			rr.listLedgerDir(d)
 			continue
 		}
-		rr.listPrefix(ctx, "ledger", l, firstElem)
+		rr.listPrefix(ctx, "ledger", l.runs, firstElem)
 	}
 	if p.deadLetters.BucketURL != "" {
 		rr.listPrefix(ctx, "dead letters", p.deadLetters, func(rest string) string {
@@ -263,18 +274,17 @@ var runLockTTL = 2 * time.Minute
 
 // runLockPlace returns where the lock of a run of the pipeline lives: a
 // location (a directory or blob URL prefix), the folder name under it and
-// the sub-folder of run folders. It is the first Salesforce ledger (what a
-// resume reads and writes: <ledger>/<pipeline>/<run id>/run.lock, beside
-// ledger.jsonl), else the state store when the pipeline keeps state
+// the sub-folder of run folders. It is the first sink ledger (a
+// pipeline.RunLedger that is on: what a resume reads and writes,
+// <ledger>/<pipeline>/<run id>/run.lock beside the run's records), else
+// the state store when the pipeline keeps state
 // (STATE/PIPELINE/run-locks/<run id>/run.lock); "" when the pipeline has
 // neither, and so nothing that two runs of one id could corrupt (each
 // would send every row, like two fresh runs).
 func runLockPlace(g *pipeline.Graph, stateLoc, stateName string) (loc, name, sub string) {
-	for _, s := range g.Stages {
-		if o, ok := s.Options.(*salesforcesink.Options); ok && s.Kind == pipeline.KindSink {
-			if where := o.LedgerLocation(); where != "" {
-				return where, salesforcesink.LedgerFolder(g.Name), ""
-			}
+	for _, l := range runLedgers(g) {
+		if where := l.LedgerLocation(); where != "" {
+			return where, l.LedgerFolder(g.Name), ""
 		}
 	}
 	if needsState(g) {

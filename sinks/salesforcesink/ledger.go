@@ -122,8 +122,7 @@ func safeName(s string) string {
 // LedgerRun returns where a sink with these options keeps the ledger of
 // run runID of pipeline pipelineName (<ledger>/<pipeline>/<run id>, with
 // relative locations resolved against baseDir), and false when the ledger
-// is off. The CLI uses it to find a run's ledger (and lock) without
-// repeating the sink's rules.
+// is off.
 func (o *Options) LedgerRun(baseDir, pipelineName, runID string) (blobio.Location, bool, error) {
 	where := o.ledgerLocation()
 	if where == "" {
@@ -131,6 +130,43 @@ func (o *Options) LedgerRun(baseDir, pipelineName, runID string) (blobio.Locatio
 	}
 	run, err := ledgerRun(baseDir, where, pipelineName, runID)
 	return run, err == nil, err
+}
+
+// LedgerHasRun implements pipeline.RunLedger: whether the ledger holds a
+// record of run runID of pipeline pipelineName: a ledger.jsonl file in its
+// local run folder (where the run's lock lives too), an object under its
+// log/ on a blob store.
+func (o *Options) LedgerHasRun(ctx context.Context, baseDir, pipelineName, runID string) bool {
+	run, on, err := o.LedgerRun(baseDir, pipelineName, runID)
+	if !on || err != nil {
+		return false
+	}
+	if run.Scheme == "file" {
+		dir, err := localRunDir(run)
+		if err != nil {
+			return false
+		}
+		st, err := os.Stat(filepath.Join(dir, ledgerFile))
+		return err == nil && st.Mode().IsRegular()
+	}
+	_, err = blobio.List(ctx, logPrefix(run))
+	return err == nil
+}
+
+// localRunDir is the directory of a run folder on the local file system.
+func localRunDir(run blobio.Location) (string, error) {
+	u, err := url.Parse(run.BucketURL)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(run.Key)), nil
+}
+
+// logPrefix is the prefix of a blob ledger's records in run folder run.
+func logPrefix(run blobio.Location) blobio.Location {
+	logLoc := blobio.Join(run, "log")
+	logLoc.Key += "/"
+	return logLoc
 }
 
 // ledgerRun is the run folder of a ledger at where.
@@ -151,8 +187,7 @@ func openLedger(ctx context.Context, baseDir, where, pipelineName, runID string)
 	}
 	l := &ledger{where: run.String(), count: map[string]int{}, seen: map[string]bool{}, boot: time.Now().UnixNano()}
 	if run.Scheme != "file" {
-		logLoc := blobio.Join(run, "log")
-		logLoc.Key += "/"
+		logLoc := logPrefix(run)
 		l.blob = &logLoc
 		objs, err := blobio.List(ctx, logLoc)
 		if err != nil && !errors.Is(err, blobio.ErrNoMatch) {
@@ -175,11 +210,9 @@ func openLedger(ctx context.Context, baseDir, where, pipelineName, runID string)
 		l.init()
 		return l, nil
 	}
-	u, err := url.Parse(run.BucketURL)
-	if err != nil {
+	if l.dir, err = localRunDir(run); err != nil {
 		return nil, err
 	}
-	l.dir = filepath.Join(filepath.FromSlash(u.Path), filepath.FromSlash(run.Key))
 	l.where = l.dir
 	if err := os.MkdirAll(filepath.Join(l.dir, "spool"), 0o755); err != nil {
 		return nil, err

@@ -457,3 +457,78 @@ func TestLedgerRun(t *testing.T) {
 		t.Error("emulator ledger reported on")
 	}
 }
+
+// TestLedgerHasRun: a run is recorded once the sink opened its ledger and
+// wrote to it, locally and on a blob store; a run folder holding only the
+// run's lock, another run id, and a ledger that is off hold no record.
+func TestLedgerHasRun(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct{ name, where string }{
+		{"local", t.TempDir()},
+		{"blob", "mem://ledger-has-run/ledgers/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOptions()
+			o.Ledger = tc.where
+			var rl pipeline.RunLedger = o
+			if rl.LedgerHasRun(ctx, "", "my/pipe", "run-1") {
+				t.Fatal("a run no sink opened has a record")
+			}
+			if run, _, _ := o.LedgerRun("", "my/pipe", "run-1"); run.Scheme == "file" {
+				// The CLI's run lock lives in the run folder too.
+				dir, err := localRunDir(run)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "run.lock"), []byte("x"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if rl.LedgerHasRun(ctx, "", "my/pipe", "run-1") {
+					t.Fatal("a run folder holding only run.lock has a record")
+				}
+			}
+			l, err := openLedger(ctx, "", tc.where, "my/pipe", "run-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.close()
+			if err := l.append(ctx, ledgerRecord{Chunk: runKey, State: "opened"}); err != nil {
+				t.Fatal(err)
+			}
+			if !rl.LedgerHasRun(ctx, "", "my/pipe", "run-1") {
+				t.Errorf("run-1 has no record after the sink wrote its ledger in %s", l.where)
+			}
+			if rl.LedgerHasRun(ctx, "", "my/pipe", "run-2") || rl.LedgerHasRun(ctx, "", "other", "run-1") {
+				t.Error("another run id or pipeline has run-1's record")
+			}
+			o.Ledger = LedgerOff
+			if rl.LedgerHasRun(ctx, "", "my/pipe", "run-1") {
+				t.Error("a ledger that is off has a record")
+			}
+		})
+	}
+}
+
+// TestRunLedgerOptions: the folder of a pipeline's runs is one path
+// element, and SetProvenance records what the attempt reads, also with the
+// ledger off (resume hints name the file).
+func TestRunLedgerOptions(t *testing.T) {
+	o := NewOptions()
+	o.Ledger = LedgerOff
+	var rl pipeline.RunLedger = o
+	for in, want := range map[string]string{"p": "p", "my/pipe": "my_pipe", `a\b:c`: "a_b_c", "": "default"} {
+		if got := rl.LedgerFolder(in); got != want {
+			t.Errorf("LedgerFolder(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if rl.LedgerLocation() != "" {
+		t.Errorf("ledger off: location %q", rl.LedgerLocation())
+	}
+	rl.SetProvenance("load.yaml", "abc", nil)
+	if p := o.Provenance; p == nil || p.PipelineFile != "load.yaml" || p.PipelineDigest != "abc" || p.Sources != nil {
+		t.Errorf("provenance %+v", p)
+	}
+}

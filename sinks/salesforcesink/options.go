@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 )
 
@@ -129,13 +130,26 @@ func (o *Options) ledgerLocation() string {
 	return loc
 }
 
-// LedgerLocation returns where the sink keeps its ledger (a directory or
-// blob URL prefix), or "" when the ledger is off. The runs of a pipeline
-// are under LedgerFolder(pipeline) there, one folder per run id.
+// The options are the sink's run ledger for the CLI (--resume, the run
+// lock, provenance).
+var _ pipeline.RunLedger = (*Options)(nil)
+
+// LedgerLocation implements pipeline.RunLedger: where the sink keeps its
+// ledger (a directory or blob URL prefix), or "" when the ledger is off.
+// The runs of a pipeline are under LedgerFolder(pipeline) there, one
+// folder per run id.
 func (o *Options) LedgerLocation() string { return o.ledgerLocation() }
 
-// LedgerFolder is the folder, under LedgerLocation, of a pipeline's runs.
-func LedgerFolder(pipelineName string) string { return safeName(pipelineName) }
+// LedgerFolder implements pipeline.RunLedger: the folder, under
+// LedgerLocation, of a pipeline's runs (its name made one path element).
+func (o *Options) LedgerFolder(pipelineName string) string { return safeName(pipelineName) }
+
+// SetProvenance implements pipeline.RunLedger: it records in
+// o.Provenance what this attempt of the run reads (the ledger keeps the
+// first attempt's; resume hints name file).
+func (o *Options) SetProvenance(file, digest string, sources map[string]string) {
+	o.Provenance = &Provenance{PipelineFile: file, PipelineDigest: digest, Sources: sources}
+}
 
 // NewOptions returns Options with every default set.
 func NewOptions() *Options {
