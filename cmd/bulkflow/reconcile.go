@@ -19,15 +19,14 @@ import (
 // sfRemote is the target object of a salesforce sink, read back for
 // `sync: {seed: salesforce}` and --reconcile: describe for the field
 // types, a Bulk API 2.0 query job (the salesforce source) for the records.
+// It is Salesforce's own protocol, not a capability other sinks could
+// offer: syncerOptions builds it from the salesforce sink's options.
 type sfRemote struct {
 	env  *pipeline.Env
 	opts *salesforcesink.Options
 }
 
-func (r *sfRemote) conn() salesforcesink.Connection {
-	return salesforcesink.Connection{InstanceURL: r.opts.InstanceURL, Auth: r.opts.Auth,
-		APIVersion: r.opts.APIVersion, ResponseCompression: r.opts.ResponseCompression}
-}
+func (r *sfRemote) conn() salesforcesink.Connection { return r.opts.Connection() }
 
 // String names the object and the instance (never a credential).
 func (r *sfRemote) String() string { return r.opts.Object + " at " + r.opts.InstanceURL }
@@ -121,7 +120,10 @@ func containsFold(names []string, s string) bool {
 // syncerOptions returns the syncer options of sync stage stage: the
 // target object of a salesforce sink as its Remote (also when `bulkflow
 // plan` swapped the sink for its plan sink: a seeded first run's plan
-// reads the object too, with one query job).
+// reads the object too, with one query job). The Remote of `seed:
+// salesforce` is Salesforce-specific (describe and a query job through
+// the salesforce source), so it is picked by the sink's options type;
+// other sinks get none, and the syncer refuses seed and --reconcile.
 func syncerOptions(env *pipeline.Env, stage *pipeline.StageSpec, mode syncer.Reconcile) syncer.Options {
 	o := syncer.Options{Reconcile: mode}
 	if stage == nil {

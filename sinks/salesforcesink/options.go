@@ -151,6 +151,12 @@ func (o *Options) SetProvenance(file, digest string, sources map[string]string) 
 	o.Provenance = &Provenance{PipelineFile: file, PipelineDigest: digest, Sources: sources}
 }
 
+// Connection returns the org the sink reaches and how it logs in, for a
+// stage that reads its object back (a sync's seed: salesforce, --reconcile).
+func (o *Options) Connection() Connection {
+	return Connection{InstanceURL: o.InstanceURL, Auth: o.Auth, APIVersion: o.APIVersion, ResponseCompression: o.ResponseCompression}
+}
+
 // NewOptions returns Options with every default set.
 func NewOptions() *Options {
 	return &Options{

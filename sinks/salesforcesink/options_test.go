@@ -4,9 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/goccy/go-yaml"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/config"
@@ -96,5 +99,32 @@ func TestRegisteredExample(t *testing.T) {
 	}
 	if _, err := config.Load("x.yaml", []byte(y), pipeline.DefaultRegistry(), func(string) (string, bool) { return "", false }); err != nil {
 		t.Fatalf("example does not load: %v\n%s", err, y)
+	}
+}
+
+// TestOptionsConnection: Connection carries every connection key of the
+// sink's options (a field added to Connection must be filled from the
+// option of the same name), decoded from a pipeline file's YAML.
+func TestOptionsConnection(t *testing.T) {
+	o := NewOptions()
+	if err := yaml.Unmarshal([]byte(`instance_url: https://acme.my.salesforce.com
+api_version: "61.0"
+response_compression: gzip
+auth: {client_id: cid, client_secret: s3cret, login_url: https://acme.my.salesforce.com}
+`), o); err != nil {
+		t.Fatal(err)
+	}
+	c := o.Connection()
+	cv, ov := reflect.ValueOf(c), reflect.ValueOf(*o)
+	for i := range cv.NumField() {
+		name := cv.Type().Field(i).Name
+		of := ov.FieldByName(name)
+		if !of.IsValid() {
+			t.Errorf("Options has no field %s of Connection", name)
+			continue
+		}
+		if cv.Field(i).IsZero() || !reflect.DeepEqual(cv.Field(i).Interface(), of.Interface()) {
+			t.Errorf("Connection.%s = %v, want the option's %v", name, cv.Field(i).Interface(), of.Interface())
+		}
 	}
 }
