@@ -28,9 +28,10 @@
 //   - plugin options: Validator (check themselves at load), ExprSetter (the
 //     expressions of map and filter, with their file positions);
 //   - sink options, for the CLI: Preflighter (check the destination before
-//     any row moves; problems are a PreflightError) and Planner (a PlanSink
-//     that writes the files the sink would send, for `bulkflow plan`), so
-//     that commands find these sinks by capability, never by type name.
+//     any row moves; problems are a PreflightError), Planner (a PlanSink
+//     that writes the files the sink would send, for `bulkflow plan`) and
+//     RunLedger (a ledger of each run: --resume, the run lock, provenance),
+//     so that commands find these sinks by capability, never by type name.
 //
 // # Registry
 //
