@@ -169,7 +169,12 @@ func (c *fastCompiler) boolean(n ast.Node) boolFn {
 		}
 	case *ast.BinaryNode:
 		switch n.Operator {
-		case "&&", "and", "||", "or":
+		case "&&", "and":
+			if f := c.presentNumber(n); f != nil {
+				return f
+			}
+			return c.logical(n)
+		case "||", "or":
 			return c.logical(n)
 		case "==", "!=":
 			return c.equal(n)
@@ -210,6 +215,79 @@ func (c *fastCompiler) logical(n *ast.BinaryNode) boolFn {
 	}
 }
 
+// presentNumber compiles the guarded numeric test of a text column,
+// x != nil && x != "" && float(x) op K (op one of < > <= >=, K a number
+// literal), into one function: it reads x once, and parses and compares
+// it unboxed. For a null or blank x the result is false, as && stops
+// there; for a string it is the comparison, when float() reads it; for
+// any other value, or text float() refuses, the VM decides (and writes
+// the error).
+func (c *fastCompiler) presentNumber(n *ast.BinaryNode) boolFn {
+	first, ok := n.Left.(*ast.BinaryNode)
+	if !ok || (first.Operator != "&&" && first.Operator != "and") || !c.shortCircuit {
+		return nil
+	}
+	// notConst returns the field of x != K, or -1.
+	notConst := func(n ast.Node, want any) int {
+		b, ok := n.(*ast.BinaryNode)
+		if !ok || b.Operator != "!=" {
+			return -1
+		}
+		if k, ok := c.constant(b.Right); !ok || k != want {
+			return -1
+		}
+		return c.field(b.Left)
+	}
+	i := notConst(first.Left, nil)
+	if i < 0 || notConst(first.Right, "") != i {
+		return nil
+	}
+	cmpNode, ok := n.Right.(*ast.BinaryNode)
+	if !ok {
+		return nil
+	}
+	call, ok := cmpNode.Left.(*ast.BuiltinNode)
+	if !ok || call.Name != "float" || len(call.Arguments) != 1 || c.field(call.Arguments[0]) != i {
+		return nil
+	}
+	if _, isCall := c.number(cmpNode.Left); !isCall {
+		return nil
+	}
+	k, isCall := c.number(cmpNode.Right)
+	if k == nil || isCall {
+		return nil
+	}
+	bound, _ := k(nil)
+	var cmp func(a, b float64) bool
+	switch cmpNode.Operator {
+	case "<":
+		cmp = func(a, b float64) bool { return a < b }
+	case ">":
+		cmp = func(a, b float64) bool { return a > b }
+	case "<=":
+		cmp = func(a, b float64) bool { return a <= b }
+	case ">=":
+		cmp = func(a, b float64) bool { return a >= b }
+	default:
+		return nil
+	}
+	return func(row pipeline.Row) (bool, bool) {
+		v := row[i]
+		if v == nil {
+			return false, true
+		}
+		s, isStr := v.(string)
+		switch {
+		case !isStr:
+			return false, false
+		case s == "":
+			return false, true
+		}
+		f, ok := floatOf(s)
+		return ok && cmp(f, bound), ok
+	}
+}
+
 // equal compiles == and !=. The compiler emits OpEqualString (a.(string) ==
 // b.(string), which panics on nil) when both sides are checked as strings,
 // else OpEqual (runtime.Equal); the fast path follows the same choice.
@@ -224,6 +302,16 @@ func (c *fastCompiler) equal(n *ast.BinaryNode) boolFn {
 		return nil // OpEqualInt
 	}
 	neg := n.Operator == "!="
+	if i := c.field(n.Left); i >= 0 {
+		if k, ok := c.constant(n.Right); ok {
+			// field == literal (revenue != ""), the common condition:
+			// read the row and compare, without the operands' calls.
+			return func(row pipeline.Row) (bool, bool) {
+				eq, ok := equalValues(row[i], k, strict)
+				return eq != neg, ok
+			}
+		}
+	}
 	return func(row pipeline.Row) (bool, bool) {
 		a, ok := l(row)
 		if !ok {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 )
@@ -422,6 +423,74 @@ func TestFastPathAllocs(t *testing.T) {
 		})
 		if n > tc.max {
 			t.Errorf("%s: %v allocations per run, want at most %v", tc.expr, n, tc.max)
+		}
+	}
+}
+
+// TestRunTextAllocs checks that RunText builds the bench mapping's
+// strings (and evaluates its other fields) without an allocation per
+// value: only the arena's chunks, one per 128 KiB of text.
+func TestRunTextAllocs(t *testing.T) {
+	srcs := []string{
+		`first_name + " " + s`, `upper(s)`, `sfDate(dec, "01/02/2006")`, `sfDateTime(a, "01/02/2006 15:04:05", "UTC")`,
+		`sfBool(first_name)`, `s != nil && s != "" && float(s) >= 1000000 ? "Enterprise" : "SMB"`,
+	}
+	e := New(testSchema, testEnv)
+	r := e.Runner()
+	defer r.Release()
+	row := row(map[string]any{"s": "us", "first_name": "Y", "dec": "03/05/2024", "a": "12/31/2024 23:59:59"})
+	for i, src := range srcs {
+		if i == len(srcs)-1 {
+			row[testSchema.Index("s")] = "1234567.89"
+		}
+		p, err := e.Compile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Bind(row)
+		n := testing.AllocsPerRun(2000, func() {
+			if _, _, _, err := r.RunText(p); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if n > 0.01 {
+			t.Errorf("%s: %v allocations per RunText, want none but the arena's chunks", src, n)
+		}
+	}
+	p, _ := e.Compile(srcs[len(srcs)-1])
+	r.Bind(row)
+	if v, _, _, err := r.RunText(p); v != "Enterprise" || err != nil {
+		t.Errorf("tier of 1234567.89: %#v, %v", v, err)
+	}
+}
+
+// TestPresentNumber checks which conditions compile to presentNumber's
+// single function (the others keep the general fast paths).
+func TestPresentNumber(t *testing.T) {
+	e := New(testSchema, testEnv)
+	for src, want := range map[string]bool{
+		`dec != nil && dec != "" && float(dec) >= 1000000`: true,
+		`s != null && s != "" && float(s) < 2.5`:           true,
+		`s != nil && s != "" && float(s) >= float(dec)`:    false,
+		`s != nil && first_name != "" && float(s) >= 1`:    false,
+		`s != nil && s != "" && float(first_name) >= 1`:    false,
+		`s != nil && s != "x" && float(s) >= 1`:            false,
+		`s != nil || s != "" && float(s) >= 1`:             false,
+	} {
+		p, err := e.Compile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, ok := p.prog.Node().(*ast.BinaryNode)
+		if !ok {
+			t.Fatalf("%s: not a binary node", src)
+		}
+		c := &fastCompiler{env: e, shortCircuit: true}
+		if got := c.presentNumber(n) != nil; got != want {
+			t.Errorf("%s: presentNumber %v, want %v", src, got, want)
+		}
+		if p.fast == nil {
+			t.Errorf("%s: no fast path", src)
 		}
 	}
 }

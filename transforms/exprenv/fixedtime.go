@@ -148,26 +148,38 @@ func (fl *fixedLayout) fields(s string) (year, month, day, hour, minute, second 
 			return
 		}
 	}
-	num := func(at, width int) int {
-		if at < 0 {
-			return 0
-		}
-		n := 0
-		for _, c := range []byte(s[at : at+width]) {
-			if c < '0' || c > '9' {
-				return -1
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
+	hi, lo := num2(s, fl.year), num2(s, fl.year+2)
+	if hi < 0 || lo < 0 {
+		return
 	}
-	year, month, day = num(fl.year, 4), num(fl.month, 2), num(fl.day, 2)
-	hour, minute, second = num(fl.hour, 2), num(fl.minute, 2), num(fl.second, 2)
-	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+	year = hi*100 + lo
+	month, day = num2(s, fl.month), num2(s, fl.day)
+	hour, minute, second = 0, 0, 0
+	if fl.hour >= 0 {
+		hour = num2(s, fl.hour)
+	}
+	if fl.minute >= 0 {
+		minute = num2(s, fl.minute)
+	}
+	if fl.second >= 0 {
+		second = num2(s, fl.second)
+	}
+	// A non-digit makes its element negative (num2).
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59 {
 		return
 	}
 	return year, month, day, hour, minute, second, true
+}
+
+// num2 reads the two digits of s at i, or returns -1 if either is not
+// a digit.
+func num2(s string, i int) int {
+	a, b := s[i]-'0', s[i+1]-'0'
+	if a > 9 || b > 9 {
+		return -1
+	}
+	return int(a)*10 + int(b)
 }
 
 // appendDate appends year-month-day as SFDateLayout writes it.

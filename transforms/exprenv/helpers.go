@@ -286,6 +286,15 @@ func sfBoolOf(v any) (any, error) {
 			return true, nil
 		}
 	case string:
+		if len(x) == 1 {
+			// The one-letter forms exports write (Y/N, 1/0, T/F).
+			switch x[0] {
+			case 'Y', 'y', 'T', 't', '1':
+				return true, nil
+			case 'N', 'n', 'F', 'f', '0':
+				return false, nil
+			}
+		}
 		s := strings.TrimSpace(x)
 		switch {
 		case s == "":

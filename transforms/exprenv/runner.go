@@ -143,6 +143,9 @@ func (r *Runner) RunText(p *Program) (v any, s string, built bool, err error) {
 				return nil, r.arena.Copy(b), true, nil
 			}
 		case textValue:
+			if _, isStr := v.(string); isStr && p.Type == pipeline.TypeString {
+				return v, "", false, nil // what Normalize returns
+			}
 			if v, err := Normalize(v, p.Type); err == nil {
 				return v, "", false, nil
 			}
