@@ -237,6 +237,10 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 func (t *Transform) eval(r *exprenv.Runner, row, dst pipeline.Row, strs *[]string) (int, error) {
 	for j, p := range t.progs {
 		if i := p.Field(); i >= 0 {
+			if _, isStr := row[i].(string); isStr && p.Type == pipeline.TypeString {
+				dst[j] = row[i] // what Normalize returns
+				continue
+			}
 			if v, err := exprenv.Normalize(row[i], p.Type); err == nil {
 				dst[j] = v
 				continue
