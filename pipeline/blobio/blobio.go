@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -429,6 +430,16 @@ func NewWriter(ctx context.Context, l Location) (*Writer, error) {
 	opts := &blob.WriterOptions{ContentType: contentType(l.Key)}
 	if l.Scheme == "s3" {
 		opts.BufferSize, opts.MaxConcurrency = s3PartSize, s3Concurrency
+	}
+	if target.Scheme == "file" {
+		// Locked while written: RemoveStaleTemps leaves it alone.
+		opts.BeforeWrite = func(as func(any) bool) error {
+			var f *os.File
+			if as(&f) {
+				lockTemp(f)
+			}
+			return nil
+		}
 	}
 	// The object is uploaded from a pipe through Bucket.Upload, not written
 	// through Bucket.NewWriter: gocloud's azureblob writer (v0.47) races
