@@ -458,6 +458,9 @@ func (c *cursor) next() (bool, error) {
 			return false, c.fail(err)
 		}
 	}
+	if c.nextBuffered() {
+		return true, nil
+	}
 	kl, err := binary.ReadUvarint(c.br)
 	if err == io.EOF {
 		return false, nil
@@ -489,6 +492,34 @@ func (c *cursor) next() (bool, error) {
 	}
 	c.payLen, c.payRead = int(pl), false
 	return true, nil
+}
+
+// nextBuffered reads the next record's header (key, seq, aux, payload
+// length) straight from the read buffer when all of it is there and
+// well-formed; otherwise it reads nothing and returns false, and next reads
+// the fields one by one (and reports what is wrong).
+func (c *cursor) nextBuffered() bool {
+	b, _ := c.br.Peek(c.br.Buffered())
+	kl, n := binary.Uvarint(b)
+	if n <= 0 || kl > maxKeyLen || uint64(len(b)-n) < kl {
+		return false
+	}
+	p := n + int(kl)
+	seq, m := binary.Uvarint(b[p:])
+	if m <= 0 || len(b)-p-m < 8 {
+		return false
+	}
+	q := p + m + 8
+	pl, r := binary.Uvarint(b[q:])
+	if r <= 0 || pl > maxPayload {
+		return false
+	}
+	c.key = append(c.key[:0], b[n:p]...)
+	c.pre = keyPrefix(c.key)
+	c.seq, c.aux = seq, binary.LittleEndian.Uint64(b[p+m:])
+	c.payLen, c.payRead = int(pl), false
+	c.br.Discard(q + r) // buffered: cannot fail
+	return true
 }
 
 // payload returns the current record's payload, reading it if needed.
