@@ -1,8 +1,11 @@
 package main
 
 import (
+	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 )
 
 // defaultGCPercent is the collector's target when the user has not set
@@ -15,9 +18,75 @@ import (
 // still flat from 1M to 10M rows (104 and 110 MiB at 10M).
 const defaultGCPercent = 200
 
-// tuneGC applies defaultGCPercent unless GOGC is set in the environment.
+// smallHeapLimit is the soft memory limit (debug.SetMemoryLimit) bulkflow
+// sets beside GOGC=200 when the user has set neither GOGC nor GOMEMLIMIT,
+// for as long as the live heap stays under smallHeapLive; the first
+// collection that finds more live lifts it for good.
+//
+// Why: at GOGC=200 the heap grows to three times the live heap before a
+// collection, and the process carries about 60 MiB besides (the binary's
+// pages, the runtime: bench's encoding/csv baseline peaks at 62-71 MiB), so
+// a plan whose live heap is 26-44 MiB (plan-parquet, issue 23) peaked at
+// 153-212 MiB on the 2-core machine (target 150), more under load; plan-csv
+// at 139-194 MiB. With the limit (bulkflow bench, 1M rows, 3 runs per
+// invocation, load 5-14): plan-parquet 136.7-139.1 MiB, plan-csv
+// 129.9-134.9 MiB; without it, same hour: 154.9-190.0 and 139.5-193.6 MiB.
+// CPU did not move beyond the machine's noise: run-csv's own CPU (minus
+// the emulator's) 2.76 s with the limit, 2.36-2.74 s in four invocations
+// without; plan-csv 1.34 s vs 1.29-1.75 s.
+//
+// Why the lift: run-csv holds 60-100+ MiB live (job uploads in flight;
+// peak RSS 280-345 MiB), and under a limit below its working set the
+// collector runs nearly all the time: with GOMEMLIMIT=100MiB its own CPU
+// went 2.36 → 4.57 s per 1M rows. Past smallHeapLive a pipeline is not a
+// small one and GOGC=200 alone decides. The threshold is 64 MiB, not 48:
+// the live heap the runtime reports counts what is allocated during
+// marking, so under load plan-parquet read 48+ MiB in one run of three in
+// each of two invocations (and peaked at 178-185 MiB once lifted). GOGC=150
+// for every pipeline instead did not bring plan-parquet under 150 MiB under
+// load (150-161).
+const (
+	smallHeapLimit = 96 << 20
+	smallHeapLive  = 64 << 20
+)
+
+// tuneGC applies defaultGCPercent unless GOGC is set in the environment,
+// and smallHeapLimit while the live heap is small unless GOGC or
+// GOMEMLIMIT is set.
 func tuneGC() {
-	if _, set := os.LookupEnv("GOGC"); !set {
+	_, gogc := os.LookupEnv("GOGC")
+	_, memLimit := os.LookupEnv("GOMEMLIMIT")
+	if !gogc {
 		debug.SetGCPercent(defaultGCPercent)
 	}
+	if !gogc && !memLimit {
+		debug.SetMemoryLimit(smallHeapLimit)
+		watchLiveHeap(smallHeapLive, func() { debug.SetMemoryLimit(math.MaxInt64) })
+	}
+}
+
+// gcSentinel is an object whose only use is to be collected. It holds a
+// pointer so that it never shares a tiny-allocator block (whose finalizers
+// may not run).
+type gcSentinel struct{ _ *byte }
+
+// watchLiveHeap calls lift, once, after the first collection that leaves
+// more than live bytes of live heap. It checks after each collection from
+// the runtime's finalizer goroutine (a sentinel object re-armed each cycle)
+// and stops re-arming once it has called lift; nothing else runs.
+func watchLiveHeap(live uint64, lift func()) {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var arm func()
+	arm = func() {
+		sentinel := new(gcSentinel)
+		runtime.SetFinalizer(sentinel, func(*gcSentinel) {
+			metrics.Read(sample)
+			if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64() > live {
+				lift()
+				return
+			}
+			arm()
+		})
+	}
+	arm()
 }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"math"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+// TestTuneGC: bulkflow's collector settings give way to the user's: GOGC
+// set keeps the user's GOGC and sets no limit; GOMEMLIMIT set keeps the
+// user's limit; neither set gives GOGC=200 and the small-heap limit.
+func TestTuneGC(t *testing.T) {
+	prevPercent := debug.SetGCPercent(100)
+	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		debug.SetGCPercent(prevPercent)
+		debug.SetMemoryLimit(prevLimit)
+	})
+	for _, tc := range []struct {
+		name        string
+		env         map[string]string
+		wantPercent int
+		wantLimit   int64
+	}{
+		{"neither set", nil, defaultGCPercent, smallHeapLimit},
+		{"GOGC set", map[string]string{"GOGC": "100"}, 100, math.MaxInt64},
+		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, defaultGCPercent, math.MaxInt64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+				if v, ok := tc.env[k]; ok {
+					t.Setenv(k, v)
+				} else {
+					unsetenv(t, k)
+				}
+			}
+			debug.SetGCPercent(100)
+			debug.SetMemoryLimit(math.MaxInt64)
+			tuneGC()
+			if got := debug.SetGCPercent(100); got != tc.wantPercent {
+				t.Errorf("GOGC %d, want %d", got, tc.wantPercent)
+			}
+			if got := debug.SetMemoryLimit(math.MaxInt64); got != tc.wantLimit {
+				t.Errorf("memory limit %d, want %d", got, tc.wantLimit)
+			}
+		})
+	}
+}
+
+// unsetenv unsets k for the rest of the test (t.Setenv restores it).
+func unsetenv(t *testing.T, k string) {
+	t.Setenv(k, "")
+	if err := os.Unsetenv(k); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWatchLiveHeap: the limit is lifted after the first collection that
+// leaves more than the threshold live, and not before.
+func TestWatchLiveHeap(t *testing.T) {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	threshold := sample[0].Value.Uint64() + 32<<20
+	lifted := make(chan struct{}, 2)
+	watchLiveHeap(threshold, func() { lifted <- struct{}{} })
+
+	runtime.GC()
+	runtime.GC() // the finalizer of the first cycle's sentinel has run
+	select {
+	case <-lifted:
+		t.Fatal("lifted with the live heap under the threshold")
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	held := make([][]byte, 48)
+	for i := range held {
+		held[i] = make([]byte, 1<<20)
+	}
+	deadline := time.After(10 * time.Second)
+	for done := false; !done; {
+		runtime.GC()
+		select {
+		case <-lifted:
+			done = true
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("not lifted with 48 MiB more live than at the start")
+		}
+	}
+	runtime.KeepAlive(held)
+	runtime.GC()
+	runtime.GC()
+	select {
+	case <-lifted:
+		t.Fatal("lifted twice")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
