@@ -681,3 +681,48 @@ func TestResumeEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayDiedWithoutLedger: a replay through a Salesforce sink with
+// ledger: off is killed with SIGKILL mid-load; the next replay of the file
+// cannot know what it loaded, so it refuses (exit 2, naming --force)
+// instead of resuming, and sends nothing.
+func TestReplayDiedWithoutLedger(t *testing.T) {
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{LockErrorRate: 1}})
+	defer srv.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeFiles(t, map[string]string{
+		"data/accounts.csv": planAccountsCSV,
+		"p.yaml":            sfPipeline(srv, "noledger", "      lock_retries: 0\n      api: bulk\n      ledger: off\n"),
+	})
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.DeadLettered != 11 {
+		t.Fatalf("first run: exit %d counts %+v", code, rep.Counts)
+	}
+	dl := filepath.Join("out/dead-letter", rep.RunID, "load.csv")
+	if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	jobs := len(srv.Jobs())
+	cmd := exec.Command(bin, "replay", dl, "--pipeline", "p.yaml")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(srv.Jobs()) == jobs && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	cmd.Process.Kill() // SIGKILL
+	cmd.Wait()
+	if len(srv.Jobs()) == jobs {
+		t.Fatal("the replay created no job before the kill")
+	}
+	jobs = len(srv.Jobs())
+	code, _, out := replay(t, dl, "--pipeline", "p.yaml")
+	if code != exitUsage || !strings.Contains(out, "keeps no ledger") || !strings.Contains(out, "--force") {
+		t.Errorf("replay after a killed one without a ledger: exit %d, want 2\n%s", code, out)
+	}
+	if len(srv.Jobs()) != jobs {
+		t.Error("the refused replay created jobs")
+	}
+}
