@@ -53,7 +53,7 @@ func TestReadLiveHeap(t *testing.T) {
 	if rows != 128<<10 {
 		t.Fatalf("read %d rows, want %d", rows, 128<<10)
 	}
-	const limit = 14 << 20 // 20.0 MiB before rows stopped pinning pages and dictionaries, 9.7 after
+	const limit = 14 << 20 // 20.0 MiB before rows stopped pinning pages and dictionaries, 9.7-11.4 after
 	t.Logf("live heap while reading: at most %.1f MiB above the start", float64(peak)/(1<<20))
 	if peak > limit {
 		t.Errorf("live heap while reading reached %.1f MiB, want at most %.1f MiB", float64(peak)/(1<<20), float64(limit)/(1<<20))
