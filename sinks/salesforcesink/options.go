@@ -35,7 +35,7 @@ const (
 // AuthOptions selects how the sink authenticates. Exactly one flow must be
 // configured: access_token; client_id+client_secret (client credentials);
 // client_id+username+private_key_file (JWT bearer); or
-// client_id+refresh_token (+client_secret). Secrets should come from
+// client_id+refresh_token+login_url (+client_secret). Secrets should come from
 // ${ENV} or ${file:PATH} interpolation; they are never logged.
 type AuthOptions struct {
 	AccessToken    string `yaml:"access_token"`
@@ -247,7 +247,7 @@ func (o *Options) Validate() error {
 	if o.InstanceURL != EmulatorURL {
 		switch o.Auth.flow() {
 		case "":
-			add("auth: configure one flow: access_token; client_id+client_secret+login_url; client_id+username+private_key_file+login_url; or client_id+refresh_token")
+			add("auth: configure one flow: access_token; client_id+client_secret+login_url; client_id+username+private_key_file+login_url; or client_id+refresh_token+login_url")
 		case "jwt":
 			if o.Auth.Username == "" {
 				add("auth.username is required with auth.private_key_file (JWT bearer)")
