@@ -289,52 +289,44 @@ func (c *fastCol) reset(r *fastReader, cc *metadata.ColumnChunkMetaData) error {
 		}
 		start, size = cc.DataPageOffset(), size-(cc.DataPageOffset()-dict)
 	}
-	if want := min(r.props.BufferSize, size); c.stream == nil || c.stream.BufferSize() < int(want) {
-		// as GetColumnPageReader sizes it: no bigger than the chunk
-		st, err := r.props.GetStream(r.src, start, want)
+	return r.pages(&c.pr, &c.stream, cc, start, size)
+}
+
+// pages points *pr and its stream *st at the size bytes at off of column
+// chunk cc, creating them on first use and growing the stream's buffer
+// when needed (no bigger than the chunk, as GetColumnPageReader sizes it):
+// the one setup of the data pages' and the dictionary pages' readers.
+func (r *fastReader) pages(pr *file.PageReader, st *parquet.BufferedReader, cc *metadata.ColumnChunkMetaData, off, size int64) error {
+	if want := min(r.props.BufferSize, size); *st == nil || (*st).BufferSize() < int(want) {
+		s, err := r.props.GetStream(r.src, off, want)
 		if err != nil {
 			return err
 		}
-		c.stream = st
+		*st = s
 	}
-	c.stream.Reset(io.NewSectionReader(r.src, start, size))
-	if c.pr == nil {
-		//lint:ignore SA1019 no public replacement in arrow-go v18 (see readDictPage)
-		pr, err := file.NewPageReader(c.stream, cc.NumValues(), cc.Compression(), r.props.Allocator(), nil)
+	(*st).Reset(io.NewSectionReader(r.src, off, size))
+	if *pr == nil {
+		// NewPageReader is deprecated in arrow-go v18 (pinned in go.mod) with
+		// no public replacement that reads a chunk's pages from a stream of
+		// ours; TestReadLiveHeap and the fast-vs-pqarrow tests cover it, and
+		// an upgrade that removes it fails to build, not silently.
+		//lint:ignore SA1019 no public replacement in arrow-go v18 (see above)
+		p, err := file.NewPageReader(*st, cc.NumValues(), cc.Compression(), r.props.Allocator(), nil)
 		if err != nil {
 			return err
 		}
-		c.pr = pr
+		*pr = p
 		return nil
 	}
-	c.pr.Reset(c.stream, cc.NumValues(), cc.Compression(), nil)
-	return c.pr.Err()
+	(*pr).Reset(*st, cc.NumValues(), cc.Compression(), nil)
+	return (*pr).Err()
 }
 
 // readDictPage reads the dictionary page of column chunk cc, the size bytes
 // at off, through r.dictPR.
 func (c *fastCol) readDictPage(r *fastReader, cc *metadata.ColumnChunkMetaData, off, size int64) error {
-	if want := min(r.props.BufferSize, size); r.dictStream == nil || r.dictStream.BufferSize() < int(want) {
-		st, err := r.props.GetStream(r.src, off, want)
-		if err != nil {
-			return err
-		}
-		r.dictStream = st
-	}
-	r.dictStream.Reset(io.NewSectionReader(r.src, off, size))
-	if r.dictPR == nil {
-		// NewPageReader is deprecated in arrow-go v18 (pinned in go.mod) with
-		// no public replacement that reads one chunk's dictionary page from a
-		// stream of ours; TestReadLiveHeap and the fast-vs-pqarrow tests cover
-		// it, and an upgrade that removes it fails to build, not silently.
-		//lint:ignore SA1019 no public replacement in arrow-go v18 (see above)
-		pr, err := file.NewPageReader(r.dictStream, cc.NumValues(), cc.Compression(), r.props.Allocator(), nil)
-		if err != nil {
-			return err
-		}
-		r.dictPR = pr
-	} else {
-		r.dictPR.Reset(r.dictStream, cc.NumValues(), cc.Compression(), nil)
+	if err := r.pages(&r.dictPR, &r.dictStream, cc, off, size); err != nil {
+		return err
 	}
 	pr := r.dictPR
 	if err := pr.Err(); err != nil {
