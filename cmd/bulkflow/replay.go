@@ -261,6 +261,17 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(exitFailed, "%v", err)
 	}
 	opts.Resumed = book.resumed
+	// The sinks' resume hints name this replay's resume too, not `run
+	// --resume` of its id (which would read the pipeline's source).
+	hinted := &replayEntry{RunID: env.RunID, All: rf.all, Map: rf.fixes.exprs()}
+	if book.resumed {
+		hinted = &book.led.Replays[book.entry]
+	}
+	for _, s := range ng.Stages {
+		if o, ok := s.Options.(interface{ SetResumeCommand(string) }); ok && s.Kind == pipeline.KindSink {
+			o.SetResumeCommand(replayCommand(dlURL, rf.pipelineFile, hinted, true))
+		}
+	}
 	plan, err := pipeline.Prepare(ctx, reg, ng, env)
 	if err != nil {
 		cli.PrintError(stderr, err)

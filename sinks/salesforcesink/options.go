@@ -109,6 +109,11 @@ type Options struct {
 	// the run reads: the ledger records the first attempt's, so that a
 	// resume that cuts other chunks can say what changed. Optional.
 	Provenance *Provenance `yaml:"-"`
+	// ResumeCommand, set by the CLI (not from YAML) for runs that are not
+	// started by `bulkflow run` (a `bulkflow replay`), is the command that
+	// resumes this run, named by the sink's resume hints. Empty means
+	// `bulkflow run FILE --resume RUN`.
+	ResumeCommand string `yaml:"-"`
 }
 
 // defaultLedger is DefaultLedger; tests turn it off.
@@ -150,6 +155,10 @@ func (o *Options) LedgerFolder(pipelineName string) string { return safeName(pip
 func (o *Options) SetProvenance(file, digest string, sources map[string]string) {
 	o.Provenance = &Provenance{PipelineFile: file, PipelineDigest: digest, Sources: sources}
 }
+
+// SetResumeCommand sets o.ResumeCommand: the command the sink's resume
+// hints name for this run (`bulkflow replay` sets its own).
+func (o *Options) SetResumeCommand(cmd string) { o.ResumeCommand = cmd }
 
 // Connection returns the org the sink reaches and how it logs in, for a
 // stage that reads its object back (a sync's seed: salesforce, --reconcile).

@@ -167,8 +167,14 @@ func (s *Sink) gate() *resumeGate {
 	return s.ledger.gate
 }
 
-// resumeHint is how users continue this run.
+// resumeHint is how users continue this run: the CLI's ResumeCommand
+// when it set one (a replay is resumed by `bulkflow replay ... --resume`,
+// not by `run --resume`, which would read the pipeline's source), else
+// `bulkflow run FILE --resume RUN`.
 func (s *Sink) resumeHint() string {
+	if s.opts.ResumeCommand != "" {
+		return s.opts.ResumeCommand
+	}
 	file := "FILE"
 	if p := s.opts.Provenance; p != nil && p.PipelineFile != "" {
 		file = p.PipelineFile
