@@ -1,8 +1,11 @@
 package salesforcesink
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
 	"github.com/bulkflow/bulkflow/sinks/filesink"
+	"github.com/bulkflow/bulkflow/sinks/salesforce"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -70,4 +74,84 @@ func BenchmarkEndToEnd(b *testing.B) {
 		}
 		b.ReportMetric(float64(n*b.N)/total.Seconds(), "rows/s")
 	})
+}
+
+// BenchmarkMatcherLeadJob reads the results of one of `bulkflow bench`'s
+// run-csv jobs (10,000 Lead rows of 15 fields, every 22nd rejected): the
+// successful results, then the failed ones, both in upload order and
+// quoted as the emulator writes them, through a fresh matcher, as collect
+// does. ns/op is per job.
+//
+//	go test -run '^$' -bench MatcherLeadJob -benchmem ./sinks/salesforcesink/
+func BenchmarkMatcherLeadJob(b *testing.B) {
+	const n = 10000
+	e := newEncoder(leadSchema, salesforce.DelimiterComma, salesforce.LineEndingLF)
+	cells := make([][]string, n)
+	for i, r := range leadRows(n) {
+		c, err := e.cells(r, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cells[i] = c
+	}
+	var ok, bad []int
+	for i := range n {
+		if i%22 == 10 {
+			bad = append(bad, i)
+		} else {
+			ok = append(ok, i)
+		}
+	}
+	succeeded := echoResults(leadSchema.Names(), cells, ok, false)
+	failed := echoResults(leadSchema.Names(), cells, bad, true)
+	b.SetBytes(int64(len(succeeded) + len(failed)))
+	b.ReportAllocs()
+	for b.Loop() {
+		s, st, c := newMatchState(cells, false)
+		s.schema = leadSchema
+		m := newMatcher(s, st, c)
+		matched := 0
+		each := func(i int, r *salesforce.ResultRow) {
+			if i >= 0 {
+				matched++
+			}
+		}
+		if err := m.read(bytes.NewReader(succeeded), each); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.read(bytes.NewReader(failed), each); err != nil {
+			b.Fatal(err)
+		}
+		if matched != n || m.unmatched != 0 {
+			b.Fatalf("matched %d of %d, %d unmatched", matched, n, m.unmatched)
+		}
+	}
+}
+
+// echoResults returns a result CSV echoing the cells of the rows in order,
+// every value quoted as the emulator and Salesforce write them: a
+// successfulResults file, or a failedResults one when failed is set.
+func echoResults(names []string, cells [][]string, order []int, failed bool) []byte {
+	var buf bytes.Buffer
+	if failed {
+		buf.WriteString(`"sf__Id","sf__Error"`)
+	} else {
+		buf.WriteString(`"sf__Id","sf__Created"`)
+	}
+	for _, n := range names {
+		buf.WriteString("," + n)
+	}
+	buf.WriteByte('\n')
+	for _, i := range order {
+		if failed {
+			buf.WriteString(`"","INVALID_EMAIL_ADDRESS:Email: invalid email address: x:Email --"`)
+		} else {
+			fmt.Fprintf(&buf, `"00Q5f%010dAAA","true"`, i)
+		}
+		for _, v := range cells[i] {
+			buf.WriteString(`,"` + strings.ReplaceAll(v, `"`, `""`) + `"`)
+		}
+		buf.WriteByte('\n')
+	}
+	return buf.Bytes()
 }

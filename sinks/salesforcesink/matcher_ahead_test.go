@@ -69,3 +69,33 @@ func TestMatcherAheadOverGaps(t *testing.T) {
 		})
 	}
 }
+
+// TestDistinctColumn checks the hash set of distinctColumn against a
+// plain map of the cells, on columns with and without repeated cells,
+// empty cells and a repeat of the last row.
+func TestDistinctColumn(t *testing.T) {
+	const n = 5000
+	cells := matchCells(n)
+	cells[n-1] = append([]string(nil), cells[n-1]...)
+	cells[n-1][3] = cells[0][3] // column 3 repeats at the end only
+	cells[7] = append([]string(nil), cells[7]...)
+	cells[7][1] = ""
+	s, st, c := newMatchState(cells, false)
+	m := newMatcher(s, st, c)
+	for k := range matchSchema.Len() {
+		seen := map[string]bool{}
+		want := true
+		for _, row := range cells {
+			if seen[row[k]] {
+				want = false
+			}
+			seen[row[k]] = true
+		}
+		if got := m.distinctColumn(k); got != want {
+			t.Errorf("column %d: distinct %v, want %v", k, got, want)
+		}
+	}
+	if !m.distinctColumn(0) || m.distinctColumn(2) || m.distinctColumn(3) {
+		t.Error("the test's columns do not cover both answers")
+	}
+}
