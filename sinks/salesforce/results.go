@@ -45,7 +45,12 @@ type ResultReader struct {
 	idIdx   int
 	crIdx   int
 	errIdx  int
-	row     ResultRow
+	// echoFrom is the position of the first echoed column in the header
+	// when the echoed columns are adjacent (the row's Values are then a
+	// part of the record), else -1.
+	echoFrom int
+	vals     []string // the row's Values when they are not a part of the record
+	row      ResultRow
 }
 
 // ResultRow is one row of a result CSV. It is reused by the next Read, and
@@ -112,7 +117,11 @@ func (rr *ResultReader) start() error {
 			rr.colIdx = append(rr.colIdx, i)
 		}
 	}
-	rr.row.Values = make([]string, len(rr.cols))
+	rr.vals = make([]string, len(rr.cols))
+	rr.echoFrom = -1
+	if len(rr.colIdx) > 0 && rr.colIdx[len(rr.colIdx)-1]-rr.colIdx[0] == len(rr.colIdx)-1 {
+		rr.echoFrom = rr.colIdx[0] // the echoed columns are adjacent (after the sf__ ones, as Salesforce writes them)
+	}
 	return nil
 }
 
@@ -160,8 +169,14 @@ func (rr *ResultReader) Read() (*ResultRow, error) {
 	rr.row.Created = strings.EqualFold(field(rr.crIdx), "true")
 	rr.row.Error = field(rr.errIdx)
 	rr.row.Line = line
-	for j, i := range rr.colIdx {
-		rr.row.Values[j] = field(i)
+	if n := len(rr.cols); rr.echoFrom >= 0 && len(rec) == len(rr.header) {
+		// The values are a part of the record: no copy of its strings.
+		rr.row.Values = rec[rr.echoFrom : rr.echoFrom+n : rr.echoFrom+n]
+	} else {
+		for j, i := range rr.colIdx {
+			rr.vals[j] = field(i)
+		}
+		rr.row.Values = rr.vals
 	}
 	return &rr.row, nil
 }

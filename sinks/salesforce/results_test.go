@@ -508,3 +508,71 @@ func FuzzResultReaderCSV(f *testing.F) {
 		checkSameResults(t, data, delims[int(delim)%len(delims)], int(chunk), int(failAt))
 	})
 }
+
+// TestResultReaderValuesLayout reads the same rows with the sf__ columns
+// first (the echoed columns adjacent: Values are a part of the record,
+// not copied) and between the echoed columns (copied), including short
+// and long records: both must give the same Values.
+func TestResultReaderValuesLayout(t *testing.T) {
+	rows := [][]string{{"001A", "true", "a", "b, c", "d"}, {"001B", "false", "", `e"f`, "g"},
+		{"001C", "true", "h"}, {"001D", "true", "i", "j", "k", "extra"}, {"001E", "true", "l", "m", "n"}}
+	write := func(order []int) []byte {
+		var b bytes.Buffer
+		w := csv.NewWriter(&b)
+		head := []string{"sf__Id", "sf__Created", "A", "B", "C"}
+		rec := make([]string, 0, 6)
+		for _, k := range order {
+			rec = append(rec, head[k])
+		}
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			rec = rec[:0]
+			for _, k := range order {
+				v := ""
+				if k < len(r) {
+					v = r[k]
+				}
+				rec = append(rec, v)
+			}
+			if len(r) > 5 {
+				rec = append(rec, r[5:]...)
+			}
+			if err := w.Write(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.Flush()
+		return b.Bytes()
+	}
+	read := func(data []byte) [][]string {
+		rr := salesforce.NewResultReader(bytes.NewReader(data), "")
+		var out [][]string
+		for {
+			row, err := rr.Read()
+			if err == io.EOF {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, append([]string{row.ID}, row.Values...))
+		}
+	}
+	adjacent := read(write([]int{0, 1, 2, 3, 4}))
+	between := read(write([]int{2, 0, 3, 1, 4}))
+	want := [][]string{{"001A", "a", "b, c", "d"}, {"001B", "", `e"f`, "g"}, {"001C", "h", "", ""},
+		{"001D", "i", "j", "k"}, {"001E", "l", "m", "n"}}
+	if d := cmp.Diff(want, adjacent); d != "" {
+		t.Errorf("sf__ columns first (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(want, between); d != "" {
+		t.Errorf("sf__ columns between (-want +got):\n%s", d)
+	}
+	// A short record and a long one after rows of the adjacent layout.
+	short := read([]byte("sf__Id,sf__Created,A,B\n1,true,x,y\n2,true,z\n3,true,u,v,w\n4,true,s,t\n"))
+	if d := cmp.Diff([][]string{{"1", "x", "y"}, {"2", "z", ""}, {"3", "u", "v"}, {"4", "s", "t"}}, short); d != "" {
+		t.Errorf("short and long records (-want +got):\n%s", d)
+	}
+}
