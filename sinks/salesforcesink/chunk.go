@@ -2,11 +2,14 @@ package salesforcesink
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
 	"io"
 	"os"
+	"sync"
+	"sync/atomic"
 
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 )
@@ -25,21 +28,90 @@ type chunk struct {
 	batch       int64
 	attempt     int
 	index       int
-	from        string // origin of the first row
-	lastOfCut   bool   // the last chunk of the batch's first attempt
-	redrives    int    // chunks made of its rows an aborted job left unprocessed
-	lastState   string // last ledger state this process wrote
-	unprocessed []int  // rows in the unprocessedrecords of its last job
+	from        string       // origin of the first row
+	lastOfCut   bool         // the last chunk of the batch's first attempt
+	redrives    int          // chunks made of its rows an aborted job left unprocessed
+	lastState   string       // last ledger state this process wrote
+	unprocessed []int        // rows in the unprocessedrecords of its last job
+	readers     atomic.Int32 // open upload readers of data (see body)
 	// finalJobState is the state of its last job whose results were read.
 	finalJobState string
 }
 
-// body returns the chunk's CSV as a replayable upload body.
+// body returns the chunk's CSV as a replayable upload body. The readers
+// of an in-memory CSV are counted (chunk.readers), so that releaseData
+// knows when nothing can read c.data any more.
 func (c *chunk) body() (salesforce.UploadBody, error) {
 	if c.path == "" {
-		return salesforce.BytesBody(c.data), nil
+		data := c.data
+		return salesforce.UploadBody{Size: int64(len(data)), Open: func() (io.ReadCloser, error) {
+			c.readers.Add(1)
+			return &chunkReader{r: bytes.NewReader(data), c: c}, nil
+		}}, nil
 	}
 	return salesforce.FileBody(c.path)
+}
+
+// chunkReader reads a chunk's in-memory CSV for one upload attempt. Read
+// and Close exclude each other, and Read fails once closed: after Close
+// returns, the reader touches the CSV no more, whatever goroutine of the
+// HTTP transport still holds it (RoundTrip may close a request body after
+// it returns).
+type chunkReader struct {
+	mu     sync.Mutex
+	r      *bytes.Reader
+	c      *chunk
+	closed bool
+}
+
+func (cr *chunkReader) Read(p []byte) (int, error) {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if cr.closed {
+		return 0, os.ErrClosed
+	}
+	return cr.r.Read(p)
+}
+
+// Close implements io.Closer; only its first call counts.
+func (cr *chunkReader) Close() error {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if !cr.closed {
+		cr.closed = true
+		cr.c.readers.Add(-1)
+	}
+	return nil
+}
+
+// spoolBufs holds the CSV buffers of chunks whose jobs are done (as
+// *[]byte): a run of 10,000-row chunks allocated (and cleared) a buffer
+// of megabytes per job, a third of the sink's garbage (issue 23).
+var spoolBufs sync.Pool
+
+// getSpoolBuf returns an empty buffer of at least size bytes.
+func getSpoolBuf(size int) []byte {
+	if p, _ := spoolBufs.Get().(*[]byte); p != nil && cap(*p) >= size {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// putSpoolBuf gives buf back for a later chunk.
+func putSpoolBuf(buf []byte) {
+	if cap(buf) > 0 && cap(buf) <= 2*memSpoolLimit {
+		buf = buf[:0]
+		spoolBufs.Put(&buf)
+	}
+}
+
+// releaseData drops the chunk's in-memory CSV, giving its buffer back for
+// a later chunk when no upload reader of it is open.
+func (c *chunk) releaseData() {
+	if c.data != nil && c.readers.Load() == 0 {
+		putSpoolBuf(c.data)
+	}
+	c.data = nil
 }
 
 // memSpoolLimit bounds the CSV of a chunk kept in memory; a larger one
@@ -64,7 +136,7 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 			return nil, nil, err
 		}
 	}
-	buf := make([]byte, 0, max(min(s.chunkHint.Load(), memSpoolLimit), 64<<10))
+	buf := getSpoolBuf(int(max(min(s.chunkHint.Load(), memSpoolLimit), 64<<10)))
 	buf = append(buf, line...)
 	k, backoff := 0, 0 // backoff: see recordNext
 	for ; k < len(pending) && len(c.rows) < maxRows; k++ {
@@ -96,6 +168,7 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 	}
 	if sp == nil {
 		if len(c.rows) == 0 {
+			putSpoolBuf(buf)
 			return nil, pending[k:], nil
 		}
 		c.data = buf
@@ -103,6 +176,7 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 		return c, pending[k:], nil
 	}
 	sp.w.Write(buf)
+	putSpoolBuf(buf) // the bufio.Writer copied it (or wrote it through)
 	if err := sp.close(); err != nil || len(c.rows) == 0 {
 		os.Remove(c.path)
 		if err != nil {

@@ -225,7 +225,7 @@ func (s *Sink) noteCancel() {
 // be running (the ledger then needs it until the chunk finishes).
 func (s *Sink) dropSpool(c *chunk) {
 	if c.path == "" {
-		c.data = nil
+		c.releaseData()
 		return
 	}
 	switch c.lastState {
