@@ -258,17 +258,8 @@ func (c *fastCompiler) presentNumber(n *ast.BinaryNode) boolFn {
 		return nil
 	}
 	bound, _ := k(nil)
-	var cmp func(a, b float64) bool
-	switch cmpNode.Operator {
-	case "<":
-		cmp = func(a, b float64) bool { return a < b }
-	case ">":
-		cmp = func(a, b float64) bool { return a > b }
-	case "<=":
-		cmp = func(a, b float64) bool { return a <= b }
-	case ">=":
-		cmp = func(a, b float64) bool { return a >= b }
-	default:
+	cmp := floatCmp(cmpNode.Operator)
+	if cmp == nil {
 		return nil
 	}
 	return func(row pipeline.Row) (bool, bool) {
@@ -470,19 +461,9 @@ func (c *fastCompiler) compare(n *ast.BinaryNode) boolFn {
 func (c *fastCompiler) compareFloat(n *ast.BinaryNode) boolFn {
 	l, lCall := c.number(n.Left)
 	r, rCall := c.number(n.Right)
-	if l == nil || r == nil || !(lCall || rCall) {
+	cmp := floatCmp(n.Operator)
+	if l == nil || r == nil || !(lCall || rCall) || cmp == nil {
 		return nil
-	}
-	var cmp func(a, b float64) bool
-	switch n.Operator {
-	case "<":
-		cmp = func(a, b float64) bool { return a < b }
-	case ">":
-		cmp = func(a, b float64) bool { return a > b }
-	case "<=":
-		cmp = func(a, b float64) bool { return a <= b }
-	default: // >=
-		cmp = func(a, b float64) bool { return a >= b }
 	}
 	return func(row pipeline.Row) (bool, bool) {
 		a, ok := l(row)
@@ -495,6 +476,23 @@ func (c *fastCompiler) compareFloat(n *ast.BinaryNode) boolFn {
 		}
 		return cmp(a, b), true
 	}
+}
+
+// floatCmp returns the float64 comparison of the operator op (one of <,
+// >, <= and >=; nil for any other), as Go compares: a NaN is unordered,
+// every comparison with it is false.
+func floatCmp(op string) func(a, b float64) bool {
+	switch op {
+	case "<":
+		return func(a, b float64) bool { return a < b }
+	case ">":
+		return func(a, b float64) bool { return a > b }
+	case "<=":
+		return func(a, b float64) bool { return a <= b }
+	case ">=":
+		return func(a, b float64) bool { return a >= b }
+	}
+	return nil
 }
 
 // conditional compiles c ? a : b (the VM needs a bool condition).
