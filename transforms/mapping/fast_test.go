@@ -117,6 +117,17 @@ func TestApplyLeadMatchesRun(t *testing.T) {
 		}
 		in.Append(row, pipeline.Origin{Object: "edge.csv", Line: int64(k + 2)})
 	}
+	drops := checkMatchesRun(t, tr, in)
+	if out := in.Len() - drops; drops < 10 || out < 300 {
+		t.Errorf("%d rows, %d dropped: the edge rows should drop some, and the bench rows none", out, drops)
+	}
+}
+
+// checkMatchesRun checks tr.Apply's output rows and dead letters on in
+// against Runner.Run of each field's program, field by field, and returns
+// the number of rows dropped.
+func checkMatchesRun(t *testing.T, tr *Transform, in *pipeline.Batch) int {
+	t.Helper()
 	out, err := tr.Apply(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
@@ -154,8 +165,54 @@ func TestApplyLeadMatchesRun(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Apply (-Run +Apply):\n%s", d)
 	}
-	if len(drops) < 10 || out.Len() < 300 {
-		t.Errorf("%d rows, %d dropped: the edge rows should drop some, and the bench rows none", out.Len(), len(drops))
+	return len(drops)
+}
+
+// TestApplyPlanMatchesRun checks eval's plan (renames copied, constants
+// stored, without a Run) against Runner.Run on typed columns: renames of
+// string, float, int, bool and any fields holding their own type, null
+// and other types, and constants of several types.
+func TestApplyPlanMatchesRun(t *testing.T) {
+	schema := pipeline.MustSchema(
+		pipeline.Field{Name: "s", Type: pipeline.TypeString},
+		pipeline.Field{Name: "f", Type: pipeline.TypeFloat},
+		pipeline.Field{Name: "i", Type: pipeline.TypeInt},
+		pipeline.Field{Name: "b", Type: pipeline.TypeBool},
+		pipeline.Field{Name: "a", Type: pipeline.TypeAny},
+	)
+	fields := []pipeline.ExprField{
+		{Name: "S", Expr: "s"}, {Name: "F", Expr: "f"}, {Name: "I", Expr: "i"},
+		{Name: "B", Expr: "b"}, {Name: "A", Expr: "a"}, {Name: "S2", Expr: "s"},
+		{Name: "K1", Expr: `"const"`}, {Name: "K2", Expr: "42"}, {Name: "K3", Expr: "null"},
+		{Name: "K4", Expr: "1.5"}, {Name: "K5", Expr: "true"},
+	}
+	tr, err := New(nil, &Options{Fields: fields})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Check(schema); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[stepKind]int{}
+	for _, st := range tr.steps {
+		kinds[st.kind]++
+	}
+	if kinds[stepRename] != 6 || kinds[stepConst] != 5 {
+		t.Fatalf("plan: %v, want 6 renames and 5 constants", kinds)
+	}
+	good := pipeline.Row{"x", 1.5, int64(2), true, "any"}
+	values := []any{nil, "", "text", 2.5, int64(7), 7, true, float32(1.25), []int{1}, map[string]any{}}
+	in := pipeline.NewBatch(schema, 64)
+	in.Append(good, pipeline.Origin{Object: "plan.csv", Line: 1})
+	for c := range good {
+		for k, v := range values {
+			row := append(pipeline.Row(nil), good...)
+			row[c] = v
+			in.Append(row, pipeline.Origin{Object: "plan.csv", Line: int64(2 + c*len(values) + k)})
+		}
+	}
+	if drops := checkMatchesRun(t, tr, in); drops == 0 || drops == in.Len() {
+		t.Errorf("%d of %d rows dropped: the wrong types should drop some, and the right ones none", drops, in.Len())
 	}
 }
 

@@ -102,6 +102,48 @@ type Transform struct {
 	// strings (exprenv.Program.Builds): per row, the most strings Apply
 	// boxes from its per-batch slice.
 	builds int
+	// steps is the plan of eval, one per program, decided at Check.
+	steps []step
+}
+
+// stepKind is how eval fills an output field.
+type stepKind uint8
+
+const (
+	// stepRun runs the program (Runner.RunText).
+	stepRun stepKind = iota
+	// stepRename copies input field src (a bare field name).
+	stepRename
+	// stepConst stores the program's constant value.
+	stepConst
+)
+
+// step is the plan of one output field: what eval checked on every row
+// through p.Field() and p.Constant(), decided once at Check.
+type step struct {
+	kind stepKind
+	// text: a rename whose result is a string, for which a string or
+	// a null input is the result as is (what Normalize returns).
+	text  bool
+	src   int
+	typ   pipeline.Type
+	konst any
+	p     *exprenv.Program
+}
+
+// plan returns the steps of progs.
+func plan(progs []*exprenv.Program) []step {
+	steps := make([]step, len(progs))
+	for j, p := range progs {
+		s := step{kind: stepRun, src: -1, typ: p.Type, p: p}
+		if i := p.Field(); i >= 0 {
+			s.kind, s.src, s.text = stepRename, i, p.Type == pipeline.TypeString
+		} else if v, ok := p.Constant(); ok {
+			s.kind, s.konst = stepConst, v
+		}
+		steps[j] = s
+	}
+	return steps
 }
 
 // New returns a map transform for opts. env supplies the lookup tables and
@@ -142,6 +184,7 @@ func (t *Transform) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
 		return nil, fmt.Errorf("map: %w", err)
 	}
 	t.env, t.progs, t.out = env, progs, schema
+	t.steps = plan(progs)
 	t.builds = 0
 	for _, p := range progs {
 		if p.Builds() {
@@ -205,7 +248,9 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 		row := in.Row(i)
 		r.Bind(row)
 		dst := pipeline.Row(slab[i*w : (i+1)*w : (i+1)*w])
-		if j, err := t.eval(r, row, dst, &strs); err != nil {
+		var j int
+		var err error
+		if strs, j, err = t.eval(r, row, dst, strs); err != nil {
 			clear(dst)
 			f := t.fields[j]
 			drops = append(drops, pipeline.Drop{Row: row, Origin: in.Origin(i), Err: &pipeline.RowError{
@@ -233,37 +278,47 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 }
 
 // eval fills dst from row, which r is bound to, boxing built strings
-// from *strs; on failure it returns the index of the failing field.
-func (t *Transform) eval(r *exprenv.Runner, row, dst pipeline.Row, strs *[]string) (int, error) {
-	for j, p := range t.progs {
-		if i := p.Field(); i >= 0 {
-			if _, isStr := row[i].(string); isStr && p.Type == pipeline.TypeString {
-				dst[j] = row[i] // what Normalize returns
-				continue
+// from strs, and returns strs with them appended; on failure it returns
+// the index of the failing field. It follows t.steps: renames are copied
+// and constants stored without running anything.
+func (t *Transform) eval(r *exprenv.Runner, row, dst pipeline.Row, strs []string) ([]string, int, error) {
+	steps := t.steps
+	dst = dst[:len(steps)] // one bounds check, not one per field
+	for j := range steps {
+		st := &steps[j]
+		switch st.kind {
+		case stepConst:
+			dst[j] = st.konst
+			continue
+		case stepRename:
+			v := row[st.src]
+			if st.text {
+				switch v.(type) {
+				case string, nil:
+					dst[j] = v // what Normalize returns
+					continue
+				}
 			}
-			if v, err := exprenv.Normalize(row[i], p.Type); err == nil {
+			if v, err := exprenv.Normalize(v, st.typ); err == nil {
 				dst[j] = v
 				continue
 			} // else Run writes the error
-		} else if v, ok := p.Constant(); ok {
-			dst[j] = v
-			continue
 		}
-		v, s, built, err := r.RunText(p)
+		v, s, built, err := r.RunText(st.p)
 		switch {
 		case err != nil:
-			return j, err
+			return strs, j, err
 		case built:
-			if len(*strs) == cap(*strs) {
-				*strs = make([]string, 0, 1024)
+			if len(strs) == cap(strs) {
+				strs = make([]string, 0, 1024)
 			}
-			*strs = append(*strs, s) // within capacity: never moves
-			dst[j] = pipeline.BoxString(&(*strs)[len(*strs)-1])
+			strs = append(strs, s) // within capacity: never moves
+			dst[j] = pipeline.BoxString(&strs[len(strs)-1])
 		default:
 			dst[j] = v
 		}
 	}
-	return 0, nil
+	return strs, 0, nil
 }
 
 // Interface guards: a map transform is a pipeline.Transform, and its options
