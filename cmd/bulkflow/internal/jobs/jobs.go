@@ -187,18 +187,8 @@ func (c *Conn) resolve() error {
 	if err != nil {
 		return usagef("--pipeline: %v", err)
 	}
-	var o *salesforcesink.Options
-	for _, st := range g.Stages {
-		if so, ok := st.Options.(*salesforcesink.Options); ok && st.Kind == pipeline.KindSink {
-			o = so
-			break
-		}
-		// An export pipeline's salesforce source has the same connection.
-		if so, ok := st.Options.(*salesforcesource.Options); ok && st.Kind == pipeline.KindSource && o == nil {
-			o = &salesforcesink.Options{InstanceURL: so.InstanceURL, Auth: so.Auth, APIVersion: so.APIVersion}
-		}
-	}
-	if o == nil {
+	o, ok := pipelineConnection(g)
+	if !ok {
 		return usagef("--pipeline: %s has no stage with a salesforce sink or source", c.pipeline)
 	}
 	if o.InstanceURL == salesforcesink.EmulatorURL {
@@ -225,8 +215,26 @@ func (c *Conn) resolve() error {
 	return nil
 }
 
-// Connect builds a client from the resolved settings. It duplicates the
-// auth setup of sinks/salesforcesink (newAuth), which exports no helper.
+// pipelineConnection returns the connection of g's first salesforce sink
+// (its Options.Connection, the one definition of the connection keys), or
+// of its first salesforce source when it has no such sink (an export
+// pipeline: the source inlines the same Connection).
+func pipelineConnection(g *pipeline.Graph) (salesforcesink.Connection, bool) {
+	var conn salesforcesink.Connection
+	found := false
+	for _, st := range g.Stages {
+		if so, ok := st.Options.(*salesforcesink.Options); ok && st.Kind == pipeline.KindSink {
+			return so.Connection(), true
+		}
+		if so, ok := st.Options.(*salesforcesource.Options); ok && st.Kind == pipeline.KindSource && !found {
+			conn, found = so.Connection, true
+		}
+	}
+	return conn, found
+}
+
+// Connect builds a client from the resolved settings, with the sink's own
+// auth setup (salesforcesink.NewAuth) over this package's HTTP client.
 // Errors never carry secret values; a *usageError means the settings are
 // incomplete.
 func (c *Conn) Connect(ctx context.Context) (*salesforce.Client, error) {

@@ -22,10 +22,13 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
+	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
+	"github.com/bulkflow/bulkflow/sources/salesforcesource"
 	_ "github.com/bulkflow/bulkflow/sources/all" // the csv source of TestJobsPipeline's pipeline files
 )
 
@@ -830,5 +833,38 @@ func TestJobsAuthFlows(t *testing.T) {
 	t.Setenv("SF_USERNAME", "")
 	if code, _, stderr := jobsRun(t, srv, "show", id); code != cli.ExitUsage || !strings.Contains(stderr, "--username") {
 		t.Errorf("JWT flow without a username: exit %d:\n%s", code, stderr)
+	}
+}
+
+// TestPipelineConnection: --pipeline takes the whole connection of the
+// first salesforce sink (its Options.Connection: every key, compression
+// too), else of a salesforce source, and a sink wins over an earlier
+// source.
+func TestPipelineConnection(t *testing.T) {
+	sink := salesforcesink.NewOptions()
+	sink.InstanceURL, sink.APIVersion, sink.ResponseCompression = "https://sink.example", "61.0", "gzip"
+	sink.Auth = salesforcesink.AuthOptions{ClientID: "cid", ClientSecret: "s", LoginURL: "https://login.example", Audience: "aud"}
+	src := &salesforcesource.Options{Connection: salesforcesink.Connection{InstanceURL: "https://source.example",
+		APIVersion: "60.0", ResponseCompression: "gzip", Auth: salesforcesink.AuthOptions{AccessToken: "tok"}}}
+	csv := pipeline.StageSpec{Name: "read", Kind: pipeline.KindSource, Type: "csv"}
+	for _, tc := range []struct {
+		name   string
+		stages []pipeline.StageSpec
+		want   salesforcesink.Connection
+		ok     bool
+	}{
+		{"sink", []pipeline.StageSpec{csv, {Name: "load", Kind: pipeline.KindSink, Type: "salesforce", Options: sink}}, sink.Connection(), true},
+		{"source", []pipeline.StageSpec{{Name: "read", Kind: pipeline.KindSource, Type: "salesforce", Options: src}}, src.Connection, true},
+		{"sink after a source", []pipeline.StageSpec{{Name: "read", Kind: pipeline.KindSource, Type: "salesforce", Options: src},
+			{Name: "load", Kind: pipeline.KindSink, Type: "salesforce", Options: sink}}, sink.Connection(), true},
+		{"neither", []pipeline.StageSpec{csv}, salesforcesink.Connection{}, false},
+	} {
+		got, ok := pipelineConnection(&pipeline.Graph{Stages: tc.stages})
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("%s: %+v %v, want %+v %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+	if c := sink.Connection(); c.ResponseCompression != "gzip" || c.Auth.Audience != "aud" {
+		t.Errorf("the sink's connection lost keys: %+v", c)
 	}
 }
