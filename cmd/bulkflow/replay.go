@@ -219,6 +219,27 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return fail(code, "%v", err)
 	}
+	// The replay also holds the lock of the run that wrote the dead letter,
+	// which `run --resume` of that run takes: a resume would read the
+	// run's source again and account afresh for the rows this replay
+	// sends. The records are read again under it.
+	lockLoc, lockName, lockSub := runLockPlace(g, stateLocation("", g), stateName(g, pipeline.Shard{}))
+	dlRun := ""
+	if m := book.man.m; m != nil && cli.ValidRunID(m.RunID) {
+		dlRun = m.RunID
+		unlockDL, err := lockRun(ctx, lockLoc, lockName, lockSub, dlRun, cancelRun)
+		if errors.Is(err, errRunLocked) {
+			return fail(exitFailed, "%s: run %s, which wrote it, is in progress in another process (it, or a resume of it, may load these rows), "+
+				"so nothing was sent; replay its dead letters once it has finished: %v", dlURL, dlRun, err)
+		}
+		if err != nil {
+			return fail(exitFailed, "%s: %v", dlURL, err)
+		}
+		defer unlockDL()
+		if book, code, err = replayRecords(ctx, g, dlLoc, dlURL, sum, &rf); err != nil {
+			return fail(code, "%v", err)
+		}
+	}
 
 	// Type the data columns as the stage saw them, so that nulls, dates
 	// and numbers reach the downstream stages as in the original run.
@@ -240,18 +261,24 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if err := resumableSinks(ng, e.RunID, dlURL); err != nil {
 			return fail(exitUsage, "%v", err)
 		}
+		// A replay that ended and whose own dead letters were replayed is
+		// settled: resuming it would dead-letter those rows afresh.
+		if code, err := settledByReplay(ctx, g, e.RunID, rf.pipelineFile, false); err != nil {
+			return fail(code, "%v", err)
+		}
 		env.RunID, env.Logger = e.RunID, rf.logs.NewLogger(stderr).With("run_id", e.RunID)
 		fmt.Fprintf(stderr, "bulkflow: replay: resuming replay run %s of %s (attempt %d; started %s, status %s): "+
 			"the jobs it created are read back from the ledger, none is sent twice\n",
 			e.RunID, dlURL, max(e.Attempt, 1)+1, e.StartedAt.Format(time.RFC3339), e.Status)
 	}
 	// A `run --resume` of the replay's id cannot overlap it either.
-	lockLoc, lockName, lockSub := runLockPlace(g, stateLocation("", g), stateName(g, pipeline.Shard{}))
-	unlockRun, err := lockRun(ctx, lockLoc, lockName, lockSub, env.RunID, cancelRun)
-	if err != nil {
-		return fail(exitFailed, "%v", err)
+	if env.RunID != dlRun {
+		unlockRun, err := lockRun(ctx, lockLoc, lockName, lockSub, env.RunID, cancelRun)
+		if err != nil {
+			return fail(exitFailed, "%v", err)
+		}
+		defer unlockRun()
 	}
-	defer unlockRun()
 	// Sync stages diff the replayed rows against their manifest (a row
 	// already loaded unchanged is not sent again) and commit what loads,
 	// without deleting anything or dropping the keys the replay does not

@@ -117,6 +117,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	defer unlock()
+	// Under the run's lock, which a replay of its dead letters holds too:
+	// a finished run whose dead letters were replayed is not read again.
+	if rf.resume != "" {
+		if code, err := settledByReplay(ctx, g, rf.resume, file, true); err != nil {
+			plan.Close()
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			return code
+		}
+	}
 	opts, err := runOptions(ctx, g, env, nil, rf.state)
 	if err != nil {
 		plan.Close()

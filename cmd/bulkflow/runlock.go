@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -347,4 +348,77 @@ func lockRun(ctx context.Context, loc, name, sub, runID string, lost func(error)
 		stopRenewing()
 		st.ReleaseLease(bg, holder)
 	}, nil
+}
+
+// settledByReplay returns why run id may not be resumed because of
+// `bulkflow replay`, with its exit code, or nil: id is a replay's run
+// (resumed by `bulkflow replay --resume`, never by `run --resume`, which
+// would read the pipeline's source), or id's last attempt ended and a live
+// dead-letter file of it was replayed (or is being, or its replay died).
+// A resume reads the source again and accounts for every row afresh: the
+// rows a replay loaded would be dead-lettered again as live rows, which a
+// second replay could load twice, and the run's report and manifest would
+// say unloaded what is loaded. byRun is true for `run --resume`, false
+// for a replay that resumes replay run id.
+func settledByReplay(ctx context.Context, g *pipeline.Graph, id, pipelineFile string, byRun bool) (int, error) {
+	what := "--resume " + id
+	if !byRun {
+		what = "resume of replay run " + id
+	}
+	prefix, err := blobio.Parse(g.BaseDir, cmp.Or(g.DeadLetter, "dead-letter/"))
+	if err != nil {
+		return exitUsage, fmt.Errorf("%s: dead_letter: %w", what, err)
+	}
+	ledgerLoc := blobio.Join(prefix, replayLedgerName)
+	led, err := readLedger(ctx, ledgerLoc)
+	if err != nil {
+		return exitFailed, fmt.Errorf("%s: read %s to check that no replay settled the run: %w", what, ledgerLoc, err)
+	}
+	byID := map[string]*replayEntry{}
+	for i := range led.Replays {
+		byID[led.Replays[i].RunID] = &led.Replays[i]
+	}
+	if e := byID[id]; e != nil && byRun {
+		return exitUsage, fmt.Errorf("%s: run %s is a replay of %s, not a run of the pipeline's source: resuming it with run would read the source "+
+			"and send its rows again; resume the replay: %s", what, id, e.DeadLetter, replayCommand(e.DeadLetter, pipelineFile, e, true))
+	}
+	manLoc := blobio.Join(prefix, id, "manifest.json")
+	m, found, err := pipeline.ReadManifest(ctx, manLoc)
+	if err != nil {
+		return exitFailed, fmt.Errorf("%s: %w", what, err)
+	}
+	if !found || m.Status == pipeline.ManifestRunning {
+		return exitOK, nil // not finished: the resume settles it
+	}
+	var done, unfinished []string
+	for _, f := range m.Files {
+		for _, r := range f.ReplayedBy {
+			e := byID[r]
+			switch {
+			case e == nil:
+				done = append(done, fmt.Sprintf("%s by run %s", f.URL, r))
+			case e.Status == "running":
+				unfinished = append(unfinished, fmt.Sprintf("replay %s of %s did not finish (it is running, or its process died): resume it: %s",
+					r, f.URL, replayCommand(e.DeadLetter, pipelineFile, e, true)))
+			default:
+				done = append(done, fmt.Sprintf("%s by replay %s (%s, %d rows loaded, %d dead-lettered again)",
+					f.URL, r, e.Status, e.Counts.Loaded, e.Counts.DeadLettered))
+			}
+		}
+	}
+	if len(done)+len(unfinished) == 0 {
+		return exitOK, nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: run %s already finished (%s, attempt %d) and its dead letters were replayed, so nothing was sent: "+
+		"a resume would read the source again and dead-letter afresh the rows a replay loaded, and a replay of those could load them twice. ",
+		what, id, m.Status, m.Attempt)
+	if len(unfinished) > 0 {
+		fmt.Fprintf(&b, "%s. ", strings.Join(unfinished, "; "))
+	}
+	if len(done) > 0 {
+		fmt.Fprintf(&b, "Replayed: %s. Its rows are settled: what a replay dead-lettered again is in that replay's own dead letters (%s), "+
+			"which replay sends.", strings.Join(done, "; "), blobio.Join(prefix, "RUN_ID"))
+	}
+	return exitUsage, errors.New(b.String())
 }
