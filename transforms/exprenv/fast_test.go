@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -572,4 +573,63 @@ func FuzzFastMatchesVM(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRunTextKeepsStrings checks that the strings RunText writes in place
+// into its chunks stay as built while it hands out more: short and long
+// ones (longer than a chunk's spare room, so that append moves the
+// chunk), empty ones, across several chunks, with results that are not
+// built (a value, a failure the VM decides) in between, and each string
+// equal to what Run returns.
+func TestRunTextKeepsStrings(t *testing.T) {
+	e := New(testSchema, testEnv)
+	r := e.Runner()
+	defer r.Release()
+	concat, err := e.Compile(`first_name + "-" + s`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := e.Compile(`upper(s)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type handed struct{ got, want string }
+	var all []handed
+	for i := range 3000 {
+		s := fmt.Sprintf("v%d", i)
+		switch {
+		case i%97 == 0:
+			s = strings.Repeat("x", minTextRoom+i) // longer than the room left
+		case i%13 == 0:
+			s = "UPPER" // upper(s) is s itself: not built
+		}
+		first := any(fmt.Sprint(i))
+		if i%11 == 0 {
+			first = nil // the VM decides (and fails)
+		}
+		row := row(map[string]any{"s": s, "first_name": first})
+		for _, p := range []*Program{concat, up} {
+			r.Bind(row)
+			want, wantErr := r.Run(p)
+			v, got, built, err := r.RunText(p)
+			if (err != nil) != (wantErr != nil) {
+				t.Fatalf("%s on %#v: RunText error %v, Run %v", p.Expr, row, err, wantErr)
+			}
+			if err != nil {
+				continue
+			}
+			if !built {
+				if v != want {
+					t.Fatalf("%s on %#v: RunText %#v, Run %#v", p.Expr, row, v, want)
+				}
+				continue
+			}
+			all = append(all, handed{got, want.(string)})
+		}
+	}
+	for i, h := range all {
+		if h.got != h.want {
+			t.Fatalf("string %d of %d handed out: now %.40q, built as %.40q", i, len(all), h.got, h.want)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
@@ -30,12 +31,23 @@ type Runner struct {
 	copied    []uint64
 	allCopied uint64
 
-	// buf is RunText's scratch buffer, arena where its strings are
-	// kept. The arena is append-only, so it outlives Release: strings
-	// handed out before stay valid.
-	buf   []byte
-	arena pipeline.StringArena
+	// buf is Run's scratch buffer. text is where RunText's text forms
+	// write the strings it hands out, in place: text[:len(text)] holds
+	// those strings and is never written again (a text form only
+	// appends), so it outlives Release and strings handed out before
+	// stay valid. It is a pipeline.StringArena that is appended to
+	// directly instead of copied into, saving a copy per string.
+	buf  []byte
+	text []byte
 }
+
+// Chunks of Runner.text: a new one is started when less than
+// minTextRoom bytes are left (a longer string makes append move the
+// chunk, which is still correct: see RunText).
+const (
+	textChunk   = 128 << 10
+	minTextRoom = 1 << 10
+)
 
 // Runner returns a Runner for e's programs, reusing a released one when it
 // can. It may be called from several goroutines once compiling is done.
@@ -134,13 +146,23 @@ func (r *Runner) runVM(p *Program) (any, error) {
 // (values, errors) — a string RunText builds is what Run would return.
 func (r *Runner) RunText(p *Program) (v any, s string, built bool, err error) {
 	if p.text != nil && r.hasRow {
-		b, v, kind := p.text(r.row, r.buf[:0])
-		r.buf = b[:0]
+		if cap(r.text)-len(r.text) < minTextRoom {
+			r.text = make([]byte, 0, textChunk)
+		}
+		start := len(r.text)
+		b, v, kind := p.text(r.row, r.text)
 		switch kind {
 		case textBuilt:
 			switch p.Type {
 			case pipeline.TypeString, pipeline.TypeAny, pipeline.TypeDecimal:
-				return nil, r.arena.Copy(b), true, nil
+				if len(b) == start {
+					return nil, "", true, nil
+				}
+				// b[start:] is the string, appended after the strings
+				// handed out before; when append moved b to a larger
+				// array, the old one still holds those (and b a copy).
+				r.text = b
+				return nil, unsafe.String(&b[start], len(b)-start), true, nil
 			}
 		case textValue:
 			if _, isStr := v.(string); isStr && p.Type == pipeline.TypeString {
