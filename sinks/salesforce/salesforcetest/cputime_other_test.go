@@ -1,8 +1,8 @@
 //go:build !unix
 
-package salesforcetest_test
+package salesforcetest
 
 import "time"
 
-// cpuTime is not measured on this platform.
-func cpuTime() time.Duration { return 0 }
+// ProcessCPU is not measured on this platform.
+func ProcessCPU() time.Duration { return 0 }

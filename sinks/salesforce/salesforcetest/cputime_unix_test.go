@@ -1,14 +1,15 @@
 //go:build unix
 
-package salesforcetest_test
+package salesforcetest
 
 import (
 	"syscall"
 	"time"
 )
 
-// cpuTime returns the user+system CPU time of this process.
-func cpuTime() time.Duration {
+// ProcessCPU returns the user+system CPU time of this process (exported
+// for the benchmarks of package salesforcetest_test).
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

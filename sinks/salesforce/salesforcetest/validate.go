@@ -479,28 +479,28 @@ func (s *Server) checkValueLocked(f *FieldDescribe, v string, col int) (string, 
 		}
 		return canonical(v, strconv.AppendInt(make([]byte, 0, 24), n, 10)), ""
 	case "double", "currency", "percent":
-		if !isDecimal(v) {
+		if isCanonicalDecimal(v) {
+			return v, ""
+		}
+		nv, ok := decimalValue(v)
+		if !ok {
 			return deser()
 		}
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return deser()
-		}
-		return canonical(v, strconv.AppendFloat(make([]byte, 0, 32), x, 'f', -1, 64)), ""
+		return nv, ""
 	case "date":
 		if !isPlainDate(v) && (len(v) != 10 || !parsesAsDate(v)) {
 			return deser()
 		}
 		return v, ""
 	case "datetime":
-		t, err := time.Parse(time.RFC3339Nano, v)
-		if err != nil {
-			t, err = time.Parse("2006-01-02T15:04:05.999999999-0700", v)
+		if isCanonicalDateTime(v) {
+			return v, ""
 		}
-		if err != nil {
+		nv, ok := dateTimeValue(v)
+		if !ok {
 			return deser()
 		}
-		return t.UTC().Format("2006-01-02T15:04:05.000Z"), ""
+		return nv, ""
 	case "time":
 		for _, layout := range []string{"15:04:05.000Z", "15:04:05Z", "15:04:05.000", "15:04:05", "15:04"} {
 			if _, err := time.Parse(layout, v); err == nil {
@@ -535,8 +535,7 @@ func (s *Server) checkValueLocked(f *FieldDescribe, v string, col int) (string, 
 	}
 	switch f.Type {
 	case "email":
-		at := strings.IndexByte(v, '@')
-		if at <= 0 || at == len(v)-1 || strings.ContainsAny(v, " ,;") || !strings.Contains(v[at+1:], ".") {
+		if !validEmail(v) {
 			return "", rowErr("INVALID_EMAIL_ADDRESS", f.Label+": invalid email address: "+v, f.Name)
 		}
 	case "picklist", "multipicklist":
@@ -553,6 +552,42 @@ func (s *Server) checkValueLocked(f *FieldDescribe, v string, col int) (string, 
 		}
 	}
 	return v, ""
+}
+
+// decimalValue returns the stored form of the double, currency or percent
+// value v, and whether v is one: the reference isCanonicalDecimal agrees
+// with (it answers the common values without parsing them).
+func decimalValue(v string) (string, bool) {
+	if !isDecimal(v) {
+		return "", false
+	}
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return "", false
+	}
+	return canonical(v, strconv.AppendFloat(make([]byte, 0, 32), x, 'f', -1, 64)), true
+}
+
+// dateTimeValue returns the stored form of the datetime value v (UTC,
+// milliseconds), and whether v is one: the reference isCanonicalDateTime
+// agrees with (it answers the common values without parsing them).
+func dateTimeValue(v string) (string, bool) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		t, err = time.Parse("2006-01-02T15:04:05.999999999-0700", v)
+	}
+	if err != nil {
+		return "", false
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z"), true
+}
+
+// validEmail reports whether v passes the emulator's email check: a
+// non-empty local part and domain around an "@", a "." in the domain, and
+// no spaces, commas or semicolons.
+func validEmail(v string) bool {
+	at := strings.IndexByte(v, '@')
+	return at > 0 && at < len(v)-1 && !strings.ContainsAny(v, " ,;") && strings.Contains(v[at+1:], ".")
 }
 
 // canonical returns the formatted value b, reusing v when it is already
