@@ -51,7 +51,7 @@ type Options struct {
 	Dir string
 	// MemLimit is the number of bytes of records buffered in memory before a
 	// sorted chunk is spilled to disk, separately for the run and for the
-	// outcomes; 0 means 32 MiB. The run's buffer is two halves: one fills
+	// outcomes; 0 means DefaultMemLimit. The run's buffer is two halves: one fills
 	// while the other is sorted and written by a goroutine of its own. Read buffers during merges share a quarter
 	// of it (16 to 256 KiB per chunk file, at most 256 files at once).
 	MemLimit int
@@ -68,7 +68,16 @@ type Options struct {
 }
 
 // DefaultMemLimit is the MemLimit used when Options.MemLimit is 0.
-const DefaultMemLimit = 32 << 20
+//
+// It is 16 MiB, not 32, so that a sync run's live heap stays well under
+// the 64 MiB past which bulkflow lifts its small-heap memory limit
+// (cmd/bulkflow/gc.go): with 32 MiB the spool's two halves put bench
+// sync-diff's live heap at 50-60 MiB, runs that crossed 64 MiB then grew
+// the heap by GOGC=200's headroom, and peak RSS was bimodal (137 or
+// 193-235 MiB at 1M rows). The spool's chunks are half as big, so twice
+// as many: freeze merges only as many of them as needed to bring the
+// count down to the fan-in (10M rows spill about 320).
+const DefaultMemLimit = 16 << 20
 
 // Differ compares one run with the manifest of the last one and writes the
 // next manifest. Add is called from one goroutine, then Diff (once or more),

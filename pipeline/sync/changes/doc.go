@@ -28,7 +28,7 @@
 // manifest, which is itself a sorted file read sequentially, and writes the
 // keys it found new, changed or missing (no rows) to one more file, which
 // Commit merges with the manifest and the outcomes. With the
-// default 32 MiB limit a run of 10,000,000 keys uses a few dozen MiB of heap
+// default 16 MiB limit a run of 10,000,000 keys uses a few dozen MiB of heap
 // and disk space about the size of the run's encoded rows.
 //
 // The external sort and the file formats are written here by hand on
