@@ -49,7 +49,10 @@ true; in files without that column, _error says retryable=true or the
 code's recovery is "retry"); --all keeps every row. The others are counted
 as filtered. Rows whose job may have run (job_incomplete) are never sent:
 only "bulkflow run FILE --resume RUN_ID" settles them (exit 3 when some
-were left). The _ columns
+were left), and a file holding such rows beside others is refused (exit 2,
+unless --force): resume the run first, then replay the dead letters the
+resume writes, since a run whose dead letters were replayed is not
+resumed. The _ columns
 are dropped, --map fixes are applied (FIELD=EXPR, an expression over the
 row's fields; other fields pass through; a new FIELD is appended), and the
 rows go through <stage> and every stage after it (for a source stage: the
@@ -238,6 +241,15 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		defer unlockDL()
 		if book, code, err = replayRecords(ctx, g, dlLoc, dlURL, sum, &rf); err != nil {
 			return fail(code, "%v", err)
+		}
+	}
+
+	// Rows whose job may have run are settled only by resuming the run
+	// that wrote the file, which a replay of its other rows would then
+	// refuse (settledByReplay): the resume comes first.
+	if m := book.man.m; m != nil && !book.resumed && !rf.force {
+		if err := resumeFirst(ctx, dlLoc, dlURL, rf.pipelineFile, m.RunID, book.led); err != nil {
+			return fail(exitUsage, "%v", err)
 		}
 	}
 
@@ -1109,4 +1121,56 @@ rows:
 		out.Append(dst, in.Origin(i))
 	}
 	return out, nil
+}
+
+// resumeFirst refuses the dead letter at loc, written by run runID, when
+// it holds both rows whose job may have run (their recovery is a resume:
+// job_incomplete, unsettled) and rows a replay would send: replaying the
+// latter first would make the resume that settles the former refuse to
+// run (a resume reads the source again and would dead-letter afresh the
+// rows the replay loaded), leaving them unsettled. The error names the
+// resume to run first; nothing has been sent.
+func resumeFirst(ctx context.Context, loc blobio.Location, dlURL, pipelineFile, runID string, led *replayLedger) error {
+	r, err := blobio.NewReader(ctx, loc)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dlURL, err)
+	}
+	defer r.Close()
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord, cr.ReuseRecord = -1, true
+	header, err := cr.Read()
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dlURL, err)
+	}
+	code := slices.Index(header, "_error_code")
+	if code < 0 {
+		return nil // not a dead letter: replaySelect says so
+	}
+	var unsettled, others int64
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dlURL, err)
+		}
+		if code < len(rec) && pipeline.RecoveryOf(rec[code]) == pipeline.RecoveryResume {
+			unsettled++
+		} else {
+			others++
+		}
+	}
+	if unsettled == 0 || others == 0 {
+		return nil
+	}
+	resume := pipeline.ShellCommand("bulkflow", "run", pipelineFile, "--resume", runID)
+	for i := range led.Replays {
+		if e := &led.Replays[i]; e.RunID == runID {
+			resume = replayCommand(e.DeadLetter, pipelineFile, e, true)
+		}
+	}
+	return fmt.Errorf("%s holds %d rows whose Salesforce job may have run (job_incomplete) beside %d others; only a resume of run %s settles "+
+		"the former, and it could not run after a replay of the latter (it reads the source again and would dead-letter afresh the rows the replay loads). "+
+		"Nothing was sent: resume the run first (%s), then replay the dead letters it writes", dlURL, unsettled, others, runID, resume)
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/csv"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -103,8 +105,8 @@ func TestResumeFinishedRunReplayed(t *testing.T) {
 	cmd, wait := start(replayArgs...)
 	waitJobs(1)
 	// The race: the run's dead letter is being replayed; a resume of the
-	// run would read its source again.
-	jobs := len(srv.Jobs())
+	// run would read its source again (its jobs cannot be told from the
+	// replay's: the kill and the count of rows processed below check them).
 	if r := run(resumeRun...); r.code != exitFailed || !strings.Contains(r.out, "in progress in another process") {
 		t.Errorf("run --resume during a replay of its dead letter: exit %d, want 1 (locked)\n%s", r.code, r.out)
 	}
@@ -115,7 +117,7 @@ func TestResumeFinishedRunReplayed(t *testing.T) {
 	if r := wait(); r.code != -1 {
 		t.Fatalf("replay finished before the kill: exit %d\n%s", r.code, r.out)
 	}
-	jobs = len(srv.Jobs())
+	jobs := len(srv.Jobs())
 	if r := run(resumeRun...); r.code != exitUsage || !strings.Contains(r.out, "replay") ||
 		!strings.Contains(r.out, pipeline.ShellCommand("bulkflow", "replay", dl, "--pipeline", file)) {
 		t.Errorf("run --resume after a killed replay: exit %d, want 2 naming the replay to resume\n%s", r.code, r.out)
@@ -195,5 +197,71 @@ func TestResumeFinishedRunReplayed(t *testing.T) {
 	}
 	if processed != resumeRows || failed != 0 {
 		t.Errorf("replay jobs processed %d rows (%d failed), want %d", processed, failed, resumeRows)
+	}
+}
+
+// TestReplayResumeFirst: a finished run's dead letter holds rows whose job
+// may have run (job_incomplete: the job outlived poll_timeout) beside a
+// retryable row. Replaying it first would load the retryable row and then
+// make the resume that settles the others refuse to run, so the replay is
+// refused (exit 2, nothing sent, nothing recorded), naming the resume; the
+// resume then settles every row: each stored once.
+func TestReplayResumeFirst(t *testing.T) {
+	srv := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{ProcessingDelay: 400 * time.Millisecond}})
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{
+		"data/accounts.csv": planAccountsCSV,
+		"p.yaml":            sfPipeline(srv, "resumefirst", "      poll_timeout: 50ms\n      api: bulk\n"),
+	})
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.DeadLettered != 11 {
+		t.Fatalf("run: exit %d counts %+v", code, rep.Counts)
+	}
+	dl := filepath.Join("out/dead-letter", rep.RunID, "load.csv")
+	// One row of the file says UNABLE_TO_LOCK_ROW (retryable), as a job
+	// that finished with that error would have.
+	f, err := os.Open(dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil || len(recs) != 12 {
+		t.Fatalf("dead letter: %d records, %v", len(recs), err)
+	}
+	codeCol, retryCol := slices.Index(recs[0], "_error_code"), slices.Index(recs[0], "_retryable")
+	if recs[1][codeCol] != pipeline.CodeJobIncomplete {
+		t.Fatalf("dead-letter code %q, want job_incomplete", recs[1][codeCol])
+	}
+	recs[1][codeCol], recs[1][retryCol] = "UNABLE_TO_LOCK_ROW", "true"
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	w.WriteAll(recs)
+	if err := os.WriteFile(dl, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // the org finishes the job
+	if n := len(srv.Records("Account")); n != 11 {
+		t.Fatalf("the org stored %d records, want 11", n)
+	}
+	jobs := len(srv.Jobs())
+	code, _, out := replay(t, dl, "--pipeline", "p.yaml")
+	if code != exitUsage || !strings.Contains(out, "10 rows whose Salesforce job may have run (job_incomplete) beside 1 others") ||
+		!strings.Contains(out, "resume the run first (bulkflow run p.yaml --resume "+rep.RunID+")") {
+		t.Errorf("replay of a file with job_incomplete rows: exit %d, want 2 naming the resume\n%s", code, out)
+	}
+	if n := len(srv.Jobs()); n != jobs {
+		t.Errorf("the refused replay created %d jobs", n-jobs)
+	}
+	if _, err := os.Stat(filepath.Join("out/dead-letter", replayLedgerName)); !os.IsNotExist(err) {
+		t.Errorf("the refused replay recorded itself: %v", err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := runRun(context.Background(), []string{"p.yaml", "--resume", rep.RunID, "--progress", "none"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("resume: exit %d\n%s", code, stderr.String())
+	}
+	if names := accountNames(srv); len(names) != 11 || len(slices.Compact(names)) != 11 {
+		t.Errorf("after the resume: %d records, %d distinct names", len(names), len(slices.Compact(slices.Clone(names))))
 	}
 }
