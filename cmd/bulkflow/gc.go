@@ -45,6 +45,13 @@ const defaultGCPercent = 200
 // each of two invocations (and peaked at 178-185 MiB once lifted). GOGC=150
 // for every pipeline instead did not bring plan-parquet under 150 MiB under
 // load (150-161).
+//
+// A pipeline's buffers that live for the whole run count towards the
+// threshold, so they are sized to stay well under it: a sync stage's diff
+// spools up to 16 MiB of rows (pipeline/sync/changes.DefaultMemLimit),
+// putting bench sync-diff's live heap at 30-40 MiB. At 32 MiB it read
+// 50-60 MiB, and the runs that crossed 64 MiB lost the limit and peaked
+// at 193-235 MiB instead of 137 (at 1M rows and 10M alike: bimodal).
 const (
 	smallHeapLimit = 96 << 20
 	smallHeapLive  = 64 << 20
