@@ -114,4 +114,3 @@ func jsonField(body, key string) string {
 	v, _, _ := strings.Cut(rest, `"`)
 	return v
 }
-

@@ -32,17 +32,17 @@ type fastCol struct {
 type valueKind uint8
 
 const (
-	kindID    valueKind = iota // the Id column: any value fails an insert
-	kindText                   // string-like: only the length is checked
-	kindBool                   // boolean: "true" and "false" are stored as they are
-	kindDate                   // date: YYYY-MM-DD stored as it is
-	kindInt                    // int: up to 9 digits in canonical form stored as they are
-	kindLong                   // long: up to 18 digits in canonical form stored as they are
-	kindDateTime               // datetime: YYYY-MM-DDTHH:MM:SS.sssZ stored as it is
-	kindDecimal                // double, currency, percent: canonical decimals stored as they are
-	kindEmail                  // email: the length and the address checked
-	kindPicklist               // restricted picklist: the length and the value checked
-	kindOther                  // anything else: checkValueLocked decides
+	kindID       valueKind = iota // the Id column: any value fails an insert
+	kindText                      // string-like: only the length is checked
+	kindBool                      // boolean: "true" and "false" are stored as they are
+	kindDate                      // date: YYYY-MM-DD stored as it is
+	kindInt                       // int: up to 9 digits in canonical form stored as they are
+	kindLong                      // long: up to 18 digits in canonical form stored as they are
+	kindDateTime                  // datetime: YYYY-MM-DDTHH:MM:SS.sssZ stored as it is
+	kindDecimal                   // double, currency, percent: canonical decimals stored as they are
+	kindEmail                     // email: the length and the address checked
+	kindPicklist                  // restricted picklist: the length and the value checked
+	kindOther                     // anything else: checkValueLocked decides
 )
 
 // kindOf returns the valueKind of f (not the Id column), mirroring
