@@ -11,6 +11,10 @@ type batchState struct {
 	ok     []bool
 	ids    []string // Salesforce ids of loaded rows; nil unless WriteIDs
 	loaded int      // rows confirmed loaded so far
+	// resent are the rows a resume sent again in an update, upsert or
+	// delete whose earlier answer was never recorded (REST path): an
+	// earlier attempt may have written them. Nil until there is one.
+	resent map[int]bool
 }
 
 // batchBufs are the slices a Write keeps per row (its batchState, the

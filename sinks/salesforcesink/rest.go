@@ -64,6 +64,9 @@ type restFailure struct {
 	Code  string `json:"code"`
 	Field string `json:"field,omitempty"`
 	Msg   string `json:"msg"`
+	// Resent: the row was sent again after an answer an earlier attempt
+	// never recorded (batchState.resent), so it may be in Salesforce.
+	Resent bool `json:"resent,omitempty"`
 }
 
 // api returns the configured api, DefaultAPI when empty.
@@ -422,6 +425,12 @@ func (s *Sink) sendREST(ctx context.Context, st *batchState, rq *restRequest, at
 				s.log.Info("salesforce sink: resume: sending again a REST request whose answer an earlier attempt did not record (update, upsert and delete are idempotent)",
 					"request", ref, "rows", len(rq.rows))
 				replay = true
+				if st.resent == nil {
+					st.resent = make(map[int]bool, len(rq.rows))
+				}
+				for _, i := range rq.rows {
+					st.resent[i] = true
+				}
 			}
 		}
 	}
@@ -471,7 +480,7 @@ func (s *Sink) sendREST(ctx context.Context, st *batchState, rq *restRequest, at
 			continue
 		}
 		e := r.Err()
-		fails = append(fails, restFailure{Row: j, Code: e.Code, Field: strings.Join(e.Fields, ";"), Msg: e.Message})
+		fails = append(fails, restFailure{Row: j, Code: e.Code, Field: strings.Join(e.Fields, ";"), Msg: e.Message, Resent: st.resent[i]})
 		stat.Failed++
 	}
 	stat.State, stat.Processed = restStateName, int64(len(results))
@@ -492,14 +501,29 @@ func (s *Sink) settleREST(st *batchState, rq *restRequest, ref string, fails []r
 		}
 		i := rq.rows[f.Row]
 		failed[f.Row] = true
-		code := f.Code
+		code, msg := f.Code, f.Msg
 		if code == "" {
 			code = pipeline.CodeRowFailed
 		}
 		if code == CodeLockRow {
 			locked = append(locked, i)
 		}
-		st.fail(i, s.rowErr(code, f.Field, ref, "%s", f.Msg))
+		if f.Resent && !st.resent[i] { // settled from the ledger: later lock retries of the row were resent too
+			if st.resent == nil {
+				st.resent = map[int]bool{}
+			}
+			st.resent[i] = true
+		}
+		if st.resent[i] && pipeline.RecoveryOf(code) == pipeline.RecoveryRetry {
+			// Sent again after an answer an earlier attempt never recorded:
+			// that attempt may have written the row, so this transient
+			// failure does not say it is not in Salesforce (the soak's
+			// REST class found it reported as not loaded while stored).
+			msg = fmt.Sprintf("an earlier attempt of the run sent the row and stopped before its answer was recorded, so it may be in Salesforce; "+
+				"sending it again got %s: %s; sending it once more is safe (%s is idempotent)", code, f.Msg, s.op)
+			code = pipeline.CodeOutcomeUnknownRetry
+		}
+		st.fail(i, s.rowErr(code, f.Field, ref, "%s", msg))
 	}
 	for j, i := range rq.rows {
 		if !failed[j] {

@@ -226,15 +226,23 @@ func TestRESTCreateNeverReplayed(t *testing.T) {
 // before recording its answer (simulated by cutting the ledger's
 // rest_done records) is resumed: an insert's rows become outcome_unknown
 // without a request (never twice in Salesforce), an upsert is sent again
-// and matches the same records.
+// and matches the same records. When that upsert fails again with a
+// transient error (UNABLE_TO_LOCK_ROW on every try), its rows are
+// dead-lettered outcome_unknown_retry, not as rows that are not in
+// Salesforce: the first attempt wrote them (the soak's REST class found
+// this reported as not loaded while stored), also when a third attempt
+// settles them from the ledger.
 func TestRESTResumeAfterCrash(t *testing.T) {
 	for _, tc := range []struct {
 		op, yaml string
+		locked   bool // the resume's requests hit UNABLE_TO_LOCK_ROW on every row
 		wantDead int
+		wantCode string
 		wantReqs int
 	}{
-		{"insert", "operation: insert\n", 40, 0},
-		{"upsert", "operation: upsert\nexternal_id_field: External_Id__c\n", 0, 1},
+		{"insert", "operation: insert\n", false, 40, pipeline.CodeOutcomeUnknown, 0},
+		{"upsert", "operation: upsert\nexternal_id_field: External_Id__c\n", false, 0, "", 1},
+		{"upsert-locked", "operation: upsert\nexternal_id_field: External_Id__c\nlock_retries: 1\n", true, 40, pipeline.CodeOutcomeUnknownRetry, 2},
 	} {
 		t.Run(tc.op, func(t *testing.T) {
 			srv := salesforcetest.NewServer(nil)
@@ -263,6 +271,11 @@ func TestRESTResumeAfterCrash(t *testing.T) {
 			if err := os.WriteFile(lf, []byte(strings.Join(kept, "")), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			if tc.locked {
+				if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			before := srv.Requests()["total"]
 			r := runPipeline(t, context.Background(), accountSchema, rows, y)
 			dead := dlCodes(t, r.dl, "External_Id__c")
@@ -270,8 +283,8 @@ func TestRESTResumeAfterCrash(t *testing.T) {
 				t.Fatalf("resume dead letters = %d, want %d (%v)", len(dead), tc.wantDead, r.err)
 			}
 			for _, c := range dead {
-				if c != pipeline.CodeOutcomeUnknown {
-					t.Fatalf("code %s, want outcome_unknown", c)
+				if c != tc.wantCode {
+					t.Fatalf("code %s, want %s", c, tc.wantCode)
 				}
 			}
 			extra := map[string]bool{}
@@ -287,8 +300,14 @@ func TestRESTResumeAfterCrash(t *testing.T) {
 			// A third attempt settles from the ledger without a request.
 			before = srv.Requests()["total"]
 			r = runPipeline(t, context.Background(), accountSchema, rows, y)
-			if got := srv.Requests()["total"] - before; got != 0 || len(dlCodes(t, r.dl, "External_Id__c")) != tc.wantDead {
-				t.Errorf("third attempt: %d requests, dead %v", got, dlCodes(t, r.dl, "External_Id__c"))
+			third := dlCodes(t, r.dl, "External_Id__c")
+			if got := srv.Requests()["total"] - before; got != 0 || len(third) != tc.wantDead {
+				t.Errorf("third attempt: %d requests, dead %v", got, third)
+			}
+			for k, c := range third {
+				if c != tc.wantCode {
+					t.Errorf("third attempt: %s dead-lettered %s, want %s", k, c, tc.wantCode)
+				}
 			}
 		})
 	}
