@@ -188,6 +188,47 @@ func (e *emulator) setFaults(f salesforcetest.Faults) error {
 	return nil
 }
 
+// setCollectionFaults replaces the emulator's collection fault switches
+// (POST /__emulator/collection-faults).
+func (e *emulator) setCollectionFaults(f salesforcetest.CollectionFaults) error {
+	body, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	resp, err := e.client.Post(e.URL+"/__emulator/collection-faults", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("POST /__emulator/collection-faults: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("POST /__emulator/collection-faults %s: %s: %s", body, resp.Status, b)
+	}
+	return nil
+}
+
+// jobCount returns the number of jobs the emulator has.
+func (e *emulator) jobCount() (int, error) {
+	jobs, err := e.jobs()
+	return len(jobs), err
+}
+
+// collectionRequests returns the number of sObject Collections write
+// requests the emulator has had (GET /__emulator/requests).
+func (e *emulator) collectionRequests() (int, error) {
+	var counts map[string]int
+	if err := e.getJSON("/__emulator/requests", &counts); err != nil {
+		return 0, err
+	}
+	n := 0
+	for k, v := range counts {
+		if strings.Contains(k, "composite/sobjects") && !strings.HasPrefix(k, "GET ") {
+			n += v
+		}
+	}
+	return n, nil
+}
+
 // getJSON decodes GET e.URL+path into v.
 func (e *emulator) getJSON(path string, v any) error {
 	resp, err := e.client.Get(e.URL + path)

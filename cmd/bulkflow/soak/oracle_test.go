@@ -264,6 +264,10 @@ func judge(source map[string]string, keyField string, records []map[string]strin
 			note("lost", "%s is neither stored nor in a live dead-letter file", k)
 		case n == 1 && len(d) == 1 && pipeline.RecoveryOf(d[0].code) == pipeline.RecoveryInspect:
 			// a person must look at the job
+		case n == 1 && len(d) == 1 && d[0].code == pipeline.CodeOutcomeUnknownRetry:
+			// an idempotent write (update, upsert) whose earlier answer was
+			// lost: the product says it may be stored, and a replay of it
+			// cannot duplicate it
 		case n == 1 && len(d) == 1 && mode != judgeFinal && pipeline.RecoveryOf(d[0].code) == pipeline.RecoveryResume:
 			// outcome unknown until a resume settles it
 		case n == 1 && len(d) > 0:

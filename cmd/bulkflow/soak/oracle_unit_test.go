@@ -125,7 +125,7 @@ func TestLiveDeadLetters(t *testing.T) {
 // classes take turns, and that fault runs have a fault on.
 func TestNewScenario(t *testing.T) {
 	seen := map[string]int{}
-	for seed := uint64(1); seed <= 70; seed++ {
+	for seed := uint64(1); seed <= uint64(10*len(classes)); seed++ {
 		a, b := newScenario(seed, true), newScenario(seed, true)
 		if a != b {
 			t.Fatalf("seed %d gave two scenarios:\n%s\n%s", seed, a, b)
@@ -137,13 +137,16 @@ func TestNewScenario(t *testing.T) {
 		if a.KillAfterJobs < 1 || a.KillAfterJobs > (a.Rows+a.JobRows-1)/a.JobRows {
 			t.Errorf("seed %d: kill after %d jobs of %d", seed, a.KillAfterJobs, (a.Rows+a.JobRows-1)/a.JobRows)
 		}
+		if a.Class == classREST && (a.API != "rest" || a.CollFaults.Latency <= 0 || a.Faults.ProcessingDelay != 0 || a.Faults.FailJobAfterRows != 0) {
+			t.Errorf("seed %d: a REST scenario without api rest and latency, or with Bulk-only faults: %s", seed, a)
+		}
 		if a.Class == classIncomplete && a.Faults.ProcessingDelay <= a.PollTimeout {
 			t.Errorf("seed %d: jobs (delay %s) do not outlive poll_timeout %s", seed, a.Faults.ProcessingDelay, a.PollTimeout)
 		}
 	}
 	for _, c := range classes {
 		if seen[c] != 10 {
-			t.Errorf("class %s played %d times in 70 seeds, want 10", c, seen[c])
+			t.Errorf("class %s played %d times in %d seeds, want 10", c, seen[c], 10*len(classes))
 		}
 	}
 }

@@ -29,9 +29,10 @@ const (
 	classIncomplete = "incomplete" // jobs outlive poll_timeout (job_incomplete); replay before the resume
 	classRecut      = "recut"      // SIGKILL, the source re-exported in another order, resume
 	classUnknownID  = "unknown-id" // a finished run, then --resume of an id no run had
+	classREST       = "rest"       // api: rest (sObject Collections): faults, commits without an answer, SIGKILL mid-request, resume
 )
 
-var classes = []string{classFaults, classKill, classInterrupt, classConcurrent, classIncomplete, classRecut, classUnknownID}
+var classes = []string{classFaults, classKill, classInterrupt, classConcurrent, classIncomplete, classRecut, classUnknownID, classREST}
 
 // industries are valid Account.Industry values (a restricted picklist);
 // badIndustry is refused by it (a row that needs a fix).
@@ -61,12 +62,21 @@ type scenario struct {
 	ClearFaults   bool // clear the faults before the first resume
 	ReplayFaults  bool // keep the faults on during replays
 	ReplayTwice   bool // a second replay round, and a second replay of a consumed file
+	// API is the sink's api: bulk, or rest for classREST.
+	API string
+	// CollFaults are the emulator's collection fault switches (classREST):
+	// latency gives the kill a window; commit-then-500/drop/hold answer
+	// requests whose rows were saved without a definite answer.
+	CollFaults salesforcetest.CollectionFaults
+	// KillAfterRequests places classREST's kill: once the emulator has
+	// this many more collection requests, KillExtra later (0: no kill).
+	KillAfterRequests int
 }
 
 // newScenario derives a scenario from a seed.
 func newScenario(seed uint64, long bool) scenario {
 	r := rand.New(rand.NewPCG(seed, 0x50a4))
-	sc := scenario{Seed: seed, Class: classes[seed%uint64(len(classes))], Op: "insert", KeyField: "AccountNumber"}
+	sc := scenario{Seed: seed, Class: classes[seed%uint64(len(classes))], Op: "insert", KeyField: "AccountNumber", API: "bulk"}
 	if r.IntN(4) == 0 {
 		sc.Op, sc.KeyField = "upsert", "External_Id__c"
 	}
@@ -105,9 +115,30 @@ func newScenario(seed uint64, long bool) scenario {
 		sc.PollTimeout = time.Duration(100+r.IntN(150)) * time.Millisecond
 	case classUnknownID:
 		faultsOn = r.IntN(2) == 0
+	case classREST:
+		faultsOn = r.IntN(10) < 7
+		sc.API = "rest"
+		sc.CollFaults = randomCollectionFaults(r)
+		if r.IntN(4) != 0 {
+			requests := (sc.Rows + salesforcetest.MaxCollectionRecords - 1) / salesforcetest.MaxCollectionRecords
+			sc.KillAfterRequests = 1 + r.IntN(requests)
+			sc.KillExtra = time.Duration(r.IntN(int(sc.CollFaults.Latency/time.Millisecond)+1)) * time.Millisecond
+			if r.IntN(3) == 0 {
+				// a crash between Salesforce's commit and the client's record
+				sc.CollFaults.CommitThenHoldNext = 1
+				sc.CollFaults.HoldTimeout = 5 * time.Second
+			}
+		}
 	}
 	if faultsOn {
 		sc.Faults = randomFaults(r)
+		if sc.API == "rest" {
+			// Bulk-only switches: no job runs on the REST path.
+			sc.Faults.ProcessingDelay, sc.Faults.FailJobAfterRows, sc.Faults.DuplicateResultRow = 0, 0, false
+			if sc.Faults == (salesforcetest.Faults{}) {
+				sc.Faults.FailRate5xx = 0.05
+			}
+		}
 	}
 	// Kills need a window: jobs wait before they are processed.
 	switch sc.Class {
@@ -153,6 +184,24 @@ func randomFaults(r *rand.Rand) salesforcetest.Faults {
 	return f
 }
 
+// randomCollectionFaults returns collection fault switches: a latency of
+// 20-120 ms per request (a real org spends that much; it gives kills a
+// window), and sometimes requests whose rows are saved but whose answer is
+// a 500 or a dropped connection.
+func randomCollectionFaults(r *rand.Rand) salesforcetest.CollectionFaults {
+	f := salesforcetest.CollectionFaults{Latency: time.Duration(20+r.IntN(100)) * time.Millisecond}
+	if r.IntN(2) == 0 {
+		f.CommitThen5xxNext = r.IntN(3)
+	}
+	if r.IntN(2) == 0 {
+		f.CommitThenDropNext = r.IntN(3)
+	}
+	if r.IntN(4) == 0 {
+		f.Fail5xxNext = 1 + r.IntN(2)
+	}
+	return f
+}
+
 // faultsOn reports whether any fault switch is on (a processing delay
 // alone is not a fault).
 func faultsOn(f salesforcetest.Faults) bool {
@@ -163,6 +212,11 @@ func faultsOn(f salesforcetest.Faults) bool {
 // String is the scenario in one line, for logs.
 func (sc scenario) String() string {
 	fj, _ := json.Marshal(sc.Faults)
+	if sc.API == "rest" {
+		cj, _ := json.Marshal(sc.CollFaults)
+		return fmt.Sprintf("seed %d class %s: api rest, %s %d rows (%d bad), faults %s, collection faults %s, kill after %d requests +%s, clear faults %v, replay faults %v, replay twice %v",
+			sc.Seed, sc.Class, sc.Op, sc.Rows, sc.BadRows, fj, cj, sc.KillAfterRequests, sc.KillExtra, sc.ClearFaults, sc.ReplayFaults, sc.ReplayTwice)
+	}
 	return fmt.Sprintf("seed %d class %s: %s %d rows (%d bad) by %d, concurrency %d, lock_retries %d, poll_timeout %s, faults %s, kill after %d jobs +%s, resume kills %d, remap %v, clear faults %v, replay faults %v, replay twice %v",
 		sc.Seed, sc.Class, sc.Op, sc.Rows, sc.BadRows, sc.JobRows, sc.Concurrency, sc.LockRetries, sc.PollTimeout, fj,
 		sc.KillAfterJobs, sc.KillExtra, sc.ResumeKills, sc.Remap, sc.ClearFaults, sc.ReplayFaults, sc.ReplayTwice)
@@ -279,6 +333,9 @@ func playScenario(t *testing.T, bin string, sc scenario, stepTime time.Duration)
 	if err := p.emu.setFaults(sc.Faults); err != nil {
 		t.Fatal(err)
 	}
+	if err := p.emu.setCollectionFaults(sc.CollFaults); err != nil {
+		t.Fatal(err)
+	}
 	p.faults = sc.Faults
 	p.play()
 	p.final()
@@ -357,8 +414,7 @@ stages:
       type: salesforce
       object: Account
       operation: %s%s
-      # bulk: the kill points and the oracle are Bulk jobs' (REST resumes: salesforcesink's TestRESTKillResume)
-      api: bulk
+      api: %s
       max_job_rows: %d
       concurrency: %d
       lock_retries: %d
@@ -368,7 +424,7 @@ stages:
       instance_url: %s
       auth: {client_id: %q, client_secret: %q, login_url: %q}
       ledger: %s
-`, p.dlDir, p.srcPath, mapStage, sinkInput, p.sc.Op, ext, p.sc.JobRows, p.sc.Concurrency, p.sc.LockRetries, p.sc.PollTimeout,
+`, p.dlDir, p.srcPath, mapStage, sinkInput, p.sc.Op, ext, p.sc.API, p.sc.JobRows, p.sc.Concurrency, p.sc.LockRetries, p.sc.PollTimeout,
 		p.emu.URL, p.emu.ClientID, p.emu.ClientSecret, p.emu.LoginURL, filepath.Join(p.dir, "ledger"))
 	return os.WriteFile(p.file, []byte(y), 0o644)
 }
@@ -418,6 +474,12 @@ func (p *play) play() {
 	case classUnknownID:
 		p.first(nil)
 		p.unknownResume()
+	case classREST:
+		if sc.KillAfterRequests == 0 {
+			p.first(nil)
+		} else if p.first(syscall.SIGKILL) {
+			p.resume(nil)
+		}
 	}
 	if sc.Class != classIncomplete {
 		p.settle()
@@ -766,20 +828,22 @@ func (p *play) bulkflowRaw(kind string, sig os.Signal, args ...string) step {
 }
 
 // killAtMoment sends sig once the emulator has KillAfterJobs more jobs
-// than when the process started, KillExtra later, unless it exited first.
+// (classREST: KillAfterRequests more collection requests) than when the
+// process started, KillExtra later, unless it exited first.
 func (p *play) killAtMoment(pr *proc, sig os.Signal, s *step) {
-	base := 0
-	if jobs, err := p.emu.jobs(); err == nil {
-		base = len(jobs)
+	count, after := p.emu.jobCount, p.sc.KillAfterJobs
+	if p.sc.API == "rest" {
+		count, after = p.emu.collectionRequests, p.sc.KillAfterRequests
 	}
+	base, _ := count()
 	deadline := time.Now().Add(p.stepTime)
 	for !pr.exited() && time.Now().Before(deadline) {
-		jobs, err := p.emu.jobs()
+		n, err := count()
 		if err != nil {
 			p.problem("harness: %v", err)
 			return
 		}
-		if len(jobs)-base >= p.sc.KillAfterJobs {
+		if n-base >= after {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -914,12 +978,13 @@ func (p *play) checkStep(s step, counts bool) {
 	if !counts || p.lastRun == nil || p.interrupted {
 		return
 	}
-	// Rows dead-lettered with an unknown outcome (job_incomplete) or with
-	// results that contradict the upload (result_mismatch) may be stored
-	// or not; every other row the reports count as loaded is.
+	// Rows dead-lettered with an unknown outcome (job_incomplete,
+	// outcome_unknown_retry) or with results that contradict the upload
+	// (result_mismatch) may be stored or not; every other row the reports
+	// count as loaded is.
 	unknown := 0
 	for _, l := range live {
-		if r := pipeline.RecoveryOf(l.code); (r == pipeline.RecoveryResume || r == pipeline.RecoveryInspect) && byKey[l.key] == 1 {
+		if r := pipeline.RecoveryOf(l.code); (r == pipeline.RecoveryResume || r == pipeline.RecoveryInspect || l.code == pipeline.CodeOutcomeUnknownRetry) && byKey[l.key] == 1 {
 			unknown++
 		}
 	}
@@ -985,7 +1050,9 @@ func (p *play) final() {
 		p.problem("misreported: %s", pr)
 	}
 	v := judge(p.source, p.sc.KeyField, recs, liveRows(files, p.sc.KeyField), judgeFinal)
-	if p.sc.Op == "upsert" {
+	// (On the REST path no job counts upserts, and an upsert sent twice
+	// leaves one record: only inserts show a resend there.)
+	if p.sc.Op == "upsert" && p.sc.API != "rest" {
 		// An upsert sent twice leaves one record: the jobs' counters
 		// show it. Every successful row of every job is one stored row.
 		jobs, err := p.emu.jobs()
