@@ -2,6 +2,7 @@ package blobio
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,4 +98,29 @@ func removeIfStale(name string, minAge time.Duration) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// StaleTempAge is how long a temporary file nobody holds must have been
+// left unchanged before a sink writing the same object removes it
+// (CleanStaleTemps).
+const StaleTempAge = time.Minute
+
+// CleanStaleTemps is what a sink does when it opens the local object l:
+// it removes the temporary files killed writers of l left
+// (RemoveStaleTemps with StaleTempAge) and logs them at warn on log as
+// "<sink>: ...". Failing to remove one does not stop the sink: listers
+// skip temporary files, and the warning says to delete it by hand.
+func CleanStaleTemps(log *slog.Logger, sink string, l Location) {
+	if log == nil {
+		log = slog.Default()
+	}
+	removed, err := RemoveStaleTemps(l, StaleTempAge)
+	if len(removed) > 0 {
+		log.Warn(sink+": removed temporary files that a killed writer of this output left (no process held them)",
+			"output", l.String(), "files", removed)
+	}
+	if err != nil {
+		log.Warn(sink+": a temporary file a killed writer left could not be removed; listers skip it, delete it by hand",
+			"output", l.String(), "error", err)
+	}
 }

@@ -46,7 +46,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
@@ -129,32 +128,8 @@ func openFromOptions(ctx context.Context, env *pipeline.Env, o *Options, in *pip
 	if err != nil {
 		return nil, err
 	}
-	removeStaleTemps(env, loc)
+	blobio.CleanStaleTemps(env.Logger, "file sink", loc)
 	return open(ctx, loc, in, o, f)
-}
-
-// staleTempAge is how long a temporary file nobody holds must have been
-// left unchanged before a sink writing the same file removes it.
-const staleTempAge = time.Minute
-
-// removeStaleTemps removes, and logs, the temporary files a killed writer
-// of the local file loc left beside it (NAME.<hex>.tmp: no live process
-// holds them; see blobio.RemoveStaleTemps). Failing to remove one does not
-// stop the sink: listers skip temporary files.
-func removeStaleTemps(env *pipeline.Env, loc blobio.Location) {
-	log := env.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	removed, err := blobio.RemoveStaleTemps(loc, staleTempAge)
-	if len(removed) > 0 {
-		log.Warn("file sink: removed temporary files that a killed writer of this output left (no process held them)",
-			"output", loc.String(), "files", removed)
-	}
-	if err != nil {
-		log.Warn("file sink: a temporary file a killed writer left could not be removed; listers skip it, delete it by hand",
-			"output", loc.String(), "error", err)
-	}
 }
 
 // placeholder matches a {name} in a sink URL.

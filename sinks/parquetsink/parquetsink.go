@@ -5,13 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -149,35 +147,9 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		removeStaleTemps(env, loc)
+		blobio.CleanStaleTemps(env.Logger, "parquet sink", loc)
 		return Open(ctx, loc, in, o)
 	}))
-}
-
-// staleTempAge is how long a temporary file nobody holds must have been
-// left unchanged before a sink writing the same file removes it (the csv
-// and jsonl sinks' age).
-const staleTempAge = time.Minute
-
-// removeStaleTemps removes, and logs at warn, the temporary files a killed
-// writer of the local file loc left beside it (NAME.<hex>.tmp: no live
-// process holds them; see blobio.RemoveStaleTemps), as the csv and jsonl
-// sinks do. Failing to remove one does not stop the sink: listers skip
-// temporary files.
-func removeStaleTemps(env *pipeline.Env, loc blobio.Location) {
-	log := env.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	removed, err := blobio.RemoveStaleTemps(loc, staleTempAge)
-	if len(removed) > 0 {
-		log.Warn("parquet sink: removed temporary files that a killed writer of this output left (no process held them)",
-			"output", loc.String(), "files", removed)
-	}
-	if err != nil {
-		log.Warn("parquet sink: a temporary file a killed writer left could not be removed; listers skip it, delete it by hand",
-			"output", loc.String(), "error", err)
-	}
 }
 
 // Sink writes rows to one Parquet object. Write and Close may be called

@@ -333,8 +333,10 @@ func playScenario(t *testing.T, bin string, sc scenario, stepTime time.Duration)
 	if err := p.emu.setFaults(sc.Faults); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.emu.setCollectionFaults(sc.CollFaults); err != nil {
-		t.Fatal(err)
+	if sc.API == "rest" {
+		if err := p.emu.setCollectionFaults(sc.CollFaults); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p.faults = sc.Faults
 	p.play()
