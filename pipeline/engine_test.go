@@ -387,3 +387,57 @@ func (l *leadSink) Write(ctx context.Context, b *pipeline.Batch) error {
 }
 
 func (l *leadSink) Close(ctx context.Context) error { return nil }
+
+// TestRunResumedFailureReadsAll checks that a resumed attempt whose sink
+// fails still reads its whole input and dead-letters every row unsettled:
+// an earlier attempt may have loaded any of them, so the report must
+// account for all, not only for those read before the failure (the source
+// is held back by a channel of 2 batches, so it is far behind).
+func TestRunResumedFailureReadsAll(t *testing.T) {
+	for _, resumed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("resumed=%v", resumed), func(t *testing.T) {
+			var reg pipeline.Registry
+			c := pipelinetest.NewCollector()
+			pipelinetest.Register(&reg, c)
+			g, err := config.Load("t.yaml", []byte(`
+name: t
+stages:
+  - {name: read, source: {type: rows, rows: 5000, batch_size: 10}}
+  - {name: work, inputs: [read], transform: {type: copy}}
+  - {name: out, inputs: [work], sink: {type: collect, fail_writes: true}}
+`), &reg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.DeadLetter = "mem://engine-test/"
+			plan, err := pipeline.Prepare(context.Background(), &reg, g, &pipeline.Env{RunID: "r"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := plan.Run(context.Background(), &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener(), ChannelSize: 2, Resumed: resumed})
+			if err == nil || rep.Status != pipeline.StatusFailed || !rep.Counts.Balanced() {
+				t.Fatalf("run: %v, status %q, counts %+v", err, rep.Status, rep.Counts)
+			}
+			if !resumed {
+				// A first attempt stops reading: what it did not read was
+				// never sent, and a new run sends it.
+				if rep.Counts.Read >= 5000 {
+					t.Errorf("a failed first attempt read all %d rows", rep.Counts.Read)
+				}
+				return
+			}
+			if rep.Counts.Read != 5000 || rep.Counts.DeadLettered != 5000 {
+				t.Fatalf("counts = %+v, want 5000 read and dead-lettered", rep.Counts)
+			}
+			codes := map[any]int{}
+			for _, b := range c.DeadLetters {
+				for i := range b.Len() {
+					codes[b.Row(i)[b.Schema().Index("_error_code")]]++
+				}
+			}
+			if codes["unsettled"] != 5000 {
+				t.Errorf("dead-letter codes %v, want 5000 unsettled", codes)
+			}
+		})
+	}
+}

@@ -485,8 +485,18 @@ func (r *runner) runSource(s *planStage) {
 	}()
 	c := r.counters[s]
 	cur := r.cursors[s]
-	ctx := r.stageCtx(r.workCtx, s)
-	for r.workCtx.Err() == nil {
+	// A resumed attempt that fails (a refused re-cut, a sink error) reads
+	// its input to the end all the same: an earlier attempt may have
+	// loaded any of its rows, so each one is dead-lettered unsettled (the
+	// stages downstream drain them) and the report accounts for the whole
+	// input, however far the source had got when the failure came. Only
+	// the user (Ctrl-C, SIGTERM) stops such a source early.
+	base, running := r.workCtx, r.workCtx.Err
+	if r.opts.Resumed {
+		base, running = r.userCtx, r.userCtx.Err
+	}
+	ctx := r.stageCtx(base, s)
+	for running() == nil {
 		b, err := s.source.Read(ctx)
 		if b != nil {
 			n := int64(b.Settled())
