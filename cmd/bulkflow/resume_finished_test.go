@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,6 +198,23 @@ func TestResumeFinishedRunReplayed(t *testing.T) {
 	}
 	if processed != resumeRows || failed != 0 {
 		t.Errorf("replay jobs processed %d rows (%d failed), want %d", processed, failed, resumeRows)
+	}
+
+	// serve resumes a run a crash or shutdown left in flight through its
+	// Runner: that resume is refused the same way, before any row moves.
+	t.Chdir(dir)
+	plan, g, env, ok := serveRunner{}.Prepare(context.Background(), file, io.Discard)
+	if !ok {
+		t.Fatal("serve: prepare failed")
+	}
+	defer plan.Close()
+	env.RunID = runID
+	opts, unlock, err := serveRunner{}.Begin(context.Background(), g, env, nil, true, func(error) {})
+	if err == nil {
+		unlock()
+		t.Errorf("serve's resume of the finished, replayed run began (options %+v), want it refused", opts)
+	} else if !strings.Contains(err.Error(), "already finished") || !strings.Contains(err.Error(), replayID) {
+		t.Errorf("serve's resume of the finished, replayed run: %v, want it refused naming replay %s", err, replayID)
 	}
 }
 

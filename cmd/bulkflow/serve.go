@@ -95,19 +95,28 @@ func (r serveRunner) Prepare(ctx context.Context, file string, stderr io.Writer)
 func (r serveRunner) StateLocation(g *pipeline.Graph) string { return stateLocation(r.stateFlag, g) }
 
 // Begin records provenance, takes the run lock and returns the run
-// options over st.
-func (r serveRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, st *state.Store, lost func(error)) (*pipeline.RunOptions, func(), error) {
+// options over st. A resume is refused, as `run --resume` refuses it, when
+// the run finished and its dead letters were replayed (settledByReplay).
+func (r serveRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, st *state.Store, resumed bool, lost func(error)) (*pipeline.RunOptions, func(), error) {
 	setProvenance(ctx, g, env)
 	lockLoc, lockName, lockSub := runLockPlace(g, stateLocation(r.stateFlag, g), stateName(g, pipeline.Shard{}))
 	unlock, err := lockRun(ctx, lockLoc, lockName, lockSub, env.RunID, lost)
 	if err != nil {
 		return nil, nil, err
 	}
+	if resumed {
+		// Under the run's lock, which a replay of its dead letters holds.
+		if _, err := settledByReplay(ctx, g, env.RunID, g.File, true); err != nil {
+			unlock()
+			return nil, nil, err
+		}
+	}
 	opts, err := runOptions(ctx, g, env, st, "")
 	if err != nil {
 		unlock()
 		return nil, nil, err
 	}
+	opts.Resumed = resumed
 	return opts, unlock, nil
 }
 

@@ -247,13 +247,12 @@ func (s *Server) runOnce(ctx context.Context, p *servedPipeline, st *state.Store
 	// --resume` of this id cannot upload beside serve's.
 	ctx, cancelRun := context.WithCancelCause(ctx)
 	defer cancelRun(nil)
-	opts, unlock, err := s.opts.Runner.Begin(ctx, g, env, st, cancelRun)
+	opts, unlock, err := s.opts.Runner.Begin(ctx, g, env, st, resumed, cancelRun)
 	if err != nil {
 		plan.Close()
 		return failed(pipeline.StatusFailed, err.Error())
 	}
 	defer unlock()
-	opts.Resumed = resumed
 	rep, err := plan.Run(ctx, opts)
 	if err != nil {
 		log.Warn("run error", "err", err)

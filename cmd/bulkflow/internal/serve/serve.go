@@ -89,9 +89,12 @@ type Runner interface {
 	StateLocation(g *pipeline.Graph) string
 	// Begin readies a prepared run of run id env.RunID: it records the
 	// run's provenance, takes the run lock (lost is called should it be
-	// lost) and returns the engine options, with st as the state store,
-	// and the function that releases the lock.
-	Begin(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, st *state.Store, lost func(error)) (*pipeline.RunOptions, func(), error)
+	// lost) and returns the engine options, with st as the state store
+	// and Resumed set to resumed, and the function that releases the
+	// lock. resumed says the run id is that of a run a crash or shutdown
+	// left unfinished; Begin fails when such a run may not be resumed
+	// (as `bulkflow run --resume` refuses it).
+	Begin(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, st *state.Store, resumed bool, lost func(error)) (*pipeline.RunOptions, func(), error)
 	// WriteReport writes rep as JSON at location where.
 	WriteReport(ctx context.Context, where string, rep *pipeline.Report) error
 }

@@ -63,8 +63,8 @@ func (r engineRunner) StateLocation(g *pipeline.Graph) string {
 	return state.DefaultLocation
 }
 
-func (engineRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, st *state.Store, lost func(error)) (*pipeline.RunOptions, func(), error) {
-	return &pipeline.RunOptions{DeadLetters: filesink.DeadLetters}, func() {}, nil
+func (engineRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, st *state.Store, resumed bool, lost func(error)) (*pipeline.RunOptions, func(), error) {
+	return &pipeline.RunOptions{DeadLetters: filesink.DeadLetters, Resumed: resumed}, func() {}, nil
 }
 
 func (engineRunner) WriteReport(ctx context.Context, where string, rep *pipeline.Report) error {
