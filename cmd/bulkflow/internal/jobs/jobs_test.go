@@ -28,8 +28,8 @@ import (
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
-	"github.com/bulkflow/bulkflow/sources/salesforcesource"
 	_ "github.com/bulkflow/bulkflow/sources/all" // the csv source of TestJobsPipeline's pipeline files
+	"github.com/bulkflow/bulkflow/sources/salesforcesource"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
