@@ -14,8 +14,10 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
 )
 
-// runYAML loads a pipeline from YAML with the test plugins and runs it.
-func runYAML(t *testing.T, ctx context.Context, y string) (*pipeline.Report, *pipelinetest.Collector, error) {
+// prepareYAML loads a pipeline from YAML with the test plugins and
+// prepares it under run id runID, with its dead letters in memory unless
+// the YAML says where.
+func prepareYAML(t *testing.T, ctx context.Context, y, runID string) (*pipeline.Plan, *pipelinetest.Collector) {
 	t.Helper()
 	var reg pipeline.Registry
 	c := pipelinetest.NewCollector()
@@ -27,10 +29,17 @@ func runYAML(t *testing.T, ctx context.Context, y string) (*pipeline.Report, *pi
 	if g.DeadLetter == "" {
 		g.DeadLetter = "mem://engine-test/"
 	}
-	plan, err := pipeline.Prepare(ctx, &reg, g, &pipeline.Env{RunID: "run-1"})
+	plan, err := pipeline.Prepare(ctx, &reg, g, &pipeline.Env{RunID: runID})
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
+	return plan, c
+}
+
+// runYAML loads a pipeline from YAML with the test plugins and runs it.
+func runYAML(t *testing.T, ctx context.Context, y string) (*pipeline.Report, *pipelinetest.Collector, error) {
+	t.Helper()
+	plan, c := prepareYAML(t, ctx, y, "run-1")
 	rep, err := plan.Run(ctx, &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener(), ChannelSize: 2})
 	if rep == nil {
 		t.Fatal("Run returned a nil report")
@@ -258,24 +267,14 @@ stages:
 
 func TestRunCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var reg pipeline.Registry
-	c := pipelinetest.NewCollector()
-	pipelinetest.Register(&reg, c)
-	g, err := config.Load("t.yaml", []byte(`
+	plan, c := prepareYAML(t, ctx, `
 name: t
 stages:
   - {name: read, source: {type: rows, rows: 100000, batch_size: 10, delay: 1ms}}
   - {name: work, inputs: [read], transform: {type: copy}}
   - {name: out, inputs: [work], sink: {type: collect, delay: 3ms}}
-`), &reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.DeadLetter = "mem://engine-test/"
-	plan, err := pipeline.Prepare(ctx, &reg, g, &pipeline.Env{RunID: "r"})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, "r")
+	var err error
 	var progressed atomic.Int64
 	done := make(chan struct{})
 	var rep *pipeline.Report
@@ -396,24 +395,13 @@ func (l *leadSink) Close(ctx context.Context) error { return nil }
 func TestRunResumedFailureReadsAll(t *testing.T) {
 	for _, resumed := range []bool{false, true} {
 		t.Run(fmt.Sprintf("resumed=%v", resumed), func(t *testing.T) {
-			var reg pipeline.Registry
-			c := pipelinetest.NewCollector()
-			pipelinetest.Register(&reg, c)
-			g, err := config.Load("t.yaml", []byte(`
+			plan, c := prepareYAML(t, context.Background(), `
 name: t
 stages:
   - {name: read, source: {type: rows, rows: 5000, batch_size: 10}}
   - {name: work, inputs: [read], transform: {type: copy}}
   - {name: out, inputs: [work], sink: {type: collect, fail_writes: true}}
-`), &reg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g.DeadLetter = "mem://engine-test/"
-			plan, err := pipeline.Prepare(context.Background(), &reg, g, &pipeline.Env{RunID: "r"})
-			if err != nil {
-				t.Fatal(err)
-			}
+`, "r")
 			rep, err := plan.Run(context.Background(), &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener(), ChannelSize: 2, Resumed: resumed})
 			if err == nil || rep.Status != pipeline.StatusFailed || !rep.Counts.Balanced() {
 				t.Fatalf("run: %v, status %q, counts %+v", err, rep.Status, rep.Counts)
