@@ -73,7 +73,7 @@ func OpenManifest(ctx context.Context, loc blobio.Location) (*Manifest, error) {
 			break
 		}
 	}
-	return &Manifest{loc: loc, n: r.n, crc: r.crc}, nil
+	return &Manifest{loc: loc, n: r.n, crc: r.crc.sum()}, nil
 }
 
 // Len returns the number of entries in the manifest; 0 for a nil Manifest.
@@ -109,8 +109,8 @@ type manifestReader struct {
 	br   *bufio.Reader
 	want *Manifest // when set, the footer must match it (re-reads)
 
-	n       int64  // records read
-	crc     uint32 // CRC-32 of the record bytes read
+	n       int64    // records read
+	crc     crcBlock // CRC-32 of the record bytes read
 	key     []byte
 	prev    []byte
 	hash    uint64
@@ -210,7 +210,7 @@ func (r *manifestReader) next() (bool, error) {
 	// cheaper than hashing byte by byte, and a non-canonical varint (which
 	// the writer never produces) shows up as a checksum mismatch.
 	r.scratch = appendManifestRecord(r.scratch[:0], r.key, r.hash, r.id)
-	r.crc = crc32.Update(r.crc, crc32.IEEETable, r.scratch)
+	r.crc.write(r.scratch)
 	r.n++
 	return true, nil
 }
@@ -244,7 +244,7 @@ func (r *manifestReader) nextBuffered() (bool, error) {
 	r.prev, r.key = r.key, append(r.prev[:0], key...)
 	r.hash = binary.LittleEndian.Uint64(b[k1:])
 	r.id = append(r.id[:0], b[i0:end]...)
-	r.crc = crc32.Update(r.crc, crc32.IEEETable, b[:end])
+	r.crc.write(b[:end])
 	r.n++
 	if _, err := r.br.Discard(end); err != nil {
 		return false, fmt.Errorf("changes: read manifest %s: %w", r.loc, err)
@@ -261,8 +261,9 @@ func (r *manifestReader) footer() error {
 	if count != uint64(r.n) {
 		return corrupt(r.loc, "footer says %d records, found %d", count, r.n)
 	}
-	if sum != r.crc {
-		return corrupt(r.loc, "checksum mismatch (footer %08x, records %08x)", sum, r.crc)
+	crc := r.crc.sum()
+	if sum != crc {
+		return corrupt(r.loc, "checksum mismatch (footer %08x, records %08x)", sum, crc)
 	}
 	if _, err := r.br.ReadByte(); err != io.EOF {
 		if err != nil {
@@ -270,9 +271,9 @@ func (r *manifestReader) footer() error {
 		}
 		return corrupt(r.loc, "data after the footer")
 	}
-	if r.want != nil && (r.want.n != r.n || r.want.crc != r.crc) {
+	if r.want != nil && (r.want.n != r.n || r.want.crc != crc) {
 		return fmt.Errorf("changes: manifest %s changed since it was opened (%d records, checksum %08x; now %d, %08x): open it again",
-			r.loc, r.want.n, r.want.crc, r.n, r.crc)
+			r.loc, r.want.n, r.want.crc, r.n, crc)
 	}
 	r.eof = true
 	return nil
@@ -297,10 +298,44 @@ func appendManifestRecord(dst, key []byte, hash uint64, id []byte) []byte {
 	return append(dst, id...)
 }
 
+// crcBlock is the CRC-32 (IEEE) of the bytes written to it. It hashes them
+// a few KiB at a time: a manifest record is 20-40 bytes, and crc32.Update
+// uses the CPU's carry-less multiply only from 64 bytes on (below that it
+// goes byte by byte or by the 8-byte table), so hashing record by record
+// cost sync-diff 3-4 % of its CPU (issue 23). CRC-32 over the same bytes
+// in any chunking is the same value, so the file format is unchanged.
+type crcBlock struct {
+	crc uint32
+	buf []byte
+}
+
+// crcChunk is how many bytes crcBlock gathers before hashing them.
+const crcChunk = 4 << 10
+
+func (c *crcBlock) write(p []byte) {
+	if c.buf == nil {
+		c.buf = make([]byte, 0, crcChunk+256)
+	}
+	c.buf = append(c.buf, p...)
+	if len(c.buf) >= crcChunk {
+		c.crc = crc32.Update(c.crc, crc32.IEEETable, c.buf)
+		c.buf = c.buf[:0]
+	}
+}
+
+// sum returns the CRC-32 of everything written so far.
+func (c *crcBlock) sum() uint32 {
+	if len(c.buf) > 0 {
+		c.crc = crc32.Update(c.crc, crc32.IEEETable, c.buf)
+		c.buf = c.buf[:0]
+	}
+	return c.crc
+}
+
 // manifestWriter writes a manifest.
 type manifestWriter struct {
 	bw      *bufio.Writer
-	crc     uint32
+	crc     crcBlock
 	n       int64
 	last    []byte
 	scratch []byte
@@ -320,7 +355,7 @@ func (mw *manifestWriter) add(key []byte, hash uint64, id []byte) error {
 	}
 	mw.last = append(mw.last[:0], key...)
 	mw.scratch = appendManifestRecord(mw.scratch[:0], key, hash, id)
-	mw.crc = crc32.Update(mw.crc, crc32.IEEETable, mw.scratch)
+	mw.crc.write(mw.scratch)
 	mw.n++
 	if _, err := mw.bw.Write(mw.scratch); err != nil {
 		return fmt.Errorf("changes: write manifest: %w", err)
@@ -333,7 +368,7 @@ func (mw *manifestWriter) finish() error {
 	var f [13]byte
 	f[0] = tagFooter
 	binary.LittleEndian.PutUint64(f[1:], uint64(mw.n))
-	binary.LittleEndian.PutUint32(f[9:], mw.crc)
+	binary.LittleEndian.PutUint32(f[9:], mw.crc.sum())
 	mw.bw.Write(f[:])
 	if err := mw.bw.Flush(); err != nil {
 		return fmt.Errorf("changes: write manifest: %w", err)

@@ -1,6 +1,7 @@
 package changes
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -184,4 +185,99 @@ func TestManifestChangedAfterOpen(t *testing.T) {
 	if _, err := d.Diff(ctx, m, nil, nil); err == nil {
 		t.Error("Diff with a deleted manifest = nil error")
 	}
+}
+
+// manyEntries returns n entries with ascending keys, ids of varying length
+// (some empty) and records of 20-60 bytes.
+func manyEntries(n int) []entry {
+	es := make([]entry, n)
+	for i := range es {
+		id := ""
+		if i%5 != 0 {
+			id = "001xx" + strings.Repeat("0", i%13) + strconv.Itoa(i)
+		}
+		es[i] = entry{Key: "key-" + strconv.Itoa(1_000_000+i), Hash: uint64(i) * 0x9e3779b97f4a7c15, ID: id}
+	}
+	return es
+}
+
+// The checksum is gathered in crcChunk blocks: over many chunks it must
+// still be the CRC-32 of the record bytes (what rawManifest writes), the
+// writer and the reader must agree, and a flipped bit in any chunk, read
+// from the buffer or field by field, must be caught.
+func TestManifestChecksumAcrossChunks(t *testing.T) {
+	ctx := context.Background()
+	es := manyEntries(3000) // about 100 KiB: ~25 chunks
+	good := encodeManifest(t, es...)
+	if raw := rawManifest(formatVersion, es...); !bytes.Equal(good, raw) {
+		t.Fatalf("the writer's manifest (%d bytes) differs from the records with their CRC-32 (%d bytes)", len(good), len(raw))
+	}
+	loc := memLoc(t)
+	if err := blobio.WriteAll(ctx, loc, good); err != nil {
+		t.Fatal(err)
+	}
+	m, err := OpenManifest(ctx, loc)
+	if err != nil || m.Len() != int64(len(es)) {
+		t.Fatalf("OpenManifest = %v, %v; want %d entries", m, err, len(es))
+	}
+	// Flip the low bit of the hash of records spread over the file: the
+	// record stays well-formed, so only the checksum can catch it.
+	recs := good[len(magic)+1 : len(good)-13]
+	for _, at := range []int{0, 137, 1500, 2999} {
+		off := 0
+		for i := range at {
+			off += len(appendManifestRecord(nil, []byte(es[i].Key), es[i].Hash, []byte(es[i].ID)))
+		}
+		off += 1 + 1 + len(es[at].Key) // tag, key length, key: the hash's first byte
+		b := bytes.Clone(good)
+		b[len(magic)+1+off] ^= 1
+		if bytes.Equal(b[len(magic)+1:len(b)-13], recs) {
+			t.Fatal("the flip changed nothing")
+		}
+		loc := memLoc(t)
+		if err := blobio.WriteAll(ctx, loc, b); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := OpenManifest(ctx, loc); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "checksum mismatch") {
+			t.Errorf("record %d's hash flipped: OpenManifest = %v, %v; want a checksum mismatch", at, m, err)
+		}
+	}
+}
+
+// BenchmarkManifest writes and then reads back (verifying it) a manifest
+// of 100,000 entries.
+func BenchmarkManifest(b *testing.B) {
+	es := manyEntries(100_000)
+	keys := make([][]byte, len(es))
+	for i, e := range es {
+		keys[i] = []byte(e.Key)
+	}
+	var buf bytes.Buffer
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		mw := newManifestWriter(&buf)
+		for i, e := range es {
+			if err := mw.add(keys[i], e.Hash, []byte(e.ID)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := mw.finish(); err != nil {
+			b.Fatal(err)
+		}
+		r := &manifestReader{br: bufio.NewReaderSize(bytes.NewReader(buf.Bytes()[len(magic)+1:]), ioBuf)}
+		for {
+			ok, err := r.next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+		}
+		if r.n != int64(len(es)) {
+			b.Fatalf("read %d entries, want %d", r.n, len(es))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(es)), "ns/entry")
 }
