@@ -161,3 +161,58 @@ func TestAppendDates(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEncoderMatchesReference is TestEncoderMatchesReference over
+// arbitrary text: data holds rows separated by 0x1e, cells by 0x1f (the
+// first row sets the width; the others are cut or padded to it, a padded
+// cell being null), every field a string. Each row goes through every
+// path, and the rows in turn through appendRecordNext and recordNext, so
+// their look-ahead after a quoted row runs over fuzzed data too.
+func FuzzEncoderMatchesReference(f *testing.F) {
+	f.Add([]byte("a\x1fb\x1fc\x1ed\x1f\"e\"\x1ff"), uint8(0), false)
+	f.Add([]byte(" lead\x1ftrail \x1fx\r\ny\x1e\x1f\x1f"), uint8(5), true)
+	f.Add([]byte("\xff\xfe\x1f,;|^`\t\x1e\"\"\x1fa\rb"), uint8(3), false)
+	f.Add([]byte(strings.Repeat("plain\x1ftext\x1e", 40)+"q\"uote\x1fx"), uint8(1), true)
+	delims := []salesforce.ColumnDelimiter{salesforce.DelimiterComma, salesforce.DelimiterBackquote, salesforce.DelimiterCaret,
+		salesforce.DelimiterPipe, salesforce.DelimiterSemicolon, salesforce.DelimiterTab}
+	f.Fuzz(func(t *testing.T, data []byte, delim uint8, crlf bool) {
+		d := delims[int(delim)%len(delims)]
+		le := salesforce.LineEndingLF
+		if crlf {
+			le = salesforce.LineEndingCRLF
+		}
+		lines := bytes.Split(data, []byte{0x1e})
+		width := len(bytes.Split(lines[0], []byte{0x1f}))
+		if width > 64 {
+			t.Skip()
+		}
+		fields := make([]pipeline.Field, width)
+		for i := range fields {
+			fields[i] = pipeline.Field{Name: fmt.Sprintf("f%d", i), Type: pipeline.TypeString}
+		}
+		e := newEncoder(pipeline.MustSchema(fields...), d, le)
+		backoff, recBackoff := 0, 0
+		for _, line := range lines {
+			cells := bytes.Split(line, []byte{0x1f})
+			row := make(pipeline.Row, width)
+			for i := range row {
+				if i < len(cells) {
+					row[i] = string(cells[i])
+				}
+			}
+			want, wantErr := refRecord(e, row)
+			got, gotErr := e.appendRecord([]byte("prefix"), row)
+			checkEncoded(t, "appendRecord", d, le, row, got, gotErr, "prefix"+want, wantErr)
+			got, gotErr = e.appendRecordNext([]byte("prefix"), row, &backoff)
+			checkEncoded(t, "appendRecordNext", d, le, row, got, gotErr, "prefix"+want, wantErr)
+			cs, gotErr := e.cells(row, nil)
+			got = []byte("prefix")
+			if gotErr == nil {
+				got = e.recordNext([]byte("prefix"), cs, &recBackoff)
+				checkEncoded(t, "recordNext", d, le, row, got, nil, "prefix"+want, wantErr)
+				got = e.record([]byte("prefix"), cs)
+			}
+			checkEncoded(t, "record(cells)", d, le, row, got, gotErr, "prefix"+want, wantErr)
+		}
+	})
+}
