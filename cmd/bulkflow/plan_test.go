@@ -97,17 +97,29 @@ func TestPlanMatchesSinkUploads(t *testing.T) {
 	cases := []struct {
 		name, extra string
 		jobs        int
+		batch       int // the source's batch_size (0: its default)
 	}{
-		{"rows-lf-comma", "      max_job_rows: 3\n", 4},
-		{"bytes-crlf-semicolon", "      line_ending: CRLF\n      column_delimiter: SEMICOLON\n      max_job_bytes: 260\n", 0},
-		{"one-job-pipe", "      column_delimiter: PIPE\n", 1},
+		{"rows-lf-comma", "      max_job_rows: 3\n", 4, 0},
+		{"bytes-crlf-semicolon", "      line_ending: CRLF\n      column_delimiter: SEMICOLON\n      max_job_bytes: 260\n", 0, 0},
+		{"one-job-pipe", "      column_delimiter: PIPE\n", 1, 0},
+		// The plan sink takes the source's batches as they come and
+		// keeps its cut across them.
+		{"rows-source-batches-of-2", "      max_job_rows: 3\n", 4, 2},
+		{"bytes-source-batches-of-2", "      max_job_bytes: 260\n", 0, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := salesforcetest.NewServer(nil)
 			defer srv.Close()
 			t.Chdir(t.TempDir())
-			writeFiles(t, map[string]string{"data/accounts.csv": planAccountsCSV, "p.yaml": sfPipeline(srv, tc.name, tc.extra+"      api: bulk\n")})
+			y := sfPipeline(srv, tc.name, tc.extra+"      api: bulk\n")
+			if tc.batch > 0 {
+				y = strings.Replace(y, "      url: data/accounts.csv\n", fmt.Sprintf("      url: data/accounts.csv\n      batch_size: %d\n", tc.batch), 1)
+				if !strings.Contains(y, "batch_size") {
+					t.Fatal("the pipeline has no source url line to add batch_size to")
+				}
+			}
+			writeFiles(t, map[string]string{"data/accounts.csv": planAccountsCSV, "p.yaml": y})
 
 			var stdout, stderr bytes.Buffer
 			code := runPlan(context.Background(), []string{"p.yaml", "--out", "planned", "--report", "plan.json"}, &stdout, &stderr)

@@ -86,10 +86,10 @@ const planPartialSuffix = ".partial"
 
 // PlanSink is a pipeline.Sink that writes, instead of loading, the exact
 // job CSVs the "salesforce" sink would upload for the same rows: same
-// encoder, header, delimiter and line ending, same split by max_job_rows
-// (the engine's batches) and max_job_bytes, same rows refused locally
-// (invalid_value, row_too_large). Rows written to a job file count as
-// loaded. It makes no network call. Jobs are numbered in the order the
+// encoder, header, delimiter and line ending, same split by the batches
+// the engine hands the real sink, max_job_rows and max_job_bytes, same
+// rows refused locally (invalid_value, row_too_large). Rows taken for a
+// job file count as loaded. It makes no network call. Jobs are numbered in the order the
 // engine hands batches over (one Write at a time).
 //
 // Lock-error follow-up jobs (lock_retries) depend on Salesforce's answers
@@ -102,11 +102,20 @@ type PlanSink struct {
 
 	mu      sync.Mutex
 	hdr     []byte // the encoded header
-	buf     []byte // reused job file buffer
 	jobs    []PlanJob
 	rows    int64
 	batches int64 // Writes so far: the next batch's seq
 	closed  bool
+
+	// The Bulk cut, kept across Writes (see cut): the job being built
+	// (header and records, reused from job to job), its rows, the rows
+	// that have reached the sink since the last boundary of the batches
+	// the engine would hand the real sink, and the rows left to encode
+	// cell by cell (appendRecordNext).
+	buf     []byte
+	jobRows int
+	fed     int
+	backoff int
 }
 
 // Interface guards.
@@ -144,90 +153,125 @@ func OpenPlan(ctx context.Context, env *pipeline.Env, opts *Options, in *pipelin
 	return &PlanSink{opts: opts, enc: newEncoder(in, opts.delimiter(), opts.lineEnding()), dir: dir, probe: probe}, nil
 }
 
-// BatchPolicy asks for the batches the real sink gets (max_job_rows rows;
-// with api auto at least rest_max_rows+1) one at a time, so that job
-// numbers follow the input order and the first batch tells, as in the
-// sink, whether api auto takes the REST path.
+// BatchPolicy asks for batches one at a time, so that job numbers follow
+// the input order. The Bulk cut does not need the real sink's batches
+// (max_job_rows rows; with api auto at least rest_max_rows+1): Write
+// keeps the cut across batches (see cut), so with api bulk the engine
+// hands batches over as they come instead of holding 10,000 rows (by
+// default) per Write, and their boxed values, while it regroups them.
+// With api auto the first batch must tell, as in the sink, whether the
+// whole input fits one REST load: batches of rest_max_rows+1 rows do.
+// With api rest, the REST requests are cut per batch as the sink cuts
+// them, so the batches are the sink's.
 func (p *PlanSink) BatchPolicy() pipeline.BatchPolicy {
-	return pipeline.BatchPolicy{MaxRows: (&Sink{opts: p.opts}).batchRows(), MaxInFlight: 1}
+	switch {
+	case p.opts.api() == APIREST:
+		return pipeline.BatchPolicy{MaxRows: p.probe.batchRows(), MaxInFlight: 1}
+	case p.probe.useREST(0, 1):
+		return pipeline.BatchPolicy{MaxRows: p.opts.restMaxRows() + 1, MaxInFlight: 1}
+	}
+	return pipeline.BatchPolicy{MaxInFlight: 1}
 }
 
-// Write encodes the batch into one or more job files, split exactly as
-// (*Sink).Write splits it. It returns a *pipeline.RowErrors for rows the
-// real sink would refuse before uploading.
+// Write encodes the batch into job files, split exactly as (*Sink).Write
+// splits the batches the engine would hand the real sink. It returns a
+// *pipeline.RowErrors for rows the real sink would refuse before
+// uploading. The job being built when Write returns is written by a later
+// Write or by Close.
+//
+// Write checks ctx once, before it takes any row: a batch is planned
+// whole or not at all, so that no row of a batch the engine dead-letters
+// (a cancelled Write's) is also in a job file.
 func (p *PlanSink) Write(ctx context.Context, b *pipeline.Batch) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return errors.New("salesforce plan: Write after Close")
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	seq := p.batches
 	p.batches++
 	if p.probe.useREST(seq, b.Len()) {
-		return p.writeREST(ctx, b)
+		return p.writeREST(b)
 	}
 	var re pipeline.RowErrors
-	if p.hdr == nil {
-		p.hdr = p.enc.header(nil)
-	}
-	hdr := p.hdr
-	// Rows are encoded straight into buf, the job file being built, which
-	// is reused from job to job (os.WriteFile copies it out).
-	buf := p.buf[:0]
-	defer func() { p.buf = buf[:0] }()
-	rows := 0
-	var backoff int // rows left to encode cell by cell (appendRecordNext)
-
-	flush := func(n int) error { // writes buf[:n] as a job of rows rows
-		if rows == 0 {
-			return nil
-		}
-		name := filepath.Join(p.dir, fmt.Sprintf("job-%04d.csv", len(p.jobs)+1))
-		if err := os.WriteFile(name+planPartialSuffix, buf[:n], 0o644); err != nil {
-			return fmt.Errorf("salesforce plan: %w", err)
-		}
-		p.jobs = append(p.jobs, PlanJob{File: name, Rows: rows, Bytes: int64(n)})
-		p.rows += int64(rows)
-		rows = 0
-		return nil
-	}
 	for i := range b.Len() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if rows == 0 {
-			buf = append(buf[:0], hdr...)
-		}
-		start := len(buf)
-		var err error
-		buf, err = p.enc.appendRecordNext(buf, b.Row(i), &backoff)
-		if err != nil {
-			re.Add(i, err)
-			continue
-		}
-		line := len(buf) - start
-		if int64(len(hdr)+line) > p.opts.MaxJobBytes {
-			buf = buf[:start]
-			re.Add(i, rowErr(CodeRowTooLarge, "", "", "the encoded row is %d bytes, above max_job_bytes %d", line, p.opts.MaxJobBytes))
-			continue
-		}
-		if rows > 0 && (rows == p.opts.MaxJobRows || int64(len(buf)) > p.opts.MaxJobBytes) {
-			// The row starts the next job: write the job before it, then
-			// move the row behind a new header.
-			if err := flush(start); err != nil {
+		if err := p.cut(b.Row(i)); err != nil {
+			var rowErr *pipeline.RowError
+			if !errors.As(err, &rowErr) {
 				return err
 			}
-			n := copy(buf[len(hdr):], buf[start:])
-			buf = buf[:len(hdr)+n]
+			re.Add(i, err)
 		}
-		rows++
-	}
-	if err := flush(len(buf)); err != nil {
-		return err
 	}
 	if len(re.Failures) > 0 {
 		return &re
 	}
+	return nil
+}
+
+// cut adds one row to the Bulk jobs (p.mu held), as (*Sink).Write cuts
+// each of its batches: a batch of batchRows rows (the engine's grouping
+// for the real sink, counted here as rows arrive: p.fed) ends the job
+// being built, and within it a job ends at max_job_rows rows or before
+// the row that would take it past max_job_bytes. A row the sink would
+// refuse is returned as a *pipeline.RowError and still counts towards
+// the batch, as it does in the sink's. Any other error is the job file's.
+func (p *PlanSink) cut(row pipeline.Row) error {
+	if p.hdr == nil {
+		p.hdr = p.enc.header(nil)
+	}
+	if p.fed == p.probe.batchRows() {
+		if err := p.flush(len(p.buf)); err != nil {
+			return err
+		}
+		p.fed = 0
+	}
+	p.fed++
+	hdr := p.hdr
+	if p.jobRows == 0 {
+		p.buf = append(p.buf[:0], hdr...)
+	}
+	start := len(p.buf)
+	buf, err := p.enc.appendRecordNext(p.buf, row, &p.backoff)
+	p.buf = buf
+	if err != nil {
+		return err
+	}
+	line := len(p.buf) - start
+	if int64(len(hdr)+line) > p.opts.MaxJobBytes {
+		p.buf = p.buf[:start]
+		return rowErr(CodeRowTooLarge, "", "", "the encoded row is %d bytes, above max_job_bytes %d", line, p.opts.MaxJobBytes)
+	}
+	if p.jobRows > 0 && (p.jobRows == p.opts.MaxJobRows || int64(len(p.buf)) > p.opts.MaxJobBytes) {
+		// The row starts the next job: write the job before it, then
+		// move the row behind a new header.
+		if err := p.flush(start); err != nil {
+			return err
+		}
+		n := copy(p.buf[len(hdr):], p.buf[start:])
+		p.buf = p.buf[:len(hdr)+n]
+	}
+	p.jobRows++
+	return nil
+}
+
+// flush writes p.buf[:n], the job being built, as the next job file, if
+// it has a row (p.mu held). The job buffer is reused for the next job
+// (os.WriteFile copies it out).
+func (p *PlanSink) flush(n int) error {
+	if p.jobRows == 0 {
+		return nil
+	}
+	name := filepath.Join(p.dir, fmt.Sprintf("job-%04d.csv", len(p.jobs)+1))
+	if err := os.WriteFile(name+planPartialSuffix, p.buf[:n], 0o644); err != nil {
+		return fmt.Errorf("salesforce plan: %w", err)
+	}
+	p.jobs = append(p.jobs, PlanJob{File: name, Rows: p.jobRows, Bytes: int64(n)})
+	p.rows += int64(p.jobRows)
+	p.jobRows = 0
 	return nil
 }
 
@@ -236,7 +280,7 @@ func (p *PlanSink) Write(ctx context.Context, b *pipeline.Batch) error {
 // JSON body, or for a delete rest-0001.ids with its ids (the DELETE's ids
 // parameter, comma-separated). A delete's ids are checked for their shape
 // only (the sink also checks their key prefix, which needs a describe).
-func (p *PlanSink) writeREST(ctx context.Context, b *pipeline.Batch) error {
+func (p *PlanSink) writeREST(b *pipeline.Batch) error {
 	var re pipeline.RowErrors
 	rows := make([]int, b.Len())
 	for i := range rows {
@@ -247,9 +291,6 @@ func (p *PlanSink) writeREST(ctx context.Context, b *pipeline.Batch) error {
 		ext = ".ids"
 	}
 	for _, rq := range p.probe.cutRequests(b, rows, nil, re.Add) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		body := rq.body
 		if ext == ".ids" {
 			body = append(bytes.TrimSuffix(body, []byte(",")), '\n')
@@ -275,6 +316,10 @@ func (p *PlanSink) Close(ctx context.Context) error {
 		return nil
 	}
 	p.closed = true
+	// The last job: its rows were taken (counted loaded) by a Write.
+	if err := p.flush(len(p.buf)); err != nil {
+		return err
+	}
 	var errs []error
 	for _, j := range p.jobs {
 		if err := os.Rename(j.File+planPartialSuffix, j.File); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,13 +38,17 @@ func failedIndexes(t *testing.T, err error) map[int]string {
 	return out
 }
 
-// TestPlanSinkMatchesUploads writes the same batches to a real Sink on an
-// emulator and to a PlanSink, and checks that the job files are the bytes
-// the sink uploaded, job for job, and that both refuse the same rows
-// locally (a NaN, a row above max_job_bytes).
+// TestPlanSinkMatchesUploads writes the same rows to a real Sink on an
+// emulator, in the batches the engine hands it (max_job_rows rows), and to
+// a PlanSink, and checks that the job files are the bytes the sink
+// uploaded, job for job, and that both refuse the same rows locally (a
+// NaN, a row above max_job_bytes). The PlanSink gets the rows in the
+// sink's batches and, as the engine hands them over with its own
+// BatchPolicy, in batches of any size (1 to 13 rows; with api auto the
+// first of rest_max_rows+1): its cut must not depend on them.
 func TestPlanSinkMatchesUploads(t *testing.T) {
-	for _, layout := range []struct{ delim, eol string }{{"COMMA", "LF"}, {"TAB", "CRLF"}, {"CARET", "LF"}} {
-		t.Run(layout.delim+"-"+layout.eol, func(t *testing.T) {
+	for _, layout := range []struct{ delim, eol, api string }{{"COMMA", "LF", APIBulk}, {"TAB", "CRLF", APIBulk}, {"CARET", "LF", APIBulk}, {"COMMA", "CRLF", APIAuto}} {
+		t.Run(layout.delim+"-"+layout.eol+"-"+layout.api, func(t *testing.T) {
 			srv := salesforcetest.NewServer(nil)
 			defer srv.Close()
 			ctx := context.Background()
@@ -54,33 +59,45 @@ func TestPlanSinkMatchesUploads(t *testing.T) {
 			opts.PollInitial, opts.PollMax = 5*time.Millisecond, 50*time.Millisecond
 			opts.ColumnDelimiter, opts.LineEnding = layout.delim, layout.eol
 			opts.MaxJobRows, opts.MaxJobBytes = 7, 400
-			opts.API = APIBulk // the plan describes Bulk jobs
+			opts.API, opts.RestMaxRows = layout.api, 5 // the plan describes Bulk jobs: 40 rows are above rest_max_rows
 			lr := 0
 			opts.LockRetries = &lr
 
 			rows := genAccounts(40, 9, "P")
 			rows[3][2] = math.NaN()
-			var batches []*pipeline.Batch
-			for i := 0; i < len(rows); i += opts.MaxJobRows {
+			rows[22][2] = math.Inf(1)
+			batchOf := func(rows []pipeline.Row) *pipeline.Batch {
 				b := pipeline.NewBatch(accountSchema, 0)
-				for _, r := range rows[i:min(i+opts.MaxJobRows, len(rows))] {
+				for _, r := range rows {
 					b.Append(r, pipeline.Origin{})
 				}
-				batches = append(batches, b)
+				return b
+			}
+			// cuts returns where batches of the given sizes start.
+			cuts := func(size func(k int) int) []int {
+				var at []int
+				for i, k := 0, 0; i < len(rows); i, k = i+size(k), k+1 {
+					at = append(at, i)
+				}
+				return at
 			}
 
-			real, err := Open(ctx, &pipeline.Env{RunID: "plan-test-" + layout.delim}, opts, accountSchema)
+			real, err := Open(ctx, &pipeline.Env{RunID: "plan-test-" + layout.delim + layout.api}, opts, accountSchema)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var realFailed []map[int]string
-			seen := map[string]bool{}
-			for _, b := range batches {
-				f := failedIndexes(t, real.Write(ctx, b))
-				for _, c := range f {
-					seen[c] = true
+			if got := real.BatchPolicy().MaxRows; got != opts.MaxJobRows {
+				t.Fatalf("the sink's batches: %d rows, want max_job_rows %d", got, opts.MaxJobRows)
+			}
+			realFailed := map[int]string{} // by row number
+			for _, at := range cuts(func(int) int { return opts.MaxJobRows }) {
+				for idx, code := range failedIndexes(t, real.Write(ctx, batchOf(rows[at:min(at+opts.MaxJobRows, len(rows))]))) {
+					realFailed[at+idx] = code
 				}
-				realFailed = append(realFailed, f)
+			}
+			seen := map[string]bool{}
+			for _, c := range realFailed {
+				seen[c] = true
 			}
 			if !seen[CodeInvalidValue] || !seen[CodeRowTooLarge] {
 				t.Fatalf("the input should hit invalid_value and row_too_large; codes %v", seen)
@@ -90,52 +107,78 @@ func TestPlanSinkMatchesUploads(t *testing.T) {
 			}
 			jobs := srv.Jobs()
 
-			dir := filepath.Join(t.TempDir(), "load")
-			plan, err := OpenPlan(ctx, nil, opts, accountSchema, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, b := range batches {
-				got := failedIndexes(t, plan.Write(ctx, b))
-				for idx, code := range got {
-					if code != CodeInvalidValue && code != CodeRowTooLarge {
-						t.Errorf("batch %d row %d: plan refused with %s", i, idx, code)
+			r := rand.New(rand.NewPCG(7, uint64(len(layout.delim))))
+			first := opts.restMaxRows() + 1
+			for feed, at := range map[string][]int{
+				"the sink's batches": cuts(func(int) int { return opts.MaxJobRows }),
+				"the plan's batches": cuts(func(k int) int {
+					if k == 0 && layout.api == APIAuto {
+						return first
 					}
-					if realFailed[i][idx] != code {
-						t.Errorf("batch %d row %d: plan %s, sink %q", i, idx, code, realFailed[i][idx])
-					}
-				}
-				for idx, code := range realFailed[i] {
-					if (code == CodeInvalidValue || code == CodeRowTooLarge) && got[idx] != code {
-						t.Errorf("batch %d row %d: sink %s, plan %q", i, idx, code, got[idx])
-					}
-				}
-			}
-			if files, _ := filepath.Glob(filepath.Join(dir, "job-*.csv")); len(files) != 0 {
-				t.Errorf("job files visible before Close: %v", files)
-			}
-			if err := plan.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			pj := plan.Jobs()
-			if len(pj) != len(jobs) || len(pj) <= len(batches) {
-				t.Fatalf("plan has %d jobs, the sink ran %d (batches %d; max_job_bytes must split some)", len(pj), len(jobs), len(batches))
-			}
-			for i, j := range jobs {
-				got, err := os.ReadFile(pj[i].File)
+					return 1 + r.IntN(13)
+				}),
+			} {
+				dir := filepath.Join(t.TempDir(), "load")
+				plan, err := OpenPlan(ctx, nil, opts, accountSchema, dir)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if want := srv.UploadedCSV(j.ID); !bytes.Equal(got, want) {
-					t.Errorf("job %d differs:\n--- plan\n%q\n--- uploaded\n%q", i+1, got, want)
+				want := pipeline.BatchPolicy{MaxInFlight: 1}
+				if layout.api == APIAuto {
+					want.MaxRows = first
 				}
-				if int64(len(got)) != pj[i].Bytes {
-					t.Errorf("job %d: %d bytes, reported %d", i+1, len(got), pj[i].Bytes)
+				if got := plan.BatchPolicy(); got != want {
+					t.Errorf("%s: BatchPolicy %+v, want %+v", feed, got, want)
 				}
-			}
-			st := plan.Stats().(PlanStats)
-			if st.APICalls.Total != 7*len(pj)+1 || len(st.Jobs) != len(pj) {
-				t.Errorf("stats = %+v", st)
+				planFailed := map[int]string{}
+				for k, from := range at {
+					to := len(rows)
+					if k+1 < len(at) {
+						to = at[k+1]
+					}
+					for idx, code := range failedIndexes(t, plan.Write(ctx, batchOf(rows[from:to]))) {
+						planFailed[from+idx] = code
+					}
+				}
+				for i, code := range planFailed {
+					if code != CodeInvalidValue && code != CodeRowTooLarge {
+						t.Errorf("%s: row %d: plan refused with %s", feed, i, code)
+					}
+					if realFailed[i] != code {
+						t.Errorf("%s: row %d: plan %s, sink %q", feed, i, code, realFailed[i])
+					}
+				}
+				for i, code := range realFailed {
+					if (code == CodeInvalidValue || code == CodeRowTooLarge) && planFailed[i] != code {
+						t.Errorf("%s: row %d: sink %s, plan %q", feed, i, code, planFailed[i])
+					}
+				}
+				if files, _ := filepath.Glob(filepath.Join(dir, "job-*.csv")); len(files) != 0 {
+					t.Errorf("%s: job files visible before Close: %v", feed, files)
+				}
+				if err := plan.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+				pj := plan.Jobs()
+				if len(pj) != len(jobs) || len(pj) <= (len(rows)+opts.MaxJobRows-1)/opts.MaxJobRows {
+					t.Fatalf("%s: plan has %d jobs, the sink ran %d (max_job_bytes must split some)", feed, len(pj), len(jobs))
+				}
+				for i, j := range jobs {
+					got, err := os.ReadFile(pj[i].File)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := srv.UploadedCSV(j.ID); !bytes.Equal(got, want) {
+						t.Errorf("%s: job %d differs:\n--- plan\n%q\n--- uploaded\n%q", feed, i+1, got, want)
+					}
+					if int64(len(got)) != pj[i].Bytes {
+						t.Errorf("%s: job %d: %d bytes, reported %d", feed, i+1, len(got), pj[i].Bytes)
+					}
+				}
+				st := plan.Stats().(PlanStats)
+				if st.APICalls.Total != 7*len(pj)+1 || len(st.Jobs) != len(pj) {
+					t.Errorf("%s: stats = %+v", feed, st)
+				}
 			}
 		})
 	}
