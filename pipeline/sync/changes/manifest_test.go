@@ -16,7 +16,7 @@ import (
 )
 
 // encodeManifest writes entries with the real writer (keys must ascend).
-func encodeManifest(t *testing.T, es ...entry) []byte {
+func encodeManifest(t testing.TB, es ...entry) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	mw := newManifestWriter(&buf)
@@ -280,4 +280,55 @@ func BenchmarkManifest(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(es)), "ns/entry")
+}
+
+// FuzzOpenManifest: a manifest is a file on the user's storage, so any
+// bytes may be found there. OpenManifest must never panic and must either
+// accept them or refuse them as ErrCorrupt or ErrNewerVersion, and what it
+// accepts must be a well-formed manifest: re-encoding its entries with the
+// writer gives back the same bytes.
+func FuzzOpenManifest(f *testing.F) {
+	f.Add(encodeManifest(f, sample...))
+	f.Add(encodeManifest(f))
+	f.Add(encodeManifest(f, manyEntries(300)...))
+	f.Add(rawManifest(formatVersion, entry{"b", 1, ""}, entry{"a", 1, ""}))
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		loc := memLoc(t)
+		if err := blobio.WriteAll(ctx, loc, data); err != nil {
+			t.Fatal(err)
+		}
+		m, err := OpenManifest(ctx, loc)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNewerVersion) {
+				t.Fatalf("OpenManifest: %v; want ErrCorrupt or ErrNewerVersion", err)
+			}
+			return
+		}
+		r, err := m.open(ctx)
+		if err != nil {
+			t.Fatalf("re-open an accepted manifest: %v", err)
+		}
+		defer r.close()
+		var buf bytes.Buffer
+		mw := newManifestWriter(&buf)
+		for {
+			ok, err := r.next()
+			if err != nil {
+				t.Fatalf("re-read an accepted manifest: %v", err)
+			}
+			if !ok {
+				break
+			}
+			if err := mw.add(r.key, r.hash, r.id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := mw.finish(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), data) {
+			t.Fatalf("accepted %d bytes that do not re-encode to themselves (%d bytes)", len(data), buf.Len())
+		}
+	})
 }
