@@ -89,8 +89,8 @@ const planPartialSuffix = ".partial"
 // encoder, header, delimiter and line ending, same split by the batches
 // the engine hands the real sink, max_job_rows and max_job_bytes, same
 // rows refused locally (invalid_value, row_too_large). Rows taken for a
-// job file count as loaded. It makes no network call. Jobs are numbered in the order the
-// engine hands batches over (one Write at a time).
+// job file count as loaded. It makes no network call. Jobs are numbered
+// in the order the engine hands batches over (one Write at a time).
 //
 // Lock-error follow-up jobs (lock_retries) depend on Salesforce's answers
 // and are not planned.
