@@ -118,6 +118,14 @@ type run struct {
 // through the engine and checks the accounting.
 func runPipeline(t testing.TB, ctx context.Context, schema *pipeline.Schema, rows []pipeline.Row, sinkYAML string) *run {
 	t.Helper()
+	return runPipelineWith(t, ctx, schema, rows, sinkYAML, nil)
+}
+
+// runPipelineWith is runPipeline with the sink opened by open instead of
+// Open (nil: Open).
+func runPipelineWith(t testing.TB, ctx context.Context, schema *pipeline.Schema, rows []pipeline.Row, sinkYAML string,
+	open func(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Schema) (pipeline.Sink, error)) *run {
+	t.Helper()
 	var reg pipeline.Registry
 	c := pipelinetest.NewCollector()
 	pipelinetest.Register(&reg, c)
@@ -128,6 +136,9 @@ func runPipeline(t testing.TB, ctx context.Context, schema *pipeline.Schema, row
 	})
 	reg.RegisterSink("salesforce", pipeline.Spec{Summary: "sf", NewOptions: func() any { return NewOptions() }},
 		func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+			if open != nil {
+				return open(ctx, env, opts.(*Options), in)
+			}
 			s, err := Open(ctx, env, opts.(*Options), in)
 			mu.Lock()
 			out.sink = s

@@ -3,7 +3,9 @@ package salesforcesink
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -240,5 +242,104 @@ func TestSinkCodesInTable(t *testing.T) {
 	e := rowErrHint("bulkflow run p.yaml --resume r1", CodeJobIncomplete, "", "750x", "not confirmed")
 	if e.Retryable || e.Ref != "750x" || !strings.Contains(e.Error(), "bulkflow run p.yaml --resume r1") {
 		t.Errorf("job_incomplete row error: %+v %v", e, e)
+	}
+}
+
+// cancelOnWrite is a plan sink whose Write number at cancels the run
+// before the plan sees the batch (at < 0: never); race instead cancels
+// from another goroutine while Writes go on.
+type cancelOnWrite struct {
+	*PlanSink
+	at, n  int
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnWrite) Write(ctx context.Context, b *pipeline.Batch) error {
+	c.n++
+	if c.n == c.at {
+		c.cancel()
+	}
+	return c.PlanSink.Write(ctx, b)
+}
+
+// TestPlanCancelledRun cancels a plan (Ctrl-C) at every Write in turn and
+// once from another goroutine at a random moment, with jobs that span
+// three of the engine's batches: every row read is then in exactly one
+// place, a committed job file (counted planned) or the dead letters
+// (cancelled); none is in both, none is lost, and the run does not
+// report success.
+func TestPlanCancelledRun(t *testing.T) {
+	rows := genAccounts(12000, 0, "C")
+	for _, at := range []int{1, 2, 3, 5, 8, 11, 0} {
+		name := fmt.Sprintf("at-write-%d", at)
+		if at == 0 {
+			name = "race"
+		}
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if at == 0 {
+				go func() {
+					time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+					cancel()
+				}()
+			}
+			r := runPipelineWith(t, ctx, accountSchema, rows, "object: Account\nmax_job_rows: 3000\ninstance_url: \"emulator:\"\napi: bulk\n",
+				func(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Schema) (pipeline.Sink, error) {
+					p, err := OpenPlan(ctx, env, opts, in, dir)
+					if err != nil {
+						return nil, err
+					}
+					return &cancelOnWrite{PlanSink: p, at: at, cancel: cancel}, nil
+				})
+			if at > 0 && r.rep.Status != pipeline.StatusCancelled {
+				t.Fatalf("status %s (err %v), want cancelled", r.rep.Status, r.err)
+			}
+			if r.rep.Status == pipeline.StatusSucceeded && r.rep.Counts.Read != int64(len(rows)) {
+				t.Fatalf("succeeded having read %d of %d rows", r.rep.Counts.Read, len(rows))
+			}
+			where := map[string]string{}
+			for k, code := range dlCodes(t, r.dl, "External_Id__c") {
+				if code != CodeCancelled {
+					t.Errorf("%s dead-lettered %s, want %s", k, code, CodeCancelled)
+				}
+				where[k] = "dead letters"
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, "job-*.csv"))
+			planned := 0
+			for _, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+				if err != nil {
+					t.Fatalf("%s: %v", f, err)
+				}
+				for _, rec := range recs[1:] {
+					if w, dup := where[rec[0]]; dup {
+						t.Errorf("%s in %s and in %s", rec[0], w, filepath.Base(f))
+					}
+					where[rec[0]] = filepath.Base(f)
+					planned++
+				}
+			}
+			if partial, _ := filepath.Glob(filepath.Join(dir, "*"+planPartialSuffix)); len(partial) > 0 {
+				t.Errorf("uncommitted job files left: %v", partial)
+			}
+			if int64(planned) != r.rep.Counts.Loaded {
+				t.Errorf("job files hold %d rows, the report says %d planned", planned, r.rep.Counts.Loaded)
+			}
+			for _, row := range rows[:r.rep.Counts.Read] {
+				if _, ok := where[row[0].(string)]; !ok {
+					t.Errorf("%s read but neither planned nor dead-lettered", row[0])
+				}
+			}
+			if len(where) != int(r.rep.Counts.Read) {
+				t.Errorf("%d rows accounted for, %d read", len(where), r.rep.Counts.Read)
+			}
+			t.Logf("read %d, planned %d in %d jobs, dead-lettered %d (%s)", r.rep.Counts.Read, planned, len(files), len(where)-planned, r.rep.Status)
+		})
 	}
 }
