@@ -112,10 +112,11 @@ type PlanSink struct {
 	// that have reached the sink since the last boundary of the batches
 	// the engine would hand the real sink, and the rows left to encode
 	// cell by cell (appendRecordNext).
-	buf     []byte
-	jobRows int
-	fed     int
-	backoff int
+	buf      []byte
+	jobRows  int
+	fed      int
+	feedRows int // the real sink's batch size (batchRows), fixed at OpenPlan
+	backoff  int
 }
 
 // Interface guards.
@@ -150,7 +151,8 @@ func OpenPlan(ctx context.Context, env *pipeline.Env, opts *Options, in *pipelin
 			return nil, fmt.Errorf("salesforce plan: remove the earlier plan's %s: %w", f, err)
 		}
 	}
-	return &PlanSink{opts: opts, enc: newEncoder(in, opts.delimiter(), opts.lineEnding()), dir: dir, probe: probe}, nil
+	return &PlanSink{opts: opts, enc: newEncoder(in, opts.delimiter(), opts.lineEnding()), dir: dir, probe: probe,
+		feedRows: probe.batchRows()}, nil
 }
 
 // BatchPolicy asks for batches one at a time, so that job numbers follow
@@ -166,7 +168,7 @@ func OpenPlan(ctx context.Context, env *pipeline.Env, opts *Options, in *pipelin
 func (p *PlanSink) BatchPolicy() pipeline.BatchPolicy {
 	switch {
 	case p.opts.api() == APIREST:
-		return pipeline.BatchPolicy{MaxRows: p.probe.batchRows(), MaxInFlight: 1}
+		return pipeline.BatchPolicy{MaxRows: p.feedRows, MaxInFlight: 1}
 	case p.probe.useREST(0, 1):
 		return pipeline.BatchPolicy{MaxRows: p.opts.restMaxRows() + 1, MaxInFlight: 1}
 	}
@@ -213,7 +215,7 @@ func (p *PlanSink) Write(ctx context.Context, b *pipeline.Batch) error {
 }
 
 // cut adds one row to the Bulk jobs (p.mu held), as (*Sink).Write cuts
-// each of its batches: a batch of batchRows rows (the engine's grouping
+// each of its batches: a batch of p.feedRows rows (the engine's grouping
 // for the real sink, counted here as rows arrive: p.fed) ends the job
 // being built, and within it a job ends at max_job_rows rows or before
 // the row that would take it past max_job_bytes. A row the sink would
@@ -223,7 +225,7 @@ func (p *PlanSink) cut(row pipeline.Row) error {
 	if p.hdr == nil {
 		p.hdr = p.enc.header(nil)
 	}
-	if p.fed == p.probe.batchRows() {
+	if p.fed == p.feedRows {
 		if err := p.flush(len(p.buf)); err != nil {
 			return err
 		}
