@@ -2,9 +2,14 @@ package salesforcesink
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,5 +135,63 @@ func TestCorrelation(t *testing.T) {
 	}
 	if n := len(srv.Records("Account")); int64(n) != r.rep.Counts.Loaded || n != 356 {
 		t.Errorf("stored %d loaded %d", n, r.rep.Counts.Loaded)
+	}
+}
+
+// TestCancelDuringCreate cancels the run while a job create is on the
+// wire: the emulator has created the job, its answer is not back yet. The
+// job must not be left Open: the sink takes the answer and aborts the job,
+// its rows are dead-lettered cancelled, none is stored, and the run says
+// cancelled. A reverse proxy on loopback in front of the emulator cancels
+// once the emulator has answered and holds the answer back a moment.
+func TestCancelDuringCreate(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	target, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var once sync.Once
+	rp.ModifyResponse = func(res *http.Response) error {
+		if res.Request.Method == http.MethodPost && strings.HasSuffix(res.Request.URL.Path, "/jobs/ingest") {
+			once.Do(func() {
+				cancel()
+				time.Sleep(200 * time.Millisecond)
+			})
+		}
+		return nil
+	}
+	proxy := httptest.NewServer(rp)
+	defer proxy.Close()
+
+	rows := genAccounts(3000, 0, "D")
+	conn := fmt.Sprintf("instance_url: %s\nauth: {access_token: %q}\npoll_initial: 5ms\npoll_max: 50ms\napi: bulk\n", proxy.URL, srv.AccessToken())
+	r := runPipeline(t, ctx, accountSchema, rows, "object: Account\nmax_job_rows: 1000\nconcurrency: 1\n"+conn)
+	if r.rep.Status != pipeline.StatusCancelled {
+		t.Fatalf("status %s, err %v", r.rep.Status, r.err)
+	}
+	jobs := srv.Jobs()
+	if len(jobs) == 0 {
+		t.Fatal("no job was created: the cancel did not happen during a create")
+	}
+	for _, j := range jobs {
+		if j.State != salesforcetest.StateAborted {
+			t.Errorf("job %s left %s, want Aborted", j.ID, j.State)
+		}
+	}
+	if n := len(srv.Records("Account")); n != 0 {
+		t.Errorf("%d records stored", n)
+	}
+	dead := dlCodes(t, r.dl, "External_Id__c")
+	for k, c := range dead {
+		if c != CodeCancelled {
+			t.Errorf("%s: code %s", k, c)
+		}
+	}
+	if int64(len(dead)) != r.rep.Counts.Read || r.rep.Counts.Loaded != 0 {
+		t.Errorf("read %d, dead-lettered %d, loaded %d", r.rep.Counts.Read, len(dead), r.rep.Counts.Loaded)
 	}
 }

@@ -191,10 +191,27 @@ func (s *Sink) createJob(ctx context.Context, st *batchState, c *chunk) (*salesf
 	if err := s.note(ctx, c, ledgerRecord{State: stCreating}); err != nil {
 		return nil, err
 	}
+	if ctx.Err() != nil {
+		s.failRows(st, c.rows, CodeCancelled, "", "not loaded: the run was cancelled")
+		return nil, nil
+	}
 	// The client retries the create (RepeatableCreate: a lost answer
-	// leaves at worst an empty Open job, never processed).
-	info, err := s.client.CreateJob(ctx, s.jobRequest())
+	// leaves at worst an empty Open job, never processed). The create runs
+	// to its answer even if the run is cancelled meanwhile: cut off then,
+	// the job would be created in Salesforce and left Open, its id never
+	// known. Cancellation is checked once the answer is in, and the new
+	// job aborted.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	info, err := s.client.CreateJob(cctx, s.jobRequest())
+	cancel()
 	switch {
+	case err == nil && ctx.Err() != nil:
+		stat := JobStat{Object: s.opts.Object, Operation: string(s.op), Rows: len(c.rows), Bytes: c.bytes, ID: info.ID}
+		if _, aerr := s.abort(ctx, &stat); aerr == nil {
+			s.noteAfter(ctx, c, ledgerRecord{State: stAborted, Job: info.ID})
+		}
+		s.failRows(st, c.rows, CodeCancelled, "", "not loaded: the run was cancelled")
+		return nil, nil
 	case err == nil:
 		return info, nil
 	case ctx.Err() != nil:
