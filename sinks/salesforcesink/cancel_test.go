@@ -195,3 +195,59 @@ func TestCancelDuringCreate(t *testing.T) {
 		t.Errorf("read %d, dead-lettered %d, loaded %d", r.rep.Counts.Read, len(dead), r.rep.Counts.Loaded)
 	}
 }
+
+// TestResumedCancelIsUnsettled: in a resumed attempt (the ledger holds the
+// first attempt's chunks), rows the sink gives up on because the run was
+// cancelled are unsettled, not cancelled: the first attempt may have
+// loaded them, so a replay could load them twice and only another resume
+// can tell. In a first attempt they stay cancelled (retryable).
+func TestResumedCancelIsUnsettled(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	ledger := t.TempDir()
+	open := func() *Sink {
+		opts := NewOptions()
+		opts.Object = "Account"
+		opts.InstanceURL, opts.Auth.AccessToken = srv.URL, srv.AccessToken()
+		opts.PollInitial, opts.PollMax = 5*time.Millisecond, 50*time.Millisecond
+		opts.API, opts.MaxJobRows, opts.Ledger = APIBulk, 100, ledger
+		s, err := Open(context.Background(), &pipeline.Env{RunID: "resumed-cancel"}, opts, accountSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	batch := func(rows []pipeline.Row) *pipeline.Batch {
+		b := pipeline.NewBatch(accountSchema, len(rows))
+		for _, r := range rows {
+			b.Append(r, pipeline.Origin{})
+		}
+		return b
+	}
+	rows := genAccounts(300, 0, "R")
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		attempt string
+		want    string
+	}{{"first", CodeCancelled}, {"resumed", pipeline.CodeUnsettled}} {
+		s := open()
+		if tc.attempt == "first" {
+			// The first attempt loads batch 0, then is cancelled.
+			if err := s.Write(pipeline.WithBatchSeq(context.Background(), 0), batch(rows[:100])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := s.Write(pipeline.WithBatchSeq(cancelled, 1), batch(rows[100:]))
+		codes := failedIndexes(t, err)
+		if len(codes) != 200 {
+			t.Fatalf("%s attempt: %d rows failed, want 200 (err %v)", tc.attempt, len(codes), err)
+		}
+		for i, c := range codes {
+			if c != tc.want {
+				t.Fatalf("%s attempt: row %d %s, want %s", tc.attempt, i, c, tc.want)
+			}
+		}
+		s.Close(context.Background())
+	}
+}
