@@ -92,7 +92,7 @@ func benchObjects() []salesforcetest.ObjectDescribe {
 	return objs
 }
 
-const benchUsage = `Usage: bulkflow bench [--rows N] [--runs N] [--data DIR] [--json] [--only a,b,c,d,e,f,g] [--rss-scale N] [--cpuprofile DIR]
+const benchUsage = `Usage: bulkflow bench [--rows N] [--runs N] [--data DIR] [--json] [--only a,b,c,d,e,f,g] [--rss-scale N] [--cpuprofile DIR] [--memprofile DIR]
 
 Generates deterministic data like a real warehouse export (14 columns:
 MM/DD/YYYY dates, Y/N flags, decimal text, about 4.5% malformed emails;
@@ -244,6 +244,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	only := fs.String("only", "a,b,c,d,e,f,g", "comma-separated `scenarios` to run: a (baseline), b (plan-csv), c (plan-parquet), d (run-csv), e (plan-csv-easy), f (emulator-upsert), g (sync-diff)")
 	rssScale := fs.Int("rss-scale", 0, "also run each scenario once at `N` times the rows and check its peak RSS against the 1x runs' (0: skip; 10 checks the 10M / 1M target)")
 	profDir := fs.String("cpuprofile", "", "write a CPU profile of each measured run to `folder`/SCENARIO-RUN.pprof (for go tool pprof)")
+	memDir := fs.String("memprofile", "", "write an allocation profile of each measured run to `folder`/SCENARIO-RUN.allocs.pprof (go tool pprof -sample_index=alloc_space; the bench child's allocations, not the emulator's)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, benchUsage)
 		fs.PrintDefaults()
@@ -277,13 +278,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "bulkflow: bench data: %v\n", err)
 		return exitFailed
 	}
-	if *profDir != "" {
-		if err := os.MkdirAll(*profDir, 0o755); err != nil {
-			fmt.Fprintf(stderr, "bulkflow: --cpuprofile: %v\n", err)
+	for _, d := range []struct{ flag, dir string }{{"cpuprofile", *profDir}, {"memprofile", *memDir}} {
+		if d.dir == "" {
+			continue
+		}
+		if err := os.MkdirAll(d.dir, 0o755); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: --%s: %v\n", d.flag, err)
 			return exitFailed
 		}
 	}
-	o := benchLoopOpts{data: dir, work: work, rows: *rows, runs: *runs, profDir: *profDir, quiet: *asJSON}
+	o := benchLoopOpts{data: dir, work: work, rows: *rows, runs: *runs, profDir: *profDir, memDir: *memDir, quiet: *asJSON}
 	samples, err := benchLoop(ctx, selected, o, stderr)
 	if err == nil && *rssScale > 0 {
 		err = benchScaled(ctx, selected, o, *dataDir, *rssScale, samples, stderr)
@@ -315,6 +319,7 @@ type benchLoopOpts struct {
 	data, work string // the data folder; the folder for each run's output
 	rows, runs int
 	profDir    string // "" or where each run's CPU profile goes
+	memDir     string // "" or where each run's allocation profile goes
 	quiet      bool   // no progress line per run on stderr
 }
 
@@ -332,9 +337,12 @@ func benchLoop(ctx context.Context, selected []benchScenario, o benchLoopOpts, s
 		}
 		for _, sc := range order {
 			out := filepath.Join(o.work, fmt.Sprintf("%s-%d", sc.name, run))
-			prof := ""
+			var prof benchProfiles
 			if o.profDir != "" {
-				prof = filepath.Join(o.profDir, fmt.Sprintf("%s-%d.pprof", sc.name, run+1))
+				prof.cpu = filepath.Join(o.profDir, fmt.Sprintf("%s-%d.pprof", sc.name, run+1))
+			}
+			if o.memDir != "" {
+				prof.allocs = filepath.Join(o.memDir, fmt.Sprintf("%s-%d.allocs.pprof", sc.name, run+1))
 			}
 			smp, set, err := benchMeasure(ctx, sc, o.data, out, o.rows, prof, &retired)
 			if err == nil {
@@ -370,7 +378,7 @@ func benchScaled(ctx context.Context, selected []benchScenario, o benchLoopOpts,
 			continue // three passes of N x the rows in one process: not this target's subject
 		}
 		out := filepath.Join(o.work, sc.name+"-scaled")
-		smp, _, err := benchMeasure(ctx, sc, dir, out, o.rows*scale, "", &retired)
+		smp, _, err := benchMeasure(ctx, sc, dir, out, o.rows*scale, benchProfiles{}, &retired)
 		if err != nil {
 			return fmt.Errorf("bench %s (x%d rows): %w", sc.name, scale, err)
 		}
@@ -684,7 +692,13 @@ func benchPrint(w io.Writer, rep *benchReport) {
 // it is collected, or not, during the run by chance; without retired that
 // would free the last emulator's memory, and the runtime would give it
 // back to the system during the runs of the other scenarios.
-func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, cpuProfile string, retired **salesforcetest.Server) (*benchSample, *bench.RowSet, error) {
+// benchProfiles names the profile files of one measured run; "" is none.
+type benchProfiles struct {
+	cpu    string // the child's CPU profile (and, for run-csv, the emulator's beside it)
+	allocs string // the child's allocation profile
+}
+
+func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, prof benchProfiles, retired **salesforcetest.Server) (*benchSample, *bench.RowSet, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
@@ -702,10 +716,14 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 		*retired = nil
 	}
 	runtime.GC()
-	if cpuProfile != "" {
-		args = append(args, "--cpuprofile", cpuProfile)
+	if prof.cpu != "" {
+		args = append(args, "--cpuprofile", prof.cpu)
+	}
+	if prof.allocs != "" {
+		args = append(args, "--memprofile", prof.allocs)
 	}
 	var srv *salesforcetest.Server
+	stopEmuProfile := func() {}
 	if sc.key == "d" {
 		srv = salesforcetest.NewServer(&salesforcetest.Options{Objects: benchObjects()})
 		defer func() {
@@ -713,12 +731,14 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 			*retired = srv
 		}()
 		args = append(args, "--instance-url", srv.URL, "--token", srv.AccessToken())
-		if cpuProfile != "" {
-			// The emulator runs in this process: profile it too.
-			stop, err := bench.StartCPUProfile(strings.TrimSuffix(cpuProfile, ".pprof") + "-emulator.pprof")
+		if prof.cpu != "" {
+			// The emulator runs in this process: profile it too, while
+			// the child runs (not the row-set check after it).
+			stop, err := bench.StartCPUProfile(strings.TrimSuffix(prof.cpu, ".pprof") + "-emulator.pprof")
 			if err != nil {
 				return nil, nil, err
 			}
+			stopEmuProfile = stop
 			defer stop()
 		}
 	}
@@ -730,6 +750,7 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 	err = cmd.Run()
 	wall := time.Since(start).Seconds()
 	emuCPU = bench.SelfCPU() - emuCPU
+	stopEmuProfile()
 	if err != nil {
 		return nil, nil, fmt.Errorf("child: %v\n%s", err, strings.TrimSpace(se.String()))
 	}
@@ -790,6 +811,7 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	instanceURL := fs.String("instance-url", "", "emulator URL (run-csv)")
 	token := fs.String("token", "", "emulator access token (run-csv)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured work to this file")
+	memProfile := fs.String("memprofile", "", "write the allocation profile of the process to this file once the measured work is done")
 	prepare := fs.Bool("prepare", false, "sync-diff: do the untimed first run (build the manifest) instead")
 	if err := cli.ParseFlags(fs, args[1:]); err != nil {
 		return exitUsage
@@ -853,6 +875,12 @@ func benchChild(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFailed
 	}
 	res.PeakRSS = bench.SelfPeakRSS()
+	if *memProfile != "" {
+		if err := bench.WriteAllocsProfile(*memProfile); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: bench %s: %v\n", name, err)
+			return exitFailed
+		}
+	}
 	data, _ := json.Marshal(res)
 	fmt.Fprintf(stdout, "%s\n", data)
 	return exitOK

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -113,6 +115,43 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if out := stdout.String(); !strings.Contains(out, "a baseline") || !strings.Contains(out, "not measured") {
 		t.Errorf("table output:\n%s", out)
+	}
+}
+
+// TestBenchProfiles checks --cpuprofile and --memprofile: a CPU profile of
+// each measured child (and of the emulator beside run-csv's) and an
+// allocation profile of each child, in pprof's gzipped format.
+func TestBenchProfiles(t *testing.T) {
+	data, cpuDir, memDir := t.TempDir(), t.TempDir(), t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--rows", "2000", "--runs", "1", "--only", "b,d", "--data", data, "--cpuprofile", cpuDir, "--memprofile", memDir}
+	if code := runBench(context.Background(), args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, tc := range []struct{ file, has string }{
+		{filepath.Join(cpuDir, "plan-csv-1.pprof"), "cpu"},
+		{filepath.Join(cpuDir, "run-csv-1.pprof"), "cpu"},
+		{filepath.Join(cpuDir, "run-csv-1-emulator.pprof"), "cpu"},
+		{filepath.Join(memDir, "plan-csv-1.allocs.pprof"), "alloc_space"},
+		{filepath.Join(memDir, "run-csv-1.allocs.pprof"), "alloc_space"},
+	} {
+		f, err := os.Open(tc.file)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		zr, err := gzip.NewReader(f)
+		var body []byte
+		if err == nil {
+			body, err = io.ReadAll(zr)
+		}
+		f.Close()
+		if err != nil || !bytes.Contains(body, []byte(tc.has)) {
+			t.Errorf("%s: not a pprof profile holding %q (%v)", tc.file, tc.has, err)
+		}
+	}
+	if entries, _ := os.ReadDir(memDir); len(entries) != 2 {
+		t.Errorf("%d allocation profiles, want 2 (one per measured child)", len(entries))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"sync"
 )
 
 // Median returns the Median of xs (0 for none).
@@ -60,7 +61,8 @@ func MaxRSS(ps *os.ProcessState) int64 {
 // (VmHWM of /proc/self/status), or 0 where it cannot be read.
 func SelfPeakRSS() int64 { return selfStatus("VmHWM:") }
 
-// StartCPUProfile starts profiling this process into file; stop ends it.
+// StartCPUProfile starts profiling this process into file; stop ends it
+// (and may be called more than once).
 func StartCPUProfile(file string) (stop func(), err error) {
 	f, err := os.Create(file)
 	if err != nil {
@@ -70,10 +72,28 @@ func StartCPUProfile(file string) (stop func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("cpu profile %s: %w", file, err)
 	}
-	return func() {
+	return sync.OnceFunc(func() {
 		pprof.StopCPUProfile()
 		f.Close()
-	}, nil
+	}), nil
+}
+
+// WriteAllocsProfile writes this process's allocation profile (every
+// sampled allocation since it started, as runtime.MemProfileRate samples
+// them) to file.
+func WriteAllocsProfile(file string) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	err = pprof.Lookup("allocs").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("allocation profile %s: %w", file, err)
+	}
+	return nil
 }
 
 // Baseline copies the CSV file in to out with encoding/csv and
