@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
 )
@@ -427,5 +428,66 @@ stages:
 				t.Errorf("dead-letter codes %v, want 5000 unsettled", codes)
 			}
 		})
+	}
+}
+
+// closeHook is a dead-letter sink that calls onClose when it is closed.
+type closeHook struct {
+	pipeline.Sink
+	onClose func()
+}
+
+func (h closeHook) Close(ctx context.Context) error {
+	h.onClose()
+	return h.Sink.Close(ctx)
+}
+
+// TestLateCancelChangesNothing cancels the run's context while the run
+// writes its dead letters, after every stage has finished (a Ctrl-C that
+// lands then): the status, the dead-letter manifest's status and the exit
+// error are what they would have been without it, so a run that settled
+// every row is never reported cancelled while its manifest says partial.
+func TestLateCancelChangesNothing(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	plan, c := prepareYAML(t, ctx, `
+name: t
+dead_letter: mem://late-cancel/
+stages:
+  - {name: read, source: {type: rows, rows: 200, batch_size: 16}}
+  - {name: out, inputs: [read], sink: {type: collect, reject_every: 9}}
+`, "run-late")
+	open := c.DeadLetterOpener()
+	var closes atomic.Int32
+	opener := func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
+		s, err := open(ctx, loc, schema)
+		if err != nil {
+			return nil, err
+		}
+		return closeHook{s, func() { closes.Add(1); cancel() }}, nil
+	}
+	rep, err := plan.Run(ctx, &pipeline.RunOptions{DeadLetters: opener, ChannelSize: 2})
+	if closes.Load() == 0 {
+		t.Fatal("no dead-letter file was closed: the test did not cancel anything")
+	}
+	if ctx.Err() == nil {
+		t.Fatal("the context was not cancelled")
+	}
+	if err != nil || rep.Status != pipeline.StatusPartial {
+		t.Fatalf("status %s, err %v; want partial, nil (every row was settled before the cancel)", rep.Status, err)
+	}
+	if rep.Counts.Loaded+rep.Counts.DeadLettered != 200 || rep.Counts.DeadLettered != 23 {
+		t.Errorf("counts %+v, want 177 loaded and 23 dead-lettered", rep.Counts)
+	}
+	loc, err := blobio.Parse("", rep.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, found, err := pipeline.ReadManifest(context.Background(), loc)
+	if err != nil || !found {
+		t.Fatalf("manifest %s: found %v, %v", rep.Manifest, found, err)
+	}
+	if m.Status != rep.Status {
+		t.Errorf("manifest status %s, report status %s: one run, two outcomes", m.Status, rep.Status)
 	}
 }

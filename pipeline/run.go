@@ -95,6 +95,13 @@ type runner struct {
 	spans                                              map[*planStage]context.Context // each stage's context (its trace span)
 	retryable                                          atomic.Int64                   // dead-lettered rows marked retryable
 
+	// stopped says the user cancelled the run (Ctrl-C, SIGTERM) before
+	// finish began. It is read once there, so that a signal landing
+	// while the run writes its dead-letter manifest, commits its sync
+	// manifests and watermarks and decides its status changes none of
+	// them: every row is settled by then, and the run's outcome is one.
+	stopped bool
+
 	mu        sync.Mutex
 	errs      []error
 	sinkStats map[string]any
@@ -391,6 +398,7 @@ func (r *runner) runStages(start time.Time) {
 // finish closes dead letters, writes the manifest, checks the accounting and
 // fills in the report.
 func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
+	r.stopped = r.userCtx.Err() != nil
 	if setupErr != nil {
 		r.errs = append(r.errs, setupErr)
 	}
@@ -458,7 +466,7 @@ func (r *runner) status() string {
 	switch {
 	case len(r.errs) > 0:
 		return StatusFailed
-	case r.userCtx.Err() != nil:
+	case r.stopped:
 		return StatusCancelled
 	case r.deadLettered.Load() > 0:
 		return StatusPartial

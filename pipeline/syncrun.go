@@ -260,7 +260,7 @@ func (r *runner) finishSync(rep *Report) {
 		if sy == nil {
 			continue
 		}
-		commit := len(r.errs) == 0 && r.userCtx.Err() == nil
+		commit := len(r.errs) == 0 && !r.stopped
 		sum, err := sy.Finish(ctx, commit)
 		if err != nil {
 			r.errs = append(r.errs, fmt.Errorf("stage %q: sync: %w", s.spec.Name, err))
@@ -279,7 +279,7 @@ func (r *runner) finishSync(rep *Report) {
 		}
 		ir := &IncrementalReport{Cursor: c.name, After: textOrEmpty(c.after), Max: textOrEmpty(c.max)}
 		switch {
-		case len(r.errs) > 0 || r.userCtx.Err() != nil:
+		case len(r.errs) > 0 || r.stopped:
 			ir.Held = "the run did not finish"
 		case r.retryable.Load() > 0:
 			ir.Held = fmt.Sprintf("%d dead-lettered rows are retryable; they are read again next run", r.retryable.Load())
