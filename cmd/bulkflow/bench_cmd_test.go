@@ -80,8 +80,8 @@ func TestBenchCommand(t *testing.T) {
 	if got := strings.Join(names, ","); got != "baseline,plan-csv,plan-parquet,run-csv,plan-csv-easy,emulator-upsert,sync-diff" {
 		t.Errorf("scenarios = %s", got)
 	}
-	if len(rep.Targets) != 16 {
-		t.Errorf("targets = %+v, want 16", rep.Targets)
+	if len(rep.Targets) != 17 {
+		t.Errorf("targets = %+v, want 17", rep.Targets)
 	}
 	// sync-diff's child checked that its second run sent exactly the 1 %
 	// changed rows and filtered the rest; its target is paired with
@@ -92,8 +92,8 @@ func TestBenchCommand(t *testing.T) {
 		t.Errorf("no paired sync diff target in %+v", rep.Targets)
 	}
 	for _, tg := range rep.Targets {
-		rss := strings.HasPrefix(tg.Target, "peak RSS x")
-		if rss && tg.Status != "not measured" || !rss && tg.Status != "met" && tg.Status != "not met" {
+		scaled := strings.HasPrefix(tg.Target, "peak RSS x") || strings.Contains(tg.Target, " at x")
+		if scaled && tg.Status != "not measured" || !scaled && tg.Status != "met" && tg.Status != "not met" {
 			t.Errorf("target %q: status %q", tg.Target, tg.Status)
 		}
 	}
@@ -115,6 +115,46 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if out := stdout.String(); !strings.Contains(out, "a baseline") || !strings.Contains(out, "not measured") {
 		t.Errorf("table output:\n%s", out)
+	}
+}
+
+// TestBenchScaled checks --rss-scale: one more run of each scenario at N x
+// the rows, its peak RSS against the 1x runs' and sync-diff's wall time
+// against plan-csv's at that scale, as one pair.
+func TestBenchScaled(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"--rows", "1000", "--runs", "1", "--only", "b,g", "--rss-scale", "3", "--json", "--data", t.TempDir()}
+	if code := runBench(context.Background(), args, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, stdout.String())
+	}
+	for _, s := range rep.Scenarios {
+		if s.SecondsScaled <= 0 || s.RSSScaledMiB <= 0 {
+			t.Errorf("%s: scaled run %v s, %v MiB; want both > 0", s.Name, s.SecondsScaled, s.RSSScaledMiB)
+		}
+	}
+	var found int
+	for _, tg := range rep.Targets {
+		switch {
+		case strings.Contains(tg.Target, "x10"):
+			t.Errorf("target %q: the scale is 3, not 10", tg.Target)
+		case strings.HasPrefix(tg.Target, "sync diff (1% changed) wall at x3 rows <= 1.5x plan-csv at x3"),
+			strings.HasPrefix(tg.Target, "peak RSS x3 rows / x1 <= 1.10: plan-csv"),
+			strings.HasPrefix(tg.Target, "peak RSS x3 rows / x1 <= 1.10: sync-diff"):
+			found++
+			if tg.Status != "met" && tg.Status != "not met" {
+				t.Errorf("target %q: status %q, want measured", tg.Target, tg.Status)
+			}
+			if strings.HasPrefix(tg.Target, "sync") && !strings.Contains(tg.Actual, "(1 pair)") {
+				t.Errorf("target %q: actual %q, want one pair", tg.Target, tg.Actual)
+			}
+		}
+	}
+	if found != 3 {
+		t.Errorf("found %d of the 3 scaled targets in %+v", found, rep.Targets)
 	}
 }
 
