@@ -119,6 +119,8 @@ var fastValues = []any{
 	math.NaN(), math.Inf(1), true, false, int64(math.MaxInt64), int64(math.MinInt64), int64(1 << 32), math.MaxFloat64,
 	time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC),
 	time.Date(2024, 2, 29, 23, 30, 0, 0, paris),
+	time.Date(12345, 1, 2, 3, 4, 5, 6e8, time.UTC), time.Date(-44, 3, 15, 0, 0, 0, 0, time.UTC),
+	time.Date(0, 1, 1, 0, 30, 0, 0, paris), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
 	[]string{"a"}, map[string]any{}, int32(4), uint8(1),
 }
 
@@ -434,12 +436,14 @@ func TestFastPathAllocs(t *testing.T) {
 func TestRunTextAllocs(t *testing.T) {
 	srcs := []string{
 		`first_name + " " + s`, `upper(s)`, `sfDate(dec, "01/02/2006")`, `sfDateTime(a, "01/02/2006 15:04:05", "UTC")`,
+		`sfDate(d, "01/02/2006")`, `sfDateTime(ts, "01/02/2006 15:04:05", "UTC")`, // typed (Parquet)
 		`sfBool(first_name)`, `s != nil && s != "" && float(s) >= 1000000 ? "Enterprise" : "SMB"`,
 	}
 	e := New(testSchema, testEnv)
 	r := e.Runner()
 	defer r.Release()
-	row := row(map[string]any{"s": "us", "first_name": "Y", "dec": "03/05/2024", "a": "12/31/2024 23:59:59"})
+	row := row(map[string]any{"s": "us", "first_name": "Y", "dec": "03/05/2024", "a": "12/31/2024 23:59:59",
+		"d": time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC), "ts": time.Date(2024, 7, 1, 12, 0, 0, 5e8, paris)})
 	for i, src := range srcs {
 		if i == len(srcs)-1 {
 			row[testSchema.Index("s")] = "1234567.89"

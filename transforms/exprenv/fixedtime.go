@@ -188,6 +188,17 @@ func appendDate(b []byte, year, month, day int) []byte {
 		byte('0'+month/10), byte('0'+month%10), '-', byte('0'+day/10), byte('0'+day%10))
 }
 
+// appendSFDate appends t as t.Format(SFDateLayout) writes it
+// ("2006-01-02", in t's own zone), for years 0 to 9999; other years go
+// through Format.
+func appendSFDate(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, SFDateLayout)
+	}
+	return appendDate(b, year, int(month), day)
+}
+
 // appendSFDateTime appends t as t.Format(SFDateTimeLayout) writes it
 // ("2006-01-02T15:04:05.000Z", t in UTC), for years 0 to 9999; other
 // years go through Format.

@@ -64,6 +64,25 @@ func TestFixedLayoutMatchesTimeParse(t *testing.T) {
 	}
 }
 
+// TestAppendSFDateMatchesFormat compares appendSFDate with
+// Format(SFDateLayout) on random times in several zones, years out of
+// 0-9999 included.
+func TestAppendSFDateMatchesFormat(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 28))
+	zones := []*time.Location{time.UTC, time.FixedZone("-14", -14*3600), time.FixedZone("+14", 14*3600)}
+	for _, name := range []string{"Europe/Paris", "America/Los_Angeles", "Asia/Kolkata"} {
+		if l, err := time.LoadLocation(name); err == nil {
+			zones = append(zones, l)
+		}
+	}
+	for i := range 100000 {
+		tm := time.Unix(rng.Int64N(1<<40)-1<<39, rng.Int64N(1e9)).In(zones[i%len(zones)])
+		if got, want := string(appendSFDate(nil, tm)), tm.Format(SFDateLayout); got != want {
+			t.Fatalf("%v: %s, Format %s", tm, got, want)
+		}
+	}
+}
+
 // TestAppendSFDateTimeMatchesFormat compares appendSFDateTime with
 // Format(SFDateTimeLayout) on random times, years out of 0-9999 included.
 func TestAppendSFDateTimeMatchesFormat(t *testing.T) {

@@ -112,7 +112,7 @@ func sfDateIn(v, layout any, fl *fixedLayout) (any, error) {
 		return nil, err
 	}
 	var buf [32]byte
-	b := t.AppendFormat(buf[:0], SFDateLayout)
+	b := appendSFDate(buf[:0], t)
 	if s, isStr := v.(string); isStr && s == string(b) {
 		// Already in Salesforce form: hand back the input, which
 		// saves copying (and boxing) the same text again.

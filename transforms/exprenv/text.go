@@ -278,6 +278,11 @@ func (c *fastCompiler) dateText(n *ast.CallNode) textFn {
 			if !ok {
 				return b, nil, textVM
 			}
+			if t, isTime := v.(time.Time); isTime {
+				// A typed date (Parquet, Postgres): written straight
+				// from its fields, as sfDateIn writes it.
+				return appendSFDate(b, t), nil, textBuilt
+			}
 			if s, isStr := v.(string); isStr && fl != nil {
 				if layout == SFDateLayout && isSFDate(s) {
 					return b, v, textValue
@@ -315,6 +320,11 @@ func (c *fastCompiler) dateText(n *ast.CallNode) textFn {
 		v, ok := arg(row)
 		if !ok {
 			return b, nil, textVM
+		}
+		if t, isTime := v.(time.Time); isTime {
+			// A typed timestamp: its instant, whatever the zone
+			// argument (which sfDateTimeIn applies to text only).
+			return appendSFDateTime(b, t.UTC()), nil, textBuilt
 		}
 		if s, isStr := v.(string); isStr && fl != nil && utc {
 			if y, mo, d, h, mi, sec, ok := fl.fields(trimmed(s)); ok {
