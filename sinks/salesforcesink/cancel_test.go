@@ -10,10 +10,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -249,5 +251,61 @@ func TestResumedCancelIsUnsettled(t *testing.T) {
 			}
 		}
 		s.Close(context.Background())
+	}
+}
+
+// closeHook is a dead-letter file that calls onClose when it is closed.
+type closeHook struct {
+	pipeline.Sink
+	onClose func()
+}
+
+func (h closeHook) Close(ctx context.Context) error {
+	h.onClose()
+	return h.Sink.Close(ctx)
+}
+
+// TestLateCancelInsert is a Ctrl-C that lands after every stage has
+// finished, while the run closes its dead-letter files (insert against
+// the emulator): the run reports what it did (partial, no error), every
+// row it counts as loaded is stored once, none it dead-lettered is
+// stored, and its manifest says what its report says.
+func TestLateCancelInsert(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	rows := genAccounts(500, 9, "L")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var closes atomic.Int32
+	wrap := func(open pipeline.DeadLetterOpener) pipeline.DeadLetterOpener {
+		return func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
+			s, err := open(ctx, loc, schema)
+			if err != nil {
+				return nil, err
+			}
+			return closeHook{s, func() { closes.Add(1); cancel() }}, nil
+		}
+	}
+	r := runPipelineDL(t, ctx, accountSchema, rows, "object: Account\noperation: insert\nmax_job_rows: 100\n"+emulatorYAML(srv), nil, wrap)
+	if closes.Load() == 0 || ctx.Err() == nil {
+		t.Fatal("no dead-letter file was closed: nothing was cancelled")
+	}
+	if r.err != nil || r.rep.Status != pipeline.StatusPartial {
+		t.Fatalf("status %s, err %v; want partial, nil (every row was settled before the Ctrl-C)", r.rep.Status, r.err)
+	}
+	dead := dlCodes(t, r.dl, "External_Id__c")
+	if len(dead) != 55 || r.rep.Counts.DeadLettered != 55 {
+		t.Errorf("%d rows dead-lettered (%d counted), want the 55 the emulator rejects", len(dead), r.rep.Counts.DeadLettered)
+	}
+	if n := checkStored(t, srv, "Account", rows, dead, nil); int64(n) != r.rep.Counts.Loaded {
+		t.Errorf("stored %d, counted loaded %d", n, r.rep.Counts.Loaded)
+	}
+	loc, err := blobio.Parse("", r.rep.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, found, err := pipeline.ReadManifest(context.Background(), loc)
+	if err != nil || !found || m.Status != r.rep.Status {
+		t.Errorf("manifest %s: found %v, status %v, err %v; the report says %s", r.rep.Manifest, found, m, err, r.rep.Status)
 	}
 }

@@ -126,6 +126,15 @@ func runPipeline(t testing.TB, ctx context.Context, schema *pipeline.Schema, row
 func runPipelineWith(t testing.TB, ctx context.Context, schema *pipeline.Schema, rows []pipeline.Row, sinkYAML string,
 	open func(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Schema) (pipeline.Sink, error)) *run {
 	t.Helper()
+	return runPipelineDL(t, ctx, schema, rows, sinkYAML, open, nil)
+}
+
+// runPipelineDL is runPipelineWith with the dead letters opened through
+// wrapDL(the collector's opener) (nil: the collector's opener).
+func runPipelineDL(t testing.TB, ctx context.Context, schema *pipeline.Schema, rows []pipeline.Row, sinkYAML string,
+	open func(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Schema) (pipeline.Sink, error),
+	wrapDL func(pipeline.DeadLetterOpener) pipeline.DeadLetterOpener) *run {
+	t.Helper()
 	var reg pipeline.Registry
 	c := pipelinetest.NewCollector()
 	pipelinetest.Register(&reg, c)
@@ -164,7 +173,11 @@ func runPipelineWith(t testing.TB, ctx context.Context, schema *pipeline.Schema,
 	if err != nil {
 		t.Fatalf("Prepare: %v", err)
 	}
-	out.rep, out.err = plan.Run(ctx, &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener()})
+	dl := c.DeadLetterOpener()
+	if wrapDL != nil {
+		dl = wrapDL(dl)
+	}
+	out.rep, out.err = plan.Run(ctx, &pipeline.RunOptions{DeadLetters: dl})
 	if !out.rep.Counts.Balanced() {
 		t.Errorf("counts do not balance: %+v", out.rep.Counts)
 	}
