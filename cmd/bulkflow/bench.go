@@ -598,9 +598,9 @@ func benchTargets(by map[string]*benchResult, s *benchSamples, scale int) []benc
 	} else {
 		ratio("sync diff (1% changed) wall <= 1.5x plan-csv", bench.Ratio{}, 1.5, false)
 	}
-	// The same at scale (the issue measured it at 10M keys): the one run
-	// of each at scale x the rows, so one pair.
-	// The targets at scale are stated at x10 (10M rows) until measured.
+	// The targets at scale: the one run of each scenario at scale x the
+	// rows (one pair for the sync diff, which the issue measured at 10M
+	// keys), named x10 until measured.
 	shown := scale
 	if shown == 0 {
 		shown = 10
@@ -698,6 +698,12 @@ func benchPrint(w io.Writer, rep *benchReport) {
 	}
 }
 
+// benchProfiles names the profile files of one measured run; "" is none.
+type benchProfiles struct {
+	cpu    string // the child's CPU profile (and, for run-csv, the emulator's beside it)
+	allocs string // the child's allocation profile
+}
+
 // benchMeasure runs one measured run of sc in a child process and returns
 // what the parent saw: the child's whole life (start to exit), its CPU
 // and peak RSS. For run-csv the emulator runs in this (the parent)
@@ -713,12 +719,6 @@ func benchPrint(w io.Writer, rep *benchReport) {
 // it is collected, or not, during the run by chance; without retired that
 // would free the last emulator's memory, and the runtime would give it
 // back to the system during the runs of the other scenarios.
-// benchProfiles names the profile files of one measured run; "" is none.
-type benchProfiles struct {
-	cpu    string // the child's CPU profile (and, for run-csv, the emulator's beside it)
-	allocs string // the child's allocation profile
-}
-
 func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, prof benchProfiles, retired **salesforcetest.Server) (*benchSample, *bench.RowSet, error) {
 	exe, err := os.Executable()
 	if err != nil {
