@@ -431,17 +431,6 @@ stages:
 	}
 }
 
-// closeHook is a dead-letter sink that calls onClose when it is closed.
-type closeHook struct {
-	pipeline.Sink
-	onClose func()
-}
-
-func (h closeHook) Close(ctx context.Context) error {
-	h.onClose()
-	return h.Sink.Close(ctx)
-}
-
 // TestLateCancelChangesNothing cancels the run's context while the run
 // writes its dead letters, after every stage has finished (a Ctrl-C that
 // lands then): the status, the dead-letter manifest's status and the exit
@@ -457,15 +446,8 @@ stages:
   - {name: read, source: {type: rows, rows: 200, batch_size: 16}}
   - {name: out, inputs: [read], sink: {type: collect, reject_every: 9}}
 `, "run-late")
-	open := c.DeadLetterOpener()
 	var closes atomic.Int32
-	opener := func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
-		s, err := open(ctx, loc, schema)
-		if err != nil {
-			return nil, err
-		}
-		return closeHook{s, func() { closes.Add(1); cancel() }}, nil
-	}
+	opener := pipelinetest.OnDeadLetterClose(c.DeadLetterOpener(), func() { closes.Add(1); cancel() })
 	rep, err := plan.Run(ctx, &pipeline.RunOptions{DeadLetters: opener, ChannelSize: 2})
 	if closes.Load() == 0 {
 		t.Fatal("no dead-letter file was closed: the test did not cancel anything")

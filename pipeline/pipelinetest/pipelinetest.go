@@ -265,6 +265,31 @@ func (c *Collector) DeadLetterOpener() pipeline.DeadLetterOpener {
 	}
 }
 
+// OnDeadLetterClose returns open with fn called each time one of the
+// files it opened is closed (before it closes): for tests that act at a
+// chosen moment of the run's end, such as a Ctrl-C that lands while the
+// dead letters are written.
+func OnDeadLetterClose(open pipeline.DeadLetterOpener, fn func()) pipeline.DeadLetterOpener {
+	return func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
+		s, err := open(ctx, loc, schema)
+		if err != nil {
+			return nil, err
+		}
+		return closeHook{s, fn}, nil
+	}
+}
+
+// closeHook is a dead-letter file that calls onClose when it is closed.
+type closeHook struct {
+	pipeline.Sink
+	onClose func()
+}
+
+func (h closeHook) Close(ctx context.Context) error {
+	h.onClose()
+	return h.Sink.Close(ctx)
+}
+
 type dlSink struct {
 	c      *Collector
 	key    string

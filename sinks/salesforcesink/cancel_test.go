@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/pipelinetest"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -254,17 +255,6 @@ func TestResumedCancelIsUnsettled(t *testing.T) {
 	}
 }
 
-// closeHook is a dead-letter file that calls onClose when it is closed.
-type closeHook struct {
-	pipeline.Sink
-	onClose func()
-}
-
-func (h closeHook) Close(ctx context.Context) error {
-	h.onClose()
-	return h.Sink.Close(ctx)
-}
-
 // TestLateCancelInsert is a Ctrl-C that lands after every stage has
 // finished, while the run closes its dead-letter files (insert against
 // the emulator): the run reports what it did (partial, no error), every
@@ -278,13 +268,7 @@ func TestLateCancelInsert(t *testing.T) {
 	defer cancel()
 	var closes atomic.Int32
 	wrap := func(open pipeline.DeadLetterOpener) pipeline.DeadLetterOpener {
-		return func(ctx context.Context, loc blobio.Location, schema *pipeline.Schema) (pipeline.Sink, error) {
-			s, err := open(ctx, loc, schema)
-			if err != nil {
-				return nil, err
-			}
-			return closeHook{s, func() { closes.Add(1); cancel() }}, nil
-		}
+		return pipelinetest.OnDeadLetterClose(open, func() { closes.Add(1); cancel() })
 	}
 	r := runPipelineDL(t, ctx, accountSchema, rows, "object: Account\noperation: insert\nmax_job_rows: 100\n"+emulatorYAML(srv), nil, wrap)
 	if closes.Load() == 0 || ctx.Err() == nil {
