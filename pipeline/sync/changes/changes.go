@@ -555,6 +555,15 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 				return 0, fmt.Errorf("changes: commit: %w", err)
 			}
 		}
+		if mp, fast := keys.(*manifestAndPending); fast {
+			var bound []byte
+			if t := outs.top(); t != nil {
+				bound = t.key
+			}
+			if err := mp.copyUnchanged(ctx, mw, bound); err != nil {
+				return 0, err
+			}
+		}
 		ok, err := keys.next(&e)
 		if err != nil {
 			return 0, err
@@ -750,6 +759,48 @@ func (s *manifestAndPending) next(e *keyEntry) (bool, error) {
 		inRun: true, inMan: true, runHash: s.man.hash, manHash: s.man.hash}
 	_, err := s.man.next()
 	return err == nil, err
+}
+
+// copyUnchanged writes the old manifest's records that come before the
+// next pending key and before bound (the next outcome's key, nil for none)
+// to mw as they were read: each such key is unchanged (in the run, with the
+// manifest's hash, since Diff wrote every other key to the pending keys),
+// has no outcome, and Commit writes its record as it is. Copying the bytes
+// skips next's copies of key and id, the outcome and op checks and add's
+// re-encoding for the 99 % of keys a typical sync leaves unchanged (issue
+// 23: the manifest's rewrite is part of a sync's serial tail). The keys it
+// copies are in the reader's verified order, below both bounds, and after
+// every key Commit wrote before; a key at a bound goes through next.
+func (s *manifestAndPending) copyUnchanged(ctx context.Context, mw *manifestWriter, bound []byte) error {
+	if !s.started || s.man == nil {
+		return nil
+	}
+	man := s.man
+	copied := 0
+	for !man.eof && (!s.pok || bytes.Compare(man.key, s.pe.key) < 0) && (bound == nil || bytes.Compare(man.key, bound) < 0) {
+		if copied%4096 == 4095 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("changes: commit: %w", err)
+			}
+		}
+		if err := mw.addRaw(man.raw); err != nil {
+			return err
+		}
+		copied++
+		if _, err := man.next(); err != nil {
+			return err
+		}
+	}
+	if copied > 0 {
+		// The last key copied: next moved it to prev when it read a
+		// record, and left it in key when it read the footer.
+		if man.eof {
+			mw.setLast(man.key)
+		} else {
+			mw.setLast(man.prev)
+		}
+	}
+	return nil
 }
 
 // advance reads the next pending key.

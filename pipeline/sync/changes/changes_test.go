@@ -686,3 +686,117 @@ func TestLazyUnchanged(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitCopiesUnchangedRecords checks Commit's copy of the unchanged
+// manifest records (after a Diff, manifestAndPending.copyUnchanged)
+// against the merge of the run with the manifest (no Diff, runAndManifest),
+// which decides every key: both must write the same manifest, byte for
+// byte, with new, changed, missing and failed keys spread between long
+// runs of unchanged ones (longer than the read buffer, so that records
+// straddle it), at the manifest's first and last keys, and with ids of
+// varied lengths.
+func TestCommitCopiesUnchangedRecords(t *testing.T) {
+	ctx := context.Background()
+	const n = 20000
+	key := func(i int) string { return fmt.Sprintf("k%06d", i) }
+	// Run 1: every even key, with ids of 0 to 20 bytes.
+	loc := memLoc(t)
+	d0 := newDiffer(t, 0)
+	var rows []string
+	for i := 0; i < n; i += 2 {
+		rows = append(rows, fmt.Sprintf("%s,N%d,%d", key(i), i, i))
+	}
+	add(t, d0, rows...)
+	diff(t, d0, nil)
+	for i := 0; i < n; i += 2 {
+		d0.Outcome(key(i), OpNew, true, strings.Repeat("x", i%21))
+	}
+	old := commit(t, d0, nil, loc, false)
+
+	// Run 2: key 0 and the last key missing, every 1994th changed (every
+	// other one of them failing), every 1499th odd key new, the rest
+	// unchanged.
+	run2 := func(d *Differ) {
+		var rows []string
+		for i := 0; i < n; i++ {
+			switch {
+			case i == 0 || i == n-2:
+			case i%1994 == 0:
+				rows = append(rows, fmt.Sprintf("%s,N%d,%d", key(i), i, i+1))
+			case i%2 == 0:
+				rows = append(rows, fmt.Sprintf("%s,N%d,%d", key(i), i, i))
+			case i%1499 == 0:
+				rows = append(rows, fmt.Sprintf("%s,New%d,%d", key(i), i, i))
+			}
+		}
+		add(t, d, rows...)
+	}
+	outcomes := func(d *Differ) {
+		for i := 0; i < n; i++ {
+			switch {
+			case i%1994 == 0 && i != 0:
+				d.Outcome(key(i), OpChanged, (i/1994)%2 == 0, fmt.Sprintf("c%d", i))
+			case i%2 == 1 && i%1499 == 0:
+				d.Outcome(key(i), OpNew, true, fmt.Sprintf("n%d", i))
+			}
+		}
+		d.Outcome(key(0), OpMissing, true, "")
+	}
+	var got [2][]byte
+	for j, diffed := range []bool{true, false} {
+		d := newDiffer(t, 0)
+		run2(d)
+		if diffed {
+			diff(t, d, old)
+		}
+		outcomes(d)
+		var buf bytes.Buffer
+		if _, err := d.Commit(ctx, old, &buf, true); err != nil {
+			t.Fatalf("diffed %v: Commit: %v", diffed, err)
+		}
+		got[j] = buf.Bytes()
+	}
+	if !bytes.Equal(got[0], got[1]) {
+		t.Fatalf("Commit after Diff wrote %d bytes, the full merge %d: not the same manifest", len(got[0]), len(got[1]))
+	}
+	// And the result says what it should: spot checks.
+	loc2 := memLoc(t)
+	w, err := blobio.NewWriter(ctx, loc2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(got[0])
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := OpenManifest(ctx, loc2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := entries(t, m)
+	byKey := map[string]entry{}
+	for _, e := range es {
+		byKey[e.Key] = e
+	}
+	if _, ok := byKey[key(0)]; ok {
+		t.Errorf("%s: deleted (missing, loaded), still in the manifest", key(0))
+	}
+	if e, ok := byKey[key(n-2)]; !ok || e.ID != strings.Repeat("x", (n-2)%21) {
+		t.Errorf("%s: missing and kept (mirror not loaded): %+v, %v", key(n-2), e, ok)
+	}
+	if e := byKey[key(1994)]; e.ID != strings.Repeat("x", 1994%21) || e.Hash != unsynced {
+		t.Errorf("%s: changed, not loaded: %+v", key(1994), e)
+	}
+	if e := byKey[key(2*1994)]; e.ID != fmt.Sprintf("c%d", 2*1994) || e.Hash == unsynced {
+		t.Errorf("%s: changed and loaded: %+v", key(2*1994), e)
+	}
+	if e := byKey[key(1499)]; e.ID != "n1499" {
+		t.Errorf("%s: new and loaded: %+v", key(1499), e)
+	}
+	if e := byKey[key(10)]; e.ID != strings.Repeat("x", 10) || e.Hash == unsynced {
+		t.Errorf("%s: unchanged: %+v", key(10), e)
+	}
+	if want := n/2 - 1 + (n/1499+1)/2; len(es) != want {
+		t.Errorf("%d entries, want %d", len(es), want)
+	}
+}

@@ -117,6 +117,7 @@ type manifestReader struct {
 	id      []byte
 	eof     bool
 	scratch []byte
+	raw     []byte // the record's bytes as read (see copyUnchanged)
 }
 
 func openManifestReader(ctx context.Context, loc blobio.Location) (*manifestReader, error) {
@@ -211,6 +212,7 @@ func (r *manifestReader) next() (bool, error) {
 	// the writer never produces) shows up as a checksum mismatch.
 	r.scratch = appendManifestRecord(r.scratch[:0], r.key, r.hash, r.id)
 	r.crc.write(r.scratch)
+	r.raw = r.scratch
 	r.n++
 	return true, nil
 }
@@ -244,6 +246,7 @@ func (r *manifestReader) nextBuffered() (bool, error) {
 	r.prev, r.key = r.key, append(r.prev[:0], key...)
 	r.hash = binary.LittleEndian.Uint64(b[k1:])
 	r.id = append(r.id[:0], b[i0:end]...)
+	r.raw = append(r.raw[:0], b[:end]...)
 	r.crc.write(b[:end])
 	r.n++
 	if _, err := r.br.Discard(end); err != nil {
@@ -362,6 +365,24 @@ func (mw *manifestWriter) add(key []byte, hash uint64, id []byte) error {
 	}
 	return nil
 }
+
+// addRaw writes rec, a record read from another manifest whose key is
+// after every key added so far and before the next one added: Commit's
+// copy of the old manifest's unchanged keys (see
+// manifestAndPending.copyUnchanged), which checks that order itself.
+// last is the key of the last of a series of addRaw calls: set it
+// (setLast) before the next add, which checks its order against it.
+func (mw *manifestWriter) addRaw(rec []byte) error {
+	mw.crc.write(rec)
+	mw.n++
+	if _, err := mw.bw.Write(rec); err != nil {
+		return fmt.Errorf("changes: write manifest: %w", err)
+	}
+	return nil
+}
+
+// setLast records key as the last key written (after addRaw).
+func (mw *manifestWriter) setLast(key []byte) { mw.last = append(mw.last[:0], key...) }
 
 // finish writes the footer and flushes.
 func (mw *manifestWriter) finish() error {
