@@ -245,7 +245,7 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 		return c, err
 	}
 	defer run.close()
-	man, err := openOld(ctx, old)
+	man, err := openOld(ctx, old, false)
 	if err != nil {
 		return c, err
 	}
@@ -397,8 +397,9 @@ func (d *Differ) Row() (pipeline.Row, pipeline.Origin, error) {
 }
 
 // openOld opens the old manifest for a merge and reads its first record;
-// nil stays nil.
-func openOld(ctx context.Context, old *Manifest) (*manifestReader, error) {
+// nil stays nil. keepRaw keeps each record's bytes (for Commit's copy of
+// the unchanged records; Diff does without the copy).
+func openOld(ctx context.Context, old *Manifest, keepRaw bool) (*manifestReader, error) {
 	if old == nil {
 		return nil, nil
 	}
@@ -406,6 +407,7 @@ func openOld(ctx context.Context, old *Manifest) (*manifestReader, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.keepRaw = keepRaw
 	if _, err := r.next(); err != nil {
 		r.close()
 		return nil, err
@@ -524,7 +526,7 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 			return 0, err
 		}
 		defer pk.c.close()
-		man, err := openOld(ctx, old)
+		man, err := openOld(ctx, old, true)
 		if err != nil {
 			return 0, err
 		}
@@ -536,7 +538,7 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 			return 0, err
 		}
 		defer run.close()
-		man, err := openOld(ctx, old)
+		man, err := openOld(ctx, old, false)
 		if err != nil {
 			return 0, err
 		}

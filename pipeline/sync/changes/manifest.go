@@ -117,7 +117,8 @@ type manifestReader struct {
 	id      []byte
 	eof     bool
 	scratch []byte
-	raw     []byte // the record's bytes as read (see copyUnchanged)
+	keepRaw bool   // keep raw (Commit's copy; see copyUnchanged)
+	raw     []byte // with keepRaw, the record's bytes as read
 }
 
 func openManifestReader(ctx context.Context, loc blobio.Location) (*manifestReader, error) {
@@ -246,7 +247,9 @@ func (r *manifestReader) nextBuffered() (bool, error) {
 	r.prev, r.key = r.key, append(r.prev[:0], key...)
 	r.hash = binary.LittleEndian.Uint64(b[k1:])
 	r.id = append(r.id[:0], b[i0:end]...)
-	r.raw = append(r.raw[:0], b[:end]...)
+	if r.keepRaw {
+		r.raw = append(r.raw[:0], b[:end]...)
+	}
 	r.crc.write(b[:end])
 	r.n++
 	if _, err := r.br.Discard(end); err != nil {
