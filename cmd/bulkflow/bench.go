@@ -718,7 +718,9 @@ type benchProfiles struct {
 // each benchmark, garbage is collected before every run, so that none of
 // it is collected, or not, during the run by chance; without retired that
 // would free the last emulator's memory, and the runtime would give it
-// back to the system during the runs of the other scenarios.
+// back to the system during the runs of the other scenarios. For the same
+// reason the files earlier runs wrote are flushed to disk first
+// (bench.FlushDirty), untimed.
 func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, prof benchProfiles, retired **salesforcetest.Server) (*benchSample, *bench.RowSet, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -736,6 +738,7 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 	if sc.key == "d" {
 		*retired = nil
 	}
+	bench.FlushDirty()
 	runtime.GC()
 	if prof.cpu != "" {
 		args = append(args, "--cpuprofile", prof.cpu)
