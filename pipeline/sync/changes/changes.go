@@ -547,6 +547,8 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 	}
 
 	mw := newManifestWriter(w)
+	// After a Diff, the unchanged records between pending keys are copied.
+	copier, _ := keys.(*manifestAndPending)
 	var (
 		e   keyEntry
 		out outcome
@@ -557,12 +559,12 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 				return 0, fmt.Errorf("changes: commit: %w", err)
 			}
 		}
-		if mp, fast := keys.(*manifestAndPending); fast {
+		if copier != nil {
 			var bound []byte
 			if t := outs.top(); t != nil {
 				bound = t.key
 			}
-			if err := mp.copyUnchanged(ctx, mw, bound); err != nil {
+			if err := copier.copyUnchanged(ctx, mw, bound); err != nil {
 				return 0, err
 			}
 		}
