@@ -2,8 +2,11 @@ package pipeline
 
 import (
 	"bytes"
+	"fmt"
 	"reflect"
 	"runtime"
+	"runtime/debug"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -148,4 +151,137 @@ func BenchmarkStringArena(b *testing.B) {
 	if keep != string(src) {
 		b.Fatal("bad copy")
 	}
+}
+
+// TestStringArenaBox checks values boxed with their headers in the arena
+// (CopyBoxed, Box): they are the strings they were made from, for every
+// way Go code looks at a string, and they stay so after collections that
+// run while they are made (GOGC=1: the collector marks nearly all the
+// time, so headers are written while it runs) and after the memory of
+// everything else is reused: only the interface values keep their chunks
+// alive.
+func TestStringArenaBox(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(1))
+	build := func(a *StringArena, i int) []any {
+		rec := []byte(fmt.Sprintf("id-%d,name %d,,%s", i, i*7, strings.Repeat("z", i%300)))
+		fields := bytes.Split(rec, []byte(","))
+		text := a.CopyBoxed(rec, len(fields))
+		out := make([]any, 0, len(fields))
+		at := 0
+		for _, f := range fields {
+			out = append(out, a.Box(text[at:at+len(f)]))
+			at += len(f) + 1
+		}
+		return out
+	}
+	want := func(i int) []string {
+		return []string{fmt.Sprintf("id-%d", i), fmt.Sprintf("name %d", i*7), "", strings.Repeat("z", i%300)}
+	}
+	var a StringArena
+	var rows [][]any
+	for i := range 20000 {
+		rows = append(rows, build(&a, i))
+		if i%5000 == 0 {
+			runtime.GC()
+		}
+	}
+	a = StringArena{} // the arena no longer holds its last chunk
+	overwriteFreed()
+	for i, r := range rows {
+		w := want(i)
+		for j, v := range r {
+			s, ok := v.(string)
+			if !ok || s != w[j] || v != any(w[j]) {
+				t.Fatalf("row %d value %d = %#v, want %q", i, j, v, w[j])
+			}
+		}
+	}
+	// Map keys and type switches see a string.
+	m := map[any]int{rows[3][0]: 3}
+	if m["id-3"] != 3 {
+		t.Error("a boxed value is not the same map key as its string")
+	}
+	switch rows[3][1].(type) {
+	case string:
+	default:
+		t.Errorf("type switch: %T", rows[3][1])
+	}
+	text := a.CopyBoxed([]byte("hello world"), 2)
+	if n := testing.AllocsPerRun(1, func() { _ = a.Box(text[:5]) }); n != 0 {
+		t.Errorf("Box allocates %v times", n)
+	}
+}
+
+// TestStringArenaBoxRefuses checks that Box panics rather than box a
+// string whose header could not share its chunk: one not from the last
+// CopyBoxed, or past the room CopyBoxed reserved.
+func TestStringArenaBoxRefuses(t *testing.T) {
+	var a StringArena
+	old := a.CopyBoxed([]byte("first"), 1)
+	text := a.CopyBoxed([]byte("second"), 2)
+	for name, f := range map[string]func(){
+		"foreign string":   func() { a.Box(strings.Clone("x")) },
+		"earlier text":     func() { a.Box(old[:2]) },
+		"after Copy":       func() { a.Copy([]byte("plain")); a.Box(text[:1]) },
+		"more than n":      func() { t := a.CopyBoxed([]byte("ab"), 1); a.Box(t[:1]); a.Box(t[1:]) },
+		"zero StringArena": func() { var z StringArena; z.Box("x") },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: Box did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+	if v := a.Box(""); v != any("") {
+		t.Errorf("Box(\"\") = %#v", v)
+	}
+}
+
+// TestAppendBoxed checks strings boxed after the bytes appended to a
+// buffer, with and without room left for the header (then the string moves
+// to a new chunk), across collections.
+func TestAppendBoxed(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(1))
+	var vals []any
+	var wants []string
+	buf := make([]byte, 0, 64)
+	for i := range 20000 {
+		s := strings.Repeat(string(rune('a'+i%26)), i%40)
+		if cap(buf)-len(buf) < len(s) {
+			buf = make([]byte, 0, 64+i%50) // small: often no room for the header
+		}
+		start := len(buf)
+		buf = append(buf, s...)
+		var v any
+		buf, v = AppendBoxed(buf, start, 256)
+		vals, wants = append(vals, v), append(wants, s)
+	}
+	buf = nil
+	overwriteFreed()
+	for i, v := range vals {
+		if s, ok := v.(string); !ok || s != wants[i] {
+			t.Fatalf("value %d = %#v, want %q", i, v, wants[i])
+		}
+	}
+}
+
+// overwriteFreed collects garbage and then fills freed memory of every size
+// up to a chunk's with 'X's, so that a value whose bytes were freed reads
+// differently.
+func overwriteFreed() {
+	runtime.GC()
+	runtime.GC()
+	var keep [][]byte
+	for size := 1; size <= 4096; size += 1 + size/8 {
+		for range 200 {
+			keep = append(keep, bytes.Repeat([]byte{'X'}, size))
+		}
+	}
+	for range 8 {
+		keep = append(keep, bytes.Repeat([]byte{'X'}, arenaChunk))
+	}
+	runtime.KeepAlive(keep)
 }

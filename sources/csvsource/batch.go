@@ -11,9 +11,10 @@ import (
 // record and an interface box per value):
 //
 //   - the text of each good record is copied once into a shared chunk
-//     (pipeline.StringArena) and its string values are substrings of it;
-//   - values are stored in per-type chunks (strings, ints, floats, times)
-//     and boxed in place (pipeline.BoxString and friends). A chunk is never
+//     (pipeline.StringArena) and its string values are substrings of it,
+//     boxed with their headers in the same chunk (StringArena.Box);
+//   - other values are stored in per-type chunks (ints, floats, times)
+//     and boxed in place (pipeline.BoxInt64 and friends). A chunk is never
 //     grown (a new one is started when it is full), so boxed elements never
 //     move, and no element is written twice.
 //
@@ -22,9 +23,8 @@ type batchBuilder struct {
 	text pipeline.StringArena
 
 	// values per new chunk of each type
-	strChunk, intChunk, floatChunk, timeChunk int
+	intChunk, floatChunk, timeChunk int
 
-	strs   []string
 	ints   []int64
 	floats []float64
 	times  []time.Time
@@ -33,11 +33,9 @@ type batchBuilder struct {
 // reset sizes the chunks started from now on for batches of about rows
 // rows of the given column types.
 func (bb *batchBuilder) reset(rows int, types []pipeline.Type) {
-	bb.strChunk, bb.intChunk, bb.floatChunk, bb.timeChunk = 0, 0, 0, 0
+	bb.intChunk, bb.floatChunk, bb.timeChunk = 0, 0, 0
 	for _, t := range types {
 		switch t {
-		case pipeline.TypeString, pipeline.TypeDecimal:
-			bb.strChunk += rows
 		case pipeline.TypeInt:
 			bb.intChunk += rows
 		case pipeline.TypeFloat:
@@ -50,26 +48,6 @@ func (bb *batchBuilder) reset(rows int, types []pipeline.Type) {
 
 // newChunk returns an empty slice with room for n values (at least 16).
 func newChunk[T any](n int) []T { return make([]T, 0, max(n, 16)) }
-
-// boxString returns s boxed from bb's string chunk.
-func (bb *batchBuilder) boxString(s string) any {
-	if len(bb.strs) == cap(bb.strs) {
-		bb.strs = newChunk[string](bb.strChunk)
-	}
-	bb.strs = append(bb.strs, s)
-	return pipeline.BoxString(&bb.strs[len(bb.strs)-1])
-}
-
-// strings returns n unset strings of bb's string chunk, to be set once
-// each and boxed (pipeline.BoxString).
-func (bb *batchBuilder) strings(n int) []string {
-	l := len(bb.strs)
-	if cap(bb.strs)-l < n {
-		bb.strs, l = newChunk[string](max(bb.strChunk, n)), 0
-	}
-	bb.strs = bb.strs[:l+n]
-	return bb.strs[l : l+n : l+n]
-}
 
 // boxInt returns v boxed from bb's int chunk.
 func (bb *batchBuilder) boxInt(v int64) any {

@@ -541,26 +541,25 @@ func (s *Source) cells(bb *batchBuilder, row pipeline.Row, origin pipeline.Origi
 		}
 		if sp.end > limit {
 			base, limit = sp.start, spans[s.sel[s.copyTo[k]]].end
-			rec = bb.text.Copy(text[base:limit])
+			rec = bb.text.CopyBoxed(text[base:limit], s.copyTo[k]-k+1)
 		}
-		row[k] = bb.boxString(rec[sp.start-base : sp.end-base])
+		row[k] = bb.text.Box(rec[sp.start-base : sp.end-base])
 	}
 	return nil
 }
 
 // stringCells is cells when every returned column is a string and there
 // are no null values (s.runs is set): each run of adjacent fields is
-// copied at once and each value boxed from one slice of the row's strings.
+// copied at once, with its values' string headers beside it
+// (StringArena.CopyBoxed).
 func (s *Source) stringCells(bb *batchBuilder, row pipeline.Row) {
 	text, spans, sel := s.rr.text, s.rr.spans, s.sel
-	strs := bb.strings(len(row))
 	for _, r := range s.runs {
 		base, limit := spans[sel[r.k0]].start, spans[sel[r.k1-1]].end
-		rec := bb.text.Copy(text[base:limit])
+		rec := bb.text.CopyBoxed(text[base:limit], r.k1-r.k0)
 		for k := r.k0; k < r.k1; k++ {
 			sp := spans[sel[k]]
-			strs[k] = rec[sp.start-base : sp.end-base]
-			row[k] = pipeline.BoxString(&strs[k])
+			row[k] = bb.text.Box(rec[sp.start-base : sp.end-base])
 		}
 	}
 }

@@ -246,7 +246,7 @@ func (p *Program) Field() int { return p.field }
 func (p *Program) Constant() (v any, ok bool) { return p.constant, p.hasConst }
 
 // Builds reports whether RunText may return a built string (see
-// RunText): callers size the slice they box such strings from with it.
+// RunText).
 func (p *Program) Builds() bool { return p.builds }
 
 // programFastPath returns the fast path of a whole program compiled with

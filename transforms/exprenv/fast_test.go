@@ -206,8 +206,8 @@ func sameOutcome(v1 any, err1 error, v2 any, err2 error) string {
 }
 
 // runText runs p with r.RunText as a map transform does (r bound to row):
-// a rename or a constant taken directly, a built string boxed from a
-// slice. It returns what Run would.
+// a rename or a constant taken directly, a built string as RunText boxed
+// it. It returns what Run would.
 func runText(r *Runner, p *Program, row pipeline.Row) (any, error) {
 	if i := p.Field(); i >= 0 {
 		if v, err := Normalize(row[i], p.Type); err == nil {
@@ -216,16 +216,14 @@ func runText(r *Runner, p *Program, row pipeline.Row) (any, error) {
 	} else if v, ok := p.Constant(); ok {
 		return v, nil
 	}
-	v, s, built, err := r.RunText(p)
+	v, built, err := r.RunText(p)
 	if built {
+		if _, ok := v.(string); !ok || err != nil {
+			return nil, fmt.Errorf("RunText built %#v, %v: want a string", v, err)
+		}
 		if !p.Builds() {
-			return nil, fmt.Errorf("RunText built %q but Builds is false", s)
+			return nil, fmt.Errorf("RunText built %q but Builds is false", v)
 		}
-		if v != nil || err != nil {
-			return nil, fmt.Errorf("RunText built %q with %#v, %v", s, v, err)
-		}
-		strs := []string{s}
-		return pipeline.BoxString(&strs[0]), nil
 	}
 	return v, err
 }
@@ -454,7 +452,7 @@ func TestRunTextAllocs(t *testing.T) {
 		}
 		r.Bind(row)
 		n := testing.AllocsPerRun(2000, func() {
-			if _, _, _, err := r.RunText(p); err != nil {
+			if _, _, err := r.RunText(p); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -464,7 +462,7 @@ func TestRunTextAllocs(t *testing.T) {
 	}
 	p, _ := e.Compile(srcs[len(srcs)-1])
 	r.Bind(row)
-	if v, _, _, err := r.RunText(p); v != "Enterprise" || err != nil {
+	if v, _, err := r.RunText(p); v != "Enterprise" || err != nil {
 		t.Errorf("tier of 1234567.89: %#v, %v", v, err)
 	}
 }
@@ -615,7 +613,7 @@ func TestRunTextKeepsStrings(t *testing.T) {
 		for _, p := range []*Program{concat, up} {
 			r.Bind(row)
 			want, wantErr := r.Run(p)
-			v, got, built, err := r.RunText(p)
+			v, built, err := r.RunText(p)
 			if (err != nil) != (wantErr != nil) {
 				t.Fatalf("%s on %#v: RunText error %v, Run %v", p.Expr, row, err, wantErr)
 			}
@@ -628,7 +626,7 @@ func TestRunTextKeepsStrings(t *testing.T) {
 				}
 				continue
 			}
-			all = append(all, handed{got, want.(string)})
+			all = append(all, handed{v.(string), want.(string)})
 		}
 	}
 	for i, h := range all {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
@@ -139,12 +138,12 @@ func (r *Runner) runVM(p *Program) (any, error) {
 // RunText is Run for a caller that stores many results, such as a map
 // transform filling a batch. A string the evaluation builds (a
 // concatenation, upper(s) of a lower-case s, a date written in Salesforce
-// form) is returned unboxed, as s with built set: its bytes are in an
-// arena the Runner keeps (never written again), and the caller boxes it
-// from a slice of its own with pipeline.BoxString, so that values cost no
-// allocation each. Otherwise the result is v, exactly what Run returns
-// (values, errors) — a string RunText builds is what Run would return.
-func (r *Runner) RunText(p *Program) (v any, s string, built bool, err error) {
+// form) is returned with built set, boxed without an allocation of its
+// own: its bytes and its string header are in an arena the Runner keeps
+// (never written again; pipeline.AppendBoxed). Otherwise the result is v,
+// exactly what Run returns (values, errors) — a string RunText builds is
+// what Run would return.
+func (r *Runner) RunText(p *Program) (v any, built bool, err error) {
 	if p.text != nil && r.hasRow {
 		if cap(r.text)-len(r.text) < minTextRoom {
 			r.text = make([]byte, 0, textChunk)
@@ -155,28 +154,25 @@ func (r *Runner) RunText(p *Program) (v any, s string, built bool, err error) {
 		case textBuilt:
 			switch p.Type {
 			case pipeline.TypeString, pipeline.TypeAny, pipeline.TypeDecimal:
-				if len(b) == start {
-					return nil, "", true, nil
-				}
 				// b[start:] is the string, appended after the strings
 				// handed out before; when append moved b to a larger
 				// array, the old one still holds those (and b a copy).
-				r.text = b
-				return nil, unsafe.String(&b[start], len(b)-start), true, nil
+				r.text, v = pipeline.AppendBoxed(b, start, textChunk)
+				return v, true, nil
 			}
 		case textValue:
 			if _, isStr := v.(string); isStr && p.Type == pipeline.TypeString {
-				return v, "", false, nil // what Normalize returns
+				return v, false, nil // what Normalize returns
 			}
 			if v, err := Normalize(v, p.Type); err == nil {
-				return v, "", false, nil
+				return v, false, nil
 			}
 		}
 		v, err = r.runVM(p)
-		return v, "", false, err
+		return v, false, err
 	}
 	v, err = r.Run(p)
-	return v, "", false, err
+	return v, false, err
 }
 
 // runtimeError strips expr's source snippet from a VM error, keeping the

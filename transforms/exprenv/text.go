@@ -16,11 +16,10 @@ import (
 // A fast path that builds a string (a concatenation, upper(s) of a
 // lower-case s, a date written in Salesforce form) would otherwise make two
 // allocations per value: the string's bytes and the interface value
-// holding it. The text form of such a node appends the bytes to a buffer
-// instead; Runner.RunText copies them into the Runner's arena (a
-// pipeline.StringArena) and hands back the string unboxed, for the caller
-// to box from a slice of its own (pipeline.BoxString). A map transform
-// then allocates per batch, not per value.
+// holding it. The text form of such a node appends the bytes to the
+// Runner's arena instead, and Runner.RunText boxes them with their string
+// header beside them (pipeline.AppendBoxed). A map transform then
+// allocates per batch, not per value.
 //
 // A text form decides exactly what the node's value form (fast.go) would:
 // the same checks on its inputs, the same helpers for everything but the

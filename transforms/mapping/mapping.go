@@ -98,10 +98,6 @@ type Transform struct {
 	env   *exprenv.Env
 	progs []*exprenv.Program
 	out   *pipeline.Schema
-	// builds is the number of programs whose results may be built
-	// strings (exprenv.Program.Builds): per row, the most strings Apply
-	// boxes from its per-batch slice.
-	builds int
 	// steps is the plan of eval, one per program, decided at Check.
 	steps []step
 }
@@ -185,12 +181,6 @@ func (t *Transform) Check(in *pipeline.Schema) (*pipeline.Schema, error) {
 	}
 	t.env, t.progs, t.out = env, progs, schema
 	t.steps = plan(progs)
-	t.builds = 0
-	for _, p := range progs {
-		if p.Builds() {
-			t.builds++
-		}
-	}
 	return schema, nil
 }
 
@@ -221,10 +211,9 @@ func (t *Transform) ColumnsUsed() ([]string, bool) {
 // fails on are dropped with a RowError of code CodeExprError.
 //
 // Allocations are per batch, not per value: the output rows share one
-// slab of values; strings the expressions build are kept in the Runner's
-// arena and boxed from one []string per batch (pipeline.BoxString); fields
-// that are renames are copied and constants stored without running
-// anything.
+// slab of values; strings the expressions build are kept, and boxed, in
+// the Runner's arena (exprenv.Runner.RunText); fields that are renames are
+// copied and constants stored without running anything.
 func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Batch, error) {
 	if t.out == nil {
 		return nil, errors.New("map: Apply called before Check")
@@ -235,10 +224,6 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 	rows := make([]pipeline.Row, n)
 	var drops []pipeline.Drop
 	slab := make([]any, n*w)
-	// strs holds the built strings the slab's values box. Its elements
-	// are assigned once, before boxing, and it is never grown (a full
-	// one is replaced), as BoxString requires.
-	strs := make([]string, 0, n*t.builds)
 	r := t.env.Runner()
 	defer r.Release()
 	for i := 0; i < n; i++ {
@@ -248,9 +233,7 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 		row := in.Row(i)
 		r.Bind(row)
 		dst := pipeline.Row(slab[i*w : (i+1)*w : (i+1)*w])
-		var j int
-		var err error
-		if strs, j, err = t.eval(r, row, dst, strs); err != nil {
+		if j, err := t.eval(r, row, dst); err != nil {
 			clear(dst)
 			f := t.fields[j]
 			drops = append(drops, pipeline.Drop{Row: row, Origin: in.Origin(i), Err: &pipeline.RowError{
@@ -277,11 +260,10 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 	return out, nil
 }
 
-// eval fills dst from row, which r is bound to, boxing built strings
-// from strs, and returns strs with them appended; on failure it returns
-// the index of the failing field. It follows t.steps: renames are copied
-// and constants stored without running anything.
-func (t *Transform) eval(r *exprenv.Runner, row, dst pipeline.Row, strs []string) ([]string, int, error) {
+// eval fills dst from row, which r is bound to; on failure it returns the
+// index of the failing field. It follows t.steps: renames are copied and
+// constants stored without running anything.
+func (t *Transform) eval(r *exprenv.Runner, row, dst pipeline.Row) (int, error) {
 	steps := t.steps
 	dst = dst[:len(steps)] // one bounds check, not one per field
 	for j := range steps {
@@ -304,21 +286,13 @@ func (t *Transform) eval(r *exprenv.Runner, row, dst pipeline.Row, strs []string
 				continue
 			} // else Run writes the error
 		}
-		v, s, built, err := r.RunText(st.p)
-		switch {
-		case err != nil:
-			return strs, j, err
-		case built:
-			if len(strs) == cap(strs) {
-				strs = make([]string, 0, 1024)
-			}
-			strs = append(strs, s) // within capacity: never moves
-			dst[j] = pipeline.BoxString(&strs[len(strs)-1])
-		default:
-			dst[j] = v
+		v, _, err := r.RunText(st.p)
+		if err != nil {
+			return j, err
 		}
+		dst[j] = v
 	}
-	return strs, 0, nil
+	return 0, nil
 }
 
 // Interface guards: a map transform is a pipeline.Transform, and its options
