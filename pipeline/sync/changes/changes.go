@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/bulkflow/bulkflow/pipeline"
 )
 
@@ -96,6 +98,7 @@ type Differ struct {
 	canon   []byte
 	text    []byte
 	payload []byte
+	digest  xxhash.Digest
 
 	diffed   bool
 	diffedOf manifestID
@@ -195,14 +198,17 @@ func (d *Differ) Add(row pipeline.Row, origin pipeline.Origin) error {
 		e.Origin = origin
 		return e
 	}
-	hashed := row
-	if d.canonFn != nil {
-		hashed = d.canonFn(row)
-	}
-	d.canon, d.text = appendCanonical(d.canon[:0], hashed, d.text)
-	h := rowHash(d.canon)
+	var h uint64
 	var err error
-	if d.payload, err = appendRow(d.payload[:0], row, origin, &d.objs); err != nil {
+	if d.canonFn == nil {
+		// The hash comes from the encoding itself (appendRowHash).
+		d.payload, h, d.text, err = appendRowHash(d.payload[:0], row, origin, &d.objs, &d.digest, d.text)
+	} else {
+		d.canon, d.text = appendCanonical(d.canon[:0], d.canonFn(row), d.text)
+		h = rowHash(d.canon)
+		d.payload, err = appendRow(d.payload[:0], row, origin, &d.objs)
+	}
+	if err != nil {
 		e := &pipeline.RowError{Origin: origin, Code: "unsupported_value", Err: fmt.Errorf("changes: %w", err)}
 		return e
 	}

@@ -275,6 +275,69 @@ func readBytes(p []byte) ([]byte, []byte, error) {
 	return p[:n], p[n:], nil
 }
 
+// appendRowHash is appendRow that also returns the row's hash,
+// rowHash(appendCanonical(row)), without writing the canonical text: for a
+// null or a string the spill encoding of the value is byte for byte its
+// canonical text (tagNil is 0x00, tagString 0x01 and both prefix a string
+// with its uvarint length), so d hashes the encoding in place, run by run
+// of such values, and only the canonical text of every other value (a
+// bool, a number, a time) is written, to scratch, and hashed between the
+// runs. A row of strings is hashed in one call over its encoding. The
+// digest's streaming sum is the one-shot sum of the concatenation
+// (TestAppendRowHash checks both results against appendRow and
+// appendCanonical).
+func appendRowHash(dst []byte, row pipeline.Row, origin pipeline.Origin, objs *objectTable, d *xxhash.Digest, scratch []byte) ([]byte, uint64, []byte, error) {
+	dst = binary.AppendUvarint(dst, objs.number(origin.Object))
+	dst = binary.AppendVarint(dst, origin.Line)
+	dst = binary.AppendVarint(dst, origin.Row)
+	dst = binary.AppendUvarint(dst, uint64(len(row)))
+	d.Reset()
+	run := len(dst) // the start of the run of values encoded as their canonical text
+	for i, v := range row {
+		switch x := v.(type) {
+		case nil:
+			dst = append(dst, tagNil)
+			continue
+		case string:
+			dst = append(dst, tagString)
+			dst = binary.AppendUvarint(dst, uint64(len(x)))
+			dst = append(dst, x...)
+			continue
+		}
+		var err error
+		mark := len(dst)
+		if dst, err = appendValue(dst, v); err != nil {
+			return dst, 0, scratch, fmt.Errorf("field %d: %w", i+1, err)
+		}
+		d.Write(dst[run:mark])
+		run = len(dst)
+		// The canonical text: 0x01, uvarint length, pipeline.AppendText.
+		scratch = append(scratch[:0], 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+		scratch = pipeline.AppendText(scratch, v)
+		n := len(scratch) - 11
+		at := 11 - uvarintLen(uint64(n))
+		binary.PutUvarint(scratch[at:], uint64(n))
+		scratch[at-1] = 1
+		d.Write(scratch[at-1:])
+	}
+	d.Write(dst[run:])
+	h := d.Sum64()
+	if h == unsynced {
+		h = 1
+	}
+	return dst, h, scratch, nil
+}
+
+// uvarintLen is the length of binary.AppendUvarint(nil, x).
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
 // appendCanonical appends the canonical text of a row, the input of its
 // hash: for each field either 0x00 (null) or 0x01, uvarint len(text), text,
 // where text is pipeline.AppendText of the value. The length prefix is the

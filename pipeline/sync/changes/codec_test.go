@@ -2,10 +2,14 @@ package changes
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 )
@@ -160,6 +164,13 @@ func FuzzRowCodec(f *testing.F) {
 			row[int(uint64(i)%uint64(len(row)))] = nil
 		}
 		roundTrip(t, row, pipeline.Origin{Object: zone, Line: i, Row: sec})
+		// The hash made from the encoding is the canonical text's.
+		var d xxhash.Digest
+		_, h, _, err := appendRowHash(nil, row, pipeline.Origin{}, &objectTable{}, &d, nil)
+		c, _ := appendCanonical(nil, row, nil)
+		if err != nil || h != rowHash(c) {
+			t.Errorf("appendRowHash(%#v) = %#x, %v; want %#x", row, h, err, rowHash(c))
+		}
 		// Arbitrary bytes must decode or fail, never panic.
 		dec := rowDecoder{objs: &objectTable{names: []string{"a"}}}
 		dec.decode(raw)
@@ -175,5 +186,50 @@ func TestRowHashStable(t *testing.T) {
 	c, _ := appendCanonical(nil, row, nil)
 	if got, want := rowHash(c), uint64(0xd3cd546c2d6ff7fd); got != want {
 		t.Errorf("row hash %#x, want %#x (the hash of earlier builds' manifests)", got, want)
+	}
+}
+
+// TestAppendRowHash checks that appendRowHash writes what appendRow does
+// and hashes what rowHash(appendCanonical) does, for rows of strings (one
+// run), mixed rows (runs cut by values of other types, first and last
+// included), every type of value, and long texts (uvarint lengths of
+// several bytes, in the runs and in the canonical text of a value).
+func TestAppendRowHash(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	ts := time.Date(2024, 2, 29, 13, 4, 5, 6000, time.FixedZone("CET", 3600))
+	rows := []pipeline.Row{
+		{},
+		{"EXT-1", "Ada", "Lovelace", "", nil},
+		{"EXT-2", "Ada", true, "Gold", "Open"},
+		{true, "a", nil, int64(-5), "b", 2.5},
+		{nil},
+		{int64(1), int(2), 3.25, false, true, time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC), ts, []byte("raw"), []byte(long), nil},
+		{long, []byte(long + long), long},
+		{"é", "\x00", "\x01\x05"},
+	}
+	var objs, objs2 objectTable
+	var d xxhash.Digest
+	var scratch []byte
+	for i, row := range rows {
+		origin := pipeline.Origin{Object: fmt.Sprint("obj", i%2), Line: int64(i), Row: int64(i * 3)}
+		got, h, sc, err := appendRowHash([]byte("prefix"), row, origin, &objs, &d, scratch)
+		scratch = sc
+		if err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+		want, err := appendRow([]byte("prefix"), row, origin, &objs2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("row %d: encoding %x, want %x", i, got, want)
+		}
+		c, _ := appendCanonical(nil, row, nil)
+		if wantH := rowHash(c); h != wantH {
+			t.Errorf("row %d %#v: hash %#x, want %#x", i, row, h, wantH)
+		}
+	}
+	if _, _, _, err := appendRowHash(nil, pipeline.Row{"a", struct{}{}}, pipeline.Origin{}, &objs, &d, nil); err == nil {
+		t.Error("a struct value was encoded")
 	}
 }
