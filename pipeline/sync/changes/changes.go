@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -65,7 +66,10 @@ type Options struct {
 	// LazyUnchanged makes Diff pass OpUnchanged keys to fn with a nil row
 	// and a zero origin instead of decoding their spooled rows: most keys
 	// of a sync are unchanged, and decoding every row was the largest part
-	// of a diff. fn can still decode the key's row with Differ.Row.
+	// of a diff. fn can still decode the key's row with Differ.Row. The
+	// key and oldID strings of such a call are valid only until fn
+	// returns (they share Diff's buffers; strings.Clone keeps one), so
+	// that Diff allocates nothing per unchanged key.
 	LazyUnchanged bool
 }
 
@@ -224,7 +228,8 @@ func (d *Differ) Add(row pipeline.Row, origin pipeline.Origin) error {
 // for changed and unchanged keys, the manifest entry's id as oldID), and
 // OpMissing with a nil row and the manifest entry's id. Under
 // Options.LazyUnchanged an OpUnchanged key comes with a nil row and a zero
-// origin, which fn can decode with Row.
+// origin, which fn can decode with Row, and with key and oldID strings
+// that are valid only during the call.
 //
 // When a key was added more than once, the first row in input order is the
 // key's row; each later one is passed to dup, right after the first, so the
@@ -304,7 +309,14 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 			if man.hash == top.aux {
 				op = OpUnchanged
 			}
-			if fn != nil {
+		}
+		// transient: the key and oldID strings fn gets share d.keyBuf and
+		// man.id (see Options.LazyUnchanged) instead of being copied.
+		transient := op == OpUnchanged && d.lazy
+		if fn != nil && order == 0 {
+			if transient {
+				oldID = unsafe.String(unsafe.SliceData(man.id), len(man.id))
+			} else {
 				oldID = string(man.id)
 			}
 		}
@@ -327,7 +339,11 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 		d.keyBuf = append(d.keyBuf[:0], top.key...)
 		var key string
 		if fn != nil {
-			key = string(d.keyBuf)
+			if transient {
+				key = unsafe.String(unsafe.SliceData(d.keyBuf), len(d.keyBuf))
+			} else {
+				key = string(d.keyBuf)
+			}
 			var row pipeline.Row
 			var o pipeline.Origin
 			if op != OpUnchanged || !d.lazy {
@@ -341,12 +357,18 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 			if err != nil {
 				return c, fmt.Errorf("changes: diff: key %q: %w", key, err)
 			}
+			if transient {
+				key = "" // made again below for dup, the rare case
+			}
 		}
 		if err := run.advance(); err != nil {
 			return c, err
 		}
 		for t := run.top(); t != nil && bytes.Equal(t.key, d.keyBuf); t = run.top() {
 			if fn != nil {
+				if key == "" {
+					key = string(d.keyBuf)
+				}
 				row, o, err := decode(t)
 				if err != nil {
 					return c, err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -627,8 +628,11 @@ func TestOpString(t *testing.T) {
 
 // TestLazyUnchanged: with Options.LazyUnchanged, Diff passes unchanged
 // keys with a nil row and zero origin, Row decodes the same row and origin
-// the eager Diff passes, every other event is as without the option, and
-// Row fails outside the callback.
+// the eager Diff passes, every other event is as without the option
+// (duplicates of unchanged keys included), Row fails outside the callback,
+// and an unchanged key's key and oldID strings are the right ones during
+// the call (the callback clones them) and are not copies (Diff allocates
+// nothing for them).
 func TestLazyUnchanged(t *testing.T) {
 	run1 := genRows(3, 3000, 2000)
 	run2 := genRows(3, 3000, 2000)
@@ -636,6 +640,9 @@ func TestLazyUnchanged(t *testing.T) {
 		if i%7 == 0 {
 			run2[i][2] = int64(5) // changed
 		}
+	}
+	for i := 1; i < 40; i += 3 { // duplicates of unchanged and changed keys
+		run2 = append(run2, slices.Clone(run2[i*50]))
 	}
 	for _, memLimit := range []int{0, 4096} {
 		t.Run(fmt.Sprint("MemLimit=", memLimit), func(t *testing.T) {
@@ -652,9 +659,13 @@ func TestLazyUnchanged(t *testing.T) {
 				}
 			}
 			var lazy, decoded []event
+			shared := 0
 			_, err = d.Diff(context.Background(), old, func(op Op, key string, row pipeline.Row, o pipeline.Origin, oldID string) error {
-				ev := event{Op: op, Key: key, Row: rowText(row), Line: o.Line, OldID: oldID}
+				ev := event{Op: op, Key: strings.Clone(key), Row: rowText(row), Line: o.Line, OldID: strings.Clone(oldID)}
 				if op == OpUnchanged {
+					if unsafe.StringData(key) == unsafe.SliceData(d.keyBuf) {
+						shared++
+					}
 					if row != nil || o != (pipeline.Origin{}) {
 						t.Errorf("unchanged key %q: row %v origin %+v, want nil and zero", key, row, o)
 					}
@@ -677,8 +688,17 @@ func TestLazyUnchanged(t *testing.T) {
 			if diff := cmp.Diff(eager, decoded); diff != "" {
 				t.Errorf("lazy Diff + Row differ from the eager Diff (-eager +lazy):\n%s", diff)
 			}
-			if !slices.ContainsFunc(lazy, func(e event) bool { return e.Op == OpUnchanged }) {
+			unchanged := 0
+			for _, e := range lazy {
+				if e.Op == OpUnchanged {
+					unchanged++
+				}
+			}
+			if unchanged == 0 {
 				t.Error("no unchanged key: the test does not test anything")
+			}
+			if shared != unchanged {
+				t.Errorf("%d of %d unchanged keys were passed in Diff's buffer, want all (not copied)", shared, unchanged)
 			}
 			if _, _, err := d.Row(); err == nil {
 				t.Error("Row outside Diff's callback: no error")
