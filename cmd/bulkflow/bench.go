@@ -289,7 +289,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return exitFailed
 		}
 	}
-	o := benchLoopOpts{data: dir, work: work, rows: *rows, runs: *runs, profDir: *profDir, memDir: *memDir, quiet: *asJSON}
+	exe, err := bench.CopyExecutable(work)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: bench: %v\n", err)
+		return exitFailed
+	}
+	o := benchLoopOpts{exe: exe, data: dir, work: work, rows: *rows, runs: *runs, profDir: *profDir, memDir: *memDir, quiet: *asJSON}
 	samples, err := benchLoop(ctx, selected, o, stderr)
 	if err == nil && *rssScale > 0 {
 		err = benchScaled(ctx, selected, o, *dataDir, *rssScale, samples, stderr)
@@ -318,6 +323,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // benchLoopOpts are the settings of benchLoop.
 type benchLoopOpts struct {
+	exe        string // the executable the children run (bench.CopyExecutable)
 	data, work string // the data folder; the folder for each run's output
 	rows, runs int
 	profDir    string // "" or where each run's CPU profile goes
@@ -346,7 +352,7 @@ func benchLoop(ctx context.Context, selected []benchScenario, o benchLoopOpts, s
 			if o.memDir != "" {
 				prof.allocs = filepath.Join(o.memDir, fmt.Sprintf("%s-%d.allocs.pprof", sc.name, run+1))
 			}
-			smp, set, err := benchMeasure(ctx, sc, o.data, out, o.rows, prof, &retired)
+			smp, set, err := benchMeasure(ctx, o.exe, sc, o.data, out, o.rows, prof, &retired)
 			if err == nil {
 				err = samples.add(sc, smp, set)
 			}
@@ -380,7 +386,7 @@ func benchScaled(ctx context.Context, selected []benchScenario, o benchLoopOpts,
 			continue // three passes of N x the rows in one process: not this target's subject
 		}
 		out := filepath.Join(o.work, sc.name+"-scaled")
-		smp, _, err := benchMeasure(ctx, sc, dir, out, o.rows*scale, benchProfiles{}, &retired)
+		smp, _, err := benchMeasure(ctx, o.exe, sc, dir, out, o.rows*scale, benchProfiles{}, &retired)
 		if err != nil {
 			return fmt.Errorf("bench %s (x%d rows): %w", sc.name, scale, err)
 		}
@@ -721,11 +727,7 @@ type benchProfiles struct {
 // back to the system during the runs of the other scenarios. For the same
 // reason the files earlier runs wrote are flushed to disk first
 // (bench.FlushDirty), untimed.
-func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, rows int, prof benchProfiles, retired **salesforcetest.Server) (*benchSample, *bench.RowSet, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, nil, err
-	}
+func benchMeasure(ctx context.Context, exe string, sc benchScenario, dataDir, out string, rows int, prof benchProfiles, retired **salesforcetest.Server) (*benchSample, *bench.RowSet, error) {
 	args := []string{"bench", benchChildArg, sc.name, "--data", dataDir, "--out", out, "--rows", strconv.Itoa(rows)}
 	if sc.key == "g" {
 		// The first sync run, untimed and in a process of its own (its
@@ -771,7 +773,7 @@ func benchMeasure(ctx context.Context, sc benchScenario, dataDir, out string, ro
 	cmd.Stdout, cmd.Stderr = &so, &se
 	emuCPU := bench.SelfCPU()
 	start := time.Now()
-	err = cmd.Run()
+	err := cmd.Run()
 	wall := time.Since(start).Seconds()
 	emuCPU = bench.SelfCPU() - emuCPU
 	stopEmuProfile()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"runtime/pprof"
@@ -135,4 +136,46 @@ func Baseline(in, out string) (int64, error) {
 		return 0, err
 	}
 	return max(n, 0), o.Close()
+}
+
+// CopyExecutable copies the running executable into dir, writes the copy
+// to disk and drops it from the page cache (dropPageCache), and returns
+// the copy's path: the measured child processes run the copy.
+//
+// Why: a child's peak RSS counts the pages of the executable it maps, and
+// how many a process maps depends on how the file came into the page
+// cache. A binary just written (by `go build`, whose linker writes through
+// mmap, or by write(2)) made every bench child 13-28 MiB larger than the
+// same file read back from disk (the baseline child: 77 and 92 MiB against
+// 63-65), until the kernel dropped those pages. The README's bench command
+// builds the binary right before running it, so one invocation's RSS
+// column, plan-parquet's 150 MiB target included, depended on how long ago
+// the binary was built. io.Copy is not given the files themselves, which
+// would let it use copy_file_range and share the original's pages.
+func CopyExecutable(dir string) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	path := filepath.Join(dir, "bulkflow-bench")
+	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, make([]byte, 1<<20))
+	if err == nil {
+		err = dropPageCache(dst)
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr // a file still open for writing cannot be executed (ETXTBSY)
+	}
+	if err != nil {
+		return "", fmt.Errorf("copy %s: %w", exe, err)
+	}
+	return path, nil
 }
