@@ -357,17 +357,14 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 			if err != nil {
 				return c, fmt.Errorf("changes: diff: key %q: %w", key, err)
 			}
-			if transient {
-				key = "" // made again below for dup, the rare case
-			}
 		}
 		if err := run.advance(); err != nil {
 			return c, err
 		}
 		for t := run.top(); t != nil && bytes.Equal(t.key, d.keyBuf); t = run.top() {
 			if fn != nil {
-				if key == "" {
-					key = string(d.keyBuf)
+				if transient { // dup gets a key it may keep: the rare case
+					key, transient = string(d.keyBuf), false
 				}
 				row, o, err := decode(t)
 				if err != nil {

@@ -79,10 +79,7 @@ func (t *objectTable) number(name string) uint64 {
 // daylight-saving rules are not kept, and a monotonic clock reading is
 // dropped.
 func appendRow(dst []byte, row pipeline.Row, origin pipeline.Origin, objs *objectTable) ([]byte, error) {
-	dst = binary.AppendUvarint(dst, objs.number(origin.Object))
-	dst = binary.AppendVarint(dst, origin.Line)
-	dst = binary.AppendVarint(dst, origin.Row)
-	dst = binary.AppendUvarint(dst, uint64(len(row)))
+	dst = appendRowHeader(dst, row, origin, objs)
 	for i, v := range row {
 		var err error
 		if dst, err = appendValue(dst, v); err != nil {
@@ -90,6 +87,15 @@ func appendRow(dst []byte, row pipeline.Row, origin pipeline.Origin, objs *objec
 		}
 	}
 	return dst, nil
+}
+
+// appendRowHeader appends what precedes a row's values in its spill
+// encoding (see appendRow): the origin and the number of values.
+func appendRowHeader(dst []byte, row pipeline.Row, origin pipeline.Origin, objs *objectTable) []byte {
+	dst = binary.AppendUvarint(dst, objs.number(origin.Object))
+	dst = binary.AppendVarint(dst, origin.Line)
+	dst = binary.AppendVarint(dst, origin.Row)
+	return binary.AppendUvarint(dst, uint64(len(row)))
 }
 
 func appendValue(dst []byte, v any) ([]byte, error) {
@@ -287,55 +293,31 @@ func readBytes(p []byte) ([]byte, []byte, error) {
 // (TestAppendRowHash checks both results against appendRow and
 // appendCanonical).
 func appendRowHash(dst []byte, row pipeline.Row, origin pipeline.Origin, objs *objectTable, d *xxhash.Digest, scratch []byte) ([]byte, uint64, []byte, error) {
-	dst = binary.AppendUvarint(dst, objs.number(origin.Object))
-	dst = binary.AppendVarint(dst, origin.Line)
-	dst = binary.AppendVarint(dst, origin.Row)
-	dst = binary.AppendUvarint(dst, uint64(len(row)))
+	dst = appendRowHeader(dst, row, origin, objs)
 	d.Reset()
 	run := len(dst) // the start of the run of values encoded as their canonical text
 	for i, v := range row {
-		switch x := v.(type) {
-		case nil:
-			dst = append(dst, tagNil)
-			continue
-		case string:
-			dst = append(dst, tagString)
-			dst = binary.AppendUvarint(dst, uint64(len(x)))
-			dst = append(dst, x...)
-			continue
-		}
-		var err error
 		mark := len(dst)
+		var err error
 		if dst, err = appendValue(dst, v); err != nil {
 			return dst, 0, scratch, fmt.Errorf("field %d: %w", i+1, err)
+		}
+		switch v.(type) {
+		case nil, string:
+			continue // encoded as its canonical text: hashed with its run
 		}
 		d.Write(dst[run:mark])
 		run = len(dst)
 		// The canonical text: 0x01, uvarint length, pipeline.AppendText.
-		scratch = append(scratch[:0], 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-		scratch = pipeline.AppendText(scratch, v)
-		n := len(scratch) - 11
-		at := 11 - uvarintLen(uint64(n))
-		binary.PutUvarint(scratch[at:], uint64(n))
-		scratch[at-1] = 1
-		d.Write(scratch[at-1:])
+		scratch = pipeline.AppendText(scratch[:0], v)
+		var head [1 + binary.MaxVarintLen64]byte
+		head[0] = 1
+		n := 1 + binary.PutUvarint(head[1:], uint64(len(scratch)))
+		d.Write(head[:n])
+		d.Write(scratch)
 	}
 	d.Write(dst[run:])
-	h := d.Sum64()
-	if h == unsynced {
-		h = 1
-	}
-	return dst, h, scratch, nil
-}
-
-// uvarintLen is the length of binary.AppendUvarint(nil, x).
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
+	return dst, hashValue(d.Sum64()), scratch, nil
 }
 
 // appendCanonical appends the canonical text of a row, the input of its
@@ -365,10 +347,13 @@ func appendCanonical(dst []byte, row pipeline.Row, scratch []byte) ([]byte, []by
 
 // rowHash returns the xxhash64 of canonical row text, with 0 (reserved for
 // "unsynced") mapped to 1.
-func rowHash(canonical []byte) uint64 {
-	h := xxhash.Sum64(canonical)
+func rowHash(canonical []byte) uint64 { return hashValue(xxhash.Sum64(canonical)) }
+
+// hashValue maps an xxhash64 sum to a row hash: 0, reserved for "unsynced",
+// becomes 1.
+func hashValue(h uint64) uint64 {
 	if h == unsynced {
-		h = 1
+		return 1
 	}
 	return h
 }
