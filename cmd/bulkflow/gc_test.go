@@ -12,7 +12,8 @@ import (
 
 // TestTuneGC: bulkflow's collector settings give way to the user's: GOGC
 // set keeps the user's GOGC and sets no limit; GOMEMLIMIT set keeps the
-// user's limit; neither set gives GOGC=200 and the small-heap limit.
+// user's limit (and GOGC=200); neither set gives the small-heap GOGC and
+// limit.
 func TestTuneGC(t *testing.T) {
 	prevPercent := debug.SetGCPercent(100)
 	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
@@ -26,7 +27,7 @@ func TestTuneGC(t *testing.T) {
 		wantPercent int
 		wantLimit   int64
 	}{
-		{"neither set", nil, defaultGCPercent, smallHeapLimit},
+		{"neither set", nil, smallHeapGCPercent, smallHeapLimit},
 		{"GOGC set", map[string]string{"GOGC": "100"}, 100, math.MaxInt64},
 		{"GOMEMLIMIT set", map[string]string{"GOMEMLIMIT": "1GiB"}, defaultGCPercent, math.MaxInt64},
 	} {
@@ -100,4 +101,44 @@ func TestWatchLiveHeap(t *testing.T) {
 		t.Fatal("lifted twice")
 	case <-time.After(100 * time.Millisecond):
 	}
+}
+
+// TestTuneGCLift: once a collection leaves more than smallHeapLive live,
+// the small-heap settings give way to defaultGCPercent without a limit.
+func TestTuneGCLift(t *testing.T) {
+	prevPercent := debug.SetGCPercent(100)
+	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		debug.SetGCPercent(prevPercent)
+		debug.SetMemoryLimit(prevLimit)
+	})
+	unsetenv(t, "GOGC")
+	unsetenv(t, "GOMEMLIMIT")
+	tuneGC()
+	// settings reads both without changing them.
+	settings := func() (int, int64) {
+		p := debug.SetGCPercent(-1)
+		debug.SetGCPercent(p)
+		return p, debug.SetMemoryLimit(-1)
+	}
+	if p, l := settings(); p != smallHeapGCPercent || l != smallHeapLimit {
+		t.Fatalf("before: GOGC %d, limit %d; want %d, %d", p, l, smallHeapGCPercent, smallHeapLimit)
+	}
+	held := make([][]byte, smallHeapLive>>20+16)
+	for i := range held {
+		held[i] = make([]byte, 1<<20)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond) // the finalizer goroutine runs the check
+		p, l := settings()
+		if p == defaultGCPercent && l == math.MaxInt64 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("with %d MiB held: GOGC %d, limit %d; want %d, no limit", len(held), p, l, defaultGCPercent)
+		}
+	}
+	runtime.KeepAlive(held)
 }
