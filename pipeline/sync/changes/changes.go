@@ -256,7 +256,7 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 		return c, err
 	}
 	defer run.close()
-	man, err := openOld(ctx, old, false)
+	man, err := openOld(ctx, old)
 	if err != nil {
 		return c, err
 	}
@@ -422,9 +422,8 @@ func (d *Differ) Row() (pipeline.Row, pipeline.Origin, error) {
 }
 
 // openOld opens the old manifest for a merge and reads its first record;
-// nil stays nil. keepRaw keeps each record's bytes (for Commit's copy of
-// the unchanged records; Diff does without the copy).
-func openOld(ctx context.Context, old *Manifest, keepRaw bool) (*manifestReader, error) {
+// nil stays nil.
+func openOld(ctx context.Context, old *Manifest) (*manifestReader, error) {
 	if old == nil {
 		return nil, nil
 	}
@@ -432,7 +431,6 @@ func openOld(ctx context.Context, old *Manifest, keepRaw bool) (*manifestReader,
 	if err != nil {
 		return nil, err
 	}
-	r.keepRaw = keepRaw
 	if _, err := r.next(); err != nil {
 		r.close()
 		return nil, err
@@ -551,7 +549,7 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 			return 0, err
 		}
 		defer pk.c.close()
-		man, err := openOld(ctx, old, true)
+		man, err := openOld(ctx, old)
 		if err != nil {
 			return 0, err
 		}
@@ -563,7 +561,7 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 			return 0, err
 		}
 		defer run.close()
-		man, err := openOld(ctx, old, false)
+		man, err := openOld(ctx, old)
 		if err != nil {
 			return 0, err
 		}

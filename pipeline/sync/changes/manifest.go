@@ -101,13 +101,29 @@ func corrupt(loc blobio.Location, format string, args ...any) error {
 		loc, fmt.Sprintf(format, args...), ErrCorrupt)
 }
 
-// manifestReader streams and verifies the records of a manifest. key and id
-// are valid until the next call of next.
+// manifestReader streams and verifies the records of a manifest. key, id
+// and raw are valid until the next call of next; prev (the key before key)
+// too, once next has returned a record.
+//
+// It reads the file into a buffer of its own and parses well-formed
+// records in place (nextFast): key, id and raw point into the buffer, and
+// the checksum is updated over spans of many records when the buffer is
+// refilled. bufio.Reader's Peek and Discard cost a copy of each key, id
+// and record, and a checksum call per record; a sync reads its manifest
+// three times (verify, Diff, Commit), and the last two in its serial tail
+// (issue 23). Anything else (the footer, a damaged or truncated record)
+// goes to the field-by-field path (next, through br), which reports what
+// is wrong, for the rest of the file.
 type manifestReader struct {
 	loc  blobio.Location
 	rc   io.ReadCloser
-	br   *bufio.Reader
 	want *Manifest // when set, the footer must match it (re-reads)
+
+	buf      []byte // the fast path's: buf[pos:end] unread, buf[hashed:pos] read but not yet in crc
+	pos, end int
+	hashed   int
+	srcErr   error         // why rc has no more bytes for buf (io.EOF at the end)
+	br       *bufio.Reader // the field-by-field path, once taken: buf[pos:end], then rc
 
 	n       int64    // records read
 	crc     crcBlock // CRC-32 of the record bytes read
@@ -117,8 +133,8 @@ type manifestReader struct {
 	id      []byte
 	eof     bool
 	scratch []byte
-	keepRaw bool   // keep raw (Commit's copy; see copyUnchanged)
-	raw     []byte // with keepRaw, the record's bytes as read
+	keySave []byte // key's copy, while buf is refilled under it
+	raw     []byte // the record's bytes as read (Commit's copy; see copyUnchanged)
 }
 
 func openManifestReader(ctx context.Context, loc blobio.Location) (*manifestReader, error) {
@@ -126,12 +142,15 @@ func openManifestReader(ctx context.Context, loc blobio.Location) (*manifestRead
 	if err != nil {
 		return nil, fmt.Errorf("changes: open manifest: %w", err)
 	}
-	r := &manifestReader{loc: loc, rc: rc, br: bufio.NewReaderSize(rc, ioBuf)}
-	var hdr [len(magic) + 1]byte
-	if _, err := io.ReadFull(r.br, hdr[:]); err != nil {
+	r := newManifestReader(loc, rc)
+	const hdrLen = len(magic) + 1
+	n, err := io.ReadAtLeast(rc, r.buf, hdrLen)
+	if err != nil {
 		rc.Close()
 		return nil, r.readErr("header", err)
 	}
+	r.pos, r.end, r.hashed = hdrLen, n, hdrLen
+	hdr := r.buf[:hdrLen]
 	if string(hdr[:len(magic)]) != magic {
 		rc.Close()
 		return nil, corrupt(loc, "not a manifest (bad magic %q)", hdr[:len(magic)])
@@ -146,6 +165,12 @@ func openManifestReader(ctx context.Context, loc blobio.Location) (*manifestRead
 		return nil, corrupt(loc, "bad format version %d", v)
 	}
 	return r, nil
+}
+
+// newManifestReader returns a reader of the records read from rc (which
+// starts after the header).
+func newManifestReader(loc blobio.Location, rc io.ReadCloser) *manifestReader {
+	return &manifestReader{loc: loc, rc: rc, buf: make([]byte, ioBuf)}
 }
 
 // readErr classifies a read error: an early end of file is corruption
@@ -163,8 +188,11 @@ func (r *manifestReader) next() (bool, error) {
 	if r.eof {
 		return false, nil
 	}
-	if ok, err := r.nextBuffered(); ok || err != nil {
-		return ok, err
+	if r.br == nil {
+		if ok, err := r.nextFast(); ok || err != nil {
+			return ok, err
+		}
+		r.fieldByField()
 	}
 	tag, err := r.br.ReadByte()
 	if err != nil {
@@ -218,45 +246,108 @@ func (r *manifestReader) next() (bool, error) {
 	return true, nil
 }
 
-// nextBuffered reads the next record when all of it is in the read buffer
-// and well-formed, straight from the buffer; otherwise it reads nothing and
-// returns false (next then reads the record field by field, and reports
-// what is wrong with it). The checksum covers the record's bytes as read,
-// which for a well-formed record are the bytes appendManifestRecord writes.
-func (r *manifestReader) nextBuffered() (bool, error) {
-	b, _ := r.br.Peek(r.br.Buffered())
-	if len(b) < 2 || b[0] != tagRecord {
-		return false, nil
+// nextFast reads the next record in place in buf, refilling it as needed,
+// when the record is well-formed; otherwise (the footer, a bad record, the
+// end of the file) it reads nothing and returns false, and next reads
+// field by field and reports what is wrong. The checksum covers the
+// record's bytes as read, which for a well-formed record are the bytes
+// appendManifestRecord writes.
+func (r *manifestReader) nextFast() (bool, error) {
+	for {
+		b := r.buf[r.pos:r.end]
+		if len(b) > 0 && b[0] != tagRecord {
+			return false, nil
+		}
+		if len(b) >= 2 {
+			kl, n := binary.Uvarint(b[1:])
+			if n < 0 || n > 0 && (kl == 0 || kl > maxKeyLen) {
+				return false, nil
+			}
+			if n > 0 && uint64(len(b)) > uint64(1+n)+kl+8 {
+				k0 := 1 + n
+				k1 := k0 + int(kl)
+				il, m := binary.Uvarint(b[k1+8:])
+				if m < 0 || m > 0 && il > maxKeyLen {
+					return false, nil
+				}
+				if m > 0 && uint64(len(b)) >= uint64(k1+8+m)+il {
+					i0 := k1 + 8 + m
+					end := i0 + int(il)
+					key := b[k0:k1:k1]
+					if r.n > 0 && bytes.Compare(r.key, key) >= 0 {
+						return false, corrupt(r.loc, "record %d: keys out of order (%q after %q)", r.n+1, key, r.key)
+					}
+					r.prev, r.key = r.key, key
+					r.hash = binary.LittleEndian.Uint64(b[k1:])
+					r.id = b[i0:end:end]
+					r.raw = b[:end:end]
+					r.pos += end
+					r.n++
+					return true, nil
+				}
+			}
+		}
+		if !r.fill() {
+			return false, nil
+		}
 	}
-	kl, n := binary.Uvarint(b[1:])
-	if n <= 0 || kl == 0 || kl > maxKeyLen || uint64(len(b)) < uint64(1+n)+kl+8 {
-		return false, nil
-	}
-	k0 := 1 + n
-	k1 := k0 + int(kl)
-	il, m := binary.Uvarint(b[k1+8:])
-	if m <= 0 || il > maxKeyLen || uint64(len(b)) < uint64(k1+8+m)+il {
-		return false, nil
-	}
-	i0 := k1 + 8 + m
-	end := i0 + int(il)
-	key := b[k0:k1]
-	if r.n > 0 && bytes.Compare(r.key, key) >= 0 {
-		return false, corrupt(r.loc, "record %d: keys out of order (%q after %q)", r.n+1, key, r.key)
-	}
-	r.prev, r.key = r.key, append(r.prev[:0], key...)
-	r.hash = binary.LittleEndian.Uint64(b[k1:])
-	r.id = append(r.id[:0], b[i0:end]...)
-	if r.keepRaw {
-		r.raw = append(r.raw[:0], b[:end]...)
-	}
-	r.crc.write(b[:end])
-	r.n++
-	if _, err := r.br.Discard(end); err != nil {
-		return false, fmt.Errorf("changes: read manifest %s: %w", r.loc, err)
-	}
-	return true, nil
 }
+
+// maxEmptyReads is how many reads in a row may return nothing before fill
+// gives up with io.ErrNoProgress (as bufio.Reader does).
+const maxEmptyReads = 100
+
+// fill adds the read bytes to the checksum, moves the unread ones to the
+// front of buf (key, which may point into the read ones, is copied first),
+// doubles buf if they fill it, and reads more from rc. It returns false
+// when rc has nothing more (srcErr says why).
+func (r *manifestReader) fill() bool {
+	if r.srcErr != nil {
+		return false
+	}
+	r.crc.span(r.buf[r.hashed:r.pos])
+	r.keySave = append(r.keySave[:0], r.key...)
+	r.key = r.keySave
+	n := copy(r.buf, r.buf[r.pos:r.end])
+	r.pos, r.end, r.hashed = 0, n, 0
+	if n == len(r.buf) {
+		r.buf = append(r.buf, make([]byte, len(r.buf))...)
+	}
+	for range maxEmptyReads {
+		m, err := r.rc.Read(r.buf[r.end:])
+		r.end += m
+		if err != nil {
+			r.srcErr = err
+			return m > 0
+		}
+		if m > 0 {
+			return true
+		}
+	}
+	r.srcErr = io.ErrNoProgress
+	return false
+}
+
+// fieldByField switches to reading through br, for the rest of the file:
+// the unread bytes of buf, then what rc has left. key and prev become
+// copies (the field-by-field path appends to them), and the checksum takes
+// in the bytes read so far.
+func (r *manifestReader) fieldByField() {
+	r.crc.span(r.buf[r.hashed:r.pos])
+	r.hashed = r.pos
+	r.key = bytes.Clone(r.key)
+	r.prev, r.id, r.raw = nil, nil, nil
+	var rest io.Reader = r.rc
+	if r.srcErr != nil {
+		rest = errReader{r.srcErr}
+	}
+	r.br = bufio.NewReader(io.MultiReader(bytes.NewReader(r.buf[r.pos:r.end]), rest))
+}
+
+// errReader is a reader that fails with err.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func (r *manifestReader) footer() error {
 	var f [12]byte
@@ -327,6 +418,19 @@ func (c *crcBlock) write(p []byte) {
 		c.crc = crc32.Update(c.crc, crc32.IEEETable, c.buf)
 		c.buf = c.buf[:0]
 	}
+}
+
+// span adds p to the checksum without copying it: for spans of many
+// records (manifestReader reads records in place).
+func (c *crcBlock) span(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if len(c.buf) > 0 {
+		c.crc = crc32.Update(c.crc, crc32.IEEETable, c.buf)
+		c.buf = c.buf[:0]
+	}
+	c.crc = crc32.Update(c.crc, crc32.IEEETable, p)
 }
 
 // sum returns the CRC-32 of everything written so far.

@@ -1,16 +1,17 @@
 package changes
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 )
@@ -265,7 +266,7 @@ func BenchmarkManifest(b *testing.B) {
 		if err := mw.finish(); err != nil {
 			b.Fatal(err)
 		}
-		r := &manifestReader{br: bufio.NewReaderSize(bytes.NewReader(buf.Bytes()[len(magic)+1:]), ioBuf)}
+		r := newManifestReader(blobio.Location{}, io.NopCloser(bytes.NewReader(buf.Bytes()[len(magic)+1:])))
 		for {
 			ok, err := r.next()
 			if err != nil {
@@ -331,4 +332,98 @@ func FuzzOpenManifest(f *testing.F) {
 			t.Fatalf("accepted %d bytes that do not re-encode to themselves (%d bytes)", len(data), buf.Len())
 		}
 	})
+}
+
+// readAllRecords reads the records after the header of a manifest with
+// newManifestReader over rc, checking prev after every record, and returns
+// the entries and the reader's error.
+func readAllRecords(t *testing.T, rc io.Reader) ([]entry, error) {
+	t.Helper()
+	r := newManifestReader(blobio.Location{}, io.NopCloser(rc))
+	var got []entry
+	for {
+		ok, err := r.next()
+		if err != nil || !ok {
+			return got, err
+		}
+		if n := len(got); n > 0 && string(r.prev) != got[n-1].Key {
+			t.Fatalf("record %d: prev %.20q, want the key before, %.20q", n+1, r.prev, got[n-1].Key)
+		}
+		if want := appendManifestRecord(nil, r.key, r.hash, r.id); !bytes.Equal(r.raw, want) {
+			t.Fatalf("record %d: raw %.40q, want %.40q", len(got)+1, r.raw, want)
+		}
+		got = append(got, entry{Key: string(r.key), Hash: r.hash, ID: string(r.id)})
+	}
+}
+
+// TestManifestReaderInPlace: the reader parses records in place in its
+// buffer and refills it under them: over a manifest of several buffers,
+// read in whole buffers, one byte at a time and a few bytes at a time,
+// with records larger than the buffer, every entry, prev and raw come out
+// as written and the checksum matches; a bad record after many good ones
+// is reported as the field-by-field path reports it.
+func TestManifestReaderInPlace(t *testing.T) {
+	es := manyEntries(150_000) // about 4.5 MB: several refills of the 1 MiB buffer
+	big := []entry{
+		{"a-big", 1, strings.Repeat("i", maxKeyLen)},                                // a record of 1 MiB and more
+		{strings.Repeat("b", maxKeyLen), 2, "id"},                                   // a key of maxKeyLen
+		{"c" + strings.Repeat("k", maxKeyLen-1), 3, strings.Repeat("j", maxKeyLen)}, // 2 MiB
+		{"d", 4, ""},
+	}
+	for _, tc := range []struct {
+		name string
+		es   []entry
+		rd   func(io.Reader) io.Reader
+	}{
+		{"whole reads", es, func(r io.Reader) io.Reader { return r }},
+		{"one byte reads", es[:40_000], iotest.OneByteReader},
+		{"half reads", es, iotest.HalfReader},
+		{"data with EOF", es, iotest.DataErrReader},
+		{"records over the buffer", big, iotest.HalfReader},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := encodeManifest(t, tc.es...)
+			got, err := readAllRecords(t, tc.rd(bytes.NewReader(data[len(magic)+1:])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.es) {
+				t.Fatalf("read %d entries, want %d", len(got), len(tc.es))
+			}
+			for i := range got {
+				if got[i] != tc.es[i] {
+					t.Fatalf("entry %d = {%.40q %d %.40q}, want {%.40q %d %.40q}", i,
+						got[i].Key, got[i].Hash, got[i].ID, tc.es[i].Key, tc.es[i].Hash, tc.es[i].ID)
+				}
+			}
+		})
+	}
+
+	// Damage after many good records (well past the first refill): each
+	// is reported with its record number, as the field-by-field path does.
+	data := encodeManifest(t, es...)
+	recs := data[len(magic)+1 : len(data)-13]
+	at := 100_000
+	off := 0
+	for i := range at {
+		off += len(appendManifestRecord(nil, []byte(es[i].Key), es[i].Hash, []byte(es[i].ID)))
+	}
+	for _, tc := range []struct {
+		name, want string
+		damage     func(b []byte) []byte
+	}{
+		{"bad tag", "record 100001: bad tag byte 0x07", func(b []byte) []byte { b[off] = 7; return b }},
+		{"bad key length", "record 100001: bad key length 0", func(b []byte) []byte { b[off+1] = 0; return b }},
+		{"out of order", "record 100001: keys out of order", func(b []byte) []byte { b[off+2] = 'a'; return b }},
+		{"truncated", "truncated in key after 100000 records", func(b []byte) []byte { return b[:off+3] }},
+		{"checksum", "checksum mismatch", func(b []byte) []byte { b[off+2+len(es[at].Key)] ^= 1; return b }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.damage(append(bytes.Clone(recs), data[len(data)-13:]...))
+			_, err := readAllRecords(t, iotest.HalfReader(bytes.NewReader(b)))
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrCorrupt with %q", err, tc.want)
+			}
+		})
+	}
 }
