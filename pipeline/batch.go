@@ -54,6 +54,11 @@ type Batch struct {
 	rows    []Row
 	origins []Origin
 	drops   []Drop
+	// slabs back rows, from pool (Recycle); sole is set by the engine when
+	// the batch went to one stage only (see SlabPool).
+	slabs [][]any
+	pool  *SlabPool
+	sole  bool
 }
 
 // NewBatch returns an empty batch of the given schema with room for n rows.
@@ -109,5 +114,5 @@ func (b *Batch) withoutDrops() *Batch {
 	if len(b.drops) == 0 {
 		return b
 	}
-	return &Batch{schema: b.schema, rows: b.rows, origins: b.origins}
+	return &Batch{schema: b.schema, rows: b.rows, origins: b.origins, slabs: b.slabs, pool: b.pool}
 }

@@ -25,6 +25,9 @@
 //   - sinks: Batcher (batch policy), FinalWriter (rows final when Write
 //     returns), IDWriter (record ids for sync manifests), Deleter (mirror
 //     deletes), StatsReporter (details for the run report);
+//   - transforms, sinks and syncers: RowReleaser (keeps no input row once
+//     Apply, Write or Add returns), so that the engine may recycle the
+//     memory of rows a producer took from a SlabPool (Batch.Recycle);
 //   - plugin options: Validator (check themselves at load), ExprSetter (the
 //     expressions of map and filter, with their file positions);
 //   - sink options, for the CLI: Preflighter (check the destination before

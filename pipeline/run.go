@@ -190,6 +190,8 @@ func (r *runner) emit(s *planStage, in *Schema, b *Batch) {
 	fwd := b.withoutDrops()
 	if k := len(s.consumers); k > 1 {
 		r.fanned.Add(n * int64(k-1))
+	} else {
+		fwd.sole = true // its one consumer may release its rows
 	}
 	for _, c := range s.consumers {
 		r.edges[c].ch <- fwd // consumers always drain their input, so this cannot block forever
@@ -557,9 +559,18 @@ func (r *runner) runTransform(s *planStage) {
 	defer r.closeOutputs(s)
 	in := r.edges[s].ch
 	workers := s.spec.Workers
+	releases := releasesRows(s.transform)
+	// done releases b's rows once the batch made of them has been emitted
+	// (its drops, which may hold b's rows, settled).
+	done := func(b *Batch) {
+		if releases && b.sole {
+			b.release()
+		}
+	}
 	if workers <= 1 {
 		for b := range in {
 			r.emit(s, s.in, r.apply(s, b))
+			done(b)
 		}
 		return
 	}
@@ -569,6 +580,7 @@ func (r *runner) runTransform(s *planStage) {
 			g.Go(func() error {
 				for b := range in {
 					r.emit(s, s.in, r.apply(s, b))
+					done(b)
 				}
 				return nil
 			})
@@ -583,14 +595,14 @@ func (r *runner) runTransform(s *planStage) {
 		res chan *Batch
 	}
 	jobs := make(chan job, workers)
-	slots := make(chan chan *Batch, 2*workers)
+	slots := make(chan job, 2*workers)
 	g.Go(func() error {
 		defer close(jobs)
 		defer close(slots)
 		for b := range in {
-			res := make(chan *Batch, 1)
-			slots <- res
-			jobs <- job{b, res}
+			j := job{b, make(chan *Batch, 1)}
+			slots <- j
+			jobs <- j
 		}
 		return nil
 	})
@@ -602,8 +614,9 @@ func (r *runner) runTransform(s *planStage) {
 			return nil
 		})
 	}
-	for res := range slots {
-		r.emit(s, s.in, <-res)
+	for j := range slots {
+		r.emit(s, s.in, <-j.res)
+		done(j.b)
 	}
 	g.Wait()
 }
@@ -631,11 +644,15 @@ func (r *runner) runSink(s *planStage) {
 	if feed.limit <= 0 {
 		feed.limit = syncBatchRows // only sync stages get here without MaxRows
 	}
+	syReleases := sy != nil && releasesRows(sy)
 	for b := range r.edges[s].ch {
 		r.counters[s].in.Add(int64(b.Len()))
 		switch {
 		case sy != nil:
 			r.spool(s, sy, b)
+			if syReleases && b.sole {
+				b.release()
+			}
 		case policy.MaxRows <= 0:
 			feed.write(b, nil)
 		default:
@@ -729,6 +746,11 @@ func (r *runner) closeSink(s *planStage, sink Sink, cl *commitLog) {
 // syncer, it tells the syncer each row's outcome (ops[i] is row i's op).
 // ctx is the run's work context carrying the batch's sequence number.
 func (r *runner) write(ctx context.Context, s *planStage, sink Sink, cl *commitLog, b *Batch, sy Syncer, ops []SyncOp) {
+	// Every path below is done with b's rows when it returns (drops are
+	// settled before), unless the commit log keeps the batch.
+	if b.sole && cl == nil && releasesRows(sink) {
+		defer b.release()
+	}
 	c := r.counters[s]
 	if r.workCtx.Err() != nil {
 		r.settle(s, s.in, r.drainBatch(b, r.drainCode(), nil).Drops())

@@ -310,6 +310,10 @@ func (p *PlanSink) writeREST(b *pipeline.Batch) error {
 	return nil
 }
 
+// ReleasesRows implements pipeline.RowReleaser: Write encodes every row
+// before it returns (job CSV or REST bodies) and keeps none.
+func (p *PlanSink) ReleasesRows() bool { return true }
+
 // Close commits the job files (renames them into place). It is idempotent.
 func (p *PlanSink) Close(ctx context.Context) error {
 	p.mu.Lock()

@@ -64,6 +64,9 @@ type Source struct {
 	header []string // the first object's header (nil without header)
 	rr     *recordReader
 	bb     batchBuilder // the values of the batch being read
+	// slabs recycles the memory of the rows (the []any of their values)
+	// once the engine has released a batch (pipeline.SlabPool).
+	slabs pipeline.SlabPool
 }
 
 // colRun is the returned columns k0 <= k < k1, whose fields are adjacent
@@ -454,7 +457,8 @@ func (s *Source) fillBatch(ctx context.Context) (*pipeline.Batch, error) {
 				break
 			}
 			if len(slab) < width {
-				slab = make([]any, width*chunkRows)
+				slab = s.slabs.Get(width * chunkRows)
+				b.Recycle(&s.slabs, slab)
 			}
 			row := pipeline.Row(slab[:width:width])
 			if s.runs != nil {

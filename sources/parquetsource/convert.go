@@ -229,7 +229,7 @@ func (s *Source) convert(cur *object, rec arrow.RecordBatch) (*pipeline.Batch, e
 	p := cur.plan
 	n := int(rec.NumRows())
 	ncols := len(p.cols)
-	slab := make([]any, n*ncols)
+	slab := s.slabs.Get(n * ncols)
 	var bad map[int]*pipeline.RowError
 	rs := rec.Schema()
 	for j, c := range p.cols {
@@ -289,6 +289,7 @@ func (s *Source) assemble(cur *object, slab []any, n int, bad map[int]*pipeline.
 	p := cur.plan
 	ncols := len(p.cols)
 	b := pipeline.NewBatch(p.schema, n-len(bad))
+	b.Recycle(&s.slabs, slab)
 	for i := range n {
 		row := pipeline.Row(slab[i*ncols : (i+1)*ncols : (i+1)*ncols])
 		origin := pipeline.Origin{Object: cur.name, Row: cur.row + int64(i) + 1}

@@ -86,6 +86,9 @@ type Source struct {
 	skippedRows int64       // rows in them
 	fastRGs     int64       // row groups read on the fast path (tests)
 	rows        rowCount    // for InputSize
+	// slabs recycles the memory of the rows (the []any of their values)
+	// once the engine has released a batch (pipeline.SlabPool).
+	slabs pipeline.SlabPool
 }
 
 // object is one open Parquet object.
@@ -420,7 +423,7 @@ func (s *Source) readFast(cur *object) (*pipeline.Batch, error) {
 	p := cur.plan
 	n := int(min(int64(s.cfg.batchSize), cur.fg.left))
 	ncols := len(p.cols)
-	slab := make([]any, n*ncols)
+	slab := s.slabs.Get(n * ncols)
 	var bad map[int]*pipeline.RowError
 	err := cur.fg.read(slab, n, func(i, j int, verr *valueErr) {
 		if bad == nil {

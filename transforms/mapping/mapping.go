@@ -100,6 +100,9 @@ type Transform struct {
 	out   *pipeline.Schema
 	// steps is the plan of eval, one per program, decided at Check.
 	steps []step
+	// slabs recycles the memory of the output rows once the engine has
+	// released a batch (pipeline.SlabPool).
+	slabs pipeline.SlabPool
 }
 
 // stepKind is how eval fills an output field.
@@ -223,7 +226,7 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 	// drops the output shares the input's origins (no copy per row).
 	rows := make([]pipeline.Row, n)
 	var drops []pipeline.Drop
-	slab := make([]any, n*w)
+	slab := t.slabs.Get(n * w)
 	r := t.env.Runner()
 	defer r.Release()
 	for i := 0; i < n; i++ {
@@ -245,20 +248,27 @@ func (t *Transform) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline.Ba
 		}
 		rows[i] = dst
 	}
+	var out *pipeline.Batch
 	if len(drops) == 0 {
-		return in.Derive(t.out, rows), nil
-	}
-	out := pipeline.NewBatch(t.out, n-len(drops))
-	for i, row := range rows {
-		if row != nil {
-			out.Append(row, in.Origin(i))
+		out = in.Derive(t.out, rows)
+	} else {
+		out = pipeline.NewBatch(t.out, n-len(drops))
+		for i, row := range rows {
+			if row != nil {
+				out.Append(row, in.Origin(i))
+			}
+		}
+		for _, d := range drops {
+			out.Drop(d)
 		}
 	}
-	for _, d := range drops {
-		out.Drop(d)
-	}
+	out.Recycle(&t.slabs, slab) // the rows of out, and of no other batch
 	return out, nil
 }
+
+// ReleasesRows implements pipeline.RowReleaser: Apply's output rows are
+// values copied into a slab of its own, and only its drops hold input rows.
+func (t *Transform) ReleasesRows() bool { return true }
 
 // eval fills dst from row, which r is bound to; on failure it returns the
 // index of the failing field. It follows t.steps: renames are copied and

@@ -306,6 +306,10 @@ func (s *Syncer) Add(row pipeline.Row, origin pipeline.Origin) error {
 	return s.differ.Add(row, origin)
 }
 
+// ReleasesRows implements pipeline.RowReleaser: Add encodes the row into
+// the spool (changes.Differ.Add) and keeps none.
+func (s *Syncer) ReleasesRows() bool { return true }
+
 // Diff implements pipeline.Syncer. With delete_missing, the first call
 // first counts the keys (a pass over the spool and the manifest) and checks
 // max_deletes before passing on anything; without, one pass does both.
