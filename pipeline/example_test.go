@@ -45,3 +45,29 @@ stages:
 	// Output:
 	// partial: read 100, loaded 88, filtered 8, dead-lettered 4
 }
+
+// ExampleSlabPool builds a batch whose rows live in one slab from a pool,
+// as a source that opts in to recycling does: the engine gives the slab
+// back to the pool once the stage the batch went to (a RowReleaser) is
+// done with its rows, and the next Get may return it, cleared.
+func ExampleSlabPool() {
+	var pool pipeline.SlabPool // one per source: Get and the engine's release may run concurrently
+	schema := pipelinetest.Schema
+	const rows = 3
+	width := schema.Len()
+	b := pipeline.NewBatch(schema, rows)
+	slab := pool.Get(rows * width)
+	b.Recycle(&pool, slab)
+	for i := range rows {
+		row := pipeline.Row(slab[i*width : (i+1)*width : (i+1)*width])
+		row[0], row[1] = int64(i), fmt.Sprintf("name-%d", i)
+		b.Append(row, pipeline.Origin{Object: "example", Row: int64(i + 1)})
+	}
+	for i := range b.Len() {
+		fmt.Println(b.Row(i))
+	}
+	// Output:
+	// [0 name-0]
+	// [1 name-1]
+	// [2 name-2]
+}
