@@ -62,10 +62,12 @@ func newCommitLog(sink Sink, in *Schema) *commitLog {
 }
 
 // add records the rows of b that the sink loaded (all of them when failed
-// is nil, otherwise those whose index is not in failed).
-func (l *commitLog) add(b *Batch, failed map[int]bool) {
+// is nil, otherwise those whose index is not in failed). It reports
+// whether it kept b's rows in memory (after a spool error) rather than
+// copying them to the spool.
+func (l *commitLog) add(b *Batch, failed map[int]bool) (kept bool) {
 	if l == nil || b.Len() == 0 {
-		return
+		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -80,7 +82,7 @@ func (l *commitLog) add(b *Batch, failed map[int]bool) {
 	}
 	if l.err != nil {
 		l.keep(b, failed)
-		return
+		return true
 	}
 	spooled := int64(0)
 	for i := range b.rows {
@@ -94,11 +96,12 @@ func (l *commitLog) add(b *Batch, failed map[int]bool) {
 			l.err = err
 			l.rows -= spooled
 			l.keep(b, failed)
-			return
+			return true
 		}
 		l.rows++
 		spooled++
 	}
+	return false
 }
 
 // keep holds b's loaded rows in memory. l.mu is held.

@@ -747,9 +747,14 @@ func (r *runner) closeSink(s *planStage, sink Sink, cl *commitLog) {
 // ctx is the run's work context carrying the batch's sequence number.
 func (r *runner) write(ctx context.Context, s *planStage, sink Sink, cl *commitLog, b *Batch, sy Syncer, ops []SyncOp) {
 	// Every path below is done with b's rows when it returns (drops are
-	// settled before), unless the commit log keeps the batch.
-	if b.sole && cl == nil && releasesRows(sink) {
-		defer b.release()
+	// settled before), unless the commit log kept the batch in memory.
+	kept := false
+	if b.sole && releasesRows(sink) {
+		defer func() {
+			if !kept {
+				b.release()
+			}
+		}()
 	}
 	c := r.counters[s]
 	if r.workCtx.Err() != nil {
@@ -771,7 +776,7 @@ func (r *runner) write(ctx context.Context, s *planStage, sink Sink, cl *commitL
 	case err == nil:
 		c.loaded.Add(int64(b.Len()))
 		r.loaded.Add(int64(b.Len()))
-		cl.add(b, nil)
+		kept = cl.add(b, nil)
 	case errors.As(err, &rowErrs):
 		seen := make(map[int]bool, len(rowErrs.Failures))
 		var drops []Drop
@@ -790,7 +795,7 @@ func (r *runner) write(ctx context.Context, s *planStage, sink Sink, cl *commitL
 		n := int64(b.Len() - len(seen))
 		c.loaded.Add(n)
 		r.loaded.Add(n)
-		cl.add(b, seen)
+		kept = cl.add(b, seen)
 		r.settle(s, s.in, drops)
 	default:
 		code := CodeSinkFailed

@@ -13,8 +13,9 @@ import (
 // each to the batch whose rows it backs (Batch.Recycle). The engine clears
 // a slab and puts it back once the batch's rows are certainly no longer
 // referenced, which it can tell only when the batch went to exactly one
-// stage and that stage is a RowReleaser; otherwise the slab is left to the
-// collector, as any other memory.
+// stage, that stage is a RowReleaser, and (for a sink that commits at
+// Close) the engine's commit log copied the rows rather than keeping the
+// batch; otherwise the slab is left to the collector, as any other memory.
 //
 // Why (issue 23): the two slabs of each row of a plan, the source's and
 // the map's, were about half of the bytes a plan allocated and most of its

@@ -107,9 +107,11 @@ func (t *slabCopy) ReleasesRows() bool { return t.releases }
 // encodeSink turns each row into text as Write runs and keeps only the
 // text; it releases rows when releases is set.
 type encodeSink struct {
-	releases bool
-	mu       sync.Mutex
-	lines    []string
+	releases  bool
+	final     bool // a FinalWriter; otherwise the engine keeps a commit log
+	failClose bool // Close fails: the rows it took are not its output
+	mu        sync.Mutex
+	lines     []string
 }
 
 func (s *encodeSink) Write(ctx context.Context, b *pipeline.Batch) error {
@@ -122,9 +124,14 @@ func (s *encodeSink) Write(ctx context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
-func (s *encodeSink) Close(ctx context.Context) error { return nil }
-func (s *encodeSink) WritesAreFinal() bool            { return true }
-func (s *encodeSink) ReleasesRows() bool              { return s.releases }
+func (s *encodeSink) Close(ctx context.Context) error {
+	if s.failClose {
+		return errors.New("commit failed")
+	}
+	return nil
+}
+func (s *encodeSink) WritesAreFinal() bool { return s.final }
+func (s *encodeSink) ReleasesRows() bool   { return s.releases }
 
 // TestRunReleasesRows: the engine recycles a batch's slabs exactly when
 // the one stage the batch went to releases its rows, and after it has
@@ -139,34 +146,38 @@ func TestRunReleasesRows(t *testing.T) {
 		stages               string
 		copyReleases         bool
 		sinkReleases         bool
+		sinkNotFinal         bool // the engine keeps a commit log of the encode sink's rows
 		wantSrcReleased      bool // every slab of the source released, or none
 		wantCopyReleased     bool
 		wantKept, wantEncode int // rows the collect sink keeps, rows the encode sink wrote
 	}{
 		{"all release", `
   - {name: c, inputs: [src], transform: {type: slabcopy}}
-  - {name: out, inputs: [c], sink: {type: encode}}`, true, true, true, true, 0, rows - 143},
+  - {name: out, inputs: [c], sink: {type: encode}}`, true, true, false, true, true, 0, rows - 143},
+		{"the sink has a commit log", `
+  - {name: c, inputs: [src], transform: {type: slabcopy}}
+  - {name: out, inputs: [c], sink: {type: encode}}`, true, true, true, true, true, 0, rows - 143},
 		{"the sink keeps rows", `
   - {name: c, inputs: [src], transform: {type: slabcopy}}
-  - {name: out, inputs: [c], sink: {type: collect, name: kept, final: true}}`, true, false, true, false, rows - 143, 0},
+  - {name: out, inputs: [c], sink: {type: collect, name: kept, final: true}}`, true, false, false, true, false, rows - 143, 0},
 		{"the transform keeps rows", `
   - {name: c, inputs: [src], transform: {type: slabcopy}}
-  - {name: out, inputs: [c], sink: {type: encode}}`, false, true, false, true, 0, rows - 143},
+  - {name: out, inputs: [c], sink: {type: encode}}`, false, true, false, false, true, 0, rows - 143},
 		{"fan-out", `
   - {name: c, inputs: [src], transform: {type: slabcopy}}
   - {name: out, inputs: [c], sink: {type: encode}}
-  - {name: raw, inputs: [src], sink: {type: collect, name: kept}}`, true, true, false, true, rows, rows - 143},
+  - {name: raw, inputs: [src], sink: {type: collect, name: kept}}`, true, true, false, false, true, rows, rows - 143},
 		{"the sink keeps rows and commits at Close", `
   - {name: c, inputs: [src], transform: {type: slabcopy}}
-  - {name: out, inputs: [c], sink: {type: collect, name: kept}}`, true, false, true, false, rows - 143, 0},
+  - {name: out, inputs: [c], sink: {type: collect, name: kept}}`, true, false, false, true, false, rows - 143, 0},
 		{"the sink re-batches", `
   - {name: c, inputs: [src], transform: {type: slabcopy}}
-  - {name: out, inputs: [c], sink: {type: collect, name: kept, max_rows: 64, final: true}}`, true, false, true, false, rows - 143, 0},
+  - {name: out, inputs: [c], sink: {type: collect, name: kept, max_rows: 64, final: true}}`, true, false, false, true, false, rows - 143, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &slabSource{rows: rows, batch: 50}
 			cp := &slabCopy{releases: tc.copyReleases}
-			enc := &encodeSink{releases: tc.sinkReleases}
+			enc := &encodeSink{releases: tc.sinkReleases, final: !tc.sinkNotFinal}
 			var reg pipeline.Registry
 			c := pipelinetest.NewCollector()
 			pipelinetest.Register(&reg, c)
@@ -243,5 +254,67 @@ func TestRunReleasesRows(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunReleasesRowsCommitLog: a sink that releases rows but commits at
+// Close gets a commit log, which copies the rows it took; when Close
+// fails, those rows are dead-lettered from the log with their values,
+// though their slabs were recycled long before.
+func TestRunReleasesRowsCommitLog(t *testing.T) {
+	const rows = 500
+	src := &slabSource{rows: rows, batch: 50}
+	cp := &slabCopy{releases: true}
+	enc := &encodeSink{releases: true, failClose: true}
+	var reg pipeline.Registry
+	c := pipelinetest.NewCollector()
+	pipelinetest.Register(&reg, c)
+	reg.RegisterSource("slabs", pipeline.Spec{}, func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
+		return src, nil
+	})
+	reg.RegisterTransform("slabcopy", pipeline.Spec{}, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+		return cp, nil
+	})
+	reg.RegisterSink("encode", pipeline.Spec{}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+		return enc, nil
+	})
+	g, err := config.Load("t.yaml", []byte(`name: t
+stages:
+  - {name: src, source: {type: slabs}}
+  - {name: c, inputs: [src], transform: {type: slabcopy}}
+  - {name: out, inputs: [c], sink: {type: encode}}
+`), &reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.DeadLetter = "mem://slab-commit-test/"
+	plan, err := pipeline.Prepare(context.Background(), &reg, g, &pipeline.Env{RunID: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := plan.Run(context.Background(), &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener(), ChannelSize: 2})
+	if err == nil || rep.Counts.DeadLettered != rows || rep.Counts.Loaded != 0 {
+		t.Fatalf("run: %v, %+v; want a failure with all %d rows dead-lettered", err, rep.Counts, rows)
+	}
+	if yes, no := released(cp.slabs); no != 0 || yes == 0 {
+		t.Errorf("transform: %d slabs released, %d not; want all", yes, no)
+	}
+	seen := map[int64]bool{}
+	for _, b := range c.DeadLetters {
+		for i := range b.Len() {
+			r := b.Row(i)
+			id, ok := r[0].(int64)
+			want := fmt.Sprintf("name-%d", id)
+			if id%7 != 0 {
+				want = strings.ToUpper(want) // loaded, then uncommitted: the map's output
+			}
+			if !ok || r[1] != want || seen[id] {
+				t.Fatalf("dead letter row %v", r)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != rows {
+		t.Errorf("%d rows dead-lettered, want %d", len(seen), rows)
 	}
 }

@@ -353,6 +353,10 @@ func (s *Sink) Write(ctx context.Context, b *pipeline.Batch) error {
 	return nil
 }
 
+// ReleasesRows implements pipeline.RowReleaser: Write encodes every row
+// into its buffer before it returns and keeps none.
+func (s *Sink) ReleasesRows() bool { return true }
+
 // appendJSON appends v, of declared type t, as a JSON value: numbers and
 // booleans as such, anything else (and NaN, ±Inf, which JSON has no number
 // for) as a string of pipeline.AppendValue's text.
