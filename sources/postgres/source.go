@@ -71,6 +71,9 @@ type Source struct {
 	eof     bool
 	closed  bool
 	err     error
+	// slabs recycles the memory of the rows (the []any of their values)
+	// once the engine has released a batch (pipeline.SlabPool).
+	slabs pipeline.SlabPool
 }
 
 // Open returns a source reading opts's query. It checks the options but
@@ -503,7 +506,8 @@ func (s *Source) next() (*pipeline.Batch, error) {
 	}
 	n := s.schema.Len()
 	b := pipeline.NewBatch(s.schema, s.cfg.batchSize)
-	slab := make([]any, s.cfg.batchSize*n)
+	slab := s.slabs.Get(s.cfg.batchSize * n)
+	b.Recycle(&s.slabs, slab)
 	for b.Settled() < s.cfg.batchSize && s.rows.Next() {
 		if err := s.rows.Scan(s.targets...); err != nil {
 			return nil, fmt.Errorf("postgres %s#row=%d: %w", s.cfg.origin, s.row+1, err)

@@ -384,7 +384,7 @@ func (s *Source) Read(ctx context.Context) (*pipeline.Batch, error) {
 		}
 	}
 	b := pipeline.NewBatch(s.schema, s.opts.BatchSize)
-	s.rb.reset(s.opts.BatchSize, len(s.cols))
+	s.rb.reset(s.opts.BatchSize, len(s.cols), b)
 	for b.Settled() < s.opts.BatchSize {
 		if b.Settled()%256 == 0 {
 			if err := ctx.Err(); err != nil {

@@ -23,6 +23,10 @@ import (
 // Booleans need no chunk: any(true) and any(false) do not allocate.
 type rowBuilder struct {
 	text pipeline.StringArena
+	// slabs recycles the rows' slabs once the engine has released the
+	// batch they were attached to (b, the batch being built).
+	slabs pipeline.SlabPool
+	b     *pipeline.Batch
 
 	rows  int // rows per new chunk
 	ncols int
@@ -33,16 +37,19 @@ type rowBuilder struct {
 	times []time.Time
 }
 
-// reset sizes the chunks for batches of rows rows of ncols columns.
-func (rb *rowBuilder) reset(rows, ncols int) {
-	rb.rows, rb.ncols = max(rows, 16), ncols
+// reset sizes the chunks for batches of rows rows of ncols columns, and
+// starts batch b, which the rows' slabs are attached to.
+func (rb *rowBuilder) reset(rows, ncols int, b *pipeline.Batch) {
+	rb.rows, rb.ncols, rb.b = max(rows, 16), ncols, b
 	rb.slab, rb.strs, rb.ints, rb.times = nil, nil, nil, nil
 }
 
 // row returns a zeroed row of ncols values cut from the slab.
 func (rb *rowBuilder) row() pipeline.Row {
 	if len(rb.slab)+rb.ncols > cap(rb.slab) {
-		rb.slab = make([]any, 0, rb.rows*rb.ncols)
+		slab := rb.slabs.Get(rb.rows * rb.ncols)
+		rb.b.Recycle(&rb.slabs, slab)
+		rb.slab = slab[:0]
 	}
 	n := len(rb.slab)
 	rb.slab = rb.slab[:n+rb.ncols]
