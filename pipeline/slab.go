@@ -69,7 +69,8 @@ func isTestBinary(path string) bool {
 }
 
 // Released is the value every element of a released slab holds in a test
-// binary (see SlabPool). No stage produces it; a sink given one fails.
+// binary (see SlabPool). No stage produces it: a stage that meets one read
+// a row after the engine released it.
 type Released struct{}
 
 // RowReleaser is implemented by transforms, sinks and syncers that keep no
