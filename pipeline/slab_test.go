@@ -133,6 +133,39 @@ func (s *encodeSink) Close(ctx context.Context) error {
 func (s *encodeSink) WritesAreFinal() bool { return s.final }
 func (s *encodeSink) ReleasesRows() bool   { return s.releases }
 
+// runSlabs runs a pipeline of the stages after "src" (the slabs source),
+// with the plugins slabs (src), slabcopy (cp), encode (enc) and the test
+// plugins; dead letters go to the returned collector.
+func runSlabs(t *testing.T, src *slabSource, cp *slabCopy, enc *encodeSink, stages string) (*pipeline.Report, *pipelinetest.Collector, error) {
+	t.Helper()
+	var reg pipeline.Registry
+	c := pipelinetest.NewCollector()
+	pipelinetest.Register(&reg, c)
+	reg.RegisterSource("slabs", pipeline.Spec{}, func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
+		return src, nil
+	})
+	reg.RegisterTransform("slabcopy", pipeline.Spec{}, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
+		return cp, nil
+	})
+	reg.RegisterSink("encode", pipeline.Spec{}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
+		return enc, nil
+	})
+	g, err := config.Load("t.yaml", []byte("name: t\nstages:\n  - {name: src, source: {type: slabs}}"+stages+"\n"), &reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.DeadLetter = "mem://slab-test/"
+	plan, err := pipeline.Prepare(context.Background(), &reg, g, &pipeline.Env{RunID: "r"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := plan.Run(context.Background(), &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener(), ChannelSize: 2})
+	if rep == nil {
+		t.Fatal("Run returned a nil report")
+	}
+	return rep, c, err
+}
+
 // TestRunReleasesRows: the engine recycles a batch's slabs exactly when
 // the one stage the batch went to releases its rows, and after it has
 // settled the drops that hold them. In a test binary a released slab is
@@ -178,28 +211,7 @@ func TestRunReleasesRows(t *testing.T) {
 			src := &slabSource{rows: rows, batch: 50}
 			cp := &slabCopy{releases: tc.copyReleases}
 			enc := &encodeSink{releases: tc.sinkReleases, final: !tc.sinkNotFinal}
-			var reg pipeline.Registry
-			c := pipelinetest.NewCollector()
-			pipelinetest.Register(&reg, c)
-			reg.RegisterSource("slabs", pipeline.Spec{}, func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
-				return src, nil
-			})
-			reg.RegisterTransform("slabcopy", pipeline.Spec{}, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-				return cp, nil
-			})
-			reg.RegisterSink("encode", pipeline.Spec{}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-				return enc, nil
-			})
-			g, err := config.Load("t.yaml", []byte("name: t\nstages:\n  - {name: src, source: {type: slabs}}"+tc.stages+"\n"), &reg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			g.DeadLetter = "mem://slab-test/"
-			plan, err := pipeline.Prepare(context.Background(), &reg, g, &pipeline.Env{RunID: "r"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep, err := plan.Run(context.Background(), &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener(), ChannelSize: 2})
+			rep, c, err := runSlabs(t, src, cp, enc, tc.stages)
 			if err != nil {
 				t.Fatalf("run: %v", err)
 			}
@@ -266,33 +278,9 @@ func TestRunReleasesRowsCommitLog(t *testing.T) {
 	src := &slabSource{rows: rows, batch: 50}
 	cp := &slabCopy{releases: true}
 	enc := &encodeSink{releases: true, failClose: true}
-	var reg pipeline.Registry
-	c := pipelinetest.NewCollector()
-	pipelinetest.Register(&reg, c)
-	reg.RegisterSource("slabs", pipeline.Spec{}, func(ctx context.Context, env *pipeline.Env, opts any) (pipeline.Source, error) {
-		return src, nil
-	})
-	reg.RegisterTransform("slabcopy", pipeline.Spec{}, func(env *pipeline.Env, opts any) (pipeline.Transform, error) {
-		return cp, nil
-	})
-	reg.RegisterSink("encode", pipeline.Spec{}, func(ctx context.Context, env *pipeline.Env, opts any, in *pipeline.Schema) (pipeline.Sink, error) {
-		return enc, nil
-	})
-	g, err := config.Load("t.yaml", []byte(`name: t
-stages:
-  - {name: src, source: {type: slabs}}
+	rep, c, err := runSlabs(t, src, cp, enc, `
   - {name: c, inputs: [src], transform: {type: slabcopy}}
-  - {name: out, inputs: [c], sink: {type: encode}}
-`), &reg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.DeadLetter = "mem://slab-commit-test/"
-	plan, err := pipeline.Prepare(context.Background(), &reg, g, &pipeline.Env{RunID: "r"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := plan.Run(context.Background(), &pipeline.RunOptions{DeadLetters: c.DeadLetterOpener(), ChannelSize: 2})
+  - {name: out, inputs: [c], sink: {type: encode}}`)
 	if err == nil || rep.Counts.DeadLettered != rows || rep.Counts.Loaded != 0 {
 		t.Fatalf("run: %v, %+v; want a failure with all %d rows dead-lettered", err, rep.Counts, rows)
 	}

@@ -15,12 +15,7 @@ import (
 // user's limit (and GOGC=200); neither set gives the small-heap GOGC and
 // limit.
 func TestTuneGC(t *testing.T) {
-	prevPercent := debug.SetGCPercent(100)
-	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
-	t.Cleanup(func() {
-		debug.SetGCPercent(prevPercent)
-		debug.SetMemoryLimit(prevLimit)
-	})
+	restoreGC(t)
 	for _, tc := range []struct {
 		name        string
 		env         map[string]string
@@ -50,6 +45,17 @@ func TestTuneGC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// restoreGC sets GOGC 100 and no memory limit for the test and restores
+// the process's settings after it.
+func restoreGC(t *testing.T) {
+	prevPercent := debug.SetGCPercent(100)
+	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		debug.SetGCPercent(prevPercent)
+		debug.SetMemoryLimit(prevLimit)
+	})
 }
 
 // unsetenv unsets k for the rest of the test (t.Setenv restores it).
@@ -106,12 +112,7 @@ func TestWatchLiveHeap(t *testing.T) {
 // TestTuneGCLift: once a collection leaves more than smallHeapLive live,
 // the small-heap settings give way to defaultGCPercent without a limit.
 func TestTuneGCLift(t *testing.T) {
-	prevPercent := debug.SetGCPercent(100)
-	prevLimit := debug.SetMemoryLimit(math.MaxInt64)
-	t.Cleanup(func() {
-		debug.SetGCPercent(prevPercent)
-		debug.SetMemoryLimit(prevLimit)
-	})
+	restoreGC(t)
 	unsetenv(t, "GOGC")
 	unsetenv(t, "GOMEMLIMIT")
 	tuneGC()
