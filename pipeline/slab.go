@@ -1,10 +1,13 @@
 package pipeline
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 )
 
 // SlabPool recycles the memory of rows. A slab is a []any holding the
@@ -108,4 +111,74 @@ func (b *Batch) release() {
 		b.pool.put(s)
 	}
 	b.slabs, b.pool = nil, nil
+}
+
+// VerifyRecycle checks Recycle's contract over batches a producer made
+// (for conformance suites, such as sources/sourcetest's): no slab is
+// attached to two batches, and no row or drop of a batch lies in a slab
+// attached to another, since the engine recycles a batch's slabs while
+// other batches are still in use.
+func VerifyRecycle(batches ...*Batch) error {
+	type slab struct {
+		lo, hi uintptr // the slab's memory
+		batch  int
+	}
+	var slabs []slab
+	const valueSize = unsafe.Sizeof(any(nil))
+	for i, b := range batches {
+		for _, s := range b.slabs {
+			if cap(s) == 0 {
+				continue
+			}
+			lo := uintptr(unsafe.Pointer(unsafe.SliceData(s)))
+			slabs = append(slabs, slab{lo, lo + uintptr(cap(s))*valueSize, i})
+		}
+	}
+	slices.SortFunc(slabs, func(a, b slab) int {
+		switch {
+		case a.lo < b.lo:
+			return -1
+		case a.lo > b.lo:
+			return 1
+		}
+		return 0
+	})
+	for k := 1; k < len(slabs); k++ {
+		if slabs[k].lo < slabs[k-1].hi {
+			return fmt.Errorf("pipeline: batches %d and %d have overlapping recycled slabs", slabs[k-1].batch+1, slabs[k].batch+1)
+		}
+	}
+	// in returns the batch whose slab holds row, or -1.
+	in := func(row Row) int {
+		if cap(row) == 0 {
+			return -1
+		}
+		p := uintptr(unsafe.Pointer(unsafe.SliceData(row)))
+		k, _ := slices.BinarySearchFunc(slabs, p, func(s slab, p uintptr) int {
+			switch {
+			case s.hi <= p:
+				return -1
+			case s.lo > p:
+				return 1
+			}
+			return 0
+		})
+		if k < len(slabs) && slabs[k].lo <= p && p < slabs[k].hi {
+			return slabs[k].batch
+		}
+		return -1
+	}
+	for i, b := range batches {
+		for j, row := range b.rows {
+			if k := in(row); k >= 0 && k != i {
+				return fmt.Errorf("pipeline: row %d of batch %d lies in a recycled slab of batch %d", j+1, i+1, k+1)
+			}
+		}
+		for j, d := range b.drops {
+			if k := in(d.Row); k >= 0 && k != i {
+				return fmt.Errorf("pipeline: drop %d of batch %d lies in a recycled slab of batch %d", j+1, i+1, k+1)
+			}
+		}
+	}
+	return nil
 }

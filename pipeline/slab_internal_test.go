@@ -1,6 +1,9 @@
 package pipeline
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestSlabPoolReuse: outside a test binary, a released slab comes back
 // from Get cleared; a slab too small for a Get is not used for it.
@@ -53,5 +56,47 @@ func TestIsTestBinary(t *testing.T) {
 		if got := isTestBinary(path); got != want {
 			t.Errorf("isTestBinary(%q) = %v, want %v", path, got, want)
 		}
+	}
+}
+
+// TestVerifyRecycle: a row or drop in another batch's slab, or a slab
+// attached to two batches, is reported; rows in their own batch's slabs
+// (or in no slab) are not.
+func TestVerifyRecycle(t *testing.T) {
+	schema := MustSchema(Field{Name: "a", Type: TypeString}, Field{Name: "b", Type: TypeString})
+	var pool SlabPool
+	batch := func(slab []any, rows ...Row) *Batch {
+		b := NewBatch(schema, len(rows))
+		if slab != nil {
+			b.Recycle(&pool, slab)
+		}
+		for _, r := range rows {
+			b.Append(r, Origin{})
+		}
+		return b
+	}
+	s1, s2 := pool.Get(4), pool.Get(4)
+	row := func(s []any, i int) Row { return Row(s[2*i : 2*i+2 : 2*i+2]) }
+	for _, tc := range []struct {
+		name    string
+		batches []*Batch
+		want    string // "" for no error
+	}{
+		{"own slabs", []*Batch{batch(s1, row(s1, 0), row(s1, 1)), batch(s2, row(s2, 0)), batch(nil, Row{"x", "y"})}, ""},
+		{"a row in another batch's slab", []*Batch{batch(s1, row(s1, 0)), batch(s2, row(s2, 0), row(s1, 1))}, "row 2 of batch 2 lies in a recycled slab of batch 1"},
+		{"a batch without slabs", []*Batch{batch(s1, row(s1, 0)), batch(nil, row(s1, 1))}, "row 1 of batch 2 lies in a recycled slab of batch 1"},
+		{"one slab, two batches", []*Batch{batch(s1, row(s1, 0)), batch(s1[2:], row(s1, 1))}, "overlapping recycled slabs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := VerifyRecycle(tc.batches...)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("VerifyRecycle = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	d := batch(s2)
+	d.Drop(Drop{Row: row(s1, 0)})
+	if err := VerifyRecycle(batch(s1), d); err == nil || !strings.Contains(err.Error(), "drop 1 of batch 2") {
+		t.Errorf("a drop in another batch's slab: VerifyRecycle = %v", err)
 	}
 }

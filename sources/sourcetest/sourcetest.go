@@ -211,6 +211,11 @@ func ReadAll(ctx context.Context, tb testing.TB, src pipeline.Source) []*pipelin
 			if b != nil && b.Settled() > 0 {
 				tb.Errorf("Read returned io.EOF with a batch of %d rows", b.Settled())
 			}
+			// A source that recycles its rows' memory attaches each slab
+			// to the one batch whose rows it backs.
+			if err := pipeline.VerifyRecycle(out...); err != nil {
+				tb.Error(err)
+			}
 			return out
 		}
 		if err != nil {
