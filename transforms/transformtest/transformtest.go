@@ -9,6 +9,7 @@
 //     that has a code), with its origin, and the input batch is unchanged;
 //   - Apply may be called from many goroutines at once after Check (run
 //     the suite with -race) and gives each batch the result it gives alone;
+//   - a pipeline.RowReleaser's output rows are its own, not its input's;
 //   - the columns a pipeline.ColumnUser says it reads are input columns,
 //     and its rows' outcomes do not depend on the other columns;
 //   - options it cannot use (nil, a value of another type, a nil pointer,
@@ -76,12 +77,23 @@ func Rows(n int) []pipeline.Row {
 	return out
 }
 
+// inputSlabs holds the memory of the suite's input rows.
+var inputSlabs pipeline.SlabPool
+
 // batchOf returns rows as a batch whose origins are unique: object, line
-// first+i+2, row first+i+1.
+// first+i+2, row first+i+1. The rows are copies in one slab attached to
+// the batch (pipeline.Batch.Recycle), as a source that recycles rows makes
+// them, so that settle can check that a pipeline.RowReleaser's output
+// rows are its own.
 func batchOf(rows []pipeline.Row, first int) *pipeline.Batch {
 	b := pipeline.NewBatch(Schema, len(rows))
+	w := Schema.Len()
+	slab := inputSlabs.Get(len(rows) * w)
+	b.Recycle(&inputSlabs, slab)
 	for i, r := range rows {
-		b.Append(r, pipeline.Origin{Object: "mem://transformtest/rows.csv", Line: int64(first + i + 2), Row: int64(first + i + 1)})
+		row := pipeline.Row(slab[i*w : (i+1)*w : (i+1)*w])
+		copy(row, r)
+		b.Append(row, pipeline.Origin{Object: "mem://transformtest/rows.csv", Line: int64(first + i + 2), Row: int64(first + i + 1)})
 	}
 	return b
 }
@@ -264,6 +276,18 @@ func settle(t *testing.T, tr pipeline.Transform, out *pipeline.Schema, b *pipeli
 	for i, s := range seen {
 		if !s {
 			t.Errorf("input row %d (%v) did not settle: neither output nor dropped", i, b.Origin(i))
+		}
+	}
+	if rr, ok := tr.(pipeline.RowReleaser); ok && rr.ReleasesRows() {
+		// The engine recycles the input's rows once Apply's batch is
+		// emitted: the output rows must not be the input's (its drops
+		// may).
+		rows := pipeline.NewBatch(got.Schema(), got.Len())
+		for k := range got.Len() {
+			rows.Append(got.Row(k), got.Origin(k))
+		}
+		if err := pipeline.VerifyRecycle(b, rows); err != nil {
+			t.Errorf("the transform says it releases its input's rows (pipeline.RowReleaser), but its output holds them: %v", err)
 		}
 	}
 	return outcomes

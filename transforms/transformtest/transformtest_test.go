@@ -63,6 +63,10 @@ func (f *fakeTransform) Apply(ctx context.Context, in *pipeline.Batch) (*pipelin
 	return out, nil
 }
 
+// ReleasesRows claims, with the "releases" flaw, what the fake does not
+// do: it forwards its input's rows.
+func (f *fakeTransform) ReleasesRows() bool { return f.flaw == "releases" }
+
 func (f *fakeTransform) ColumnsUsed() ([]string, bool) {
 	if f.flaw == "columns" {
 		return []string{"id", "nope"}, true
@@ -113,6 +117,7 @@ func TestSuiteCatchesFlaws(t *testing.T) {
 		{"panics", "panicked"},
 		{"columns", `ColumnsUsed names "nope"`},
 		{"reads-other", "with only [id]"},
+		{"releases", "says it releases its input's rows"},
 	} {
 		t.Run(tc.flaw, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestSuiteOnFake$", "-test.count=1")
