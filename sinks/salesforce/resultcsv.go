@@ -2,11 +2,9 @@ package salesforce
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/csv"
 	"errors"
 	"io"
-	"slices"
 	"unsafe"
 )
 
@@ -35,10 +33,6 @@ var quoteStop = [256]bool{'"': true, '\r': true, '\n': true}
 // through the gzip decoder.
 const resultBufSize = 64 << 10
 
-// maxEmptyReads is how many reads without data or error in a row give
-// io.ErrNoProgress, as with bufio.
-const maxEmptyReads = 100
-
 // next returns the fields of the next record and the line where it starts.
 // The fields are valid until the next call.
 //
@@ -49,18 +43,18 @@ const maxEmptyReads = 100
 // shifted by the lines already read.
 func (rr *ResultReader) next() ([]string, int, error) {
 	for rr.csv == nil {
-		if rr.pos == rr.end && rr.err == io.EOF {
+		if rr.in.Pos == rr.in.End && rr.in.Err == io.EOF {
 			return nil, 0, io.EOF
 		}
-		n, lines, res := rr.parse(rr.err == io.EOF)
+		n, lines, res := rr.parse(rr.in.Err == io.EOF)
 		switch {
 		case res == parsed:
 			line := rr.line
-			rr.pos += n
+			rr.in.Pos += n
 			rr.line += lines
 			return rr.rec, line, nil
-		case res == short && rr.err == nil:
-			rr.fill()
+		case res == short && rr.in.Err == nil:
+			rr.in.Fill()
 		default: // odd, or cut short by a read error
 			rr.fallBack()
 		}
@@ -86,7 +80,7 @@ func (rr *ResultReader) next() ([]string, int, error) {
 // "\r", an unterminated quote, "\r\n" inside quotes (encoding/csv turns it
 // into "\n").
 func (rr *ResultReader) parse(atEOF bool) (n, lines int, res parseResult) {
-	b := rr.buf[rr.pos:rr.end]
+	b := rr.in.Buf[rr.in.Pos:rr.in.End]
 	if len(b) == 0 {
 		return 0, 0, short
 	}
@@ -170,53 +164,15 @@ func (rr *ResultReader) parse(atEOF bool) (n, lines int, res parseResult) {
 	}
 }
 
-// fill moves the unparsed input to the front of the buffer, growing the
-// buffer if that fills it, and reads more input after it.
-func (rr *ResultReader) fill() {
-	if rr.buf == nil {
-		rr.buf = make([]byte, resultBufSize)
-	}
-	rr.end = copy(rr.buf, rr.buf[rr.pos:rr.end])
-	rr.pos = 0
-	if rr.end == len(rr.buf) {
-		rr.buf = slices.Grow(rr.buf, len(rr.buf))
-		rr.buf = rr.buf[:cap(rr.buf)]
-	}
-	for range maxEmptyReads {
-		n, err := rr.src.Read(rr.buf[rr.end:])
-		rr.end += n
-		if err != nil {
-			rr.err = err
-			return
-		}
-		if n > 0 {
-			return
-		}
-	}
-	rr.err = io.ErrNoProgress
-}
-
 // fallBack hands the rest of the input, from the record at pos on, to
 // encoding/csv.
 func (rr *ResultReader) fallBack() {
-	var r io.Reader = bytes.NewReader(rr.buf[rr.pos:rr.end])
-	switch {
-	case rr.err == nil:
-		r = io.MultiReader(r, rr.src)
-	case rr.err != io.EOF:
-		r = io.MultiReader(r, errReader{rr.err})
-	}
-	rr.csv = csv.NewReader(bufio.NewReaderSize(r, resultBufSize))
+	rr.csv = csv.NewReader(bufio.NewReaderSize(rr.in.Rest(), resultBufSize))
 	rr.csv.Comma = rune(rr.delim)
 	rr.csv.ReuseRecord = true
 	rr.csv.FieldsPerRecord = -1
 	rr.csvLines = rr.line - 1
 }
-
-// errReader replays the read error that ended the input.
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // alias returns b as a string sharing its memory: b must not change while
 // the string is in use.

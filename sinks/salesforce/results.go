@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/bulkflow/bulkflow/pipeline/readbuf"
 )
 
 // Result CSV column names (contract §4.1).
@@ -24,16 +26,12 @@ const (
 // quotes off, any number of fields per row): by a fast path for the shape
 // Salesforce writes, and by encoding/csv itself for anything else.
 type ResultReader struct {
-	src   io.Reader
 	delim byte
-	stop  [256]bool // bytes that end or complicate an unquoted field
-	buf   []byte    // input; buf[pos:end] is not parsed yet
-	pos   int
-	end   int
-	err   error    // the error that ended src, once seen (io.EOF at its end)
-	line  int      // line where the next record starts
-	rec   []string // fields of the last record, aliasing buf or unq
-	unq   []byte   // the last record's quoted fields with "" escapes, unescaped
+	stop  [256]bool       // bytes that end or complicate an unquoted field
+	in    *readbuf.Buffer // input; in.Buf[in.Pos:in.End] is not parsed yet
+	line  int             // line where the next record starts
+	rec   []string        // fields of the last record, aliasing buf or unq
+	unq   []byte          // the last record's quoted fields with "" escapes, unescaped
 
 	csv      *csv.Reader // reads the rest of the input once set
 	csvLines int         // lines before the input of csv
@@ -83,7 +81,7 @@ func (r *ResultRow) RowError() RowError {
 // column delimiter ("" means COMMA).
 func NewResultReader(r io.Reader, delim ColumnDelimiter) *ResultReader {
 	// Every delimiter of the contract is an ASCII byte.
-	rr := &ResultReader{src: r, delim: byte(delim.Rune()), stop: quoteStop, line: 1, idIdx: -1, crIdx: -1, errIdx: -1}
+	rr := &ResultReader{in: readbuf.New(r, resultBufSize), delim: byte(delim.Rune()), stop: quoteStop, line: 1, idIdx: -1, crIdx: -1, errIdx: -1}
 	rr.stop[rr.delim] = true
 	return rr
 }

@@ -13,6 +13,8 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+
+	"github.com/bulkflow/bulkflow/pipeline/readbuf"
 )
 
 const (
@@ -119,11 +121,9 @@ type manifestReader struct {
 	rc   io.ReadCloser
 	want *Manifest // when set, the footer must match it (re-reads)
 
-	buf      []byte // the fast path's: buf[pos:end] unread, buf[hashed:pos] read but not yet in crc
-	pos, end int
-	hashed   int
-	srcErr   error         // why rc has no more bytes for buf (io.EOF at the end)
-	br       *bufio.Reader // the field-by-field path, once taken: buf[pos:end], then rc
+	in     *readbuf.Buffer // the fast path's input: in.Buf[hashed:in.Pos] read but not yet in crc
+	hashed int
+	br     *bufio.Reader // the field-by-field path, once taken: in's unread bytes, then rc
 
 	n       int64    // records read
 	crc     crcBlock // CRC-32 of the record bytes read
@@ -144,13 +144,13 @@ func openManifestReader(ctx context.Context, loc blobio.Location) (*manifestRead
 	}
 	r := newManifestReader(loc, rc)
 	const hdrLen = len(magic) + 1
-	n, err := io.ReadAtLeast(rc, r.buf, hdrLen)
+	n, err := io.ReadAtLeast(rc, r.in.Buf, hdrLen)
 	if err != nil {
 		rc.Close()
 		return nil, r.readErr("header", err)
 	}
-	r.pos, r.end, r.hashed = hdrLen, n, hdrLen
-	hdr := r.buf[:hdrLen]
+	r.in.Pos, r.in.End, r.hashed = hdrLen, n, hdrLen
+	hdr := r.in.Buf[:hdrLen]
 	if string(hdr[:len(magic)]) != magic {
 		rc.Close()
 		return nil, corrupt(loc, "not a manifest (bad magic %q)", hdr[:len(magic)])
@@ -170,7 +170,7 @@ func openManifestReader(ctx context.Context, loc blobio.Location) (*manifestRead
 // newManifestReader returns a reader of the records read from rc (which
 // starts after the header).
 func newManifestReader(loc blobio.Location, rc io.ReadCloser) *manifestReader {
-	return &manifestReader{loc: loc, rc: rc, buf: make([]byte, ioBuf)}
+	return &manifestReader{loc: loc, rc: rc, in: readbuf.New(rc, ioBuf)}
 }
 
 // readErr classifies a read error: an early end of file is corruption
@@ -254,7 +254,7 @@ func (r *manifestReader) next() (bool, error) {
 // appendManifestRecord writes.
 func (r *manifestReader) nextFast() (bool, error) {
 	for {
-		b := r.buf[r.pos:r.end]
+		b := r.in.Buf[r.in.Pos:r.in.End]
 		if len(b) > 0 && b[0] != tagRecord {
 			return false, nil
 		}
@@ -281,7 +281,7 @@ func (r *manifestReader) nextFast() (bool, error) {
 					r.hash = binary.LittleEndian.Uint64(b[k1:])
 					r.id = b[i0:end:end]
 					r.raw = b[:end:end]
-					r.pos += end
+					r.in.Pos += end
 					r.n++
 					return true, nil
 				}
@@ -293,61 +293,31 @@ func (r *manifestReader) nextFast() (bool, error) {
 	}
 }
 
-// maxEmptyReads is how many reads in a row may return nothing before fill
-// gives up with io.ErrNoProgress (as bufio.Reader does).
-const maxEmptyReads = 100
-
-// fill adds the read bytes to the checksum, moves the unread ones to the
-// front of buf (key, which may point into the read ones, is copied first),
-// doubles buf if they fill it, and reads more from rc. It returns false
-// when rc has nothing more (srcErr says why).
+// fill adds the read bytes to the checksum and saves key (which may point
+// into them) before in.Fill moves the unread ones to the front of the
+// buffer and reads more. It returns false when rc has nothing more.
 func (r *manifestReader) fill() bool {
-	if r.srcErr != nil {
+	if r.in.Err != nil {
 		return false
 	}
-	r.crc.span(r.buf[r.hashed:r.pos])
+	r.crc.span(r.in.Buf[r.hashed:r.in.Pos])
 	r.keySave = append(r.keySave[:0], r.key...)
 	r.key = r.keySave
-	n := copy(r.buf, r.buf[r.pos:r.end])
-	r.pos, r.end, r.hashed = 0, n, 0
-	if n == len(r.buf) {
-		r.buf = append(r.buf, make([]byte, len(r.buf))...)
-	}
-	for range maxEmptyReads {
-		m, err := r.rc.Read(r.buf[r.end:])
-		r.end += m
-		if err != nil {
-			r.srcErr = err
-			return m > 0
-		}
-		if m > 0 {
-			return true
-		}
-	}
-	r.srcErr = io.ErrNoProgress
-	return false
+	r.hashed = 0
+	return r.in.Fill()
 }
 
 // fieldByField switches to reading through br, for the rest of the file:
-// the unread bytes of buf, then what rc has left. key and prev become
-// copies (the field-by-field path appends to them), and the checksum takes
-// in the bytes read so far.
+// the unread bytes of the buffer, then what rc has left. key and prev
+// become copies (the field-by-field path appends to them), and the
+// checksum takes in the bytes read so far.
 func (r *manifestReader) fieldByField() {
-	r.crc.span(r.buf[r.hashed:r.pos])
-	r.hashed = r.pos
+	r.crc.span(r.in.Buf[r.hashed:r.in.Pos])
+	r.hashed = r.in.Pos
 	r.key = bytes.Clone(r.key)
 	r.prev, r.id, r.raw = nil, nil, nil
-	var rest io.Reader = r.rc
-	if r.srcErr != nil {
-		rest = errReader{r.srcErr}
-	}
-	r.br = bufio.NewReader(io.MultiReader(bytes.NewReader(r.buf[r.pos:r.end]), rest))
+	r.br = bufio.NewReader(r.in.Rest())
 }
-
-// errReader is a reader that fails with err.
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 func (r *manifestReader) footer() error {
 	var f [12]byte
