@@ -94,11 +94,11 @@ type Syncer interface {
 	// (the engine does so to drain a run that failed half-way) and must
 	// then pass the same rows in the same order.
 	//
-	// On the first call, while ctx is not done, a SyncUnchanged row may
-	// be passed as a nil row with a zero origin (the syncer need not
-	// decode what nobody sends): the engine only counts it as filtered,
-	// also when it is stopping. Later calls pass every row, so that a
-	// drained run dead-letters its unchanged rows too.
+	// A SyncUnchanged row may be passed as a nil row with a zero origin
+	// (the syncer need not decode, or even keep, what nobody sends): the
+	// engine only counts it as filtered, also when it is stopping or
+	// draining. An unchanged row is the row the manifest already holds,
+	// so a stopped run has nothing of it to send again.
 	Diff(ctx context.Context, emit func(op SyncOp, row Row, origin Origin) error,
 		drop func(row Row, origin Origin, err error) error, del func(key, id string) error) error
 	// Outcome records what happened to a sent row (op SyncNew or

@@ -205,16 +205,24 @@ func (d *syncDiffer) onDelete(key, id string) error {
 
 // drainRest accounts for the rows spooled but never passed on after the
 // diff failed: it walks the spool once more (the order is the same every
-// time) and drains the rows after the first d.passed.
+// time) and drains the rows after the first d.passed. An unchanged row the
+// syncer did not keep (a nil row) is filtered, as the first pass would
+// have: it is the row the manifest has.
 func (d *syncDiffer) drainRest() {
 	seen := 0
-	rest := func(row Row, origin Origin) {
-		if seen++; seen > d.passed {
-			d.drain(row, origin)
+	rest := func(op SyncOp, row Row, origin Origin) {
+		if seen++; seen <= d.passed {
+			return
 		}
+		if op == SyncUnchanged && row == nil {
+			d.skipped++
+			d.settle(false)
+			return
+		}
+		d.drain(row, origin)
 	}
-	if err := d.sy.Diff(context.WithoutCancel(d.r.workCtx), func(_ SyncOp, row Row, origin Origin) error { rest(row, origin); return nil },
-		func(row Row, origin Origin, _ error) error { rest(row, origin); return nil },
+	if err := d.sy.Diff(context.WithoutCancel(d.r.workCtx), func(op SyncOp, row Row, origin Origin) error { rest(op, row, origin); return nil },
+		func(row Row, origin Origin, _ error) error { rest(SyncNew, row, origin); return nil },
 		func(string, string) error { return nil }); err != nil {
 		d.r.fail(fmt.Errorf("stage %q: sync: drain the spool: %w", d.s.spec.Name, err))
 	}

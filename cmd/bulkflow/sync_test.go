@@ -347,8 +347,8 @@ func TestSyncCancelledHalfWay(t *testing.T) {
 	}
 }
 
-// TestSyncPlanAndReplay: past max_deletes a sync run dead-letters its rows
-// (aborted, retryable). `plan` diffs read-only (the guard applies; with a
+// TestSyncPlanAndReplay: past max_deletes a sync run dead-letters its new
+// and changed rows (aborted, retryable) and filters its unchanged ones. `plan` diffs read-only (the guard applies; with a
 // looser guard it shows new, changed, unchanged and deletes, commits no
 // manifest, writes no sync log and sends nothing), and `replay` of the
 // dead letter sends the new and changed rows through the sync stage
@@ -371,7 +371,9 @@ func TestSyncPlanAndReplay(t *testing.T) {
 	// A1 changes, A3 and A4 leave (guard: 1), A5 arrives.
 	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,000", "A2,Bob,222", "A5,Ed,555")})
 	code, rep := runReport(t, "p.yaml")
-	if code != exitFailed || rep.Counts.DeadLettered != 3 {
+	// A2 is unchanged: it is filtered, as a finished run would; the new
+	// and changed rows are dead-lettered.
+	if code != exitFailed || rep.Counts.DeadLettered != 2 || rep.Counts.Filtered != 1 {
 		t.Fatalf("guarded run: exit %d counts %+v", code, rep.Counts)
 	}
 	dl := filepath.Join("out/dead-letter", rep.RunID, "load.csv")
@@ -405,7 +407,7 @@ func TestSyncPlanAndReplay(t *testing.T) {
 	}
 
 	code, rr, out := replay(t, dl, "--pipeline", "p.yaml")
-	if code != exitOK || rr.Counts.Loaded != 2 || rr.Counts.Filtered != 1 {
+	if code != exitOK || rr.Counts.Loaded != 2 || rr.Counts.Filtered != 0 {
 		t.Fatalf("replay: exit %d counts %+v\n%s", code, rr.Counts, out)
 	}
 	up, del, jobs2 := syncSent(t, srv, jobs)

@@ -116,6 +116,15 @@ type Differ struct {
 	objs      objectTable // origin objects of the spooled rows
 	dec       rowDecoder  // Diff's and Row's
 
+	// The diff done as rows are added (online.go): expected is the
+	// manifest given to Expect, on the walk while it lasts, walked the
+	// walk that lasted to the end, and omitted is set while diffWalked
+	// passes unchanged keys (Row returns nil).
+	expected *manifestID
+	on       *online
+	walked   *walk
+	omitted  bool
+
 	mu       sync.Mutex // guards outcomes and closed
 	outcomes spool
 	outBuf   []byte
@@ -216,10 +225,12 @@ func (d *Differ) Add(row pipeline.Row, origin pipeline.Origin) error {
 		e := &pipeline.RowError{Origin: origin, Code: "unsupported_value", Err: fmt.Errorf("changes: %w", err)}
 		return e
 	}
-	if err := d.run.add(d.keyBuf, h, d.payload); err != nil {
-		return err
+	if d.on != nil {
+		if took, err := d.addOnline(h, d.payload); took || err != nil {
+			return err
+		}
 	}
-	return nil
+	return d.run.add(d.keyBuf, h, d.payload)
 }
 
 // Diff merges the spooled run (in key order) with the old manifest (nil:
@@ -237,15 +248,37 @@ func (d *Differ) Add(row pipeline.Row, origin pipeline.Origin) error {
 // when fn is not. When fn is nil Diff only counts, and calls neither (so a
 // counting pass followed by an emitting pass reports each duplicate once).
 //
-// Diff may be called more than once; each call reads the spill files and the
-// manifest again. An error from fn or dup stops the diff and is returned
-// wrapped. Diff must not be called concurrently with Add, Diff or Commit.
+// When Add diffed the rows as they came (Expect) and their keys were in
+// increasing order to the end, Diff passes the new, changed and missing
+// keys in key order as above, then every unchanged key, as OpUnchanged
+// with a nil row, an empty key and an empty oldID; it reads neither the
+// spool nor the manifest.
+//
+// Diff may be called more than once, and passes the same keys in the same
+// order each time; each call reads the spill files and the manifest again.
+// An error from fn or dup stops the diff and is returned wrapped. Diff
+// must not be called concurrently with Add, Diff or Commit.
 func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key string, row pipeline.Row, origin pipeline.Origin, oldID string) error, dup func(key string, row pipeline.Row, origin pipeline.Origin) error) (Counts, error) {
 	c := Counts{Manifest: old.Len()}
 	if fn != nil && dup == nil {
 		return c, errors.New("changes: Diff: dup is nil; duplicate keys must be reported to the caller")
 	}
 	if err := d.openCheck(); err != nil {
+		return c, err
+	}
+	if err := d.checkExpected("Diff", old); err != nil {
+		return c, err
+	}
+	if d.on != nil {
+		if _, err := d.finishOnline(ctx, old); err != nil {
+			return c, err
+		}
+	}
+	if d.walked != nil {
+		c, err := d.diffWalked(ctx, fn, c)
+		if err == nil {
+			d.diffed, d.diffedOf = true, idOf(old)
+		}
 		return c, err
 	}
 	if err := d.run.freeze(); err != nil {
@@ -397,10 +430,11 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 	return c, nil
 }
 
-// decode decodes the row of the record cur is at.
+// decode decodes the row of the record cur is at: nil for a row the walk
+// did not keep (an unchanged one, spooled as its key and hash; online.go).
 func (d *Differ) decode(cur *cursor) (pipeline.Row, pipeline.Origin, error) {
 	p, err := cur.payload()
-	if err != nil {
+	if err != nil || len(p) == 0 { // an encoded row is never empty
 		return nil, pipeline.Origin{}, err
 	}
 	row, o, err := d.dec.decode(p)
@@ -413,8 +447,12 @@ func (d *Differ) decode(cur *cursor) (pipeline.Row, pipeline.Origin, error) {
 // Row returns the row and origin of the key Diff is passing to fn, decoded
 // from the spool: for an OpUnchanged key under Options.LazyUnchanged, whose
 // row fn got as nil. It may only be called from fn (not from dup), and
-// fails otherwise.
+// fails otherwise. It returns a nil row for an unchanged row that Add
+// diffed as it came and did not keep (see Expect).
 func (d *Differ) Row() (pipeline.Row, pipeline.Origin, error) {
+	if d.omitted {
+		return nil, pipeline.Origin{}, nil
+	}
 	if d.cur == nil {
 		return nil, pipeline.Origin{}, errors.New("changes: Row called outside Diff's callback")
 	}
@@ -527,6 +565,12 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 	if d.diffed && d.diffedOf != idOf(old) {
 		return 0, fmt.Errorf("changes: Commit: the old manifest (%s, %d entries) is not the one Diff used (%s, %d entries)",
 			orNone(idOf(old).loc), old.Len(), orNone(d.diffedOf.loc), d.diffedOf.n)
+	}
+	if err := d.checkExpected("Commit", old); err != nil {
+		return 0, err
+	}
+	if err := d.goOffline(); err != nil { // no Diff ran: Commit merges the whole spool
+		return 0, err
 	}
 	if err := d.run.freeze(); err != nil {
 		return 0, err
@@ -859,6 +903,16 @@ func (p *pendingKeys) next(e *keyEntry) (bool, error) {
 	return true, nil
 }
 
+// checkExpected refuses a manifest other than the one given to Expect: the
+// rows Add did not keep were unchanged against that one only.
+func (d *Differ) checkExpected(what string, old *Manifest) error {
+	if d.expected != nil && *d.expected != idOf(old) {
+		return fmt.Errorf("changes: %s: the old manifest (%s, %d entries) is not the one given to Expect (%s, %d entries)",
+			what, orNone(idOf(old).loc), old.Len(), orNone(d.expected.loc), d.expected.n)
+	}
+	return nil
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "none"
@@ -884,6 +938,10 @@ func (d *Differ) Close() error {
 		return nil
 	}
 	d.closed = true
+	if d.on != nil {
+		d.on.close()
+		d.on = nil
+	}
 	d.run.wait() // a background spill's error no longer matters
 	if err := os.RemoveAll(d.dir); err != nil {
 		return fmt.Errorf("changes: remove spill directory: %w", err)

@@ -241,6 +241,21 @@ func (s *spool) wait() error {
 	return d.err
 }
 
+// skip takes the next input sequence number for a record kept outside
+// the spool (a walked diff's new and changed rows, online.go).
+func (s *spool) skip() uint64 {
+	s.seq++
+	return s.seq - 1
+}
+
+// discard ends adding without a merge: nothing reads the records again (a
+// walked diff, online.go). Its chunk files stay until the Differ's Close.
+func (s *spool) discard() {
+	s.frozen = true
+	s.wait() // the spill's error does not matter: nothing reads its chunk
+	s.memBuf, s.spare = memBuf{}, memBuf{}
+}
+
 // freeze ends adding: small inputs stay sorted in memory, larger ones are
 // spilled entirely and merged down to at most fanIn() chunk files.
 func (s *spool) freeze() error {

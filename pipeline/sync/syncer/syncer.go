@@ -126,7 +126,6 @@ type Syncer struct {
 	now      func() time.Time
 	counts   changes.Counts
 	diffDone bool   // a Diff of every key completed (counting or emitting)
-	calls    int    // Diff calls so far
 	tmpDir   string // seeded or reconciled manifests ("" = none)
 	seed     *SeedSummary
 	drift    *remote.Report
@@ -183,6 +182,12 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 		err = s.reconcile(ctx, o, in, fields)
 	case spec.Seed != "" && s.old == nil:
 		err = s.seedManifest(ctx, o, in, fields)
+	}
+	if err == nil {
+		// The diff runs as rows are added while their keys come in order
+		// (changes.Differ.Expect): a sorted export's sync reads and
+		// writes only its new and changed rows.
+		err = s.differ.Expect(ctx, s.old)
 	}
 	if err != nil {
 		s.Close()
@@ -313,13 +318,13 @@ func (s *Syncer) ReleasesRows() bool { return true }
 // Diff implements pipeline.Syncer. With delete_missing, the first call
 // first counts the keys (a pass over the spool and the manifest) and checks
 // max_deletes before passing on anything; without, one pass does both.
-// Unchanged rows of the first call are passed as nil rows while ctx is not
-// done (pipeline.Syncer allows it: they are only counted), so they are not
-// decoded; later calls (the engine draining the spool) pass every row.
+// Unchanged rows are passed as nil rows (pipeline.Syncer allows it: they
+// are only counted as filtered), so they are not decoded: a sorted run's
+// were not even kept (changes.Differ.Expect), and a run that stops or is
+// refused filters them as a finished one would, whatever the order its
+// rows came in.
 func (s *Syncer) Diff(ctx context.Context, emit func(op pipeline.SyncOp, row pipeline.Row, origin pipeline.Origin) error,
 	drop func(row pipeline.Row, origin pipeline.Origin, err error) error, del func(key, id string) error) error {
-	lazy := s.calls == 0 // see above: a later call may be a drain
-	s.calls++
 	if !s.diffDone && s.spec.DeleteMissing && s.seed == nil {
 		c, err := s.differ.Diff(ctx, s.old, nil, func(string, pipeline.Row, pipeline.Origin) error { return nil })
 		if err != nil {
@@ -341,14 +346,7 @@ func (s *Syncer) Diff(ctx context.Context, emit func(op pipeline.SyncOp, row pip
 		case changes.OpChanged:
 			return emit(pipeline.SyncChanged, row, origin)
 		case changes.OpUnchanged:
-			if lazy && ctx.Err() == nil {
-				return emit(pipeline.SyncUnchanged, nil, pipeline.Origin{})
-			}
-			row, origin, err := s.differ.Row()
-			if err != nil {
-				return err
-			}
-			return emit(pipeline.SyncUnchanged, row, origin)
+			return emit(pipeline.SyncUnchanged, nil, pipeline.Origin{})
 		case changes.OpMissing:
 			if !s.spec.DeleteMissing || s.seed != nil { // seeded: records bulkflow did not load
 				return nil
