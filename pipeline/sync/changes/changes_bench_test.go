@@ -29,11 +29,18 @@ var benchSchema = pipeline.MustSchema(
 	pipeline.Field{Name: "Updated", Type: pipeline.TypeTimestamp},
 )
 
-// benchRow fills row with the i'th of n rows, in a scrambled key order;
-// changed alters the Amount of every 100th key.
-func benchRow(row pipeline.Row, buf []byte, i, n int, changed bool) []byte {
+// benchRow fills row with the i'th of n rows, in a scrambled key order, or
+// with sorted in key order (keys zero-padded); changed alters the Amount of
+// every 100th key.
+func benchRow(row pipeline.Row, buf []byte, i, n int, changed, sorted bool) []byte {
 	k := int((uint64(i) * 2654435761) % uint64(n)) // a permutation when n is not a multiple of the prime
 	buf = append(buf[:0], "EXT-"...)
+	if sorted {
+		k = i
+		for p := 100000000; p > 1 && k < p; p /= 10 {
+			buf = append(buf, '0')
+		}
+	}
 	buf = strconv.AppendInt(buf, int64(k), 10)
 	row[0] = string(buf)
 	buf = append(buf[:0], "Account number "...)
@@ -87,20 +94,24 @@ func (p *peakHeap) report(b *testing.B) {
 	b.ReportMetric(float64(p.max)/(1<<20), "peak-heap-MiB")
 }
 
-// benchRun adds the n rows of one run, diffs them against old (unchanged
-// rows not decoded, as in a sync), reports every sent key as loaded, and
-// commits to w.
-func benchRun(b *testing.B, dir string, n int, changed bool, old *Manifest, w io.Writer) Counts {
+// benchRun adds the n rows of one run (in key order when sorted), diffs
+// them against old (unchanged rows not decoded, and the diff done as rows
+// are added, as in a sync), reports every sent key as loaded, and commits
+// to w.
+func benchRun(b *testing.B, dir string, n int, changed, sorted bool, old *Manifest, w io.Writer) Counts {
 	ctx := context.Background()
 	d, err := NewDiffer(benchSchema, "External_Id__c", Options{Dir: dir, LazyUnchanged: true}) // as the syncer does
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer d.Close()
+	if err := d.Expect(ctx, old); err != nil {
+		b.Fatal(err)
+	}
 	row := make(pipeline.Row, benchSchema.Len())
 	var buf []byte
 	for i := range n {
-		buf = benchRow(row, buf, i, n, changed)
+		buf = benchRow(row, buf, i, n, changed, sorted)
 		if err := d.Add(row, pipeline.Origin{Object: "bench.csv", Line: int64(i + 2), Row: int64(i + 1)}); err != nil {
 			b.Fatal(err)
 		}
@@ -131,38 +142,43 @@ func BenchmarkDiff(b *testing.B) {
 	}
 	ctx := context.Background()
 	dir := b.TempDir()
-	loc, err := blobio.Parse("", filepath.Join(dir, "manifest.bfm"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Run 1 writes the manifest.
-	w, err := blobio.NewWriter(ctx, loc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if c := benchRun(b, dir, n, false, nil, w); c.New != int64(n) {
-		b.Fatalf("run 1: %+v, want %d new", c, n)
-	}
-	if err := w.Close(); err != nil {
-		b.Fatal(err)
-	}
-	old, err := OpenManifest(ctx, loc)
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	b.Run("diff-1pct", func(b *testing.B) {
-		p := startPeakHeap()
-		var c Counts
-		for b.Loop() {
-			c = benchRun(b, dir, n, true, old, io.Discard)
+	for _, sorted := range []bool{false, true} {
+		name := "diff-1pct"
+		if sorted {
+			name = "diff-1pct-sorted" // the diff done as rows are added (Differ.Expect)
 		}
-		p.report(b)
-		if want := int64((n + 99) / 100); c.Changed != want || c.New != 0 || c.Missing != 0 {
-			b.Fatalf("run 2: %+v, want %d changed", c, want)
+		// Run 1 writes the manifest.
+		loc, err := blobio.Parse("", filepath.Join(dir, name+".bfm"))
+		if err != nil {
+			b.Fatal(err)
 		}
-		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
-	})
+		w, err := blobio.NewWriter(ctx, loc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if c := benchRun(b, dir, n, false, sorted, nil, w); c.New != int64(n) {
+			b.Fatalf("run 1: %+v, want %d new", c, n)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		old, err := OpenManifest(ctx, loc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			p := startPeakHeap()
+			var c Counts
+			for b.Loop() {
+				c = benchRun(b, dir, n, true, sorted, old, io.Discard)
+			}
+			p.report(b)
+			if want := int64((n + 99) / 100); c.Changed != want || c.New != 0 || c.Missing != 0 {
+				b.Fatalf("run 2: %+v, want %d changed", c, want)
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
 	b.Run("full-resend", func(b *testing.B) {
 		p := startPeakHeap()
 		for b.Loop() {
@@ -172,7 +188,7 @@ func BenchmarkDiff(b *testing.B) {
 			rec := make([]string, benchSchema.Len())
 			var buf []byte
 			for i := range n {
-				buf = benchRow(row, buf, i, n, true)
+				buf = benchRow(row, buf, i, n, true, false)
 				for j, v := range row {
 					rec[j] = pipeline.Text(v)
 				}
