@@ -6,7 +6,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -502,5 +504,120 @@ func TestAccountsSyncPlanAndReplay(t *testing.T) {
 	}
 	if s := syncSummary(t, rr); s.New != 1 || s.Loaded != 1 || !s.Committed || s.ManifestAfter != 267 {
 		t.Errorf("replay sync summary %+v", s)
+	}
+}
+
+// TestSyncKilledThenRunAgain SIGKILLs the second run of a change-detecting
+// sync while its jobs load, then runs the sync again, as a scheduler
+// would: the manifest the killed run never committed makes the next run
+// send the new and changed rows again (upserts by the sync key), so every
+// key ends stored once with this export's values, the keys that left are
+// deleted, and a further run sends nothing. The export comes in key order
+// (diffed as it is read) and shuffled (spooled and merged); both must end
+// the same.
+func TestSyncKilledThenRunAgain(t *testing.T) {
+	bin := buildBulkflow(t)
+	const n = 3000
+	row := func(i int, phone string) string { return fmt.Sprintf("K%06d,Name %d,%s", i, i, phone) }
+	for _, sorted := range []bool{true, false} {
+		t.Run(fmt.Sprintf("in-key-order=%v", sorted), func(t *testing.T) {
+			srv := salesforcetest.NewServer(nil)
+			defer srv.Close()
+			t.Chdir(t.TempDir())
+			y := strings.Replace(syncPipeline(srv, "50%"), "      ledger: \"off\"\n",
+				"      ledger: \"off\"\n      max_job_rows: 200\n      concurrency: 2\n", 1)
+			var first, second []string
+			want := map[string]string{} // key → phone after the second export
+			for i := range n {
+				first = append(first, row(i, "111"))
+				switch {
+				case i%50 == 0: // left the export
+				case i%7 == 0:
+					second = append(second, row(i, "222"))
+					want[fmt.Sprintf("K%06d", i)] = "222"
+				default:
+					second = append(second, row(i, "111"))
+					want[fmt.Sprintf("K%06d", i)] = "111"
+				}
+			}
+			for i := n; i < n+300; i++ { // new keys
+				second = append(second, row(i, "333"))
+				want[fmt.Sprintf("K%06d", i)] = "333"
+			}
+			if !sorted {
+				rand.New(rand.NewPCG(3, 4)).Shuffle(len(second), func(i, j int) { second[i], second[j] = second[j], second[i] })
+			}
+			writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": syncCSV(first...)})
+			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != n {
+				t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+			}
+			writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(second...)})
+			_, _, jobs := syncSent(t, srv, 0)
+			if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 100 * time.Millisecond}); err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd := exec.Command(bin, "run", "p.yaml", "--progress", "none")
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			complete := func() int {
+				c := 0
+				for _, j := range srv.Jobs()[jobs:] {
+					if j.State == salesforcetest.StateJobComplete {
+						c++
+					}
+				}
+				return c
+			}
+			for deadline := time.Now().Add(30 * time.Second); complete() < 2; time.Sleep(time.Millisecond) {
+				select {
+				case err := <-exited:
+					t.Fatalf("the second run ended before the kill: %v\n%s", err, stderr.String())
+				default:
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					t.Fatalf("the second run's jobs did not complete\n%s", stderr.String())
+				}
+			}
+			if err := cmd.Process.Kill(); err != nil { // SIGKILL
+				t.Fatal(err)
+			}
+			<-exited
+			t.Logf("killed with %d of its jobs complete, %d created", complete(), len(srv.Jobs())-jobs)
+			srv.SetFaults(salesforcetest.Faults{})
+
+			code, rep := runReport(t, "p.yaml")
+			s := syncSummary(t, rep)
+			if code != exitOK || rep.Status != pipeline.StatusSucceeded || !rep.Counts.Balanced() || !s.Committed || s.InKeyOrder != sorted ||
+				s.New != 300 || s.Missing != n/50 || s.Deleted != n/50 || s.Loaded != s.New+s.Changed || rep.Counts.DeadLettered != 0 {
+				t.Fatalf("run after the kill: exit %d, status %s, counts %+v, sync %+v", code, rep.Status, rep.Counts, s)
+			}
+			stored := map[string]int{}
+			for _, r := range srv.Records("Account") {
+				k := r["External_Id__c"]
+				if stored[k]++; r["Phone"] != want[k] {
+					t.Errorf("%s stored with phone %q, want %q", k, r["Phone"], want[k])
+				}
+			}
+			for k := range want {
+				if stored[k] != 1 {
+					t.Errorf("%s stored %d times", k, stored[k])
+				}
+			}
+			if len(stored) != len(want) {
+				t.Errorf("%d keys stored, want %d (the %d that left deleted)", len(stored), len(want), n/50)
+			}
+			_, _, jobs = syncSent(t, srv, 0)
+			code, rep = runReport(t, "p.yaml")
+			up, del, _ := syncSent(t, srv, jobs)
+			if s := syncSummary(t, rep); code != exitOK || len(up) != 0 || del != 0 || s.Unchanged != int64(len(want)) || s.InKeyOrder != sorted {
+				t.Errorf("the run after: exit %d, upserted %d, deleted %d, sync %+v", code, len(up), del, s)
+			}
+		})
 	}
 }

@@ -200,6 +200,11 @@ func (d *Differ) finishOnline(ctx context.Context, old *Manifest) (bool, error) 
 	return true, nil
 }
 
+// Walked reports whether the last Diff was the walk done as rows were
+// added (Expect; the run's keys came in increasing order to the end)
+// rather than a merge of the spool with the manifest.
+func (d *Differ) Walked() bool { return d.walked != nil }
+
 // walk is a diff completed while rows were added: its counts (without the
 // manifest's size) and the file of its new and changed rows.
 type walk struct {

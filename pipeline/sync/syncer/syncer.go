@@ -94,18 +94,22 @@ type Summary struct {
 	ManifestKeys int64  `json:"manifest_keys_before"`
 	// ManifestAfter is the number of keys in the committed manifest (0 when
 	// nothing was committed).
-	ManifestAfter int64  `json:"manifest_keys_after"`
-	New           int64  `json:"new"`
-	Changed       int64  `json:"changed"`
-	Unchanged     int64  `json:"unchanged"`
-	Missing       int64  `json:"missing"`
-	Duplicates    int64  `json:"duplicates"`
-	Loaded        int64  `json:"loaded"`
-	Failed        int64  `json:"failed"`
-	Deleted       int64  `json:"deleted"`
-	DeleteFailed  int64  `json:"delete_failed"`
-	Committed     bool   `json:"committed"`
-	Log           string `json:"sync_log,omitempty"`
+	ManifestAfter int64 `json:"manifest_keys_after"`
+	New           int64 `json:"new"`
+	Changed       int64 `json:"changed"`
+	Unchanged     int64 `json:"unchanged"`
+	Missing       int64 `json:"missing"`
+	Duplicates    int64 `json:"duplicates"`
+	Loaded        int64 `json:"loaded"`
+	Failed        int64 `json:"failed"`
+	Deleted       int64 `json:"deleted"`
+	DeleteFailed  int64 `json:"delete_failed"`
+	Committed     bool  `json:"committed"`
+	// InKeyOrder says the run's rows came in key order and were diffed as
+	// they were read (changes.Differ.Expect): nothing but the new and
+	// changed rows was spooled, and the diff needed no merge.
+	InKeyOrder bool   `json:"diffed_in_key_order,omitempty"`
+	Log        string `json:"sync_log,omitempty"`
 	// Seed is set when this run built the first manifest from the target
 	// object (seed: salesforce); Reconcile when it looked for drift.
 	Seed      *SeedSummary   `json:"seed,omitempty"`
@@ -428,7 +432,8 @@ func codeOf(err error) string {
 func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 	sum := &Summary{Key: s.spec.Key, Manifest: s.loc.String(), New: s.counts.New, Changed: s.counts.Changed,
 		Unchanged: s.counts.Unchanged, Missing: s.counts.Missing, Duplicates: s.dups.Load(), Loaded: s.loaded.Load(),
-		Failed: s.failed.Load(), Deleted: s.deleted.Load(), DeleteFailed: s.deleteFailed.Load(), Seed: s.seed, Reconcile: s.drift}
+		Failed: s.failed.Load(), Deleted: s.deleted.Load(), DeleteFailed: s.deleteFailed.Load(), Seed: s.seed, Reconcile: s.drift,
+		InKeyOrder: s.differ.Walked()}
 	if s.old != nil && s.seed == nil {
 		sum.ManifestKeys = s.old.Len()
 	}
