@@ -586,6 +586,9 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 		return 0, err
 	}
 	defer outs.close()
+	if d.walked != nil && d.pendingOf == idOf(old) {
+		return d.commitWalked(ctx, w, outs, keepMissing)
+	}
 	var keys keyStream
 	if d.pending != "" && d.pendingOf == idOf(old) {
 		pk, err := openPending(d.pending, d.run.limit)
@@ -647,73 +650,79 @@ func (d *Differ) Commit(ctx context.Context, old *Manifest, w io.Writer, keepMis
 		if !ok {
 			break
 		}
-		key, inRun, runHash, inMan, manHash, oldID := e.key, e.inRun, e.runHash, e.inMan, e.manHash, e.oldID
-		// Reduce the key's outcomes.
-		out = outcome{id: out.id[:0]}
-		for t := outs.top(); t != nil && bytes.Equal(t.key, key); t = outs.top() {
-			op, loaded := Op(t.aux&0xFF), t.aux&(1<<8) != 0
-			if out.present && op != out.op {
-				return 0, fmt.Errorf("changes: commit: key %q has outcomes for ops %v and %v", key, out.op, op)
-			}
-			out.present, out.op = true, op
-			if loaded {
-				out.loaded = true
-				if p, err := t.payload(); err != nil {
-					return 0, err
-				} else if len(p) > 0 {
-					out.id = append(out.id[:0], p...)
-				}
-			}
-			if err := outs.advance(); err != nil {
-				return 0, err
-			}
-		}
-
-		var op Op
-		switch {
-		case inRun && !inMan:
-			op = OpNew
-		case inRun && manHash == runHash:
-			op = OpUnchanged
-		case inRun:
-			op = OpChanged
-		default:
-			op = OpMissing
-		}
-		if out.present && out.op != op {
-			return 0, fmt.Errorf("changes: commit: outcome for key %q says %v, but the diff says %v", key, out.op, op)
-		}
-		loaded := out.present && out.loaded
-		var werr error
-		switch op {
-		case OpUnchanged:
-			werr = mw.add(key, manHash, oldID)
-		case OpNew:
-			if loaded {
-				werr = mw.add(key, runHash, out.id)
-			}
-		case OpChanged:
-			switch {
-			case loaded && len(out.id) > 0:
-				werr = mw.add(key, runHash, out.id)
-			case loaded:
-				werr = mw.add(key, runHash, oldID)
-			default:
-				werr = mw.add(key, unsynced, oldID)
-			}
-		case OpMissing:
-			if !loaded && keepMissing {
-				werr = mw.add(key, manHash, oldID)
-			}
-		}
-		if werr != nil {
-			return 0, werr
+		if err := commitKey(mw, outs, &e, &out, keepMissing); err != nil {
+			return 0, err
 		}
 	}
 	if err := mw.finish(); err != nil {
 		return 0, err
 	}
 	return mw.n, nil
+}
+
+// commitKey writes the next manifest's record for key e (see Commit's
+// rules), after reducing the key's outcomes, the next ones of outs, into
+// out (whose memory it reuses).
+func commitKey(mw *manifestWriter, outs *merger, e *keyEntry, out *outcome, keepMissing bool) error {
+	key, inRun, runHash, inMan, manHash, oldID := e.key, e.inRun, e.runHash, e.inMan, e.manHash, e.oldID
+	// Reduce the key's outcomes.
+	*out = outcome{id: out.id[:0]}
+	for t := outs.top(); t != nil && bytes.Equal(t.key, key); t = outs.top() {
+		op, loaded := Op(t.aux&0xFF), t.aux&(1<<8) != 0
+		if out.present && op != out.op {
+			return fmt.Errorf("changes: commit: key %q has outcomes for ops %v and %v", key, out.op, op)
+		}
+		out.present, out.op = true, op
+		if loaded {
+			out.loaded = true
+			if p, err := t.payload(); err != nil {
+				return err
+			} else if len(p) > 0 {
+				out.id = append(out.id[:0], p...)
+			}
+		}
+		if err := outs.advance(); err != nil {
+			return err
+		}
+	}
+
+	var op Op
+	switch {
+	case inRun && !inMan:
+		op = OpNew
+	case inRun && manHash == runHash:
+		op = OpUnchanged
+	case inRun:
+		op = OpChanged
+	default:
+		op = OpMissing
+	}
+	if out.present && out.op != op {
+		return fmt.Errorf("changes: commit: outcome for key %q says %v, but the diff says %v", key, out.op, op)
+	}
+	loaded := out.present && out.loaded
+	switch op {
+	case OpUnchanged:
+		return mw.add(key, manHash, oldID)
+	case OpNew:
+		if loaded {
+			return mw.add(key, runHash, out.id)
+		}
+	case OpChanged:
+		switch {
+		case loaded && len(out.id) > 0:
+			return mw.add(key, runHash, out.id)
+		case loaded:
+			return mw.add(key, runHash, oldID)
+		default:
+			return mw.add(key, unsynced, oldID)
+		}
+	case OpMissing:
+		if !loaded && keepMissing {
+			return mw.add(key, manHash, oldID)
+		}
+	}
+	return nil
 }
 
 // keyEntry is one key of the run or the old manifest, as Commit merges

@@ -458,6 +458,26 @@ func (mw *manifestWriter) addRaw(rec []byte) error {
 	return nil
 }
 
+// copyRaw copies nbytes of records, nrecs of them, from r through buf:
+// records another manifest had, as addRaw writes one, whose keys come after
+// every key written so far and before the next one added (a walked
+// Commit's draft, commitWalked, which checks that order itself).
+func (mw *manifestWriter) copyRaw(r io.Reader, nbytes, nrecs int64, buf []byte) error {
+	for nbytes > 0 {
+		p := buf[:min(int64(len(buf)), nbytes)]
+		if _, err := io.ReadFull(r, p); err != nil {
+			return fmt.Errorf("changes: read the walk's draft: %w", err)
+		}
+		mw.crc.span(p)
+		if _, err := mw.bw.Write(p); err != nil {
+			return fmt.Errorf("changes: write manifest: %w", err)
+		}
+		nbytes -= int64(len(p))
+	}
+	mw.n += nrecs
+	return nil
+}
+
 // setLast records key as the last key written (after addRaw).
 func (mw *manifestWriter) setLast(key []byte) { mw.last = append(mw.last[:0], key...) }
 

@@ -178,6 +178,11 @@ func TestExpectMatchesDiff(t *testing.T) {
 	dupLater := append(slices.Clone(sorted), sorted[10])             // a key again at the end
 	dupNext := slices.Insert(slices.Clone(sorted), 201, sorted[200]) // a key twice in a row
 	dupNext[201] = strings.Replace(dupNext[201], ",", ",again-", 1)
+	var unchangedTail []string // the first key changed, the rest as synced
+	for i := 0; i < 400; i += 2 {
+		unchangedTail = append(unchangedTail, key(i)+","+old[key(i)])
+	}
+	unchangedTail[0] = key(0) + ",chg,0"
 
 	cases := []onlineCase{
 		{name: "sorted", old: old, unsynced: unsynced, run: sorted, walked: true},
@@ -192,6 +197,7 @@ func TestExpectMatchesDiff(t *testing.T) {
 		{name: "a key twice in a row", old: old, run: dupNext, memLimit: 2048},
 		{name: "empty run", old: old, run: nil, walked: true},
 		{name: "every key new", old: map[string]string{"A": "a,1"}, run: sorted, walked: true},
+		{name: "unchanged tail", old: old, run: unchangedTail, walked: true},
 		{name: "every key missing", old: old, run: []string{"Z,z,1"}, walked: true},
 		{name: "first run", run: sorted},
 	}
@@ -251,9 +257,9 @@ func TestExpectMatchesDiff(t *testing.T) {
 }
 
 // TestExpectKeepsOnlyWhatItSends: a sorted run of unchanged rows writes
-// none of them: after the diff, the Differ's files hold the keys and the
-// changed rows, far less than the rows themselves; Row gives nil for an
-// unchanged key.
+// none of them: after the diff, the Differ's files hold the unchanged
+// keys' manifest records and the changed rows, far less than the rows
+// themselves; Row gives nil for an unchanged key.
 func TestExpectKeepsOnlyWhatItSends(t *testing.T) {
 	ctx := context.Background()
 	var rows []string
@@ -298,7 +304,9 @@ func TestExpectKeepsOnlyWhatItSends(t *testing.T) {
 		}
 		return nil
 	})
-	if size > 5000*20 { // the rows are over 200 bytes each
+	// The rows are over 200 bytes each; what is kept per unchanged key is
+	// its manifest record (about 30 bytes) for Commit's copy.
+	if size > 5000*200/5 {
 		t.Errorf("the Differ's files hold %d bytes for 5000 unchanged rows of 200+ bytes", size)
 	}
 }
@@ -345,4 +353,56 @@ func at[T any](s []T, i int) string {
 		return "(none)"
 	}
 	return fmt.Sprint(s[i])
+}
+
+// TestExpectCommitRefusesWrongOutcomes: after a walk, as after a merge,
+// Commit fails on an outcome for a key the diff found unchanged, for a key
+// in neither the run nor the manifest (before, between and after the
+// others), and for the wrong op; and commits the right ones.
+func TestExpectCommitRefusesWrongOutcomes(t *testing.T) {
+	ctx := context.Background()
+	c := onlineCase{old: map[string]string{"B": "b,1", "D": "d,1", "F": "f,1", "H": "h,1"}}
+	old := c.oldManifest(t)
+	run := []string{"B,b,1", "D,d,2", "E,e,1", "F,f,1"} // B, F unchanged; D changed; E new; H missing
+	cases := []struct {
+		key  string
+		op   Op
+		want string // "" = commits
+	}{
+		{"D", OpChanged, ""},
+		{"E", OpNew, ""},
+		{"H", OpMissing, ""},
+		{"B", OpChanged, "B"},
+		{"F", OpNew, "F"},
+		{"A", OpNew, "A"},
+		{"C", OpNew, "C"},
+		{"Z", OpNew, "Z"},
+		{"D", OpNew, "D"},
+		{"H", OpChanged, "H"},
+	}
+	for _, tc := range cases {
+		for _, expect := range []bool{false, true} {
+			d := newDiffer(t, 0)
+			if expect {
+				if err := d.Expect(ctx, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+			add(t, d, run...)
+			diff(t, d, old)
+			if expect != d.Walked() {
+				t.Fatalf("walked: %v", d.Walked())
+			}
+			if err := d.Outcome(tc.key, tc.op, true, "x"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := d.Commit(ctx, old, &strings.Builder{}, true)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("expect=%v: outcome %s %v: %v", expect, tc.key, tc.op, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.want))):
+				t.Errorf("expect=%v: outcome %s %v: err %v, want one naming %q", expect, tc.key, tc.op, err, tc.want)
+			}
+		}
+	}
 }
