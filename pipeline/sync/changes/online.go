@@ -21,17 +21,22 @@ import (
 //
 //   - an unchanged row (most of a sync) is written as its key and hash
 //     only, to a chunk file of its own (online-keys), already in key
-//     order: its encoded row is never written, sorted or read back;
-//   - a new or changed row goes to another such chunk (online-rows);
+//     order: its encoded row is never written, sorted or read back; its
+//     manifest record, as read, goes to a draft of the next manifest
+//     (online-draft);
+//   - a new or changed row goes to another chunk (online-rows);
 //   - the pending keys Commit needs (new, changed, missing) are written as
-//     the complete Diff would write them.
+//     the complete Diff would write them, and where the draft stood at
+//     each (online-index).
 //
-// Diff then only replays the pending keys and the rows beside them: no
-// merge of the run's chunks, no second pass over the manifest. The first key
-// that is not above the one before (input out of order, or a duplicate)
-// ends the walk for good (goOffline): the two chunks join the spool's, the
-// pending keys are discarded, and from then on Add
-// spools whole rows and Diff merges as it always did. The spool is then
+// Diff then only replays the pending keys and the rows beside them, and
+// Commit copies the draft in blocks between the pending keys: no merge of
+// the run's chunks, no second pass over the manifest, no record parsed
+// twice. The first key that is not above the one before (input out of
+// order, or a duplicate) ends the walk for good (goOffline): the keys and
+// rows chunks join the spool's, the pending keys and the draft are
+// discarded, and from then on Add spools whole rows and Diff and Commit
+// merge as they always did. The spool is then
 // complete (every key and hash; every row but the in-order unchanged ones,
 // which Diff finds unchanged again against the same manifest), so the two
 // paths report the same ops and write the same manifest
@@ -220,13 +225,16 @@ func (d *Differ) finishOnline(ctx context.Context, old *Manifest) (bool, error) 
 		}
 	}
 	if err := on.rows.finish(); err != nil {
+		// finish removed the rows file: its rows cannot be sent, and the
+		// run fails (the engine counts them lost).
+		on.close()
+		d.on = nil
 		return false, err
 	}
 	on.man.close()
 	on.keys.abort() // only a walk that ends early needs them
 	d.on = nil
 	d.walked = &walk{rows: on.rows.path, draft: on.draft.path, index: on.index.path, draftN: on.draftN, c: on.c}
-
 	d.pending, d.pendingOf = on.pend.path, on.of
 	d.run.discard() // nothing was spooled: every row was walked
 	return true, nil
