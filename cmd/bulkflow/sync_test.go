@@ -594,6 +594,7 @@ func TestSyncKilledThenRunAgain(t *testing.T) {
 			code, rep := runReport(t, "p.yaml")
 			s := syncSummary(t, rep)
 			if code != exitOK || rep.Status != pipeline.StatusSucceeded || !rep.Counts.Balanced() || !s.Committed || s.InKeyOrder != sorted ||
+				(s.NotInKeyOrder == "") != sorted ||
 				s.New != 300 || s.Missing != n/50 || s.Deleted != n/50 || s.Loaded != s.New+s.Changed || rep.Counts.DeadLettered != 0 {
 				t.Fatalf("run after the kill: exit %d, status %s, counts %+v, sync %+v", code, rep.Status, rep.Counts, s)
 			}

@@ -120,10 +120,11 @@ type Differ struct {
 	// manifest given to Expect, on the walk while it lasts, walked the
 	// walk that lasted to the end, and omitted is set while diffWalked
 	// passes unchanged keys (Row returns nil).
-	expected *manifestID
-	on       *online
-	walked   *walk
-	omitted  bool
+	expected  *manifestID
+	on        *online
+	walked    *walk
+	omitted   bool
+	unordered string // where the keys stopped coming in order (Unordered)
 
 	mu       sync.Mutex // guards outcomes and closed
 	outcomes spool

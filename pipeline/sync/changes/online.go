@@ -110,8 +110,15 @@ func (d *Differ) Expect(ctx context.Context, old *Manifest) error {
 // whole. Its error is a failure to keep a row already taken.
 func (d *Differ) addOnline(h uint64, payload []byte) (bool, error) {
 	on, key := d.on, d.keyBuf
-	if on.started && bytes.Compare(key, on.last) <= 0 {
-		return false, d.goOffline()
+	if on.started {
+		if c := bytes.Compare(key, on.last); c <= 0 {
+			how := fmt.Sprintf("key %q after %q", clip(key), clip(on.last))
+			if c == 0 {
+				how = fmt.Sprintf("key %q twice in a row", clip(key))
+			}
+			d.unordered = fmt.Sprintf("row %d: %s", d.run.seq+1, how)
+			return false, d.goOffline()
+		}
 	}
 	man := on.man
 	for !man.eof && bytes.Compare(man.key, key) < 0 { // a manifest key the run does not have (yet)
@@ -244,6 +251,19 @@ func (d *Differ) finishOnline(ctx context.Context, old *Manifest) (bool, error) 
 // added (Expect; the run's keys came in increasing order to the end)
 // rather than a merge of the spool with the manifest.
 func (d *Differ) Walked() bool { return d.walked != nil }
+
+// Unordered says where the run's keys stopped coming in increasing order,
+// which ended the walk (Expect): the row (counting the rows added, from 1)
+// and the two keys; "" when they never did.
+func (d *Differ) Unordered() string { return d.unordered }
+
+// clip returns key as a string, cut to 64 bytes for messages.
+func clip(key []byte) string {
+	if len(key) > 64 {
+		return string(key[:64]) + "…"
+	}
+	return string(key)
+}
 
 // walk is a diff completed while rows were added: its counts (without the
 // manifest's size) and the file of its new and changed rows.

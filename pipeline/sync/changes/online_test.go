@@ -406,3 +406,30 @@ func TestExpectCommitRefusesWrongOutcomes(t *testing.T) {
 		}
 	}
 }
+
+// TestExpectUnordered: Unordered names the row and the keys where a run
+// stopped coming in key order, and is empty for a run that did not.
+func TestExpectUnordered(t *testing.T) {
+	ctx := context.Background()
+	c := onlineCase{old: map[string]string{"A": "a,1", "B": "b,1"}}
+	old := c.oldManifest(t)
+	for _, tc := range []struct {
+		run  []string
+		want string
+	}{
+		{[]string{"A,a,1", "B,b,1", "C,c,1"}, ""},
+		{[]string{"B,b,1", "A,a,1", "C,c,1"}, `row 2: key "A" after "B"`},
+		{[]string{"A,a,1", "B,b,1", "B,b,2"}, `row 3: key "B" twice in a row`},
+		{[]string{"9,n,1", "10,n,1"}, `row 2: key "10" after "9"`},
+	} {
+		d := newDiffer(t, 0)
+		if err := d.Expect(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		add(t, d, tc.run...)
+		diff(t, d, old)
+		if got := d.Unordered(); got != tc.want || d.Walked() != (tc.want == "") {
+			t.Errorf("%v: Unordered %q, walked %v; want %q", tc.run, got, d.Walked(), tc.want)
+		}
+	}
+}

@@ -108,8 +108,12 @@ type Summary struct {
 	// InKeyOrder says the run's rows came in key order and were diffed as
 	// they were read (changes.Differ.Expect): nothing but the new and
 	// changed rows was spooled, and the diff needed no merge.
-	InKeyOrder bool   `json:"diffed_in_key_order,omitempty"`
-	Log        string `json:"sync_log,omitempty"`
+	InKeyOrder bool `json:"diffed_in_key_order,omitempty"`
+	// NotInKeyOrder says where a run's rows stopped coming in key order
+	// ("row N: key K after K'", N counting the rows the sync stage
+	// received), so that it was spooled and merged instead.
+	NotInKeyOrder string `json:"not_in_key_order,omitempty"`
+	Log           string `json:"sync_log,omitempty"`
 	// Seed is set when this run built the first manifest from the target
 	// object (seed: salesforce); Reconcile when it looked for drift.
 	Seed      *SeedSummary   `json:"seed,omitempty"`
@@ -433,7 +437,7 @@ func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 	sum := &Summary{Key: s.spec.Key, Manifest: s.loc.String(), New: s.counts.New, Changed: s.counts.Changed,
 		Unchanged: s.counts.Unchanged, Missing: s.counts.Missing, Duplicates: s.dups.Load(), Loaded: s.loaded.Load(),
 		Failed: s.failed.Load(), Deleted: s.deleted.Load(), DeleteFailed: s.deleteFailed.Load(), Seed: s.seed, Reconcile: s.drift,
-		InKeyOrder: s.differ.Walked()}
+		InKeyOrder: s.differ.Walked(), NotInKeyOrder: s.differ.Unordered()}
 	if s.old != nil && s.seed == nil {
 		sum.ManifestKeys = s.old.Len()
 	}
