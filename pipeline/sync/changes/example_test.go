@@ -88,3 +88,52 @@ func ExampleDiffer() {
 	//   changed A-2
 	//   {New:0 Changed:1 Unchanged:2 Missing:0 Manifest:3}
 }
+
+// A run whose keys come in order (an export sorted by its key) is diffed
+// as it is added once Expect knows the manifest: only its new and changed
+// rows are kept, and Diff passes its unchanged keys last, without rows.
+func ExampleDiffer_Expect() {
+	ctx := context.Background()
+	loc, _ := blobio.Parse("", "mem://example/expect/manifest.bfm")
+	schema := pipeline.MustSchema(
+		pipeline.Field{Name: "External_Id__c", Type: pipeline.TypeString},
+		pipeline.Field{Name: "Name", Type: pipeline.TypeString},
+	)
+	syncRun(ctx, loc, schema, []pipeline.Row{{"A-1", "Acme"}, {"A-2", "Globex"}, {"A-3", "Initech"}})
+
+	old, err := changes.OpenManifest(ctx, loc)
+	if err != nil {
+		log.Fatal(err)
+	}
+	d, err := changes.NewDiffer(schema, "External_Id__c", changes.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Expect(ctx, old); err != nil {
+		log.Fatal(err)
+	}
+	for i, row := range []pipeline.Row{{"A-1", "Acme"}, {"A-2", "Globex Corp"}, {"A-4", "Umbrella"}} {
+		if err := d.Add(row, pipeline.Origin{Object: "accounts.csv", Line: int64(i + 2)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	_, err = d.Diff(ctx, old, func(op changes.Op, key string, row pipeline.Row, _ pipeline.Origin, oldID string) error {
+		fmt.Printf("%-9v %q %v %q\n", op, key, row, oldID)
+		return nil
+	}, func(string, pipeline.Row, pipeline.Origin) error { return nil })
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("walked:", d.Walked())
+	// Output:
+	//   new     A-1
+	//   new     A-2
+	//   new     A-3
+	//   {New:3 Changed:0 Unchanged:0 Missing:0 Manifest:0}
+	// changed   "A-2" [A-2 Globex Corp] "sf-A-2"
+	// missing   "A-3" [] "sf-A-3"
+	// new       "A-4" [A-4 Umbrella] ""
+	// unchanged "" [] ""
+	// walked: true
+}

@@ -31,7 +31,7 @@ type onlineCase struct {
 // oldManifest builds the manifest c.old describes: a first run of every old
 // row, all loaded (id "id-KEY"), then, for the unsynced keys, a run that
 // changed them and failed to load them.
-func (c onlineCase) oldManifest(t *testing.T) *Manifest {
+func (c onlineCase) oldManifest(t testing.TB) *Manifest {
 	t.Helper()
 	if c.old == nil {
 		return nil
@@ -432,4 +432,55 @@ func TestExpectUnordered(t *testing.T) {
 			t.Errorf("%v: Unordered %q, walked %v; want %q", tc.run, got, d.Walked(), tc.want)
 		}
 	}
+}
+
+// FuzzExpectMatchesDiff: any run diffed with Expect passes the same keys,
+// rows and counts and commits the same manifest as without. Each input
+// byte is a row: its low bits pick one of 48 keys (the even ones below 40
+// were synced), bit 6 changes its name; a first byte with bit 0 set sorts
+// the run by key (duplicates stay), so that most inputs walk to the end or
+// break late.
+func FuzzExpectMatchesDiff(f *testing.F) {
+	old := map[string]string{}
+	for i := 0; i < 40; i += 2 {
+		old[fmt.Sprintf("K%02d", i)] = fmt.Sprintf("n%d,%d", i, i)
+	}
+	m := onlineCase{old: old}.oldManifest(f)
+	for _, seed := range [][]byte{
+		{1, 0, 2, 4, 6, 0x46, 9},
+		{1, 2, 2, 3},
+		{0, 5, 3, 1},
+		{1},
+		{1, 0x2f, 0x2e},
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 || len(in) > 200 {
+			return
+		}
+		var run []string
+		for _, b := range in[1:] {
+			k := int(b&0x3f) % 48
+			name := fmt.Sprintf("n%d", k)
+			if b&0x40 != 0 {
+				name = "changed"
+			}
+			run = append(run, fmt.Sprintf("K%02d,%s,%d", k, name, k))
+		}
+		if in[0]&1 != 0 {
+			slices.SortStableFunc(run, func(a, b string) int { return strings.Compare(a[:3], b[:3]) })
+		}
+		c := onlineCase{old: old, run: run, memLimit: []int{0, 512}[int(in[0]>>1)&1]}
+		plain, walked := runOnline(t, c, m, false), runOnline(t, c, m, true)
+		if i := firstDiff(walked.events, plain.events); i >= 0 {
+			t.Fatalf("event %d: with Expect %s, without %s", i, at(walked.events, i), at(plain.events, i))
+		}
+		if walked.unchanged != plain.unchanged || walked.counts != plain.counts {
+			t.Fatalf("with Expect %d unchanged, %+v; without %d, %+v", walked.unchanged, walked.counts, plain.unchanged, plain.counts)
+		}
+		if i := firstDiff(walked.manifest, plain.manifest); i >= 0 {
+			t.Fatalf("manifest entry %d: with Expect %v, without %v", i, at(walked.manifest, i), at(plain.manifest, i))
+		}
+	})
 }
