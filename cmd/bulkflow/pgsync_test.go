@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+// TestPostgresSyncKeyOrder syncs integer keys read from PostgreSQL twice,
+// changing 10 of 1,200 rows in between, as the README advises: ordered by
+// the key's text in byte order (ORDER BY id::text COLLATE "C") the second
+// run is diffed as it is read; ordered by the integer it is merged, and
+// the report says where the order broke. Both send the same 10 rows.
+func TestPostgresSyncKeyOrder(t *testing.T) {
+	base := os.Getenv("BULKFLOW_TEST_POSTGRES_URL")
+	if base == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("BULKFLOW_TEST_POSTGRES_URL is not set (run .ci/postgres.sh start)")
+		}
+		t.Skip("BULKFLOW_TEST_POSTGRES_URL is not set")
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "keyorder_" + hex.EncodeToString(b)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".ids (id int PRIMARY KEY, name text NOT NULL); "+
+		"INSERT INTO "+schema+".ids SELECT i, 'name ' || i FROM generate_series(1, 1200) i"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Error(err)
+		}
+		admin.Close(context.Background())
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	t.Setenv("BULKFLOW_PG_URL", u.String())
+
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	pipe := func(name, order string) string {
+		return fmt.Sprintf(`name: %s
+dead_letter: out/dead-letter/
+state: state/
+stages:
+  - name: read
+    source:
+      type: postgres
+      url: ${BULKFLOW_PG_URL}
+      query: SELECT id, name FROM ids ORDER BY %s
+  - name: map
+    inputs: [read]
+    map: {External_Id__c: id, Name: name}
+  - name: load
+    inputs: [map]
+    sink:
+      type: salesforce
+      object: Account
+      operation: upsert
+      external_id_field: External_Id__c
+      api: bulk
+      instance_url: %q
+      auth: {access_token: %q}
+      poll_initial: 5ms
+      poll_max: 50ms
+      ledger: "off"
+    sync: {mode: changed, key: External_Id__c}
+`, name, order, srv.URL, srv.AccessToken())
+	}
+	writeFiles(t, map[string]string{"text.yaml": pipe("by-text", `id::text COLLATE "C"`), "int.yaml": pipe("by-int", "id")})
+	for _, file := range []string{"text.yaml", "int.yaml"} {
+		if code, rep := runReport(t, file); code != exitOK || rep.Counts.Loaded != 1200 {
+			t.Fatalf("%s run 1: exit %d %+v", file, code, rep.Counts)
+		}
+	}
+	if _, err := admin.Exec(ctx, "UPDATE "+schema+".ids SET name = name || ' (new)' WHERE id % 120 = 7"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ file, unordered string }{
+		{"text.yaml", ""},
+		{"int.yaml", `row 10: key "10" after "9"`},
+	} {
+		code, rep := runReport(t, tc.file)
+		s := syncSummary(t, rep)
+		if code != exitOK || s.Changed != 10 || s.Unchanged != 1190 || s.Loaded != 10 || s.InKeyOrder != (tc.unordered == "") || s.NotInKeyOrder != tc.unordered {
+			t.Errorf("%s run 2: exit %d, sync %+v; want 10 changed, walked %v, not_in_key_order %q", tc.file, code, s, tc.unordered == "", tc.unordered)
+		}
+	}
+}
