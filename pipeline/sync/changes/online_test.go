@@ -200,6 +200,7 @@ func TestExpectMatchesDiff(t *testing.T) {
 		{name: "unchanged tail", old: old, run: unchangedTail, walked: true},
 		{name: "every key missing", old: old, run: []string{"Z,z,1"}, walked: true},
 		{name: "first run", run: sorted},
+		{name: "empty manifest", old: map[string]string{}, run: sorted, walked: true},
 	}
 	// Random runs over the same manifest: a sorted stretch, then either
 	// the rest sorted or shuffled, with some repeats and unknown keys.
