@@ -297,13 +297,21 @@ func appendRowHash(dst []byte, row pipeline.Row, origin pipeline.Origin, objs *o
 	d.Reset()
 	run := len(dst) // the start of the run of values encoded as their canonical text
 	for i, v := range row {
+		if x, ok := v.(string); ok { // most values: appendValue's encoding, inline
+			if len(x) < 0x80 {
+				dst = append(dst, tagString, byte(len(x)))
+			} else {
+				dst = binary.AppendUvarint(append(dst, tagString), uint64(len(x)))
+			}
+			dst = append(dst, x...)
+			continue // encoded as its canonical text: hashed with its run
+		}
 		mark := len(dst)
 		var err error
 		if dst, err = appendValue(dst, v); err != nil {
 			return dst, 0, scratch, fmt.Errorf("field %d: %w", i+1, err)
 		}
-		switch v.(type) {
-		case nil, string:
+		if v == nil {
 			continue // encoded as its canonical text: hashed with its run
 		}
 		d.Write(dst[run:mark])
