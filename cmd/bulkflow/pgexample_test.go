@@ -35,6 +35,17 @@ func pgExampleEnv(t *testing.T, file string) bool {
 		t.Logf("%s left out: BULKFLOW_TEST_POSTGRES_URL is not set", file)
 		return false
 	}
+	pgTestSchema(t, base, "example_", `CREATE TABLE accounts (account_id text PRIMARY KEY,
+		company text, country text, annual_revenue numeric(14,2), status text, updated_at timestamptz NOT NULL)`)
+	return true
+}
+
+// pgTestSchema creates a schema named prefix plus random hex on the test
+// server at base, runs ddl in it, points BULKFLOW_PG_URL at it (through
+// search_path) and drops it when the test ends. It returns a connection
+// whose search_path is the schema, for the test's own statements.
+func pgTestSchema(t *testing.T, base, prefix, ddl string) *pgx.Conn {
+	t.Helper()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {
@@ -42,9 +53,8 @@ func pgExampleEnv(t *testing.T, file string) bool {
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
-	schema := "example_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+`.accounts (account_id text PRIMARY KEY,
-		company text, country text, annual_revenue numeric(14,2), status text, updated_at timestamptz NOT NULL)`); err != nil {
+	schema := prefix + hex.EncodeToString(b)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema+"; SET search_path TO "+schema+"; "+ddl); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -61,5 +71,5 @@ func pgExampleEnv(t *testing.T, file string) bool {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	t.Setenv("BULKFLOW_PG_URL", u.String())
-	return true
+	return admin
 }

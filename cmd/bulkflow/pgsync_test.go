@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
@@ -28,31 +23,8 @@ func TestPostgresSyncKeyOrder(t *testing.T) {
 		t.Skip("BULKFLOW_TEST_POSTGRES_URL is not set")
 	}
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "keyorder_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema+"; CREATE TABLE "+schema+".ids (id int PRIMARY KEY, name text NOT NULL); "+
-		"INSERT INTO "+schema+".ids SELECT i, 'name ' || i FROM generate_series(1, 1200) i"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Error(err)
-		}
-		admin.Close(context.Background())
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	t.Setenv("BULKFLOW_PG_URL", u.String())
+	admin := pgTestSchema(t, base, "keyorder_", "CREATE TABLE ids (id int PRIMARY KEY, name text NOT NULL); "+
+		"INSERT INTO ids SELECT i, 'name ' || i FROM generate_series(1, 1200) i")
 
 	srv := salesforcetest.NewServer(nil)
 	defer srv.Close()
@@ -92,7 +64,7 @@ stages:
 			t.Fatalf("%s run 1: exit %d %+v", file, code, rep.Counts)
 		}
 	}
-	if _, err := admin.Exec(ctx, "UPDATE "+schema+".ids SET name = name || ' (new)' WHERE id % 120 = 7"); err != nil {
+	if _, err := admin.Exec(ctx, "UPDATE ids SET name = name || ' (new)' WHERE id % 120 = 7"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ file, unordered string }{
