@@ -30,33 +30,8 @@ func TestPostgresSyncKeyOrder(t *testing.T) {
 	defer srv.Close()
 	t.Chdir(t.TempDir())
 	pipe := func(name, order string) string {
-		return fmt.Sprintf(`name: %s
-dead_letter: out/dead-letter/
-state: state/
-stages:
-  - name: read
-    source:
-      type: postgres
-      url: ${BULKFLOW_PG_URL}
-      query: SELECT id, name FROM ids ORDER BY %s
-  - name: map
-    inputs: [read]
-    map: {External_Id__c: id, Name: name}
-  - name: load
-    inputs: [map]
-    sink:
-      type: salesforce
-      object: Account
-      operation: upsert
-      external_id_field: External_Id__c
-      api: bulk
-      instance_url: %q
-      auth: {access_token: %q}
-      poll_initial: 5ms
-      poll_max: 50ms
-      ledger: "off"
-    sync: {mode: changed, key: External_Id__c}
-`, name, order, srv.URL, srv.AccessToken())
+		return syncPipelineOf(name, fmt.Sprintf(`{type: postgres, url: "${BULKFLOW_PG_URL}", query: %q}`, "SELECT id, name FROM ids ORDER BY "+order),
+			" {External_Id__c: id, Name: name}", srv, "log: out/sync-log/")
 	}
 	writeFiles(t, map[string]string{"text.yaml": pipe("by-text", `id::text COLLATE "C"`), "int.yaml": pipe("by-int", "id")})
 	for _, file := range []string{"text.yaml", "int.yaml"} {

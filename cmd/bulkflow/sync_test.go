@@ -25,18 +25,25 @@ import (
 // syncPipeline is a pipeline that syncs data/accounts.csv into Account on
 // srv by External_Id__c, mirroring deletes.
 func syncPipeline(srv *salesforcetest.Server, maxDeletes string) string {
-	return fmt.Sprintf(`name: accounts-sync
+	return syncPipelineOf("accounts-sync", "{type: csv, url: data/accounts.csv}", `
+      External_Id__c: id
+      Name: name
+      Phone: phone`, srv, fmt.Sprintf("delete_missing: true, max_deletes: %q, log: out/sync-log/", maxDeletes))
+}
+
+// syncPipelineOf is a pipeline name that reads source, maps it with
+// mapping (YAML block lines) and upserts into Account on srv by
+// External_Id__c under sync: {mode: changed} with the extra sync options.
+func syncPipelineOf(name, source, mapping string, srv *salesforcetest.Server, syncOpts string) string {
+	return fmt.Sprintf(`name: %s
 dead_letter: out/dead-letter/
 state: state/
 stages:
   - name: read
-    source: {type: csv, url: data/accounts.csv}
+    source: %s
   - name: map
     inputs: [read]
-    map:
-      External_Id__c: id
-      Name: name
-      Phone: phone
+    map:%s
   - name: load
     inputs: [map]
     sink:
@@ -50,8 +57,8 @@ stages:
       poll_initial: 5ms
       poll_max: 50ms
       ledger: "off"
-    sync: {mode: changed, key: External_Id__c, delete_missing: true, max_deletes: %q, log: out/sync-log/}
-`, srv.URL, srv.AccessToken(), maxDeletes)
+    sync: {mode: changed, key: External_Id__c, %s}
+`, name, source, mapping, srv.URL, srv.AccessToken(), syncOpts)
 }
 
 // syncSent returns what the jobs created after the first `after` jobs
