@@ -525,7 +525,6 @@ func TestAccountsSyncPlanAndReplay(t *testing.T) {
 func TestSyncKilledThenRunAgain(t *testing.T) {
 	bin := buildBulkflow(t)
 	const n = 3000
-	row := func(i int, phone string) string { return fmt.Sprintf("K%06d,Name %d,%s", i, i, phone) }
 	for _, sorted := range []bool{true, false} {
 		t.Run(fmt.Sprintf("in-key-order=%v", sorted), func(t *testing.T) {
 			srv := salesforcetest.NewServer(nil)
@@ -533,27 +532,7 @@ func TestSyncKilledThenRunAgain(t *testing.T) {
 			t.Chdir(t.TempDir())
 			y := strings.Replace(syncPipeline(srv, "50%"), "      ledger: \"off\"\n",
 				"      ledger: \"off\"\n      max_job_rows: 200\n      concurrency: 2\n", 1)
-			var first, second []string
-			want := map[string]string{} // key → phone after the second export
-			for i := range n {
-				first = append(first, row(i, "111"))
-				switch {
-				case i%50 == 0: // left the export
-				case i%7 == 0:
-					second = append(second, row(i, "222"))
-					want[fmt.Sprintf("K%06d", i)] = "222"
-				default:
-					second = append(second, row(i, "111"))
-					want[fmt.Sprintf("K%06d", i)] = "111"
-				}
-			}
-			for i := n; i < n+300; i++ { // new keys
-				second = append(second, row(i, "333"))
-				want[fmt.Sprintf("K%06d", i)] = "333"
-			}
-			if !sorted {
-				rand.New(rand.NewPCG(3, 4)).Shuffle(len(second), func(i, j int) { second[i], second[j] = second[j], second[i] })
-			}
+			first, second, want := syncExports(n, sorted)
 			writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": syncCSV(first...)})
 			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != n {
 				t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
@@ -563,39 +542,7 @@ func TestSyncKilledThenRunAgain(t *testing.T) {
 			if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 100 * time.Millisecond}); err != nil {
 				t.Fatal(err)
 			}
-			var stderr bytes.Buffer
-			cmd := exec.Command(bin, "run", "p.yaml", "--progress", "none")
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			complete := func() int {
-				c := 0
-				for _, j := range srv.Jobs()[jobs:] {
-					if j.State == salesforcetest.StateJobComplete {
-						c++
-					}
-				}
-				return c
-			}
-			for deadline := time.Now().Add(30 * time.Second); complete() < 2; time.Sleep(time.Millisecond) {
-				select {
-				case err := <-exited:
-					t.Fatalf("the second run ended before the kill: %v\n%s", err, stderr.String())
-				default:
-				}
-				if time.Now().After(deadline) {
-					cmd.Process.Kill()
-					t.Fatalf("the second run's jobs did not complete\n%s", stderr.String())
-				}
-			}
-			if err := cmd.Process.Kill(); err != nil { // SIGKILL
-				t.Fatal(err)
-			}
-			<-exited
-			t.Logf("killed with %d of its jobs complete, %d created", complete(), len(srv.Jobs())-jobs)
+			killMidLoad(t, bin, srv, jobs, os.Kill)
 			srv.SetFaults(salesforcetest.Faults{})
 
 			code, rep := runReport(t, "p.yaml")
@@ -625,6 +572,174 @@ func TestSyncKilledThenRunAgain(t *testing.T) {
 			up, del, _ := syncSent(t, srv, jobs)
 			if s := syncSummary(t, rep); code != exitOK || len(up) != 0 || del != 0 || s.Unchanged != int64(len(want)) || s.InKeyOrder != sorted {
 				t.Errorf("the run after: exit %d, upserted %d, deleted %d, sync %+v", code, len(up), del, s)
+			}
+		})
+	}
+}
+
+// syncExports returns the two exports of a sync test as CSV rows (id,
+// name, phone) of n keys: the first with every key at phone 111; the
+// second (in key order, or shuffled) without every 50th key, with every
+// 7th changed to 222 and 300 new keys at 333; and want, each key of the
+// second with its phone.
+func syncExports(n int, sorted bool) (first, second []string, want map[string]string) {
+	row := func(i int, phone string) string { return fmt.Sprintf("K%06d,Name %d,%s", i, i, phone) }
+	want = map[string]string{}
+	for i := range n {
+		first = append(first, row(i, "111"))
+		switch {
+		case i%50 == 0: // left the export
+		case i%7 == 0:
+			second = append(second, row(i, "222"))
+			want[fmt.Sprintf("K%06d", i)] = "222"
+		default:
+			second = append(second, row(i, "111"))
+			want[fmt.Sprintf("K%06d", i)] = "111"
+		}
+	}
+	for i := n; i < n+300; i++ { // new keys
+		second = append(second, row(i, "333"))
+		want[fmt.Sprintf("K%06d", i)] = "333"
+	}
+	if !sorted {
+		rand.New(rand.NewPCG(3, 4)).Shuffle(len(second), func(i, j int) { second[i], second[j] = second[j], second[i] })
+	}
+	return first, second, want
+}
+
+// killMidLoad runs `bin run p.yaml` with the emulator processing slowly
+// and sends it sig (os.Kill: SIGKILL; os.Interrupt: Ctrl-C, after which it
+// must exit by itself) once two of the jobs it created (after the first
+// jobs) are complete; the emulator's speed is restored after.
+func killMidLoad(t *testing.T, bin string, srv *salesforcetest.Server, jobs int, sig os.Signal) {
+	t.Helper()
+	if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 100 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.SetFaults(salesforcetest.Faults{})
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "run", "p.yaml", "--progress", "none")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	complete := func() int {
+		c := 0
+		for _, j := range srv.Jobs()[jobs:] {
+			if j.State == salesforcetest.StateJobComplete {
+				c++
+			}
+		}
+		return c
+	}
+	for deadline := time.Now().Add(30 * time.Second); complete() < 2; time.Sleep(time.Millisecond) {
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended before the kill: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the run's jobs did not complete\n%s", stderr.String())
+		}
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatalf("the run exited 0 after %v\n%s", sig, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the run did not exit within 30 s of %v\n%s", sig, stderr.String())
+	}
+	t.Logf("%v with %d of its jobs complete, %d created", sig, complete(), len(srv.Jobs())-jobs)
+}
+
+// TestSyncInsertKilledThenResumed is TestSyncKilledThenRunAgain with
+// operation: insert (keyed by AccountNumber, which is not unique) and the
+// job ledger on, recovered as the README says for a killed insert: `run
+// --resume RUN_ID`. Inserting a row twice would create a second record, so
+// the emulator must end with exactly one record per row sent: each key at 111 from the first run, plus one at
+// 222 for each changed key and one at 333 for each new key; the resumed
+// run succeeds and commits, and a further run inserts nothing. In key
+// order (walked) and shuffled (merged), after a SIGKILL and after a
+// Ctrl-C.
+func TestSyncInsertKilledThenResumed(t *testing.T) {
+	bin := buildBulkflow(t)
+	const n = 3000
+	for _, tc := range []struct {
+		sorted bool
+		sig    os.Signal
+	}{{true, os.Kill}, {false, os.Kill}, {true, os.Interrupt}, {false, os.Interrupt}} {
+		sorted := tc.sorted
+		t.Run(fmt.Sprintf("in-key-order=%v/%v", sorted, tc.sig), func(t *testing.T) {
+			srv := salesforcetest.NewServer(nil)
+			defer srv.Close()
+			t.Chdir(t.TempDir())
+			y := syncPipelineOf("accounts-sync", "{type: csv, url: data/accounts.csv}", " {External_Id__c: id, Name: name, Phone: phone}", srv, "log: out/sync-log/")
+			y = strings.Replace(y, "      operation: upsert\n      external_id_field: External_Id__c\n", "      operation: insert\n", 1)
+			// AccountNumber is not unique: a row inserted twice shows as two records.
+			y = strings.ReplaceAll(y, "External_Id__c", "AccountNumber")
+			y = strings.Replace(y, "      ledger: \"off\"\n", "      ledger: ledger/\n      max_job_rows: 200\n      concurrency: 2\n", 1)
+			first, second, want := syncExports(n, sorted)
+			writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": syncCSV(first...)})
+			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != n {
+				t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+			}
+			runs, _ := os.ReadDir("ledger/accounts-sync")
+			writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(second...)})
+			killMidLoad(t, bin, srv, len(srv.Jobs()), tc.sig)
+			after, _ := os.ReadDir("ledger/accounts-sync")
+			if len(after) != len(runs)+1 {
+				t.Fatalf("ledger runs before the kill %v, after %v", runs, after)
+			}
+			runID := after[len(after)-1].Name()
+			if slices.ContainsFunc(runs, func(e os.DirEntry) bool { return e.Name() == runID }) {
+				runID = after[0].Name()
+			}
+
+			var stdout, stderr bytes.Buffer
+			code := runRun(context.Background(), []string{"p.yaml", "--resume", runID, "--progress", "none", "--report", "out/resume.json"}, &stdout, &stderr)
+			var rep pipeline.Report
+			if b, err := os.ReadFile("out/resume.json"); err != nil {
+				t.Fatalf("resume: exit %d, no report: %v\n%s", code, err, stderr.String())
+			} else if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatal(err)
+			}
+			s := syncSummary(t, rep)
+			if code != exitOK || rep.Status != pipeline.StatusSucceeded || !rep.Counts.Balanced() || !s.Committed || s.InKeyOrder != sorted ||
+				s.New != 300 || s.Loaded != s.New+s.Changed || rep.Counts.DeadLettered != 0 {
+				t.Fatalf("resume: exit %d, status %s, counts %+v, sync %+v\n%s", code, rep.Status, rep.Counts, s, stderr.String())
+			}
+			wantRecs := map[string]int{} // "key phone" → records
+			for i := range n {
+				wantRecs[fmt.Sprintf("K%06d 111", i)] = 1
+			}
+			for k, phone := range want {
+				if phone != "111" {
+					wantRecs[k+" "+phone] = 1
+				}
+			}
+			got := map[string]int{}
+			for _, r := range srv.Records("Account") {
+				got[r["AccountNumber"]+" "+r["Phone"]]++
+			}
+			for k, c := range got {
+				if c != wantRecs[k] {
+					t.Errorf("record %s stored %d times, want %d", k, c, wantRecs[k])
+				}
+			}
+			if len(got) != len(wantRecs) {
+				t.Errorf("%d distinct records, want %d", len(got), len(wantRecs))
+			}
+			total := len(srv.Records("Account"))
+			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 0 || len(srv.Records("Account")) != total {
+				t.Errorf("the run after: exit %d, counts %+v, records %d -> %d", code, rep.Counts, total, len(srv.Records("Account")))
 			}
 		})
 	}
