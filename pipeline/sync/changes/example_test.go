@@ -22,6 +22,11 @@ func syncRun(ctx context.Context, loc blobio.Location, schema *pipeline.Schema, 
 		log.Fatal(err)
 	}
 	defer d.Close()
+	// Rows in key order are diffed as they are added (one pass, only new
+	// and changed rows kept); others are spooled and merged in Diff.
+	if err := d.Expect(ctx, old); err != nil {
+		log.Fatal(err)
+	}
 	for i, row := range rows {
 		if err := d.Add(row, pipeline.Origin{Object: "accounts.csv", Line: int64(i + 2)}); err != nil {
 			fmt.Println("dead letter:", err) // a *pipeline.RowError, e.g. missing_key
