@@ -128,6 +128,9 @@ the 1st's wall and memory (live-heap growth); sync-diff wall <= 1.5x
 plan-csv (paired, same round); with --rss-scale N (one extra run of each
 scenario at N x the rows): peak RSS at N x the rows <= 1.10x at 1x, every
 scenario, and sync-diff wall <= 1.5x plan-csv at N x the rows (one pair).
+A paired target whose pairs fall on both sides of its limit says so
+("within this machine's noise"): the median decided, and another
+invocation may decide the other way; more --runs narrow it.
 
 After every run of b, c and d (untimed), the records of the job CSVs they
 produced (for d, the CSVs the emulator received) are counted and hashed in an
@@ -199,6 +202,10 @@ type benchTarget struct {
 	Target string `json:"target"`
 	Actual string `json:"actual"`
 	Status string `json:"status"` // met, not met, not measured
+	// Noise is set when the pairs fell on both sides of the limit
+	// (bench.Ratio.Straddles): the median decided, but another
+	// invocation may well decide the other way.
+	Noise string `json:"noise,omitempty"`
 }
 
 // benchReport is the --json output of `bulkflow bench`.
@@ -580,6 +587,9 @@ func benchTargets(by map[string]*benchResult, s *benchSamples, scale int) []benc
 		tg := benchTarget{Target: target, Status: "not measured"}
 		if measured && r.Pairs > 0 {
 			tg.Actual, tg.Status = r.String(), verdict(r.Met(limit))
+			if r.Straddles(limit) {
+				tg.Noise = fmt.Sprintf("pairs on both sides of %.1fx: within this machine's noise", limit)
+			}
 		}
 		t = append(t, tg)
 	}
@@ -696,9 +706,12 @@ func benchPrint(w io.Writer, rep *benchReport) {
 	}
 	fmt.Fprintf(w, "\nTargets:\n")
 	for _, t := range rep.Targets {
-		actual := ""
-		if t.Actual != "" {
-			actual = " (" + t.Actual + ")"
+		actual := t.Actual
+		if t.Noise != "" {
+			actual += "; " + t.Noise
+		}
+		if actual != "" {
+			actual = " (" + actual + ")"
 		}
 		fmt.Fprintf(w, "  %-62s %s%s\n", t.Target, t.Status, actual)
 	}

@@ -234,3 +234,46 @@ func TestBenchCommandFull(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// TestBenchTargetsNoise: a paired target whose pairs fall on both sides
+// of its limit keeps the median's verdict but says it is within the
+// machine's noise, in the table and in --json; one whose pairs are all
+// on one side says nothing more.
+func TestBenchTargetsNoise(t *testing.T) {
+	by := map[string]*benchResult{
+		"a": {Name: "baseline"},
+		"b": {Name: "plan-csv",
+			CPU:  bench.Ratio{Median: 0.97, Min: 0.88, Max: 1.22, Pairs: 3}, // met, by luck
+			Wall: bench.Ratio{Median: 0.55, Min: 0.5, Max: 0.6, Pairs: 3}},  // met outright
+		"c": {Name: "plan-parquet", PeakRSSMiB: 131,
+			Wall: bench.Ratio{Median: 0.85, Min: 0.7, Max: 0.9, Pairs: 3}}, // not met, but pairs on both sides
+	}
+	targets := benchTargets(by, &benchSamples{}, 0)
+	want := map[string]struct {
+		status string
+		noisy  bool
+	}{
+		"plan-csv CPU <= 1.0x baseline CPU":  {"met", true},
+		"plan-csv wall <= 0.8x baseline":     {"met", false},
+		"plan-parquet wall <= 0.8x baseline": {"not met", true},
+	}
+	for _, tg := range targets {
+		w, ok := want[tg.Target]
+		if !ok {
+			continue
+		}
+		delete(want, tg.Target)
+		if tg.Status != w.status || (tg.Noise != "") != w.noisy {
+			t.Errorf("%s: status %q, noise %q; want %q, noisy %v", tg.Target, tg.Status, tg.Noise, w.status, w.noisy)
+		}
+	}
+	if len(want) > 0 {
+		t.Fatalf("targets missing: %v", want)
+	}
+	var out bytes.Buffer
+	benchPrint(&out, &benchReport{Targets: targets})
+	if s := out.String(); !strings.Contains(s, "met (0.97x (0.88-1.22, 3 pairs); pairs on both sides of 1.0x: within this machine's noise)") ||
+		strings.Contains(s, "0.60, 3 pairs);") {
+		t.Errorf("table:\n%s", s)
+	}
+}

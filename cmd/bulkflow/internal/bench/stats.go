@@ -50,3 +50,11 @@ func (r Ratio) String() string {
 // Met reports whether the ratio was measured and its median is at most
 // limit.
 func (r Ratio) Met(limit float64) bool { return r.Pairs > 0 && r.Median <= limit }
+
+// Straddles reports whether some pairs are at most limit and others above
+// it: the verdict Met gives then rests on which side the median of these
+// few pairs fell, which another invocation on the same code may not
+// repeat (more pairs, --runs, narrow it).
+func (r Ratio) Straddles(limit float64) bool {
+	return r.Pairs > 1 && r.Min <= limit && r.Max > limit
+}
