@@ -313,6 +313,10 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 				s.mu.Unlock()
 				return
 			}
+			// The chunk is one transaction: its records share one
+			// SystemModstamp (objStore.touch).
+			txStore := s.storeLocked(j.object)
+			txStore.txMod = s.now().UnixMilli()
 			for i := c; i < cend; i++ {
 				if (i-c)%touchRows == 0 && len(p.touch) > 0 {
 					p.touchRows(rows, i, min(i+touchRows, cend))
@@ -323,6 +327,7 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 					}
 					j.unprocessed = append(j.unprocessed, rows.rows(i)...)
 					s.failLocked(j, start, fmt.Sprintf("InternalServerError : Job failed after %d records (emulator fault injection)", faults.FailJobAfterRows))
+					txStore.txMod = 0
 					s.mu.Unlock()
 					return
 				}
@@ -343,6 +348,7 @@ func (s *Server) runIngest(j *job, faults Faults, start time.Time) {
 					j.success.add(okResult{res.rec.n, res.row, res.created, res.rec.named})
 				}
 			}
+			txStore.txMod = 0
 			j.modstamp = s.now()
 			s.notifyLocked()
 			s.mu.Unlock()

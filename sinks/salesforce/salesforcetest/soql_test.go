@@ -3,8 +3,10 @@ package salesforcetest_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
@@ -267,5 +269,48 @@ func TestQueryPaging(t *testing.T) {
 		if body != "\"Name\"\n" || n != "0" || next != "null" {
 			t.Errorf("%s: %q, %s records, locator %s; want the header alone, 0, null", soql, body, n, next)
 		}
+	}
+}
+
+// TestSystemModstampPerChunk: an ingest job's records are applied in
+// chunks, each one transaction whose records share its SystemModstamp (as
+// Salesforce stamps a transaction's records with its commit time); later
+// chunks are stamped later. The clock here moves on at every reading, so
+// a stamp taken per record would give every record its own.
+func TestSystemModstampPerChunk(t *testing.T) {
+	clock := newTestClock("2026-01-01T00:00:00Z")
+	ticking := func() time.Time {
+		now := clock.now()
+		clock.ns.Add(int64(time.Millisecond))
+		return now
+	}
+	c := newTC(t, &salesforcetest.Options{Clock: ticking})
+	var csv strings.Builder
+	csv.WriteString("Name,External_Id__c\n")
+	for i := range 4500 {
+		fmt.Fprintf(&csv, "N%d,x%05d\n", i, i)
+	}
+	c.runJob(map[string]any{"object": "Account", "operation": "insert"}, csv.String())
+	body, _ := c.query("query", "SELECT External_Id__c, SystemModstamp FROM Account ORDER BY External_Id__c", "10000")
+	lines := strings.Split(strings.TrimSpace(body), "\n")[1:]
+	if len(lines) != 4500 {
+		t.Fatalf("%d records, want 4500", len(lines))
+	}
+	var runs []int // lengths of the runs of one stamp, in key (= insertion) order
+	prev := ""
+	for _, line := range lines {
+		stamp := line[strings.IndexByte(line, ',')+1:]
+		switch {
+		case stamp == prev:
+			runs[len(runs)-1]++
+			continue
+		case stamp < prev:
+			t.Fatalf("stamp %s after %s: a later chunk stamped earlier", stamp, prev)
+		}
+		runs = append(runs, 1)
+		prev = stamp
+	}
+	if want := []int{2000, 2000, 500}; !slices.Equal(runs, want) {
+		t.Errorf("records per SystemModstamp %v, want %v (one stamp per 2,000-record chunk)", runs, want)
 	}
 }
