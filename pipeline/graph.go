@@ -122,7 +122,44 @@ func (g *Graph) Check() error {
 	if _, err := g.order(); err != nil {
 		return err
 	}
-	return nil
+	for i := range g.Stages {
+		s := &g.Stages[i]
+		if s.Kind != KindSink || s.Sync == nil || !s.Sync.DeleteMissing {
+			continue
+		}
+		for _, src := range upstreamSources(s, byName) {
+			if src.Incremental != nil {
+				errs = append(errs, &ConfigError{Pos: s.Sync.Pos, Msg: fmt.Sprintf("stage %q: sync delete_missing cannot be used with the incremental source %q: "+
+					"an incremental run reads only rows past the watermark, so every key it did not read would look deleted and be deleted; "+
+					"drop incremental (the sync already sends only new and changed rows) or delete_missing", s.Name, src.Name)})
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// upstreamSources returns the source stages whose rows reach s, each once,
+// in the order a walk up s's inputs meets them. g must have no cycle.
+func upstreamSources(s *StageSpec, byName map[string]*StageSpec) []*StageSpec {
+	var out []*StageSpec
+	seen := map[string]bool{}
+	var walk func(*StageSpec)
+	walk = func(st *StageSpec) {
+		if seen[st.Name] {
+			return
+		}
+		seen[st.Name] = true
+		if st.Kind == KindSource {
+			out = append(out, st)
+		}
+		for _, in := range st.Inputs {
+			if up, ok := byName[in]; ok {
+				walk(up)
+			}
+		}
+	}
+	walk(s)
+	return out
 }
 
 // order returns the stages in topological order, or an error naming a cycle.

@@ -300,6 +300,32 @@ stages:
 	}
 }
 
+// TestSyncDeleteMissingRefusesIncremental: a mirror (delete_missing) that
+// gains an incremental cursor on its source is refused before any row
+// moves: its runs would read only rows past the watermark and delete every
+// other record. Before the refusal the second run below deleted A1-A3 and
+// reported succeeded.
+func TestSyncDeleteMissingRefusesIncremental(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"p.yaml": syncPipeline(srv, "100%"), "data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333")})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 3 {
+		t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+	}
+	p := strings.Replace(syncPipeline(srv, "100%"), "source: {type: csv, url: data/accounts.csv}",
+		"source: {type: csv, url: data/accounts.csv}\n    incremental: {cursor: phone}", 1)
+	writeFiles(t, map[string]string{"p.yaml": p, "data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333", "A4,Di,444")})
+	var stdout, stderr bytes.Buffer
+	code := runRun(context.Background(), []string{"p.yaml", "--progress", "none"}, &stdout, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), `sync delete_missing cannot be used with the incremental source "read"`) {
+		t.Fatalf("exit %d, want %d refusing delete_missing with incremental:\n%s", code, exitUsage, stderr.String())
+	}
+	if n := len(srv.Records("Account")); n != 3 {
+		t.Errorf("%d records in the org after the refused run, want the 3 of run 1", n)
+	}
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)

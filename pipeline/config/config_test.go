@@ -268,3 +268,47 @@ func TestLoadFileSizeLimit(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+// TestLoadIncrementalDeleteMissing: a sync sink that deletes missing keys
+// is refused, before anything opens, when a source that feeds it (directly
+// or through other stages) is incremental: such a run reads only rows past
+// the watermark, and every key it did not read would be deleted. A
+// delete_missing sink fed only by full reads loads, beside an incremental
+// branch.
+func TestLoadIncrementalDeleteMissing(t *testing.T) {
+	const head = "name: t\nstages:\n"
+	for _, tc := range []struct {
+		name, stages, want string
+	}{
+		{"direct", `  - {name: r, source: {type: rows}, incremental: {cursor: id}}
+  - {name: o, inputs: [r], sink: {type: collect}, sync: {mode: changed, key: id, delete_missing: true}}
+`, `p.yaml:4:51: stage "o": sync delete_missing cannot be used with the incremental source "r"`},
+		{"through a transform and a fan-in", `  - {name: full, source: {type: rows}}
+  - {name: inc, source: {type: rows}, incremental: {cursor: id}}
+  - {name: f, inputs: [inc], filter: "id > 0"}
+  - {name: o, inputs: [full, f], sink: {type: collect}, sync: {mode: changed, key: id, delete_missing: true}}
+`, `stage "o": sync delete_missing cannot be used with the incremental source "inc"`},
+		{"incremental without delete_missing", `  - {name: r, source: {type: rows}, incremental: {cursor: id}}
+  - {name: o, inputs: [r], sink: {type: collect}, sync: {mode: changed, key: id}}
+`, ""},
+		{"delete_missing on a full read beside an incremental branch", `  - {name: full, source: {type: rows}}
+  - {name: inc, source: {type: rows}, incremental: {cursor: id}}
+  - {name: o, inputs: [full], sink: {type: collect}, sync: {mode: changed, key: id, delete_missing: true}}
+  - {name: o2, inputs: [inc], sink: {type: collect, name: two}}
+`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Load("p.yaml", []byte(head+tc.stages), testRegistry(), env(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Load: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Load error = %v\nwant it to contain %q", err, tc.want)
+			}
+			var ce *pipeline.ConfigError
+			if err != nil && !errors.As(err, &ce) {
+				t.Errorf("error %T is not a *pipeline.ConfigError", err)
+			}
+		})
+	}
+}
