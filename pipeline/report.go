@@ -84,6 +84,13 @@ type Report struct {
 	// Sync holds each sync sink stage's summary (new, changed, unchanged,
 	// deleted, the manifest and the sync log).
 	Sync map[string]any `json:"sync,omitempty"`
+	// SyncDeletesHeld says, per sync sink stage with delete_missing, why
+	// the run deleted nothing although keys were missing: rows were
+	// dead-lettered on their way to it, and a key whose row was
+	// dead-lettered cannot be told from a deleted one. The keys stay in
+	// the manifest; the next run without such dead letters deletes those
+	// still missing.
+	SyncDeletesHeld map[string]string `json:"sync_deletes_held,omitempty"`
 	// DeadLetterDir is the folder of this run's dead letters (beside the
 	// manifest), when the run wrote any.
 	DeadLetterDir string `json:"dead_letter_dir,omitempty"`
@@ -308,6 +315,9 @@ func (r *Report) summary(w io.Writer, loaded string) {
 		if l, ok := r.Sinks[name].(SummaryLiner); ok && l.SummaryLine() != "" {
 			fmt.Fprintf(w, "  %s: %s\n", name, l.SummaryLine())
 		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.SyncDeletesHeld)) {
+		fmt.Fprintf(w, "  %s: deletes held: %s\n", name, r.SyncDeletesHeld[name])
 	}
 	r.writeErrorGroups(w)
 	if r.DeadLetterDir != "" {

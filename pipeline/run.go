@@ -87,7 +87,10 @@ type runner struct {
 	sinks    map[*planStage]Sink
 	cursors  map[*planStage]*cursor
 	syncers  map[*planStage]Syncer
-	log      *slog.Logger
+	// deletesHeld are the sync stages whose deletes were held, with why
+	// (syncDiff; under mu).
+	deletesHeld map[string]string
+	log         *slog.Logger
 
 	read, fanned, filtered, loaded, deadLettered, lost atomic.Int64
 	sourcesLeft                                        atomic.Int32 // sources still reading

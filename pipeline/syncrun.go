@@ -85,6 +85,7 @@ func (r *runner) syncDiff(s *planStage, sink Sink, sy Syncer, add func(Row, Orig
 	if r.workCtx.Err() != nil {
 		d.stopErr = context.Cause(r.workCtx)
 	}
+	d.holdFor = r.deadLetteredBefore(s)
 	if err := sy.Diff(r.workCtx, d.emit, d.drop, d.onDelete); err != nil {
 		if r.workCtx.Err() == nil {
 			r.fail(fmt.Errorf("stage %q: sync: %w", s.spec.Name, err))
@@ -95,8 +96,42 @@ func (r *runner) syncDiff(s *planStage, sink Sink, sy Syncer, add func(Row, Orig
 	if r.workCtx.Err() == nil && d.stopErr == nil {
 		d.sendDeletes()
 	}
+	if d.held > 0 {
+		why := fmt.Sprintf("%d missing keys were not deleted: %d rows were dead-lettered on their way to this stage, "+
+			"and a key whose row was dead-lettered cannot be told from a deleted one; the keys stay in the manifest, "+
+			"and the next run without such dead letters deletes those still missing", d.held, d.holdFor)
+		r.log.Warn("sync: deletes held", "stage", s.spec.Name, "missing", d.held, "dead_lettered", d.holdFor)
+		r.mu.Lock()
+		if r.deletesHeld == nil {
+			r.deletesHeld = map[string]string{}
+		}
+		r.deletesHeld[s.spec.Name] = why
+		r.mu.Unlock()
+	}
 	d.settle(true)
 	flush()
+}
+
+// deadLetteredBefore returns the rows dead-lettered so far by s and by
+// every stage whose rows reach s: for a sync stage, once its input has
+// ended, the rows that did not reach its diff for an error (s's own are
+// those the syncer refused to spool, such as a row without a key).
+func (r *runner) deadLetteredBefore(s *planStage) int64 {
+	var n int64
+	seen := map[*planStage]bool{}
+	var walk func(*planStage)
+	walk = func(st *planStage) {
+		if st == nil || seen[st] {
+			return
+		}
+		seen[st] = true
+		n += r.counters[st].deadLettered.Load()
+		for _, in := range st.spec.Inputs {
+			walk(r.plan.byName[in])
+		}
+	}
+	walk(s)
+	return n
 }
 
 // syncDiffer is one syncDiff: the drops not settled yet, the deletes not
@@ -108,11 +143,15 @@ type syncDiffer struct {
 	sy      Syncer
 	add     func(Row, Origin, SyncOp)
 	deleter Deleter // nil when the sink cannot delete
-	drops   []Drop
-	dels    []syncDelete
-	stopErr error
-	passed  int   // rows handed to emit or drop by the first Diff
-	skipped int64 // unchanged rows passed as nil (not decoded), not counted yet
+	// holdFor is the rows dead-lettered on their way to the stage: when
+	// not 0 no missing key is deleted (held counts them), since a key
+	// whose row was dead-lettered looks missing too.
+	holdFor, held int64
+	drops         []Drop
+	dels          []syncDelete
+	stopErr       error
+	passed        int   // rows handed to emit or drop by the first Diff
+	skipped       int64 // unchanged rows passed as nil (not decoded), not counted yet
 }
 
 // syncDelete is a missing key and the record id to delete.
@@ -194,6 +233,10 @@ func (d *syncDiffer) drop(row Row, origin Origin, err error) error {
 // stops or the sink cannot delete.
 func (d *syncDiffer) onDelete(key, id string) error {
 	if d.r.workCtx.Err() != nil || d.stopErr != nil || d.deleter == nil {
+		return nil
+	}
+	if d.holdFor > 0 {
+		d.held++ // no outcome: the manifest keeps the key (mirror mode)
 		return nil
 	}
 	d.dels = append(d.dels, syncDelete{key, id})
@@ -280,6 +323,9 @@ func (r *runner) finishSync(rep *Report) {
 			rep.Sync[s.spec.Name] = sum
 		}
 	}
+	r.mu.Lock()
+	rep.SyncDeletesHeld = r.deletesHeld
+	r.mu.Unlock()
 	for _, s := range r.plan.stages {
 		c := r.cursors[s]
 		if c == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -323,6 +324,63 @@ func TestSyncDeleteMissingRefusesIncremental(t *testing.T) {
 	}
 	if n := len(srv.Records("Account")); n != 3 {
 		t.Errorf("%d records in the org after the refused run, want the 3 of run 1", n)
+	}
+}
+
+// TestSyncHoldsDeletesAfterDeadLetters: a mirror run in which a row was
+// dead-lettered before the sync (its value failed the map) deletes
+// nothing: the dead-lettered row's key looks missing, and deleting its
+// record would lose it (a replay would create a new record, without the
+// old one's id, history and children). Before the hold the second run below
+// deleted A2 and exited 3. The run says so, keeps every missing key in the
+// manifest, and the next clean run deletes the key that is really gone.
+func TestSyncHoldsDeletesAfterDeadLetters(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	p := syncPipelineOf("held", "{type: csv, url: data/accounts.csv}", `
+      External_Id__c: id
+      Name: name
+      Phone: string(int(phone))`, srv, `delete_missing: true, max_deletes: "100%"`)
+	writeFiles(t, map[string]string{"p.yaml": p, "data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333", "A4,Di,444")})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 4 {
+		t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+	}
+	ids := map[string]string{}
+	for _, r := range srv.Records("Account") {
+		ids[r["External_Id__c"]] = r["Id"]
+	}
+	// Run 2: A2's phone fails the map (dead-lettered), A4 left the source.
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,2x2", "A3,Cy,333")})
+	var stdout, stderr bytes.Buffer
+	code := runRun(context.Background(), []string{"p.yaml", "--progress", "none", "--report", "out/run.json"}, &stdout, &stderr)
+	rep := readReport(t, "out/run.json")
+	if code != exitPartial || rep.Counts.DeadLettered != 1 {
+		t.Fatalf("run 2: exit %d %+v, want %d with A2 dead-lettered\n%s", code, rep.Counts, exitPartial, stderr.String())
+	}
+	why := rep.SyncDeletesHeld["load"]
+	if !strings.Contains(why, "2 missing keys were not deleted: 1 rows were dead-lettered") || !strings.Contains(stderr.String(), "load: deletes held: 2 missing keys") {
+		t.Errorf("report sync_deletes_held %q; summary:\n%s", why, stderr.String())
+	}
+	got := map[string]string{}
+	for _, r := range srv.Records("Account") {
+		got[r["External_Id__c"]] = r["Id"]
+	}
+	if !maps.Equal(got, ids) {
+		t.Fatalf("records after run 2 %v, want run 1's %v untouched", got, ids)
+	}
+	// Run 3: A2 fixed; A4 is still gone: now it is deleted, A2 is kept with its id.
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,223", "A3,Cy,333")})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.SyncDeletesHeld != nil {
+		t.Fatalf("run 3: exit %d %+v held %v", code, rep.Counts, rep.SyncDeletesHeld)
+	}
+	got = map[string]string{}
+	for _, r := range srv.Records("Account") {
+		got[r["External_Id__c"]] = r["Id"] + " " + r["Phone"]
+	}
+	want := map[string]string{"A1": ids["A1"] + " 111", "A2": ids["A2"] + " 223", "A3": ids["A3"] + " 333"}
+	if !maps.Equal(got, want) {
+		t.Fatalf("records after run 3 %v, want %v", got, want)
 	}
 }
 
