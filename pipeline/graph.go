@@ -122,12 +122,39 @@ func (g *Graph) Check() error {
 	if _, err := g.order(); err != nil {
 		return err
 	}
+	// The stages a stage reads, and those that read it, for reachable.
+	readers := map[string][]*StageSpec{}
+	for i := range g.Stages {
+		for _, in := range g.Stages[i].Inputs {
+			readers[in] = append(readers[in], &g.Stages[i])
+		}
+	}
+	readersOf := func(st *StageSpec) []*StageSpec { return readers[st.Name] }
+	inputsOf := func(st *StageSpec) []*StageSpec {
+		var ins []*StageSpec
+		for _, in := range st.Inputs {
+			ins = append(ins, byName[in])
+		}
+		return ins
+	}
+	for i := range g.Stages {
+		s := &g.Stages[i]
+		if s.Kind != KindSource || s.Incremental == nil || s.Incremental.Lookback == "" {
+			continue
+		}
+		for _, sink := range reachable(s, KindSink, readersOf) {
+			if sink.Sync == nil {
+				errs = append(errs, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental lookback reads again rows already sent, and sink stage %q has no sync: it would send them again "+
+					"(a second record each for an insert); give it sync: {mode: changed, key: ...}, whose manifest filters the rows it already holds", s.Name, sink.Name)})
+			}
+		}
+	}
 	for i := range g.Stages {
 		s := &g.Stages[i]
 		if s.Kind != KindSink || s.Sync == nil || !s.Sync.DeleteMissing {
 			continue
 		}
-		for _, src := range upstreamSources(s, byName) {
+		for _, src := range reachable(s, KindSource, inputsOf) {
 			if src.Incremental != nil {
 				errs = append(errs, &ConfigError{Pos: s.Sync.Pos, Msg: fmt.Sprintf("stage %q: sync delete_missing cannot be used with the incremental source %q: "+
 					"an incremental run reads only rows past the watermark, so every key it did not read would look deleted and be deleted; "+
@@ -138,9 +165,10 @@ func (g *Graph) Check() error {
 	return errors.Join(errs...)
 }
 
-// upstreamSources returns the source stages whose rows reach s, each once,
-// in the order a walk up s's inputs meets them. g must have no cycle.
-func upstreamSources(s *StageSpec, byName map[string]*StageSpec) []*StageSpec {
+// reachable returns the stages of kind that s reaches by next (its
+// inputs, or the stages that read it), each once, s included. g must have
+// no cycle.
+func reachable(s *StageSpec, kind Kind, next func(*StageSpec) []*StageSpec) []*StageSpec {
 	var out []*StageSpec
 	seen := map[string]bool{}
 	var walk func(*StageSpec)
@@ -149,13 +177,11 @@ func upstreamSources(s *StageSpec, byName map[string]*StageSpec) []*StageSpec {
 			return
 		}
 		seen[st.Name] = true
-		if st.Kind == KindSource {
+		if st.Kind == kind {
 			out = append(out, st)
 		}
-		for _, in := range st.Inputs {
-			if up, ok := byName[in]; ok {
-				walk(up)
-			}
+		for _, n := range next(st) {
+			walk(n)
 		}
 	}
 	walk(s)

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -36,6 +38,62 @@ func cursorType(t Type) bool {
 	return false
 }
 
+// parseLookback parses an incremental lookback for a cursor of type t: a
+// positive duration for a date or timestamp cursor (Go's units, or whole
+// days as "3d"), a positive number for an int or float one. It returns a
+// time.Duration, an int64 or a float64.
+func parseLookback(t Type, s string) (any, error) {
+	switch t {
+	case TypeDate, TypeTimestamp:
+		d, err := time.ParseDuration(s)
+		if days, ok := strings.CutSuffix(s, "d"); ok && err != nil {
+			var n int64
+			if n, err = strconv.ParseInt(days, 10, 32); err == nil {
+				d = time.Duration(n) * 24 * time.Hour
+			}
+		}
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("lookback %q is not a positive duration (such as 15m, 2h or 3d)", s)
+		}
+		return d, nil
+	case TypeInt:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("lookback %q is not a positive whole number (the cursor is an int)", s)
+		}
+		return n, nil
+	case TypeFloat:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil || !(x > 0) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("lookback %q is not a positive number (the cursor is a float)", s)
+		}
+		return x, nil
+	}
+	return nil, fmt.Errorf("lookback needs an int, float, date or timestamp cursor, and this one is a %s", t)
+}
+
+// lookbackFrom returns the lower bound of the rows a run reads: after
+// less back (parseLookback's value for the cursor's type t). A date
+// cursor's bound is a whole day (UTC, as dates are parsed).
+func lookbackFrom(t Type, after, back any) any {
+	switch x := after.(type) {
+	case time.Time:
+		from := x.Add(-back.(time.Duration))
+		if t == TypeDate {
+			from = from.Truncate(24 * time.Hour)
+		}
+		return from
+	case int64:
+		if n := back.(int64); x >= math.MinInt64+n {
+			return x - n
+		}
+		return int64(math.MinInt64)
+	case float64:
+		return x - back.(float64)
+	}
+	return after
+}
+
 // checkCursor checks a source stage's incremental cursor against its
 // schema and returns the field's index.
 func checkCursor(s *StageSpec, out *Schema) (int, error) {
@@ -44,9 +102,15 @@ func checkCursor(s *StageSpec, out *Schema) (int, error) {
 		return 0, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental cursor %q is not a column of the source (columns: %s)%s",
 			s.Name, s.Incremental.Cursor, out, didYouMean(s.Incremental.Cursor, out.Names()))}
 	}
-	if t := out.Field(i).Type; !cursorType(t) {
+	t := out.Field(i).Type
+	if !cursorType(t) {
 		return 0, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental cursor %q has type %s, which has no order; use an int, float, decimal, string, date or timestamp column",
 			s.Name, s.Incremental.Cursor, t)}
+	}
+	if lb := s.Incremental.Lookback; lb != "" {
+		if _, err := parseLookback(t, lb); err != nil {
+			return 0, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental cursor %q: %v", s.Name, s.Incremental.Cursor, err)}
+		}
 	}
 	return i, nil
 }
@@ -115,8 +179,11 @@ type cursor struct {
 	field int
 	typ   Type
 	after any // committed watermark; nil = first run
-	max   any // greatest value read this run
-	old   Watermark
+	// from is the bound rows must be above to be read: after, or after
+	// less the lookback (nil on the first run).
+	from any
+	max  any // greatest value read this run
+	old  Watermark
 }
 
 // openCursor loads the committed watermark of an incremental source stage
@@ -149,15 +216,24 @@ func openCursor(ctx context.Context, st StateStore, s *planStage) (*cursor, erro
 		return nil, fmt.Errorf("stage %q: the committed watermark %q does not parse as %s (the state is corrupt; delete the state document %q to start over): %w",
 			s.spec.Name, c.old.Value, c.typ, watermarkKey(s.spec.Name), err)
 	}
+	c.from = c.after
+	if lb := s.spec.Incremental.Lookback; lb != "" {
+		back, err := parseLookback(c.typ, lb) // checked by Prepare
+		if err != nil {
+			return nil, err
+		}
+		c.from = lookbackFrom(c.typ, c.after, back)
+	}
 	if p, ok := s.source.(CursorPusher); ok {
-		p.PushCursor(s.spec.Incremental.Cursor, c.after)
+		p.PushCursor(s.spec.Incremental.Cursor, c.from)
 	}
 	return c, nil
 }
 
 // filter drops (as filtered) the rows of b whose cursor is not greater than
-// the watermark and notes the greatest cursor. Rows with a null cursor are
-// kept: they cannot be placed, so they are sent every run.
+// the watermark (less the lookback: c.from) and notes the greatest cursor.
+// Rows with a null cursor are kept: they cannot be placed, so they are sent
+// every run.
 func (c *cursor) filter(b *Batch) *Batch {
 	var out *Batch
 	for i, row := range b.rows {
@@ -165,7 +241,7 @@ func (c *cursor) filter(b *Batch) *Batch {
 		if v != nil && (c.max == nil || compareCursor(c.typ, v, c.max) > 0) {
 			c.max = v
 		}
-		old := v != nil && c.after != nil && compareCursor(c.typ, v, c.after) <= 0
+		old := v != nil && c.from != nil && compareCursor(c.typ, v, c.from) <= 0
 		if old && out == nil {
 			out = &Batch{schema: b.schema, rows: append(make([]Row, 0, len(b.rows)), b.rows[:i]...),
 				origins: append(make([]Origin, 0, len(b.rows)), b.origins[:i]...), drops: b.drops}

@@ -23,7 +23,15 @@ type Schedule struct {
 // successful run.
 type Incremental struct {
 	Cursor string
-	Pos    Position
+	// Lookback, when set, reads again the rows whose cursor is at most
+	// this far below the watermark: a duration ("15m", "2h", "3d") for a
+	// date or timestamp cursor, a number for an int or float one. It
+	// catches rows committed after a run read past their cursor value (a
+	// transaction that stamped updated_at when it began and committed
+	// later). Every sink those rows reach must have sync: {mode: changed},
+	// whose manifest filters the rows it already holds (Graph.Check).
+	Lookback string
+	Pos      Position
 }
 
 // SyncSpec is a sink stage's `sync:`: send only new and changed rows, and

@@ -332,6 +332,9 @@ func (r *runner) finishSync(rep *Report) {
 			continue
 		}
 		ir := &IncrementalReport{Cursor: c.name, After: textOrEmpty(c.after), Max: textOrEmpty(c.max)}
+		if c.from != nil && c.after != nil && compareCursor(c.typ, c.from, c.after) != 0 {
+			ir.From = Text(c.from)
+		}
 		switch {
 		case len(r.errs) > 0 || r.stopped:
 			ir.Held = "the run did not finish"
@@ -364,6 +367,9 @@ type IncrementalReport struct {
 	Cursor string `json:"cursor"`
 	// After is the watermark the run started from ("" on the first run).
 	After string `json:"after"`
+	// From is the bound the run read above, when a lookback put it below
+	// After: the rows between were read again.
+	From string `json:"read_from,omitempty"`
 	// Max is the greatest cursor value read this run.
 	Max string `json:"max"`
 	// Committed says the watermark moved to Max.

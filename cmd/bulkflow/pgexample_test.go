@@ -40,6 +40,21 @@ func pgExampleEnv(t *testing.T, file string) bool {
 	return true
 }
 
+// pgTestURL returns the test server's URL (.ci/postgres.sh start sets
+// BULKFLOW_TEST_POSTGRES_URL), skipping the test without one, or failing
+// it under CI, which must run it.
+func pgTestURL(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("BULKFLOW_TEST_POSTGRES_URL")
+	if base == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("BULKFLOW_TEST_POSTGRES_URL is not set (run .ci/postgres.sh start)")
+		}
+		t.Skip("BULKFLOW_TEST_POSTGRES_URL is not set")
+	}
+	return base
+}
+
 // pgTestSchema creates a schema named prefix plus random hex on the test
 // server at base, runs ddl in it, points BULKFLOW_PG_URL at it (through
 // search_path) and drops it when the test ends. It returns a connection

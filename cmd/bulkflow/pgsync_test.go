@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
@@ -15,13 +14,7 @@ import (
 // run is diffed as it is read; ordered by the integer it is merged, and
 // the report says where the order broke. Both send the same 10 rows.
 func TestPostgresSyncKeyOrder(t *testing.T) {
-	base := os.Getenv("BULKFLOW_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("BULKFLOW_TEST_POSTGRES_URL is not set (run .ci/postgres.sh start)")
-		}
-		t.Skip("BULKFLOW_TEST_POSTGRES_URL is not set")
-	}
+	base := pgTestURL(t)
 	ctx := context.Background()
 	admin := pgTestSchema(t, base, "keyorder_", "CREATE TABLE ids (id int PRIMARY KEY, name text NOT NULL); "+
 		"INSERT INTO ids SELECT i, 'name ' || i FROM generate_series(1, 1200) i")

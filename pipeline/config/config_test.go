@@ -312,3 +312,37 @@ func TestLoadIncrementalDeleteMissing(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadIncrementalLookback: a lookback reads rows already sent again,
+// so every sink its source reaches must have a sync block (whose manifest
+// filters them); a number decodes as well as a duration.
+func TestLoadIncrementalLookback(t *testing.T) {
+	const head = "name: t\nstages:\n"
+	for _, tc := range []struct {
+		name, stages, want string
+	}{
+		{"sync sink", `  - {name: r, source: {type: rows}, incremental: {cursor: id, lookback: 1000}}
+  - {name: o, inputs: [r], sink: {type: collect}, sync: {mode: changed, key: id}}
+`, ""},
+		{"sink without sync", `  - {name: r, source: {type: rows}, incremental: {cursor: id, lookback: 15m}}
+  - {name: o, inputs: [r], sink: {type: collect}}
+`, `p.yaml:3:37: stage "r": incremental lookback reads again rows already sent, and sink stage "o" has no sync`},
+		{"one of two sinks without sync, behind a filter", `  - {name: r, source: {type: rows}, incremental: {cursor: id, lookback: 15m}}
+  - {name: f, inputs: [r], filter: "id > 0"}
+  - {name: o, inputs: [f], sink: {type: collect}, sync: {mode: changed, key: id}}
+  - {name: copy, inputs: [f], sink: {type: collect, name: two}}
+`, `sink stage "copy" has no sync`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := config.Load("p.yaml", []byte(head+tc.stages), testRegistry(), env(nil))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("Load: %v", err)
+			case tc.want == "" && g.Stages[0].Incremental.Lookback != "1000":
+				t.Fatalf("lookback %q, want 1000", g.Stages[0].Incremental.Lookback)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("Load error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -35,7 +35,8 @@ func (l *loader) schedule(n ast.Node) *pipeline.Schedule {
 }
 
 type incrementalSpec struct {
-	Cursor string `yaml:"cursor"`
+	Cursor   string `yaml:"cursor"`
+	Lookback string `yaml:"lookback"`
 }
 
 // incremental decodes `incremental: {cursor: FIELD}` (the field is checked
@@ -49,7 +50,7 @@ func (l *loader) incremental(mv *ast.MappingValueNode) *pipeline.Incremental {
 		l.add(mv.Key, "incremental needs cursor: the column whose value grows with every change, e.g. incremental: {cursor: updated_at}")
 		return nil
 	}
-	return &pipeline.Incremental{Cursor: spec.Cursor, Pos: l.pos(mv.Key)}
+	return &pipeline.Incremental{Cursor: spec.Cursor, Lookback: spec.Lookback, Pos: l.pos(mv.Key)}
 }
 
 // sync decodes a sink stage's `sync:` block.

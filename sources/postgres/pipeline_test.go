@@ -76,8 +76,9 @@ func runExample(t *testing.T, pgURL string, srv *salesforcetest.Server, st *stat
 
 // TestExamplePipeline runs pipelines/pg-accounts-sync.yaml against the
 // test server and the Salesforce emulator three times: everything, then
-// only what was updated (read in SQL) and of that only what changed
-// (sent), then nothing.
+// only what was updated and the example's 5-minute lookback below the
+// watermark (read in SQL) and of that only what changed (sent), then
+// only the lookback again, of which nothing is sent.
 func TestExamplePipeline(t *testing.T) {
 	admin, u := testSchema(t)
 	exec(t, admin, `CREATE TABLE accounts (account_id text PRIMARY KEY, company text, country text,
@@ -113,8 +114,8 @@ func TestExamplePipeline(t *testing.T) {
 		UPDATE accounts SET updated_at = now() WHERE account_id = 'A-0005';
 		INSERT INTO accounts VALUES ('A-0121', 'New Co', 'fr', 1, 'active', now())`)
 	rep = runExample(t, u, srv, st, "run-2")
-	if rep.Counts.Read != 3 {
-		t.Errorf("run 2: read %d rows, want the 3 updated since run 1 (counts %+v)", rep.Counts.Read, rep.Counts)
+	if rep.Counts.Read != 8 {
+		t.Errorf("run 2: read %d rows, want the 3 updated since run 1 and the 5 stamped 01:56-02:00 (the lookback below the 02:00 watermark) (counts %+v)", rep.Counts.Read, rep.Counts)
 	}
 	if rep.Counts.Loaded != 2 {
 		t.Errorf("run 2: loaded %d, want 2 (A-0005 did not change) (counts %+v)", rep.Counts.Loaded, rep.Counts)
@@ -129,8 +130,8 @@ func TestExamplePipeline(t *testing.T) {
 	}
 
 	rep = runExample(t, u, srv, st, "run-3")
-	if rep.Counts.Read != 0 || rep.Counts.Loaded != 0 {
-		t.Errorf("run 3: counts %+v, want nothing read", rep.Counts)
+	if rep.Counts.Read != 3 || rep.Counts.Loaded != 0 {
+		t.Errorf("run 3: counts %+v, want the 3 rows updated before run 2 read again (within the lookback) and none sent", rep.Counts)
 	}
 }
 
