@@ -17,7 +17,7 @@ import (
 // Run statuses, as written in Report.Status.
 const (
 	StatusSucceeded = "succeeded" // every row loaded or filtered
-	StatusPartial   = "partial"   // finished; some rows dead-lettered
+	StatusPartial   = "partial"   // finished; some rows dead-lettered, or some mirror deletes failed
 	StatusFailed    = "failed"    // a stage failed, or accounting did not balance
 	StatusCancelled = "cancelled" // stopped by the user (Ctrl-C, SIGTERM)
 )
@@ -91,6 +91,11 @@ type Report struct {
 	// the manifest; the next run without such dead letters deletes those
 	// still missing.
 	SyncDeletesHeld map[string]string `json:"sync_deletes_held,omitempty"`
+	// SyncDeletesFailed counts, per sync sink stage, the missing keys
+	// whose records the sink failed to delete: they are still in the
+	// destination, so the run is partial; the keys stay in the manifest
+	// and the next run deletes them again (the sync log has each error).
+	SyncDeletesFailed map[string]int64 `json:"sync_deletes_failed,omitempty"`
 	// DeadLetterDir is the folder of this run's dead letters (beside the
 	// manifest), when the run wrote any.
 	DeadLetterDir string `json:"dead_letter_dir,omitempty"`
@@ -318,6 +323,10 @@ func (r *Report) summary(w io.Writer, loaded string) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.SyncDeletesHeld)) {
 		fmt.Fprintf(w, "  %s: deletes held: %s\n", name, r.SyncDeletesHeld[name])
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.SyncDeletesFailed)) {
+		fmt.Fprintf(w, "  %s: %d deletes failed: those records are still in the destination; the next run deletes them again (the sync log has each error)\n",
+			name, r.SyncDeletesFailed[name])
 	}
 	r.writeErrorGroups(w)
 	if r.DeadLetterDir != "" {

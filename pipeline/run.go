@@ -87,10 +87,12 @@ type runner struct {
 	sinks    map[*planStage]Sink
 	cursors  map[*planStage]*cursor
 	syncers  map[*planStage]Syncer
-	// deletesHeld are the sync stages whose deletes were held, with why
-	// (syncDiff; under mu).
-	deletesHeld map[string]string
-	log         *slog.Logger
+	// deletesHeld are the sync stages whose deletes were held, with why,
+	// and deletesFailed the deletes that failed, by sync stage (syncDiff;
+	// under mu).
+	deletesHeld   map[string]string
+	deletesFailed map[string]int64
+	log           *slog.Logger
 
 	read, fanned, filtered, loaded, deadLettered, lost atomic.Int64
 	sourcesLeft                                        atomic.Int32 // sources still reading
@@ -475,6 +477,11 @@ func (r *runner) status() string {
 		return StatusCancelled
 	case r.deadLettered.Load() > 0:
 		return StatusPartial
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.deletesFailed) > 0 {
+		return StatusPartial // records a mirror should have deleted are still there
 	}
 	return StatusSucceeded
 }

@@ -192,14 +192,29 @@ func (d *syncDiffer) sendDeletes() {
 		ids[i] = del.id
 	}
 	errs, err := d.deleter.Delete(d.r.workCtx, ids)
+	failed := 0
 	for i, del := range d.dels {
 		e := err
 		if e == nil && i < len(errs) {
 			e = errs[i]
 		}
+		if e != nil {
+			failed++
+		}
 		d.sy.Outcome(SyncMissing, nil, del.key, "", e)
 	}
 	d.dels = d.dels[:0]
+	if failed > 0 {
+		// The records are still in the destination: the run is partial,
+		// not succeeded (the keys stay in the manifest, and the next run
+		// deletes them again).
+		d.r.mu.Lock()
+		if d.r.deletesFailed == nil {
+			d.r.deletesFailed = map[string]int64{}
+		}
+		d.r.deletesFailed[d.s.spec.Name] += int64(failed)
+		d.r.mu.Unlock()
+	}
 }
 
 // emit passes a new or changed row to the sink and filters an unchanged
@@ -324,7 +339,7 @@ func (r *runner) finishSync(rep *Report) {
 		}
 	}
 	r.mu.Lock()
-	rep.SyncDeletesHeld = r.deletesHeld
+	rep.SyncDeletesHeld, rep.SyncDeletesFailed = r.deletesHeld, r.deletesFailed
 	r.mu.Unlock()
 	for _, s := range r.plan.stages {
 		c := r.cursors[s]

@@ -301,19 +301,28 @@ stages:
 	}
 }
 
+// startMirror starts an emulator (closed with the test) and, in a new
+// working directory, runs syncPipeline (a mirror: delete_missing, any
+// number of deletes) once over A1-A3.
+func startMirror(t *testing.T) *salesforcetest.Server {
+	t.Helper()
+	srv := salesforcetest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"p.yaml": syncPipeline(srv, "100%"), "data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333")})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 3 {
+		t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+	}
+	return srv
+}
+
 // TestSyncDeleteMissingRefusesIncremental: a mirror (delete_missing) that
 // gains an incremental cursor on its source is refused before any row
 // moves: its runs would read only rows past the watermark and delete every
 // other record. Before the refusal the second run below deleted A1-A3 and
 // reported succeeded.
 func TestSyncDeleteMissingRefusesIncremental(t *testing.T) {
-	srv := salesforcetest.NewServer(nil)
-	defer srv.Close()
-	t.Chdir(t.TempDir())
-	writeFiles(t, map[string]string{"p.yaml": syncPipeline(srv, "100%"), "data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333")})
-	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 3 {
-		t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
-	}
+	srv := startMirror(t)
 	p := strings.Replace(syncPipeline(srv, "100%"), "source: {type: csv, url: data/accounts.csv}",
 		"source: {type: csv, url: data/accounts.csv}\n    incremental: {cursor: phone}", 1)
 	writeFiles(t, map[string]string{"p.yaml": p, "data/accounts.csv": syncCSV("A1,Ada,111", "A2,Bob,222", "A3,Cy,333", "A4,Di,444")})
@@ -826,5 +835,57 @@ func TestSyncInsertKilledThenResumed(t *testing.T) {
 				t.Errorf("the run after: exit %d, counts %+v, records %d -> %d", code, rep.Counts, total, len(srv.Records("Account")))
 			}
 		})
+	}
+}
+
+// TestSyncMirrorDeletes: a mirror's deletes end in one of three ways. A
+// record deleted by hand first (Salesforce answers ENTITY_IS_DELETED) is
+// what the delete wanted: counted deleted, its key dropped; before, it
+// failed every run and its key was never dropped. A delete that fails
+// (every row locked here) leaves the record in the org: the run is partial
+// (exit 3), not succeeded, and says so; the next run deletes it.
+func TestSyncMirrorDeletes(t *testing.T) {
+	srv := startMirror(t)
+	ids := map[string]string{}
+	for _, r := range srv.Records("Account") {
+		ids[r["External_Id__c"]] = r["Id"]
+	}
+	// A2 is deleted by hand, then leaves the export.
+	writeFiles(t, map[string]string{"d.yaml": fmt.Sprintf(`name: by-hand
+dead_letter: out/by-hand/
+stages:
+  - {name: read, source: {type: csv, url: data/ids.csv}}
+  - name: load
+    inputs: [read]
+    sink: {type: salesforce, object: Account, operation: delete, api: bulk, instance_url: %q, auth: {access_token: %q}, poll_initial: 5ms}
+`, srv.URL, srv.AccessToken()), "data/ids.csv": "Id\n" + ids["A2"] + "\n"})
+	if code, rep := runReport(t, "d.yaml"); code != exitOK || rep.Counts.Loaded != 1 {
+		t.Fatalf("delete by hand: exit %d %+v", code, rep.Counts)
+	}
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,111", "A3,Cy,333")})
+	code, rep := runReport(t, "p.yaml")
+	if s := syncSummary(t, rep); code != exitOK || s.Deleted != 1 || s.DeleteFailed != 0 || s.ManifestAfter != 2 {
+		t.Fatalf("run 2 (A2 already deleted): exit %d, sync %+v; want it counted deleted and dropped", code, s)
+	}
+	// A3 leaves the export while every row Salesforce touches hits a lock.
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV("A1,Ada,111")})
+	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code = runRun(context.Background(), []string{"p.yaml", "--progress", "none", "--report", "out/run.json"}, &stdout, &stderr)
+	rep = *readReport(t, "out/run.json")
+	if s := syncSummary(t, rep); code != exitPartial || rep.Status != pipeline.StatusPartial || s.DeleteFailed != 1 || rep.SyncDeletesFailed["load"] != 1 ||
+		!strings.Contains(stderr.String(), "load: 1 deletes failed: those records are still in the destination") {
+		t.Fatalf("run 3 (delete locked): exit %d status %s, sync %+v, failed %v; want partial\n%s", code, rep.Status, s, rep.SyncDeletesFailed, stderr.String())
+	}
+	if n := len(srv.Records("Account")); n != 2 {
+		t.Fatalf("%d records after the failed delete, want A1 and A3", n)
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || syncSummary(t, rep).Deleted != 1 || len(srv.Records("Account")) != 1 {
+		t.Fatalf("run 4: exit %d, sync %+v, %d records; want A3 deleted now", code, syncSummary(t, rep), len(srv.Records("Account")))
 	}
 }

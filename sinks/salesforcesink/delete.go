@@ -15,8 +15,11 @@ var idSchema = pipeline.MustSchema(pipeline.Field{Name: "Id", Type: pipeline.Typ
 // Delete deletes records of the sink's object by Salesforce id, in delete
 // jobs run exactly like the sink's own jobs (same client, chunking, polling
 // and result matching; no ledger: deleting twice is harmless). errs has one
-// entry per id, nil when Salesforce reported the record deleted. It
-// implements pipeline.Deleter, used by `sync: {delete_missing: true}`.
+// entry per id, nil when Salesforce reported the record deleted, or
+// already deleted (ENTITY_IS_DELETED: someone deleted it first, and a
+// delete's aim is met; reported as a failure, the mirror retried it every
+// run and never dropped the key). It implements pipeline.Deleter, used by
+// `sync: {delete_missing: true}`.
 func (s *Sink) Delete(ctx context.Context, ids []string) ([]error, error) {
 	d := s.deleter()
 	b := pipeline.NewBatch(idSchema, len(ids))
@@ -37,6 +40,10 @@ func (s *Sink) Delete(ctx context.Context, ids []string) ([]error, error) {
 	case err == nil:
 	case errors.As(err, &re):
 		for _, f := range re.Failures {
+			var e *pipeline.RowError
+			if errors.As(f.Err, &e) && e.Code == CodeEntityIsDeleted {
+				continue // already gone
+			}
 			errs[f.Index] = f.Err
 		}
 	default:

@@ -53,6 +53,9 @@ const (
 	// CodeLockRow is Salesforce's lock contention code; such rows are
 	// re-driven up to lock_retries times.
 	CodeLockRow = "UNABLE_TO_LOCK_ROW"
+	// CodeEntityIsDeleted is Salesforce's code for a record that is
+	// deleted already; Delete counts it as deleted.
+	CodeEntityIsDeleted = "ENTITY_IS_DELETED"
 )
 
 // abortTimeout bounds the clean-up calls made after cancellation.
