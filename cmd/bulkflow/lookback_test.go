@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -150,4 +151,64 @@ func accountKeys(srv *salesforcetest.Server) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// TestIncrementalLookbackInsertKilledThenResumed: a lookback re-reads rows
+// already inserted, which must never be inserted again. An insert keyed by
+// AccountNumber (not unique: a second insert is a second record) reads an
+// export by an int cursor (seq) with lookback 50. Run 2's export adds
+// rows committed late (new keys with seq inside the lookback), changes
+// some rows inside it, and adds new rows past it; run 2 is SIGKILLed or
+// Ctrl-C'd mid-load and resumed. The emulator must then hold every row
+// sent exactly once: each first-run row once, one more record per changed
+// row (an insert of a changed key is a new record, as before), one per
+// late and new row, none for the unchanged rows read again; the resume
+// succeeds, and a further run inserts nothing.
+func TestIncrementalLookbackInsertKilledThenResumed(t *testing.T) {
+	bin := buildBulkflow(t)
+	for _, sig := range []os.Signal{os.Kill, os.Interrupt} {
+		t.Run(fmt.Sprint(sig), func(t *testing.T) {
+			srv := salesforcetest.NewServer(nil)
+			defer srv.Close()
+			t.Chdir(t.TempDir())
+			writeFiles(t, map[string]string{"p.yaml": insertSyncPipeline(srv,
+				"{type: csv, url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", "50"))})
+			row := func(i, seq int, phone string) string { return fmt.Sprintf("K%06d,Name %d,%s,%d", i, i, phone, seq) }
+			csvOf := func(rows []string) string { return "id,name,phone,seq\n" + strings.Join(rows, "\n") + "\n" }
+			want := map[string]int{}
+			var first []string
+			for i := range 1000 { // seq 0..999: the watermark becomes 999
+				first = append(first, row(i, i, "111"))
+				want[fmt.Sprintf("K%06d 111", i)] = 1
+			}
+			writeFiles(t, map[string]string{"data/accounts.csv": csvOf(first)})
+			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 1000 {
+				t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+			}
+			second := slices.Clone(first)
+			for i := 955; i < 960; i++ { // changed inside the lookback (seq > 949)
+				second[i] = row(i, i, "222")
+				want[fmt.Sprintf("K%06d 222", i)] = 1
+			}
+			for i := 5000; i < 5020; i++ { // committed late: new keys, seq 960..979
+				second = append(second, row(i, i-5000+960, "333"))
+				want[fmt.Sprintf("K%06d 333", i)] = 1
+			}
+			for i := 1000; i < 2200; i++ { // new, past the watermark
+				second = append(second, row(i, i, "444"))
+				want[fmt.Sprintf("K%06d 444", i)] = 1
+			}
+			writeFiles(t, map[string]string{"data/accounts.csv": csvOf(second)})
+			code, rep, stderr := killThenResume(t, bin, srv, sig)
+			if code != exitOK || rep.Status != pipeline.StatusSucceeded || !rep.Counts.Balanced() || rep.Counts.DeadLettered != 0 ||
+				rep.Incremental["read"] == nil || rep.Incremental["read"].From != "949" || !rep.Incremental["read"].Committed {
+				t.Fatalf("resume: exit %d, status %s, counts %+v, incremental %+v\n%s", code, rep.Status, rep.Counts, rep.Incremental["read"], stderr)
+			}
+			checkRecordCounts(t, srv, want)
+			total := len(srv.Records("Account"))
+			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 0 || len(srv.Records("Account")) != total {
+				t.Errorf("the run after: exit %d, counts %+v, records %d -> %d", code, rep.Counts, total, len(srv.Records("Account")))
+			}
+		})
+	}
 }

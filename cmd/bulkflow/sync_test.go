@@ -753,6 +753,61 @@ func killMidLoad(t *testing.T, bin string, srv *salesforcetest.Server, jobs int,
 	t.Logf("%v with %d of its jobs complete, %d created", sig, complete(), len(srv.Jobs())-jobs)
 }
 
+// insertSyncPipeline is the sync pipeline "accounts-sync" over source
+// (mapping id, name and phone) made an insert keyed by AccountNumber, which
+// is not unique, so that a row inserted twice shows as two records, with
+// the job ledger on and small jobs (a kill finds some done, some not).
+func insertSyncPipeline(srv *salesforcetest.Server, source string) string {
+	y := syncPipelineOf("accounts-sync", source, " {External_Id__c: id, Name: name, Phone: phone}", srv, "log: out/sync-log/")
+	y = strings.Replace(y, "      operation: upsert\n      external_id_field: External_Id__c\n", "      operation: insert\n", 1)
+	y = strings.ReplaceAll(y, "External_Id__c", "AccountNumber")
+	return strings.Replace(y, "      ledger: \"off\"\n", "      ledger: ledger/\n      max_job_rows: 200\n      concurrency: 2\n", 1)
+}
+
+// killThenResume kills a run of insertSyncPipeline's p.yaml mid-load with
+// sig (killMidLoad), then runs `run --resume RUN_ID` of the run the ledger
+// gained, and returns its exit code, report and stderr.
+func killThenResume(t *testing.T, bin string, srv *salesforcetest.Server, sig os.Signal) (int, pipeline.Report, string) {
+	t.Helper()
+	runs, _ := os.ReadDir("ledger/accounts-sync")
+	killMidLoad(t, bin, srv, len(srv.Jobs()), sig)
+	after, _ := os.ReadDir("ledger/accounts-sync")
+	if len(after) != len(runs)+1 {
+		t.Fatalf("ledger runs before the kill %v, after %v", runs, after)
+	}
+	runID := after[len(after)-1].Name()
+	if slices.ContainsFunc(runs, func(e os.DirEntry) bool { return e.Name() == runID }) {
+		runID = after[0].Name()
+	}
+	var stdout, stderr bytes.Buffer
+	code := runRun(context.Background(), []string{"p.yaml", "--resume", runID, "--progress", "none", "--report", "out/resume.json"}, &stdout, &stderr)
+	var rep pipeline.Report
+	if b, err := os.ReadFile("out/resume.json"); err != nil {
+		t.Fatalf("resume: exit %d, no report: %v\n%s", code, err, stderr.String())
+	} else if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return code, rep, stderr.String()
+}
+
+// checkRecordCounts checks that srv's Accounts are want ("AccountNumber
+// Phone" → records), each exactly as many times.
+func checkRecordCounts(t *testing.T, srv *salesforcetest.Server, want map[string]int) {
+	t.Helper()
+	got := map[string]int{}
+	for _, r := range srv.Records("Account") {
+		got[r["AccountNumber"]+" "+r["Phone"]]++
+	}
+	for k, c := range got {
+		if c != want[k] {
+			t.Errorf("record %s stored %d times, want %d", k, c, want[k])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d distinct records, want %d", len(got), len(want))
+	}
+}
+
 // TestSyncInsertKilledThenResumed is TestSyncKilledThenRunAgain with
 // operation: insert (keyed by AccountNumber, which is not unique) and the
 // job ledger on, recovered as the README says for a killed insert: `run
@@ -774,40 +829,18 @@ func TestSyncInsertKilledThenResumed(t *testing.T) {
 			srv := salesforcetest.NewServer(nil)
 			defer srv.Close()
 			t.Chdir(t.TempDir())
-			y := syncPipelineOf("accounts-sync", "{type: csv, url: data/accounts.csv}", " {External_Id__c: id, Name: name, Phone: phone}", srv, "log: out/sync-log/")
-			y = strings.Replace(y, "      operation: upsert\n      external_id_field: External_Id__c\n", "      operation: insert\n", 1)
-			// AccountNumber is not unique: a row inserted twice shows as two records.
-			y = strings.ReplaceAll(y, "External_Id__c", "AccountNumber")
-			y = strings.Replace(y, "      ledger: \"off\"\n", "      ledger: ledger/\n      max_job_rows: 200\n      concurrency: 2\n", 1)
+			y := insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}")
 			first, second, want := syncExports(n, sorted)
 			writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": syncCSV(first...)})
 			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != n {
 				t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
 			}
-			runs, _ := os.ReadDir("ledger/accounts-sync")
 			writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(second...)})
-			killMidLoad(t, bin, srv, len(srv.Jobs()), tc.sig)
-			after, _ := os.ReadDir("ledger/accounts-sync")
-			if len(after) != len(runs)+1 {
-				t.Fatalf("ledger runs before the kill %v, after %v", runs, after)
-			}
-			runID := after[len(after)-1].Name()
-			if slices.ContainsFunc(runs, func(e os.DirEntry) bool { return e.Name() == runID }) {
-				runID = after[0].Name()
-			}
-
-			var stdout, stderr bytes.Buffer
-			code := runRun(context.Background(), []string{"p.yaml", "--resume", runID, "--progress", "none", "--report", "out/resume.json"}, &stdout, &stderr)
-			var rep pipeline.Report
-			if b, err := os.ReadFile("out/resume.json"); err != nil {
-				t.Fatalf("resume: exit %d, no report: %v\n%s", code, err, stderr.String())
-			} else if err := json.Unmarshal(b, &rep); err != nil {
-				t.Fatal(err)
-			}
+			code, rep, stderr := killThenResume(t, bin, srv, tc.sig)
 			s := syncSummary(t, rep)
 			if code != exitOK || rep.Status != pipeline.StatusSucceeded || !rep.Counts.Balanced() || !s.Committed || s.InKeyOrder != sorted ||
 				s.New != 300 || s.Loaded != s.New+s.Changed || rep.Counts.DeadLettered != 0 {
-				t.Fatalf("resume: exit %d, status %s, counts %+v, sync %+v\n%s", code, rep.Status, rep.Counts, s, stderr.String())
+				t.Fatalf("resume: exit %d, status %s, counts %+v, sync %+v\n%s", code, rep.Status, rep.Counts, s, stderr)
 			}
 			wantRecs := map[string]int{} // "key phone" → records
 			for i := range n {
@@ -818,18 +851,7 @@ func TestSyncInsertKilledThenResumed(t *testing.T) {
 					wantRecs[k+" "+phone] = 1
 				}
 			}
-			got := map[string]int{}
-			for _, r := range srv.Records("Account") {
-				got[r["AccountNumber"]+" "+r["Phone"]]++
-			}
-			for k, c := range got {
-				if c != wantRecs[k] {
-					t.Errorf("record %s stored %d times, want %d", k, c, wantRecs[k])
-				}
-			}
-			if len(got) != len(wantRecs) {
-				t.Errorf("%d distinct records, want %d", len(got), len(wantRecs))
-			}
+			checkRecordCounts(t, srv, wantRecs)
 			total := len(srv.Records("Account"))
 			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 0 || len(srv.Records("Account")) != total {
 				t.Errorf("the run after: exit %d, counts %+v, records %d -> %d", code, rep.Counts, total, len(srv.Records("Account")))
