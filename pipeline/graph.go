@@ -165,9 +165,9 @@ func (g *Graph) Check() error {
 	return errors.Join(errs...)
 }
 
-// reachable returns the stages of kind that s reaches by next (its
-// inputs, or the stages that read it), each once, s included. g must have
-// no cycle.
+// reachable returns the stages of kind (of any kind when kind is "") that
+// s reaches by next (its inputs, or the stages that read it), each once, s
+// included. The graph must have no cycle.
 func reachable(s *StageSpec, kind Kind, next func(*StageSpec) []*StageSpec) []*StageSpec {
 	var out []*StageSpec
 	seen := map[string]bool{}
@@ -177,7 +177,7 @@ func reachable(s *StageSpec, kind Kind, next func(*StageSpec) []*StageSpec) []*S
 			return
 		}
 		seen[st.Name] = true
-		if st.Kind == kind {
+		if kind == "" || st.Kind == kind {
 			out = append(out, st)
 		}
 		for _, n := range next(st) {
@@ -307,7 +307,7 @@ func Prepare(ctx context.Context, reg *Registry, g *Graph, env *Env) (*Plan, err
 				return fail(where(err))
 			}
 			if s.Incremental != nil {
-				if _, err := checkCursor(s, ps.out); err != nil {
+				if _, _, err := checkCursor(s, ps.out); err != nil {
 					return fail(err)
 				}
 			}

@@ -95,24 +95,27 @@ func lookbackFrom(t Type, after, back any) any {
 }
 
 // checkCursor checks a source stage's incremental cursor against its
-// schema and returns the field's index.
-func checkCursor(s *StageSpec, out *Schema) (int, error) {
+// schema and returns the field's index and the parsed lookback (nil
+// without one; see parseLookback).
+func checkCursor(s *StageSpec, out *Schema) (int, any, error) {
 	i := out.Index(s.Incremental.Cursor)
 	if i < 0 {
-		return 0, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental cursor %q is not a column of the source (columns: %s)%s",
+		return 0, nil, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental cursor %q is not a column of the source (columns: %s)%s",
 			s.Name, s.Incremental.Cursor, out, didYouMean(s.Incremental.Cursor, out.Names()))}
 	}
 	t := out.Field(i).Type
 	if !cursorType(t) {
-		return 0, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental cursor %q has type %s, which has no order; use an int, float, decimal, string, date or timestamp column",
+		return 0, nil, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental cursor %q has type %s, which has no order; use an int, float, decimal, string, date or timestamp column",
 			s.Name, s.Incremental.Cursor, t)}
 	}
+	var back any
 	if lb := s.Incremental.Lookback; lb != "" {
-		if _, err := parseLookback(t, lb); err != nil {
-			return 0, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental cursor %q: %v", s.Name, s.Incremental.Cursor, err)}
+		var err error
+		if back, err = parseLookback(t, lb); err != nil {
+			return 0, nil, &ConfigError{Pos: s.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental cursor %q: %v", s.Name, s.Incremental.Cursor, err)}
 		}
 	}
-	return i, nil
+	return i, back, nil
 }
 
 // parseCursor parses the text form of a cursor value of type t.
@@ -192,7 +195,7 @@ func openCursor(ctx context.Context, st StateStore, s *planStage) (*cursor, erro
 	if st == nil {
 		return nil, &ConfigError{Pos: s.spec.Incremental.Pos, Msg: fmt.Sprintf("stage %q: incremental needs a state store (a plugin bug: RunOptions.State is nil)", s.spec.Name)}
 	}
-	i, err := checkCursor(s.spec, s.out)
+	i, back, err := checkCursor(s.spec, s.out)
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +220,7 @@ func openCursor(ctx context.Context, st StateStore, s *planStage) (*cursor, erro
 			s.spec.Name, c.old.Value, c.typ, watermarkKey(s.spec.Name), err)
 	}
 	c.from = c.after
-	if lb := s.spec.Incremental.Lookback; lb != "" {
-		back, err := parseLookback(c.typ, lb) // checked by Prepare
-		if err != nil {
-			return nil, err
-		}
+	if back != nil {
 		c.from = lookbackFrom(c.typ, c.after, back)
 	}
 	if p, ok := s.source.(CursorPusher); ok {

@@ -117,20 +117,17 @@ func (r *runner) syncDiff(s *planStage, sink Sink, sy Syncer, add func(Row, Orig
 // ended, the rows that did not reach its diff for an error (s's own are
 // those the syncer refused to spool, such as a row without a key).
 func (r *runner) deadLetteredBefore(s *planStage) int64 {
-	var n int64
-	seen := map[*planStage]bool{}
-	var walk func(*planStage)
-	walk = func(st *planStage) {
-		if st == nil || seen[st] {
-			return
+	inputs := func(st *StageSpec) []*StageSpec {
+		var ins []*StageSpec
+		for _, in := range st.Inputs {
+			ins = append(ins, r.plan.byName[in].spec)
 		}
-		seen[st] = true
-		n += r.counters[st].deadLettered.Load()
-		for _, in := range st.spec.Inputs {
-			walk(r.plan.byName[in])
-		}
+		return ins
 	}
-	walk(s)
+	var n int64
+	for _, st := range reachable(s.spec, "", inputs) {
+		n += r.counters[r.plan.byName[st.Name]].deadLettered.Load()
+	}
 	return n
 }
 
