@@ -40,3 +40,18 @@ type RunLedger interface {
 	// The CLI calls it before the sink opens, also when the ledger is off.
 	SetProvenance(file, digest string, sources map[string]string)
 }
+
+// Resender is implemented by the options of sinks whose writes are not
+// idempotent: a row sent again is stored again (a Salesforce insert makes a
+// second record). The CLI uses it for pipelines that keep state between
+// runs (a sync or an incremental source): their next run diffs against,
+// or reads past, state that a run which did not finish (killed, cancelled,
+// failed, or left rows whose job's outcome is unknown) never committed, so
+// it would send again every row that run loaded. A plain `bulkflow run`
+// of such a pipeline with a sink's ledger on therefore resumes the
+// unfinished run (the ledger skips what it loaded) instead of starting a
+// new one.
+type Resender interface {
+	// ResendsDuplicate reports whether a row written twice is stored twice.
+	ResendsDuplicate() bool
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/state"
+	"github.com/bulkflow/bulkflow/pipeline/sync/syncer"
 	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
 
@@ -86,6 +87,20 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Every log line of the run names it: the id is chosen before the
 	// sources open (a resume's, or a fresh one).
 	runID := rf.resume
+	var unfinished string // a run that did not finish, resumed by this plain run
+	if runID == "" && rf.reconcile.mode != syncer.ReconcileReport {
+		id, err := unfinishedRun(ctx, &rf, file, shard)
+		if err != nil {
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			return exitFailed
+		}
+		if id != "" && rf.reconcile.mode == syncer.ReconcileFix {
+			fmt.Fprintf(stderr, "bulkflow: run %s of %s did not finish, and a new run would insert again the rows it loaded: "+
+				"resume it first (bulkflow run %s --resume %s), then --reconcile=fix; nothing was read or sent\n", id, file, file, id)
+			return exitUsage
+		}
+		runID, rf.resume, unfinished = id, id, id
+	}
 	if runID == "" {
 		runID = pipeline.NewRunID(time.Now())
 	}
@@ -100,6 +115,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer stopTracing()
+	if unfinished != "" {
+		log.Warn("resuming run " + unfinished + ": it did not finish (killed, cancelled, failed, or rows wait for their job's outcome), " +
+			"and this pipeline inserts and keeps state: a new run would insert again the rows it loaded; the ledger skips them")
+	}
 	plan, g, env, code := readyRun(ctx, &rf, file, shard, runID, log, stderr)
 	if code != exitOK {
 		return code
@@ -137,9 +156,26 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Resumed = rf.resume != ""
 	opts.ResumeFlags = rf.resumeFlags()
+	guard := guardsUnfinished(g)
+	if guard {
+		pending, err := markInflight(ctx, g, stateLoc, stName, env.RunID)
+		if err != nil {
+			plan.Close()
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			return exitFailed
+		}
+		if pending != "" {
+			log.Warn("run " + pending + " did not finish either: the next plain run resumes it")
+		}
+	}
 	display.Install(opts)
 	rep, runErr := plan.Run(ctx, opts)
 	display.Finish()
+	if guard {
+		if err := clearInflight(context.WithoutCancel(ctx), stateLoc, stName, env.RunID, rep); err != nil {
+			log.Error("the next plain run will resume this one", "err", err)
+		}
+	}
 	return finishRun(ctx, &rf, rep, runErr, stdout, stderr)
 }
 

@@ -120,6 +120,13 @@ func (r serveRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline
 	return opts, unlock, nil
 }
 
+// Unfinished is what a plain `bulkflow run` asks before it clears the
+// in-flight document: g inserts with a ledger and keeps state
+// (guardsUnfinished), and rep is not finished.
+func (serveRunner) Unfinished(g *pipeline.Graph, rep *pipeline.Report) bool {
+	return guardsUnfinished(g) && !finished(rep)
+}
+
 // WriteReport is writeReport.
 func (serveRunner) WriteReport(ctx context.Context, where string, rep *pipeline.Report) error {
 	return writeReport(ctx, where, rep)

@@ -765,9 +765,25 @@ func insertSyncPipeline(srv *salesforcetest.Server, source string) string {
 }
 
 // killThenResume kills a run of insertSyncPipeline's p.yaml mid-load with
-// sig (killMidLoad), then runs `run --resume RUN_ID` of the run the ledger
+// sig (killRun), then runs `run --resume RUN_ID` of the run the ledger
 // gained, and returns its exit code, report and stderr.
 func killThenResume(t *testing.T, bin string, srv *salesforcetest.Server, sig os.Signal) (int, pipeline.Report, string) {
+	t.Helper()
+	runID := killRun(t, bin, srv, sig)
+	var stdout, stderr bytes.Buffer
+	code := runRun(context.Background(), []string{"p.yaml", "--resume", runID, "--progress", "none", "--report", "out/resume.json"}, &stdout, &stderr)
+	var rep pipeline.Report
+	if b, err := os.ReadFile("out/resume.json"); err != nil {
+		t.Fatalf("resume: exit %d, no report: %v\n%s", code, err, stderr.String())
+	} else if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return code, rep, stderr.String()
+}
+
+// killRun kills a run of insertSyncPipeline's p.yaml mid-load with sig
+// (killMidLoad) and returns the id of the run the ledger gained.
+func killRun(t *testing.T, bin string, srv *salesforcetest.Server, sig os.Signal) string {
 	t.Helper()
 	runs, _ := os.ReadDir("ledger/accounts-sync")
 	killMidLoad(t, bin, srv, len(srv.Jobs()), sig)
@@ -779,15 +795,7 @@ func killThenResume(t *testing.T, bin string, srv *salesforcetest.Server, sig os
 	if slices.ContainsFunc(runs, func(e os.DirEntry) bool { return e.Name() == runID }) {
 		runID = after[0].Name()
 	}
-	var stdout, stderr bytes.Buffer
-	code := runRun(context.Background(), []string{"p.yaml", "--resume", runID, "--progress", "none", "--report", "out/resume.json"}, &stdout, &stderr)
-	var rep pipeline.Report
-	if b, err := os.ReadFile("out/resume.json"); err != nil {
-		t.Fatalf("resume: exit %d, no report: %v\n%s", code, err, stderr.String())
-	} else if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
-	return code, rep, stderr.String()
+	return runID
 }
 
 // checkRecordCounts checks that srv's Accounts are want ("AccountNumber

@@ -156,6 +156,13 @@ func (o *Options) SetProvenance(file, digest string, sources map[string]string) 
 	o.Provenance = &Provenance{PipelineFile: file, PipelineDigest: digest, Sources: sources}
 }
 
+var _ pipeline.Resender = (*Options)(nil)
+
+// ResendsDuplicate implements pipeline.Resender: an insert stores a row
+// sent again as a second record; update, upsert and delete apply it again
+// to the same record.
+func (o *Options) ResendsDuplicate() bool { return o.operation() == salesforce.OpInsert }
+
 // SetResumeCommand sets o.ResumeCommand: the command the sink's resume
 // hints name for this run (`bulkflow replay` sets its own).
 func (o *Options) SetResumeCommand(cmd string) { o.ResumeCommand = cmd }

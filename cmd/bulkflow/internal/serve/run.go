@@ -149,10 +149,10 @@ func (s *Server) execute(p *servedPipeline, st *state.Store, runID, why string) 
 		s.opts.RunStarted(ctx, p.name, runID)
 	}
 	start := s.now()
-	rep := s.runOnce(ctx, p, st, runID, strings.HasSuffix(why, "+resume"), log)
+	rep, unfinished := s.runOnce(ctx, p, st, runID, strings.HasSuffix(why, "+resume"), log)
 	stopRenewing()
 
-	rec := s.record(context.WithoutCancel(ctx), st, runID, rep, why, start, log)
+	rec := s.record(context.WithoutCancel(ctx), st, runID, rep, unfinished, why, start, log)
 	s.metrics.observe(p.name, rec)
 	s.metrics.observeReport(p.name, rep)
 	if err := st.ReleaseLease(context.WithoutCancel(ctx), s.opts.Holder); err != nil {
@@ -182,10 +182,10 @@ func (s *Server) keepLease(ctx context.Context, st *state.Store, log *slog.Logge
 }
 
 // record writes the run's report and run record through the fenced store
-// and clears the in-flight document (unless the run was cancelled: then
-// the next start resumes it). State writes happen even after
-// cancellation: ctx is not cancelled.
-func (s *Server) record(ctx context.Context, st *state.Store, runID string, rep *pipeline.Report, why string, start time.Time, log *slog.Logger) state.RunRecord {
+// and clears the in-flight document (unless the run was cancelled or left
+// rows only a resume settles (unfinished): then the next run resumes it).
+// State writes happen even after cancellation: ctx is not cancelled.
+func (s *Server) record(ctx context.Context, st *state.Store, runID string, rep *pipeline.Report, unfinished bool, why string, start time.Time, log *slog.Logger) state.RunRecord {
 	rec := state.RunRecord{
 		RunID: runID, Status: rep.Status, Trigger: why, Holder: s.opts.Holder, StartedAt: rep.StartedAt, FinishedAt: rep.FinishedAt,
 		Counts: rep.Counts, DeadLetters: rep.DeadLetters, Errors: rep.Errors, LeaseGeneration: st.Generation(),
@@ -210,7 +210,7 @@ func (s *Server) record(ctx context.Context, st *state.Store, runID string, rep 
 	if err := st.AppendRun(ctx, rec); err != nil {
 		log.Error("record run", "err", err)
 	}
-	if rec.Status != pipeline.StatusCancelled {
+	if rec.Status != pipeline.StatusCancelled && !unfinished {
 		if err := st.Put(ctx, InflightKey, Inflight{}); err != nil {
 			log.Error("clear the in-flight run", "err", err)
 		}
@@ -222,8 +222,9 @@ func (s *Server) record(ctx context.Context, st *state.Store, runID string, rep 
 // crash or shutdown left unfinished. The Runner does what `bulkflow run
 // --resume` does around the engine: provenance in the sink ledgers, the
 // run lock, RunOptions.Resumed (earlier attempts' dead letters are
-// superseded). It always returns a report.
-func (s *Server) runOnce(ctx context.Context, p *servedPipeline, st *state.Store, runID string, resumed bool, log *slog.Logger) *pipeline.Report {
+// superseded). It always returns a report, and whether the run left rows
+// only a resume settles (Runner.Unfinished).
+func (s *Server) runOnce(ctx context.Context, p *servedPipeline, st *state.Store, runID string, resumed bool, log *slog.Logger) (*pipeline.Report, bool) {
 	failed := func(status string, msgs ...string) *pipeline.Report {
 		now := s.now().UTC()
 		return &pipeline.Report{RunID: runID, Pipeline: p.name, File: p.file, Status: status,
@@ -237,9 +238,9 @@ func (s *Server) runOnce(ctx context.Context, p *servedPipeline, st *state.Store
 			msgs = []string{"prepare failed"}
 		}
 		if ctx.Err() != nil {
-			return failed(pipeline.StatusCancelled, msgs...) // stopped (shutdown) while opening sources
+			return failed(pipeline.StatusCancelled, msgs...), false // stopped (shutdown) while opening sources
 		}
-		return failed(pipeline.StatusFailed, msgs...)
+		return failed(pipeline.StatusFailed, msgs...), false
 	}
 	// The plan shares env: sinks opened by Run see this run id.
 	env.RunID = runID
@@ -250,12 +251,12 @@ func (s *Server) runOnce(ctx context.Context, p *servedPipeline, st *state.Store
 	opts, unlock, err := s.opts.Runner.Begin(ctx, g, env, st, resumed, cancelRun)
 	if err != nil {
 		plan.Close()
-		return failed(pipeline.StatusFailed, err.Error())
+		return failed(pipeline.StatusFailed, err.Error()), false
 	}
 	defer unlock()
 	rep, err := plan.Run(ctx, opts)
 	if err != nil {
 		log.Warn("run error", "err", err)
 	}
-	return rep
+	return rep, s.opts.Runner.Unfinished(g, rep)
 }

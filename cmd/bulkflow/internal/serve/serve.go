@@ -97,6 +97,11 @@ type Runner interface {
 	Begin(ctx context.Context, g *pipeline.Graph, env *pipeline.Env, st *state.Store, resumed bool, lost func(error)) (*pipeline.RunOptions, func(), error)
 	// WriteReport writes rep as JSON at location where.
 	WriteReport(ctx context.Context, where string, rep *pipeline.Report) error
+	// Unfinished reports whether a run of g that ended with rep (not
+	// cancelled) left rows only a resume can settle without sending them
+	// twice: the in-flight document then stays, and the next run resumes
+	// it as a cancelled one is.
+	Unfinished(g *pipeline.Graph, rep *pipeline.Report) bool
 }
 
 // servedPipeline is one scheduled pipeline.

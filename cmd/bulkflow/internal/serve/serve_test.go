@@ -67,6 +67,9 @@ func (engineRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline.
 	return &pipeline.RunOptions{DeadLetters: filesink.DeadLetters, Resumed: resumed}, func() {}, nil
 }
 
+// Unfinished: the engine runner's pipelines are never resumed for it.
+func (engineRunner) Unfinished(g *pipeline.Graph, rep *pipeline.Report) bool { return false }
+
 func (engineRunner) WriteReport(ctx context.Context, where string, rep *pipeline.Report) error {
 	loc, err := blobio.Parse("", where)
 	if err != nil {

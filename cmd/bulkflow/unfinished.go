@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/pipeline/state"
+)
+
+// A pipeline that keeps state (a sync manifest, an incremental watermark)
+// commits it only when a run finishes. A run that does not (SIGKILL, OOM,
+// Ctrl-C or SIGTERM, a failed stage, jobs still running at poll_timeout)
+// leaves state that does not hold the rows it loaded, and the next run —
+// the scheduler's plain `bulkflow run FILE` — diffs against, or reads past,
+// that state and sends those rows again. For an insert that is a second
+// record per row, reported succeeded. So, for such pipelines, `run` keeps
+// the in-flight document serve keeps (serve.InflightKey in the state
+// store) and a plain run resumes the run it names, as serve does at start:
+// the Salesforce ledger skips what that run loaded.
+
+// guardsUnfinished reports whether plain runs of g resume a run that did
+// not finish: g keeps state, and a sink whose ledger is on stores a row
+// sent again twice (pipeline.Resender). Without a ledger a resume cannot
+// tell what was loaded; idempotent sinks (upsert, update, delete) apply a
+// row sent again to the same record, so their next run may start afresh.
+func guardsUnfinished(g *pipeline.Graph) bool {
+	if !needsState(g) {
+		return false
+	}
+	for _, s := range g.Stages {
+		if s.Kind != pipeline.KindSink {
+			continue
+		}
+		r, ok := s.Options.(pipeline.Resender)
+		l, hasLedger := s.Options.(pipeline.RunLedger)
+		if ok && hasLedger && r.ResendsDuplicate() && l.LedgerLocation() != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// unfinishedRun returns the run of pipeline file that did not finish and
+// that a plain run must resume: the run the in-flight document names, when
+// guardsUnfinished holds ("" otherwise, and for a file that does not load:
+// the run's prepare reports that).
+func unfinishedRun(ctx context.Context, rf *runFlags, file string, shard pipeline.Shard) (string, error) {
+	g, err := config.LoadFileWith(file, pipeline.DefaultRegistry(), rf.ov.options())
+	if err != nil || !guardsUnfinished(g) {
+		return "", nil
+	}
+	loc := stateLocation(rf.state, g)
+	in, err := readInflight(ctx, loc, stateName(g, shard))
+	if err != nil {
+		return "", fmt.Errorf("pipeline %s inserts and keeps state: cannot tell whether its last run finished (a new run would insert "+
+			"again what an unfinished one loaded): %w", g.Name, err)
+	}
+	return in.RunID, nil
+}
+
+// readInflight reads the in-flight document of pipeline name in the state
+// store at loc (zero when there is none).
+func readInflight(ctx context.Context, loc, name string) (inflight, error) {
+	var in inflight
+	st, err := state.Open(ctx, loc, name)
+	if err != nil {
+		return in, fmt.Errorf("state %s: %w", loc, err)
+	}
+	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
+		return inflight{}, fmt.Errorf("state %s: %w", loc, err)
+	}
+	if !cli.ValidRunID(in.RunID) {
+		in = inflight{}
+	}
+	return in, nil
+}
+
+// markInflight records run runID of g as in flight before any row moves,
+// unless the document already names another run (a `--resume` of an older
+// run while a newer one is unfinished: that one is resumed next).
+func markInflight(ctx context.Context, g *pipeline.Graph, loc, name, runID string) (pending string, err error) {
+	st, err := state.Open(ctx, loc, name)
+	if err != nil {
+		return "", fmt.Errorf("state %s: %w", loc, err)
+	}
+	var in inflight
+	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
+		return "", fmt.Errorf("state %s: %w", loc, err)
+	}
+	if cli.ValidRunID(in.RunID) && in.RunID != runID {
+		return in.RunID, nil
+	}
+	host, _ := os.Hostname()
+	in = inflight{RunID: runID, Holder: fmt.Sprintf("%s:%d", host, os.Getpid()), StartedAt: time.Now().UTC()}
+	if err := st.Put(ctx, inflightKey, in); err != nil {
+		return "", fmt.Errorf("record run %s of %s as in flight: %w", runID, g.Name, err)
+	}
+	return "", nil
+}
+
+// finished reports whether a run's state holds everything it loaded, so
+// that nothing is left for a resume: it ended succeeded or partial and no
+// dead-lettered row waits for one (job_incomplete, unsettled).
+func finished(rep *pipeline.Report) bool {
+	if rep == nil || rep.Status != pipeline.StatusSucceeded && rep.Status != pipeline.StatusPartial {
+		return false
+	}
+	for _, eg := range rep.ErrorGroups {
+		if eg.Recovery == pipeline.RecoveryResume.String() {
+			return false
+		}
+	}
+	return true
+}
+
+// clearInflight clears the in-flight document when it names runID and the
+// run finished; otherwise the next plain run resumes it.
+func clearInflight(ctx context.Context, loc, name, runID string, rep *pipeline.Report) error {
+	if !finished(rep) {
+		return nil
+	}
+	st, err := state.Open(ctx, loc, name)
+	if err != nil {
+		return fmt.Errorf("state %s: %w", loc, err)
+	}
+	var in inflight
+	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
+		return fmt.Errorf("state %s: %w", loc, err)
+	}
+	if in.RunID != runID {
+		return nil
+	}
+	if err := st.Put(ctx, inflightKey, inflight{}); err != nil {
+		return fmt.Errorf("clear the in-flight run %s: %w", runID, err)
+	}
+	return nil
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+// TestPlainRunResumesUnfinishedInsert: the next run of a scheduled sync is
+// a plain `bulkflow run FILE` (cron, a Kubernetes CronJob), not `run
+// --resume`. When the run before it did not finish, its state (the sync
+// manifest, the incremental watermark) does not hold the rows it loaded,
+// and a new run sent them again: with insert, 400 second records of 3,000
+// rows after a SIGKILL or a Ctrl-C, reported succeeded with exit 0. Now a
+// plain run of a pipeline that keeps state and inserts with its ledger on
+// resumes the unfinished run (same run id; the ledger skips what it
+// loaded): after a SIGKILL, a Ctrl-C, and a run left partial with rows
+// whose job outlived poll_timeout (job_incomplete), for a sync and for an
+// incremental source. Every row sent is then stored once, and the run
+// after that is a new run that inserts nothing.
+func TestPlainRunResumesUnfinishedInsert(t *testing.T) {
+	bin := buildBulkflow(t)
+	const n = 3000
+	syncLine := "    sync: {mode: changed, key: AccountNumber, log: out/sync-log/}\n"
+	for _, tc := range []struct {
+		name        string
+		incremental bool      // an incremental source (seq), no sync
+		sig         os.Signal // the kill; nil: poll_timeout leaves jobs running
+	}{
+		{"sync/killed", false, os.Kill},
+		{"sync/interrupt", false, os.Interrupt},
+		{"sync/job_incomplete", false, nil},
+		{"incremental/killed", true, os.Kill},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := salesforcetest.NewServer(nil)
+			defer srv.Close()
+			t.Chdir(t.TempDir())
+			y := insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}")
+			row := func(i int, phone string) string { return fmt.Sprintf("K%06d,Name %d,%s,%d", i, i, phone, i) }
+			csvOf := func(rows []string) string { return "id,name,phone,seq\n" + strings.Join(rows, "\n") + "\n" }
+			want := map[string]int{}
+			var first, second []string
+			for i := range n {
+				first = append(first, row(i, "111"))
+				want[fmt.Sprintf("K%06d 111", i)] = 1
+				if !tc.incremental && i%7 == 0 {
+					second = append(second, row(i, "222")) // changed
+					want[fmt.Sprintf("K%06d 222", i)] = 1
+				} else {
+					second = append(second, row(i, "111"))
+				}
+			}
+			for i := n; i < n+600; i++ { // new
+				second = append(second, row(i, "333"))
+				want[fmt.Sprintf("K%06d 333", i)] = 1
+			}
+			if tc.incremental {
+				y = strings.Replace(y, syncLine, "", 1)
+				y = strings.Replace(y, "url: data/accounts.csv}", "url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", ""), 1)
+			}
+			if tc.sig == nil {
+				y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n      poll_timeout: 100ms\n", 1)
+			}
+			if strings.Contains(y, syncLine) == tc.incremental {
+				t.Fatalf("pipeline:\n%s", y)
+			}
+			writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": csvOf(first)})
+			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != n {
+				t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+			}
+			writeFiles(t, map[string]string{"data/accounts.csv": csvOf(second)})
+			var unfinished string
+			if tc.sig != nil {
+				unfinished = killRun(t, bin, srv, tc.sig)
+			} else {
+				if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 400 * time.Millisecond}); err != nil {
+					t.Fatal(err)
+				}
+				code, rep := runReport(t, "p.yaml")
+				if code != exitPartial || !hasErrorGroup(rep, "job_incomplete") {
+					t.Fatalf("run 2: exit %d, status %s, errors %+v: want partial with job_incomplete rows", code, rep.Status, rep.ErrorGroups)
+				}
+				unfinished = rep.RunID
+				if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+					t.Fatal(err)
+				}
+				// The next run comes once the jobs ended (a scheduler's
+				// next tick): else its 100ms poll_timeout gives up again.
+				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+					busy := 0
+					for _, j := range srv.Jobs() {
+						if j.State == salesforcetest.StateUploadComplete || j.State == salesforcetest.StateInProgress {
+							busy++
+						}
+					}
+					if busy == 0 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%d jobs still running after 30 s", busy)
+					}
+				}
+			}
+
+			// The scheduler's next run: plain.
+			var stdout, stderr bytes.Buffer
+			code := runRun(context.Background(), []string{"p.yaml", "--progress", "none", "--report", "out/next.json"}, &stdout, &stderr)
+			rep := readReport(t, "out/next.json")
+			if code != exitOK || rep.Status != pipeline.StatusSucceeded || rep.RunID != unfinished || !rep.Counts.Balanced() ||
+				!strings.Contains(stderr.String(), "resuming run "+unfinished) {
+				t.Errorf("plain run after run %s: exit %d, run %s, status %s, counts %+v; want the unfinished run resumed and succeeded\n%s",
+					unfinished, code, rep.RunID, rep.Status, rep.Counts, stderr.String())
+			}
+			checkRecordCounts(t, srv, want)
+
+			// Finished: the run after is a new one and inserts nothing.
+			total := len(srv.Records("Account"))
+			code, rep2 := runReport(t, "p.yaml")
+			if code != exitOK || rep2.RunID == unfinished || rep2.Counts.Loaded != 0 || len(srv.Records("Account")) != total {
+				t.Errorf("the run after: exit %d, run %s (resumed %s), counts %+v, records %d -> %d", code, rep2.RunID, unfinished,
+					rep2.Counts, total, len(srv.Records("Account")))
+			}
+		})
+	}
+}
+
+// hasErrorGroup reports whether the report dead-lettered rows with code.
+func hasErrorGroup(rep pipeline.Report, code string) bool {
+	for _, g := range rep.ErrorGroups {
+		if g.Code == code && g.Rows > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// TestUnfinishedRule: which ends of which pipelines leave the in-flight
+// document for the next run (`run` and serve ask the same question).
+func TestUnfinishedRule(t *testing.T) {
+	t.Chdir(t.TempDir())
+	// pipelineOf is a CSV -> Salesforce pipeline; kind "sync" or
+	// "incremental" makes it keep state.
+	pipelineOf := func(op, ledger, kind string) *pipeline.Graph {
+		t.Helper()
+		ext, incr, sync := "", "", ""
+		if op == "upsert" {
+			ext = ", external_id_field: External_Id__c"
+		}
+		switch kind {
+		case "sync":
+			sync = "    sync: {mode: changed, key: id}\n"
+		case "incremental":
+			incr = "    incremental: {cursor: id}\n"
+		}
+		writeFiles(t, map[string]string{"data/a.csv": "id,name\nA1,Ada\n", "p.yaml": fmt.Sprintf(`name: p
+stages:
+  - name: read
+    source: {type: csv, url: data/a.csv}
+%s  - name: load
+    inputs: [read]
+    sink: {type: salesforce, object: Account, operation: %s%s, instance_url: "emulator:", ledger: %q}
+%s`, incr, op, ext, ledger, sync)})
+		g, err := config.LoadFileWith("p.yaml", pipeline.DefaultRegistry(), config.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	insertSync := pipelineOf("insert", "ledger/", "sync")
+	groups := func(codes ...string) []pipeline.ErrorGroup {
+		var out []pipeline.ErrorGroup
+		for _, c := range codes {
+			out = append(out, pipeline.ErrorGroup{Code: c, Recovery: pipeline.RecoveryOf(c).String(), Rows: 1})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		g     *pipeline.Graph
+		rep   pipeline.Report
+		unfin bool
+	}{
+		{"insert sync succeeded", insertSync, pipeline.Report{Status: pipeline.StatusSucceeded}, false},
+		{"insert sync partial, rows to fix or retry", insertSync, pipeline.Report{Status: pipeline.StatusPartial, ErrorGroups: groups("INVALID_EMAIL_ADDRESS", "UNABLE_TO_LOCK_ROW")}, false},
+		{"insert sync partial, job_incomplete", insertSync, pipeline.Report{Status: pipeline.StatusPartial, ErrorGroups: groups("UNABLE_TO_LOCK_ROW", "job_incomplete")}, true},
+		{"insert sync failed", insertSync, pipeline.Report{Status: pipeline.StatusFailed}, true},
+		{"insert sync cancelled", insertSync, pipeline.Report{Status: pipeline.StatusCancelled}, true},
+		{"insert incremental failed", pipelineOf("insert", "ledger/", "incremental"), pipeline.Report{Status: pipeline.StatusFailed}, true},
+		{"upsert sync failed", pipelineOf("upsert", "ledger/", "sync"), pipeline.Report{Status: pipeline.StatusFailed}, false},
+		{"insert sync without a ledger, failed", pipelineOf("insert", "off", "sync"), pipeline.Report{Status: pipeline.StatusFailed}, false},
+		{"insert without state, failed", pipelineOf("insert", "ledger/", ""), pipeline.Report{Status: pipeline.StatusFailed}, false},
+	} {
+		if got := (serveRunner{}).Unfinished(tc.g, &tc.rep); got != tc.unfin {
+			t.Errorf("%s: Unfinished = %v, want %v", tc.name, got, tc.unfin)
+		}
+	}
+}
