@@ -30,9 +30,14 @@ const (
 	classRecut      = "recut"      // SIGKILL, the source re-exported in another order, resume
 	classUnknownID  = "unknown-id" // a finished run, then --resume of an id no run had
 	classREST       = "rest"       // api: rest (sObject Collections): faults, commits without an answer, SIGKILL mid-request, resume
+	// classSync: a sync (sync: {mode: changed}, state kept) SIGKILLed or
+	// interrupted, then the scheduler's plain `run` (which must resume
+	// the run: a new run would insert again what it loaded), replays, and
+	// a last plain run that must send nothing.
+	classSync = "sync"
 )
 
-var classes = []string{classFaults, classKill, classInterrupt, classConcurrent, classIncomplete, classRecut, classUnknownID, classREST}
+var classes = []string{classFaults, classKill, classInterrupt, classConcurrent, classIncomplete, classRecut, classUnknownID, classREST, classSync}
 
 // industries are valid Account.Industry values (a restricted picklist);
 // badIndustry is refused by it (a row that needs a fix).
@@ -71,6 +76,9 @@ type scenario struct {
 	// KillAfterRequests places classREST's kill: once the emulator has
 	// this many more collection requests, KillExtra later (0: no kill).
 	KillAfterRequests int
+	// Interrupt: classSync's first run gets a SIGINT (Ctrl-C), else a
+	// SIGKILL.
+	Interrupt bool
 }
 
 // newScenario derives a scenario from a seed.
@@ -115,6 +123,16 @@ func newScenario(seed uint64, long bool) scenario {
 		sc.PollTimeout = time.Duration(100+r.IntN(150)) * time.Millisecond
 	case classUnknownID:
 		faultsOn = r.IntN(2) == 0
+	case classSync:
+		faultsOn = r.IntN(10) < 7
+		sc.Interrupt = r.IntN(3) == 0
+		// The last run must send nothing: a row whose source value needs
+		// a fix would be sent (and refused) again by every run.
+		sc.BadRows = 0
+		// Insert, the operation whose sync resumes an unfinished run: an
+		// upsert sync's next plain run may send the rows again (the same
+		// records are updated; TestSyncKilledThenRunAgain).
+		sc.Op, sc.KeyField = "insert", "AccountNumber"
 	case classREST:
 		faultsOn = r.IntN(10) < 7
 		sc.API = "rest"
@@ -142,7 +160,7 @@ func newScenario(seed uint64, long bool) scenario {
 	}
 	// Kills need a window: jobs wait before they are processed.
 	switch sc.Class {
-	case classKill, classInterrupt, classConcurrent, classRecut:
+	case classKill, classInterrupt, classConcurrent, classRecut, classSync:
 		if sc.Faults.ProcessingDelay == 0 {
 			sc.Faults.ProcessingDelay = time.Duration(50+r.IntN(250)) * time.Millisecond
 		}
@@ -283,6 +301,7 @@ type play struct {
 	editedNames  bool                  // a resume with the edited mapping was accepted: stored Names may carry its suffix
 	interrupted  bool                  // the run's last attempt was killed or interrupted: rows may be nowhere until a resume
 	lastRun      *pipeline.Report      // the last finished attempt of the run
+	last         step                  // the last step
 	replayLoaded int64                 // rows the replays say they loaded
 	steps        int
 	log          []string // what happened, for failure messages
@@ -411,8 +430,13 @@ func (p *play) writePipeline(nameExpr string) error {
       Industry: Industry
 `, p.sc.KeyField, p.sc.KeyField, nameExpr)
 	}
+	state, sync := "", ""
+	if p.sc.Class == classSync {
+		state = fmt.Sprintf("state: %s/\n", filepath.Join(p.dir, "state"))
+		sync = fmt.Sprintf("    sync: {mode: changed, key: %s}\n", p.sc.KeyField)
+	}
 	y := fmt.Sprintf(`name: soak
-dead_letter: %s/
+%sdead_letter: %s/
 stages:
   - name: read
     source:
@@ -434,8 +458,8 @@ stages:
       instance_url: %s
       auth: {client_id: %q, client_secret: %q, login_url: %q}
       ledger: %s
-`, p.dlDir, p.srcPath, mapStage, sinkInput, p.sc.Op, ext, p.sc.API, p.sc.JobRows, p.sc.Concurrency, p.sc.LockRetries, p.sc.PollTimeout,
-		p.emu.URL, p.emu.ClientID, p.emu.ClientSecret, p.emu.LoginURL, filepath.Join(p.dir, "ledger"))
+%s`, state, p.dlDir, p.srcPath, mapStage, sinkInput, p.sc.Op, ext, p.sc.API, p.sc.JobRows, p.sc.Concurrency, p.sc.LockRetries, p.sc.PollTimeout,
+		p.emu.URL, p.emu.ClientID, p.emu.ClientSecret, p.emu.LoginURL, filepath.Join(p.dir, "ledger"), sync)
 	return os.WriteFile(p.file, []byte(y), 0o644)
 }
 
@@ -490,6 +514,14 @@ func (p *play) play() {
 		} else if p.first(syscall.SIGKILL) {
 			p.resume(nil)
 		}
+	case classSync:
+		sig := os.Signal(syscall.SIGKILL)
+		if sc.Interrupt {
+			sig = syscall.SIGINT
+		}
+		if p.first(sig) && unfinishedStep(p.last) {
+			p.scheduledRun()
+		}
 	}
 	if sc.Class != classIncomplete {
 		p.settle()
@@ -504,6 +536,50 @@ func (p *play) play() {
 	}
 	if sc.Class == classIncomplete {
 		p.settle()
+	}
+	if sc.Class == classSync {
+		p.quietRun()
+	}
+}
+
+// scheduledRun is the scheduler's next run after an unfinished one
+// (unfinishedStep): a plain `bulkflow run FILE`. The sync's manifest does not hold what the
+// unfinished run loaded, so the run must resume it (checkStep: its report
+// is of run p.runID), or it would send those rows again.
+func (p *play) scheduledRun() {
+	p.resumeBy(nil, "run", p.file)
+}
+
+// quietRun runs the sync once more, faults off, over the same export: once
+// every row is stored or waits in a dead letter that a person must look
+// at, the manifest holds every stored row, and the run sends nothing
+// (exit 0, nothing loaded, no record added). A row the manifest missed
+// would be inserted again.
+func (p *play) quietRun() {
+	p.setFaults(salesforcetest.Faults{})
+	files, _, err := readDeadLetters(p.dlDir)
+	if err != nil {
+		p.problem("harness: %v", err)
+		return
+	}
+	if live := liveRows(files, p.sc.KeyField); len(live) > 0 {
+		p.logf("the last run is not checked: %d rows still wait in dead letters (first %s)", len(live), live[0].code)
+		return
+	}
+	before := p.storedTotal()
+	s := p.bulkflowRaw("run", nil, "run", p.file)
+	after := p.storedTotal()
+	if s.p == nil || s.hung {
+		return
+	}
+	loaded := int64(-1) // no report
+	if s.report != nil {
+		loaded = s.report.Counts.Loaded
+	}
+	if s.code != 0 || loaded != 0 || after != before {
+		p.problem("misreported: the run after every row was settled exited %d, loaded %d rows and stored %d more records (want 0, 0, 0)\n%s",
+			s.code, loaded, after-before, tail(s.p.output()))
+		p.tally.StepMisreports++
 	}
 }
 
@@ -575,6 +651,12 @@ func (p *play) ledgerRunID() string {
 
 // resume runs `run --resume RUN_ID`, killed with sig unless nil.
 func (p *play) resume(sig os.Signal) step {
+	return p.resumeBy(sig, "run", p.file, "--resume", p.runID)
+}
+
+// resumeBy runs `bulkflow ARGS`, a step that resumes the run (killed with
+// sig unless nil), clearing the faults first if the scenario says so.
+func (p *play) resumeBy(sig os.Signal, args ...string) step {
 	if p.sc.ClearFaults {
 		p.setFaults(salesforcetest.Faults{ProcessingDelay: p.sc.Faults.ProcessingDelay})
 	}
@@ -583,7 +665,7 @@ func (p *play) resume(sig os.Signal) step {
 		p.tally.KillResumeCycles++
 		p.lastSignal = false
 	}
-	return p.bulkflow("resume", sig, "run", p.file, "--resume", p.runID)
+	return p.bulkflow("resume", sig, args...)
 }
 
 // concurrentResumes starts two resumes of the run at once: at most one may
@@ -844,7 +926,24 @@ func (p *play) bulkflowRaw(kind string, sig os.Signal, args ...string) step {
 	if s.signal != "" && kind != "replay" {
 		p.interrupted = true
 	}
+	p.last = s
 	return s
+}
+
+// unfinishedStep reports whether a run step left its run unfinished: it
+// was killed, or ended cancelled or failed, or left rows only a resume
+// settles. (A signal can land after the run decided: it then finished.)
+func unfinishedStep(s step) bool {
+	r := s.report
+	if s.signal == "SIGKILL" || r == nil || r.Status == pipeline.StatusCancelled || r.Status == pipeline.StatusFailed {
+		return true
+	}
+	for _, g := range r.ErrorGroups {
+		if g.Recovery == pipeline.RecoveryResume.String() {
+			return true
+		}
+	}
+	return false
 }
 
 // killAtMoment sends sig once the emulator has KillAfterJobs more jobs
