@@ -34,7 +34,8 @@ type RunOptions struct {
 	Now func() time.Time
 	// State keeps incremental watermarks; required when a source stage has
 	// incremental:. Watermarks are committed only when the run ends
-	// succeeded or partial without retryable dead letters.
+	// succeeded or partial without retryable dead letters (with them too
+	// when the rows reach an insert without sync: see IncrementalReport.Note).
 	State StateStore
 	// Syncers opens the Syncer of a sink stage that has sync:; required
 	// when one does (cmd/bulkflow passes pipeline/sync/syncer).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // syncBatchRows is how many rows a sync stage sends per Write when the
@@ -347,10 +348,11 @@ func (r *runner) finishSync(rep *Report) {
 		if c.from != nil && c.after != nil && compareCursor(c.typ, c.from, c.after) != 0 {
 			ir.From = Text(c.from)
 		}
+		inserts := r.insertsWithoutSync(s)
 		switch {
 		case len(r.errs) > 0 || r.stopped:
 			ir.Held = "the run did not finish"
-		case r.retryable.Load() > 0:
+		case r.retryable.Load() > 0 && len(inserts) == 0:
 			ir.Held = fmt.Sprintf("%d dead-lettered rows are retryable; they are read again next run", r.retryable.Load())
 		default:
 			if err := c.commit(ctx, r.opts.State, rep.RunID, r.opts.Now()); err != nil {
@@ -358,6 +360,10 @@ func (r *runner) finishSync(rep *Report) {
 				ir.Held = err.Error()
 			} else {
 				ir.Committed = c.max != nil && (c.after == nil || compareCursor(c.typ, c.max, c.after) > 0)
+				if n := r.retryable.Load(); n > 0 {
+					ir.Note = fmt.Sprintf("moved past %d retryable dead-lettered rows: sink stage %s inserts without a sync, so reading this run's "+
+						"rows again would insert the loaded ones a second time; replay the dead letters to send the retryable rows", n, strings.Join(inserts, ", "))
+				}
 			}
 		}
 		if rep.Incremental == nil {
@@ -388,4 +394,29 @@ type IncrementalReport struct {
 	Committed bool `json:"committed"`
 	// Held says why the watermark was not moved, if it was not.
 	Held string `json:"held,omitempty"`
+	// Note says why the watermark moved although rows were dead-lettered
+	// as retryable: a sink the rows reach inserts without a sync
+	// (Resender), and the next run would insert again every row this one
+	// loaded; the retryable rows wait in the dead letters for replay.
+	Note string `json:"note,omitempty"`
+}
+
+// insertsWithoutSync returns the names of the sink stages source stage s
+// feeds that store a row sent again twice (Resender) and have no sync
+// manifest to filter the rows they already hold.
+func (r *runner) insertsWithoutSync(s *planStage) []string {
+	readers := func(st *StageSpec) []*StageSpec {
+		var out []*StageSpec
+		for _, c := range r.plan.byName[st.Name].consumers {
+			out = append(out, c.spec)
+		}
+		return out
+	}
+	var names []string
+	for _, sink := range reachable(s.spec, KindSink, readers) {
+		if rs, ok := sink.Options.(Resender); ok && rs.ResendsDuplicate() && sink.Sync == nil {
+			names = append(names, sink.Name)
+		}
+	}
+	return names
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -202,5 +203,73 @@ stages:
 		if got := (serveRunner{}).Unfinished(tc.g, &tc.rep); got != tc.unfin {
 			t.Errorf("%s: Unfinished = %v, want %v", tc.name, got, tc.unfin)
 		}
+	}
+}
+
+// TestIncrementalInsertMovesPastRetryable: an incremental run that
+// dead-letters retryable rows (lock errors) keeps its watermark, so that
+// the next run reads those rows again. Behind an insert without a sync
+// the next run then inserted every row the first one loaded a second
+// time (991 of 1,000, exit 0). Now such a run moves the watermark and
+// says why (the report's incremental note); the retryable rows wait in the
+// dead letter, and replaying it sends exactly them. With upsert the
+// watermark is still held and the next run sends the rows again.
+func TestIncrementalInsertMovesPastRetryable(t *testing.T) {
+	const n = 1000
+	for _, op := range []string{"insert", "upsert"} {
+		t.Run(op, func(t *testing.T) {
+			srv := salesforcetest.NewServer(nil)
+			defer srv.Close()
+			t.Chdir(t.TempDir())
+			y := insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", ""))
+			y = strings.Replace(y, "    sync: {mode: changed, key: AccountNumber, log: out/sync-log/}\n", "", 1)
+			y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)
+			if op == "upsert" {
+				y = strings.ReplaceAll(y, "AccountNumber", "External_Id__c")
+				y = strings.Replace(y, "      operation: insert\n", "      operation: upsert\n      external_id_field: External_Id__c\n", 1)
+			}
+			var rows []string
+			want := map[string]int{}
+			for i := range n {
+				rows = append(rows, fmt.Sprintf("K%06d,Name %d,111,%d", i, i, i))
+				want[fmt.Sprintf("K%06d 111", i)] = 1
+			}
+			writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": "id,name,phone,seq\n" + strings.Join(rows, "\n") + "\n"})
+			if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.05}); err != nil {
+				t.Fatal(err)
+			}
+			code, rep := runReport(t, "p.yaml")
+			failed := rep.Counts.DeadLettered
+			inc := rep.Incremental["read"]
+			if code != exitPartial || failed == 0 || !hasErrorGroup(rep, "UNABLE_TO_LOCK_ROW") || inc == nil {
+				t.Fatalf("run 1: exit %d, counts %+v, errors %+v: want partial with lock errors", code, rep.Counts, rep.ErrorGroups)
+			}
+			if moved := op == "insert"; inc.Committed != moved || (inc.Note != "") != moved || (inc.Held != "") == moved {
+				t.Fatalf("run 1 (%s): incremental %+v; want the watermark moved with a note: %v", op, inc, moved)
+			}
+			if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+				t.Fatal(err)
+			}
+			code, rep = runReport(t, "p.yaml")
+			if op == "upsert" {
+				// Held: every row is read and sent again, onto the same records.
+				if code != exitOK || rep.Counts.Loaded != n || len(accountKeys(srv)) != n {
+					t.Fatalf("upsert run 2: exit %d, counts %+v, records %d", code, rep.Counts, len(accountKeys(srv)))
+				}
+				return
+			}
+			if code != exitOK || rep.Counts.Loaded != 0 || len(srv.Records("Account")) != n-int(failed) {
+				t.Fatalf("insert run 2: exit %d, counts %+v, records %d: want nothing sent, %d records", code, rep.Counts, len(srv.Records("Account")), n-failed)
+			}
+			dls, _ := filepath.Glob("out/dead-letter/*/load.csv")
+			if len(dls) != 1 {
+				t.Fatalf("dead letters %v", dls)
+			}
+			code, rr, out := replay(t, dls[0], "--pipeline", "p.yaml")
+			if code != exitOK || rr.Counts.Loaded != failed {
+				t.Fatalf("replay: exit %d, counts %+v, want %d loaded\n%s", code, rr.Counts, failed, out)
+			}
+			checkRecordCounts(t, srv, want)
+		})
 	}
 }
