@@ -105,13 +105,19 @@ func markInflight(ctx context.Context, g *pipeline.Graph, loc, name, runID strin
 
 // finished reports whether a run's state holds everything it loaded, so
 // that nothing is left for a resume: it ended succeeded or partial and no
-// dead-lettered row waits for one (job_incomplete, unsettled).
+// dead-lettered row's outcome is unknown — neither one a resume settles
+// (job_incomplete, unsettled) nor one whose job's results contradict the
+// upload (result_mismatch: the row may be stored). A sync's next run
+// sends every row its manifest does not hold, so a row of unknown outcome
+// would be inserted again; the resume reads the job's results once more
+// (a contradiction that persists keeps the run partial until a person has
+// looked, as the code table says).
 func finished(rep *pipeline.Report) bool {
 	if rep == nil || rep.Status != pipeline.StatusSucceeded && rep.Status != pipeline.StatusPartial {
 		return false
 	}
 	for _, eg := range rep.ErrorGroups {
-		if eg.Recovery == pipeline.RecoveryResume.String() {
+		if eg.Recovery == pipeline.RecoveryResume.String() || eg.Recovery == pipeline.RecoveryInspect.String() {
 			return false
 		}
 	}

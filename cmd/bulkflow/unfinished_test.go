@@ -23,10 +23,12 @@ import (
 // rows after a SIGKILL or a Ctrl-C, reported succeeded with exit 0. Now a
 // plain run of a pipeline that keeps state and inserts with its ledger on
 // resumes the unfinished run (same run id; the ledger skips what it
-// loaded): after a SIGKILL, a Ctrl-C, and a run left partial with rows
-// whose job outlived poll_timeout (job_incomplete), for a sync and for an
-// incremental source. Every row sent is then stored once, and the run
-// after that is a new run that inserts nothing.
+// loaded): after a SIGKILL, a Ctrl-C, and a run left partial with rows of
+// unknown outcome (jobs that outlived poll_timeout: job_incomplete; every
+// job's results listing a row twice: result_mismatch, whose rows the next
+// run inserted again, 1,000 of 1,000), for a sync and for an incremental
+// source. Every row sent is then stored once, and the run after that is a
+// new run that inserts nothing.
 func TestPlainRunResumesUnfinishedInsert(t *testing.T) {
 	bin := buildBulkflow(t)
 	const n = 3000
@@ -34,11 +36,12 @@ func TestPlainRunResumesUnfinishedInsert(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		incremental bool      // an incremental source (seq), no sync
-		sig         os.Signal // the kill; nil: poll_timeout leaves jobs running
+		sig         os.Signal // the kill; nil: run 2 ends partial with rows of unknown outcome
 	}{
 		{"sync/killed", false, os.Kill},
 		{"sync/interrupt", false, os.Interrupt},
 		{"sync/job_incomplete", false, nil},
+		{"sync/result_mismatch", false, nil},
 		{"incremental/killed", true, os.Kill},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,7 +71,8 @@ func TestPlainRunResumesUnfinishedInsert(t *testing.T) {
 				y = strings.Replace(y, syncLine, "", 1)
 				y = strings.Replace(y, "url: data/accounts.csv}", "url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", ""), 1)
 			}
-			if tc.sig == nil {
+			mismatch := strings.HasSuffix(tc.name, "result_mismatch")
+			if tc.sig == nil && !mismatch {
 				y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n      poll_timeout: 100ms\n", 1)
 			}
 			if strings.Contains(y, syncLine) == tc.incremental {
@@ -83,12 +87,18 @@ func TestPlainRunResumesUnfinishedInsert(t *testing.T) {
 			if tc.sig != nil {
 				unfinished = killRun(t, bin, srv, tc.sig)
 			} else {
-				if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 400 * time.Millisecond}); err != nil {
+				// Jobs outlive poll_timeout, or (result_mismatch) every
+				// job's results list a row twice: rows of unknown outcome.
+				faults, code := salesforcetest.Faults{ProcessingDelay: 400 * time.Millisecond}, "job_incomplete"
+				if mismatch {
+					faults, code = salesforcetest.Faults{DuplicateResultRow: true}, "result_mismatch"
+				}
+				if err := srv.SetFaults(faults); err != nil {
 					t.Fatal(err)
 				}
-				code, rep := runReport(t, "p.yaml")
-				if code != exitPartial || !hasErrorGroup(rep, "job_incomplete") {
-					t.Fatalf("run 2: exit %d, status %s, errors %+v: want partial with job_incomplete rows", code, rep.Status, rep.ErrorGroups)
+				exit, rep := runReport(t, "p.yaml")
+				if exit != exitPartial || !hasErrorGroup(rep, code) {
+					t.Fatalf("run 2: exit %d, status %s, errors %+v: want partial with %s rows", exit, rep.Status, rep.ErrorGroups, code)
 				}
 				unfinished = rep.RunID
 				if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
@@ -193,6 +203,7 @@ stages:
 		{"insert sync succeeded", insertSync, pipeline.Report{Status: pipeline.StatusSucceeded}, false},
 		{"insert sync partial, rows to fix or retry", insertSync, pipeline.Report{Status: pipeline.StatusPartial, ErrorGroups: groups("INVALID_EMAIL_ADDRESS", "UNABLE_TO_LOCK_ROW")}, false},
 		{"insert sync partial, job_incomplete", insertSync, pipeline.Report{Status: pipeline.StatusPartial, ErrorGroups: groups("UNABLE_TO_LOCK_ROW", "job_incomplete")}, true},
+		{"insert sync partial, result_mismatch", insertSync, pipeline.Report{Status: pipeline.StatusPartial, ErrorGroups: groups("result_mismatch")}, true},
 		{"insert sync failed", insertSync, pipeline.Report{Status: pipeline.StatusFailed}, true},
 		{"insert sync cancelled", insertSync, pipeline.Report{Status: pipeline.StatusCancelled}, true},
 		{"insert incremental failed", pipelineOf("insert", "ledger/", "incremental"), pipeline.Report{Status: pipeline.StatusFailed}, true},

@@ -931,15 +931,16 @@ func (p *play) bulkflowRaw(kind string, sig os.Signal, args ...string) step {
 }
 
 // unfinishedStep reports whether a run step left its run unfinished: it
-// was killed, or ended cancelled or failed, or left rows only a resume
-// settles. (A signal can land after the run decided: it then finished.)
+// was killed, or ended cancelled or failed, or left rows of unknown
+// outcome (recovery resume or inspect). (A signal can land after the run
+// decided: it then finished.)
 func unfinishedStep(s step) bool {
 	r := s.report
 	if s.signal == "SIGKILL" || r == nil || r.Status == pipeline.StatusCancelled || r.Status == pipeline.StatusFailed {
 		return true
 	}
 	for _, g := range r.ErrorGroups {
-		if g.Recovery == pipeline.RecoveryResume.String() {
+		if g.Recovery == pipeline.RecoveryResume.String() || g.Recovery == pipeline.RecoveryInspect.String() {
 			return true
 		}
 	}
