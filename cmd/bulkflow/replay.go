@@ -252,6 +252,15 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return fail(exitUsage, "%v", err)
 		}
 	}
+	// An unfinished run of a pipeline that inserts and keeps state is
+	// resumed by its next run (unfinished.go), whatever the flags: a
+	// replay of its rows first would leave that resume refused and the
+	// rows it loaded outside the state, to be inserted again.
+	if dlRun != "" && !book.resumed {
+		if err := unfinishedFirst(ctx, g, dlURL, rf.pipelineFile, dlRun); err != nil {
+			return fail(exitUsage, "%v", err)
+		}
+	}
 
 	// Type the data columns as the stage saw them, so that nulls, dates
 	// and numbers reach the downstream stages as in the original run.

@@ -146,3 +146,26 @@ func clearInflight(ctx context.Context, loc, name, runID string, rep *pipeline.R
 	}
 	return nil
 }
+
+// unfinishedFirst refuses the replay of dead-letter file dlURL of run
+// dlRun while that run is unfinished (guardsUnfinished: the in-flight
+// document names it): resuming it settles its rows and records in the
+// state the rows it loaded; once its dead letters were replayed it could
+// not be resumed (settledByReplay), and a new run would insert those rows
+// again.
+func unfinishedFirst(ctx context.Context, g *pipeline.Graph, dlURL, pipelineFile, dlRun string) error {
+	if !guardsUnfinished(g) {
+		return nil
+	}
+	in, err := readInflight(ctx, stateLocation("", g), stateName(g, pipeline.Shard{}))
+	if err != nil {
+		return fmt.Errorf("%s: cannot tell whether run %s, which wrote it, finished: %w; nothing was sent", dlURL, dlRun, err)
+	}
+	if in.RunID != dlRun {
+		return nil
+	}
+	return fmt.Errorf("%s: run %s, which wrote it, did not finish (killed, cancelled or failed, or rows of unknown outcome), and pipeline %s "+
+		"inserts and keeps state: resuming the run settles these rows and records in the state the rows it loaded — the next plain "+
+		"`bulkflow run %s` does, or `bulkflow run %s --resume %s` — whereas after a replay it could not be resumed and a new run would "+
+		"insert those rows again; nothing was sent", dlURL, dlRun, g.Name, pipelineFile, pipelineFile, dlRun)
+}

@@ -284,3 +284,45 @@ func TestIncrementalInsertMovesPastRetryable(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayOfUnfinishedInsertRun: after a Ctrl-C, the README offered two
+// recoveries for the cancelled rows, replay or resume. For a sync that
+// inserts, a replay first loaded them and committed them to the manifest,
+// but not the rows the run itself loaded; the run could then no longer be
+// resumed (its dead letters were replayed), so every later plain run was
+// refused (exit 2) — or, before plain runs resumed, inserted those rows
+// again. Now the replay is refused while the run is unfinished, sends
+// nothing, and says to resume; the next plain run resumes it and every row
+// is stored once.
+func TestReplayOfUnfinishedInsertRun(t *testing.T) {
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	const n = 3000
+	var rows []string
+	want := map[string]int{}
+	for i := range n {
+		rows = append(rows, fmt.Sprintf("K%06d,Name %d,111", i, i))
+		want[fmt.Sprintf("K%06d 111", i)] = 1
+	}
+	writeFiles(t, map[string]string{"p.yaml": insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}"), "data/accounts.csv": syncCSV(rows...)})
+	id := killRun(t, bin, srv, os.Interrupt)
+	dl := filepath.Join("out/dead-letter", id, "load.csv")
+	before := len(srv.Records("Account"))
+	code, _, out := replay(t, dl, "--pipeline", "p.yaml", "--all")
+	if code != exitUsage || len(srv.Records("Account")) != before || !strings.Contains(out, "--resume "+id) {
+		t.Fatalf("replay of the cancelled run's dead letter: exit %d, records %d -> %d; want 2, nothing sent, and the resume named\n%s",
+			code, before, len(srv.Records("Account")), out)
+	}
+	var stdout, stderr bytes.Buffer
+	code = runRun(context.Background(), []string{"p.yaml", "--progress", "none", "--report", "out/next.json"}, &stdout, &stderr)
+	if rep := readReport(t, "out/next.json"); code != exitOK || rep.RunID != id {
+		t.Fatalf("plain run: exit %d, run %s; want run %s resumed and succeeded\n%s", code, rep.RunID, id, stderr.String())
+	}
+	checkRecordCounts(t, srv, want)
+	// The resumed attempt superseded the file: still refused, nothing sent.
+	if code, _, out := replay(t, dl, "--pipeline", "p.yaml", "--all"); code != exitUsage || len(srv.Records("Account")) != n {
+		t.Errorf("replay after the resume: exit %d, records %d\n%s", code, len(srv.Records("Account")), out)
+	}
+}

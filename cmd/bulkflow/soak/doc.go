@@ -11,6 +11,10 @@
 //     Ctrl-C), then `run --resume RUN_ID` (sometimes killed again, sometimes
 //     two at once, sometimes after the source was re-exported in another
 //     order, sometimes with an id no run ever had);
+//   - a sync (sync: {mode: changed}, insert) SIGKILLed or interrupted,
+//     then the scheduler's plain `bulkflow run FILE`, which must resume
+//     the unfinished run, and after the replays a last plain run, which
+//     must send nothing (the manifest holds every stored row);
 //   - `bulkflow replay` of every live dead-letter file (the files the
 //     manifests list and replayed.json does not consume; `--all` with a
 //     `--map` fix when no row's outcome is unknown), sometimes a second
