@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"gocloud.dev/gcerrors"
 
@@ -213,6 +214,10 @@ type Manifest struct {
 	Counts     Counts           `json:"counts"`
 	Files      []DeadLetterFile `json:"files"`
 	Superseded []SupersededFile `json:"superseded,omitempty"`
+	// FinishedAt is when the attempt that wrote the files ended (zero
+	// while it runs, and in manifests of earlier releases). A sync run
+	// that began after it read every row again (see `bulkflow replay`).
+	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
 
 // ReadManifest reads the manifest.json at loc; found is false when there

@@ -122,21 +122,7 @@ func (g *Graph) Check() error {
 	if _, err := g.order(); err != nil {
 		return err
 	}
-	// The stages a stage reads, and those that read it, for reachable.
-	readers := map[string][]*StageSpec{}
-	for i := range g.Stages {
-		for _, in := range g.Stages[i].Inputs {
-			readers[in] = append(readers[in], &g.Stages[i])
-		}
-	}
-	readersOf := func(st *StageSpec) []*StageSpec { return readers[st.Name] }
-	inputsOf := func(st *StageSpec) []*StageSpec {
-		var ins []*StageSpec
-		for _, in := range st.Inputs {
-			ins = append(ins, byName[in])
-		}
-		return ins
-	}
+	readersOf, inputsOf := g.edges()
 	for i := range g.Stages {
 		s := &g.Stages[i]
 		if s.Kind != KindSource || s.Incremental == nil || s.Incremental.Lookback == "" {
@@ -163,6 +149,44 @@ func (g *Graph) Check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// edges returns, for reachable, the stages that read a stage and the
+// stages it reads. The graph's inputs must name its stages.
+func (g *Graph) edges() (readersOf, inputsOf func(*StageSpec) []*StageSpec) {
+	readers := map[string][]*StageSpec{}
+	byName := map[string]*StageSpec{}
+	for i := range g.Stages {
+		byName[g.Stages[i].Name] = &g.Stages[i]
+		for _, in := range g.Stages[i].Inputs {
+			readers[in] = append(readers[in], &g.Stages[i])
+		}
+	}
+	readersOf = func(st *StageSpec) []*StageSpec { return readers[st.Name] }
+	inputsOf = func(st *StageSpec) []*StageSpec {
+		var ins []*StageSpec
+		for _, in := range st.Inputs {
+			ins = append(ins, byName[in])
+		}
+		return ins
+	}
+	return readersOf, inputsOf
+}
+
+// Downstream returns the stages of kind (any kind when kind is "") that
+// stage s of a checked graph feeds, directly or through other stages, s
+// included.
+func (g *Graph) Downstream(s *StageSpec, kind Kind) []*StageSpec {
+	readersOf, _ := g.edges()
+	return reachable(s, kind, readersOf)
+}
+
+// Upstream returns the stages of kind (any kind when kind is "") that
+// feed stage s of a checked graph, directly or through other stages, s
+// included.
+func (g *Graph) Upstream(s *StageSpec, kind Kind) []*StageSpec {
+	_, inputsOf := g.edges()
+	return reachable(s, kind, inputsOf)
 }
 
 // reachable returns the stages of kind (of any kind when kind is "") that

@@ -432,7 +432,7 @@ func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
 		rep.Status = r.status()
 		if len(files) > 0 || c.Read > 0 || r.dl.resumed() {
 			m := &Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash,
-				Status: rep.Status, Counts: c, Files: files}
+				Status: rep.Status, Counts: c, Files: files, FinishedAt: r.opts.Now().UTC()}
 			if m.Files == nil {
 				m.Files = []DeadLetterFile{}
 			}

@@ -26,6 +26,8 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/pipeline/state"
+	"github.com/bulkflow/bulkflow/pipeline/sync/syncer"
 	"github.com/bulkflow/bulkflow/sources/csvsource"
 	"github.com/bulkflow/bulkflow/transforms/exprenv"
 )
@@ -63,7 +65,12 @@ loads is committed, but nothing is deleted and keys the replay does not
 see stay in the manifest.
 
 Only a live dead-letter file is replayed: one its run's manifest.json
-lists in files. A file of an attempt that a later --resume of the run
+lists in files. Through a sync: that reads the whole source, a file is
+refused (exit 2, unless --force) once a run that began after its run ended
+has committed the sync's manifest: that run sent its rows again, or
+dead-lettered them again (replay its files), and the file's values are
+older. The files of an unfinished run of a pipeline that keeps state and
+inserts are refused whatever the flags: resume the run. A file of an attempt that a later --resume of the run
 superseded, or of an attempt that has not finished, is refused (exit 2),
 even with --force: its rows may be loaded.
 
@@ -259,6 +266,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if dlRun != "" && !book.resumed {
 		if err := unfinishedFirst(ctx, g, dlURL, rf.pipelineFile, dlRun); err != nil {
 			return fail(exitUsage, "%v", err)
+		}
+		if !rf.force {
+			if err := supersededBySync(ctx, g, st, dlURL, book.man.m); err != nil {
+				return fail(exitUsage, "%v", err)
+			}
 		}
 	}
 
@@ -1182,4 +1194,66 @@ func resumeFirst(ctx context.Context, loc blobio.Location, dlURL, pipelineFile, 
 	return fmt.Errorf("%s holds %d rows whose Salesforce job may have run (job_incomplete) beside %d others; only a resume of run %s settles "+
 		"the former, and it could not run after a replay of the latter (it reads the source again and would dead-letter afresh the rows the replay loads). "+
 		"Nothing was sent: resume the run first (%s), then replay the dead letters it writes", dlURL, unsettled, others, runID, resume)
+}
+
+// supersededBySync refuses the replay of dead-letter file dlURL, written
+// at stage st by the run of manifest m, when a later run has resent its
+// rows: every sink the stage feeds has a sync: that reads the whole
+// source (no incremental: source feeds it), and a run that began after m's
+// attempt ended committed its manifest. That run sent each row of the
+// file again with the values the source had then, dead-lettered it again
+// in its own dead letters, or found it gone from the source; a replay
+// would send the older values over newer ones (for an insert, a second
+// record).
+func supersededBySync(ctx context.Context, g *pipeline.Graph, st *pipeline.StageSpec, dlURL string, m *pipeline.Manifest) error {
+	dlRun := m.RunID
+	sinks := g.Downstream(st, pipeline.KindSink)
+	if len(sinks) == 0 {
+		return nil
+	}
+	store, err := state.Open(ctx, stateLocation("", g), stateName(g, pipeline.Shard{}))
+	if err != nil {
+		return fmt.Errorf("%s: state: %w", dlURL, err)
+	}
+	var by []string
+	for _, sink := range sinks {
+		if sink.Sync == nil || len(incrementalSources(g, sink)) > 0 {
+			return nil
+		}
+		c, found, err := syncer.LastCommit(ctx, store, sink.Name)
+		if err != nil {
+			return fmt.Errorf("%s: sync stage %q: %w", dlURL, sink.Name, err)
+		}
+		after := c.RunID != dlRun && c.OpenedAt.After(m.FinishedAt)
+		if m.FinishedAt.IsZero() { // a manifest of an earlier release
+			after = laterRun(c.RunID, dlRun)
+		}
+		if !found || !after {
+			return nil
+		}
+		by = append(by, fmt.Sprintf("run %s committed sync stage %q", c.RunID, sink.Name))
+	}
+	return fmt.Errorf("%s: superseded: after run %s, which wrote it, %s having read the whole source: each row of this file was sent "+
+		"again with the values the source had then, dead-lettered again in that run's own dead letters (replay those), or had left the "+
+		"source; replaying this file would send older values over newer ones (a second record for an insert); nothing was sent "+
+		"(--force sends it anyway)", dlURL, dlRun, strings.Join(by, ", "))
+}
+
+// incrementalSources returns the incremental source stages that feed s.
+func incrementalSources(g *pipeline.Graph, s *pipeline.StageSpec) []*pipeline.StageSpec {
+	var out []*pipeline.StageSpec
+	for _, src := range g.Upstream(s, pipeline.KindSource) {
+		if src.Incremental != nil {
+			out = append(out, src)
+		}
+	}
+	return out
+}
+
+// laterRun reports whether run a started in a later second than run b, by
+// the UTC time their ids begin with (runs of the same second are not
+// ordered: the replay is let through, as before).
+func laterRun(a, b string) bool {
+	const stamp = len("20060102T150405Z")
+	return cli.ValidRunID(a) && cli.ValidRunID(b) && a[:stamp] > b[:stamp]
 }

@@ -105,7 +105,9 @@ func syncView(ctx context.Context, g, ng *pipeline.Graph, env *pipeline.Env, mod
 			sc.DeleteMissing, sc.MaxDeletes = true, "100%"
 		}
 		spec.Sync = &sc
-		sy, err := syncer.Open(ctx, st, env, &spec, in, syncerOptions(env, stageNamed(g, stage.Name), syncer.ReconcileOff))
+		so := syncerOptions(env, stageNamed(g, stage.Name), syncer.ReconcileOff)
+		so.Replay = mode == syncReplay
+		sy, err := syncer.Open(ctx, st, env, &spec, in, so)
 		if err != nil {
 			return nil, err
 		}

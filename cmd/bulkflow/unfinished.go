@@ -66,33 +66,37 @@ func unfinishedRun(ctx context.Context, rf *runFlags, file string, shard pipelin
 // readInflight reads the in-flight document of pipeline name in the state
 // store at loc (zero when there is none).
 func readInflight(ctx context.Context, loc, name string) (inflight, error) {
+	_, in, err := openInflight(ctx, loc, name)
+	return in, err
+}
+
+// openInflight opens the state store at loc for pipeline name and reads
+// its in-flight document (zero when there is none or it names no valid
+// run id).
+func openInflight(ctx context.Context, loc, name string) (*state.Store, inflight, error) {
 	var in inflight
 	st, err := state.Open(ctx, loc, name)
 	if err != nil {
-		return in, fmt.Errorf("state %s: %w", loc, err)
+		return nil, in, fmt.Errorf("state %s: %w", loc, err)
 	}
 	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
-		return inflight{}, fmt.Errorf("state %s: %w", loc, err)
+		return nil, inflight{}, fmt.Errorf("state %s: %w", loc, err)
 	}
 	if !cli.ValidRunID(in.RunID) {
 		in = inflight{}
 	}
-	return in, nil
+	return st, in, nil
 }
 
 // markInflight records run runID of g as in flight before any row moves,
 // unless the document already names another run (a `--resume` of an older
 // run while a newer one is unfinished: that one is resumed next).
 func markInflight(ctx context.Context, g *pipeline.Graph, loc, name, runID string) (pending string, err error) {
-	st, err := state.Open(ctx, loc, name)
+	st, in, err := openInflight(ctx, loc, name)
 	if err != nil {
-		return "", fmt.Errorf("state %s: %w", loc, err)
+		return "", err
 	}
-	var in inflight
-	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
-		return "", fmt.Errorf("state %s: %w", loc, err)
-	}
-	if cli.ValidRunID(in.RunID) && in.RunID != runID {
+	if in.RunID != "" && in.RunID != runID {
 		return in.RunID, nil
 	}
 	host, _ := os.Hostname()
@@ -130,16 +134,9 @@ func clearInflight(ctx context.Context, loc, name, runID string, rep *pipeline.R
 	if !finished(rep) {
 		return nil
 	}
-	st, err := state.Open(ctx, loc, name)
-	if err != nil {
-		return fmt.Errorf("state %s: %w", loc, err)
-	}
-	var in inflight
-	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
-		return fmt.Errorf("state %s: %w", loc, err)
-	}
-	if in.RunID != runID {
-		return nil
+	st, in, err := openInflight(ctx, loc, name)
+	if err != nil || in.RunID != runID {
+		return err
 	}
 	if err := st.Put(ctx, inflightKey, inflight{}); err != nil {
 		return fmt.Errorf("clear the in-flight run %s: %w", runID, err)

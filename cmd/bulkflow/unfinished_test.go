@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -324,5 +325,72 @@ func TestReplayOfUnfinishedInsertRun(t *testing.T) {
 	// The resumed attempt superseded the file: still refused, nothing sent.
 	if code, _, out := replay(t, dl, "--pipeline", "p.yaml", "--all"); code != exitUsage || len(srv.Records("Account")) != n {
 		t.Errorf("replay after the resume: exit %d, records %d\n%s", code, len(srv.Records("Account")), out)
+	}
+}
+
+// TestReplaySupersededBySync: a sync that reads the whole source sends
+// every row its manifest does not hold, so a run after the one that
+// dead-lettered a row sends it again (or dead-letters it again, or finds
+// it gone). Replaying the older dead letter afterwards sent its older
+// values over the newer ones (upsert: 16 of 200 records rolled back to
+// the first export's phone, reported succeeded) or, for an insert, stored
+// them as extra records. Now such a replay is refused, sends nothing, and
+// names the run that superseded it; --force still sends.
+func TestReplaySupersededBySync(t *testing.T) {
+	for _, op := range []string{"upsert", "insert"} {
+		t.Run(op, func(t *testing.T) {
+			srv := salesforcetest.NewServer(nil)
+			defer srv.Close()
+			t.Chdir(t.TempDir())
+			y := syncPipelineOf("accounts-sync", "{type: csv, url: data/accounts.csv}", " {External_Id__c: id, Name: name, Phone: phone}", srv, "")
+			y = strings.Replace(y, "      ledger: \"off\"\n", "      ledger: \"off\"\n      lock_retries: 0\n", 1)
+			if op == "insert" {
+				y = strings.Replace(y, "      operation: upsert\n      external_id_field: External_Id__c\n", "      operation: insert\n", 1)
+				y = strings.ReplaceAll(y, "External_Id__c", "AccountNumber")
+			}
+			export := func(phone string) string {
+				var r []string
+				for i := range 200 {
+					r = append(r, fmt.Sprintf("A%04d,Name %d,%s", i, i, phone))
+				}
+				return syncCSV(r...)
+			}
+			writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": export("111")})
+			if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.1}); err != nil {
+				t.Fatal(err)
+			}
+			code, rep := runReport(t, "p.yaml")
+			first := rep.RunID
+			if code != exitPartial || rep.Counts.DeadLettered == 0 {
+				t.Fatalf("run 1: exit %d %+v: want lock errors", code, rep.Counts)
+			}
+			if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+				t.Fatal(err)
+			}
+			writeFiles(t, map[string]string{"data/accounts.csv": export("222")})
+			code, rep = runReport(t, "p.yaml")
+			if code != exitOK || rep.Counts.Loaded != 200 {
+				t.Fatalf("run 2: exit %d %+v", code, rep.Counts)
+			}
+			snapshot := func() string {
+				var got []string
+				for _, r := range srv.Records("Account") {
+					got = append(got, r["External_Id__c"]+r["AccountNumber"]+" "+r["Phone"])
+				}
+				slices.Sort(got)
+				return strings.Join(got, ",")
+			}
+			before := snapshot()
+			dl := filepath.Join("out/dead-letter", first, "load.csv")
+			code, _, out := replay(t, dl, "--pipeline", "p.yaml")
+			if code != exitUsage || snapshot() != before || !strings.Contains(out, "superseded") || !strings.Contains(out, rep.RunID) {
+				t.Fatalf("replay of run 1's dead letter after run 2: exit %d, records changed %v; want 2, nothing sent, run 2 named\n%s",
+					code, snapshot() != before, out)
+			}
+			// --force sends it anyway (the older values).
+			if code, rr, out := replay(t, dl, "--pipeline", "p.yaml", "--force"); code != exitOK || rr.Counts.Loaded == 0 || snapshot() == before {
+				t.Errorf("replay --force: exit %d %+v\n%s", code, rr.Counts, out)
+			}
+		})
 	}
 }

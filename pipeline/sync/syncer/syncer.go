@@ -56,6 +56,30 @@ type Options struct {
 	// Reconcile compares the manifest with the target object before the
 	// run (needs seed: salesforce and a committed manifest).
 	Reconcile Reconcile
+	// Replay says the run sees only some rows (a replay of dead letters),
+	// not the source: its commit does not become the manifest's last
+	// full-run commit (LastCommit).
+	Replay bool
+}
+
+// Commit names the last run that read the whole source and committed a
+// sync stage's manifest (a state document; see LastCommit).
+type Commit struct {
+	RunID string `json:"run_id"`
+	// OpenedAt is when the run opened the sync, before it read any row.
+	OpenedAt time.Time `json:"opened_at"`
+}
+
+// commitKey is the state document of stage's Commit.
+func commitKey(stage string) string { return "sync-commit-" + stage }
+
+// LastCommit returns the last run (not a replay) that committed the
+// manifest of sync stage stage; found is false when none has since the
+// document was introduced. A dead letter written before that run is
+// superseded when the run read every row the dead letter's run read.
+func LastCommit(ctx context.Context, st *state.Store, stage string) (c Commit, found bool, err error) {
+	found, err = st.Get(ctx, commitKey(stage), &c)
+	return c, found && c.RunID != "", err
 }
 
 // Reconcile is what a run does about drift: records changed or deleted in
@@ -131,6 +155,8 @@ type Syncer struct {
 	differ   *changes.Differ
 	log      *synclog.Writer // nil without sync.log
 	runID    string
+	replay   bool      // Options.Replay
+	openedAt time.Time // for Commit
 	now      func() time.Time
 	counts   changes.Counts
 	diffDone bool   // a Diff of every key completed (counting or emitting)
@@ -157,7 +183,7 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 	if keyIdx < 0 {
 		return nil, fmt.Errorf("sync key %q is not a field of the sink's input (%s)", spec.Key, in)
 	}
-	s := &Syncer{spec: spec, stage: stage.Name, keyIdx: keyIdx, loc: ManifestLocation(st, stage.Name), st: st, runID: env.RunID, now: o.Now}
+	s := &Syncer{spec: spec, stage: stage.Name, keyIdx: keyIdx, loc: ManifestLocation(st, stage.Name), st: st, runID: env.RunID, replay: o.Replay, openedAt: time.Now().UTC(), now: o.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -457,6 +483,11 @@ func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 			errs = append(errs, err)
 		} else {
 			sum.Committed, sum.ManifestAfter = true, n
+			if !s.replay {
+				if err := s.st.Put(ctx, commitKey(s.stage), Commit{RunID: s.runID, OpenedAt: s.openedAt}); err != nil {
+					errs = append(errs, fmt.Errorf("sync: record the manifest's commit: %w", err))
+				}
+			}
 		}
 	}
 	if s.log != nil {
