@@ -75,10 +75,12 @@
 //
 // A source stage with incremental: keeps a Watermark in the StateStore and
 // reads only rows past it; watermarks are committed only when a run ends
-// without retryable dead letters, unless the rows reach a sink that
-// inserts (Resender) without sync: reading them again would insert the
-// loaded ones twice, so the watermark moves and the retryable rows wait
-// for replay (IncrementalReport.Note). A sink stage with sync: gets a Syncer
+// without rows of unknown outcome (recovery resume or inspect: the resume
+// that settles them reads them again) and without retryable dead letters,
+// unless, for the latter, the rows reach a sink that inserts (Resender)
+// without sync: reading them again would insert the loaded ones twice, so
+// the watermark moves and the retryable rows wait for replay
+// (IncrementalReport.Note). A sink stage with sync: gets a Syncer
 // (RunOptions.Syncers), which compares each mapped row with the manifest of
 // the previous run and passes only new and changed rows (SyncOp), and
 // deletes missing ones when asked. A lookback (Incremental.Lookback) reads

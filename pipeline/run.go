@@ -34,8 +34,9 @@ type RunOptions struct {
 	Now func() time.Time
 	// State keeps incremental watermarks; required when a source stage has
 	// incremental:. Watermarks are committed only when the run ends
-	// succeeded or partial without retryable dead letters (with them too
-	// when the rows reach an insert without sync: see IncrementalReport.Note).
+	// succeeded or partial without rows of unknown outcome and without
+	// retryable dead letters (with those too when the rows reach an
+	// insert without sync: see IncrementalReport.Note).
 	State StateStore
 	// Syncers opens the Syncer of a sink stage that has sync:; required
 	// when one does (cmd/bulkflow passes pipeline/sync/syncer).
@@ -100,6 +101,7 @@ type runner struct {
 	sourcesDone                                        map[*planStage]*atomic.Bool
 	spans                                              map[*planStage]context.Context // each stage's context (its trace span)
 	retryable                                          atomic.Int64                   // dead-lettered rows marked retryable
+	unknown                                            atomic.Int64                   // dead-lettered rows whose outcome is unknown (recovery resume or inspect)
 
 	// stopped says the user cancelled the run (Ctrl-C, SIGTERM) before
 	// finish began. It is read once there, so that a signal landing
@@ -166,6 +168,11 @@ func (r *runner) settle(s *planStage, in *Schema, drops []Drop) {
 		}
 		if re != nil && re.Retryable {
 			r.retryable.Add(1)
+		}
+		if re != nil {
+			if rec := RecoveryOf(re.Code); rec == RecoveryResume || rec == RecoveryInspect {
+				r.unknown.Add(1)
+			}
 		}
 		failed = append(failed, *d)
 	}

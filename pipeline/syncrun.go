@@ -352,6 +352,11 @@ func (r *runner) finishSync(rep *Report) {
 		switch {
 		case len(r.errs) > 0 || r.stopped:
 			ir.Held = "the run did not finish"
+		case r.unknown.Load() > 0:
+			// Moved, a resume would read none of them: a row its job
+			// failed would be filtered, in no dead letter.
+			ir.Held = fmt.Sprintf("%d dead-lettered rows have an unknown outcome (their job may have loaded them); "+
+				"they are read again by the resume that settles them", r.unknown.Load())
 		case r.retryable.Load() > 0 && len(inserts) == 0:
 			ir.Held = fmt.Sprintf("%d dead-lettered rows are retryable; they are read again next run", r.retryable.Load())
 		default:

@@ -394,3 +394,52 @@ func TestReplaySupersededBySync(t *testing.T) {
 		})
 	}
 }
+
+// TestIncrementalHeldForUnknownOutcome: an incremental run whose jobs
+// outlived poll_timeout dead-letters their rows job_incomplete, for a
+// resume to settle through the ledger. The run moved the watermark past
+// them, so the resume read none of them: the rows the jobs loaded were
+// counted filtered, and the rows the jobs refused (an empty Name here)
+// were in no dead letter at all, the resume reporting succeeded. Now the
+// watermark is held while rows of unknown outcome wait; the next run
+// (which resumes: the sink inserts) settles every row: loaded, or
+// dead-lettered with Salesforce's error.
+func TestIncrementalHeldForUnknownOutcome(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	y := insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", ""))
+	y = strings.Replace(y, "    sync: {mode: changed, key: AccountNumber, log: out/sync-log/}\n", "", 1)
+	y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n      poll_timeout: 100ms\n", 1)
+	const n = 1000
+	var rows []string
+	want := map[string]int{}
+	for i := range n {
+		name := fmt.Sprintf("Name %d", i)
+		if i%100 == 0 {
+			name = "" // REQUIRED_FIELD_MISSING
+		} else {
+			want[fmt.Sprintf("K%06d 111", i)] = 1
+		}
+		rows = append(rows, fmt.Sprintf("K%06d,%s,111,%d", i, name, i))
+	}
+	writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": "id,name,phone,seq\n" + strings.Join(rows, "\n") + "\n"})
+	if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 400 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	code, rep := runReport(t, "p.yaml")
+	if inc := rep.Incremental["read"]; code != exitPartial || !hasErrorGroup(rep, "job_incomplete") || inc == nil || inc.Committed || inc.Held == "" {
+		t.Fatalf("run 1: exit %d, errors %+v, incremental %+v: want partial, job_incomplete rows, the watermark held", code, rep.ErrorGroups, rep.Incremental["read"])
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // the jobs end: the next run finds them done
+	code, rep = runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.Loaded != n-10 || rep.Counts.DeadLettered != 10 || !hasErrorGroup(rep, "REQUIRED_FIELD_MISSING") ||
+		rep.Incremental["read"] == nil || !rep.Incremental["read"].Committed {
+		t.Fatalf("run 2: exit %d, counts %+v, errors %+v, incremental %+v: want 990 loaded, the 10 refused rows dead-lettered, the watermark moved",
+			code, rep.Counts, rep.ErrorGroups, rep.Incremental["read"])
+	}
+	checkRecordCounts(t, srv, want)
+}
