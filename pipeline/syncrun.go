@@ -348,11 +348,11 @@ func (r *runner) finishSync(rep *Report) {
 		if c.from != nil && c.after != nil && compareCursor(c.typ, c.from, c.after) != 0 {
 			ir.From = Text(c.from)
 		}
-		inserts := r.insertsWithoutSync(s)
+		inserts, unledgered := r.insertsWithoutSync(s)
 		switch {
 		case len(r.errs) > 0 || r.stopped:
 			ir.Held = "the run did not finish"
-		case r.unknown.Load() > 0:
+		case r.unknown.Load() > 0 && !unledgered:
 			// Moved, a resume would read none of them: a row its job
 			// failed would be filtered, in no dead letter.
 			ir.Held = fmt.Sprintf("%d dead-lettered rows have an unknown outcome (their job may have loaded them); "+
@@ -408,8 +408,10 @@ type IncrementalReport struct {
 
 // insertsWithoutSync returns the names of the sink stages source stage s
 // feeds that store a row sent again twice (Resender) and have no sync
-// manifest to filter the rows they already hold.
-func (r *runner) insertsWithoutSync(s *planStage) []string {
+// manifest to filter the rows they already hold, and whether one of them
+// keeps no ledger (RunLedger): no resume can settle its rows, so a next
+// run that read them again would insert again the ones its jobs loaded.
+func (r *runner) insertsWithoutSync(s *planStage) (names []string, unledgered bool) {
 	readers := func(st *StageSpec) []*StageSpec {
 		var out []*StageSpec
 		for _, c := range r.plan.byName[st.Name].consumers {
@@ -417,11 +419,13 @@ func (r *runner) insertsWithoutSync(s *planStage) []string {
 		}
 		return out
 	}
-	var names []string
 	for _, sink := range reachable(s.spec, KindSink, readers) {
 		if rs, ok := sink.Options.(Resender); ok && rs.ResendsDuplicate() && sink.Sync == nil {
 			names = append(names, sink.Name)
+			if l, ok := sink.Options.(RunLedger); !ok || l.LedgerLocation() == "" {
+				unledgered = true
+			}
 		}
 	}
-	return names
+	return names, unledgered
 }
