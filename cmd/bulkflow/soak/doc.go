@@ -13,8 +13,10 @@
 //     order, sometimes with an id no run ever had);
 //   - a sync (sync: {mode: changed}, insert) SIGKILLed or interrupted,
 //     then the scheduler's plain `bulkflow run FILE`, which must resume
-//     the unfinished run, and after the replays a last plain run, which
-//     must send nothing (the manifest holds every stored row);
+//     the unfinished run; sometimes a second export (names changed, rows
+//     added: each changed row a new record, the old one kept) synced the
+//     same way; after the replays a last plain run, which must send
+//     nothing (the manifest holds every stored row);
 //   - `bulkflow replay` of every live dead-letter file (the files the
 //     manifests list and replayed.json does not consume; `--all` with a
 //     `--map` fix when no row's outcome is unknown), sometimes a second

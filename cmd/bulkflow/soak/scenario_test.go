@@ -30,10 +30,12 @@ const (
 	classRecut      = "recut"      // SIGKILL, the source re-exported in another order, resume
 	classUnknownID  = "unknown-id" // a finished run, then --resume of an id no run had
 	classREST       = "rest"       // api: rest (sObject Collections): faults, commits without an answer, SIGKILL mid-request, resume
-	// classSync: a sync (sync: {mode: changed}, state kept) SIGKILLed or
-	// interrupted, then the scheduler's plain `run` (which must resume
-	// the run: a new run would insert again what it loaded), replays, and
-	// a last plain run that must send nothing.
+	// classSync: an insert sync (sync: {mode: changed}, state kept)
+	// SIGKILLed or interrupted, then the scheduler's plain `run` (which
+	// must resume the run: a new run would insert again what it loaded);
+	// in half the scenarios a second export (names changed, rows added)
+	// synced the same way; replays, and a last plain run that must send
+	// nothing.
 	classSync = "sync"
 )
 
@@ -79,6 +81,11 @@ type scenario struct {
 	// Interrupt: classSync's first run gets a SIGINT (Ctrl-C), else a
 	// SIGKILL.
 	Interrupt bool
+	// Versions is how many exports classSync syncs (1 or 2); the second
+	// run's signal and kill moment are Interrupt2 and KillAfterJobs2.
+	Versions       int
+	Interrupt2     bool
+	KillAfterJobs2 int
 }
 
 // newScenario derives a scenario from a seed.
@@ -133,6 +140,11 @@ func newScenario(seed uint64, long bool) scenario {
 		// upsert sync's next plain run may send the rows again (the same
 		// records are updated; TestSyncKilledThenRunAgain).
 		sc.Op, sc.KeyField = "insert", "AccountNumber"
+		// Half the scenarios sync a second export (some names changed,
+		// rows added) with a second kill and scheduled run.
+		sc.Versions = 1 + r.IntN(2)
+		sc.Interrupt2 = r.IntN(3) == 0
+		sc.KillAfterJobs2 = 1 + r.IntN(max(1, sc.Rows/5/sc.JobRows+1))
 	case classREST:
 		faultsOn = r.IntN(10) < 7
 		sc.API = "rest"
@@ -157,6 +169,12 @@ func newScenario(seed uint64, long bool) scenario {
 				sc.Faults.FailRate5xx = 0.05
 			}
 		}
+	}
+	if sc.Versions == 2 {
+		// A job whose results contradict the upload keeps an insert
+		// sync's run unfinished until a person looks (README): the second
+		// export would never load.
+		sc.Faults.DuplicateResultRow = false
 	}
 	// Kills need a window: jobs wait before they are processed.
 	switch sc.Class {
@@ -235,9 +253,13 @@ func (sc scenario) String() string {
 		return fmt.Sprintf("seed %d class %s: api rest, %s %d rows (%d bad), faults %s, collection faults %s, kill after %d requests +%s, clear faults %v, replay faults %v, replay twice %v",
 			sc.Seed, sc.Class, sc.Op, sc.Rows, sc.BadRows, fj, cj, sc.KillAfterRequests, sc.KillExtra, sc.ClearFaults, sc.ReplayFaults, sc.ReplayTwice)
 	}
-	return fmt.Sprintf("seed %d class %s: %s %d rows (%d bad) by %d, concurrency %d, lock_retries %d, poll_timeout %s, faults %s, kill after %d jobs +%s, resume kills %d, remap %v, clear faults %v, replay faults %v, replay twice %v",
+	sync := ""
+	if sc.Class == classSync {
+		sync = fmt.Sprintf(", interrupt %v, exports %d (second: interrupt %v, kill after %d jobs)", sc.Interrupt, sc.Versions, sc.Interrupt2, sc.KillAfterJobs2)
+	}
+	return fmt.Sprintf("seed %d class %s: %s %d rows (%d bad) by %d, concurrency %d, lock_retries %d, poll_timeout %s, faults %s, kill after %d jobs +%s, resume kills %d, remap %v, clear faults %v, replay faults %v, replay twice %v%s",
 		sc.Seed, sc.Class, sc.Op, sc.Rows, sc.BadRows, sc.JobRows, sc.Concurrency, sc.LockRetries, sc.PollTimeout, fj,
-		sc.KillAfterJobs, sc.KillExtra, sc.ResumeKills, sc.Remap, sc.ClearFaults, sc.ReplayFaults, sc.ReplayTwice)
+		sc.KillAfterJobs, sc.KillExtra, sc.ResumeKills, sc.Remap, sc.ClearFaults, sc.ReplayFaults, sc.ReplayTwice, sync)
 }
 
 // tally counts what the soak did and found.
@@ -302,6 +324,8 @@ type play struct {
 	interrupted  bool                  // the run's last attempt was killed or interrupted: rows may be nowhere until a resume
 	lastRun      *pipeline.Report      // the last finished attempt of the run
 	last         step                  // the last step
+	older        map[string][]string   // classSync: earlier Names of a key (records of an earlier export)
+	noCounts     bool                  // classSync's second sync: reports count only what changed
 	replayLoaded int64                 // rows the replays say they loaded
 	steps        int
 	log          []string // what happened, for failure messages
@@ -515,12 +539,15 @@ func (p *play) play() {
 			p.resume(nil)
 		}
 	case classSync:
-		sig := os.Signal(syscall.SIGKILL)
-		if sc.Interrupt {
-			sig = syscall.SIGINT
-		}
-		if p.first(sig) && unfinishedStep(p.last) {
-			p.scheduledRun()
+		p.syncCycle(sc.Interrupt, sc.KillAfterJobs)
+		if sc.Versions == 2 {
+			p.settle()
+			p.replayRound()
+			p.exportV2()
+			// A new run: its report and counts start afresh (a sync run
+			// loads only the changed and new rows).
+			p.runID, p.lastRun, p.replayLoaded, p.noCounts = "", nil, 0, true
+			p.syncCycle(sc.Interrupt2, sc.KillAfterJobs2)
 		}
 	}
 	if sc.Class != classIncomplete {
@@ -540,6 +567,79 @@ func (p *play) play() {
 	if sc.Class == classSync {
 		p.quietRun()
 	}
+}
+
+// syncCycle runs the sync, SIGINTed (interrupt) or SIGKILLed once the
+// emulator has killAfter more jobs, and if that left the run unfinished
+// runs the scheduler's next, plain run (scheduledRun).
+func (p *play) syncCycle(interrupt bool, killAfter int) {
+	sig := os.Signal(syscall.SIGKILL)
+	if interrupt {
+		sig = syscall.SIGINT
+	}
+	known := p.ledgerRuns()
+	p.sc.KillAfterJobs = killAfter
+	s := p.bulkflow("run", sig, "run", p.file)
+	if p.runID == "" {
+		for _, id := range p.ledgerRuns() {
+			if !slices.Contains(known, id) {
+				p.runID = id
+			}
+		}
+	}
+	if p.runID == "" {
+		if s.signal == "" {
+			return // checkStep judged it
+		}
+		p.logf("killed before the ledger existed: a fresh run")
+		p.bulkflow("run", nil, "run", p.file)
+		return
+	}
+	if unfinishedStep(s) {
+		p.scheduledRun()
+	}
+}
+
+// ledgerRuns returns the run ids the ledger holds.
+func (p *play) ledgerRuns() []string {
+	ents, err := os.ReadDir(filepath.Join(p.dir, "ledger", "soak"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.problem("harness: %v", err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids
+}
+
+// exportV2 re-exports the source for classSync's second sync: about one
+// row in ten gets a new Name (an insert sync stores it as a new record:
+// the old one stays, p.older), and one in twenty is added.
+func (p *play) exportV2() {
+	r := rand.New(rand.NewPCG(p.sc.Seed, 0x2))
+	p.older = map[string][]string{}
+	for _, row := range p.rows {
+		if r.IntN(10) == 0 {
+			p.older[row[0]] = append(p.older[row[0]], row[1])
+			row[1] += " v2"
+			p.source[row[0]] = row[1]
+		}
+	}
+	added := max(1, len(p.rows)/20)
+	for i := range added {
+		key := fmt.Sprintf("S%d-%06d", p.sc.Seed, p.sc.Rows+i)
+		name := fmt.Sprintf("Soak account %d", p.sc.Rows+i)
+		p.source[key] = name
+		p.rows = append(p.rows, []string{key, name, industries[r.IntN(len(industries))]})
+	}
+	p.tally.Rows += added
+	if err := p.writeSource(p.rows); err != nil {
+		p.problem("harness: %v", err)
+	}
+	p.logf("second export: %d names changed, %d rows added", len(p.older), added)
 }
 
 // scheduledRun is the scheduler's next run after an unfinished one
@@ -720,7 +820,31 @@ func (p *play) records() ([]map[string]string, error) {
 			r["Name"] = strings.TrimSuffix(r["Name"], editedSuffix)
 		}
 	}
+	if len(p.older) > 0 {
+		// An insert sync keeps the records of earlier exports: the truth
+		// about the current export is the rest (olderCopies checks them).
+		recs = slices.DeleteFunc(recs, func(r map[string]string) bool { return slices.Contains(p.older[r[p.sc.KeyField]], r["Name"]) })
+	}
 	return recs, err
+}
+
+// olderCopies returns how many records are extra copies of an earlier
+// export's row (a key with an earlier Name stored more than once).
+func (p *play) olderCopies() (int, error) {
+	recs, err := p.emu.records("Account")
+	if err != nil {
+		return 0, err
+	}
+	n := map[string]int{}
+	extra := 0
+	for _, r := range recs {
+		if k := r[p.sc.KeyField]; slices.Contains(p.older[k], r["Name"]) {
+			if n[k+"\x00"+r["Name"]]++; n[k+"\x00"+r["Name"]] > 1 {
+				extra++
+			}
+		}
+	}
+	return extra, nil
 }
 
 // recutResume changes what the chunks hold and resumes: the source
@@ -1108,7 +1232,7 @@ func (p *play) checkStep(s step, counts bool) {
 	case rep.Status != pipeline.StatusCancelled:
 		p.lastRun = rep
 	}
-	if !counts || p.lastRun == nil || p.interrupted {
+	if !counts || p.lastRun == nil || p.interrupted || p.noCounts {
 		return
 	}
 	// Rows dead-lettered with an unknown outcome (job_incomplete,
@@ -1183,6 +1307,16 @@ func (p *play) final() {
 		p.problem("misreported: %s", pr)
 	}
 	v := judge(p.source, p.sc.KeyField, recs, liveRows(files, p.sc.KeyField), judgeFinal)
+	if len(p.older) > 0 {
+		extra, err := p.olderCopies()
+		if err != nil {
+			p.problem("harness: %v", err)
+		}
+		if extra > 0 {
+			v.Duplicated += extra
+			v.Problems = append(v.Problems, fmt.Sprintf("duplicated: %d extra copies of rows of the first export", extra))
+		}
+	}
 	// (On the REST path no job counts upserts, and an upsert sent twice
 	// leaves one record: only inserts show a resend there.)
 	if p.sc.Op == "upsert" && p.sc.API != "rest" {
