@@ -218,6 +218,10 @@ type Manifest struct {
 	// while it runs, and in manifests of earlier releases). A sync run
 	// that began after it read every row again (see `bulkflow replay`).
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// State is the state store the run used (RunOptions.StateLocation),
+	// when it kept state: `bulkflow replay` diffs and commits its syncs
+	// there, as the run did (`run --state` may differ from the file's).
+	State string `json:"state,omitempty"`
 }
 
 // ReadManifest reads the manifest.json at loc; found is false when there

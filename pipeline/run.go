@@ -51,6 +51,10 @@ type RunOptions struct {
 	// this run must repeat (e.g. --shard, --state), for the resume command
 	// the report suggests (Report.NextSteps).
 	ResumeFlags []string
+	// StateLocation is where State lives (a directory or blob URL), for
+	// the dead-letter manifest: a replay of the run's dead letters uses
+	// the same state.
+	StateLocation string
 }
 
 // NewRunID returns a fresh run id: UTC time plus random hex, sortable.
@@ -314,7 +318,7 @@ func (r *runner) openDeadLetters(ctx context.Context, env *Env, rep *Report) err
 		return fmt.Errorf("dead_letter: %w", err)
 	}
 	r.dl = &deadLetters{ctx: context.WithoutCancel(ctx), open: r.opts.DeadLetters, prefix: prefix, runID: env.RunID, files: map[string]*dlFile{}}
-	if err := r.dl.begin(&Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash}, r.opts.Resumed); err != nil {
+	if err := r.dl.begin(&Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash, State: r.opts.StateLocation}, r.opts.Resumed); err != nil {
 		r.plan.Close()
 		return err
 	}
@@ -439,7 +443,7 @@ func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
 		rep.Status = r.status()
 		if len(files) > 0 || c.Read > 0 || r.dl.resumed() {
 			m := &Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash,
-				Status: rep.Status, Counts: c, Files: files, FinishedAt: r.opts.Now().UTC()}
+				Status: rep.Status, Counts: c, Files: files, FinishedAt: r.opts.Now().UTC(), State: r.opts.StateLocation}
 			if m.Files == nil {
 				m.Files = []DeadLetterFile{}
 			}

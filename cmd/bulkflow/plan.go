@@ -21,6 +21,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
+	"github.com/bulkflow/bulkflow/pipeline/state"
 	"github.com/bulkflow/bulkflow/pipeline/sync/syncer"
 	"github.com/bulkflow/bulkflow/sinks/salesforcesink"
 )
@@ -99,7 +100,7 @@ type planReport struct {
 	Run      *pipeline.Report        `json:"run"`
 }
 
-const planUsage = `Usage: bulkflow plan FILE [--out DIR] [--report FILE] [--json] [--write-files] [connection flags]
+const planUsage = `Usage: bulkflow plan FILE [--out DIR] [--report FILE] [--json] [--write-files] [--state LOC] [connection flags]
 
 Runs the pipeline's sources and transforms for real, but every "salesforce"
 sink writes the exact job CSVs it would upload into DIR/<stage>/job-0001.csv,
@@ -133,6 +134,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	report := fs.String("report", "", "write the JSON plan report to this `path` or blob URL (- : as --json)")
 	asJSON := fs.Bool("json", false, "print the JSON plan report on stdout (the human-readable plan goes to stderr)")
 	writeFiles := fs.Bool("write-files", false, "let the pipeline's other sinks (csv, jsonl, ...) write their outputs for real; by default they only count the rows they would write")
+	stateFlag := fs.String("state", "", "state `location` the sync and incremental stages read (as run --state); default: the pipeline's state:, else "+state.DefaultLocation)
 	var cf jobs.Conn // connection for the /limits check
 	cf.RegisterFlags(fs, false)
 	var ov overrideFlags // --set (--instance-url is the /limits connection's here)
@@ -175,7 +177,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Sync stages diff against their manifest and incremental sources
 	// filter by their watermark, read-only: a plan never writes state.
 	syncers := map[string]*partialSyncer{}
-	opts, err := syncView(ctx, g, g, env, syncPlan, syncers)
+	opts, err := syncView(ctx, g, g, env, syncPlan, stateLocation(*stateFlag, g), syncers)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitFailed

@@ -42,7 +42,7 @@ const (
 // that records which dead-letter files were replayed.
 const replayLedgerName = "replayed.json"
 
-const replayUsage = `Usage: bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--force | --resume RUN_ID]
+const replayUsage = `Usage: bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--state LOC] [--force | --resume RUN_ID]
 
 Re-sends dead-lettered rows through the pipeline that produced them. The
 dead-letter file <dead_letter>/<run id>/<stage>.csv is read as a CSV source;
@@ -233,7 +233,15 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// which `run --resume` of that run takes: a resume would read the
 	// run's source again and account afresh for the rows this replay
 	// sends. The records are read again under it.
-	lockLoc, lockName, lockSub := runLockPlace(g, stateLocation("", g), stateName(g, pipeline.Shard{}))
+	// The state the run used: --state, else the one its dead-letter
+	// manifest names (`run --state` may differ from the file's), else the
+	// file's.
+	stateLoc := rf.state
+	if m := book.man.m; stateLoc == "" && m != nil {
+		stateLoc = m.State
+	}
+	stateLoc = stateLocation(stateLoc, g)
+	lockLoc, lockName, lockSub := runLockPlace(g, stateLoc, stateName(g, pipeline.Shard{}))
 	dlRun := ""
 	if m := book.man.m; m != nil && cli.ValidRunID(m.RunID) {
 		dlRun = m.RunID
@@ -264,11 +272,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// replay of its rows first would leave that resume refused and the
 	// rows it loaded outside the state, to be inserted again.
 	if dlRun != "" && !book.resumed {
-		if err := unfinishedFirst(ctx, g, dlURL, rf.pipelineFile, dlRun); err != nil {
+		if err := unfinishedFirst(ctx, g, stateLoc, dlURL, rf.pipelineFile, dlRun); err != nil {
 			return fail(exitUsage, "%v", err)
 		}
 		if !rf.force {
-			if err := supersededBySync(ctx, g, st, dlURL, book.man.m); err != nil {
+			if err := supersededBySync(ctx, g, stateLoc, st, dlURL, book.man.m); err != nil {
 				return fail(exitUsage, "%v", err)
 			}
 		}
@@ -316,9 +324,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// already loaded unchanged is not sent again) and commit what loads,
 	// without deleting anything or dropping the keys the replay does not
 	// see.
-	opts, err := syncView(ctx, g, ng, env, syncReplay, map[string]*partialSyncer{})
+	opts, err := syncView(ctx, g, ng, env, syncReplay, stateLoc, map[string]*partialSyncer{})
 	if err != nil {
 		return fail(exitFailed, "%v", err)
+	}
+	if needsState(ng) {
+		opts.StateLocation = stateLoc
 	}
 	opts.Resumed = book.resumed
 	// The sinks' resume hints name this replay's resume too, not `run
@@ -424,6 +435,7 @@ func replayCommand(dlURL, pipelineFile string, e *replayEntry, resume bool) stri
 // replayFlags are the flags of `bulkflow replay`.
 type replayFlags struct {
 	pipelineFile, report string
+	state                string // --state
 	resume               string // --resume RUN_ID
 	all, force           bool
 	fixes                mapFlags
@@ -439,6 +451,7 @@ func (f *replayFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.BoolVar(&f.all, "all", false, "replay every row, not only those whose failure is retryable")
 	fs.BoolVar(&f.force, "force", false, "replay even if this dead-letter file was replayed before (rows may be sent twice)")
 	fs.StringVar(&f.report, "report", "", "write the JSON run report to this `path` or blob URL")
+	fs.StringVar(&f.state, "state", "", "state `location` of the pipeline's syncs and watermarks; default: the one the run that wrote the file used (its manifest's state), else the pipeline's state:")
 	fs.StringVar(&f.resume, "resume", "", "resume the replay of this file with this `RUN_ID` (its jobs are read back from the ledger); a replay whose process died is resumed without it")
 	fs.Var(&f.fixes, "map", "`FIELD=EXPR` fix applied to every replayed row (repeatable)")
 	obs.AddLogFlags(fs, &f.logs, "warn")
@@ -1205,13 +1218,13 @@ func resumeFirst(ctx context.Context, loc blobio.Location, dlURL, pipelineFile, 
 // in its own dead letters, or found it gone from the source; a replay
 // would send the older values over newer ones (for an insert, a second
 // record).
-func supersededBySync(ctx context.Context, g *pipeline.Graph, st *pipeline.StageSpec, dlURL string, m *pipeline.Manifest) error {
+func supersededBySync(ctx context.Context, g *pipeline.Graph, stateLoc string, st *pipeline.StageSpec, dlURL string, m *pipeline.Manifest) error {
 	dlRun := m.RunID
 	sinks := g.Downstream(st, pipeline.KindSink)
 	if len(sinks) == 0 {
 		return nil
 	}
-	store, err := state.Open(ctx, stateLocation("", g), stateName(g, pipeline.Shard{}))
+	store, err := state.Open(ctx, stateLoc, stateName(g, pipeline.Shard{}))
 	if err != nil {
 		return fmt.Errorf("%s: state: %w", dlURL, err)
 	}

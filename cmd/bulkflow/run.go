@@ -156,6 +156,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Resumed = rf.resume != ""
 	opts.ResumeFlags = rf.resumeFlags()
+	if needsState(g) {
+		opts.StateLocation = stateLoc
+	}
 	guard := guardsUnfinished(g)
 	if guard {
 		pending, err := markInflight(ctx, g, stateLoc, stName, env.RunID)

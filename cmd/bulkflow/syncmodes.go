@@ -63,7 +63,7 @@ func (readOnlyState) Put(context.Context, string, any) error { return nil }
 // needs no deleting sink and sends no delete), and each is diffed by a
 // partialSyncer over the real sync: block of g. syncers receives every
 // partialSyncer opened, by stage name.
-func syncView(ctx context.Context, g, ng *pipeline.Graph, env *pipeline.Env, mode syncMode, syncers map[string]*partialSyncer) (*pipeline.RunOptions, error) {
+func syncView(ctx context.Context, g, ng *pipeline.Graph, env *pipeline.Env, mode syncMode, stateLoc string, syncers map[string]*partialSyncer) (*pipeline.RunOptions, error) {
 	opts := &pipeline.RunOptions{DeadLetters: filesink.DeadLetters}
 	if !needsState(ng) {
 		return opts, nil
@@ -81,7 +81,7 @@ func syncView(ctx context.Context, g, ng *pipeline.Graph, env *pipeline.Env, mod
 			ng.Stages[i].Sync = &c
 		}
 	}
-	st, err := state.Open(ctx, stateLocation("", g), stateName(g, env.Shard))
+	st, err := state.Open(ctx, stateLoc, stateName(g, env.Shard))
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
@@ -460,6 +461,57 @@ func incrementalUnknownOutcome(t *testing.T, ledger bool) {
 		rep.Incremental["read"] == nil || !rep.Incremental["read"].Committed {
 		t.Fatalf("run 2: exit %d, counts %+v, errors %+v, incremental %+v: want 990 loaded, the 10 refused rows dead-lettered, the watermark moved",
 			code, rep.Counts, rep.ErrorGroups, rep.Incremental["read"])
+	}
+	checkRecordCounts(t, srv, want)
+}
+
+// TestReplayUsesTheRunsState: the CronJob example runs `bulkflow run FILE
+// --state s3://...`, a state other than the file's. replay had no --state:
+// it diffed and committed the replayed rows in the file's state, so the
+// next run, whose manifest never learned them, inserted them again (16
+// of 200, exit 0). The dead-letter manifest now names the state the run
+// used, and replay uses it (or --state).
+func TestReplayUsesTheRunsState(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	y := insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}")
+	y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)
+	var rows []string
+	want := map[string]int{}
+	for i := range 200 {
+		rows = append(rows, fmt.Sprintf("K%06d,Name %d,111", i, i))
+		want[fmt.Sprintf("K%06d 111", i)] = 1
+	}
+	writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": syncCSV(rows...)})
+	run := func(name string) (int, *pipeline.Report) {
+		var stdout, stderr bytes.Buffer
+		code := runRun(context.Background(), []string{"p.yaml", "--state", "other-state/", "--progress", "none", "--report", "out/" + name + ".json"}, &stdout, &stderr)
+		return code, readReport(t, "out/"+name+".json")
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	code, rep := run("run1")
+	if code != exitPartial || rep.Counts.DeadLettered == 0 {
+		t.Fatalf("run 1: exit %d %+v: want lock errors", code, rep.Counts)
+	}
+	loc, err := blobio.Parse("", rep.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _, err := pipeline.ReadManifest(context.Background(), loc); err != nil || m.State != "other-state/" {
+		t.Fatalf("dead-letter manifest %s: %+v (%v), want state other-state/", rep.Manifest, m, err)
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	code, rr, out := replay(t, filepath.Join("out/dead-letter", rep.RunID, "load.csv"), "--pipeline", "p.yaml")
+	if code != exitOK || rr.Counts.Loaded != rep.Counts.DeadLettered {
+		t.Fatalf("replay: exit %d %+v\n%s", code, rr.Counts, out)
+	}
+	if code, rep := run("run2"); code != exitOK || rep.Counts.Loaded != 0 {
+		t.Errorf("run 2: exit %d, counts %+v: want nothing sent", code, rep.Counts)
 	}
 	checkRecordCounts(t, srv, want)
 }

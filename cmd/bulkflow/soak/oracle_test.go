@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 )
@@ -31,6 +32,9 @@ type dlFile struct {
 	rows     [][]string // data rows
 	header   []string
 	consumed *replayRecord // the replay that took its rows, if any
+	runID    string        // the run that wrote it
+	status   string        // that run's status in its manifest
+	finished time.Time     // when that run's attempt ended (its manifest's finished_at)
 }
 
 // col returns the index of column name in the file's header, or -1.
@@ -69,8 +73,10 @@ func (r *replayRecord) blocks() bool {
 // (pipeline.Manifest): the live files, and the replays that took their
 // rows (replayed_by, where the manifest records them).
 type manifest struct {
-	RunID string `json:"run_id"`
-	Files []struct {
+	RunID      string    `json:"run_id"`
+	Status     string    `json:"status"`
+	FinishedAt time.Time `json:"finished_at"`
+	Files      []struct {
 		URL        string   `json:"url"`
 		Rows       int64    `json:"rows"`
 		ReplayedBy []string `json:"replayed_by"`
@@ -129,6 +135,7 @@ func readDeadLetters(dlDir string) ([]*dlFile, []string, error) {
 			if int64(len(f.rows)) != lf.Rows {
 				problems = append(problems, fmt.Sprintf("manifest %s says %s has %d rows, the file has %d", mf, lf.URL, lf.Rows, len(f.rows)))
 			}
+			f.runID, f.status, f.finished = m.RunID, m.Status, m.FinishedAt
 			f.consumed = replayed[f.sha256]
 			for _, id := range lf.ReplayedBy {
 				if f.consumed == nil {

@@ -600,6 +600,45 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 	}
 }
 
+// deadLetters is readDeadLetters of the scenario's dead letters, less, for
+// classSync, the files replay refuses: those a later sync run superseded
+// (a run that read the whole source after the file's run ended committed
+// the sync's manifest, having sent every row of it again), and those of
+// the run the state names in flight when it was cancelled or failed (its
+// resume settles their rows; a partial one's rows of unknown outcome stay
+// where a person finds them).
+func (p *play) deadLetters() ([]*dlFile, []string, error) {
+	files, problems, err := readDeadLetters(p.dlDir)
+	if err != nil || p.sc.Class != classSync {
+		return files, problems, err
+	}
+	var c struct {
+		RunID    string    `json:"run_id"`
+		OpenedAt time.Time `json:"opened_at"`
+	}
+	var in struct {
+		RunID string `json:"run_id"`
+	}
+	docs := filepath.Join(p.dir, "state", "soak", "docs")
+	for name, v := range map[string]any{"sync-commit-write.json": &c, "inflight.json": &in} {
+		data, err := os.ReadFile(filepath.Join(docs, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := json.Unmarshal(data, v); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return slices.DeleteFunc(files, func(f *dlFile) bool {
+		superseded := c.RunID != "" && f.runID != c.RunID && !f.finished.IsZero() && c.OpenedAt.After(f.finished)
+		pending := in.RunID != "" && f.runID == in.RunID && (f.status == pipeline.StatusCancelled || f.status == pipeline.StatusFailed)
+		return superseded || pending
+	}), problems, nil
+}
+
 // ledgerRuns returns the run ids the ledger holds.
 func (p *play) ledgerRuns() []string {
 	ents, err := os.ReadDir(filepath.Join(p.dir, "ledger", "soak"))
@@ -657,7 +696,7 @@ func (p *play) scheduledRun() {
 // would be inserted again.
 func (p *play) quietRun() {
 	p.setFaults(salesforcetest.Faults{})
-	files, _, err := readDeadLetters(p.dlDir)
+	files, _, err := p.deadLetters()
 	if err != nil {
 		p.problem("harness: %v", err)
 		return
@@ -927,7 +966,7 @@ func (p *play) settle() {
 	if p.runID == "" {
 		return
 	}
-	files, _, err := readDeadLetters(p.dlDir)
+	files, _, err := p.deadLetters()
 	if err != nil {
 		p.problem("harness: %v", err)
 		return
@@ -948,7 +987,7 @@ func (p *play) settle() {
 // default (retryable rows only; replay must keep the others).
 func (p *play) replayRound() {
 	p.waitSettled()
-	files, _, err := readDeadLetters(p.dlDir)
+	files, _, err := p.deadLetters()
 	if err != nil {
 		p.problem("harness: %v", err)
 		return
@@ -982,7 +1021,7 @@ func (p *play) replayRound() {
 // replayConsumedAgain replays a consumed file a second time: it must be
 // refused (exit 2) and store nothing.
 func (p *play) replayConsumedAgain() {
-	files, _, err := readDeadLetters(p.dlDir)
+	files, _, err := p.deadLetters()
 	if err != nil {
 		p.problem("harness: %v", err)
 		return
@@ -1162,7 +1201,7 @@ func (p *play) checkStep(s step, counts bool) {
 		p.problem("harness: %v", err)
 		return
 	}
-	files, fileProblems, err := readDeadLetters(p.dlDir)
+	files, fileProblems, err := p.deadLetters()
 	if err != nil {
 		p.problem("harness: %v", err)
 		return
@@ -1298,7 +1337,7 @@ func (p *play) final() {
 		p.problem("harness: %v", err)
 		return
 	}
-	files, problems, err := readDeadLetters(p.dlDir)
+	files, problems, err := p.deadLetters()
 	if err != nil {
 		p.problem("harness: %v", err)
 		return
