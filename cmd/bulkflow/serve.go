@@ -117,6 +117,9 @@ func (r serveRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline
 		return nil, nil, err
 	}
 	opts.Resumed = resumed
+	if needsState(g) {
+		opts.StateLocation = stateLocation(r.stateFlag, g) // for replay (the dead-letter manifest's state)
+	}
 	return opts, unlock, nil
 }
 
