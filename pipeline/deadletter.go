@@ -222,6 +222,9 @@ type Manifest struct {
 	// when it kept state: `bulkflow replay` diffs and commits its syncs
 	// there, as the run did (`run --state` may differ from the file's).
 	State string `json:"state,omitempty"`
+	// StateName is the name the run's state is kept under in State (the
+	// pipeline's name, with the shard of a `--shard` run).
+	StateName string `json:"state_name,omitempty"`
 }
 
 // ReadManifest reads the manifest.json at loc; found is false when there

@@ -55,6 +55,9 @@ type RunOptions struct {
 	// the dead-letter manifest: a replay of the run's dead letters uses
 	// the same state.
 	StateLocation string
+	// StateName is the name the run's state is kept under there (the
+	// pipeline's, or a shard's), for the same manifest.
+	StateName string
 }
 
 // NewRunID returns a fresh run id: UTC time plus random hex, sortable.
@@ -318,7 +321,8 @@ func (r *runner) openDeadLetters(ctx context.Context, env *Env, rep *Report) err
 		return fmt.Errorf("dead_letter: %w", err)
 	}
 	r.dl = &deadLetters{ctx: context.WithoutCancel(ctx), open: r.opts.DeadLetters, prefix: prefix, runID: env.RunID, files: map[string]*dlFile{}}
-	if err := r.dl.begin(&Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash, State: r.opts.StateLocation}, r.opts.Resumed); err != nil {
+	if err := r.dl.begin(&Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash, State: r.opts.StateLocation,
+		StateName: r.opts.StateName}, r.opts.Resumed); err != nil {
 		r.plan.Close()
 		return err
 	}
@@ -443,7 +447,8 @@ func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
 		rep.Status = r.status()
 		if len(files) > 0 || c.Read > 0 || r.dl.resumed() {
 			m := &Manifest{RunID: rep.RunID, Pipeline: rep.Pipeline, File: rep.File, FileHash: rep.FileHash,
-				Status: rep.Status, Counts: c, Files: files, FinishedAt: r.opts.Now().UTC(), State: r.opts.StateLocation}
+				Status: rep.Status, Counts: c, Files: files, FinishedAt: r.opts.Now().UTC(), State: r.opts.StateLocation,
+				StateName: r.opts.StateName}
 			if m.Files == nil {
 				m.Files = []DeadLetterFile{}
 			}

@@ -177,7 +177,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Sync stages diff against their manifest and incremental sources
 	// filter by their watermark, read-only: a plan never writes state.
 	syncers := map[string]*partialSyncer{}
-	opts, err := syncView(ctx, g, g, env, syncPlan, stateLocation(*stateFlag, g), syncers)
+	opts, err := syncView(ctx, g, g, env, syncPlan, stateLocation(*stateFlag, g), stateName(g, env.Shard), syncers)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitFailed

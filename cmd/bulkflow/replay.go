@@ -236,12 +236,17 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// The state the run used: --state, else the one its dead-letter
 	// manifest names (`run --state` may differ from the file's), else the
 	// file's.
-	stateLoc := rf.state
-	if m := book.man.m; stateLoc == "" && m != nil {
-		stateLoc = m.State
+	stateLoc, stName := rf.state, stateName(g, pipeline.Shard{})
+	if m := book.man.m; m != nil {
+		if stateLoc == "" {
+			stateLoc = m.State
+		}
+		if m.StateName != "" { // a --shard run's
+			stName = m.StateName
+		}
 	}
 	stateLoc = stateLocation(stateLoc, g)
-	lockLoc, lockName, lockSub := runLockPlace(g, stateLoc, stateName(g, pipeline.Shard{}))
+	lockLoc, lockName, lockSub := runLockPlace(g, stateLoc, stName)
 	dlRun := ""
 	if m := book.man.m; m != nil && cli.ValidRunID(m.RunID) {
 		dlRun = m.RunID
@@ -272,11 +277,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// replay of its rows first would leave that resume refused and the
 	// rows it loaded outside the state, to be inserted again.
 	if dlRun != "" && !book.resumed {
-		if err := unfinishedFirst(ctx, g, stateLoc, dlURL, rf.pipelineFile, dlRun); err != nil {
+		if err := unfinishedFirst(ctx, g, stateLoc, stName, dlURL, rf.pipelineFile, dlRun); err != nil {
 			return fail(exitUsage, "%v", err)
 		}
 		if !rf.force {
-			if err := supersededBySync(ctx, g, stateLoc, st, dlURL, book.man.m); err != nil {
+			if err := supersededBySync(ctx, g, stateLoc, stName, st, dlURL, book.man.m); err != nil {
 				return fail(exitUsage, "%v", err)
 			}
 		}
@@ -324,12 +329,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// already loaded unchanged is not sent again) and commit what loads,
 	// without deleting anything or dropping the keys the replay does not
 	// see.
-	opts, err := syncView(ctx, g, ng, env, syncReplay, stateLoc, map[string]*partialSyncer{})
+	opts, err := syncView(ctx, g, ng, env, syncReplay, stateLoc, stName, map[string]*partialSyncer{})
 	if err != nil {
 		return fail(exitFailed, "%v", err)
 	}
 	if needsState(ng) {
-		opts.StateLocation = stateLoc
+		opts.StateLocation, opts.StateName = stateLoc, stName
 	}
 	opts.Resumed = book.resumed
 	// The sinks' resume hints name this replay's resume too, not `run
@@ -1218,13 +1223,13 @@ func resumeFirst(ctx context.Context, loc blobio.Location, dlURL, pipelineFile, 
 // in its own dead letters, or found it gone from the source; a replay
 // would send the older values over newer ones (for an insert, a second
 // record).
-func supersededBySync(ctx context.Context, g *pipeline.Graph, stateLoc string, st *pipeline.StageSpec, dlURL string, m *pipeline.Manifest) error {
+func supersededBySync(ctx context.Context, g *pipeline.Graph, stateLoc, stName string, st *pipeline.StageSpec, dlURL string, m *pipeline.Manifest) error {
 	dlRun := m.RunID
 	sinks := g.Downstream(st, pipeline.KindSink)
 	if len(sinks) == 0 {
 		return nil
 	}
-	store, err := state.Open(ctx, stateLoc, stateName(g, pipeline.Shard{}))
+	store, err := state.Open(ctx, stateLoc, stName)
 	if err != nil {
 		return fmt.Errorf("%s: state: %w", dlURL, err)
 	}

@@ -157,7 +157,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts.Resumed = rf.resume != ""
 	opts.ResumeFlags = rf.resumeFlags()
 	if needsState(g) {
-		opts.StateLocation = stateLoc
+		opts.StateLocation, opts.StateName = stateLoc, stName
 	}
 	guard := guardsUnfinished(g)
 	if guard {

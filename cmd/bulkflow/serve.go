@@ -118,7 +118,8 @@ func (r serveRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline
 	}
 	opts.Resumed = resumed
 	if needsState(g) {
-		opts.StateLocation = stateLocation(r.stateFlag, g) // for replay (the dead-letter manifest's state)
+		// For replay: the dead-letter manifest names the state.
+		opts.StateLocation, opts.StateName = stateLocation(r.stateFlag, g), stateName(g, pipeline.Shard{})
 	}
 	return opts, unlock, nil
 }

@@ -146,15 +146,15 @@ func clearInflight(ctx context.Context, loc, name, runID string, rep *pipeline.R
 
 // unfinishedFirst refuses the replay of dead-letter file dlURL of run
 // dlRun while that run is unfinished (guardsUnfinished: the in-flight
-// document in the state store at stateLoc names it): resuming it settles its rows and records in the
+// document of state stName at stateLoc names it): resuming it settles its rows and records in the
 // state the rows it loaded; once its dead letters were replayed it could
 // not be resumed (settledByReplay), and a new run would insert those rows
 // again.
-func unfinishedFirst(ctx context.Context, g *pipeline.Graph, stateLoc, dlURL, pipelineFile, dlRun string) error {
+func unfinishedFirst(ctx context.Context, g *pipeline.Graph, stateLoc, stName, dlURL, pipelineFile, dlRun string) error {
 	if !guardsUnfinished(g) {
 		return nil
 	}
-	in, err := readInflight(ctx, stateLoc, stateName(g, pipeline.Shard{}))
+	in, err := readInflight(ctx, stateLoc, stName)
 	if err != nil {
 		return fmt.Errorf("%s: cannot tell whether run %s, which wrote it, finished: %w; nothing was sent", dlURL, dlRun, err)
 	}

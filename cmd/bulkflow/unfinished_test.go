@@ -466,52 +466,71 @@ func incrementalUnknownOutcome(t *testing.T, ledger bool) {
 }
 
 // TestReplayUsesTheRunsState: the CronJob example runs `bulkflow run FILE
-// --state s3://...`, a state other than the file's. replay had no --state:
-// it diffed and committed the replayed rows in the file's state, so the
-// next run, whose manifest never learned them, inserted them again (16
-// of 200, exit 0). The dead-letter manifest now names the state the run
-// used, and replay uses it (or --state).
+// --state s3://...`, a state other than the file's, and a `--shard I/N`
+// run keeps its own state. replay had neither: it diffed and committed the
+// replayed rows in the file's unsharded state, so the next run, whose
+// manifest never learned them, inserted them again (16 of 200, exit 0).
+// The dead-letter manifest now names the state the run used (state,
+// state_name), and replay uses it (or --state).
 func TestReplayUsesTheRunsState(t *testing.T) {
-	srv := salesforcetest.NewServer(nil)
-	defer srv.Close()
-	t.Chdir(t.TempDir())
-	y := insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}")
-	y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)
-	var rows []string
-	want := map[string]int{}
-	for i := range 200 {
-		rows = append(rows, fmt.Sprintf("K%06d,Name %d,111", i, i))
-		want[fmt.Sprintf("K%06d 111", i)] = 1
+	for _, tc := range []struct {
+		name            string
+		flags           []string
+		state, stateKey string // the manifest's state and state_name
+	}{
+		{"state", []string{"--state", "other-state/"}, "other-state/", "accounts-sync"},
+		{"shard", []string{"--shard", "0/2"}, "state/", "accounts-sync.shard-0-of-2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := salesforcetest.NewServer(nil)
+			defer srv.Close()
+			t.Chdir(t.TempDir())
+			y := insertSyncPipeline(srv, `{type: csv, url: "data/part-*.csv"}`)
+			y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)
+			files := map[string]string{"p.yaml": y}
+			want := map[string]int{}
+			for f := range 2 {
+				var rows []string
+				for i := range 200 {
+					rows = append(rows, fmt.Sprintf("K%d%05d,Name %d,111", f, i, i))
+					if f == 0 || tc.name != "shard" { // shard 0 of 2 reads part-0 only
+						want[fmt.Sprintf("K%d%05d 111", f, i)] = 1
+					}
+				}
+				files[fmt.Sprintf("data/part-%d.csv", f)] = syncCSV(rows...)
+			}
+			writeFiles(t, files)
+			run := func(name string) (int, *pipeline.Report) {
+				var stdout, stderr bytes.Buffer
+				args := append([]string{"p.yaml", "--progress", "none", "--report", "out/" + name + ".json"}, tc.flags...)
+				code := runRun(context.Background(), args, &stdout, &stderr)
+				return code, readReport(t, "out/"+name+".json")
+			}
+			if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.1}); err != nil {
+				t.Fatal(err)
+			}
+			code, rep := run("run1")
+			if code != exitPartial || rep.Counts.DeadLettered == 0 {
+				t.Fatalf("run 1: exit %d %+v: want lock errors", code, rep.Counts)
+			}
+			loc, err := blobio.Parse("", rep.Manifest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, _, err := pipeline.ReadManifest(context.Background(), loc); err != nil || m.State != tc.state || m.StateName != tc.stateKey {
+				t.Fatalf("dead-letter manifest %s: %+v (%v), want state %s %s", rep.Manifest, m, err, tc.state, tc.stateKey)
+			}
+			if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+				t.Fatal(err)
+			}
+			code, rr, out := replay(t, filepath.Join("out/dead-letter", rep.RunID, "load.csv"), "--pipeline", "p.yaml")
+			if code != exitOK || rr.Counts.Loaded != rep.Counts.DeadLettered {
+				t.Fatalf("replay: exit %d %+v\n%s", code, rr.Counts, out)
+			}
+			if code, rep := run("run2"); code != exitOK || rep.Counts.Loaded != 0 {
+				t.Errorf("run 2: exit %d, counts %+v: want nothing sent", code, rep.Counts)
+			}
+			checkRecordCounts(t, srv, want)
+		})
 	}
-	writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": syncCSV(rows...)})
-	run := func(name string) (int, *pipeline.Report) {
-		var stdout, stderr bytes.Buffer
-		code := runRun(context.Background(), []string{"p.yaml", "--state", "other-state/", "--progress", "none", "--report", "out/" + name + ".json"}, &stdout, &stderr)
-		return code, readReport(t, "out/"+name+".json")
-	}
-	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.1}); err != nil {
-		t.Fatal(err)
-	}
-	code, rep := run("run1")
-	if code != exitPartial || rep.Counts.DeadLettered == 0 {
-		t.Fatalf("run 1: exit %d %+v: want lock errors", code, rep.Counts)
-	}
-	loc, err := blobio.Parse("", rep.Manifest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m, _, err := pipeline.ReadManifest(context.Background(), loc); err != nil || m.State != "other-state/" {
-		t.Fatalf("dead-letter manifest %s: %+v (%v), want state other-state/", rep.Manifest, m, err)
-	}
-	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
-		t.Fatal(err)
-	}
-	code, rr, out := replay(t, filepath.Join("out/dead-letter", rep.RunID, "load.csv"), "--pipeline", "p.yaml")
-	if code != exitOK || rr.Counts.Loaded != rep.Counts.DeadLettered {
-		t.Fatalf("replay: exit %d %+v\n%s", code, rr.Counts, out)
-	}
-	if code, rep := run("run2"); code != exitOK || rep.Counts.Loaded != 0 {
-		t.Errorf("run 2: exit %d, counts %+v: want nothing sent", code, rep.Counts)
-	}
-	checkRecordCounts(t, srv, want)
 }
