@@ -534,3 +534,27 @@ func TestReplayUsesTheRunsState(t *testing.T) {
 		})
 	}
 }
+
+// TestReconcileFixRefusedWhileUnfinished: --reconcile=fix runs the
+// pipeline afresh; with an insert run unfinished it would insert again the
+// rows that run loaded, so it is refused (exit 2) before any row moves,
+// naming the resume.
+func TestReconcileFixRefusedWhileUnfinished(t *testing.T) {
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	var rows []string
+	for i := range 3000 {
+		rows = append(rows, fmt.Sprintf("K%06d,Name %d,111", i, i))
+	}
+	writeFiles(t, map[string]string{"p.yaml": insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}"), "data/accounts.csv": syncCSV(rows...)})
+	id := killRun(t, bin, srv, os.Kill)
+	before := len(srv.Records("Account"))
+	var stdout, stderr bytes.Buffer
+	code := runRun(context.Background(), []string{"p.yaml", "--reconcile=fix", "--progress", "none"}, &stdout, &stderr)
+	if code != exitUsage || len(srv.Records("Account")) != before || !strings.Contains(stderr.String(), "--resume "+id) {
+		t.Fatalf("--reconcile=fix after a killed insert run: exit %d, records %d -> %d; want 2, nothing sent, the resume named\n%s",
+			code, before, len(srv.Records("Account")), stderr.String())
+	}
+}
