@@ -86,6 +86,9 @@ type scenario struct {
 	Versions       int
 	Interrupt2     bool
 	KillAfterJobs2 int
+	// Mirror: classSync upserts by External_Id__c with delete_missing
+	// (a mirror), and its second export also drops rows.
+	Mirror bool
 }
 
 // newScenario derives a scenario from a seed.
@@ -140,6 +143,13 @@ func newScenario(seed uint64, long bool) scenario {
 		// upsert sync's next plain run may send the rows again (the same
 		// records are updated; TestSyncKilledThenRunAgain).
 		sc.Op, sc.KeyField = "insert", "AccountNumber"
+		// A third are mirrors instead: upsert with delete_missing, whose
+		// next plain run after a kill starts afresh (sending a row again
+		// updates the same record) and must never delete a record whose
+		// row is still exported.
+		if sc.Mirror = r.IntN(3) == 0; sc.Mirror {
+			sc.Op, sc.KeyField = "upsert", "External_Id__c"
+		}
 		// Half the scenarios sync a second export (some names changed,
 		// rows added) with a second kill and scheduled run.
 		sc.Versions = 1 + r.IntN(2)
@@ -255,7 +265,7 @@ func (sc scenario) String() string {
 	}
 	sync := ""
 	if sc.Class == classSync {
-		sync = fmt.Sprintf(", interrupt %v, exports %d (second: interrupt %v, kill after %d jobs)", sc.Interrupt, sc.Versions, sc.Interrupt2, sc.KillAfterJobs2)
+		sync = fmt.Sprintf(", mirror %v, interrupt %v, exports %d (second: interrupt %v, kill after %d jobs)", sc.Mirror, sc.Interrupt, sc.Versions, sc.Interrupt2, sc.KillAfterJobs2)
 	}
 	return fmt.Sprintf("seed %d class %s: %s %d rows (%d bad) by %d, concurrency %d, lock_retries %d, poll_timeout %s, faults %s, kill after %d jobs +%s, resume kills %d, remap %v, clear faults %v, replay faults %v, replay twice %v%s",
 		sc.Seed, sc.Class, sc.Op, sc.Rows, sc.BadRows, sc.JobRows, sc.Concurrency, sc.LockRetries, sc.PollTimeout, fj,
@@ -325,6 +335,9 @@ type play struct {
 	lastRun      *pipeline.Report      // the last finished attempt of the run
 	last         step                  // the last step
 	older        map[string][]string   // classSync: earlier Names of a key (records of an earlier export)
+	removed      map[string]bool       // classSync mirror: keys the second export dropped
+	ids          map[string]string     // classSync mirror: record Id by key after the first export
+	quietChecked bool                  // quietRun ran and judged the last run
 	noCounts     bool                  // classSync's second sync: reports count only what changed
 	replayLoaded int64                 // rows the replays say they loaded
 	steps        int
@@ -458,6 +471,9 @@ func (p *play) writePipeline(nameExpr string) error {
 	if p.sc.Class == classSync {
 		state = fmt.Sprintf("state: %s/\n", filepath.Join(p.dir, "state"))
 		sync = fmt.Sprintf("    sync: {mode: changed, key: %s}\n", p.sc.KeyField)
+		if p.sc.Mirror {
+			sync = fmt.Sprintf("    sync: {mode: changed, key: %s, delete_missing: true, max_deletes: 50%%}\n", p.sc.KeyField)
+		}
 	}
 	y := fmt.Sprintf(`name: soak
 %sdead_letter: %s/
@@ -543,6 +559,9 @@ func (p *play) play() {
 		if sc.Versions == 2 {
 			p.settle()
 			p.replayRound()
+			if sc.Mirror {
+				p.snapshotIDs()
+			}
 			p.exportV2()
 			// A new run: its report and counts start afresh (a sync run
 			// loads only the changed and new rows).
@@ -596,7 +615,44 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 		return
 	}
 	if unfinishedStep(s) {
+		if p.sc.Mirror {
+			// An upsert's next plain run starts afresh.
+			p.runID, p.lastRun, p.replayLoaded, p.noCounts = "", nil, 0, true
+			p.bulkflow("run", nil, "run", p.file)
+			return
+		}
 		p.scheduledRun()
+	}
+}
+
+// liveOf is liveRows of files, less, for a mirror, the rows whose key is
+// stored: an upsert's fresh run after a kill may fail a row (a lock) whose
+// record the killed run's job had already saved with the same values; the
+// dead letter then holds a harmless retry (replaying it updates the same
+// record), not a row that is missing.
+func (p *play) liveOf(files []*dlFile, recs []map[string]string) []liveRow {
+	live := liveRows(files, p.sc.KeyField)
+	if !p.sc.Mirror {
+		return live
+	}
+	stored := map[string]bool{}
+	for _, r := range recs {
+		stored[r[p.sc.KeyField]] = true
+	}
+	return slices.DeleteFunc(live, func(l liveRow) bool { return stored[l.key] })
+}
+
+// snapshotIDs records the Id of every stored record by key (mirror).
+func (p *play) snapshotIDs() {
+	p.waitSettled()
+	recs, err := p.emu.records("Account")
+	if err != nil {
+		p.problem("harness: %v", err)
+		return
+	}
+	p.ids = map[string]string{}
+	for _, r := range recs {
+		p.ids[r[p.sc.KeyField]] = r["Id"]
 	}
 }
 
@@ -660,9 +716,24 @@ func (p *play) ledgerRuns() []string {
 func (p *play) exportV2() {
 	r := rand.New(rand.NewPCG(p.sc.Seed, 0x2))
 	p.older = map[string][]string{}
+	if p.sc.Mirror {
+		// An upsert updates the record in place: no earlier Name stays;
+		// one row in twenty leaves the export and must be deleted.
+		p.older, p.removed = nil, map[string]bool{}
+		p.rows = slices.DeleteFunc(p.rows, func(row []string) bool {
+			if r.IntN(20) == 0 {
+				p.removed[row[0]] = true
+				delete(p.source, row[0])
+				return true
+			}
+			return false
+		})
+	}
 	for _, row := range p.rows {
 		if r.IntN(10) == 0 {
-			p.older[row[0]] = append(p.older[row[0]], row[1])
+			if p.older != nil {
+				p.older[row[0]] = append(p.older[row[0]], row[1])
+			}
 			row[1] += " v2"
 			p.source[row[0]] = row[1]
 		}
@@ -678,7 +749,7 @@ func (p *play) exportV2() {
 	if err := p.writeSource(p.rows); err != nil {
 		p.problem("harness: %v", err)
 	}
-	p.logf("second export: %d names changed, %d rows added", len(p.older), added)
+	p.logf("second export: %d names changed, %d rows added, %d dropped", len(p.older), added, len(p.removed))
 }
 
 // scheduledRun is the scheduler's next run after an unfinished one
@@ -720,6 +791,7 @@ func (p *play) quietRun() {
 			s.code, loaded, after-before, tail(s.p.output()))
 		p.tally.StepMisreports++
 	}
+	p.quietChecked = s.code == 0
 }
 
 func (p *play) setFaults(f salesforcetest.Faults) {
@@ -863,6 +935,10 @@ func (p *play) records() ([]map[string]string, error) {
 		// An insert sync keeps the records of earlier exports: the truth
 		// about the current export is the rest (olderCopies checks them).
 		recs = slices.DeleteFunc(recs, func(r map[string]string) bool { return slices.Contains(p.older[r[p.sc.KeyField]], r["Name"]) })
+	}
+	if len(p.removed) > 0 {
+		// A mirror deletes them once a run ends clean (final checks).
+		recs = slices.DeleteFunc(recs, func(r map[string]string) bool { return p.removed[r[p.sc.KeyField]] })
 	}
 	return recs, err
 }
@@ -1206,7 +1282,7 @@ func (p *play) checkStep(s step, counts bool) {
 		p.problem("harness: %v", err)
 		return
 	}
-	live := liveRows(files, p.sc.KeyField)
+	live := p.liveOf(files, recs)
 	byKey, distinct, extra := storedCounts(p.source, p.sc.KeyField, recs)
 	dups := extra
 	for _, n := range byKey {
@@ -1345,7 +1421,7 @@ func (p *play) final() {
 	for _, pr := range problems {
 		p.problem("misreported: %s", pr)
 	}
-	v := judge(p.source, p.sc.KeyField, recs, liveRows(files, p.sc.KeyField), judgeFinal)
+	v := judge(p.source, p.sc.KeyField, recs, p.liveOf(files, recs), judgeFinal)
 	if len(p.older) > 0 {
 		extra, err := p.olderCopies()
 		if err != nil {
@@ -1358,7 +1434,10 @@ func (p *play) final() {
 	}
 	// (On the REST path no job counts upserts, and an upsert sent twice
 	// leaves one record: only inserts show a resend there.)
-	if p.sc.Op == "upsert" && p.sc.API != "rest" {
+	if p.sc.Mirror {
+		p.mirrorChecks(&v)
+	}
+	if p.sc.Op == "upsert" && p.sc.API != "rest" && p.sc.Class != classSync {
 		// An upsert sent twice leaves one record: the jobs' counters
 		// show it. Every successful row of every job is one stored row.
 		jobs, err := p.emu.jobs()
@@ -1381,6 +1460,36 @@ func (p *play) final() {
 	p.tally.Misreported += v.Misreported
 	if !v.ok() {
 		p.problem("final check: %d lost, %d duplicated, %d mis-reported rows:\n  %s", v.Lost, v.Duplicated, v.Misreported, strings.Join(v.Problems, "\n  "))
+	}
+}
+
+// mirrorChecks adds to v what a mirror must end with: no record of a row
+// that left the export once a clean run (quietRun) has deleted them, and
+// every row still exported in the record it had after the first export
+// (a mirror that deleted it and created it again would change its Id).
+func (p *play) mirrorChecks(v *verdict) {
+	recs, err := p.emu.records("Account")
+	if err != nil {
+		p.problem("harness: %v", err)
+		return
+	}
+	left, moved := 0, 0
+	for _, r := range recs {
+		k := r[p.sc.KeyField]
+		if p.removed[k] && p.quietChecked {
+			left++
+		}
+		if id, ok := p.ids[k]; ok && !p.removed[k] && id != r["Id"] {
+			moved++
+		}
+	}
+	if left > 0 {
+		v.Misreported += left
+		v.Problems = append(v.Problems, fmt.Sprintf("misreported: %d records of rows that left the export are still stored after a clean mirror run", left))
+	}
+	if moved > 0 {
+		v.Lost += moved
+		v.Problems = append(v.Problems, fmt.Sprintf("lost: %d records of rows still exported were deleted and created again (new Id)", moved))
 	}
 }
 
