@@ -625,21 +625,29 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 	}
 }
 
-// liveOf is liveRows of files, less, for a mirror, the rows whose key is
-// stored: an upsert's fresh run after a kill may fail a row (a lock) whose
-// record the killed run's job had already saved with the same values; the
-// dead letter then holds a harmless retry (replaying it updates the same
-// record), not a row that is missing.
-func (p *play) liveOf(files []*dlFile, recs []map[string]string) []liveRow {
+// liveOf is liveRows of files with recs as the judge sees them. For a
+// mirror (upsert), a stored key's dead-letter row is judged by the stored
+// Name: the current one means a harmless retry (a fresh run after a kill
+// may fail a row whose record the killed run's job had saved; replaying it
+// updates the same record), so the row is left out; an earlier one means
+// the new values wait in the dead letter, so the stale record is left out.
+func (p *play) liveOf(files []*dlFile, recs []map[string]string) ([]liveRow, []map[string]string) {
 	live := liveRows(files, p.sc.KeyField)
 	if !p.sc.Mirror {
-		return live
+		return live, recs
 	}
-	stored := map[string]bool{}
+	current := map[string]bool{} // stored key → its Name is the source's
 	for _, r := range recs {
-		stored[r[p.sc.KeyField]] = true
+		current[r[p.sc.KeyField]] = r["Name"] == p.source[r[p.sc.KeyField]]
 	}
-	return slices.DeleteFunc(live, func(l liveRow) bool { return stored[l.key] })
+	pending := map[string]bool{}
+	live = slices.DeleteFunc(live, func(l liveRow) bool {
+		cur, stored := current[l.key]
+		pending[l.key] = stored && !cur
+		return stored && cur
+	})
+	recs = slices.DeleteFunc(slices.Clone(recs), func(r map[string]string) bool { return pending[r[p.sc.KeyField]] })
+	return live, recs
 }
 
 // snapshotIDs records the Id of every stored record by key (mirror).
@@ -1282,7 +1290,7 @@ func (p *play) checkStep(s step, counts bool) {
 		p.problem("harness: %v", err)
 		return
 	}
-	live := p.liveOf(files, recs)
+	live, recs := p.liveOf(files, recs)
 	byKey, distinct, extra := storedCounts(p.source, p.sc.KeyField, recs)
 	dups := extra
 	for _, n := range byKey {
@@ -1421,7 +1429,8 @@ func (p *play) final() {
 	for _, pr := range problems {
 		p.problem("misreported: %s", pr)
 	}
-	v := judge(p.source, p.sc.KeyField, recs, p.liveOf(files, recs), judgeFinal)
+	live, judged := p.liveOf(files, recs)
+	v := judge(p.source, p.sc.KeyField, judged, live, judgeFinal)
 	if len(p.older) > 0 {
 		extra, err := p.olderCopies()
 		if err != nil {
