@@ -298,17 +298,8 @@ func TestIncrementalInsertMovesPastRetryable(t *testing.T) {
 // is stored once.
 func TestReplayOfUnfinishedInsertRun(t *testing.T) {
 	bin := buildBulkflow(t)
-	srv := salesforcetest.NewServer(nil)
-	defer srv.Close()
-	t.Chdir(t.TempDir())
 	const n = 3000
-	var rows []string
-	want := map[string]int{}
-	for i := range n {
-		rows = append(rows, fmt.Sprintf("K%06d,Name %d,111", i, i))
-		want[fmt.Sprintf("K%06d 111", i)] = 1
-	}
-	writeFiles(t, map[string]string{"p.yaml": insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}"), "data/accounts.csv": syncCSV(rows...)})
+	srv, want := startInsertSync(t, n)
 	id := killRun(t, bin, srv, os.Interrupt)
 	dl := filepath.Join("out/dead-letter", id, "load.csv")
 	before := len(srv.Records("Account"))
@@ -541,14 +532,7 @@ func TestReplayUsesTheRunsState(t *testing.T) {
 // naming the resume.
 func TestReconcileFixRefusedWhileUnfinished(t *testing.T) {
 	bin := buildBulkflow(t)
-	srv := salesforcetest.NewServer(nil)
-	defer srv.Close()
-	t.Chdir(t.TempDir())
-	var rows []string
-	for i := range 3000 {
-		rows = append(rows, fmt.Sprintf("K%06d,Name %d,111", i, i))
-	}
-	writeFiles(t, map[string]string{"p.yaml": insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}"), "data/accounts.csv": syncCSV(rows...)})
+	srv, _ := startInsertSync(t, 3000)
 	id := killRun(t, bin, srv, os.Kill)
 	before := len(srv.Records("Account"))
 	var stdout, stderr bytes.Buffer
@@ -557,4 +541,23 @@ func TestReconcileFixRefusedWhileUnfinished(t *testing.T) {
 		t.Fatalf("--reconcile=fix after a killed insert run: exit %d, records %d -> %d; want 2, nothing sent, the resume named\n%s",
 			code, before, len(srv.Records("Account")), stderr.String())
 	}
+}
+
+// startInsertSync starts an emulator (closed when the test ends), enters a
+// temporary folder and writes insertSyncPipeline's p.yaml over n rows
+// "K%06d,Name %d,111". want is what checkRecordCounts expects once every
+// row is stored.
+func startInsertSync(t *testing.T, n int) (*salesforcetest.Server, map[string]int) {
+	t.Helper()
+	srv := salesforcetest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	t.Chdir(t.TempDir())
+	var rows []string
+	want := map[string]int{}
+	for i := range n {
+		rows = append(rows, fmt.Sprintf("K%06d,Name %d,111", i, i))
+		want[fmt.Sprintf("K%06d 111", i)] = 1
+	}
+	writeFiles(t, map[string]string{"p.yaml": insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}"), "data/accounts.csv": syncCSV(rows...)})
+	return srv, want
 }
