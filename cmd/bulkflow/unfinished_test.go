@@ -70,8 +70,7 @@ func TestPlainRunResumesUnfinishedInsert(t *testing.T) {
 				want[fmt.Sprintf("K%06d 333", i)] = 1
 			}
 			if tc.incremental {
-				y = strings.Replace(y, syncLine, "", 1)
-				y = strings.Replace(y, "url: data/accounts.csv}", "url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", ""), 1)
+				y = incrementalInsertPipeline(srv, "")
 			}
 			mismatch := strings.HasSuffix(tc.name, "result_mismatch")
 			if tc.sig == nil && !mismatch {
@@ -234,9 +233,7 @@ func TestIncrementalInsertMovesPastRetryable(t *testing.T) {
 			srv := salesforcetest.NewServer(nil)
 			defer srv.Close()
 			t.Chdir(t.TempDir())
-			y := insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", ""))
-			y = strings.Replace(y, "    sync: {mode: changed, key: AccountNumber, log: out/sync-log/}\n", "", 1)
-			y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)
+			y := incrementalInsertPipeline(srv, "      lock_retries: 0\n")
 			if op == "upsert" {
 				y = strings.ReplaceAll(y, "AccountNumber", "External_Id__c")
 				y = strings.Replace(y, "      operation: insert\n", "      operation: upsert\n      external_id_field: External_Id__c\n", 1)
@@ -410,9 +407,7 @@ func incrementalUnknownOutcome(t *testing.T, ledger bool) {
 	srv := salesforcetest.NewServer(nil)
 	defer srv.Close()
 	t.Chdir(t.TempDir())
-	y := insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", ""))
-	y = strings.Replace(y, "    sync: {mode: changed, key: AccountNumber, log: out/sync-log/}\n", "", 1)
-	y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n      poll_timeout: 100ms\n", 1)
+	y := incrementalInsertPipeline(srv, "      poll_timeout: 100ms\n")
 	if !ledger {
 		y = strings.Replace(y, "      ledger: ledger/\n", "      ledger: \"off\"\n", 1)
 	}
@@ -560,4 +555,14 @@ func startInsertSync(t *testing.T, n int) (*salesforcetest.Server, map[string]in
 	}
 	writeFiles(t, map[string]string{"p.yaml": insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}"), "data/accounts.csv": syncCSV(rows...)})
 	return srv, want
+}
+
+// incrementalInsertPipeline is insertSyncPipeline without its sync: an
+// insert keyed by AccountNumber reading data/accounts.csv (id, name,
+// phone, seq) incrementally by the int cursor seq, with sinkOpts (lines
+// of the sink block) added.
+func incrementalInsertPipeline(srv *salesforcetest.Server, sinkOpts string) string {
+	y := insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", ""))
+	y = strings.Replace(y, "    sync: {mode: changed, key: AccountNumber, log: out/sync-log/}\n", "", 1)
+	return strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n"+sinkOpts, 1)
 }
