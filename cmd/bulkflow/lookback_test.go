@@ -144,14 +144,7 @@ func incrementalOn(cursor, lookback string) string {
 }
 
 // accountKeys returns the External_Id__c of every Account in srv, sorted.
-func accountKeys(srv *salesforcetest.Server) []string {
-	var keys []string
-	for _, r := range srv.Records("Account") {
-		keys = append(keys, r["External_Id__c"])
-	}
-	slices.Sort(keys)
-	return keys
-}
+func accountKeys(srv *salesforcetest.Server) []string { return accountField(srv, "External_Id__c") }
 
 // TestIncrementalLookbackInsertKilledThenResumed: a lookback re-reads rows
 // already inserted, which must never be inserted again. An insert keyed by

@@ -177,7 +177,14 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Sync stages diff against their manifest and incremental sources
 	// filter by their watermark, read-only: a plan never writes state.
 	syncers := map[string]*partialSyncer{}
-	opts, err := syncView(ctx, g, g, env, syncPlan, stateLocation(*stateFlag, g), stateName(g, env.Shard), syncers)
+	var st *state.Store
+	if needsState(g) {
+		if st, err = state.Open(ctx, stateLocation(*stateFlag, g), stateName(g, env.Shard)); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			return exitFailed
+		}
+	}
+	opts, err := syncView(ctx, g, g, env, syncPlan, st, syncers)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitFailed

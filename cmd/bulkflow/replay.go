@@ -246,6 +246,12 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	stateLoc = stateLocation(stateLoc, g)
+	var store *state.Store // the run's state, opened once: nil when the pipeline keeps none
+	if needsState(g) {
+		if store, err = state.Open(ctx, stateLoc, stName); err != nil {
+			return fail(exitFailed, "%s: %v", dlURL, err)
+		}
+	}
 	lockLoc, lockName, lockSub := runLockPlace(g, stateLoc, stName)
 	dlRun := ""
 	if m := book.man.m; m != nil && cli.ValidRunID(m.RunID) {
@@ -277,11 +283,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// replay of its rows first would leave that resume refused and the
 	// rows it loaded outside the state, to be inserted again.
 	if dlRun != "" && !book.resumed {
-		if err := unfinishedFirst(ctx, g, stateLoc, stName, dlURL, rf.pipelineFile, dlRun); err != nil {
+		if err := unfinishedFirst(ctx, g, store, dlURL, rf.pipelineFile, dlRun); err != nil {
 			return fail(exitUsage, "%v", err)
 		}
 		if !rf.force {
-			if err := supersededBySync(ctx, g, stateLoc, stName, st, dlURL, book.man.m); err != nil {
+			if err := supersededBySync(ctx, g, store, st, dlURL, book.man.m); err != nil {
 				return fail(exitUsage, "%v", err)
 			}
 		}
@@ -329,7 +335,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// already loaded unchanged is not sent again) and commit what loads,
 	// without deleting anything or dropping the keys the replay does not
 	// see.
-	opts, err := syncView(ctx, g, ng, env, syncReplay, stateLoc, stName, map[string]*partialSyncer{})
+	opts, err := syncView(ctx, g, ng, env, syncReplay, store, map[string]*partialSyncer{})
 	if err != nil {
 		return fail(exitFailed, "%v", err)
 	}
@@ -1215,7 +1221,7 @@ func resumeFirst(ctx context.Context, loc blobio.Location, dlURL, pipelineFile, 
 }
 
 // supersededBySync refuses the replay of dead-letter file dlURL, written
-// at stage st by the run of manifest m, when a later run has resent its
+// at stage st by the run of manifest m (whose state is store), when a later run has resent its
 // rows: every sink the stage feeds has a sync: that reads the whole
 // source (no incremental: source feeds it), and a run that began after m's
 // attempt ended committed its manifest. That run sent each row of the
@@ -1223,15 +1229,11 @@ func resumeFirst(ctx context.Context, loc blobio.Location, dlURL, pipelineFile, 
 // in its own dead letters, or found it gone from the source; a replay
 // would send the older values over newer ones (for an insert, a second
 // record).
-func supersededBySync(ctx context.Context, g *pipeline.Graph, stateLoc, stName string, st *pipeline.StageSpec, dlURL string, m *pipeline.Manifest) error {
+func supersededBySync(ctx context.Context, g *pipeline.Graph, store *state.Store, st *pipeline.StageSpec, dlURL string, m *pipeline.Manifest) error {
 	dlRun := m.RunID
 	sinks := g.Downstream(st, pipeline.KindSink)
-	if len(sinks) == 0 {
+	if len(sinks) == 0 || store == nil {
 		return nil
-	}
-	store, err := state.Open(ctx, stateLoc, stName)
-	if err != nil {
-		return fmt.Errorf("%s: state: %w", dlURL, err)
 	}
 	var by []string
 	for _, sink := range sinks {

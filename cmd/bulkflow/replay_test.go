@@ -54,13 +54,16 @@ func replay(t *testing.T, args ...string) (int, pipeline.Report, string) {
 }
 
 // accountNames returns the Name of every stored Account, sorted.
-func accountNames(srv *salesforcetest.Server) []string {
-	var names []string
+func accountNames(srv *salesforcetest.Server) []string { return accountField(srv, "Name") }
+
+// accountField returns field of every stored Account, sorted.
+func accountField(srv *salesforcetest.Server, field string) []string {
+	var out []string
 	for _, r := range srv.Records("Account") {
-		names = append(names, r["Name"])
+		out = append(out, r[field])
 	}
-	sort.Strings(names)
-	return names
+	slices.Sort(out)
+	return out
 }
 
 // TestReplayLockErrors loads accounts while every row hits

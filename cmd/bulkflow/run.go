@@ -42,14 +42,27 @@ func parseShard(s string) (pipeline.Shard, error) {
 // o carries --set and --instance-url; log is the run's logger (nil: warn
 // and above, as text, on stderr).
 func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipeline.Shard, o config.Options, log *slog.Logger) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
-	if log == nil {
-		log = obs.LogOptions{}.NewLogger(stderr)
+	g, code := loadPipeline(file, o, stderr)
+	if code != exitOK {
+		return nil, nil, nil, code
 	}
-	reg := pipeline.DefaultRegistry()
-	g, err := config.LoadFileWith(file, reg, o)
+	return prepareGraph(ctx, g, stderr, shard, log)
+}
+
+// loadPipeline loads and checks a pipeline file, printing what is wrong.
+func loadPipeline(file string, o config.Options, stderr io.Writer) (*pipeline.Graph, int) {
+	g, err := config.LoadFileWith(file, pipeline.DefaultRegistry(), o)
 	if err != nil {
 		cli.PrintError(stderr, err)
-		return nil, nil, nil, exitUsage
+		return nil, exitUsage
+	}
+	return g, exitOK
+}
+
+// prepareGraph opens the sources of a loaded pipeline (prepareShard).
+func prepareGraph(ctx context.Context, g *pipeline.Graph, stderr io.Writer, shard pipeline.Shard, log *slog.Logger) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
+	if log == nil {
+		log = obs.LogOptions{}.NewLogger(stderr)
 	}
 	env := &pipeline.Env{
 		RunID:    pipeline.NewRunID(time.Now()),
@@ -58,7 +71,7 @@ func prepareShard(ctx context.Context, file string, stderr io.Writer, shard pipe
 		Logger:   log,
 		Shard:    shard,
 	}
-	plan, err := pipeline.Prepare(ctx, reg, g, env)
+	plan, err := pipeline.Prepare(ctx, pipeline.DefaultRegistry(), g, env)
 	if err != nil {
 		cli.PrintError(stderr, err)
 		return nil, nil, nil, exitUsage
@@ -84,16 +97,29 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return exitUsage
 	}
+	g, code := loadPipeline(file, rf.ov.options(), stderr)
+	if code != exitOK {
+		return code
+	}
+	// A pipeline that inserts and keeps state records its run in flight
+	// (unfinished.go); st is its state store, opened once for the run.
+	var st *state.Store
+	var inflightRun string
+	if guardsUnfinished(g) {
+		var in inflight
+		if st, in, err = openInflight(ctx, stateLocation(rf.state, g), stateName(g, shard)); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: pipeline %s inserts and keeps state: cannot tell whether its last run finished "+
+				"(a new run would insert again what an unfinished one loaded): %v\n", g.Name, err)
+			return exitFailed
+		}
+		inflightRun = in.RunID
+	}
 	// Every log line of the run names it: the id is chosen before the
 	// sources open (a resume's, or a fresh one).
 	runID := rf.resume
 	var unfinished string // a run that did not finish, resumed by this plain run
 	if runID == "" && rf.reconcile.mode != syncer.ReconcileReport {
-		id, err := unfinishedRun(ctx, &rf, file, shard)
-		if err != nil {
-			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
-			return exitFailed
-		}
+		id := inflightRun
 		if id != "" && rf.reconcile.mode == syncer.ReconcileFix {
 			fmt.Fprintf(stderr, "bulkflow: run %s of %s did not finish, and a new run would insert again the rows it loaded: "+
 				"resume it first (bulkflow run %s --resume %s), then --reconcile=fix; nothing was read or sent\n", id, file, file, id)
@@ -119,7 +145,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("resuming run " + unfinished + ": it did not finish (killed, cancelled, failed, or rows wait for their job's outcome), " +
 			"and this pipeline inserts and keeps state: a new run would insert again the rows it loaded; the ledger skips them")
 	}
-	plan, g, env, code := readyRun(ctx, &rf, file, shard, runID, log, stderr)
+	plan, env, code := readyRun(ctx, &rf, g, shard, runID, log, stderr)
 	if code != exitOK {
 		return code
 	}
@@ -145,7 +171,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 	}
-	opts, err := runOptions(ctx, g, env, nil, rf.state)
+	opts, err := runOptions(ctx, g, env, st, rf.state)
 	if err != nil {
 		plan.Close()
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
@@ -159,9 +185,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if needsState(g) {
 		opts.StateLocation, opts.StateName = stateLoc, stName
 	}
-	guard := guardsUnfinished(g)
-	if guard {
-		pending, err := markInflight(ctx, g, stateLoc, stName, env.RunID)
+	if st != nil {
+		pending, err := markInflight(ctx, st, g, env.RunID)
 		if err != nil {
 			plan.Close()
 			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
@@ -174,22 +199,23 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	display.Install(opts)
 	rep, runErr := plan.Run(ctx, opts)
 	display.Finish()
-	if guard {
-		if err := clearInflight(context.WithoutCancel(ctx), stateLoc, stName, env.RunID, rep); err != nil {
+	if st != nil {
+		if err := clearInflight(context.WithoutCancel(ctx), st, env.RunID, rep); err != nil {
 			log.Error("the next plain run will resume this one", "err", err)
 		}
 	}
 	return finishRun(ctx, &rf, rep, runErr, stdout, stderr)
 }
 
-// readyRun prepares the pipeline for run id runID and checks it may go:
+// readyRun prepares the loaded pipeline g for run id runID and checks it
+// may go:
 // a --resume id must be a run this pipeline knows, provenance is recorded
 // in the Salesforce sinks' ledgers, and (unless --offline) the pre-flight
 // passes. On any code but exitOK nothing is left open.
-func readyRun(ctx context.Context, rf *runFlags, file string, shard pipeline.Shard, runID string, log *slog.Logger, stderr io.Writer) (*pipeline.Plan, *pipeline.Graph, *pipeline.Env, int) {
-	plan, g, env, code := prepareShard(ctx, file, stderr, shard, rf.ov.options(), log)
+func readyRun(ctx context.Context, rf *runFlags, g *pipeline.Graph, shard pipeline.Shard, runID string, log *slog.Logger, stderr io.Writer) (*pipeline.Plan, *pipeline.Env, int) {
+	plan, _, env, code := prepareGraph(ctx, g, stderr, shard, log)
 	if code != exitOK {
-		return nil, nil, nil, code
+		return nil, nil, code
 	}
 	if rf.resume != "" {
 		// A typo must not start a fresh run under the typed id: every row
@@ -197,7 +223,7 @@ func readyRun(ctx context.Context, rf *runFlags, file string, shard pipeline.Sha
 		if rr := knownRun(ctx, g, env, stateLocation(rf.state, g), stateName(g, shard), rf.resume); !rr.found {
 			plan.Close()
 			fmt.Fprintf(stderr, "bulkflow: %s\n", unknownRunMessage(rf.resume, rr))
-			return nil, nil, nil, exitUsage
+			return nil, nil, exitUsage
 		}
 	}
 	// The plan shares env: sinks opened by Run see this id.
@@ -212,10 +238,10 @@ func readyRun(ctx context.Context, rf *runFlags, file string, shard pipeline.Sha
 		if code := preflightExit(preflight(ctx, g, plan, env, stderr)); code != exitOK {
 			plan.Close()
 			fmt.Fprintf(stderr, "bulkflow: run stopped by the pre-flight: nothing was sent (--offline skips the pre-flight)\n")
-			return nil, nil, nil, code
+			return nil, nil, code
 		}
 	}
-	return plan, g, env, exitOK
+	return plan, env, exitOK
 }
 
 // finishRun writes the report (--report, --json / --report - on the

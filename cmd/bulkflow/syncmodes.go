@@ -61,9 +61,10 @@ func (readOnlyState) Put(context.Context, string, any) error { return nil }
 // syncView prepares graph ng (derived from the pipeline g) and its run
 // options for mode: sync stages of ng lose delete_missing (the engine then
 // needs no deleting sink and sends no delete), and each is diffed by a
-// partialSyncer over the real sync: block of g, with the state stateName
-// at stateLoc. syncers receives every partialSyncer opened, by stage name.
-func syncView(ctx context.Context, g, ng *pipeline.Graph, env *pipeline.Env, mode syncMode, stateLoc, stateName string, syncers map[string]*partialSyncer) (*pipeline.RunOptions, error) {
+// partialSyncer over the real sync: block of g, with the state st (g's
+// store; nil only when ng keeps no state). syncers receives every
+// partialSyncer opened, by stage name.
+func syncView(ctx context.Context, g, ng *pipeline.Graph, env *pipeline.Env, mode syncMode, st *state.Store, syncers map[string]*partialSyncer) (*pipeline.RunOptions, error) {
 	opts := &pipeline.RunOptions{DeadLetters: filesink.DeadLetters}
 	if !needsState(ng) {
 		return opts, nil
@@ -80,10 +81,6 @@ func syncView(ctx context.Context, g, ng *pipeline.Graph, env *pipeline.Env, mod
 			c.DeleteMissing = false
 			ng.Stages[i].Sync = &c
 		}
-	}
-	st, err := state.Open(ctx, stateLoc, stateName)
-	if err != nil {
-		return nil, err
 	}
 	opts.State = st
 	if mode == syncPlan {

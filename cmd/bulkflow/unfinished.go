@@ -8,7 +8,6 @@ import (
 
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/pipeline"
-	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 )
 
@@ -45,31 +44,6 @@ func guardsUnfinished(g *pipeline.Graph) bool {
 	return false
 }
 
-// unfinishedRun returns the run of pipeline file that did not finish and
-// that a plain run must resume: the run the in-flight document names, when
-// guardsUnfinished holds ("" otherwise, and for a file that does not load:
-// the run's prepare reports that).
-func unfinishedRun(ctx context.Context, rf *runFlags, file string, shard pipeline.Shard) (string, error) {
-	g, err := config.LoadFileWith(file, pipeline.DefaultRegistry(), rf.ov.options())
-	if err != nil || !guardsUnfinished(g) {
-		return "", nil
-	}
-	loc := stateLocation(rf.state, g)
-	in, err := readInflight(ctx, loc, stateName(g, shard))
-	if err != nil {
-		return "", fmt.Errorf("pipeline %s inserts and keeps state: cannot tell whether its last run finished (a new run would insert "+
-			"again what an unfinished one loaded): %w", g.Name, err)
-	}
-	return in.RunID, nil
-}
-
-// readInflight reads the in-flight document of pipeline name in the state
-// store at loc (zero when there is none).
-func readInflight(ctx context.Context, loc, name string) (inflight, error) {
-	_, in, err := openInflight(ctx, loc, name)
-	return in, err
-}
-
 // openInflight opens the state store at loc for pipeline name and reads
 // its in-flight document (zero when there is none or it names no valid
 // run id).
@@ -88,15 +62,15 @@ func openInflight(ctx context.Context, loc, name string) (*state.Store, inflight
 	return st, in, nil
 }
 
-// markInflight records run runID of g as in flight before any row moves,
-// unless the document already names another run (a `--resume` of an older
-// run while a newer one is unfinished: that one is resumed next).
-func markInflight(ctx context.Context, g *pipeline.Graph, loc, name, runID string) (pending string, err error) {
-	st, in, err := openInflight(ctx, loc, name)
-	if err != nil {
-		return "", err
+// markInflight records run runID of g as in flight in st before any row
+// moves, unless the document already names another run (a `--resume` of
+// an older run while a newer one is unfinished: that one is resumed next).
+func markInflight(ctx context.Context, st *state.Store, g *pipeline.Graph, runID string) (pending string, err error) {
+	var in inflight
+	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
+		return "", fmt.Errorf("record run %s of %s as in flight: %w", runID, g.Name, err)
 	}
-	if in.RunID != "" && in.RunID != runID {
+	if cli.ValidRunID(in.RunID) && in.RunID != runID {
 		return in.RunID, nil
 	}
 	host, _ := os.Hostname()
@@ -128,14 +102,14 @@ func finished(rep *pipeline.Report) bool {
 	return true
 }
 
-// clearInflight clears the in-flight document when it names runID and the
-// run finished; otherwise the next plain run resumes it.
-func clearInflight(ctx context.Context, loc, name, runID string, rep *pipeline.Report) error {
+// clearInflight clears the in-flight document in st when it names runID
+// and the run finished; otherwise the next plain run resumes it.
+func clearInflight(ctx context.Context, st *state.Store, runID string, rep *pipeline.Report) error {
 	if !finished(rep) {
 		return nil
 	}
-	st, in, err := openInflight(ctx, loc, name)
-	if err != nil || in.RunID != runID {
+	var in inflight
+	if _, err := st.Get(ctx, inflightKey, &in); err != nil || in.RunID != runID {
 		return err
 	}
 	if err := st.Put(ctx, inflightKey, inflight{}); err != nil {
@@ -146,16 +120,16 @@ func clearInflight(ctx context.Context, loc, name, runID string, rep *pipeline.R
 
 // unfinishedFirst refuses the replay of dead-letter file dlURL of run
 // dlRun while that run is unfinished (guardsUnfinished: the in-flight
-// document of state stName at stateLoc names it): resuming it settles its rows and records in the
-// state the rows it loaded; once its dead letters were replayed it could
-// not be resumed (settledByReplay), and a new run would insert those rows
-// again.
-func unfinishedFirst(ctx context.Context, g *pipeline.Graph, stateLoc, stName, dlURL, pipelineFile, dlRun string) error {
+// document in the pipeline's state st names it): resuming it settles its
+// rows and records in the state the rows it loaded; once its dead letters
+// were replayed it could not be resumed (settledByReplay), and a new run
+// would insert those rows again.
+func unfinishedFirst(ctx context.Context, g *pipeline.Graph, st *state.Store, dlURL, pipelineFile, dlRun string) error {
 	if !guardsUnfinished(g) {
 		return nil
 	}
-	in, err := readInflight(ctx, stateLoc, stName)
-	if err != nil {
+	var in inflight
+	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
 		return fmt.Errorf("%s: cannot tell whether run %s, which wrote it, finished: %w; nothing was sent", dlURL, dlRun, err)
 	}
 	if in.RunID != dlRun {
