@@ -37,11 +37,18 @@ const (
 	// answer. A person looks at the job (_ref) before sending it again.
 	// Not retryable.
 	RecoveryInspect
+	// RecoverySettled: the row's outcome was unknown (RecoveryInspect) and
+	// the operator, having looked, settled it as loaded (`bulkflow run FILE
+	// --resume RUN_ID --settle-unknown=loaded`): it is recorded as in the
+	// destination (a sync's manifest holds its key) and is dead-lettered
+	// only so that it is accounted for. Nothing sends it again: replay
+	// refuses it, even with --all. Not retryable.
+	RecoverySettled
 )
 
-var recoveryNames = [...]string{"fix", "retry", "resume", "inspect"}
+var recoveryNames = [...]string{"fix", "retry", "resume", "inspect", "settled"}
 
-// String returns "fix", "retry", "resume" or "inspect".
+// String returns "fix", "retry", "resume", "inspect" or "settled".
 func (r Recovery) String() string {
 	if int(r) < len(recoveryNames) {
 		return recoveryNames[r]
@@ -93,6 +100,16 @@ const (
 	CodeOutcomeUnknownRetry = "outcome_unknown_retry"
 )
 
+// Codes of rows whose unknown outcome (RecoveryInspect) the operator
+// settled (RunOptions.SettleUnknown).
+const (
+	// CodeAssumedLoaded: settled as in the destination (RecoverySettled).
+	CodeAssumedLoaded = "assumed_loaded"
+	// CodeAssumedAbsent: settled as not in the destination
+	// (RecoveryRetry): a sync's next run sends it again, or replay does.
+	CodeAssumedAbsent = "assumed_absent"
+)
+
 // codeTable is every code bulkflow writes, in one place. Plugins' codes
 // are here too (the Salesforce sink's and Salesforce's own sf__Error and
 // job error codes that bulkflow treats specially), so that the sink, the
@@ -120,8 +137,10 @@ var codeTable = []CodeInfo{
 	{CodeNetworkError, RecoveryRetry, "a transport failure before the row's job could run; the row was not sent"},
 	// Bulk sinks.
 	{CodeJobIncomplete, RecoveryResume, "the row's job may have run but its outcome is not known (poll_timeout, unreadable results, the API budget stopped polling): use `bulkflow run FILE --resume RUN_ID`; _ref is the job id"},
-	{CodeResultMismatch, RecoveryInspect, "the job's results do not list the row exactly once (duplicated, extra or missing result rows); look at the job in _ref before sending it again"},
-	{CodeOutcomeUnknown, RecoveryInspect, "a REST create of the row got no definite answer (5xx, timeout, lost connection) and creates are never resent blindly: the row may be in Salesforce; look for it (by a natural key) before `replay --all`"},
+	{CodeResultMismatch, RecoveryInspect, "the job's results do not list the row exactly once (duplicated, extra or missing result rows); look at the job in _ref, then settle the row: `bulkflow run FILE --resume RUN_ID --settle-unknown=loaded` (it is stored) or `=absent` (it is not)"},
+	{CodeOutcomeUnknown, RecoveryInspect, "a REST create of the row got no definite answer (5xx, timeout, lost connection) and creates are never resent blindly: the row may be in Salesforce; look for it (by a natural key), then settle it: `bulkflow run FILE --resume RUN_ID --settle-unknown=loaded` (it is there) or `=absent` (it is not)"},
+	{CodeAssumedLoaded, RecoverySettled, "the row's outcome was unknown (result_mismatch, outcome_unknown) and `run --resume RUN_ID --settle-unknown=loaded` recorded it as in the destination: a sync's manifest holds it; nothing sends it again (replay refuses it)"},
+	{CodeAssumedAbsent, RecoveryRetry, "the row's outcome was unknown (result_mismatch, outcome_unknown) and `run --resume RUN_ID --settle-unknown=absent` recorded it as not in the destination: a sync's next run sends it again, or replay does"},
 	{CodeOutcomeUnknownRetry, RecoveryRetry, "a REST update, upsert or delete of the row got no definite answer after the client's retries; resending it cannot duplicate it (upsert re-matches, delete answers ENTITY_IS_DELETED)"},
 	{"api_error", RecoveryRetry, "the job could not be created or its data uploaded (the service answered an error the retries did not overcome); the row was not processed"},
 	{"api_budget", RecoveryRetry, "the daily API allowance fell below min_api_remaining before a job was created for the row; the row was not sent"},

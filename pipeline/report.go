@@ -351,7 +351,8 @@ func (r *Report) summary(w io.Writer, loaded string) {
 				fix, ShellCommand(cmp.Or(r.File, "PIPELINE_FILE")))
 		}
 		if inspect > 0 {
-			fmt.Fprintf(w, "  inspect %d rows: they may be in the destination; look at the job or record in _ref before sending them again\n", inspect)
+			fmt.Fprintf(w, "  inspect %d rows: they may be in the destination; look at the job or record in _ref, then settle them: %s --settle-unknown=loaded (found) or =absent (not found), with the run's --state and --shard\n",
+				inspect, ShellCommand("bulkflow", "run", cmp.Or(r.File, "PIPELINE_FILE"), "--resume", r.RunID))
 		}
 		for _, s := range r.NextSteps {
 			switch s.Recovery {

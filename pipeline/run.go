@@ -58,7 +58,23 @@ type RunOptions struct {
 	// StateName is the name the run's state is kept under there (the
 	// pipeline's, or a shard's), for the same manifest.
 	StateName string
+	// SettleUnknown, when set, is what the operator found of the rows
+	// whose outcome is unknown (RecoveryInspect: result_mismatch,
+	// outcome_unknown) after looking at them in the destination:
+	// SettleLoaded or SettleAbsent. A sink's failure of such a row becomes
+	// CodeAssumedLoaded (a sync records the row as loaded) or
+	// CodeAssumedAbsent (retryable); either way the row is dead-lettered,
+	// so it stays accounted for. Rows whose job may still run
+	// (RecoveryResume) are left as they are. `bulkflow run` sets it only
+	// on a resume.
+	SettleUnknown string
 }
+
+// The values of RunOptions.SettleUnknown.
+const (
+	SettleLoaded = "loaded"
+	SettleAbsent = "absent"
+)
 
 // NewRunID returns a fresh run id: UTC time plus random hex, sortable.
 func NewRunID(now time.Time) string {
@@ -216,6 +232,31 @@ func (r *runner) emit(s *planStage, in *Schema, b *Batch) {
 	for _, c := range s.consumers {
 		r.edges[c].ch <- fwd // consumers always drain their input, so this cannot block forever
 	}
+}
+
+// settleUnknown returns err (a sink's Write error) with the failures of
+// rows of unknown outcome (RecoveryInspect) settled as the operator found
+// them (RunOptions.SettleUnknown): CodeAssumedLoaded or CodeAssumedAbsent,
+// keeping the original code and message in the error and the job in Ref.
+func settleUnknown(err error, as string) error {
+	var rowErrs *RowErrors
+	if !errors.As(err, &rowErrs) {
+		return err
+	}
+	code, retry := CodeAssumedLoaded, false
+	if as == SettleAbsent {
+		code, retry = CodeAssumedAbsent, true
+	}
+	out := &RowErrors{Failures: make([]RowFailure, len(rowErrs.Failures))}
+	for i, f := range rowErrs.Failures {
+		var re *RowError
+		if errors.As(f.Err, &re) && RecoveryOf(re.Code) == RecoveryInspect {
+			f.Err = &RowError{Origin: re.Origin, Stage: re.Stage, Field: re.Field, Code: code, Retryable: retry, Ref: re.Ref,
+				Err: fmt.Errorf("%s: %w; settled as %s by --settle-unknown=%s", re.Code, re.Err, as, as)}
+		}
+		out.Failures[i] = f
+	}
+	return out
 }
 
 // drainBatch turns every row of b into a drop with the drain code.
@@ -794,6 +835,9 @@ func (r *runner) write(ctx context.Context, s *planStage, sink Sink, cl *commitL
 		ids, err = iw.WriteIDs(ctx, b)
 	} else {
 		err = sink.Write(ctx, b)
+	}
+	if r.opts.SettleUnknown != "" {
+		err = settleUnknown(err, r.opts.SettleUnknown)
 	}
 	if sy != nil {
 		defer r.syncOutcomes(sy, b, ops, ids, err)

@@ -1060,6 +1060,12 @@ func (t *replaySelect) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline
 			out.Drop(pipeline.Drop{Row: row, Origin: in.Origin(i)})
 			continue
 		}
+		if pipeline.RecoveryOf(code) == pipeline.RecoverySettled {
+			// Settled as in the destination (run --settle-unknown=loaded):
+			// never sent again, even with --all.
+			out.Drop(pipeline.Drop{Row: row, Origin: in.Origin(i)})
+			continue
+		}
 		// Files without _retryable said retryable=true in the message.
 		retry := pipeline.RetryableCode(code) || strings.Contains(msg, "retryable=true")
 		if t.retryable >= 0 {

@@ -127,6 +127,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		runID, rf.resume, unfinished = id, id, id
 	}
+	if rf.settle != "" && rf.resume == "" {
+		fmt.Fprintf(stderr, "bulkflow: --settle-unknown settles the rows of unknown outcome of a run being resumed, and no run of %s is: "+
+			"give the run with --resume RUN_ID (its report and dead letters name it); nothing was read or sent\n", file)
+		return exitUsage
+	}
 	if runID == "" {
 		runID = pipeline.NewRunID(time.Now())
 	}
@@ -182,6 +187,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Resumed = rf.resume != ""
 	opts.ResumeFlags = rf.resumeFlags()
+	opts.SettleUnknown = rf.settle
 	if needsState(g) {
 		opts.StateLocation, opts.StateName = stateLoc, stName
 	}
@@ -265,6 +271,7 @@ func finishRun(ctx context.Context, rf *runFlags, rep *pipeline.Report, runErr e
 // runFlags are the flags of `bulkflow run`.
 type runFlags struct {
 	report, progress, state, shard, resume string
+	settle                                 string // --settle-unknown
 	offline, json                          bool
 	logs                                   obs.LogOptions
 	reconcile                              reconcileFlag
@@ -314,9 +321,10 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.Var(&f.reconcile, "reconcile", reconcileUsage)
 	fs.BoolVar(&f.offline, "offline", false, "skip the pre-flight of salesforce sinks against the org's describe metadata (the same check as validate)")
 	fs.StringVar(&f.resume, "resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice;\na finished run whose dead letters were replayed is not resumed (exit 2)")
+	fs.StringVar(&f.settle, "settle-unknown", "", "with a resume: settle the run's rows of unknown outcome (result_mismatch, outcome_unknown) as you found them\nin Salesforce, `loaded` (recorded as stored: never sent again) or `absent` (sent again by the next sync run or replay);\nthey are dead-lettered as assumed_loaded or assumed_absent")
 	f.ov.register(fs, true)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID] [--state LOC] [--shard I/N] [--offline] [--set STAGE.KEY=VALUE ...] [--instance-url URL] [--json] [--log-level LEVEL] [--log-format text|json]\n\n"+
+		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID [--settle-unknown loaded|absent]] [--state LOC] [--shard I/N] [--offline] [--set STAGE.KEY=VALUE ...] [--instance-url URL] [--json] [--log-level LEVEL] [--log-format text|json]\n\n"+
 			"Runs a pipeline file. Flags may come before or after FILE. Unless --offline, every salesforce sink is first\n"+
 			"checked against the org's describe metadata, as validate does (GET requests only); a problem stops the run\n"+
 			"before any row moves (exit 2, or 1 when Salesforce cannot be reached).")
@@ -338,6 +346,10 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	}
 	if err := f.logs.Check(); err != nil {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+		return "", exitUsage
+	}
+	if f.settle != "" && f.settle != pipeline.SettleLoaded && f.settle != pipeline.SettleAbsent {
+		fmt.Fprintf(stderr, "bulkflow: --settle-unknown must be loaded or absent, not %q\n", f.settle)
 		return "", exitUsage
 	}
 	if f.resume != "" && !cli.ValidRunID(f.resume) {

@@ -566,3 +566,143 @@ func incrementalInsertPipeline(srv *salesforcetest.Server, sinkOpts string) stri
 	y = strings.Replace(y, "    sync: {mode: changed, key: AccountNumber, log: out/sync-log/}\n", "", 1)
 	return strings.Replace(y, "      ledger: ledger/\n", "      ledger: ledger/\n"+sinkOpts, 1)
 }
+
+// TestSettleUnknown: rows of an insert sync whose outcome stays unknown —
+// a job whose results keep listing a row twice (result_mismatch), REST
+// creates that got no answer (outcome_unknown) — kept every run partial:
+// the plain run resumes the unfinished run, which reads the same answer,
+// and nothing could tell the sync what a person found in Salesforce. With
+// `--settle-unknown=loaded` the resume records those rows as stored (the
+// manifest holds them; dead-lettered as assumed_loaded, which replay
+// refuses even with --all) and the run finishes; with `=absent` they are
+// dead-lettered as assumed_absent and the next run sends them. Either way
+// every row ends stored exactly once, and the run after sends nothing.
+func TestSettleUnknown(t *testing.T) {
+	const n = 600
+	for _, tc := range []struct {
+		name   string
+		api    string
+		fault  func(*salesforcetest.Server) error
+		code   string
+		stored bool // the fault's rows are in the org
+	}{
+		{"bulk/results list a row twice", "bulk", func(s *salesforcetest.Server) error {
+			return s.SetFaults(salesforcetest.Faults{DuplicateResultRow: true})
+		}, "result_mismatch", true},
+		{"rest/committed without an answer", "rest", func(s *salesforcetest.Server) error {
+			s.SetCollectionFaults(salesforcetest.CollectionFaults{CommitThen5xxNext: 1 << 20})
+			return nil
+		}, "outcome_unknown", true},
+		{"rest/refused before the commit", "rest", func(s *salesforcetest.Server) error {
+			s.SetCollectionFaults(salesforcetest.CollectionFaults{Fail5xxNext: 1 << 20})
+			return nil
+		}, "outcome_unknown", false},
+		// No sync: replay alone keeps a settled row from being sent again.
+		{"incremental/results list a row twice", "bulk", func(s *salesforcetest.Server) error {
+			return s.SetFaults(salesforcetest.Faults{DuplicateResultRow: true})
+		}, "result_mismatch", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, want := startInsertSync(t, n)
+			incremental := strings.HasPrefix(tc.name, "incremental/")
+			if incremental {
+				var rows []string
+				for i := range n {
+					rows = append(rows, fmt.Sprintf("K%06d,Name %d,111,%d", i, i, i))
+				}
+				writeFiles(t, map[string]string{"p.yaml": incrementalInsertPipeline(srv, ""),
+					"data/accounts.csv": "id,name,phone,seq\n" + strings.Join(rows, "\n") + "\n"})
+			}
+			if tc.api == "rest" {
+				y, _ := os.ReadFile("p.yaml")
+				writeFiles(t, map[string]string{"p.yaml": strings.Replace(string(y), "      api: bulk\n", "      api: rest\n", 1)})
+			}
+			if err := tc.fault(srv); err != nil {
+				t.Fatal(err)
+			}
+			code, rep := runReport(t, "p.yaml")
+			if code != exitPartial || !hasErrorGroup(rep, tc.code) {
+				t.Fatalf("run 1: exit %d, status %s, errors %+v: want partial with %s rows", code, rep.Status, rep.ErrorGroups, tc.code)
+			}
+			unfinished := rep.RunID
+			// Stuck: the plain run resumes it and reads the same answer.
+			code, rep = runReport(t, "p.yaml")
+			if code != exitPartial || rep.RunID != unfinished || !hasErrorGroup(rep, tc.code) {
+				t.Fatalf("plain run: exit %d, run %s (unfinished %s), errors %+v: want the run resumed, still partial",
+					code, rep.RunID, unfinished, rep.ErrorGroups)
+			}
+			records := len(srv.Records("Account"))
+			if tc.stored != (records > 0) {
+				t.Fatalf("the fault left %d records; want stored=%v", records, tc.stored)
+			}
+
+			// Refused without a run to resume, or with another value.
+			var stdout, stderr bytes.Buffer
+			if code := runRun(context.Background(), []string{"p.yaml", "--settle-unknown", "maybe", "--progress", "none"}, &stdout, &stderr); code != exitUsage {
+				t.Errorf("--settle-unknown maybe: exit %d, want %d\n%s", code, exitUsage, stderr.String())
+			}
+
+			// A person looked: settle as found.
+			as, settled := "absent", pipeline.CodeAssumedAbsent
+			if tc.stored {
+				as, settled = "loaded", pipeline.CodeAssumedLoaded
+			}
+			stderr.Reset()
+			code = runRun(context.Background(), []string{"p.yaml", "--settle-unknown=" + as, "--progress", "none", "--report", "out/settle.json"}, &stdout, &stderr)
+			rep = *readReport(t, "out/settle.json")
+			if code != exitPartial || rep.RunID != unfinished || hasErrorGroup(rep, tc.code) || !hasErrorGroup(rep, settled) ||
+				rep.Counts.DeadLettered != n || !rep.Counts.Balanced() {
+				t.Fatalf("settle %s: exit %d, run %s, counts %+v, errors %+v: want run %s partial with every row %s\n%s",
+					as, code, rep.RunID, rep.Counts, rep.ErrorGroups, unfinished, settled, stderr.String())
+			}
+			if len(srv.Records("Account")) != records {
+				t.Fatalf("the settling run stored %d records, want none", len(srv.Records("Account"))-records)
+			}
+			srv.SetCollectionFaults(salesforcetest.CollectionFaults{})
+			if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.stored {
+				// Replay never sends a row settled as loaded, even with --all.
+				if len(rep.DeadLetters) == 0 {
+					t.Fatal("no dead letters")
+				}
+				stdout.Reset()
+				stderr.Reset()
+				rc := runReplay(context.Background(), []string{rep.DeadLetters[0], "--pipeline", "p.yaml", "--all"}, &stdout, &stderr)
+				if got := len(srv.Records("Account")); rc != exitOK || got != records {
+					t.Fatalf("replay --all of the settled rows: exit %d, %d records stored, want none\n%s", rc, got-records, stderr.String())
+				}
+			}
+
+			// Finished: the next run is a new one; it sends the rows found
+			// absent and nothing else (an incremental one reads nothing:
+			// the watermark moved).
+			code, rep = runReport(t, "p.yaml")
+			wantLoaded := int64(n)
+			if tc.stored || incremental {
+				wantLoaded = 0
+			}
+			if code != exitOK || rep.RunID == unfinished || rep.Counts.Loaded != wantLoaded {
+				t.Fatalf("the run after: exit %d, run %s (settled %s), counts %+v, errors %+v; want a new run loading %d",
+					code, rep.RunID, unfinished, rep.Counts, rep.ErrorGroups, wantLoaded)
+			}
+			checkRecordCounts(t, srv, want)
+			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 0 {
+				t.Fatalf("the last run: exit %d, counts %+v; want nothing sent", code, rep.Counts)
+			}
+			checkRecordCounts(t, srv, want)
+		})
+	}
+}
+
+// TestSettleUnknownNeedsAResume: --settle-unknown settles the rows of a
+// run being resumed; on a fresh run it is refused before anything moves.
+func TestSettleUnknownNeedsAResume(t *testing.T) {
+	srv, _ := startInsertSync(t, 10)
+	var stdout, stderr bytes.Buffer
+	code := runRun(context.Background(), []string{"p.yaml", "--settle-unknown=loaded", "--progress", "none"}, &stdout, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "--resume RUN_ID") || len(srv.Jobs()) != 0 || len(srv.Records("Account")) != 0 {
+		t.Fatalf("exit %d, %d jobs, %d records; want refused (%d) before any job\n%s", code, len(srv.Jobs()), len(srv.Records("Account")), exitUsage, stderr.String())
+	}
+}

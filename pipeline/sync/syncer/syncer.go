@@ -126,6 +126,9 @@ type Summary struct {
 	Duplicates    int64 `json:"duplicates"`
 	Loaded        int64 `json:"loaded"`
 	Failed        int64 `json:"failed"`
+	// AssumedLoaded counts rows of unknown outcome the operator settled as
+	// loaded (pipeline.CodeAssumedLoaded): in the manifest, not in Loaded.
+	AssumedLoaded int64 `json:"assumed_loaded,omitempty"`
 	Deleted       int64 `json:"deleted"`
 	DeleteFailed  int64 `json:"delete_failed"`
 	Committed     bool  `json:"committed"`
@@ -165,6 +168,7 @@ type Syncer struct {
 	drift    *remote.Report
 
 	loaded, failed, deleted, deleteFailed, dups atomic.Int64
+	assumed                                     atomic.Int64 // rows settled as loaded (pipeline.CodeAssumedLoaded)
 	mu                                          sync.Mutex
 	logErr                                      error
 }
@@ -423,10 +427,16 @@ func (s *Syncer) Outcome(op pipeline.SyncOp, row pipeline.Row, key, id string, e
 		if op == pipeline.SyncChanged {
 			cop, rec.Operation = changes.OpChanged, "changed"
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			s.loaded.Add(1)
 			rec.Outcome = "loaded"
-		} else {
+		case codeOf(err) == pipeline.CodeAssumedLoaded:
+			// The operator found the row in the destination (its outcome
+			// was unknown): the manifest holds it, the sync log says so.
+			s.assumed.Add(1)
+			rec.Outcome = pipeline.CodeAssumedLoaded
+		default:
 			s.failed.Add(1)
 			rec.Outcome = "failed"
 		}
@@ -435,7 +445,7 @@ func (s *Syncer) Outcome(op pipeline.SyncOp, row pipeline.Row, key, id string, e
 	if err != nil {
 		rec.ErrorCode, rec.Error = codeOf(err), err.Error()
 	}
-	oerr := s.differ.Outcome(key, cop, err == nil, id)
+	oerr := s.differ.Outcome(key, cop, err == nil || rec.Outcome == pipeline.CodeAssumedLoaded, id)
 	if s.log != nil && oerr == nil {
 		oerr = s.log.Write(rec)
 	}
@@ -461,7 +471,7 @@ func codeOf(err error) string {
 // still says what was sent).
 func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 	sum := &Summary{Key: s.spec.Key, Manifest: s.loc.String(), New: s.counts.New, Changed: s.counts.Changed,
-		Unchanged: s.counts.Unchanged, Missing: s.counts.Missing, Duplicates: s.dups.Load(), Loaded: s.loaded.Load(),
+		Unchanged: s.counts.Unchanged, Missing: s.counts.Missing, Duplicates: s.dups.Load(), Loaded: s.loaded.Load(), AssumedLoaded: s.assumed.Load(),
 		Failed: s.failed.Load(), Deleted: s.deleted.Load(), DeleteFailed: s.deleteFailed.Load(), Seed: s.seed, Reconcile: s.drift,
 		InKeyOrder: s.differ.Walked(), NotInKeyOrder: s.differ.Unordered()}
 	if s.old != nil && s.seed == nil {
