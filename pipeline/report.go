@@ -91,6 +91,10 @@ type Report struct {
 	// the manifest; the next run without such dead letters deletes those
 	// still missing.
 	SyncDeletesHeld map[string]string `json:"sync_deletes_held,omitempty"`
+	// SyncHeld says, per sync sink stage whose manifest this run did not
+	// commit although it finished, why: rows of unknown outcome wait for
+	// the resume that settles them (an insert with a ledger).
+	SyncHeld map[string]string `json:"sync_held,omitempty"`
 	// SyncDeletesFailed counts, per sync sink stage, the missing keys
 	// whose records the sink failed to delete: they are still in the
 	// destination, so the run is partial; the keys stay in the manifest
@@ -320,6 +324,9 @@ func (r *Report) summary(w io.Writer, loaded string) {
 		if l, ok := r.Sinks[name].(SummaryLiner); ok && l.SummaryLine() != "" {
 			fmt.Fprintf(w, "  %s: %s\n", name, l.SummaryLine())
 		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.SyncHeld)) {
+		fmt.Fprintf(w, "  %s: sync manifest held: %s\n", name, r.SyncHeld[name])
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.SyncDeletesHeld)) {
 		fmt.Fprintf(w, "  %s: deletes held: %s\n", name, r.SyncDeletesHeld[name])

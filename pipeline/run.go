@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,23 +61,111 @@ type RunOptions struct {
 	// StateName is the name the run's state is kept under there (the
 	// pipeline's, or a shard's), for the same manifest.
 	StateName string
-	// SettleUnknown, when set, is what the operator found of the rows
-	// whose outcome is unknown (RecoveryInspect: result_mismatch,
-	// outcome_unknown) after looking at them in the destination:
-	// SettleLoaded or SettleAbsent. A sink's failure of such a row becomes
+	// SettleUnknown, when set, is what a person found in the destination
+	// of the rows whose outcome is unknown (RecoveryInspect:
+	// result_mismatch, outcome_unknown), for all of them or by the remote
+	// operation each failed in. A sink's failure of such a row becomes
 	// CodeAssumedLoaded (a sync records the row as loaded) or
 	// CodeAssumedAbsent (retryable); either way the row is dead-lettered,
 	// so it stays accounted for. Rows whose job may still run
 	// (RecoveryResume) are left as they are. `bulkflow run` sets it only
 	// on a resume.
-	SettleUnknown string
+	SettleUnknown *Settlement
 }
 
-// The values of RunOptions.SettleUnknown.
+// The outcomes a Settlement gives.
 const (
 	SettleLoaded = "loaded"
 	SettleAbsent = "absent"
 )
+
+// Settlement is what a person found in the destination of rows of unknown
+// outcome (RunOptions.SettleUnknown). It is safe for concurrent use once
+// the run starts.
+type Settlement struct {
+	// All settles every such row (SettleLoaded or SettleAbsent); "" leaves
+	// the rows of operations not in Refs unknown.
+	All string
+	// Refs settles the rows that failed in one remote operation
+	// (RowError.Ref: a Salesforce job id, a REST request), before All.
+	Refs map[string]string
+
+	mu      sync.Mutex
+	matched map[string]bool // Refs keys that settled a row
+}
+
+// Add adds one setting: "loaded" or "absent" for every row, or
+// "REF=loaded" / "REF=absent" for the rows of one operation.
+func (s *Settlement) Add(v string) error {
+	ref, as, byRef := strings.Cut(v, "=")
+	if !byRef {
+		ref, as = "", v
+	}
+	if as != SettleLoaded && as != SettleAbsent {
+		return fmt.Errorf("%q: want loaded, absent, JOB_ID=loaded or JOB_ID=absent", v)
+	}
+	switch {
+	case !byRef && s.All != "" && s.All != as:
+		return fmt.Errorf("%q: every row is already settled %s", v, s.All)
+	case !byRef:
+		s.All = as
+	case ref == "":
+		return fmt.Errorf("%q: no job id before =", v)
+	case s.Refs[ref] != "" && s.Refs[ref] != as:
+		return fmt.Errorf("%q: %s is already settled %s", v, ref, s.Refs[ref])
+	default:
+		if s.Refs == nil {
+			s.Refs = map[string]string{}
+		}
+		s.Refs[ref] = as
+	}
+	return nil
+}
+
+// String returns the settings as Add takes them, comma-separated.
+func (s *Settlement) String() string {
+	if s == nil {
+		return ""
+	}
+	var out []string
+	if s.All != "" {
+		out = append(out, s.All)
+	}
+	for _, ref := range slices.Sorted(maps.Keys(s.Refs)) {
+		out = append(out, ref+"="+s.Refs[ref])
+	}
+	return strings.Join(out, ",")
+}
+
+// settle returns how a row of unknown outcome that failed in operation
+// ref is settled ("" when it is not).
+func (s *Settlement) settle(ref string) string {
+	if as, ok := s.Refs[ref]; ok {
+		s.mu.Lock()
+		if s.matched == nil {
+			s.matched = map[string]bool{}
+		}
+		s.matched[ref] = true
+		s.mu.Unlock()
+		return as
+	}
+	return s.All
+}
+
+// Unmatched returns the operations of Refs whose rows the run did not
+// settle (none of its rows of unknown outcome failed in them), sorted.
+func (s *Settlement) Unmatched() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for ref := range s.Refs {
+		if !s.matched[ref] {
+			out = append(out, ref)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // NewRunID returns a fresh run id: UTC time plus random hex, sortable.
 func NewRunID(now time.Time) string {
@@ -235,24 +326,27 @@ func (r *runner) emit(s *planStage, in *Schema, b *Batch) {
 }
 
 // settleUnknown returns err (a sink's Write error) with the failures of
-// rows of unknown outcome (RecoveryInspect) settled as the operator found
-// them (RunOptions.SettleUnknown): CodeAssumedLoaded or CodeAssumedAbsent,
-// keeping the original code and message in the error and the job in Ref.
-func settleUnknown(err error, as string) error {
+// rows of unknown outcome (RecoveryInspect) settled as a person found them
+// (RunOptions.SettleUnknown): CodeAssumedLoaded or CodeAssumedAbsent,
+// keeping the original code and message in the error and the operation in
+// Ref.
+func settleUnknown(err error, st *Settlement) error {
 	var rowErrs *RowErrors
 	if !errors.As(err, &rowErrs) {
 		return err
-	}
-	code, retry := CodeAssumedLoaded, false
-	if as == SettleAbsent {
-		code, retry = CodeAssumedAbsent, true
 	}
 	out := &RowErrors{Failures: make([]RowFailure, len(rowErrs.Failures))}
 	for i, f := range rowErrs.Failures {
 		var re *RowError
 		if errors.As(f.Err, &re) && RecoveryOf(re.Code) == RecoveryInspect {
-			f.Err = &RowError{Origin: re.Origin, Stage: re.Stage, Field: re.Field, Code: code, Retryable: retry, Ref: re.Ref,
-				Err: fmt.Errorf("%s: %w; settled as %s by --settle-unknown=%s", re.Code, re.Err, as, as)}
+			if as := st.settle(re.Ref); as != "" {
+				code := CodeAssumedLoaded
+				if as == SettleAbsent {
+					code = CodeAssumedAbsent
+				}
+				f.Err = &RowError{Origin: re.Origin, Stage: re.Stage, Field: re.Field, Code: code, Retryable: as == SettleAbsent, Ref: re.Ref,
+					Err: fmt.Errorf("%s: %w; settled as %s by --settle-unknown", re.Code, re.Err, as)}
+			}
 		}
 		out.Failures[i] = f
 	}
@@ -836,7 +930,7 @@ func (r *runner) write(ctx context.Context, s *planStage, sink Sink, cl *commitL
 	} else {
 		err = sink.Write(ctx, b)
 	}
-	if r.opts.SettleUnknown != "" {
+	if r.opts.SettleUnknown != nil {
 		err = settleUnknown(err, r.opts.SettleUnknown)
 	}
 	if sy != nil {

@@ -325,6 +325,20 @@ func (r *runner) finishSync(rep *Report) {
 			continue
 		}
 		commit := len(r.errs) == 0 && !r.stopped
+		if n := r.unknown.Load(); commit && n > 0 && ResumesUnknown(s.spec) {
+			// The run is resumed to settle them (cmd/bulkflow's in-flight
+			// rule): committed now, the manifest would hold the rows this
+			// attempt loaded, the resume's diff would leave them out, and
+			// its chunks would differ from this attempt's — a re-cut the
+			// ledger refuses, on every later run. The resume that settles
+			// them commits.
+			commit = false
+			if rep.SyncHeld == nil {
+				rep.SyncHeld = map[string]string{}
+			}
+			rep.SyncHeld[s.spec.Name] = fmt.Sprintf("%d dead-lettered rows have an unknown outcome; the resume that settles them "+
+				"commits the manifest (the next plain run resumes this run)", n)
+		}
 		sum, err := sy.Finish(ctx, commit)
 		if err != nil {
 			r.errs = append(r.errs, fmt.Errorf("stage %q: sync: %w", s.spec.Name, err))
@@ -404,6 +418,17 @@ type IncrementalReport struct {
 	// (Resender), and the next run would insert again every row this one
 	// loaded; the retryable rows wait in the dead letters for replay.
 	Note string `json:"note,omitempty"`
+}
+
+// ResumesUnknown reports whether sink stage spec stores a row sent again
+// twice (Resender) and keeps a ledger (RunLedger): a run that ends with
+// rows of unknown outcome, or does not end, is resumed (cmd/bulkflow's
+// plain runs and serve do), not run afresh, and its sync manifest waits
+// for that resume.
+func ResumesUnknown(spec *StageSpec) bool {
+	rs, ok := spec.Options.(Resender)
+	l, hasLedger := spec.Options.(RunLedger)
+	return ok && rs.ResendsDuplicate() && hasLedger && l.LedgerLocation() != ""
 }
 
 // insertsWithoutSync returns the names of the sink stages source stage s

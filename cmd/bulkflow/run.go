@@ -127,7 +127,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		runID, rf.resume, unfinished = id, id, id
 	}
-	if rf.settle != "" && rf.resume == "" {
+	if rf.settle.s != nil && rf.resume == "" {
 		fmt.Fprintf(stderr, "bulkflow: --settle-unknown settles the rows of unknown outcome of a run being resumed, and no run of %s is: "+
 			"give the run with --resume RUN_ID (its report and dead letters name it); nothing was read or sent\n", file)
 		return exitUsage
@@ -187,7 +187,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Resumed = rf.resume != ""
 	opts.ResumeFlags = rf.resumeFlags()
-	opts.SettleUnknown = rf.settle
+	opts.SettleUnknown = rf.settle.s
 	if needsState(g) {
 		opts.StateLocation, opts.StateName = stateLoc, stName
 	}
@@ -205,6 +205,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	display.Install(opts)
 	rep, runErr := plan.Run(ctx, opts)
 	display.Finish()
+	if rf.settle.s != nil {
+		if refs := rf.settle.s.Unmatched(); len(refs) > 0 {
+			log.Warn("--settle-unknown: no row of unknown outcome failed in " + strings.Join(refs, ", ") + ": nothing was settled for it")
+		}
+	}
 	if st != nil {
 		if err := clearInflight(context.WithoutCancel(ctx), st, env.RunID, rep); err != nil {
 			log.Error("the next plain run will resume this one", "err", err)
@@ -271,7 +276,7 @@ func finishRun(ctx context.Context, rf *runFlags, rep *pipeline.Report, runErr e
 // runFlags are the flags of `bulkflow run`.
 type runFlags struct {
 	report, progress, state, shard, resume string
-	settle                                 string // --settle-unknown
+	settle                                 settleFlag
 	offline, json                          bool
 	logs                                   obs.LogOptions
 	reconcile                              reconcileFlag
@@ -321,7 +326,7 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.Var(&f.reconcile, "reconcile", reconcileUsage)
 	fs.BoolVar(&f.offline, "offline", false, "skip the pre-flight of salesforce sinks against the org's describe metadata (the same check as validate)")
 	fs.StringVar(&f.resume, "resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice;\na finished run whose dead letters were replayed is not resumed (exit 2)")
-	fs.StringVar(&f.settle, "settle-unknown", "", "with a resume: settle the run's rows of unknown outcome (result_mismatch, outcome_unknown) as you found them\nin Salesforce, `loaded` (recorded as stored: never sent again) or `absent` (sent again by the next sync run or replay);\nthey are dead-lettered as assumed_loaded or assumed_absent")
+	fs.Var(&f.settle, "settle-unknown", "with --resume (or a plain run resuming an unfinished one): settle the run's rows of unknown outcome\n(result_mismatch, outcome_unknown) as you found them in Salesforce: `loaded` (recorded as stored, never sent again)\nor absent (sent again by the next sync run or replay), for every such row, or JOB_ID=loaded / JOB_ID=absent for\nthe rows of one job or REST request (their _ref); repeatable or comma-separated. They are dead-lettered\nassumed_loaded or assumed_absent")
 	f.ov.register(fs, true)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID [--settle-unknown loaded|absent]] [--state LOC] [--shard I/N] [--offline] [--set STAGE.KEY=VALUE ...] [--instance-url URL] [--json] [--log-level LEVEL] [--log-format text|json]\n\n"+
@@ -348,15 +353,34 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 		fmt.Fprintf(stderr, "bulkflow: %v\n", err)
 		return "", exitUsage
 	}
-	if f.settle != "" && f.settle != pipeline.SettleLoaded && f.settle != pipeline.SettleAbsent {
-		fmt.Fprintf(stderr, "bulkflow: --settle-unknown must be loaded or absent, not %q\n", f.settle)
-		return "", exitUsage
-	}
 	if f.resume != "" && !cli.ValidRunID(f.resume) {
 		fmt.Fprintf(stderr, "bulkflow: --resume %q is not a run id (letters, digits, '.', '_' and '-', as in 20260101T120000Z-1a2b3c4d)\n", f.resume)
 		return "", exitUsage
 	}
 	return file, exitOK
+}
+
+// settleFlag is run's --settle-unknown: repeatable, each value one or
+// more comma-separated settings (pipeline.Settlement.Add).
+type settleFlag struct{ s *pipeline.Settlement }
+
+func (f *settleFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return f.s.String()
+}
+
+func (f *settleFlag) Set(v string) error {
+	if f.s == nil {
+		f.s = &pipeline.Settlement{}
+	}
+	for _, one := range strings.Split(v, ",") {
+		if err := f.s.Add(strings.TrimSpace(one)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeRunReport writes rep to where (a path, blob URL or "-"; nothing when

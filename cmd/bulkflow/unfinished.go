@@ -31,13 +31,8 @@ func guardsUnfinished(g *pipeline.Graph) bool {
 	if !needsState(g) {
 		return false
 	}
-	for _, s := range g.Stages {
-		if s.Kind != pipeline.KindSink {
-			continue
-		}
-		r, ok := s.Options.(pipeline.Resender)
-		l, hasLedger := s.Options.(pipeline.RunLedger)
-		if ok && hasLedger && r.ResendsDuplicate() && l.LedgerLocation() != "" {
+	for i := range g.Stages {
+		if s := &g.Stages[i]; s.Kind == pipeline.KindSink && pipeline.ResumesUnknown(s) {
 			return true
 		}
 	}

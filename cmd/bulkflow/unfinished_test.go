@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -704,5 +705,122 @@ func TestSettleUnknownNeedsAResume(t *testing.T) {
 	code := runRun(context.Background(), []string{"p.yaml", "--settle-unknown=loaded", "--progress", "none"}, &stdout, &stderr)
 	if code != exitUsage || !strings.Contains(stderr.String(), "--resume RUN_ID") || len(srv.Jobs()) != 0 || len(srv.Records("Account")) != 0 {
 		t.Fatalf("exit %d, %d jobs, %d records; want refused (%d) before any job\n%s", code, len(srv.Jobs()), len(srv.Records("Account")), exitUsage, stderr.String())
+	}
+}
+
+// TestSettleUnknownByJob: a person settles rows of unknown outcome by the
+// operation they failed in (_ref), as found in Salesforce. Three REST
+// creates, one at a time: the first loads, the second is refused before
+// the commit, the third commits without an answer. The plain run resumes
+// the run and reads the same answers; before the sync held its manifest
+// for such a run, the partial run committed the first request's keys, the
+// resume's diff left them out and its first chunk differed from the run's:
+// a re-cut, refused (exit 2) on every later run. Then settling one ref
+// leaves the other's rows unknown and the run unfinished; settling both
+// (and a ref that matches no row, which a warning names) finishes it, and
+// the next run sends the rows found absent, and nothing else.
+func TestSettleUnknownByJob(t *testing.T) {
+	const n = 600
+	srv, want := startInsertSync(t, n)
+	y, _ := os.ReadFile("p.yaml")
+	p := strings.Replace(string(y), "      api: bulk\n", "      api: rest\n", 1)
+	p = strings.Replace(p, "      concurrency: 2\n", "      concurrency: 1\n", 1)
+	writeFiles(t, map[string]string{"p.yaml": p})
+	latency := salesforcetest.CollectionFaults{Latency: 100 * time.Millisecond}
+	srv.SetCollectionFaults(latency)
+	done := make(chan int)
+	go func() {
+		var stdout, stderr bytes.Buffer
+		done <- runRun(context.Background(), []string{"p.yaml", "--progress", "none", "--report", "out/run.json"}, &stdout, &stderr)
+	}()
+	// Once the first request has committed, the next two fail.
+	for len(srv.Records("Account")) < 200 {
+		time.Sleep(time.Millisecond)
+	}
+	faults := latency
+	faults.Fail5xxNext, faults.CommitThen5xxNext = 1, 1
+	srv.SetCollectionFaults(faults)
+	code := <-done
+	rep := *readReport(t, "out/run.json")
+	if code != exitPartial || rep.Counts.Loaded != 200 || !hasErrorGroup(rep, "outcome_unknown") || len(srv.Records("Account")) != 400 {
+		t.Fatalf("run 1: exit %d, counts %+v, errors %+v, %d records: want 200 loaded, 400 outcome_unknown, 400 stored",
+			code, rep.Counts, rep.ErrorGroups, len(srv.Records("Account")))
+	}
+	srv.SetCollectionFaults(salesforcetest.CollectionFaults{})
+	unfinished := rep.RunID
+	if code, r2 := runReport(t, "p.yaml"); code != exitPartial || r2.RunID != unfinished || r2.Counts.Loaded != 200 || !hasErrorGroup(r2, "outcome_unknown") {
+		t.Fatalf("plain run: exit %d, run %s, counts %+v, errors %+v: want run %s resumed, 200 loaded, still partial",
+			code, r2.RunID, r2.Counts, r2.ErrorGroups, unfinished)
+	}
+	// The person: which ref's rows are in the org?
+	stored := map[string]bool{}
+	for _, r := range srv.Records("Account") {
+		stored[r["AccountNumber"]] = true
+	}
+	found := map[string]string{} // ref → loaded or absent
+	for _, dl := range rep.DeadLetters {
+		f, err := os.Open(strings.TrimPrefix(dl, "file://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, key := slices.Index(recs[0], "_ref"), slices.Index(recs[0], "AccountNumber")
+		for _, rec := range recs[1:] {
+			as := "absent"
+			if stored[rec[key]] {
+				as = "loaded"
+			}
+			if prev, ok := found[rec[ref]]; ok && prev != as {
+				t.Fatalf("ref %s holds stored and missing rows", rec[ref])
+			}
+			found[rec[ref]] = as
+		}
+	}
+	var loadedRef, absentRef string
+	for ref, as := range found {
+		if as == "loaded" {
+			loadedRef = ref
+		} else {
+			absentRef = ref
+		}
+	}
+	if len(found) != 2 || loadedRef == "" || absentRef == "" {
+		t.Fatalf("refs of unknown outcome %v: want one committed and one refused", found)
+	}
+	settle := func(args ...string) (int, *pipeline.Report, string) {
+		var stdout, stderr bytes.Buffer
+		args = append([]string{"p.yaml", "--progress", "none", "--report", "out/settle.json"}, args...)
+		code := runRun(context.Background(), args, &stdout, &stderr)
+		return code, readReport(t, "out/settle.json"), stderr.String()
+	}
+
+	// One ref settled: the other's rows stay unknown, nothing is committed.
+	code, r2, _ := settle("--settle-unknown", loadedRef+"=loaded")
+	if code != exitPartial || r2.RunID != unfinished || !hasErrorGroup(*r2, "outcome_unknown") || !hasErrorGroup(*r2, pipeline.CodeAssumedLoaded) ||
+		r2.SyncHeld["load"] == "" {
+		t.Fatalf("settling %s only: exit %d, run %s, errors %+v, sync held %v: want %s still unfinished",
+			loadedRef, code, r2.RunID, r2.ErrorGroups, r2.SyncHeld, unfinished)
+	}
+
+	// Both, and a ref that matches nothing.
+	code, r2, stderr := settle("--settle-unknown", loadedRef+"=loaded,"+absentRef+"=absent", "--settle-unknown", "nosuchjob=absent")
+	if code != exitPartial || r2.RunID != unfinished || hasErrorGroup(*r2, "outcome_unknown") ||
+		!hasErrorGroup(*r2, pipeline.CodeAssumedLoaded) || !hasErrorGroup(*r2, pipeline.CodeAssumedAbsent) || len(r2.SyncHeld) > 0 ||
+		!strings.Contains(stderr, "failed in nosuchjob:") {
+		t.Fatalf("settling both: exit %d, run %s, errors %+v: want %s finished, and a warning naming nosuchjob\n%s",
+			code, r2.RunID, r2.ErrorGroups, unfinished, stderr)
+	}
+	// The next run sends the rows found absent, and nothing else.
+	code, rep = runReport(t, "p.yaml")
+	if code != exitOK || rep.RunID == unfinished || rep.Counts.Loaded != 200 {
+		t.Fatalf("the run after: exit %d, run %s, counts %+v, errors %+v; want a new run loading the 200 absent rows", code, rep.RunID, rep.Counts, rep.ErrorGroups)
+	}
+	checkRecordCounts(t, srv, want)
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 0 {
+		t.Fatalf("the last run: exit %d, counts %+v; want nothing sent", code, rep.Counts)
 	}
 }
