@@ -206,8 +206,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rep, runErr := plan.Run(ctx, opts)
 	display.Finish()
 	if rf.settle.s != nil {
-		if refs := rf.settle.s.Unmatched(); len(refs) > 0 {
+		refs, rows := rf.settle.s.Unmatched()
+		if len(refs) > 0 {
 			log.Warn("--settle-unknown: no row of unknown outcome failed in " + strings.Join(refs, ", ") + ": nothing was settled for it")
+		}
+		if rows > 0 {
+			log.Warn(fmt.Sprintf("--settle-unknown: %d rows of the settlement file matched no row of unknown outcome (a row settled "+
+				"earlier, a row of another run, or an _origin or _stage that differs)", rows))
 		}
 	}
 	if st != nil {
@@ -326,7 +331,7 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.Var(&f.reconcile, "reconcile", reconcileUsage)
 	fs.BoolVar(&f.offline, "offline", false, "skip the pre-flight of salesforce sinks against the org's describe metadata (the same check as validate)")
 	fs.StringVar(&f.resume, "resume", "", "continue the run with this `RUN_ID` (from its report or log): the Salesforce sink's ledger skips\nwhat that run already loaded and never uploads a chunk twice;\na finished run whose dead letters were replayed is not resumed (exit 2)")
-	fs.Var(&f.settle, "settle-unknown", "with --resume (or a plain run resuming an unfinished one): settle the run's rows of unknown outcome\n(result_mismatch, outcome_unknown) as you found them in Salesforce: `loaded` (recorded as stored, never sent again)\nor absent (sent again by the next sync run or replay), for every such row, or JOB_ID=loaded / JOB_ID=absent for\nthe rows of one job or REST request (their _ref); repeatable or comma-separated. They are dead-lettered\nassumed_loaded or assumed_absent")
+	fs.Var(&f.settle, "settle-unknown", "with --resume (or a plain run resuming an unfinished one): settle the run's rows of unknown outcome\n(result_mismatch, outcome_unknown) as you found them in Salesforce: `loaded` (recorded as stored, never sent again)\nor absent (sent again by the next sync run or replay), for every such row, or JOB_ID=loaded / JOB_ID=absent for\nthe rows of one job or REST request (their _ref), or @FILE: a copy of the dead-letter file with a _settle\ncolumn (loaded, absent or empty) for single rows; repeatable, or comma-separated. They are dead-lettered\nassumed_loaded or assumed_absent")
 	f.ov.register(fs, true)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID [--settle-unknown loaded|absent]] [--state LOC] [--shard I/N] [--offline] [--set STAGE.KEY=VALUE ...] [--instance-url URL] [--json] [--log-level LEVEL] [--log-format text|json]\n\n"+
@@ -374,6 +379,9 @@ func (f *settleFlag) String() string {
 func (f *settleFlag) Set(v string) error {
 	if f.s == nil {
 		f.s = &pipeline.Settlement{}
+	}
+	if strings.HasPrefix(v, "@") {
+		return f.s.Add(v) // a file name may hold commas
 	}
 	for _, one := range strings.Split(v, ",") {
 		if err := f.s.Add(strings.TrimSpace(one)); err != nil {

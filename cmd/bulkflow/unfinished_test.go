@@ -709,7 +709,8 @@ func TestSettleUnknownNeedsAResume(t *testing.T) {
 }
 
 // TestSettleUnknownByJob: a person settles rows of unknown outcome by the
-// operation they failed in (_ref), as found in Salesforce. Three REST
+// operation they failed in (_ref), or row by row in a copy of the dead
+// letter, as found in Salesforce. Three REST
 // creates, one at a time: the first loads, the second is refused before
 // the commit, the third commits without an answer. The plain run resumes
 // the run and reads the same answers; before the sync held its manifest
@@ -806,11 +807,42 @@ func TestSettleUnknownByJob(t *testing.T) {
 			loadedRef, code, r2.RunID, r2.ErrorGroups, r2.SyncHeld, unfinished)
 	}
 
-	// Both, and a ref that matches nothing.
-	code, r2, stderr := settle("--settle-unknown", loadedRef+"=loaded,"+absentRef+"=absent", "--settle-unknown", "nosuchjob=absent")
+	// Both: one by its ref, the other's rows one by one in a copy of the
+	// dead letter with a _settle column (and a row and a ref that match
+	// nothing).
+	var rows [][]string
+	for _, dl := range rep.DeadLetters {
+		f, err := os.Open(strings.TrimPrefix(dl, "file://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := slices.Index(recs[0], "_ref")
+		if rows == nil {
+			rows = [][]string{append(recs[0], "_settle")}
+		}
+		for _, rec := range recs[1:] {
+			as := ""
+			if rec[ref] == absentRef {
+				as = "absent"
+			}
+			rows = append(rows, append(rec, as))
+		}
+	}
+	rows = append(rows, append(slices.Repeat([]string{""}, len(rows[0])-1), "absent"))
+	rows[len(rows)-1][slices.Index(rows[0], "_origin")] = "nosuch.csv:1"
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	w.WriteAll(rows)
+	writeFiles(t, map[string]string{"settle.csv": b.String()})
+	code, r2, stderr := settle("--settle-unknown", loadedRef+"=loaded", "--settle-unknown", "@settle.csv", "--settle-unknown", "nosuchjob=absent")
 	if code != exitPartial || r2.RunID != unfinished || hasErrorGroup(*r2, "outcome_unknown") ||
 		!hasErrorGroup(*r2, pipeline.CodeAssumedLoaded) || !hasErrorGroup(*r2, pipeline.CodeAssumedAbsent) || len(r2.SyncHeld) > 0 ||
-		!strings.Contains(stderr, "failed in nosuchjob:") {
+		!strings.Contains(stderr, "failed in nosuchjob:") || !strings.Contains(stderr, "1 rows of the settlement file matched no row") {
 		t.Fatalf("settling both: exit %d, run %s, errors %+v: want %s finished, and a warning naming nosuchjob\n%s",
 			code, r2.RunID, r2.ErrorGroups, unfinished, stderr)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -149,6 +150,11 @@ func newScenario(seed uint64, long bool) scenario {
 		// row is still exported.
 		if sc.Mirror = r.IntN(3) == 0; sc.Mirror {
 			sc.Op, sc.KeyField = "upsert", "External_Id__c"
+		} else if r.IntN(3) == 0 {
+			// An insert sync through REST creates, whose rows of unknown
+			// outcome (commits without an answer) a person settles.
+			sc.API = "rest"
+			sc.CollFaults = randomCollectionFaults(r)
 		}
 		// Half the scenarios sync a second export (some names changed,
 		// rows added) with a second kill and scheduled run.
@@ -179,12 +185,6 @@ func newScenario(seed uint64, long bool) scenario {
 				sc.Faults.FailRate5xx = 0.05
 			}
 		}
-	}
-	if sc.Versions == 2 {
-		// A job whose results contradict the upload keeps an insert
-		// sync's run unfinished until a person looks (README): the second
-		// export would never load.
-		sc.Faults.DuplicateResultRow = false
 	}
 	// Kills need a window: jobs wait before they are processed.
 	switch sc.Class {
@@ -258,14 +258,15 @@ func faultsOn(f salesforcetest.Faults) bool {
 // String is the scenario in one line, for logs.
 func (sc scenario) String() string {
 	fj, _ := json.Marshal(sc.Faults)
-	if sc.API == "rest" {
-		cj, _ := json.Marshal(sc.CollFaults)
-		return fmt.Sprintf("seed %d class %s: api rest, %s %d rows (%d bad), faults %s, collection faults %s, kill after %d requests +%s, clear faults %v, replay faults %v, replay twice %v",
-			sc.Seed, sc.Class, sc.Op, sc.Rows, sc.BadRows, fj, cj, sc.KillAfterRequests, sc.KillExtra, sc.ClearFaults, sc.ReplayFaults, sc.ReplayTwice)
-	}
 	sync := ""
 	if sc.Class == classSync {
-		sync = fmt.Sprintf(", mirror %v, interrupt %v, exports %d (second: interrupt %v, kill after %d jobs)", sc.Mirror, sc.Interrupt, sc.Versions, sc.Interrupt2, sc.KillAfterJobs2)
+		sync = fmt.Sprintf(", mirror %v, interrupt %v (after %d jobs or requests), exports %d (second: interrupt %v, kill after %d jobs or requests)",
+			sc.Mirror, sc.Interrupt, sc.KillAfterJobs, sc.Versions, sc.Interrupt2, sc.KillAfterJobs2)
+	}
+	if sc.API == "rest" {
+		cj, _ := json.Marshal(sc.CollFaults)
+		return fmt.Sprintf("seed %d class %s: api rest, %s %d rows (%d bad), faults %s, collection faults %s, kill after %d requests +%s, clear faults %v, replay faults %v, replay twice %v%s",
+			sc.Seed, sc.Class, sc.Op, sc.Rows, sc.BadRows, fj, cj, sc.KillAfterRequests, sc.KillExtra, sc.ClearFaults, sc.ReplayFaults, sc.ReplayTwice, sync)
 	}
 	return fmt.Sprintf("seed %d class %s: %s %d rows (%d bad) by %d, concurrency %d, lock_retries %d, poll_timeout %s, faults %s, kill after %d jobs +%s, resume kills %d, remap %v, clear faults %v, replay faults %v, replay twice %v%s",
 		sc.Seed, sc.Class, sc.Op, sc.Rows, sc.BadRows, sc.JobRows, sc.Concurrency, sc.LockRetries, sc.PollTimeout, fj,
@@ -285,6 +286,7 @@ type tally struct {
 	RowsLost, RowsDuplicated, Misreported int // from the final checks
 	StepMisreports                        int // steps whose exit code or report contradicted the truth
 	Rows                                  int // source rows in all scenarios
+	Settles                               int // resumes with --settle-unknown (a person looked)
 }
 
 // add adds o to t.
@@ -306,12 +308,13 @@ func (t *tally) add(o tally) {
 	t.Misreported += o.Misreported
 	t.StepMisreports += o.StepMisreports
 	t.Rows += o.Rows
+	t.Settles += o.Settles
 }
 
 // String prints the tallies in one line.
 func (t tally) String() string {
-	return fmt.Sprintf("scenarios %d (failed %d, with faults %d), fault runs %d, runs %d, kills %d, interrupts %d, kill-and-resume cycles %d, resumes %d (concurrent pairs %d), replays %d (refused second replays %d), rows %d: lost %d, duplicated %d, mis-reported %d, mis-reporting steps %d",
-		t.Scenarios, t.FailedScenarios, t.FaultScenarios, t.FaultRuns, t.Runs, t.Kills, t.Interrupts, t.KillResumeCycles, t.Resumes, t.ConcurrentResumes,
+	return fmt.Sprintf("scenarios %d (failed %d, with faults %d), fault runs %d, runs %d, kills %d, interrupts %d, kill-and-resume cycles %d, resumes %d (concurrent pairs %d, settling %d), replays %d (refused second replays %d), rows %d: lost %d, duplicated %d, mis-reported %d, mis-reporting steps %d",
+		t.Scenarios, t.FailedScenarios, t.FaultScenarios, t.FaultRuns, t.Runs, t.Kills, t.Interrupts, t.KillResumeCycles, t.Resumes, t.ConcurrentResumes, t.Settles,
 		t.Replays, t.RefusedReplays, t.Rows, t.RowsLost, t.RowsDuplicated, t.Misreported, t.StepMisreports)
 }
 
@@ -598,6 +601,9 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 	}
 	known := p.ledgerRuns()
 	p.sc.KillAfterJobs = killAfter
+	if p.sc.API == "rest" {
+		p.sc.KillAfterRequests = killAfter
+	}
 	s := p.bulkflow("run", sig, "run", p.file)
 	if p.runID == "" {
 		for _, id := range p.ledgerRuns() {
@@ -622,7 +628,117 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 			return
 		}
 		p.scheduledRun()
+		// Rows whose outcome only a person can tell keep the run
+		// unfinished: the person looks, and settles them. A resume that
+		// sends chunks the earlier attempts did not may leave new ones.
+		for range 3 {
+			if !p.settleUnknown() {
+				break
+			}
+		}
 	}
+}
+
+// settleUnknown is the person the README asks to look at rows of unknown
+// outcome (recovery inspect: result_mismatch, outcome_unknown) that the
+// run's last attempt dead-lettered: it looks each row up in the org by its
+// key and settles a job or request (_ref) as found — loaded when every row
+// of it is stored, absent when none is — or, when some are and some are
+// not (a request that saved some rows and failed others, and lost its
+// answer), row by row in a copy of the dead letter with a _settle column;
+// then runs `run FILE --settle-unknown …`, the plain run that resumes the
+// run. It returns whether it ran one.
+func (p *play) settleUnknown() bool {
+	rep := p.lastRun
+	if rep == nil || rep.RunID != p.runID || !slices.ContainsFunc(rep.ErrorGroups, func(g pipeline.ErrorGroup) bool {
+		return g.Recovery == pipeline.RecoveryInspect.String()
+	}) {
+		return false
+	}
+	recs, err := p.emu.records("Account")
+	if err != nil {
+		p.problem("harness: %v", err)
+		return false
+	}
+	stored := map[string]bool{}
+	for _, r := range recs {
+		stored[r[p.sc.KeyField]] = true
+	}
+	type seen struct{ stored, missing int }
+	byRef := map[string]*seen{}
+	var files []*dlFile
+	for _, dl := range rep.DeadLetters {
+		f, err := readDLFile(strings.TrimPrefix(dl, "file://"))
+		if err != nil {
+			p.problem("harness: %v", err)
+			return false
+		}
+		files = append(files, f)
+		kc, cc, rc := f.col(p.sc.KeyField), f.col("_error_code"), f.col("_ref")
+		for _, row := range f.rows {
+			if pipeline.RecoveryOf(row[cc]) != pipeline.RecoveryInspect {
+				continue
+			}
+			c := byRef[row[rc]]
+			if c == nil {
+				c = &seen{}
+				byRef[row[rc]] = c
+			}
+			if stored[row[kc]] {
+				c.stored++
+			} else {
+				c.missing++
+			}
+		}
+	}
+	var settle []string
+	mixed := map[string]bool{}
+	for _, ref := range slices.Sorted(maps.Keys(byRef)) {
+		switch c := byRef[ref]; {
+		case ref != "" && c.missing == 0:
+			settle = append(settle, "--settle-unknown", ref+"=loaded")
+		case ref != "" && c.stored == 0:
+			settle = append(settle, "--settle-unknown", ref+"=absent")
+		default:
+			p.logf("%q: %d rows stored and %d missing: settled row by row", ref, c.stored, c.missing)
+			mixed[ref] = true
+		}
+	}
+	for i, f := range files {
+		if len(mixed) == 0 {
+			break
+		}
+		kc, cc, rc := f.col(p.sc.KeyField), f.col("_error_code"), f.col("_ref")
+		out := [][]string{append(slices.Clone(f.header), "_settle")}
+		for _, row := range f.rows {
+			as := ""
+			if pipeline.RecoveryOf(row[cc]) == pipeline.RecoveryInspect && mixed[row[rc]] {
+				as = "absent"
+				if stored[row[kc]] {
+					as = "loaded"
+				}
+			}
+			out = append(out, append(slices.Clone(row), as))
+		}
+		path := filepath.Join(p.dir, fmt.Sprintf("settle-%02d-%d.csv", p.steps, i))
+		var b strings.Builder
+		if err := csv.NewWriter(&b).WriteAll(out); err != nil {
+			p.problem("harness: %v", err)
+			return false
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			p.problem("harness: %v", err)
+			return false
+		}
+		settle = append(settle, "--settle-unknown", "@"+path)
+	}
+	if len(settle) == 0 {
+		return false
+	}
+	p.logf("a person looked up the rows of unknown outcome: %s", strings.Join(settle, " "))
+	p.tally.Settles++
+	p.resumeBy(nil, append([]string{"run", p.file}, settle...)...)
+	return true
 }
 
 // liveOf is liveRows of files with recs as the judge sees them. For a
@@ -780,7 +896,10 @@ func (p *play) quietRun() {
 		p.problem("harness: %v", err)
 		return
 	}
-	if live := liveRows(files, p.sc.KeyField); len(live) > 0 {
+	live := slices.DeleteFunc(liveRows(files, p.sc.KeyField), func(l liveRow) bool {
+		return pipeline.RecoveryOf(l.code) == pipeline.RecoverySettled // stored, nothing waits
+	})
+	if len(live) > 0 {
 		p.logf("the last run is not checked: %d rows still wait in dead letters (first %s)", len(live), live[0].code)
 		return
 	}
@@ -1360,12 +1479,24 @@ func (p *play) checkStep(s step, counts bool) {
 	}
 	// Rows dead-lettered with an unknown outcome (job_incomplete,
 	// outcome_unknown_retry) or with results that contradict the upload
-	// (result_mismatch) may be stored or not; every other row the reports
-	// count as loaded is.
+	// (result_mismatch) may be stored or not, and rows a person settled as
+	// stored (assumed_loaded) are; every other row the reports count as
+	// loaded is.
 	unknown := 0
 	for _, l := range live {
-		if r := pipeline.RecoveryOf(l.code); (r == pipeline.RecoveryResume || r == pipeline.RecoveryInspect || l.code == pipeline.CodeOutcomeUnknownRetry) && byKey[l.key] == 1 {
+		if r := pipeline.RecoveryOf(l.code); (r == pipeline.RecoveryResume || r == pipeline.RecoveryInspect ||
+			l.code == pipeline.CodeOutcomeUnknownRetry) && byKey[l.key] == 1 {
 			unknown++
+		}
+	}
+	// Rows settled as stored are counted by no report as loaded, whether
+	// their file is live or was replayed (replay never sends them).
+	for _, f := range files {
+		kc, cc := f.col(p.sc.KeyField), f.col("_error_code")
+		for _, row := range f.rows {
+			if pipeline.RecoveryOf(row[cc]) == pipeline.RecoverySettled && byKey[row[kc]] == 1 {
+				unknown++
+			}
 		}
 	}
 	if claimed := p.lastRun.Counts.Loaded + p.replayLoaded; claimed > int64(distinct) || claimed+int64(unknown) < int64(distinct) {
