@@ -16,7 +16,13 @@
 //     the unfinished run; sometimes a second export (names changed, rows
 //     added: each changed row a new record, the old one kept) synced the
 //     same way; after the replays a last plain run, which must send
-//     nothing (the manifest holds every stored row);
+//     nothing (the manifest holds every stored row). A third of the insert
+//     syncs go through REST creates. When a run stays unfinished with rows
+//     whose outcome only a person can tell (result_mismatch,
+//     outcome_unknown), the harness is that person: it looks each row up
+//     in the emulator and runs `run FILE --settle-unknown`, by job or
+//     request (_ref) when all its rows agree, else row by row through a
+//     copy of the dead letter with a _settle column;
 //   - `bulkflow replay` of every live dead-letter file (the files the
 //     manifests list and replayed.json does not consume; `--all` with a
 //     `--map` fix when no row's outcome is unknown), sometimes a second
