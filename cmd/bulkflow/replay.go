@@ -42,7 +42,7 @@ const (
 // that records which dead-letter files were replayed.
 const replayLedgerName = "replayed.json"
 
-const replayUsage = `Usage: bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--state LOC] [--force | --resume RUN_ID]
+const replayUsage = `Usage: bulkflow replay DEAD_LETTER_URL --pipeline FILE [--all] [--map FIELD=EXPR ...] [--report FILE] [--state LOC] [--force | --resume RUN_ID [--settle-unknown ...]]
 
 Re-sends dead-lettered rows through the pipeline that produced them. The
 dead-letter file <dead_letter>/<run id>/<stage>.csv is read as a CSV source;
@@ -84,7 +84,11 @@ entry still says "running") is resumed by the next replay of the file
 under the same run id, with the same --all and --map flags: like
 "bulkflow run --resume", the Salesforce sinks' ledgers re-attach the jobs it
 created, so no row is sent twice. --resume RUN_ID resumes a replay of the
-file that ended (e.g. to settle its job_incomplete rows).
+file that ended (e.g. to settle its job_incomplete rows), and with
+--settle-unknown settles its rows of unknown outcome as a person found them.
+A replay of a pipeline that inserts and keeps state is recorded in flight
+like a run: until it finishes, every run of the pipeline and every other
+replay is refused (exit 2) and names its resume.
 
 Exit codes: 0 every replayed row loaded or filtered; 3 some dead-lettered
 again; 1 the run failed, or the file is being replayed by another process;
@@ -282,10 +286,18 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// resumed by its next run (unfinished.go), whatever the flags: a
 	// replay of its rows first would leave that resume refused and the
 	// rows it loaded outside the state, to be inserted again.
+	own := ""
+	if book.resumed {
+		own = book.led.Replays[book.entry].RunID
+	}
+	if err := unfinishedFirst(ctx, g, store, dlURL, rf.pipelineFile, dlRun, own); err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if rf.settle.s != nil && !book.resumed {
+		return fail(exitUsage, "--settle-unknown settles the rows of unknown outcome of a replay being resumed: give it with --resume RUN_ID "+
+			"(the replay's run id, in its report and dead letters); nothing was sent")
+	}
 	if dlRun != "" && !book.resumed {
-		if err := unfinishedFirst(ctx, g, store, dlURL, rf.pipelineFile, dlRun); err != nil {
-			return fail(exitUsage, "%v", err)
-		}
 		if !rf.force {
 			if err := supersededBySync(ctx, g, store, st, dlURL, book.man.m); err != nil {
 				return fail(exitUsage, "%v", err)
@@ -362,11 +374,34 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	entry := replayEntry{SHA256: sum, DeadLetter: dlURL, Stage: st.Name, RunID: env.RunID, Pipeline: g.Name,
 		All: rf.all, Map: rf.fixes.exprs(), Forced: rf.force, StartedAt: time.Now().UTC(), Status: "running"}
+	opts.SettleUnknown = rf.settle.s
+	// A replay of a pipeline that inserts and keeps state is in flight
+	// until it finishes, as a run is (unfinished.go): the pipeline's next
+	// run would send again the rows it may have loaded.
+	guarded := store != nil && guardsUnfinished(g)
+	if guarded {
+		if _, err := markInflight(ctx, store, g, env.RunID, replayCommand(dlURL, rf.pipelineFile, hinted, true)); err != nil {
+			plan.Close()
+			return fail(exitFailed, "%v", err)
+		}
+	}
 	if err := book.start(ctx, entry); err != nil {
 		plan.Close()
+		if guarded && !book.resumed {
+			// Nothing ran, and no replay record names the run to resume.
+			if cerr := store.Put(context.WithoutCancel(ctx), inflightKey, inflight{}); cerr != nil {
+				err = errors.Join(err, cerr)
+			}
+		}
 		return fail(exitFailed, "%v", err)
 	}
 	rep, runErr := plan.Run(ctx, opts)
+	if guarded {
+		if err := clearInflight(context.WithoutCancel(ctx), store, env.RunID, rep); err != nil {
+			fmt.Fprintf(stderr, "bulkflow: replay: %v\n", err)
+		}
+	}
+	warnUnsettled(rf.settle.s, env.Logger)
 	// Rows refused because their job may have run are neither loaded nor
 	// settled: the replay is partial (exit 3), not succeeded.
 	refused := sel.refused()
@@ -448,6 +483,7 @@ type replayFlags struct {
 	pipelineFile, report string
 	state                string // --state
 	resume               string // --resume RUN_ID
+	settle               settleFlag
 	all, force           bool
 	fixes                mapFlags
 	logs                 obs.LogOptions
@@ -464,6 +500,7 @@ func (f *replayFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.StringVar(&f.report, "report", "", "write the JSON run report to this `path` or blob URL")
 	fs.StringVar(&f.state, "state", "", "state `location` of the pipeline's syncs and watermarks; default: the one the run that wrote the file used (its manifest's state), else the pipeline's state:")
 	fs.StringVar(&f.resume, "resume", "", "resume the replay of this file with this `RUN_ID` (its jobs are read back from the ledger); a replay whose process died is resumed without it")
+	fs.Var(&f.settle, "settle-unknown", "with a resumed replay: settle its rows of unknown outcome as you found them in Salesforce, as `run --settle-unknown` does\n(loaded, absent, JOB_ID=loaded|absent, @FILE)")
 	fs.Var(&f.fixes, "map", "`FIELD=EXPR` fix applied to every replayed row (repeatable)")
 	obs.AddLogFlags(fs, &f.logs, "warn")
 	fs.Usage = func() {

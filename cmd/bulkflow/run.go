@@ -112,6 +112,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				"(a new run would insert again what an unfinished one loaded): %v\n", g.Name, err)
 			return exitFailed
 		}
+		if in.Replay != "" {
+			fmt.Fprintf(stderr, "bulkflow: replay %s of %s did not finish (killed, cancelled, failed, or rows of unknown outcome), and a run now "+
+				"would send again the rows it may have loaded: resume it first (add --settle-unknown once you have looked at its rows of "+
+				"unknown outcome): %s; nothing was read or sent\n", in.RunID, g.Name, in.Replay)
+			return exitUsage
+		}
 		inflightRun = in.RunID
 	}
 	// Every log line of the run names it: the id is chosen before the
@@ -192,7 +198,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		opts.StateLocation, opts.StateName = stateLoc, stName
 	}
 	if st != nil {
-		pending, err := markInflight(ctx, st, g, env.RunID)
+		pending, err := markInflight(ctx, st, g, env.RunID, "")
 		if err != nil {
 			plan.Close()
 			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
@@ -205,16 +211,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	display.Install(opts)
 	rep, runErr := plan.Run(ctx, opts)
 	display.Finish()
-	if rf.settle.s != nil {
-		refs, rows := rf.settle.s.Unmatched()
-		if len(refs) > 0 {
-			log.Warn("--settle-unknown: no row of unknown outcome failed in " + strings.Join(refs, ", ") + ": nothing was settled for it")
-		}
-		if rows > 0 {
-			log.Warn(fmt.Sprintf("--settle-unknown: %d rows of the settlement file matched no row of unknown outcome (a row settled "+
-				"earlier, a row of another run, or an _origin or _stage that differs)", rows))
-		}
-	}
+	warnUnsettled(rf.settle.s, log)
 	if st != nil {
 		if err := clearInflight(context.WithoutCancel(ctx), st, env.RunID, rep); err != nil {
 			log.Error("the next plain run will resume this one", "err", err)
@@ -365,7 +362,23 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	return file, exitOK
 }
 
-// settleFlag is run's --settle-unknown: repeatable, each value one or
+// warnUnsettled warns of the settings of s (--settle-unknown) that
+// matched no row of unknown outcome.
+func warnUnsettled(s *pipeline.Settlement, log *slog.Logger) {
+	if s == nil {
+		return
+	}
+	refs, rows := s.Unmatched()
+	if len(refs) > 0 {
+		log.Warn("--settle-unknown: no row of unknown outcome failed in " + strings.Join(refs, ", ") + ": nothing was settled for it")
+	}
+	if rows > 0 {
+		log.Warn(fmt.Sprintf("--settle-unknown: %d rows of the settlement file matched no row of unknown outcome (a row settled "+
+			"earlier, a row of another run, or an _origin or _stage that differs)", rows))
+	}
+}
+
+// settleFlag is run's and replay's --settle-unknown: repeatable, each value one or
 // more comma-separated settings (pipeline.Settlement.Add).
 type settleFlag struct{ s *pipeline.Settlement }
 

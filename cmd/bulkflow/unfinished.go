@@ -60,7 +60,9 @@ func openInflight(ctx context.Context, loc, name string) (*state.Store, inflight
 // markInflight records run runID of g as in flight in st before any row
 // moves, unless the document already names another run (a `--resume` of
 // an older run while a newer one is unfinished: that one is resumed next).
-func markInflight(ctx context.Context, st *state.Store, g *pipeline.Graph, runID string) (pending string, err error) {
+// replay is the command that resumes it when the run is a replay ("" for
+// a run of the pipeline).
+func markInflight(ctx context.Context, st *state.Store, g *pipeline.Graph, runID, replay string) (pending string, err error) {
 	var in inflight
 	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
 		return "", fmt.Errorf("record run %s of %s as in flight: %w", runID, g.Name, err)
@@ -69,7 +71,7 @@ func markInflight(ctx context.Context, st *state.Store, g *pipeline.Graph, runID
 		return in.RunID, nil
 	}
 	host, _ := os.Hostname()
-	in = inflight{RunID: runID, Holder: fmt.Sprintf("%s:%d", host, os.Getpid()), StartedAt: time.Now().UTC()}
+	in = inflight{RunID: runID, Holder: fmt.Sprintf("%s:%d", host, os.Getpid()), StartedAt: time.Now().UTC(), Replay: replay}
 	if err := st.Put(ctx, inflightKey, in); err != nil {
 		return "", fmt.Errorf("record run %s of %s as in flight: %w", runID, g.Name, err)
 	}
@@ -119,7 +121,12 @@ func clearInflight(ctx context.Context, st *state.Store, runID string, rep *pipe
 // rows and records in the state the rows it loaded; once its dead letters
 // were replayed it could not be resumed (settledByReplay), and a new run
 // would insert those rows again.
-func unfinishedFirst(ctx context.Context, g *pipeline.Graph, st *state.Store, dlURL, pipelineFile, dlRun string) error {
+//
+// Another run or replay in flight refuses it too (own, the replay's own
+// run id when it resumes itself, is let through): a replay in flight is
+// finished by its resume, and an unfinished run's resume must diff against
+// the state it began with.
+func unfinishedFirst(ctx context.Context, g *pipeline.Graph, st *state.Store, dlURL, pipelineFile, dlRun, own string) error {
 	if !guardsUnfinished(g) {
 		return nil
 	}
@@ -127,8 +134,17 @@ func unfinishedFirst(ctx context.Context, g *pipeline.Graph, st *state.Store, dl
 	if _, err := st.Get(ctx, inflightKey, &in); err != nil {
 		return fmt.Errorf("%s: cannot tell whether run %s, which wrote it, finished: %w; nothing was sent", dlURL, dlRun, err)
 	}
-	if in.RunID != dlRun {
+	switch {
+	case !cli.ValidRunID(in.RunID), own != "" && in.RunID == own:
 		return nil
+	case in.Replay != "":
+		return fmt.Errorf("%s: replay %s of pipeline %s did not finish (killed, cancelled, failed, or rows of unknown outcome), and the "+
+			"pipeline inserts and keeps state: resume that replay first (add --settle-unknown once you have looked at its rows of unknown "+
+			"outcome): %s; nothing was sent", dlURL, in.RunID, g.Name, in.Replay)
+	case in.RunID != dlRun:
+		return fmt.Errorf("%s: run %s of pipeline %s did not finish, and the pipeline inserts and keeps state: its resume must diff against "+
+			"the state it began with, which this replay would change; resume it first (the next plain `bulkflow run %s` does), then "+
+			"replay; nothing was sent", dlURL, in.RunID, g.Name, pipelineFile)
 	}
 	return fmt.Errorf("%s: run %s, which wrote it, did not finish (killed, cancelled or failed, or rows of unknown outcome), and pipeline %s "+
 		"inserts and keeps state: resuming the run settles these rows and records in the state the rows it loaded — the next plain "+

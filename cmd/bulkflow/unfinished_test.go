@@ -856,3 +856,75 @@ func TestSettleUnknownByJob(t *testing.T) {
 		t.Fatalf("the last run: exit %d, counts %+v; want nothing sent", code, rep.Counts)
 	}
 }
+
+// TestReplayLeftUnknownHoldsRuns: a replay of an insert sync's dead
+// letters whose jobs' results contradict the upload left rows of unknown
+// outcome, and the sync's next run sent them again: stored twice, and the
+// run said succeeded. Now such a replay is in flight like a run: the next
+// run is refused (exit 2, naming the replay's resume) and sends nothing;
+// the replay's resume reads the same answer; its resume with
+// --settle-unknown finishes it, and the next run sends nothing.
+func TestReplayLeftUnknownHoldsRuns(t *testing.T) {
+	srv, want := startInsertSync(t, 600)
+	y, _ := os.ReadFile("p.yaml")
+	writeFiles(t, map[string]string{"p.yaml": strings.Replace(string(y), "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)})
+	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || len(rep.DeadLetters) != 1 || rep.Counts.DeadLettered == 0 {
+		t.Fatalf("run 1: exit %d, counts %+v, dead letters %v: want partial with lock errors", code, rep.Counts, rep.DeadLetters)
+	}
+	dl := rep.DeadLetters[0]
+	if err := srv.SetFaults(salesforcetest.Faults{DuplicateResultRow: true}); err != nil {
+		t.Fatal(err)
+	}
+	replay := func(args ...string) (int, *pipeline.Report, string) {
+		var stdout, stderr bytes.Buffer
+		code := runReplay(context.Background(), append([]string{dl, "--pipeline", "p.yaml", "--report", "out/replay.json"}, args...), &stdout, &stderr)
+		return code, readReport(t, "out/replay.json"), stderr.String()
+	}
+	code, r2, _ := replay()
+	if code != exitPartial || !hasErrorGroup(*r2, "result_mismatch") {
+		t.Fatalf("replay: exit %d, errors %+v: want partial with result_mismatch rows", code, r2.ErrorGroups)
+	}
+	replayID := r2.RunID
+	records := len(srv.Records("Account"))
+
+	// The sync's next run: refused, nothing sent.
+	var stdout, stderr bytes.Buffer
+	code = runRun(context.Background(), []string{"p.yaml", "--progress", "none"}, &stdout, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "replay "+replayID+" of") || !strings.Contains(stderr.String(), "--resume "+replayID) ||
+		len(srv.Records("Account")) != records {
+		t.Fatalf("run after the replay: exit %d, %d records added; want refused (%d), naming the replay's resume\n%s",
+			code, len(srv.Records("Account"))-records, exitUsage, stderr.String())
+	}
+	// A new replay of the file, forced, is refused too: the one in flight
+	// comes first.
+	if code, _, out := replay("--settle-unknown=loaded", "--force"); code != exitUsage || !strings.Contains(out, "--resume "+replayID) {
+		t.Fatalf("a forced new replay: exit %d, want %d, naming the resume of %s\n%s", code, exitUsage, replayID, out)
+	}
+	// The resume reads the same answer; settled, it finishes.
+	if code, r2, _ = replay("--resume", replayID); code != exitPartial || r2.RunID != replayID || !hasErrorGroup(*r2, "result_mismatch") {
+		t.Fatalf("replay --resume: exit %d, run %s, errors %+v: want replay %s still partial", code, r2.RunID, r2.ErrorGroups, replayID)
+	}
+	if code, r2, _ = replay("--resume", replayID, "--settle-unknown=loaded"); code != exitPartial || hasErrorGroup(*r2, "result_mismatch") ||
+		!hasErrorGroup(*r2, pipeline.CodeAssumedLoaded) {
+		t.Fatalf("replay --resume --settle-unknown=loaded: exit %d, errors %+v: want every row assumed_loaded", code, r2.ErrorGroups)
+	}
+	if len(srv.Records("Account")) != records {
+		t.Fatalf("the replay's resumes stored %d more records, want none", len(srv.Records("Account"))-records)
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 0 {
+		t.Fatalf("the run after: exit %d, counts %+v, errors %+v: want nothing sent", code, rep.Counts, rep.ErrorGroups)
+	}
+	checkRecordCounts(t, srv, want)
+	// --settle-unknown settles a replay being resumed, not a new one.
+	if code, _, out := replay("--settle-unknown=loaded", "--force"); code != exitUsage || !strings.Contains(out, "--resume RUN_ID") ||
+		len(srv.Records("Account")) != records {
+		t.Fatalf("a new replay with --settle-unknown: exit %d, want %d before anything is sent\n%s", code, exitUsage, out)
+	}
+}

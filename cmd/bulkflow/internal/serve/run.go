@@ -25,6 +25,11 @@ type Inflight struct {
 	RunID     string    `json:"run_id"`
 	Holder    string    `json:"holder,omitempty"`
 	StartedAt time.Time `json:"started_at,omitzero"`
+	// Replay is set when the run in flight is a `bulkflow replay` of a
+	// dead-letter file: the command that resumes it. Such a run is not
+	// resumed by running the pipeline (that would read its source, not the
+	// file), so no run of the pipeline starts until the replay finishes.
+	Replay string `json:"replay,omitempty"`
 }
 
 // resumeInFlight triggers the pipelines whose state names a run in flight.
@@ -78,7 +83,13 @@ func (s *Server) trigger(name, why string) (string, error) {
 		s.wg.Done()
 		return "", err
 	}
-	runID, why := s.runIDFor(ctx, p, why)
+	runID, why, err := s.runIDFor(ctx, p, why)
+	if err != nil {
+		st.ReleaseLease(ctx, s.opts.Holder)
+		p.run.Unlock()
+		s.wg.Done()
+		return "", err
+	}
 	if err := st.Put(ctx, InflightKey, Inflight{RunID: runID, Holder: s.opts.Holder, StartedAt: s.now().UTC()}); err != nil {
 		st.ReleaseLease(ctx, s.opts.Holder)
 		p.run.Unlock()
@@ -121,17 +132,22 @@ func (s *Server) acquire(ctx context.Context, p *servedPipeline) (*state.Store, 
 // runIDFor returns the run id and trigger of the run about to start: a
 // run that a crash left unfinished is resumed (same run id: the
 // Salesforce sink's ledger skips what it loaded, why gets "+resume")
-// before any new one.
-func (s *Server) runIDFor(ctx context.Context, p *servedPipeline, why string) (runID, trigger string) {
+// before any new one. A replay in flight (Inflight.Replay) is an error:
+// only that replay's resume finishes it.
+func (s *Server) runIDFor(ctx context.Context, p *servedPipeline, why string) (runID, trigger string, err error) {
 	var in Inflight
 	if found, err := p.store.Get(ctx, InflightKey, &in); err != nil {
 		s.log.Warn("cannot read the in-flight run; starting a new run", "pipeline", p.name, "err", err)
 	} else if found && in.RunID != "" && cli.ValidRunID(in.RunID) {
+		if in.Replay != "" {
+			return "", "", fmt.Errorf("pipeline %q: replay %s did not finish, and a run now would send again the rows it may have loaded: "+
+				"resume it first: %s", p.name, in.RunID, in.Replay)
+		}
 		s.log.Warn("resuming a run that did not finish (its process stopped or crashed)", "pipeline", p.name,
 			"run_id", in.RunID, "holder", in.Holder, "started_at", in.StartedAt)
-		return in.RunID, why + "+resume"
+		return in.RunID, why + "+resume", nil
 	}
-	return pipeline.NewRunID(s.now()), why
+	return pipeline.NewRunID(s.now()), why, nil
 }
 
 // execute runs the pipeline once; the caller holds p.run, the lease (st is

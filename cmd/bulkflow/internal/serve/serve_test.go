@@ -422,6 +422,36 @@ func TestServeResumesCrashedRun(t *testing.T) {
 	}
 }
 
+// TestServeRefusesWhileReplayInFlight: a replay in flight (Inflight.Replay)
+// is finished by its own resume, which reads the dead-letter file: a
+// served run would read the pipeline's source and send again what the
+// replay may have loaded. The trigger is refused, naming the resume, and
+// the document is left as it was.
+func TestServeRefusesWhileReplayInFlight(t *testing.T) {
+	dir, stateDir := servetest.Fixture(t, "")
+	s, _, _ := serveTestServer(t, dir, stateDir)
+	p := s.pipelines["people"]
+	replay := Inflight{RunID: "20260101T000000Z-0eplay00", Holder: "other-host:42", Replay: "bulkflow replay dl/x/load.csv --pipeline people.yaml --resume 20260101T000000Z-0eplay00"}
+	if err := p.store.Put(context.Background(), InflightKey, replay); err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.trigger("people", "schedule")
+	if err == nil || !strings.Contains(err.Error(), replay.Replay) {
+		t.Fatalf("trigger = %q, %v; want refused, naming %q", id, err, replay.Replay)
+	}
+	var in Inflight
+	if found, err := p.store.Get(context.Background(), InflightKey, &in); err != nil || !found || in != replay {
+		t.Fatalf("in-flight doc after the refusal = %+v (found %v, %v); want %+v", in, found, err, replay)
+	}
+	// The lease was given back: once the replay finished, a run starts.
+	if err := p.store.Put(context.Background(), InflightKey, Inflight{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.trigger("people", "manual"); err != nil {
+		t.Fatalf("trigger after the replay finished: %v", err)
+	}
+}
+
 // TestServeFencedAfterTakeover: a run whose process is paused past its
 // lease, while another process takes the lease, records nothing when it
 // wakes up: its report, run record and in-flight update are refused by the
