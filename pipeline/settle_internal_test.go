@@ -78,10 +78,10 @@ func TestSettleUnknownRows(t *testing.T) {
 	st.Rows = map[string]string{rowKey("load", "a.csv:4"): SettleAbsent, rowKey("", "a.csv:5"): SettleLoaded, rowKey("load", "a.csv:99"): SettleLoaded}
 	origins := []Origin{{Object: "a.csv", Line: 2}, {Object: "a.csv", Line: 3}, {Object: "a.csv", Line: 4}, {Object: "a.csv", Line: 5}, {Object: "a.csv", Line: 6}, {Object: "a.csv", Line: 7}}
 	in := &RowErrors{}
-	in.Add(0, &RowError{Code: CodeResultMismatch, Ref: "J1", Err: errors.New("dup result")}) // by ref: loaded
-	in.Add(1, &RowError{Code: CodeOutcomeUnknown, Ref: "J2", Err: errors.New("no answer")}) // every row: absent
-	in.Add(2, &RowError{Code: CodeResultMismatch, Ref: "J1", Err: errors.New("dup result")}) // by row (stage): absent
-	in.Add(3, &RowError{Code: CodeOutcomeUnknown, Ref: "J2", Err: errors.New("no answer")}) // by row (any stage): loaded
+	in.Add(0, &RowError{Code: CodeResultMismatch, Ref: "J1", Err: errors.New("dup result")})  // by ref: loaded
+	in.Add(1, &RowError{Code: CodeOutcomeUnknown, Ref: "J2", Err: errors.New("no answer")})   // every row: absent
+	in.Add(2, &RowError{Code: CodeResultMismatch, Ref: "J1", Err: errors.New("dup result")})  // by row (stage): absent
+	in.Add(3, &RowError{Code: CodeOutcomeUnknown, Ref: "J2", Err: errors.New("no answer")})   // by row (any stage): loaded
 	in.Add(4, &RowError{Code: CodeJobIncomplete, Ref: "J1", Err: errors.New("poll_timeout")}) // its job may still run: kept
 	in.Add(5, &RowError{Code: "REQUIRED_FIELD_MISSING", Ref: "J1", Err: errors.New("Name")})  // refused: kept
 	out := settleUnknown(in, &st, "load", origins)
