@@ -251,6 +251,12 @@ func judge(source map[string]string, keyField string, records []map[string]strin
 			note("misreported", "dead-letter row %s=%q in %s matches no source row", keyField, l.key, l.file)
 			continue
 		}
+		if pipeline.RecoveryOf(l.code) == pipeline.RecoverySettled {
+			// A person found it stored (assumed_loaded; the harness looked
+			// it up): dead-lettered so that it is accounted for, never
+			// sent again, and done. A second copy stored is caught above.
+			continue
+		}
 		inDL[l.key] = append(inDL[l.key], l)
 	}
 	keys := make([]string, 0, len(source))
@@ -271,9 +277,6 @@ func judge(source map[string]string, keyField string, records []map[string]strin
 			note("lost", "%s is neither stored nor in a live dead-letter file", k)
 		case n == 1 && len(d) == 1 && pipeline.RecoveryOf(d[0].code) == pipeline.RecoveryInspect:
 			// a person must look at the job
-		case n == 1 && len(d) == 1 && pipeline.RecoveryOf(d[0].code) == pipeline.RecoverySettled:
-			// a person found it stored (assumed_loaded): dead-lettered so
-			// that it is accounted for
 		case n == 1 && len(d) == 1 && d[0].code == pipeline.CodeOutcomeUnknownRetry:
 			// an idempotent write (update, upsert) whose earlier answer was
 			// lost: the product says it may be stored, and a replay of it

@@ -640,25 +640,41 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 }
 
 // settleUnknown is the person the README asks to look at rows of unknown
-// outcome (recovery inspect: result_mismatch, outcome_unknown) that the
-// run's last attempt dead-lettered: it looks each row up in the org by its
-// key and settles a job or request (_ref) as found — loaded when every row
-// of it is stored, absent when none is — or, when some are and some are
-// not (a request that saved some rows and failed others, and lost its
-// answer), row by row in a copy of the dead letter with a _settle column;
-// then runs `run FILE --settle-unknown …`, the plain run that resumes the
-// run. It returns whether it ran one.
+// outcome that the run's last attempt dead-lettered (settleArgs), who then
+// runs `run FILE --settle-unknown …`, the plain run that resumes the run.
+// It returns whether it ran one.
 func (p *play) settleUnknown() bool {
 	rep := p.lastRun
-	if rep == nil || rep.RunID != p.runID || !slices.ContainsFunc(rep.ErrorGroups, func(g pipeline.ErrorGroup) bool {
+	if rep == nil || rep.RunID != p.runID {
+		return false
+	}
+	settle := p.settleArgs(rep)
+	if len(settle) == 0 {
+		return false
+	}
+	p.tally.Settles++
+	p.resumeBy(nil, append([]string{"run", p.file}, settle...)...)
+	return true
+}
+
+// settleArgs looks up in the org, by key, each row of unknown outcome
+// (recovery inspect: result_mismatch, outcome_unknown) that rep's dead
+// letters hold, and returns the --settle-unknown flags a person would give
+// (nil when there is none): a job or request (_ref) as found — loaded
+// when every row of it is stored, absent when none is — or, when some are
+// and some are not (a request that saved some rows and failed others, and
+// lost its answer), row by row in a copy of the dead letter with a
+// _settle column.
+func (p *play) settleArgs(rep *pipeline.Report) []string {
+	if !slices.ContainsFunc(rep.ErrorGroups, func(g pipeline.ErrorGroup) bool {
 		return g.Recovery == pipeline.RecoveryInspect.String()
 	}) {
-		return false
+		return nil
 	}
 	recs, err := p.emu.records("Account")
 	if err != nil {
 		p.problem("harness: %v", err)
-		return false
+		return nil
 	}
 	stored := map[string]bool{}
 	for _, r := range recs {
@@ -671,7 +687,7 @@ func (p *play) settleUnknown() bool {
 		f, err := readDLFile(strings.TrimPrefix(dl, "file://"))
 		if err != nil {
 			p.problem("harness: %v", err)
-			return false
+			return nil
 		}
 		files = append(files, f)
 		kc, cc, rc := f.col(p.sc.KeyField), f.col("_error_code"), f.col("_ref")
@@ -724,21 +740,18 @@ func (p *play) settleUnknown() bool {
 		var b strings.Builder
 		if err := csv.NewWriter(&b).WriteAll(out); err != nil {
 			p.problem("harness: %v", err)
-			return false
+			return nil
 		}
 		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 			p.problem("harness: %v", err)
-			return false
+			return nil
 		}
 		settle = append(settle, "--settle-unknown", "@"+path)
 	}
-	if len(settle) == 0 {
-		return false
+	if len(settle) > 0 {
+		p.logf("a person looked up the rows of unknown outcome: %s", strings.Join(settle, " "))
 	}
-	p.logf("a person looked up the rows of unknown outcome: %s", strings.Join(settle, " "))
-	p.tally.Settles++
-	p.resumeBy(nil, append([]string{"run", p.file}, settle...)...)
-	return true
+	return settle
 }
 
 // liveOf is liveRows of files with recs as the judge sees them. For a
@@ -1217,7 +1230,34 @@ func (p *play) replayRound() {
 			}
 		}
 		p.tally.Replays++
-		p.bulkflow("replay", nil, args...)
+		r := p.bulkflow("replay", nil, args...)
+		p.finishReplay(args, r)
+	}
+}
+
+// finishReplay: a replay of an insert sync that left rows of unknown
+// outcome is in flight, and every run of the pipeline is refused until it
+// finishes; the person resumes it, settling the rows only a person can
+// tell (settleArgs), at most a few times.
+func (p *play) finishReplay(args []string, s step) {
+	if p.sc.Class != classSync || p.sc.Mirror {
+		return
+	}
+	for range 3 {
+		rep := s.report
+		if rep == nil || !unfinishedStep(s) {
+			return
+		}
+		resume := append(slices.Clone(args), "--resume", rep.RunID)
+		if settle := p.settleArgs(rep); len(settle) > 0 {
+			p.tally.Settles++
+			resume = append(resume, settle...)
+		} else if !slices.ContainsFunc(rep.ErrorGroups, func(g pipeline.ErrorGroup) bool { return g.Recovery == pipeline.RecoveryResume.String() }) {
+			return
+		}
+		p.setFaults(salesforcetest.Faults{ProcessingDelay: p.faults.ProcessingDelay})
+		p.tally.Replays++
+		s = p.bulkflow("replay", nil, resume...)
 	}
 }
 
