@@ -360,15 +360,7 @@ stages:
 	}
 	dl := filepath.Join("out/dead-letter", rep.RunID, "read.csv")
 	// The user mends C-4's record in the dead letter (its _raw).
-	f, err := os.Open(dl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readCSVFile(t, dl)
 	raw := slices.Index(recs[0], "_raw")
 	codes := map[string]bool{}
 	for _, r := range recs[1:] {

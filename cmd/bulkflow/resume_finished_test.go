@@ -239,14 +239,9 @@ func TestReplayResumeFirst(t *testing.T) {
 	dl := filepath.Join("out/dead-letter", rep.RunID, "load.csv")
 	// One row of the file says UNABLE_TO_LOCK_ROW (retryable), as a job
 	// that finished with that error would have.
-	f, err := os.Open(dl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil || len(recs) != 12 {
-		t.Fatalf("dead letter: %d records, %v", len(recs), err)
+	recs := readCSVFile(t, dl)
+	if len(recs) != 12 {
+		t.Fatalf("dead letter: %d records, want 12", len(recs))
 	}
 	codeCol, retryCol := slices.Index(recs[0], "_error_code"), slices.Index(recs[0], "_retryable")
 	if recs[1][codeCol] != pipeline.CodeJobIncomplete {

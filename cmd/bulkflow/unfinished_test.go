@@ -146,6 +146,22 @@ func TestPlainRunResumesUnfinishedInsert(t *testing.T) {
 	}
 }
 
+// readCSVFile returns the records of a local CSV file (a dead letter: a
+// path or a file:// URL), header first.
+func readCSVFile(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(strings.TrimPrefix(path, "file://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("%s: %d records, %v", path, len(recs), err)
+	}
+	return recs
+}
+
 // hasErrorGroup reports whether the report dead-lettered rows with code.
 func hasErrorGroup(rep pipeline.Report, code string) bool {
 	for _, g := range rep.ErrorGroups {
@@ -760,15 +776,7 @@ func TestSettleUnknownByJob(t *testing.T) {
 	}
 	found := map[string]string{} // ref → loaded or absent
 	for _, dl := range rep.DeadLetters {
-		f, err := os.Open(strings.TrimPrefix(dl, "file://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs, err := csv.NewReader(f).ReadAll()
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		recs := readCSVFile(t, dl)
 		ref, key := slices.Index(recs[0], "_ref"), slices.Index(recs[0], "AccountNumber")
 		for _, rec := range recs[1:] {
 			as := "absent"
@@ -812,15 +820,7 @@ func TestSettleUnknownByJob(t *testing.T) {
 	// nothing).
 	var rows [][]string
 	for _, dl := range rep.DeadLetters {
-		f, err := os.Open(strings.TrimPrefix(dl, "file://"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs, err := csv.NewReader(f).ReadAll()
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		recs := readCSVFile(t, dl)
 		ref := slices.Index(recs[0], "_ref")
 		if rows == nil {
 			rows = [][]string{append(recs[0], "_settle")}
