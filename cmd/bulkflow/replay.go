@@ -380,9 +380,16 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// run would send again the rows it may have loaded.
 	guarded := store != nil && guardsUnfinished(g)
 	if guarded {
-		if _, err := markInflight(ctx, store, g, env.RunID, replayCommand(dlURL, rf.pipelineFile, hinted, true)); err != nil {
+		pending, err := markInflight(ctx, store, g, env.RunID, replayCommand(dlURL, rf.pipelineFile, hinted, true))
+		if err != nil {
 			plan.Close()
 			return fail(exitFailed, "%v", err)
+		}
+		if pending != "" {
+			// A run started since the check above (a scheduler's).
+			plan.Close()
+			return fail(exitUsage, "%s: run %s of pipeline %s started meanwhile and is in flight: replay once it has finished; nothing was sent",
+				dlURL, pending, g.Name)
 		}
 	}
 	if err := book.start(ctx, entry); err != nil {
