@@ -22,7 +22,9 @@
 //     outcome_unknown), the harness is that person: it looks each row up
 //     in the emulator and runs `run FILE --settle-unknown`, by job or
 //     request (_ref) when all its rows agree, else row by row through a
-//     copy of the dead letter with a _settle column;
+//     copy of the dead letter with a _settle column. A replay left
+//     unfinished the same way is finished by `replay --resume`, after the
+//     scheduler's plain run, which must be refused and send nothing;
 //   - `bulkflow replay` of every live dead-letter file (the files the
 //     manifests list and replayed.json does not consume; `--all` with a
 //     `--map` fix when no row's outcome is unknown), sometimes a second

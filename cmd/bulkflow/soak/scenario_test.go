@@ -1248,6 +1248,14 @@ func (p *play) finishReplay(args []string, s step) {
 		if rep == nil || !unfinishedStep(s) {
 			return
 		}
+		// The scheduler's next run comes first: while the replay is in
+		// flight it must be refused and send nothing.
+		before := p.storedTotal()
+		if r := p.bulkflowRaw("run", nil, "run", p.file); r.p != nil && (r.code != 2 || p.storedTotal() != before) {
+			p.problem("misreported: %s while replay %s is unfinished exited %d and stored %d more records (want 2 and 0)\n%s",
+				r.p.command(), rep.RunID, r.code, p.storedTotal()-before, tail(r.p.output()))
+			p.tally.StepMisreports++
+		}
 		resume := append(slices.Clone(args), "--resume", rep.RunID)
 		if settle := p.settleArgs(rep); len(settle) > 0 {
 			p.tally.Settles++
