@@ -928,3 +928,57 @@ func TestReplayLeftUnknownHoldsRuns(t *testing.T) {
 		t.Fatalf("a new replay with --settle-unknown: exit %d, want %d before anything is sent\n%s", code, exitUsage, out)
 	}
 }
+
+// TestPlainRunResumesMixedJobIncomplete: the common way a sync ends with
+// rows of unknown outcome is some jobs outliving poll_timeout while the
+// others complete. The partial run committed the manifest with the
+// completed jobs' keys; the plain run after it resumed the run, but its
+// diff left those rows out, its first chunk differed from the run's, and
+// the resume was refused as a re-cut (exit 2), on every later run. Now the
+// manifest waits for the resume, which finds the same chunks, reads the
+// slow jobs' outcome and succeeds; every row is stored once.
+func TestPlainRunResumesMixedJobIncomplete(t *testing.T) {
+	const n = 600
+	srv, want := startInsertSync(t, n)
+	y, _ := os.ReadFile("p.yaml")
+	p := strings.Replace(string(y), "      concurrency: 2\n", "      concurrency: 1\n      poll_timeout: 100ms\n", 1)
+	writeFiles(t, map[string]string{"p.yaml": p})
+	done := make(chan int)
+	go func() {
+		var stdout, stderr bytes.Buffer
+		done <- runRun(context.Background(), []string{"p.yaml", "--progress", "none", "--report", "out/run.json"}, &stdout, &stderr)
+	}()
+	// Once the first job has completed, the next ones outlive poll_timeout.
+	for deadline := time.Now().Add(30 * time.Second); len(srv.Records("Account")) < 200; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first job did not complete in 30 s")
+		}
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 400 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	code := <-done
+	rep := *readReport(t, "out/run.json")
+	if code != exitPartial || rep.Counts.Loaded != 200 || !hasErrorGroup(rep, "job_incomplete") || rep.SyncHeld["load"] == "" {
+		t.Fatalf("run 1: exit %d, counts %+v, errors %+v, sync held %v: want 200 loaded, 400 job_incomplete, the manifest held",
+			code, rep.Counts, rep.ErrorGroups, rep.SyncHeld)
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(srv.Records("Account")) < n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow jobs stored %d of %d rows in 30 s", len(srv.Records("Account")), n)
+		}
+	}
+	code, r2 := runReport(t, "p.yaml")
+	if code != exitOK || r2.RunID != rep.RunID || r2.Status != pipeline.StatusSucceeded {
+		t.Fatalf("plain run: exit %d, run %s (unfinished %s), status %s, errors %+v: want the run resumed and succeeded",
+			code, r2.RunID, rep.RunID, r2.Status, r2.ErrorGroups)
+	}
+	checkRecordCounts(t, srv, want)
+	if code, r3 := runReport(t, "p.yaml"); code != exitOK || r3.Counts.Loaded != 0 {
+		t.Fatalf("the run after: exit %d, counts %+v: want nothing sent", code, r3.Counts)
+	}
+	checkRecordCounts(t, srv, want)
+}
