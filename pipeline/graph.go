@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -134,6 +135,29 @@ func (g *Graph) Check() error {
 					"(a second record each for an insert); give it sync: {mode: changed, key: ...}, whose manifest filters the rows it already holds", s.Name, sink.Name)})
 			}
 		}
+	}
+	// Each sink keeps the ledger of a run in LOCATION/FOLDER/RUN_ID/: two
+	// sinks with one location would write one ledger, and the second to
+	// open would refuse the run as started with other sink options.
+	ledgers := map[string]*StageSpec{}
+	for i := range g.Stages {
+		s := &g.Stages[i]
+		l, ok := s.Options.(RunLedger)
+		if s.Kind != KindSink || !ok || l.LedgerLocation() == "" {
+			continue
+		}
+		at := strings.TrimSuffix(l.LedgerLocation(), "/")
+		if !strings.Contains(at, "://") {
+			at = filepath.Clean(at)
+		}
+		at += "\x00" + l.LedgerFolder(g.Name)
+		if prev := ledgers[at]; prev != nil {
+			errs = append(errs, &ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q: keeps its run ledger where sink stage %q does (%s): one run would write "+
+				"one ledger for both, which the second sink refuses; give each sink its own ledger: folder (e.g. ledger: .bulkflow/ledger/%s/)",
+				s.Name, prev.Name, l.LedgerLocation(), s.Name)})
+			continue
+		}
+		ledgers[at] = s
 	}
 	for i := range g.Stages {
 		s := &g.Stages[i]

@@ -319,19 +319,26 @@ func (r *runner) syncOutcomes(sy Syncer, b *Batch, ops []SyncOp, ids []string, e
 // rows that may succeed when sent again are read again.
 func (r *runner) finishSync(rep *Report) {
 	ctx := context.WithoutCancel(r.userCtx)
+	// A run with rows of unknown outcome and a sink that ResumesUnknown is
+	// resumed to settle them (cmd/bulkflow's in-flight rule), every sink
+	// of it under the same run id.
+	resumed := false
+	for _, s := range r.plan.stages {
+		resumed = resumed || s.spec.Kind == KindSink && ResumesUnknown(s.spec)
+	}
 	for _, s := range r.plan.stages {
 		sy := r.syncers[s]
 		if sy == nil {
 			continue
 		}
 		commit := len(r.errs) == 0 && !r.stopped
-		if n := r.unknown.Load(); commit && n > 0 && ResumesUnknown(s.spec) {
-			// The run is resumed to settle them (cmd/bulkflow's in-flight
-			// rule): committed now, the manifest would hold the rows this
-			// attempt loaded, the resume's diff would leave them out, and
-			// its chunks would differ from this attempt's — a re-cut the
-			// ledger refuses, on every later run. The resume that settles
-			// them commits.
+		if n := r.unknown.Load(); commit && n > 0 && resumed {
+			// Committed now, a manifest would hold the rows this attempt
+			// loaded through its stage, the resume's diff would leave them
+			// out, and that stage's chunks would differ from this
+			// attempt's — a re-cut its sink's ledger refuses, on every
+			// later run (also for an upsert beside the insert that makes
+			// the run resumed). The resume that settles them commits.
 			commit = false
 			if rep.SyncHeld == nil {
 				rep.SyncHeld = map[string]string{}

@@ -65,8 +65,9 @@ func TestSummaryRecoveryClasses(t *testing.T) {
 	slow := salesforcetest.NewServer(&salesforcetest.Options{Faults: salesforcetest.Faults{ProcessingDelay: 10 * time.Second}})
 	t.Cleanup(slow.Close)
 	t.Chdir(t.TempDir())
+	// Each sink keeps its own ledger (one shared would be refused).
 	const sink = "  - name: %s\n    inputs: [m]\n    sink: {type: salesforce, object: Account, api: bulk, max_job_rows: 5, concurrency: 1,\n" +
-		"      poll_initial: 20ms, poll_max: 50ms, poll_timeout: %s, instance_url: %q, auth: {access_token: %q}}\n"
+		"      poll_initial: 20ms, poll_max: 50ms, poll_timeout: %s, instance_url: %q, auth: {access_token: %q}, ledger: .bulkflow/ledger/%[1]s/}\n"
 	yaml := "name: classes\ndead_letter: dl/\nstages:\n" +
 		"  - name: read\n    source: {type: csv, url: in.csv, columns: {n: int}}\n" +
 		"  - {name: m, inputs: [read], map: {Name: Name}}\n" +

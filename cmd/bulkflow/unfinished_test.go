@@ -982,3 +982,114 @@ func TestPlainRunResumesMixedJobIncomplete(t *testing.T) {
 	}
 	checkRecordCounts(t, srv, want)
 }
+
+// TestFanOutResumeHoldsEverySync: one source feeds an insert sync of
+// Accounts (REST, ledger on) and an upsert sync of Contacts (Bulk, ledger
+// on). One Accounts create commits without an answer (outcome_unknown), so
+// the run is resumed; lock errors leave some Contacts unloaded. Before,
+// only the insert's manifest waited for the resume: the Contacts manifest
+// committed the loaded keys, the resume's Contacts diff sent only the
+// failed rows, its first chunk differed from the run's, and that sink
+// refused the resume as a re-cut (exit 2) on every later run. Now every
+// sync of a resumed run waits; the resume reads the same chunks, the
+// settled run commits both, and the next run sends the lock-failed rows.
+func TestFanOutResumeHoldsEverySync(t *testing.T) {
+	const n = 600
+	srv := salesforcetest.NewServer(nil)
+	t.Cleanup(srv.Close)
+	t.Chdir(t.TempDir())
+	var rows []string
+	want := map[string]int{}
+	for i := range n {
+		rows = append(rows, fmt.Sprintf("K%06d,Name %d,111", i, i))
+		want[fmt.Sprintf("K%06d 111", i)] = 1
+	}
+	sink := func(object, op, api, ledger string) string {
+		return fmt.Sprintf("      type: salesforce\n      object: %s\n      operation: %s\n      api: %s\n      instance_url: %q\n"+
+			"      auth: {access_token: %q}\n      poll_initial: 5ms\n      poll_max: 50ms\n      ledger: %s\n      max_job_rows: 200\n"+
+			"      concurrency: 1\n      lock_retries: 0\n", object, op, api, srv.URL, srv.AccessToken(), ledger)
+	}
+	pipelineWith := func(ledgerA, ledgerB string) string {
+		return "name: fan\ndead_letter: out/dead-letter/\nstate: state/\nstages:\n" +
+			"  - name: read\n    source: {type: csv, url: data/accounts.csv}\n" +
+			"  - name: accounts\n    inputs: [read]\n    map: {AccountNumber: id, Name: name, Phone: phone}\n" +
+			"  - name: load\n    inputs: [accounts]\n    sink:\n" + sink("Account", "insert", "rest", ledgerA) +
+			"    sync: {mode: changed, key: AccountNumber}\n" +
+			"  - name: contacts\n    inputs: [read]\n    map: {External_Id__c: id, LastName: name}\n" +
+			"  - name: load_contacts\n    inputs: [contacts]\n    sink:\n" + sink("Contact", "upsert", "bulk", ledgerB) +
+			"      external_id_field: External_Id__c\n    sync: {mode: changed, key: External_Id__c}\n"
+	}
+	// Two sinks cannot share a ledger: one run would write one ledger for
+	// both. Refused before anything moves, naming the fix.
+	writeFiles(t, map[string]string{"p.yaml": pipelineWith("ledger/", "./ledger"), "data/accounts.csv": syncCSV(rows...)})
+	var stdout, stderr bytes.Buffer
+	if code := runRun(context.Background(), []string{"p.yaml", "--progress", "none"}, &stdout, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), `stage "load_contacts": keeps its run ledger where sink stage "load" does`) || len(srv.Jobs()) != 0 {
+		t.Fatalf("two sinks, one ledger: exit %d, %d jobs; want refused (%d) before any job\n%s", code, len(srv.Jobs()), exitUsage, stderr.String())
+	}
+	writeFiles(t, map[string]string{"p.yaml": pipelineWith("ledger/accounts/", "ledger/contacts/")})
+	srv.SetCollectionFaults(salesforcetest.CollectionFaults{CommitThen5xxNext: 1})
+	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.2}); err != nil {
+		t.Fatal(err)
+	}
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || !hasErrorGroup(rep, "outcome_unknown") || !hasErrorGroup(rep, "UNABLE_TO_LOCK_ROW") || len(rep.SyncHeld) != 2 {
+		t.Fatalf("run 1: exit %d, errors %+v %v, sync held %v: want partial with outcome_unknown and lock errors, both manifests held",
+			code, rep.ErrorGroups, rep.Errors, rep.SyncHeld)
+	}
+	srv.SetCollectionFaults(salesforcetest.CollectionFaults{})
+	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	unfinished := rep.RunID
+	// The plain run resumes it: the same chunks, the same answers.
+	code, r2 := runReport(t, "p.yaml")
+	if code != exitPartial || r2.RunID != unfinished || !hasErrorGroup(r2, "outcome_unknown") {
+		t.Fatalf("plain run: exit %d, run %s (unfinished %s), errors %+v: want the run resumed, still partial",
+			code, r2.RunID, unfinished, r2.ErrorGroups)
+	}
+	// The person looks each row up: the request committed, but the lock
+	// errors refused some of its rows.
+	stored := map[string]bool{}
+	for _, r := range srv.Records("Account") {
+		stored[r["AccountNumber"]] = true
+	}
+	settled := [][]string{}
+	for _, dl := range r2.DeadLetters {
+		recs := readCSVFile(t, dl)
+		key, code := slices.Index(recs[0], "AccountNumber"), slices.Index(recs[0], "_error_code")
+		if key < 0 {
+			continue
+		}
+		settled = append(settled, append(recs[0], "_settle"))
+		for _, rec := range recs[1:] {
+			as := ""
+			if rec[code] == "outcome_unknown" {
+				as = map[bool]string{true: "loaded", false: "absent"}[stored[rec[key]]]
+			}
+			settled = append(settled, append(rec, as))
+		}
+	}
+	var b strings.Builder
+	csv.NewWriter(&b).WriteAll(settled)
+	writeFiles(t, map[string]string{"settle.csv": b.String()})
+	stderr.Reset()
+	if code := runRun(context.Background(), []string{"p.yaml", "--settle-unknown=@settle.csv", "--progress", "none", "--report", "out/settle.json"}, &stdout, &stderr); code != exitPartial {
+		t.Fatalf("settle: exit %d, want %d\n%s", code, exitPartial, stderr.String())
+	}
+	if r3 := readReport(t, "out/settle.json"); r3.RunID != unfinished || hasErrorGroup(*r3, "outcome_unknown") || len(r3.SyncHeld) > 0 {
+		t.Fatalf("settle: run %s, errors %+v, sync held %v: want run %s finished", r3.RunID, r3.ErrorGroups, r3.SyncHeld, unfinished)
+	}
+	// The next run sends what the lock errors left, once.
+	if code, r4 := runReport(t, "p.yaml"); code != exitOK || r4.RunID == unfinished || r4.Counts.Loaded == 0 {
+		t.Fatalf("the run after: exit %d, run %s, counts %+v, errors %+v: want a new run loading the lock-failed rows",
+			code, r4.RunID, r4.Counts, r4.ErrorGroups)
+	}
+	checkRecordCounts(t, srv, want)
+	if got := len(srv.Records("Contact")); got != n {
+		t.Fatalf("%d Contacts, want %d", got, n)
+	}
+	if code, r5 := runReport(t, "p.yaml"); code != exitOK || r5.Counts.Loaded != 0 {
+		t.Fatalf("the last run: exit %d, counts %+v: want nothing sent", code, r5.Counts)
+	}
+}
