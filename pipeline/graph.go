@@ -137,8 +137,9 @@ func (g *Graph) Check() error {
 		}
 	}
 	// Each sink keeps the ledger of a run in LOCATION/FOLDER/RUN_ID/: two
-	// sinks with one location would write one ledger, and the second to
-	// open would refuse the run as started with other sink options.
+	// sinks with one location would write one ledger, their chunk records
+	// under the same keys (with other options, the second to open refuses
+	// the run as started with other sink options).
 	ledgers := map[string]*StageSpec{}
 	for i := range g.Stages {
 		s := &g.Stages[i]
@@ -152,8 +153,9 @@ func (g *Graph) Check() error {
 		}
 		at += "\x00" + l.LedgerFolder(g.Name)
 		if prev := ledgers[at]; prev != nil {
-			errs = append(errs, &ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q: keeps its run ledger where sink stage %q does (%s): one run would write "+
-				"one ledger for both, which the second sink refuses; give each sink its own ledger: folder (e.g. ledger: .bulkflow/ledger/%s/)",
+			errs = append(errs, &ConfigError{Pos: s.Pos, Msg: fmt.Sprintf("stage %q: keeps its run ledger where sink stage %q does (%s): a run would write "+
+				"one ledger for both sinks and mix their records (a resume could take one sink's jobs for the other's); give each sink "+
+				"its own ledger: folder (e.g. ledger: .bulkflow/ledger/%s/)",
 				s.Name, prev.Name, l.LedgerLocation(), s.Name)})
 			continue
 		}
