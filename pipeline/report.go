@@ -109,6 +109,12 @@ type Report struct {
 	// NextSteps are the commands that recover dead-lettered rows, by
 	// recovery class (retry: replay; resume: run --resume).
 	NextSteps []NextStep `json:"next_steps,omitempty"`
+	// ResumeCommand resumes this run (`bulkflow run FILE --resume RUN_ID`
+	// with the flags it needs; a replay's own `replay --resume`), set when
+	// rows only a resume or a person settles were dead-lettered: the
+	// summary gives it for settling rows of unknown outcome
+	// (--settle-unknown).
+	ResumeCommand string `json:"resume_command,omitempty"`
 }
 
 // ErrorGroup is the dead-lettered rows of one error code (_error_code).
@@ -358,8 +364,9 @@ func (r *Report) summary(w io.Writer, loaded string) {
 				fix, ShellCommand(cmp.Or(r.File, "PIPELINE_FILE")))
 		}
 		if inspect > 0 {
-			fmt.Fprintf(w, "  inspect %d rows: they may be in the destination; look at the job or record in _ref, then settle them: %s --settle-unknown=loaded (found) or =absent (not found), with the run's --state and --shard\n",
-				inspect, ShellCommand("bulkflow", "run", cmp.Or(r.File, "PIPELINE_FILE"), "--resume", r.RunID))
+			resume := cmp.Or(r.ResumeCommand, ShellCommand("bulkflow", "run", cmp.Or(r.File, "PIPELINE_FILE"), "--resume", r.RunID))
+			fmt.Fprintf(w, "  inspect %d rows: they may be in the destination; look at the job or record in _ref, then settle them: %s --settle-unknown=loaded (found) or =absent (not found)\n",
+				inspect, resume)
 		}
 		for _, s := range r.NextSteps {
 			switch s.Recovery {

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/csv"
@@ -665,6 +666,11 @@ func (r *runner) finish(rep *Report, setupErr error) (*Report, error) {
 			rep.DeadLetterDir = blobio.Join(r.dl.prefix, r.dl.runID).String() + "/"
 			rep.ErrorGroups = r.dl.tally.groups()
 			rep.NextSteps = r.dl.tally.nextSteps(rep.File, rep.RunID, files, r.opts.ResumeFlags)
+			if slices.ContainsFunc(rep.ErrorGroups, func(g ErrorGroup) bool {
+				return g.Recovery == RecoveryResume.String() || g.Recovery == RecoveryInspect.String()
+			}) {
+				rep.ResumeCommand = ShellCommand(append([]string{"bulkflow", "run", cmp.Or(rep.File, "PIPELINE_FILE"), "--resume", rep.RunID}, r.opts.ResumeFlags...)...)
+			}
 		}
 		c := r.counts()
 		if !c.Balanced() {

@@ -424,6 +424,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			rep.NextSteps[i].Command = resume
 		}
 	}
+	if rep.ResumeCommand != "" {
+		rep.ResumeCommand = resume
+	}
 	if err := book.finish(ctx, rep, stderr); err != nil && runErr == nil {
 		runErr = err
 	}

@@ -642,6 +642,9 @@ func TestSettleUnknown(t *testing.T) {
 				t.Fatalf("run 1: exit %d, status %s, errors %+v: want partial with %s rows", code, rep.Status, rep.ErrorGroups, tc.code)
 			}
 			unfinished := rep.RunID
+			if want := "bulkflow run p.yaml --resume " + unfinished; rep.ResumeCommand != want {
+				t.Errorf("resume command %q, want %q", rep.ResumeCommand, want)
+			}
 			// Stuck: the plain run resumes it and reads the same answer.
 			code, rep = runReport(t, "p.yaml")
 			if code != exitPartial || rep.RunID != unfinished || !hasErrorGroup(rep, tc.code) {
@@ -884,11 +887,16 @@ func TestReplayLeftUnknownHoldsRuns(t *testing.T) {
 		code := runReplay(context.Background(), append([]string{dl, "--pipeline", "p.yaml", "--report", "out/replay.json"}, args...), &stdout, &stderr)
 		return code, readReport(t, "out/replay.json"), stderr.String()
 	}
-	code, r2, _ := replay()
+	code, r2, out := replay()
 	if code != exitPartial || !hasErrorGroup(*r2, "result_mismatch") {
 		t.Fatalf("replay: exit %d, errors %+v: want partial with result_mismatch rows", code, r2.ErrorGroups)
 	}
 	replayID := r2.RunID
+	// Its summary says how to settle them: its own resume.
+	resume := "bulkflow replay " + dl + " --pipeline p.yaml --resume " + replayID
+	if r2.ResumeCommand != resume || !strings.Contains(out, "then settle them: "+resume+" --settle-unknown=loaded") {
+		t.Errorf("replay's resume command %q, want %q in the report and the summary\n%s", r2.ResumeCommand, resume, out)
+	}
 	records := len(srv.Records("Account"))
 
 	// The sync's next run: refused, nothing sent.
