@@ -183,14 +183,17 @@
 //	                 only `bulkflow run FILE --resume RUN_ID` settles it, by
 //	                 reading that job (_ref) through the ledger; replay refuses it.
 //	                 outcome_unknown (RecoveryInspect): a REST create without a
-//	                 definite answer; no resume can settle it: look for the
-//	                 row before replay --all. outcome_unknown_retry: the same for
+//	                 definite answer; no resume can tell: look for the row,
+//	                 then settle it (`run --resume RUN_ID --settle-unknown
+//	                 loaded|absent`, by _ref or row by row); without state,
+//	                 replay --all the absent ones. outcome_unknown_retry: the same for
 //	                 an idempotent update, upsert or delete (RecoveryRetry).
 //	loaded           counted loaded; a resume settles its chunk from the ledger
 //	                 without sending it.
 //	rejected         a Salesforce error code (RecoveryFix): fix the data, then
 //	                 replay; result_mismatch (RecoveryInspect): the results did
-//	                 not list it exactly once; look at the job before sending it.
+//	                 not list it exactly once; look at the job, then settle it
+//	                 as for outcome_unknown.
 //
 // A resume cannot duplicate: a chunk whose job may have run is never
 // uploaded again, and a chunk that differs from the one at its position
