@@ -810,7 +810,9 @@ func (p *play) deadLetters() ([]*dlFile, []string, error) {
 		OpenedAt time.Time `json:"opened_at"`
 	}
 	var in struct {
-		RunID string `json:"run_id"`
+		RunID     string    `json:"run_id"`
+		StartedAt time.Time `json:"started_at"`
+		Replay    string    `json:"replay"`
 	}
 	docs := filepath.Join(p.dir, "state", "soak", "docs")
 	for name, v := range map[string]any{"sync-commit-write.json": &c, "inflight.json": &in} {
@@ -828,7 +830,12 @@ func (p *play) deadLetters() ([]*dlFile, []string, error) {
 	return slices.DeleteFunc(files, func(f *dlFile) bool {
 		superseded := c.RunID != "" && f.runID != c.RunID && !f.finished.IsZero() && c.OpenedAt.After(f.finished)
 		pending := in.RunID != "" && f.runID == in.RunID && (f.status == pipeline.StatusCancelled || f.status == pipeline.StatusFailed)
-		return superseded || pending
+		// A sync run in flight (left with rows of unknown outcome: its
+		// manifest waits for the resume that settles them) sent every row
+		// of the older files again: replay refuses them now (a run is in
+		// flight) and once it commits (superseded).
+		superseding := in.RunID != "" && in.Replay == "" && f.runID != in.RunID && !f.finished.IsZero() && in.StartedAt.After(f.finished)
+		return superseded || pending || superseding
 	}), problems, nil
 }
 
