@@ -329,6 +329,17 @@ func TestPlanSeededSync(t *testing.T) {
 	if _, err := os.Stat("state/accounts-seeded/sync/load.manifest"); !os.IsNotExist(err) {
 		t.Fatalf("plan wrote a manifest: %v", err)
 	}
+	// Nor does it record a sync run's start, which would make replay
+	// refuse older dead letters as superseded.
+	if _, err := os.Stat("state/accounts-seeded/docs/sync-start-load.json"); !os.IsNotExist(err) {
+		t.Fatalf("plan recorded a sync start: %v", err)
+	}
+	if code := runRun(context.Background(), []string{"p.yaml", "--progress", "none"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("run exit %d\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat("state/accounts-seeded/docs/sync-start-load.json"); err != nil {
+		t.Fatalf("a run recorded no sync start (the check above cannot fail): %v", err)
+	}
 }
 
 // TestSeedMirrorDeletesNothing: a seeded mirror (delete_missing) never

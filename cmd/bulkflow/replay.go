@@ -67,9 +67,9 @@ see stay in the manifest.
 Only a live dead-letter file is replayed: one its run's manifest.json
 lists in files. Through a sync: that reads the whole source, a file is
 refused (exit 2, unless --force) once a run that began after its run ended
-has committed the sync's manifest: that run sent its rows again, or
-dead-lettered them again (replay its files), and the file's values are
-older. The files of an unfinished run of a pipeline that keeps state and
+has begun that sync (committed or not): that run sent its rows again, or
+dead-lettered them again (replay its files), or, if it stopped first, the
+sync's next run sends them; the file's values are older. The files of an unfinished run of a pipeline that keeps state and
 inserts are refused whatever the flags: resume the run. A file of an attempt that a later --resume of the run
 superseded, or of an attempt that has not finished, is refused (exit 2),
 even with --force: its rows may be loaded.
@@ -1293,7 +1293,12 @@ func supersededBySync(ctx context.Context, g *pipeline.Graph, store *state.Store
 		if sink.Sync == nil || len(incrementalSources(g, sink)) > 0 {
 			return nil
 		}
-		c, found, err := syncer.LastCommit(ctx, store, sink.Name)
+		// The last run that began the sync, whether or not it committed
+		// (a cancelled one): state of earlier releases has only commits.
+		c, found, err := syncer.LastStart(ctx, store, sink.Name)
+		if err == nil && !found {
+			c, found, err = syncer.LastCommit(ctx, store, sink.Name)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: sync stage %q: %w", dlURL, sink.Name, err)
 		}
@@ -1304,12 +1309,13 @@ func supersededBySync(ctx context.Context, g *pipeline.Graph, store *state.Store
 		if !found || !after {
 			return nil
 		}
-		by = append(by, fmt.Sprintf("run %s committed sync stage %q", c.RunID, sink.Name))
+		by = append(by, fmt.Sprintf("run %s began a sync of stage %q", c.RunID, sink.Name))
 	}
-	return fmt.Errorf("%s: superseded: after run %s, which wrote it, %s having read the whole source: each row of this file was sent "+
-		"again with the values the source had then, dead-lettered again in that run's own dead letters (replay those), or had left the "+
-		"source; replaying this file would send older values over newer ones (a second record for an insert); nothing was sent "+
-		"(--force sends it anyway)", dlURL, dlRun, strings.Join(by, ", "))
+	return fmt.Errorf("%s: superseded: after run %s, which wrote it, %s, reading the whole source: each row of this file was sent "+
+		"again with the values the source had then, dead-lettered again in that run's own dead letters (replay those), had left the "+
+		"source, or, where that run stopped first, is sent by the sync's next run (its manifest does not hold the row); replaying this "+
+		"file would send older values over newer ones (a second record for an insert); nothing was sent (--force sends it anyway)",
+		dlURL, dlRun, strings.Join(by, ", "))
 }
 
 // incrementalSources returns the incremental source stages that feed s.

@@ -343,8 +343,12 @@ func TestReplayOfUnfinishedInsertRun(t *testing.T) {
 // them as extra records. Now such a replay is refused, sends nothing, and
 // names the run that superseded it; --force still sends.
 func TestReplaySupersededBySync(t *testing.T) {
-	for _, op := range []string{"upsert", "insert"} {
-		t.Run(op, func(t *testing.T) {
+	for _, tc := range []struct {
+		op        string
+		cancelled bool // run 2 is cancelled (Ctrl-C) mid-load: it began the sync but commits nothing
+	}{{"upsert", false}, {"insert", false}, {"upsert", true}, {"insert", true}} {
+		op := tc.op
+		t.Run(fmt.Sprintf("%s/cancelled=%v", op, tc.cancelled), func(t *testing.T) {
 			srv := salesforcetest.NewServer(nil)
 			defer srv.Close()
 			t.Chdir(t.TempDir())
@@ -374,9 +378,35 @@ func TestReplaySupersededBySync(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeFiles(t, map[string]string{"data/accounts.csv": export("222")})
-			code, rep = runReport(t, "p.yaml")
-			if code != exitOK || rep.Counts.Loaded != 200 {
-				t.Fatalf("run 2: exit %d %+v", code, rep.Counts)
+			if tc.cancelled {
+				// Before, only a commit superseded the file: a replay after a
+				// cancelled run 2 sent the older values over the ones it
+				// loaded, and the next run's values after that.
+				if err := srv.SetFaults(salesforcetest.Faults{ProcessingDelay: 300 * time.Millisecond}); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan int)
+				go func() {
+					var stdout, stderr bytes.Buffer
+					done <- runRun(ctx, []string{"p.yaml", "--progress", "none", "--report", "out/run.json"}, &stdout, &stderr)
+				}()
+				for jobs := len(srv.Jobs()); len(srv.Jobs()) == jobs; time.Sleep(time.Millisecond) {
+				}
+				cancel()
+				code = <-done
+				rep = *readReport(t, "out/run.json")
+				if code != exitFailed || rep.Status != pipeline.StatusCancelled {
+					t.Fatalf("run 2: exit %d, status %s: want cancelled", code, rep.Status)
+				}
+				if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				code, rep = runReport(t, "p.yaml")
+				if code != exitOK || rep.Counts.Loaded != 200 {
+					t.Fatalf("run 2: exit %d %+v", code, rep.Counts)
+				}
 			}
 			snapshot := func() string {
 				var got []string

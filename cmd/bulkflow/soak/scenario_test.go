@@ -805,7 +805,9 @@ func (p *play) deadLetters() ([]*dlFile, []string, error) {
 	if err != nil || p.sc.Class != classSync {
 		return files, problems, err
 	}
-	var c struct {
+	// The last sync run that began (committed or not) and the last that
+	// committed: replay refuses a file either began after (superseded).
+	var c, started struct {
 		RunID    string    `json:"run_id"`
 		OpenedAt time.Time `json:"opened_at"`
 	}
@@ -815,7 +817,7 @@ func (p *play) deadLetters() ([]*dlFile, []string, error) {
 		Replay    string    `json:"replay"`
 	}
 	docs := filepath.Join(p.dir, "state", "soak", "docs")
-	for name, v := range map[string]any{"sync-commit-write.json": &c, "inflight.json": &in} {
+	for name, v := range map[string]any{"sync-commit-write.json": &c, "sync-start-write.json": &started, "inflight.json": &in} {
 		data, err := os.ReadFile(filepath.Join(docs, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -828,7 +830,8 @@ func (p *play) deadLetters() ([]*dlFile, []string, error) {
 		}
 	}
 	return slices.DeleteFunc(files, func(f *dlFile) bool {
-		superseded := c.RunID != "" && f.runID != c.RunID && !f.finished.IsZero() && c.OpenedAt.After(f.finished)
+		superseded := c.RunID != "" && f.runID != c.RunID && !f.finished.IsZero() && c.OpenedAt.After(f.finished) ||
+			started.RunID != "" && f.runID != started.RunID && !f.finished.IsZero() && started.OpenedAt.After(f.finished)
 		pending := in.RunID != "" && f.runID == in.RunID && (f.status == pipeline.StatusCancelled || f.status == pipeline.StatusFailed)
 		// A sync run in flight (left with rows of unknown outcome: its
 		// manifest waits for the resume that settles them) sent every row

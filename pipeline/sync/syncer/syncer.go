@@ -60,6 +60,9 @@ type Options struct {
 	// not the source: its commit does not become the manifest's last
 	// full-run commit (LastCommit).
 	Replay bool
+	// Plan says the run sends nothing (`bulkflow plan`): the syncer
+	// records no start (Started).
+	Plan bool
 }
 
 // Commit names the last run that read the whole source and committed a
@@ -72,6 +75,22 @@ type Commit struct {
 
 // commitKey is the state document of stage's Commit.
 func commitKey(stage string) string { return "sync-commit-" + stage }
+
+// startKey is the state document of the last run that opened stage's
+// sync to send rows (a Commit whose run may not have committed).
+func startKey(stage string) string { return "sync-start-" + stage }
+
+// LastStart returns the last run (not a replay, a plan or a reconcile
+// report) that opened the sync of stage stage to send rows, whether or not
+// it committed; found is false when none has since the document was
+// introduced. Such a run diffs every row against the manifest: a row of a
+// dead letter written before it is sent again by it, or by the next run
+// if it stopped first (the manifest does not hold the row), so a replay of
+// that dead letter would send older values over newer ones.
+func LastStart(ctx context.Context, st *state.Store, stage string) (c Commit, found bool, err error) {
+	found, err = st.Get(ctx, startKey(stage), &c)
+	return c, found && c.RunID != "", err
+}
 
 // LastCommit returns the last run (not a replay) that committed the
 // manifest of sync stage stage; found is false when none has since the
@@ -226,6 +245,11 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 		// (changes.Differ.Expect): a sorted export's sync reads and
 		// writes only its new and changed rows.
 		err = s.differ.Expect(ctx, s.old)
+	}
+	if err == nil && !o.Replay && !o.Plan && o.Reconcile != ReconcileReport {
+		if err = st.Put(ctx, startKey(stage.Name), Commit{RunID: s.runID, OpenedAt: s.openedAt}); err != nil {
+			err = fmt.Errorf("sync: record the run's start: %w", err)
+		}
 	}
 	if err != nil {
 		s.Close()
