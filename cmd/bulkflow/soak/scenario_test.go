@@ -343,6 +343,7 @@ type play struct {
 	quietChecked bool                  // quietRun ran and judged the last run
 	noCounts     bool                  // classSync's second sync: reports count only what changed
 	replayLoaded int64                 // rows the replays say they loaded
+	replayRuns   map[string]int64      // loaded by replay run id: a resumed replay accounts for its rows afresh
 	steps        int
 	log          []string // what happened, for failure messages
 	problems     []string
@@ -568,7 +569,7 @@ func (p *play) play() {
 			p.exportV2()
 			// A new run: its report and counts start afresh (a sync run
 			// loads only the changed and new rows).
-			p.runID, p.lastRun, p.replayLoaded, p.noCounts = "", nil, 0, true
+			p.runID, p.lastRun, p.replayLoaded, p.replayRuns, p.noCounts = "", nil, 0, nil, true
 			p.syncCycle(sc.Interrupt2, sc.KillAfterJobs2)
 		}
 	}
@@ -623,7 +624,7 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 	if unfinishedStep(s) {
 		if p.sc.Mirror {
 			// An upsert's next plain run starts afresh.
-			p.runID, p.lastRun, p.replayLoaded, p.noCounts = "", nil, 0, true
+			p.runID, p.lastRun, p.replayLoaded, p.replayRuns, p.noCounts = "", nil, 0, nil, true
 			p.bulkflow("run", nil, "run", p.file)
 			return
 		}
@@ -1528,7 +1529,11 @@ func (p *play) checkStep(s step, counts bool) {
 	}
 	switch {
 	case s.kind == "replay":
-		p.replayLoaded += rep.Counts.Loaded
+		if p.replayRuns == nil {
+			p.replayRuns = map[string]int64{}
+		}
+		p.replayLoaded += rep.Counts.Loaded - p.replayRuns[rep.RunID]
+		p.replayRuns[rep.RunID] = rep.Counts.Loaded
 	case rep.Status != pipeline.StatusCancelled:
 		p.lastRun = rep
 	}
