@@ -1033,15 +1033,7 @@ func TestPlainRunResumesMixedJobIncomplete(t *testing.T) {
 // settled run commits both, and the next run sends the lock-failed rows.
 func TestFanOutResumeHoldsEverySync(t *testing.T) {
 	const n = 600
-	srv := salesforcetest.NewServer(nil)
-	t.Cleanup(srv.Close)
-	t.Chdir(t.TempDir())
-	var rows []string
-	want := map[string]int{}
-	for i := range n {
-		rows = append(rows, fmt.Sprintf("K%06d,Name %d,111", i, i))
-		want[fmt.Sprintf("K%06d 111", i)] = 1
-	}
+	srv, want := startInsertSync(t, n) // its p.yaml is replaced below
 	sink := func(object, op, api, ledger string) string {
 		return fmt.Sprintf("      type: salesforce\n      object: %s\n      operation: %s\n      api: %s\n      instance_url: %q\n"+
 			"      auth: {access_token: %q}\n      poll_initial: 5ms\n      poll_max: 50ms\n      ledger: %s\n      max_job_rows: 200\n"+
@@ -1059,7 +1051,7 @@ func TestFanOutResumeHoldsEverySync(t *testing.T) {
 	}
 	// Two sinks cannot share a ledger: one run would write one ledger for
 	// both. Refused before anything moves, naming the fix.
-	writeFiles(t, map[string]string{"p.yaml": pipelineWith("ledger/", "./ledger"), "data/accounts.csv": syncCSV(rows...)})
+	writeFiles(t, map[string]string{"p.yaml": pipelineWith("ledger/", "./ledger")})
 	var stdout, stderr bytes.Buffer
 	if code := runRun(context.Background(), []string{"p.yaml", "--progress", "none"}, &stdout, &stderr); code != exitUsage ||
 		!strings.Contains(stderr.String(), `stage "load_contacts": keeps its run ledger where sink stage "load" does`) || len(srv.Jobs()) != 0 {
