@@ -4,16 +4,12 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
-	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,187 +70,6 @@ type RunOptions struct {
 	// (RecoveryResume) are left as they are. `bulkflow run` sets it only
 	// on a resume.
 	SettleUnknown *Settlement
-}
-
-// The outcomes a Settlement gives.
-const (
-	SettleLoaded = "loaded"
-	SettleAbsent = "absent"
-)
-
-// Settlement is what a person found in the destination of rows of unknown
-// outcome (RunOptions.SettleUnknown). It is safe for concurrent use once
-// the run starts.
-type Settlement struct {
-	// All settles every such row (SettleLoaded or SettleAbsent); "" leaves
-	// the rows of operations not in Refs unknown.
-	All string
-	// Refs settles the rows that failed in one remote operation
-	// (RowError.Ref: a Salesforce job id, a REST request), before All.
-	Refs map[string]string
-	// Rows settles single rows, by sink stage and origin (rowKey), before
-	// Refs: an operation may have stored some of its rows and not others.
-	Rows map[string]string
-
-	mu         sync.Mutex
-	matched    map[string]bool // Refs and Rows keys that settled a row
-	rowSources []string        // the files Rows came from
-}
-
-// rowKey is the key of Settlement.Rows: a sink stage and a row's origin.
-func rowKey(stage, origin string) string { return stage + "\x00" + origin }
-
-// Add adds one setting: "loaded" or "absent" for every row,
-// "REF=loaded" / "REF=absent" for the rows of one operation, or "@FILE"
-// for single rows (AddFile).
-func (s *Settlement) Add(v string) error {
-	if file, ok := strings.CutPrefix(v, "@"); ok {
-		return s.AddFile(file)
-	}
-	ref, as, byRef := strings.Cut(v, "=")
-	if !byRef {
-		ref, as = "", v
-	}
-	if as != SettleLoaded && as != SettleAbsent {
-		return fmt.Errorf("%q: want loaded, absent, JOB_ID=loaded or JOB_ID=absent", v)
-	}
-	switch {
-	case !byRef && s.All != "" && s.All != as:
-		return fmt.Errorf("%q: every row is already settled %s", v, s.All)
-	case !byRef:
-		s.All = as
-	case ref == "":
-		return fmt.Errorf("%q: no job id before =", v)
-	case s.Refs[ref] != "" && s.Refs[ref] != as:
-		return fmt.Errorf("%q: %s is already settled %s", v, ref, s.Refs[ref])
-	default:
-		if s.Refs == nil {
-			s.Refs = map[string]string{}
-		}
-		s.Refs[ref] = as
-	}
-	return nil
-}
-
-// AddFile adds the settlements of single rows in a CSV file: a copy of a
-// dead-letter file (or any CSV with its _origin column, and _stage when
-// the pipeline has several sinks) with a _settle column added, loaded or
-// absent per row; rows with an empty _settle are left unknown.
-func (s *Settlement) AddFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	cr := csv.NewReader(f)
-	cr.FieldsPerRecord = -1
-	header, err := cr.Read()
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	origin, stage, settle := slices.Index(header, "_origin"), slices.Index(header, "_stage"), slices.Index(header, "_settle")
-	if origin < 0 || settle < 0 {
-		return fmt.Errorf("%s: no _origin or no _settle column: copy the dead-letter file and add a _settle column (loaded or absent per row)", path)
-	}
-	if s.Rows == nil {
-		s.Rows = map[string]string{}
-	}
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		line, _ := cr.FieldPos(0)
-		at := func(i int) string {
-			if i >= 0 && i < len(rec) {
-				return rec[i]
-			}
-			return ""
-		}
-		as := at(settle)
-		switch {
-		case as == "":
-			continue
-		case as != SettleLoaded && as != SettleAbsent:
-			return fmt.Errorf("%s:%d: _settle %q: want loaded or absent (or empty to leave the row unknown)", path, line, as)
-		case at(origin) == "":
-			return fmt.Errorf("%s:%d: no _origin: the row cannot be told from others", path, line)
-		}
-		k := rowKey(at(stage), at(origin))
-		if prev := s.Rows[k]; prev != "" && prev != as {
-			return fmt.Errorf("%s:%d: %s is already settled %s", path, line, at(origin), prev)
-		}
-		s.Rows[k] = as
-	}
-	s.rowSources = append(s.rowSources, path)
-	return nil
-}
-
-// String returns the settings as Add takes them, comma-separated.
-func (s *Settlement) String() string {
-	if s == nil {
-		return ""
-	}
-	var out []string
-	if s.All != "" {
-		out = append(out, s.All)
-	}
-	for _, ref := range slices.Sorted(maps.Keys(s.Refs)) {
-		out = append(out, ref+"="+s.Refs[ref])
-	}
-	for _, f := range s.rowSources {
-		out = append(out, "@"+f)
-	}
-	return strings.Join(out, ",")
-}
-
-// settle returns how a row of unknown outcome that failed in operation
-// ref at sink stage stage, read at origin, is settled ("" when it is
-// not).
-func (s *Settlement) settle(stage, origin, ref string) string {
-	for _, k := range [...]string{rowKey(stage, origin), rowKey("", origin)} {
-		if as, ok := s.Rows[k]; ok {
-			s.match(k)
-			return as
-		}
-	}
-	if as, ok := s.Refs[ref]; ok {
-		s.match(ref)
-		return as
-	}
-	return s.All
-}
-
-func (s *Settlement) match(k string) {
-	s.mu.Lock()
-	if s.matched == nil {
-		s.matched = map[string]bool{}
-	}
-	s.matched[k] = true
-	s.mu.Unlock()
-}
-
-// Unmatched returns the operations of Refs whose rows the run did not
-// settle (none of its rows of unknown outcome failed in them), sorted, and
-// how many rows of Rows matched no such row.
-func (s *Settlement) Unmatched() (refs []string, rows int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ref := range s.Refs {
-		if !s.matched[ref] {
-			refs = append(refs, ref)
-		}
-	}
-	for k := range s.Rows {
-		if !s.matched[k] {
-			rows++
-		}
-	}
-	slices.Sort(refs)
-	return refs, rows
 }
 
 // NewRunID returns a fresh run id: UTC time plus random hex, sortable.
@@ -413,38 +228,6 @@ func (r *runner) emit(s *planStage, in *Schema, b *Batch) {
 	for _, c := range s.consumers {
 		r.edges[c].ch <- fwd // consumers always drain their input, so this cannot block forever
 	}
-}
-
-// settleUnknown returns err (a sink's Write error) with the failures of
-// rows of unknown outcome (RecoveryInspect) settled as a person found them
-// (RunOptions.SettleUnknown): CodeAssumedLoaded or CodeAssumedAbsent,
-// keeping the original code and message in the error and the operation in
-// Ref.
-func settleUnknown(err error, st *Settlement, stage string, origins []Origin) error {
-	var rowErrs *RowErrors
-	if !errors.As(err, &rowErrs) {
-		return err
-	}
-	out := &RowErrors{Failures: make([]RowFailure, len(rowErrs.Failures))}
-	for i, f := range rowErrs.Failures {
-		var re *RowError
-		if errors.As(f.Err, &re) && RecoveryOf(re.Code) == RecoveryInspect {
-			origin := re.Origin
-			if origin == (Origin{}) && f.Index >= 0 && f.Index < len(origins) {
-				origin = origins[f.Index]
-			}
-			if as := st.settle(stage, origin.String(), re.Ref); as != "" {
-				code := CodeAssumedLoaded
-				if as == SettleAbsent {
-					code = CodeAssumedAbsent
-				}
-				f.Err = &RowError{Origin: re.Origin, Stage: re.Stage, Field: re.Field, Code: code, Retryable: as == SettleAbsent, Ref: re.Ref,
-					Err: fmt.Errorf("%s: %w; settled as %s by --settle-unknown", re.Code, re.Err, as)}
-			}
-		}
-		out.Failures[i] = f
-	}
-	return out
 }
 
 // drainBatch turns every row of b into a drop with the drain code.
