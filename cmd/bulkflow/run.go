@@ -331,7 +331,7 @@ func (f *runFlags) parse(args []string, stderr io.Writer) (string, int) {
 	fs.Var(&f.settle, "settle-unknown", "with --resume (or a plain run resuming an unfinished one): settle the run's rows of unknown outcome\n(result_mismatch, outcome_unknown) as you found them in Salesforce: `loaded` (recorded as stored, never sent again)\nor absent (sent again by the next sync run or replay), for every such row, or JOB_ID=loaded / JOB_ID=absent for\nthe rows of one job or REST request (their _ref), or @FILE: a copy of the dead-letter file with a _settle\ncolumn (loaded, absent or empty) for single rows; repeatable, or comma-separated. They are dead-lettered\nassumed_loaded or assumed_absent")
 	f.ov.register(fs, true)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID [--settle-unknown loaded|absent]] [--state LOC] [--shard I/N] [--offline] [--set STAGE.KEY=VALUE ...] [--instance-url URL] [--json] [--log-level LEVEL] [--log-format text|json]\n\n"+
+		fmt.Fprintln(stderr, "Usage: bulkflow run FILE [--report FILE] [--progress auto|plain|none] [--resume RUN_ID [--settle-unknown ...]] [--state LOC] [--shard I/N] [--offline] [--set STAGE.KEY=VALUE ...] [--instance-url URL] [--json] [--log-level LEVEL] [--log-format text|json]\n\n"+
 			"Runs a pipeline file. Flags may come before or after FILE. Unless --offline, every salesforce sink is first\n"+
 			"checked against the org's describe metadata, as validate does (GET requests only); a problem stops the run\n"+
 			"before any row moves (exit 2, or 1 when Salesforce cannot be reached).")
