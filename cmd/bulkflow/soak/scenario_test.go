@@ -677,9 +677,11 @@ func (p *play) settleArgs(rep *pipeline.Report) []string {
 		p.problem("harness: %v", err)
 		return nil
 	}
+	// By key and values: an insert sync stores a new record for each
+	// changed row, so the key alone also finds the older record.
 	stored := map[string]bool{}
 	for _, r := range recs {
-		stored[r[p.sc.KeyField]] = true
+		stored[r[p.sc.KeyField]+"\x00"+r["Name"]] = true
 	}
 	type seen struct{ stored, missing int }
 	byRef := map[string]*seen{}
@@ -691,7 +693,7 @@ func (p *play) settleArgs(rep *pipeline.Report) []string {
 			return nil
 		}
 		files = append(files, f)
-		kc, cc, rc := f.col(p.sc.KeyField), f.col("_error_code"), f.col("_ref")
+		kc, nc, cc, rc := f.col(p.sc.KeyField), f.col("Name"), f.col("_error_code"), f.col("_ref")
 		for _, row := range f.rows {
 			if pipeline.RecoveryOf(row[cc]) != pipeline.RecoveryInspect {
 				continue
@@ -701,7 +703,7 @@ func (p *play) settleArgs(rep *pipeline.Report) []string {
 				c = &seen{}
 				byRef[row[rc]] = c
 			}
-			if stored[row[kc]] {
+			if stored[row[kc]+"\x00"+row[nc]] {
 				c.stored++
 			} else {
 				c.missing++
@@ -725,13 +727,13 @@ func (p *play) settleArgs(rep *pipeline.Report) []string {
 		if len(mixed) == 0 {
 			break
 		}
-		kc, cc, rc := f.col(p.sc.KeyField), f.col("_error_code"), f.col("_ref")
+		kc, nc, cc, rc := f.col(p.sc.KeyField), f.col("Name"), f.col("_error_code"), f.col("_ref")
 		out := [][]string{append(slices.Clone(f.header), "_settle")}
 		for _, row := range f.rows {
 			as := ""
 			if pipeline.RecoveryOf(row[cc]) == pipeline.RecoveryInspect && mixed[row[rc]] {
 				as = "absent"
-				if stored[row[kc]] {
+				if stored[row[kc]+"\x00"+row[nc]] {
 					as = "loaded"
 				}
 			}
