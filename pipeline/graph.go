@@ -149,6 +149,9 @@ func (g *Graph) Check() error {
 		}
 		at := strings.TrimSuffix(l.LedgerLocation(), "/")
 		if !strings.Contains(at, "://") {
+			if !filepath.IsAbs(at) {
+				at = filepath.Join(g.BaseDir, at)
+			}
 			at = filepath.Clean(at)
 		}
 		at += "\x00" + l.LedgerFolder(g.Name)
