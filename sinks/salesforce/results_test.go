@@ -576,3 +576,144 @@ func TestResultReaderValuesLayout(t *testing.T) {
 		t.Errorf("short and long records (-want +got):\n%s", d)
 	}
 }
+
+// readAllEcho reads r with ReadEcho, expecting each row to echo
+// guess(k, want): the values the caller guesses for row k. Where a guess
+// breaks ReadEcho's rule (a '"', CR or LF in a value) it calls Read. It
+// returns the rows and, per row, whether ReadEcho matched.
+func readAllEcho(r io.Reader, delim salesforce.ColumnDelimiter, guess func(k int) []string) (rows []salesforce.ResultRow, matched []bool, err error) {
+	rr := salesforce.NewResultReader(r, delim)
+	if _, err = rr.Columns(); err != nil {
+		return nil, nil, err
+	}
+	for k := 0; ; k++ {
+		vals := guess(k)
+		var row *salesforce.ResultRow
+		hit := false
+		if vals != nil && !slices.ContainsFunc(vals, func(v string) bool { return strings.ContainsAny(v, "\"\r\n") }) {
+			row, hit, err = rr.ReadEcho(vals)
+		} else {
+			row, err = rr.Read()
+		}
+		if err == io.EOF {
+			return rows, matched, nil
+		}
+		if err != nil {
+			return rows, matched, err
+		}
+		cp := *row
+		cp.ID, cp.Error = strings.Clone(row.ID), strings.Clone(row.Error)
+		cp.Values = make([]string, len(row.Values))
+		for i, v := range row.Values {
+			cp.Values[i] = strings.Clone(v)
+		}
+		rows, matched = append(rows, cp), append(matched, hit)
+	}
+}
+
+// checkEcho checks ReadEcho against encoding/csv: whatever the guesses,
+// every row reads as encoding/csv reads it, the error is the same, and a
+// row matches only when the guess is its values. mode picks the guesses:
+// 0 the row's own values, 1 those of the next row, 2 its values with one
+// changed, 3 with one cut short.
+func checkEcho(t *testing.T, data []byte, delim salesforce.ColumnDelimiter, chunk, failAt int, mode, col uint8) []bool {
+	t.Helper()
+	_, want, wantErr := csvResults(source(data, chunk, failAt), delim)
+	guess := func(k int) []string {
+		if mode == 1 {
+			k++
+		}
+		if k >= len(want) {
+			return nil
+		}
+		vals := slices.Clone(want[k].Values)
+		if len(vals) > 0 {
+			c := int(col) % len(vals)
+			switch mode {
+			case 2:
+				vals[c] += "x"
+			case 3:
+				if vals[c] != "" {
+					vals[c] = vals[c][:len(vals[c])-1]
+				}
+			}
+		}
+		return vals
+	}
+	got, matched, gotErr := readAllEcho(source(data, chunk, failAt), delim, guess)
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+		t.Errorf("%q (%s, chunk %d, fail at %d, mode %d): error %v, want %v", data, delim, chunk, failAt, mode, gotErr, wantErr)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%q (%s, chunk %d, fail at %d, mode %d): rows (-want +got):\n%s", data, delim, chunk, failAt, mode, diff)
+	}
+	for k, hit := range matched {
+		if hit && (k >= len(want) || !slices.Equal(guess(k), want[k].Values)) {
+			t.Errorf("%q (%s, mode %d): row %d matched the guess %q, but reads as %q", data, delim, mode, k+1, guess(k), want[k].Values)
+		}
+	}
+	return matched
+}
+
+// TestReadEcho checks ReadEcho on the shapes of ResultReader's tests, and
+// that it matches the rows of a file as Salesforce writes it (every value
+// quoted) and as read in small pieces.
+func TestReadEcho(t *testing.T) {
+	for _, tc := range resultShapes {
+		for mode := range uint8(4) {
+			for _, chunk := range []int{0, 1, 7} {
+				checkEcho(t, []byte(tc.in), tc.delim, chunk, -1, mode, 1)
+			}
+			checkEcho(t, []byte(tc.in), tc.delim, 0, len(tc.in)/2, mode, 0)
+		}
+	}
+	// Guesses that would match if the line were only compared as text:
+	// an unquoted field holding the delimiter is two fields, and a line
+	// the guess does not reach the end of holds more.
+	for _, tc := range []struct {
+		in    string
+		guess []string
+		want  []string
+	}{
+		{"sf__Id,A,B\n1,x,y,z\n", []string{"x,y", "z"}, []string{"x", "y"}},
+		{"sf__Id,A,B\n1,\"x\",\"y\",\"z\"\n", []string{"x", "y"}, []string{"x", "y"}},
+		{"sf__Id,A\n1,\"x\"y\n", []string{"x"}, nil},
+	} {
+		rr := salesforce.NewResultReader(strings.NewReader(tc.in), "")
+		row, hit, err := rr.ReadEcho(tc.guess)
+		if hit || (err == nil) != (tc.want != nil) || err == nil && !slices.Equal(row.Values, tc.want) {
+			t.Errorf("%q, guess %q: matched %v, err %v, want no match and %q", tc.in, tc.guess, hit, err, tc.want)
+		}
+	}
+	data := successfulResults(200)
+	for _, chunk := range []int{0, 64} {
+		matched := checkEcho(t, data, "", chunk, -1, 0, 0)
+		n := 0
+		for _, hit := range matched {
+			if hit {
+				n++
+			}
+		}
+		// Read in 64-byte pieces, a record is always cut by the end of the
+		// input read so far: ReadEcho then reads it as Read does.
+		if len(matched) != 200 || chunk == 0 && n != 200 {
+			t.Errorf("chunk %d: %d of %d rows matched their own values", chunk, n, len(matched))
+		}
+	}
+}
+
+// FuzzReadEcho checks ReadEcho against encoding/csv on any input (see
+// checkEcho), whatever the delimiter, the size of reads and a read error.
+func FuzzReadEcho(f *testing.F) {
+	for _, tc := range resultShapes {
+		f.Add([]byte(tc.in), byte(0), uint8(0), int16(-1), uint8(0), uint8(0))
+		f.Add([]byte(tc.in), byte(1), uint8(1), int16(len(tc.in)/2), uint8(2), uint8(1))
+	}
+	f.Add(successfulResults(20), byte(0), uint8(13), int16(-1), uint8(0), uint8(0))
+	f.Add(successfulResults(20), byte(0), uint8(0), int16(-1), uint8(3), uint8(4))
+	delims := []salesforce.ColumnDelimiter{salesforce.DelimiterComma, salesforce.DelimiterPipe, salesforce.DelimiterTab,
+		salesforce.DelimiterSemicolon, salesforce.DelimiterCaret, salesforce.DelimiterBackquote}
+	f.Fuzz(func(t *testing.T, data []byte, delim byte, chunk uint8, failAt int16, mode, col uint8) {
+		checkEcho(t, data, delims[int(delim)%len(delims)], int(chunk), int(failAt), mode%4, col)
+	})
+}

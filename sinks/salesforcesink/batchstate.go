@@ -6,7 +6,12 @@ import (
 
 // batchState tracks the outcome of every row of one Write.
 type batchState struct {
-	cells  [][]string
+	cells [][]string
+	// plain says, per row, that its upload record needed no quotes: no
+	// cell holds a '"', CR, LF or the delimiter (set when its chunk is
+	// spooled; nil or false: not known). The matcher then compares its
+	// results with the row as it reads them (ResultReader.ReadEcho).
+	plain  []bool
 	errs   []error
 	ok     []bool
 	ids    []string // Salesforce ids of loaded rows; nil unless WriteIDs
@@ -28,6 +33,7 @@ type batchBufs struct {
 	all     []string // every row's cells, nf per row: one backing array
 	errs    []error
 	ok      []bool
+	plain   []bool
 	pending []int
 }
 
@@ -41,12 +47,12 @@ func getBatchBufs(n, nf int) *batchBufs {
 		b = &batchBufs{}
 	}
 	if cap(b.cells) < n {
-		b.cells, b.errs, b.ok, b.pending = make([][]string, n), make([]error, n), make([]bool, n), make([]int, 0, n)
+		b.cells, b.errs, b.ok, b.plain, b.pending = make([][]string, n), make([]error, n), make([]bool, n), make([]bool, n), make([]int, 0, n)
 	}
 	if cap(b.all) < n*nf {
 		b.all = make([]string, n*nf)
 	}
-	b.cells, b.errs, b.ok, b.pending, b.all = b.cells[:n], b.errs[:n], b.ok[:n], b.pending[:0], b.all[:n*nf]
+	b.cells, b.errs, b.ok, b.plain, b.pending, b.all = b.cells[:n], b.errs[:n], b.ok[:n], b.plain[:n], b.pending[:0], b.all[:n*nf]
 	return b
 }
 
@@ -57,6 +63,7 @@ func putBatchBufs(b *batchBufs) {
 	clear(b.all)
 	clear(b.errs)
 	clear(b.ok)
+	clear(b.plain)
 	batchBufPool.Put(b)
 }
 

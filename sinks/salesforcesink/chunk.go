@@ -143,6 +143,10 @@ func (s *Sink) spoolChunk(st *batchState, pending []int, maxRows int) (*chunk, [
 		i := pending[k]
 		n := len(buf)
 		buf = s.enc.recordNext(buf, st.cells[i], &backoff)
+		if st.plain != nil {
+			// A cell with a '"', CR, LF or the delimiter is quoted.
+			st.plain[i] = bytes.IndexByte(buf[n:], '"') < 0
+		}
 		size := int64(len(buf) - n)
 		if hdr+size > s.opts.MaxJobBytes {
 			buf = buf[:n]

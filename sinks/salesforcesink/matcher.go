@@ -23,6 +23,7 @@ type matcher struct {
 	bySFID    map[string][]int      // 15-character uploaded Id → unused rows, in upload order
 	used      []bool                // by batch index
 	unmatched int
+	echoed    int // results matched by ReadEcho (for tests)
 	seed      maphash.Seed
 	first     int // no row before position first of c.rows is unused
 	// next is the position in c.rows after the row the last in-order
@@ -109,8 +110,50 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 	// distinct is allDistinct's answer for these columns once ahead asked
 	// it: the row after the last match is then tried first (see below).
 	distinct := m.distinct[sig]
+	// With every result column a schema column, the row the in-order
+	// checks below try first is compared with the result as it is read
+	// (ReadEcho), when its cells need no quotes: nearly every row of a
+	// result file, read in one pass instead of split into fields and
+	// compared again (issue 23). echoed are its cells in result order.
+	var echoed []string
+	byEcho := m.st.plain != nil && len(mine) > 0 && len(mine) == len(cols)
+	inOrder := true // mine is 0, 1, 2...: echoed is a part of the cells
+	for p, k := range mine {
+		inOrder = inOrder && k == p
+	}
+	if byEcho && !inOrder {
+		echoed = make([]string, len(mine))
+	}
 	for {
-		row, err := rr.Read()
+		if len(mine) > 0 {
+			for m.first < len(m.c.rows) && m.used[m.c.rows[m.first]] {
+				m.first++
+			}
+		}
+		// next is the row the in-order checks try first, or -1.
+		next := -1
+		if distinct && m.first < m.next && m.next < len(m.c.rows) && !m.used[m.c.rows[m.next]] {
+			next = m.next
+		} else if m.first < len(m.c.rows) {
+			next = m.first
+		}
+		var row *salesforce.ResultRow
+		var err error
+		hit := false
+		if byEcho && next >= 0 && m.st.plain[m.c.rows[next]] {
+			cells := m.st.cells[m.c.rows[next]]
+			if inOrder {
+				echoed = cells[:len(mine)]
+			} else {
+				for p, k := range mine {
+					echoed[p] = cells[k]
+				}
+			}
+			row, hit, err = rr.ReadEcho(echoed)
+
+		} else {
+			row, err = rr.Read()
+		}
 		if err == io.EOF {
 			return nil
 		}
@@ -118,12 +161,13 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 			return err
 		}
 		i := -1
-		if len(mine) > 0 {
+		if hit {
+			i = m.c.rows[next]
+			m.next = next + 1
+			m.echoed++
+		} else if len(mine) > 0 {
 			// Results usually come in upload order: when the first unused
 			// row has the cells, it is the row take would return.
-			for m.first < len(m.c.rows) && m.used[m.c.rows[m.first]] {
-				m.first++
-			}
 			if distinct && m.first < m.next && m.next < len(m.c.rows) && !m.used[m.c.rows[m.next]] &&
 				echoes(m.st.cells[m.c.rows[m.next]], row.Values, mine, theirs) {
 				// After a gap the next result is usually the row after the

@@ -210,3 +210,105 @@ func BenchmarkMatcherRead(b *testing.B) {
 		})
 	}
 }
+
+// TestMatcherEchoSameMatches plays random result files against a chunk
+// twice, once with the rows' plain flags (the matcher compares results
+// with the expected row as it reads them: ResultReader.ReadEcho) and once
+// without (every result split into fields, then compared): every result
+// must match the same row either way. The files mix in-order rows, gaps,
+// shuffled stretches, changed values, rows with identical cells, cells
+// that need quotes, and headers that reorder or leave out columns.
+func TestMatcherEchoSameMatches(t *testing.T) {
+	names := matchSchema.Names()
+	enc := newEncoder(matchSchema, salesforce.DelimiterComma, salesforce.LineEndingLF)
+	echoedTotal, results := 0, 0
+	for seed := range uint64(60) {
+		r := rand.New(rand.NewPCG(seed, 23))
+		n := 50 + r.IntN(400)
+		cells := matchCells(n)
+		for i := range cells {
+			cells[i][1] = strings.ReplaceAll(cells[i][1], ",", "") // no quotes needed
+			switch r.IntN(12) {
+			case 0:
+				cells[i][1] = `say "hi"` // quoted, doubled quotes
+			case 1:
+				cells[i][1] = "two\nlines"
+			case 2:
+				if i > 0 && seed%4 == 0 {
+					copy(cells[i], cells[i-1]) // identical rows
+				}
+			case 3:
+				cells[i][2] = "a, b" // the delimiter
+			}
+		}
+		// The result columns: all in order, reordered, or some left out.
+		cols := []int{0, 1, 2, 3, 4, 5}
+		switch seed % 3 {
+		case 1:
+			r.Shuffle(len(cols)-1, func(a, b int) { cols[a+1], cols[b+1] = cols[b+1], cols[a+1] }) // the external id first
+		case 2:
+			cols = []int{0, 2, 1, 5}
+		}
+		var order []int
+		for i := range n {
+			if r.IntN(10) > 0 { // a gap: the row's result is in another file
+				order = append(order, i)
+			}
+		}
+		for k := 0; k+5 < len(order); k += 40 + r.IntN(40) {
+			r.Shuffle(5, func(a, b int) { order[k+a], order[k+b] = order[k+b], order[k+a] })
+		}
+		var b bytes.Buffer
+		b.WriteString(`"sf__Id","sf__Created"`)
+		for _, c := range cols {
+			b.WriteString("," + names[c])
+		}
+		b.WriteByte('\n')
+		for _, i := range order {
+			fmt.Fprintf(&b, `"001Hs%010dIAQ","true"`, i)
+			for _, c := range cols {
+				v := cells[i][c]
+				if r.IntN(50) == 0 {
+					v += "!" // Salesforce echoed another value
+				}
+				if r.IntN(3) == 0 && !strings.ContainsAny(v, "\",\n") {
+					b.WriteString("," + v) // unquoted
+				} else {
+					b.WriteString(`,"` + strings.ReplaceAll(v, `"`, `""`) + `"`)
+				}
+			}
+			b.WriteByte('\n')
+		}
+		play := func(plain bool) ([]string, int, int) {
+			s, st, c := newMatchState(cells, false)
+			if plain {
+				st.plain = make([]bool, n)
+				for i := range cells {
+					st.plain[i] = !bytes.Contains(enc.record(nil, cells[i]), []byte{'"'})
+				}
+			}
+			m := newMatcher(s, st, c)
+			var got []string // per result: the row matched, its line and values
+			if err := m.read(bytes.NewReader(b.Bytes()), func(i int, row *salesforce.ResultRow) {
+				got = append(got, fmt.Sprintf("%d@%d %q %q", i, row.Line, row.ID, row.Values))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return got, m.unmatched, m.echoed
+		}
+		want, wantUnmatched, _ := play(false)
+		got, gotUnmatched, echoed := play(true)
+		if fmt.Sprint(got) != fmt.Sprint(want) || gotUnmatched != wantUnmatched {
+			t.Fatalf("seed %d: matched %v (%d unmatched) with plain rows, %v (%d unmatched) without", seed, got, gotUnmatched, want, wantUnmatched)
+		}
+		echoedTotal += echoed
+		results += len(order)
+	}
+	// About half the rows need no quotes and come after the row before
+	// them (or a gap, which the next result of rows that all differ
+	// skips).
+	if echoedTotal < results/3 {
+		t.Fatalf("%d of %d results matched by ReadEcho", echoedTotal, results)
+	}
+	t.Logf("%d of %d results matched by ReadEcho", echoedTotal, results)
+}

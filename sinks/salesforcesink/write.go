@@ -38,7 +38,7 @@ func (s *Sink) write(ctx context.Context, b *pipeline.Batch, wantIDs bool) ([]st
 	n := b.Len()
 	bufs := getBatchBufs(n, s.schema.Len())
 	defer putBatchBufs(bufs)
-	st := &batchState{cells: bufs.cells, errs: bufs.errs, ok: bufs.ok}
+	st := &batchState{cells: bufs.cells, errs: bufs.errs, ok: bufs.ok, plain: bufs.plain}
 	if wantIDs {
 		st.ids = make([]string, n)
 	}
