@@ -70,6 +70,12 @@ type RunOptions struct {
 	// (RecoveryResume) are left as they are. `bulkflow run` sets it only
 	// on a resume.
 	SettleUnknown *Settlement
+	// MaybeStored, when set, reports whether an earlier send of the row
+	// read at origin may have written it (`bulkflow replay` of rows
+	// dead-lettered outcome_unknown_retry). A transient failure of such a
+	// row (RecoveryRetry) does not say it is not in the destination: it is
+	// dead-lettered CodeOutcomeUnknownRetry instead.
+	MaybeStored func(origin Origin) bool
 }
 
 // NewRunID returns a fresh run id: UTC time plus random hex, sortable.
@@ -814,6 +820,9 @@ func (r *runner) write(ctx context.Context, s *planStage, sink Sink, cl *commitL
 	}
 	if r.opts.SettleUnknown != nil {
 		err = settleUnknown(err, r.opts.SettleUnknown, s.spec.Name, b.origins)
+	}
+	if r.opts.MaybeStored != nil {
+		err = keepMaybeStored(err, r.opts.MaybeStored, b.origins)
 	}
 	if sy != nil {
 		defer r.syncOutcomes(sy, b, ops, ids, err)

@@ -224,3 +224,32 @@ func settleUnknown(err error, st *Settlement, stage string, origins []Origin) er
 	}
 	return out
 }
+
+// keepMaybeStored returns err (a sink's Write error) with the transient
+// failures (RecoveryRetry) of rows an earlier send may have written
+// (RunOptions.MaybeStored) recorded as CodeOutcomeUnknownRetry: the soak
+// found an upsert's row stored by a send whose answer was lost, replayed,
+// refused UNABLE_TO_LOCK_ROW, and reported as not loaded while stored.
+func keepMaybeStored(err error, maybe func(Origin) bool, origins []Origin) error {
+	var rowErrs *RowErrors
+	if !errors.As(err, &rowErrs) {
+		return err
+	}
+	out := &RowErrors{Failures: make([]RowFailure, len(rowErrs.Failures))}
+	for i, f := range rowErrs.Failures {
+		var re *RowError
+		if errors.As(f.Err, &re) && re.Code != CodeOutcomeUnknownRetry && RecoveryOf(re.Code) == RecoveryRetry {
+			origin := re.Origin
+			if origin == (Origin{}) && f.Index >= 0 && f.Index < len(origins) {
+				origin = origins[f.Index]
+			}
+			if maybe(origin) {
+				f.Err = &RowError{Origin: re.Origin, Stage: re.Stage, Field: re.Field, Code: CodeOutcomeUnknownRetry, Retryable: true, Ref: re.Ref,
+					Err: fmt.Errorf("an earlier send of the row got no answer, so it may be in the destination; sending it again got %s: %w; "+
+						"sending it once more is safe (the operation is idempotent)", re.Code, re.Err)}
+			}
+		}
+		out.Failures[i] = f
+	}
+	return out
+}

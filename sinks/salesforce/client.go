@@ -274,6 +274,10 @@ type call struct {
 	unrepeatable bool
 
 	attempts int // set by do: attempts made
+	// replayed is set by do when it sent the call again after a failure
+	// that may hide its processing (a 5xx, 408 or transport error): the
+	// server may have executed an earlier attempt.
+	replayed bool
 }
 
 // do performs cl with re-authentication and retries, and returns a 2xx
@@ -302,7 +306,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*http.Response, error) {
 	// not one; a session refused this often is not a spent token.
 	const maxReauth = 3
 	reauths := 0
-	cl.attempts = 0
+	cl.attempts, cl.replayed = 0, false
 	for {
 		tok, err := c.auth.Token(ctx)
 		if err != nil {
@@ -340,6 +344,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*http.Response, error) {
 		if serr := c.sleep(ctx, delay); serr != nil {
 			return nil, err
 		}
+		cl.replayed = cl.replayed || ambiguous(err) && !neverSent(err)
 	}
 }
 

@@ -80,6 +80,12 @@ type CollectionResult struct {
 	Success bool       // the row was written
 	Created bool       // upsert only: the row was inserted
 	Errors  []RowError // the row's errors (Code is the statusCode), empty on success
+	// Replayed says the request was sent again after an answer that may
+	// hide its processing (a 5xx, 408 or lost connection; or req.Replay):
+	// a row that failed now may have been written by the earlier send,
+	// so a transient failure (UNABLE_TO_LOCK_ROW) does not say the row
+	// is not in Salesforce.
+	Replayed bool
 }
 
 // Err returns the first error of a failed row as a RowError (the same
@@ -188,7 +194,7 @@ func (c *Client) WriteCollection(ctx context.Context, req CollectionRequest) ([]
 	}
 	out := make([]CollectionResult, n)
 	for i, w := range wire {
-		r := CollectionResult{Success: w.Success, Created: w.Created && req.Operation == OpUpsert}
+		r := CollectionResult{Success: w.Success, Created: w.Created && req.Operation == OpUpsert, Replayed: cl.replayed || req.Replay}
 		if w.ID != nil {
 			r.ID = *w.ID
 		}

@@ -480,7 +480,7 @@ func (s *Sink) sendREST(ctx context.Context, st *batchState, rq *restRequest, at
 			continue
 		}
 		e := r.Err()
-		fails = append(fails, restFailure{Row: j, Code: e.Code, Field: strings.Join(e.Fields, ";"), Msg: e.Message, Resent: st.resent[i]})
+		fails = append(fails, restFailure{Row: j, Code: e.Code, Field: strings.Join(e.Fields, ";"), Msg: e.Message, Resent: st.resent[i] || r.Replayed})
 		stat.Failed++
 	}
 	stat.State, stat.Processed = restStateName, int64(len(results))
@@ -515,11 +515,14 @@ func (s *Sink) settleREST(st *batchState, rq *restRequest, ref string, fails []r
 			st.resent[i] = true
 		}
 		if st.resent[i] && pipeline.RecoveryOf(code) == pipeline.RecoveryRetry {
-			// Sent again after an answer an earlier attempt never recorded:
-			// that attempt may have written the row, so this transient
-			// failure does not say it is not in Salesforce (the soak's
-			// REST class found it reported as not loaded while stored).
-			msg = fmt.Sprintf("an earlier attempt of the run sent the row and stopped before its answer was recorded, so it may be in Salesforce; "+
+			// Sent again after an answer that was lost (an earlier attempt
+			// of the run stopped before recording it, or the client's own
+			// retry after a 5xx or lost connection): that send may have
+			// written the row, so this transient failure does not say it
+			// is not in Salesforce (the soak's REST class found it
+			// reported as not loaded while stored, both ways).
+			msg = fmt.Sprintf("the row was sent before and that answer was lost (an earlier attempt of the run stopped before recording it, "+
+				"or a 5xx, timeout or lost connection made the client send it again), so it may be in Salesforce; "+
 				"sending it again got %s: %s; sending it once more is safe (%s is idempotent)", code, f.Msg, s.op)
 			code = pipeline.CodeOutcomeUnknownRetry
 		}
