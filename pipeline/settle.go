@@ -147,6 +147,105 @@ func (s *Settlement) String() string {
 	return strings.Join(out, ",")
 }
 
+// SettlementRecord is a Settlement as a run keeps it between attempts
+// (JSON): what a person settled once holds for every later resume of the
+// run, its plain and served ones too, until the run finishes.
+type SettlementRecord struct {
+	All  string            `json:"all,omitempty"`
+	Refs map[string]string `json:"refs,omitempty"`
+	Rows []SettledRow      `json:"rows,omitempty"`
+}
+
+// SettledRow is one row of a SettlementRecord: its sink stage ("" for
+// any), its origin and how it was settled.
+type SettledRow struct {
+	Stage  string `json:"stage,omitempty"`
+	Origin string `json:"origin"`
+	As     string `json:"as"`
+}
+
+// Record returns the settings of s, rows sorted by stage and origin.
+func (s *Settlement) Record() SettlementRecord {
+	rec := SettlementRecord{All: s.All, Refs: maps.Clone(s.Refs)}
+	for _, k := range slices.Sorted(maps.Keys(s.Rows)) {
+		stage, origin, _ := strings.Cut(k, "\x00")
+		rec.Rows = append(rec.Rows, SettledRow{Stage: stage, Origin: origin, As: s.Rows[k]})
+	}
+	return rec
+}
+
+// SettlementOf returns the Settlement a record holds, or an error naming
+// a setting that is not loaded or absent.
+func SettlementOf(rec SettlementRecord) (*Settlement, error) {
+	s := &Settlement{All: rec.All, Refs: maps.Clone(rec.Refs)}
+	bad := func(as string) bool { return as != SettleLoaded && as != SettleAbsent }
+	if s.All != "" && bad(s.All) {
+		return nil, fmt.Errorf("settlement of every row %q: want loaded or absent", s.All)
+	}
+	for ref, as := range s.Refs {
+		if bad(as) {
+			return nil, fmt.Errorf("settlement of %s %q: want loaded or absent", ref, as)
+		}
+	}
+	for _, r := range rec.Rows {
+		if bad(r.As) || r.Origin == "" {
+			return nil, fmt.Errorf("settlement of row %q %q: want an origin, and loaded or absent", r.Origin, r.As)
+		}
+		if s.Rows == nil {
+			s.Rows = map[string]string{}
+		}
+		s.Rows[rowKey(r.Stage, r.Origin)] = r.As
+	}
+	return s, nil
+}
+
+// Over returns the settlement of earlier (nil for none) with the settings
+// of s added, s's replacing earlier's for the same rows, operation or
+// every row: a person may correct what they settled before. Neither is
+// changed.
+func (s *Settlement) Over(earlier *Settlement) *Settlement {
+	out := &Settlement{All: s.All, Refs: maps.Clone(s.Refs), Rows: maps.Clone(s.Rows), rowSources: slices.Clone(s.rowSources)}
+	if earlier == nil {
+		return out
+	}
+	if out.All == "" {
+		out.All = earlier.All
+	}
+	for ref, as := range earlier.Refs {
+		if _, ok := out.Refs[ref]; !ok {
+			if out.Refs == nil {
+				out.Refs = map[string]string{}
+			}
+			out.Refs[ref] = as
+		}
+	}
+	for k, as := range earlier.Rows {
+		if _, ok := out.Rows[k]; !ok {
+			if out.Rows == nil {
+				out.Rows = map[string]string{}
+			}
+			out.Rows[k] = as
+		}
+	}
+	return out
+}
+
+// Describe returns the settings of s for a log line: every row's, the
+// operations' and how many single rows.
+func (s *Settlement) Describe() string {
+	var out []string
+	if s.All != "" {
+		out = append(out, "every row "+s.All)
+	}
+	for _, ref := range slices.Sorted(maps.Keys(s.Refs)) {
+		out = append(out, ref+"="+s.Refs[ref])
+	}
+	if n := len(s.Rows); n > 0 {
+		out = append(out, fmt.Sprintf("%d single rows", n))
+	}
+	return strings.Join(out, ", ")
+}
+
 // settle returns how a row of unknown outcome that failed in operation
 // ref at sink stage stage, read at origin, is settled ("" when it is
 // not).

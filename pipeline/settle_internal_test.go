@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -114,5 +115,34 @@ func TestSettleUnknownRows(t *testing.T) {
 	plain := errors.New("sink down")
 	if got := settleUnknown(plain, &st, "load", origins); got != plain {
 		t.Errorf("a plain error became %v", got)
+	}
+}
+
+// TestSettlementRecordAndOver: a settlement survives its record (the
+// document a run keeps between attempts), and a later one replaces an
+// earlier one's settings for the same rows, operation or every row and
+// keeps the others.
+func TestSettlementRecordAndOver(t *testing.T) {
+	earlier := &Settlement{All: SettleAbsent, Refs: map[string]string{"750A": SettleLoaded, "750B": SettleAbsent},
+		Rows: map[string]string{rowKey("load", "a.csv:2"): SettleLoaded, rowKey("", "a.csv:3"): SettleAbsent}}
+	back, err := SettlementOf(earlier.Record())
+	if err != nil || !reflect.DeepEqual(back.Record(), earlier.Record()) || back.settle("load", "a.csv:2", "") != SettleLoaded ||
+		back.settle("other", "a.csv:3", "750A") != SettleAbsent || back.settle("load", "a.csv:9", "750A") != SettleLoaded {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	later := &Settlement{Refs: map[string]string{"750B": SettleLoaded}, Rows: map[string]string{rowKey("load", "a.csv:2"): SettleAbsent}}
+	got := later.Over(earlier).Record()
+	want := SettlementRecord{All: SettleAbsent, Refs: map[string]string{"750A": SettleLoaded, "750B": SettleLoaded},
+		Rows: []SettledRow{{Origin: "a.csv:3", As: SettleAbsent}, {Stage: "load", Origin: "a.csv:2", As: SettleAbsent}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("later over earlier:\n got %+v\nwant %+v", got, want)
+	}
+	if got := later.Over(nil).Record(); !reflect.DeepEqual(got, later.Record()) || len(earlier.Refs) != 2 || later.All != "" {
+		t.Errorf("over nothing: %+v; or an input changed", got)
+	}
+	for _, bad := range []SettlementRecord{{All: "maybe"}, {Refs: map[string]string{"750A": ""}}, {Rows: []SettledRow{{As: SettleLoaded}}}} {
+		if _, err := SettlementOf(bad); err == nil {
+			t.Errorf("SettlementOf(%+v): no error", bad)
+		}
 	}
 }

@@ -19,8 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"gocloud.dev/gcerrors"
-
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/obs"
 	"github.com/bulkflow/bulkflow/pipeline"
@@ -166,20 +164,8 @@ type replayLedger struct {
 
 func readLedger(ctx context.Context, loc blobio.Location) (*replayLedger, error) {
 	led := &replayLedger{Replays: []replayEntry{}}
-	r, err := blobio.NewReader(ctx, loc)
-	if err != nil {
-		if gcerrors.Code(err) == gcerrors.NotFound {
-			return led, nil
-		}
+	if _, err := blobio.ReadJSON(ctx, loc, led); err != nil {
 		return nil, err
-	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(data, led); err != nil {
-		return nil, fmt.Errorf("%s: %w", loc, err)
 	}
 	return led, nil
 }
@@ -374,7 +360,13 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	entry := replayEntry{SHA256: sum, DeadLetter: dlURL, Stage: st.Name, RunID: env.RunID, Pipeline: g.Name,
 		All: rf.all, Map: rf.fixes.exprs(), Forced: rf.force, StartedAt: time.Now().UTC(), Status: "running"}
-	opts.SettleUnknown = rf.settle.s
+	opts.MaybeStored = mayBeStored(&sel)
+	if book.resumed {
+		if opts.SettleUnknown, err = resumeSettlement(ctx, g, stateLoc, stName, env.RunID, rf.settle.s, env.Logger); err != nil {
+			plan.Close()
+			return fail(exitFailed, "%v", err)
+		}
+	}
 	// A replay of a pipeline that inserts and keeps state is in flight
 	// until it finishes, as a run is (unfinished.go): the pipeline's next
 	// run would send again the rows it may have loaded.
@@ -408,7 +400,9 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			fmt.Fprintf(stderr, "bulkflow: replay: %v\n", err)
 		}
 	}
-	warnUnsettled(rf.settle.s, env.Logger)
+	if rf.settle.s != nil {
+		warnUnsettled(opts.SettleUnknown, env.Logger)
+	}
 	// Rows refused because their job may have run are neither loaded nor
 	// settled: the replay is partial (exit 3), not succeeded.
 	refused := sel.refused()
@@ -1058,6 +1052,22 @@ type replaySelect struct {
 
 	mu         sync.Mutex
 	needResume map[string]int64 // run id -> rows refused because only a resume settles them
+	// maybeStored holds the origins (Origin.String) of the rows sent
+	// whose code says an earlier send may have written them
+	// (outcome_unknown_retry): RunOptions.MaybeStored.
+	maybeStored sync.Map
+}
+
+// mayBeStored is RunOptions.MaybeStored for the replay t selects rows of
+// (nil until the plan builds it).
+func mayBeStored(t **replaySelect) func(pipeline.Origin) bool {
+	return func(o pipeline.Origin) bool {
+		if *t == nil {
+			return false
+		}
+		_, ok := (*t).maybeStored.Load(o.String())
+		return ok
+	}
 }
 
 // Check finds the _error_code and _error columns and returns the data
@@ -1126,6 +1136,9 @@ func (t *replaySelect) Apply(ctx context.Context, in *pipeline.Batch) (*pipeline
 		r := make(pipeline.Row, len(t.keep))
 		for j, c := range t.keep {
 			r[j] = row[c]
+		}
+		if code == pipeline.CodeOutcomeUnknownRetry {
+			t.maybeStored.Store(in.Origin(i).String(), true)
 		}
 		out.Append(r, in.Origin(i))
 	}

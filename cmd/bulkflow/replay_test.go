@@ -721,3 +721,45 @@ func TestReplayDiedWithoutLedger(t *testing.T) {
 		t.Error("the refused replay created jobs")
 	}
 }
+
+// TestReplayKeepsMaybeStored: an upsert through REST whose every request
+// committed and then got a 500 dead-letters its rows
+// outcome_unknown_retry (they are stored, the client could not tell).
+// Replaying them while every row hits UNABLE_TO_LOCK_ROW must keep saying
+// they may be in Salesforce: the soak's REST class found such rows
+// dead-lettered as lock errors, which say the row is not loaded, while
+// stored (seed 32047).
+func TestReplayKeepsMaybeStored(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{
+		"data/accounts.csv": planAccountsCSV,
+		"p.yaml": sfPipeline(srv, "replay", "      operation: upsert\n      external_id_field: External_Id__c\n"+
+			"      api: rest\n      lock_retries: 0\n"),
+	})
+	srv.SetCollectionFaults(salesforcetest.CollectionFaults{CommitThen5xxNext: 1 << 20})
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.Loaded != 0 || !hasErrorGroup(rep, pipeline.CodeOutcomeUnknownRetry) || len(srv.Records("Account")) != 11 {
+		t.Fatalf("first run: exit %d, counts %+v, errors %+v, %d records: want 11 stored, all outcome_unknown_retry",
+			code, rep.Counts, rep.ErrorGroups, len(srv.Records("Account")))
+	}
+	srv.SetCollectionFaults(salesforcetest.CollectionFaults{})
+	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	code, rr, out := replay(t, rep.DeadLetters[0], "--pipeline", "p.yaml")
+	if code != exitPartial || len(rr.DeadLetters) != 1 {
+		t.Fatalf("replay: exit %d, report %+v\n%s", code, rr.Counts, out)
+	}
+	recs := readCSVFile(t, rr.DeadLetters[0])
+	col := slices.Index(recs[0], "_error_code")
+	for _, rec := range recs[1:] {
+		if rec[col] != pipeline.CodeOutcomeUnknownRetry {
+			t.Errorf("replayed row dead-lettered %s, but it is stored: want %s\n%v", rec[col], pipeline.CodeOutcomeUnknownRetry, rec)
+		}
+	}
+	if len(recs) != 12 || len(srv.Records("Account")) != 11 {
+		t.Errorf("%d rows dead-lettered by the replay, %d records: want 11 and 11", len(recs)-1, len(srv.Records("Account")))
+	}
+}

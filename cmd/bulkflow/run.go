@@ -193,7 +193,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts.Resumed = rf.resume != ""
 	opts.ResumeFlags = rf.resumeFlags()
-	opts.SettleUnknown = rf.settle.s
+	if rf.resume != "" {
+		if opts.SettleUnknown, err = resumeSettlement(ctx, g, stateLoc, stName, env.RunID, rf.settle.s, log); err != nil {
+			plan.Close()
+			fmt.Fprintf(stderr, "bulkflow: %v\n", err)
+			return exitFailed
+		}
+	}
 	if needsState(g) {
 		opts.StateLocation, opts.StateName = stateLoc, stName
 	}
@@ -211,7 +217,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	display.Install(opts)
 	rep, runErr := plan.Run(ctx, opts)
 	display.Finish()
-	warnUnsettled(rf.settle.s, log)
+	if rf.settle.s != nil {
+		warnUnsettled(opts.SettleUnknown, log) // with what earlier attempts settled
+	}
 	if st != nil {
 		if err := clearInflight(context.WithoutCancel(ctx), st, env.RunID, rep); err != nil {
 			log.Error("the next plain run will resume this one", "err", err)

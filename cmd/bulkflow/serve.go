@@ -117,6 +117,13 @@ func (r serveRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline
 		return nil, nil, err
 	}
 	opts.Resumed = resumed
+	if resumed {
+		// What --settle-unknown settled in an earlier attempt holds.
+		if opts.SettleUnknown, err = resumeSettlement(ctx, g, stateLocation(r.stateFlag, g), stateName(g, pipeline.Shard{}), env.RunID, nil, env.Logger); err != nil {
+			unlock()
+			return nil, nil, err
+		}
+	}
 	if needsState(g) {
 		// For replay: the dead-letter manifest names the state.
 		opts.StateLocation, opts.StateName = stateLocation(r.stateFlag, g), stateName(g, pipeline.Shard{})

@@ -847,10 +847,18 @@ func TestSettleUnknownByJob(t *testing.T) {
 		t.Fatalf("settling %s only: exit %d, run %s, errors %+v, sync held %v: want %s still unfinished",
 			loadedRef, code, r2.RunID, r2.ErrorGroups, r2.SyncHeld, unfinished)
 	}
+	// That setting holds for the run's later attempts: the scheduler's
+	// plain run resumes it and settles loadedRef's rows again, without
+	// the flag (before, it read them as unknown again).
+	if code, r3 := runReport(t, "p.yaml"); code != exitPartial || r3.RunID != unfinished || !hasErrorGroup(r3, "outcome_unknown") ||
+		!hasErrorGroup(r3, pipeline.CodeAssumedLoaded) {
+		t.Fatalf("plain run after settling %s: exit %d, run %s, errors %+v: want %s resumed, its rows still assumed_loaded",
+			loadedRef, code, r3.RunID, r3.ErrorGroups, unfinished)
+	}
 
-	// Both: one by its ref, the other's rows one by one in a copy of the
-	// dead letter with a _settle column (and a row and a ref that match
-	// nothing).
+	// Then the other ref's rows, one by one in a copy of the dead letter
+	// with a _settle column (and a row and a ref that match nothing): with
+	// the earlier setting, the run finishes.
 	var rows [][]string
 	for _, dl := range rep.DeadLetters {
 		recs := readCSVFile(t, dl)
@@ -872,11 +880,11 @@ func TestSettleUnknownByJob(t *testing.T) {
 	w := csv.NewWriter(&b)
 	w.WriteAll(rows)
 	writeFiles(t, map[string]string{"settle.csv": b.String()})
-	code, r2, stderr := settle("--settle-unknown", loadedRef+"=loaded", "--settle-unknown", "@settle.csv", "--settle-unknown", "nosuchjob=absent")
+	code, r2, stderr := settle("--settle-unknown", "@settle.csv", "--settle-unknown", "nosuchjob=absent")
 	if code != exitPartial || r2.RunID != unfinished || hasErrorGroup(*r2, "outcome_unknown") ||
 		!hasErrorGroup(*r2, pipeline.CodeAssumedLoaded) || !hasErrorGroup(*r2, pipeline.CodeAssumedAbsent) || len(r2.SyncHeld) > 0 ||
 		!strings.Contains(stderr, "failed in nosuchjob:") || !strings.Contains(stderr, "1 rows of the settlement file matched no row") {
-		t.Fatalf("settling both: exit %d, run %s, errors %+v: want %s finished, and a warning naming nosuchjob\n%s",
+		t.Fatalf("settling the rest: exit %d, run %s, errors %+v: want %s finished, and a warning naming nosuchjob\n%s",
 			code, r2.RunID, r2.ErrorGroups, unfinished, stderr)
 	}
 	// The next run sends the rows found absent, and nothing else.

@@ -26,6 +26,7 @@ package blobio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -577,6 +578,27 @@ func WriteAll(ctx context.Context, l Location, data []byte) error {
 		return fmt.Errorf("write %s: %w", l, err)
 	}
 	return w.Close()
+}
+
+// ReadJSON decodes the JSON object at l into v; found is false (and v left
+// alone) when there is no such object.
+func ReadJSON(ctx context.Context, l Location, v any) (found bool, err error) {
+	r, err := NewReader(ctx, l)
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			return false, nil
+		}
+		return false, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", l, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("decode %s: %w", l, err)
+	}
+	return true, nil
 }
 
 // Join returns the location of name under a prefix location (whose key is

@@ -54,7 +54,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path"
@@ -63,8 +62,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"gocloud.dev/gcerrors"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
@@ -202,22 +199,11 @@ func (s *Store) loc(parts ...string) blobio.Location {
 // readJSON decodes the object at l into v; found is false when it does not
 // exist.
 func readJSON(ctx context.Context, l blobio.Location, v any) (bool, error) {
-	r, err := blobio.NewReader(ctx, l)
+	found, err := blobio.ReadJSON(ctx, l, v)
 	if err != nil {
-		if gcerrors.Code(err) == gcerrors.NotFound {
-			return false, nil
-		}
 		return false, fmt.Errorf("state: %w", err)
 	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return false, fmt.Errorf("state: read %s: %w", l, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return false, fmt.Errorf("state: decode %s: %w", l, err)
-	}
-	return true, nil
+	return found, nil
 }
 
 func writeJSON(ctx context.Context, l blobio.Location, v any) error {
