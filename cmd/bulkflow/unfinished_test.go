@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -1129,5 +1131,48 @@ func TestFanOutResumeHoldsEverySync(t *testing.T) {
 	}
 	if code, r5 := runReport(t, "p.yaml"); code != exitOK || r5.Counts.Loaded != 0 {
 		t.Fatalf("the last run: exit %d, counts %+v: want nothing sent", code, r5.Counts)
+	}
+}
+
+// TestServeAppliesSettlement: serve's recovery of an unfinished run
+// (serveRunner.Begin with resumed) settles its rows of unknown outcome as
+// an earlier `run --resume --settle-unknown` of the run recorded, as a
+// plain run does (TestSettleUnknownByJob); a fresh run gets nothing.
+func TestServeAppliesSettlement(t *testing.T) {
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"data/accounts.csv": planAccountsCSV, "p.yaml": sfPipeline(srv, "settled", "      ledger: ledger/\n")})
+	g, code := loadPipeline("p.yaml", config.Options{}, io.Discard)
+	if code != exitOK {
+		t.Fatal("load p.yaml")
+	}
+	ctx := context.Background()
+	const runID = "20260101T000000Z-0000abcd"
+	log := slog.New(slog.DiscardHandler)
+	given := &pipeline.Settlement{}
+	if err := given.Add("rest:" + runID + "/b0.a0.r0=loaded"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resumeSettlement(ctx, g, stateLocation("", g), stateName(g, pipeline.Shard{}), runID, given, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join("ledger", "settled", runID, settlementFile)); err != nil {
+		t.Fatalf("the settlement is not beside the run's lock: %v", err)
+	}
+	for _, tc := range []struct {
+		run     string
+		resumed bool
+		want    string
+	}{{runID, true, "rest:" + runID + "/b0.a0.r0=loaded"}, {"20260102T000000Z-0000abcd", false, ""}} {
+		env := &pipeline.Env{RunID: tc.run, Pipeline: g.Name, Logger: log}
+		opts, unlock, err := serveRunner{}.Begin(ctx, g, env, nil, tc.resumed, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+		if got := opts.SettleUnknown.String(); got != tc.want {
+			t.Errorf("run %s (resumed %v): settlement %q, want %q", tc.run, tc.resumed, got, tc.want)
+		}
 	}
 }
