@@ -298,30 +298,21 @@ func (s *Settlement) Unmatched() (refs []string, rows int) {
 // keeping the original code and message in the error and the operation in
 // Ref.
 func settleUnknown(err error, st *Settlement, stage string, origins []Origin) error {
-	var rowErrs *RowErrors
-	if !errors.As(err, &rowErrs) {
-		return err
-	}
-	out := &RowErrors{Failures: make([]RowFailure, len(rowErrs.Failures))}
-	for i, f := range rowErrs.Failures {
-		var re *RowError
-		if errors.As(f.Err, &re) && RecoveryOf(re.Code) == RecoveryInspect {
-			origin := re.Origin
-			if origin == (Origin{}) && f.Index >= 0 && f.Index < len(origins) {
-				origin = origins[f.Index]
-			}
-			if as := st.settle(stage, origin.String(), re.Ref); as != "" {
-				code := CodeAssumedLoaded
-				if as == SettleAbsent {
-					code = CodeAssumedAbsent
-				}
-				f.Err = &RowError{Origin: re.Origin, Stage: re.Stage, Field: re.Field, Code: code, Retryable: as == SettleAbsent, Ref: re.Ref,
-					Err: fmt.Errorf("%s: %w; settled as %s by --settle-unknown", re.Code, re.Err, as)}
-			}
+	return rewriteFailures(err, origins, func(re *RowError, origin Origin) *RowError {
+		if RecoveryOf(re.Code) != RecoveryInspect {
+			return nil
 		}
-		out.Failures[i] = f
-	}
-	return out
+		as := st.settle(stage, origin.String(), re.Ref)
+		if as == "" {
+			return nil
+		}
+		code := CodeAssumedLoaded
+		if as == SettleAbsent {
+			code = CodeAssumedAbsent
+		}
+		return &RowError{Origin: re.Origin, Stage: re.Stage, Field: re.Field, Code: code, Retryable: as == SettleAbsent, Ref: re.Ref,
+			Err: fmt.Errorf("%s: %w; settled as %s by --settle-unknown", re.Code, re.Err, as)}
+	})
 }
 
 // keepMaybeStored returns err (a sink's Write error) with the transient
@@ -330,6 +321,21 @@ func settleUnknown(err error, st *Settlement, stage string, origins []Origin) er
 // found an upsert's row stored by a send whose answer was lost, replayed,
 // refused UNABLE_TO_LOCK_ROW, and reported as not loaded while stored.
 func keepMaybeStored(err error, maybe func(Origin) bool, origins []Origin) error {
+	return rewriteFailures(err, origins, func(re *RowError, origin Origin) *RowError {
+		if re.Code == CodeOutcomeUnknownRetry || RecoveryOf(re.Code) != RecoveryRetry || !maybe(origin) {
+			return nil
+		}
+		return &RowError{Origin: re.Origin, Stage: re.Stage, Field: re.Field, Code: CodeOutcomeUnknownRetry, Retryable: true, Ref: re.Ref,
+			Err: fmt.Errorf("an earlier send of the row got no answer, so it may be in the destination; sending it again got %s: %w; "+
+				"sending it once more is safe (the operation is idempotent)", re.Code, re.Err)}
+	})
+}
+
+// rewriteFailures returns err (a sink's Write error) with each row failure
+// whose *RowError rewrite replaces (non-nil) replaced; rewrite gets the
+// row's origin (the error's, else the batch's origins at its index).
+// Errors other than *RowErrors are returned as they are.
+func rewriteFailures(err error, origins []Origin, rewrite func(re *RowError, origin Origin) *RowError) error {
 	var rowErrs *RowErrors
 	if !errors.As(err, &rowErrs) {
 		return err
@@ -337,15 +343,13 @@ func keepMaybeStored(err error, maybe func(Origin) bool, origins []Origin) error
 	out := &RowErrors{Failures: make([]RowFailure, len(rowErrs.Failures))}
 	for i, f := range rowErrs.Failures {
 		var re *RowError
-		if errors.As(f.Err, &re) && re.Code != CodeOutcomeUnknownRetry && RecoveryOf(re.Code) == RecoveryRetry {
+		if errors.As(f.Err, &re) {
 			origin := re.Origin
 			if origin == (Origin{}) && f.Index >= 0 && f.Index < len(origins) {
 				origin = origins[f.Index]
 			}
-			if maybe(origin) {
-				f.Err = &RowError{Origin: re.Origin, Stage: re.Stage, Field: re.Field, Code: CodeOutcomeUnknownRetry, Retryable: true, Ref: re.Ref,
-					Err: fmt.Errorf("an earlier send of the row got no answer, so it may be in the destination; sending it again got %s: %w; "+
-						"sending it once more is safe (the operation is idempotent)", re.Code, re.Err)}
+			if nre := rewrite(re, origin); nre != nil {
+				f.Err = nre
 			}
 		}
 		out.Failures[i] = f
