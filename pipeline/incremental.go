@@ -26,6 +26,13 @@ type Watermark struct {
 // WatermarkVersion is the Watermark format this build writes and reads.
 const WatermarkVersion = 1
 
+// LastWatermark returns the watermark source stage stage committed last;
+// found is false when it has none.
+func LastWatermark(ctx context.Context, st StateStore, stage string) (wm Watermark, found bool, err error) {
+	found, err = st.Get(ctx, watermarkKey(stage), &wm)
+	return wm, found, err
+}
+
 // watermarkKey is the state document key of a source stage's watermark.
 func watermarkKey(stage string) string { return "watermark." + stage }
 

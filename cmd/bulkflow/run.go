@@ -105,6 +105,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// (unfinished.go); st is its state store, opened once for the run.
 	var st *state.Store
 	var inflightRun string
+	committedID := "" // an in-flight run found to have committed its state (committedRun)
 	if guardsUnfinished(g) {
 		var in inflight
 		if st, in, err = openInflight(ctx, stateLocation(rf.state, g), stateName(g, shard)); err != nil {
@@ -117,6 +118,16 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				"would send again the rows it may have loaded: resume it first (add --settle-unknown once you have looked at its rows of "+
 				"unknown outcome): %s; nothing was read or sent\n", in.RunID, g.Name, in.Replay)
 			return exitUsage
+		}
+		if in.RunID != "" && rf.resume == "" {
+			// Killed after its state was committed: nothing to resume.
+			if done, err := committedRun(ctx, st, g, in.RunID); err == nil && done {
+				if err := st.Put(ctx, inflightKey, inflight{}); err != nil {
+					fmt.Fprintf(stderr, "bulkflow: pipeline %s: clear the in-flight run %s: %v\n", g.Name, in.RunID, err)
+					return exitFailed
+				}
+				committedID, in = in.RunID, inflight{}
+			}
 		}
 		inflightRun = in.RunID
 	}
@@ -152,6 +163,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer stopTracing()
+	if committedID != "" {
+		log.Warn("run " + committedID + " committed its state (sync manifests, watermarks) and stopped before it recorded that it " +
+			"finished: there is nothing to resume, so this is a new run; it sends what the state lacks, the rows that run dead-lettered included")
+	}
 	if unfinished != "" {
 		log.Warn("resuming run " + unfinished + ": it did not finish (killed, cancelled, failed, or rows wait for their job's outcome), " +
 			"and this pipeline inserts and keeps state: a new run would insert again the rows it loaded; the ledger skips them")

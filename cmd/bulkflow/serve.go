@@ -138,6 +138,17 @@ func (serveRunner) Unfinished(g *pipeline.Graph, rep *pipeline.Report) bool {
 	return guardsUnfinished(g) && !finished(rep)
 }
 
+// Committed is committedRun for the pipeline in file (false when it
+// cannot be read: the run is then resumed, as before).
+func (serveRunner) Committed(ctx context.Context, file string, st *state.Store, runID string) bool {
+	g, code := loadPipeline(file, config.Options{}, io.Discard)
+	if code != exitOK {
+		return false
+	}
+	done, err := committedRun(ctx, st, g, runID)
+	return err == nil && done
+}
+
 // WriteReport is writeReport.
 func (serveRunner) WriteReport(ctx context.Context, where string, rep *pipeline.Report) error {
 	return writeReport(ctx, where, rep)

@@ -1176,3 +1176,55 @@ func TestServeAppliesSettlement(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainRunAfterKillPastCommit: an insert sync killed after it
+// committed its manifest but before it cleared its in-flight record (the
+// soak's sync class, seed 32066) left every later plain run refused: the
+// plain run resumed the run, whose diff against the manifest the run had
+// just written left only its dead-lettered rows, so its first chunk
+// differed from the run's and the ledger refused the resume as a re-cut
+// (exit 2, forever). A run whose every state commit names it finished its
+// state: the plain run now starts afresh, and sends what the manifest
+// lacks (here the rows the run dead-lettered), once.
+func TestPlainRunAfterKillPastCommit(t *testing.T) {
+	srv, want := startInsertSync(t, 600)
+	y, _ := os.ReadFile("p.yaml")
+	writeFiles(t, map[string]string{"p.yaml": strings.Replace(string(y), "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)})
+	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.DeadLettered == 0 || rep.Counts.Loaded+rep.Counts.DeadLettered != 600 {
+		t.Fatalf("run 1: exit %d, counts %+v: want partial with lock errors", code, rep.Counts)
+	}
+	// The kill's moment: the state is committed, the in-flight record
+	// still names the run.
+	g, code := loadPipeline("p.yaml", config.Options{}, io.Discard)
+	if code != exitOK {
+		t.Fatal("load p.yaml")
+	}
+	ctx := context.Background()
+	st, _, err := openInflight(ctx, stateLocation("", g), stateName(g, pipeline.Shard{}))
+	if err == nil {
+		_, err = markInflight(ctx, st, g, rep.RunID, "")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// serve asks the same before it resumes a run.
+	if !(serveRunner{}).Committed(ctx, "p.yaml", st, rep.RunID) || (serveRunner{}).Committed(ctx, "p.yaml", st, "20260101T000000Z-0000abcd") {
+		t.Error("serve's Committed does not say that run 1, and only run 1, committed its state")
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	code, r2 := runReport(t, "p.yaml")
+	if code != exitOK || r2.RunID == rep.RunID || r2.Counts.Loaded != rep.Counts.DeadLettered {
+		t.Fatalf("plain run: exit %d, run %s, counts %+v, errors %+v: want a new run (not %s) loading the %d rows run 1 dead-lettered",
+			code, r2.RunID, r2.Counts, r2.ErrorGroups, rep.RunID, rep.Counts.DeadLettered)
+	}
+	checkRecordCounts(t, srv, want)
+	if code, r3 := runReport(t, "p.yaml"); code != exitOK || r3.Counts.Loaded != 0 {
+		t.Fatalf("the run after: exit %d, counts %+v; want nothing sent", code, r3.Counts)
+	}
+}

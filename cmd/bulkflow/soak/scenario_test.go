@@ -622,8 +622,10 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 		return
 	}
 	if unfinishedStep(s) {
-		if p.sc.Mirror {
-			// An upsert's next plain run starts afresh.
+		if p.sc.Mirror || p.committed() {
+			// An upsert's next plain run starts afresh, as does a run
+			// after one killed once its state was committed (nothing to
+			// resume: it sends what the manifest lacks).
 			p.runID, p.lastRun, p.replayLoaded, p.replayRuns, p.noCounts = "", nil, 0, nil, true
 			p.bulkflow("run", nil, "run", p.file)
 			return
@@ -638,6 +640,17 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 			}
 		}
 	}
+}
+
+// committed reports whether the sync's manifest commit names the run
+// being played (the state document sync-commit-write): it was killed
+// after committing its state, and the next plain run does not resume it.
+func (p *play) committed() bool {
+	var c struct {
+		RunID string `json:"run_id"`
+	}
+	b, err := os.ReadFile(filepath.Join(p.dir, "state", "soak", "docs", "sync-commit-write.json"))
+	return err == nil && json.Unmarshal(b, &c) == nil && c.RunID == p.runID
 }
 
 // settleUnknown is the person the README asks to look at rows of unknown

@@ -83,7 +83,7 @@ func (s *Server) trigger(name, why string) (string, error) {
 		s.wg.Done()
 		return "", err
 	}
-	runID, why, err := s.runIDFor(ctx, p, why)
+	runID, why, err := s.runIDFor(ctx, p, st, why)
 	if err != nil {
 		st.ReleaseLease(ctx, s.opts.Holder)
 		p.run.Unlock()
@@ -134,14 +134,22 @@ func (s *Server) acquire(ctx context.Context, p *servedPipeline) (*state.Store, 
 // Salesforce sink's ledger skips what it loaded, why gets "+resume")
 // before any new one. A replay in flight (Inflight.Replay) is an error:
 // only that replay's resume finishes it.
-func (s *Server) runIDFor(ctx context.Context, p *servedPipeline, why string) (runID, trigger string, err error) {
+func (s *Server) runIDFor(ctx context.Context, p *servedPipeline, st *state.Store, why string) (runID, trigger string, err error) {
 	var in Inflight
-	if found, err := p.store.Get(ctx, InflightKey, &in); err != nil {
+	if found, err := st.Get(ctx, InflightKey, &in); err != nil {
 		s.log.Warn("cannot read the in-flight run; starting a new run", "pipeline", p.name, "err", err)
 	} else if found && in.RunID != "" && cli.ValidRunID(in.RunID) {
 		if in.Replay != "" {
 			return "", "", fmt.Errorf("pipeline %q: replay %s did not finish, and a run now would send again the rows it may have loaded: "+
 				"resume it first: %s", p.name, in.RunID, in.Replay)
+		}
+		if s.opts.Runner.Committed(ctx, p.file, st, in.RunID) {
+			s.log.Warn("a run that did not record its end had committed its state (sync manifests, watermarks): nothing to resume, "+
+				"starting a new run", "pipeline", p.name, "run_id", in.RunID, "holder", in.Holder)
+			if err := st.Put(ctx, InflightKey, Inflight{}); err != nil {
+				return "", "", fmt.Errorf("pipeline %q: clear the in-flight run %s: %w", p.name, in.RunID, err)
+			}
+			return pipeline.NewRunID(s.now()), why, nil
 		}
 		s.log.Warn("resuming a run that did not finish (its process stopped or crashed)", "pipeline", p.name,
 			"run_id", in.RunID, "holder", in.Holder, "started_at", in.StartedAt)

@@ -102,6 +102,11 @@ type Runner interface {
 	// twice: the in-flight document then stays, and the next run resumes
 	// it as a cancelled one is.
 	Unfinished(g *pipeline.Graph, rep *pipeline.Report) bool
+	// Committed reports whether run runID of the pipeline in file, which
+	// the in-flight document names, committed all the state it keeps
+	// before it stopped: it is then not resumed (its resume would be
+	// refused as a re-cut) and a new run starts.
+	Committed(ctx context.Context, file string, st *state.Store, runID string) bool
 }
 
 // servedPipeline is one scheduled pipeline.

@@ -70,6 +70,9 @@ func (engineRunner) Begin(ctx context.Context, g *pipeline.Graph, env *pipeline.
 // Unfinished: the engine runner's pipelines are never resumed for it.
 func (engineRunner) Unfinished(g *pipeline.Graph, rep *pipeline.Report) bool { return false }
 
+// Committed: an in-flight run is always resumed.
+func (engineRunner) Committed(context.Context, string, *state.Store, string) bool { return false }
+
 func (engineRunner) WriteReport(ctx context.Context, where string, rep *pipeline.Report) error {
 	loc, err := blobio.Parse("", where)
 	if err != nil {
