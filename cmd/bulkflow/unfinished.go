@@ -68,20 +68,20 @@ func openInflight(ctx context.Context, loc, name string) (*state.Store, inflight
 // class, seed 32066). Its rows that did not load (dead-lettered) are not
 // in the manifest, so a new run sends them, once.
 //
-// A kill between the manifest's write and its commit record, or between
-// two stages' commits, is not recognised: the resume is then refused as
-// before (exit 2, nothing sent twice).
+// A kill between two stages' commits (or between a manifest and a
+// watermark) is not recognised: the resume is then refused as before
+// (exit 2, nothing sent twice).
 func committedRun(ctx context.Context, st *state.Store, g *pipeline.Graph, runID string) (bool, error) {
 	records := 0
 	for _, s := range g.Stages {
 		var by string
 		switch {
 		case s.Sync != nil:
-			c, found, err := syncer.LastCommit(ctx, st, s.Name)
-			if err != nil || !found {
+			done, err := syncer.Committed(ctx, st, s.Name, runID)
+			if err != nil || !done {
 				return false, err
 			}
-			by = c.RunID
+			by = runID
 		case s.Incremental != nil:
 			wm, found, err := pipeline.LastWatermark(ctx, st, s.Name)
 			if err != nil || !found {

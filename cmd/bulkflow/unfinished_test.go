@@ -1187,6 +1187,17 @@ func TestServeAppliesSettlement(t *testing.T) {
 // state: the plain run now starts afresh, and sends what the manifest
 // lacks (here the rows the run dead-lettered), once.
 func TestPlainRunAfterKillPastCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// beforeRecord: the kill landed between the manifest's write and
+		// its commit record (the seed's other outcome, about 1 in 20).
+		beforeRecord bool
+	}{{"after the commit record", false}, {"before the commit record", true}} {
+		t.Run(tc.name, func(t *testing.T) { testPlainRunAfterKillPastCommit(t, tc.beforeRecord) })
+	}
+}
+
+func testPlainRunAfterKillPastCommit(t *testing.T, beforeRecord bool) {
 	srv, want := startInsertSync(t, 600)
 	y, _ := os.ReadFile("p.yaml")
 	writeFiles(t, map[string]string{"p.yaml": strings.Replace(string(y), "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)})
@@ -1210,6 +1221,15 @@ func TestPlainRunAfterKillPastCommit(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	if beforeRecord {
+		records, _ := filepath.Glob(filepath.Join(stateLocation("", g), g.Name, "docs", "sync-commit-*.json"))
+		if len(records) != 1 {
+			t.Fatalf("commit records %v, want one", records)
+		}
+		if err := os.Remove(records[0]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// serve asks the same before it resumes a run.
 	if !(serveRunner{}).Committed(ctx, "p.yaml", st, rep.RunID) || (serveRunner{}).Committed(ctx, "p.yaml", st, "20260101T000000Z-0000abcd") {

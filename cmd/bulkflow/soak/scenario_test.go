@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/state"
+	"github.com/bulkflow/bulkflow/pipeline/sync/syncer"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -642,15 +644,18 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 	}
 }
 
-// committed reports whether the sync's manifest commit names the run
-// being played (the state document sync-commit-write): it was killed
-// after committing its state, and the next plain run does not resume it.
+// committed reports whether the run being played committed the sync's
+// manifest before it was killed (syncer.Committed: the commit record
+// names it, or it was killed between the manifest's write and that
+// record): the next plain run does not resume it but starts afresh. The
+// oracle, not this, judges what that run stores.
 func (p *play) committed() bool {
-	var c struct {
-		RunID string `json:"run_id"`
+	st, err := state.Open(context.Background(), filepath.Join(p.dir, "state")+"/", "soak")
+	if err != nil {
+		return false
 	}
-	b, err := os.ReadFile(filepath.Join(p.dir, "state", "soak", "docs", "sync-commit-write.json"))
-	return err == nil && json.Unmarshal(b, &c) == nil && c.RunID == p.runID
+	done, err := syncer.Committed(context.Background(), st, "write", p.runID)
+	return err == nil && done
 }
 
 // settleUnknown is the person the README asks to look at rows of unknown

@@ -35,6 +35,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/sync/changes"
 	"github.com/bulkflow/bulkflow/pipeline/sync/remote"
 	"github.com/bulkflow/bulkflow/pipeline/sync/synclog"
+	"gocloud.dev/gcerrors"
 )
 
 // CodeDuplicateKey is the dead-letter code of a row whose sync key was
@@ -99,6 +100,54 @@ func LastStart(ctx context.Context, st *state.Store, stage string) (c Commit, fo
 func LastCommit(ctx context.Context, st *state.Store, stage string) (c Commit, found bool, err error) {
 	found, err = st.Get(ctx, commitKey(stage), &c)
 	return c, found && c.RunID != "", err
+}
+
+// writingKey is the state document a run (not a replay) writes just before
+// it replaces stage's manifest: which run, and the manifest it replaces
+// (Committed).
+func writingKey(stage string) string { return "sync-writing-" + stage }
+
+// writing is the writingKey document.
+type writing struct {
+	RunID string `json:"run_id"`
+	// Before is the manifestStamp of the manifest the run replaces ("" for
+	// none).
+	Before string `json:"before"`
+}
+
+// manifestStamp returns the size, modification time and etag of the
+// object at loc as text, "" when there is none: a rewritten manifest has
+// another.
+func manifestStamp(ctx context.Context, loc blobio.Location) (string, error) {
+	b, closeFn, err := blobio.OpenBucket(ctx, loc)
+	if err != nil {
+		return "", err
+	}
+	defer closeFn()
+	a, err := b.Attributes(ctx, loc.Key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sync manifest %s: %w", loc, err)
+	}
+	return fmt.Sprintf("size=%d mtime=%s etag=%s", a.Size, a.ModTime.UTC().Format(time.RFC3339Nano), a.ETag), nil
+}
+
+// Committed reports whether run runID committed the manifest of sync stage
+// stage: the commit record names it, or the run was stopped between
+// writing the manifest and recording the commit (the record it wrote just
+// before names it, and the manifest is no longer the one it replaced).
+func Committed(ctx context.Context, st *state.Store, stage, runID string) (bool, error) {
+	if c, found, err := LastCommit(ctx, st, stage); err != nil || found && c.RunID == runID {
+		return err == nil, err
+	}
+	var w writing
+	if found, err := st.Get(ctx, writingKey(stage), &w); err != nil || !found || w.RunID != runID {
+		return false, err
+	}
+	now, err := manifestStamp(ctx, ManifestLocation(st, stage))
+	return err == nil && now != w.Before, err
 }
 
 // Reconcile is what a run does about drift: records changed or deleted in
@@ -510,6 +559,19 @@ func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 	s.mu.Unlock()
 	if commit && !s.diffDone {
 		commit = false // nothing reached the sink stage's diff: keep the old manifest
+	}
+	if commit && !s.replay {
+		// Recorded first, so that a run stopped between the manifest's
+		// write and its commit record is known to have committed
+		// (Committed): its resume would be refused as a re-cut.
+		before, err := manifestStamp(ctx, s.loc)
+		if err == nil {
+			err = s.st.Put(ctx, writingKey(s.stage), writing{RunID: s.runID, Before: before})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sync: record the manifest's write: %w", err))
+			commit = false
+		}
 	}
 	if commit {
 		n, err := s.writeManifest(ctx)
