@@ -58,45 +58,46 @@ func openInflight(ctx context.Context, loc, name string) (*state.Store, inflight
 	return st, in, nil
 }
 
-// committedRun reports whether run runID of g committed every piece of
-// state it keeps: each sync stage's manifest commit and each incremental
-// source's watermark name it (and there is at least one). Such a run
-// finished what its state records, and was stopped (killed, a crash)
-// before it cleared its in-flight document: resuming it would diff its
-// rows against the manifest it wrote itself, cut other chunks than it
-// did, and be refused as a re-cut on every later run (the soak's sync
-// class, seed 32066). Its rows that did not load (dead-lettered) are not
-// in the manifest, so a new run sends them, once.
+// committedRun reports whether run runID of g committed the state that
+// tells which rows it loaded: every sync stage's manifest (syncer.Committed)
+// or, in a pipeline without sync stages, every incremental source's
+// watermark names it. Such a run finished what its state records, and was
+// stopped (killed, a crash) before it cleared its in-flight document:
+// resuming it would diff its rows against the manifest it wrote itself (or
+// read from the watermark it moved), cut other chunks than it did, and be
+// refused as a re-cut on every later run (the soak's sync class, seed
+// 32066). Its rows that did not load (dead-lettered) are not in the
+// manifest, so a new run sends them, once. With sync stages the watermark
+// does not matter: one held back (retryable rows) or not yet moved only
+// makes the new run read rows the manifest then filters.
 //
-// A kill between two stages' commits (or between a manifest and a
-// watermark) is not recognised: the resume is then refused as before
-// (exit 2, nothing sent twice).
+// A kill between two sync stages' commits is not recognised: the resume
+// is then refused as before (exit 2, nothing sent twice).
 func committedRun(ctx context.Context, st *state.Store, g *pipeline.Graph, runID string) (bool, error) {
-	records := 0
+	syncs, cursors := 0, 0
 	for _, s := range g.Stages {
-		var by string
-		switch {
-		case s.Sync != nil:
-			done, err := syncer.Committed(ctx, st, s.Name, runID)
-			if err != nil || !done {
-				return false, err
-			}
-			by = runID
-		case s.Incremental != nil:
-			wm, found, err := pipeline.LastWatermark(ctx, st, s.Name)
-			if err != nil || !found {
-				return false, err
-			}
-			by = wm.RunID
-		default:
+		if s.Sync == nil {
 			continue
 		}
-		if by != runID {
-			return false, nil
+		syncs++
+		if done, err := syncer.Committed(ctx, st, s.Name, runID); err != nil || !done {
+			return false, err
 		}
-		records++
 	}
-	return records > 0, nil
+	if syncs > 0 {
+		return true, nil
+	}
+	for _, s := range g.Stages {
+		if s.Incremental == nil {
+			continue
+		}
+		cursors++
+		wm, found, err := pipeline.LastWatermark(ctx, st, s.Name)
+		if err != nil || !found || wm.RunID != runID {
+			return false, err
+		}
+	}
+	return cursors > 0, nil
 }
 
 // markInflight records run runID of g as in flight in st before any row

@@ -1192,21 +1192,38 @@ func TestPlainRunAfterKillPastCommit(t *testing.T) {
 		// beforeRecord: the kill landed between the manifest's write and
 		// its commit record (the seed's other outcome, about 1 in 20).
 		beforeRecord bool
-	}{{"after the commit record", false}, {"before the commit record", true}} {
-		t.Run(tc.name, func(t *testing.T) { testPlainRunAfterKillPastCommit(t, tc.beforeRecord) })
+		// incremental: the source is read incrementally too, and the run's
+		// lock errors held its watermark back.
+		incremental bool
+	}{{"after the commit record", false, false}, {"before the commit record", true, false}, {"incremental, watermark held", false, true}} {
+		t.Run(tc.name, func(t *testing.T) { testPlainRunAfterKillPastCommit(t, tc.beforeRecord, tc.incremental) })
 	}
 }
 
-func testPlainRunAfterKillPastCommit(t *testing.T, beforeRecord bool) {
+func testPlainRunAfterKillPastCommit(t *testing.T, beforeRecord, incremental bool) {
 	srv, want := startInsertSync(t, 600)
 	y, _ := os.ReadFile("p.yaml")
-	writeFiles(t, map[string]string{"p.yaml": strings.Replace(string(y), "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)})
+	p := strings.Replace(string(y), "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1)
+	if incremental {
+		src := "{type: csv, url: data/accounts.csv}"
+		p = strings.Replace(p, src, "{type: csv, url: data/accounts.csv, columns: {seq: int}}\n    "+incrementalOn("seq", ""), 1)
+		var rows []string
+		for i := range 600 {
+			rows = append(rows, fmt.Sprintf("K%06d,Name %d,111,%d", i, i, i))
+		}
+		writeFiles(t, map[string]string{"data/accounts.csv": "id,name,phone,seq\n" + strings.Join(rows, "\n") + "\n"})
+		if p == string(y) || !strings.Contains(p, "incremental:") {
+			t.Fatalf("pipeline:\n%s", p)
+		}
+	}
+	writeFiles(t, map[string]string{"p.yaml": p})
 	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.05}); err != nil {
 		t.Fatal(err)
 	}
 	code, rep := runReport(t, "p.yaml")
-	if code != exitPartial || rep.Counts.DeadLettered == 0 || rep.Counts.Loaded+rep.Counts.DeadLettered != 600 {
-		t.Fatalf("run 1: exit %d, counts %+v: want partial with lock errors", code, rep.Counts)
+	if code != exitPartial || rep.Counts.DeadLettered == 0 || rep.Counts.Loaded+rep.Counts.DeadLettered != 600 ||
+		incremental && (rep.Incremental == nil || rep.Incremental["read"].Held == "") {
+		t.Fatalf("run 1: exit %d, counts %+v, incremental %+v: want partial with lock errors (and the watermark held)", code, rep.Counts, rep.Incremental)
 	}
 	// The kill's moment: the state is committed, the in-flight record
 	// still names the run.
