@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
@@ -59,14 +57,11 @@ func sourceFingerprints(ctx context.Context, g *pipeline.Graph, env *pipeline.En
 			continue
 		}
 		for _, o := range objs {
-			fp := fmt.Sprintf("size=%d", o.Size)
-			if a, err := b.Attributes(ctx, o.Loc.Key); err == nil {
-				fp += " mtime=" + a.ModTime.UTC().Format(time.RFC3339Nano)
-				if a.ETag != "" {
-					fp += " etag=" + a.ETag
-				}
+			a, err := b.Attributes(ctx, o.Loc.Key)
+			if err != nil {
+				a = nil
 			}
-			out[o.Loc.String()] = fp
+			out[o.Loc.String()] = blobio.Fingerprint(o.Size, a)
 		}
 		closeFn()
 	}

@@ -37,6 +37,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// URLs
@@ -578,6 +579,37 @@ func WriteAll(ctx context.Context, l Location, data []byte) error {
 		return fmt.Errorf("write %s: %w", l, err)
 	}
 	return w.Close()
+}
+
+// Fingerprint returns the text that tells one version of an object from
+// another: its size, and when attrs are known its modification time and
+// etag ("size=N mtime=T etag=E"). A rewritten object has another.
+func Fingerprint(size int64, attrs *blob.Attributes) string {
+	fp := fmt.Sprintf("size=%d", size)
+	if attrs != nil {
+		fp += " mtime=" + attrs.ModTime.UTC().Format(time.RFC3339Nano)
+		if attrs.ETag != "" {
+			fp += " etag=" + attrs.ETag
+		}
+	}
+	return fp
+}
+
+// Stamp returns the Fingerprint of the object at l, "" when there is none.
+func Stamp(ctx context.Context, l Location) (string, error) {
+	b, closeFn, err := OpenBucket(ctx, l)
+	if err != nil {
+		return "", err
+	}
+	defer closeFn()
+	a, err := b.Attributes(ctx, l.Key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("stat %s: %w", l, err)
+	}
+	return Fingerprint(a.Size, a), nil
 }
 
 // ReadJSON decodes the JSON object at l into v; found is false (and v left

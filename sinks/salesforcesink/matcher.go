@@ -150,7 +150,6 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 				}
 			}
 			row, hit, err = rr.ReadEcho(echoed)
-
 		} else {
 			row, err = rr.Read()
 		}
@@ -168,13 +167,12 @@ func (m *matcher) read(r io.Reader, each func(i int, row *salesforce.ResultRow))
 		} else if len(mine) > 0 {
 			// Results usually come in upload order: when the first unused
 			// row has the cells, it is the row take would return.
-			if distinct && m.first < m.next && m.next < len(m.c.rows) && !m.used[m.c.rows[m.next]] &&
-				echoes(m.st.cells[m.c.rows[m.next]], row.Values, mine, theirs) {
+			if next >= 0 && next != m.first && echoes(m.st.cells[m.c.rows[next]], row.Values, mine, theirs) {
 				// After a gap the next result is usually the row after the
 				// last match, and with rows that all differ the one unused
 				// row that echoes it is the row take would return.
-				i = m.c.rows[m.next]
-				m.next++
+				i = m.c.rows[next]
+				m.next = next + 1
 			} else if m.first < len(m.c.rows) && echoes(m.st.cells[m.c.rows[m.first]], row.Values, mine, theirs) {
 				i = m.c.rows[m.first]
 				m.next = m.first + 1

@@ -35,7 +35,6 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/sync/changes"
 	"github.com/bulkflow/bulkflow/pipeline/sync/remote"
 	"github.com/bulkflow/bulkflow/pipeline/sync/synclog"
-	"gocloud.dev/gcerrors"
 )
 
 // CodeDuplicateKey is the dead-letter code of a row whose sync key was
@@ -110,28 +109,9 @@ func writingKey(stage string) string { return "sync-writing-" + stage }
 // writing is the writingKey document.
 type writing struct {
 	RunID string `json:"run_id"`
-	// Before is the manifestStamp of the manifest the run replaces ("" for
+	// Before is the blobio.Stamp of the manifest the run replaces ("" for
 	// none).
 	Before string `json:"before"`
-}
-
-// manifestStamp returns the size, modification time and etag of the
-// object at loc as text, "" when there is none: a rewritten manifest has
-// another.
-func manifestStamp(ctx context.Context, loc blobio.Location) (string, error) {
-	b, closeFn, err := blobio.OpenBucket(ctx, loc)
-	if err != nil {
-		return "", err
-	}
-	defer closeFn()
-	a, err := b.Attributes(ctx, loc.Key)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("sync manifest %s: %w", loc, err)
-	}
-	return fmt.Sprintf("size=%d mtime=%s etag=%s", a.Size, a.ModTime.UTC().Format(time.RFC3339Nano), a.ETag), nil
 }
 
 // Committed reports whether run runID committed the manifest of sync stage
@@ -146,7 +126,7 @@ func Committed(ctx context.Context, st *state.Store, stage, runID string) (bool,
 	if found, err := st.Get(ctx, writingKey(stage), &w); err != nil || !found || w.RunID != runID {
 		return false, err
 	}
-	now, err := manifestStamp(ctx, ManifestLocation(st, stage))
+	now, err := blobio.Stamp(ctx, ManifestLocation(st, stage))
 	return err == nil && now != w.Before, err
 }
 
@@ -564,7 +544,7 @@ func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 		// Recorded first, so that a run stopped between the manifest's
 		// write and its commit record is known to have committed
 		// (Committed): its resume would be refused as a re-cut.
-		before, err := manifestStamp(ctx, s.loc)
+		before, err := blobio.Stamp(ctx, s.loc)
 		if err == nil {
 			err = s.st.Put(ctx, writingKey(s.stage), writing{RunID: s.runID, Before: before})
 		}
