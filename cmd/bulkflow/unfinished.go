@@ -71,8 +71,10 @@ func openInflight(ctx context.Context, loc, name string) (*state.Store, inflight
 // does not matter: one held back (retryable rows) or not yet moved only
 // makes the new run read rows the manifest then filters.
 //
-// A kill between two sync stages' commits is not recognised: the resume
-// is then refused as before (exit 2, nothing sent twice).
+// A run stopped between two sync stages' commits did not commit them all:
+// it is resumed, and its first stage's resume diffs against the manifest
+// the run replaced (syncer's keptLocation), so that it cuts the same
+// chunks (TestResumeKilledBetweenSyncCommits).
 func committedRun(ctx context.Context, st *state.Store, g *pipeline.Graph, runID string) (bool, error) {
 	syncs, cursors := 0, 0
 	for _, s := range g.Stages {

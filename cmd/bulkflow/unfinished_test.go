@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -1263,5 +1264,124 @@ func testPlainRunAfterKillPastCommit(t *testing.T, beforeRecord, incremental boo
 	checkRecordCounts(t, srv, want)
 	if code, r3 := runReport(t, "p.yaml"); code != exitOK || r3.Counts.Loaded != 0 {
 		t.Fatalf("the run after: exit %d, counts %+v; want nothing sent", code, r3.Counts)
+	}
+}
+
+// TestResumeKilledBetweenSyncCommits: a pipeline whose rows fan out to
+// two sync stages (an insert into Salesforce, then a CSV archive) commits
+// their manifests one after the other. A run killed between the two (or
+// whose second commit failed) left the first stage's manifest holding the
+// rows it loaded and the second's not: the plain run resumed it, the
+// first stage's diff against its new manifest cut other chunks than the
+// run had, and the ledger refused the resume as a re-cut (exit 2, on every
+// later run). The syncer now keeps the manifest a run replaces, and the
+// run's resume diffs against it: the same chunks, which the ledger skips;
+// the second stage sends what it had not committed, and every row is
+// stored once. The kill lands after load's commit record, or between its
+// manifest's write and that record.
+func TestResumeKilledBetweenSyncCommits(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		beforeRecord bool
+	}{{"after load's commit record", false}, {"before load's commit record", true}} {
+		t.Run(tc.name, func(t *testing.T) { testResumeKilledBetweenSyncCommits(t, tc.beforeRecord) })
+	}
+}
+
+func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord bool) {
+	srv, want := startInsertSync(t, 600)
+	y, _ := os.ReadFile("p.yaml")
+	p := strings.Replace(string(y), "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1) + "  - name: archive\n    inputs: [map]\n    sink: {type: csv, url: \"out/archive-{run_id}.csv\"}\n" +
+		"    sync: {mode: changed, key: AccountNumber}\n"
+	writeFiles(t, map[string]string{"p.yaml": p})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 1200 {
+		t.Fatalf("run 1: exit %d, counts %+v; want 600 rows loaded by each sink", code, rep.Counts)
+	}
+	// Run 2 changes 50 rows and adds 30.
+	var rows []string
+	for i := range 630 {
+		phone := "111"
+		if i < 50 || i >= 600 {
+			phone = "222"
+			want[fmt.Sprintf("K%06d 222", i)] = 1
+		}
+		rows = append(rows, fmt.Sprintf("K%06d,Name %d,%s", i, i, phone))
+	}
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(rows...)})
+	g, code := loadPipeline("p.yaml", config.Options{}, io.Discard)
+	if code != exitOK {
+		t.Fatal("load p.yaml")
+	}
+	if g.Stages[2].Name != "load" || g.Stages[3].Name != "archive" {
+		t.Fatalf("stages %v: want load, then archive", g.Stages)
+	}
+	stateDir := filepath.Join(stateLocation("", g), g.Name)
+	archiveState := []string{filepath.Join("sync", "archive.manifest"), filepath.Join("docs", "sync-commit-archive.json"),
+		filepath.Join("docs", "sync-writing-archive.json"), filepath.Join("docs", "sync-start-archive.json")}
+	if beforeRecord {
+		archiveState = append(archiveState, filepath.Join("docs", "sync-commit-load.json"))
+	}
+	saved := map[string][]byte{}
+	for _, f := range archiveState {
+		b, err := os.ReadFile(filepath.Join(stateDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved[f] = b
+	}
+	// Lock errors dead-letter a few of run 2's rows: the resume's diff
+	// against load's new manifest would hold them alone.
+	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	code, rep := runReport(t, "p.yaml")
+	if code != exitPartial || rep.Counts.DeadLettered == 0 || rep.Counts.Loaded+rep.Counts.DeadLettered != 160 {
+		t.Fatalf("run 2: exit %d, counts %+v; want 80 rows by each sink, some dead-lettered (lock errors)", code, rep.Counts)
+	}
+	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	// The kill's moment: load committed run 2, archive did not (its
+	// state as run 1 left it), and the in-flight record names run 2.
+	for f, b := range saved {
+		if err := os.WriteFile(filepath.Join(stateDir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Remove(filepath.Join("out", "archive-"+rep.RunID+".csv"))
+	ctx := context.Background()
+	st, _, err := openInflight(ctx, stateLocation("", g), stateName(g, pipeline.Shard{}))
+	if err == nil {
+		_, err = markInflight(ctx, st, g, rep.RunID, "")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, err := committedRun(ctx, st, g, rep.RunID); err != nil || done {
+		t.Fatalf("committedRun = %v, %v: want false (archive did not commit)", done, err)
+	}
+	var stdout, stderr bytes.Buffer
+	code = runRun(ctx, []string{"p.yaml", "--progress", "none", "--report", "out/run.json"}, &stdout, &stderr)
+	var r2 pipeline.Report
+	if b, err := os.ReadFile("out/run.json"); err == nil {
+		err = json.Unmarshal(b, &r2)
+	}
+	if code != exitPartial || r2.RunID != rep.RunID || r2.Counts.DeadLettered != rep.Counts.DeadLettered {
+		t.Fatalf("plain run: exit %d, run %s (want %s resumed), counts %+v (want %d dead-lettered again)\n%s",
+			code, r2.RunID, rep.RunID, r2.Counts, rep.Counts.DeadLettered, stderr.String())
+	}
+	archived, err := os.ReadFile(filepath.Join("out", "archive-"+rep.RunID+".csv"))
+	if err != nil || bytes.Count(archived, []byte("\n")) != 81 {
+		t.Fatalf("the resume's archive (%v): %d lines, want a header and 80 rows", err, bytes.Count(archived, []byte("\n")))
+	}
+	// The next run sends the rows run 2 dead-lettered, once; the one
+	// after, nothing.
+	if code, r3 := runReport(t, "p.yaml"); code != exitOK || r3.RunID == rep.RunID || r3.Counts.Loaded != rep.Counts.DeadLettered {
+		t.Fatalf("the run after: exit %d, run %s, counts %+v; want a new run loading the %d rows run 2 dead-lettered",
+			code, r3.RunID, r3.Counts, rep.Counts.DeadLettered)
+	}
+	checkRecordCounts(t, srv, want)
+	if code, r4 := runReport(t, "p.yaml"); code != exitOK || r4.Counts.Loaded != 0 {
+		t.Fatalf("the last run: exit %d, counts %+v; want nothing sent", code, r4.Counts)
 	}
 }

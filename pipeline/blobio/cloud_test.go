@@ -77,6 +77,8 @@ func testCloudStore(t *testing.T, st blobtest.Store) {
 		t.Fatalf("WriteAll big: %v", err)
 	}
 
+	t.Run("Copy", func(t *testing.T) { checkCopy(t, ctx, func(key string) blobio.Location { return loc("copy/" + key) }) })
+
 	t.Run("CreateExclusive", func(t *testing.T) {
 		// The lease's compare-and-swap: one of several concurrent creates
 		// wins, on the server itself.

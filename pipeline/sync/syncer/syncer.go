@@ -112,6 +112,53 @@ type writing struct {
 	// Before is the blobio.Stamp of the manifest the run replaces ("" for
 	// none).
 	Before string `json:"before"`
+	// Kept is the blobio.Stamp of the copy of that manifest the run kept
+	// (keptLocation), which the run's resume diffs against; "" when there
+	// was none, or the document was written before bulkflow kept one.
+	Kept string `json:"kept,omitempty"`
+}
+
+// keptLocation is where a run that commits stage's manifest keeps the
+// manifest it replaces (writing.Kept).
+//
+// Why: the stages of a pipeline whose rows fan out to two sync stages
+// commit one after the other. A run stopped between the two commits (a
+// kill, or the second commit failing) is resumed, since the second stage's
+// manifest lacks its rows; the first stage's diff against the manifest
+// the run wrote would then leave out the rows it loaded and cut other
+// chunks than the run did, which the sink's ledger refuses as a re-cut, on
+// every later run. Its resume diffs against the kept manifest instead
+// (Open): the same rows in the same chunks, which the ledger skips.
+func keptLocation(st *state.Store, stage string) blobio.Location {
+	return st.Object("sync", stage+".manifest.before")
+}
+
+// resumeBase returns the manifest a resume of run runID diffs stage's rows
+// against: the one the run replaced when it committed that stage's
+// manifest (keptLocation). ok is false when the run did not commit it, or
+// its copy is not there as the run kept it (a document from before
+// bulkflow kept one): the stage's current manifest is used, and a resume
+// whose chunks then differ is refused by the sink's ledger, as before.
+// old is nil when the run wrote the stage's first manifest.
+func resumeBase(ctx context.Context, st *state.Store, stage, runID string) (old *changes.Manifest, ok bool, err error) {
+	var w writing
+	if done, err := Committed(ctx, st, stage, runID); err != nil || !done {
+		return nil, false, err
+	}
+	if found, err := st.Get(ctx, writingKey(stage), &w); err != nil || !found || w.RunID != runID {
+		return nil, false, err
+	}
+	if w.Before == "" {
+		return nil, true, nil
+	}
+	kept := keptLocation(st, stage)
+	if now, err := blobio.Stamp(ctx, kept); err != nil || w.Kept == "" || now != w.Kept {
+		return nil, false, err
+	}
+	if old, err = changes.OpenManifest(ctx, kept); err != nil {
+		return nil, false, fmt.Errorf("sync manifest kept by run %s: %w", runID, err)
+	}
+	return old, true, nil
 }
 
 // Committed reports whether run runID committed the manifest of sync stage
@@ -197,12 +244,16 @@ type Summary struct {
 
 // Syncer implements pipeline.Syncer for one sink stage.
 type Syncer struct {
-	spec     *pipeline.SyncSpec
-	stage    string
-	keyIdx   int
-	loc      blobio.Location
-	st       *state.Store      // fenced under serve: the manifest is committed only under the current lease
-	old      *changes.Manifest // nil on the first run
+	spec   *pipeline.SyncSpec
+	stage  string
+	keyIdx int
+	loc    blobio.Location
+	st     *state.Store      // fenced under serve: the manifest is committed only under the current lease
+	old    *changes.Manifest // nil on the first run
+	// resumed is set when this is a resume of a run that committed the
+	// manifest, and old is the manifest that run replaced (resumeBase):
+	// Finish keeps the run's writing document, which still names it.
+	resumed  bool
 	differ   *changes.Differ
 	log      *synclog.Writer // nil without sync.log
 	runID    string
@@ -247,8 +298,18 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 		}
 	}
 	var err error
-	if s.old, err = changes.OpenManifest(ctx, s.loc); err != nil {
-		return nil, fmt.Errorf("sync manifest: %w", err)
+	if !o.Replay && !o.Plan && o.Reconcile == ReconcileOff {
+		if s.old, s.resumed, err = resumeBase(ctx, st, stage.Name, s.runID); err != nil {
+			return nil, fmt.Errorf("sync manifest: %w", err)
+		}
+		// A seeded run that wrote the first manifest is not resumed from
+		// none: seeding again would read what it loaded from Salesforce.
+		s.resumed = s.resumed && (s.old != nil || spec.Seed == "")
+	}
+	if !s.resumed {
+		if s.old, err = changes.OpenManifest(ctx, s.loc); err != nil {
+			return nil, fmt.Errorf("sync manifest: %w", err)
+		}
 	}
 	dopts := changes.Options{Dir: o.TempDir, MemLimit: o.MemLimit, LazyUnchanged: true}
 	if fields != nil {
@@ -540,15 +601,14 @@ func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 	if commit && !s.diffDone {
 		commit = false // nothing reached the sink stage's diff: keep the old manifest
 	}
-	if commit && !s.replay {
+	if commit && !s.replay && !s.resumed {
 		// Recorded first, so that a run stopped between the manifest's
 		// write and its commit record is known to have committed
-		// (Committed): its resume would be refused as a re-cut.
-		before, err := blobio.Stamp(ctx, s.loc)
-		if err == nil {
-			err = s.st.Put(ctx, writingKey(s.stage), writing{RunID: s.runID, Before: before})
-		}
-		if err != nil {
+		// (Committed), and that its resume can diff against the manifest
+		// it replaced (keptLocation). A resume of a run that committed
+		// keeps the run's document: it names the manifest the run
+		// replaced, which this one replaces again.
+		if err := s.keepManifest(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("sync: record the manifest's write: %w", err))
 			commit = false
 		}
@@ -575,6 +635,27 @@ func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 		s.log = nil
 	}
 	return sum, errors.Join(errs...)
+}
+
+// keepManifest copies the manifest the run is about to replace to
+// keptLocation and records both in the writingKey document.
+func (s *Syncer) keepManifest(ctx context.Context) error {
+	w := writing{RunID: s.runID}
+	var err error
+	if w.Before, err = blobio.Stamp(ctx, s.loc); err != nil || w.Before == "" {
+		if err == nil {
+			err = s.st.Put(ctx, writingKey(s.stage), w)
+		}
+		return err
+	}
+	kept := keptLocation(s.st, s.stage)
+	if err := blobio.Copy(ctx, s.loc, kept); err != nil {
+		return err
+	}
+	if w.Kept, err = blobio.Stamp(ctx, kept); err != nil {
+		return err
+	}
+	return s.st.Put(ctx, writingKey(s.stage), w)
 }
 
 func (s *Syncer) writeManifest(ctx context.Context) (int64, error) {
