@@ -18,6 +18,7 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/pipeline/state"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -1233,13 +1234,7 @@ func testPlainRunAfterKillPastCommit(t *testing.T, beforeRecord, incremental boo
 		t.Fatal("load p.yaml")
 	}
 	ctx := context.Background()
-	st, _, err := openInflight(ctx, stateLocation("", g), stateName(g, pipeline.Shard{}))
-	if err == nil {
-		_, err = markInflight(ctx, st, g, rep.RunID, "")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := inflightAgain(t, g, rep.RunID)
 	if beforeRecord {
 		records, _ := filepath.Glob(filepath.Join(stateLocation("", g), g.Name, "docs", "sync-commit-*.json"))
 		if len(records) != 1 {
@@ -1273,22 +1268,30 @@ func testPlainRunAfterKillPastCommit(t *testing.T, beforeRecord, incremental boo
 // whose second commit failed) left the first stage's manifest holding the
 // rows it loaded and the second's not: the plain run resumed it, the
 // first stage's diff against its new manifest cut other chunks than the
-// run had, and the ledger refused the resume as a re-cut (exit 2, on every
-// later run). The syncer now keeps the manifest a run replaces, and the
-// run's resume diffs against it: the same chunks, which the ledger skips;
-// the second stage sends what it had not committed, and every row is
-// stored once. The kill lands after load's commit record, or between its
+// run had: with rows dead-lettered the ledger refused the resume as a
+// re-cut (exit 2, on every later run); with none, it had no chunk left to
+// send and reported succeeded with none of the run's rows loaded (the
+// soak's sync class with fan-out, killed at the commit). The syncer now
+// keeps the manifest a run replaces, and the run's resume diffs against
+// it: the same chunks, which the ledger skips and counts as loaded; the
+// second stage sends what it had not committed, and every row is stored
+// once. The kill lands after load's commit record, or between its
 // manifest's write and that record.
 func TestResumeKilledBetweenSyncCommits(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		beforeRecord bool
-	}{{"after load's commit record", false}, {"before load's commit record", true}} {
-		t.Run(tc.name, func(t *testing.T) { testResumeKilledBetweenSyncCommits(t, tc.beforeRecord) })
+		lockErrors   bool // some of run 2's rows are dead-lettered
+	}{
+		{"after load's commit record", false, true},
+		{"before load's commit record", true, true},
+		{"every row loaded", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testResumeKilledBetweenSyncCommits(t, tc.beforeRecord, tc.lockErrors) })
 	}
 }
 
-func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord bool) {
+func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord, lockErrors bool) {
 	srv, want := startInsertSync(t, 600)
 	y, _ := os.ReadFile("p.yaml")
 	p := strings.Replace(string(y), "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1) + "  - name: archive\n    inputs: [map]\n    sink: {type: csv, url: \"out/archive-{run_id}.csv\"}\n" +
@@ -1331,12 +1334,16 @@ func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord bool) {
 	}
 	// Lock errors dead-letter a few of run 2's rows: the resume's diff
 	// against load's new manifest would hold them alone.
-	if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.1}); err != nil {
-		t.Fatal(err)
+	wantCode := exitOK
+	if lockErrors {
+		wantCode = exitPartial
+		if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 0.1}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	code, rep := runReport(t, "p.yaml")
-	if code != exitPartial || rep.Counts.DeadLettered == 0 || rep.Counts.Loaded+rep.Counts.DeadLettered != 160 {
-		t.Fatalf("run 2: exit %d, counts %+v; want 80 rows by each sink, some dead-lettered (lock errors)", code, rep.Counts)
+	if code != wantCode || (rep.Counts.DeadLettered > 0) != lockErrors || rep.Counts.Loaded+rep.Counts.DeadLettered != 160 {
+		t.Fatalf("run 2: exit %d, counts %+v; want 80 rows by each sink, dead-lettered (lock errors) %v", code, rep.Counts, lockErrors)
 	}
 	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
 		t.Fatal(err)
@@ -1350,13 +1357,7 @@ func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord bool) {
 	}
 	os.Remove(filepath.Join("out", "archive-"+rep.RunID+".csv"))
 	ctx := context.Background()
-	st, _, err := openInflight(ctx, stateLocation("", g), stateName(g, pipeline.Shard{}))
-	if err == nil {
-		_, err = markInflight(ctx, st, g, rep.RunID, "")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := inflightAgain(t, g, rep.RunID)
 	if done, err := committedRun(ctx, st, g, rep.RunID); err != nil || done {
 		t.Fatalf("committedRun = %v, %v: want false (archive did not commit)", done, err)
 	}
@@ -1366,9 +1367,10 @@ func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord bool) {
 	if b, err := os.ReadFile("out/run.json"); err == nil {
 		err = json.Unmarshal(b, &r2)
 	}
-	if code != exitPartial || r2.RunID != rep.RunID || r2.Counts.DeadLettered != rep.Counts.DeadLettered {
-		t.Fatalf("plain run: exit %d, run %s (want %s resumed), counts %+v (want %d dead-lettered again)\n%s",
-			code, r2.RunID, rep.RunID, r2.Counts, rep.Counts.DeadLettered, stderr.String())
+	if code != wantCode || r2.RunID != rep.RunID || r2.Counts.DeadLettered != rep.Counts.DeadLettered ||
+		stageLoaded(r2, "load") != 80-rep.Counts.DeadLettered || stageLoaded(r2, "archive") != 80 {
+		t.Fatalf("plain run: exit %d, run %s (want %s resumed), stages %+v (want load %d loaded, %d dead-lettered again; archive 80)\n%s",
+			code, r2.RunID, rep.RunID, r2.Stages, 80-rep.Counts.DeadLettered, rep.Counts.DeadLettered, stderr.String())
 	}
 	archived, err := os.ReadFile(filepath.Join("out", "archive-"+rep.RunID+".csv"))
 	if err != nil || bytes.Count(archived, []byte("\n")) != 81 {
@@ -1384,4 +1386,31 @@ func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord bool) {
 	if code, r4 := runReport(t, "p.yaml"); code != exitOK || r4.Counts.Loaded != 0 {
 		t.Fatalf("the last run: exit %d, counts %+v; want nothing sent", code, r4.Counts)
 	}
+}
+
+// inflightAgain writes back the in-flight record of run runID of g, as a
+// kill after the run committed its state but before it cleared the record
+// leaves it, and returns the state store.
+func inflightAgain(t *testing.T, g *pipeline.Graph, runID string) *state.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, _, err := openInflight(ctx, stateLocation("", g), stateName(g, pipeline.Shard{}))
+	if err == nil {
+		_, err = markInflight(ctx, st, g, runID, "")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// stageLoaded returns the rows stage name of rep loaded (-1 when rep has
+// no such stage).
+func stageLoaded(rep pipeline.Report, name string) int64 {
+	for _, s := range rep.Stages {
+		if s.Name == name {
+			return s.Loaded
+		}
+	}
+	return -1
 }
