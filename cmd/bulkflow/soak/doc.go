@@ -17,7 +17,8 @@
 //     added: each changed row a new record, the old one kept) synced the
 //     same way; after the replays a last plain run, which must send
 //     nothing (the manifest holds every stored row). A third of the insert
-//     syncs go through REST creates. When a run stays unfinished with rows
+//     syncs go through REST creates; half fan out to a second sync stage
+//     (a CSV archive), whose manifest commits after the Salesforce one. When a run stays unfinished with rows
 //     whose outcome only a person can tell (result_mismatch,
 //     outcome_unknown), the harness is that person: it looks each row up
 //     in the emulator and runs `run FILE --settle-unknown`, by job or

@@ -92,6 +92,14 @@ type scenario struct {
 	// Mirror: classSync upserts by External_Id__c with delete_missing
 	// (a mirror), and its second export also drops rows.
 	Mirror bool
+	// FanOut: classSync's rows also go to a second sync stage, a CSV
+	// archive after the Salesforce stage, so that the two commit one after
+	// the other and a kill may land between them.
+	FanOut bool
+	// KillAtCommit: a FanOut scenario's first sync run is SIGKILLed as
+	// soon as the Salesforce stage's commit record changes, to land
+	// between the two stages' commits (where a timed kill rarely lands).
+	KillAtCommit bool
 }
 
 // newScenario derives a scenario from a seed.
@@ -163,6 +171,11 @@ func newScenario(seed uint64, long bool) scenario {
 		sc.Versions = 1 + r.IntN(2)
 		sc.Interrupt2 = r.IntN(3) == 0
 		sc.KillAfterJobs2 = 1 + r.IntN(max(1, sc.Rows/5/sc.JobRows+1))
+		// Drawn from a generator of its own, so that the seeds played
+		// before fan-out was added play as they did.
+		fr := rand.New(rand.NewPCG(seed, 0xfa40))
+		sc.FanOut = !sc.Mirror && fr.IntN(2) == 0
+		sc.KillAtCommit = sc.FanOut && !sc.Interrupt && fr.IntN(2) == 0
 	case classREST:
 		faultsOn = r.IntN(10) < 7
 		sc.API = "rest"
@@ -262,8 +275,8 @@ func (sc scenario) String() string {
 	fj, _ := json.Marshal(sc.Faults)
 	sync := ""
 	if sc.Class == classSync {
-		sync = fmt.Sprintf(", mirror %v, interrupt %v (after %d jobs or requests), exports %d (second: interrupt %v, kill after %d jobs or requests)",
-			sc.Mirror, sc.Interrupt, sc.KillAfterJobs, sc.Versions, sc.Interrupt2, sc.KillAfterJobs2)
+		sync = fmt.Sprintf(", mirror %v, fan-out %v (kill at commit %v), interrupt %v (after %d jobs or requests), exports %d (second: interrupt %v, kill after %d jobs or requests)",
+			sc.Mirror, sc.FanOut, sc.KillAtCommit, sc.Interrupt, sc.KillAfterJobs, sc.Versions, sc.Interrupt2, sc.KillAfterJobs2)
 	}
 	if sc.API == "rest" {
 		cj, _ := json.Marshal(sc.CollFaults)
@@ -289,6 +302,8 @@ type tally struct {
 	StepMisreports                        int // steps whose exit code or report contradicted the truth
 	Rows                                  int // source rows in all scenarios
 	Settles                               int // resumes with --settle-unknown (a person looked)
+	FanOuts                               int // scenarios whose sync fans out to a second sync stage
+	BetweenCommits                        int // FanOut runs stopped after one stage's commit and before the other's
 }
 
 // add adds o to t.
@@ -311,13 +326,15 @@ func (t *tally) add(o tally) {
 	t.StepMisreports += o.StepMisreports
 	t.Rows += o.Rows
 	t.Settles += o.Settles
+	t.FanOuts += o.FanOuts
+	t.BetweenCommits += o.BetweenCommits
 }
 
 // String prints the tallies in one line.
 func (t tally) String() string {
-	return fmt.Sprintf("scenarios %d (failed %d, with faults %d), fault runs %d, runs %d, kills %d, interrupts %d, kill-and-resume cycles %d, resumes %d (concurrent pairs %d, settling %d), replays %d (refused second replays %d), rows %d: lost %d, duplicated %d, mis-reported %d, mis-reporting steps %d",
+	return fmt.Sprintf("scenarios %d (failed %d, with faults %d), fault runs %d, runs %d, kills %d, interrupts %d, kill-and-resume cycles %d, resumes %d (concurrent pairs %d, settling %d), replays %d (refused second replays %d), fan-outs %d (stopped between commits %d), rows %d: lost %d, duplicated %d, mis-reported %d, mis-reporting steps %d",
 		t.Scenarios, t.FailedScenarios, t.FaultScenarios, t.FaultRuns, t.Runs, t.Kills, t.Interrupts, t.KillResumeCycles, t.Resumes, t.ConcurrentResumes, t.Settles,
-		t.Replays, t.RefusedReplays, t.Rows, t.RowsLost, t.RowsDuplicated, t.Misreported, t.StepMisreports)
+		t.Replays, t.RefusedReplays, t.FanOuts, t.BetweenCommits, t.Rows, t.RowsLost, t.RowsDuplicated, t.Misreported, t.StepMisreports)
 }
 
 // play is one scenario being played.
@@ -333,6 +350,7 @@ type play struct {
 	stepTime time.Duration
 
 	runID        string
+	killAtCommit bool                  // the next kill waits for the commit (KillAtCommit)
 	lastSignal   bool                  // the last step was ended by the harness's signal
 	faults       salesforcetest.Faults // the emulator's fault switches now
 	editedNames  bool                  // a resume with the edited mapping was accepted: stored Names may carry its suffix
@@ -395,6 +413,9 @@ func playScenario(t *testing.T, bin string, sc scenario, stepTime time.Duration)
 	p.tally.Rows = sc.Rows
 	if faultsOn(sc.Faults) {
 		p.tally.FaultScenarios = 1
+	}
+	if sc.FanOut {
+		p.tally.FanOuts = 1
 	}
 	p.emu = startEmulator(t, bin, sc.Seed)
 	if err := p.setup(); err != nil {
@@ -479,6 +500,10 @@ func (p *play) writePipeline(nameExpr string) error {
 		sync = fmt.Sprintf("    sync: {mode: changed, key: %s}\n", p.sc.KeyField)
 		if p.sc.Mirror {
 			sync = fmt.Sprintf("    sync: {mode: changed, key: %s, delete_missing: true, max_deletes: 50%%}\n", p.sc.KeyField)
+		}
+		if p.sc.FanOut {
+			sync += fmt.Sprintf("  - name: %s\n    inputs: [%s]\n    sink: {type: csv, url: %q}\n    sync: {mode: changed, key: %s}\n",
+				archiveStage, sinkInput, filepath.Join(p.dir, "archive", "archive-{run_id}.csv"), p.sc.KeyField)
 		}
 	}
 	y := fmt.Sprintf(`name: soak
@@ -603,6 +628,8 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 		sig = syscall.SIGINT
 	}
 	known := p.ledgerRuns()
+	// Only the first cycle's kill waits for the commit.
+	p.killAtCommit = p.sc.KillAtCommit && !interrupt && p.runID == "" && len(known) == 0
 	p.sc.KillAfterJobs = killAfter
 	if p.sc.API == "rest" {
 		p.sc.KillAfterRequests = killAfter
@@ -624,6 +651,10 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 		return
 	}
 	if unfinishedStep(s) {
+		if p.sc.FanOut && p.committedStage("write") != p.committedStage(archiveStage) {
+			p.tally.BetweenCommits++
+			p.logf("stopped between the two sync stages' commits")
+		}
 		if p.sc.Mirror || p.committed() {
 			// An upsert's next plain run starts afresh, as does a run
 			// after one killed once its state was committed (nothing to
@@ -650,12 +681,32 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 // record): the next plain run does not resume it but starts afresh. The
 // oracle, not this, judges what that run stores.
 func (p *play) committed() bool {
+	return p.committedStage("write") && (!p.sc.FanOut || p.committedStage(archiveStage))
+}
+
+// committedStage reports whether the run being played committed the
+// manifest of sync stage stage (syncer.Committed).
+func (p *play) committedStage(stage string) bool {
 	st, err := state.Open(context.Background(), filepath.Join(p.dir, "state")+"/", "soak")
 	if err != nil {
 		return false
 	}
-	done, err := syncer.Committed(context.Background(), st, "write", p.runID)
+	done, err := syncer.Committed(context.Background(), st, stage, p.runID)
 	return err == nil && done
+}
+
+// archiveStage is the name of the FanOut scenarios' second sync stage.
+const archiveStage = "archive"
+
+// loadedOf returns how many rows a report counts as loaded into Salesforce:
+// the stage write's, not a FanOut scenario's archive's too.
+func loadedOf(rep *pipeline.Report) int64 {
+	for _, st := range rep.Stages {
+		if st.Name == "write" {
+			return st.Loaded
+		}
+	}
+	return rep.Counts.Loaded
 }
 
 // settleUnknown is the person the README asks to look at rows of unknown
@@ -955,7 +1006,7 @@ func (p *play) quietRun() {
 	}
 	loaded := int64(-1) // no report
 	if s.report != nil {
-		loaded = s.report.Counts.Loaded
+		loaded = loadedOf(s.report)
 	}
 	if s.code != 0 || loaded != 0 || after != before {
 		p.problem("misreported: the run after every row was settled exited %d, loaded %d rows and stored %d more records (want 0, 0, 0)\n%s",
@@ -1396,6 +1447,11 @@ func unfinishedStep(s step) bool {
 // (classREST: KillAfterRequests more collection requests) than when the
 // process started, KillExtra later, unless it exited first.
 func (p *play) killAtMoment(pr *proc, sig os.Signal, s *step) {
+	if p.killAtCommit {
+		p.killAtCommit = false
+		p.killOnCommit(pr, s)
+		return
+	}
 	count, after := p.emu.jobCount, p.sc.KillAfterJobs
 	if p.sc.API == "rest" {
 		count, after = p.emu.collectionRequests, p.sc.KillAfterRequests
@@ -1431,6 +1487,33 @@ func (p *play) killAtMoment(pr *proc, sig os.Signal, s *step) {
 			p.problem("%s did not stop within %s after SIGINT\n%s", pr.command(), p.stepTime, tail(pr.output()))
 		}
 		return
+	}
+	s.signal = "SIGKILL"
+	p.tally.Kills++
+}
+
+// killOnCommit SIGKILLs pr as soon as the commit record of the stage write
+// changes (KillAtCommit), unless pr exits first.
+func (p *play) killOnCommit(pr *proc, s *step) {
+	record := filepath.Join(p.dir, "state", "soak", "docs", "sync-commit-write.json")
+	stamp := func() string {
+		fi, err := os.Stat(record)
+		if err != nil {
+			return ""
+		}
+		return fmt.Sprint(fi.ModTime().UnixNano(), fi.Size())
+	}
+	before := stamp()
+	deadline := time.Now().Add(p.stepTime)
+	for stamp() == before {
+		if pr.exited() || time.Now().After(deadline) {
+			p.logf("%s finished before its commit's SIGKILL", pr.command())
+			return
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	if err := pr.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return // it exited meanwhile
 	}
 	s.signal = "SIGKILL"
 	p.tally.Kills++
@@ -1521,7 +1604,7 @@ func (p *play) checkStep(s step, counts bool) {
 	case rep.Status == pipeline.StatusSucceeded && s.code == 0,
 		rep.Status == pipeline.StatusPartial && s.code == 3,
 		rep.Status == pipeline.StatusFailed && s.code == 1,
-		rep.Status == pipeline.StatusFailed && s.code == 2 && rep.Counts.Loaded == 0,
+		rep.Status == pipeline.StatusFailed && s.code == 2 && loadedOf(rep) == 0,
 		rep.Status == pipeline.StatusCancelled && s.code == 1:
 	default:
 		misreport("status %q with exit %d", rep.Status, s.code)
@@ -1529,7 +1612,7 @@ func (p *play) checkStep(s step, counts bool) {
 	if !rep.Counts.Balanced() {
 		misreport("counts do not balance: %+v", rep.Counts)
 	}
-	if p.faults.DuplicateResultRow && rep.Status == pipeline.StatusSucceeded && rep.Counts.Loaded > 0 {
+	if p.faults.DuplicateResultRow && rep.Status == pipeline.StatusSucceeded && loadedOf(rep) > 0 {
 		misreport("every job's results listed a row twice, yet the run says succeeded")
 	}
 	if s.code == 0 || rep.Status == pipeline.StatusSucceeded {
@@ -1552,8 +1635,8 @@ func (p *play) checkStep(s step, counts bool) {
 		if p.replayRuns == nil {
 			p.replayRuns = map[string]int64{}
 		}
-		p.replayLoaded += rep.Counts.Loaded - p.replayRuns[rep.RunID]
-		p.replayRuns[rep.RunID] = rep.Counts.Loaded
+		p.replayLoaded += loadedOf(rep) - p.replayRuns[rep.RunID]
+		p.replayRuns[rep.RunID] = loadedOf(rep)
 	case rep.Status != pipeline.StatusCancelled:
 		p.lastRun = rep
 	}
@@ -1582,9 +1665,9 @@ func (p *play) checkStep(s step, counts bool) {
 			}
 		}
 	}
-	if claimed := p.lastRun.Counts.Loaded + p.replayLoaded; claimed > int64(distinct) || claimed+int64(unknown) < int64(distinct) {
+	if claimed := loadedOf(p.lastRun) + p.replayLoaded; claimed > int64(distinct) || claimed+int64(unknown) < int64(distinct) {
 		misreport("the run reports %d loaded and the replays %d, but %d source rows are stored (%d of them dead-lettered with an unknown outcome)",
-			p.lastRun.Counts.Loaded, p.replayLoaded, distinct, unknown)
+			loadedOf(p.lastRun), p.replayLoaded, distinct, unknown)
 	}
 }
 
@@ -1660,6 +1743,9 @@ func (p *play) final() {
 	if p.sc.Mirror {
 		p.mirrorChecks(&v)
 	}
+	if p.sc.FanOut {
+		p.archiveChecks(&v)
+	}
 	if p.sc.Op == "upsert" && p.sc.API != "rest" && p.sc.Class != classSync {
 		// An upsert sent twice leaves one record: the jobs' counters
 		// show it. Every successful row of every job is one stored row.
@@ -1683,6 +1769,44 @@ func (p *play) final() {
 	p.tally.Misreported += v.Misreported
 	if !v.ok() {
 		p.problem("final check: %d lost, %d duplicated, %d mis-reported rows:\n  %s", v.Lost, v.Duplicated, v.Misreported, strings.Join(v.Problems, "\n  "))
+	}
+}
+
+// archiveChecks adds to v what a FanOut scenario's archive must end with:
+// every key of the source in some run's archive file. The CSV sink
+// refuses no row, so a key in none was lost by a resume that skipped it.
+func (p *play) archiveChecks(v *verdict) {
+	files, err := filepath.Glob(filepath.Join(p.dir, "archive", "archive-*.csv"))
+	if err != nil || len(files) == 0 {
+		p.problem("harness: no archive files (%v)", err)
+		return
+	}
+	archived := map[string]bool{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			p.problem("harness: %v", err)
+			return
+		}
+		recs, err := csv.NewReader(strings.NewReader(string(data))).ReadAll()
+		if err != nil || len(recs) == 0 {
+			p.problem("harness: archive %s: %v", f, err)
+			return
+		}
+		k := slices.Index(recs[0], p.sc.KeyField)
+		for _, r := range recs[1:] {
+			archived[r[k]] = true
+		}
+	}
+	missing := 0
+	for key := range p.source {
+		if !archived[key] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		v.Lost += missing
+		v.Problems = append(v.Problems, fmt.Sprintf("lost: %d source keys in no archive file", missing))
 	}
 }
 
