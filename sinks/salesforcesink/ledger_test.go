@@ -532,3 +532,48 @@ func TestRunLedgerOptions(t *testing.T) {
 		t.Errorf("provenance %+v", p)
 	}
 }
+
+// TestResumeUnseenChunks: a resume whose input no longer holds the rows
+// of a chunk an earlier attempt sent (a sync's manifest holds them, or the
+// input shrank) neither sends nor counts them. That is fine when the
+// chunk's job confirmed every row loaded. Otherwise rows of it may be
+// stored or not, in no dead letter of the resume: the resume used to log
+// that and report succeeded; it now fails, naming the jobs.
+func TestResumeUnseenChunks(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		badEvery int // every badEvery'th row is refused (0: none)
+		wantErr  bool
+	}{{"every row of the chunk loaded", 0, false}, {"rows of the chunk refused", 100, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := salesforcetest.NewServer(nil)
+			defer srv.Close()
+			dir := t.TempDir()
+			rows := genAccounts(600, tc.badEvery, "U")
+			sinkYAML := "object: Account\nmax_job_rows: 300\nconcurrency: 1\nledger: " + dir + "\n" + emulatorYAML(srv)
+			if r := runPipeline(t, context.Background(), accountSchema, rows, sinkYAML); r.err != nil || len(srv.Jobs()) != 2 {
+				t.Fatalf("first attempt: %v, %d jobs", r.err, len(srv.Jobs()))
+			}
+			r := runPipeline(t, context.Background(), accountSchema, rows[:300], sinkYAML)
+			if len(srv.Jobs()) != 2 {
+				t.Errorf("the resume created %d jobs, want none", len(srv.Jobs())-2)
+			}
+			if !tc.wantErr {
+				if r.err != nil || r.rep.Status == pipeline.StatusFailed {
+					t.Fatalf("resume: %v (status %s), want no error", r.err, r.rep.Status)
+				}
+				return
+			}
+			second := ""
+			for _, j := range srv.Jobs() {
+				if strings.Contains(string(srv.UploadedCSV(j.ID)), "U0000300,") {
+					second = j.ID
+				}
+			}
+			if r.err == nil || r.rep.Status != pipeline.StatusFailed || second == "" || !strings.Contains(r.err.Error(), second) ||
+				!strings.Contains(r.err.Error(), "not produced again") {
+				t.Fatalf("resume: %v (status %s): want it failed, naming the second chunk's job %s", r.err, r.rep.Status, second)
+			}
+		})
+	}
+}

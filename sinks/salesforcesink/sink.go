@@ -1,11 +1,13 @@
 package salesforcesink
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -247,6 +249,41 @@ func (s *Sink) Stats() any {
 	return st
 }
 
+// unseenChunks checks, at the end of a resume that produced every chunk
+// it had (complete), the chunks of earlier attempts it did not produce
+// again: their rows are not in this attempt's input (a sync's manifest
+// holds them, or the input changed), so this attempt neither sends nor
+// counts them. A chunk whose job confirmed every row loaded leaves nothing
+// behind (logged). Any other one (its job not finished, or rows of it
+// failed or unprocessed) may have left rows in Salesforce, or nowhere,
+// that no dead letter of this attempt holds: an error, so that the run
+// does not say succeeded.
+func (s *Sink) unseenChunks(complete bool) error {
+	un := s.ledger.unseen()
+	if len(un) == 0 || !complete {
+		return nil
+	}
+	var loaded, open []string
+	for _, r := range un {
+		if r.State == stFinished && r.Rows > 0 && r.Loaded == r.Rows {
+			loaded = append(loaded, r.Job)
+		} else {
+			open = append(open, cmp.Or(r.Job, "(none created)"))
+		}
+	}
+	if len(open) == 0 {
+		s.log.Warn("salesforce sink: resume: chunks of the earlier attempt were not produced again (their rows are not in this "+
+			"attempt's input); their jobs had loaded every row, so none is sent again or left out",
+			"chunks", len(un), "jobs", strings.Join(loaded, ","))
+		return nil
+	}
+	slices.Sort(open)
+	return fmt.Errorf("salesforce sink: resume: %d chunks of the earlier attempt were not produced again (did the input change?), "+
+		"and jobs %s did not confirm every row of theirs loaded: this attempt neither re-checked nor counts those rows, which may "+
+		"be stored or not. Look at those jobs (`bulkflow jobs show JOB`), then resume with the input the earlier attempt read. Ledger: %s",
+		len(un), strings.Join(open, ", "), s.ledger.where)
+}
+
 // Close deletes the finished jobs when delete_jobs is set, removes the
 // spool directory and stops the embedded emulator. It is idempotent.
 func (s *Sink) Close(ctx context.Context) error {
@@ -278,14 +315,8 @@ func (s *Sink) Close(ctx context.Context) error {
 		s.mu.Lock()
 		complete := s.fatal == nil && !s.cancelSeen
 		s.mu.Unlock()
-		if un := s.ledger.unseen(); len(un) > 0 && complete {
-			jobs := make([]string, 0, len(un))
-			for _, r := range un {
-				jobs = append(jobs, r.Job)
-			}
-			s.log.Error("salesforce sink: resume: chunks of the earlier attempt were not produced again (did the input change?); "+
-				"their jobs were not re-checked and their rows may be loaded twice if the input moved to other chunks",
-				"chunks", len(un), "jobs", strings.Join(jobs, ","))
+		if err := s.unseenChunks(complete); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	s.closeLedger()
