@@ -1276,26 +1276,40 @@ func testPlainRunAfterKillPastCommit(t *testing.T, beforeRecord, incremental boo
 // it: the same chunks, which the ledger skips and counts as loaded; the
 // second stage sends what it had not committed, and every row is stored
 // once. The kill lands after load's commit record, or between its
-// manifest's write and that record.
+// manifest's write and that record. The state is in a local folder, and
+// on S3, GCS and Azure (where the kept manifest is a server-side copy).
 func TestResumeKilledBetweenSyncCommits(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		beforeRecord bool
-		lockErrors   bool // some of run 2's rows are dead-lettered
+		lockErrors   bool   // some of run 2's rows are dead-lettered
+		store        string // the state's blob store ("": a local folder)
 	}{
-		{"after load's commit record", false, true},
-		{"before load's commit record", true, true},
-		{"every row loaded", false, false},
+		{"after load's commit record", false, true, ""},
+		{"before load's commit record", true, true, ""},
+		{"every row loaded", false, false, ""},
+		{"state on S3", false, true, "S3"},
+		{"state on GCS", false, true, "GCS"},
+		{"state on Azure", false, true, "Azure"},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testResumeKilledBetweenSyncCommits(t, tc.beforeRecord, tc.lockErrors) })
+		t.Run(tc.name, func(t *testing.T) {
+			stateURL := func(key string) string { return filepath.Join("state", key) }
+			if tc.store != "" {
+				stateURL = storeNamed(tc.store).NewBucket(t).URL
+			}
+			testResumeKilledBetweenSyncCommits(t, tc.beforeRecord, tc.lockErrors, stateURL)
+		})
 	}
 }
 
-func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord, lockErrors bool) {
+// testResumeKilledBetweenSyncCommits plays TestResumeKilledBetweenSyncCommits
+// with the state store at stateURL("") (stateURL(KEY): its object KEY).
+func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord, lockErrors bool, stateURL func(key string) string) {
 	srv, want := startInsertSync(t, 600)
 	y, _ := os.ReadFile("p.yaml")
 	p := strings.Replace(string(y), "      ledger: ledger/\n", "      ledger: ledger/\n      lock_retries: 0\n", 1) + "  - name: archive\n    inputs: [map]\n    sink: {type: csv, url: \"out/archive-{run_id}.csv\"}\n" +
 		"    sync: {mode: changed, key: AccountNumber}\n"
+	p = strings.Replace(p, "state: state/\n", fmt.Sprintf("state: %q\n", stateURL("")), 1)
 	writeFiles(t, map[string]string{"p.yaml": p})
 	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 1200 {
 		t.Fatalf("run 1: exit %d, counts %+v; want 600 rows loaded by each sink", code, rep.Counts)
@@ -1318,20 +1332,15 @@ func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord, lockErrors b
 	if g.Stages[2].Name != "load" || g.Stages[3].Name != "archive" {
 		t.Fatalf("stages %v: want load, then archive", g.Stages)
 	}
-	stateDir := filepath.Join(stateLocation("", g), g.Name)
-	archiveState := []string{filepath.Join("sync", "archive.manifest"), filepath.Join("docs", "sync-commit-archive.json"),
-		filepath.Join("docs", "sync-writing-archive.json"), filepath.Join("docs", "sync-start-archive.json")}
+	archiveState := []string{"sync/archive.manifest", "docs/sync-commit-archive.json", "docs/sync-writing-archive.json", "docs/sync-start-archive.json"}
 	if beforeRecord {
-		archiveState = append(archiveState, filepath.Join("docs", "sync-commit-load.json"))
+		archiveState = append(archiveState, "docs/sync-commit-load.json")
 	}
-	saved := map[string][]byte{}
+	saved := map[string]string{}
 	for _, f := range archiveState {
-		b, err := os.ReadFile(filepath.Join(stateDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		saved[f] = b
+		saved[f] = readBlob(t, stateURL(g.Name+"/"+f))
 	}
+	saved0 := readBlob(t, stateURL(g.Name+"/sync/load.manifest")) // run 1's
 	// Lock errors dead-letter a few of run 2's rows: the resume's diff
 	// against load's new manifest would hold them alone.
 	wantCode := exitOK
@@ -1348,12 +1357,13 @@ func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord, lockErrors b
 	if err := srv.SetFaults(salesforcetest.Faults{}); err != nil {
 		t.Fatal(err)
 	}
+	if kept := readBlob(t, stateURL(g.Name+"/sync/load.manifest.before")); kept != saved0 {
+		t.Fatalf("load's kept manifest (%d bytes) is not the one run 2 replaced (%d bytes)", len(kept), len(saved0))
+	}
 	// The kill's moment: load committed run 2, archive did not (its
 	// state as run 1 left it), and the in-flight record names run 2.
 	for f, b := range saved {
-		if err := os.WriteFile(filepath.Join(stateDir, f), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeBlob(t, stateURL(g.Name+"/"+f), []byte(b))
 	}
 	os.Remove(filepath.Join("out", "archive-"+rep.RunID+".csv"))
 	ctx := context.Background()
