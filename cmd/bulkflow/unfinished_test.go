@@ -1374,8 +1374,12 @@ func testResumeKilledBetweenSyncCommits(t *testing.T, beforeRecord, lockErrors b
 	var stdout, stderr bytes.Buffer
 	code = runRun(ctx, []string{"p.yaml", "--progress", "none", "--report", "out/run.json"}, &stdout, &stderr)
 	var r2 pipeline.Report
-	if b, err := os.ReadFile("out/run.json"); err == nil {
+	b, err := os.ReadFile("out/run.json")
+	if err == nil {
 		err = json.Unmarshal(b, &r2)
+	}
+	if err != nil {
+		t.Fatalf("plain run: exit %d, no report (%v)\n%s", code, err, stderr.String())
 	}
 	if code != wantCode || r2.RunID != rep.RunID || r2.Counts.DeadLettered != rep.Counts.DeadLettered ||
 		stageLoaded(r2, "load") != 80-rep.Counts.DeadLettered || stageLoaded(r2, "archive") != 80 {
