@@ -295,8 +295,9 @@ func (l *ledger) chunks() int {
 	return n
 }
 
-// unseen returns the chunks of earlier processes whose job may have run
-// and that this process never produced again (changed input?).
+// unseen returns the chunks of earlier processes whose job (or REST
+// request) may have run and that this process never produced again
+// (changed input?).
 func (l *ledger) unseen() []ledgerRecord {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -306,7 +307,7 @@ func (l *ledger) unseen() []ledgerRecord {
 			continue
 		}
 		switch r.State {
-		case stUploading, stUploaded, stClosed, stFinished:
+		case stUploading, stUploaded, stClosed, stFinished, stRESTSending, stRESTDone:
 			out = append(out, r)
 		}
 	}

@@ -542,21 +542,34 @@ func TestRunLedgerOptions(t *testing.T) {
 func TestResumeUnseenChunks(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
+		api      string
 		badEvery int // every badEvery'th row is refused (0: none)
 		wantErr  bool
-	}{{"every row of the chunk loaded", 0, false}, {"rows of the chunk refused", 100, true}} {
+	}{
+		{"bulk/every row of the chunk loaded", "bulk", 0, false},
+		{"bulk/rows of the chunk refused", "bulk", 100, true},
+		{"rest/every row of the request loaded", "rest", 0, false},
+		{"rest/rows of the request refused", "rest", 100, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := salesforcetest.NewServer(nil)
 			defer srv.Close()
 			dir := t.TempDir()
-			rows := genAccounts(600, tc.badEvery, "U")
-			sinkYAML := "object: Account\nmax_job_rows: 300\nconcurrency: 1\nledger: " + dir + "\n" + emulatorYAML(srv)
-			if r := runPipeline(t, context.Background(), accountSchema, rows, sinkYAML); r.err != nil || len(srv.Jobs()) != 2 {
-				t.Fatalf("first attempt: %v, %d jobs", r.err, len(srv.Jobs()))
+			rows := genAccounts(400, tc.badEvery, "U")
+			sinkYAML := "object: Account\nmax_job_rows: 200\nconcurrency: 1\nledger: " + dir + "\n" +
+				strings.Replace(emulatorYAML(srv), "api: bulk", "api: "+tc.api, 1)
+			sent := func() int {
+				if tc.api == "rest" {
+					return srv.Requests()["POST /services/data/vXX.X/composite/sobjects"]
+				}
+				return len(srv.Jobs())
 			}
-			r := runPipeline(t, context.Background(), accountSchema, rows[:300], sinkYAML)
-			if len(srv.Jobs()) != 2 {
-				t.Errorf("the resume created %d jobs, want none", len(srv.Jobs())-2)
+			if r := runPipeline(t, context.Background(), accountSchema, rows, sinkYAML); r.err != nil || sent() != 2 {
+				t.Fatalf("first attempt: %v, %d jobs or requests", r.err, sent())
+			}
+			r := runPipeline(t, context.Background(), accountSchema, rows[:200], sinkYAML)
+			if sent() != 2 {
+				t.Errorf("the resume sent %d jobs or requests, want none", sent()-2)
 			}
 			if !tc.wantErr {
 				if r.err != nil || r.rep.Status == pipeline.StatusFailed {
@@ -564,9 +577,9 @@ func TestResumeUnseenChunks(t *testing.T) {
 				}
 				return
 			}
-			second := ""
+			second := "rest:run-1/"
 			for _, j := range srv.Jobs() {
-				if strings.Contains(string(srv.UploadedCSV(j.ID)), "U0000300,") {
+				if strings.Contains(string(srv.UploadedCSV(j.ID)), "U0000200,") {
 					second = j.ID
 				}
 			}

@@ -259,13 +259,16 @@ func (s *Sink) Stats() any {
 // that no dead letter of this attempt holds: an error, so that the run
 // does not say succeeded.
 func (s *Sink) unseenChunks(complete bool) error {
+	if s.ledger == nil {
+		return nil
+	}
 	un := s.ledger.unseen()
 	if len(un) == 0 || !complete {
 		return nil
 	}
 	var loaded, open []string
 	for _, r := range un {
-		if r.State == stFinished && r.Rows > 0 && r.Loaded == r.Rows {
+		if allLoaded(r) {
 			loaded = append(loaded, r.Job)
 		} else {
 			open = append(open, cmp.Or(r.Job, "(none created)"))
@@ -282,6 +285,19 @@ func (s *Sink) unseenChunks(complete bool) error {
 		"and jobs %s did not confirm every row of theirs loaded: this attempt neither re-checked nor counts those rows, which may "+
 		"be stored or not. Look at those jobs (`bulkflow jobs show JOB`), then resume with the input the earlier attempt read. Ledger: %s",
 		len(un), strings.Join(open, ", "), s.ledger.where)
+}
+
+// allLoaded reports whether a chunk's ledger record confirms every row of
+// it loaded: a finished job that loaded them all, or a REST request with
+// no failed row.
+func allLoaded(r ledgerRecord) bool {
+	switch r.State {
+	case stFinished:
+		return r.Rows > 0 && r.Loaded == r.Rows
+	case stRESTDone:
+		return len(r.RESTFailed) == 0
+	}
+	return false
 }
 
 // Close deletes the finished jobs when delete_jobs is set, removes the
