@@ -126,9 +126,11 @@ type writing struct {
 // kill, or the second commit failing) is resumed, since the second stage's
 // manifest lacks its rows; the first stage's diff against the manifest
 // the run wrote would then leave out the rows it loaded and cut other
-// chunks than the run did, which the sink's ledger refuses as a re-cut, on
-// every later run. Its resume diffs against the kept manifest instead
-// (Open): the same rows in the same chunks, which the ledger skips.
+// chunks than the run did: the sink's ledger refused that as a re-cut, on
+// every later run, or (no row left to send) the resume reported none of
+// the run's rows loaded. Its resume diffs against the kept manifest
+// instead (Open): the same rows in the same chunks, which the ledger skips
+// and counts as loaded.
 func keptLocation(st *state.Store, stage string) blobio.Location {
 	return st.Object("sync", stage+".manifest.before")
 }
