@@ -1647,9 +1647,13 @@ func (p *play) checkStep(s step, counts bool) {
 	// outcome_unknown_retry) or with results that contradict the upload
 	// (result_mismatch) may be stored or not, and rows a person settled as
 	// stored (assumed_loaded) are; every other row the reports count as
-	// loaded is.
+	// loaded is. A mirror's live rows are taken before liveOf leaves out
+	// those whose record holds their values: a row of unknown outcome that
+	// was stored is such a row, and no report counts it as loaded (seed
+	// 52118: every job's results listed a row twice, and a late Ctrl-C
+	// left the run to end partial).
 	unknown := 0
-	for _, l := range live {
+	for _, l := range liveRows(files, p.sc.KeyField) {
 		if r := pipeline.RecoveryOf(l.code); (r == pipeline.RecoveryResume || r == pipeline.RecoveryInspect ||
 			l.code == pipeline.CodeOutcomeUnknownRetry) && byKey[l.key] == 1 {
 			unknown++
@@ -1821,10 +1825,12 @@ func (p *play) mirrorChecks(v *verdict) {
 		return
 	}
 	left, moved := 0, 0
+	var leftKeys []string
 	for _, r := range recs {
 		k := r[p.sc.KeyField]
 		if p.removed[k] && p.quietChecked {
 			left++
+			leftKeys = append(leftKeys, k)
 		}
 		if id, ok := p.ids[k]; ok && !p.removed[k] && id != r["Id"] {
 			moved++
@@ -1832,7 +1838,9 @@ func (p *play) mirrorChecks(v *verdict) {
 	}
 	if left > 0 {
 		v.Misreported += left
-		v.Problems = append(v.Problems, fmt.Sprintf("misreported: %d records of rows that left the export are still stored after a clean mirror run", left))
+		slices.Sort(leftKeys)
+		v.Problems = append(v.Problems, fmt.Sprintf("misreported: %d records of rows that left the export are still stored after a clean mirror run (%s)",
+			left, strings.Join(leftKeys[:min(len(leftKeys), 5)], ", ")))
 	}
 	if moved > 0 {
 		v.Lost += moved
