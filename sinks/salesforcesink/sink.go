@@ -259,9 +259,6 @@ func (s *Sink) Stats() any {
 // that no dead letter of this attempt holds: an error, so that the run
 // does not say succeeded.
 func (s *Sink) unseenChunks(complete bool) error {
-	if s.ledger == nil {
-		return nil
-	}
 	un := s.ledger.unseen()
 	if len(un) == 0 || !complete {
 		return nil

@@ -143,11 +143,14 @@ func keptLocation(st *state.Store, stage string) blobio.Location {
 // whose chunks then differ is refused by the sink's ledger, as before.
 // old is nil when the run wrote the stage's first manifest.
 func resumeBase(ctx context.Context, st *state.Store, stage, runID string) (old *changes.Manifest, ok bool, err error) {
+	// The writing document first: it names the run being resumed or the
+	// stage's kept manifest is not that run's, and on a fresh run's start
+	// (every run of a sync stage opens this way) this one read decides.
 	var w writing
-	if done, err := Committed(ctx, st, stage, runID); err != nil || !done {
+	if found, err := st.Get(ctx, writingKey(stage), &w); err != nil || !found || w.RunID != runID {
 		return nil, false, err
 	}
-	if found, err := st.Get(ctx, writingKey(stage), &w); err != nil || !found || w.RunID != runID {
+	if done, err := Committed(ctx, st, stage, runID); err != nil || !done {
 		return nil, false, err
 	}
 	if w.Before == "" {
