@@ -571,6 +571,17 @@ func TestResumeUnseenChunks(t *testing.T) {
 			if sent() != 2 {
 				t.Errorf("the resume sent %d jobs or requests, want none", sent()-2)
 			}
+			// Every row is stored once, but the refused ones (too long a
+			// Name), which are stored nowhere.
+			refused := map[string]string{}
+			for _, row := range rows {
+				if len(row[1].(string)) > 255 {
+					refused[row[0].(string)] = "STRING_TOO_LONG"
+				}
+			}
+			if n := checkStored(t, srv, "Account", rows, refused, nil); n != len(rows)-len(refused) {
+				t.Errorf("%d rows stored, want %d", n, len(rows)-len(refused))
+			}
 			if !tc.wantErr {
 				if r.err != nil || r.rep.Status == pipeline.StatusFailed {
 					t.Fatalf("resume: %v (status %s), want no error", r.err, r.rep.Status)
