@@ -263,10 +263,21 @@ func List(ctx context.Context, l Location) ([]Object, error) {
 	}
 	var out []Object
 	it := b.List(&blob.ListOptions{Prefix: prefix})
-	for {
+	for vanished := 0; ; {
 		obj, err := it.Next(ctx)
 		if err == io.EOF {
 			break
+		}
+		if err != nil && gcerrors.Code(err) == gcerrors.NotFound && vanished < 50 {
+			// A local listing (gocloud's fileblob) reads a directory,
+			// then each entry's attributes, and stops at an entry renamed
+			// or removed in between (a writer's temporary file, renamed
+			// into place): list again from the start. The window is a
+			// few microseconds per entry; only a writer busy in the
+			// folder makes a second one likely.
+			vanished++
+			out, it = out[:0], b.List(&blob.ListOptions{Prefix: prefix})
+			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", l, err)

@@ -3,6 +3,7 @@ package blobio_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,5 +111,46 @@ func TestWriterAbort(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(dir, "out"))
 	if len(ents) != 0 {
 		t.Errorf("leftover files: %v", ents)
+	}
+}
+
+// TestListWhileWriting: listing a local folder while objects are written
+// into it (each a temporary file renamed into place) never fails: an
+// entry that vanishes mid-listing is not an error (serve's state listing
+// failed so, with lstat of a renamed .tmp).
+func TestListWhileWriting(t *testing.T) {
+	ctx := context.Background()
+	dir, err := blobio.Parse("", t.TempDir()+"/runs/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := blobio.WriteAll(ctx, blobio.Join(dir, "first.json"), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := blobio.WriteAll(ctx, blobio.Join(dir, fmt.Sprintf("run-%d.json", i%50)), []byte("{}")); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for range 300 {
+		if _, err := blobio.List(ctx, dir); err != nil {
+			t.Errorf("List while writing: %v", err)
+			break
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -5,15 +5,17 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
 
 // Copy makes the object at dst a copy of the object at src, replacing
-// what dst held; both must be in the same bucket (for local files, on the
-// same file system). The bucket copies it (gocloud's Bucket.Copy: a
-// server-side copy on S3, GCS and Azure), except for local files, which
-// are hard-linked: a sync manifest is tens of MiB per million keys, and a
+// what dst held. Within one bucket, the bucket copies it (gocloud's
+// Bucket.Copy: a server-side copy on S3, GCS and Azure), except for local
+// files, which are hard-linked; between buckets (a local file to a blob
+// store) it is read and written through this process, replacing dst whole
+// or not at all (Writer). A hard link: a sync manifest is tens of MiB per million keys, and a
 // link costs nothing however large it is. The link is safe because local
 // objects are never written in place: a Writer writes a temporary file
 // and renames it over the object's name, so the copy keeps the bytes it
@@ -21,7 +23,7 @@ import (
 // copies it.
 func Copy(ctx context.Context, src, dst Location) error {
 	if src.Scheme != dst.Scheme || src.BucketURL != dst.BucketURL {
-		return fmt.Errorf("copy %s to %s: not in the same bucket", src, dst)
+		return streamCopy(ctx, src, dst)
 	}
 	if src.Scheme == "file" {
 		if err := linkLocal(src, dst); err == nil {
@@ -60,6 +62,28 @@ func linkLocal(src, dst Location) error {
 	if err := os.Rename(tmp, to); err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	return nil
+}
+
+// streamCopy copies src to dst through this process.
+func streamCopy(ctx context.Context, src, dst Location) error {
+	r, err := NewReader(ctx, src)
+	if err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	defer r.Close()
+	w, err := NewWriter(ctx, dst)
+	if err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		w.Abort()
+		w.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
 	return nil
 }

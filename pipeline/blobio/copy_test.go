@@ -85,7 +85,48 @@ func checkCopy(t *testing.T, ctx context.Context, loc func(key string) blobio.Lo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := blobio.Copy(ctx, src, other); err == nil {
-		t.Error("Copy to another bucket: no error")
+	// To another bucket the bytes go through this process.
+	if err := blobio.Copy(ctx, src, other); err != nil {
+		t.Fatalf("copy to another bucket: %v", err)
+	}
+	if got := read(other); got != "rewritten" {
+		t.Errorf("the copy in another bucket holds %q, want %q", got, "rewritten")
+	}
+}
+
+// TestCopyBetweenBuckets: a local file copied to mem:// (and back) keeps
+// its bytes, and a missing source is an error.
+func TestCopyBetweenBuckets(t *testing.T) {
+	ctx := context.Background()
+	file, err := blobio.Parse("", filepath.Join(t.TempDir(), "tmp", "merged.manifest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := blobio.Parse("", "mem://copy-between/state/sync/load.manifest.before")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pair := range [][2]blobio.Location{{file, mem}, {mem, file}} {
+		src, dst := pair[0], pair[1]
+		want := "from " + src.Scheme
+		if err := blobio.WriteAll(ctx, src, []byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		if err := blobio.Copy(ctx, src, dst); err != nil {
+			t.Fatalf("copy %s to %s: %v", src, dst, err)
+		}
+		r, err := blobio.NewReader(ctx, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || string(got) != want {
+			t.Errorf("%s holds %q (%v), want %q", dst, got, err, want)
+		}
+	}
+	missing := blobio.Join(mem, "../missing")
+	if err := blobio.Copy(ctx, missing, file); err == nil {
+		t.Error("copy of a missing object to another bucket: no error")
 	}
 }
