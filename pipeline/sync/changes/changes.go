@@ -96,6 +96,8 @@ type Differ struct {
 	dir     string
 	canonFn func(pipeline.Row) pipeline.Row
 	lazy    bool
+	// keysOnly makes decode return no row: a NewKeys pass needs the keys.
+	keysOnly bool
 
 	run     spool
 	keyBuf  []byte
@@ -431,9 +433,27 @@ func (d *Differ) Diff(ctx context.Context, old *Manifest, fn func(op Op, key str
 	return c, nil
 }
 
+// NewKeys is a Diff that counts and passes fn every key it finds new (in
+// the run, not in old), in key order, without decoding any row: a
+// mirror's syncer writes them down before they are sent (KeysWriter).
+// Duplicate keys are neither passed nor reported, as in a counting Diff.
+func (d *Differ) NewKeys(ctx context.Context, old *Manifest, fn func(key string) error) (Counts, error) {
+	d.keysOnly = true
+	defer func() { d.keysOnly = false }()
+	return d.Diff(ctx, old, func(op Op, key string, _ pipeline.Row, _ pipeline.Origin, _ string) error {
+		if op == OpNew {
+			return fn(key)
+		}
+		return nil
+	}, func(string, pipeline.Row, pipeline.Origin) error { return nil })
+}
+
 // decode decodes the row of the record cur is at: nil for a row the walk
 // did not keep (an unchanged one, spooled as its key and hash; online.go).
 func (d *Differ) decode(cur *cursor) (pipeline.Row, pipeline.Origin, error) {
+	if d.keysOnly {
+		return nil, pipeline.Origin{}, nil
+	}
 	p, err := cur.payload()
 	if err != nil || len(p) == 0 { // an encoded row is never empty
 		return nil, pipeline.Origin{}, err
@@ -505,18 +525,40 @@ func position(top *cursor, man *manifestReader) int {
 // any order and are spilled to disk beyond MemLimit. It fails after Commit
 // or Close.
 func (d *Differ) Outcome(key string, op Op, loaded bool, id string) error {
-	if key == "" {
-		return errors.New("changes: Outcome: empty key")
-	}
 	if op != OpNew && op != OpChanged && op != OpMissing {
 		return fmt.Errorf("changes: Outcome for key %q: op %v (want new, changed or missing)", key, op)
 	}
-	if len(key) > maxKeyLen || len(id) > maxKeyLen {
-		return fmt.Errorf("changes: Outcome for key %q: key or id longer than %d bytes", key[:min(len(key), 64)], maxKeyLen)
-	}
 	aux := uint64(op)
 	if loaded {
-		aux |= 1 << 8
+		aux |= outLoaded
+	}
+	return d.outcome(key, aux, id)
+}
+
+// Bits of an outcome record's aux, above the op.
+const (
+	outLoaded = 1 << 8 // the row was loaded
+	outMaybe  = 1 << 9 // the row's outcome is unknown: it may be stored
+)
+
+// OutcomeUnknown records that the row of key (new or changed) was sent and
+// its outcome is not known: it may be in the destination. Commit keeps a
+// new key with no loaded outcome as an unsynced entry without an id
+// (instead of leaving it out), so that a mirror still knows the key: sent
+// again if the source still has it, deleted if not.
+func (d *Differ) OutcomeUnknown(key string, op Op) error {
+	if op != OpNew && op != OpChanged {
+		return fmt.Errorf("changes: OutcomeUnknown for key %q: op %v (want new or changed)", key, op)
+	}
+	return d.outcome(key, uint64(op)|outMaybe, "")
+}
+
+func (d *Differ) outcome(key string, aux uint64, id string) error {
+	if key == "" {
+		return errors.New("changes: Outcome: empty key")
+	}
+	if len(key) > maxKeyLen || len(id) > maxKeyLen {
+		return fmt.Errorf("changes: Outcome for key %q: key or id longer than %d bytes", key[:min(len(key), 64)], maxKeyLen)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -535,6 +577,7 @@ type outcome struct {
 	present bool
 	op      Op
 	loaded  bool
+	maybe   bool // an outcome was unknown (OutcomeUnknown)
 	id      []byte
 }
 
@@ -547,7 +590,8 @@ type outcome struct {
 //   - changed and not loaded (or no outcome): the old entry, marked unsynced
 //     so the next run sends the key again;
 //   - new and not loaded (or no outcome): left out, so the next run sees the
-//     key as new;
+//     key as new; but with an unknown outcome (OutcomeUnknown), unsynced
+//     without an id, so that the key is known;
 //   - missing and deleted: left out; missing otherwise: kept when
 //     keepMissing (mirror mode retries the delete next run), left out
 //     otherwise.
@@ -669,11 +713,12 @@ func commitKey(mw *manifestWriter, outs *merger, e *keyEntry, out *outcome, keep
 	// Reduce the key's outcomes.
 	*out = outcome{id: out.id[:0]}
 	for t := outs.top(); t != nil && bytes.Equal(t.key, key); t = outs.top() {
-		op, loaded := Op(t.aux&0xFF), t.aux&(1<<8) != 0
+		op, loaded := Op(t.aux&0xFF), t.aux&outLoaded != 0
 		if out.present && op != out.op {
 			return fmt.Errorf("changes: commit: key %q has outcomes for ops %v and %v", key, out.op, op)
 		}
 		out.present, out.op = true, op
+		out.maybe = out.maybe || t.aux&outMaybe != 0
 		if loaded {
 			out.loaded = true
 			if p, err := t.payload(); err != nil {
@@ -708,6 +753,9 @@ func commitKey(mw *manifestWriter, outs *merger, e *keyEntry, out *outcome, keep
 	case OpNew:
 		if loaded {
 			return mw.add(key, runHash, out.id)
+		}
+		if out.maybe {
+			return mw.add(key, unsynced, nil)
 		}
 	case OpChanged:
 		switch {
