@@ -83,15 +83,17 @@
 // (IncrementalReport.Note). A sink stage with sync: gets a Syncer
 // (RunOptions.Syncers), which compares each mapped row with the manifest of
 // the previous run and passes only new and changed rows (SyncOp), and
-// deletes missing ones when asked. A lookback (Incremental.Lookback) reads
-// a margin below the watermark again, and needs sync on every sink it
-// reaches; delete_missing is refused behind an incremental source
-// (Graph.Check); a run that dead-lettered rows on their way to a sync
-// stage deletes nothing (Report.SyncDeletesHeld), and one whose deletes
-// failed is partial (Report.SyncDeletesFailed). The sync feature lives under
-// pipeline/sync: sync/syncer carries out a `sync:` block (the Syncer the
-// engine calls), sync/changes diffs rows against the manifest of key →
-// hash, and sync/synclog writes the Parquet log of what each run sent.
+// deletes missing ones when asked (Deleter), first looking up by the sync
+// key those whose record id the manifest does not hold (KeyResolver). A
+// lookback (Incremental.Lookback) reads a margin below the watermark
+// again, and needs sync on every sink it reaches; delete_missing is
+// refused behind an incremental source (Graph.Check); a run that
+// dead-lettered rows on their way to a sync stage deletes nothing
+// (Report.SyncDeletesHeld), and one whose deletes failed is partial
+// (Report.SyncDeletesFailed). The sync feature lives under pipeline/sync:
+// sync/syncer carries out a `sync:` block (the Syncer the engine calls),
+// sync/changes diffs rows against the manifest of key → hash, and
+// sync/synclog writes the Parquet log of what each run sent.
 // Two packages beside them serve more than sync: pipeline/state (the store
 // of watermarks, manifests, run history and leases) and pipeline/schedule
 // (cron schedules for `serve`).

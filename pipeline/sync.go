@@ -139,6 +139,20 @@ type Deleter interface {
 	Delete(ctx context.Context, ids []string) (errs []error, err error)
 }
 
+// KeyResolver is implemented by sinks that can find destination records by
+// the value of a field. A mirror (`sync: {delete_missing: true}`) uses it
+// for a missing key whose record id the manifest does not hold (a key
+// loaded by a resumed run, settled as loaded by an operator, or stored by
+// a run that was killed): the engine looks the key up by the sync key
+// field and deletes the record found through Deleter. Without it such a
+// key's delete fails, and the key stays in the manifest.
+type KeyResolver interface {
+	// ResolveKeys returns, for each key, the ids of the records whose
+	// field holds it (none, one, or several), in one slice per key:
+	// len(ids) == len(keys). A non-nil error means no key was resolved.
+	ResolveKeys(ctx context.Context, field string, keys []string) (ids [][]string, err error)
+}
+
 // StateStore is the part of a state store (pipeline/state) the engine uses
 // for incremental watermarks. Documents are small JSON values written
 // atomically.

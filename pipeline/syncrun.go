@@ -83,6 +83,7 @@ func (r *runner) spool(s *planStage, sy Syncer, b *Batch) {
 func (r *runner) syncDiff(s *planStage, sink Sink, sy Syncer, add func(Row, Origin, SyncOp), flush func()) {
 	d := &syncDiffer{r: r, s: s, sy: sy, add: add}
 	d.deleter, _ = sink.(Deleter)
+	d.resolver, _ = sink.(KeyResolver)
 	if r.workCtx.Err() != nil {
 		d.stopErr = context.Cause(r.workCtx)
 	}
@@ -136,11 +137,12 @@ func (r *runner) deadLetteredBefore(s *planStage) int64 {
 // sent yet, why the run stops (rows after it are drained), and how many
 // rows the first Diff passed on.
 type syncDiffer struct {
-	r       *runner
-	s       *planStage
-	sy      Syncer
-	add     func(Row, Origin, SyncOp)
-	deleter Deleter // nil when the sink cannot delete
+	r        *runner
+	s        *planStage
+	sy       Syncer
+	add      func(Row, Origin, SyncOp)
+	deleter  Deleter     // nil when the sink cannot delete
+	resolver KeyResolver // nil when the sink cannot look records up by field
 	// holdFor is the rows dead-lettered on their way to the stage: when
 	// not 0 no missing key is deleted (held counts them), since a key
 	// whose row was dead-lettered looks missing too.
@@ -150,6 +152,10 @@ type syncDiffer struct {
 	stopErr       error
 	passed        int   // rows handed to emit or drop by the first Diff
 	skipped       int64 // unchanged rows passed as nil (not decoded), not counted yet
+	// unresolved are missing keys whose record id the manifest does not
+	// hold: they are looked up by the sync key field (resolveKeys) before
+	// their records can be deleted.
+	unresolved []string
 }
 
 // syncDelete is a missing key and the record id to delete.
@@ -179,9 +185,17 @@ func (d *syncDiffer) drain(row Row, origin Origin) {
 	d.settle(false)
 }
 
-// sendDeletes deletes the gathered missing keys' records and reports each
-// outcome to the syncer.
+// sendDeletes deletes the gathered missing keys' records, after looking
+// up those whose record id is not known, and reports each outcome to the
+// syncer.
 func (d *syncDiffer) sendDeletes() {
+	d.resolveKeys()
+	d.deleteIDs()
+}
+
+// deleteIDs deletes the gathered records by id (one Delete) and reports
+// each outcome to the syncer.
+func (d *syncDiffer) deleteIDs() {
 	if len(d.dels) == 0 {
 		return
 	}
@@ -202,17 +216,94 @@ func (d *syncDiffer) sendDeletes() {
 		d.sy.Outcome(SyncMissing, nil, del.key, "", e)
 	}
 	d.dels = d.dels[:0]
-	if failed > 0 {
-		// The records are still in the destination: the run is partial,
-		// not succeeded (the keys stay in the manifest, and the next run
-		// deletes them again).
-		d.r.mu.Lock()
-		if d.r.deletesFailed == nil {
-			d.r.deletesFailed = map[string]int64{}
-		}
-		d.r.deletesFailed[d.s.spec.Name] += int64(failed)
-		d.r.mu.Unlock()
+	d.deletesFailed(failed)
+}
+
+// resolveKeys looks the gathered keys without a record id up in the
+// destination by the sync key field, in one ResolveKeys call. A key no
+// record holds is what the mirror wants: it is reported deleted. A key one
+// record holds joins the deletes by id. A key several records hold, and
+// every key when the sink cannot look keys up or the lookup failed, is a
+// failed delete: the run is partial and the key stays in the manifest.
+func (d *syncDiffer) resolveKeys() {
+	if len(d.unresolved) == 0 {
+		return
 	}
+	keys := d.unresolved
+	field := d.s.spec.Sync.Key
+	var ids [][]string
+	var err error
+	switch {
+	case d.resolver == nil:
+		err = fmt.Errorf("sink %q cannot look records up by a field", d.s.spec.Type)
+	default:
+		ids, err = d.resolver.ResolveKeys(d.r.workCtx, field, keys)
+		if err == nil && len(ids) != len(keys) {
+			err = fmt.Errorf("sink %q answered for %d of %d keys (a plugin bug)", d.s.spec.Type, len(ids), len(keys))
+		}
+	}
+	failed, absent := 0, 0
+	if err != nil {
+		d.r.log.Warn("sync: missing keys without a record id could not be looked up; their deletes failed",
+			"stage", d.s.spec.Name, "keys", len(keys), "field", field, "err", err)
+		for _, key := range keys {
+			d.sy.Outcome(SyncMissing, nil, key, "", fmt.Errorf("no record id is known for %s=%q (the manifest holds none: "+
+				"a resumed or killed run, or an operator's settle, stored the key) and looking its record up by %s failed: %w; "+
+				"the key stays in the manifest and the next run tries again", field, key, field, err))
+		}
+		failed = len(keys)
+	} else {
+		for i, key := range keys {
+			switch n := len(ids[i]); n {
+			case 0: // not in the destination: nothing to delete
+				absent++
+				d.sy.Outcome(SyncMissing, nil, key, "", nil)
+			case 1:
+				d.dels = append(d.dels, syncDelete{key, ids[i][0]})
+				if len(d.dels) >= syncBatchRows {
+					d.deleteIDs()
+				}
+			default:
+				failed++
+				d.sy.Outcome(SyncMissing, nil, key, "", fmt.Errorf("%d records of %s have %s=%q; bulkflow loaded at most one of "+
+					"them and cannot tell which: delete the extra ones by hand, and the next run deletes the one left "+
+					"(the key stays in the manifest until then)", n, d.destination(), field, key))
+			}
+		}
+	}
+	if absent > 0 {
+		d.r.log.Info("sync: missing keys without a record id are not in the destination: nothing had to be deleted",
+			"stage", d.s.spec.Name, "keys", absent, "field", field)
+	}
+	clear(keys) // no key strings kept past their batch
+	d.unresolved = keys[:0]
+	d.deletesFailed(failed)
+}
+
+// destination names the sink stage's destination for messages: its object
+// when the sink's options say (Planner), else the stage.
+func (d *syncDiffer) destination() string {
+	if p, ok := d.s.spec.Options.(Planner); ok {
+		if o := p.PlanTarget().Object; o != "" {
+			return o
+		}
+	}
+	return fmt.Sprintf("the destination of stage %q", d.s.spec.Name)
+}
+
+// deletesFailed counts n failed deletes: the records are still in the
+// destination, and the run is partial, not succeeded (the keys stay in
+// the manifest, and the next run deletes them again).
+func (d *syncDiffer) deletesFailed(n int) {
+	if n == 0 {
+		return
+	}
+	d.r.mu.Lock()
+	if d.r.deletesFailed == nil {
+		d.r.deletesFailed = map[string]int64{}
+	}
+	d.r.deletesFailed[d.s.spec.Name] += int64(n)
+	d.r.mu.Unlock()
 }
 
 // emit passes a new or changed row to the sink and filters an unchanged
@@ -243,7 +334,9 @@ func (d *syncDiffer) drop(row Row, origin Origin, err error) error {
 }
 
 // onDelete gathers a missing key for deletion, in batches, unless the run
-// stops or the sink cannot delete.
+// stops or the sink cannot delete. A key without a record id (id "") is
+// gathered apart, to be looked up by the sync key field first
+// (resolveKeys).
 func (d *syncDiffer) onDelete(key, id string) error {
 	if d.r.workCtx.Err() != nil || d.stopErr != nil || d.deleter == nil {
 		return nil
@@ -252,9 +345,16 @@ func (d *syncDiffer) onDelete(key, id string) error {
 		d.held++ // no outcome: the manifest keeps the key (mirror mode)
 		return nil
 	}
+	if id == "" {
+		d.unresolved = append(d.unresolved, key)
+		if len(d.unresolved) >= syncBatchRows {
+			d.resolveKeys()
+		}
+		return nil
+	}
 	d.dels = append(d.dels, syncDelete{key, id})
 	if len(d.dels) >= syncBatchRows {
-		d.sendDeletes()
+		d.deleteIDs()
 	}
 	return nil
 }
