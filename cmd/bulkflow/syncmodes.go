@@ -104,6 +104,7 @@ func syncView(ctx context.Context, g, ng *pipeline.Graph, env *pipeline.Env, mod
 		spec.Sync = &sc
 		so := syncerOptions(env, stageNamed(g, stage.Name), syncer.ReconcileOff)
 		so.Replay, so.Plan = mode == syncReplay, mode == syncPlan
+		so.ReplayMirror = so.Replay && o.DeleteMissing
 		sy, err := syncer.Open(ctx, st, env, &spec, in, so)
 		if err != nil {
 			return nil, err

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,11 @@ type Options struct {
 	// Plan says the run sends nothing (`bulkflow plan`): the syncer
 	// records no start (Started).
 	Plan bool
+	// ReplayMirror says, with Replay, that the stage is a mirror
+	// (delete_missing) in the pipeline file: a replay's view sets
+	// DeleteMissing on every sync stage, only to keep the keys it does not
+	// see.
+	ReplayMirror bool
 }
 
 // Commit names the last run that read the whole source and committed a
@@ -153,7 +159,7 @@ func resumeBase(ctx context.Context, st *state.Store, stage, runID string) (old 
 	if done, err := Committed(ctx, st, stage, runID); err != nil || !done {
 		return nil, false, err
 	}
-	if w.Before == "" {
+	if w.Kept == "" && w.Before == "" {
 		return nil, true, nil
 	}
 	kept := keptLocation(st, stage)
@@ -164,6 +170,175 @@ func resumeBase(ctx context.Context, st *state.Store, stage, runID string) (old 
 		return nil, false, fmt.Errorf("sync manifest kept by run %s: %w", runID, err)
 	}
 	return old, true, nil
+}
+
+// inDoubtKey is a mirror stage's state document that lists the keys in
+// doubt: new keys that runs which did not commit the manifest sent, and
+// may have loaded (a run killed, or stopped before its jobs' results were
+// read). Why: the manifest holds only the keys a committed run loaded. A
+// record that such a run stored, whose row then failed in every later run
+// (or whose key left the source before the next run), never reached it,
+// so its key leaving the source deleted nothing, and the run said
+// succeeded with the record still in the org (the soak, seed 52667).
+//
+// So, before it sends anything, a mirror run writes its new keys to a
+// file (inDoubtLocation) and lists it here; every later run adds the
+// listed keys to the manifest it diffs against, as unsynced entries
+// without an id (mergeInDoubt): a key still in the source is sent again
+// (an upsert finds the record if there is one), a key gone is deleted,
+// its record found by the key (pipeline.KeyResolver). The commit of a run
+// that merged them settles them: the manifest it writes holds each one,
+// or it was deleted (settleInDoubt).
+func inDoubtKey(stage string) string { return "sync-indoubt-" + stage }
+
+// inDoubt is the inDoubtKey document.
+type inDoubt struct {
+	Runs []inDoubtRun `json:"runs,omitempty"`
+}
+
+// inDoubtRun is one run's file of keys in doubt (a resume of the run
+// writes one of its own beside it).
+type inDoubtRun struct {
+	RunID string `json:"run_id"`
+	// File is the file's name in the state store's sync folder
+	// (inDoubtFile).
+	File string `json:"file"`
+	Keys int64  `json:"keys"`
+	// Stamp is the file's blobio.Stamp.
+	Stamp string `json:"stamp"`
+}
+
+// inDoubtFile names the file in which an attempt of run runID of a mirror
+// stage, opened at opened, lists the keys it sends new (a manifest of
+// keys, changes.KeysWriter).
+func inDoubtFile(stage, runID string, opened time.Time) string {
+	return fmt.Sprintf("%s.indoubt.%s.%d", stage, runID, opened.UnixNano())
+}
+
+// mergeInDoubt adds the keys in doubt (inDoubtKey) to the manifest the run
+// diffs against.
+func (s *Syncer) mergeInDoubt(ctx context.Context, o Options) error {
+	if _, err := s.st.Get(ctx, inDoubtKey(s.stage), &s.doubt); err != nil {
+		return fmt.Errorf("sync: read the keys in doubt: %w", err)
+	}
+	if len(s.doubt.Runs) == 0 {
+		return nil
+	}
+	var extra []*changes.Manifest
+	for _, r := range s.doubt.Runs {
+		loc := s.st.Object("sync", r.File)
+		if now, err := blobio.Stamp(ctx, loc); err != nil || now != r.Stamp {
+			if err == nil {
+				err = errors.New("missing, or not the file the run wrote")
+			}
+			return fmt.Errorf("sync: the %d keys run %s sent new without committing them, which may be in Salesforce, are listed in %s: %w; "+
+				"nothing was sent. Restore that file, or, to go on without those keys (a record of one of them that is in Salesforce is then "+
+				"never deleted by this mirror), remove run %s from the state document %s", r.Keys, r.RunID, loc, err, r.RunID, inDoubtKey(s.stage))
+		}
+		m, err := changes.OpenManifest(ctx, loc)
+		if err != nil {
+			return fmt.Errorf("sync: keys in doubt of run %s: %w", r.RunID, err)
+		}
+		extra = append(extra, m)
+	}
+	merged, err := s.writeTemp(ctx, o, "indoubt.manifest", func(w *blobio.Writer) error {
+		_, err := changes.MergeUnsynced(ctx, w, s.old, extra...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sync: add the keys in doubt to the manifest: %w", err)
+	}
+	base := s.old
+	s.old, s.merged = merged, true
+	for _, r := range s.doubt.Runs {
+		s.mergedFiles = append(s.mergedFiles, r.File)
+	}
+	s.inDoubtMerged = merged.Len() - base.Len() // keys the manifest did not hold
+	return nil
+}
+
+// writeInDoubt is a mirror's counting pass (Diff): it writes the keys the
+// run is about to send new to a file of keys in doubt, which listInDoubt
+// lists (nil when there are none).
+func (s *Syncer) writeInDoubt(ctx context.Context) (changes.Counts, *inDoubtRun, error) {
+	file := inDoubtFile(s.stage, s.runID, s.openedAt)
+	loc := s.st.Object("sync", file)
+	w, err := blobio.NewWriter(ctx, loc)
+	if err != nil {
+		return changes.Counts{}, nil, fmt.Errorf("sync: write the keys this run sends new: %w", err)
+	}
+	kw := changes.NewKeysWriter(w)
+	c, err := s.differ.NewKeys(ctx, s.old, kw.Add)
+	if err == nil {
+		err = kw.Close()
+	}
+	if err == nil && kw.Len() == 0 {
+		err = errNoKeys
+	}
+	if err != nil {
+		w.Abort()
+		w.Close()
+		if err == errNoKeys {
+			return c, nil, nil
+		}
+		return c, nil, fmt.Errorf("sync: write the keys this run sends new: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return c, nil, fmt.Errorf("sync: write the keys this run sends new: %w", err)
+	}
+	stamp, err := blobio.Stamp(ctx, loc)
+	if err != nil {
+		return c, nil, fmt.Errorf("sync: write the keys this run sends new: %w", err)
+	}
+	return c, &inDoubtRun{RunID: s.runID, File: file, Keys: kw.Len(), Stamp: stamp}, nil
+}
+
+var errNoKeys = errors.New("no keys")
+
+// listInDoubt lists the run's file of keys in doubt in the inDoubtKey
+// document, beside those the run merged (until it commits, they are still
+// in doubt), before any of its rows is sent.
+func (s *Syncer) listInDoubt(ctx context.Context, r *inDoubtRun) error {
+	if r == nil {
+		return nil
+	}
+	doc := inDoubt{Runs: append(slices.Clone(s.doubt.Runs), *r)}
+	if err := s.st.Put(ctx, inDoubtKey(s.stage), doc); err != nil {
+		return fmt.Errorf("sync: list the keys this run sends new: %w", err)
+	}
+	s.doubt = doc
+	return nil
+}
+
+// settleInDoubt, once the run committed the manifest, drops from the list
+// of keys in doubt the files the run merged and its own, and removes them:
+// the manifest now holds each of their keys that may be in Salesforce (it
+// was loaded, or its outcome is unknown: OutcomeUnknown), or it was
+// deleted. A key the run sent new whose row failed is not in Salesforce:
+// a record an earlier run stored would have made it a key in doubt,
+// merged, and sent as changed.
+//
+// A file it did not merge stays: a seeded run merges none.
+func (s *Syncer) settleInDoubt(ctx context.Context) error {
+	var keep, drop []inDoubtRun
+	for _, r := range s.doubt.Runs {
+		if r.File == inDoubtFile(s.stage, s.runID, s.openedAt) || slices.Contains(s.mergedFiles, r.File) {
+			drop = append(drop, r)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	if err := s.st.Put(ctx, inDoubtKey(s.stage), inDoubt{Runs: keep}); err != nil {
+		return fmt.Errorf("sync: settle the keys in doubt: %w", err)
+	}
+	for _, r := range drop {
+		blobio.Delete(ctx, s.st.Object("sync", r.File)) // best effort: listed nowhere now
+	}
+	s.doubt = inDoubt{Runs: keep}
+	return nil
 }
 
 // Committed reports whether run runID committed the manifest of sync stage
@@ -223,9 +398,14 @@ type Summary struct {
 	Changed       int64 `json:"changed"`
 	Unchanged     int64 `json:"unchanged"`
 	Missing       int64 `json:"missing"`
-	Duplicates    int64 `json:"duplicates"`
-	Loaded        int64 `json:"loaded"`
-	Failed        int64 `json:"failed"`
+	// InDoubt is the number of keys in doubt the run added to the
+	// manifest before its diff (keys that runs which did not commit sent
+	// new, and may have loaded): each is counted as changed when the
+	// source still has it (sent again), or missing (deleted).
+	InDoubt    int64 `json:"in_doubt,omitempty"`
+	Duplicates int64 `json:"duplicates"`
+	Loaded     int64 `json:"loaded"`
+	Failed     int64 `json:"failed"`
 	// AssumedLoaded counts rows of unknown outcome the operator settled as
 	// loaded (pipeline.CodeAssumedLoaded): in the manifest, not in Loaded.
 	AssumedLoaded int64 `json:"assumed_loaded,omitempty"`
@@ -258,18 +438,28 @@ type Syncer struct {
 	// resumed is set when this is a resume of a run that committed the
 	// manifest, and old is the manifest that run replaced (resumeBase):
 	// Finish keeps the run's writing document, which still names it.
-	resumed  bool
-	differ   *changes.Differ
-	log      *synclog.Writer // nil without sync.log
-	runID    string
-	replay   bool      // Options.Replay
-	openedAt time.Time // for Commit
-	now      func() time.Time
-	counts   changes.Counts
-	diffDone bool   // a Diff of every key completed (counting or emitting)
-	tmpDir   string // seeded or reconciled manifests ("" = none)
-	seed     *SeedSummary
-	drift    *remote.Report
+	resumed bool
+	// mirror: the stage deletes missing keys, so it keeps track of the
+	// keys a run may have loaded without committing them (inDoubtKey).
+	mirror bool
+	plan   bool
+	// doubt is the stage's in-doubt document as Open read it; merged says
+	// Open added its keys to old, so that a commit settles them.
+	doubt         inDoubt
+	merged        bool
+	mergedFiles   []string
+	inDoubtMerged int64
+	differ        *changes.Differ
+	log           *synclog.Writer // nil without sync.log
+	runID         string
+	replay        bool      // Options.Replay
+	openedAt      time.Time // for Commit
+	now           func() time.Time
+	counts        changes.Counts
+	diffDone      bool   // a Diff of every key completed (counting or emitting)
+	tmpDir        string // seeded or reconciled manifests ("" = none)
+	seed          *SeedSummary
+	drift         *remote.Report
 
 	loaded, failed, deleted, deleteFailed, dups atomic.Int64
 	assumed                                     atomic.Int64 // rows settled as loaded (pipeline.CodeAssumedLoaded)
@@ -291,7 +481,8 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 	if keyIdx < 0 {
 		return nil, fmt.Errorf("sync key %q is not a field of the sink's input (%s)", spec.Key, in)
 	}
-	s := &Syncer{spec: spec, stage: stage.Name, keyIdx: keyIdx, loc: ManifestLocation(st, stage.Name), st: st, runID: env.RunID, replay: o.Replay, openedAt: time.Now().UTC(), now: o.Now}
+	s := &Syncer{spec: spec, stage: stage.Name, keyIdx: keyIdx, loc: ManifestLocation(st, stage.Name), st: st, runID: env.RunID, replay: o.Replay, openedAt: time.Now().UTC(), now: o.Now,
+		mirror: spec.DeleteMissing && (!o.Replay || o.ReplayMirror), plan: o.Plan}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -334,6 +525,9 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 		err = s.reconcile(ctx, o, in, fields)
 	case spec.Seed != "" && s.old == nil:
 		err = s.seedManifest(ctx, o, in, fields)
+	}
+	if err == nil && s.mirror && s.seed == nil && o.Reconcile == ReconcileOff {
+		err = s.mergeInDoubt(ctx, o)
 	}
 	if err == nil {
 		// The diff runs as rows are added while their keys come in order
@@ -483,17 +677,30 @@ func (s *Syncer) ReleasesRows() bool { return true }
 func (s *Syncer) Diff(ctx context.Context, emit func(op pipeline.SyncOp, row pipeline.Row, origin pipeline.Origin) error,
 	drop func(row pipeline.Row, origin pipeline.Origin, err error) error, del func(key, id string) error) error {
 	if !s.diffDone && s.spec.DeleteMissing && s.seed == nil {
-		c, err := s.differ.Diff(ctx, s.old, nil, func(string, pipeline.Row, pipeline.Origin) error { return nil })
+		var c changes.Counts
+		var err error
+		var doubt *inDoubtRun // the run's file of keys in doubt, listed once the guard passes
+		if s.mirror && !s.plan {
+			c, doubt, err = s.writeInDoubt(ctx)
+		} else {
+			c, err = s.differ.Diff(ctx, s.old, nil, func(string, pipeline.Row, pipeline.Origin) error { return nil })
+		}
 		if err != nil {
 			return err
 		}
 		s.counts, s.diffDone = c, true
 		// A seeded run deletes nothing.
 		if limit := s.spec.DeleteLimit(c.Manifest); c.Missing > limit {
+			if doubt != nil {
+				blobio.Delete(ctx, s.st.Object("sync", doubt.File)) // best effort: nothing is sent
+			}
 			return fmt.Errorf("%d of the %d synced keys are no longer in the source, more than max_deletes %s allows (%d); "+
 				"nothing was sent or deleted and the manifest is unchanged. If the source is complete and the deletes are "+
 				"intended, raise max_deletes for one run; if the source is truncated, fix it first",
 				c.Missing, c.Manifest, s.spec.MaxDeletes, limit)
+		}
+		if err := s.listInDoubt(ctx, doubt); err != nil {
+			return err
 		}
 	}
 	c, err := s.differ.Diff(ctx, s.old, func(op changes.Op, key string, row pipeline.Row, origin pipeline.Origin, oldID string) error {
@@ -508,10 +715,9 @@ func (s *Syncer) Diff(ctx context.Context, emit func(op pipeline.SyncOp, row pip
 			if !s.spec.DeleteMissing || s.seed != nil { // seeded: records bulkflow did not load
 				return nil
 			}
-			if oldID == "" {
-				s.Outcome(pipeline.SyncMissing, nil, key, "", errors.New("no Salesforce id is known for this key (it was loaded by a resumed run); delete it by hand"))
-				return nil
-			}
+			// oldID is "" for a key whose record id is not known (a key
+			// in doubt, or loaded by a resumed run): the engine finds it
+			// by the key (pipeline.KeyResolver).
 			return del(key, oldID)
 		}
 		return fmt.Errorf("sync: unknown op %v", op)
@@ -564,7 +770,14 @@ func (s *Syncer) Outcome(op pipeline.SyncOp, row pipeline.Row, key, id string, e
 	if err != nil {
 		rec.ErrorCode, rec.Error = codeOf(err), err.Error()
 	}
-	oerr := s.differ.Outcome(key, cop, err == nil || rec.Outcome == pipeline.CodeAssumedLoaded, id)
+	var oerr error
+	if s.mirror && err != nil && cop != changes.OpMissing && maybeStored(err) {
+		// Kept in the manifest, so that the mirror deletes its record
+		// (if there is one) once the key leaves the source.
+		oerr = s.differ.OutcomeUnknown(key, cop)
+	} else {
+		oerr = s.differ.Outcome(key, cop, err == nil || rec.Outcome == pipeline.CodeAssumedLoaded, id)
+	}
 	if s.log != nil && oerr == nil {
 		oerr = s.log.Write(rec)
 	}
@@ -575,6 +788,18 @@ func (s *Syncer) Outcome(op pipeline.SyncOp, row pipeline.Row, key, id string, e
 		}
 		s.mu.Unlock()
 	}
+}
+
+// maybeStored reports whether a row that failed with err may be in the
+// destination: its outcome is unknown (a job still running, results that
+// do not say, a request that got no answer).
+func maybeStored(err error) bool {
+	code := codeOf(err)
+	switch pipeline.RecoveryOf(code) {
+	case pipeline.RecoveryResume, pipeline.RecoveryInspect:
+		return true
+	}
+	return code == pipeline.CodeOutcomeUnknownRetry
 }
 
 func codeOf(err error) string {
@@ -592,9 +817,9 @@ func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 	sum := &Summary{Key: s.spec.Key, Manifest: s.loc.String(), New: s.counts.New, Changed: s.counts.Changed,
 		Unchanged: s.counts.Unchanged, Missing: s.counts.Missing, Duplicates: s.dups.Load(), Loaded: s.loaded.Load(), AssumedLoaded: s.assumed.Load(),
 		Failed: s.failed.Load(), Deleted: s.deleted.Load(), DeleteFailed: s.deleteFailed.Load(), Seed: s.seed, Reconcile: s.drift,
-		InKeyOrder: s.differ.Walked(), NotInKeyOrder: s.differ.Unordered()}
+		InKeyOrder: s.differ.Walked(), NotInKeyOrder: s.differ.Unordered(), InDoubt: s.inDoubtMerged}
 	if s.old != nil && s.seed == nil {
-		sum.ManifestKeys = s.old.Len()
+		sum.ManifestKeys = s.old.Len() - s.inDoubtMerged
 	}
 	var errs []error
 	s.mu.Lock()
@@ -624,6 +849,9 @@ func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 			errs = append(errs, err)
 		} else {
 			sum.Committed, sum.ManifestAfter = true, n
+			if err := s.settleInDoubt(ctx); err != nil {
+				errs = append(errs, err)
+			}
 			if !s.replay {
 				if err := s.st.Put(ctx, commitKey(s.stage), Commit{RunID: s.runID, OpenedAt: s.openedAt}); err != nil {
 					errs = append(errs, fmt.Errorf("sync: record the manifest's commit: %w", err))
@@ -644,17 +872,21 @@ func (s *Syncer) Finish(ctx context.Context, commit bool) (any, error) {
 
 // keepManifest copies the manifest the run is about to replace to
 // keptLocation and records both in the writingKey document.
+//
+// What is kept is the manifest the run diffed against: the one it replaces,
+// or a mirror's with the keys in doubt added (mergeInDoubt), which a
+// resume must diff against to cut the run's chunks.
 func (s *Syncer) keepManifest(ctx context.Context) error {
 	w := writing{RunID: s.runID}
 	var err error
-	if w.Before, err = blobio.Stamp(ctx, s.loc); err != nil || w.Before == "" {
-		if err == nil {
-			err = s.st.Put(ctx, writingKey(s.stage), w)
-		}
+	if w.Before, err = blobio.Stamp(ctx, s.loc); err != nil {
 		return err
 	}
+	if w.Before == "" && !s.merged || s.old == nil {
+		return s.st.Put(ctx, writingKey(s.stage), w)
+	}
 	kept := keptLocation(s.st, s.stage)
-	if err := blobio.Copy(ctx, s.loc, kept); err != nil {
+	if err := blobio.Copy(ctx, s.old.Location(), kept); err != nil {
 		return err
 	}
 	if w.Kept, err = blobio.Stamp(ctx, kept); err != nil {

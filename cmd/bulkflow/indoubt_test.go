@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
+)
+
+// TestMirrorKeysInDoubt: a mirror's run SIGKILLed while its jobs upsert
+// 600 new keys leaves records of some of them in the org, and none in the
+// manifest. Before the keys in doubt, nothing ever deleted such a record
+// when its key left the export, and the runs after said succeeded (the
+// soak, seed 52667). Two ways there:
+//
+//   - gone: the next run's export no longer has the new keys;
+//   - failing: the next run's export still has them, but every upsert of
+//     theirs fails (UNABLE_TO_LOCK_ROW), and the run after drops them.
+//
+// Either way the run that drops them deletes every record of theirs,
+// found by the key (no id is known), and the org ends with exactly the
+// export's keys; the list of keys in doubt is emptied and its files
+// removed once a run commits.
+func TestMirrorKeysInDoubt(t *testing.T) {
+	bin := buildBulkflow(t)
+	for _, failing := range []bool{false, true} {
+		name := "gone"
+		if failing {
+			name = "failing"
+		}
+		t.Run(name, func(t *testing.T) {
+			srv := salesforcetest.NewServer(nil)
+			defer srv.Close()
+			t.Chdir(t.TempDir())
+			y := strings.Replace(syncPipeline(srv, "100%"), "      ledger: \"off\"\n",
+				"      ledger: \"off\"\n      max_job_rows: 100\n      concurrency: 2\n", 1)
+			var base, grown []string
+			for i := range 400 {
+				base = append(base, fmt.Sprintf("K%04d,Name %d,111", i, i))
+			}
+			grown = append(grown, base...)
+			for i := range 600 {
+				grown = append(grown, fmt.Sprintf("N%04d,New %d,333", i, i))
+			}
+			writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": syncCSV(base...)})
+			if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 400 {
+				t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+			}
+			writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(grown...)})
+			killMidLoad(t, bin, srv, len(srv.Jobs()), os.Kill)
+			stored := storedNew(srv)
+			if stored == 0 || stored == 600 {
+				t.Fatalf("the killed run stored %d of the 600 new keys; the test needs some, not all", stored)
+			}
+			if doubt := inDoubtFiles(t); len(doubt) != 1 {
+				t.Fatalf("files of keys in doubt after the kill: %v, want the killed run's", doubt)
+			}
+
+			if failing {
+				if err := srv.SetFaults(salesforcetest.Faults{LockErrorRate: 1}); err != nil {
+					t.Fatal(err)
+				}
+				code, rep := runReport(t, "p.yaml")
+				srv.SetFaults(salesforcetest.Faults{})
+				s := syncSummary(t, rep)
+				// The new keys the killed run listed are sent as changed;
+				// every one fails, and stays in the manifest.
+				if code != exitPartial || rep.Counts.DeadLettered != 600 || !s.Committed || s.Changed != 600 || s.New != 0 || s.Failed != 600 {
+					t.Fatalf("run with lock errors: exit %d, counts %+v, sync %+v", code, rep.Counts, s)
+				}
+				if got := storedNew(srv); got != stored {
+					t.Fatalf("after the failing run %d new keys are stored, want the %d the killed run stored", got, stored)
+				}
+				writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(base...)})
+			} else {
+				writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(base...)})
+			}
+
+			code, rep := runReport(t, "p.yaml")
+			s := syncSummary(t, rep)
+			if code != exitOK || rep.Status != pipeline.StatusSucceeded || !s.Committed || s.Missing != 600 || s.Deleted != 600 || s.DeleteFailed != 0 ||
+				s.ManifestAfter != 400 {
+				t.Fatalf("the run without the new keys: exit %d, status %s, counts %+v, sync %+v", code, rep.Status, rep.Counts, s)
+			}
+			if got := storedNew(srv); got != 0 {
+				t.Errorf("%d records of keys that left the export are still in the org", got)
+			}
+			if n := len(srv.Records("Account")); n != 400 {
+				t.Errorf("%d records in the org, want the export's 400", n)
+			}
+			if doubt := inDoubtFiles(t); len(doubt) != 0 {
+				t.Errorf("files of keys in doubt after a committed run: %v", doubt)
+			}
+			// Settled: the next run sends and deletes nothing.
+			_, _, jobs := syncSent(t, srv, 0)
+			code, rep = runReport(t, "p.yaml")
+			up, del, _ := syncSent(t, srv, jobs)
+			if s := syncSummary(t, rep); code != exitOK || len(up) != 0 || del != 0 || s.Unchanged != 400 {
+				t.Errorf("the run after: exit %d, upserted %d, deleted %d, sync %+v", code, len(up), del, s)
+			}
+		})
+	}
+}
+
+// storedNew counts srv's Accounts whose key is one of the test's new keys.
+func storedNew(srv *salesforcetest.Server) int {
+	n := 0
+	for _, r := range srv.Records("Account") {
+		if strings.HasPrefix(r["External_Id__c"], "N") {
+			n++
+		}
+	}
+	return n
+}
+
+// inDoubtFiles lists the files of keys in doubt of the test pipeline's
+// stage "load".
+func inDoubtFiles(t *testing.T) []string {
+	t.Helper()
+	m, err := filepath.Glob("state/accounts-sync/sync/load.indoubt.*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
