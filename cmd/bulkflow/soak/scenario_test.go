@@ -660,17 +660,29 @@ func (p *play) syncCycle(interrupt bool, killAfter int) {
 			// after one killed once its state was committed (nothing to
 			// resume: it sends what the manifest lacks).
 			p.runID, p.lastRun, p.replayLoaded, p.replayRuns, p.noCounts = "", nil, 0, nil, true
-			p.bulkflow("run", nil, "run", p.file)
+			s := p.bulkflow("run", nil, "run", p.file)
+			if !p.sc.Mirror && unfinishedStep(s) {
+				// That fresh run may itself leave rows only a person can
+				// tell (outcome_unknown): it is in flight, and the person
+				// settles it below, before the export changes. Left
+				// alone, the next export's run resumed it, was refused
+				// as a re-cut, and every run after too (seed 52334).
+				p.settleUnknowns()
+			}
 			return
 		}
 		p.scheduledRun()
-		// Rows whose outcome only a person can tell keep the run
-		// unfinished: the person looks, and settles them. A resume that
-		// sends chunks the earlier attempts did not may leave new ones.
-		for range 3 {
-			if !p.settleUnknown() {
-				break
-			}
+		p.settleUnknowns()
+	}
+}
+
+// settleUnknowns: rows whose outcome only a person can tell keep the run
+// unfinished; the person looks, and settles them (settleUnknown). A resume
+// that sends chunks the earlier attempts did not may leave new ones.
+func (p *play) settleUnknowns() {
+	for range 3 {
+		if !p.settleUnknown() {
+			break
 		}
 	}
 }
