@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
 
@@ -25,19 +28,33 @@ import (
 // found by the key (no id is known), and the org ends with exactly the
 // export's keys; the list of keys in doubt is emptied and its files
 // removed once a run commits.
+//
+// With the state on S3 the run that settles them keeps the manifest it
+// diffed against (a local temporary file) in the bucket: a copy between
+// buckets.
 func TestMirrorKeysInDoubt(t *testing.T) {
 	bin := buildBulkflow(t)
-	for _, failing := range []bool{false, true} {
-		name := "gone"
-		if failing {
-			name = "failing"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		failing bool
+		store   string // the state's blob store ("": a local folder)
+	}{
+		{"gone", false, ""},
+		{"failing", true, ""},
+		{"failing, state on S3", true, "S3"},
+	} {
+		failing := tc.failing
+		t.Run(tc.name, func(t *testing.T) {
+			stateURL := func(key string) string { return filepath.Join("state", key) }
+			if tc.store != "" {
+				stateURL = storeNamed(tc.store).NewBucket(t).URL
+			}
 			srv := salesforcetest.NewServer(nil)
 			defer srv.Close()
 			t.Chdir(t.TempDir())
 			y := strings.Replace(syncPipeline(srv, "100%"), "      ledger: \"off\"\n",
 				"      ledger: \"off\"\n      max_job_rows: 100\n      concurrency: 2\n", 1)
+			y = strings.Replace(y, "state: state/\n", fmt.Sprintf("state: %q\n", stateURL("")), 1)
 			var base, grown []string
 			for i := range 400 {
 				base = append(base, fmt.Sprintf("K%04d,Name %d,111", i, i))
@@ -56,7 +73,7 @@ func TestMirrorKeysInDoubt(t *testing.T) {
 			if stored == 0 || stored == 600 {
 				t.Fatalf("the killed run stored %d of the 600 new keys; the test needs some, not all", stored)
 			}
-			if doubt := inDoubtFiles(t); len(doubt) != 1 {
+			if doubt := inDoubtFiles(t, stateURL); len(doubt) != 1 {
 				t.Fatalf("files of keys in doubt after the kill: %v, want the killed run's", doubt)
 			}
 
@@ -92,7 +109,7 @@ func TestMirrorKeysInDoubt(t *testing.T) {
 			if n := len(srv.Records("Account")); n != 400 {
 				t.Errorf("%d records in the org, want the export's 400", n)
 			}
-			if doubt := inDoubtFiles(t); len(doubt) != 0 {
+			if doubt := inDoubtFiles(t, stateURL); len(doubt) != 0 {
 				t.Errorf("files of keys in doubt after a committed run: %v", doubt)
 			}
 			// Settled: the next run sends and deletes nothing.
@@ -118,12 +135,23 @@ func storedNew(srv *salesforcetest.Server) int {
 }
 
 // inDoubtFiles lists the files of keys in doubt of the test pipeline's
-// stage "load".
-func inDoubtFiles(t *testing.T) []string {
+// stage "load" in the state store at stateURL("").
+func inDoubtFiles(t *testing.T, stateURL func(key string) string) []string {
 	t.Helper()
-	m, err := filepath.Glob("state/accounts-sync/sync/load.indoubt.*")
+	loc, err := blobio.Parse("", stateURL("accounts-sync/sync/load.indoubt.*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	objs, err := blobio.List(context.Background(), loc)
+	if errors.Is(err, blobio.ErrNoMatch) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range objs {
+		out = append(out, o.Loc.String())
+	}
+	return out
 }
