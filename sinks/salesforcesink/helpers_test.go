@@ -302,3 +302,18 @@ func anyProcessing(jobs []salesforcetest.JobInfo) bool {
 	}
 	return false
 }
+
+// openAccounts opens a Sink of accountSchema into Account on srv (Bulk API,
+// no ledger, fast polls), closed when the test ends.
+func openAccounts(t testing.TB, ctx context.Context, srv *salesforcetest.Server) *Sink {
+	t.Helper()
+	opts := NewOptions()
+	opts.Object, opts.InstanceURL, opts.Auth.AccessToken, opts.Ledger = "Account", srv.URL, srv.AccessToken(), "off"
+	opts.PollInitial, opts.PollMax = 5*time.Millisecond, 50*time.Millisecond
+	s, err := Open(ctx, nil, opts, accountSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(ctx) })
+	return s
+}

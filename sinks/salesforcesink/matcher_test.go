@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
@@ -126,14 +125,7 @@ func TestCollectKeepsCopies(t *testing.T) {
 	srv := salesforcetest.NewServer(&salesforcetest.Options{Compression: salesforcetest.CompressionNever})
 	defer srv.Close()
 	ctx := context.Background()
-	opts := NewOptions()
-	opts.Object, opts.InstanceURL, opts.Auth.AccessToken, opts.Ledger = "Account", srv.URL, srv.AccessToken(), "off"
-	opts.PollInitial, opts.PollMax = 5*time.Millisecond, 50*time.Millisecond
-	s, err := Open(ctx, nil, opts, accountSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := openAccounts(t, ctx, srv)
 	const n = 3000
 	rows := genAccounts(n, 0, "K")
 	b := pipeline.NewBatch(accountSchema, n)

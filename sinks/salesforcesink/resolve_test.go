@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bulkflow/bulkflow/sinks/salesforce/salesforcetest"
 )
@@ -46,14 +45,7 @@ func TestResolveKeys(t *testing.T) {
 	an1a, an1b := add(map[string]string{"AccountNumber": "AN-1"}), add(map[string]string{"AccountNumber": "AN-1"})
 	an2 := add(map[string]string{"AccountNumber": "an-2"})
 
-	opts := NewOptions()
-	opts.Object, opts.InstanceURL, opts.Auth.AccessToken, opts.Ledger = "Account", srv.URL, srv.AccessToken(), "off"
-	opts.PollInitial, opts.PollMax = 5*time.Millisecond, 50*time.Millisecond
-	s, err := Open(ctx, nil, opts, accountSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := openAccounts(t, ctx, srv)
 
 	// 701 keys: the 700 seeded and one that is not in the org.
 	var many []string
@@ -140,7 +132,7 @@ func TestResolveKeys(t *testing.T) {
 	}
 
 	// With delete_jobs the query jobs are deleted once read.
-	o2 := *opts
+	o2 := *s.opts
 	o2.DeleteJobs = true
 	s2, err := Open(ctx, nil, &o2, accountSchema)
 	if err != nil {
