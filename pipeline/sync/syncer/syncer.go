@@ -182,7 +182,7 @@ func resumeBase(ctx context.Context, st *state.Store, stage, runID string) (old 
 // succeeded with the record still in the org (the soak, seed 52667).
 //
 // So, before it sends anything, a mirror run writes its new keys to a
-// file (inDoubtLocation) and lists it here; every later run adds the
+// file (inDoubtFile) and lists it here; every later run adds the
 // listed keys to the manifest it diffs against, as unsynced entries
 // without an id (mergeInDoubt): a key still in the source is sent again
 // (an upsert finds the record if there is one), a key gone is deleted,
