@@ -155,3 +155,62 @@ func inDoubtFiles(t *testing.T, stateURL func(key string) string) []string {
 	}
 	return out
 }
+
+// TestSeededMirrorKeysInDoubt: a seeded mirror's first run (the org holds
+// the export's 400 keys; 600 are new) is SIGKILLed while it upserts the
+// new keys. Its next run seeds again, since no manifest was committed, and
+// drops from the manifest the records it finds whose key the export no
+// longer has (the new keys left it): records bulkflow did not load, as
+// far as a seed can tell. The first run listed its new keys, so the run
+// after that, which is not seeded, deletes every record of theirs, and the
+// org ends with the export's 400 keys.
+func TestSeededMirrorKeysInDoubt(t *testing.T) {
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	var base, grown []string
+	for i := range 400 {
+		base = append(base, fmt.Sprintf("K%04d,Name %d,111", i, i))
+		if _, err := srv.AddRecord("Account", map[string]string{"External_Id__c": fmt.Sprintf("K%04d", i), "Name": fmt.Sprintf("Name %d", i), "Phone": "111"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grown = append(grown, base...)
+	for i := range 600 {
+		grown = append(grown, fmt.Sprintf("N%04d,New %d,333", i, i))
+	}
+	y := strings.Replace(syncPipeline(srv, "100%"), "      ledger: \"off\"\n", "      ledger: \"off\"\n      max_job_rows: 100\n      concurrency: 2\n", 1)
+	y = strings.Replace(y, "sync: {mode: changed, key: External_Id__c, ", "sync: {mode: changed, key: External_Id__c, seed: salesforce, ", 1)
+	writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": syncCSV(grown...)})
+	killMidLoad(t, bin, srv, len(srv.Jobs()), os.Kill)
+	stored := storedNew(srv)
+	if stored == 0 || stored == 600 {
+		t.Fatalf("the killed run stored %d of the 600 new keys; the test needs some, not all", stored)
+	}
+	local := func(key string) string { return filepath.Join("state", key) }
+	if doubt := inDoubtFiles(t, local); len(doubt) != 1 {
+		t.Fatalf("files of keys in doubt after the kill: %v, want the killed seeded run's", doubt)
+	}
+
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(base...)})
+	code, rep := runReport(t, "p.yaml")
+	if s := syncSummary(t, rep); code != exitOK || s.Seed == nil || !s.Committed || s.Deleted != 0 || storedNew(srv) != stored {
+		t.Fatalf("the seeded run after the kill: exit %d, counts %+v, sync %+v, %d new keys stored (want %d)", code, rep.Counts, s, storedNew(srv), stored)
+	}
+	if doubt := inDoubtFiles(t, local); len(doubt) != 1 {
+		t.Fatalf("files of keys in doubt after a seeded run: %v, want the killed run's still", doubt)
+	}
+
+	code, rep = runReport(t, "p.yaml")
+	s := syncSummary(t, rep)
+	if code != exitOK || s.Seed != nil || s.InDoubt != 600 || s.Missing != 600 || s.Deleted != 600 || s.ManifestAfter != 400 {
+		t.Fatalf("the run after: exit %d, status %s, counts %+v, sync %+v", code, rep.Status, rep.Counts, s)
+	}
+	if got, n := storedNew(srv), len(srv.Records("Account")); got != 0 || n != 400 {
+		t.Errorf("%d records of keys that left the export are still in the org (%d records, want 400)", got, n)
+	}
+	if doubt := inDoubtFiles(t, local); len(doubt) != 0 {
+		t.Errorf("files of keys in doubt after a committed run: %v", doubt)
+	}
+}

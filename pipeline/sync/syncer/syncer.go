@@ -218,9 +218,6 @@ func inDoubtFile(stage, runID string, opened time.Time) string {
 // mergeInDoubt adds the keys in doubt (inDoubtKey) to the manifest the run
 // diffs against.
 func (s *Syncer) mergeInDoubt(ctx context.Context, o Options) error {
-	if _, err := s.st.Get(ctx, inDoubtKey(s.stage), &s.doubt); err != nil {
-		return fmt.Errorf("sync: read the keys in doubt: %w", err)
-	}
 	if len(s.doubt.Runs) == 0 {
 		return nil
 	}
@@ -526,8 +523,16 @@ func Open(ctx context.Context, st *state.Store, env *pipeline.Env, stage *pipeli
 	case spec.Seed != "" && s.old == nil:
 		err = s.seedManifest(ctx, o, in, fields)
 	}
-	if err == nil && s.mirror && s.seed == nil && o.Reconcile == ReconcileOff {
-		err = s.mergeInDoubt(ctx, o)
+	if err == nil && s.mirror {
+		// Every mirror run reads the list (a run that merges none keeps
+		// its entries when it lists its own keys); a seeded or
+		// reconciling run does not merge them: it deletes nothing, or
+		// diffs against Salesforce's records.
+		if _, err = s.st.Get(ctx, inDoubtKey(s.stage), &s.doubt); err != nil {
+			err = fmt.Errorf("sync: read the keys in doubt: %w", err)
+		} else if s.seed == nil && o.Reconcile == ReconcileOff {
+			err = s.mergeInDoubt(ctx, o)
+		}
 	}
 	if err == nil {
 		// The diff runs as rows are added while their keys come in order
@@ -699,6 +704,21 @@ func (s *Syncer) Diff(ctx context.Context, emit func(op pipeline.SyncOp, row pip
 				"intended, raise max_deletes for one run; if the source is truncated, fix it first",
 				c.Missing, c.Manifest, s.spec.MaxDeletes, limit)
 		}
+		if err := s.listInDoubt(ctx, doubt); err != nil {
+			return err
+		}
+	}
+	if !s.diffDone && s.mirror && !s.plan && s.seed != nil {
+		// A seeded run deletes nothing, but the records it creates are
+		// bulkflow's: it lists its new keys too. Were it stopped before
+		// it commits, the next (seeded again) run would drop from its
+		// manifest a record of one whose key left the source, and never
+		// delete it; the first run that is not seeded merges them.
+		c, doubt, err := s.writeInDoubt(ctx)
+		if err != nil {
+			return err
+		}
+		s.counts, s.diffDone = c, true
 		if err := s.listInDoubt(ctx, doubt); err != nil {
 			return err
 		}
