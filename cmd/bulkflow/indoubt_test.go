@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -95,6 +96,12 @@ func TestMirrorKeysInDoubt(t *testing.T) {
 				writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(base...)})
 			} else {
 				writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(base...)})
+				// plan says what the run will do with them.
+				var out bytes.Buffer
+				if code := runPlan(context.Background(), []string{"p.yaml", "--out", "planned"}, &out, &out); code != exitOK ||
+					!strings.Contains(out.String(), "sync load: 0 new, 0 changed, 400 unchanged, 600 would be deleted, 600 keys in doubt among them") {
+					t.Errorf("plan: exit %d\n%s", code, out.String())
+				}
 			}
 
 			code, rep := runReport(t, "p.yaml")

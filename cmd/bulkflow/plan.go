@@ -370,8 +370,14 @@ func planSummary(w io.Writer, rep *pipeline.Report, syncers map[string]*partialS
 	for _, n := range names {
 		var sum syncer.Summary
 		if b, err := json.Marshal(rep.Sync[n]); err == nil && json.Unmarshal(b, &sum) == nil {
-			fmt.Fprintf(w, "  sync %s: %d new, %d changed, %d unchanged, %d would be deleted (manifest of %d keys not changed)\n",
-				n, sum.New, sum.Changed, sum.Unchanged, syncers[n].deletes.Load(), sum.ManifestKeys)
+			doubt := ""
+			if sum.InDoubt > 0 {
+				// Keys an unfinished run may have loaded: sent again
+				// (changed) or deleted (see the README's mirror deletes).
+				doubt = fmt.Sprintf(", %d keys in doubt among them", sum.InDoubt)
+			}
+			fmt.Fprintf(w, "  sync %s: %d new, %d changed, %d unchanged, %d would be deleted%s (manifest of %d keys not changed)\n",
+				n, sum.New, sum.Changed, sum.Unchanged, syncers[n].deletes.Load(), doubt, sum.ManifestKeys)
 		}
 	}
 	rep.ErrorGroupsSummary(w) // what would be dead-lettered before any upload, by code
