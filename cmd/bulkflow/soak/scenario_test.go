@@ -92,6 +92,11 @@ type scenario struct {
 	// Mirror: classSync upserts by External_Id__c with delete_missing
 	// (a mirror), and its second export also drops rows.
 	Mirror bool
+	// DropAdded: a Mirror scenario with a second export has a third, which
+	// drops about half the keys the second added, after the second's
+	// killed or interrupted run (which may have stored some of them
+	// without committing them: keys in doubt), and runs once more.
+	DropAdded bool
 	// FanOut: classSync's rows also go to a second sync stage, a CSV
 	// archive after the Salesforce stage, so that the two commit one after
 	// the other and a kill may land between them.
@@ -176,6 +181,8 @@ func newScenario(seed uint64, long bool) scenario {
 		fr := rand.New(rand.NewPCG(seed, 0xfa40))
 		sc.FanOut = !sc.Mirror && fr.IntN(2) == 0
 		sc.KillAtCommit = sc.FanOut && !sc.Interrupt && fr.IntN(2) == 0
+		// Also from one of its own.
+		sc.DropAdded = sc.Mirror && sc.Versions == 2 && rand.New(rand.NewPCG(seed, 0xd40b)).IntN(2) == 0
 	case classREST:
 		faultsOn = r.IntN(10) < 7
 		sc.API = "rest"
@@ -275,8 +282,8 @@ func (sc scenario) String() string {
 	fj, _ := json.Marshal(sc.Faults)
 	sync := ""
 	if sc.Class == classSync {
-		sync = fmt.Sprintf(", mirror %v, fan-out %v (kill at commit %v), interrupt %v (after %d jobs or requests), exports %d (second: interrupt %v, kill after %d jobs or requests)",
-			sc.Mirror, sc.FanOut, sc.KillAtCommit, sc.Interrupt, sc.KillAfterJobs, sc.Versions, sc.Interrupt2, sc.KillAfterJobs2)
+		sync = fmt.Sprintf(", mirror %v (third export drops added keys %v), fan-out %v (kill at commit %v), interrupt %v (after %d jobs or requests), exports %d (second: interrupt %v, kill after %d jobs or requests)",
+			sc.Mirror, sc.DropAdded, sc.FanOut, sc.KillAtCommit, sc.Interrupt, sc.KillAfterJobs, sc.Versions, sc.Interrupt2, sc.KillAfterJobs2)
 	}
 	if sc.API == "rest" {
 		cj, _ := json.Marshal(sc.CollFaults)
@@ -304,6 +311,7 @@ type tally struct {
 	Settles                               int // resumes with --settle-unknown (a person looked)
 	FanOuts                               int // scenarios whose sync fans out to a second sync stage
 	BetweenCommits                        int // FanOut runs stopped after one stage's commit and before the other's
+	DroppedAdded                          int // keys a DropAdded mirror's third export dropped
 }
 
 // add adds o to t.
@@ -328,13 +336,14 @@ func (t *tally) add(o tally) {
 	t.Settles += o.Settles
 	t.FanOuts += o.FanOuts
 	t.BetweenCommits += o.BetweenCommits
+	t.DroppedAdded += o.DroppedAdded
 }
 
 // String prints the tallies in one line.
 func (t tally) String() string {
-	return fmt.Sprintf("scenarios %d (failed %d, with faults %d), fault runs %d, runs %d, kills %d, interrupts %d, kill-and-resume cycles %d, resumes %d (concurrent pairs %d, settling %d), replays %d (refused second replays %d), fan-outs %d (stopped between commits %d), rows %d: lost %d, duplicated %d, mis-reported %d, mis-reporting steps %d",
+	return fmt.Sprintf("scenarios %d (failed %d, with faults %d), fault runs %d, runs %d, kills %d, interrupts %d, kill-and-resume cycles %d, resumes %d (concurrent pairs %d, settling %d), replays %d (refused second replays %d), fan-outs %d (stopped between commits %d), mirror keys dropped after a kill %d, rows %d: lost %d, duplicated %d, mis-reported %d, mis-reporting steps %d",
 		t.Scenarios, t.FailedScenarios, t.FaultScenarios, t.FaultRuns, t.Runs, t.Kills, t.Interrupts, t.KillResumeCycles, t.Resumes, t.ConcurrentResumes, t.Settles,
-		t.Replays, t.RefusedReplays, t.FanOuts, t.BetweenCommits, t.Rows, t.RowsLost, t.RowsDuplicated, t.Misreported, t.StepMisreports)
+		t.Replays, t.RefusedReplays, t.FanOuts, t.BetweenCommits, t.DroppedAdded, t.Rows, t.RowsLost, t.RowsDuplicated, t.Misreported, t.StepMisreports)
 }
 
 // play is one scenario being played.
@@ -358,7 +367,8 @@ type play struct {
 	lastRun      *pipeline.Report      // the last finished attempt of the run
 	last         step                  // the last step
 	older        map[string][]string   // classSync: earlier Names of a key (records of an earlier export)
-	removed      map[string]bool       // classSync mirror: keys the second export dropped
+	removed      map[string]bool       // classSync mirror: keys the second export dropped (and the third)
+	added        []string              // classSync: keys the second export added
 	ids          map[string]string     // classSync mirror: record Id by key after the first export
 	quietChecked bool                  // quietRun ran and judged the last run
 	noCounts     bool                  // classSync's second sync: reports count only what changed
@@ -598,6 +608,11 @@ func (p *play) play() {
 			// loads only the changed and new rows).
 			p.runID, p.lastRun, p.replayLoaded, p.replayRuns, p.noCounts = "", nil, 0, nil, true
 			p.syncCycle(sc.Interrupt2, sc.KillAfterJobs2)
+			if sc.DropAdded {
+				p.exportV3()
+				p.runID, p.lastRun, p.replayLoaded, p.replayRuns, p.noCounts = "", nil, 0, nil, true
+				p.droppedGone(p.bulkflow("run", nil, "run", p.file))
+			}
 		}
 	}
 	if sc.Class != classIncomplete {
@@ -975,12 +990,69 @@ func (p *play) exportV2() {
 		name := fmt.Sprintf("Soak account %d", p.sc.Rows+i)
 		p.source[key] = name
 		p.rows = append(p.rows, []string{key, name, industries[r.IntN(len(industries))]})
+		p.added = append(p.added, key)
 	}
 	p.tally.Rows += added
 	if err := p.writeSource(p.rows); err != nil {
 		p.problem("harness: %v", err)
 	}
 	p.logf("second export: %d names changed, %d rows added, %d dropped", len(p.older), added, len(p.removed))
+}
+
+// exportV3 re-exports the source for a DropAdded mirror's third sync:
+// about half the keys the second export added leave it (p.removed: the
+// mirror must delete their records, also those the second export's killed
+// run stored and no run committed).
+func (p *play) exportV3() {
+	r := rand.New(rand.NewPCG(p.sc.Seed, 0x3))
+	drop := map[string]bool{}
+	for _, k := range p.added {
+		if r.IntN(2) == 0 {
+			drop[k] = true
+		}
+	}
+	p.rows = slices.DeleteFunc(p.rows, func(row []string) bool {
+		if drop[row[0]] {
+			p.removed[row[0]] = true
+			delete(p.source, row[0])
+			return true
+		}
+		return false
+	})
+	if err := p.writeSource(p.rows); err != nil {
+		p.problem("harness: %v", err)
+	}
+	p.tally.DroppedAdded += len(drop)
+	p.logf("third export: %d of the %d keys the second added dropped", len(drop), len(p.added))
+}
+
+// droppedGone checks the run after exportV3: when it says succeeded and
+// held no delete, no record of a key that left the export is stored. A
+// later replay of such a key's dead-lettered row would store it again (and
+// the quiet run delete it), so the final checks alone could not see a
+// record the mirror failed to delete here (keys in doubt: a record the
+// second export's killed run stored, whose row then failed).
+func (p *play) droppedGone(s step) {
+	if s.code != 0 || s.report == nil || len(s.report.SyncDeletesHeld) > 0 {
+		return
+	}
+	recs, err := p.emu.records("Account")
+	if err != nil {
+		p.problem("harness: %v", err)
+		return
+	}
+	var left []string
+	for _, r := range recs {
+		if k := r[p.sc.KeyField]; p.removed[k] {
+			left = append(left, k)
+		}
+	}
+	if len(left) > 0 {
+		slices.Sort(left)
+		p.problem("misreported: the run after the third export said succeeded while %d records of keys that left the export are stored (%s)",
+			len(left), strings.Join(left[:min(len(left), 5)], ", "))
+		p.tally.StepMisreports++
+	}
 }
 
 // scheduledRun is the scheduler's next run after an unfinished one
