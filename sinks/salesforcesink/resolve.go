@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/shopspring/decimal"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bulkflow/bulkflow/pipeline"
@@ -59,8 +60,19 @@ func (s *Sink) ResolveKeys(ctx context.Context, field string, keys []string) ([]
 	if s.limitHit.Load() {
 		return nil, errors.New("salesforce sink: no query was made: Salesforce refused earlier requests with REQUEST_LIMIT_EXCEEDED (the org's API request limit)")
 	}
+	// A Number field's values are compared as numbers and written
+	// without quotes (Salesforce refuses a quoted value there).
+	d, err := s.objectDescribe(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("salesforce sink: look %s records up by %s: %w", s.opts.Object, field, err)
+	}
+	f, ok := d.Field(field)
+	if !ok {
+		return nil, fmt.Errorf("salesforce sink: look %s records up by %s: the object has no such field", s.opts.Object, field)
+	}
+	numeric := isNumberType(f.Type)
 	out := make([][]string, len(keys))
-	queries := resolveQueries(s.opts.Object, field, keys)
+	queries := resolveQueries(s.opts.Object, field, keys, numeric)
 	if len(queries) == 0 {
 		return out, nil
 	}
@@ -69,7 +81,7 @@ func (s *Sink) ResolveKeys(ctx context.Context, field string, keys []string) ([]
 	g, qctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, s.opts.Concurrency))
 	for _, q := range queries {
-		g.Go(func() error { return s.runResolveQuery(qctx, q, keys, out) })
+		g.Go(func() error { return s.runResolveQuery(qctx, q, keys, numeric, out) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("salesforce sink: look %s records up by %s: %w", s.opts.Object, field, err)
@@ -96,8 +108,10 @@ type resolveQuery struct {
 
 // resolveQueries cuts keys into queries of object by field within the
 // bounds above. Empty keys, and keys longer than maxLiteralChars, are in
-// none: no record holds them (an empty string is null in SOQL).
-func resolveQueries(object, field string, keys []string) []*resolveQuery {
+// none: no record holds them (an empty string is null in SOQL). For a
+// numeric field each key is written as a number (numberKey), and a key
+// that is not one is in none either: the field cannot hold it.
+func resolveQueries(object, field string, keys []string, numeric bool) []*resolveQuery {
 	prefix := "SELECT Id, " + field + " FROM " + object + " WHERE " + field + " IN ("
 	var out []*resolveQuery
 	var b strings.Builder
@@ -115,6 +129,12 @@ func resolveQueries(object, field string, keys []string) []*resolveQuery {
 			continue
 		}
 		lit := soqlString(k)
+		if numeric {
+			var ok bool
+			if lit, ok = numberKey(k); !ok {
+				continue
+			}
+		}
 		if len(idx) > 0 && (len(idx) >= resolveMaxKeys || b.Len()+2+len(lit)+1 > resolveMaxChars) {
 			flush()
 		}
@@ -139,6 +159,26 @@ var soqlEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`, "\r", `\
 // soqlString returns s as a quoted SOQL string literal.
 func soqlString(s string) string { return "'" + soqlEscaper.Replace(s) + "'" }
 
+// isNumberType reports whether a describe field type holds numbers.
+func isNumberType(typ string) bool {
+	switch typ {
+	case "int", "long", "double", "currency", "percent":
+		return true
+	}
+	return false
+}
+
+// numberKey returns key as a SOQL number literal in its canonical form
+// (no exponent, no leading or trailing zeros: "0042.50" is 42.5), and
+// whether key is a number at all.
+func numberKey(key string) (string, bool) {
+	d, err := decimal.NewFromString(strings.TrimSpace(key))
+	if err != nil {
+		return "", false
+	}
+	return d.String(), true
+}
+
 // isAPIName reports whether s is a plain Salesforce API name: a letter,
 // then letters, digits and underscores (Account, External_Id__c,
 // ns__Field__c).
@@ -160,7 +200,7 @@ func isAPIName(s string) bool {
 
 // runResolveQuery runs q as a query job and adds the id of every record
 // it returns to out, at the index of the key the record matches.
-func (s *Sink) runResolveQuery(ctx context.Context, q *resolveQuery, keys []string, out [][]string) error {
+func (s *Sink) runResolveQuery(ctx context.Context, q *resolveQuery, keys []string, numeric bool, out [][]string) error {
 	info, err := s.client.CreateQueryJob(ctx, salesforce.CreateQueryJobRequest{Operation: salesforce.OpQuery, Query: q.soql})
 	if err != nil {
 		if errors.Is(err, salesforce.ErrRequestLimit) {
@@ -186,7 +226,7 @@ func (s *Sink) runResolveQuery(ctx context.Context, q *resolveQuery, keys []stri
 		}
 		return fmt.Errorf("query job %s ended %s after %d records: %s", job, end.State, end.NumberRecordsProcessed, why)
 	}
-	m := newKeyMatcher(keys, q.keys)
+	m := newKeyMatcher(keys, q.keys, numeric)
 	for locator, first := "", true; first || locator != ""; first = false {
 		p, err := s.client.QueryResults(ctx, job, locator, 0)
 		if err != nil {
@@ -227,18 +267,31 @@ func (s *Sink) dropQuery(ctx context.Context, job string) {
 
 // keyMatcher matches the records of one query to the keys it asked for.
 type keyMatcher struct {
-	keys   []string
-	idx    []int            // the query's keys, as indexes into keys
-	folded map[string][]int // lower-cased key → indexes into keys
+	keys    []string
+	idx     []int            // the query's keys, as indexes into keys
+	folded  map[string][]int // lower-cased key (numeric: numberKey) → indexes into keys
+	numeric bool
 }
 
-func newKeyMatcher(keys []string, idx []int) *keyMatcher {
-	m := &keyMatcher{keys: keys, idx: idx, folded: make(map[string][]int, len(idx))}
+func newKeyMatcher(keys []string, idx []int, numeric bool) *keyMatcher {
+	m := &keyMatcher{keys: keys, idx: idx, folded: make(map[string][]int, len(idx)), numeric: numeric}
 	for _, i := range idx {
-		f := strings.ToLower(keys[i])
+		f := m.fold(keys[i])
 		m.folded[f] = append(m.folded[f], i)
 	}
 	return m
+}
+
+// fold is the form in which a key and a record's value match: a number's
+// canonical form for a numeric field (Salesforce may write 42 as 42.0),
+// else lower case.
+func (m *keyMatcher) fold(v string) string {
+	if m.numeric {
+		if n, ok := numberKey(v); ok {
+			return n
+		}
+	}
+	return strings.ToLower(v)
 }
 
 // page reads one results page (header "Id" and the key field, in either
@@ -285,7 +338,10 @@ func (m *keyMatcher) page(body io.Reader, out [][]string) error {
 // match returns the indexes of the keys value matches: the keys equal to
 // it if any, else those equal to it ignoring case.
 func (m *keyMatcher) match(value string) []int {
-	cands := m.folded[strings.ToLower(value)]
+	cands := m.folded[m.fold(value)]
+	if m.numeric {
+		return cands // every key of a number is that number
+	}
 	if len(cands) == 0 { // case folding that lower-casing misses
 		for _, i := range m.idx {
 			if strings.EqualFold(m.keys[i], value) {

@@ -24,8 +24,9 @@ func queryJobs(srv *salesforcetest.Server) []string {
 // TestResolveKeys looks keys up in the emulator with ResolveKeys: keys
 // found once, several times or not at all, a key with a quote and a
 // backslash, keys that differ from the record's value only in case, more
-// keys than one query holds, keys no query is needed for, and field names
-// that cannot be queried.
+// keys than one query holds, keys no query is needed for, field names
+// that cannot be queried, and keys of a Number field (unquoted, matched as
+// numbers).
 func TestResolveKeys(t *testing.T) {
 	srv := salesforcetest.NewServer(nil)
 	defer srv.Close()
@@ -44,6 +45,7 @@ func TestResolveKeys(t *testing.T) {
 	mixed := add(map[string]string{"External_Id__c": "Mixed-Case"})
 	an1a, an1b := add(map[string]string{"AccountNumber": "AN-1"}), add(map[string]string{"AccountNumber": "AN-1"})
 	an2 := add(map[string]string{"AccountNumber": "an-2"})
+	e4242, e7777 := add(map[string]string{"NumberOfEmployees": "4242"}), add(map[string]string{"NumberOfEmployees": "7777"}) // above the seeded records
 
 	s := openAccounts(t, ctx, srv)
 
@@ -90,6 +92,10 @@ func TestResolveKeys(t *testing.T) {
 		{name: "the record id", field: "Id", keys: []string{"R0000001"}, err: "nothing to look up"},
 		{name: "unknown field", field: "Nope__c", keys: []string{"R0000001"}, queries: 0,
 			err: "look Account records up by Nope__c"},
+		// A Number field: unquoted, compared as numbers; a key that is not
+		// a number is in no query (no record can hold it).
+		{name: "number field", field: "NumberOfEmployees", keys: []string{"04242.00", "7777", "8888", "many"},
+			want: [][]string{{e4242}, {e7777}, nil, nil}, queries: 1, soql: "WHERE NumberOfEmployees IN (4242, 7777, 8888)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(queryJobs(srv))
@@ -156,7 +162,7 @@ func TestResolveQueriesBounds(t *testing.T) {
 		for i := range 1000 {
 			keys = append(keys, fmt.Sprintf("%0*d", n, i))
 		}
-		qs := resolveQueries("Account", "External_Id__c", keys)
+		qs := resolveQueries("Account", "External_Id__c", keys, false)
 		next := 0
 		for _, q := range qs {
 			if len(q.soql) > resolveMaxChars || len(q.keys) > resolveMaxKeys || len(q.keys) == 0 {

@@ -202,8 +202,8 @@ func (s *Sink) cutREST(ctx context.Context, b *pipeline.Batch, st *batchState, p
 	var obj *salesforce.DescribeResult
 	if s.op == salesforce.OpDelete && len(pending) > 0 {
 		var err error
-		if obj, err = s.describeForDelete(ctx); err != nil {
-			return nil, err
+		if obj, err = s.objectDescribe(ctx); err != nil {
+			return nil, fmt.Errorf("salesforce sink: REST delete needs the object's key prefix: %w", err)
 		}
 	}
 	return s.cutRequests(b, pending, obj, st.fail), nil
@@ -273,19 +273,20 @@ func (s *Sink) cutRequests(b *pipeline.Batch, rows []int, obj *salesforce.Descri
 	return out
 }
 
-// describeForDelete returns the sink object's describe (its key prefix and
-// label), read once.
-func (s *Sink) describeForDelete(ctx context.Context) (*salesforce.DescribeResult, error) {
+// objectDescribe returns the sink object's describe, read once for the
+// sink (by a REST delete: its key prefix and label; by ResolveKeys: the
+// key field's type); describeObject is the preflight check's, uncached.
+func (s *Sink) objectDescribe(ctx context.Context) (*salesforce.DescribeResult, error) {
 	s.restDescribe.once.Do(func() {
 		s.restDescribe.d, s.restDescribe.err = s.client.Describe(ctx, s.opts.Object)
 	})
 	if s.restDescribe.err != nil {
-		return nil, fmt.Errorf("salesforce sink: REST delete needs the object's key prefix: %w", s.restDescribe.err)
+		return nil, fmt.Errorf("describe %s: %w", s.opts.Object, s.restDescribe.err)
 	}
 	return s.restDescribe.d, nil
 }
 
-// restDescribe is the sink object's describe, read once by a REST delete.
+// restDescribe is the sink object's describe, read once (objectDescribe).
 type restDescribe struct {
 	once sync.Once
 	d    *salesforce.DescribeResult
