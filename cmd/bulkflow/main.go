@@ -28,13 +28,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"syscall"
+	"time"
 
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/jobs"
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/redact"
+	"github.com/bulkflow/bulkflow/pipeline/scratch"
 
 	_ "github.com/bulkflow/bulkflow/pipeline/blobio/clouddrivers" // s3://, gs://, azblob:// locations
 	_ "github.com/bulkflow/bulkflow/sinks/all"
@@ -85,7 +89,29 @@ func usage(w io.Writer) {
 
 func main() {
 	tuneGC()
+	sweepScratch(os.Args[1:], os.Stderr)
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// sweepScratch, before a command that runs pipelines, removes the scratch
+// folders (spilled rows, job CSVs) that killed runs left in the temporary
+// directory: those no process holds (pipeline/scratch). It is best effort
+// and says what it removed. Not in realMain: tests run commands in-process,
+// many at once, and must not sweep the machine's temporary directory.
+func sweepScratch(args []string, stderr io.Writer) {
+	if len(args) == 0 || !slices.Contains([]string{"run", "plan", "replay", "serve"}, args[0]) {
+		return
+	}
+	// An hour: a folder is held from the instant after it is made, so any
+	// age would do; this one also spares a folder a process without
+	// flock(2) support made.
+	removed, err := scratch.RemoveStale("", time.Hour)
+	if len(removed) > 0 {
+		fmt.Fprintf(stderr, "bulkflow: removed %d temporary folders that killed runs left (%s)\n", len(removed), filepath.Dir(removed[0]))
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkflow: warning: %v\n", err)
+	}
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/scratch"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 )
 
@@ -33,11 +33,12 @@ func Open(ctx context.Context, env *pipeline.Env, opts *Options, in *pipeline.Sc
 		return nil, err
 	}
 	if s.spool == "" {
-		if s.spool, err = os.MkdirTemp("", "bulkflow-sf-"); err != nil {
+		if s.scratch, err = scratch.New("", "bulkflow-sf-"); err != nil {
 			s.closeEmulator()
 			s.closeLedger()
 			return nil, fmt.Errorf("salesforce sink: spool directory: %w", err)
 		}
+		s.spool = s.scratch.Path
 	}
 	if opts.MinAPIRemaining > 0 {
 		s.readLimits(ctx)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/scratch"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 )
 
@@ -95,15 +96,19 @@ type JobStat struct {
 // Sink loads rows into one Salesforce object with Bulk API 2.0 ingest jobs.
 // Write may be called concurrently (BatchPolicy().MaxInFlight at once).
 type Sink struct {
-	opts    *Options
-	op      salesforce.Operation
-	schema  *pipeline.Schema
-	client  *salesforce.Client
-	inst    *Instance // opened by an InstanceOpener (instance_url "emulator:"), else nil
-	log     *slog.Logger
-	enc     *encoder
-	delim   salesforce.ColumnDelimiter
-	spool   string
+	opts   *Options
+	op     salesforce.Operation
+	schema *pipeline.Schema
+	client *salesforce.Client
+	inst   *Instance // opened by an InstanceOpener (instance_url "emulator:"), else nil
+	log    *slog.Logger
+	enc    *encoder
+	delim  salesforce.ColumnDelimiter
+	spool  string
+	// scratch is spool when the sink made it (no ledger): a temporary
+	// folder that Close removes (scratch.RemoveStale, if the process is
+	// killed).
+	scratch *scratch.Dir
 	idCol   int // column identifying a record (Id or the external id), or -1
 	archive *blobio.Location
 	runID   string
@@ -320,7 +325,11 @@ func (s *Sink) Close(ctx context.Context) error {
 		}
 	}
 	if s.ledger == nil || s.ledger.dir == "" {
-		if err := os.RemoveAll(s.spool); err != nil {
+		rm := func() error { return os.RemoveAll(s.spool) }
+		if s.scratch != nil {
+			rm = s.scratch.Remove
+		}
+		if err := rm(); err != nil {
 			errs = append(errs, fmt.Errorf("remove spool: %w", err))
 		}
 	} else {

@@ -15,6 +15,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/scratch"
 )
 
 // Op is what a run does with a key compared with the last manifest.
@@ -94,6 +95,7 @@ type Differ struct {
 	keyIdx  int
 	keyName string
 	dir     string
+	scratch *scratch.Dir // dir, removed by Close (scratch.RemoveStale, if the process is killed)
 	canonFn func(pipeline.Row) pipeline.Row
 	lazy    bool
 	// keysOnly makes decode return no row: a NewKeys pass needs the keys.
@@ -165,15 +167,17 @@ func NewDiffer(schema *pipeline.Schema, key string, o Options) (*Differ, error) 
 	if o.MemLimit == 0 {
 		o.MemLimit = DefaultMemLimit
 	}
-	dir, err := os.MkdirTemp(o.Dir, "bulkflow-changes-")
+	sd, err := scratch.New(o.Dir, "bulkflow-changes-")
 	if err != nil {
 		return nil, fmt.Errorf("changes: create spill directory: %w", err)
 	}
+	dir := sd.Path
 	d := &Differ{
 		schema:   schema,
 		keyIdx:   idx,
 		keyName:  key,
 		dir:      dir,
+		scratch:  sd,
 		canonFn:  o.Canon,
 		lazy:     o.LazyUnchanged,
 		run:      spool{name: "run", dir: dir, limit: o.MemLimit, async: true},
@@ -1001,7 +1005,7 @@ func (d *Differ) Close() error {
 		d.on = nil
 	}
 	d.run.wait() // a background spill's error no longer matters
-	if err := os.RemoveAll(d.dir); err != nil {
+	if err := d.scratch.Remove(); err != nil {
 		return fmt.Errorf("changes: remove spill directory: %w", err)
 	}
 	return nil

@@ -23,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/pipeline"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
+	"github.com/bulkflow/bulkflow/pipeline/scratch"
 	"github.com/bulkflow/bulkflow/pipeline/state"
 	"github.com/bulkflow/bulkflow/pipeline/sync/changes"
 	"github.com/bulkflow/bulkflow/pipeline/sync/remote"
@@ -453,8 +453,8 @@ type Syncer struct {
 	openedAt      time.Time // for Commit
 	now           func() time.Time
 	counts        changes.Counts
-	diffDone      bool   // a Diff of every key completed (counting or emitting)
-	tmpDir        string // seeded or reconciled manifests ("" = none)
+	diffDone      bool         // a Diff of every key completed (counting or emitting)
+	tmpDir        *scratch.Dir // seeded, reconciled or merged manifests (nil = none)
 	seed          *SeedSummary
 	drift         *remote.Report
 
@@ -575,14 +575,14 @@ func remoteFields(ctx context.Context, spec *pipeline.SyncSpec, in *pipeline.Sch
 
 // tempManifest returns a location for a manifest built by this run.
 func (s *Syncer) tempManifest(o Options, name string) (blobio.Location, error) {
-	if s.tmpDir == "" {
-		dir, err := os.MkdirTemp(o.TempDir, "bulkflow-sync-")
+	if s.tmpDir == nil {
+		dir, err := scratch.New(o.TempDir, "bulkflow-sync-")
 		if err != nil {
 			return blobio.Location{}, fmt.Errorf("sync: create a temporary directory: %w", err)
 		}
 		s.tmpDir = dir
 	}
-	return blobio.Parse("", filepath.Join(s.tmpDir, name))
+	return blobio.Parse("", filepath.Join(s.tmpDir.Path, name))
 }
 
 // writeTemp writes a manifest with write to a temporary file and opens it.
@@ -945,11 +945,11 @@ func (s *Syncer) Close() error {
 		s.log = nil
 	}
 	err := s.differ.Close()
-	if s.tmpDir != "" {
-		if rerr := os.RemoveAll(s.tmpDir); rerr != nil && err == nil {
+	if s.tmpDir != nil {
+		if rerr := s.tmpDir.Remove(); rerr != nil && err == nil {
 			err = fmt.Errorf("sync: remove temporary manifests: %w", rerr)
 		}
-		s.tmpDir = ""
+		s.tmpDir = nil
 	}
 	return err
 }

@@ -1,0 +1,4 @@
+package scratch
+
+// ScratchLocks exposes haveLocks to the external tests.
+const ScratchLocks = haveLocks
