@@ -22,17 +22,19 @@ import (
 // https to an http port, a permanent request limit) fails the run with an
 // OutageError, and its rows keep the cause's code, retryable.
 func TestOutageFailsRun(t *testing.T) {
+	limited := salesforcetest.NewServer(nil)
+	defer limited.Close()
+	limited.SetFaults(salesforcetest.Faults{RequestLimitExceeded: true})
+	plain := salesforcetest.NewServer(nil)
+	defer plain.Close()
+	// The closed port last: an emulator started after it could be given
+	// the same port, and answer (401) where nothing must listen.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	closedURL := "http://" + ln.Addr().String()
 	ln.Close()
-	limited := salesforcetest.NewServer(nil)
-	defer limited.Close()
-	limited.SetFaults(salesforcetest.Faults{RequestLimitExceeded: true})
-	plain := salesforcetest.NewServer(nil)
-	defer plain.Close()
 	for _, tc := range []struct {
 		name, yaml, code string
 	}{
