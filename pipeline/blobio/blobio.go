@@ -43,6 +43,8 @@ import (
 	_ "gocloud.dev/blob/fileblob" // file:// URLs
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/bulkflow/bulkflow/pipeline/internal/flock"
 )
 
 // Location is a parsed location: a bucket and a key (which may be a glob
@@ -449,7 +451,7 @@ func NewWriter(ctx context.Context, l Location) (*Writer, error) {
 		opts.BeforeWrite = func(as func(any) bool) error {
 			var f *os.File
 			if as(&f) {
-				lockTemp(f)
+				flock.Hold(f)
 			}
 			return nil
 		}

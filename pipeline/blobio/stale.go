@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline/internal/flock"
 )
 
 // A local object is written to a temporary file beside it,
@@ -14,7 +16,7 @@ import (
 // renamed over NAME when the writer commits. A process killed mid-write
 // leaves that file behind: List skips it, and RemoveStaleTemps removes it.
 // While a Writer of this package writes a temporary file it holds a
-// flock(2) on it (lockTemp), which the kernel drops when the process
+// flock(2) on it (flock.Hold), which the kernel drops when the process
 // exits, however it exits: a temporary file nobody holds is no writer's.
 
 // RemoveStaleTemps removes the temporary files that killed writers of the
@@ -24,7 +26,7 @@ import (
 // it removed. Other schemes have no temporary files (nil, nil); where
 // flock(2) is missing, nothing is removed.
 func RemoveStaleTemps(l Location, minAge time.Duration) ([]string, error) {
-	if l.Scheme != "file" || !haveTempLocks || HasGlob(l.Key) || l.Key == "" || strings.HasSuffix(l.Key, "/") {
+	if l.Scheme != "file" || !flock.Supported || HasGlob(l.Key) || l.Key == "" || strings.HasSuffix(l.Key, "/") {
 		return nil, nil
 	}
 	p, err := localPath(l)
@@ -87,7 +89,7 @@ func removeIfStale(name string, minAge time.Duration) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	if !tryLockTemp(f) {
+	if !flock.Free(f) {
 		return false, nil // a live writer's
 	}
 	fi, err := f.Stat()

@@ -1,4 +1,6 @@
 package scratch
 
-// ScratchLocks exposes haveLocks to the external tests.
-const ScratchLocks = haveLocks
+import "github.com/bulkflow/bulkflow/pipeline/internal/flock"
+
+// ScratchLocks says RemoveStale can tell a dead process's folder (flock).
+const ScratchLocks = flock.Supported

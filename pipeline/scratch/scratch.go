@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/bulkflow/bulkflow/pipeline/internal/flock"
 )
 
 // Prefix starts the name of every scratch folder.
@@ -52,7 +54,7 @@ func New(parent, pattern string) (*Dir, error) {
 		os.RemoveAll(p)
 		return nil, err
 	}
-	lockShared(f) // best effort: an unlocked folder is still spared for minAge
+	flock.Hold(f) // best effort: an unlocked folder is still spared for minAge
 	return &Dir{Path: p, lock: f}, nil
 }
 
@@ -79,7 +81,7 @@ func (d *Dir) Remove() error {
 // returns the folders it removed. Where flock(2) is missing it removes
 // nothing.
 func RemoveStale(parent string, minAge time.Duration) ([]string, error) {
-	if !haveLocks {
+	if !flock.Supported {
 		return nil, nil
 	}
 	if parent == "" {
@@ -115,7 +117,7 @@ func removeIfStale(dir string, minAge time.Duration) (bool, error) {
 		return false, nil // not a scratch folder (or gone)
 	}
 	defer f.Close()
-	if !tryLockExclusive(f) {
+	if !flock.Free(f) {
 		return false, nil // its process is alive
 	}
 	info, err := f.Stat()
