@@ -23,6 +23,7 @@ import (
 
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/pipeline"
+	"github.com/bulkflow/bulkflow/pipeline/scratch"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
@@ -863,12 +864,13 @@ func jobsCreate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	// Spool the parts first: bad input is refused before any job exists,
 	// and every upload can be replayed from its file.
-	spool, err := os.MkdirTemp("", "bulkflow-jobs-")
+	sd, err := scratch.New("", "bulkflow-jobs-")
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow jobs create: spool: %v\n", err)
 		return cli.ExitFailed
 	}
-	defer os.RemoveAll(spool)
+	defer sd.Remove()
+	spool := sd.Path
 	parts, le, err := splitCSV(ctx, o.in, o.maxJobBytes, spool)
 	if err != nil {
 		fmt.Fprintf(stderr, "bulkflow jobs create: %s: %v\n", o.in, err)
