@@ -23,9 +23,9 @@ import (
 
 	"github.com/bulkflow/bulkflow/cmd/bulkflow/internal/cli"
 	"github.com/bulkflow/bulkflow/pipeline"
-	"github.com/bulkflow/bulkflow/pipeline/scratch"
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 	"github.com/bulkflow/bulkflow/pipeline/config"
+	"github.com/bulkflow/bulkflow/pipeline/scratch"
 	"github.com/bulkflow/bulkflow/sinks/salesforce"
 	"github.com/bulkflow/bulkflow/sinks/salesforcesink"     // also registers the "salesforce" sink for --pipeline files
 	"github.com/bulkflow/bulkflow/sources/salesforcesource" // registers the "salesforce" source for --pipeline files
