@@ -221,3 +221,60 @@ func TestSeededMirrorKeysInDoubt(t *testing.T) {
 		t.Errorf("files of keys in doubt after a committed run: %v", doubt)
 	}
 }
+
+// TestInsertMirrorKilledThenRunAgain: a mirror that inserts (keyed by
+// AccountNumber, not unique, so a row inserted twice is two records) with
+// its ledger on. Its run adding 400 keys is SIGKILLed mid-load; the next
+// plain run resumes it. The resume adds the killed attempt's keys in doubt
+// to its manifest, so they come back as changed rather than new: the same
+// rows in the same chunks, which the ledger skips where they were loaded.
+// Every key ends stored exactly once, the run after sends nothing, and a
+// run whose export drops 200 of the new keys deletes exactly those.
+func TestInsertMirrorKilledThenRunAgain(t *testing.T) {
+	bin := buildBulkflow(t)
+	srv := salesforcetest.NewServer(nil)
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	y := strings.Replace(insertSyncPipeline(srv, "{type: csv, url: data/accounts.csv}"), "sync: {mode: changed, key: AccountNumber, ",
+		"sync: {mode: changed, key: AccountNumber, delete_missing: true, max_deletes: \"100%\", ", 1)
+	row := func(i int) string { return fmt.Sprintf("K%06d,Name %d,111", i, i) }
+	var base, grown []string
+	want := map[string]int{}
+	for i := range 1000 {
+		if i < 600 {
+			base = append(base, row(i))
+		}
+		grown = append(grown, row(i))
+		want[fmt.Sprintf("K%06d 111", i)] = 1
+	}
+	writeFiles(t, map[string]string{"p.yaml": y, "data/accounts.csv": syncCSV(base...)})
+	if code, rep := runReport(t, "p.yaml"); code != exitOK || rep.Counts.Loaded != 600 {
+		t.Fatalf("run 1: exit %d %+v", code, rep.Counts)
+	}
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(grown...)})
+	runID := killRun(t, bin, srv, os.Kill)
+
+	code, rep := runReport(t, "p.yaml")
+	s := syncSummary(t, rep)
+	if code != exitOK || rep.RunID != runID || rep.Status != pipeline.StatusSucceeded || !s.Committed || s.InDoubt != 400 || s.New != 0 ||
+		s.Changed != 400 || s.Unchanged != 600 || rep.Counts.DeadLettered != 0 {
+		t.Fatalf("the plain run after the kill: exit %d, run %s (killed %s), status %s, counts %+v, sync %+v", code, rep.RunID, runID, rep.Status, rep.Counts, s)
+	}
+	checkRecordCounts(t, srv, want)
+
+	_, _, jobs := syncSent(t, srv, 0)
+	code, rep = runReport(t, "p.yaml")
+	if up, del, _ := syncSent(t, srv, jobs); code != exitOK || len(srv.Jobs()) != jobs || up != nil || del != 0 || syncSummary(t, rep).Unchanged != 1000 {
+		t.Fatalf("the run after: exit %d, %d jobs, sync %+v", code, len(srv.Jobs())-jobs, syncSummary(t, rep))
+	}
+
+	writeFiles(t, map[string]string{"data/accounts.csv": syncCSV(grown[:800]...)})
+	code, rep = runReport(t, "p.yaml")
+	if s := syncSummary(t, rep); code != exitOK || s.Missing != 200 || s.Deleted != 200 || s.ManifestAfter != 800 {
+		t.Fatalf("the run without 200 keys: exit %d, sync %+v", code, s)
+	}
+	for i := 800; i < 1000; i++ {
+		delete(want, fmt.Sprintf("K%06d 111", i))
+	}
+	checkRecordCounts(t, srv, want)
+}
