@@ -9,12 +9,12 @@ import (
 	"github.com/bulkflow/bulkflow/pipeline/blobio"
 )
 
-// writeManifestAt writes es (in key order) as a manifest at a fresh
-// mem:// location and opens it.
-func writeManifestAt(t *testing.T, es ...entry) *Manifest {
+// openBytes writes b at a fresh mem:// location and opens it as a
+// manifest.
+func openBytes(t *testing.T, b []byte) *Manifest {
 	t.Helper()
 	loc := memLoc(t)
-	if err := blobio.WriteAll(context.Background(), loc, encodeManifest(t, es...)); err != nil {
+	if err := blobio.WriteAll(context.Background(), loc, b); err != nil {
 		t.Fatal(err)
 	}
 	m, err := OpenManifest(context.Background(), loc)
@@ -24,8 +24,7 @@ func writeManifestAt(t *testing.T, es ...entry) *Manifest {
 	return m
 }
 
-// writeKeysAt writes keys with a KeysWriter at a fresh mem:// location and
-// opens the manifest.
+// writeKeysAt writes keys with a KeysWriter and opens the manifest.
 func writeKeysAt(t *testing.T, keys ...string) *Manifest {
 	t.Helper()
 	var buf bytes.Buffer
@@ -41,15 +40,7 @@ func writeKeysAt(t *testing.T, keys ...string) *Manifest {
 	if kw.Len() != int64(len(keys)) {
 		t.Fatalf("Len = %d, want %d", kw.Len(), len(keys))
 	}
-	loc := memLoc(t)
-	if err := blobio.WriteAll(context.Background(), loc, buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	m, err := OpenManifest(context.Background(), loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return openBytes(t, buf.Bytes())
 }
 
 func TestKeysWriterOrder(t *testing.T) {
@@ -85,7 +76,7 @@ func TestMergeUnsynced(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var b *Manifest
 			if tc.base != nil {
-				b = writeManifestAt(t, tc.base...)
+				b = openBytes(t, encodeManifest(t, tc.base...))
 			}
 			var extras []*Manifest
 			for _, ks := range tc.extras {
@@ -96,15 +87,7 @@ func TestMergeUnsynced(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			loc := memLoc(t)
-			if err := blobio.WriteAll(context.Background(), loc, out.Bytes()); err != nil {
-				t.Fatal(err)
-			}
-			m, err := OpenManifest(context.Background(), loc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := entries(t, m)
+			got := entries(t, openBytes(t, out.Bytes()))
 			if !reflect.DeepEqual(got, tc.want) || n != int64(len(tc.want)) {
 				t.Errorf("merged %d entries %v, want %v", n, got, tc.want)
 			}
