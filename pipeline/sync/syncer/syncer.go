@@ -269,16 +269,13 @@ func (s *Syncer) writeInDoubt(ctx context.Context) (changes.Counts, *inDoubtRun,
 	if err == nil {
 		err = kw.Close()
 	}
-	if err == nil && kw.Len() == 0 {
-		err = errNoKeys
-	}
-	if err != nil {
+	if err != nil || kw.Len() == 0 { // no new key: nothing to list
 		w.Abort()
 		w.Close()
-		if err == errNoKeys {
-			return c, nil, nil
+		if err != nil {
+			return c, nil, fmt.Errorf("sync: write the keys this run sends new: %w", err)
 		}
-		return c, nil, fmt.Errorf("sync: write the keys this run sends new: %w", err)
+		return c, nil, nil
 	}
 	if err := w.Close(); err != nil {
 		return c, nil, fmt.Errorf("sync: write the keys this run sends new: %w", err)
@@ -289,8 +286,6 @@ func (s *Syncer) writeInDoubt(ctx context.Context) (changes.Counts, *inDoubtRun,
 	}
 	return c, &inDoubtRun{RunID: s.runID, File: file, Keys: kw.Len(), Stamp: stamp}, nil
 }
-
-var errNoKeys = errors.New("no keys")
 
 // listInDoubt lists the run's file of keys in doubt in the inDoubtKey
 // document, beside those the run merged (until it commits, they are still
